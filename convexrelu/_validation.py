@@ -1,0 +1,89 @@
+"""Input validation shared by every public entry point."""
+
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+
+__all__ = ["check_data_matrix", "augment", "check_positive_int", "check_random_state"]
+
+
+def check_data_matrix(X, *, name: str = "X", min_samples: int = 1) -> np.ndarray:
+    """Return ``X`` as a 2-D float64 array or raise a ``ValueError`` saying what is wrong.
+
+    Rejects non-numeric, complex, 1-D / 3-D, empty and non-finite input with a message
+    naming the argument, what was received, and what to do instead.
+    """
+    if X is None:
+        raise ValueError(f"{name} is None; pass an array-like of shape (n_samples, n_features).")
+    try:
+        arr = np.asarray(X)
+    except Exception as exc:  # pragma: no cover - exotic containers
+        raise ValueError(f"{name} could not be converted to an array: {exc}") from exc
+    if arr.dtype.kind == "c":
+        raise ValueError(f"{name} is complex ({arr.dtype}); only real-valued data is supported.")
+    if arr.dtype.kind not in "biuf":
+        try:
+            arr = arr.astype(np.float64)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(
+                f"{name} must be numeric; got an array of dtype {arr.dtype} that cannot be "
+                f"converted to float ({exc}). Encode categorical columns as numbers first."
+            ) from None
+    arr = np.asarray(arr, dtype=np.float64)
+    if arr.ndim != 2:
+        hint = (" Reshape your data with X.reshape(-1, 1) if it has a single feature "
+                "or X.reshape(1, -1) if it contains a single sample.") if arr.ndim == 1 else ""
+        raise ValueError(
+            f"{name} must be 2-D of shape (n_samples, n_features); got {arr.ndim}-D array "
+            f"of shape {arr.shape}.{hint}"
+        )
+    if arr.shape[0] < min_samples or arr.shape[1] < 1:
+        raise ValueError(
+            f"{name} is empty: shape {arr.shape}; at least {min_samples} sample(s) and one "
+            "feature are required."
+        )
+    if not np.all(np.isfinite(arr)):
+        bad = "NaN" if np.isnan(arr).any() else "infinity"
+        raise ValueError(
+            f"{name} contains {bad}; remove or impute those entries (e.g. with "
+            "sklearn.impute.SimpleImputer) before fitting."
+        )
+    return arr
+
+
+def augment(X: np.ndarray, bias: bool) -> np.ndarray:
+    """``[X, 1]`` when ``bias`` else ``X`` (float64)."""
+    X = np.asarray(X, dtype=np.float64)
+    if not bias:
+        return X
+    return np.hstack([X, np.ones((X.shape[0], 1))])
+
+
+def check_positive_int(value, name: str, *, minimum: int = 1) -> int:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an int >= {minimum}; got {value!r} of type "
+                        f"{type(value).__name__}.")
+    if value < minimum:
+        raise ValueError(f"{name} must be an int >= {minimum}; got {value}.")
+    return int(value)
+
+
+def check_random_state(random_state, name: str = "random_state") -> np.random.Generator:
+    """A ``numpy.random.Generator`` from None, an int seed, a Generator or a RandomState."""
+    if random_state is None:
+        return np.random.default_rng()
+    if isinstance(random_state, np.random.Generator):
+        return random_state
+    if isinstance(random_state, np.random.RandomState):
+        return np.random.default_rng(random_state.randint(0, 2**31 - 1))
+    if isinstance(random_state, numbers.Integral) and not isinstance(random_state, bool):
+        if random_state < 0:
+            raise ValueError(f"{name} must be a non-negative int, a numpy Generator or None; "
+                             f"got {random_state}.")
+        return np.random.default_rng(int(random_state))
+    raise ValueError(
+        f"{name} must be None, a non-negative int, a numpy.random.Generator or a "
+        f"numpy.random.RandomState; got {random_state!r} of type {type(random_state).__name__}."
+    )
