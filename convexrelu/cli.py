@@ -27,8 +27,7 @@ COMMANDS = {
 }
 
 
-class UsageError(Exception):
-    """Bad input detected by a command; printed without a traceback, exit code 2."""
+from ._commands import UsageError  # noqa: E402  (one class, also under ``python -m``)
 
 
 def _build_parser(modules: dict) -> argparse.ArgumentParser:
