@@ -1,0 +1,13 @@
+"""Optimality certificates: exact dual-constraint evaluation, duality gap, violating neuron.
+
+:func:`certify` checks any trained two-layer ReLU network (a :class:`~convexrelu.ReLUNet`,
+a torch module or a fitted scikit-learn MLP) against the global optimum of its training
+problem over networks of every width (MATH §4.5); :func:`dual_constraint` evaluates
+``M(lambda)`` exactly over a set of activation patterns (MATH §4.2, §10.5).
+"""
+
+from ._certify import Certificate, ViolatingNeuron, certify
+from ._dual import DualConstraintValue, dual_constraint
+
+__all__ = ["certify", "Certificate", "ViolatingNeuron", "dual_constraint",
+           "DualConstraintValue"]

@@ -1,0 +1,726 @@
+"""Global-optimality certificates for trained two-layer ReLU networks (MATH §4.4, §4.5).
+
+Given any network (any width, not necessarily stationary), :func:`certify` computes
+
+1. the objective ``J`` (scikit-learn's normalisation by default, MATH §10.1);
+2. the dual point ``lambda = -grad l(y_hat)`` (output bias re-fitted, MATH §10.3);
+3. ``M(lambda)`` exactly over all activation patterns (:mod:`._dual`);
+4. the best feasible rescaling ``s* lambda`` and the lower bound ``LB = D(s* lambda)``,
+   valid for every network of every width (weak duality);
+5. the gap ``J - LB``, the most violating neuron and per-neuron KKT residuals.
+
+References
+----------
+M. Pilanci and T. Ergen, "Neural networks are convex regularizers: exact polynomial-time
+convex optimization formulations for two-layer networks", ICML 2020.
+
+Y. Wang, J. Lacotte and M. Pilanci, "The hidden convex optimization landscape of
+regularized two-layer ReLU networks: an exact characterization of optimal solutions",
+ICLR 2022.
+"""
+
+from __future__ import annotations
+
+import json
+import numbers
+import sys
+from dataclasses import dataclass, field
+from typing import Literal, Optional, Union
+
+import numpy as np
+
+from .._validation import augment, check_data_matrix
+from ..losses import Loss, get_loss
+from ._dual import DualConstraintValue, dual_constraint
+
+__all__ = ["certify", "Certificate", "ViolatingNeuron", "Reduction"]
+
+Reduction = Literal["sklearn", "mean", "sum"]
+_REDUCTIONS = ("sklearn", "mean", "sum")
+
+
+# --------------------------------------------------------------------------- results
+@dataclass
+class ViolatingNeuron:
+    """The neuron that most violates the dual constraint, and what adding it gains.
+
+    Attributes
+    ----------
+    weight : ndarray of shape (n_features,)
+        First-layer weights ``u`` (unit penalised norm together with ``bias`` when the
+        hidden bias is penalised, ``||u|| = 1`` otherwise).
+    bias : float
+        Hidden bias ``b`` (``0`` without hidden bias).
+    sign : int
+        Sign of the output weight.
+    dual_value : float
+        ``sign * lambda^T (X u + b)_+``, equal to ``M(lambda)`` (sum form).
+    step : float
+        The step ``t >= 0`` of the line search: the neuron is added as
+        ``(sqrt(t) u, sqrt(t) b)`` with output weight ``sign * sqrt(t)`` (balanced).
+    output_bias_shift : float
+        The output-bias correction applied together with the neuron.
+    objective_decrease : float
+        ``J(net) - J(net + neuron)`` in the certificate's normalisation (``> 0`` when
+        ``M(lambda) > beta``).
+    """
+
+    weight: np.ndarray
+    bias: float
+    sign: int
+    dual_value: float
+    step: float
+    output_bias_shift: float
+    objective_decrease: float
+
+    def add_to(self, net):
+        """Return ``net`` with this neuron added (and the output bias shifted).
+
+        Parameters
+        ----------
+        net : ReLUNet
+            A one-output network.
+
+        Returns
+        -------
+        ReLUNet
+        """
+        from ..network import ReLUNet
+
+        r = np.sqrt(self.step)
+        W1 = np.vstack([net.W1, r * self.weight[None, :]])
+        b1 = np.concatenate([net.b1, [r * self.bias]])
+        W2 = np.hstack([net.W2, [[self.sign * r]]])
+        return ReLUNet(W1, b1, W2, net.b2 + self.output_bias_shift)
+
+    def to_dict(self) -> dict:
+        return {
+            "weight": self.weight.tolist(), "bias": float(self.bias), "sign": int(self.sign),
+            "dual_value": float(self.dual_value), "step": float(self.step),
+            "output_bias_shift": float(self.output_bias_shift),
+            "objective_decrease": float(self.objective_decrease),
+        }
+
+
+@dataclass
+class Certificate:
+    """A duality-gap certificate for a trained two-layer ReLU network (MATH §4.5).
+
+    All numbers are in the normalisation chosen by ``reduction`` (scikit-learn's by
+    default: the objective equals ``MLPRegressor.loss_``).
+
+    Attributes
+    ----------
+    objective : float
+        ``J`` of the network (weight-decay form).
+    lower_bound : float
+        ``D(s* lambda)``, scaled like ``objective``: no network of any width has a smaller
+        objective (when ``exact``; over a sample it is not a valid bound).
+    gap : float
+        ``objective - lower_bound`` (an upper bound on the suboptimality when ``exact``).
+    relative_gap : float
+        ``gap / max(|objective|, tiny)``.
+    exact : bool
+        Whether every activation pattern of the data was checked.
+    conservative : bool
+        Whether ``M(lambda)`` was replaced by an upper bound (several outputs, softmax).
+        The lower bound is still valid but may be loose.
+    optimal : bool
+        ``exact and relative_gap <= tol``: the network is certified globally optimal.
+    tol : float
+    dual : ndarray of shape (n_samples,) or (n_samples, n_outputs)
+        The feasible dual point ``s* lambda`` (sum form).
+    dual_ratio : float
+        ``M(lambda) / beta`` for the unscaled ``lambda`` (``<= 1`` means dual feasible).
+    dual_scale : float
+        ``s*``.
+    beta : float
+        The weight-decay coefficient of the sum form (``alpha`` for sklearn).
+    violating_neuron : ViolatingNeuron or None
+        The most violating neuron when ``dual_ratio > 1`` (one output only).
+    stationarity_residuals : ndarray of shape (n_neurons,)
+        ``||grad_{u_j, b_j, alpha_j} J||`` per neuron (MATH §4.4).
+    balance_residuals : ndarray of shape (n_neurons,)
+        ``| ||u_j||^2 - ||alpha_j||^2 |`` per neuron (penalised norms).
+    n_patterns_checked : int
+    loss : str
+    reduction : str
+    hidden_bias : bool
+    penalize_bias : bool
+    """
+
+    objective: float
+    lower_bound: float
+    gap: float
+    relative_gap: float
+    exact: bool
+    conservative: bool
+    optimal: bool
+    tol: float
+    dual: np.ndarray
+    dual_ratio: float
+    dual_scale: float
+    beta: float
+    violating_neuron: Optional[ViolatingNeuron]
+    stationarity_residuals: np.ndarray
+    balance_residuals: np.ndarray
+    n_patterns_checked: int
+    loss: str
+    reduction: str
+    hidden_bias: bool
+    penalize_bias: bool
+    info: dict = field(default_factory=dict)
+
+    def summary(self) -> str:
+        """A short human-readable report."""
+        lines = [
+            f"objective         {self.objective:.10g}",
+            f"lower bound       {self.lower_bound:.10g}",
+            f"gap               {self.gap:.3e} (relative {self.relative_gap:.3e}, tol {self.tol:g})",
+            f"M(lambda) / beta  {self.dual_ratio:.6g}"
+            + (" (upper bound)" if self.conservative else ""),
+            f"patterns checked  {self.n_patterns_checked}"
+            + (" (all patterns)" if self.exact else " (a SAMPLE of the patterns)"),
+        ]
+        if self.optimal:
+            verdict = ("CERTIFIED globally optimal: no two-layer ReLU network of any width has "
+                       f"an objective lower by more than {self.gap:.3e}.")
+        elif not self.exact:
+            verdict = ("NOT a proof: the dual constraint was checked over a sample of the "
+                       "activation patterns only, so the lower bound is not certified and "
+                       "nothing is claimed about global optimality.")
+        else:
+            verdict = (f"not certified optimal: the network may be up to {self.gap:.3e} above "
+                       "the global optimum (relative gap above tol).")
+            if self.conservative:
+                verdict += (" The dual constraint was bounded conservatively (several "
+                            "outputs), so the gap may overestimate the suboptimality.")
+        lines.append(verdict)
+        if self.violating_neuron is not None and self.violating_neuron.objective_decrease > 0:
+            v = self.violating_neuron
+            lines.append(f"adding the most violating neuron (sign {v.sign:+d}) lowers the "
+                         f"objective by {v.objective_decrease:.3e}")
+        return "\n".join(lines)
+
+    def __str__(self) -> str:
+        return self.summary()
+
+    def to_dict(self) -> dict:
+        """JSON-serialisable dictionary."""
+        def f(x):
+            return float(x) if np.isfinite(x) else str(x)
+
+        return {
+            "objective": f(self.objective), "lower_bound": f(self.lower_bound),
+            "gap": f(self.gap), "relative_gap": f(self.relative_gap),
+            "exact": bool(self.exact), "conservative": bool(self.conservative),
+            "optimal": bool(self.optimal), "tol": float(self.tol),
+            "dual_ratio": f(self.dual_ratio), "dual_scale": f(self.dual_scale),
+            "beta": float(self.beta),
+            "violating_neuron": None if self.violating_neuron is None
+            else self.violating_neuron.to_dict(),
+            "stationarity_residuals": [float(v) for v in self.stationarity_residuals],
+            "balance_residuals": [float(v) for v in self.balance_residuals],
+            "n_patterns_checked": int(self.n_patterns_checked), "loss": self.loss,
+            "reduction": self.reduction, "hidden_bias": bool(self.hidden_bias),
+            "penalize_bias": bool(self.penalize_bias),
+            "dual": np.asarray(self.dual).tolist(),
+        }
+
+    def to_json(self, **kwargs) -> str:
+        return json.dumps(self.to_dict(), **kwargs)
+
+
+# --------------------------------------------------------------------------- softmax
+class _SoftmaxLoss:
+    """Softmax cross-entropy, sum-reduced, on integer class labels (MATH §1.2)."""
+
+    name = "softmax"
+
+    @staticmethod
+    def _logp(Z):
+        Z = Z - Z.max(axis=1, keepdims=True)
+        return Z - np.log(np.exp(Z).sum(axis=1, keepdims=True))
+
+    def value(self, Z, Y):
+        return float(-np.sum(self._logp(Z) * Y))
+
+    def gradient(self, Z, Y):
+        return np.exp(self._logp(Z)) - Y
+
+    def dual_objective(self, Lam, Y):
+        Q = Y - Lam
+        if np.any(Q < -1e-12) or np.any(np.abs(Q.sum(axis=1) - 1) > 1e-9):
+            return float("-inf")
+        Q = np.clip(Q, 0.0, 1.0)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            t = np.where(Q > 0, -Q * np.log(np.where(Q > 0, Q, 1.0)), 0.0)
+        return float(np.sum(t))
+
+    def max_dual_scale(self, Lam, Y):
+        return 1.0
+
+
+# --------------------------------------------------------------------------- helpers
+def _is_torch_module(model) -> bool:
+    torch = sys.modules.get("torch")
+    return torch is not None and isinstance(model, torch.nn.Module)
+
+
+def _as_network(model, alpha, loss):
+    """``(ReLUNet, alpha, loss_name, classes)`` from a ReLUNet, torch module or sklearn MLP."""
+    from ..network import ReLUNet
+
+    classes = None
+    if isinstance(model, ReLUNet):
+        net = model
+    elif _is_torch_module(model):
+        net = ReLUNet.from_torch(model)
+    elif hasattr(model, "coefs_") or type(model).__name__ in ("MLPRegressor", "MLPClassifier"):
+        net = ReLUNet.from_sklearn(model)
+        if alpha is None:
+            alpha = float(model.alpha)
+        if hasattr(model, "classes_"):
+            classes = np.asarray(model.classes_)
+            if loss is None:
+                loss = "logistic" if net.n_outputs == 1 else "softmax"
+        elif loss is None:
+            loss = "squared"
+    else:
+        raise TypeError(
+            f"model must be a convexrelu.ReLUNet, a torch two-layer ReLU module or a fitted "
+            f"scikit-learn MLPRegressor/MLPClassifier; got {type(model).__name__}."
+        )
+    if loss is None:
+        loss = "squared"
+    return net, alpha, loss, classes
+
+
+def _check_nonneg(value, name: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a float in the range [0.0, inf); got {value!r} of "
+                        f"type {type(value).__name__}.")
+    value = float(value)
+    if not np.isfinite(value) or value < 0:
+        raise ValueError(f"{name} must be a float in the range [0.0, inf); got {value}.")
+    return value
+
+
+def _encode(loss_name, loss_obj, y, net, classes):
+    """Targets in the loss's internal encoding, checked against the network's outputs."""
+    c = net.n_outputs
+    if loss_name == "softmax":
+        yy = np.asarray(y)
+        if yy.ndim != 1:
+            raise ValueError(f"y for the softmax loss must be 1-D class labels; got shape "
+                             f"{yy.shape}.")
+        cls = classes if classes is not None else np.unique(yy)
+        if len(cls) != c:
+            raise ValueError(f"the network has {c} outputs but y holds {len(cls)} classes.")
+        idx = np.searchsorted(cls, yy)
+        if np.any(idx >= len(cls)) or np.any(cls[np.minimum(idx, len(cls) - 1)] != yy):
+            raise ValueError("y holds labels that are not among the classifier's classes_.")
+        return np.eye(c)[idx]
+    if loss_name in ("logistic", "hinge") and classes is not None:
+        yy = np.asarray(y)
+        if set(np.unique(yy).tolist()) - set(classes.tolist()):
+            raise ValueError("y holds labels that are not among the classifier's classes_.")
+        return np.where(yy == classes[1], 1.0, -1.0)
+    yy = loss_obj.encode_targets(y)
+    expect = (yy.shape[0],) if c == 1 else (yy.shape[0], c)
+    if yy.shape != expect:
+        raise ValueError(f"y has shape {np.shape(y)} but the network has {c} output(s); pass "
+                         f"targets of shape {expect}.")
+    return yy
+
+
+def _dual_point(loss, z, y, fit_output_bias):
+    """``(lambda, delta)``: ``-grad l(z + delta)`` with the output bias re-fitted."""
+    if not fit_output_bias:
+        return -loss.gradient(z, y), 0.0 if z.ndim == 1 else np.zeros(z.shape[1])
+    if z.ndim == 2:
+        if loss.name == "squared":
+            delta = np.mean(y - z, axis=0)
+            lam = -loss.gradient(z + delta, y)
+            return lam - lam.mean(axis=0), delta
+        # softmax: re-fitting the biases has no closed form; centre conservatively
+        lam = -loss.gradient(z, y)
+        return lam, np.zeros(z.shape[1])
+    from ..solvers._dual_gap import dual_point
+
+    lam, delta = dual_point(loss, z, y, output_bias=True)
+    return lam, float(delta)
+
+
+def _best_scale(loss, lam, y, s_max):
+    if loss.name == "softmax":
+        from scipy.optimize import minimize_scalar
+
+        hi = min(1.0, s_max)
+        f = lambda s: -loss.dual_objective(s * lam, y)  # noqa: E731
+        res = minimize_scalar(f, bounds=(0.0, hi), method="bounded", options={"xatol": 1e-12})
+        cands = [(0.0, -f(0.0)), (hi, -f(hi)), (float(res.x), -float(res.fun))]
+        return max(cands, key=lambda t: t[1])
+    from ..solvers._dual_gap import best_dual_scale
+
+    return best_dual_scale(loss, lam, y, s_max)
+
+
+def _hinge_dual(Xa_masks, y, z, tau, beta, fit_output_bias, Xa, free_bias):
+    """Maximise ``sum y_i lambda_i`` over the tau-box and the finite SOCP of MATH §4.2."""
+    import cvxpy as cp
+
+    n = y.shape[0]
+    margin = y * z
+    lo = np.where(margin < 1 - tau, 1.0, 0.0)
+    hi = np.where(margin > 1 + tau, 0.0, 1.0)
+    t = cp.Variable(n)
+    lam = cp.multiply(y, t)
+    cons = [t >= lo, t <= hi]
+    if fit_output_bias or free_bias:
+        cons.append(cp.sum(lam) == 0)
+    P = Xa_masks.shape[1]
+    d = Xa.shape[1] - 1 if free_bias else Xa.shape[1]
+    for i in range(P):
+        m = Xa_masks[:, i]
+        A = np.where(m, 1.0, -1.0)
+        for sgn in (1, -1):
+            mu = cp.Variable(n, nonneg=True)
+            r = Xa.T @ (sgn * cp.multiply(m.astype(float), lam) + cp.multiply(A, mu))
+            if free_bias:
+                cons += [cp.norm(r[:d]) <= beta, r[d] == 0]
+            else:
+                cons.append(cp.norm(r) <= beta)
+    prob = cp.Problem(cp.Maximize(cp.sum(t)), cons)
+    try:
+        prob.solve(solver="CLARABEL")
+    except cp.error.SolverError:  # pragma: no cover - solver failure: use the subgradient
+        return None
+    if t.value is None:
+        return None
+    tv = np.clip(t.value, lo, hi)
+    if fit_output_bias or free_bias:
+        # restore 1^T lambda = 0 exactly inside the box (the solver meets it to ~1e-9)
+        r = float(y @ tv)
+        slack = np.where(y * r > 0, tv - lo, hi - tv)  # room to move y_i t_i against r
+        if r != 0.0 and slack.sum() >= abs(r):
+            tv = tv - y * slack * (r / slack.sum())
+            tv = np.clip(tv, lo, hi)
+    return y * tv
+
+
+# --------------------------------------------------------------------------- certify
+def certify(
+    model,
+    X,
+    y,
+    *,
+    alpha: Optional[float] = None,
+    loss: Union[str, Loss, None] = None,
+    patterns="exact",
+    tol: float = 1e-6,
+    reduction: Reduction = "sklearn",
+    weight_decay: Optional[float] = None,
+    penalize_bias: bool = False,
+    fit_output_bias: bool = True,
+    hidden_bias: Optional[bool] = None,
+    hinge_tau: float = 1e-3,
+    random_state=None,
+) -> Certificate:
+    """Certify a trained two-layer ReLU network against the global optimum (MATH §4.5).
+
+    The certified problem is (sum form, ``beta`` the weight decay)
+
+    .. math::
+
+        \\min_\\theta\\ \\ell\\Big(\\sum_j (X u_j + b_j)_+ \\alpha_j + c_0;\\ y\\Big)
+            + \\frac\\beta2 \\sum_j \\big(\\|u_j\\|^2 + \\|\\alpha_j\\|^2\\big)
+
+    over networks of **any** width. With ``lambda = -grad l(y_hat)`` (output bias re-fitted)
+    and ``M(lambda) = max_{||u|| <= 1} |lambda^T (X_aug u)_+|`` evaluated exactly over all
+    activation patterns, ``s* lambda`` with ``s* <= beta / M`` is dual feasible and
+
+    .. math::
+
+        \\mathrm{LB} = \\mathcal D(s^\\star\\lambda) \\le p^\\star \\le J(\\theta).
+
+    Parameters
+    ----------
+    model : ReLUNet, torch.nn.Module or fitted MLPRegressor / MLPClassifier
+        A two-layer ReLU network (one hidden layer, ``activation='relu'``).
+    X : array-like of shape (n_samples, n_features)
+    y : array-like of shape (n_samples,) or (n_samples, n_outputs)
+        Targets (any two labels for binary classification).
+    alpha : float, optional
+        Weight decay. Default: the sklearn model's ``alpha``; required otherwise.
+    loss : {"squared", "logistic", "hinge", "softmax", "mse"} or Loss, optional
+        Default: from the sklearn model, else ``"squared"``. ``"squared"`` is
+        ``(1/2)(z - y)^2`` per sample; ``"mse"`` is torch's ``MSELoss`` ``(z - y)^2``.
+    patterns : "exact", int or ActivationPatterns, default="exact"
+        ``"exact"``: all patterns (:func:`convexrelu.enumerate_patterns`); an int ``N``:
+        ``N`` sampled Gaussian gates (NOT a proof); or a precomputed pattern set.
+    tol : float, default=1e-6
+        Relative-gap tolerance for ``optimal``.
+    reduction : {"sklearn", "mean", "sum"}, default="sklearn"
+        Normalisation of the objective (MATH §1.2, §10.1):
+
+        * ``"sklearn"``: ``J = (1/n) [sum_i phi_i + (alpha/2) ||theta||^2]`` (``loss_``
+          of scikit-learn's MLPs);
+        * ``"mean"``: ``J = (1/n) sum_i phi_i + (wd/2) ||theta||^2`` (a torch loss with
+          ``reduction='mean'`` trained with ``SGD(weight_decay=wd)``);
+        * ``"sum"``: ``J = sum_i phi_i + (wd/2) ||theta||^2``.
+
+        The three are positive multiples of one sum-form problem (``beta = alpha``,
+        ``n * wd`` and ``wd``), so the relative gap and ``dual_ratio`` do not depend on
+        the choice.
+    weight_decay : float, optional
+        ``wd`` for ``reduction="mean"`` / ``"sum"`` (an alias of ``alpha`` there).
+    penalize_bias : bool, default=False
+        Penalise the hidden bias together with ``W1`` (Pilanci–Ergen convention).
+    fit_output_bias : bool, default=True
+        Treat the output bias as a free (unpenalised) parameter; the dual point is then
+        built at the re-fitted output bias (MATH §10.3). With a free hidden bias this is
+        forced: constant neurons act as an output bias.
+    hidden_bias : bool, optional
+        Whether the network class has hidden biases. Default: ``True`` for scikit-learn
+        and torch models with biases and whenever ``b1`` is nonzero.
+    hinge_tau : float, default=1e-3
+        Margin tolerance of the hinge certificate (MATH §4.5): samples with
+        ``|y_i f(x_i) - 1| <= tau`` get a free dual value in ``[0, 1]``.
+    random_state : int, Generator or None
+        For sampled patterns.
+
+    Returns
+    -------
+    Certificate
+
+    Raises
+    ------
+    ValueError
+        For bad data, weights, parameters, or an unsupported architecture.
+    TypeError
+        For a model of unsupported type.
+
+    References
+    ----------
+    M. Pilanci and T. Ergen, "Neural networks are convex regularizers", ICML 2020.
+    """
+    from ..arrangements import ActivationPatterns
+
+    net, alpha_m, loss_name, classes = _as_network(model, alpha, loss)
+    X = check_data_matrix(X)
+    if X.shape[1] != net.n_features:
+        raise ValueError(f"X has {X.shape[1]} features, but the network expects "
+                         f"{net.n_features} (W1 has shape {net.W1.shape}).")
+    if reduction not in _REDUCTIONS:
+        raise ValueError(f"reduction must be one of {list(_REDUCTIONS)}; got {reduction!r}.")
+    if weight_decay is not None:
+        if reduction == "sklearn":
+            raise ValueError("weight_decay is for reduction='mean' or 'sum' (torch "
+                             "conventions); with reduction='sklearn' pass alpha.")
+        if alpha is not None:
+            raise ValueError("pass either alpha or weight_decay, not both.")
+        alpha_m = weight_decay
+    if alpha_m is None:
+        raise ValueError("alpha is required for this model (only scikit-learn models carry "
+                         "their own alpha); pass alpha=... (or weight_decay=... with "
+                         "reduction='mean'/'sum').")
+    coef = _check_nonneg(alpha_m, "alpha" if weight_decay is None else "weight_decay")
+    tol = _check_nonneg(tol, "tol")
+    n = X.shape[0]
+    # sum form: l_sum + (beta/2)||theta||^2 ; J = kappa * (sum form)
+    if reduction == "sklearn":
+        beta, kappa = coef, 1.0 / n
+    elif reduction == "mean":
+        beta, kappa = n * coef, 1.0 / n
+    else:
+        beta, kappa = coef, 1.0
+    factor = 1.0
+    if isinstance(loss_name, str) and loss_name == "mse":
+        # (z - y)^2 = 2 * (1/2)(z - y)^2: the problem is 2 * [l_sq + (beta/4)||theta||^2]
+        loss_name, factor = "squared", 2.0
+    if isinstance(loss_name, str) and loss_name == "softmax":
+        loss_obj = _SoftmaxLoss()
+        if net.n_outputs < 2:
+            raise ValueError("the softmax loss needs a network with >= 2 outputs; use "
+                             "loss='logistic' for one logit.")
+    else:
+        loss_obj = get_loss(loss_name)
+    lname = loss_obj.name
+    if lname in ("logistic", "hinge") and net.n_outputs != 1:
+        raise ValueError(f"the {lname} loss takes one output; this network has "
+                         f"{net.n_outputs}. Use loss='softmax' for several classes.")
+    beta_s = beta / factor  # beta of the problem  l + (beta_s/2)||theta||^2
+    kappa = kappa * factor
+    yy = _encode(lname, loss_obj, y, net, classes)
+    if yy.shape[0] != n:
+        raise ValueError(f"X has {n} samples but y has {yy.shape[0]}.")
+
+    if hidden_bias is None:
+        hidden_bias = bool(np.any(net.b1 != 0)) or _is_torch_module(model) or \
+            hasattr(model, "coefs_") or (isinstance(patterns, ActivationPatterns)
+                                         and patterns.bias)
+    hidden_bias = bool(hidden_bias)
+    if not hidden_bias and np.any(net.b1 != 0):
+        raise ValueError("hidden_bias=False but the network has nonzero hidden biases.")
+    free_bias = hidden_bias and not penalize_bias
+    fit_ob = bool(fit_output_bias) or free_bias
+
+    # ---- primal
+    z = net.predict(X)
+    Z = z
+    pen_W1 = np.hstack([net.W1, net.b1[:, None]]) if (hidden_bias and penalize_bias) else net.W1
+    wd = 0.5 * (float(np.sum(pen_W1 ** 2)) + float(np.sum(net.W2 ** 2)))
+    primal_s = float(loss_obj.value(Z, yy)) + beta_s * wd
+    objective = kappa * primal_s
+
+    # ---- patterns
+    sweep = False
+    if isinstance(patterns, str):
+        if patterns != "exact":
+            raise ValueError(f"patterns must be 'exact', a positive int or an "
+                             f"ActivationPatterns; got {patterns!r}.")
+        from ..arrangements import enumerate_patterns
+
+        # two features with a free (or no) hidden bias: exact angular sweep, no listing
+        sweep = X.shape[1] == 2 and net.n_outputs == 1 and (free_bias or not hidden_bias) \
+            and lname != "hinge"
+        pats = None if sweep else enumerate_patterns(X, bias=hidden_bias)
+    elif isinstance(patterns, numbers.Integral) and not isinstance(patterns, bool):
+        from ..arrangements import sample_patterns
+
+        pats = sample_patterns(X, int(patterns), random_state=random_state, bias=hidden_bias)
+    elif isinstance(patterns, ActivationPatterns):
+        patterns.check_data(X)
+        if patterns.bias != hidden_bias:
+            raise ValueError(f"patterns were computed with bias={patterns.bias} but the network "
+                             f"class has hidden_bias={hidden_bias}; recompute them with "
+                             f"bias={hidden_bias}.")
+        pats = patterns
+    else:
+        raise ValueError(f"patterns must be 'exact', a positive int or an ActivationPatterns; "
+                         f"got {type(patterns).__name__}.")
+
+    # ---- dual point
+    lam, delta = _dual_point(loss_obj, Z, yy, fit_ob)
+    conservative = lname == "softmax" or net.n_outputs > 1
+    if lname == "hinge" and pats is not None and pats.n_patterns <= 400 and n <= 400:
+        lam_h = _hinge_dual(pats.masks, yy, Z + delta, float(hinge_tau), beta_s, fit_ob,
+                            augment(X, hidden_bias), free_bias)
+        if lam_h is not None:
+            lam = lam_h
+    if lname == "softmax" and fit_ob:
+        # the output-bias constraint 1^T Lambda = 0 per class: use a feasible point only if
+        # centred; otherwise project the rows inside the simplex by mixing with Y (s < 1)
+        conservative = True
+    if sweep:
+        from ..arrangements import count_patterns
+        from ._dual import dual_constraint_2d
+
+        dv = dual_constraint_2d(X, lam, bias=hidden_bias)
+        dv.n_patterns_checked = int(count_patterns(X, bias=hidden_bias))
+        pats_exact = True
+    else:
+        dv = dual_constraint(pats, X, lam, penalize_bias=not free_bias)
+        pats_exact = bool(pats.exact)
+    Mval = dv.value
+    if lname == "softmax" and fit_ob and np.any(np.abs(lam.sum(axis=0)) > 1e-10):
+        # no feasible rescaling keeps 1^T Lambda = 0: fall back to the trivial bound
+        s, LB = 0.0, loss_obj.dual_objective(0 * lam, yy)
+    else:
+        s_max = np.inf if Mval == 0 else beta_s / Mval
+        if lname == "hinge" and fit_ob and abs(float(np.sum(lam))) > 1e-9 * (1 + np.abs(lam).sum()):
+            s, LB = 0.0, 0.0
+        else:
+            s, LB = _best_scale(loss_obj, lam, yy, s_max)
+    LB = float(LB)
+    lower_bound = kappa * LB
+    gap = objective - lower_bound
+    rel = gap / max(abs(objective), np.finfo(float).tiny)
+    ratio = float(Mval / beta_s) if beta_s > 0 else (0.0 if Mval == 0 else float("inf"))
+    optimal = bool(pats_exact and not conservative and rel <= tol)
+
+    # ---- violating neuron
+    vn = None
+    if net.n_outputs == 1 and Mval > beta_s and np.any(dv.direction != 0):
+        vn = _violating_neuron(net, X, yy, loss_obj, dv, beta_s, kappa, hidden_bias,
+                               penalize_bias, delta)
+
+    st, bal = _kkt_residuals(net, X, yy, loss_obj, beta_s, hidden_bias, penalize_bias, kappa)
+    return Certificate(
+        objective=objective, lower_bound=lower_bound, gap=gap, relative_gap=rel,
+        exact=pats_exact, conservative=bool(conservative), optimal=optimal, tol=tol,
+        dual=s * lam, dual_ratio=ratio, dual_scale=float(s), beta=float(beta_s),
+        violating_neuron=vn, stationarity_residuals=st, balance_residuals=bal,
+        n_patterns_checked=int(dv.n_patterns_checked), loss=lname, reduction=reduction,
+        hidden_bias=hidden_bias, penalize_bias=bool(penalize_bias),
+        info={"M": Mval, "n_refined": dv.n_refined, "n_fallbacks": dv.n_fallbacks,
+              "output_bias_shift": delta, "pattern_index": dv.pattern_index,
+              "sign": dv.sign, "direction": dv.direction, "gate_lower": dv.gate_lower,
+              "primal_sum": primal_s, "kappa": kappa},
+    )
+
+
+def _violating_neuron(net, X, y, loss, dv, beta, kappa, hidden_bias, penalize_bias, delta):
+    """Line search ``t -> l(z + delta + t sign a) + beta t`` for the most violating neuron."""
+    from scipy.optimize import minimize_scalar
+
+    x = dv.direction
+    Xa = augment(X, hidden_bias)
+    a = np.maximum(Xa @ x, 0.0)
+    sgn = dv.sign
+    z0 = net.predict(X) + delta
+    pen = float(np.linalg.norm(x if (penalize_bias or not hidden_bias) else x[:-1]))
+
+    def phi(t):
+        return float(loss.value(z0 + t * sgn * a, y)) + beta * t * pen
+
+    f0 = phi(0.0)
+    hi = 1.0 / max(float(np.max(np.abs(a))), 1e-300)
+    while phi(2 * hi) < phi(hi) and hi < 1e12:
+        hi *= 2
+    hi *= 2
+    res = minimize_scalar(phi, bounds=(0.0, hi), method="bounded", options={"xatol": 1e-12 * hi})
+    t = float(res.x) if res.fun < f0 else 0.0
+    # J(old) - J(new): the loss changes and the balanced neuron costs beta * t * pen
+    dec = kappa * (float(loss.value(net.predict(X), y)) - phi(t))
+    u = x[:-1] if hidden_bias else x
+    b = float(x[-1]) if hidden_bias else 0.0
+    return ViolatingNeuron(weight=np.array(u, dtype=float), bias=b, sign=int(sgn),
+                           dual_value=float(dv.value), step=t, output_bias_shift=float(delta),
+                           objective_decrease=float(dec))
+
+
+def _kkt_residuals(net, X, y, loss, beta, hidden_bias, penalize_bias, kappa):
+    """Per-neuron gradient norms of the (scaled) objective and balance residuals (§4.4)."""
+    Xa = augment(X, hidden_bias)
+    U = np.hstack([net.W1, net.b1[:, None]]) if hidden_bias else net.W1
+    z = net.predict(X)
+    lam = -loss.gradient(z, y)
+    Lam = lam[:, None] if lam.ndim == 1 else lam  # (n, c)
+    A = net.W2  # (c, m)
+    S = Xa @ U.T  # (n, m)
+    H = np.maximum(S, 0.0)
+    act = (S > 0).astype(float)
+    pen = np.ones(U.shape[1])
+    if hidden_bias and not penalize_bias:
+        pen[-1] = 0.0
+    # d/du_j = beta * pen * u_j - X_aug^T (act_j * (Lam alpha_j))
+    LA = Lam @ A  # (n, m)
+    gU = beta * U * pen[None, :] - ((act * LA).T @ Xa)
+    gA = beta * A - Lam.T @ H  # (c, m)
+    # a neuron on a kink (x~_i^T u~_j = 0) has a Clarke subdifferential: the activation of a
+    # tie row may be any theta in [0, 1]; report the smallest gradient norm over those
+    scale = np.linalg.norm(Xa, axis=1)[:, None] * np.linalg.norm(U, axis=1)[None, :]
+    ties = np.abs(S) <= 1e-9 * scale
+    for j in np.flatnonzero(np.any(ties, axis=0) & (np.linalg.norm(U, axis=1) > 0)):
+        from scipy.optimize import lsq_linear
+
+        rows = np.flatnonzero(ties[:, j])
+        B = -(Xa[rows] * LA[rows, j][:, None]).T  # d(gU_j)/d(theta)
+        res = lsq_linear(B, -gU[j], bounds=(0.0, 1.0))
+        gU[j] = gU[j] + B @ res.x
+    st = kappa * np.sqrt(np.sum(gU ** 2, axis=1) + np.sum(gA ** 2, axis=0))
+    nu2 = np.sum((U * np.sqrt(pen)[None, :]) ** 2, axis=1)
+    na2 = np.sum(A ** 2, axis=0)
+    return st, np.abs(nu2 - na2)

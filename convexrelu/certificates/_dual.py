@@ -1,0 +1,616 @@
+"""Exact evaluation of the dual-constraint functional ``M(lambda)`` (MATH §4.2, §10.2, §10.5).
+
+For a dual point :math:`\\lambda \\in \\mathbb R^n` and augmented data :math:`\\tilde X`,
+
+.. math::
+
+    M(\\lambda) = \\max_i \\max(M_i^+, M_i^-), \\qquad
+    M_i^\\pm = \\max_{x \\in K_i,\\ \\|x\\|_{\\rm pen} \\le 1} \\pm c_i^\\top x,
+    \\qquad c_i = \\tilde X^\\top D_i \\lambda,
+
+with :math:`K_i = \\{x : A_i \\tilde X x \\ge 0\\}` and :math:`\\|x\\|_{\\rm pen}` the full norm
+(no hidden bias, or a penalised one) or the norm of the weight part :math:`x_{1:d}` (free
+hidden bias, MATH §10.2). By conic duality, for every :math:`\\mu \\ge 0`,
+
+.. math::
+
+    M_i^+ \\le \\big\\|(c_i + \\tilde X^\\top A_i \\mu)_{1:d}\\big\\|
+        + \\big|(c_i + \\tilde X^\\top A_i \\mu)_{d+1}\\big|\\, R ,
+
+where :math:`R` bounds :math:`|b|` on the feasible set (the second term is absent when the
+norm is the full norm; with a free bias the exact value is the minimum over :math:`\\mu`
+with :math:`(\\cdot)_{d+1} = 0`). Every value returned here is such a *certified upper
+bound* built from an explicit :math:`\\mu \\ge 0`, so a certificate that uses it is sound
+whatever the accuracy of the inner solver. The multipliers come from a constraint-generation
+loop around ``scipy.optimize.lsq_linear(method="bvls")`` (never ``scipy.optimize.nnls``,
+MATH §10.4), and each value is *verified*: a primal feasible point must attain it to a
+relative ``1e-9``; otherwise a small Clarabel SOCP is solved and its multipliers used.
+
+Patterns are streamed in blocks; the cheap bounds
+:math:`M_i^\\pm \\le \\|c_i\\|` (or :math:`\\|c_{i,1:d}\\| + |c_{i,d+1}|R`) of a whole block come
+from one matrix product, and exact values are computed only while a bound still exceeds
+the best exact value found (bound-then-refine, MATH §10.5).
+
+References
+----------
+M. Pilanci and T. Ergen, "Neural networks are convex regularizers: exact polynomial-time
+convex optimization formulations for two-layer networks", ICML 2020.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass, field
+import numpy as np
+
+__all__ = ["DualConstraintValue", "dual_constraint", "pattern_value", "pattern_value_socp"]
+
+_VERIFY_RTOL = 1e-9
+
+
+@dataclass
+class DualConstraintValue:
+    """The value of ``M(lambda)`` over a pattern set and its maximiser.
+
+    Attributes
+    ----------
+    value : float
+        ``M(lambda)`` over the patterns checked: a certified upper bound, equal to the
+        exact value up to the verification tolerance (relative ``1e-9``). For a vector
+        dual point (several outputs) it is the conservative bound
+        ``max_i sigma_max(Lambda^T D_i X_aug)`` (see ``conservative``).
+    lower : float
+        A lower bound on ``M(lambda)``: the value attained by ``direction`` (or by the
+        best gate for a conservative evaluation).
+    direction : ndarray of shape (d_aug,)
+        The maximiser ``x* = (u*, b*)`` in the original coordinates, normalised so that
+        its penalised norm is 1 (the most violating neuron, with sign ``sign``).
+    sign : int
+        ``+1`` when the maximum is ``M_i^+`` (a neuron with positive output weight),
+        ``-1`` for ``M_i^-``.
+    pattern_index : int
+        Index of the maximising pattern in the pattern set (``-1`` if there is none).
+    exact : bool
+        Whether the pattern set is the complete arrangement (``patterns.exact``): only
+        then is ``value`` the true ``M(lambda)``; over a sample it underestimates it.
+    conservative : bool
+        ``True`` when ``value`` is only an upper bound (vector dual point).
+    n_patterns_checked : int
+        Number of patterns whose bound was evaluated.
+    n_refined : int
+        Number of patterns whose exact value was computed.
+    n_fallbacks : int
+        Number of per-pattern values that needed the SOCP fallback.
+    gate_lower : float
+        The cheap lower bound ``max_k |lambda^T (X_aug g_k)_+| / ||g_k||_pen`` over gates.
+    """
+
+    value: float
+    lower: float
+    direction: np.ndarray
+    sign: int
+    pattern_index: int
+    exact: bool
+    conservative: bool = False
+    n_patterns_checked: int = 0
+    n_refined: int = 0
+    n_fallbacks: int = 0
+    gate_lower: float = 0.0
+    info: dict = field(default_factory=dict)
+
+
+# --------------------------------------------------------------------------- one pattern
+def _weights(d_aug: int, free_bias: bool, w: float) -> np.ndarray:
+    wv = np.ones(d_aug)
+    if free_bias:
+        wv[-1] = w
+    return wv
+
+
+def _upper(r: np.ndarray, free_bias: bool, R: float, all_active: bool) -> float:
+    """Certified upper bound from the residual ``r = c + G^T mu`` (``mu >= 0``)."""
+    if not free_bias:
+        return float(np.linalg.norm(r))
+    eps = float(r[-1])
+    base = float(np.linalg.norm(r[:-1]))
+    if all_active and eps > 0:
+        # b is unbounded above on the all-active cell: the bound is only finite when
+        # (c + G^T mu)_{d+1} <= 0; rounding-level positives (a centred lambda) are ignored.
+        if eps > 1e-12 * (1.0 + base):
+            return float("inf")
+        eps = 0.0
+    return base + abs(eps) * R
+
+
+def _primal(c: np.ndarray, G: np.ndarray, mask: np.ndarray, u: np.ndarray, free_bias: bool,
+            b_hint: float = 0.0):
+    """A feasible point built from the direction ``u`` and its value ``c^T x`` (or None)."""
+    if not free_bias:
+        nu = np.linalg.norm(u)
+        if nu == 0:
+            return None
+        x = u / nu
+        s = G @ x
+        scale = np.linalg.norm(G, axis=1)
+        if np.any(s < -1e-12 * scale):
+            return None
+        return float(c @ x), x
+    d = u.shape[0] - 1
+    nu = np.linalg.norm(u[:d])
+    if nu == 0:
+        return None
+    uu = u[:d] / nu
+    # constraints A_j (x_j^T u + b) >= 0: active rows b >= -x_j^T u, inactive b <= -x_j^T u
+    t = -(G[:, :d] * np.where(mask, 1.0, -1.0)[:, None]) @ uu  # = -x_j^T u
+    lo = float(np.max(t[mask])) if np.any(mask) else -np.inf
+    hi = float(np.min(t[~mask])) if np.any(~mask) else np.inf
+    if lo > hi + 1e-12 * (1.0 + abs(lo)):
+        return None
+    hi = max(hi, lo)
+    if c[d] > 0 and np.isfinite(hi):
+        b = hi
+    elif c[d] < 0 and np.isfinite(lo):
+        b = lo
+    else:  # unbounded side with a rounding-level coefficient: any point will do
+        b = min(max(b_hint if np.isfinite(b_hint) else 0.0, lo), hi)
+    if not np.isfinite(b):
+        return None
+    x = np.concatenate([uu, [b]])
+    return float(c @ x), x
+
+
+def _equality_polish(GS: np.ndarray, c: np.ndarray, mu: np.ndarray) -> np.ndarray:
+    """Re-solve on the support of ``mu`` with ``(c + GS^T mu)_{d+1} = 0`` exactly (KKT system).
+
+    Returns ``(mu, nu)``: the polished multipliers and the multiplier ``nu`` of the equality
+    (``None`` when the polish failed and ``mu`` is returned unchanged).
+    """
+    T = np.flatnonzero(mu > 1e-12 * float(np.max(mu, initial=0.0)))
+    if T.size == 0:
+        return mu, None
+    H = GS[T, :-1].T  # (d, t)
+    g = GS[T, -1]  # (t,)
+    t = T.size
+    K = np.zeros((t + 1, t + 1))
+    K[:t, :t] = H.T @ H
+    K[:t, t] = g
+    K[t, :t] = g
+    rhs = np.concatenate([-H.T @ c[:-1], [-c[-1]]])
+    sol = np.linalg.lstsq(K, rhs, rcond=None)[0]
+    m2 = sol[:t]
+    if np.all(m2 >= -1e-14 * float(np.max(np.abs(m2), initial=1.0))) and \
+            np.all(np.isfinite(m2)):
+        m2 = np.maximum(m2, 0.0)
+        out = np.zeros_like(mu)
+        out[T] = m2
+        r_old = c + GS.T @ mu
+        r_new = c + GS.T @ out
+        if abs(r_new[-1]) <= abs(r_old[-1]):
+            return out, float(sol[t])
+    return mu, None
+
+
+def pattern_value(Xa: np.ndarray, mask: np.ndarray, c: np.ndarray, *, free_bias: bool = False,
+                  R: float = 0.0, max_rounds: int = 60):
+    """``max_{x in K, ||x||_pen <= 1} c^T x`` for one pattern, with a certified upper bound.
+
+    Parameters
+    ----------
+    Xa : ndarray of shape (n_samples, d_aug)
+        Augmented data (with a free bias: its last column is ones).
+    mask : ndarray of shape (n_samples,), bool
+        The pattern ``d_i``; the cone is ``K = {x : A X_aug x >= 0}``, ``A = 2 D - I``.
+    c : ndarray of shape (d_aug,)
+        The linear objective (``±X_aug^T D lambda``).
+    free_bias : bool, default=False
+        Penalise only ``x_{1:d}`` (MATH §10.2).
+    R : float
+        A bound on ``|b|`` over the feasible set (``max_j ||x_j||``), used with a free bias.
+    max_rounds : int, default=60
+        Constraint-generation rounds before the SOCP fallback.
+
+    Returns
+    -------
+    upper : float
+        Certified upper bound (dual value of explicit multipliers ``mu >= 0``).
+    lower : float
+        Value of a primal feasible point (``-inf`` when none was built).
+    x : ndarray of shape (d_aug,) or None
+        That primal point (penalised norm 1).
+    fallback : bool
+        Whether the SOCP fallback was used.
+    """
+    from scipy.optimize import lsq_linear
+
+    mask = np.asarray(mask, dtype=bool)
+    A = np.where(mask, 1.0, -1.0)
+    G = A[:, None] * Xa
+    d_aug = Xa.shape[1]
+    all_active = bool(free_bias and np.all(mask))
+    scale_c = float(np.linalg.norm(c)) + 1e-300
+    w = 1e4
+    wv = _weights(d_aug, free_bias, w)
+    rownorm = np.linalg.norm(G, axis=1) + 1e-300
+    S = np.zeros(0, dtype=int)
+    mu = np.zeros(0)
+    add = max(2 * d_aug, 8)
+    best = (0.0, None)  # x = 0 is feasible: the value is >= 0
+    for _ in range(max_rounds):
+        if S.size:
+            B = (G[S] * wv[None, :]).T
+            res = lsq_linear(B, -wv * c, bounds=(0.0, np.inf), method="bvls")
+            mu = np.maximum(res.x, 0.0)
+            nu = None
+            if free_bias:
+                mu, nu = _equality_polish(G[S], c, mu)
+            r = c + G[S].T @ mu
+        else:
+            r = c.copy()
+            nu = None
+        U = _upper(r, free_bias, R, all_active)
+        nr = np.linalg.norm(wv * r)
+        if nr <= 1e-15 * scale_c or U <= 1e-15 * scale_c:
+            return max(U, 0.0), 0.0, None, False
+        xs = wv * wv * r / nr  # maximiser of the weighted relaxation
+        if nu is not None:  # exact equality: b is the equality's multiplier
+            nr1 = np.linalg.norm(r[:-1])
+            if nr1 > 0:
+                xs = np.concatenate([r[:-1], [nu]]) / nr1
+        viol = (G @ xs) / rownorm
+        prim = _primal(c, G, mask, xs, free_bias, b_hint=float(xs[-1]))
+        if prim is not None:
+            L, x = prim
+            if L > best[0]:
+                best = (L, x)
+        if U - best[0] <= _VERIFY_RTOL * scale_c:
+            return U, best[0], best[1], False
+        bad = np.flatnonzero(viol < -1e-13)
+        bad = np.setdiff1d(bad, S, assume_unique=False)
+        if bad.size == 0:
+            break
+        order = np.argsort(viol[bad])[:add]
+        S = np.union1d(S, bad[order])
+    U2, L2, x2 = pattern_value_socp(Xa, mask, c, free_bias=free_bias, R=R)
+    if best[0] > L2:
+        L2, x2 = best
+    return U2, L2, x2, True
+
+
+def pattern_value_socp(Xa: np.ndarray, mask: np.ndarray, c: np.ndarray, *,
+                       free_bias: bool = False, R: float = 0.0):
+    """The same value by a direct SOCP (cvxpy + Clarabel with tight tolerances).
+
+    Returns ``(upper, lower, x)``: the upper bound is recomputed from the SOCP's cone
+    multipliers (clipped to ``mu >= 0``), so it is certified whatever the solver accuracy.
+    """
+    import cvxpy as cp
+
+    mask = np.asarray(mask, dtype=bool)
+    A = np.where(mask, 1.0, -1.0)
+    G = A[:, None] * Xa
+    d_aug = Xa.shape[1]
+    x = cp.Variable(d_aug)
+    norm_part = x[: d_aug - 1] if free_bias else x
+    cons = [G @ x >= 0, cp.norm(norm_part, 2) <= 1]
+    if free_bias:
+        cons.append(cp.abs(x[-1]) <= 10.0 * (R + 1.0))  # keeps the all-active cell bounded
+    prob = cp.Problem(cp.Maximize(c @ x), cons)
+    try:
+        prob.solve(solver="CLARABEL", tol_gap_abs=1e-11, tol_gap_rel=1e-11, tol_feas=1e-11)
+    except Exception:  # pragma: no cover - solver failure
+        prob.solve(solver="CLARABEL")
+    mu = np.maximum(np.asarray(cons[0].dual_value, dtype=float).reshape(-1), 0.0)
+    r = c + G.T @ mu
+    all_active = bool(free_bias and np.all(mask))
+    U = _upper(r, free_bias, R, all_active)
+    xv = None if x.value is None else np.asarray(x.value, dtype=float)
+    L = 0.0
+    if xv is not None:
+        prim = _primal(c, G, mask, xv, free_bias, b_hint=float(xv[-1]))
+        if prim is not None and prim[0] > L:
+            L, xv = prim
+    if not np.isfinite(U) and np.isfinite(L) and prob.status == "optimal" and not all_active:
+        U = float(prob.value)  # pragma: no cover
+    return U, L, xv
+
+
+# --------------------------------------------------------------------------- all patterns
+def _prepare(Xa: np.ndarray, free_bias: bool):
+    """Translate the data (free bias only) so that ``R = max ||x_j||`` is small."""
+    if not free_bias:
+        return Xa, np.zeros(Xa.shape[1] - 1), 0.0
+    shift = Xa[:, :-1].mean(axis=0)
+    Xt = Xa.copy()
+    Xt[:, :-1] -= shift
+    R = float(np.max(np.linalg.norm(Xt[:, :-1], axis=1))) if Xt.shape[0] else 0.0
+    return Xt, shift, R
+
+
+def _candidate_rows(Xt: np.ndarray, k: int = 48) -> np.ndarray:
+    """Rows used by the free-bias cheap bound: all rows, or a spread-out subset."""
+    n = Xt.shape[0]
+    if n <= k:
+        return np.arange(n)
+    P = Xt[:, :-1]
+    rng = np.random.default_rng(0)
+    dirs = rng.standard_normal((P.shape[1], k // 2))
+    proj = P @ dirs
+    rows = np.concatenate([np.argmax(proj, axis=0), np.argmin(proj, axis=0)])
+    return np.unique(rows)
+
+
+def _cheap_bounds(C: np.ndarray, masks: np.ndarray, Xt: np.ndarray, R: float,
+                  cand_rows) -> np.ndarray:
+    """Upper bounds on ``M_i^+`` (row 0) and ``M_i^-`` (row 1) for a block of patterns.
+
+    Without a free bias: ``||c_i||``. With one (``cand_rows`` given): for any row ``k``
+    with ``A_k = -sign(c_{i,d+1})`` (inactive for ``+c``), the multiplier
+    ``mu = |c_{d+1}| e_k`` zeroes the bias coordinate, so
+    ``M_i^+ <= ||c_{1:d} - c_{d+1} x_k||``; also ``M_i^+ <= ||c_{1:d}|| + |c_{d+1}| R``
+    except on the all-active cell (``b`` unbounded above there).
+    """
+    if cand_rows is None:
+        nb = np.linalg.norm(C, axis=0)
+        return np.vstack([nb, nb])
+    cw, cb = C[:-1], C[-1]
+    base = np.linalg.norm(cw, axis=0)
+    rb = base + np.abs(cb) * R
+    allact = np.all(masks, axis=0)
+    rb_plus = np.where(allact & (cb > 0), np.inf, rb)
+    rb_minus = np.where(allact & (cb < 0), np.inf, rb)
+    Pk = Xt[cand_rows, :-1]  # (k, d)
+    # f[k, i] = ||c_{1:d} - c_{d+1} x_k||
+    f2 = (base ** 2)[None, :] - 2.0 * cb[None, :] * (Pk @ cw) + \
+        (cb ** 2)[None, :] * np.sum(Pk ** 2, axis=1)[:, None]
+    f = np.sqrt(np.maximum(f2, 0.0)) * (1.0 + 1e-12) + 1e-300
+    act = masks[cand_rows]
+    f_inact = np.where(~act, f, np.inf).min(axis=0)
+    f_act = np.where(act, f, np.inf).min(axis=0)
+    pos = cb >= 0
+    bp = np.minimum(rb_plus, np.where(pos, f_inact, f_act))
+    bm = np.minimum(rb_minus, np.where(pos, f_act, f_inact))
+    return np.vstack([bp, bm])
+
+
+def dual_constraint(patterns, X, lam, *, penalize_bias: bool = True,
+                    block_size: int = 8192, refine: bool = True) -> DualConstraintValue:
+    """Evaluate ``M(lambda)`` over a pattern set, bound-then-refine (MATH §4.2, §10.5).
+
+    Parameters
+    ----------
+    patterns : ActivationPatterns
+        Exact or sampled patterns of ``X`` (``patterns.bias`` decides ``X_aug``).
+    X : array-like of shape (n_samples, n_features)
+    lam : array-like of shape (n_samples,) or (n_samples, n_outputs)
+        The dual point. With a free hidden bias (``patterns.bias`` and not
+        ``penalize_bias``) it must be centred (``1^T lambda = 0``), otherwise constant
+        neurons make ``M`` infinite.
+    penalize_bias : bool, default=True
+        With ``patterns.bias``: whether the hidden bias is penalised (full norm) or free
+        (norm of the weight part only, MATH §10.2). Ignored without bias.
+    block_size : int, default=8192
+        Patterns per block (memory ``~ 8 * n_samples * block_size`` bytes).
+    refine : bool, default=True
+        Compute exact values; with ``False`` only the cheap upper bounds (conservative).
+
+    Returns
+    -------
+    DualConstraintValue
+    """
+    X = np.asarray(X, dtype=np.float64)
+    patterns.check_data(X)
+    Xa = patterns.augment(X)
+    lam = np.asarray(lam, dtype=np.float64)
+    free_bias = bool(patterns.bias and not penalize_bias)
+    Xt, shift, R = _prepare(Xa, free_bias)
+    d_aug = Xa.shape[1]
+    if lam.ndim == 2 and lam.shape[1] == 1:
+        lam = lam[:, 0]
+    if lam.ndim == 2:
+        return _dual_constraint_vector(patterns, Xt, shift, R, lam, free_bias, block_size)
+
+    XL = Xt * lam[:, None]  # (n, d_aug)
+    cand_rows = _candidate_rows(Xt) if free_bias else None
+    best_U = -np.inf
+    best_L = -np.inf
+    best_x = np.zeros(d_aug)
+    best_sign, best_idx = 1, -1
+    gate_lower = 0.0
+    gate_best = (0.0, np.zeros(d_aug), 1, -1)
+    n_checked = n_refined = n_fallbacks = 0
+    for start, masks, gates in patterns.iter_blocks(block_size):
+        b = masks.shape[1]
+        n_checked += b
+        C = XL.T @ masks  # (d_aug, b): c_i = X_aug^T D_i lam
+        bounds = _cheap_bounds(C, masks, Xt, R, cand_rows)  # (2, b): signs +1, -1
+        # cheap lower bound from the gates
+        Gt = gates.copy()
+        if free_bias:
+            Gt[-1] += shift @ Gt[:-1]
+        gn = np.linalg.norm(Gt[:-1] if free_bias else Gt, axis=0)
+        gv = np.einsum("db,db->b", C, Gt)
+        glow = np.abs(gv) / np.where(gn > 0, gn, np.inf)
+        if b:
+            k = int(np.argmax(glow))
+            if glow[k] > gate_lower:
+                gate_lower = float(glow[k])
+                gate_best = (gate_lower, Gt[:, k] / gn[k], 1 if gv[k] >= 0 else -1, start + k)
+        if not refine:
+            flat = int(np.argmax(bounds)) if b else -1
+            if b and bounds.flat[flat] > best_U:
+                best_U, best_idx = float(bounds.flat[flat]), start + flat % b
+            continue
+        cand = np.flatnonzero(bounds.ravel() > best_U)
+        cand = cand[np.argsort(-bounds.ravel()[cand], kind="stable")]
+        for f in cand:
+            if bounds.flat[f] <= best_U:
+                break
+            sgn = 1 if f < b else -1
+            k = f % b
+            U, L, x, fb = pattern_value(Xt, masks[:, k], sgn * C[:, k], free_bias=free_bias, R=R)
+            n_fallbacks += int(fb)
+            n_refined += 1
+            if U > best_U:
+                best_U, best_L = U, L
+                best_sign, best_idx = sgn, start + k
+                best_x = np.zeros(d_aug) if x is None else x
+    if patterns.n_patterns == 0:
+        best_U = 0.0
+    if not refine:
+        _, gx, gs, gi = gate_best
+        best_x, best_sign, best_L = gx, gs, gate_lower
+    direction = best_x.copy()
+    if free_bias:
+        direction[-1] = direction[-1] - shift @ direction[:-1]
+    if not np.isfinite(best_U):
+        warnings.warn("M(lambda) is infinite: the dual point is not centred although the "
+                      "hidden bias is free (constant neurons are unpenalised).", RuntimeWarning,
+                      stacklevel=2)
+    return DualConstraintValue(
+        value=max(float(best_U), 0.0), lower=float(max(best_L, gate_lower)), direction=direction,
+        sign=int(best_sign), pattern_index=int(best_idx), exact=bool(patterns.exact),
+        conservative=not refine, n_patterns_checked=n_checked, n_refined=n_refined,
+        n_fallbacks=n_fallbacks, gate_lower=gate_lower,
+    )
+
+
+def _dual_constraint_vector(patterns, Xt, shift, R, Lam, free_bias, block_size):
+    """Conservative bound ``max_i sigma_max(Lambda^T D_i X_aug)`` for a vector dual point."""
+    n, d_aug = Xt.shape
+    c = Lam.shape[1]
+    XL = (Xt[:, :, None] * Lam[:, None, :]).reshape(n, d_aug * c)
+    best_U, best_idx = 0.0, -1
+    gate_lower, gate_x, gate_idx = 0.0, np.zeros(d_aug), -1
+    n_checked = 0
+    for start, masks, gates in patterns.iter_blocks(block_size):
+        b = masks.shape[1]
+        n_checked += b
+        C = (XL.T @ masks).T.reshape(b, d_aug, c)  # C[k] = X_aug^T D_k Lambda
+        if free_bias:
+            bound = np.linalg.norm(C[:, :-1, :], ord=2, axis=(1, 2)) + \
+                np.linalg.norm(C[:, -1, :], axis=1) * R
+            bound[np.all(masks, axis=0)] = np.inf
+        else:
+            bound = np.linalg.norm(C, ord=2, axis=(1, 2))
+        k = int(np.argmax(bound)) if b else -1
+        if b and bound[k] > best_U:
+            best_U, best_idx = float(bound[k]), start + k
+        Gt = gates.copy()
+        if free_bias:
+            Gt[-1] += shift @ Gt[:-1]
+        gn = np.linalg.norm(Gt[:-1] if free_bias else Gt, axis=0)
+        gv = np.linalg.norm(np.einsum("bdc,db->bc", C, Gt), axis=1) / np.where(gn > 0, gn, 1.0)
+        j = int(np.argmax(gv)) if b else -1
+        if b and gv[j] > gate_lower:
+            gate_lower, gate_x, gate_idx = float(gv[j]), Gt[:, j] / gn[j], start + j
+    direction = gate_x.copy()
+    if free_bias:
+        direction[-1] = direction[-1] - shift @ direction[:-1]
+    return DualConstraintValue(
+        value=best_U, lower=gate_lower, direction=direction, sign=1, pattern_index=best_idx,
+        exact=bool(patterns.exact), conservative=True, n_patterns_checked=n_checked,
+        gate_lower=gate_lower,
+    )
+
+
+# --------------------------------------------------------------------------- 2-D sweep
+def _sweep_2d(X2: np.ndarray, lam: np.ndarray, centres: np.ndarray, chunk: int = 256):
+    """Exact ``max_{||u|| = 1, k} |sum_i lam_i ((x_i - p_k)^T u)_+|`` by angular sweeps.
+
+    For a centre ``p_k`` the active set ``{i : (x_i - p_k)^T u > 0}`` changes only at the
+    ``2n`` angles ``angle(x_i - p_k) +- pi/2``; between two of them the functional is
+    ``w^T u`` with ``w`` a running sum, maximised over the arc in closed form.
+
+    Returns ``(value, u, k, sign)``.
+    """
+    n = X2.shape[0]
+    twopi = 2.0 * np.pi
+    best = (-np.inf, np.array([1.0, 0.0]), -1, 1)
+    for s0 in range(0, centres.shape[0], chunk):
+        Pk = centres[s0:s0 + chunk]  # (K, 2)
+        V = X2[None, :, :] - Pk[:, None, :]  # (K, n, 2)
+        zero = np.all(V == 0, axis=2)
+        phi = np.arctan2(V[..., 1], V[..., 0])
+        enter = np.mod(phi - np.pi / 2, twopi)
+        leave = np.mod(phi + np.pi / 2, twopi)
+        LV = lam[None, :, None] * V
+        LV[zero] = 0.0
+        act0 = (V[..., 0] > 0) | ((V[..., 0] == 0) & (V[..., 1] > 0))
+        w0 = np.einsum("kn,knj->kj", act0.astype(float), LV)  # (K, 2)
+        E = np.concatenate([enter, leave], axis=1)  # (K, 2n)
+        Dl = np.concatenate([LV, -LV], axis=1)  # (K, 2n, 2)
+        order = np.argsort(E, axis=1, kind="stable")
+        E = np.take_along_axis(E, order, axis=1)
+        Dl = np.take_along_axis(Dl, order[..., None], axis=1)
+        K = Pk.shape[0]
+        Wa = np.concatenate([w0[:, None, :], w0[:, None, :] + np.cumsum(Dl, axis=1)], axis=1)
+        A = np.concatenate([np.zeros((K, 1)), E], axis=1)  # arc starts
+        B = np.concatenate([E, np.full((K, 1), twopi)], axis=1)  # arc ends
+        ua = np.stack([np.cos(A), np.sin(A)], axis=-1)
+        ub = np.stack([np.cos(B), np.sin(B)], axis=-1)
+        nw = np.linalg.norm(Wa, axis=2)
+        psi = np.mod(np.arctan2(Wa[..., 1], Wa[..., 0]), twopi)
+        for sgn in (1, -1):
+            ps = psi if sgn == 1 else np.mod(psi + np.pi, twopi)
+            inside = (ps >= A) & (ps <= B)
+            ea = sgn * np.einsum("kaj,kaj->ka", Wa, ua)
+            eb = sgn * np.einsum("kaj,kaj->ka", Wa, ub)
+            val = np.where(inside, nw, np.maximum(ea, eb))
+            idx = int(np.argmax(val))
+            v = float(val.flat[idx])
+            if v > best[0]:
+                kk, aa = np.unravel_index(idx, val.shape)
+                if inside[kk, aa] and nw[kk, aa] > 0:
+                    u = sgn * Wa[kk, aa] / nw[kk, aa]
+                else:
+                    u = ua[kk, aa] if ea[kk, aa] >= eb[kk, aa] else ub[kk, aa]
+                best = (v, u, s0 + int(kk), sgn)
+    return best
+
+
+def dual_constraint_2d(X, lam, *, bias: bool) -> DualConstraintValue:
+    """Exact ``M(lambda)`` for two features by angular sweeps, without listing patterns.
+
+    Covers the whole arrangement (every pattern of ``X`` or of ``[X, 1]`` with a *free*
+    hidden bias) in ``O(n^2 log n)`` time (free bias) or ``O(n log n)`` (no bias). With a
+    free bias the maximiser passes through a data point (the functional is piecewise
+    linear in ``b`` and ``1^T lambda = 0``), so sweeping the direction around every data
+    point is exhaustive (MATH §2.3 item 1, §10.2).
+
+    Parameters
+    ----------
+    X : ndarray of shape (n_samples, 2)
+    lam : ndarray of shape (n_samples,)
+        With ``bias=True`` it must be centred.
+    bias : bool
+        Free (unpenalised) hidden bias, or no hidden bias.
+
+    Returns
+    -------
+    DualConstraintValue
+        ``pattern_index`` is ``-1`` (the maximiser lies on a cell boundary).
+    """
+    X = np.asarray(X, dtype=np.float64)
+    lam = np.asarray(lam, dtype=np.float64)
+    if X.ndim != 2 or X.shape[1] != 2:
+        raise ValueError(f"dual_constraint_2d needs data with two features; got shape {X.shape}.")
+    centres = X if bias else np.zeros((1, 2))
+    v, u, k, sgn = _sweep_2d(X, lam, centres)
+    if bias:
+        tot = float(np.linalg.norm(X.T @ lam))
+        if abs(lam.sum()) > 1e-12 * (1.0 + np.abs(lam).sum()):
+            warnings.warn("M(lambda) is infinite: the dual point is not centred although the "
+                          "hidden bias is free (constant neurons are unpenalised).",
+                          RuntimeWarning, stacklevel=2)
+            v = float("inf")
+        direction = np.array([u[0], u[1], -float(X[k] @ u)])
+        if tot > v:
+            v = tot
+            uu = X.T @ lam / tot
+            direction = np.array([uu[0], uu[1], -float(np.min(X @ uu))])
+            sgn = 1
+    else:
+        direction = np.asarray(u, dtype=float)
+    value = max(float(v), 0.0)
+    return DualConstraintValue(value=value, lower=value, direction=direction, sign=int(sgn),
+                               pattern_index=-1, exact=True, info={"method": "sweep2d"})

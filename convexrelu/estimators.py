@@ -1,0 +1,499 @@
+"""scikit-learn estimators that train two-layer ReLU networks to global optimality.
+
+The estimators only compose the pieces: activation patterns
+(:mod:`convexrelu.arrangements`), the convex program (:mod:`convexrelu.program`), a
+solver (:mod:`convexrelu.solvers`) and the map back to a network
+(:class:`convexrelu.network.ReLUNet`). They minimise scikit-learn's ``MLPRegressor`` /
+``MLPClassifier`` objective for one hidden ReLU layer of any width,
+
+.. math::
+
+    J(\\theta) = \\frac1n\\Big[\\sum_{i=1}^n \\varphi(f_\\theta(x_i); y_i)
+    + \\frac{\\alpha}{2}\\big(\\|W_1\\|_F^2 + \\|W_2\\|_F^2\\big)\\Big],
+
+through its convex equivalent (Pilanci & Ergen, 2020). With exact patterns the fitted
+network is a global minimiser over all widths; with sampled patterns it is the optimum
+over the sampled patterns only (an upper bound on the global optimum).
+
+References
+----------
+M. Pilanci and T. Ergen, "Neural networks are convex regularizers: exact polynomial-time
+convex optimization formulations for two-layer networks", ICML 2020.
+"""
+
+from __future__ import annotations
+
+import numbers
+import warnings
+
+import numpy as np
+from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin, _fit_context
+from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils._available_if import available_if
+from sklearn.utils.validation import check_is_fitted, validate_data
+
+from .arrangements import ActivationPatterns, PatternLimitError, enumerate_patterns
+from .arrangements import sample_patterns
+from .losses import SquaredLoss
+from .network import ReLUNet
+from .program import ConvexProgram
+from .solvers import BaseSolver, get_solver
+
+__all__ = ["ConvexReLURegressor", "ConvexReLUClassifier"]
+
+
+class _ColumnSquaredLoss(SquaredLoss):
+    """``(1/(2c)) ||z - y||^2`` on one column of a ``c``-output target.
+
+    scikit-learn averages the squared loss over all ``n * c`` entries, so each of the
+    ``c`` independent scalar programs carries the factor ``1/c``.
+    """
+
+    def __init__(self, n_outputs: int = 1) -> None:
+        self.n_outputs = int(n_outputs)
+
+    def value(self, z, y) -> float:
+        return super().value(z, y) / self.n_outputs
+
+    def gradient(self, z, y):
+        return super().gradient(z, y) / self.n_outputs
+
+    def dual_objective(self, lam, y) -> float:
+        lam = np.asarray(lam, dtype=np.float64)
+        return super().dual_objective(lam * self.n_outputs, y) / self.n_outputs
+
+    def cvxpy_value(self, z, y):
+        return super().cvxpy_value(z, y) / self.n_outputs
+
+    def __eq__(self, other) -> bool:
+        return type(self) is type(other) and self.n_outputs == other.n_outputs
+
+    def __hash__(self) -> int:
+        return hash(("ColumnSquaredLoss", self.n_outputs))
+
+    def __repr__(self) -> str:
+        return f"_ColumnSquaredLoss(n_outputs={self.n_outputs})"
+
+
+def _seed(random_state) -> int | None:
+    """An int seed (or None) from sklearn-style ``random_state``."""
+    if random_state is None:
+        return None
+    if isinstance(random_state, numbers.Integral):
+        return int(random_state)
+    if isinstance(random_state, np.random.RandomState):
+        return int(random_state.randint(0, 2**31 - 1))
+    return random_state  # a Generator is accepted by sample_patterns
+
+
+class _ConvexReLUBase(BaseEstimator):
+    """Shared fit logic of the two estimators."""
+
+    _parameter_constraints: dict = {
+        "alpha": [Interval(numbers.Real, 0, None, closed="left")],
+        "patterns": [StrOptions({"exact", "auto"}), Interval(numbers.Integral, 1, None,
+                                                             closed="left"),
+                     ActivationPatterns],
+        "max_patterns": [Interval(numbers.Integral, 1, None, closed="left")],
+        "bias": ["boolean"],
+        "penalize_bias": ["boolean"],
+        "formulation": [StrOptions({"relu", "gated_relu"})],
+        "solver": [StrOptions({"cvxpy"}), BaseSolver],
+        "tol": [Interval(numbers.Real, 0, None, closed="neither")],
+        "max_iter": [Interval(numbers.Integral, 1, None, closed="left")],
+        "random_state": ["random_state"],
+        "verbose": ["verbose"],
+    }
+
+    # ------------------------------------------------------------------ patterns
+    def _get_patterns(self, X: np.ndarray) -> ActivationPatterns:
+        p = self.patterns
+        if isinstance(p, ActivationPatterns):
+            p.check_data(X)
+            if p.bias != bool(self.bias):
+                raise ValueError(f"bias={self.bias} but the given patterns were computed with "
+                                 f"bias={p.bias}; recompute them or change bias.")
+            return p
+        if isinstance(p, numbers.Integral) and not isinstance(p, bool):
+            return sample_patterns(X, int(p), random_state=_seed(self.random_state),
+                                   bias=self.bias)
+        try:
+            return enumerate_patterns(X, bias=self.bias, max_patterns=self.max_patterns,
+                                      progress=bool(self.verbose) or None)
+        except PatternLimitError as exc:
+            if p == "exact":
+                raise ValueError(f"patterns='exact': {exc}") from None
+        warnings.warn(
+            f"X has more than max_patterns={self.max_patterns} activation patterns; fitting "
+            f"over {self.max_patterns} sampled patterns instead. The result is the optimum "
+            "over a sample of patterns (an upper bound on the global optimum), not a "
+            "certified global optimum. Raise max_patterns, reduce n_features, or pass "
+            "patterns='exact' to refuse sampling.", UserWarning, stacklevel=3)
+        return sample_patterns(X, self.max_patterns, random_state=_seed(self.random_state),
+                               bias=self.bias)
+
+    def _solver(self) -> BaseSolver:
+        if isinstance(self.solver, BaseSolver):
+            return self.solver
+        return get_solver(self.solver, tol=self.tol, max_iter=self.max_iter,
+                          verbose=bool(self.verbose))
+
+    def _solve_outputs(self, X, Y, loss, pats):
+        """Solve one scalar program per column of ``Y``; return networks and totals."""
+        solver = self._solver()
+        nets, objective, n_iter, statuses = [], 0.0, 0, []
+        for j in range(Y.shape[1]):
+            sol = self._solve_one(X, Y[:, j], loss, pats, solver)
+            objective += sol[1]
+            n_iter = max(n_iter, sol[2])
+            statuses.append(sol[3])
+            nets.append(sol[0])
+        return nets, objective, n_iter, statuses
+
+    def _solve_one(self, X, y, loss, pats, solver):
+        prog = ConvexProgram(X, y, pats, loss=loss, alpha=self.alpha, bias=self.bias,
+                             penalize_bias=self.penalize_bias,
+                             formulation=self.formulation)
+        sol = solver.solve(prog)
+        n_iter = sol.n_iter
+        if self.formulation == "gated_relu":
+            # polish: the ReLU program restricted to the patterns the gated solution uses
+            k = prog.n_penalized
+            used = np.linalg.norm(sol.V[:, :k], axis=1) > 1e-6 * max(
+                float(np.max(np.linalg.norm(sol.V[:, :k], axis=1), initial=0.0)), 1e-300)
+            if not np.any(used):
+                used[:] = True
+            relu = ConvexProgram(X, y, pats, loss=loss, alpha=self.alpha, bias=self.bias,
+                                 penalize_bias=self.penalize_bias).restrict(used)
+            sol = solver.solve(relu)
+            n_iter += sol.n_iter
+        objective = sol.objective
+        # Interior-point solutions carry many tiny blocks (MATH §10.4). Polish: re-solve
+        # over the patterns whose blocks are not negligible (a small program); on the
+        # optimal support this is the same optimum, computed without the noise blocks.
+        k = prog.n_penalized
+        size = np.maximum(np.linalg.norm(sol.V[:, :k], axis=1),
+                          np.linalg.norm(sol.W[:, :k], axis=1))
+        top = float(size.max(initial=0.0))
+        support = size > 1e-5 * top
+        if top > 0 and 0 < support.sum() < support.size:
+            full = prog if self.formulation == "relu" else relu
+            polished = solver.solve(full.restrict(support))
+            if polished.objective <= objective + 1e-7 * max(1.0, abs(objective)):
+                sol = polished
+                n_iter += polished.n_iter
+        net = ReLUNet.from_convex(sol.V, sol.W, bias=self.bias, output_bias=sol.output_bias,
+                                  penalize_bias=self.penalize_bias, tol=1e-9)
+        if net.n_neurons > 0:
+            net = net.prune(X, penalize_bias=self.penalize_bias)
+        return net, objective, n_iter, sol.status
+
+    @staticmethod
+    def _stack(nets) -> ReLUNet:
+        """One network with a block-diagonal second layer (one sub-network per output)."""
+        if len(nets) == 1:
+            return nets[0]
+        W1 = np.vstack([n.W1 for n in nets])
+        b1 = np.concatenate([n.b1 for n in nets])
+        W2 = np.zeros((len(nets), W1.shape[0]))
+        s = 0
+        for j, n in enumerate(nets):
+            W2[j, s:s + n.n_neurons] = n.W2[0]
+            s += n.n_neurons
+        b2 = np.concatenate([n.b2 for n in nets])
+        return ReLUNet(W1, b1, W2, b2)
+
+    def _set_fitted(self, X, nets, objective, n_iter, statuses, pats):
+        self.network_ = self._stack(nets)
+        self.objective_ = float(objective)
+        self.n_neurons_ = int(self.network_.n_neurons)
+        self.patterns_ = pats
+        self.exact_patterns_ = bool(pats.exact)
+        self.n_iter_ = int(max(1, n_iter))
+        self.solution_status_ = statuses[0] if len(set(statuses)) == 1 else statuses
+
+    def _raw(self, X) -> np.ndarray:
+        check_is_fitted(self, "network_")
+        X = validate_data(self, X, reset=False, dtype=np.float64)
+        return self.network_.predict(X)
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.non_deterministic = False
+        return tags
+
+
+class ConvexReLURegressor(RegressorMixin, _ConvexReLUBase):
+    """Two-layer ReLU regression network trained to global optimality.
+
+    Minimises scikit-learn's ``MLPRegressor`` objective (one hidden ReLU layer, any
+    width, weight decay ``alpha``, unpenalised biases) by solving the equivalent convex
+    program over the activation patterns of the data (MATH §3.1, §10.1):
+
+    .. math::
+
+        \\min_{\\{v_i, w_i\\}, c_0}\\ \\frac1n\\Big[\\frac12\\Big\\|\\sum_i D_iX(v_i - w_i)
+        + c_0 - y\\Big\\|^2 + \\alpha\\sum_i\\big(\\|v_i\\| + \\|w_i\\|\\big)\\Big]
+        \\ \\text{ s.t. }\\ (2D_i - I)Xv_i \\ge 0,\\ (2D_i - I)Xw_i \\ge 0 .
+
+    Several targets are fitted as independent scalar problems over shared patterns: the
+    exact optimum for a network with a block-diagonal second layer (one sub-network per
+    output, MATH §3.7).
+
+    Parameters
+    ----------
+    alpha : float, default=1e-3
+        Weight decay, with scikit-learn's ``MLPRegressor`` meaning.
+    patterns : {"auto", "exact"}, int or ActivationPatterns, default="auto"
+        ``"exact"``: all patterns (error if more than ``max_patterns``); ``"auto"``: all
+        patterns when there are at most ``max_patterns``, else ``max_patterns`` sampled
+        patterns with a ``UserWarning``; an int: that many sampled Gaussian gates; an
+        :class:`~convexrelu.arrangements.ActivationPatterns` computed on the training X.
+    bias : bool, default=True
+        Hidden-layer bias.
+    penalize_bias : bool, default=False
+        Penalise the hidden bias with the weights (Pilanci–Ergen convention).
+    formulation : {"relu", "gated_relu"}, default="relu"
+        ``"gated_relu"`` first solves the gated relaxation (needs ``penalize_bias=True``
+        when ``bias=True``) and then the ReLU program restricted to the patterns it uses.
+    solver : "cvxpy" or BaseSolver, default="cvxpy"
+    tol : float, default=1e-6
+        Solver tolerance.
+    max_iter : int, default=500
+        Solver iteration limit.
+    max_patterns : int, default=2000
+        Largest number of patterns for ``"exact"`` / ``"auto"``.
+    random_state : int, RandomState instance or None, default=None
+        Seeds the sampled patterns.
+    verbose : bool, default=False
+
+    Attributes
+    ----------
+    network_ : ReLUNet
+        The fitted network (pruned to at most ``n_samples`` neurons per output).
+    objective_ : float
+        The convex optimum in scikit-learn's normalisation (comparable with
+        ``MLPRegressor.loss_``).
+    n_neurons_ : int
+    patterns_ : ActivationPatterns
+    exact_patterns_ : bool
+        Whether ``patterns_`` is the complete set (then ``objective_`` is the global
+        optimum over all widths).
+    n_iter_ : int
+    solution_status_ : str
+    n_features_in_ : int
+
+    References
+    ----------
+    M. Pilanci and T. Ergen, "Neural networks are convex regularizers: exact
+    polynomial-time convex optimization formulations for two-layer networks", ICML 2020.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from convexrelu import ConvexReLURegressor
+    >>> X = np.linspace(-1, 1, 8)[:, None]; y = np.abs(X[:, 0])
+    >>> reg = ConvexReLURegressor(alpha=1e-3, patterns="exact").fit(X, y)
+    >>> reg.exact_patterns_
+    True
+    """
+
+    def __init__(self, alpha: float = 1e-3, *, patterns="auto", bias: bool = True,
+                 penalize_bias: bool = False, formulation: str = "relu", solver="cvxpy",
+                 tol: float = 1e-6, max_iter: int = 500, max_patterns: int = 2000,
+                 random_state=None, verbose: bool = False) -> None:
+        self.alpha = alpha
+        self.patterns = patterns
+        self.bias = bias
+        self.penalize_bias = penalize_bias
+        self.formulation = formulation
+        self.solver = solver
+        self.tol = tol
+        self.max_iter = max_iter
+        self.max_patterns = max_patterns
+        self.random_state = random_state
+        self.verbose = verbose
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X, y):
+        """Fit the globally optimal network over the chosen patterns.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        y : array-like of shape (n_samples,) or (n_samples, n_outputs)
+
+        Returns
+        -------
+        self : ConvexReLURegressor
+        """
+        X, y = validate_data(self, X, y, dtype=np.float64, multi_output=True, y_numeric=True)
+        y = np.asarray(y, dtype=np.float64)
+        self._y_ndim = y.ndim
+        Y = y[:, None] if y.ndim == 1 else y
+        pats = self._get_patterns(X)
+        # each column's loss is (1/(2c)) ||z - y||^2: sklearn averages over n * c entries
+        loss = "squared" if Y.shape[1] == 1 else _ColumnSquaredLoss(Y.shape[1])
+        nets, obj, n_iter, st = self._solve_outputs(X, Y, loss, pats)
+        self._set_fitted(X, nets, obj, n_iter, st, pats)
+        return self
+
+    def predict(self, X) -> np.ndarray:
+        """Predictions of ``network_``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+
+        Returns
+        -------
+        ndarray of shape (n_samples,) or (n_samples, n_outputs)
+        """
+        out = self._raw(X)
+        if self._y_ndim == 2 and out.ndim == 1:
+            out = out[:, None]
+        return out
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.target_tags.multi_output = True
+        tags.target_tags.single_output = True
+        return tags
+
+
+class ConvexReLUClassifier(ClassifierMixin, _ConvexReLUBase):
+    """Two-layer ReLU classification network trained to global optimality.
+
+    Binary problems minimise scikit-learn's ``MLPClassifier`` objective (logistic loss on
+    one logit, weight decay ``alpha``) through the convex program of MATH §3.1 with labels
+    ``y_i`` in ``{-1, +1}`` (``classes_[1]`` is ``+1``):
+
+    .. math::
+
+        \\min_{\\{v_i, w_i\\}, c_0}\\ \\frac1n\\Big[\\sum_j\\log\\Big(1 + e^{-y_j
+        (\\sum_i D_iX(v_i - w_i) + c_0)_j}\\Big) + \\alpha\\sum_i\\big(\\|v_i\\|
+        + \\|w_i\\|\\big)\\Big]\\ \\text{ s.t. }\\ (2D_i - I)Xv_i \\ge 0,\\ (2D_i - I)Xw_i\\ge 0.
+
+    With ``c > 2`` classes, one binary one-vs-rest program per class over shared patterns
+    (a network with a block-diagonal second layer; ``objective_`` is the sum of the
+    ``c`` binary objectives). This is not sklearn's softmax objective.
+
+    Parameters
+    ----------
+    alpha : float, default=1e-3
+    loss : {"logistic", "hinge"}, default="logistic"
+    patterns, bias, penalize_bias, formulation, solver, tol, max_iter, max_patterns, \
+random_state, verbose
+        As in :class:`ConvexReLURegressor`.
+
+    Attributes
+    ----------
+    classes_ : ndarray of shape (n_classes,)
+    network_ : ReLUNet
+        One output (the logit of ``classes_[1]``) for two classes, else one logit per
+        class.
+    objective_, n_neurons_, patterns_, exact_patterns_, n_iter_, solution_status_, \
+n_features_in_
+        As in :class:`ConvexReLURegressor`.
+
+    References
+    ----------
+    M. Pilanci and T. Ergen, "Neural networks are convex regularizers", ICML 2020.
+    """
+
+    _parameter_constraints: dict = {
+        **_ConvexReLUBase._parameter_constraints,
+        "loss": [StrOptions({"logistic", "hinge"})],
+    }
+
+    def __init__(self, alpha: float = 1e-3, *, loss: str = "logistic", patterns="auto",
+                 bias: bool = True, penalize_bias: bool = False, formulation: str = "relu",
+                 solver="cvxpy", tol: float = 1e-6, max_iter: int = 500,
+                 max_patterns: int = 2000, random_state=None, verbose: bool = False) -> None:
+        self.alpha = alpha
+        self.loss = loss
+        self.patterns = patterns
+        self.bias = bias
+        self.penalize_bias = penalize_bias
+        self.formulation = formulation
+        self.solver = solver
+        self.tol = tol
+        self.max_iter = max_iter
+        self.max_patterns = max_patterns
+        self.random_state = random_state
+        self.verbose = verbose
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X, y):
+        """Fit the globally optimal network over the chosen patterns.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        y : array-like of shape (n_samples,)
+            Class labels (at least two classes).
+
+        Returns
+        -------
+        self : ConvexReLUClassifier
+        """
+        from sklearn.utils.multiclass import check_classification_targets
+
+        X, y = validate_data(self, X, y, dtype=np.float64)
+        check_classification_targets(y)
+        classes, yi = np.unique(y, return_inverse=True)
+        if classes.shape[0] < 2:
+            raise ValueError(f"ConvexReLUClassifier needs samples of at least 2 classes in "
+                             f"the data; got only one class: {classes[0]!r}.")
+        self.classes_ = classes
+        if classes.shape[0] == 2:
+            Y = np.where(yi == 1, 1.0, -1.0)[:, None]
+        else:
+            Y = np.where(yi[:, None] == np.arange(classes.shape[0])[None, :], 1.0, -1.0)
+        pats = self._get_patterns(X)
+        nets, obj, n_iter, st = self._solve_outputs(X, Y, self.loss, pats)
+        self._set_fitted(X, nets, obj, n_iter, st, pats)
+        return self
+
+    def decision_function(self, X) -> np.ndarray:
+        """Logits: shape (n_samples,) for two classes, else (n_samples, n_classes)."""
+        return self._raw(X)
+
+    def predict(self, X) -> np.ndarray:
+        """Predicted class labels, shape (n_samples,)."""
+        z = self.decision_function(X)
+        if z.ndim == 1:
+            return self.classes_[(z > 0).astype(int)]
+        return self.classes_[np.argmax(z, axis=1)]
+
+    def _check_proba(self):
+        if self.loss != "logistic":
+            raise AttributeError("predict_proba is available only with loss='logistic'; "
+                                 f"this classifier uses loss={self.loss!r}.")
+        return True
+
+    @available_if(_check_proba)
+    def predict_proba(self, X) -> np.ndarray:
+        """Class probabilities (``loss='logistic'`` only).
+
+        The sigmoid of the logit for two classes, normalised one-vs-rest sigmoids
+        otherwise.
+
+        Returns
+        -------
+        ndarray of shape (n_samples, n_classes)
+        """
+        from scipy.special import expit
+
+        z = self.decision_function(X)
+        if z.ndim == 1:
+            p = expit(z)
+            return np.column_stack([1.0 - p, p])
+        p = expit(z)
+        return p / p.sum(axis=1, keepdims=True)
+
+    @available_if(_check_proba)
+    def predict_log_proba(self, X) -> np.ndarray:
+        """Logarithm of :meth:`predict_proba`."""
+        with np.errstate(divide="ignore"):
+            return np.log(self.predict_proba(X))

@@ -1,0 +1,362 @@
+"""Duality gaps of the gated (C-GReLU) and ReLU (CVX) convex programs.
+
+Both programs are sum-reduced (MATH §1.2, §3.1, §3.4) on augmented data ``Xa``
+(``n_samples x d_aug``) with masks ``D`` (``n_samples x n_patterns``) and an optional free
+output bias ``c0``:
+
+.. math::
+
+    \\text{gated:}\\ \\min_{W, c_0}\\ \\ell\\Big(\\sum_i D_i\\tilde X w_i + c_0; y\\Big)
+        + \\beta \\sum_i \\|w_i\\|_{\\rm pen},
+
+    \\text{relu:}\\ \\min_{V, W, c_0}\\ \\ell\\Big(\\sum_i D_i\\tilde X (v_i - w_i) + c_0; y\\Big)
+        + \\beta \\sum_i (\\|v_i\\| + \\|w_i\\|)
+        \\ \\text{ s.t. } A_i\\tilde X v_i \\ge 0,\\ A_i\\tilde X w_i \\ge 0 .
+
+The dual point is built from the primal iterate the way celer does it (MATH §4.1, §10.3):
+
+1. ``lam = -grad l(y_hat)``; with a free output bias the dual gains ``1^T lam = 0``, so the
+   output bias is first re-fitted (a 1-D root of ``sum(grad l(y_hat + delta))``: closed
+   form for the squared loss, where it centres ``lam``; bisection otherwise, which keeps
+   ``y_i lam_i`` inside ``[0, 1]`` for the logistic loss).
+2. ``lam`` is scaled by ``s in [0, min(beta / M(lam), max_dual_scale)]`` maximising
+   ``D(s lam)`` (closed form for the squared loss, a bounded 1-D search otherwise), where
+   ``M`` is the dual-constraint functional of the program:
+
+   * gated: ``M(lam) = max_i ||Xa^T D_i lam||`` (exact);
+   * relu: the finite SOCP form of the dual (MATH §4.2): with cone multipliers
+     ``mu_j >= 0`` the constraint is ``max_j ||Xa^T (S_j lam + A_j mu_j)|| <= beta``;
+     any ``mu >= 0`` gives a valid bound (the augmented-Lagrangian multipliers make it
+     tight at convergence). The cheap bound ``mu = 0`` is the gated dual constraint and
+     cannot certify below the relaxation gap ``p* - p*_G``.
+
+The gap ``P - D(s lam)`` is then a certified upper bound on the suboptimality ``P - p*``
+over the given pattern set.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional
+
+import numpy as np
+
+__all__ = [
+    "DualGap",
+    "predict",
+    "pattern_correlations",
+    "fit_output_shift",
+    "dual_point",
+    "best_dual_scale",
+    "gated_duality_gap",
+    "relu_multiplier_gap",
+    "range_basis",
+]
+
+@dataclass
+class DualGap:
+    """A primal value, a dual value and a feasible dual point.
+
+    Attributes
+    ----------
+    primal : float
+        Sum-reduced primal objective of the iterate.
+    dual : float
+        ``D(scale * lam)``, a lower bound on the optimum over the pattern set.
+    gap : float
+        ``primal - dual`` (``>= 0`` up to rounding for a feasible primal point).
+    lam : ndarray of shape (n_samples,)
+        The feasible dual point ``scale * lam``.
+    scale : float
+        The scale applied to the unscaled dual point.
+    bound : float
+        The value of ``M(lam)`` (or its upper bound) for the unscaled ``lam``.
+    output_shift : float
+        The output-bias correction used to build ``lam`` (0 without an output bias).
+    """
+
+    primal: float
+    dual: float
+    gap: float
+    lam: np.ndarray
+    scale: float
+    bound: float
+    output_shift: float = 0.0
+    block_bounds: Optional[np.ndarray] = None
+
+    @property
+    def rel_gap(self) -> float:
+        return self.gap / max(abs(self.primal), np.finfo(float).tiny)
+
+
+def predict(Xa: np.ndarray, S: np.ndarray, B: np.ndarray) -> np.ndarray:
+    """``sum_i S_i Xa b_i`` for all blocks at once: ``((Xa @ B.T) * S).sum(1)``."""
+    return np.einsum("nq,nq->n", Xa @ B.T, S)
+
+
+def pattern_correlations(Xa: np.ndarray, S: np.ndarray, lam: np.ndarray) -> np.ndarray:
+    """Rows ``c_i = Xa^T S_i lam`` for every block, shape ``(n_blocks, d_aug)``."""
+    return (S * lam[:, None]).T @ Xa
+
+
+def fit_output_shift(loss, z: np.ndarray, y: np.ndarray) -> float:
+    """``delta`` minimising ``l(z + delta; y)`` (so that ``sum grad l(z + delta) = 0``).
+
+    Closed form for the squared loss, bisection on the monotone derivative otherwise.
+    Returns ``nan`` when no finite minimiser exists (e.g. logistic loss with one class).
+    """
+    if loss.name == "squared":
+        return float(np.mean(y - z))
+
+    def h(delta: float) -> float:
+        return float(np.sum(loss.gradient(z + delta, y)))
+
+    h0 = h(0.0)
+    if h0 == 0.0:
+        return 0.0
+    step = 1.0
+    lo, hi = (0.0, step) if h0 < 0 else (-step, 0.0)
+    for _ in range(80):  # bracket the root (h is non-decreasing in delta)
+        if h(lo) <= 0.0 <= h(hi):
+            break
+        step *= 2.0
+        if h0 < 0:
+            lo, hi = hi, hi + step
+        else:
+            lo, hi = lo - step, lo
+    else:
+        return float("nan")
+    for _ in range(200):
+        mid = 0.5 * (lo + hi)
+        if mid in (lo, hi):
+            break
+        if h(mid) < 0.0:
+            lo = mid
+        else:
+            hi = mid
+    return 0.5 * (lo + hi)
+
+
+def dual_point(loss, z: np.ndarray, y: np.ndarray, *, output_bias: bool
+               ) -> tuple[np.ndarray, float]:
+    """Unscaled dual point ``-grad l(z + delta)`` and the output shift ``delta``.
+
+    Without an output bias ``delta = 0``. With one, ``delta`` re-fits the output bias so
+    that ``1^T lam = 0`` (MATH §10.3); if that is impossible ``lam = 0`` is returned.
+    """
+    if not output_bias:
+        return -loss.gradient(z, y), 0.0
+    delta = fit_output_shift(loss, z, y)
+    if not np.isfinite(delta):
+        return np.zeros_like(z), 0.0
+    lam = -loss.gradient(z + delta, y)
+    if loss.name == "squared":
+        lam = lam - lam.mean()  # exact centring against rounding
+    return lam, delta
+
+
+def best_dual_scale(loss, lam: np.ndarray, y: np.ndarray, s_max: float
+                    ) -> tuple[float, float]:
+    """``(s, D(s lam))`` with ``s in [0, s_max]`` maximising the concave ``D(s lam)``."""
+    s_max = min(float(s_max), float(loss.max_dual_scale(lam, y)))
+    if not np.isfinite(s_max) and loss.name != "squared":
+        s_max = 1.0
+    if loss.name == "squared" and (y.ndim == 1):
+        nrm2 = float(lam @ lam)
+        s = 0.0 if nrm2 == 0.0 else float(np.clip((lam @ y) / nrm2, 0.0, s_max))
+        return s, float(loss.dual_objective(s * lam, y))
+    from scipy.optimize import minimize_scalar
+
+    def neg(s: float) -> float:
+        val = loss.dual_objective(s * lam, y)
+        return -val if np.isfinite(val) else np.inf
+
+    hi = s_max
+    if not np.isfinite(hi):
+        hi = 1.0
+        while neg(2 * hi) < neg(hi) and hi < 1e12:
+            hi *= 2
+        hi *= 2
+    cands = [(0.0, -neg(0.0)), (hi, -neg(hi))]
+    s1 = min(1.0, hi)
+    cands.append((s1, -neg(s1)))
+    if hi > 0:
+        res = minimize_scalar(neg, bounds=(0.0, hi), method="bounded",
+                              options={"xatol": 1e-10 * hi})
+        cands.append((float(res.x), -float(res.fun)))
+    s, val = max(cands, key=lambda t: t[1])
+    return float(s), float(val)
+
+
+def _penalty(B: np.ndarray, beta: float, n_penalized: Optional[int]) -> float:
+    Bp = B if n_penalized is None else B[:, :n_penalized]
+    return float(beta * np.sum(np.linalg.norm(Bp, axis=1)))
+
+
+def gated_duality_gap(loss, Xa, masks, y, W, c0, beta, *, output_bias: bool,
+                      n_penalized: Optional[int] = None, z: Optional[np.ndarray] = None,
+                      null_basis: Optional[np.ndarray] = None) -> DualGap:
+    """Duality gap of the gated program at ``(W, c0)``.
+
+    Parameters
+    ----------
+    masks : ndarray of shape (n_samples, n_patterns), float
+    W : ndarray of shape (n_patterns, d_aug)
+    n_penalized : int or None
+        Penalise only the first ``n_penalized`` coordinates of each block (unpenalised
+        hidden bias). The dual then also needs ``1^T D_i lam = 0`` for every pattern;
+        ``lam`` is projected onto that subspace with ``null_basis`` (an orthonormal
+        basis of the range of ``[masks, 1]``), a valid but possibly weak choice.
+    z : ndarray of shape (n_samples,), optional
+        ``predict(Xa, masks, W) + c0`` if already computed.
+    """
+    if z is None:
+        z = predict(Xa, masks, W) + c0
+    primal = float(loss.value(z, y)) + _penalty(W, beta, n_penalized)
+    lam, delta = dual_point(loss, z, y, output_bias=output_bias)
+    if n_penalized is not None and n_penalized < Xa.shape[1]:
+        if null_basis is None:
+            null_basis = range_basis(masks, output_bias=True)
+        lam = lam - null_basis @ (null_basis.T @ lam)
+        corr = pattern_correlations(Xa[:, :n_penalized], masks, lam)
+    else:
+        corr = pattern_correlations(Xa, masks, lam)
+    bound = float(np.max(np.linalg.norm(corr, axis=1))) if corr.size else 0.0
+    s_max = np.inf if bound == 0.0 else beta / bound
+    s, dual = best_dual_scale(loss, lam, y, s_max)
+    return DualGap(primal, dual, primal - dual, s * lam, s, bound, delta)
+
+
+def range_basis(masks: np.ndarray, *, output_bias: bool) -> np.ndarray:
+    """Orthonormal basis of the range of ``[masks, 1]`` (or ``masks``)."""
+    M = np.hstack([masks, np.ones((masks.shape[0], 1))]) if output_bias else masks
+    U, sv, _ = np.linalg.svd(M, full_matrices=False)
+    r = int(np.sum(sv > sv[0] * max(M.shape) * np.finfo(float).eps)) if sv.size else 0
+    return U[:, :r]
+
+
+def relu_multiplier_gap(loss, Xa, S, signs, y, B, c0, beta, mu, *, output_bias: bool,
+                        n_penalized: Optional[int] = None, max_refine: int = 100
+                        ) -> DualGap:
+    """Certified duality gap of the ReLU program at a *feasible* ``(B, c0)``.
+
+    Parameters
+    ----------
+    S : ndarray of shape (n_samples, n_blocks)
+        Signed masks (``[D, -D]`` for ``B = [V; W]``).
+    signs : ndarray of shape (n_samples, n_blocks), bool
+        Pattern of each block (``A = 2 signs - 1``).
+    mu : ndarray of shape (n_samples, n_blocks)
+        Any nonnegative cone multipliers (the better, the tighter the bound).
+    n_penalized : int or None
+        Unpenalised hidden bias: only the first ``n_penalized`` coordinates are penalised.
+    max_refine : int
+        The blocks whose bound exceeds ``beta`` are refined, largest first, by solving
+        ``min_{mu_j >= 0} ||Xa^T (S_j lam + A_j mu_j)||`` exactly (``lsq_linear``, BVLS;
+        MATH §4.2 / §10.4), at most ``max_refine`` of them (the stop rule of MATH §10.5:
+        once the next block's bound is below the best refined value, the max is known).
+    """
+    d_aug = Xa.shape[1]
+    A = np.where(signs, 1.0, -1.0)
+    z = predict(Xa, S, B) + c0
+    Bp = B if n_penalized is None else B[:, :n_penalized]
+    primal = float(loss.value(z, y)) + beta * float(np.sum(np.linalg.norm(Bp, axis=1)))
+    lam, delta = dual_point(loss, z, y, output_bias=output_bias)
+    mu = np.maximum(np.asarray(mu, np.float64), 0.0)
+    R = multiplier_residuals(Xa, A, S, lam, mu, n_penalized)
+    nrm = _block_bounds(R, Xa, A, S, lam, beta, n_penalized, max_refine)
+    bound = float(np.max(nrm)) if nrm.size else 0.0
+    if not np.isfinite(bound):
+        lam = np.zeros_like(lam)
+        bound = 0.0
+    s, dual = best_dual_scale(loss, lam, y, np.inf if bound == 0.0 else beta / bound)
+    return DualGap(primal, dual, primal - dual, s * lam, s, bound, delta, nrm)
+
+
+def multiplier_residuals(Xa, A, S, lam, mu, n_penalized):
+    """Rows ``Xa^T (S_j lam + A_j mu_j)`` (penalised part; bias equality enforced)."""
+    if n_penalized is not None and n_penalized < Xa.shape[1]:
+        mu = _fix_bias_equality(Xa, A, S, lam, mu, n_penalized)
+        with np.errstate(invalid="ignore"):
+            return (S * lam[:, None] + A * mu).T @ Xa[:, :n_penalized]
+    return (S * lam[:, None] + A * mu).T @ Xa
+
+
+def _block_bounds(R, Xa, A, S, lam, beta, n_penalized, max_refine):
+    """Per-block upper bounds on ``M_j`` (refined for the largest ones)."""
+    d_aug = Xa.shape[1]
+    with np.errstate(invalid="ignore"):
+        nrm = np.linalg.norm(R, axis=1)
+    nrm[~np.isfinite(nrm)] = np.inf
+    k = None if (n_penalized is None or n_penalized >= d_aug) else n_penalized
+    if max_refine > 0 and nrm.size and np.max(nrm) > beta:
+        _refine_bounds(Xa, A, S, lam, nrm, beta, k, max_refine)
+    return nrm
+
+
+def _refine_bounds(Xa, A, S, lam, nrm, beta, k, max_refine):
+    """In place: ``nrm[j] <- min(nrm[j], exact M_j)`` for the largest bounds (see above)."""
+    from scipy.optimize import lsq_linear
+
+    order = np.argsort(-nrm)
+    best = -np.inf
+    for cnt, j in enumerate(order):
+        if nrm[j] <= max(best, beta) or cnt >= max_refine:
+            break
+        c = Xa.T @ (S[:, j] * lam)
+        C = Xa.T * A[:, j]
+        if k is None:
+            sol = lsq_linear(C, -c, bounds=(0.0, np.inf), method="bvls")
+            val = float(np.linalg.norm(c + C @ sol.x))
+        else:
+            w = 1e6 * max(1.0, float(np.linalg.norm(C[:k])))
+            Cw = np.vstack([C[:k], w * C[k:]])
+            cw = np.concatenate([c[:k], w * c[k:]])
+            sol = lsq_linear(Cw, -cw, bounds=(0.0, np.inf), method="bvls")
+            m = _fix_bias_equality(Xa, A[:, j:j + 1], S[:, j:j + 1], lam,
+                                   sol.x[:, None].copy(), k)[:, 0]
+            with np.errstate(invalid="ignore"):
+                val = float(np.linalg.norm((c + C @ m)[:k]))
+            if not np.isfinite(val):
+                val = np.inf
+        nrm[j] = min(nrm[j], val)
+        best = max(best, nrm[j])
+
+
+def _fix_bias_equality(Xa, A, S, lam, mu, k):
+    """Adjust ``mu >= 0`` so that ``1^T (S_j lam + A_j mu_j) = 0`` for every block.
+
+    ``r_j > 0``: add ``r_j`` to ``mu`` at the inactive sample of smallest ``||x_i||``
+    (or, for an all-active block, scale ``mu_j`` down when that suffices); ``r_j < 0``:
+    symmetric. Blocks where neither works get ``mu_j = inf`` (infeasible: bound inf).
+    Residuals below ``1e-12`` of the magnitudes involved are treated as rounding errors.
+    """
+    mu = mu.copy()
+    ones = Xa[:, k:].sum(axis=1)  # the bias column(s): 1 for [X, 1]
+    a = (S * lam[:, None]).T @ ones
+    r = a + (A * mu).T @ ones
+    xn = np.linalg.norm(Xa[:, :k], axis=1)
+    cols = np.arange(A.shape[1])
+    # residuals at the rounding level of the centring (|r| <= 1e-12 sum|.|) count as zero
+    rtol = 1e-12 * ((np.abs(S) * np.abs(lam)[:, None]).T @ np.abs(ones) + mu.T @ np.abs(ones))
+    for sgn in (1.0, -1.0):
+        # sgn = 1: need to decrease r (add at A = -1); sgn = -1: increase (add at A = +1)
+        need = sgn * r > rtol
+        if not np.any(need):
+            continue
+        cand = np.where(A == -sgn, xn[:, None], np.inf)
+        idx = np.argmin(cand, axis=0)
+        has = np.isfinite(cand[idx, cols])
+        add = need & has
+        mu[idx[add], cols[add]] += np.abs(r[add])
+        rest = need & ~has
+        if np.any(rest):
+            tot = mu[:, rest].sum(axis=0)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                fac = np.where(tot > 0, -sgn * a[rest] / tot, np.inf)  # needs 0 <= fac <= 1
+            ok = (fac >= 0) & (fac <= 1)
+            sub = mu[:, rest]
+            sub[:, ok] *= fac[ok]
+            sub[:, ~ok] = np.inf
+            mu[:, rest] = sub
+    return mu

@@ -1,0 +1,73 @@
+"""CLI: convexrelu fit / predict / demo."""
+
+import numpy as np
+import pytest
+
+from convexrelu.cli import main
+
+
+@pytest.fixture
+def data_csv(tmp_path, rng):
+    X = rng.standard_normal((10, 2))
+    y = np.abs(X[:, 0]) + 0.5 * X[:, 1]
+    path = tmp_path / "d.csv"
+    np.savetxt(path, np.column_stack([X, y]), delimiter=",", header="a,b,t", comments="")
+    return path, X, y
+
+
+def test_fit_predict_round_trip(tmp_path, data_csv, capsys):
+    from convexrelu.estimators import ConvexReLURegressor
+
+    path, X, y = data_csv
+    model = tmp_path / "m.npz"
+    assert main(["fit", str(path), "--target", "t", "--alpha", "0.01", "--patterns", "exact",
+                 "--out", str(model)]) == 0
+    assert "objective" in capsys.readouterr().out
+    with np.load(model, allow_pickle=False) as z:
+        assert {"W1", "b1", "W2", "b2", "__header__"} <= set(z.files)
+    preds = tmp_path / "p.csv"
+    assert main(["predict", str(model), str(path), "--out", str(preds)]) == 0
+    got = np.loadtxt(preds, delimiter=",", skiprows=1)
+    ref = ConvexReLURegressor(alpha=0.01, patterns="exact").fit(X, y).predict(X)
+    np.testing.assert_allclose(got, ref, atol=1e-6)
+
+
+def test_fit_classifier_and_no_bias(tmp_path, data_csv, capsys):
+    path, X, y = data_csv
+    lab = tmp_path / "c.csv"
+    np.savetxt(lab, np.column_stack([X, y > 1]), delimiter=",", header="a,b,t", comments="")
+    model = tmp_path / "c.npz"
+    assert main(["fit", str(lab), "--target", "t", "--alpha", "0.5", "--no-bias",
+                 "--classify", "--out", str(model)]) == 0
+    capsys.readouterr()
+    assert main(["predict", str(model), str(lab)]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == "prediction" and len(out) == 11
+
+
+def test_cli_errors(tmp_path, data_csv, capsys):
+    path, _, _ = data_csv
+    assert main(["fit", str(path), "--target", "zz", "--alpha", "0.1"]) == 2
+    assert "not found" in capsys.readouterr().err
+    assert main(["fit", str(path), "--target", "t", "--alpha", "-1"]) == 2
+    assert "--alpha" in capsys.readouterr().err
+    assert main(["predict", str(path), str(path)]) == 2
+    with pytest.raises(SystemExit):
+        main(["fit", str(path), "--target", "t", "--alpha", "1", "--patterns", "many"])
+    bad = tmp_path / "x.npz"
+    np.savez(bad, W1=np.zeros((1, 2)))
+    assert main(["predict", str(bad), str(path)]) == 2
+    assert "not a convexrelu model" in capsys.readouterr().err
+
+
+def test_demo_list_and_unknown(capsys):
+    assert main(["demo", "--list"]) == 0
+    assert capsys.readouterr().out.split()[0] == "fit"
+    assert main(["demo", "nope"]) == 2
+
+
+@pytest.mark.slow
+def test_demo_fit_fast(tmp_path, capsys):
+    assert main(["demo", "--fast", "--out", str(tmp_path)]) == 0
+    assert (tmp_path / "fit.png").exists()
+    assert "global optimum" in capsys.readouterr().out

@@ -1,0 +1,210 @@
+"""Tests of the exact dual-constraint evaluation M(lambda) (MATH §4.2, §10.2, §10.5, §8.22)."""
+
+import itertools
+import warnings
+
+import numpy as np
+import pytest
+
+from convexrelu.arrangements import ActivationPatterns
+from convexrelu.certificates import dual_constraint
+from convexrelu.certificates._dual import _prepare, pattern_value, pattern_value_socp
+
+cp = pytest.importorskip("cvxpy")
+
+CLARABEL = dict(solver="CLARABEL", tol_gap_abs=1e-11, tol_gap_rel=1e-11, tol_feas=1e-11)
+
+
+def exact_patterns(X, bias):
+    """All cells by brute force over sign vectors: one max-margin LP each (test oracle)."""
+    from scipy.optimize import linprog
+
+    Xa = np.hstack([X, np.ones((X.shape[0], 1))]) if bias else X
+    n, d = Xa.shape
+    Xn = Xa / np.linalg.norm(Xa, axis=1, keepdims=True)
+    masks, gates = [], []
+    for s in itertools.product([1.0, -1.0], repeat=n):
+        s = np.array(s)
+        A = np.hstack([-(s[:, None] * Xn), np.ones((n, 1))])
+        res = linprog(np.r_[np.zeros(d), -1.0], A_ub=A, b_ub=np.zeros(n),
+                      bounds=[(-1, 1)] * d + [(None, 1)], method="highs")
+        if res.status == 0 and -res.fun > 1e-9:
+            masks.append(s > 0)
+            gates.append(res.x[:d])
+    return ActivationPatterns.from_masks(X, np.array(masks).T, np.array(gates).T, bias=bias,
+                                         exact=True)
+
+
+_SOCP_CACHE = {}
+
+
+def socp_value(Xa, mask, c, free_bias):
+    """Direct SOCP max c^T x, x in K, ||x||_pen <= 1 (independent oracle, built once per data)."""
+    key = (Xa.tobytes(), Xa.shape, free_bias)
+    if key not in _SOCP_CACHE:
+        A = cp.Parameter(Xa.shape[0])
+        cc = cp.Parameter(Xa.shape[1])
+        x = cp.Variable(Xa.shape[1])
+        nrm = cp.norm(x[:-1]) if free_bias else cp.norm(x)
+        cons = [cp.multiply(A, Xa @ x) >= 0, nrm <= 1]
+        if free_bias:
+            cons.append(cp.abs(x[-1]) <= 100.0)
+        _SOCP_CACHE[key] = (cp.Problem(cp.Maximize(cc @ x), cons), A, cc)
+    prob, A, cc = _SOCP_CACHE[key]
+    A.value = np.where(mask, 1.0, -1.0)
+    cc.value = np.asarray(c, dtype=float)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        prob.solve(**CLARABEL)
+    return prob.value
+
+
+@pytest.fixture(scope="module")
+def data_bias():
+    rng = np.random.default_rng(3)
+    X = rng.standard_normal((7, 2))
+    return X, exact_patterns(X, bias=True)
+
+
+@pytest.fixture(scope="module")
+def data_nobias():
+    rng = np.random.default_rng(4)
+    X = rng.standard_normal((6, 3))
+    return X, exact_patterns(X, bias=False)
+
+
+@pytest.mark.parametrize("free_bias", [False, True])
+def test_pattern_value_matches_direct_socp(data_bias, free_bias):
+    """Per-pattern value (NNLS/bvls, verified) == direct SOCP; MATH §10.2 free-bias formula."""
+    X, pats = data_bias
+    rng = np.random.default_rng(0)
+    lam = rng.standard_normal(X.shape[0])
+    lam -= lam.mean()
+    Xa = pats.augment(X)
+    Xt, shift, R = _prepare(Xa, free_bias)
+    M = pats.masks
+    for i in range(0, pats.n_patterns, 3):
+        for sgn in (1, -1):
+            c = sgn * Xt.T @ (M[:, i] * lam)
+            U, L, x, _ = pattern_value(Xt, M[:, i], c, free_bias=free_bias, R=R)
+            ref = socp_value(Xa, M[:, i], sgn * Xa.T @ (M[:, i] * lam), free_bias)
+            assert U >= L - 1e-12
+            assert abs(U - ref) <= 1e-6 * (1 + abs(ref))
+            if x is not None:  # the returned point is feasible and attains L
+                assert np.all(np.where(M[:, i], 1, -1) * (Xt @ x) >= -1e-9)
+
+
+def test_pattern_value_socp_fallback_agrees(data_bias):
+    X, pats = data_bias
+    lam = np.random.default_rng(1).standard_normal(X.shape[0])
+    Xa = pats.augment(X)
+    M = pats.masks
+    for i in range(0, pats.n_patterns, 7):
+        c = Xa.T @ (M[:, i] * lam)
+        U, *_ = pattern_value(Xa, M[:, i], c)
+        U2, L2, _ = pattern_value_socp(Xa, M[:, i], c)
+        assert abs(U - U2) <= 1e-7 * (1 + U)
+        assert L2 <= U + 1e-9
+
+
+@pytest.mark.parametrize("fixture,penalize", [("data_bias", True), ("data_bias", False),
+                                             ("data_nobias", True)])
+def test_M_chain_sampled_exact_bound(request, fixture, penalize):
+    """MATH §8.22: sampled <= exact(projection) = exact(SOCP) <= max ||c_i||."""
+    X, pats = request.getfixturevalue(fixture)
+    rng = np.random.default_rng(2)
+    lam = rng.standard_normal(X.shape[0])
+    lam -= lam.mean()
+    free = pats.bias and not penalize
+    res = dual_constraint(pats, X, lam, penalize_bias=penalize)
+    Xa = pats.augment(X)
+    M = pats.masks
+    socp = max(socp_value(Xa, M[:, i], s * Xa.T @ (M[:, i] * lam), free)
+               for i in range(pats.n_patterns) for s in (1, -1))
+    assert abs(res.value - socp) <= 1e-6 * (1 + socp)
+    assert res.exact and not res.conservative
+    assert res.gate_lower <= res.value + 1e-12
+    # attained by the returned direction: sign * lam^T (X_aug x)_+ = M, ||x||_pen = 1
+    x = res.direction
+    att = res.sign * lam @ np.maximum(Xa @ x, 0.0)
+    assert abs(att - res.value) <= 1e-7 * (1 + res.value)
+    assert abs(np.linalg.norm(x[:-1] if free else x) - 1) < 1e-9
+    if not free:
+        cheap = max(np.linalg.norm(Xa.T @ (M[:, i] * lam)) for i in range(pats.n_patterns))
+        assert res.value <= cheap + 1e-12
+    from convexrelu.arrangements import sample_patterns
+
+    sp = sample_patterns(X, 5, random_state=0, bias=pats.bias)
+    rs = dual_constraint(sp, X, lam, penalize_bias=penalize)
+    assert rs.value <= res.value + 1e-9 and not rs.exact
+
+
+def test_whitened_closed_form():
+    """MATH §8.17: X X^T = I (n <= d) gives M(lambda) = max(||lambda_+||, ||lambda_-||)."""
+    rng = np.random.default_rng(5)
+    Q, _ = np.linalg.qr(rng.standard_normal((5, 3)))
+    X = Q.T  # (3, 5), orthonormal rows
+    pats = exact_patterns(X, bias=False)
+    assert pats.n_patterns == 8
+    for _ in range(3):
+        lam = rng.standard_normal(3)
+        res = dual_constraint(pats, X, lam)
+        ref = max(np.linalg.norm(np.maximum(lam, 0)), np.linalg.norm(np.minimum(lam, 0)))
+        assert abs(res.value - ref) <= 1e-9
+
+
+def test_block_streaming_is_invariant(data_bias):
+    X, pats = data_bias
+    lam = np.random.default_rng(6).standard_normal(X.shape[0])
+    lam -= lam.mean()
+    a = dual_constraint(pats, X, lam, penalize_bias=False, block_size=3)
+    b = dual_constraint(pats, X, lam, penalize_bias=False, block_size=10_000)
+    assert abs(a.value - b.value) <= 1e-12 * (1 + a.value)
+    assert a.n_refined <= 2 * pats.n_patterns
+
+
+def test_vector_dual_is_conservative_upper_bound():
+    """Several outputs: max_i sigma_max(Lambda^T D_i X) >= the true value (grid, d = 2)."""
+    rng = np.random.default_rng(7)
+    X = rng.standard_normal((6, 2))
+    pats = exact_patterns(X, bias=False)
+    Lam = rng.standard_normal((6, 3))
+    res = dual_constraint(pats, X, Lam)
+    th = np.linspace(0, 2 * np.pi, 20001)
+    U = np.vstack([np.cos(th), np.sin(th)])
+    grid = np.max(np.linalg.norm(Lam.T @ np.maximum(X @ U, 0), axis=0))
+    assert res.conservative
+    assert res.value >= grid - 1e-9
+    assert res.lower <= grid + 1e-9
+
+
+def test_free_bias_uncentred_lambda_is_infinite(data_bias):
+    X, pats = data_bias
+    lam = np.ones(X.shape[0])
+    with pytest.warns(RuntimeWarning, match="not centred"):
+        res = dual_constraint(pats, X, lam, penalize_bias=False)
+    assert res.value == np.inf
+
+
+def test_other_data_rejected(data_bias):
+    X, pats = data_bias
+    with pytest.raises(ValueError, match="computed on"):
+        dual_constraint(pats, X + 1.0, np.zeros(X.shape[0]))
+
+
+@pytest.mark.parametrize("bias", [True, False])
+def test_sweep_2d_equals_listed_patterns(bias):
+    """The exact 2-D angular sweep equals bound-then-refine over all listed patterns."""
+    from convexrelu.certificates._dual import dual_constraint_2d
+
+    rng = np.random.default_rng(9)
+    X = rng.standard_normal((7, 2))
+    pats = exact_patterns(X, bias=bias)
+    for _ in range(3):
+        lam = rng.standard_normal(7)
+        lam -= lam.mean()
+        a = dual_constraint(pats, X, lam, penalize_bias=False)
+        b = dual_constraint_2d(X, lam, bias=bias)
+        assert abs(a.value - b.value) <= 1e-10 * (1 + a.value)
+        att = b.sign * lam @ np.maximum(pats.augment(X) @ b.direction, 0.0)
+        assert abs(att - b.value) <= 1e-10 * (1 + b.value)

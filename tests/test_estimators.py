@@ -1,0 +1,177 @@
+"""ConvexReLURegressor / ConvexReLUClassifier: optimality, sklearn contract, errors."""
+
+import pickle
+import warnings
+
+import numpy as np
+import pytest
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.neural_network import MLPClassifier, MLPRegressor
+from sklearn.utils.estimator_checks import parametrize_with_checks
+
+from convexrelu.arrangements import enumerate_patterns
+from convexrelu.estimators import ConvexReLUClassifier, ConvexReLURegressor
+from convexrelu.solvers import CvxpySolver
+
+
+def _reference(X, y, bias, alpha, loss):
+    from test_cvxpy_solver import reference
+
+    pats = enumerate_patterns(X, bias=bias)
+    yy = y if loss == "squared" else np.where(y == np.unique(y)[1], 1.0, -1.0)
+    return reference(pats.augment(X), yy, pats.masks, alpha, loss, X.shape[1])[0]
+
+
+@pytest.mark.parametrize("bias", [False, True])
+def test_regressor_global_optimum(rng, bias):
+    X, y = rng.standard_normal((6, 2)), rng.standard_normal(6)
+    X[5] = X[0]  # a repeated row
+    reg = ConvexReLURegressor(alpha=0.5, patterns="exact", bias=bias,
+                              solver=CvxpySolver(tol=1e-10)).fit(X, y)
+    assert reg.exact_patterns_
+    assert reg.objective_ == pytest.approx(_reference(X, y, bias, 0.5, "squared"), rel=1e-6)
+    j = reg.network_.objective(X, y, 0.5)
+    assert j == pytest.approx(reg.objective_, rel=1e-6)
+    assert reg.n_neurons_ <= X.shape[0]
+    # no MLPRegressor (which always has hidden biases) reaches a lower objective
+    # (MATH §8 item 9)
+    for seed in range(3 if bias else 0):
+        mlp = MLPRegressor(hidden_layer_sizes=(30,), alpha=0.5, solver="lbfgs", max_iter=2000, random_state=seed)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            mlp.fit(X, y)
+        assert mlp.loss_ >= reg.objective_ - 1e-6
+
+
+def test_classifier_global_optimum(rng):
+    X = rng.standard_normal((6, 2))
+    y = np.array(["a", "b", "a", "a", "b", "b"])
+    clf = ConvexReLUClassifier(alpha=0.3, patterns="exact",
+                               solver=CvxpySolver(tol=1e-9)).fit(X, y)
+    assert clf.objective_ == pytest.approx(_reference(X, y, True, 0.3, "logistic"), rel=1e-6)
+    assert clf.network_.objective(X, (y == "b") * 1.0, 0.3, loss="logistic") == pytest.approx(
+        clf.objective_, rel=1e-6)
+    for seed in range(3):
+        mlp = MLPClassifier(hidden_layer_sizes=(30,), alpha=0.3, solver="lbfgs", max_iter=2000, random_state=seed)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            mlp.fit(X, y)
+        assert mlp.loss_ >= clf.objective_ - 1e-6
+    proba = clf.predict_proba(X)
+    np.testing.assert_allclose(proba.sum(1), 1.0)
+    assert set(clf.predict(X)) <= {"a", "b"}
+    assert list(clf.classes_) == ["a", "b"]
+
+
+def test_predictions_agree_everywhere(rng):
+    X, y = rng.standard_normal((8, 2)), rng.standard_normal(8)
+    reg = ConvexReLURegressor(alpha=0.1, patterns="exact").fit(X, y)
+    Xt = rng.standard_normal((20, 2))
+    p = reg.predict(Xt)
+    np.testing.assert_allclose(reg.network_.predict(Xt), p, atol=1e-8)
+    np.testing.assert_allclose(reg.network_.to_sklearn().predict(Xt), p, atol=1e-8)
+    torch = pytest.importorskip("torch")
+    with torch.no_grad():
+        out = reg.network_.to_torch()(torch.as_tensor(Xt)).numpy()[:, 0]
+    np.testing.assert_allclose(out, p, atol=1e-8)
+
+
+def test_multioutput_and_multiclass(rng):
+    X = rng.standard_normal((8, 2))
+    Y = rng.standard_normal((8, 2))
+    reg = ConvexReLURegressor(alpha=0.1, patterns="exact").fit(X, Y)
+    assert reg.predict(X).shape == (8, 2)
+    assert reg.network_.objective(X, Y, 0.1) == pytest.approx(reg.objective_, rel=1e-5)
+    y = np.array([0, 1, 2, 0, 1, 2, 0, 1])
+    clf = ConvexReLUClassifier(alpha=0.5, patterns="exact").fit(X, y)
+    assert clf.decision_function(X).shape == (8, 3)
+    assert clf.predict_proba(X).shape == (8, 3)
+
+
+def test_pickle_round_trip(rng):
+    X, y = rng.standard_normal((8, 2)), rng.standard_normal(8)
+    reg = ConvexReLURegressor(alpha=0.1, patterns=40, random_state=0).fit(X, y)
+    clone = pickle.loads(pickle.dumps(reg))
+    np.testing.assert_array_equal(clone.predict(X), reg.predict(X))
+    assert not reg.exact_patterns_
+
+
+def test_hinge_has_no_proba(rng):
+    X = rng.standard_normal((8, 2))
+    y = np.array([0, 1] * 4)
+    clf = ConvexReLUClassifier(alpha=0.5, loss="hinge", patterns="exact").fit(X, y)
+    assert not hasattr(clf, "predict_proba")
+    assert clf.score(X, y) >= 0.5
+
+
+def test_gated_formulation(rng):
+    X, y = rng.standard_normal((8, 2)), rng.standard_normal(8)
+    exact = ConvexReLURegressor(alpha=0.1, patterns="exact", bias=False).fit(X, y)
+    gated = ConvexReLURegressor(alpha=0.1, patterns="exact", bias=False,
+                                formulation="gated_relu").fit(X, y)
+    assert gated.objective_ >= exact.objective_ - 1e-6
+
+
+def test_errors(rng):
+    X, y = rng.standard_normal((8, 2)), rng.standard_normal(8)
+    Xn = X.copy()
+    Xn[0, 0] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        ConvexReLURegressor().fit(Xn, y)
+    with pytest.raises(ValueError, match="inconsistent numbers of samples"):
+        ConvexReLURegressor().fit(X, y[:5])
+    reg = ConvexReLURegressor(alpha=0.1, patterns="exact").fit(X, y)
+    with pytest.raises(ValueError, match="features"):
+        reg.predict(X[:, :1])
+    with pytest.raises(ValueError, match="only one class"):
+        ConvexReLUClassifier().fit(X, np.zeros(8))
+    other = enumerate_patterns(X + 1.0, bias=True)
+    with pytest.raises(ValueError, match="computed on other data"):
+        ConvexReLURegressor(patterns=other).fit(X, y)
+    with pytest.raises(ValueError, match="computed with bias=True"):
+        ConvexReLURegressor(patterns=other, bias=False).fit(X + 1.0, y)
+    with pytest.raises(ValueError, match="is not installed"):
+        ConvexReLURegressor(solver=CvxpySolver("NO_SUCH_SOLVER")).fit(X, y)
+    with pytest.raises(ValueError, match="The 'alpha' parameter of ConvexReLURegressor"):
+        ConvexReLURegressor(alpha=-1).fit(X, y)
+    with pytest.raises(ValueError, match="patterns='exact'"):
+        ConvexReLURegressor(patterns="exact", max_patterns=5).fit(
+            rng.standard_normal((12, 3)), rng.standard_normal(12))
+
+
+def test_auto_samples_with_warning(rng):
+    X, y = rng.standard_normal((12, 3)), rng.standard_normal(12)
+    with pytest.warns(UserWarning, match="optimum over a sample of patterns"):
+        reg = ConvexReLURegressor(max_patterns=20, random_state=0).fit(X, y)
+    assert not reg.exact_patterns_ and reg.patterns_.n_patterns <= 20
+
+
+@parametrize_with_checks([
+    ConvexReLURegressor(max_patterns=10, random_state=0),
+    ConvexReLUClassifier(alpha=1.0, loss="hinge", max_patterns=10, random_state=0),
+])
+def test_sklearn_contract(estimator, check):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # sampled-pattern notices
+        check(estimator)
+
+
+@pytest.mark.slow
+@parametrize_with_checks([ConvexReLUClassifier(alpha=1.0, max_patterns=30, random_state=0)])
+def test_sklearn_contract_logistic(estimator, check):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        check(estimator)
+
+
+@pytest.mark.parametrize("d", [1, 2])
+def test_plot_fit(rng, d):
+    pytest.importorskip("matplotlib")
+    from convexrelu.plotting._fit import plot_fit
+
+    X, y = rng.standard_normal((8, d)), rng.standard_normal(8)
+    reg = ConvexReLURegressor(alpha=0.1, patterns="exact").fit(X, y)
+    ax = plot_fit(reg, X, y, resolution=20, title="t")
+    assert ax.get_title() == "t"
+    with pytest.raises(ValueError, match="one or two features"):
+        plot_fit(reg, np.zeros((8, 3)), y)

@@ -1,0 +1,101 @@
+"""ConvexProgram: vectorised evaluation, validation, restrictions."""
+
+import numpy as np
+import pytest
+
+from convexrelu.arrangements import ActivationPatterns, enumerate_patterns
+from convexrelu.program import ConvexProgram
+
+
+def _data(rng, n=7, d=2):
+    return rng.standard_normal((n, d)), rng.standard_normal(n)
+
+
+@pytest.mark.parametrize("bias", [False, True])
+def test_predict_and_objective_match_loop(rng, bias):
+    X, y = _data(rng)
+    pats = enumerate_patterns(X, bias=bias)
+    prog = ConvexProgram(X, y, pats, loss="squared", alpha=0.3, bias=bias)
+    V = rng.standard_normal((pats.n_patterns, prog.d_aug))
+    W = rng.standard_normal((pats.n_patterns, prog.d_aug))
+    Xa = pats.augment(X)
+    z = sum(pats.masks[:, i] * (Xa @ (V[i] - W[i])) for i in range(pats.n_patterns)) + 0.5
+    np.testing.assert_allclose(prog.predict(V, W, 0.5), z, rtol=1e-12, atol=1e-12)
+    k = X.shape[1] if bias else Xa.shape[1]
+    pen = sum(np.linalg.norm(V[i, :k]) + np.linalg.norm(W[i, :k])
+              for i in range(pats.n_patterns))
+    expect = (0.5 * np.sum((z - y) ** 2) + 0.3 * pen) / X.shape[0]
+    assert prog.objective(V, W, 0.5) == pytest.approx(expect, rel=1e-12)
+    np.testing.assert_allclose(prog.dual_point(V, W, 0.5), y - z, atol=1e-12)
+
+
+def test_multi_output_predict(rng):
+    X, _ = _data(rng)
+    Y = rng.standard_normal((7, 3))
+    pats = enumerate_patterns(X)
+    prog = ConvexProgram(X, Y, pats, loss="squared", alpha=0.1, bias=False)
+    V = rng.standard_normal((3, pats.n_patterns, 2))
+    Z = prog.predict(V, np.zeros_like(V), np.array([1.0, 2.0, 3.0]))
+    for k in range(3):
+        single = ConvexProgram(X, Y[:, k], pats, loss="squared", alpha=0.1, bias=False)
+        np.testing.assert_allclose(Z[:, k], single.predict(V[k]) + k + 1, atol=1e-12)
+
+
+def test_max_violation_zero_on_gates(rng):
+    X, y = _data(rng)
+    pats = enumerate_patterns(X, bias=True)
+    prog = ConvexProgram(X, y, pats, loss="squared", alpha=0.1, bias=True)
+    assert prog.max_violation(pats.gates.T, pats.gates.T) == 0.0
+    assert prog.max_violation(-pats.gates.T) > 0
+
+
+def test_restrict_and_with_alpha(rng):
+    X, y = _data(rng)
+    pats = enumerate_patterns(X)
+    prog = ConvexProgram(X, y, pats, loss="squared", alpha=0.1, bias=False)
+    sub = prog.restrict([0, 2])
+    assert sub.n_patterns == 2 and not sub.patterns.exact
+    np.testing.assert_array_equal(sub.masks, pats.masks[:, [0, 2]])
+    assert prog.with_alpha(2.0).alpha == 2.0 and prog.alpha == 0.1
+    assert prog.structure_key() == prog.with_alpha(5.0).structure_key()
+
+
+def test_errors(rng):
+    X, y = _data(rng)
+    pats = enumerate_patterns(X, bias=True)
+    with pytest.raises(ValueError, match="computed on other data"):
+        ConvexProgram(X + 1, y, pats, loss="squared", alpha=0.1, bias=True)
+    with pytest.raises(ValueError, match="shape"):
+        ConvexProgram(X[:5], y[:5], pats, loss="squared", alpha=0.1, bias=True)
+    with pytest.raises(ValueError, match="bias=False but the patterns"):
+        ConvexProgram(X, y, pats, loss="squared", alpha=0.1, bias=False)
+    with pytest.raises(ValueError, match="formulation must be one of"):
+        ConvexProgram(X, y, pats, loss="squared", alpha=0.1, bias=True, formulation="x")
+    with pytest.raises(ValueError, match="alpha must be a float in the range"):
+        ConvexProgram(X, y, pats, loss="squared", alpha=-1.0, bias=True)
+    with pytest.raises(TypeError, match="alpha must be a float"):
+        ConvexProgram(X, y, pats, loss="squared", alpha="big", bias=True)
+    with pytest.raises(ValueError, match="degenerate"):
+        ConvexProgram(X, y, pats, loss="squared", alpha=0.1, bias=True,
+                      formulation="gated_relu")
+    with pytest.raises(ValueError, match="needs loss='squared'"):
+        ConvexProgram(X, np.sign(y), pats, loss="logistic", alpha=0.1, bias=True,
+                      formulation="min_norm")
+    with pytest.raises(ValueError, match="binary labels"):
+        ConvexProgram(X, y, pats, loss="squared", alpha=0.1, bias=True,
+                      formulation="max_margin")
+    with pytest.raises(TypeError, match="ActivationPatterns"):
+        ConvexProgram(X, y, np.ones((7, 3)), loss="squared", alpha=0.1, bias=True)
+    with pytest.raises(ValueError, match="samples but y has"):
+        ConvexProgram(X, y[:3], pats, loss="squared", alpha=0.1, bias=True)
+    prog = ConvexProgram(X, y, pats, loss="squared", alpha=0.1, bias=True)
+    with pytest.raises(ValueError, match="V and W must have shape"):
+        prog.objective(np.zeros((2, 3)))
+
+
+def test_from_gates_patterns_accepted(rng):
+    X, y = _data(rng)
+    pats = ActivationPatterns.from_gates(X, rng.standard_normal((2, 50)))
+    prog = ConvexProgram(X, y, pats, loss="squared", alpha=0.1, bias=False)
+    assert prog.n_patterns == pats.n_patterns
+    assert "n_patterns" in repr(prog)
