@@ -33,14 +33,20 @@ _LAZY = {
     "ReLUNet": "convexrelu.network",
     # convex program and estimators
     "ConvexProgram": "convexrelu.program",
+    "ConvexSolution": "convexrelu.program",
     "ConvexReLURegressor": "convexrelu.estimators",
     "ConvexReLUClassifier": "convexrelu.estimators",
     # certificates
     "certify": "convexrelu.certificates",
     "Certificate": "convexrelu.certificates",
+    "ViolatingNeuron": "convexrelu.certificates",
+    "dual_constraint": "convexrelu.certificates",
     # non-convex training (torch)
     "train_gradient_flow": "convexrelu.nonconvex",
     "compare_gradient_flow": "convexrelu.nonconvex",
+    "TrainingHistory": "convexrelu.nonconvex",
+    "ComparisonResult": "convexrelu.nonconvex",
+    "TwoLayerReLU": "convexrelu.nonconvex",
 }
 
 __all__ = ["__version__", *_LAZY]
