@@ -103,6 +103,7 @@ class _ConvexReLUBase(BaseEstimator):
         "max_iter": [Interval(numbers.Integral, 1, None, closed="left")],
         "random_state": ["random_state"],
         "verbose": ["verbose"],
+        "certify": ["boolean"],
     }
 
     # ------------------------------------------------------------------ patterns
@@ -139,16 +140,56 @@ class _ConvexReLUBase(BaseEstimator):
                           verbose=bool(self.verbose))
 
     def _solve_outputs(self, X, Y, loss, pats):
-        """Solve one scalar program per column of ``Y``; return networks and totals."""
+        """Solve one scalar program per column of ``Y``; return networks, totals, certificates.
+
+        With ``certify=True`` each column's network is certified (MATH §4.5) over the same
+        patterns; when the patterns are exact, the certificate's relative gap exceeds
+        ``tol`` and the solver is built here (a name, not an instance), the column is
+        solved once more with a 10^4 times tighter solver tolerance and the result with the
+        smaller certified gap is kept (the celer habit: stop on the certificate's gap).
+        """
         solver = self._solver()
-        nets, objective, n_iter, statuses = [], 0.0, 0, []
+        nets, objective, n_iter, statuses, certs = [], 0.0, 0, [], []
         for j in range(Y.shape[1]):
             sol = self._solve_one(X, Y[:, j], loss, pats, solver)
+            cert = self._certify_one(X, Y[:, j], loss, pats, sol[0]) if self.certify else None
+            if cert is not None and cert.exact and not cert.optimal and \
+                    isinstance(self.solver, str):
+                tight = get_solver(self.solver, tol=self.tol * 1e-4, max_iter=self.max_iter,
+                                   verbose=bool(self.verbose))
+                with warnings.catch_warnings():  # the first solve already reported
+                    warnings.simplefilter("ignore")
+                    sol2 = self._solve_one(X, Y[:, j], loss, pats, tight)
+                cert2 = self._certify_one(X, Y[:, j], loss, pats, sol2[0])
+                spent = sol[2] + sol2[2]
+                if cert2.gap < cert.gap:
+                    sol, cert = sol2, cert2
+                sol = (sol[0], sol[1], spent, sol[3])
             objective += sol[1]
             n_iter = max(n_iter, sol[2])
             statuses.append(sol[3])
             nets.append(sol[0])
-        return nets, objective, n_iter, statuses
+            certs.append(cert)
+        return nets, objective, n_iter, statuses, certs
+
+    def _certify_one(self, X, y, loss, pats, net):
+        """The certificate of one column's network (its own scalar problem, MATH §4.5)."""
+        from .certificates import certify
+
+        alpha = self.alpha
+        if isinstance(loss, _ColumnSquaredLoss):
+            # (1/(2c))||z - y||^2 + (alpha/2)||theta||^2 = (1/c) [squared loss + (c alpha/2)..]
+            loss, alpha = "squared", self.alpha * loss.n_outputs
+        free_or_none = not (self.bias and self.penalize_bias)
+        # two features: the exact angular sweep is faster than the listed patterns
+        patterns = "exact" if (pats.exact and X.shape[1] == 2 and free_or_none
+                               and loss != "hinge") else pats
+        return certify(net, X, y, alpha=alpha, loss=loss, patterns=patterns, tol=self.tol,
+                       hidden_bias=self.bias, penalize_bias=self.penalize_bias)
+
+    def _set_certificate(self, certs) -> None:
+        self.certificate_ = None if not self.certify else (
+            certs[0] if len(certs) == 1 else list(certs))
 
     def _solve_one(self, X, y, loss, pats, solver):
         prog = ConvexProgram(X, y, pats, loss=loss, alpha=self.alpha, bias=self.bias,
@@ -266,6 +307,13 @@ class ConvexReLURegressor(RegressorMixin, _ConvexReLUBase):
     random_state : int, RandomState instance or None, default=None
         Seeds the sampled patterns.
     verbose : bool, default=False
+    certify : bool, default=True
+        Certify the fitted network after the solve (:func:`convexrelu.certify`, MATH
+        §4.5; ``tol`` is the relative-gap tolerance of ``certificate_.optimal``). With
+        exact patterns, a certificate whose relative gap exceeds ``tol`` triggers one
+        re-solve with a 10^4 times tighter solver tolerance (when ``solver`` is a name).
+        The certificate costs one pass over the patterns (an angular sweep for two
+        features); ``False`` skips it, e.g. inside a grid search.
 
     Attributes
     ----------
@@ -281,6 +329,14 @@ class ConvexReLURegressor(RegressorMixin, _ConvexReLUBase):
         optimum over all widths).
     n_iter_ : int
     solution_status_ : str
+    certificate_ : Certificate, list of Certificate or None
+        The duality-gap certificate of ``network_`` against every two-layer ReLU network
+        of any width (``None`` with ``certify=False``). It checks all patterns
+        (``certificate_.exact``, and ``optimal`` when the relative gap is within ``tol``)
+        when ``patterns_`` is exact, and only the sampled patterns otherwise (never a
+        proof). With several outputs, one certificate per output's scalar problem (for
+        regression that problem is ``c`` times the output's share of ``objective_``, with
+        ``alpha`` multiplied by ``c``; relative gaps are unaffected).
     n_features_in_ : int
 
     References
@@ -301,7 +357,7 @@ class ConvexReLURegressor(RegressorMixin, _ConvexReLUBase):
     def __init__(self, alpha: float = 1e-3, *, patterns="auto", bias: bool = True,
                  penalize_bias: bool = False, formulation: str = "relu", solver="cvxpy",
                  tol: float = 1e-6, max_iter: int = 500, max_patterns: int = 2000,
-                 random_state=None, verbose: bool = False) -> None:
+                 random_state=None, verbose: bool = False, certify: bool = True) -> None:
         self.alpha = alpha
         self.patterns = patterns
         self.bias = bias
@@ -313,6 +369,7 @@ class ConvexReLURegressor(RegressorMixin, _ConvexReLUBase):
         self.max_patterns = max_patterns
         self.random_state = random_state
         self.verbose = verbose
+        self.certify = certify
 
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y):
@@ -334,8 +391,9 @@ class ConvexReLURegressor(RegressorMixin, _ConvexReLUBase):
         pats = self._get_patterns(X)
         # each column's loss is (1/(2c)) ||z - y||^2: sklearn averages over n * c entries
         loss = "squared" if Y.shape[1] == 1 else _ColumnSquaredLoss(Y.shape[1])
-        nets, obj, n_iter, st = self._solve_outputs(X, Y, loss, pats)
+        nets, obj, n_iter, st, certs = self._solve_outputs(X, Y, loss, pats)
         self._set_fitted(X, nets, obj, n_iter, st, pats)
+        self._set_certificate(certs)
         return self
 
     def predict(self, X) -> np.ndarray:
@@ -383,7 +441,7 @@ class ConvexReLUClassifier(ClassifierMixin, _ConvexReLUBase):
     alpha : float, default=1e-3
     loss : {"logistic", "hinge"}, default="logistic"
     patterns, bias, penalize_bias, formulation, solver, tol, max_iter, max_patterns, \
-random_state, verbose
+random_state, verbose, certify
         As in :class:`ConvexReLURegressor`.
 
     Attributes
@@ -393,8 +451,9 @@ random_state, verbose
         One output (the logit of ``classes_[1]``) for two classes, else one logit per
         class.
     objective_, n_neurons_, patterns_, exact_patterns_, n_iter_, solution_status_, \
-n_features_in_
-        As in :class:`ConvexReLURegressor`.
+certificate_, n_features_in_
+        As in :class:`ConvexReLURegressor`. With ``c > 2`` classes ``certificate_`` holds
+        one certificate per one-vs-rest problem.
 
     References
     ----------
@@ -409,7 +468,8 @@ n_features_in_
     def __init__(self, alpha: float = 1e-3, *, loss: str = "logistic", patterns="auto",
                  bias: bool = True, penalize_bias: bool = False, formulation: str = "relu",
                  solver="cvxpy", tol: float = 1e-6, max_iter: int = 500,
-                 max_patterns: int = 2000, random_state=None, verbose: bool = False) -> None:
+                 max_patterns: int = 2000, random_state=None, verbose: bool = False,
+                 certify: bool = True) -> None:
         self.alpha = alpha
         self.loss = loss
         self.patterns = patterns
@@ -422,6 +482,7 @@ n_features_in_
         self.max_patterns = max_patterns
         self.random_state = random_state
         self.verbose = verbose
+        self.certify = certify
 
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y):
@@ -451,8 +512,9 @@ n_features_in_
         else:
             Y = np.where(yi[:, None] == np.arange(classes.shape[0])[None, :], 1.0, -1.0)
         pats = self._get_patterns(X)
-        nets, obj, n_iter, st = self._solve_outputs(X, Y, self.loss, pats)
+        nets, obj, n_iter, st, certs = self._solve_outputs(X, Y, self.loss, pats)
         self._set_fitted(X, nets, obj, n_iter, st, pats)
+        self._set_certificate(certs)
         return self
 
     def decision_function(self, X) -> np.ndarray:
