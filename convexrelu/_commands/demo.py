@@ -117,10 +117,28 @@ def _demo_fit(out_dir: Path, fast: bool) -> int:
     return 0
 
 
+def _teaching_demo(name: str):
+    """``function(out_dir, fast)`` running :mod:`convexrelu.demos` module ``name``."""
+    def func(out_dir: Path, fast: bool) -> int:
+        from .. import demos
+
+        return demos.get(name).run(out_dir, fast=fast)
+
+    func.__name__ = f"_demo_{name}"
+    return func
+
+
+def _teaching_demos() -> dict:
+    from .. import demos
+
+    return {name: (demos.get(name).DESCRIPTION, _teaching_demo(name)) for name in demos.NAMES}
+
+
 #: demo name -> (one-line description, function(out_dir, fast) -> exit code)
 DEMOS = {
     "fit": ("globally optimal ReLU fit of two diabetes features, compared with "
             "MLPRegressor(lbfgs)", _demo_fit),
+    **_teaching_demos(),
 }
 
 

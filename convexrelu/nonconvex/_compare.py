@@ -30,8 +30,9 @@ class ComparisonResult:
         One per (width, seed): ``width``, ``seed``, ``objective`` (final ``J``),
         ``gap_to_optimum`` (``objective - optimum``), ``relative_gap_to_optimum``,
         ``lower_bound``, ``certificate_gap``, ``certified_optimal``, ``dual_ratio``
-        (``nan`` / None when certificates are off), ``n_neurons`` (active neurons of the
-        final net), ``pattern_changes`` (total over neurons), ``status``.
+        (``nan`` / None when certificates are off or the run diverged; a diverged run has
+        ``objective = inf``), ``n_neurons`` (active neurons of the final net),
+        ``pattern_changes`` (total over neurons), ``status``.
     histories : list of TrainingHistory
         Same order as ``runs``.
     alpha : float
@@ -232,18 +233,20 @@ def compare_gradient_flow(
                 X, y, n_neurons=width, alpha=alpha, loss=loss_name, lr=lr, n_steps=n_steps,
                 bias=bias, output_bias=True, penalize_bias=penalize_bias, random_state=seed,
                 progress=False, **train_params)
-            obj = h.network.objective(X, y, alpha, loss=loss_name, penalize_bias=penalize_bias)
+            diverged = h.status == "diverged" or h.network is None
+            obj = (float("inf") if diverged else
+                   h.network.objective(X, y, alpha, loss=loss_name, penalize_bias=penalize_bias))
             row = {"width": width, "seed": seed, "objective": obj,
                    "gap_to_optimum": obj - optimum,
                    "relative_gap_to_optimum": (obj - optimum) / max(abs(optimum), 1e-300),
                    "lower_bound": float("nan"), "certificate_gap": float("nan"),
                    "certified_optimal": None, "dual_ratio": float("nan"),
-                   "n_neurons": int(np.count_nonzero(
+                   "n_neurons": 0 if diverged else int(np.count_nonzero(
                        (np.linalg.norm(h.network.W1, axis=1) > 1e-8)
                        & (np.linalg.norm(h.network.W2, axis=0) > 1e-8))),
                    "pattern_changes": int(h.pattern_changes.sum()),
                    "status": h.status}
-            if certify:
+            if certify and not diverged:  # a diverged net has no meaningful certificate
                 kw = {"penalize_bias": penalize_bias, **(certify_params or {})}
                 cert = certify_fn(h.network, X, y, alpha=alpha, loss=loss_name, **kw)
                 row.update(lower_bound=float(cert.lower_bound),

@@ -33,8 +33,8 @@ class TrainingHistory:
     grad_norm : ndarray of shape (n_records,)
         ``||grad J||`` (the unnormalised gradient, also for ``normalized=True``).
     network : ReLUNet or None
-        Final network (``None`` for a leaky ReLU, ``negative_slope != 0``; see
-        :attr:`weights`).
+        Final network (``None`` for a leaky ReLU, ``negative_slope != 0``, and when the
+        weights are no longer finite after a divergence; see :attr:`weights`).
     weights : dict
         Final ``W1, b1, W2, b2`` as numpy arrays.
     snapshot_steps : ndarray of shape (n_snapshots,)
@@ -217,7 +217,10 @@ def train_gradient_flow(
         Rescale the output weights so that ``||alpha_j|| = ||(u_j, b_j)||`` at
         initialisation (the conserved quantity of :class:`ConservationMonitor` is then 0).
     normalized : bool, default=False
-        Step on ``log J`` instead of ``J`` (see above).
+        Step on ``log J`` instead of ``J`` (see above). Training stops early once ``J``
+        underflows below the smallest normal number of ``dtype`` (the logistic loss of a
+        separable problem does so once the margins reach about 700 in float64), where
+        the step ``lr / J`` is no longer computed accurately.
     bias : bool, default=True
         Whether the hidden layer has a bias.
     output_bias : bool, optional
@@ -438,8 +441,8 @@ def train_gradient_flow(
             if step == n_steps:
                 break
             scale = lr / Jv if normalized else lr
-            if normalized and Jv <= 0:
-                break
+            if normalized and not Jv >= torch.finfo(tdtype).tiny:
+                break  # J underflowed: the step lr / J would no longer be accurate
             with torch.no_grad():
                 for p, g in zip(params, grads):
                     p.sub_(scale * g)
@@ -456,7 +459,7 @@ def train_gradient_flow(
 
     weights = model.weights()
     network = None
-    if negative_slope == 0.0:
+    if negative_slope == 0.0 and all(np.all(np.isfinite(w)) for w in weights.values()):
         from ..network import ReLUNet
 
         network = ReLUNet(weights["W1"], weights["b1"], weights["W2"], weights["b2"])
