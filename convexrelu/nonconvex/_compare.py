@@ -13,7 +13,7 @@ from ._trainer import TrainingHistory, train_gradient_flow
 __all__ = ["compare_gradient_flow", "ComparisonResult"]
 
 
-@dataclass
+@dataclass(repr=False)
 class ComparisonResult:
     """Outcome of :func:`compare_gradient_flow`.
 
@@ -80,6 +80,13 @@ class ComparisonResult:
         for r in self.runs:
             lines.append("| " + " | ".join(f(r.get(k)) for k in cols) + " |")
         return head + "\n".join(lines) + "\n"
+
+    def __repr__(self) -> str:
+        return (f"ComparisonResult(optimum={self.optimum:.6g}, "
+                f"exact_patterns={self.exact_patterns}, runs={len(self.runs)})")
+
+    def __str__(self) -> str:
+        return self.table()
 
     def plot(self, ax=None):
         """``J_t - optimum`` against the step, log scale, one curve per run.
