@@ -12,8 +12,6 @@ import argparse
 import sys
 import time
 
-import numpy as np
-
 
 def main(argv=None) -> int:
     from sklearn.datasets import load_diabetes

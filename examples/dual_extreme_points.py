@@ -1,8 +1,8 @@
 """Teaching demo `dual_extreme_points` (see `convexrelu.demos.dual_extreme_points`).
 
 Run `python examples/dual_extreme_points.py [--out DIR] [--fast]`, or equivalently
-`convexrelu demo dual_extreme_points [--out DIR] [--fast]`. Prints the measured numbers and writes the
-PNG figure(s) into DIR (default: ./convexrelu-demo).
+`convexrelu demo dual_extreme_points [--out DIR] [--fast]`. Prints the measured numbers
+and writes the PNG figure(s) into DIR (default: ./convexrelu-demo).
 """
 
 import argparse

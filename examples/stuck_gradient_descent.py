@@ -1,8 +1,8 @@
 """Teaching demo `stuck_gradient_descent` (see `convexrelu.demos.stuck_gradient_descent`).
 
 Run `python examples/stuck_gradient_descent.py [--out DIR] [--fast]`, or equivalently
-`convexrelu demo stuck_gradient_descent [--out DIR] [--fast]`. Prints the measured numbers and writes the
-PNG figure(s) into DIR (default: ./convexrelu-demo).
+`convexrelu demo stuck_gradient_descent [--out DIR] [--fast]`. Prints the measured
+numbers and writes the PNG figure(s) into DIR (default: ./convexrelu-demo).
 """
 
 import argparse

@@ -62,8 +62,8 @@ def test_matches_independent_formulation(rng, loss, bias, degenerate):
     # MATH §8 item 14: the multiplier of z = sum D_i X (v_i - w_i) is -grad l(y_hat)
     # exponential cones: Clarabel reaches ~1e-9 gaps only, lambda agrees to ~1e-6
     np.testing.assert_allclose(sol.dual, mult, atol=1e-6 if loss == "squared" else 1e-5)
-    np.testing.assert_allclose(sol.dual, -prog.loss.gradient(prog.predict(sol.V, sol.W,
-                                                              sol.output_bias), y))
+    z = prog.predict(sol.V, sol.W, sol.output_bias)
+    np.testing.assert_allclose(sol.dual, -prog.loss.gradient(z, y))
     assert prog.max_violation(sol.V, sol.W) < 1e-8
     assert abs(np.sum(sol.dual)) < 1e-5  # free output bias (MATH §10.3)
 
@@ -117,8 +117,8 @@ def test_whitened_closed_form(rng):
     yp, ym = np.maximum(y, 0), np.maximum(-y, 0)
     shrink = lambda v: v * max(0.0, 1 - beta / np.linalg.norm(v))  # noqa: E731
     yhat = shrink(yp) - shrink(ym)
-    p = 0.5 * np.sum((yhat - y) ** 2) + beta * (max(np.linalg.norm(yp) - beta, 0)
-                                                 + max(np.linalg.norm(ym) - beta, 0))
+    p = 0.5 * np.sum((yhat - y) ** 2) + beta * (
+        max(np.linalg.norm(yp) - beta, 0) + max(np.linalg.norm(ym) - beta, 0))
     assert sol.objective * 3 == pytest.approx(p, rel=1e-7)
     np.testing.assert_allclose(prog.predict(sol.V, sol.W), yhat, atol=1e-6)
 

@@ -107,8 +107,8 @@ def test_pattern_value_socp_fallback_agrees(data_bias):
         assert L2 <= U + 1e-9
 
 
-@pytest.mark.parametrize("fixture,penalize", [("data_bias", True), ("data_bias", False),
-                                             ("data_nobias", True)])
+@pytest.mark.parametrize("fixture,penalize",
+                         [("data_bias", True), ("data_bias", False), ("data_nobias", True)])
 def test_M_chain_sampled_exact_bound(request, fixture, penalize):
     """MATH §8.22: sampled <= exact(projection) = exact(SOCP) <= max ||c_i||."""
     X, pats = request.getfixturevalue(fixture)

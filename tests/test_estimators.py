@@ -36,7 +36,8 @@ def test_regressor_global_optimum(rng, bias):
     # no MLPRegressor (which always has hidden biases) reaches a lower objective
     # (MATH §8 item 9)
     for seed in range(3 if bias else 0):
-        mlp = MLPRegressor(hidden_layer_sizes=(30,), alpha=0.5, solver="lbfgs", max_iter=2000, random_state=seed)
+        mlp = MLPRegressor(hidden_layer_sizes=(30,), alpha=0.5, solver="lbfgs", max_iter=2000,
+                           random_state=seed)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ConvergenceWarning)
             mlp.fit(X, y)
@@ -52,7 +53,8 @@ def test_classifier_global_optimum(rng):
     assert clf.network_.objective(X, (y == "b") * 1.0, 0.3, loss="logistic") == pytest.approx(
         clf.objective_, rel=1e-6)
     for seed in range(3):
-        mlp = MLPClassifier(hidden_layer_sizes=(30,), alpha=0.3, solver="lbfgs", max_iter=2000, random_state=seed)
+        mlp = MLPClassifier(hidden_layer_sizes=(30,), alpha=0.3, solver="lbfgs", max_iter=2000,
+                            random_state=seed)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ConvergenceWarning)
             mlp.fit(X, y)

@@ -73,8 +73,8 @@ def run(args: argparse.Namespace) -> int:
     pred = np.asarray(pred)
     if pred.ndim == 1:
         pred = pred[:, None]
-    names = ["prediction"] if pred.shape[1] == 1 else [f"prediction_{j}"
-                                                         for j in range(pred.shape[1])]
+    names = (["prediction"] if pred.shape[1] == 1
+             else [f"prediction_{j}" for j in range(pred.shape[1])])
     buf.write(",".join(names) + "\n")
     for row in pred:
         buf.write(",".join(repr(float(v)) if np.issubdtype(pred.dtype, np.number) else str(v)

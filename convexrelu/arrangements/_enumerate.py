@@ -41,7 +41,7 @@ from fractions import Fraction
 import numpy as np
 
 from .._validation import augment, check_data_matrix, check_positive_int, check_random_state
-from ._patterns import ActivationPatterns, _min_margin, data_fingerprint
+from ._patterns import ActivationPatterns, data_fingerprint
 
 __all__ = [
     "enumerate_patterns",
@@ -426,7 +426,8 @@ def _gates_from_records(Z, keep, degenerate, local_signs, delta_all):
         A = Z[combos]                                   # (K, r-1, r)
         sig = local_signs[keep[idx, 2]]                 # (K, r-1)
         # w = pinv(A) sig  (min-norm solution, orthogonal to v)
-        w = np.einsum("kji,kj->ki", A, np.linalg.solve(A @ A.transpose(0, 2, 1), sig[:, :, None])[:, :, 0])
+        coef = np.linalg.solve(A @ A.transpose(0, 2, 1), sig[:, :, None])[:, :, 0]
+        w = np.einsum("kji,kj->ki", A, coef)
         delta = delta_all[lids]
         eps = 0.5 * delta / np.linalg.norm(w, axis=1)
         G[:, idx] = (V + eps[:, None] * w).T

@@ -31,7 +31,7 @@ import numpy as np
 
 from .._validation import augment, check_data_matrix
 from ..losses import Loss, get_loss
-from ._dual import DualConstraintValue, dual_constraint
+from ._dual import dual_constraint
 
 __all__ = ["certify", "Certificate", "ViolatingNeuron", "Reduction"]
 
@@ -176,7 +176,8 @@ class Certificate:
         lines = [
             f"objective         {self.objective:.10g}",
             f"lower bound       {self.lower_bound:.10g}",
-            f"gap               {self.gap:.3e} (relative {self.relative_gap:.3e}, tol {self.tol:g})",
+            f"gap               {self.gap:.3e} "
+            f"(relative {self.relative_gap:.3e}, tol {self.tol:g})",
             f"M(lambda) / beta  {self.dual_ratio:.6g}"
             + (" (upper bound)" if self.conservative else ""),
             f"patterns checked  {self.n_patterns_checked}"

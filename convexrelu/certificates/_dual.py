@@ -480,7 +480,7 @@ def _dual_constraint_vector(patterns, Xt, shift, R, Lam, free_bias, block_size):
     c = Lam.shape[1]
     XL = (Xt[:, :, None] * Lam[:, None, :]).reshape(n, d_aug * c)
     best_U, best_idx = 0.0, -1
-    gate_lower, gate_x, gate_idx = 0.0, np.zeros(d_aug), -1
+    gate_lower, gate_x = 0.0, np.zeros(d_aug)
     n_checked = 0
     for start, masks, gates in patterns.iter_blocks(block_size):
         b = masks.shape[1]
@@ -502,7 +502,7 @@ def _dual_constraint_vector(patterns, Xt, shift, R, Lam, free_bias, block_size):
         gv = np.linalg.norm(np.einsum("bdc,db->bc", C, Gt), axis=1) / np.where(gn > 0, gn, 1.0)
         j = int(np.argmax(gv)) if b else -1
         if b and gv[j] > gate_lower:
-            gate_lower, gate_x, gate_idx = float(gv[j]), Gt[:, j] / gn[j], start + j
+            gate_lower, gate_x = float(gv[j]), Gt[:, j] / gn[j]
     direction = gate_x.copy()
     if free_bias:
         direction[-1] = direction[-1] - shift @ direction[:-1]
@@ -523,7 +523,6 @@ def _sweep_2d(X2: np.ndarray, lam: np.ndarray, centres: np.ndarray, chunk: int =
 
     Returns ``(value, u, k, sign)``.
     """
-    n = X2.shape[0]
     twopi = 2.0 * np.pi
     best = (-np.inf, np.array([1.0, 0.0]), -1, 1)
     for s0 in range(0, centres.shape[0], chunk):

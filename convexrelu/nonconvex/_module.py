@@ -177,4 +177,3 @@ class TwoLayerReLU(nn.Module):
                   output_bias=output_bias, negative_slope=negative_slope, dtype=dtype,
                   device=device)
         return mod.set_weights(network.W1, network.b1, network.W2, network.b2)
-

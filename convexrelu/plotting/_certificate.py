@@ -215,7 +215,7 @@ def plot_certificate(cert_or_model, X, y=None, *, network=None, ax=None,
         ax.plot(deg, upper, color="C0", lw=1.5, gid="dual-functional-upper",
                 label=rf"$\max_b\ \lambda^\top(Xu+b)_+$ ({what})")
         ax.plot(deg, lower, color="C1", lw=1.5, gid="dual-functional-lower",
-                label=rf"$\min_b\ \lambda^\top(Xu+b)_+$")
+                label=r"$\min_b\ \lambda^\top(Xu+b)_+$")
     else:
         ax.plot(deg, upper, color="C0", lw=1.5, gid="dual-functional",
                 label=r"$\lambda^\top(Xu)_+$")
