@@ -96,7 +96,7 @@ def predict(Xa: np.ndarray, S: np.ndarray, B: np.ndarray) -> np.ndarray:
 
 def pattern_correlations(Xa: np.ndarray, S: np.ndarray, lam: np.ndarray) -> np.ndarray:
     """Rows ``c_i = Xa^T S_i lam`` for every block, shape ``(n_blocks, d_aug)``."""
-    return (S * lam[:, None]).T @ Xa
+    return S.T @ (lam[:, None] * Xa)
 
 
 def fit_output_shift(loss, z: np.ndarray, y: np.ndarray) -> float:
@@ -195,7 +195,8 @@ def _penalty(B: np.ndarray, beta: float, n_penalized: Optional[int]) -> float:
 
 def gated_duality_gap(loss, Xa, masks, y, W, c0, beta, *, output_bias: bool,
                       n_penalized: Optional[int] = None, z: Optional[np.ndarray] = None,
-                      null_basis: Optional[np.ndarray] = None) -> DualGap:
+                      null_basis: Optional[np.ndarray] = None,
+                      primal: Optional[float] = None, bound_fn=None) -> DualGap:
     """Duality gap of the gated program at ``(W, c0)``.
 
     Parameters
@@ -209,19 +210,27 @@ def gated_duality_gap(loss, Xa, masks, y, W, c0, beta, *, output_bias: bool,
         basis of the range of ``[masks, 1]``), a valid but possibly weak choice.
     z : ndarray of shape (n_samples,), optional
         ``predict(Xa, masks, W) + c0`` if already computed.
+    primal : float, optional
+        The primal value at ``(W, c0)`` if already computed (then ``W`` is not used).
+    bound_fn : callable, optional
+        ``bound_fn(lam) -> max_i ||Xa_pen^T D_i lam||`` computed elsewhere (e.g. on the
+        solver's array backend); then ``Xa`` and ``masks`` are not used.
     """
     if z is None:
         z = predict(Xa, masks, W) + c0
-    primal = float(loss.value(z, y)) + _penalty(W, beta, n_penalized)
+    if primal is None:
+        primal = float(loss.value(z, y)) + _penalty(W, beta, n_penalized)
     lam, delta = dual_point(loss, z, y, output_bias=output_bias)
-    if n_penalized is not None and n_penalized < Xa.shape[1]:
+    partial = n_penalized is not None and (Xa is None or n_penalized < Xa.shape[1])
+    if partial:
         if null_basis is None:
             null_basis = range_basis(masks, output_bias=True)
         lam = lam - null_basis @ (null_basis.T @ lam)
-        corr = pattern_correlations(Xa[:, :n_penalized], masks, lam)
+    if bound_fn is not None:
+        bound = float(bound_fn(lam))
     else:
-        corr = pattern_correlations(Xa, masks, lam)
-    bound = float(np.max(np.linalg.norm(corr, axis=1))) if corr.size else 0.0
+        corr = pattern_correlations(Xa[:, :n_penalized] if partial else Xa, masks, lam)
+        bound = float(np.max(np.linalg.norm(corr, axis=1))) if corr.size else 0.0
     s_max = np.inf if bound == 0.0 else beta / bound
     s, dual = best_dual_scale(loss, lam, y, s_max)
     return DualGap(primal, dual, primal - dual, s * lam, s, bound, delta)

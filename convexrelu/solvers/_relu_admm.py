@@ -97,7 +97,7 @@ from ._fista import (
     _check_inputs,
     _warn_not_converged,
     fista_core,
-    group_soft_threshold,
+    get_backend,
     lipschitz_bound,
 )
 
@@ -149,6 +149,9 @@ def solve_relu_al(
     W0: Optional[np.ndarray] = None,
     c0: float = 0.0,
     dtype=np.float64,
+    backend="numpy",
+    device=None,
+    time_limit: Optional[float] = None,
     verbose: int = 0,
 ) -> FastResult:
     """Solve the ReLU program by the augmented Lagrangian method to relative gap ``tol``.
@@ -184,6 +187,10 @@ def solve_relu_al(
     V0, W0, c0 : warm start.
     dtype : float64 (default) or float32 (inner iterations only; the certificate is
         computed in float64).
+    backend : {"numpy", "torch"} or ArrayBackend
+        Array library of the inner iterations; ``device`` (torch only) e.g. ``"cuda"``.
+    time_limit : float, optional
+        Stop after this many seconds (benchmarks; a ConvergenceWarning is issued).
 
     Returns
     -------
@@ -192,48 +199,55 @@ def solve_relu_al(
         ``info["max_violation"]`` the relative violation repaired at the end.
     """
     loss, Xa, M, y, dtype = _check_inputs(loss, Xa, masks, y, beta, tol, max_iter, dtype)
+    xp = get_backend(backend, device, dtype)
     P, d_aug = M.shape[1], Xa.shape[1]
     if n_penalized is not None and n_penalized >= d_aug:
         n_penalized = None
     t0 = time.perf_counter()
     S = np.hstack([M, -M])
     signs = np.hstack([M, M]) > 0
-    A = np.where(signs, 1.0, -1.0).astype(dtype)
     Xa64, S64 = np.asarray(Xa, np.float64), np.asarray(S, np.float64)
     gates2 = None if gates is None else np.hstack([gates, gates]).astype(np.float64)
     L_loss = loss.lipschitz * lipschitz_bound(Xa, S, output_bias=output_bias)
     xn2 = float(np.linalg.norm(np.asarray(Xa, np.float64), 2)) ** 2
     rho = float(rho) if rho is not None else max(10.0 * L_loss / max(xn2, 1e-300), 1e-12)
     L_max = L_loss + rho * xn2
-    Gam = np.zeros(A.shape, dtype)
-    r_ = dtype.type(rho)
+    Xd, Sd = xp.asarray(Xa), xp.asarray(S)
+    Ad = xp.asarray(np.where(signs, 1.0, -1.0))
+    state = {"Gr": xp.zeros(tuple(S.shape))}  # Gamma / rho
+    fval_z, fvg_z = xp.loss_ops(loss, y)
 
-    def value(B, c):
-        Q = Xa @ B.T
-        z = np.einsum("nq,nq->n", Q, S) + c
-        R = np.maximum(Gam / r_ - A * Q, 0)
-        return float(loss.value(z, y)) + 0.5 * rho * float(np.vdot(R, R))
+    def forward(B):  # Q = Xa @ B.T gives predictions and constraint values
+        return Xd @ B.T
 
-    def smooth(B, c):
-        Q = Xa @ B.T
-        z = np.einsum("nq,nq->n", Q, S) + c
-        g = np.asarray(loss.gradient(z, y), dtype=dtype)
-        R = np.maximum(Gam / r_ - A * Q, 0)
-        f = float(loss.value(z, y)) + 0.5 * rho * float(np.vdot(R, R))
-        return f, (S * g[:, None] - r_ * (A * R)).T @ Xa, float(g.sum())
+    def adjoint(G):
+        return G.T @ Xd
+
+    def fgrad(Q, c):
+        z = xp.rowdot(Q, Sd)
+        f, g = fvg_z(z + c if output_bias else z)
+        R = xp.relu(state["Gr"] - Ad * Q)
+        f += 0.5 * rho * xp.vdot(R, R)
+        return f, Sd * g[:, None] - (Ad * R) * rho, (xp.total(g) if output_bias else 0.0)
+
+    def fval(Q, c):
+        z = xp.rowdot(Q, Sd)
+        R = xp.relu(state["Gr"] - Ad * Q)
+        return fval_z(z + c if output_bias else z) + 0.5 * rho * xp.vdot(R, R)
 
     def prox(Z, step):
-        return group_soft_threshold(Z, beta * step, n_penalized)
+        return xp.group_shrink(Z, beta * step, n_penalized)
 
     def penalty(B):
         Bp = B if n_penalized is None else B[:, :n_penalized]
-        return float(beta * np.sum(np.linalg.norm(np.asarray(Bp, np.float64), axis=1)))
+        return beta * xp.total(xp.row_norms(Bp))
 
-    B = np.zeros((2 * P, d_aug), dtype)
+    B0 = np.zeros((2 * P, d_aug))
     if V0 is not None:
-        B[:P] = V0
+        B0[:P] = V0
     if W0 is not None:
-        B[P:] = W0
+        B0[P:] = W0
+    B = xp.asarray(B0)
     c = float(c0) if output_bias else 0.0
     history: list = []
     best: Optional[tuple] = None
@@ -242,23 +256,27 @@ def solve_relu_al(
     L = L_max
     converged = False
     shrink = 1.0 if loss.name == "squared" else 0.8
-    g0 = float(np.linalg.norm(smooth(np.zeros_like(B), 0.0)[1])) + 1e-300
+    _, G0, _ = fgrad(forward(xp.zeros((2 * P, d_aug))), 0.0)
+    g0 = float(np.sqrt(xp.vdot(adjoint(G0), adjoint(G0)))) + 1e-300
     eps_floor = 1e-11 if dtype == np.float64 else 1e-5
     rel = 1.0
     while n_it < max_iter:
         k = min(inner_iter, max_iter - n_it)
         eps = g0 * min(inner_rtol, max(inner_rtol * rel, eps_floor))
-        inner = fista_core(smooth=smooth, value=value, prox=prox, penalty=penalty,
-                           gap_fn=None, B0=B, c0=c, output_bias=output_bias, L_max=L_max,
-                           L0=L, tol=tol, max_iter=k, check_every=k, shrink_L=shrink,
-                           inner_tol=eps)
+        left = None if time_limit is None else time_limit - (time.perf_counter() - t0)
+        inner = fista_core(forward=forward, adjoint=adjoint, fgrad=fgrad, fval=fval,
+                           prox=prox, penalty=penalty, gap_fn=None, xp=xp, B0=B, c0=c,
+                           output_bias=output_bias, L_max=L_max, L0=L, tol=tol,
+                           max_iter=k, check_every=k, shrink_L=shrink, inner_tol=eps,
+                           time_limit=left)
         n_it += inner.n_iter
-        B, c, L = inner.B, inner.output_bias, max(inner.info["L"], 1e-300)
-        Gam = np.maximum(Gam - r_ * (A * (Xa @ B.T)), 0)
-        Bf, worst = repair_feasibility(Xa64, signs, B, gates2)
-        dg = relu_multiplier_gap(loss, Xa64, S64, signs, y, Bf, c, beta,
-                                 np.asarray(Gam, np.float64), output_bias=output_bias,
-                                 n_penalized=n_penalized)
+        B, c, L = inner.info["B_backend"], inner.output_bias, max(inner.info["L"], 1e-300)
+        state["Gr"] = xp.relu(state["Gr"] - Ad * forward(B))
+        Bn = xp.to_numpy(B)
+        Gam = xp.to_numpy(state["Gr"]) * rho
+        Bf, worst = repair_feasibility(Xa64, signs, Bn, gates2)
+        dg = relu_multiplier_gap(loss, Xa64, S64, signs, y, Bf, c, beta, Gam,
+                                 output_bias=output_bias, n_penalized=n_penalized)
         best_dual = max(best_dual, dg.dual)
         gap = dg.primal - best_dual
         rel = gap / max(abs(dg.primal), 1e-300)
@@ -270,6 +288,8 @@ def solve_relu_al(
         if gap <= tol * abs(dg.primal):
             converged = True
             break
+        if time_limit is not None and time.perf_counter() - t0 > time_limit:
+            break
     Bf, dg, c, worst = best
     gap = dg.primal - best_dual
     z = predict(Xa64, S64, Bf) + c
@@ -277,7 +297,7 @@ def solve_relu_al(
     res = FastResult(B=Bf, output_bias=c if output_bias else 0.0, objective=dg.primal,
                      gap=float(gap), dual=lam, dual_value=best_dual, n_iter=n_it,
                      converged=converged, history=history, time=time.perf_counter() - t0,
-                     info={"rho": rho, "mu": np.asarray(Gam, np.float64),
+                     info={"rho": rho, "mu": np.asarray(Gam, np.float64), "backend": xp.name,
                            "max_violation": worst, "L_max": L_max})
     if not converged:
         _warn_not_converged("ReLU augmented-Lagrangian solver", res, tol, max_iter)
@@ -458,6 +478,10 @@ class ReluALSolver(BaseSolver):
         Total inner FISTA iterations.
     rho : float, optional
     dtype : {"float64", "float32"}, default="float64"
+    backend : {"numpy", "torch"}, default="numpy"
+        Array library of the inner iterations (``"torch"`` needs ``pip install torch``).
+    device : str, optional
+        torch device (``"cpu"``, ``"cuda"``, ...); only with ``backend="torch"``.
     verbose : int, default=0
     """
 
@@ -465,15 +489,19 @@ class ReluALSolver(BaseSolver):
     _formulations = ("relu",)
 
     def __init__(self, tol: float = 1e-6, max_iter: int = 20000, rho: Optional[float] = None,
-                 dtype: str = "float64", verbose: int = 0) -> None:
+                 dtype: str = "float64", backend: str = "numpy", device=None,
+                 verbose: int = 0) -> None:
         self.tol = tol
         self.max_iter = max_iter
         self.rho = rho
         self.dtype = dtype
+        self.backend = backend
+        self.device = device
         self.verbose = verbose
 
     def _solve(self, program, warm_start=None):
         _check_single_output(type(self).__name__, program)
+        xp = get_backend(self.backend, self.device, np.dtype(self.dtype))
         P = program.n_patterns
         V0 = W0 = None
         c0 = 0.0
@@ -485,7 +513,7 @@ class ReluALSolver(BaseSolver):
                             program.alpha, output_bias=program.fit_output_bias,
                             n_penalized=npen, gates=program.patterns.gates, tol=self.tol,
                             max_iter=self.max_iter, rho=self.rho, V0=V0, W0=W0, c0=c0,
-                            dtype=np.dtype(self.dtype), verbose=self.verbose)
+                            dtype=np.dtype(self.dtype), backend=xp, verbose=self.verbose)
         sol = _to_solution(program, res, res.B[:P], res.B[P:], formulation="relu",
                            tol=self.tol)
         eg = _exact_gap(program, res)
