@@ -37,7 +37,7 @@ from .arrangements import sample_patterns
 from .losses import SquaredLoss
 from .network import ReLUNet
 from .program import ConvexProgram
-from .solvers import BaseSolver, get_solver
+from .solvers import SOLVERS, BaseSolver, get_solver
 
 __all__ = ["ConvexReLURegressor", "ConvexReLUClassifier"]
 
@@ -98,9 +98,9 @@ class _ConvexReLUBase(BaseEstimator):
         "bias": ["boolean"],
         "penalize_bias": ["boolean"],
         "formulation": [StrOptions({"relu", "gated_relu"})],
-        "solver": [StrOptions({"cvxpy"}), BaseSolver],
+        "solver": [StrOptions(set(SOLVERS)), BaseSolver],
         "tol": [Interval(numbers.Real, 0, None, closed="neither")],
-        "max_iter": [Interval(numbers.Integral, 1, None, closed="left")],
+        "max_iter": [Interval(numbers.Integral, 1, None, closed="left"), None],
         "random_state": ["random_state"],
         "verbose": ["verbose"],
         "certify": ["boolean"],
@@ -136,8 +136,12 @@ class _ConvexReLUBase(BaseEstimator):
     def _solver(self) -> BaseSolver:
         if isinstance(self.solver, BaseSolver):
             return self.solver
-        return get_solver(self.solver, tol=self.tol, max_iter=self.max_iter,
-                          verbose=bool(self.verbose))
+        return get_solver(self.solver, tol=self.tol, verbose=bool(self.verbose),
+                          **self._max_iter_param())
+
+    def _max_iter_param(self) -> dict:
+        """``max_iter`` for the solver, or nothing (the solver's own default) when None."""
+        return {} if self.max_iter is None else {"max_iter": self.max_iter}
 
     def _solve_outputs(self, X, Y, loss, pats):
         """Solve one scalar program per column of ``Y``; return networks, totals, certificates.
@@ -155,8 +159,8 @@ class _ConvexReLUBase(BaseEstimator):
             cert = self._certify_one(X, Y[:, j], loss, pats, sol[0]) if self.certify else None
             if cert is not None and cert.exact and not cert.optimal and \
                     isinstance(self.solver, str):
-                tight = get_solver(self.solver, tol=self.tol * 1e-4, max_iter=self.max_iter,
-                                   verbose=bool(self.verbose))
+                tight = get_solver(self.solver, tol=self.tol * 1e-4,
+                                   verbose=bool(self.verbose), **self._max_iter_param())
                 with warnings.catch_warnings():  # the first solve already reported
                     warnings.simplefilter("ignore")
                     sol2 = self._solve_one(X, Y[:, j], loss, pats, tight)
@@ -195,6 +199,15 @@ class _ConvexReLUBase(BaseEstimator):
         prog = ConvexProgram(X, y, pats, loss=loss, alpha=self.alpha, bias=self.bias,
                              penalize_bias=self.penalize_bias,
                              formulation=self.formulation)
+        if self.formulation not in solver._formulations:
+            raise ValueError(
+                f"solver {self.solver!r} cannot solve formulation={self.formulation!r} (it "
+                f"handles {list(solver._formulations)}). Use formulation='gated_relu', or a "
+                "ReLU solver: 'cvxpy', 'polish', 'relu_al' or 'column_generation'.")
+        # the ReLU re-solves below (restricted, small programs) need a ReLU-capable solver
+        relu_solver = solver if "relu" in solver._formulations else get_solver(
+            "cvxpy", tol=min(self.tol, 1e-8), max_iter=max(self.max_iter or 500, 500),
+            verbose=bool(self.verbose))
         sol = solver.solve(prog)
         n_iter = sol.n_iter
         if self.formulation == "gated_relu":
@@ -206,7 +219,7 @@ class _ConvexReLUBase(BaseEstimator):
                 used[:] = True
             relu = ConvexProgram(X, y, pats, loss=loss, alpha=self.alpha, bias=self.bias,
                                  penalize_bias=self.penalize_bias).restrict(used)
-            sol = solver.solve(relu)
+            sol = relu_solver.solve(relu)
             n_iter += sol.n_iter
         objective = sol.objective
         # Interior-point solutions carry many tiny blocks (MATH §10.4). Polish: re-solve
@@ -219,7 +232,7 @@ class _ConvexReLUBase(BaseEstimator):
         support = size > 1e-5 * top
         if top > 0 and 0 < support.sum() < support.size:
             full = prog if self.formulation == "relu" else relu
-            polished = solver.solve(full.restrict(support))
+            polished = relu_solver.solve(full.restrict(support))
             if polished.objective <= objective + 1e-7 * max(1.0, abs(objective)):
                 sol = polished
                 n_iter += polished.n_iter
@@ -297,11 +310,14 @@ class ConvexReLURegressor(RegressorMixin, _ConvexReLUBase):
     formulation : {"relu", "gated_relu"}, default="relu"
         ``"gated_relu"`` first solves the gated relaxation (needs ``penalize_bias=True``
         when ``bias=True``) and then the ReLU program restricted to the patterns it uses.
-    solver : "cvxpy" or BaseSolver, default="cvxpy"
+    solver : str or BaseSolver, default="cvxpy"
+        A registered name (``convexrelu.solvers.SOLVERS``: ``"cvxpy"``, ``"fista"``,
+        ``"polish"``, ``"relu_al"``, ``"column_generation"``) or a solver instance.
     tol : float, default=1e-6
         Solver tolerance.
-    max_iter : int, default=500
-        Solver iteration limit.
+    max_iter : int or None, default=None
+        Solver iteration limit; None uses the solver's own default (500 interior-point
+        iterations for cvxpy/Clarabel, 10,000 for "fista", 20,000 for "relu_al").
     max_patterns : int, default=2000
         Largest number of patterns for ``"exact"`` / ``"auto"``.
     random_state : int, RandomState instance or None, default=None
@@ -356,7 +372,7 @@ class ConvexReLURegressor(RegressorMixin, _ConvexReLUBase):
 
     def __init__(self, alpha: float = 1e-3, *, patterns="auto", bias: bool = True,
                  penalize_bias: bool = False, formulation: str = "relu", solver="cvxpy",
-                 tol: float = 1e-6, max_iter: int = 500, max_patterns: int = 2000,
+                 tol: float = 1e-6, max_iter=None, max_patterns: int = 2000,
                  random_state=None, verbose: bool = False, certify: bool = True) -> None:
         self.alpha = alpha
         self.patterns = patterns
@@ -467,7 +483,7 @@ certificate_, n_features_in_
 
     def __init__(self, alpha: float = 1e-3, *, loss: str = "logistic", patterns="auto",
                  bias: bool = True, penalize_bias: bool = False, formulation: str = "relu",
-                 solver="cvxpy", tol: float = 1e-6, max_iter: int = 500,
+                 solver="cvxpy", tol: float = 1e-6, max_iter=None,
                  max_patterns: int = 2000, random_state=None, verbose: bool = False,
                  certify: bool = True) -> None:
         self.alpha = alpha

@@ -7,7 +7,7 @@ from typing import Optional
 from ..losses import Loss
 from ..program import FORMULATIONS, ConvexProgram, ConvexSolution
 
-__all__ = ["BaseSolver", "get_solver"]
+__all__ = ["BaseSolver", "SOLVERS", "get_solver"]
 
 
 class BaseSolver:
@@ -79,19 +79,40 @@ def _implements(loss, attr: str) -> bool:
     return not (isinstance(loss, Loss) and base is not None and impl is base)
 
 
+# name -> (module, class); imported on demand so that ``import convexrelu`` stays light
+SOLVERS = {
+    "cvxpy": ("cvxpy_solver", "CvxpySolver"),
+    "fista": ("_fista", "FistaSolver"),
+    "polish": ("_relu_admm", "ReluPolishSolver"),
+    "relu_al": ("_relu_admm", "ReluALSolver"),
+    "column_generation": ("_column_generation", "ColumnGenerationSolver"),
+}
+
+
 def get_solver(solver, **params) -> BaseSolver:
-    """A solver instance from a name (``"cvxpy"``) or pass an instance through.
+    """A solver instance from a registered name, or pass an instance through.
+
+    Registered names: ``"cvxpy"`` (:class:`CvxpySolver`), ``"fista"`` (gated ReLU,
+    :class:`FistaSolver`), ``"polish"`` (:class:`ReluPolishSolver`), ``"relu_al"``
+    (:class:`ReluALSolver`) and ``"column_generation"``
+    (:class:`ColumnGenerationSolver`). ``params`` that the solver's constructor does not
+    take (e.g. ``max_iter`` for ``"polish"``) are dropped, so callers such as the
+    estimators can pass their common ``tol`` / ``max_iter`` / ``verbose`` to any solver.
 
     Raises
     ------
     ValueError
-        For an unknown name.
+        For an unknown name (the message lists the valid names).
     """
+    import importlib
+    import inspect
+
     if isinstance(solver, BaseSolver):
         return solver
-    if solver == "cvxpy":
-        from .cvxpy_solver import CvxpySolver
-
-        return CvxpySolver(**params)
-    raise ValueError(f"unknown solver {solver!r}; valid names are ['cvxpy'] (or pass a "
-                     "convexrelu.solvers.BaseSolver instance).")
+    if not isinstance(solver, str) or solver not in SOLVERS:
+        raise ValueError(f"unknown solver {solver!r}; valid names are {sorted(SOLVERS)} (or "
+                         "pass a convexrelu.solvers.BaseSolver instance).")
+    module, name = SOLVERS[solver]
+    cls = getattr(importlib.import_module(f"{__package__}.{module}"), name)
+    accepted = inspect.signature(cls.__init__).parameters
+    return cls(**{k: v for k, v in params.items() if k in accepted})

@@ -1,0 +1,586 @@
+"""Column generation: the global optimum over all patterns from a small working set.
+
+The ReLU program (CVX, MATH §3.1) over *all* activation patterns is a group lasso with
+``2P`` blocks, ``P`` up to millions. Its dual constraint is ``M(lambda) <= beta`` with
+``M`` evaluated pattern by pattern (MATH §4.2), so (MATH §10.5):
+
+1. solve the program restricted to a working set ``S`` of patterns (any inner solver);
+2. build the dual point ``lambda = -grad l(y_hat)`` (output bias re-fitted, MATH §10.3)
+   and evaluate ``M(lambda)`` over **every** pattern, streamed in blocks by
+   :func:`convexrelu.certificates.dual_constraint` (or, for two features with a free or
+   no hidden bias, by the exact angular sweep of
+   :func:`convexrelu.certificates._dual.dual_constraint_2d`, which never lists patterns);
+3. the certified gap is ``P(S) - max_k D(s_k lambda_k)`` with ``s_k = beta / M(lambda_k)``
+   (weak duality over the full pattern set); stop when it is below ``tol * P``;
+4. otherwise add the most violating pattern of each of ``n_add`` chunks of the pattern
+   set (the maximiser of ``M_i`` is the Frank–Wolfe / column-generation direction) and
+   go back to 1. Patterns whose blocks stay zero for two rounds leave the working set.
+
+Adding a pattern whose ``M_i > beta`` strictly lowers the restricted optimum, and there
+are finitely many patterns, so the loop terminates at the optimum of the full program.
+
+Measured (``python benchmarks/bench_column_generation.py``; see that file and the
+report): the inner cvxpy/Clarabel solves dominate the time. On ``n = 1000`` points in
+2-D with a hidden bias (999,002 patterns) Clarabel took 1-65 s per restricted solve of
+20-70 patterns, so the goal of "under a minute" is **not** met with ``inner="cvxpy"``;
+the certification over all patterns (sweep) takes ~2 s per round.
+
+References
+----------
+M. Pilanci and T. Ergen, "Neural networks are convex regularizers: exact polynomial-time
+convex optimization formulations for two-layer networks", ICML 2020.
+G. B. Dantzig and P. Wolfe, "Decomposition principle for linear programs", Oper. Res.,
+1960 (column generation).
+"""
+
+from __future__ import annotations
+
+import time
+import warnings
+from typing import Union
+
+import numpy as np
+from sklearn.exceptions import ConvergenceWarning
+
+from ..program import ConvexProgram, ConvexSolution
+from ._base import BaseSolver, get_solver
+from ._dual_gap import best_dual_scale, dual_point, pattern_correlations
+from ._relu_admm import repair_feasibility
+
+__all__ = ["ColumnGenerationSolver", "column_generation"]
+
+_VIOLATION_RTOL = 1e-9  # M_i > beta (1 + this) counts as a violation
+
+
+# --------------------------------------------------------------------------- oracles
+def _subset(patterns, start: int, stop: int):
+    """Patterns ``start:stop`` of a pattern set, as an ActivationPatterns (views)."""
+    from ..arrangements import ActivationPatterns
+
+    return ActivationPatterns(patterns.packed[start:stop], patterns.gates[:, start:stop],
+                              n_samples=patterns.n_samples, n_features=patterns.n_features,
+                              bias=patterns.bias, exact=False, min_margin=patterns.min_margin,
+                              fingerprint=patterns.fingerprint, method=patterns.method)
+
+
+class _PatternOracle:
+    """``M(lambda)`` over a listed pattern set, chunk by chunk (MATH §4.2, §10.5).
+
+    Each chunk is evaluated by :func:`convexrelu.certificates.dual_constraint` (certified
+    upper bound, bound-then-refine); the maximum over chunks is ``M`` over the whole set,
+    and each chunk's maximiser is a candidate column. ``gated=True`` evaluates the gated
+    dual constraint ``max_i ||X_aug^T D_i lambda||`` instead (exact, no cone).
+    """
+
+    def __init__(self, patterns, X, *, penalize_bias: bool, n_chunks: int, gated: bool,
+                 block_size: int = 8192):
+        self.patterns = patterns
+        self.X = X
+        self.penalize_bias = penalize_bias
+        self.gated = gated
+        self.block_size = block_size
+        P = patterns.n_patterns
+        size = max(1, -(-P // max(1, int(n_chunks))))
+        self.chunks = [(s, min(P, s + size)) for s in range(0, P, size)]
+        self.exact = bool(patterns.exact)
+
+    def evaluate(self, lam):
+        """``(M, candidates)``; candidates are ``(value, index)`` pairs."""
+        cands = []
+        if self.gated:
+            Xa = self.patterns.augment(self.X)
+            for start, masks, _ in self.patterns.iter_blocks(self.block_size):
+                nrm = np.linalg.norm(pattern_correlations(Xa, masks, lam), axis=1)
+                cands.extend(self._split(start, nrm))
+        else:
+            from ..certificates import dual_constraint
+
+            for s, e in self.chunks:
+                dv = dual_constraint(_subset(self.patterns, s, e), self.X, lam,
+                                     penalize_bias=self.penalize_bias,
+                                     block_size=self.block_size)
+                if dv.pattern_index >= 0:
+                    cands.append((float(dv.value), s + int(dv.pattern_index)))
+        M = max((v for v, _ in cands), default=0.0)
+        return M, cands
+
+    def _split(self, start, nrm):
+        out = []
+        for s, e in self.chunks:
+            lo, hi = max(s, start), min(e, start + nrm.size)
+            if lo < hi:
+                k = lo + int(np.argmax(nrm[lo - start:hi - start]))
+                out.append((float(nrm[k - start]), k))
+        return out
+
+
+class _SweepOracle:
+    """Exact ``M(lambda)`` over **all** cells for two features (free or no hidden bias).
+
+    The value is :func:`~convexrelu.certificates._dual.dual_constraint_2d`; candidate
+    columns come from the same angular sweep run on groups of centres (one maximiser per
+    group), so several violating neurons are found per round. Each maximiser lies on a
+    cell boundary; both adjacent cells contain it and are proposed as gates.
+    """
+
+    exact = True
+
+    def __init__(self, X, *, bias: bool, n_chunks: int):
+        self.X = X
+        self.bias = bias
+        self.Xa = np.hstack([X, np.ones((X.shape[0], 1))]) if bias else X
+        n = X.shape[0]
+        size = max(1, -(-n // max(1, int(n_chunks))))
+        self.chunks = [(s, min(n, s + size)) for s in range(0, n, size)] if bias else []
+
+    def evaluate(self, lam, *, final: bool = False):
+        from ..certificates._dual import _sweep_2d, dual_constraint_2d
+
+        if final or not self.bias:
+            dv = dual_constraint_2d(self.X, lam, bias=self.bias)
+            return dv.value, [(dv.value, dv.direction)]
+        cands = []
+        for s, e in self.chunks:
+            v, u, k, _ = _sweep_2d(self.X, lam, self.X[s:e])
+            cands.append((float(v), np.array([u[0], u[1], -float(self.X[s + k] @ u)])))
+        tot = float(np.linalg.norm(self.X.T @ lam))  # the all-active cell, b -> +inf
+        if tot > 0:
+            u = self.X.T @ lam / tot
+            cands.append((tot, np.array([u[0], u[1], 1.0 - float(np.min(self.X @ u))])))
+        M = max(v for v, _ in cands)
+        return M, cands
+
+
+def _cell_gates(Xa: np.ndarray, x: np.ndarray) -> list:
+    """Strict interior points of the cells whose closure holds ``x`` (ties on either side)."""
+    t = Xa @ x
+    rn = np.linalg.norm(Xa, axis=1)
+    tie = np.abs(t) <= 1e-9 * rn * max(float(np.linalg.norm(x)), 1e-300)
+    tie &= rn > 0
+    if not np.any(tie):
+        return [x]
+    d = (Xa[tie] / rn[tie, None]).sum(axis=0)
+    free = ~tie & (rn > 0)
+    margin = float(np.min(np.abs(t[free]))) if np.any(free) else 1.0
+    eps = 0.5 * margin / (float(rn.max()) * max(float(np.linalg.norm(d)), 1e-300))
+    out = []
+    for sgn in (1.0, -1.0):
+        g = x + sgn * eps * d
+        tg = Xa @ g
+        if np.all(sgn * tg[tie] > 0) and np.all(np.sign(tg[free]) == np.sign(t[free])):
+            out.append(g)
+    return out
+
+
+# --------------------------------------------------------------------------- working sets
+class _IndexWorkingSet:
+    """A working set of indices into a listed pattern set."""
+
+    def __init__(self, program: ConvexProgram, oracle):
+        self.full = program
+        self.d_aug = program.d_aug
+        self.patterns = program.patterns
+        self.idx = np.zeros(0, dtype=int)
+        self.idle = np.zeros(0, dtype=int)
+        self._lookup = None
+        self.oracle = oracle
+
+    def _index_of_gate(self, g):
+        """Index of the pattern ``1[X_aug g > 0]`` in the full set (``-1`` if absent)."""
+        if self._lookup is None:
+            w = np.random.default_rng(0).integers(1, 2**61, self.patterns.packed.shape[1],
+                                                  dtype=np.int64)
+            keys = self.patterns.packed.astype(np.int64) @ w
+            order = np.argsort(keys, kind="stable")
+            self._lookup = (w, keys[order], order)
+        w, keys, order = self._lookup
+        Xa = self.full.X_aug
+        m = Xa @ g > 0
+        m[~np.any(Xa != 0, axis=1)] = False
+        row = np.packbits(m, bitorder="little")
+        key = row.astype(np.int64) @ w
+        lo, hi = np.searchsorted(keys, [key, key + 1])
+        for j in order[lo:hi]:
+            if np.array_equal(self.patterns.packed[j], row):
+                return int(j)
+        return -1
+
+    def add(self, cands, beta: float, n_max: int) -> int:
+        new = []
+        for v, key in sorted(cands, key=lambda c: -c[0]):
+            if v <= beta * (1 + _VIOLATION_RTOL):
+                break
+            keys = [key] if np.ndim(key) == 0 else \
+                [self._index_of_gate(g) for g in _cell_gates(self.full.X_aug, key)]
+            new.extend(int(k) for k in keys if k >= 0)
+        new = [k for k in dict.fromkeys(new) if k not in set(self.idx.tolist())][:n_max]
+        self.idx = np.concatenate([self.idx, np.asarray(new, dtype=int)])
+        self.idle = np.concatenate([self.idle, np.zeros(len(new), dtype=int)])
+        return len(new)
+
+    def program(self) -> ConvexProgram:
+        return self.full.restrict(self.idx)
+
+    def keep(self, active: np.ndarray) -> None:
+        self.idle = np.where(active, 0, self.idle + 1)
+        k = self.idle < 2
+        self.idx, self.idle = self.idx[k], self.idle[k]
+
+    def embed(self, V, W):
+        P, da = self.full.n_patterns, self.full.d_aug
+        VF, WF = np.zeros((P, da)), np.zeros((P, da))
+        VF[self.idx], WF[self.idx] = V, W
+        return VF, WF, self.patterns
+
+
+class _GateWorkingSet:
+    """A working set of gates (no listed pattern set: the 2-D sweep case)."""
+
+    def __init__(self, make_program, Xa: np.ndarray, X: np.ndarray, bias: bool):
+        self.make_program = make_program
+        self.Xa, self.X, self.bias = Xa, X, bias
+        self.G = np.zeros((Xa.shape[1], 0))
+        self.idle = np.zeros(0, dtype=int)
+        self._pats = None
+
+    def add(self, cands, beta: float, n_max: int) -> int:
+        from ..arrangements import ActivationPatterns
+
+        new = []
+        for v, x in sorted(cands, key=lambda c: -c[0]):
+            if v <= beta * (1 + _VIOLATION_RTOL):
+                break
+            new.extend(_cell_gates(self.Xa, x))
+        if not new:
+            return 0
+        before = self.G.shape[1]
+        G = np.hstack([self.G, np.array(new[:2 * n_max]).T])
+        pats = ActivationPatterns.from_gates(self.X, G, bias=self.bias)
+        # from_gates keeps the first gate of each pattern, in order
+        self.idle = np.concatenate([self.idle, np.zeros(pats.n_patterns - before, dtype=int)])
+        self.G, self._pats = pats.gates, pats
+        return pats.n_patterns - before
+
+    def program(self) -> ConvexProgram:
+        return self.make_program(self._pats)
+
+    def keep(self, active: np.ndarray) -> None:
+        from ..arrangements import ActivationPatterns
+
+        self.idle = np.where(active, 0, self.idle + 1)
+        k = self.idle < 2
+        self.G, self.idle = self.G[:, k], self.idle[k]
+        self._pats = ActivationPatterns.from_gates(self.X, self.G, bias=self.bias)
+
+    def embed(self, V, W):
+        return V, W, self._pats
+
+
+# --------------------------------------------------------------------------- the loop
+def _block_sizes(program: ConvexProgram, V, W) -> np.ndarray:
+    k = program.n_penalized
+    return np.maximum(np.linalg.norm(V[:, :k], axis=1), np.linalg.norm(W[:, :k], axis=1))
+
+
+def _run(ws, oracle, *, loss, y, alpha, n_samples, output_bias, free_bias, formulation,
+         inner: BaseSolver, tol, max_iter, n_add, verbose, initial=None):
+    """The column-generation loop; returns the pieces of the solution."""
+    t0 = time.perf_counter()
+    gated = formulation == "gated_relu"
+    z = np.zeros(n_samples)
+    lam, delta = dual_point(loss, z, y, output_bias=output_bias)
+    primal = float(loss.value(z + delta, y))
+    best_dual, history = -np.inf, []
+    V = W = None
+    c0 = delta
+    converged, n_inner, stalled = False, 0, False
+    if initial is not None:
+        ws.add(initial, -np.inf, len(initial))
+    rnd = 0
+    for rnd in range(1, int(max_iter) + 1):
+        if rnd > 1 or initial is None or ws_size(ws) == 0:
+            M, cands = oracle.evaluate(lam)
+            s, dual = best_dual_scale(loss, lam, y, np.inf if M == 0 else alpha / M)
+            best_dual = max(best_dual, dual)
+            gap = primal - best_dual
+            history.append((rnd - 1, time.perf_counter() - t0, primal, gap, ws_size(ws)))
+            if verbose:
+                print(f"round {rnd - 1}: {ws_size(ws)} patterns, primal {primal:.10e}, "
+                      f"M/alpha {M / max(alpha, 1e-300):.8f}, gap {gap:.3e}")
+            if gap <= tol * abs(primal):
+                if isinstance(oracle, _SweepOracle):  # confirm with the public evaluation
+                    M, _ = oracle.evaluate(lam, final=True)
+                    s, dual = best_dual_scale(loss, lam, y, np.inf if M == 0 else alpha / M)
+                    best_dual = dual
+                    gap = primal - best_dual
+                if gap <= tol * abs(primal):
+                    converged = True
+                    break
+            if ws.add(cands, alpha, n_add) == 0:
+                stalled = True  # nothing violates beyond rounding: the inner accuracy limits
+                break
+        prog = ws.program()
+        with warnings.catch_warnings():
+            # the restricted solve is judged by the certificate over all patterns
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            warnings.filterwarnings("ignore", message="Solution may be inaccurate")
+            sol = inner.solve(prog)
+        n_inner += int(sol.n_iter)
+        V, W = np.asarray(sol.V, np.float64), np.asarray(sol.W, np.float64)
+        if not gated:
+            signs = np.hstack([prog.masks, prog.masks])
+            B, _ = repair_feasibility(prog.X_aug, signs, np.vstack([V, W]),
+                                      np.hstack([prog.patterns.gates] * 2))
+            V, W = B[:prog.n_patterns], B[prog.n_patterns:]
+        c0 = float(np.ravel(sol.output_bias)[0]) if prog.fit_output_bias else 0.0
+        z = prog.predict(V, W, c0)
+        primal = float(loss.value(z, y)) + alpha * prog.penalty(V, W)
+        lam, delta = dual_point(loss, z, y, output_bias=output_bias)
+        size = _block_sizes(prog, V, W)
+        active = size > 1e-9 * max(float(size.max(initial=0.0)), 1e-300)
+        VF, WF, pats = ws.embed(V, W)
+        ws.keep(active)
+    else:
+        M, _ = oracle.evaluate(lam, final=True) if isinstance(oracle, _SweepOracle) \
+            else oracle.evaluate(lam)
+        s, dual = best_dual_scale(loss, lam, y, np.inf if M == 0 else alpha / M)
+        best_dual = max(best_dual, dual)
+        gap = primal - best_dual
+        converged = gap <= tol * abs(primal)
+        history.append((rnd, time.perf_counter() - t0, primal, gap, ws_size(ws)))
+    if V is None:  # the zero network is optimal
+        VF, WF, pats = ws.embed(np.zeros((0, ws.d_aug)), np.zeros((0, ws.d_aug))) \
+            if isinstance(ws, _IndexWorkingSet) else (None, None, None)
+    return dict(V=VF, W=WF, patterns=pats, c0=c0, primal=primal, gap=gap, lam=lam,
+                converged=bool(converged), stalled=stalled, rounds=rnd, n_inner=n_inner,
+                history=history,
+                time=time.perf_counter() - t0, exact=bool(oracle.exact))
+
+
+def ws_size(ws) -> int:
+    return int(ws.idx.size) if isinstance(ws, _IndexWorkingSet) else int(ws.G.shape[1])
+
+
+def _solution(res, *, n_samples, formulation, tol, max_iter, d_aug) -> ConvexSolution:
+    V, W = res["V"], res["W"]
+    if V is None:
+        V = W = np.zeros((0, d_aug))
+    rel = res["gap"] / max(abs(res["primal"]), np.finfo(float).tiny)
+    sol = ConvexSolution(
+        V=V, W=W, output_bias=float(res["c0"]), objective=res["primal"] / n_samples,
+        dual=np.asarray(res["lam"], np.float64),
+        status="optimal" if res["converged"] else "max_iter_reached",
+        n_iter=max(1, int(res["rounds"])), solve_time=res["time"],
+        gap=res["gap"] / n_samples, formulation=formulation,
+        info={"rel_gap": rel, "history": res["history"], "rounds": res["rounds"],
+              "inner_iterations": res["n_inner"], "patterns": res["patterns"],
+              "patterns_exact": res["exact"], "tol": tol,
+              "certificate": ("duality gap over all patterns of the arrangement"
+                              if res["exact"] else "duality gap over the given (sampled) "
+                              "patterns only: not a proof of global optimality")})
+    if not res["converged"] and res["stalled"]:
+        warnings.warn(
+            f"Column generation stopped at a certified relative gap {rel:.3g} > tol={tol:g}: "
+            "no pattern violates the dual constraint beyond rounding, so the gap is limited "
+            "by the accuracy of the inner solves. Tighten inner_tol or loosen tol.",
+            ConvergenceWarning, stacklevel=3)
+    elif not res["converged"]:
+        warnings.warn(
+            f"Column generation did not reach the relative duality gap tol={tol:g} in "
+            f"max_iter={max_iter} rounds (relative gap {rel:.3g}). Increase max_iter or "
+            "n_add (columns added per round), tighten the inner solver's tolerance, or "
+            "loosen tol.", ConvergenceWarning, stacklevel=3)
+    return sol
+
+
+def _inner_solver(inner, inner_tol: float) -> BaseSolver:
+    if isinstance(inner, BaseSolver):
+        return inner
+    if inner == "column_generation":
+        raise ValueError("inner='column_generation' would recurse; pick another solver "
+                         "(e.g. 'cvxpy').")
+    return get_solver(inner, tol=inner_tol)
+
+
+def _check_common(tol, max_iter, n_add):
+    if not (isinstance(tol, (int, float)) and 0 < tol < 1):
+        raise ValueError(f"tol must be a float in (0, 1); got {tol!r}.")
+    for name, v in (("max_iter", max_iter), ("n_add", n_add)):
+        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
+            raise ValueError(f"{name} must be a positive int; got {v!r}.")
+
+
+# --------------------------------------------------------------------------- public API
+class ColumnGenerationSolver(BaseSolver):
+    """Solve a program over a huge pattern set by column generation (MATH §10.5).
+
+    Solves the restricted program over a working set with ``inner``, certifies the
+    result over **all** of the program's patterns (streamed in blocks, or by the exact
+    2-D sweep when the program has two features, exact patterns and a free or no hidden
+    bias), adds the most violating patterns and repeats until the certified relative
+    gap is at most ``tol``.
+
+    .. math::
+
+        \\text{stop when}\\quad P(S) - \\max_k \\mathcal D\\big(\\tfrac{\\beta}{M(\\lambda_k)}
+        \\lambda_k\\big) \\le \\mathrm{tol}\\cdot P(S),
+
+    with ``P(S)`` the objective of the restricted solution (a feasible point of the full
+    program) and ``lambda_k`` the dual points of the rounds (weak duality).
+
+    Parameters
+    ----------
+    inner : str or BaseSolver, default="cvxpy"
+        Solver of the restricted programs (any name of :func:`get_solver`).
+    tol : float, default=1e-6
+        Relative duality-gap tolerance over all patterns.
+    max_iter : int, default=100
+        Column-generation rounds.
+    n_add : int, default=16
+        Candidate columns per round (one per chunk of the pattern set).
+    inner_tol : float, default=1e-10
+        Tolerance given to a named inner solver.
+    verbose : int, default=0
+
+    Notes
+    -----
+    The returned solution lives on the program's full pattern set and is sparse:
+    ``info["support"]`` lists the patterns with nonzero blocks. ``warm_start`` seeds the
+    working set with the support of a previous solution of the same program.
+
+    References
+    ----------
+    M. Pilanci and T. Ergen, "Neural networks are convex regularizers", ICML 2020.
+    """
+
+    _loss_required_attr = ("value", "gradient", "dual_objective", "max_dual_scale")
+    _formulations = ("relu", "gated_relu")
+
+    def __init__(self, inner: Union[str, BaseSolver] = "cvxpy", tol: float = 1e-6,
+                 max_iter: int = 100, n_add: int = 16, inner_tol: float = 1e-10,
+                 verbose: int = 0) -> None:
+        self.inner = inner
+        self.tol = tol
+        self.max_iter = max_iter
+        self.n_add = n_add
+        self.inner_tol = inner_tol
+        self.verbose = verbose
+
+    def _solve(self, program: ConvexProgram, warm_start=None) -> ConvexSolution:
+        initial = None
+        if warm_start is not None:
+            V0, W0 = np.asarray(warm_start.V), np.asarray(warm_start.W)
+            if V0.shape == (program.n_patterns, program.d_aug):
+                initial = np.flatnonzero(_block_sizes(program, V0, W0) > 0)
+        return self._solve_from(program, initial)
+
+    def _solve_from(self, program: ConvexProgram, initial=None) -> ConvexSolution:
+        """Column generation starting from the working set ``initial`` (indices)."""
+        if program.n_outputs != 1:
+            raise ValueError(f"ColumnGenerationSolver handles one output; the program has "
+                             f"{program.n_outputs}. Fit one program per output.")
+        _check_common(self.tol, self.max_iter, self.n_add)
+        inner = _inner_solver(self.inner, self.inner_tol)
+        free_bias = program.bias and not program.penalize_bias
+        oracle = _oracle_for(program, self.n_add)
+        ws = _IndexWorkingSet(program, oracle)
+        cands = None if initial is None or len(initial) == 0 else \
+            [(np.inf, int(j)) for j in initial]
+        res = _run(ws, oracle, loss=program.loss, y=program.y, alpha=program.alpha,
+                   n_samples=program.n_samples,
+                   output_bias=program.fit_output_bias or free_bias, free_bias=free_bias,
+                   formulation=program.formulation, inner=inner, tol=self.tol,
+                   max_iter=self.max_iter, n_add=self.n_add, verbose=self.verbose,
+                   initial=cands)
+        sol = _solution(res, n_samples=program.n_samples, formulation=program.formulation,
+                        tol=self.tol, max_iter=self.max_iter, d_aug=program.d_aug)
+        sol.info["support"] = np.flatnonzero(_block_sizes(program, sol.V, sol.W) > 0)
+        sol.info.pop("patterns")
+        return sol
+
+
+def _oracle_for(program: ConvexProgram, n_chunks: int):
+    """The exact 2-D sweep when it applies, else the streamed pattern-set evaluation."""
+    free_bias = program.bias and not program.penalize_bias
+    pats = program.patterns
+    if (program.formulation == "relu" and pats.exact and program.n_features == 2
+            and (free_bias or not program.bias)):
+        return _SweepOracle(program.X, bias=program.bias, n_chunks=n_chunks)
+    return _PatternOracle(pats, program.X, penalize_bias=not free_bias, n_chunks=n_chunks,
+                          gated=program.formulation == "gated_relu")
+
+
+def column_generation(X, y, *, alpha: float, loss="squared", bias: bool = True,
+                      penalize_bias: bool = False, fit_output_bias: bool = True,
+                      patterns="exact", inner: Union[str, BaseSolver] = "cvxpy",
+                      tol: float = 1e-6, max_iter: int = 100, n_add: int = 16,
+                      inner_tol: float = 1e-10, verbose: int = 0):
+    """Globally optimal ReLU program over all patterns, without materialising their masks.
+
+    For two features with a free hidden bias (or none) and ``patterns="exact"``, no
+    pattern is ever listed: the dual constraint is evaluated by the exact angular sweep
+    and the working set is a set of gates, so ``n = 1000`` points (999,002 patterns with
+    a bias) cost memory proportional to the working set only. Otherwise the pattern set
+    (``"exact"``: :func:`~convexrelu.arrangements.enumerate_patterns`) is streamed in
+    blocks by :func:`~convexrelu.certificates.dual_constraint` and only the working set's
+    masks are unpacked.
+
+    Parameters
+    ----------
+    X : array-like of shape (n_samples, n_features)
+    y : array-like of shape (n_samples,)
+    alpha : float
+        Weight decay (scikit-learn's ``alpha``, MATH §10.1).
+    loss : {"squared", "logistic"} or Loss, default="squared"
+    bias, penalize_bias, fit_output_bias : bool
+        As in :class:`~convexrelu.program.ConvexProgram`.
+    patterns : "exact" or ActivationPatterns, default="exact"
+    inner, tol, max_iter, n_add, inner_tol, verbose
+        As in :class:`ColumnGenerationSolver`.
+
+    Returns
+    -------
+    solution : ConvexSolution
+        Blocks over ``patterns_used`` (zero outside the support); ``solution.gap`` and
+        ``solution.info["rel_gap"]`` are certified over **all** patterns of the data.
+    patterns_used : ActivationPatterns
+        The pattern set the rows of ``solution.V`` / ``solution.W`` refer to (the final
+        working set in the sweep case, else the full set).
+    """
+    from .._validation import check_data_matrix
+    from ..arrangements import ActivationPatterns, enumerate_patterns
+
+    _check_common(tol, max_iter, n_add)
+    X = check_data_matrix(X)
+    inner = _inner_solver(inner, inner_tol)
+    free_bias = bool(bias) and not penalize_bias
+
+    def make_program(pats, a=alpha):
+        return ConvexProgram(X, y, pats, loss=loss, alpha=a, bias=bias,
+                             penalize_bias=penalize_bias, fit_output_bias=fit_output_bias)
+
+    if isinstance(patterns, str) and patterns == "exact" and X.shape[1] == 2 and \
+            (free_bias or not bias):
+        probe = make_program(ActivationPatterns.from_gates(
+            X, np.ones((2 + bool(bias), 1)), bias=bias))
+        oracle = _SweepOracle(X, bias=bool(bias), n_chunks=n_add)
+        ws = _GateWorkingSet(make_program, probe.X_aug, X, bool(bias))
+        res = _run(ws, oracle, loss=probe.loss, y=probe.y, alpha=probe.alpha,
+                   n_samples=probe.n_samples, output_bias=fit_output_bias or free_bias,
+                   free_bias=free_bias, formulation="relu", inner=inner, tol=tol,
+                   max_iter=max_iter, n_add=n_add, verbose=verbose)
+        sol = _solution(res, n_samples=probe.n_samples, formulation="relu", tol=tol,
+                        max_iter=max_iter, d_aug=probe.d_aug)
+        pats = sol.info.pop("patterns")
+        if pats is None:
+            pats = ActivationPatterns.from_gates(X, np.zeros((probe.d_aug, 0)), bias=bias)
+        return sol, pats
+    if isinstance(patterns, str):
+        if patterns != "exact":
+            raise ValueError(f"patterns must be 'exact' or an ActivationPatterns; got "
+                             f"{patterns!r}.")
+        patterns = enumerate_patterns(X, bias=bias)
+    program = make_program(patterns)
+    sol = ColumnGenerationSolver(inner=inner, tol=tol, max_iter=max_iter, n_add=n_add,
+                                 verbose=verbose).solve(program)
+    return sol, patterns
