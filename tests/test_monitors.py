@@ -210,10 +210,6 @@ def test_alignment_monitor(data):
 
 
 def test_certificate_monitor(data):
-    try:
-        from convexrelu.certificates import certify  # noqa: F401
-    except ImportError:
-        pytest.skip("convexrelu.certificates.certify is not available")
     X, y = data
     X, y = X[:6, :2], y[:6]
     mon = CertificateMonitor(every=2)

@@ -287,10 +287,8 @@ def test_to_convex_with_given_patterns():
 
 
 def test_to_convex_with_activation_patterns():
-    try:
-        from convexrelu.arrangements import ActivationPatterns
-    except ImportError:  # pragma: no cover - module under construction
-        pytest.skip("convexrelu.arrangements not importable")
+    from convexrelu.arrangements import ActivationPatterns
+
     rng = np.random.default_rng(8)
     X = rng.normal(size=(6, 2))
     pats = ActivationPatterns.from_gates(X, rng.normal(size=(3, 3000)), bias=True)
