@@ -6,7 +6,7 @@ import warnings
 import numpy as np
 import pytest
 
-from convexrelu.arrangements import ActivationPatterns
+from convexrelu.arrangements import ActivationPatterns, enumerate_patterns
 from convexrelu.certificates import dual_constraint
 from convexrelu.certificates._dual import _prepare, pattern_value, pattern_value_socp
 
@@ -192,16 +192,32 @@ def test_other_data_rejected(data_bias):
         dual_constraint(pats, X + 1.0, np.zeros(X.shape[0]))
 
 
+def _sweep_data(kind, rng):
+    if kind == "gaussian":
+        return rng.standard_normal((7, 2))
+    if kind == "grid":  # shared coordinates: points on verticals through each other
+        return np.array([[i, j] for i in (-1, 0, 1) for j in (-1, 0, 2)], dtype=float)
+    # discretised: repeated first coordinates, points on the axes, a zero row
+    return np.array([[0.0, 1.0], [0.0, -2.0], [1.0, 0.0], [1.0, 3.0], [-1.0, 0.0],
+                     [0.0, 0.0], [2.0, -1.0], [-1.0, 2.0]])
+
+
+@pytest.mark.parametrize("kind", ["gaussian", "grid", "discretised"])
 @pytest.mark.parametrize("bias", [True, False])
-def test_sweep_2d_equals_listed_patterns(bias):
-    """The exact 2-D angular sweep equals bound-then-refine over all listed patterns."""
+def test_sweep_2d_equals_listed_patterns(bias, kind):
+    """The exact 2-D angular sweep equals bound-then-refine over all listed patterns,
+    also when points share a coordinate with a sweep centre (an event at angle 0)."""
     from convexrelu.certificates._dual import dual_constraint_2d
 
     rng = np.random.default_rng(9)
-    X = rng.standard_normal((7, 2))
-    pats = exact_patterns(X, bias=bias)
+    X = _sweep_data(kind, rng)
+    n = X.shape[0]
+    # the LP oracle cannot take a zero row; enumerate_patterns is itself checked against
+    # brute force on degenerate data in test_arrangements.py
+    pats = exact_patterns(X, bias=bias) if kind == "gaussian" else \
+        enumerate_patterns(X, bias=bias)
     for _ in range(3):
-        lam = rng.standard_normal(7)
+        lam = rng.standard_normal(n)
         lam -= lam.mean()
         a = dual_constraint(pats, X, lam, penalize_bias=False)
         b = dual_constraint_2d(X, lam, bias=bias)

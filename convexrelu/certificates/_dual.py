@@ -534,7 +534,13 @@ def _sweep_2d(X2: np.ndarray, lam: np.ndarray, centres: np.ndarray, chunk: int =
         leave = np.mod(phi + np.pi / 2, twopi)
         LV = lam[None, :, None] * V
         LV[zero] = 0.0
-        act0 = (V[..., 0] > 0) | ((V[..., 0] == 0) & (V[..., 1] > 0))
+        # active just before angle 0, as the events see it: the active arc
+        # (enter, enter + pi) wraps past 2*pi exactly when enter > leave. Deciding this
+        # from the event angles (not from the sign of V[..., 0]) keeps the running sum
+        # consistent when a point lies exactly on the vertical through the centre
+        # (V[..., 0] == 0, common on discretised data): its event at angle 0 must not be
+        # counted twice.
+        act0 = enter > leave
         w0 = np.einsum("kn,knj->kj", act0.astype(float), LV)  # (K, 2)
         E = np.concatenate([enter, leave], axis=1)  # (K, 2n)
         Dl = np.concatenate([LV, -LV], axis=1)  # (K, 2n, 2)
