@@ -120,14 +120,15 @@ def _pin():
         pass
 
 
-def run_ours(prog, time_limit):
+def run_ours(prog, time_limit, polish=True):
     from convexrelu.solvers._fista import solve_gated_fista
     from convexrelu.solvers._relu_admm import solve_relu_al
 
     t = time.perf_counter()
     if prog.formulation == "gated_relu":
         r = solve_gated_fista("squared", prog.X_aug, prog.masks, prog.y, prog.alpha,
-                              tol=TARGET, max_iter=10 ** 7, time_limit=time_limit)
+                              tol=TARGET, max_iter=10 ** 7, time_limit=time_limit,
+                              polish=polish)
         V, W = r.B, np.zeros_like(r.B)
     else:
         r = solve_relu_al("squared", prog.X_aug, prog.masks, prog.y, prog.alpha,
@@ -242,7 +243,7 @@ def per_iteration(prog, reps=200):
         warnings.simplefilter("ignore")
         t = time.perf_counter()
         r = solve_gated_fista("squared", Xa, prog.masks, prog.y, prog.alpha, tol=1e-300,
-                              max_iter=reps, check_every=10 ** 9)
+                              max_iter=reps, check_every=10 ** 9, polish=False)
         t_it = (time.perf_counter() - t) / r.n_iter
     return t_it, t_prod
 
@@ -264,6 +265,9 @@ def main(argv=None, command=None) -> int:
                     help="P of the ReLU comparison (diabetes, bias)")
     ap.add_argument("--quick", action="store_true", help="P=100 everywhere (smoke run)")
     ap.add_argument("--skip-scnn", action="store_true")
+    ap.add_argument("--skip-relu", action="store_true", help="only the gated-ReLU table")
+    ap.add_argument("--no-polish", action="store_true",
+                    help="gated FISTA without the active-set Newton polish")
     ap.add_argument("--out", default=None, help="also write the markdown table here")
     args = ap.parse_args(argv)
     command = command or "python benchmarks/bench_solvers.py " + " ".join(argv or sys.argv[1:])
@@ -280,9 +284,11 @@ def main(argv=None, command=None) -> int:
     for name, X, y, bias, P, sdt in problems(args.quick):
         prog = build(X, y, bias, P, "gated_relu", args.lam)
         print(f"== {name}: {prog.n_patterns} patterns", flush=True)
-        ours = run_ours(prog, args.time_limit)
+        ours = run_ours(prog, args.time_limit, polish=not args.no_polish)
         ev_o = evaluate(prog, {**ours, "G": None})
-        rows = [("convexrelu FISTA (float64)", ours, ev_o)]
+        label = "convexrelu FISTA (float64)" if args.no_polish else \
+            "convexrelu FISTA + Newton polish (float64)"
+        rows = [(label, ours, ev_o)]
         if not args.skip_scnn:
             r = run_capped(_scnn_child, (prog, args.lam, sdt), args.time_limit)
             rows.append((f"scnn R-FISTA tol 1e-10 ({sdt})", r, evaluate(prog, r)))
@@ -297,11 +303,12 @@ def main(argv=None, command=None) -> int:
                          f"| {ratio} |")
             print(lines[-1], flush=True)
         eff.append((name, *per_iteration(prog)))
-    lines += ["", "### ReLU (cone-constrained), diabetes with bias", "",
-              "| P | solver | time to 1e-6 (s) | objective | rel. gap | neurons | time ratio |",
-              "|---|---|---|---|---|---|---|"]
+    if not args.skip_relu:
+        lines += ["", "### ReLU (cone-constrained), diabetes with bias", "",
+                  "| P | solver | time to 1e-6 (s) | objective | rel. gap | neurons | "
+                  "time ratio |", "|---|---|---|---|---|---|---|"]
     name, X, y, bias, _, _ = problems()[0]
-    for P in args.relu_patterns:
+    for P in ([] if args.skip_relu else args.relu_patterns):
         prog = build(X, y, bias, P, "relu", args.lam)
         print(f"== ReLU P={P}: {prog.n_patterns} patterns", flush=True)
         ours = run_ours(prog, args.time_limit)

@@ -225,7 +225,14 @@ def gated_duality_gap(loss, Xa, masks, y, W, c0, beta, *, output_bias: bool,
     if partial:
         if null_basis is None:
             null_basis = range_basis(masks, output_bias=True)
-        lam = lam - null_basis @ (null_basis.T @ lam)
+        nrm0 = float(np.linalg.norm(lam))
+        for _ in range(2):  # project twice: rounding of the first pass is O(eps ||lam||)
+            lam = lam - null_basis @ (null_basis.T @ lam)
+        if float(np.linalg.norm(lam)) <= 1e-9 * nrm0:
+            # nothing but rounding is left: its direction is arbitrary and it meets
+            # 1^T D_i lam = 0 only to O(eps ||lam_0||), so scaling it up would give an
+            # invalid bound (seen when [masks, 1] spans R^n); use the feasible lam = 0
+            lam = np.zeros_like(lam)
     if bound_fn is not None:
         bound = float(bound_fn(lam))
     else:

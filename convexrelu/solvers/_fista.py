@@ -33,6 +33,23 @@ predictions and the line-search value at the new iterate reuses its forward prod
 Gap checks (every ``check_every`` iterations) add one adjoint product each, two with dual
 extrapolation (Massias, Gramfort & Salmon 2018).
 
+Active-set Newton polish (``polish``, on by default in float64): the residual-based
+dual point certifies only about the square root of the primal accuracy, so FISTA alone
+needs ~18,000 iterations for a relative gap of 1e-6 on diabetes (P=500) although the
+objective is accurate to 1e-6 after ~7,000. FISTA therefore stops at a loose gap
+(``polish_tol``, 2e-2) and :func:`newton_polish` takes over: damped Newton steps on the
+support (smooth there), blocks whose step crosses the origin are dropped, inactive blocks
+violating the dual constraint are added, and the duality gap over **all** patterns is
+evaluated after every step (stopping on it, never on a gradient norm); when the polish
+does not certify, FISTA resumes from the polished point. With more variables than
+samples the Newton system is reduced to sample space by eliminating the tangential
+directions (Schur complement; with the Khatri-Rao structure of the columns
+``O(n^2 (m + d))`` per step). Measured (``benchmarks/bench_solvers.py --time-limit 90
+--skip-relu``, one BLAS thread, loaded 2-core machine): to a certified relative gap of
+1e-6, diabetes with bias 3.8 s (FISTA alone ~44 s in an earlier run; scnn R-FISTA at
+tol 1e-10 29 s and not certified below 1.5e-3; cvxpy + Clarabel 11 s), breast_cancer
+6.9 s (scnn 55 s, cvxpy 58 s).
+
 Backends: the core loop is written against :class:`ArrayBackend` (numpy, or torch on the
 CPU or a CUDA device; torch is imported only when asked for). The certificate's scalar
 work stays on the host in float64.
@@ -529,6 +546,9 @@ def solve_gated_fista(
     device=None,
     extrapolate: int = 5,
     time_limit: Optional[float] = None,
+    polish="auto",
+    polish_tol: float = 2e-2,
+    polish_max_vars: int = 6000,
     verbose: int = 0,
 ) -> FastResult:
     """Solve the gated-ReLU group lasso by FISTA to relative duality gap ``tol``.
@@ -562,11 +582,23 @@ def solve_gated_fista(
         predictions at every gap check (0 disables it).
     time_limit : float, optional
         Stop after this many seconds (benchmarks; a ConvergenceWarning is issued).
+    polish : bool or "auto"
+        Active-set Newton polish (:func:`newton_polish`): FISTA runs to the relative gap
+        ``max(tol, polish_tol)``, then Newton's method on the support (blocks with a
+        nonzero penalised part), adding inactive blocks that violate the dual constraint,
+        until the duality gap over **all** patterns is ``<= tol``; if it is not reached,
+        FISTA continues from the polished point to a 10x smaller gap and polishes again.
+        ``"auto"``: on for float64 and the squared / logistic losses.
+    polish_tol : float
+        Relative gap at which FISTA hands over to the polish.
+    polish_max_vars : int
+        Largest restricted problem (variables) the dense Newton polish accepts.
 
     Returns
     -------
     FastResult
-        ``B`` is ``W`` of shape (n_patterns, d_aug).
+        ``B`` is ``W`` of shape (n_patterns, d_aug); ``info["polish"]`` summarises the
+        polish (rounds, Newton steps, seconds).
 
     Warns
     -----
@@ -639,14 +671,83 @@ def solve_gated_fista(
                         dg = da
         return dg
 
+    if polish == "auto":
+        polish = dtype == np.float64 and loss.name in ("squared", "logistic")
+    polish = bool(polish) and loss.name in ("squared", "logistic")
+    Xh, Sh = np.asarray(Xa, np.float64), np.asarray(S, np.float64)
+
+    def certify(W, c, z):  # host float64, no extrapolation (the polish's points)
+        return gated_duality_gap(loss, Xh, Sh, y, W, c, beta, output_bias=output_bias,
+                                 n_penalized=n_penalized, z=z, null_basis=basis)
+
+    t_start = time.perf_counter()
     B0 = xp.zeros((P, d_aug)) if W0 is None else xp.asarray(W0)
-    res = fista_core(
-        forward=forward, adjoint=adjoint, fgrad=fgrad, fval=fval, prox=prox,
-        penalty=penalty, gap_fn=gap_fn, xp=xp, B0=B0, c0=c0, output_bias=output_bias,
-        L_max=L_max, tol=tol, max_iter=int(max_iter), check_every=int(check_every),
-        shrink_L=1.0 if loss.name == "squared" else 0.8, time_limit=time_limit,
-        verbose=verbose,
-    )
+    stage_tol = max(tol, polish_tol) if polish else tol
+    iters_left, n_iter, best_dual = int(max_iter), 0, -np.inf
+    history: list = []
+    pinfo = {"rounds": 0, "newton_steps": 0, "seconds": 0.0}
+    res = None
+    while True:
+        elapsed = time.perf_counter() - t_start
+        z_hist.clear()
+        r = fista_core(
+            forward=forward, adjoint=adjoint, fgrad=fgrad, fval=fval, prox=prox,
+            penalty=penalty, gap_fn=gap_fn, xp=xp, B0=B0, c0=c0, output_bias=output_bias,
+            L_max=L_max, tol=stage_tol, max_iter=iters_left, check_every=int(check_every),
+            shrink_L=1.0 if loss.name == "squared" else 0.8,
+            time_limit=None if time_limit is None else max(time_limit - elapsed, 0.0),
+            verbose=verbose,
+        )
+        history += [(h[0] + n_iter, h[1] + elapsed, h[2], h[3]) for h in r.history]
+        n_iter += r.n_iter
+        iters_left -= r.n_iter
+        if np.isfinite(r.dual_value):
+            best_dual = max(best_dual, r.dual_value)
+        if res is None or r.objective <= res.objective:
+            res = r
+        res.gap = res.objective - best_dual
+        res.dual_value = best_dual
+        res.converged = res.gap <= tol * abs(res.objective)
+        elapsed = time.perf_counter() - t_start
+        out_of_time = time_limit is not None and elapsed >= time_limit
+        if res.converged or not polish or iters_left <= 0 or out_of_time:
+            break
+        pol = newton_polish(
+            loss, Xh, Sh, y, beta, np.asarray(res.B, np.float64), res.output_bias,
+            output_bias=output_bias, n_penalized=n_penalized, certify=certify, tol=tol,
+            best_dual=best_dual, max_vars=polish_max_vars,
+            time_limit=None if time_limit is None else time_limit - elapsed,
+            verbose=verbose)
+        pinfo["rounds"] += 1
+        pinfo["newton_steps"] += pol.get("n_steps", 0)
+        pinfo["seconds"] += time.perf_counter() - t_start - elapsed
+        if "info" in pol:
+            pinfo["info"] = pol["info"]
+        if not pol:  # no curvature formula: plain FISTA to tol
+            polish, stage_tol = False, tol
+            B0, c0 = xp.asarray(res.B), res.output_bias
+            continue
+        history += [(n_iter, h[0] + elapsed, h[1], h[2]) for h in pol["history"]]
+        best_dual = max(best_dual, pol["best_dual"])
+        if pol["dg"].primal <= res.objective:
+            res.B = pol["W"]  # float64: the certificate is for this point
+            res.output_bias = float(pol["c"]) if output_bias else 0.0
+            res.objective = pol["dg"].primal
+        res.gap = res.objective - best_dual
+        res.dual_value = best_dual
+        res.converged = res.gap <= tol * abs(res.objective)
+        if res.converged:
+            break
+        if "info" in pol:  # restricted problem too large: plain FISTA to tol
+            polish, stage_tol = False, tol
+        # not certified: FISTA from the polished point to a 10x smaller gap, then again
+        B0, c0 = xp.asarray(res.B), res.output_bias
+        if polish:
+            stage_tol = max(tol, 0.1 * min(stage_tol, res.rel_gap))
+    res.n_iter = max(n_iter, 1)
+    res.history = history
+    res.time = time.perf_counter() - t_start
+    res.info["polish"] = pinfo
     res.dual = dual_point(loss, predict(np.asarray(Xa, np.float64), np.asarray(S, np.float64),
                                         np.asarray(res.B, np.float64)) + res.output_bias,
                           y, output_bias=output_bias)[0]
@@ -655,6 +756,287 @@ def solve_gated_fista(
     if not res.converged:
         _warn_not_converged("Gated FISTA", res, tol, max_iter)
     return res
+
+
+# ------------------------------------------------------------------ second-order polish
+def _loss_curvature(loss, z: np.ndarray, y: np.ndarray) -> Optional[np.ndarray]:
+    """Diagonal of the loss Hessian at ``z`` (squared and logistic), else ``None``."""
+    if loss.name == "squared":
+        return np.ones_like(z)
+    if loss.name == "logistic":
+        from scipy.special import expit
+
+        p = expit(-y * z)
+        return (y * y) * p * (1.0 - p)
+    return None
+
+
+def _polish_columns(Xa: np.ndarray, S: np.ndarray, act: np.ndarray, k_pen: int,
+                    output_bias: bool) -> np.ndarray:
+    """Design matrix of the restricted problem: ``[S_act o Xa_pen | S o Xa_free | 1]``."""
+    n, d = Xa.shape
+    cols = [(S[:, act][:, :, None] * Xa[:, None, :k_pen]).reshape(n, -1)]
+    if k_pen < d:
+        cols.append((S[:, :, None] * Xa[:, None, k_pen:]).reshape(n, -1))
+    if output_bias:
+        cols.append(np.ones((n, 1)))
+    return np.hstack(cols)
+
+
+def _damped_cholesky(H: np.ndarray):
+    """Cholesky factor of ``H + mu I`` with the smallest ``mu`` in ``1e-12 * mean(diag)
+    * 100^j`` that works (``None`` if none does)."""
+    from scipy.linalg import LinAlgError, cho_factor
+
+    mu = 1e-12 * max(float(np.mean(np.diag(H))), np.finfo(float).tiny) if H.size else 1.0
+    eye = np.eye(H.shape[0])
+    for _ in range(8):
+        try:
+            return cho_factor(H + mu * eye, lower=False, check_finite=False)
+        except LinAlgError:
+            mu *= 100.0
+    return None
+
+
+def _newton_direction(A: np.ndarray, sh: np.ndarray, grad: np.ndarray, U: np.ndarray,
+                      r: np.ndarray, beta: float, m: int, k: int,
+                      Xk: Optional[np.ndarray] = None, Sa: Optional[np.ndarray] = None
+                      ) -> Optional[np.ndarray]:
+    """Newton step ``-H^{-1} grad`` of the restricted problem (damped Cholesky).
+
+    ``H = C^T C + blockdiag_i(beta / r_i (I - u_i u_i^T))`` on the first ``m`` blocks of
+    ``k`` columns, ``C = diag(sh) A`` (``n x K``). With ``K <= n`` the ``K x K`` matrix is
+    factorised (``O(n K^2 + K^3)``). Otherwise the norm curvature acts only on the
+    tangential directions, so those are eliminated by a Schur complement in sample space:
+    with ``C_r`` the radial (``C_i u_i``) and free columns and ``C_t`` the tangential
+    ones, ``N = I + C_t R_t^{-1} C_t^T`` (``n x n``) and the radial/free unknowns solve
+    ``C_r^T N^{-1} C_r x_r = -g_r + C_r^T N^{-1} C_t R_t^{-1} g_t``; then
+    ``x_t = -R_t^{-1} (g_t + C_t^T N^{-1} (C_r x_r - C_t R_t^{-1} g_t))``:
+    ``O(n^2 K + n^3)`` instead of ``O(K^3)``. When the block columns are
+    ``S_i o Xk`` (pass ``Xk`` and the active masks ``Sa``), ``C_t R_t^{-1} C_t^T`` is
+    ``diag(sh) [(Xk Xk^T) o (Sa diag(r/beta) Sa^T) - a diag(r/beta) a^T] diag(sh)``
+    (``a_i = S_i o Xk u_i``): ``O(n^2 (m + k))``.
+    """
+    from scipy.linalg import cho_solve
+
+    n, K = A.shape
+    if K <= n:
+        C = A * sh[:, None]
+        H = C.T @ C
+        idx = np.arange(m * k).reshape(m, k)
+        blk = (beta / r)[:, None, None] * (np.eye(k)[None] - U[:, :, None] * U[:, None, :])
+        H[idx[:, :, None], idx[:, None, :]] += blk
+        cf = _damped_cholesky(H)
+        return None if cf is None else -cho_solve(cf, grad, check_finite=False)
+    rb = r / beta
+    if Xk is None:  # generic columns: explicit tangential parts
+        C3 = A[:, :m * k].reshape(n, m, k) * sh[:, None, None]
+        a_rad = np.einsum("nmk,mk->nm", C3, U)
+        T = (C3 - a_rad[:, :, None] * U[None]) * np.sqrt(rb)[None, :, None]
+        Tm = T.reshape(n, m * k)
+        N = Tm @ Tm.T
+    else:  # columns S_i o Xk: Khatri-Rao structure, O(n^2 (m + k)) instead of O(n^2 m k)
+        a0 = Sa * (Xk @ U.T)
+        N = (Xk @ Xk.T) * ((Sa * rb) @ Sa.T)
+        N -= (a0 * rb) @ a0.T
+        N *= np.outer(sh, sh)
+        a_rad = sh[:, None] * a0
+    N[np.diag_indices(n)] += 1.0
+    Cr = np.hstack([a_rad, A[:, m * k:] * sh[:, None]])
+    gpen = grad[:m * k].reshape(m, k)
+    g_rad = np.einsum("mk,mk->m", gpen, U)
+    gr = np.concatenate([g_rad, grad[m * k:]])
+    gt = gpen - g_rad[:, None] * U
+    if Xk is None:
+        q = np.einsum("nmk,mk->n", C3, rb[:, None] * gt)
+    else:
+        q = sh * np.einsum("nm,nm->n", Sa, Xk @ (rb[:, None] * gt).T)
+    cfN = _damped_cholesky(N)
+    if cfN is None:
+        return None
+    Y = cho_solve(cfN, Cr, check_finite=False)
+    G = Cr.T @ Y
+    cfG = _damped_cholesky(G)
+    if cfG is None:
+        return None
+    xr = cho_solve(cfG, -gr + Y.T @ q, check_finite=False)
+    e = cho_solve(cfN, Cr @ xr - q, check_finite=False)
+    if Xk is None:
+        v = gpen + np.einsum("nmk,n->mk", C3, e)
+    else:
+        v = gpen + (Sa * (sh * e)[:, None]).T @ Xk
+    v -= np.einsum("mk,mk->m", v, U)[:, None] * U
+    step_pen = xr[:m, None] * U - rb[:, None] * v
+    return np.concatenate([step_pen.ravel(), xr[m:]])
+
+
+def newton_polish(loss, Xa: np.ndarray, S: np.ndarray, y: np.ndarray, beta: float,
+                  W: np.ndarray, c: float, *, output_bias: bool, n_penalized: Optional[int],
+                  certify: Callable, tol: float, best_dual: float = -np.inf,
+                  max_rounds: int = 20,
+                  max_newton: int = 50, max_vars: int = 6000, max_add: int = 50,
+                  time_limit: Optional[float] = None, verbose: int = 0) -> dict:
+    """Active-set Newton polish of the gated group lasso from ``(W, c)`` (float64, host).
+
+    On the support ``act`` (blocks with a nonzero penalised part) the objective
+    ``l(A theta) + beta sum_{i in act} ||w_i,pen||`` is smooth, with Hessian
+    ``A^T diag(l'') A + blockdiag(beta / ||w|| (I - u u^T))``; the free coordinates
+    (unpenalised hidden biases of every block, the output bias) have no penalty.
+    Damped Newton steps with an Armijo line search; a block whose step crosses the
+    origin is tried at zero (and dropped when that decreases the objective). After every
+    step ``certify(W, c, z) -> DualGap`` evaluates the duality gap over **all** patterns;
+    the polish stops as soon as ``gap <= tol * |primal|``. When the restricted problem is
+    solved but the gap is not small, the inactive blocks violating the dual constraint
+    (``||Xa_pen^T D_i lam|| > beta``) are added (at most ``max_add``, largest first, each
+    started by one block prox-gradient step) and the next round begins.
+
+    Returns a dict: ``W, c, dg`` (the point of lowest primal value seen), ``best_dual``
+    (the best dual value seen, including the ``best_dual`` given), ``converged``,
+    ``history`` (``(seconds, primal, gap)`` per step) and ``n_steps``; an empty dict when
+    the loss has no curvature formula. It returns early (not converged) when the
+    restricted problem would have more than ``max_vars`` variables.
+    """
+    t0 = time.perf_counter()
+    n, d = Xa.shape
+    P = S.shape[1]
+    k = d if n_penalized is None else n_penalized
+    W = np.array(W, dtype=np.float64)
+    c = float(c) if output_bias else 0.0
+    if _loss_curvature(loss, np.zeros(1), np.ones(1)) is None:
+        return {}
+
+    def zfun(Wc, cc):
+        return np.einsum("ij,ij->i", Xa, S @ Wc) + cc
+
+    def phi(Wc, z):
+        return float(loss.value(z, y)) + beta * float(np.sum(np.linalg.norm(Wc[:, :k], axis=1)))
+
+    z = zfun(W, c)
+    dg = certify(W, c, z)
+    history: list = []
+    best = {"W": W.copy(), "c": c, "dg": dg, "best_dual": max(best_dual, dg.dual),
+            "converged": False, "history": history, "n_steps": 0}
+
+    def record(Wc, cc, dgc) -> bool:
+        best["best_dual"] = max(best["best_dual"], dgc.dual)
+        if dgc.primal <= best["dg"].primal:
+            best.update(W=Wc.copy(), c=cc, dg=dgc)
+        gap = best["dg"].primal - best["best_dual"]
+        history.append((time.perf_counter() - t0, dgc.primal, gap))
+        if gap <= tol * abs(best["dg"].primal):
+            best["converged"] = True
+        return best["converged"]
+
+    if record(W, c, dg):
+        return best
+    n_steps = 0
+    for rnd in range(max_rounds):
+        act = np.flatnonzero(np.linalg.norm(W[:, :k], axis=1) > 0)
+        m = act.size
+        nfree = P * (d - k)
+        K = m * k + nfree + int(output_bias)
+        if min(n, K) > max_vars or n * K > 50_000_000:
+            best["info"] = f"restricted problem too large ({n} x {K})"
+            return best
+        A = _polish_columns(Xa, S, act, k, output_bias)
+        restricted_done = K == 0  # empty support, no free variable: only add blocks
+        for it in range(0 if K == 0 else max_newton):
+            if time_limit is not None and time.perf_counter() - t0 > time_limit:
+                return best
+            g = loss.gradient(z, y)
+            h = _loss_curvature(loss, z, y)
+            Wa = W[act, :k]
+            r = np.linalg.norm(Wa, axis=1)
+            U = Wa / r[:, None]
+            grad = A.T @ g
+            grad[:m * k] += beta * U.ravel()
+            step = _newton_direction(A, np.sqrt(h), grad, U, r, beta, m, k,
+                                     Xk=Xa[:, :k], Sa=S[:, act])
+            if step is None:
+                best["info"] = "Hessian factorisation failed"
+                return best
+            dec = float(grad @ step)  # < 0
+            n_steps += 1
+            f0 = phi(W, z)
+            if -dec <= 1e-15 * max(abs(f0), 1.0):
+                restricted_done = True
+                break
+
+            def trial(tt, drop=None):
+                Wn = W.copy()
+                Wn[act, :k] += tt * step[:m * k].reshape(m, k)
+                if nfree:
+                    Wn[:, k:] += tt * step[m * k:m * k + nfree].reshape(P, d - k)
+                cn = c + tt * step[-1] if output_bias else 0.0
+                if drop is not None:
+                    Wn[act[drop], :k] = 0.0
+                zn = zfun(Wn, cn)
+                return Wn, cn, zn, phi(Wn, zn)
+
+            # blocks whose radial coordinate r + t <u, step> reaches 0 for some t <= 1:
+            # step to the first such t and drop those blocks (active-set move)
+            radial = np.einsum("ij,ij->i", U, step[:m * k].reshape(m, k))
+            with np.errstate(divide="ignore", invalid="ignore"):
+                t_cross = np.where(radial < 0, r / -radial, np.inf)
+            accepted = dropped = False
+            if np.sum(t_cross <= 1.0) > 1:  # first try: full step, all crossers dropped
+                cross = t_cross <= 1.0
+                Wn, cn, zn, fn = trial(1.0, cross)
+                accepted = dropped = fn <= f0 + 1e-4 * dec
+            if not accepted and np.min(t_cross, initial=np.inf) <= 1.0:
+                tc = float(np.min(t_cross))
+                cross = t_cross <= tc * (1.0 + 1e-9)
+                Wn, cn, zn, fn = trial(tc, cross)
+                if fn <= f0 + 1e-4 * tc * dec:
+                    accepted = dropped = True
+            if not accepted:
+                tt = 1.0
+                for _ in range(40):
+                    Wn, cn, zn, fn = trial(tt)
+                    if fn <= f0 + 1e-4 * tt * dec:
+                        accepted = True
+                        break
+                    tt *= 0.5
+            if not accepted:
+                restricted_done = True
+                break
+            W, c, z = Wn, cn, zn
+            dg = certify(W, c, z)
+            best["n_steps"] = n_steps
+            if verbose:
+                print(f"polish round {rnd} step {it}: primal {dg.primal:.12e} "
+                      f"gap {dg.gap:.3e} support "
+                      f"{int(np.sum(np.linalg.norm(W[:, :k], axis=1) > 0))}")
+            if record(W, c, dg):
+                return best
+            if dropped:  # support shrank: remove the dropped blocks' columns
+                keep = np.ones(A.shape[1], bool)
+                keep[:m * k] = np.repeat(~cross, k)
+                A = A[:, keep]
+                act = act[~cross]
+                m = act.size
+                K = A.shape[1]
+                if K == 0:
+                    restricted_done = True
+                    break
+        # add the violating inactive blocks
+        lam = -loss.gradient(z, y)
+        Cn = S.T @ (lam[:, None] * Xa[:, :k])
+        nrm = np.linalg.norm(Cn, axis=1)
+        inactive = np.linalg.norm(W[:, :k], axis=1) == 0
+        viol = np.flatnonzero(inactive & (nrm > beta))
+        if viol.size == 0:
+            if restricted_done:
+                break
+            continue
+        viol = viol[np.argsort(-nrm[viol])][:max_add]
+        hmax = float(np.max(_loss_curvature(loss, z, y)))
+        for i in viol:
+            Ai = S[:, i:i + 1] * Xa[:, :k]
+            Li = hmax * float(np.linalg.norm(Ai, 2) ** 2)
+            W[i, :k] = (nrm[i] - beta) / max(Li, np.finfo(float).tiny) * Cn[i] / nrm[i]
+        z = zfun(W, c)
+    return best
 
 
 # ---------------------------------------------------------------------- solver class
@@ -704,6 +1086,10 @@ class FistaSolver(BaseSolver):
         Array library of the iterations. ``"torch"`` needs PyTorch (``pip install torch``).
     device : str, optional
         torch device (``"cpu"``, ``"cuda"``, ...); only with ``backend="torch"``.
+    polish : bool or "auto", default="auto"
+        Active-set Newton polish once FISTA reaches the relative gap ``polish_tol``
+        (see :func:`solve_gated_fista`); ``"auto"``: on in float64.
+    polish_tol : float, default=2e-2
     verbose : int, default=0
 
     Notes
@@ -717,13 +1103,15 @@ class FistaSolver(BaseSolver):
 
     def __init__(self, tol: float = 1e-6, max_iter: int = 10000, check_every: int = 10,
                  dtype: str = "float64", backend: str = "numpy", device=None,
-                 verbose: int = 0) -> None:
+                 polish="auto", polish_tol: float = 2e-2, verbose: int = 0) -> None:
         self.tol = tol
         self.max_iter = max_iter
         self.check_every = check_every
         self.dtype = dtype
         self.backend = backend
         self.device = device
+        self.polish = polish
+        self.polish_tol = polish_tol
         self.verbose = verbose
 
     def _solve(self, program, warm_start=None):
@@ -736,6 +1124,7 @@ class FistaSolver(BaseSolver):
             program.loss, program.X_aug, program.masks, program.y, program.alpha,
             output_bias=program.fit_output_bias, n_penalized=npen, tol=self.tol,
             max_iter=self.max_iter, check_every=self.check_every, W0=W0, c0=c0,
-            dtype=np.dtype(self.dtype), backend=xp, verbose=self.verbose)
+            dtype=np.dtype(self.dtype), backend=xp, polish=self.polish,
+            polish_tol=self.polish_tol, verbose=self.verbose)
         return _to_solution(program, res, res.B, np.zeros_like(res.B),
                             formulation="gated_relu", tol=self.tol)
