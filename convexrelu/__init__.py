@@ -36,6 +36,10 @@ _LAZY = {
     "ConvexSolution": "convexrelu.program",
     "ConvexReLURegressor": "convexrelu.estimators",
     "ConvexReLUClassifier": "convexrelu.estimators",
+    # solvers
+    "regularization_path": "convexrelu.solvers",
+    "alpha_max": "convexrelu.solvers",
+    "column_generation": "convexrelu.solvers",
     # certificates
     "certify": "convexrelu.certificates",
     "Certificate": "convexrelu.certificates",
