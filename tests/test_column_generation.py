@@ -169,3 +169,84 @@ def test_estimator_accepts_registered_names(rng):
     assert cg.objective_ == pytest.approx(ref.objective_, rel=RTOL)
     with pytest.raises(ValueError, match="The 'solver' parameter of ConvexReLURegressor"):
         ConvexReLURegressor(solver="nope").fit(X, y)
+
+
+# --------------------------------------------------------------------------- fast inner
+def test_facet_rows_cut_out_the_same_cone(rng):
+    from scipy.optimize import linprog
+
+    from convexrelu.solvers._cg_inner import facet_rows
+
+    X = rng.uniform(-1, 1, (40, 2))
+    pats = enumerate_patterns(X, bias=True)
+    Xa = pats.augment(X)
+    masks = pats.masks
+    picks = rng.choice(pats.n_patterns, 25, replace=False)
+    n_kept = []
+    for i in picks:
+        rows = facet_rows(Xa, masks[:, i], pats.gates[:, i])
+        n_kept.append(rows.size)
+        A = np.where(masks[:, i], 1.0, -1.0)[:, None] * Xa
+        # min a_j^T v over {a_F v >= 0, |v|_inf <= 1} is >= 0 for every dropped row j
+        for j in np.setdiff1d(np.arange(X.shape[0]), rows):
+            res = linprog(A[j], A_ub=-A[rows], b_ub=np.zeros(rows.size), bounds=[(-1, 1)] * 3,
+                          method="highs")
+            assert res.status == 0 and res.fun >= -1e-9
+    assert np.mean(n_kept) < 8  # a 2-D cell has few sides
+
+
+@pytest.mark.parametrize("fit_output_bias", [True, False])
+def test_compressed_inner_matches_uncompressed_and_cvxpy(rng, fit_output_bias):
+    from convexrelu.arrangements import ActivationPatterns
+    from convexrelu.solvers._cg_inner import CompressedReluSolver
+
+    X, y = _data(rng, 60, 2, "squared")
+    G = rng.standard_normal((3, 12))
+    prog = ConvexProgram(X, y, ActivationPatterns.from_gates(X, G, bias=True),
+                         loss="squared", alpha=0.5, bias=True, fit_output_bias=fit_output_bias)
+    ref = _reference(prog)
+    sols = {(c, r): CompressedReluSolver(compress=c, reduce_rows=r).solve(prog)
+            for c in (True, False) for r in (True, False)}
+    base = sols[(False, False)].objective
+    for (c, r), s in sols.items():
+        assert abs(s.objective - base) <= 1e-8 * base, (c, r)
+        assert prog.max_violation(s.V, s.W) <= 1e-9
+        if r:
+            assert s.info["rows_kept"] < s.info["rows_total"] / 4
+    assert abs(base - ref.objective) <= 1e-8 * ref.objective
+
+
+def test_inner_readds_rows_missing_from_the_facets(rng):
+    from convexrelu.arrangements import ActivationPatterns
+    from convexrelu.solvers._cg_inner import CompressedReluSolver
+
+    X, y = _data(rng, 50, 2, "squared")
+    G = rng.standard_normal((3, 8))
+    prog = ConvexProgram(X, y, ActivationPatterns.from_gates(X, G, bias=True),
+                         loss="squared", alpha=0.2, bias=True)
+    solver = CompressedReluSolver()
+    good = solver.solve(prog)
+    # corrupt the facet cache: keep one row per block, the check over all rows repairs it
+    for key in list(solver._facets):
+        solver._facets[key] = solver._facets[key][:1]
+    fixed = solver.solve(prog)
+    # rounding-level only (the solver re-adds rows violated beyond 1e-8 relative)
+    scale = np.abs(np.vstack([fixed.V, fixed.W])).max() * np.abs(prog.X_aug).max()
+    assert prog.max_violation(fixed.V, fixed.W) <= 1e-8 * scale
+    assert fixed.info["rows_kept"] > 2 * prog.n_patterns  # rows were re-added
+    assert fixed.objective == pytest.approx(good.objective, rel=1e-8)
+
+
+def test_auto_inner_is_fast_solver_for_squared_loss(rng):
+    from convexrelu.solvers._cg_inner import CompressedReluSolver
+    from convexrelu.solvers._column_generation import _inner_solver
+
+    X, y = _data(rng, 40, 2, "squared")
+    full = ConvexProgram(X, y, enumerate_patterns(X, bias=True), loss="squared", alpha=0.05,
+                         bias=True)
+    ref = _reference(full)
+    inner = _inner_solver("auto", 1e-10)
+    assert isinstance(inner._fast, CompressedReluSolver)
+    sol, used = column_generation(X, y, alpha=0.05, tol=1e-6, inner=inner)
+    assert abs(sol.objective - ref.objective) <= RTOL * ref.objective
+    assert sol.info["rel_gap"] <= 1e-6 and len(inner._fast._facets) > 0
