@@ -250,3 +250,80 @@ def test_auto_inner_is_fast_solver_for_squared_loss(rng):
     sol, used = column_generation(X, y, alpha=0.05, tol=1e-6, inner=inner)
     assert abs(sol.objective - ref.objective) <= RTOL * ref.objective
     assert sol.info["rel_gap"] <= 1e-6 and len(inner._fast._facets) > 0
+
+
+# --------------------------------------------------------------------------- top-k sweep, polish
+@pytest.mark.parametrize("bias", [True, False])
+def test_sweep_pricer_matches_brute_force_over_listed_patterns(rng, bias):
+    from convexrelu.certificates import dual_constraint
+    from convexrelu.certificates._dual import _sweep_2d
+    from convexrelu.solvers._cg_sweep import SweepPricer
+
+    X = rng.uniform(-1, 1, (14, 2))
+    lam = rng.standard_normal(14)
+    lam -= lam.mean()
+    pats = enumerate_patterns(X, bias=bias)
+    brute = dual_constraint(pats, X, lam, penalize_bias=False).value
+    pricer = SweepPricer(X, bias=bias)
+    values, U, _ = pricer.per_centre(lam)
+    for k in range(values.size):  # each centre agrees with the certified sweep
+        ref = _sweep_2d(X, lam, pricer.centres[k:k + 1])
+        assert values[k] == pytest.approx(ref[0], rel=1e-12, abs=1e-12)
+    M, cands = pricer.top_k(lam, 5)
+    assert M == pytest.approx(brute, rel=1e-9)
+    assert 1 <= len(cands) <= 5 and cands[0][0] == pytest.approx(M, rel=1e-12)
+    assert all(a[0] >= b[0] for a, b in zip(cands, cands[1:]))
+    Xa = np.hstack([X, np.ones((14, 1))]) if bias else X
+    for v, x in cands:  # every listed neuron attains its value, which is <= M
+        if np.isfinite(x).all() and np.linalg.norm(x[:2]) > 0 and v < M * (1 + 1e-12) and \
+                not (bias and v == pytest.approx(np.linalg.norm(X.T @ lam))):
+            attained = abs(lam @ np.maximum(Xa @ x, 0.0)) / np.linalg.norm(x[:2])
+            assert attained == pytest.approx(v, rel=1e-9, abs=1e-12)
+        assert v <= brute * (1 + 1e-9)
+    assert pricer.top_k(lam, 5, threshold=M)[1] == []
+
+
+def test_polish_reaches_the_optimum_and_never_undercuts_it(rng):
+    from convexrelu.arrangements import ActivationPatterns
+    from convexrelu.solvers._cg_inner import CompressedReluSolver, polish_support
+
+    X, y = _data(rng, 60, 2, "squared")
+    G = rng.standard_normal((3, 14))
+    prog = ConvexProgram(X, y, ActivationPatterns.from_gates(X, G, bias=True),
+                         loss="squared", alpha=0.5, bias=True)
+    ref = _reference(prog)
+    rough = CompressedReluSolver(tol=1e-6).solve(prog)
+    V, W, c0 = polish_support(prog, rough.V, rough.W, rough.output_bias)
+    p_ref = prog.objective(ref.V, ref.W, ref.output_bias)
+    p_pol = prog.objective(V, W, c0)
+    assert prog.max_violation(V, W) <= 1e-12
+    # feasible, so never below the optimum (up to the reference's own 1e-10 accuracy)
+    assert p_pol >= p_ref * (1 - 1e-10)
+    assert p_pol - p_ref <= 1e-9 * p_ref
+    assert prog.objective(rough.V, rough.W, rough.output_bias) - p_ref > p_pol - p_ref
+
+
+def test_reported_gap_is_never_below_the_true_suboptimality(rng):
+    from convexrelu.certificates import dual_constraint
+    from convexrelu.solvers._dual_gap import best_dual_scale, dual_point
+
+    X, y = _data(rng, 25, 2, "squared")
+    full = ConvexProgram(X, y, enumerate_patterns(X, bias=True), loss="squared", alpha=0.05,
+                         bias=True)
+    p_ref = _reference(full).objective * full.n_samples
+    for tol in (1e-3, 1e-8):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            sol, used = column_generation(X, y, alpha=0.05, tol=tol)
+        prog = ConvexProgram(X, y, used, loss="squared", alpha=0.05, bias=True)
+        P = prog.objective(sol.V, sol.W, sol.output_bias) * prog.n_samples
+        assert sol.objective * prog.n_samples == pytest.approx(P, rel=1e-12)
+        assert sol.gap * prog.n_samples >= P - p_ref - 1e-9 * p_ref
+        # the final dual point, certified independently over the listed arrangement
+        z = prog.predict(sol.V, sol.W, sol.output_bias)
+        lam, _ = dual_point(prog.loss, z, y, output_bias=True)
+        M = dual_constraint(full.patterns, X, lam, penalize_bias=False).value
+        _, dual = best_dual_scale(prog.loss, lam, y, 0.05 / M)
+        assert dual <= p_ref * (1 + 1e-9)
+        if tol == 1e-8:
+            assert (P - dual) / P <= 1e-7
