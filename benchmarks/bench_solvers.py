@@ -142,6 +142,18 @@ def run_ours(prog, time_limit, polish=True):
             "iters": r.n_iter}
 
 
+def run_relu_fast(prog):
+    """:class:`~convexrelu.solvers.ReluFastSolver` (gated support, exact restricted
+    Clarabel solve, certificate over all patterns); time = its total time."""
+    from convexrelu.solvers import ReluFastSolver
+
+    t = time.perf_counter()
+    sol = ReluFastSolver(tol=TARGET).solve(prog)
+    elapsed = time.perf_counter() - t
+    return {"time": elapsed, "reached": sol.info["rel_gap"] <= TARGET, "V": sol.V,
+            "W": sol.W, "iters": sol.n_iter, "own_rel_gap": sol.info["rel_gap"]}
+
+
 def _scnn_child(prog, lam, dtype, q):
     _pin()
     from scnn.metrics import Metrics
@@ -187,11 +199,23 @@ def _cvxpy_child(prog, q):
     q.put({"time": time.perf_counter() - t, "V": sol.V, "W": sol.W, "G": None})
 
 
+def _child(target, args, q):
+    """Run one solver in the child; a crash is reported as such, not as a time-out."""
+    try:
+        target(*args, q)
+    except Exception as exc:  # the baseline libraries may fail on a problem
+        q.put({"error": f"{type(exc).__name__}: {str(exc)[:80]}"})
+
+
 def run_capped(target, args, timeout):
-    """Run ``target(*args, queue)`` in a child process, at most ``timeout`` seconds."""
+    """Run ``target(*args, queue)`` in a child process, at most ``timeout`` seconds.
+
+    Returns the child's result dict, ``{"error": message}`` when the solver raised, or
+    None on time-out.
+    """
     ctx = mp.get_context("fork")
     q = ctx.Queue()
-    p = ctx.Process(target=target, args=(*args, q))
+    p = ctx.Process(target=_child, args=(target, args, q))
     p.start()
     try:
         out = q.get(timeout=timeout)
@@ -206,7 +230,7 @@ def run_capped(target, args, timeout):
 
 def evaluate(prog, out):
     """Objective (our normalisation), certified rel. gap and neurons of a child's result."""
-    if out is None:
+    if out is None or "error" in out:
         return None
     from convexrelu.program import ConvexProgram
 
@@ -252,6 +276,8 @@ def per_iteration(prog, reps=200):
 def fmt_time(res, ev):
     if res is None:
         return "timed out"
+    if "error" in res:
+        return f"failed ({res['error']})"
     s = f"{res['time']:.2f}"
     return s if ev is not None and ev["rel_gap"] <= TARGET else s + " (gap not reached)"
 
@@ -266,6 +292,9 @@ def main(argv=None, command=None) -> int:
     ap.add_argument("--quick", action="store_true", help="P=100 everywhere (smoke run)")
     ap.add_argument("--skip-scnn", action="store_true")
     ap.add_argument("--skip-relu", action="store_true", help="only the gated-ReLU table")
+    ap.add_argument("--skip-gated", action="store_true", help="only the ReLU table")
+    ap.add_argument("--relu-al", action="store_true",
+                    help="also run convexrelu's augmented Lagrangian in the ReLU table")
     ap.add_argument("--no-polish", action="store_true",
                     help="gated FISTA without the active-set Newton polish")
     ap.add_argument("--out", default=None, help="also write the markdown table here")
@@ -281,7 +310,7 @@ def main(argv=None, command=None) -> int:
              "| problem | solver | time to 1e-6 (s) | objective | rel. gap | neurons | "
              "time ratio |", "|---|---|---|---|---|---|---|"]
     eff = []
-    for name, X, y, bias, P, sdt in problems(args.quick):
+    for name, X, y, bias, P, sdt in ([] if args.skip_gated else problems(args.quick)):
         prog = build(X, y, bias, P, "gated_relu", args.lam)
         print(f"== {name}: {prog.n_patterns} patterns", flush=True)
         ours = run_ours(prog, args.time_limit, polish=not args.no_polish)
@@ -295,7 +324,7 @@ def main(argv=None, command=None) -> int:
         r = run_capped(_cvxpy_child, (prog,), args.time_limit)
         rows.append(("cvxpy + Clarabel (tol 1e-10)", r, evaluate(prog, r)))
         for label, res, ev in rows:
-            ratio = "" if res is None else f"{res['time'] / ours['time']:.2f}"
+            ratio = "" if res is None or "error" in res else f"{res['time'] / ours['time']:.2f}"
             obj = "-" if ev is None else f"{ev['obj']:.10f}"
             gap = "-" if ev is None else f"{ev['rel_gap']:.1e}"
             nn = "-" if ev is None else str(ev["neurons"])
@@ -311,15 +340,20 @@ def main(argv=None, command=None) -> int:
     for P in ([] if args.skip_relu else args.relu_patterns):
         prog = build(X, y, bias, P, "relu", args.lam)
         print(f"== ReLU P={P}: {prog.n_patterns} patterns", flush=True)
-        ours = run_ours(prog, args.time_limit)
-        rows = [("convexrelu augmented Lagrangian", ours, evaluate(prog, {**ours, "G": None}))]
+        ours = run_relu_fast(prog)
+        rows = [("convexrelu relu_fast (gated support + Clarabel + certificate)", ours,
+                 evaluate(prog, {**ours, "G": None}))]
+        if args.relu_al:
+            r = run_ours(prog, args.time_limit)
+            rows.append(("convexrelu augmented Lagrangian", r,
+                         evaluate(prog, {**r, "G": None})))
         if not args.skip_scnn:
             r = run_capped(_scnn_child, (prog, args.lam, "float32"), args.time_limit)
             rows.append(("scnn augmented Lagrangian (float32)", r, evaluate(prog, r)))
         r = run_capped(_cvxpy_child, (prog,), args.time_limit)
         rows.append(("cvxpy + Clarabel (tol 1e-10)", r, evaluate(prog, r)))
         for label, res, ev in rows:
-            ratio = "" if res is None else f"{res['time'] / ours['time']:.2f}"
+            ratio = "" if res is None or "error" in res else f"{res['time'] / ours['time']:.2f}"
             obj = "-" if ev is None else f"{ev['obj']:.10f}"
             gap = "-" if ev is None else f"{ev['rel_gap']:.1e}"
             nn = "-" if ev is None else str(ev["neurons"])

@@ -155,7 +155,7 @@ def test_registry():
     inst = ColumnGenerationSolver()
     assert get_solver(inst) is inst and isinstance(inst, BaseSolver)
     msg = ("unknown solver 'nope'; valid names are \\['column_generation', 'cvxpy', 'fista', "
-           "'polish', 'relu_al'\\]")
+           "'polish', 'relu_al', 'relu_fast'\\]")
     with pytest.raises(ValueError, match=msg):
         get_solver("nope")
 

@@ -12,8 +12,9 @@ from ._column_generation import ColumnGenerationSolver, column_generation
 from ._fista import FistaSolver
 from ._path import RegularizationPath, alpha_max, regularization_path
 from ._relu_admm import ReluALSolver, ReluPolishSolver
+from ._relu_fast import ReluFastSolver
 from .cvxpy_solver import CvxpySolver
 
 __all__ = ["BaseSolver", "ColumnGenerationSolver", "CvxpySolver", "FistaSolver",
-           "RegularizationPath", "ReluALSolver", "ReluPolishSolver", "SOLVERS",
-           "alpha_max", "column_generation", "get_solver", "regularization_path"]
+           "RegularizationPath", "ReluALSolver", "ReluFastSolver", "ReluPolishSolver",
+           "SOLVERS", "alpha_max", "column_generation", "get_solver", "regularization_path"]

@@ -86,6 +86,7 @@ SOLVERS = {
     "polish": ("_relu_admm", "ReluPolishSolver"),
     "relu_al": ("_relu_admm", "ReluALSolver"),
     "column_generation": ("_column_generation", "ColumnGenerationSolver"),
+    "relu_fast": ("_relu_fast", "ReluFastSolver"),
 }
 
 
@@ -94,10 +95,11 @@ def get_solver(solver, **params) -> BaseSolver:
 
     Registered names: ``"cvxpy"`` (:class:`CvxpySolver`), ``"fista"`` (gated ReLU,
     :class:`FistaSolver`), ``"polish"`` (:class:`ReluPolishSolver`), ``"relu_al"``
-    (:class:`ReluALSolver`) and ``"column_generation"``
-    (:class:`ColumnGenerationSolver`). ``params`` that the solver's constructor does not
-    take (e.g. ``max_iter`` for ``"polish"``) are dropped, so callers such as the
-    estimators can pass their common ``tol`` / ``max_iter`` / ``verbose`` to any solver.
+    (:class:`ReluALSolver`), ``"relu_fast"`` (:class:`ReluFastSolver`) and
+    ``"column_generation"`` (:class:`ColumnGenerationSolver`). ``params`` that the
+    solver's constructor does not take (e.g. ``max_iter`` for ``"polish"``) are dropped,
+    so callers such as the estimators can pass their common ``tol`` / ``max_iter`` /
+    ``verbose`` to any solver.
 
     Raises
     ------

@@ -53,6 +53,7 @@ __all__ = [
     "range_basis",
 ]
 
+
 @dataclass
 class DualGap:
     """A primal value, a dual value and a feasible dual point.
@@ -272,7 +273,6 @@ def relu_multiplier_gap(loss, Xa, S, signs, y, B, c0, beta, mu, *, output_bias: 
         MATH §4.2 / §10.4), at most ``max_refine`` of them (the stop rule of MATH §10.5:
         once the next block's bound is below the best refined value, the max is known).
     """
-    d_aug = Xa.shape[1]
     A = np.where(signs, 1.0, -1.0)
     z = predict(Xa, S, B) + c0
     Bp = B if n_penalized is None else B[:, :n_penalized]

@@ -1,0 +1,130 @@
+"""ReluFastSolver: gated support -> exact restricted solve -> certificate over all patterns."""
+
+
+import numpy as np
+import pytest
+from sklearn.exceptions import ConvergenceWarning
+
+from convexrelu.arrangements import ActivationPatterns, enumerate_patterns
+from convexrelu.certificates import dual_constraint
+from convexrelu.program import ConvexProgram, ConvexSolution
+from convexrelu.solvers import CvxpySolver, ReluFastSolver, get_solver
+from convexrelu.solvers._dual_gap import best_dual_scale, dual_point
+
+
+def _data(n=14, d=2, seed=0):
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((n, d))
+    y = np.maximum(X @ rng.standard_normal(d), 0) - 0.5 * X[:, 0] + 0.1 * rng.standard_normal(n)
+    return X, y
+
+
+def _program(bias, penalize_bias, fit_output_bias, sampled, alpha=0.1, n=14, d=2, seed=0):
+    X, y = _data(n, d, seed)
+    if sampled:
+        Xa = np.hstack([X, np.ones((n, 1))]) if bias else X
+        G = np.random.default_rng(seed + 1).standard_normal((Xa.shape[1], 30))
+        pats = ActivationPatterns.from_gates(X, G, bias=bias)
+    else:
+        pats = enumerate_patterns(X, bias=bias)
+    return ConvexProgram(X, y, pats, loss="squared", alpha=alpha, bias=bias,
+                         penalize_bias=penalize_bias, fit_output_bias=fit_output_bias)
+
+
+def _independent_gap(prog, sol):
+    """Sum-form gap of ``sol`` with ``M(lambda)`` evaluated once over all patterns."""
+    z = prog.predict(sol.V, sol.W, sol.output_bias)
+    primal = float(prog.loss.value(z, prog.y)) + prog.alpha * prog.penalty(sol.V, sol.W)
+    free = prog.bias and not prog.penalize_bias
+    lam, _ = dual_point(prog.loss, z, prog.y, output_bias=prog.fit_output_bias or free)
+    M = dual_constraint(prog.patterns, prog.X, lam,
+                        penalize_bias=prog.penalize_bias or not prog.bias).value
+    _, dual = best_dual_scale(prog.loss, lam, prog.y, np.inf if M == 0 else prog.alpha / M)
+    return primal, primal - dual
+
+
+CASES = [  # (bias, penalize_bias, fit_output_bias, sampled)
+    (False, False, False, False),
+    (False, False, True, True),
+    (True, True, False, False),
+    (True, True, True, True),
+    (True, False, True, False),
+    (True, False, False, True),
+]
+
+
+@pytest.mark.parametrize("bias,pen,ob,sampled", CASES)
+def test_matches_cvxpy_and_gap_is_honest(bias, pen, ob, sampled):
+    prog = _program(bias, pen, ob, sampled)
+    ref = CvxpySolver(tol=1e-10, max_iter=1000).solve(prog)
+    sol = ReluFastSolver(tol=1e-6).solve(prog)
+    assert sol.status == "optimal"
+    assert abs(sol.objective - ref.objective) <= 1e-6 * abs(ref.objective)
+    assert sol.info["rel_gap"] <= 1e-6
+    assert prog.max_violation(sol.V, sol.W) <= 1e-9
+    primal, gap = _independent_gap(prog, sol)
+    assert primal / prog.n_samples == pytest.approx(sol.objective, rel=1e-12)
+    # the independent certificate agrees with the reported one (both are valid bounds)
+    assert gap <= 1e-6 * abs(primal) + 1e-12
+    assert sol.gap * prog.n_samples >= gap - 1e-9 * abs(primal)
+    # the gap bounds the distance to the reference optimum
+    assert sol.objective - ref.objective <= sol.gap + 1e-9 * abs(ref.objective)
+
+
+def test_three_features_and_registry():
+    prog = _program(True, True, False, True, alpha=0.2, n=20, d=3, seed=3)
+    ref = CvxpySolver(tol=1e-10, max_iter=1000).solve(prog)
+    sol = get_solver("relu_fast", tol=1e-6).solve(prog)
+    assert isinstance(get_solver("relu_fast"), ReluFastSolver)
+    assert abs(sol.objective - ref.objective) <= 1e-6 * abs(ref.objective)
+    assert sol.info["rel_gap"] <= 1e-6
+
+
+def _one_block_start(prog):
+    """A warm start whose support (the initial working set) is one pattern."""
+    V = np.zeros((prog.n_patterns, prog.d_aug))
+    V[0] = prog.patterns.gates[:, 0]
+    return ConvexSolution(V=V, W=np.zeros_like(V), output_bias=0.0, objective=0.0,
+                          dual=np.zeros(prog.n_samples), status="", n_iter=1, solve_time=0.0)
+
+
+def test_adds_violating_patterns_from_a_poor_working_set():
+    prog = _program(True, True, False, False, alpha=0.1)
+    ref = CvxpySolver(tol=1e-10, max_iter=1000).solve(prog)
+    # a one-pattern working set: column generation must find the rest
+    sol = ReluFastSolver(tol=1e-6, n_add=2, max_iter=100).solve(
+        prog, warm_start=_one_block_start(prog))
+    assert sol.info["rounds"] >= 2
+    assert abs(sol.objective - ref.objective) <= 1e-6 * abs(ref.objective)
+
+
+def test_max_iter_warns_with_remedy():
+    prog = _program(True, True, False, False, alpha=0.05)
+    with pytest.warns(ConvergenceWarning, match="Increase max_iter"):
+        sol = ReluFastSolver(tol=1e-6, n_add=1, max_iter=1).solve(
+            prog, warm_start=_one_block_start(prog))
+    assert sol.status == "max_iter_reached"
+    _, gap = _independent_gap(prog, sol)
+    assert sol.gap * prog.n_samples >= gap - 1e-9
+
+
+def test_logistic_falls_back_to_cvxpy():
+    X, y = _data()
+    prog = ConvexProgram(X, (y > 0).astype(int), enumerate_patterns(X, bias=False),
+                         loss="logistic", alpha=0.1, bias=False)
+    with pytest.warns(UserWarning, match="CvxpySolver"):
+        sol = ReluFastSolver().solve(prog)
+    ref = CvxpySolver(tol=1e-8).solve(prog)
+    assert sol.objective == pytest.approx(ref.objective, rel=1e-6)
+
+
+def test_bad_parameters():
+    prog = _program(False, False, False, False)
+    with pytest.raises(ValueError, match="tol"):
+        ReluFastSolver(tol=2.0).solve(prog)
+    with pytest.raises(ValueError, match="max_iter"):
+        ReluFastSolver(max_iter=0).solve(prog)
+    gated = ConvexProgram(prog.X, prog.y, prog.patterns, loss="squared", alpha=0.1,
+                          bias=False, formulation="gated_relu")
+    with pytest.raises(ValueError, match="formulation"):
+        ReluFastSolver().solve(gated)
