@@ -368,3 +368,31 @@ def test_torch_architecture_errors(problem):
         mod[0].weight[0, 0] = float("nan")
     with pytest.raises(ValueError, match="NaN"):
         certify(mod, X, y, alpha=0.1)
+
+
+def test_vector_output_free_bias_bound_is_finite_and_sound():
+    """Several outputs with a free hidden bias: the joint conservative bound is infinite,
+    the per-column bound sqrt(sum_k M_k^2) is finite; the lower bound stays below the
+    objective of every network we can build (each is an upper bound on the optimum)."""
+    import warnings
+
+    from sklearn.neural_network import MLPRegressor
+
+    from convexrelu import ConvexReLURegressor
+
+    rng = np.random.default_rng(3)
+    X = rng.standard_normal((14, 2))
+    Y = np.c_[np.abs(X[:, 0]), X[:, 1] ** 2]
+    objs = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for seed in range(3):
+            mlp = MLPRegressor(hidden_layer_sizes=(20,), alpha=0.1, solver="lbfgs",
+                               max_iter=3000, random_state=seed).fit(X, Y)
+            objs.append(mlp.loss_)
+        cert = certify(mlp, X, Y)
+    est = ConvexReLURegressor(alpha=0.1, patterns="exact").fit(X, Y)
+    objs.append(est.network_.objective(X, Y, 0.1))
+    assert cert.conservative and cert.exact and not cert.optimal
+    assert np.isfinite(cert.dual_ratio) and cert.lower_bound > 0
+    assert cert.lower_bound <= min(objs) + 1e-10

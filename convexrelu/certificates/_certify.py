@@ -625,6 +625,15 @@ def certify(
         dv = dual_constraint(pats, X, lam, penalize_bias=not free_bias)
         pats_exact = bool(pats.exact)
     Mval = dv.value
+    if lam.ndim == 2 and lam.shape[1] > 1:
+        # several outputs: for every neuron a, ||Lambda^T a||_2^2 = sum_k (lambda_k^T a)^2
+        # <= sum_k M_k^2 with M_k the exact scalar value of column k, a finite bound
+        # where the joint one is not (e.g. a free hidden bias); keep the smaller
+        cols = [dual_constraint(pats, X, lam[:, k], penalize_bias=not free_bias).value
+                for k in range(lam.shape[1])]
+        Mcol = float(np.sqrt(np.sum(np.square(cols))))
+        if Mcol < Mval:
+            Mval = Mcol
     if lname == "softmax" and fit_ob and np.any(np.abs(lam.sum(axis=0)) > 1e-10):
         # no feasible rescaling keeps 1^T Lambda = 0: fall back to the trivial bound
         s, LB = 0.0, loss_obj.dual_objective(0 * lam, yy)
