@@ -396,3 +396,29 @@ def test_vector_output_free_bias_bound_is_finite_and_sound():
     assert cert.conservative and cert.exact and not cert.optimal
     assert np.isfinite(cert.dual_ratio) and cert.lower_bound > 0
     assert cert.lower_bound <= min(objs) + 1e-10
+
+
+def test_softmax_bound_is_finite_and_below_trained_networks():
+    """Softmax (3 classes): the output biases are re-fitted so the dual point meets
+    1^T Lambda = 0 exactly; the bound is finite, flagged conservative, and below the
+    objective of every trained network (each an upper bound on the optimum)."""
+    import warnings
+
+    from sklearn.datasets import load_iris
+    from sklearn.neural_network import MLPClassifier
+
+    X, y = load_iris(return_X_y=True)
+    X, y = X[::6, :2], y[::6]
+    X = (X - X.mean(0)) / X.std(0)
+    losses, certs = [], []
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for seed in range(4):
+            mlp = MLPClassifier(hidden_layer_sizes=(30,), alpha=0.1, solver="lbfgs",
+                                max_iter=5000, tol=1e-10, random_state=seed).fit(X, y)
+            losses.append(mlp.loss_)
+            certs.append(certify(mlp, X, y))
+    for cert, loss in zip(certs, losses):
+        assert cert.conservative and not cert.optimal
+        assert cert.objective == pytest.approx(loss, rel=1e-10)
+        assert 0 < cert.lower_bound <= min(losses) + 1e-10

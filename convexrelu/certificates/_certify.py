@@ -344,13 +344,43 @@ def _dual_point(loss, z, y, fit_output_bias):
             delta = np.mean(y - z, axis=0)
             lam = -loss.gradient(z + delta, y)
             return lam - lam.mean(axis=0), delta
-        # softmax: re-fitting the biases has no closed form; centre conservatively
-        lam = -loss.gradient(z, y)
-        return lam, np.zeros(z.shape[1])
+        # softmax: re-fit the output biases by Newton's method so that the dual point
+        # meets 1^T Lambda = 0 (the output-bias constraint); if that fails the caller
+        # falls back to the trivial bound
+        delta = _refit_softmax_bias(loss, z, y)
+        return -loss.gradient(z + delta, y), delta
     from ..solvers._dual_gap import dual_point
 
     lam, delta = dual_point(loss, z, y, output_bias=True)
     return lam, float(delta)
+
+
+def _refit_softmax_bias(loss, Z, Y, max_iter: int = 50):
+    """Output-bias shift ``delta`` minimising the softmax loss of ``Z + delta`` (Newton).
+
+    The loss is invariant to adding a constant to every class, so the Hessian
+    ``sum_i diag(p_i) - p_i p_i^T`` is singular along ``1``: steps use its pseudo-inverse.
+    Stops when the class sums of the gradient are below ``1e-13 n``.
+    """
+    n, c = Z.shape
+    delta = np.zeros(c)
+    f = loss.value(Z, Y)
+    for _ in range(max_iter):
+        P = loss.gradient(Z + delta, Y) + Y
+        g = (P - Y).sum(axis=0)
+        if np.max(np.abs(g)) <= 1e-13 * n:
+            break
+        H = np.diag(P.sum(axis=0)) - P.T @ P
+        step = np.linalg.lstsq(H, g, rcond=None)[0]
+        t = 1.0
+        while t > 1e-10:
+            f_new = loss.value(Z + delta - t * step, Y)
+            if f_new <= f + 1e-14 * max(1.0, abs(f)):
+                break
+            t *= 0.5
+        delta = delta - t * step
+        f = f_new
+    return delta
 
 
 def _best_scale(loss, lam, y, s_max):
