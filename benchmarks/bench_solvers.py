@@ -341,7 +341,7 @@ def main(argv=None, command=None) -> int:
         prog = build(X, y, bias, P, "relu", args.lam)
         print(f"== ReLU P={P}: {prog.n_patterns} patterns", flush=True)
         ours = run_relu_fast(prog)
-        rows = [("convexrelu relu_fast (gated support + Clarabel + certificate)", ours,
+        rows = [("convexrelu relu_fast (active-set Newton + certificate)", ours,
                  evaluate(prog, {**ours, "G": None}))]
         if args.relu_al:
             r = run_ours(prog, args.time_limit)

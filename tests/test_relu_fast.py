@@ -128,3 +128,60 @@ def test_bad_parameters():
                           bias=False, formulation="gated_relu")
     with pytest.raises(ValueError, match="formulation"):
         ReluFastSolver().solve(gated)
+
+
+def test_cone_projection_matches_pattern_value():
+    from convexrelu.certificates._dual import pattern_value
+    from convexrelu.solvers._relu_fast import _cone_certificate
+
+    prog = _program(True, True, False, True, n=20, d=3, seed=2)
+    Xa, P = prog.X_aug, prog.n_patterns
+    lam = np.random.default_rng(0).standard_normal(prog.n_samples)
+    bounds, dirs, rows = _cone_certificate(Xa, prog.masks, lam, 0.0)
+    for j in range(2 * P):
+        i, sg = j % P, (1.0 if j < P else -1.0)
+        c = sg * Xa.T @ (prog.masks[:, i] * lam)
+        U, L, _, _ = pattern_value(Xa, prog.masks[:, i], c)
+        assert bounds[j] >= L - 1e-9 * (1 + abs(L))  # valid upper bound
+        assert bounds[j] <= U + 1e-8 * (1 + abs(U))  # and tight
+        if j not in dirs:  # ||c_j|| = 0: nothing to project
+            assert bounds[j] <= 1e-12
+            continue
+        u = dirs[j]
+        G = np.where(prog.masks[:, i], 1.0, -1.0)[:, None] * Xa
+        assert np.min(G @ u) >= -1e-9 * (1 + np.linalg.norm(u))  # projection is in K
+
+
+def test_active_set_path_has_no_conic_solver(monkeypatch):
+    import convexrelu.solvers._cg_inner as cgi
+
+    def boom(*a, **k):
+        raise AssertionError("Clarabel must not be called on the active-set path")
+
+    monkeypatch.setattr(cgi.CompressedReluSolver, "_clarabel", boom)
+    prog = _program(True, True, False, True, n=20, d=3, seed=3)
+    ref = CvxpySolver(tol=1e-10, max_iter=1000).solve(prog)
+    sol = ReluFastSolver(tol=1e-6).solve(prog)
+    assert sol.info["method"] == "active_set"
+    assert abs(sol.objective - ref.objective) <= 1e-6 * abs(ref.objective)
+    primal, gap = _independent_gap(prog, sol)
+    assert gap <= 1e-6 * abs(primal) + 1e-12
+
+
+def test_polish_support_release_rows_reaches_kkt():
+    from convexrelu.solvers._cg_inner import polish_support
+
+    prog = _program(False, False, False, False, n=14, d=2)
+    ref = CvxpySolver(tol=1e-10, max_iter=1000).solve(prog)
+    # start from the reference support but force every block onto a wrong face: one
+    # binding row each is imposed; releasing rows with negative multipliers must recover
+    B = np.vstack([ref.V, ref.W])
+    nrm = np.linalg.norm(B, axis=1)
+    keep = nrm > 1e-6 * nrm.max()
+    B[~keep] = 0.0
+    V, W = B[:prog.n_patterns], B[prog.n_patterns:]
+    out = polish_support(prog, V, W, 0.0, drop_rows=True, max_newton=300)
+    assert out is not None
+    Vp, Wp, c0 = out
+    assert prog.max_violation(Vp, Wp) <= 1e-9
+    assert prog.objective(Vp, Wp, c0) <= prog.objective(V, W, 0.0) + 1e-12

@@ -43,6 +43,7 @@ from __future__ import annotations
 import time
 import warnings
 from collections import OrderedDict
+from typing import Optional
 
 import numpy as np
 from scipy import sparse
@@ -328,9 +329,40 @@ def _null_space(F: np.ndarray, d: int) -> np.ndarray:
     return Vt[rank:].T.copy()
 
 
+def _release_rows(blocks, theta, offs, r, c, Xa, masks, npen, make, beta, mult_rtol) -> bool:
+    """Release, in every block, the binding row with the most negative multiplier.
+
+    At a stationary point of the face (``x = N z``, ``N^T grad_x f = 0``) the full gradient
+    ``grad_x f = s X_a^T D r / c + beta d||x_pen||`` lies in ``range(G_R^T)``; its
+    multipliers ``mu = argmin ||G_R^T mu - grad_x f||`` (rows normalised) must be ``>= 0``.
+    Returns whether a row was released.
+    """
+    changed = False
+    for j, b in enumerate(blocks):
+        if b["rows"].size == 0:
+            continue
+        x = b["N"] @ theta[offs[j]:offs[j + 1]]
+        nx = float(np.linalg.norm(x[:npen]))
+        if nx == 0.0:
+            continue
+        gx = b["s"] * ((masks[:, b["i"]] * r) @ Xa) / c
+        gx[:npen] += beta * x[:npen] / nx
+        Gr = b["G"][b["rows"]]
+        Gr = Gr / np.linalg.norm(Gr, axis=1)[:, None]
+        mu = np.linalg.lstsq(Gr.T, gx, rcond=None)[0]
+        k = int(np.argmin(mu))
+        if mu[k] < -mult_rtol * beta:
+            new = make(b["i"], b["s"], np.delete(b["rows"], k), x)
+            if new is not None:
+                blocks[j] = new
+                changed = True
+    return changed
+
+
 def polish_support(program: ConvexProgram, V: np.ndarray, W: np.ndarray, c0: float, *,
                    drop_rtol: float = 1e-6, bind_rtol: float = 1e-6, max_newton: int = 60,
-                   max_changes: int = 200):
+                   max_changes: int = 200, rows: Optional[dict] = None,
+                   drop_rows: bool = False, mult_rtol: float = 1e-9):
     """Active-set Newton polish of a restricted ReLU solution (squared loss, one output).
 
     On the support of ``(V, W)`` (blocks above ``drop_rtol`` times the largest) and with
@@ -345,6 +377,18 @@ def polish_support(program: ConvexProgram, V: np.ndarray, W: np.ndarray, c0: flo
     constraint; this removes that limit when the support and the binding rows are right.
     The returned blocks satisfy every cone row up to rounding; whether they are optimal
     is for the caller's certificate to decide (blocks are never added).
+
+    Options used by the active-set ReLU solver (:mod:`._relu_fast`; the defaults leave the
+    behaviour above unchanged):
+
+    * ``rows``: ``{j: row indices}`` for blocks ``j`` of the stacked ``[V; W]`` whose binding
+      rows are known (e.g. the active rows of the cone projection that made the block enter);
+      they replace the slack-based choice for those blocks.
+    * ``drop_rows``: a true active-set method. When Newton has converged on the current
+      faces, the cone multipliers ``mu`` of every block (``grad_x f = G_R^T mu``, least
+      squares) are checked; the most negative one of each block whose
+      ``mu_k < -mult_rtol * beta`` (rows normalised) is released and Newton continues.
+      With it, the returned blocks are KKT points of their own cones up to ``mult_rtol``.
 
     Returns ``(V, W, c0)`` (new arrays) or ``None`` when nothing could be polished.
     """
@@ -382,9 +426,13 @@ def polish_support(program: ConvexProgram, V: np.ndarray, W: np.ndarray, c0: flo
         x = Xb[j]
         G = np.where(masks[:, i], 1.0, -1.0)[:, None] * Xa
         sl = (G @ x) / np.where(nzrow, rown, 1.0) / max(float(np.linalg.norm(x)), 1e-300)
-        rows = np.flatnonzero(nzrow & (sl <= bind_rtol))
-        rows = np.sort(rows[np.argsort(sl[rows])][:da - 1])
-        b = make(i, sgn, rows, x)
+        if rows is not None and int(j) in rows:
+            rj = np.asarray(rows[int(j)], int)
+            rj = np.sort(rj[np.argsort(sl[rj])][:da - 1])
+        else:
+            rj = np.flatnonzero(nzrow & (sl <= bind_rtol))
+            rj = np.sort(rj[np.argsort(sl[rj])][:da - 1])
+        b = make(i, sgn, rj, x)
         if b is not None:
             blocks.append(b)
     if not blocks:
@@ -396,9 +444,15 @@ def polish_support(program: ConvexProgram, V: np.ndarray, W: np.ndarray, c0: flo
         theta = np.concatenate([np.full(nb, float(c0))] + [b["z"] for b in blocks])
         return Bm, offs, Bm.T @ Bm / c, theta
 
+    pn_cache = [None, None]
+
     def penalty(theta, offs):
-        return sum(float(np.linalg.norm(b["N"][:npen] @ theta[offs[j]:offs[j + 1]]))
-                   for j, b in enumerate(blocks))
+        # one sparse product for all blocks (same value as the sum of per-block norms)
+        if pn_cache[0] is not offs:  # rebuilt once per assembled block set
+            pn_cache[:] = [offs, sparse.block_diag([b["N"][:npen] for b in blocks],
+                                                   format="csr")]
+        px = pn_cache[1] @ theta[nb:]
+        return float(np.sum(np.linalg.norm(px.reshape(len(blocks), npen), axis=1)))
 
     Bm, offs, H0, theta = assemble()
     r = Bm @ theta - y
@@ -424,6 +478,14 @@ def polish_support(program: ConvexProgram, V: np.ndarray, W: np.ndarray, c0: flo
             step = -np.linalg.lstsq(H, g, rcond=None)[0]
         dec = -float(g @ step)
         if not np.isfinite(dec) or dec <= 1e-15 * max(abs(f), 1e-300):
+            if drop_rows and n_changes < max_changes and _release_rows(
+                    blocks, theta, offs, r, c, Xa, masks, npen, make, beta, mult_rtol):
+                n_changes += 1
+                c0 = float(theta[0]) if nb else 0.0
+                Bm, offs, H0, theta = assemble()
+                r = Bm @ theta - y
+                f = 0.5 * float(r @ r) / c + beta * penalty(theta, offs)
+                continue
             break
         # ratio test on the non-binding rows of every block
         tmax, hit = 1.0, None

@@ -23,6 +23,20 @@ stages:
    chunks of the patterns outside the working set and go back to 2. The stopping rule is
    the duality gap, never a gradient norm.
 
+**Active-set path (no conic solver).** When every coordinate of a block is penalised
+(``penalize_bias=True`` or no hidden bias) the Clarabel stage is replaced by
+:func:`_active_set_relu`: start from zero; certify over all patterns by an exact
+Lawson-Hanson cone projection per block (:func:`_cone_certificate`; the bound of each
+block is ``||c_j + G_j^T mu_j||`` with explicit ``mu_j >= 0``, so valid whatever the
+iteration's accuracy); the ``n_add`` most violating blocks enter along their projection
+with the projection's face as binding rows; then
+:func:`~convexrelu.solvers._cg_inner.polish_support` with ``drop_rows=True`` (active-set
+Newton: binding rows as equalities, ratio test adds rows, rows with a negative multiplier
+are released, blocks reaching zero leave). Measured on diabetes P=100 (penalised bias,
+scnn lam 1e-3): 13 rounds, relative gap 1.4e-8, objective 1.6e-11 relative below cvxpy's,
+but ~30 s (polish ~60%: about 2000 single-row face changes, one Newton step each;
+certificate ~30%). The free-bias case keeps the Clarabel path below.
+
 Only the squared loss with one output is handled natively; other losses (logistic,
 hinge) fall back to :class:`~convexrelu.solvers.CvxpySolver` on the full program (a
 ``UserWarning`` says so), since the compressed Clarabel inner solve is squared-loss only.
@@ -47,6 +61,7 @@ violated rows) was tried and was worse (252 s, 26k of 43k rows re-added).
 from __future__ import annotations
 
 import time
+from typing import Optional
 import warnings
 
 import numpy as np
@@ -110,9 +125,9 @@ class ReluFastSolver(BaseSolver):
     ----------
     tol : float, default=1e-6
         Relative duality-gap tolerance, certified over all the program's patterns.
-    max_iter : int, default=20
+    max_iter : int, default=50
         Rounds of (restricted solve, certificate).
-    n_add : int, default=16
+    n_add : int, default=20
         Violating patterns added per round (one per chunk of the patterns outside the
         working set).
     gated_tol : float, default=1e-3
@@ -138,7 +153,7 @@ class ReluFastSolver(BaseSolver):
     _loss_required_attr = ("value", "gradient", "dual_objective", "max_dual_scale")
     _formulations = ("relu",)
 
-    def __init__(self, tol: float = 1e-6, max_iter: int = 20, n_add: int = 16,
+    def __init__(self, tol: float = 1e-6, max_iter: int = 50, n_add: int = 20,
                  gated_tol: float = 1e-3, gated_max_iter: int = 2000,
                  inner_tol: float = 1e-10, threshold: float = 1e-6, verbose: int = 0) -> None:
         self.tol = tol
@@ -193,6 +208,8 @@ class ReluFastSolver(BaseSolver):
         n, P, da = program.n_samples, program.n_patterns, program.d_aug
         free_bias = program.bias and not program.penalize_bias
         ob = program.fit_output_bias or free_bias
+        if program.n_penalized == da:
+            return self._solve_active_set(program, warm_start, t0)
         inner = CompressedReluSolver(tol=self.inner_tol, reduce_rows=da <= 3)
         idx, gated_time = self._initial_set(program, warm_start)
         V = np.zeros((P, da))
@@ -273,6 +290,41 @@ class ReluFastSolver(BaseSolver):
                 ConvergenceWarning, stacklevel=3)
         return sol
 
+    def _solve_active_set(self, program, warm_start, t0):
+        """Column generation + active-set Newton (no conic solver); full-norm penalty."""
+        P, da, n = program.n_patterns, program.d_aug, program.n_samples
+        V0 = W0 = None
+        if warm_start is not None and np.shape(warm_start.V) == (P, da):
+            B0, _ = repair_feasibility(program.X_aug, np.hstack([program.masks] * 2),
+                                       np.vstack([warm_start.V, warm_start.W]),
+                                       np.hstack([program.patterns.gates] * 2))
+            V0, W0 = B0[:P], B0[P:]
+        V, W, c0, primal, gap, history, converged, rnd = _active_set_relu(
+            program, tol=self.tol, max_rounds=self.max_iter, n_add=self.n_add,
+            verbose=self.verbose, V0=V0, W0=W0)
+        rel = gap / max(abs(primal), np.finfo(float).tiny)
+        z = program.predict(V, W, c0)
+        lam, _ = dual_point(program.loss, z, program.y, output_bias=program.fit_output_bias)
+        size = np.maximum(np.linalg.norm(V, axis=1), np.linalg.norm(W, axis=1))
+        exact = bool(program.patterns.exact)
+        sol = ConvexSolution(
+            V=V, W=W, output_bias=c0, objective=primal / n, dual=np.asarray(lam, float),
+            status="optimal" if converged else "max_iter_reached", n_iter=max(1, rnd),
+            solve_time=time.perf_counter() - t0, gap=gap / n, formulation="relu",
+            info={"rel_gap": rel, "history": history, "rounds": rnd,
+                  "method": "active_set", "support": np.flatnonzero(size > 0),
+                  "tol": self.tol, "patterns_exact": exact,
+                  "certificate": ("duality gap over all patterns of the arrangement"
+                                  if exact else "duality gap over the given (sampled) "
+                                  "patterns only: not a proof of global optimality")})
+        if not converged:
+            warnings.warn(
+                f"ReluFastSolver did not reach the relative duality gap tol={self.tol:g} in "
+                f"max_iter={self.max_iter} rounds (relative gap {rel:.3g}). Increase "
+                "max_iter or n_add (patterns added per round), or loosen tol.",
+                ConvergenceWarning, stacklevel=4)
+        return sol
+
     def _fallback(self, program, warm_start):
         from .cvxpy_solver import CvxpySolver
 
@@ -280,3 +332,146 @@ class ReluFastSolver(BaseSolver):
                       f"{type(program.loss).__name__} is solved by CvxpySolver on the full "
                       "program instead.", UserWarning, stacklevel=3)
         return CvxpySolver(tol=min(self.inner_tol, 1e-8)).solve(program, warm_start)
+
+
+# --------------------------------------------------------------------------- active set
+def _project_cone(Gn: np.ndarray, c: np.ndarray, max_iter: int = 200):
+    """``min_{mu >= 0} ||c + Gn^T mu||`` by Lawson-Hanson (``Gn``: unit rows, ``n x d``).
+
+    ``u = c + Gn^T mu`` is the projection of ``c`` onto ``K = {u : Gn u >= 0}`` (Moreau,
+    MATH §4.2), so ``||u|| = max_{u' in K, ||u'|| <= 1} c^T u'``. Whatever the accuracy of
+    the iteration, ``||c + Gn^T mu||`` with the returned ``mu >= 0`` is a valid upper bound
+    on that value (it is recomputed from the clipped multipliers). Returns
+    ``(bound, u, rows)`` with ``rows`` the rows of positive multiplier (the face of ``u``).
+    """
+    scale = float(np.linalg.norm(c))
+    if scale == 0.0:
+        return 0.0, c.copy(), np.zeros(0, int)
+    Pset = np.zeros(0, int)
+    mu = np.zeros(0)
+    u = c.copy()
+    for _ in range(max_iter):
+        w = Gn @ u
+        w[Pset] = np.inf
+        j = int(np.argmin(w))
+        if w[j] >= -1e-13 * scale:
+            break
+        Pset = np.append(Pset, j)
+        mu = np.append(mu, 0.0)
+        for _inner in range(Pset.size + 1):
+            Gp = Gn[Pset]
+            try:
+                s = -np.linalg.solve(Gp @ Gp.T, Gp @ c)
+            except np.linalg.LinAlgError:
+                s = np.linalg.lstsq(Gp.T, -c, rcond=None)[0]
+            if np.all(s > 0):
+                mu = s
+                break
+            neg = s <= 0
+            den = mu[neg] - s[neg]
+            alpha = float(np.min(np.where(den > 0, mu[neg] / np.where(den > 0, den, 1.0),
+                                          0.0)))
+            mu = mu + alpha * (s - mu)
+            keep = mu > 1e-15 * scale
+            if np.all(keep):  # rounding: drop the smallest to make progress
+                keep[int(np.argmin(mu))] = False
+            Pset, mu = Pset[keep], mu[keep]
+            if Pset.size == 0:
+                break
+        u = c + Gn[Pset].T @ mu
+    mu = np.maximum(mu, 0.0)
+    u = c + Gn[Pset].T @ mu
+    return float(np.linalg.norm(u)), u, Pset[mu > 0]
+
+
+def _cone_certificate(Xa: np.ndarray, masks: np.ndarray, lam: np.ndarray, beta: float,
+                      skip: Optional[np.ndarray] = None):
+    """Upper bounds on ``M_j`` for every block ``j`` of ``[V; W]`` (full-norm penalty).
+
+    Blocks whose cheap bound ``||c_j||`` exceeds ``beta`` are refined by the exact cone
+    projection (:func:`_project_cone`); the bound of every block is then the norm of
+    ``c_j + G_j^T mu_j`` for an explicit ``mu_j >= 0`` (or ``||c_j||``, ``mu = 0``), so
+    ``max_j`` of the result is a certified upper bound on ``M(lambda)`` over the pattern
+    set (MATH §4.2). Returns ``(bounds, directions, rows)`` (``directions[j]`` the
+    projection, ``rows[j]`` its face, for the refined blocks).
+    """
+    P = masks.shape[1]
+    C = (masks * lam[:, None]).T @ Xa  # (P, d_aug): c_i = Xa^T D_i lam
+    C2 = np.vstack([C, -C])
+    bounds = np.linalg.norm(C2, axis=1)
+    dirs, rows = {}, {}
+    rown = np.linalg.norm(Xa, axis=1)
+    nz = rown > 0
+    Xn = Xa[nz] / rown[nz, None]
+    mk = masks[nz]
+    for j in np.flatnonzero(bounds > beta):
+        i = j % P
+        Gn = np.where(mk[:, i], 1.0, -1.0)[:, None] * Xn
+        val, u, rr = _project_cone(Gn, C2[j])
+        bounds[j] = min(bounds[j], val)
+        dirs[int(j)] = u
+        rows[int(j)] = np.flatnonzero(nz)[rr]
+    return bounds, dirs, rows
+
+
+def _active_set_relu(program: ConvexProgram, *, tol: float, max_rounds: int, n_add: int,
+                     verbose: int = 0, V0=None, W0=None):
+    """Column generation + active-set Newton for the ReLU program (squared loss, full norm).
+
+    Returns ``(V, W, c0, primal, gap, history, converged, rounds)`` (sum form).
+    """
+    from ._cg_inner import polish_support
+
+    t0 = time.perf_counter()
+    loss, y, beta = program.loss, np.asarray(program.y, float).ravel(), float(program.alpha)
+    Xa, masks = program.X_aug, np.asarray(program.masks, bool)
+    n, P, da = program.n_samples, program.n_patterns, program.d_aug
+    ob = bool(program.fit_output_bias)
+    V = np.zeros((P, da)) if V0 is None else np.array(V0, float)
+    W = np.zeros((P, da)) if W0 is None else np.array(W0, float)
+    c0 = float(np.mean(y)) if ob else 0.0
+    Dx = masks[:, :, None] * Xa[:, None, :]  # (n, P, d_aug)
+    history, best_dual, converged = [], -np.inf, False
+    primal = gap = np.inf
+    rnd = 0
+    for rnd in range(1, int(max_rounds) + 1):
+        z = program.predict(V, W, c0)
+        primal = float(loss.value(z, y)) + beta * program.penalty(V, W)
+        lam, _ = dual_point(loss, z, y, output_bias=ob)
+        bounds, dirs, rows = _cone_certificate(Xa, masks, lam, beta)
+        M = float(bounds.max(initial=0.0))
+        _, dual = best_dual_scale(loss, lam, y, np.inf if M == 0 else beta / M)
+        best_dual = max(best_dual, dual)
+        gap = primal - best_dual
+        nb = int(np.sum(np.linalg.norm(np.vstack([V, W]), axis=1) > 0))
+        history.append((rnd, time.perf_counter() - t0, primal, gap, nb))
+        if verbose:
+            print(f"round {rnd}: {nb} blocks, primal {primal:.12e}, M/beta "
+                  f"{M / beta:.10f}, rel. gap {gap / max(abs(primal), 1e-300):.3e}")
+        if gap <= tol * abs(primal):
+            converged = True
+            break
+        B = np.vstack([V, W])
+        active = np.linalg.norm(B, axis=1) > 0
+        viol = np.flatnonzero((bounds > beta * (1 + _VIOLATION_RTOL)) & ~active)
+        viol = viol[np.argsort(-bounds[viol])][:n_add]
+        seed = {}
+        for j in viol:
+            u = dirs[int(j)]
+            nu = float(np.linalg.norm(u))
+            s = 1.0 if j < P else -1.0
+            col = s * (Dx[:, j % P, :] @ (u / nu))
+            t = (bounds[j] - beta) / max(float(col @ col), 1e-300) / max(len(viol), 1)
+            B[j] = t * u / nu
+            seed[int(j)] = rows[int(j)]
+        Vn, Wn = B[:P], B[P:]
+        out = polish_support(program, Vn, Wn, c0, drop_rtol=1e-12, rows=seed,
+                             drop_rows=True, max_newton=500, max_changes=5000)
+        if out is not None:
+            Vp, Wp, cp = out
+            fp = program.objective(Vp, Wp, cp) * n
+            fn = program.objective(Vn, Wn, c0) * n
+            if program.max_violation(Vp, Wp) <= 1e-9 and fp <= fn:
+                Vn, Wn, c0 = Vp, Wp, cp
+        V, W = Vn, Wn
+    return V, W, c0, primal, gap, history, converged, rnd
