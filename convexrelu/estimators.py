@@ -86,6 +86,14 @@ def _seed(random_state) -> int | None:
     return random_state  # a Generator is accepted by sample_patterns
 
 
+def _patterns_key(pats) -> str:
+    """A digest of the pattern set (bias flag and bit-packed masks) for warm starts."""
+    import hashlib
+
+    h = hashlib.sha1(np.ascontiguousarray(pats.packed).tobytes())
+    return f"{pats.bias}:{pats.n_patterns}:{h.hexdigest()}"
+
+
 class _ConvexReLUBase(BaseEstimator):
     """Shared fit logic of the two estimators."""
 
@@ -104,6 +112,7 @@ class _ConvexReLUBase(BaseEstimator):
         "random_state": ["random_state"],
         "verbose": ["verbose"],
         "certify": ["boolean"],
+        "warm_start": ["boolean"],
     }
 
     # ------------------------------------------------------------------ patterns
@@ -154,8 +163,10 @@ class _ConvexReLUBase(BaseEstimator):
         """
         solver = self._solver()
         nets, objective, n_iter, statuses, certs = [], 0.0, 0, [], []
+        warm = self._warm_solutions(pats, Y.shape[1])
+        first = []  # each column's first-stage solution, kept for the next warm start
         for j in range(Y.shape[1]):
-            sol = self._solve_one(X, Y[:, j], loss, pats, solver)
+            sol = self._solve_one(X, Y[:, j], loss, pats, solver, warm=warm[j], keep=first)
             cert = self._certify_one(X, Y[:, j], loss, pats, sol[0]) if self.certify else None
             if cert is not None and cert.exact and not cert.optimal and \
                     isinstance(self.solver, str):
@@ -174,6 +185,8 @@ class _ConvexReLUBase(BaseEstimator):
             statuses.append(sol[3])
             nets.append(sol[0])
             certs.append(cert)
+        self._warm_ = {"key": (_patterns_key(pats), self.formulation, Y.shape[1]),
+                       "solutions": first}
         return nets, objective, n_iter, statuses, certs
 
     def _certify_one(self, X, y, loss, pats, net):
@@ -195,7 +208,19 @@ class _ConvexReLUBase(BaseEstimator):
         self.certificate_ = None if not self.certify else (
             certs[0] if len(certs) == 1 else list(certs))
 
-    def _solve_one(self, X, y, loss, pats, solver):
+    def _warm_solutions(self, pats, n_cols):
+        """The previous fit's first-stage solutions when ``warm_start`` applies, else Nones.
+
+        They are reused only for the same patterns (same masks), formulation and number
+        of outputs; ``alpha`` (or ``y``) may change, which is what a path needs.
+        """
+        prev = getattr(self, "_warm_", None)
+        if not self.warm_start or prev is None:
+            return [None] * n_cols
+        key = (_patterns_key(pats), self.formulation, n_cols)
+        return list(prev["solutions"]) if prev["key"] == key else [None] * n_cols
+
+    def _solve_one(self, X, y, loss, pats, solver, warm=None, keep=None):
         prog = ConvexProgram(X, y, pats, loss=loss, alpha=self.alpha, bias=self.bias,
                              penalize_bias=self.penalize_bias,
                              formulation=self.formulation)
@@ -208,7 +233,9 @@ class _ConvexReLUBase(BaseEstimator):
         relu_solver = solver if "relu" in solver._formulations else get_solver(
             "cvxpy", tol=min(self.tol, 1e-8), max_iter=max(self.max_iter or 500, 500),
             verbose=bool(self.verbose))
-        sol = solver.solve(prog)
+        sol = solver.solve(prog, warm_start=warm)
+        if keep is not None:
+            keep.append(sol)
         n_iter = sol.n_iter
         if self.formulation == "gated_relu":
             # polish: the ReLU program restricted to the patterns the gated solution uses
@@ -330,6 +357,12 @@ class ConvexReLURegressor(RegressorMixin, _ConvexReLUBase):
         re-solve with a 10^4 times tighter solver tolerance (when ``solver`` is a name).
         The certificate costs one pass over the patterns (an angular sweep for two
         features); ``False`` skips it, e.g. inside a grid search.
+    warm_start : bool, default=False
+        Start the solver from the previous ``fit``'s solution when the pattern set, the
+        formulation and the number of outputs are unchanged (e.g. refitting with a new
+        ``alpha`` along a path, see :func:`convexrelu.regularization_path`). The
+        first-order solvers and column generation use it; cvxpy/Clarabel (an
+        interior-point method) cannot and ignores it.
 
     Attributes
     ----------
@@ -373,7 +406,8 @@ class ConvexReLURegressor(RegressorMixin, _ConvexReLUBase):
     def __init__(self, alpha: float = 1e-3, *, patterns="auto", bias: bool = True,
                  penalize_bias: bool = False, formulation: str = "relu", solver="cvxpy",
                  tol: float = 1e-6, max_iter=None, max_patterns: int = 2000,
-                 random_state=None, verbose: bool = False, certify: bool = True) -> None:
+                 random_state=None, verbose: bool = False, certify: bool = True,
+                 warm_start: bool = False) -> None:
         self.alpha = alpha
         self.patterns = patterns
         self.bias = bias
@@ -386,6 +420,7 @@ class ConvexReLURegressor(RegressorMixin, _ConvexReLUBase):
         self.random_state = random_state
         self.verbose = verbose
         self.certify = certify
+        self.warm_start = warm_start
 
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y):
@@ -457,7 +492,7 @@ class ConvexReLUClassifier(ClassifierMixin, _ConvexReLUBase):
     alpha : float, default=1e-3
     loss : {"logistic", "hinge"}, default="logistic"
     patterns, bias, penalize_bias, formulation, solver, tol, max_iter, max_patterns, \
-random_state, verbose, certify
+random_state, verbose, certify, warm_start
         As in :class:`ConvexReLURegressor`.
 
     Attributes
@@ -485,7 +520,7 @@ certificate_, n_features_in_
                  bias: bool = True, penalize_bias: bool = False, formulation: str = "relu",
                  solver="cvxpy", tol: float = 1e-6, max_iter=None,
                  max_patterns: int = 2000, random_state=None, verbose: bool = False,
-                 certify: bool = True) -> None:
+                 certify: bool = True, warm_start: bool = False) -> None:
         self.alpha = alpha
         self.loss = loss
         self.patterns = patterns
@@ -499,6 +534,7 @@ certificate_, n_features_in_
         self.random_state = random_state
         self.verbose = verbose
         self.certify = certify
+        self.warm_start = warm_start
 
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y):

@@ -61,3 +61,31 @@ def test_max_iter_none_uses_solver_default():
     est = ConvexReLURegressor(solver="relu_al")
     assert est._solver().max_iter == 20000
     assert ConvexReLURegressor(solver="relu_al", max_iter=7)._solver().max_iter == 7
+
+
+@pytest.mark.parametrize("solver", ["column_generation", "relu_fast"])
+def test_warm_start_same_optimum(data, solver):
+    """warm_start=True reuses the previous solution along an alpha path and reaches the
+    same objective as a cold fit; it is ignored when the patterns change."""
+    X, y = data
+    kw = dict(patterns="exact", solver=solver)
+    est = ConvexReLURegressor(alpha=0.2, warm_start=True, **kw).fit(X, y)
+    key = est._warm_["key"]
+    est.set_params(alpha=0.1).fit(X, y)
+    cold = ConvexReLURegressor(alpha=0.1, **kw).fit(X, y)
+    assert est.objective_ == pytest.approx(cold.objective_, rel=1e-6)
+    assert est._warm_["key"] == key
+    # other patterns (sampled): the stored solutions do not apply
+    est.set_params(patterns=50, random_state=0)
+    assert est._warm_solutions(est._get_patterns(X), 1) == [None]
+
+
+def test_warm_start_gated_fista_fewer_iterations(data):
+    X, y = data
+    kw = dict(patterns="exact", solver="fista", formulation="gated_relu",
+              penalize_bias=True, certify=False, max_iter=20000)
+    first = ConvexReLURegressor(alpha=0.1, warm_start=True, **kw).fit(X, y)
+    again = first.fit(X, y)              # same problem, warm: starts at the solution
+    cold = ConvexReLURegressor(alpha=0.1, **kw).fit(X, y)
+    assert again.objective_ == pytest.approx(cold.objective_, rel=1e-6)
+    assert again._warm_["solutions"][0].n_iter <= cold._warm_["solutions"][0].n_iter
