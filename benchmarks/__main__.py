@@ -1,26 +1,45 @@
-"""``python -m benchmarks [--quick] [--out PATH]``: the enumeration benchmark.
+"""``python -m benchmarks [SUITE] [options]``: run one benchmark suite of this folder.
 
-The other benchmark scripts of this folder (``bench_*.py``) are listed at the end; run one
-with ``python -m benchmarks.<name>``.
+Without a suite name it runs the enumeration benchmark (``--quick``, ``--out PATH``).
+Suites: ``enumeration``, ``certify``, ``cvxpy``, ``solvers``, ``column_generation``; each
+is ``benchmarks/bench_<suite>.py`` and takes its own options (``python -m benchmarks
+SUITE --help``).
 """
 
+import importlib
+import inspect
 import shlex
 import sys
 from pathlib import Path
 
-from .bench_enumeration import main
 
-
-def _others() -> list[str]:
+def _suites() -> list[str]:
     here = Path(__file__).resolve().parent
-    return sorted(p.stem for p in here.glob("bench_*.py") if p.stem != "bench_enumeration")
+    return sorted(p.stem[len("bench_"):] for p in here.glob("bench_*.py"))
+
+
+def main(argv) -> int:
+    suites = _suites()
+    name = "enumeration"
+    if argv and not argv[0].startswith("-"):
+        name, argv = argv[0], argv[1:]
+        if name not in suites:
+            print(f"unknown benchmark suite {name!r}; available: {', '.join(suites)}",
+                  file=sys.stderr)
+            return 2
+    module = importlib.import_module(f"benchmarks.bench_{name}")
+    command = " ".join(["python -m benchmarks", *([name] if name != "enumeration" else []),
+                        *map(shlex.quote, argv)])
+    if "command" in inspect.signature(module.main).parameters:
+        rc = module.main(argv, command=command)
+    else:
+        rc = module.main(argv)
+    if name == "enumeration":
+        others = [s for s in suites if s != "enumeration"]
+        print("Other suites: " + ", ".join(f"`python -m benchmarks {s}`" for s in others),
+              file=sys.stderr)
+    return int(rc or 0)
 
 
 if __name__ == "__main__":
-    argv = sys.argv[1:]
-    rc = main(argv, command=" ".join(["python -m benchmarks", *map(shlex.quote, argv)]))
-    others = _others()
-    if others:
-        print("Other benchmarks in this folder: "
-              + ", ".join(f"`python -m benchmarks.{name}`" for name in others), file=sys.stderr)
-    sys.exit(rc)
+    sys.exit(main(sys.argv[1:]))

@@ -63,3 +63,17 @@ def test_bench_without_checkout(monkeypatch, tmp_path, capsys):
     monkeypatch.setattr(bench, "_script", lambda: tmp_path / "missing.py")
     assert main(["bench", "--quick"]) == 2
     assert "source checkout" in capsys.readouterr().err
+
+
+def test_python_m_benchmarks_dispatches_suites():
+    """`python -m benchmarks SUITE` runs bench_SUITE.py; an unknown suite is exit 2."""
+    run = [sys.executable, "-m", "benchmarks"]
+    res = subprocess.run(run + ["nope"], capture_output=True, text=True, cwd=ROOT,
+                         timeout=60)
+    assert res.returncode == 2
+    assert "available: certify, column_generation, cvxpy, enumeration, solvers" in res.stderr
+    for suite in ("solvers", "column_generation", "certify", "cvxpy"):
+        res = subprocess.run(run + [suite, "--help"], capture_output=True, text=True,
+                             cwd=ROOT, timeout=60)
+        assert res.returncode == 0, res.stderr
+        assert "usage:" in res.stdout
