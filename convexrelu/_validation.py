@@ -61,6 +61,17 @@ def augment(X: np.ndarray, bias: bool) -> np.ndarray:
     return np.hstack([X, np.ones((X.shape[0], 1))])
 
 
+def check_nonneg_float(value, name: str) -> float:
+    """``value`` as a finite float >= 0, or a TypeError / ValueError naming ``name``."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a float in the range [0.0, inf); got {value!r} of "
+                        f"type {type(value).__name__}.")
+    value = float(value)
+    if not np.isfinite(value) or value < 0:
+        raise ValueError(f"{name} must be a float in the range [0.0, inf); got {value}.")
+    return value
+
+
 def check_positive_int(value, name: str, *, minimum: int = 1) -> int:
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         raise TypeError(f"{name} must be an int >= {minimum}; got {value!r} of type "

@@ -31,13 +31,12 @@ networks: equivalent model classes and cone decompositions", ICML 2022.
 from __future__ import annotations
 
 import hashlib
-import numbers
 from dataclasses import dataclass, field
 from typing import Literal, Optional, Union
 
 import numpy as np
 
-from ._validation import check_data_matrix
+from ._validation import check_data_matrix, check_nonneg_float
 from .losses import Loss, get_loss
 
 __all__ = ["ConvexProgram", "ConvexSolution", "Formulation", "FORMULATIONS"]
@@ -92,13 +91,7 @@ class ConvexSolution:
 
 
 def _check_alpha(alpha) -> float:
-    if isinstance(alpha, bool) or not isinstance(alpha, numbers.Real):
-        raise TypeError(f"alpha must be a float in the range [0.0, inf); got {alpha!r} of type "
-                        f"{type(alpha).__name__}.")
-    alpha = float(alpha)
-    if not np.isfinite(alpha) or alpha < 0:
-        raise ValueError(f"alpha must be a float in the range [0.0, inf); got {alpha}.")
-    return alpha
+    return check_nonneg_float(alpha, "alpha")
 
 
 class ConvexProgram:

@@ -29,7 +29,7 @@ from typing import Literal, Optional, Union
 
 import numpy as np
 
-from .._validation import augment, check_data_matrix
+from .._validation import augment, check_data_matrix, check_nonneg_float
 from ..losses import Loss, get_loss
 from ._dual import dual_constraint
 
@@ -297,16 +297,6 @@ def _as_network(model, alpha, loss):
     return net, alpha, loss, classes
 
 
-def _check_nonneg(value, name: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name} must be a float in the range [0.0, inf); got {value!r} of "
-                        f"type {type(value).__name__}.")
-    value = float(value)
-    if not np.isfinite(value) or value < 0:
-        raise ValueError(f"{name} must be a float in the range [0.0, inf); got {value}.")
-    return value
-
-
 def _encode(loss_name, loss_obj, y, net, classes):
     """Targets in the loss's internal encoding, checked against the network's outputs."""
     c = net.n_outputs
@@ -556,8 +546,8 @@ def certify(
         raise ValueError("alpha is required for this model (only scikit-learn models carry "
                          "their own alpha); pass alpha=... (or weight_decay=... with "
                          "reduction='mean'/'sum').")
-    coef = _check_nonneg(alpha_m, "alpha" if weight_decay is None else "weight_decay")
-    tol = _check_nonneg(tol, "tol")
+    coef = check_nonneg_float(alpha_m, "alpha" if weight_decay is None else "weight_decay")
+    tol = check_nonneg_float(tol, "tol")
     n = X.shape[0]
     # sum form: l_sum + (beta/2)||theta||^2 ; J = kappa * (sum form)
     if reduction == "sklearn":
