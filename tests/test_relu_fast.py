@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from sklearn.exceptions import ConvergenceWarning
 
-from convexrelu.arrangements import ActivationPatterns, enumerate_patterns
+from convexrelu.arrangements import ActivationPatterns, enumerate_patterns, sample_patterns
 from convexrelu.certificates import dual_constraint
 from convexrelu.program import ConvexProgram, ConvexSolution
 from convexrelu.solvers import CvxpySolver, ReluFastSolver, get_solver
@@ -185,3 +185,18 @@ def test_polish_support_release_rows_reaches_kkt():
     Vp, Wp, c0 = out
     assert prog.max_violation(Vp, Wp) <= 1e-9
     assert prog.objective(Vp, Wp, c0) <= prog.objective(V, W, 0.0) + 1e-12
+
+
+def test_time_limit_stops_with_warning_and_validates():
+    rng = np.random.default_rng(3)
+    X = rng.standard_normal((40, 3))
+    y = np.maximum(X @ rng.standard_normal(3), 0) + 0.1 * rng.standard_normal(40)
+    prog = ConvexProgram(X, y, sample_patterns(X, 30, random_state=0), loss="squared",
+                         alpha=1e-3, bias=False)
+    with pytest.warns(ConvergenceWarning, match="max_iter"):
+        sol = ReluFastSolver(tol=1e-12, time_limit=1e-9).solve(prog)
+    assert sol.status == "max_iter_reached" and sol.n_iter == 1
+    assert np.isfinite(sol.info["rel_gap"])
+    for bad in (0, -1.0, "1", True):
+        with pytest.raises(ValueError, match="time_limit"):
+            ReluFastSolver(time_limit=bad).solve(prog)

@@ -141,6 +141,9 @@ class ReluFastSolver(BaseSolver):
     threshold : float, default=1e-6
         Gated blocks above ``threshold * max`` enter the initial working set.
     verbose : int, default=0
+    time_limit : float, optional
+        Seconds after which no new round starts (benchmarks); the solution then carries
+        the certified gap of its last round and a ``ConvergenceWarning``.
 
     Notes
     -----
@@ -155,7 +158,8 @@ class ReluFastSolver(BaseSolver):
 
     def __init__(self, tol: float = 1e-6, max_iter: int = 50, n_add: int = 20,
                  gated_tol: float = 1e-3, gated_max_iter: int = 2000,
-                 inner_tol: float = 1e-10, threshold: float = 1e-6, verbose: int = 0) -> None:
+                 inner_tol: float = 1e-10, threshold: float = 1e-6, verbose: int = 0,
+                 time_limit: Optional[float] = None) -> None:
         self.tol = tol
         self.max_iter = max_iter
         self.n_add = n_add
@@ -164,6 +168,7 @@ class ReluFastSolver(BaseSolver):
         self.inner_tol = inner_tol
         self.threshold = threshold
         self.verbose = verbose
+        self.time_limit = time_limit
 
     # ------------------------------------------------------------------ helpers
     def _check(self):
@@ -173,6 +178,11 @@ class ReluFastSolver(BaseSolver):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
                 raise ValueError(f"{name} must be a positive int; got {v!r}.")
+        tl = self.time_limit
+        if tl is not None and (isinstance(tl, bool) or not isinstance(tl, (int, float))
+                               or not tl > 0):
+            raise ValueError(f"time_limit must be None or a positive number of seconds; "
+                             f"got {tl!r}.")
 
     def _initial_set(self, program: ConvexProgram, warm_start) -> tuple:
         from ._fista import solve_gated_fista
@@ -254,6 +264,8 @@ class ReluFastSolver(BaseSolver):
             if gap <= self.tol * abs(primal):
                 converged = True
                 break
+            if self.time_limit is not None and time.perf_counter() - t0 > self.time_limit:
+                break
             new = [j for v, j in sorted(cands, key=lambda c: -c[0])
                    if v > beta * (1 + _VIOLATION_RTOL)]
             if not new:
@@ -285,8 +297,9 @@ class ReluFastSolver(BaseSolver):
         elif not converged:
             warnings.warn(
                 f"ReluFastSolver did not reach the relative duality gap tol={self.tol:g} in "
-                f"max_iter={self.max_iter} rounds (relative gap {rel:.3g}). Increase "
-                "max_iter or n_add (patterns added per round), or loosen tol.",
+                f"max_iter={self.max_iter} rounds / time_limit={self.time_limit} s (relative "
+                f"gap {rel:.3g}). Increase max_iter, time_limit or n_add (patterns added "
+                "per round), or loosen tol.",
                 ConvergenceWarning, stacklevel=3)
         return sol
 
@@ -301,7 +314,7 @@ class ReluFastSolver(BaseSolver):
             V0, W0 = B0[:P], B0[P:]
         V, W, c0, primal, gap, history, converged, rnd = _active_set_relu(
             program, tol=self.tol, max_rounds=self.max_iter, n_add=self.n_add,
-            verbose=self.verbose, V0=V0, W0=W0)
+            verbose=self.verbose, V0=V0, W0=W0, time_limit=self.time_limit)
         rel = gap / max(abs(primal), np.finfo(float).tiny)
         z = program.predict(V, W, c0)
         lam, _ = dual_point(program.loss, z, program.y, output_bias=program.fit_output_bias)
@@ -320,8 +333,9 @@ class ReluFastSolver(BaseSolver):
         if not converged:
             warnings.warn(
                 f"ReluFastSolver did not reach the relative duality gap tol={self.tol:g} in "
-                f"max_iter={self.max_iter} rounds (relative gap {rel:.3g}). Increase "
-                "max_iter or n_add (patterns added per round), or loosen tol.",
+                f"max_iter={self.max_iter} rounds / time_limit={self.time_limit} s (relative "
+                f"gap {rel:.3g}). Increase max_iter, time_limit or n_add (patterns added "
+                "per round), or loosen tol.",
                 ConvergenceWarning, stacklevel=4)
         return sol
 
@@ -415,7 +429,7 @@ def _cone_certificate(Xa: np.ndarray, masks: np.ndarray, lam: np.ndarray, beta: 
 
 
 def _active_set_relu(program: ConvexProgram, *, tol: float, max_rounds: int, n_add: int,
-                     verbose: int = 0, V0=None, W0=None):
+                     verbose: int = 0, V0=None, W0=None, time_limit=None):
     """Column generation + active-set Newton for the ReLU program (squared loss, full norm).
 
     Returns ``(V, W, c0, primal, gap, history, converged, rounds)`` (sum form).
@@ -450,6 +464,8 @@ def _active_set_relu(program: ConvexProgram, *, tol: float, max_rounds: int, n_a
                   f"{M / beta:.10f}, rel. gap {gap / max(abs(primal), 1e-300):.3e}")
         if gap <= tol * abs(primal):
             converged = True
+            break
+        if time_limit is not None and time.perf_counter() - t0 > time_limit:
             break
         B = np.vstack([V, W])
         active = np.linalg.norm(B, axis=1) > 0
