@@ -144,6 +144,16 @@ class ReluFastSolver(BaseSolver):
     time_limit : float, optional
         Seconds after which no new round starts (benchmarks); the solution then carries
         the certified gap of its last round and a ``ConvergenceWarning``.
+    method : {"auto", "barrier", "active_set"}, default="auto"
+        ``"barrier"``: the structured interior-point method of :mod:`._relu_ipm`
+        (squared loss, every block coordinate penalised — with a free hidden bias the
+        barrier problem is unbounded — and every pattern's gate strictly inside its cone).
+        ``"active_set"``: the column generation below. ``"auto"``: the barrier method,
+        continued by the active-set path (warm-started at the barrier's point, full-norm
+        penalty) or the Clarabel path when it does not certify ``tol``. The barrier method
+        does not use ``warm_start``.
+    max_newton : int, default=200
+        Newton steps of the barrier method.
 
     Notes
     -----
@@ -159,7 +169,8 @@ class ReluFastSolver(BaseSolver):
     def __init__(self, tol: float = 1e-6, max_iter: int = 50, n_add: int = 20,
                  gated_tol: float = 1e-3, gated_max_iter: int = 2000,
                  inner_tol: float = 1e-10, threshold: float = 1e-6, verbose: int = 0,
-                 time_limit: Optional[float] = None) -> None:
+                 time_limit: Optional[float] = None, method: str = "auto",
+                 max_newton: int = 200) -> None:
         self.tol = tol
         self.max_iter = max_iter
         self.n_add = n_add
@@ -169,12 +180,17 @@ class ReluFastSolver(BaseSolver):
         self.threshold = threshold
         self.verbose = verbose
         self.time_limit = time_limit
+        self.method = method
+        self.max_newton = max_newton
 
     # ------------------------------------------------------------------ helpers
     def _check(self):
         if not (isinstance(self.tol, (int, float)) and 0 < self.tol < 1):
             raise ValueError(f"tol must be a float in (0, 1); got {self.tol!r}.")
-        for name in ("max_iter", "n_add", "gated_max_iter"):
+        if self.method not in ("auto", "barrier", "active_set"):
+            raise ValueError(f"method must be 'auto', 'barrier' or 'active_set'; got "
+                             f"{self.method!r}.")
+        for name in ("max_iter", "n_add", "gated_max_iter", "max_newton"):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
                 raise ValueError(f"{name} must be a positive int; got {v!r}.")
@@ -214,6 +230,19 @@ class ReluFastSolver(BaseSolver):
         if not isinstance(program.loss, SquaredLoss):
             return self._fallback(program, warm_start)
         t0 = time.perf_counter()
+        full_norm = program.n_penalized == program.d_aug
+        if self.method == "barrier" and not full_norm:
+            raise ValueError(
+                "method='barrier' needs every block coordinate penalised: with a free hidden "
+                "bias the barrier problem is unbounded (the V and W blocks of an all-active "
+                "pattern can grow along the bias at no cost). Use method='auto' or "
+                "'active_set', or penalize_bias=True.")
+        if self.method in ("auto", "barrier") and full_norm:
+            sol = self._solve_barrier(program, t0)
+            if sol is not None and (sol.status == "optimal" or self.method == "barrier"):
+                return sol
+            if sol is not None:
+                warm_start = sol  # the active-set path continues from the barrier's point
         loss, y, beta = program.loss, program.y, program.alpha
         n, P, da = program.n_samples, program.n_patterns, program.d_aug
         free_bias = program.bias and not program.penalize_bias
@@ -302,6 +331,45 @@ class ReluFastSolver(BaseSolver):
                 "per round), or loosen tol.",
                 ConvergenceWarning, stacklevel=3)
         return sol
+
+    def _solve_barrier(self, program, t0):
+        """The structured interior-point method (:mod:`._relu_ipm`); None if it cannot start."""
+        from ._relu_ipm import solve_relu_barrier
+
+        P, n = program.n_patterns, program.n_samples
+        left = None if self.time_limit is None else self.time_limit
+        r = solve_relu_barrier(program.X_aug, program.masks, program.y, program.alpha,
+                               gates=program.patterns.gates, n_penalized=program.n_penalized,
+                               output_bias=program.fit_output_bias,
+                               c=float(program.loss._c(program.y)), tol=self.tol,
+                               max_newton=self.max_newton, time_limit=left,
+                               verbose=self.verbose)
+        if r is None:
+            return None
+        V, W = r.B[:P].copy(), r.B[P:].copy()
+        rel = r.gap / max(abs(r.primal), np.finfo(float).tiny)
+        size = np.maximum(np.linalg.norm(V[:, :program.n_penalized], axis=1),
+                          np.linalg.norm(W[:, :program.n_penalized], axis=1))
+        exact = bool(program.patterns.exact)
+        if not r.converged and self.method == "barrier":
+            warnings.warn(
+                f"ReluFastSolver (barrier) did not reach the relative duality gap "
+                f"tol={self.tol:g} in max_newton={self.max_newton} Newton steps / time_limit="
+                f"{self.time_limit} s (relative gap {rel:.3g}). Increase max_newton or "
+                "time_limit, or use method='auto' (active-set continuation).",
+                ConvergenceWarning, stacklevel=4)
+        return ConvexSolution(
+            V=V, W=W, output_bias=r.c0, objective=r.primal / n,
+            dual=np.asarray(r.lam, float),
+            status="optimal" if r.converged else "max_iter_reached", n_iter=r.n_newton,
+            solve_time=time.perf_counter() - t0, gap=r.gap / n, formulation="relu",
+            info={"rel_gap": rel, "history": r.history, "method": "barrier",
+                  "newton_steps": r.n_newton, "support": np.flatnonzero(
+                      size > 1e-9 * max(float(size.max(initial=0.0)), 1e-300)),
+                  "tol": self.tol, "patterns_exact": exact,
+                  "certificate": ("duality gap over all patterns of the arrangement"
+                                  if exact else "duality gap over the given (sampled) "
+                                  "patterns only: not a proof of global optimality")})
 
     def _solve_active_set(self, program, warm_start, t0):
         """Column generation + active-set Newton (no conic solver); full-norm penalty."""
