@@ -19,8 +19,8 @@ table on diabetes only, no P sweep.
 
 Solvers. Gated: ours = gated FISTA + active-set Newton polish (float64, stops at a
 certified relative gap <= 1e-6), scnn R-FISTA (tol 1e-10), cvxpy + Clarabel (tol 1e-10).
-ReLU: ours = ``ReluFastSolver(tol=1e-6, time_limit=cap)`` (gated support, exact restricted
-Clarabel solve, certificate over all patterns, column generation), scnn's augmented
+ReLU: ours = ``ReluFastSolver(tol=1e-6, time_limit=cap)`` (structured primal-dual
+interior-point method, certified over all the program's patterns), scnn's augmented
 Lagrangian ``scnn.solvers.AL``, cvxpy + Clarabel. Every solver gets the **same program**
 (the same data, the same gates: sampled once, turned into patterns with
 ``ActivationPatterns.from_gates``, the kept gates handed to scnn) and the same cap
@@ -303,8 +303,8 @@ def run_ours(progs, time_limit, polish=True):
 
 
 def run_relu_fast(progs, time_limit):
-    """:class:`~convexrelu.solvers.ReluFastSolver` (gated support, exact restricted
-    Clarabel solve, certificate over all patterns); time = its total time per program."""
+    """:class:`~convexrelu.solvers.ReluFastSolver` (interior point, certificate over all
+    patterns); time = its total time per program."""
     from convexrelu.solvers import ReluFastSolver
 
     def one(prog, left):
@@ -544,7 +544,7 @@ def _solve_rows(progs, formulation, problem, args, sdt, checks):
         rows = [(label, ours, evaluate(progs, ours))]
     else:
         ours = run_relu_fast(progs, args.time_limit)
-        rows = [("convexrelu relu_fast (active-set Newton + certificate)", ours,
+        rows = [("convexrelu relu_fast (interior point + certificate)", ours,
                  evaluate(progs, ours))]
         if args.relu_al:
             r = run_ours(progs, args.time_limit)
