@@ -277,3 +277,20 @@ def test_barrier_newton_step_matches_dense_hessian():
         np.testing.assert_allclose(g.ravel(), gr, rtol=1e-4, atol=1e-4 * np.abs(gr).max())
         sd = -np.linalg.solve(Hn, gr)
         np.testing.assert_allclose(step.ravel(), sd, atol=1e-3 * np.abs(sd).max())
+
+
+def test_cone_projection_warm_start_gives_the_same_bound():
+    from convexrelu.solvers._relu_fast import _project_cone
+
+    rng = np.random.default_rng(5)
+    G = rng.standard_normal((60, 6))
+    Gn = G / np.linalg.norm(G, axis=1, keepdims=True)
+    for _ in range(10):
+        c = rng.standard_normal(6)
+        val, u, rows = _project_cone(Gn, c)
+        assert np.all(Gn @ u >= -1e-10)
+        # any guess of the face (right, partly wrong, or nonsense) ends at the same value
+        for init in (rows, np.arange(5), rng.choice(60, 3, replace=False)):
+            v2, u2, _ = _project_cone(Gn, c, init=init)
+            assert v2 == pytest.approx(val, rel=1e-9, abs=1e-12)
+            np.testing.assert_allclose(u2, u, atol=1e-9)

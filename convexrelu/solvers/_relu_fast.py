@@ -417,7 +417,8 @@ class ReluFastSolver(BaseSolver):
 
 
 # --------------------------------------------------------------------------- active set
-def _project_cone(Gn: np.ndarray, c: np.ndarray, max_iter: int = 200):
+def _project_cone(Gn: np.ndarray, c: np.ndarray, max_iter: int = 200,
+                  init: Optional[np.ndarray] = None):
     """``min_{mu >= 0} ||c + Gn^T mu||`` by Lawson-Hanson (``Gn``: unit rows, ``n x d``).
 
     ``u = c + Gn^T mu`` is the projection of ``c`` onto ``K = {u : Gn u >= 0}`` (Moreau,
@@ -425,13 +426,22 @@ def _project_cone(Gn: np.ndarray, c: np.ndarray, max_iter: int = 200):
     the iteration, ``||c + Gn^T mu||`` with the returned ``mu >= 0`` is a valid upper bound
     on that value (it is recomputed from the clipped multipliers). Returns
     ``(bound, u, rows)`` with ``rows`` the rows of positive multiplier (the face of ``u``).
+    ``init``: rows to start from (a guess of the face, e.g. from interior-point
+    multipliers); the iteration then starts with them passive at ``mu = 0``.
     """
     scale = float(np.linalg.norm(c))
     if scale == 0.0:
         return 0.0, c.copy(), np.zeros(0, int)
-    Pset = np.zeros(0, int)
+    Pset = np.zeros(0, int) if init is None else np.unique(np.asarray(init, int))
     mu = np.zeros(0)
-    u = c.copy()
+    while Pset.size:  # warm start: shrink the guessed face until its multipliers are > 0
+        Gp = Gn[Pset]
+        s = np.linalg.lstsq(Gp.T, -c, rcond=None)[0]
+        if np.all(s > 0):
+            mu = s
+            break
+        Pset = Pset[s > 0]
+    u = c + Gn[Pset].T @ mu
     for _ in range(max_iter):
         w = Gn @ u
         w[Pset] = np.inf
