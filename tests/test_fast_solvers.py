@@ -347,3 +347,19 @@ def test_input_errors():
         solve_relu_al(loss, Xa, pats.masks, y, -1.0)
     with pytest.raises(ValueError, match="dtype"):
         solve_gated_fista(loss, Xa, pats.masks, y, 0.3, dtype=np.int64)
+
+
+def test_lipschitz_bound_matches_dense_spectrum_and_is_cached():
+    from convexrelu.solvers._fista import _LIPSCHITZ_CACHE, lipschitz_bound
+
+    rng = np.random.default_rng(11)
+    for n in (50, 600):  # exact eigvalsh, then Lanczos on the dense matrix
+        X = rng.standard_normal((n, 4))
+        S = (rng.random((n, 30)) > 0.5).astype(float)
+        for ob in (False, True):
+            K = (X @ X.T) * (S @ S.T) + (1.0 if ob else 0.0)
+            top = float(np.linalg.eigvalsh(K)[-1])
+            L = lipschitz_bound(X, S, output_bias=ob)
+            assert top <= L <= top * (1 + 1e-8)
+            assert lipschitz_bound(X.copy(), S.copy(), output_bias=ob) == L  # cache hit
+    assert 0 < len(_LIPSCHITZ_CACHE) <= 8
