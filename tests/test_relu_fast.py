@@ -294,3 +294,16 @@ def test_cone_projection_warm_start_gives_the_same_bound():
             v2, u2, _ = _project_cone(Gn, c, init=init)
             assert v2 == pytest.approx(val, rel=1e-9, abs=1e-12)
             np.testing.assert_allclose(u2, u, atol=1e-9)
+
+
+def test_barrier_time_limit_returns_without_continuation():
+    rng = np.random.default_rng(2)
+    X = rng.standard_normal((60, 3))
+    y = np.maximum(X @ rng.standard_normal(3), 0) + 0.1 * rng.standard_normal(60)
+    prog = ConvexProgram(X, y, sample_patterns(X, 40, random_state=1), loss="squared",
+                         alpha=0.1, bias=False)
+    with pytest.warns(ConvergenceWarning, match="time_limit"):
+        sol = ReluFastSolver(tol=1e-9, time_limit=1e-9).solve(prog)
+    assert sol.info["method"] == "barrier" and sol.status == "max_iter_reached"
+    assert sol.n_iter == 1 and np.isfinite(sol.info["rel_gap"])
+    assert prog.max_violation(sol.V, sol.W) <= 0.0

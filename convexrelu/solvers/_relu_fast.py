@@ -251,7 +251,19 @@ class ReluFastSolver(BaseSolver):
                 "'active_set', or penalize_bias=True.")
         if self.method in ("auto", "barrier") and full_norm:
             sol = self._solve_barrier(program, t0)
-            if sol is not None and (sol.status == "optimal" or self.method == "barrier"):
+            out_of_time = (self.time_limit is not None
+                           and time.perf_counter() - t0 >= self.time_limit)
+            if sol is not None and (sol.status == "optimal" or self.method == "barrier"
+                                    or out_of_time):
+                if sol.status != "optimal":
+                    warnings.warn(
+                        f"ReluFastSolver (barrier) did not reach the relative duality gap "
+                        f"tol={self.tol:g} in max_newton={self.max_newton} Newton steps / "
+                        f"time_limit={self.time_limit} s (relative gap "
+                        f"{sol.info['rel_gap']:.3g}). Increase max_newton or time_limit"
+                        + (", or use method='auto' (active-set continuation)."
+                           if self.method == "barrier" else "."),
+                        ConvergenceWarning, stacklevel=3)
                 return sol
             if sol is not None:
                 warm_start = sol  # the active-set path continues from the barrier's point
@@ -363,13 +375,6 @@ class ReluFastSolver(BaseSolver):
         size = np.maximum(np.linalg.norm(V[:, :program.n_penalized], axis=1),
                           np.linalg.norm(W[:, :program.n_penalized], axis=1))
         exact = bool(program.patterns.exact)
-        if not r.converged and self.method == "barrier":
-            warnings.warn(
-                f"ReluFastSolver (barrier) did not reach the relative duality gap "
-                f"tol={self.tol:g} in max_newton={self.max_newton} Newton steps / time_limit="
-                f"{self.time_limit} s (relative gap {rel:.3g}). Increase max_newton or "
-                "time_limit, or use method='auto' (active-set continuation).",
-                ConvergenceWarning, stacklevel=4)
         return ConvexSolution(
             V=V, W=W, output_bias=r.c0, objective=r.primal / n,
             dual=np.asarray(r.lam, float),
