@@ -81,7 +81,6 @@ for _v in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
 import argparse  # noqa: E402
 import multiprocessing as mp  # noqa: E402
 import sys  # noqa: E402
-import tempfile  # noqa: E402
 import time  # noqa: E402
 import warnings  # noqa: E402
 from typing import NamedTuple  # noqa: E402
@@ -445,17 +444,10 @@ def table_row(problem, label, res, ev, ours_time):
 
 
 def write_atomic(path, text):
-    """Write ``text`` to ``path`` through a temporary file in the same folder."""
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".bench_solvers.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    """Write ``text`` to ``path`` atomically (the package's temp-file + rename writer)."""
+    from convexrelu._io import atomic_write_text
+
+    atomic_write_text(path, text)
 
 
 def _progress(msg):

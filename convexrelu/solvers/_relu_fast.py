@@ -90,6 +90,12 @@ __all__ = ["ReluFastSolver"]
 _VIOLATION_RTOL = 1e-9  # M_i > beta (1 + this) counts as a violating pattern
 
 
+def _certificate_text(exact: bool) -> str:
+    return ("duality gap over all patterns of the arrangement" if exact else
+            "duality gap over the given (sampled) patterns only: not a proof of global "
+            "optimality")
+
+
 def _subset(patterns, idx: np.ndarray):
     """The patterns ``idx`` (sorted indices) of a pattern set, as an ActivationPatterns."""
     from ..arrangements import ActivationPatterns
@@ -338,9 +344,7 @@ class ReluFastSolver(BaseSolver):
                   "inner_iterations": n_inner, "working_set": idx.copy(),
                   "support": np.flatnonzero(size > 0), "gated_time": gated_time,
                   "tol": self.tol, "patterns_exact": exact,
-                  "certificate": ("duality gap over all patterns of the arrangement"
-                                  if exact else "duality gap over the given (sampled) "
-                                  "patterns only: not a proof of global optimality")})
+                  "certificate": _certificate_text(exact)})
         if not converged and stalled:
             warnings.warn(
                 f"ReluFastSolver stopped at a certified relative gap {rel:.3g} > "
@@ -348,12 +352,7 @@ class ReluFastSolver(BaseSolver):
                 "so the accuracy of the restricted Clarabel solve limits the gap. Lower "
                 "inner_tol or loosen tol.", ConvergenceWarning, stacklevel=3)
         elif not converged:
-            warnings.warn(
-                f"ReluFastSolver did not reach the relative duality gap tol={self.tol:g} in "
-                f"max_iter={self.max_iter} rounds / time_limit={self.time_limit} s (relative "
-                f"gap {rel:.3g}). Increase max_iter, time_limit or n_add (patterns added "
-                "per round), or loosen tol.",
-                ConvergenceWarning, stacklevel=3)
+            self._warn_rounds(rel, stacklevel=4)
         return sol
 
     def _solve_barrier(self, program, t0):
@@ -384,9 +383,7 @@ class ReluFastSolver(BaseSolver):
                   "newton_steps": r.n_newton, "support": np.flatnonzero(
                       size > 1e-9 * max(float(size.max(initial=0.0)), 1e-300)),
                   "tol": self.tol, "patterns_exact": exact,
-                  "certificate": ("duality gap over all patterns of the arrangement"
-                                  if exact else "duality gap over the given (sampled) "
-                                  "patterns only: not a proof of global optimality")})
+                  "certificate": _certificate_text(exact)})
 
     def _solve_active_set(self, program, warm_start, t0):
         """Column generation + active-set Newton (no conic solver); full-norm penalty."""
@@ -412,17 +409,17 @@ class ReluFastSolver(BaseSolver):
             info={"rel_gap": rel, "history": history, "rounds": rnd,
                   "method": "active_set", "support": np.flatnonzero(size > 0),
                   "tol": self.tol, "patterns_exact": exact,
-                  "certificate": ("duality gap over all patterns of the arrangement"
-                                  if exact else "duality gap over the given (sampled) "
-                                  "patterns only: not a proof of global optimality")})
+                  "certificate": _certificate_text(exact)})
         if not converged:
-            warnings.warn(
-                f"ReluFastSolver did not reach the relative duality gap tol={self.tol:g} in "
-                f"max_iter={self.max_iter} rounds / time_limit={self.time_limit} s (relative "
-                f"gap {rel:.3g}). Increase max_iter, time_limit or n_add (patterns added "
-                "per round), or loosen tol.",
-                ConvergenceWarning, stacklevel=4)
+            self._warn_rounds(rel, stacklevel=5)
         return sol
+
+    def _warn_rounds(self, rel, stacklevel):
+        warnings.warn(
+            f"ReluFastSolver did not reach the relative duality gap tol={self.tol:g} in "
+            f"max_iter={self.max_iter} rounds / time_limit={self.time_limit} s (relative "
+            f"gap {rel:.3g}). Increase max_iter, time_limit or n_add (patterns added "
+            "per round), or loosen tol.", ConvergenceWarning, stacklevel=stacklevel)
 
     def _fallback(self, program, warm_start):
         from .cvxpy_solver import CvxpySolver
