@@ -332,19 +332,10 @@ class ReluFastSolver(BaseSolver):
                 break
             if rnd < self.max_iter:
                 idx = np.union1d(idx, np.asarray(new, int))
-        rel = gap / max(abs(primal), np.finfo(float).tiny)
-        size = np.maximum(np.linalg.norm(V[:, :program.n_penalized], axis=1),
-                          np.linalg.norm(W[:, :program.n_penalized], axis=1))
-        exact = bool(program.patterns.exact)
-        sol = ConvexSolution(
-            V=V, W=W, output_bias=c0, objective=primal / n, dual=np.asarray(lam, float),
-            status="optimal" if converged else "max_iter_reached", n_iter=max(1, rnd),
-            solve_time=time.perf_counter() - t0, gap=gap / n, formulation="relu",
-            info={"rel_gap": rel, "history": history, "rounds": rnd,
-                  "inner_iterations": n_inner, "working_set": idx.copy(),
-                  "support": np.flatnonzero(size > 0), "gated_time": gated_time,
-                  "tol": self.tol, "patterns_exact": exact,
-                  "certificate": _certificate_text(exact)})
+        sol = self._solution(program, V, W, c0, primal, gap, lam, converged, max(1, rnd), t0,
+                             history=history, rounds=rnd, inner_iterations=n_inner,
+                             working_set=idx.copy(), gated_time=gated_time)
+        rel = sol.info["rel_gap"]
         if not converged and stalled:
             warnings.warn(
                 f"ReluFastSolver stopped at a certified relative gap {rel:.3g} > "
@@ -359,35 +350,23 @@ class ReluFastSolver(BaseSolver):
         """The structured interior-point method (:mod:`._relu_ipm`); None if it cannot start."""
         from ._relu_ipm import solve_relu_barrier
 
-        P, n = program.n_patterns, program.n_samples
-        left = None if self.time_limit is None else self.time_limit
+        P = program.n_patterns
         r = solve_relu_barrier(program.X_aug, program.masks, program.y, program.alpha,
                                gates=program.patterns.gates, n_penalized=program.n_penalized,
                                output_bias=program.fit_output_bias,
                                c=float(program.loss._c(program.y)), tol=self.tol,
-                               max_newton=self.max_newton, time_limit=left,
+                               max_newton=self.max_newton, time_limit=self.time_limit,
                                verbose=self.verbose)
         if r is None:
             return None
         V, W = r.B[:P].copy(), r.B[P:].copy()
-        rel = r.gap / max(abs(r.primal), np.finfo(float).tiny)
-        size = np.maximum(np.linalg.norm(V[:, :program.n_penalized], axis=1),
-                          np.linalg.norm(W[:, :program.n_penalized], axis=1))
-        exact = bool(program.patterns.exact)
-        return ConvexSolution(
-            V=V, W=W, output_bias=r.c0, objective=r.primal / n,
-            dual=np.asarray(r.lam, float),
-            status="optimal" if r.converged else "max_iter_reached", n_iter=r.n_newton,
-            solve_time=time.perf_counter() - t0, gap=r.gap / n, formulation="relu",
-            info={"rel_gap": rel, "history": r.history, "method": "barrier",
-                  "newton_steps": r.n_newton, "support": np.flatnonzero(
-                      size > 1e-9 * max(float(size.max(initial=0.0)), 1e-300)),
-                  "tol": self.tol, "patterns_exact": exact,
-                  "certificate": _certificate_text(exact)})
+        return self._solution(program, V, W, r.c0, r.primal, r.gap, r.lam, r.converged,
+                              r.n_newton, t0, support_rtol=1e-9, history=r.history,
+                              method="barrier", newton_steps=r.n_newton)
 
     def _solve_active_set(self, program, warm_start, t0):
         """Column generation + active-set Newton (no conic solver); full-norm penalty."""
-        P, da, n = program.n_patterns, program.d_aug, program.n_samples
+        P, da = program.n_patterns, program.d_aug
         V0 = W0 = None
         if warm_start is not None and np.shape(warm_start.V) == (P, da):
             B0, _ = repair_feasibility(program.X_aug, np.hstack([program.masks] * 2),
@@ -397,22 +376,31 @@ class ReluFastSolver(BaseSolver):
         V, W, c0, primal, gap, history, converged, rnd = _active_set_relu(
             program, tol=self.tol, max_rounds=self.max_iter, n_add=self.n_add,
             verbose=self.verbose, V0=V0, W0=W0, time_limit=self.time_limit)
-        rel = gap / max(abs(primal), np.finfo(float).tiny)
         z = program.predict(V, W, c0)
         lam, _ = dual_point(program.loss, z, program.y, output_bias=program.fit_output_bias)
-        size = np.maximum(np.linalg.norm(V, axis=1), np.linalg.norm(W, axis=1))
-        exact = bool(program.patterns.exact)
-        sol = ConvexSolution(
-            V=V, W=W, output_bias=c0, objective=primal / n, dual=np.asarray(lam, float),
-            status="optimal" if converged else "max_iter_reached", n_iter=max(1, rnd),
-            solve_time=time.perf_counter() - t0, gap=gap / n, formulation="relu",
-            info={"rel_gap": rel, "history": history, "rounds": rnd,
-                  "method": "active_set", "support": np.flatnonzero(size > 0),
-                  "tol": self.tol, "patterns_exact": exact,
-                  "certificate": _certificate_text(exact)})
+        sol = self._solution(program, V, W, c0, primal, gap, lam, converged, max(1, rnd), t0,
+                             history=history, rounds=rnd, method="active_set")
+        rel = sol.info["rel_gap"]
         if not converged:
             self._warn_rounds(rel, stacklevel=5)
         return sol
+
+    def _solution(self, program, V, W, c0, primal, gap, lam, converged, n_iter, t0, *,
+                  support_rtol=0.0, **info):
+        """The :class:`ConvexSolution` of any path (sum-form ``primal``/``gap``)."""
+        n, k = program.n_samples, program.n_penalized
+        size = np.maximum(np.linalg.norm(V[:, :k], axis=1), np.linalg.norm(W[:, :k], axis=1))
+        exact = bool(program.patterns.exact)
+        return ConvexSolution(
+            V=V, W=W, output_bias=c0, objective=primal / n, dual=np.asarray(lam, float),
+            status="optimal" if converged else "max_iter_reached", n_iter=n_iter,
+            solve_time=time.perf_counter() - t0, gap=gap / n, formulation="relu",
+            info={"rel_gap": gap / max(abs(primal), np.finfo(float).tiny),
+                  "support": np.flatnonzero(
+                      size > support_rtol * max(float(size.max(initial=0.0)), 1e-300)
+                      if support_rtol > 0 else size > 0),
+                  "tol": self.tol, "patterns_exact": exact,
+                  "certificate": _certificate_text(exact), **info})
 
     def _warn_rounds(self, rel, stacklevel):
         warnings.warn(
