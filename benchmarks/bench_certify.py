@@ -3,7 +3,7 @@
 The arrangement of ``[X, 1]`` has ``2 (1 + 999 + C(999, 2)) = 999,002`` activation
 patterns. The script trains a scikit-learn ``MLPRegressor`` (lbfgs), then times
 (a) the exact enumeration and (b) the certificate over all patterns (bound-then-refine,
-MATH §10.5), and reports the peak memory (``tracemalloc`` for Python allocations and
+docs/mathematics.rst §8.5), and reports the peak memory (``tracemalloc`` for Python allocations and
 ``ru_maxrss`` for the process).
 
 Run: ``python benchmarks/bench_certify.py [--n-samples 1000] [--seed 0]``.

@@ -1,8 +1,9 @@
-"""Benchmark: exact global optimum by column generation (MATH §10.5) in 2-D with bias.
+"""Benchmark: exact global optimum by column generation (docs/mathematics.rst §8.5) in 2-D with
+bias.
 
 Data: ``n`` points uniform in ``[-1, 1]^2``, ``y = sin(3 x1) cos(2 x2) + 0.1 noise``,
 squared loss, free hidden bias, free output bias; ``alpha`` is scikit-learn's
-(MATH §10.1). The arrangement of ``[X, 1]`` has ``n^2 - n + 2`` patterns (999,002 at
+(docs/mathematics.rst §8.1). The arrangement of ``[X, 1]`` has ``n^2 - n + 2`` patterns (999,002 at
 ``n = 1000``).
 
 For each ``n`` of ``--n-small`` the script times the full cvxpy/Clarabel program over all

@@ -155,7 +155,8 @@ class _ConvexReLUBase(BaseEstimator):
     def _solve_outputs(self, X, Y, loss, pats):
         """Solve one scalar program per column of ``Y``; return networks, totals, certificates.
 
-        With ``certify=True`` each column's network is certified (MATH §4.5) over the same
+        With ``certify=True`` each column's network is certified (docs/mathematics.rst §4.5) over
+        the same
         patterns; when the patterns are exact, the certificate's relative gap exceeds
         ``tol`` and the solver is built here (a name, not an instance), the column is
         solved once more with a 10^4 times tighter solver tolerance and the result with the
@@ -190,7 +191,8 @@ class _ConvexReLUBase(BaseEstimator):
         return nets, objective, n_iter, statuses, certs
 
     def _certify_one(self, X, y, loss, pats, net):
-        """The certificate of one column's network (its own scalar problem, MATH §4.5)."""
+        """The certificate of one column's network (its own scalar problem, docs/mathematics.rst
+        §4.5)."""
         from .certificates import certify
 
         alpha = self.alpha
@@ -249,7 +251,8 @@ class _ConvexReLUBase(BaseEstimator):
             sol = relu_solver.solve(relu)
             n_iter += sol.n_iter
         objective = sol.objective
-        # Interior-point solutions carry many tiny blocks (MATH §10.4). Polish: re-solve
+        # Interior-point solutions carry many tiny blocks (docs/mathematics.rst §8.4). Polish:
+        # re-solve
         # over the patterns whose blocks are not negligible (a small program); on the
         # optimal support this is the same optimum, computed without the noise blocks.
         k = prog.n_penalized
@@ -309,7 +312,7 @@ class ConvexReLURegressor(RegressorMixin, _ConvexReLUBase):
 
     Minimises scikit-learn's ``MLPRegressor`` objective (one hidden ReLU layer, any
     width, weight decay ``alpha``, unpenalised biases) by solving the equivalent convex
-    program over the activation patterns of the data (MATH §3.1, §10.1):
+    program over the activation patterns of the data (docs/mathematics.rst §3.1, §8.1):
 
     .. math::
 
@@ -319,7 +322,7 @@ class ConvexReLURegressor(RegressorMixin, _ConvexReLUBase):
 
     Several targets are fitted as independent scalar problems over shared patterns: the
     exact optimum for a network with a block-diagonal second layer (one sub-network per
-    output, MATH §3.7).
+    output, docs/mathematics.rst §3.7).
 
     Parameters
     ----------
@@ -351,8 +354,9 @@ class ConvexReLURegressor(RegressorMixin, _ConvexReLUBase):
         Seeds the sampled patterns.
     verbose : bool, default=False
     certify : bool, default=True
-        Certify the fitted network after the solve (:func:`convexrelu.certify`, MATH
-        §4.5; ``tol`` is the relative-gap tolerance of ``certificate_.optimal``). With
+        Certify the fitted network after the solve (:func:`convexrelu.certify`,
+        docs/mathematics.rst §4.5; ``tol`` is the relative-gap tolerance of
+        ``certificate_.optimal``). With
         exact patterns, a certificate whose relative gap exceeds ``tol`` triggers one
         re-solve with a 10^4 times tighter solver tolerance (when ``solver`` is a name).
         The certificate costs one pass over the patterns (an angular sweep for two
@@ -474,7 +478,8 @@ class ConvexReLUClassifier(ClassifierMixin, _ConvexReLUBase):
     """Two-layer ReLU classification network trained to global optimality.
 
     Binary problems minimise scikit-learn's ``MLPClassifier`` objective (logistic loss on
-    one logit, weight decay ``alpha``) through the convex program of MATH §3.1 with labels
+    one logit, weight decay ``alpha``) through the convex program of docs/mathematics.rst §3.1
+    with labels
     ``y_i`` in ``{-1, +1}`` (``classes_[1]`` is ``+1``):
 
     .. math::

@@ -1,6 +1,7 @@
 """Convex losses of the prediction vector: value, gradient, dual objective, cvxpy form.
 
-Every loss is **sum-reduced** over samples (MATH §1.2) and acts on targets in its internal
+Every loss is **sum-reduced** over samples (docs/mathematics.rst §1.2) and acts on targets in its
+internal
 encoding (see :meth:`Loss.encode_targets`): squared loss on float targets of shape
 ``(n_samples,)`` or ``(n_samples, n_outputs)``, logistic and hinge losses on labels in
 ``{-1, +1}``. The dual variable follows the convention ``lambda = -gradient(z, y)`` and the
@@ -102,7 +103,7 @@ class Loss:
 
     # ---------------------------------------------------------------- helpers
     def dual_point(self, z, y) -> np.ndarray:
-        """The dual point ``lambda = -gradient(z, y)`` of MATH §0."""
+        """The dual point ``lambda = -gradient(z, y)`` of docs/mathematics.rst §0."""
         return -self.gradient(z, y)
 
     def _pair(self, z, y, zname: str = "z") -> tuple[np.ndarray, np.ndarray]:
@@ -139,7 +140,8 @@ class SquaredLoss(Loss):
     (The conjugate of :math:`\\frac1{2c}\\|Z-Y\\|^2` is
     :math:`\\ell^*(S) = \\langle S, Y\\rangle + \\frac c2\\|S\\|^2`, so
     :math:`\\mathcal D(\\Lambda) = -\\ell^*(-\\Lambda)` is as above.) With ``c = 1`` this
-    is the table entry of MATH §1.2; the factor ``1/c`` reproduces scikit-learn's mean
+    is the table entry of docs/mathematics.rst §1.2; the factor ``1/c`` reproduces scikit-learn's
+    mean
     over all ``n * c`` entries after the overall ``1/n`` of the objective.
     """
 

@@ -6,7 +6,7 @@ A :class:`ReLUNet` holds plain numpy weights in torch ``nn.Linear`` shapes,
 
     f(x) = W_2\\,(W_1 x + b_1)_+ + b_2,
 
-and provides the objective in scikit-learn's normalisation (MATH §10.1), balancing
+and provides the objective in scikit-learn's normalisation (docs/mathematics.rst §8.1), balancing
 (§1.3), pruning to at most ``n`` neurons (§3.1), the convex -> network map (§3.5, §10.2)
 and the network -> convex grouping (§3.6), and conversions to and from scikit-learn and
 torch.
@@ -200,7 +200,7 @@ class ReLUNet:
 
     def objective(self, X, y, alpha: float, loss: Union[str, Loss] = "squared",
                   penalize_bias: bool = False) -> float:
-        """scikit-learn's MLP objective of this network (MATH §10.1).
+        """scikit-learn's MLP objective of this network (docs/mathematics.rst §8.1).
 
         .. math::
 
@@ -254,7 +254,7 @@ class ReLUNet:
         return ReLUNet(W1, b1, W2, b2)
 
     def balance(self, penalize_bias: bool = False) -> "ReLUNet":
-        """Rescale every neuron so that ``||u_j|| = ||alpha_j||`` (MATH §1.3).
+        """Rescale every neuron so that ``||u_j|| = ||alpha_j||`` (docs/mathematics.rst §1.3).
 
         Neuron ``j`` becomes ``(s u_j, s b_j, alpha_j / s)`` with
         ``s = sqrt(||alpha_j|| / ||u_j||)``, where ``u_j`` includes ``b_j`` when
@@ -318,7 +318,7 @@ class ReLUNet:
     def prune(self, X, penalize_bias: bool = False, rtol: Optional[float] = None) -> "ReLUNet":
         """Reduce to at most ``n_samples`` active neurons without changing predictions on X.
 
-        MATH §3.1 (``prune_to_n``): write the predictions as
+        docs/mathematics.rst §3.1 (``prune_to_n``): write the predictions as
         ``f(X) - b2 = sum_j t_j a_j`` with ``t_j = ||u_j|| |alpha_j|`` and
         ``a_j = sign(alpha_j) relu(X_aug u~_j / ||u_j||)`` (``X_aug = [X, 1]``,
         ``u~_j = (u_j, b_j)``, ``||u_j||`` the penalised norm). While the ``a_j`` are
@@ -394,7 +394,7 @@ class ReLUNet:
         penalize_bias: bool = False,
         tol: float = 1e-8,
     ) -> "ReLUNet":
-        """Map a point of the convex program (CVX) to a network (MATH §3.5, §10.2).
+        """Map a point of the convex program (CVX) to a network (docs/mathematics.rst §3.5, §8.2).
 
         Each nonzero block ``v_i`` becomes one neuron with ``alpha = +sqrt(rho)`` and
         ``(u, b) = v_i / alpha``, each ``w_i`` one with ``alpha = -sqrt(rho)`` and
@@ -474,7 +474,7 @@ class ReLUNet:
         return cls(W1, b1, (signs * a)[None, :], np.array([c0]))
 
     def to_convex(self, X, patterns=None, *, bias: Optional[bool] = None, tol: float = 1e-12):
-        """Group neurons by activation pattern into convex variables (MATH §3.6).
+        """Group neurons by activation pattern into convex variables (docs/mathematics.rst §3.6).
 
         For each pattern ``D`` realised by a neuron,
         ``v_D = sum_{j: D(u_j) = D, alpha_j > 0} |alpha_j| (u_j, b_j)`` and

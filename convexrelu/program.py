@@ -6,7 +6,7 @@ it into a :class:`ConvexSolution`. No solver code lives here: the program only k
 to evaluate its objective and its predictions, vectorised over all patterns.
 
 With ``X_aug = X`` (or ``[X, 1]`` with a hidden bias), patterns ``D_i = diag(d_i)``,
-signed patterns ``A_i = 2 D_i - I`` and ``beta = alpha`` (MATH §10.1), the ``"relu"``
+signed patterns ``A_i = 2 D_i - I`` and ``beta = alpha`` (docs/mathematics.rst §8.1), the ``"relu"``
 formulation is
 
 .. math::
@@ -15,8 +15,10 @@ formulation is
     + c_0\\mathbf 1;\\ y\\Big) + \\alpha\\sum_{i=1}^P\\big(\\rho(v_i) + \\rho(w_i)\\big)
     \\quad\\text{s.t.}\\quad A_i X_{\\rm aug} v_i \\ge 0,\\ A_i X_{\\rm aug} w_i \\ge 0,
 
-where :math:`\\rho(v) = \\|v_{1:d}\\|_2` when the hidden bias is not penalised (MATH §10.2)
-and :math:`\\|v\\|_2` otherwise, and :math:`c_0` is the free output bias (MATH §10.3). The
+where :math:`\\rho(v) = \\|v_{1:d}\\|_2` when the hidden bias is not penalised
+(docs/mathematics.rst §8.2)
+and :math:`\\|v\\|_2` otherwise, and :math:`c_0` is the free output bias (docs/mathematics.rst
+§8.3). The
 objective reported to users is this value divided by ``n_samples`` (scikit-learn's MLP
 normalisation).
 
@@ -61,7 +63,7 @@ class ConvexSolution:
         The objective in scikit-learn's normalisation, ``p / n_samples``
         (for ``"min_norm"`` / ``"max_margin"``: the group norm ``R``, not divided).
     dual : ndarray of shape (n_samples,) or (n_samples, n_outputs)
-        The dual point ``lambda = -grad l_sum(y_hat)`` (sum form, MATH §0); for
+        The dual point ``lambda = -grad l_sum(y_hat)`` (sum form, docs/mathematics.rst §0); for
         ``"min_norm"`` / ``"max_margin"`` the multiplier of the data constraints.
     status : str
         The solver's status string (``"optimal"``, ``"optimal_inaccurate"``, ...).
@@ -97,13 +99,16 @@ def _check_alpha(alpha) -> float:
 class ConvexProgram:
     """Data, activation patterns, loss and ``alpha`` of the convex program (CVX).
 
-    The program is stored in the sum-reduced form of MATH §3 with ``beta = alpha``; the
-    user-facing objective is that value divided by ``n_samples`` (MATH §10.1), equal to
+    The program is stored in the sum-reduced form of docs/mathematics.rst §3 with ``beta =
+    alpha``; the
+    user-facing objective is that value divided by ``n_samples`` (docs/mathematics.rst §8.1),
+    equal to
     scikit-learn's ``MLPRegressor.loss_`` for the same network.
 
     Formulations (``V``, ``W`` are ``(n_patterns, d_aug)`` arrays of blocks):
 
-    * ``"relu"`` (CVX, MATH §3.1): the exact equivalent of the ReLU training problem.
+    * ``"relu"`` (CVX, docs/mathematics.rst §3.1): the exact equivalent of the ReLU training
+    problem.
 
       .. math::
 
@@ -111,12 +116,13 @@ class ConvexProgram:
           + \\alpha\\sum_i\\big(\\rho(v_i) + \\rho(w_i)\\big)
           \\ \\text{ s.t. }\\ A_iXv_i\\ge0,\\ A_iXw_i\\ge0 .
 
-    * ``"gated_relu"`` (C-GReLU, MATH §3.4): the same without cone constraints and with
+    * ``"gated_relu"`` (C-GReLU, docs/mathematics.rst §3.4): the same without cone constraints and
+    with
       one block per pattern (stored in ``V``; ``W = 0``); a lower bound on ``"relu"``.
-    * ``"min_norm"`` (MATH §3.2, the limit ``alpha -> 0``): minimise
+    * ``"min_norm"`` (docs/mathematics.rst §3.2, the limit ``alpha -> 0``): minimise
       :math:`\\sum_i \\rho(v_i)+\\rho(w_i)` subject to the cone constraints and
       :math:`\\sum_iD_iX(v_i-w_i) + c_0 = y` (squared loss only).
-    * ``"max_margin"`` (MATH §3.3): the same with :math:`y\\circ(\\ldots)\\ge 1`
+    * ``"max_margin"`` (docs/mathematics.rst §3.3): the same with :math:`y\\circ(\\ldots)\\ge 1`
       (binary labels in ``{-1, +1}``).
 
     Parameters
@@ -127,7 +133,7 @@ class ConvexProgram:
         Targets; encoded with ``loss.encode_targets``. Several outputs are supported by
         the squared loss only: they are independent scalar programs over shared patterns
         (exact for a network whose second layer is block-diagonal, one sub-network per
-        output; MATH §3.7).
+        output; docs/mathematics.rst §3.7).
     patterns : ActivationPatterns
         Patterns computed on ``X`` (``patterns.check_data(X)`` is called).
     loss : {"squared", "logistic", "hinge"} or Loss

@@ -160,7 +160,7 @@ def test_sampled_patterns_belong_to_exact_set_and_converge():
 
 
 def test_sampling_frequencies_match_arc_lengths():
-    # MATH §8 item 6: in 2-D a cell is hit with probability arc / 2 pi
+    # docs/mathematics.rst §9 item 6: in 2-D a cell is hit with probability arc / 2 pi
     rng = np.random.default_rng(5)
     X = rng.standard_normal((4, 2))
     pats = enumerate_patterns(X)

@@ -1,4 +1,4 @@
-"""Tests of certify() (MATH §4.4, §4.5, §8 items 20-28, §10.1-§10.3)."""
+"""Tests of certify() (docs/mathematics.rst §4.4, §4.5, §9 items 20-28, §10.1-§10.3)."""
 
 import json
 import warnings
@@ -15,7 +15,8 @@ cp = pytest.importorskip("cvxpy")
 
 
 def convex_optimum(X, y, pats, beta, loss="squared", free_bias=True, output_bias=True):
-    """Independent direct solve of (CVX) over exact patterns (sum form, MATH §3.1, §10.2).
+    """Independent direct solve of (CVX) over exact patterns (sum form, docs/mathematics.rst §3.1,
+    §8.2).
 
     Returns ``(p_star_sum, V, W, c0)``.
     """
@@ -82,7 +83,8 @@ def test_soundness_random_nets(problem, squared_opt):
 
 
 def test_tightness_at_convex_optimum(problem, squared_opt):
-    """MATH §8.23: the mapped optimal net is certified, M(lambda*) = beta, LB = p*."""
+    """docs/mathematics.rst §9.23: the mapped optimal net is certified, M(lambda*) = beta, LB =
+    p*."""
     X, y, pats = problem
     beta, p, V, W, c0 = squared_opt
     net = ReLUNet.from_convex(V, W, bias=True, output_bias=c0, tol=1e-7)
@@ -210,7 +212,8 @@ def test_torch_module_soundness(problem, squared_opt):
 
 
 def test_loss_scaling_consistency(problem):
-    """MATH §8.25: sklearn / mean / sum normalisations give the same M/beta and rel. gap."""
+    """docs/mathematics.rst §9.25: sklearn / mean / sum normalisations give the same M/beta and
+    rel. gap."""
     X, y, pats = problem
     n = X.shape[0]
     net = random_net(np.random.default_rng(5), 4, 2)
@@ -229,7 +232,7 @@ def test_loss_scaling_consistency(problem):
 
 
 def test_hinge_tau_recovers_p_star(problem):
-    """MATH §8.26: tau = 1e-3 recovers LB = p*; any tau gives LB <= p*."""
+    """docs/mathematics.rst §9.26: tau = 1e-3 recovers LB = p*; any tau gives LB <= p*."""
     X, y, pats = problem
     yb = np.where(y > np.median(y), 1.0, -1.0)
     beta = 0.2
@@ -281,7 +284,7 @@ def test_kkt_residuals_vanish_at_optimum(problem, squared_opt):
 
 
 def test_vector_output_and_softmax_are_conservative(problem):
-    """MATH §8.28: multi-output LB <= every net's objective (weak duality)."""
+    """docs/mathematics.rst §9.28: multi-output LB <= every net's objective (weak duality)."""
     from sklearn.neural_network import MLPClassifier, MLPRegressor
 
     X, y, pats = problem

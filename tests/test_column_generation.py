@@ -1,4 +1,5 @@
-"""Column generation (MATH §10.5) against the full cvxpy program, and the solver registry."""
+"""Column generation (docs/mathematics.rst §8.5) against the full cvxpy program, and the solver
+registry."""
 
 import warnings
 

@@ -1,4 +1,4 @@
-"""CvxpySolver against an independent cvxpy formulation and MATH §8 checks."""
+"""CvxpySolver against an independent cvxpy formulation and docs/mathematics.rst §9 checks."""
 
 import pickle
 
@@ -59,17 +59,17 @@ def test_matches_independent_formulation(rng, loss, bias, degenerate):
     ref, mult = reference(pats.augment(X), y, pats.masks, alpha, loss, X.shape[1])
     assert sol.status == "optimal"
     assert sol.objective == pytest.approx(ref, rel=1e-6)
-    # MATH §8 item 14: the multiplier of z = sum D_i X (v_i - w_i) is -grad l(y_hat)
+    # docs/mathematics.rst §9 item 14: the multiplier of z = sum D_i X (v_i - w_i) is -grad l(y_hat)
     # exponential cones: Clarabel reaches ~1e-9 gaps only, lambda agrees to ~1e-6
     np.testing.assert_allclose(sol.dual, mult, atol=1e-6 if loss == "squared" else 1e-5)
     z = prog.predict(sol.V, sol.W, sol.output_bias)
     np.testing.assert_allclose(sol.dual, -prog.loss.gradient(z, y))
     assert prog.max_violation(sol.V, sol.W) < 1e-8
-    assert abs(np.sum(sol.dual)) < 1e-5  # free output bias (MATH §10.3)
+    assert abs(np.sum(sol.dual)) < 1e-5  # free output bias (docs/mathematics.rst §8.3)
 
 
 def test_active_blocks_meet_dual_constraint(rng):
-    """MATH §8 item 15: lambda^T D_i X v_i / ||v_i|| = beta on active blocks."""
+    """docs/mathematics.rst §9 item 15: lambda^T D_i X v_i / ||v_i|| = beta on active blocks."""
     X, y = rng.standard_normal((7, 2)), rng.standard_normal(7)
     pats = enumerate_patterns(X)
     prog = ConvexProgram(X, y, pats, loss="squared", alpha=0.3, bias=False)
@@ -85,7 +85,7 @@ def test_active_blocks_meet_dual_constraint(rng):
 
 
 def test_beta_to_zero_increases_to_min_norm(rng):
-    """MATH §8 item 16: p*(beta)/beta increases to R*."""
+    """docs/mathematics.rst §9 item 16: p*(beta)/beta increases to R*."""
     X, y = rng.standard_normal((5, 2)), rng.standard_normal(5)
     pats = enumerate_patterns(X)
     solver = CvxpySolver(tol=1e-11)
@@ -105,7 +105,7 @@ def test_beta_to_zero_increases_to_min_norm(rng):
 
 
 def test_whitened_closed_form(rng):
-    """MATH §8 item 17: XX^T = I gives a closed-form optimum."""
+    """docs/mathematics.rst §9 item 17: XX^T = I gives a closed-form optimum."""
     Q, _ = np.linalg.qr(rng.standard_normal((4, 3)))
     X = Q.T  # 3 x 4, orthonormal rows
     y = np.array([1.5, -0.7, 0.4])
@@ -124,7 +124,7 @@ def test_whitened_closed_form(rng):
 
 
 def test_gated_below_relu(rng):
-    """MATH §8 item 18: p*_G <= p*."""
+    """docs/mathematics.rst §9 item 18: p*_G <= p*."""
     X, y = rng.standard_normal((6, 2)), rng.standard_normal(6)
     pats = enumerate_patterns(X)
     solver = CvxpySolver(tol=1e-10)

@@ -52,7 +52,8 @@ def test_unknown_demo_module_raises():
 
 def test_dual_extreme_helpers_on_the_optimal_dual():
     """On orthogonally separable data, lambda* has M_+ = M_- = 1 and y^T lambda* = R_mm
-    (MATH §5.4, §8 item 27): the helpers the demo prints agree with the convex program."""
+    (docs/mathematics.rst §5.4, §9 item 27): the helpers the demo prints agree with the convex
+    program."""
     pytest.importorskip("cvxpy")
     from convexrelu.demos.dual_extreme_points import (
         extreme_directions,

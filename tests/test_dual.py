@@ -1,4 +1,5 @@
-"""Tests of the exact dual-constraint evaluation M(lambda) (MATH §4.2, §10.2, §10.5, §8.22)."""
+"""Tests of the exact dual-constraint evaluation M(lambda) (docs/mathematics.rst §4.2, §8.2, §8.5,
+§9.22)."""
 
 import itertools
 import warnings
@@ -75,7 +76,8 @@ def data_nobias():
 
 @pytest.mark.parametrize("free_bias", [False, True])
 def test_pattern_value_matches_direct_socp(data_bias, free_bias):
-    """Per-pattern value (NNLS/bvls, verified) == direct SOCP; MATH §10.2 free-bias formula."""
+    """Per-pattern value (NNLS/bvls, verified) == direct SOCP; docs/mathematics.rst §8.2 free-bias
+    formula."""
     X, pats = data_bias
     rng = np.random.default_rng(0)
     lam = rng.standard_normal(X.shape[0])
@@ -110,7 +112,7 @@ def test_pattern_value_socp_fallback_agrees(data_bias):
 @pytest.mark.parametrize("fixture,penalize",
                          [("data_bias", True), ("data_bias", False), ("data_nobias", True)])
 def test_M_chain_sampled_exact_bound(request, fixture, penalize):
-    """MATH §8.22: sampled <= exact(projection) = exact(SOCP) <= max ||c_i||."""
+    """docs/mathematics.rst §9.22: sampled <= exact(projection) = exact(SOCP) <= max ||c_i||."""
     X, pats = request.getfixturevalue(fixture)
     rng = np.random.default_rng(2)
     lam = rng.standard_normal(X.shape[0])
@@ -140,7 +142,8 @@ def test_M_chain_sampled_exact_bound(request, fixture, penalize):
 
 
 def test_whitened_closed_form():
-    """MATH §8.17: X X^T = I (n <= d) gives M(lambda) = max(||lambda_+||, ||lambda_-||)."""
+    """docs/mathematics.rst §9.17: X X^T = I (n <= d) gives M(lambda) = max(||lambda_+||,
+    ||lambda_-||)."""
     rng = np.random.default_rng(5)
     Q, _ = np.linalg.qr(rng.standard_normal((5, 3)))
     X = Q.T  # (3, 5), orthonormal rows

@@ -34,7 +34,7 @@ def test_regressor_global_optimum(rng, bias):
     assert j == pytest.approx(reg.objective_, rel=1e-6)
     assert reg.n_neurons_ <= X.shape[0]
     # no MLPRegressor (which always has hidden biases) reaches a lower objective
-    # (MATH §8 item 9)
+    # (docs/mathematics.rst §9 item 9)
     for seed in range(3 if bias else 0):
         mlp = MLPRegressor(hidden_layer_sizes=(30,), alpha=0.5, solver="lbfgs", max_iter=2000,
                            random_state=seed)

@@ -1,4 +1,4 @@
-"""Estimators carry ``certificate_`` after fit (MATH §4.5; STYLE rule 4)."""
+"""Estimators carry ``certificate_`` after fit (docs/mathematics.rst §4.5; STYLE rule 4)."""
 
 import warnings
 

@@ -254,7 +254,7 @@ def test_solver_classes():
 
 
 def test_relaxation_gap_visible():
-    """The gated optimum is a lower bound on the ReLU optimum (MATH §3.4)."""
+    """The gated optimum is a lower bound on the ReLU optimum (docs/mathematics.rst §3.4)."""
     from convexrelu.solvers._relu_admm import solve_relu_gated_polish
 
     prog = make_program("squared", "penalized", True)

@@ -1,4 +1,4 @@
-"""Wang & Pilanci on orthogonally separable data (MATH §5.4–5.5, §8 item 29).
+"""Wang & Pilanci on orthogonally separable data (docs/mathematics.rst §5.4–5.5, §8 item 29).
 
 Normalised gradient descent on the logistic loss from a small initialisation: the
 normalised margin reaches at least 0.99 of ``1/R_mm`` (the convex max-margin program's

@@ -1,4 +1,4 @@
-"""Monitors of convexrelu.nonconvex (MATH §5.1, §6.3–6.4, §7.2, §8 items 30–33)."""
+"""Monitors of convexrelu.nonconvex (docs/mathematics.rst §5.1, §6.3–6.4, §7.2, §8 items 30–33)."""
 
 import numpy as np
 import pytest
@@ -50,7 +50,8 @@ def test_jacobian_matches_autograd(rng):
 
 
 def test_rayleigh_identity_exact(data):
-    """||grad L||^2 / L = (2/n) rho_t with the trainer's own gradient (MATH §7.2)."""
+    """||grad L||^2 / L = (2/n) rho_t with the trainer's own gradient (docs/mathematics.rst
+    §7.2)."""
     X, y = data
     h = train_gradient_flow(X, y, n_neurons=5, alpha=0.0, lr=0.05, n_steps=60,
                             record_every=10, random_state=0, monitors=[RayleighMonitor()])
@@ -73,7 +74,8 @@ def test_rayleigh_with_weight_decay_reports_no_identity(data):
 
 
 def test_teacher_student_under_parameterised():
-    """MATH §8 item 33: lambda_min(K) ~ 0 (n > p) while rho_t stays positive; L decays
+    """docs/mathematics.rst §9 item 33: lambda_min(K) ~ 0 (n > p) while rho_t stays positive; L
+    decays
     geometrically (fitted KL exponent ~ 1)."""
     rng = np.random.default_rng(1)
     n, d = 40, 2
@@ -101,7 +103,8 @@ def test_teacher_student_under_parameterised():
 
 
 def test_conservation_drift_shrinks_with_step(rng):
-    """MATH §8 item 30: drift of alpha_j^2 - ||u_j||^2 over a fixed time is O(lr)."""
+    """docs/mathematics.rst §9 item 30: drift of alpha_j^2 - ||u_j||^2 over a fixed time is
+    O(lr)."""
     X = rng.standard_normal((10, 2))
     y = rng.standard_normal(10)
     drifts = []
@@ -129,7 +132,7 @@ def test_conservation_balanced_init(data):
 
 
 def test_proxy_convexity_single_leaky_neuron(rng):
-    """MATH §8 item 32: <grad F(w_t), w_t - v> >= 2 c F(w_t) along GD."""
+    """docs/mathematics.rst §9 item 32: <grad F(w_t), w_t - v> >= 2 c F(w_t) along GD."""
     n, d, c = 50, 3, 0.2
     X = rng.standard_normal((n, d))
     v = rng.standard_normal(d)
@@ -150,7 +153,7 @@ def test_proxy_convexity_single_leaky_neuron(rng):
 
 
 def test_proxy_pl_two_layer_leaky_logistic(rng):
-    """MATH §8 item 31: ||grad L|| / G >= c gamma (exponent 1, dual proxy) and
+    """docs/mathematics.rst §9 item 31: ||grad L|| / G >= c gamma (exponent 1, dual proxy) and
     0-1 error <= 2 G, with a fixed second layer a_j = +-1/sqrt(m)."""
     d, m, c, gamma = 3, 8, 0.2, 0.1
     v = np.array([1.0, 0.0, 0.0])

@@ -1,4 +1,5 @@
-"""Tests of convexrelu.network.ReLUNet (MATH §8 items 8, 11, 12, 13 and conversions)."""
+"""Tests of convexrelu.network.ReLUNet (docs/mathematics.rst §9 items 8, 11, 12, 13 and
+conversions)."""
 
 import sys
 import warnings

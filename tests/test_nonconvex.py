@@ -1,4 +1,5 @@
-"""Gradient-flow trainer of convexrelu.nonconvex (MATH §10.1, §5.5, §8 items 9, 30)."""
+"""Gradient-flow trainer of convexrelu.nonconvex (docs/mathematics.rst §8.1, §5.5, §9 items 9,
+30)."""
 
 import pickle
 import subprocess
@@ -157,7 +158,7 @@ def test_balanced_and_small_init(rng):
 
 
 def test_normalized_gd_on_separable_logistic(rng):
-    """Normalised GD (step on log L, MATH §5.5) keeps making progress as L -> 0."""
+    """Normalised GD (step on log L, docs/mathematics.rst §5.5) keeps making progress as L -> 0."""
     X = rng.standard_normal((12, 2))
     y = np.sign(X[:, 0] + 0.1)
     kw = dict(n_neurons=6, loss="logistic", n_steps=300, random_state=0, bias=False,
@@ -303,7 +304,8 @@ def _convex_optimum(X, y, alpha):
 
 
 def test_wide_net_reaches_the_convex_optimum_and_never_beats_it():
-    """MATH §8 item 9: GD never goes below p* (any width); a wide net gets within 1e-4."""
+    """docs/mathematics.rst §9 item 9: GD never goes below p* (any width); a wide net gets within
+    1e-4."""
     X, y = _tiny_problem()
     p_star = _convex_optimum(X, y, ALPHA)
     h = train_gradient_flow(X, y, n_neurons=20, alpha=ALPHA, lr=0.2, n_steps=300,

@@ -1,4 +1,4 @@
-"""plot_certificate: the dual functional on the unit circle (MATH §4.2, §4.5)."""
+"""plot_certificate: the dual functional on the unit circle (docs/mathematics.rst §4.2, §4.5)."""
 
 import numpy as np
 import pytest

@@ -10,7 +10,8 @@ MODEL is one of
   ``MLPClassifier`` (.pkl / .pickle / .joblib). Unpickling runs code from the file, so
   without the flag such a file is refused before it is opened.
 
-The certificate (:func:`convexrelu.certify`, MATH §4.5) bounds the training objective of
+The certificate (:func:`convexrelu.certify`, docs/mathematics.rst §4.5) bounds the training
+objective of
 every two-layer ReLU network of any width from below and reports the gap. Exit status:
 0 certified globally optimal, 1 not optimal or not certified (for instance with sampled
 patterns), 2 bad input.

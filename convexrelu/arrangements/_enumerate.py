@@ -1,7 +1,8 @@
 """Exact enumeration of the cells of a central hyperplane arrangement.
 
 The activation patterns of a data matrix ``X`` (``n_samples x n_features``) are the sign
-vectors of the open cells of the central arrangement ``{u : x_i^T u = 0}`` (MATH.md §2).
+vectors of the open cells of the central arrangement ``{u : x_i^T u = 0}`` (docs/mathematics.rst
+§2).
 The algorithm here is exact for any data, general position or not:
 
 1. **Reduction.** Work in an orthonormal basis of the row space (rank ``r``), drop zero
@@ -67,7 +68,7 @@ def cover_bound(n_samples: int, rank: int) -> int:
 
     It is the exact number of activation patterns when the rows are in general position
     (every ``r`` of them linearly independent) and an upper bound for any data of that
-    rank (Cover, 1965; MATH.md §2.2).
+    rank (Cover, 1965; docs/mathematics.rst §2.2).
 
     Parameters
     ----------

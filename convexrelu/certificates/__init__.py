@@ -2,8 +2,8 @@
 
 :func:`certify` checks any trained two-layer ReLU network (a :class:`~convexrelu.ReLUNet`,
 a torch module or a fitted scikit-learn MLP) against the global optimum of its training
-problem over networks of every width (MATH §4.5); :func:`dual_constraint` evaluates
-``M(lambda)`` exactly over a set of activation patterns (MATH §4.2, §10.5).
+problem over networks of every width (docs/mathematics.rst §4.5); :func:`dual_constraint` evaluates
+``M(lambda)`` exactly over a set of activation patterns (docs/mathematics.rst §4.2, §8.5).
 """
 
 from ._certify import Certificate, ViolatingNeuron, certify

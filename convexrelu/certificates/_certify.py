@@ -1,9 +1,10 @@
-"""Global-optimality certificates for trained two-layer ReLU networks (MATH §4.4, §4.5).
+"""Global-optimality certificates for trained two-layer ReLU networks (docs/mathematics.rst §4.4,
+§4.5).
 
 Given any network (any width, not necessarily stationary), :func:`certify` computes
 
-1. the objective ``J`` (scikit-learn's normalisation by default, MATH §10.1);
-2. the dual point ``lambda = -grad l(y_hat)`` (output bias re-fitted, MATH §10.3);
+1. the objective ``J`` (scikit-learn's normalisation by default, docs/mathematics.rst §8.1);
+2. the dual point ``lambda = -grad l(y_hat)`` (output bias re-fitted, docs/mathematics.rst §8.3);
 3. ``M(lambda)`` exactly over all activation patterns (:mod:`._dual`);
 4. the best feasible rescaling ``s* lambda`` and the lower bound ``LB = D(s* lambda)``,
    valid for every network of every width (weak duality);
@@ -104,7 +105,7 @@ class ViolatingNeuron:
 
 @dataclass
 class Certificate:
-    """A duality-gap certificate for a trained two-layer ReLU network (MATH §4.5).
+    """A duality-gap certificate for a trained two-layer ReLU network (docs/mathematics.rst §4.5).
 
     All numbers are in the normalisation chosen by ``reduction`` (scikit-learn's by
     default: the objective equals ``MLPRegressor.loss_``).
@@ -139,7 +140,7 @@ class Certificate:
     violating_neuron : ViolatingNeuron or None
         The most violating neuron when ``dual_ratio > 1`` (one output only).
     stationarity_residuals : ndarray of shape (n_neurons,)
-        ``||grad_{u_j, b_j, alpha_j} J||`` per neuron (MATH §4.4).
+        ``||grad_{u_j, b_j, alpha_j} J||`` per neuron (docs/mathematics.rst §4.4).
     balance_residuals : ndarray of shape (n_neurons,)
         ``| ||u_j||^2 - ||alpha_j||^2 |`` per neuron (penalised norms).
     n_patterns_checked : int
@@ -234,7 +235,7 @@ class Certificate:
 
 # --------------------------------------------------------------------------- softmax
 class _SoftmaxLoss:
-    """Softmax cross-entropy, sum-reduced, on integer class labels (MATH §1.2)."""
+    """Softmax cross-entropy, sum-reduced, on integer class labels (docs/mathematics.rst §1.2)."""
 
     name = "softmax"
 
@@ -388,7 +389,8 @@ def _best_scale(loss, lam, y, s_max):
 
 
 def _hinge_dual(Xa_masks, y, z, tau, beta, fit_output_bias, Xa, free_bias):
-    """Maximise ``sum y_i lambda_i`` over the tau-box and the finite SOCP of MATH §4.2."""
+    """Maximise ``sum y_i lambda_i`` over the tau-box and the finite SOCP of docs/mathematics.rst
+    §4.2."""
     import cvxpy as cp
 
     n = y.shape[0]
@@ -448,7 +450,8 @@ def certify(
     hinge_tau: float = 1e-3,
     random_state=None,
 ) -> Certificate:
-    """Certify a trained two-layer ReLU network against the global optimum (MATH §4.5).
+    """Certify a trained two-layer ReLU network against the global optimum (docs/mathematics.rst
+    §4.5).
 
     The certified problem is (sum form, ``beta`` the weight decay)
 
@@ -483,7 +486,7 @@ def certify(
     tol : float, default=1e-6
         Relative-gap tolerance for ``optimal``.
     reduction : {"sklearn", "mean", "sum"}, default="sklearn"
-        Normalisation of the objective (MATH §1.2, §10.1):
+        Normalisation of the objective (docs/mathematics.rst §1.2, §8.1):
 
         * ``"sklearn"``: ``J = (1/n) [sum_i phi_i + (alpha/2) ||theta||^2]`` (``loss_``
           of scikit-learn's MLPs);
@@ -500,13 +503,14 @@ def certify(
         Penalise the hidden bias together with ``W1`` (Pilanci–Ergen convention).
     fit_output_bias : bool, default=True
         Treat the output bias as a free (unpenalised) parameter; the dual point is then
-        built at the re-fitted output bias (MATH §10.3). With a free hidden bias this is
+        built at the re-fitted output bias (docs/mathematics.rst §8.3). With a free hidden bias
+        this is
         forced: constant neurons act as an output bias.
     hidden_bias : bool, optional
         Whether the network class has hidden biases. Default: ``True`` for scikit-learn
         and torch models with biases and whenever ``b1`` is nonzero.
     hinge_tau : float, default=1e-3
-        Margin tolerance of the hinge certificate (MATH §4.5): samples with
+        Margin tolerance of the hinge certificate (docs/mathematics.rst §4.5): samples with
         ``|y_i f(x_i) - 1| <= tau`` get a free dual value in ``[0, 1]``.
     random_state : int, Generator or None
         For sampled patterns.

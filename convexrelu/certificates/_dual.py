@@ -1,4 +1,5 @@
-"""Exact evaluation of the dual-constraint functional ``M(lambda)`` (MATH §4.2, §10.2, §10.5).
+"""Exact evaluation of the dual-constraint functional ``M(lambda)`` (docs/mathematics.rst §4.2,
+§8.2, §8.5).
 
 For a dual point :math:`\\lambda \\in \\mathbb R^n` and augmented data :math:`\\tilde X`,
 
@@ -10,7 +11,7 @@ For a dual point :math:`\\lambda \\in \\mathbb R^n` and augmented data :math:`\\
 
 with :math:`K_i = \\{x : A_i \\tilde X x \\ge 0\\}` and :math:`\\|x\\|_{\\rm pen}` the full norm
 (no hidden bias, or a penalised one) or the norm of the weight part :math:`x_{1:d}` (free
-hidden bias, MATH §10.2). By conic duality, for every :math:`\\mu \\ge 0`,
+hidden bias, docs/mathematics.rst §8.2). By conic duality, for every :math:`\\mu \\ge 0`,
 
 .. math::
 
@@ -23,13 +24,14 @@ with :math:`(\\cdot)_{d+1} = 0`). Every value returned here is such a *certified
 bound* built from an explicit :math:`\\mu \\ge 0`, so a certificate that uses it is sound
 whatever the accuracy of the inner solver. The multipliers come from a constraint-generation
 loop around ``scipy.optimize.lsq_linear(method="bvls")`` (never ``scipy.optimize.nnls``,
-MATH §10.4), and each value is *verified*: a primal feasible point must attain it to a
+docs/mathematics.rst §8.4), and each value is *verified*: a primal feasible point must attain it
+to a
 relative ``1e-9``; otherwise a small Clarabel SOCP is solved and its multipliers used.
 
 Patterns are streamed in blocks; the cheap bounds
 :math:`M_i^\\pm \\le \\|c_i\\|` (or :math:`\\|c_{i,1:d}\\| + |c_{i,d+1}|R`) of a whole block come
 from one matrix product, and exact values are computed only while a bound still exceeds
-the best exact value found (bound-then-refine, MATH §10.5).
+the best exact value found (bound-then-refine, docs/mathematics.rst §8.5).
 
 References
 ----------
@@ -203,7 +205,7 @@ def pattern_value(Xa: np.ndarray, mask: np.ndarray, c: np.ndarray, *, free_bias:
     c : ndarray of shape (d_aug,)
         The linear objective (``±X_aug^T D lambda``).
     free_bias : bool, default=False
-        Penalise only ``x_{1:d}`` (MATH §10.2).
+        Penalise only ``x_{1:d}`` (docs/mathematics.rst §8.2).
     R : float
         A bound on ``|b|`` over the feasible set (``max_j ||x_j||``), used with a free bias.
     max_rounds : int, default=60
@@ -374,7 +376,8 @@ def _cheap_bounds(C: np.ndarray, masks: np.ndarray, Xt: np.ndarray, R: float,
 
 def dual_constraint(patterns, X, lam, *, penalize_bias: bool = True,
                     block_size: int = 8192, refine: bool = True) -> DualConstraintValue:
-    """Evaluate ``M(lambda)`` over a pattern set, bound-then-refine (MATH §4.2, §10.5).
+    """Evaluate ``M(lambda)`` over a pattern set, bound-then-refine (docs/mathematics.rst §4.2,
+    §8.5).
 
     Parameters
     ----------
@@ -387,7 +390,7 @@ def dual_constraint(patterns, X, lam, *, penalize_bias: bool = True,
         neurons make ``M`` infinite.
     penalize_bias : bool, default=True
         With ``patterns.bias``: whether the hidden bias is penalised (full norm) or free
-        (norm of the weight part only, MATH §10.2). Ignored without bias.
+        (norm of the weight part only, docs/mathematics.rst §8.2). Ignored without bias.
     block_size : int, default=8192
         Patterns per block (memory ``~ 8 * n_samples * block_size`` bytes).
     refine : bool, default=True
@@ -580,7 +583,7 @@ def dual_constraint_2d(X, lam, *, bias: bool) -> DualConstraintValue:
     hidden bias) in ``O(n^2 log n)`` time (free bias) or ``O(n log n)`` (no bias). With a
     free bias the maximiser passes through a data point (the functional is piecewise
     linear in ``b`` and ``1^T lambda = 0``), so sweeping the direction around every data
-    point is exhaustive (MATH §2.3 item 1, §10.2).
+    point is exhaustive (docs/mathematics.rst §2.3 item 1, §10.2).
 
     Parameters
     ----------

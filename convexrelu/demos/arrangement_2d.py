@@ -2,7 +2,8 @@
 
 Each sample ``x_i`` splits the space of a hidden neuron's weights ``u`` by the hyperplane
 ``x_i^T u = 0`` (or ``x_i^T u + b = 0`` with a bias); the cells are the activation
-patterns ``1[X u > 0]`` that index the blocks of the convex program (MATH §2). The demo
+patterns ``1[X u > 0]`` that index the blocks of the convex program (docs/mathematics.rst §2). The
+demo
 enumerates them exactly, compares the count with Cover's formula, and shows how many a
 sample of Gaussian gates finds: thin cells are hit with probability equal to their solid
 angle, so sampling misses some — and a convex program or certificate over sampled
@@ -24,7 +25,7 @@ DESCRIPTION = "hyperplane arrangement of 2-D data: exact cells vs sampled Gaussi
 
 
 def _cover(n: int, r: int) -> int:
-    """``C(n, r) = 2 sum_{k < r} binom(n - 1, k)`` (MATH §2.2)."""
+    """``C(n, r) = 2 sum_{k < r} binom(n - 1, k)`` (docs/mathematics.rst §2.2)."""
     return 2 * sum(comb(n - 1, k) for k in range(r))
 
 

@@ -1,20 +1,20 @@
 """Wang & Pilanci: max-margin training converges to the extreme points of the dual.
 
 On orthogonally separable data (``x_i^T x_j > 0`` within a class, ``<= 0`` across;
-MATH §5.4) a bias-free two-layer ReLU net is trained from a small initialisation by
+docs/mathematics.rst §5.4) a bias-free two-layer ReLU net is trained from a small initialisation by
 normalised gradient descent on the logistic loss (a time-reparametrised gradient flow on
-``log L``, MATH §5.5). Two things are measured:
+``log L``, docs/mathematics.rst §5.5). Two things are measured:
 
 * the normalised margin ``min_i y_i f(x_i) / sum_j |alpha_j| ||u_j||`` against
   ``1 / R_mm``, where ``R_mm`` is the optimal value of the convex max-margin program
-  (MATH §3.3) — no network has a larger normalised margin;
+  (docs/mathematics.rst §3.3) — no network has a larger normalised margin;
 * each neuron's direction against the maximisers of ``u -> s lambda^T (X u)_+`` on the
   sphere (``s`` the sign of its output weight): the dual-extreme directions, both for the
   current dual point ``lambda_t = y * sigma(-y f)`` (the flow's own) and for the optimal
   dual ``lambda*`` of the convex program (its limit).
 
 For orthogonally separable data with ``y * lambda >= 0`` the maximiser is explicit:
-``u_s ∝ sum_{i: s lambda_i > 0} s lambda_i x_i`` (MATH §5.4).
+``u_s ∝ sum_{i: s lambda_i > 0} s lambda_i x_i`` (docs/mathematics.rst §5.4).
 
 References
 ----------
@@ -60,7 +60,7 @@ def orthogonally_separable_data(n_samples: int = 10, *, random_state=0):
 
 
 def max_margin_dual(X, y):
-    """Solve the convex max-margin program (bias-free, no output bias; MATH §3.3).
+    """Solve the convex max-margin program (bias-free, no output bias; docs/mathematics.rst §3.3).
 
     .. math::
 
@@ -98,7 +98,8 @@ def normalized_margin(W1, W2, X, y) -> float:
 def extreme_directions(X, lam):
     """Maximisers of ``u -> s lambda^T (X u)_+`` over unit ``u``, for ``s = +1, -1``.
 
-    Valid for orthogonally separable data and ``y * lambda >= 0`` (MATH §5.4), where the
+    Valid for orthogonally separable data and ``y * lambda >= 0`` (docs/mathematics.rst §5.4),
+    where the
     maximiser is ``sum_{i: s lambda_i > 0} s lambda_i x_i`` normalised, and the maximum is
     its norm.
 
@@ -122,7 +123,8 @@ def extreme_directions(X, lam):
 def neuron_dual_values(W1, W2, X, lam):
     """``sign(alpha_j) lambda^T (X u_j / ||u_j||)_+ / M_sign(lambda)`` for every neuron.
 
-    ``1`` means that neuron ``j`` sits at a dual-extreme direction (MATH §8 item 29).
+    ``1`` means that neuron ``j`` sits at a dual-extreme direction (docs/mathematics.rst §9 item
+    29).
     """
     W1 = np.asarray(W1, float)
     a = np.asarray(W2, float).reshape(-1)

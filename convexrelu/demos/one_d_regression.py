@@ -1,6 +1,6 @@
 """1-D regression: the convex optimum against gradient descent at widths 2, 10 and 50.
 
-The training problem (MATH §10.1, scikit-learn's normalisation)
+The training problem (docs/mathematics.rst §8.1, scikit-learn's normalisation)
 
 .. math::
 

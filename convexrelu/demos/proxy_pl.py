@@ -5,7 +5,7 @@ A two-layer net ``f(x) = sum_j a_j act(u_j^T x)`` with a fixed second layer
 ``gamma`` with respect to a unit ``v``) by gradient descent on the logistic loss. With
 the proxy ``G(W) = (1/n) sum_i -l'(y_i f(x_i))`` (and ``2 G >=`` the 0-1 training
 error), pairing the gradient with ``V = (a_j v)_j`` gives, for a leaky ReLU of slope
-``c``, the proxy-PL inequality (MATH §6.3 item 2)
+``c``, the proxy-PL inequality (docs/mathematics.rst §6.3 item 2)
 
 .. math::
 

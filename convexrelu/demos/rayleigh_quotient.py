@@ -5,7 +5,7 @@ An under-parameterised teacher–student problem: a bias-free two-layer ReLU tea
 parameters, ``p < n``) is trained by gradient descent on the squared loss without weight
 decay. The tangent kernel ``K_t = Jac Jac^T`` is ``n x n`` of rank at most ``p``, so
 ``lambda_min(K_t) = 0``: the NTK argument ``||grad L||^2 >= (2/n) lambda_min(K) L``
-gives nothing. The Rayleigh quotient in the residual direction (MATH §7.2)
+gives nothing. The Rayleigh quotient in the residual direction (docs/mathematics.rst §7.2)
 
 .. math::
 

@@ -3,7 +3,7 @@
 Gradient descent on a width-2 two-layer ReLU net (1-D data, weight decay ``alpha``)
 converges to a stationary point — the gradient vanishes — whose objective is well above
 the global optimum ``p*`` of the convex program. Nothing in the training curve says so;
-the certificate (MATH §4.5) does: the dual point ``lambda`` built from the residual
+the certificate (docs/mathematics.rst §4.5) does: the dual point ``lambda`` built from the residual
 violates the dual constraint, ``M(lambda) / beta > 1``, the lower bound is far below the
 objective, and the maximiser of ``|lambda^T (X u + b)_+|`` is a neuron whose addition
 lowers the objective. Adding it and training on escapes the stationary point.

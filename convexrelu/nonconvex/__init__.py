@@ -5,7 +5,7 @@ convexrelu`` does not load it. It provides
 
 * :class:`TwoLayerReLU`, a float64 ``Linear -> (leaky) ReLU -> Linear`` torch module;
 * :func:`train_gradient_flow`, full-batch gradient descent (a discretised gradient flow)
-  on exactly the objective of :meth:`convexrelu.ReLUNet.objective` (MATH §10.1),
+  on exactly the objective of :meth:`convexrelu.ReLUNet.objective` (docs/mathematics.rst §8.1),
   returning a numpy-only :class:`TrainingHistory`;
 * monitors evaluated along the run: :class:`ConservationMonitor`,
   :class:`RayleighMonitor`, :class:`ProxyPLMonitor`, :class:`CertificateMonitor`,

@@ -75,7 +75,7 @@ class TwoLayerReLU(nn.Module):
         Whether the output layer has a bias; default: same as ``bias``.
     negative_slope : float, default=0.0
         Slope of the activation for negative inputs: ``0`` is the ReLU, ``c in (0, 1]``
-        the leaky ReLU of Frei & Gu's examples (MATH §6.3).
+        the leaky ReLU of Frei & Gu's examples (docs/mathematics.rst §6.3).
     dtype : torch.dtype, default=torch.float64
     device : str or torch.device, default="cpu"
 

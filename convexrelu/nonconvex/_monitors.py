@@ -10,14 +10,15 @@ Monitors
 --------
 :class:`ConservationMonitor`
     ``||alpha_j||^2 - ||u_j||^2`` per neuron (conserved by gradient flow when
-    ``alpha = 0``; Wang & Pilanci 2022, MATH §5.1, §8 item 30).
+    ``alpha = 0``; Wang & Pilanci 2022, docs/mathematics.rst §5.1, §9 item 30).
 :class:`RayleighMonitor`
     Rayleigh quotient of the tangent kernel in the direction of the loss gradient, the
     extreme eigenvalues of the kernel and the PL ratio (Robin, Scaman & Lelarge 2022,
-    MATH §7.2).
+    docs/mathematics.rst §7.2).
 :class:`ProxyPLMonitor`
     Proxy-PL ratio ``||grad f||^a / (g - xi)`` and its running minimum, and the
-    proxy-convexity inner product with a reference network (Frei & Gu 2021, MATH §6.4).
+    proxy-convexity inner product with a reference network (Frei & Gu 2021, docs/mathematics.rst
+    §6.4).
 :class:`CertificateMonitor`
     The dual certificate of the current network (:func:`convexrelu.certify`).
 :class:`AlignmentMonitor`
@@ -237,7 +238,7 @@ def _neuron_norms_sq(state: TrainingState, include_bias: Optional[bool]):
 
 
 class ConservationMonitor(Monitor):
-    """``||alpha_j||^2 - ||u_j||^2`` per neuron (MATH §5.1, §8 item 30).
+    """``||alpha_j||^2 - ||u_j||^2`` per neuron (docs/mathematics.rst §5.1, §9 item 30).
 
     For the unregularised objective (``alpha = 0``) gradient flow conserves
     ``||alpha_j||^2 - ||u_j||^2 - b_j^2`` for every neuron (the hidden bias is part of
@@ -286,7 +287,7 @@ class ConservationMonitor(Monitor):
 
 
 class RayleighMonitor(Monitor):
-    """Rayleigh quotient of the tangent kernel along the loss gradient (MATH §7.2).
+    """Rayleigh quotient of the tangent kernel along the loss gradient (docs/mathematics.rst §7.2).
 
     With ``Jac = d yhat / d theta`` (over the trained parameters, all outputs stacked),
     ``K = Jac Jac^T`` and ``g = d(data term)/d yhat`` (for the squared loss
@@ -368,7 +369,7 @@ ProxyName = Union[str, Callable[[TrainingState], float]]
 
 
 class ProxyPLMonitor(Monitor):
-    """Proxy-PL ratio and proxy-convexity inner product (Frei & Gu 2021; MATH §6.4).
+    """Proxy-PL ratio and proxy-convexity inner product (Frei & Gu 2021; docs/mathematics.rst §6.4).
 
     Logs
 
@@ -379,7 +380,7 @@ class ProxyPLMonitor(Monitor):
     its running minimum (the empirical proxy-PL constant ``mu`` in the normalisation
     ``||grad f||^a >= mu (g - xi)``; Frei & Gu write the constant as ``mu / 2``), and,
     when a reference ``v`` is given, ``<grad f(w_t), w_t - v>`` and its ratio to ``g``
-    (e.g. ``>= 2c`` for a single leaky neuron with ``g = F``, MATH §6.3).
+    (e.g. ``>= 2c`` for a single leaky neuron with ``g = F``, docs/mathematics.rst §6.3).
     ``f`` is the training objective ``J`` and ``grad f`` the trainer's gradient.
 
     Parameters
@@ -471,7 +472,7 @@ class ProxyPLMonitor(Monitor):
         """Fitted proxy-PL exponent ``a`` from a finished history.
 
         Regresses ``log ||grad f||`` on ``log(g - xi)`` over the records with
-        ``g > xi`` and ``grad f != 0`` (MATH §6.4); with slope ``s`` the returned
+        ``g > xi`` and ``grad f != 0`` (docs/mathematics.rst §6.4); with slope ``s`` the returned
         exponent is ``a = 1 / s`` (``||grad f||^a`` is then proportional to ``g - xi``).
         ``nan`` with fewer than two usable records.
         """
@@ -505,7 +506,7 @@ class CertificateMonitor(Monitor):
     Notes
     -----
     Cost per call: one certificate, ``O(P)`` small projections over the ``P``
-    activation patterns (MATH §4.5) — by far the most expensive monitor. ReLU nets
+    activation patterns (docs/mathematics.rst §4.5) — by far the most expensive monitor. ReLU nets
     (``negative_slope = 0``) only.
     """
 
@@ -535,7 +536,7 @@ class AlignmentMonitor(Monitor):
     ----------
     directions : array-like of shape (n_directions, n_features) or (n_directions, n_features + 1)
         Reference directions, e.g. the neurons of the convex solution
-        (``network_.W1``) or the extreme directions of the dual (MATH §5.1). With
+        (``network_.W1``) or the extreme directions of the dual (docs/mathematics.rst §5.1). With
         ``n_features + 1`` columns the neuron is ``(u_j, b_j)``.
     name : str, default="alignment"
 

@@ -27,7 +27,7 @@ class TrainingHistory:
     steps : ndarray of shape (n_records,)
         Step numbers of the records (``0``, ``record_every``, ..., and the last step).
     objective : ndarray of shape (n_records,)
-        Training objective ``J`` (MATH §10.1) at those steps.
+        Training objective ``J`` (docs/mathematics.rst §8.1) at those steps.
     loss : ndarray of shape (n_records,)
         Data term ``(1/n) loss_sum`` alone.
     grad_norm : ndarray of shape (n_records,)
@@ -88,7 +88,7 @@ class TrainingHistory:
         return float(self.objective[-1])
 
     def fit_kl_exponent(self, *, offset: float = 0.0, start: int = 0) -> float:
-        """Slope of ``log ||grad J||^2`` against ``log(J - offset)`` (MATH §7.2).
+        """Slope of ``log ||grad J||^2`` against ``log(J - offset)`` (docs/mathematics.rst §7.2).
 
         A Kurdyka–Łojasiewicz inequality ``||grad L||^2 >= C L^theta`` along the run shows
         up as slope ``theta``: ``1`` is the PL regime (linear convergence), ``> 1`` a
@@ -180,7 +180,7 @@ def train_gradient_flow(
     Gradient descent with step ``lr`` is the explicit-Euler discretisation of the
     gradient flow :math:`\\dot\\theta = -\\nabla J(\\theta)` (time ``t = lr * step``) on
     exactly the objective that :meth:`convexrelu.ReLUNet.objective`, the estimators and
-    the certificates use (scikit-learn's normalisation, MATH §10.1):
+    the certificates use (scikit-learn's normalisation, docs/mathematics.rst §8.1):
 
     .. math::
 
@@ -192,7 +192,7 @@ def train_gradient_flow(
     taken on :math:`\\log J`, :math:`\\theta \\leftarrow \\theta - \\mathrm{lr}\\,
     \\nabla J / J`, a time-reparametrised gradient flow that does not stall when the
     logistic loss of a separable problem decays exponentially (max-margin training,
-    MATH §5.5).
+    docs/mathematics.rst §5.5).
 
     Parameters
     ----------
@@ -225,7 +225,7 @@ def train_gradient_flow(
         Whether the hidden layer has a bias.
     output_bias : bool, optional
         Whether the output layer has a bias; default: same as ``bias``. (The convex
-        program always has a free output bias, MATH §10.3.)
+        program always has a free output bias, docs/mathematics.rst §8.3.)
     penalize_bias : bool, default=False
         Put ``b1`` in the weight decay (Pilanci–Ergen convention).
     negative_slope : float, default=0.0

@@ -1,4 +1,5 @@
-"""The dual functional of a certificate on the unit circle of 2-D inputs (MATH §4.2, §4.5)."""
+"""The dual functional of a certificate on the unit circle of 2-D inputs (docs/mathematics.rst
+§4.2, §4.5)."""
 
 from __future__ import annotations
 
@@ -69,7 +70,8 @@ def plot_certificate(cert_or_model, X, y=None, *, network=None, ax=None,
                      **certify_kwargs):
     """Draw the dual functional ``u -> lambda^T (X u)_+`` of a certificate on the unit circle.
 
-    The certificate (MATH §4.5) is a statement about this one function of the direction
+    The certificate (docs/mathematics.rst §4.5) is a statement about this one function of the
+    direction
     ``u`` of a hidden neuron: the network is globally optimal when its maximum
     ``M(lambda)`` over unit directions does not exceed ``beta`` (the weight decay in the
     sum form) and every neuron sits at the level ``+-beta``. The figure shows, against the
@@ -88,7 +90,8 @@ def plot_certificate(cert_or_model, X, y=None, *, network=None, ax=None,
     **Hidden biases.** A neuron is ``(u, b)``; the plot parametrises it by the 2-D input
     direction ``u`` and takes, for each direction, the *optimal* bias:
 
-    * free hidden bias (the default, MATH §10.2; only ``||u||`` is penalised): two curves,
+    * free hidden bias (the default, docs/mathematics.rst §8.2; only ``||u||`` is penalised): two
+    curves,
       ``max_b lambda^T (X u + b)_+`` (upper) and ``min_b lambda^T (X u + b)_+`` (lower),
       ``u`` on the unit circle and ``b`` over the real line;
     * penalised hidden bias: the same envelopes with ``(||u||, b)`` on the half circle

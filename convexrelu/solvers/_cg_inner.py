@@ -1,6 +1,6 @@
 """A fast exact inner solver for column generation: compressed squared loss, facet rows.
 
-The restricted ReLU program over a working set of ``k`` patterns (MATH §3.1, §10.2),
+The restricted ReLU program over a working set of ``k`` patterns (docs/mathematics.rst §3.1, §8.2),
 
 .. math::
 

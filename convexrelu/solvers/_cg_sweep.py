@@ -1,7 +1,7 @@
 """Top-k pricing for 2-D column generation: the angular sweep with a precomputed order.
 
 For two features and a free (or no) hidden bias, the dual-constraint functional
-(MATH §4.2, §10.2, §10.5)
+(docs/mathematics.rst §4.2, §8.2, §8.5)
 
 .. math::
 

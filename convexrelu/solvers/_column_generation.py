@@ -1,11 +1,13 @@
 """Column generation: the global optimum over all patterns from a small working set.
 
-The ReLU program (CVX, MATH §3.1) over *all* activation patterns is a group lasso with
+The ReLU program (CVX, docs/mathematics.rst §3.1) over *all* activation patterns is a group lasso
+with
 ``2P`` blocks, ``P`` up to millions. Its dual constraint is ``M(lambda) <= beta`` with
-``M`` evaluated pattern by pattern (MATH §4.2), so (MATH §10.5):
+``M`` evaluated pattern by pattern (docs/mathematics.rst §4.2), so (docs/mathematics.rst §8.5):
 
 1. solve the program restricted to a working set ``S`` of patterns (any inner solver);
-2. build the dual point ``lambda = -grad l(y_hat)`` (output bias re-fitted, MATH §10.3)
+2. build the dual point ``lambda = -grad l(y_hat)`` (output bias re-fitted, docs/mathematics.rst
+§8.3)
    and evaluate ``M(lambda)`` over **every** pattern, streamed in blocks by
    :func:`convexrelu.certificates.dual_constraint` (or, for two features with a free or
    no hidden bias, by the exact angular sweep of
@@ -86,7 +88,7 @@ def _subset(patterns, start: int, stop: int):
 
 
 class _PatternOracle:
-    """``M(lambda)`` over a listed pattern set, chunk by chunk (MATH §4.2, §10.5).
+    """``M(lambda)`` over a listed pattern set, chunk by chunk (docs/mathematics.rst §4.2, §8.5).
 
     Each chunk is evaluated by :func:`convexrelu.certificates.dual_constraint` (certified
     upper bound, bound-then-refine); the maximum over chunks is ``M`` over the whole set,
@@ -484,7 +486,7 @@ def _check_common(tol, max_iter, n_add):
 
 # --------------------------------------------------------------------------- public API
 class ColumnGenerationSolver(BaseSolver):
-    """Solve a program over a huge pattern set by column generation (MATH §10.5).
+    """Solve a program over a huge pattern set by column generation (docs/mathematics.rst §8.5).
 
     Solves the restricted program over a working set with ``inner``, certifies the
     result over **all** of the program's patterns (streamed in blocks, or by the exact
@@ -604,7 +606,7 @@ def column_generation(X, y, *, alpha: float, loss="squared", bias: bool = True,
     X : array-like of shape (n_samples, n_features)
     y : array-like of shape (n_samples,)
     alpha : float
-        Weight decay (scikit-learn's ``alpha``, MATH §10.1).
+        Weight decay (scikit-learn's ``alpha``, docs/mathematics.rst §8.1).
     loss : {"squared", "logistic"} or Loss, default="squared"
     bias, penalize_bias, fit_output_bias : bool
         As in :class:`~convexrelu.program.ConvexProgram`.

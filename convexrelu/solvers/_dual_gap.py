@@ -1,6 +1,6 @@
 """Duality gaps of the gated (C-GReLU) and ReLU (CVX) convex programs.
 
-Both programs are sum-reduced (MATH §1.2, §3.1, §3.4) on augmented data ``Xa``
+Both programs are sum-reduced (docs/mathematics.rst §1.2, §3.1, §3.4) on augmented data ``Xa``
 (``n_samples x d_aug``) with masks ``D`` (``n_samples x n_patterns``) and an optional free
 output bias ``c0``:
 
@@ -13,7 +13,8 @@ output bias ``c0``:
         + \\beta \\sum_i (\\|v_i\\| + \\|w_i\\|)
         \\ \\text{ s.t. } A_i\\tilde X v_i \\ge 0,\\ A_i\\tilde X w_i \\ge 0 .
 
-The dual point is built from the primal iterate the way celer does it (MATH §4.1, §10.3):
+The dual point is built from the primal iterate the way celer does it (docs/mathematics.rst §4.1,
+§8.3):
 
 1. ``lam = -grad l(y_hat)``; with a free output bias the dual gains ``1^T lam = 0``, so the
    output bias is first re-fitted (a 1-D root of ``sum(grad l(y_hat + delta))``: closed
@@ -24,7 +25,7 @@ The dual point is built from the primal iterate the way celer does it (MATH §4.
    ``M`` is the dual-constraint functional of the program:
 
    * gated: ``M(lam) = max_i ||Xa^T D_i lam||`` (exact);
-   * relu: the finite SOCP form of the dual (MATH §4.2): with cone multipliers
+   * relu: the finite SOCP form of the dual (docs/mathematics.rst §4.2): with cone multipliers
      ``mu_j >= 0`` the constraint is ``max_j ||Xa^T (S_j lam + A_j mu_j)|| <= beta``;
      any ``mu >= 0`` gives a valid bound (the augmented-Lagrangian multipliers make it
      tight at convergence). The cheap bound ``mu = 0`` is the gated dual constraint and
@@ -143,7 +144,7 @@ def dual_point(loss, z: np.ndarray, y: np.ndarray, *, output_bias: bool
     """Unscaled dual point ``-grad l(z + delta)`` and the output shift ``delta``.
 
     Without an output bias ``delta = 0``. With one, ``delta`` re-fits the output bias so
-    that ``1^T lam = 0`` (MATH §10.3); if that is impossible ``lam = 0`` is returned.
+    that ``1^T lam = 0`` (docs/mathematics.rst §8.3); if that is impossible ``lam = 0`` is returned.
     """
     if not output_bias:
         return -loss.gradient(z, y), 0.0
@@ -270,7 +271,8 @@ def relu_multiplier_gap(loss, Xa, S, signs, y, B, c0, beta, mu, *, output_bias: 
     max_refine : int
         The blocks whose bound exceeds ``beta`` are refined, largest first, by solving
         ``min_{mu_j >= 0} ||Xa^T (S_j lam + A_j mu_j)||`` exactly (``lsq_linear``, BVLS;
-        MATH §4.2 / §10.4), at most ``max_refine`` of them (the stop rule of MATH §10.5:
+        docs/mathematics.rst §4.2 / §10.4), at most ``max_refine`` of them (the stop rule of
+        docs/mathematics.rst §8.5:
         once the next block's bound is below the best refined value, the max is known).
     """
     A = np.where(signs, 1.0, -1.0)

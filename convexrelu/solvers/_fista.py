@@ -1,6 +1,6 @@
 """FISTA for the gated-ReLU group lasso (and the shared accelerated proximal-gradient core).
 
-The gated program (MATH §3.4, sum-reduced, ``beta = alpha``) over augmented data
+The gated program (docs/mathematics.rst §3.4, sum-reduced, ``beta = alpha``) over augmented data
 ``Xa = [X, 1]`` (or ``X``), masks ``D_i`` and an optional free output bias ``c0``:
 
 .. math::
@@ -10,7 +10,7 @@ The gated program (MATH §3.4, sum-reduced, ``beta = alpha``) over augmented dat
         + \\beta\\sum_{i=1}^P\\|w_i\\|_{\\rm pen}
 
 where ``||.||_pen`` is the full block norm, or the norm of the first ``d`` coordinates
-when the hidden bias is not penalised (MATH §10.2).
+when the hidden bias is not penalised (docs/mathematics.rst §8.2).
 
 Algorithm: FISTA (Beck & Teboulle 2009) with
 

@@ -1,6 +1,7 @@
 """Regularisation paths: ``alpha_max``, a geometric grid, warm starts, strong rules.
 
-For the convex program (MATH §3.1, §3.4, sum form with ``beta = alpha``) the network is
+For the convex program (docs/mathematics.rst §3.1, §3.4, sum form with ``beta = alpha``) the
+network is
 zero (only the output bias is fitted) exactly when the zero point satisfies the KKT
 conditions, i.e. when the dual point of the zero network is dual feasible:
 
@@ -9,9 +10,9 @@ conditions, i.e. when the dual point of the zero network is dual feasible:
     \\alpha \\ge \\alpha_{\\max} = M(\\lambda_0),\\qquad
     \\lambda_0 = -\\nabla\\ell(c_0^\\star\\mathbf 1;\\ y),
 
-with :math:`c_0^\\star` the best constant (MATH §10.3; for the squared loss
+with :math:`c_0^\\star` the best constant (docs/mathematics.rst §8.3; for the squared loss
 :math:`\\lambda_0 = y - \\bar y`) and ``M`` the dual-constraint functional over all
-patterns (MATH §4.2; the gated functional for ``"gated_relu"``).
+patterns (docs/mathematics.rst §4.2; the gated functional for ``"gated_relu"``).
 
 Along a decreasing grid ``alpha_max = a_0 > a_1 > ...`` each problem starts from the
 previous solution's support plus the patterns kept by the sequential strong rule
@@ -57,7 +58,7 @@ class RegularizationPath:
     alpha_max : float
         Smallest ``alpha`` whose solution is the zero network (output bias only).
     objectives : ndarray of shape (n_alphas,)
-        Objectives in scikit-learn's normalisation (MATH §10.1).
+        Objectives in scikit-learn's normalisation (docs/mathematics.rst §8.1).
     rel_gaps : ndarray of shape (n_alphas,)
         Certified relative duality gaps (over all patterns when the set is exact).
     n_neurons : ndarray of shape (n_alphas,)
@@ -137,7 +138,7 @@ def alpha_max(X, y, *, loss="squared", patterns="exact", bias: bool = True,
     Returns
     -------
     float
-        ``M(lambda_0)`` in scikit-learn's ``alpha`` units (MATH §10.1).
+        ``M(lambda_0)`` in scikit-learn's ``alpha`` units (docs/mathematics.rst §8.1).
     """
     return _alpha_max(_program(X, y, patterns, loss=loss, bias=bias,
                                penalize_bias=penalize_bias, fit_output_bias=fit_output_bias,
@@ -164,7 +165,7 @@ def regularization_path(X, y, alphas=None, *, n_alphas: int = 10, eps: float = 1
                         random_state=None, verbose: int = 0) -> RegularizationPath:
     """Solve the convex program along a decreasing grid of ``alpha`` with warm starts.
 
-    Each point minimises (sum form, MATH §3.1)
+    Each point minimises (sum form, docs/mathematics.rst §3.1)
 
     .. math::
 

@@ -1,6 +1,6 @@
 """First-order solver of the cone-constrained ReLU program (augmented Lagrangian + FISTA).
 
-The program (MATH §3.1, §10.2, sum-reduced, ``beta = alpha``, augmented data ``Xa``,
+The program (docs/mathematics.rst §3.1, §8.2, sum-reduced, ``beta = alpha``, augmented data ``Xa``,
 masks ``D_i``, signed masks ``A_i = 2D_i - I``, free output bias ``c0`` optional):
 
 .. math::
@@ -28,8 +28,8 @@ exactly — then sets ``Gamma <- (Gamma - rho A * (Xa @ B.T))_+``.
 
 Certificate
 -----------
-``mu_j = gamma_j`` are the cone multipliers of the KKT conditions (MATH §4.3), so
-``(lambda, mu)`` is a point of the finite SOCP form of the dual (MATH §4.2):
+``mu_j = gamma_j`` are the cone multipliers of the KKT conditions (docs/mathematics.rst §4.3), so
+``(lambda, mu)`` is a point of the finite SOCP form of the dual (docs/mathematics.rst §4.2):
 ``||Xa^T (S_j lambda + A_j mu_j)||_pen <= beta`` (plus ``1^T (S_j lambda + A_j mu_j) = 0`` for
 an unpenalised hidden bias, enforced exactly by moving mass of ``mu_j`` onto one sample).
 Scaling ``(lambda, mu)`` by ``s = min(beta / max_j ||...||, dom)`` gives a feasible dual
@@ -62,7 +62,8 @@ Design measurements (``benchmarks/bench_solvers.py`` and the notes in the report
   <= 1e-6 every time in 0.3-3.3 s (1-4 column-generation rounds, objective within 1e-8 of
   a direct Clarabel solve), because the gated solution already identifies almost all of
   the patterns the ReLU optimum uses, the restricted conic problem is small, and the
-  exact per-pattern dual values (BVLS, MATH §4.2) certify the result over all patterns.
+  exact per-pattern dual values (BVLS, docs/mathematics.rst §4.2) certify the result over all
+  patterns.
   Its limits: it needs cvxpy, and its certified gap is limited to ~1e-8..1e-6 by the
   accuracy of ``lambda`` derived from the conic solution.
 * Benchmark (``python benchmarks/bench_solvers.py --max-iter 5000``: diabetes, n=442,
@@ -319,7 +320,8 @@ def solve_relu_gated_polish(program, *, tol: float = 1e-6, gated_tol: float = 1e
     2. Keep the patterns whose block norm exceeds ``threshold * max``.
     3. Solve the ReLU program restricted to the kept patterns with
        :class:`~convexrelu.solvers.CvxpySolver` (Clarabel, tolerance ``cvxpy_tol``).
-    4. Certify over all patterns (exact per-pattern values, MATH §4.2 / §10.5); add up to
+    4. Certify over all patterns (exact per-pattern values, docs/mathematics.rst §4.2 / §10.5);
+    add up to
        ``add_per_round`` violating patterns (``M_j > beta``) and go back to 3.
 
     Parameters

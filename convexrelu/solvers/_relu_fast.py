@@ -1,6 +1,6 @@
 """ReLU (cone-constrained) solver: interior point, or gated support + column generation.
 
-The program is (CVX) of MATH §3.1 with the conventions of §10.2/§10.3 (sum-reduced,
+The program is (CVX) of docs/mathematics.rst §3.1 with the conventions of §10.2/§10.3 (sum-reduced,
 ``beta = alpha``). :class:`ReluFastSolver` picks a path:
 
 * **Interior point** (default for the squared loss when every block coordinate is
@@ -25,7 +25,8 @@ The program is (CVX) of MATH §3.1 with the conventions of §10.2/§10.3 (sum-re
 
 Gated support + restricted Clarabel, in three stages:
 
-1. **Support estimate.** The gated relaxation (MATH §3.4) over all patterns by FISTA +
+1. **Support estimate.** The gated relaxation (docs/mathematics.rst §3.4) over all patterns by
+FISTA +
    active-set Newton (:func:`~convexrelu.solvers._fista.solve_gated_fista`), loosely
    (relative gap ``gated_tol``): the patterns whose gated block is nonzero form the
    initial working set (both signs: ``v_i`` and ``w_i`` of each kept pattern).
@@ -36,7 +37,8 @@ Gated support + restricted Clarabel, in three stages:
    a facet and the convex hulls cost more than they save — measured on diabetes with
    98 patterns, ``d_aug = 11``: 100 s with the hulls, 8.4 s without).
 3. **Certificate over all patterns.** ``lambda = -grad l(y_hat)`` (output bias re-fitted
-   when free, MATH §10.3) and ``M(lambda)`` over **every** pattern of the program, exact
+   when free, docs/mathematics.rst §8.3) and ``M(lambda)`` over **every** pattern of the program,
+   exact
    per pattern (:func:`convexrelu.certificates.dual_constraint`, certified upper bounds
    from explicit multipliers). The gap ``P(S) - max_k D(s_k lambda_k)`` with
    ``s_k <= beta / M(lambda_k)`` is a valid bound by weak duality. Stop when it is
@@ -424,7 +426,8 @@ def _project_cone(Gn: np.ndarray, c: np.ndarray, max_iter: int = 200,
     """``min_{mu >= 0} ||c + Gn^T mu||`` by Lawson-Hanson (``Gn``: unit rows, ``n x d``).
 
     ``u = c + Gn^T mu`` is the projection of ``c`` onto ``K = {u : Gn u >= 0}`` (Moreau,
-    MATH §4.2), so ``||u|| = max_{u' in K, ||u'|| <= 1} c^T u'``. Whatever the accuracy of
+    docs/mathematics.rst §4.2), so ``||u|| = max_{u' in K, ||u'|| <= 1} c^T u'``. Whatever the
+    accuracy of
     the iteration, ``||c + Gn^T mu||`` with the returned ``mu >= 0`` is a valid upper bound
     on that value (it is recomputed from the clipped multipliers). Returns
     ``(bound, u, rows)`` with ``rows`` the rows of positive multiplier (the face of ``u``).
@@ -486,7 +489,7 @@ def _cone_certificate(Xa: np.ndarray, masks: np.ndarray, lam: np.ndarray, beta: 
     projection (:func:`_project_cone`); the bound of every block is then the norm of
     ``c_j + G_j^T mu_j`` for an explicit ``mu_j >= 0`` (or ``||c_j||``, ``mu = 0``), so
     ``max_j`` of the result is a certified upper bound on ``M(lambda)`` over the pattern
-    set (MATH §4.2). Returns ``(bounds, directions, rows)`` (``directions[j]`` the
+    set (docs/mathematics.rst §4.2). Returns ``(bounds, directions, rows)`` (``directions[j]`` the
     projection, ``rows[j]`` its face, for the refined blocks).
     """
     P = masks.shape[1]

@@ -1,6 +1,7 @@
 r"""Structured primal-dual interior-point method for the ReLU program, squared loss.
 
-The program (MATH §3.1, sum form, ``B = [V; W]`` with ``J = 2P`` blocks ``b_j``, signed
+The program (docs/mathematics.rst §3.1, sum form, ``B = [V; W]`` with ``J = 2P`` blocks ``b_j``,
+signed
 masks ``S = [D, -D]``, cone signs ``a_j = 2 D_i - 1``, ``c`` the loss's output count, every
 block coordinate penalised):
 
@@ -103,7 +104,7 @@ def _certificate(Xa, masks, S, A, rmask, y, B, c0, beta, z, output_bias):
     the cone multipliers ``z`` (full-norm penalty).
 
     Block ``j``'s bound is ``||Xa^T (S_j lambda + A_j z_j)||`` (valid for any ``z >= 0``,
-    MATH §4.2); the blocks where it exceeds ``beta`` are refined by the exact cone
+    docs/mathematics.rst §4.2); the blocks where it exceeds ``beta`` are refined by the exact cone
     projection :func:`~convexrelu.solvers._relu_fast._project_cone`, warm-started on the
     rows of largest ``z_j`` (the interior point's guess of the face), whose result is again
     ``||c_j + G_j^T mu_j||`` for explicit ``mu_j >= 0``. Returns a ``DualGap``.

@@ -62,7 +62,7 @@ class CvxpySolver(BaseSolver):
         Passed as the solver's gap / feasibility tolerances (Clarabel: ``tol_gap_abs``,
         ``tol_gap_rel``, ``tol_feas``; SCS: ``eps_abs``, ``eps_rel``; ECOS: ``abstol``,
         ``reltol``, ``feastol``). Exponential-cone losses need explicit tight tolerances
-        for exact comparisons (MATH §10.4).
+        for exact comparisons (docs/mathematics.rst §8.4).
     max_iter : int, default=500
         Iteration limit of the conic solver.
     verbose : bool, default=False
@@ -289,7 +289,7 @@ class CvxpySolver(BaseSolver):
             mult = built.data_constraint.dual_value
             dual = np.zeros(program.y.shape) if mult is None else np.asarray(mult, float)
             if program.formulation == "max_margin":
-                dual = program.y * dual  # lambda = y * mu (MATH §3.3)
+                dual = program.y * dual  # lambda = y * mu (docs/mathematics.rst §3.3)
             else:
                 dual = -dual  # cvxpy's sign for z == y: lambda^T y = R*
             dual = dual.reshape(program.y.shape)
