@@ -38,6 +38,7 @@ from .losses import Loss, get_loss, loss_names
 from .network import ReLUNet
 from .program import ConvexProgram
 from .solvers import SOLVERS, BaseSolver, choose_solver, get_solver
+from .solvers._base import solver_class
 
 __all__ = ["ConvexReLURegressor", "ConvexReLUClassifier"]
 
@@ -118,8 +119,11 @@ class _ConvexReLUBase(BaseEstimator):
     def _solver(self, loss) -> BaseSolver:
         if isinstance(self.solver, BaseSolver):
             return self.solver
-        return get_solver(self._solver_name(loss), tol=self.tol, verbose=bool(self.verbose),
-                          **self._max_iter_param())
+        name = self._solver_name(loss)
+        # tol is a certified relative gap; a conic backend's tol bounds its own residuals,
+        # which must be tighter for the gap to follow
+        tol = self.tol if solver_class(name)._tol_is_gap else self.tol * 1e-2
+        return get_solver(name, tol=tol, verbose=bool(self.verbose), **self._max_iter_param())
 
     def _max_iter_param(self) -> dict:
         """``max_iter`` for the solver, or nothing (the solver's own default) when None."""

@@ -132,7 +132,11 @@ class Certificate:
         ``exact and relative_gap <= tol``: the network is certified globally optimal.
     tol : float
     dual : ndarray of shape (n_samples,) or (n_samples, n_outputs)
-        The feasible dual point ``s* lambda`` (sum form).
+        The feasible dual point ``s* lambda`` (sum form) whose dual value is the lower
+        bound. ``lambda`` is the network's residual ``-grad l``, or, when that gives a
+        looser bound (``info["dual_refit"]``), the residual of the restricted program over
+        the network's own patterns polished to optimality (quadratic losses): the residual
+        of an inaccurate optimum is only as accurate as the square root of the objective.
     dual_ratio : float
         ``M(lambda) / beta`` for the unscaled ``lambda`` (``<= 1`` means dual feasible).
     dual_scale : float
@@ -583,7 +587,7 @@ def certify(
         else:
             s, LB = loss_obj.best_dual_scale(lam, yy, s_max)
     LB = float(LB)
-    refit = False
+    refit, lam_res = False, lam
     if (net.n_outputs == 1 and not conservative and net.n_neurons > 0
             and loss_obj.constant_curvature(yy) is not None
             and not within_tol(objective - kappa * LB, objective, tol)):
@@ -595,12 +599,16 @@ def certify(
             if sweep:
                 from ._dual import dual_constraint_2d
 
-                M2 = dual_constraint_2d(X, lam2, bias=hidden_bias).value
+                dv2 = dual_constraint_2d(X, lam2, bias=hidden_bias)
             else:
-                M2 = dual_constraint(pats, X, lam2, penalize_bias=not free_bias).value
+                dv2 = dual_constraint(pats, X, lam2, penalize_bias=not free_bias)
+            M2 = dv2.value
             s2, LB2 = loss_obj.best_dual_scale(lam2, yy, np.inf if M2 == 0 else beta_s / M2)
             if np.isfinite(M2) and LB2 > LB:
                 lam, s, LB, refit = lam2, s2, float(LB2), True
+    M_residual, dv_residual, lam_residual = Mval, dv, lam_res
+    if refit:
+        Mval, dv = M2, dv2
     lower_bound = kappa * LB
     gap = objective - lower_bound
     rel = relative_gap(gap, objective)
@@ -609,8 +617,8 @@ def certify(
 
     # ---- violating neuron
     vn = None
-    if net.n_outputs == 1 and Mval > beta_s and np.any(dv.direction != 0):
-        vn = _violating_neuron(net, X, yy, loss_obj, dv, beta_s, kappa, hidden_bias,
+    if net.n_outputs == 1 and M_residual > beta_s and np.any(dv_residual.direction != 0):
+        vn = _violating_neuron(net, X, yy, loss_obj, dv_residual, beta_s, kappa, hidden_bias,
                                penalize_bias, delta)
 
     st, bal = _kkt_residuals(net, X, yy, loss_obj, beta_s, hidden_bias, penalize_bias, kappa)
@@ -624,7 +632,9 @@ def certify(
         info={"M": Mval, "n_refined": dv.n_refined, "n_fallbacks": dv.n_fallbacks,
               "output_bias_shift": delta, "pattern_index": dv.pattern_index,
               "sign": dv.sign, "direction": dv.direction, "gate_lower": dv.gate_lower,
-              "primal_sum": primal_s, "kappa": kappa, "dual_refit": refit},
+              "primal_sum": primal_s, "kappa": kappa, "dual_refit": refit,
+              "M_residual": M_residual, "residual_dual": lam_residual,
+              "residual_direction": dv_residual.direction, "residual_sign": dv_residual.sign},
     )
 
 
