@@ -209,7 +209,7 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError("--random-state only applies with --patterns N; the exact "
                          "certificate is deterministic.")
     try:
-        X, y, _ = load_table(args.data, target=args.target)
+        X, y, columns = load_table(args.data, target=args.target)
     except ValueError as exc:
         raise UsageError(str(exc)) from None
 
@@ -220,9 +220,11 @@ def run(args: argparse.Namespace) -> int:
         kw["weight_decay"], alpha = alpha, None
     jobs = []  # (label, model, y, certify kwargs)
     if suffix in _NPZ:
-        from .predict import _load_model
+        from .predict import _align_features, _load_model
 
         net, header = _load_model(path)
+        X = _align_features(X, columns, dict(header, n_features=net.n_features), args.data,
+                            command="certify")
         kind = f"convexrelu {header.get('kind', 'regressor')}"
         if alpha is None and args.reduction == "sklearn":
             alpha = header.get("alpha")
@@ -270,6 +272,12 @@ def run(args: argparse.Namespace) -> int:
     else:
         model = _load_pickle(path)
         kind = f"scikit-learn {type(model).__name__}"
+        names = getattr(model, "feature_names_in_", None)
+        if names is not None:
+            from .predict import _align_features
+
+            X = _align_features(X, columns, {"feature_names": [str(c) for c in names]},
+                                args.data, command="certify")
         jobs = [(None, model, y)]
 
     # feature-count check with the file names in the message (all jobs share one model)
@@ -286,7 +294,8 @@ def run(args: argparse.Namespace) -> int:
         try:
             cert = certify(model, X, target, alpha=alpha, **kw)
         except (ValueError, TypeError) as exc:
-            raise UsageError(str(exc)) from None
+            # the library names its parameters; the command has options
+            raise UsageError(str(exc).replace("patterns=N", "--patterns N")) from None
         certs.append((label, cert))
 
     optimal = all(c.optimal for _, c in certs)
