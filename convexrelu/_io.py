@@ -178,6 +178,8 @@ def read_npz(path) -> dict:
                             f"{path} holds an array of Python objects ({name!r}); only "
                             "numeric arrays are read (pickled data is never loaded).") from None
                     raise
+                if not isinstance(arrays[name], np.ndarray):  # numpy returns raw bytes
+                    raise ValueError(f"its member {name!r} is not an .npy array.")
     except ValueError as exc:
         if "pickled data is never loaded" in str(exc):
             raise

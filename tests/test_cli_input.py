@@ -219,3 +219,98 @@ def test_closed_pipe_is_quiet(files, monkeypatch, capsys):
     monkeypatch.setattr(sys, "stdout", _ClosedPipe())
     assert main(["predict", str(model), str(data)]) == 141  # 128 + SIGPIPE, like a shell
     assert capsys.readouterr().err == ""
+
+
+# --------------------------------------------------------------------------- _io raise sites
+def _make(tmp_path, case):
+    import json
+    import zipfile
+
+    if case == "directory":
+        (tmp_path / "dir.csv").mkdir()
+        return tmp_path / "dir.csv"
+    if case == "strings":
+        np.save(tmp_path / "s.npy", np.array(["a", "b"]))
+        return tmp_path / "s.npy"
+    if case == "3d":
+        np.save(tmp_path / "c.npy", np.ones((2, 2, 2)))
+        return tmp_path / "c.npy"
+    if case == "no_rows":
+        np.savez(tmp_path / "z.npz", X=np.ones((0, 2)))
+        return tmp_path / "z.npz"
+    if case == "zip_as_npy":
+        np.savez(tmp_path / "z.npz", X=np.ones((2, 2)))
+        (tmp_path / "z.npz").rename(tmp_path / "z.npy")
+        return tmp_path / "z.npy"
+    if case == "binary":
+        (tmp_path / "b.npz").write_bytes(b"\xff\xfe\x00\x93garbage")
+        return tmp_path / "b.npz"
+    if case == "npy_truncated":
+        np.save(tmp_path / "t.npy", np.ones((10, 3)))
+        (tmp_path / "t.npy").write_bytes((tmp_path / "t.npy").read_bytes()[:150])
+        return tmp_path / "t.npy"
+    if case == "npy_objects":
+        np.save(tmp_path / "o.npy", np.array([{"a": 1}], dtype=object), allow_pickle=True)
+        return tmp_path / "o.npy"
+    if case == "bad_member":
+        with zipfile.ZipFile(tmp_path / "m.npz", "w") as z:
+            z.writestr("X.npy", b"garbage")
+        return tmp_path / "m.npz"
+    if case == "no_X":
+        np.savez(tmp_path / "n.npz", A=np.ones((2, 2)))
+        return tmp_path / "n.npz"
+    if case in ("bad_json", "json_list"):
+        np.savez(tmp_path / "h.npz", X=np.ones((2, 2)),
+                 __header__=np.array("{oops" if case == "bad_json" else json.dumps([1])))
+        return tmp_path / "h.npz"
+    raise AssertionError(case)
+
+
+@pytest.mark.parametrize("case, match", [
+    ("directory", "is a directory, not a file"),
+    ("strings", r"holds a <U1 array; expected numbers"),
+    ("3d", r"holds an array of shape \(2, 2, 2\); expected a table"),
+    ("no_rows", r"holds no data rows \(an array of shape \(0, 2\)\)"),
+    ("zip_as_npy", r"is a zip archive, not a single .npy array \(name it .npz\)"),
+    ("binary", r"is neither an .npy nor an .npz file \(unknown format\)"),
+    ("npy_truncated", "is a damaged .npy file"),
+    ("npy_objects", r"holds an array of Python objects; only numeric arrays"),
+    ("bad_member", r"is a damaged .npz archive: its member 'X' is not an .npy array"),
+    ("no_X", r"holds arrays \['A'\]; expected one named 'X'"),
+])
+def test_load_table_raise_sites(tmp_path, case, match):
+    from convexrelu._io import load_table
+
+    with pytest.raises(ValueError, match=match):
+        load_table(_make(tmp_path, case))
+
+
+@pytest.mark.parametrize("case, match", [
+    ("bad_json", r"its JSON header \(__header__\) is damaged"),
+    ("json_list", r"its JSON header \(__header__\) is a list, not an object"),
+])
+def test_read_header_raise_sites(tmp_path, case, match, capsys):
+    from convexrelu._io import read_header, read_npz
+
+    path = _make(tmp_path, case)
+    with pytest.raises(ValueError, match=match):
+        read_header(read_npz(path))
+    # through the CLI: one line naming the file
+    assert main(["predict", str(path), str(path)]) == 2
+    err = capsys.readouterr().err
+    _one_error_line(err, "predict")
+    assert f"cannot read model: {path}: its JSON header" in err
+
+
+def test_unreadable_file(tmp_path, monkeypatch):
+    from convexrelu import _io
+
+    path = tmp_path / "m.npz"
+    np.savez(path, X=np.ones((2, 2)))
+
+    def refuse(*args, **kwargs):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(_io, "open", refuse, raising=False)  # found before the builtin
+    with pytest.raises(ValueError, match=r"cannot open .*m.npz: Permission denied\."):
+        _io.read_npz(path)
