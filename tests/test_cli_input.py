@@ -314,3 +314,19 @@ def test_unreadable_file(tmp_path, monkeypatch):
     monkeypatch.setattr(_io, "open", refuse, raising=False)  # found before the builtin
     with pytest.raises(ValueError, match=r"cannot open .*m.npz: Permission denied\."):
         _io.read_npz(path)
+
+
+def test_model_file_missing_or_incomplete(files, tmp_path, capsys):
+    from convexrelu._io import atomic_savez
+
+    _, data, _, _, _, _ = files
+    assert main(["predict", str(tmp_path / "nope.npz"), str(data)]) == 2
+    err = capsys.readouterr().err
+    _one_error_line(err, "predict")
+    assert "model file" in err and "does not exist" in err
+    partial = atomic_savez(tmp_path / "p.npz", header={"format": "convexrelu-model"},
+                           W1=np.ones((1, 2)))
+    assert main(["predict", str(partial), str(data)]) == 2
+    err = capsys.readouterr().err
+    _one_error_line(err, "predict")
+    assert "cannot read model" in err and "arrays lack" in err

@@ -119,3 +119,19 @@ def test_user_stacklevel_skips_library_frames():
     exec(compile("def inner():\n    return user_stacklevel()\n"
                  "def outer():\n    return inner()\n", fake, "exec"), ns)
     assert ns["inner"]() == 2 and ns["outer"]() == 3
+
+
+def test_certify_pattern_limit_other_wording(rng, monkeypatch):
+    """Whatever the enumerator's wording, certify's refusal gives certify's own advice."""
+    import convexrelu.arrangements as arrangements
+
+    def refuse(X, **kwargs):
+        raise PatternLimitError("too many cells")
+
+    monkeypatch.setattr(arrangements, "enumerate_patterns", refuse)
+    X = rng.standard_normal((10, 3))
+    net = ReLUNet(rng.standard_normal((2, 3)), np.zeros(2), rng.standard_normal((1, 2)),
+                  np.zeros(1))
+    with pytest.raises(PatternLimitError, match=r"^X has too many activation patterns for "
+                                                r"an exact certificate\. Pass patterns=N"):
+        certify(net, X, X[:, 0], alpha=0.1)
