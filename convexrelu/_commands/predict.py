@@ -16,7 +16,11 @@ HELP = "predict with a model file written by `convexrelu fit`"
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("model", metavar="MODEL", help="model .npz written by convexrelu fit")
-    parser.add_argument("file", metavar="FILE", help="data: .csv/.tsv, .npy or .npz with X")
+    parser.add_argument("file", metavar="FILE",
+                        help="data: .csv/.tsv, .npy or .npz with X; a CSV header row is "
+                             "matched to the model's feature names (any order; the target "
+                             "column, if present, is dropped), otherwise columns are taken "
+                             "in order")
     parser.add_argument("--out", metavar="PATH", default=None,
                         help="write predictions to this CSV file (default: stdout)")
 
