@@ -87,6 +87,8 @@ def _read_csv(path: Path, delim: str):
     except UnicodeDecodeError:
         raise ValueError(f"{path} is not a text file (it is not UTF-8); expected a {name} "
                          "of numbers with an optional header row.") from None
+    except OSError as exc:
+        raise ValueError(f"cannot open {path}: {exc.strerror or exc}.") from None
     if not lines:
         raise ValueError(f"{path} is empty; expected a {name} of numbers with an optional "
                          "header row of column names.")
@@ -133,9 +135,10 @@ def _sniff(path: Path, magic: bytes, what: str) -> None:
     else:
         try:
             head.decode("utf-8")
-            found = "a text file"
-        except UnicodeDecodeError:
-            found = "neither an .npy nor an .npz file (unknown format)"
+            text = True
+        except UnicodeDecodeError as exc:  # text cut inside a character is still text
+            text = exc.reason == "unexpected end of data"
+        found = "a text file" if text else "neither an .npy nor an .npz file (unknown format)"
     raise ValueError(f"{path} is {found}; expected {what}.")
 
 

@@ -330,3 +330,27 @@ def test_model_file_missing_or_incomplete(files, tmp_path, capsys):
     err = capsys.readouterr().err
     _one_error_line(err, "predict")
     assert "cannot read model" in err and "arrays lack" in err
+
+
+def test_text_file_cut_inside_a_character(tmp_path):
+    """The first 512 bytes of a UTF-8 text may end inside a character: still a text file."""
+    from convexrelu._io import read_npz
+
+    path = tmp_path / "notes.npz"
+    path.write_bytes(b"x" * 511 + "é".encode("utf-8"))  # 'é' is 2 bytes: byte 512 splits it
+    with pytest.raises(ValueError, match="is a text file; expected an .npz archive"):
+        read_npz(path)
+
+
+def test_unreadable_csv(tmp_path, monkeypatch):
+    from convexrelu import _io
+
+    path = tmp_path / "d.csv"
+    path.write_text("a,b\n1,2\n")
+
+    def refuse(*args, **kwargs):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(_io, "open", refuse, raising=False)
+    with pytest.raises(ValueError, match=r"cannot open .*d.csv: Permission denied\."):
+        _io.load_table(path)
