@@ -293,3 +293,21 @@ def test_bad_input(workdir, capsys, tmp_path):
     # a loss that does not fit the model (logistic on real-valued targets)
     code, _, err = _run(capsys, [model, data, "--target", "t", "--loss", "softmax"])
     assert code == 2 and "softmax" in err
+
+
+def test_library_warnings_become_one_line(workdir, capsys, monkeypatch):
+    """A warning inside certify is printed once as 'convexrelu certify: warning: ...'."""
+    import convexrelu.certificates as certificates
+
+    real = certificates.certify
+
+    def noisy(*args, **kwargs):
+        warnings.warn("Solution may be\n inaccurate.", UserWarning)
+        warnings.warn("Solution may be\n inaccurate.", UserWarning)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(certificates, "certify", noisy)
+    _, data, model, _, _ = workdir
+    code, out, err = _run(capsys, [model, data, "--target", "t", "--json"])
+    assert code == 0 and json.loads(out)["optimal"]
+    assert err == "convexrelu certify: warning: Solution may be inaccurate.\n"

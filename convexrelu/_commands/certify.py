@@ -21,6 +21,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
+import warnings
 
 HELP = "certify (or refute) the global optimality of a trained two-layer ReLU network"
 
@@ -290,12 +292,20 @@ def run(args: argparse.Namespace) -> int:
                          "training data with the same features in the same order.")
 
     certs = []
+    seen = set()
     for label, model, target in jobs:
         try:
-            cert = certify(model, X, target, alpha=alpha, **kw)
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                cert = certify(model, X, target, alpha=alpha, **kw)
         except (ValueError, TypeError) as exc:
             # the library names its parameters; the command has options
             raise UsageError(str(exc).replace("patterns=N", "--patterns N")) from None
+        for w in caught:  # one line each on stderr, not a library source line
+            msg = " ".join(str(w.message).split())
+            if msg not in seen:
+                seen.add(msg)
+                print(f"convexrelu certify: warning: {msg}", file=sys.stderr)
         certs.append((label, cert))
 
     optimal = all(c.optimal for _, c in certs)
