@@ -86,6 +86,11 @@ class _ConvexReLUBase(BaseEstimator):
     # ------------------------------------------------------------------ patterns
     def _get_patterns(self, X: np.ndarray) -> ActivationPatterns:
         p = self.patterns
+        if isinstance(p, bool):  # an int to Python, so _parameter_constraints lets it pass
+            raise ValueError(
+                f"The 'patterns' parameter of {type(self).__name__} must be 'exact', 'auto', "
+                "an int >= 1 (that many sampled patterns) or an ActivationPatterns; a bool "
+                f"is not a number of patterns. Got {p!r} instead.")
         if isinstance(p, ActivationPatterns):
             p.check_data(X)
             if p.bias != bool(self.bias):
@@ -101,12 +106,15 @@ class _ConvexReLUBase(BaseEstimator):
         except PatternLimitError as exc:
             if p == "exact":
                 raise ValueError(f"patterns='exact': {exc}") from None
+        from ._warnings import user_stacklevel
+
         warnings.warn(
             f"X has more than max_patterns={self.max_patterns} activation patterns; fitting "
             f"over {self.max_patterns} sampled patterns instead. The result is the optimum "
             "over a sample of patterns (an upper bound on the global optimum), not a "
             "certified global optimum. Raise max_patterns, reduce n_features, or pass "
-            "patterns='exact' to refuse sampling.", UserWarning, stacklevel=3)
+            "patterns='exact' to refuse sampling.", UserWarning,
+            stacklevel=user_stacklevel())  # the user's line, past sklearn's fit wrapper
         return sample_patterns(X, self.max_patterns, random_state=_seed(self.random_state),
                                bias=self.bias)
 

@@ -21,6 +21,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
+import warnings
 
 HELP = "certify (or refute) the global optimality of a trained two-layer ReLU network"
 
@@ -214,7 +216,7 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError("--random-state only applies with --patterns N; the exact "
                          "certificate is deterministic.")
     try:
-        X, y, _ = load_table(args.data, target=args.target)
+        X, y, columns = load_table(args.data, target=args.target)
     except ValueError as exc:
         raise UsageError(str(exc)) from None
 
@@ -225,9 +227,11 @@ def run(args: argparse.Namespace) -> int:
         kw["weight_decay"], alpha = alpha, None
     jobs = []  # (label, model, y, certify kwargs)
     if suffix in _NPZ:
-        from .predict import _load_model
+        from .predict import _align_features, _load_model
 
         net, header = _load_model(path)
+        X = _align_features(X, columns, dict(header, n_features=net.n_features), args.data,
+                            command="certify")
         kind = f"convexrelu {header.get('kind', 'regressor')}"
         if alpha is None and args.reduction == "sklearn":
             alpha = header.get("alpha")
@@ -277,6 +281,12 @@ def run(args: argparse.Namespace) -> int:
     else:
         model = _load_pickle(path)
         kind = f"scikit-learn {type(model).__name__}"
+        names = getattr(model, "feature_names_in_", None)
+        if names is not None:
+            from .predict import _align_features
+
+            X = _align_features(X, columns, {"feature_names": [str(c) for c in names]},
+                                args.data, command="certify")
         jobs = [(None, model, y)]
 
     # feature-count check with the file names in the message (all jobs share one model)
@@ -289,11 +299,20 @@ def run(args: argparse.Namespace) -> int:
                          "training data with the same features in the same order.")
 
     certs = []
+    seen = set()
     for label, model, target in jobs:
         try:
-            cert = certify(model, X, target, alpha=alpha, **kw)
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                cert = certify(model, X, target, alpha=alpha, **kw)
         except (ValueError, TypeError) as exc:
-            raise UsageError(str(exc)) from None
+            # the library names its parameters; the command has options
+            raise UsageError(str(exc).replace("patterns=N", "--patterns N")) from None
+        for w in caught:  # one line each on stderr, not a library source line
+            msg = " ".join(str(w.message).split())
+            if msg not in seen:
+                seen.add(msg)
+                print(f"convexrelu certify: warning: {msg}", file=sys.stderr)
         certs.append((label, cert))
 
     optimal = all(c.optimal for _, c in certs)

@@ -64,8 +64,9 @@ class ViolatingNeuron:
     output_bias_shift : float
         The output-bias correction applied together with the neuron.
     objective_decrease : float
-        ``J(net) - J(net + neuron)`` in the certificate's normalisation (``> 0`` when
-        ``M(lambda) > beta``).
+        ``J(net) - J(net + neuron)`` in the certificate's normalisation, output-bias shift
+        included (``> 0`` when ``M(lambda) > beta``): the best decrease along this single
+        neuron, a lower bound on the suboptimality ``J - p*``, not the gap (its upper bound).
     """
 
     weight: np.ndarray
@@ -206,8 +207,19 @@ class Certificate:
         lines.append(verdict)
         if self.violating_neuron is not None and self.violating_neuron.objective_decrease > 0:
             v = self.violating_neuron
-            lines.append(f"adding the most violating neuron (sign {v.sign:+d}) lowers the "
-                         f"objective by {v.objective_decrease:.3e}")
+            dec = v.objective_decrease
+            shift = (f"; output bias shifted by {v.output_bias_shift:.3g}"
+                     if v.output_bias_shift != 0 else "")
+            if self.exact and not self.conservative:
+                where = f"the global optimum lies {dec:.3e} to {self.gap:.3e} lower"
+            else:
+                where = (f"the global optimum lies at least {dec:.3e} lower; over sampled "
+                         "patterns the gap is not an upper bound")
+            lines.append(f"one-neuron step   adding the most violating neuron (output sign "
+                         f"{v.sign:+d}, step t = {v.step:.3g} from a line search along it"
+                         f"{shift}) lowers the objective by {dec:.3e}")
+            lines.append("                  (the best decrease along that single neuron, a "
+                         f"local improvement, not the gap: {where})")
         return "\n".join(lines)
 
     def __str__(self) -> str:
@@ -523,12 +535,10 @@ def certify(
         if patterns != "exact":
             raise ValueError(f"patterns must be 'exact', a positive int or an "
                              f"ActivationPatterns; got {patterns!r}.")
-        from ..arrangements import enumerate_patterns
-
         # two features with a free (or no) hidden bias: exact angular sweep, no listing
         sweep = X.shape[1] == 2 and net.n_outputs == 1 and (free_bias or not hidden_bias) \
             and loss_obj.smooth
-        pats = None if sweep else enumerate_patterns(X, bias=hidden_bias)
+        pats = None if sweep else _enumerate_for_certify(X, hidden_bias)
     elif isinstance(patterns, numbers.Integral) and not isinstance(patterns, bool):
         from ..arrangements import sample_patterns
 
@@ -665,6 +675,27 @@ def _refit_dual_point(net, X, y, loss, beta, hidden_bias, penalize_bias, fit_ob)
     V2, W2, c2 = out
     lam, _ = dual_point(loss, prog.predict(V2, W2, c2), y, output_bias=fit_ob)
     return lam
+
+
+def _enumerate_for_certify(X, hidden_bias):
+    """``enumerate_patterns`` whose refusal names certify's own parameters."""
+    import re
+
+    from ..arrangements import PatternLimitError, enumerate_patterns
+
+    try:
+        return enumerate_patterns(X, bias=hidden_bias)
+    except PatternLimitError as exc:
+        # keep the count from the enumerator's message, drop its advice (max_patterns is
+        # not a parameter of certify)
+        found = re.match(r"(.*?), more than max_patterns=([\d,]+)\.", str(exc), re.DOTALL)
+        what = (f"{found.group(1)}, more than the {found.group(2)} an exact certificate "
+                "enumerates" if found else "X has too many activation patterns for an exact "
+                "certificate")
+        raise PatternLimitError(
+            f"{what}. Pass patterns=N to check N sampled patterns instead (a quick look, "
+            "NOT a proof of global optimality), pass a precomputed ActivationPatterns, or "
+            "reduce the number of features.") from None
 
 
 def _violating_neuron(net, X, y, loss, dv, beta, kappa, hidden_bias, penalize_bias, delta):

@@ -238,7 +238,8 @@ def train_gradient_flow(
     monitors : sequence of Monitor, default=()
         Evaluated at recorded steps (see :mod:`convexrelu.nonconvex`).
     progress : bool, optional
-        tqdm progress bar; default: shown when ``n_steps >= 20000``.
+        tqdm progress bar; default: shown when ``n_steps >= 20000`` and stderr is a
+        terminal (never in a log file).
     num_threads : int, optional
         torch CPU threads while training (restored afterwards). Default: one thread for
         small problems (``n_samples * n_neurons * (n_features + n_outputs) < 10**6``),
@@ -316,8 +317,6 @@ def train_gradient_flow(
         rng = check_random_state(random_state)
         W1, b1, W2, b2 = _initial_weights(rng, d, m, c, init_scale=init_scale,
                                           balanced=balanced_init, bias=bias)
-    if progress is None:
-        progress = n_steps >= 20000
 
     model = TwoLayerReLU(d, m, c, bias=bias, output_bias=out_bias,
                          negative_slope=negative_slope, dtype=tdtype,
@@ -405,11 +404,10 @@ def train_gradient_flow(
     status = "completed"
     step = 0
     t0 = time.perf_counter()
-    bar = None
-    if progress:
-        from tqdm.auto import tqdm
+    from .._progress import progress_bar
 
-        bar = tqdm(total=n_steps, desc="gradient flow", unit="step")
+    bar = progress_bar(total=n_steps, desc="gradient flow", unit="step", progress=progress,
+                       large=n_steps >= 20000)
     prev_mask = None
     try:
         while True:
