@@ -224,9 +224,9 @@ def train_gradient_flow(
         the flow only while ``lr`` times the curvature of ``log J`` is small, and that
         curvature grows with the margins ``y_i f(x_i)``: late in a max-margin run a large
         ``lr`` makes the direction zigzag between support vectors and the normalised
-        margin oscillates by up to a few percent (on the 10-point example of
-        ``tests/test_max_margin.py``: ``lr=0.05`` from margins of about 200 on, while
-        ``lr=0.005`` stays stable until ``J`` underflows).
+        margin oscillates by up to a few percent (on the 10 orthogonally separable
+        points of ``convexrelu.demos.dual_extreme_points``: ``lr=0.05`` from margins of
+        about 200 on, while ``lr=0.005`` stays stable until ``J`` underflows).
     bias : bool, default=True
         Whether the hidden layer has a bias.
     output_bias : bool, optional
