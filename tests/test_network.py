@@ -326,6 +326,88 @@ def test_prune_errors():
         random_net(rng, d=2).prune(np.ones((3, 3)))
 
 
+def _activation_rank(net, X, penalize_bias=False):
+    """Numerical rank of the unit columns ``a_j / ||a_j||`` of the active neurons."""
+    A = np.maximum(augment(X, True) @ np.hstack([net.W1, net.b1[:, None]]).T, 0.0)
+    A = A[:, np.any(A > 0, axis=0)]
+    return np.linalg.matrix_rank(A / np.linalg.norm(A, axis=0)) if A.size else 0
+
+
+def test_prune_many_neurons_operation_count(monkeypatch):
+    """400 neurons on 40 points (the size an exact-pattern fit hands to prune): one pass.
+
+    The former implementation took one full SVD per removed neuron (360 here, each
+    O(m^3) with the m x m right factor; ~2 s/call under a multi-threaded BLAS, and minutes
+    for a few thousand neurons). Now no SVD, and at most one triangular solve per neuron
+    and per removal.
+    """
+    import scipy.linalg
+
+    calls = {"svd": 0, "solve_triangular": 0}
+    svd, solve = np.linalg.svd, scipy.linalg.solve_triangular
+
+    def counting_svd(*args, **kwargs):
+        calls["svd"] += 1
+        return svd(*args, **kwargs)
+
+    def counting_solve(*args, **kwargs):
+        calls["solve_triangular"] += 1
+        return solve(*args, **kwargs)
+
+    monkeypatch.setattr(np.linalg, "svd", counting_svd)
+    monkeypatch.setattr(scipy.linalg, "solve_triangular", counting_solve)
+    rng = np.random.default_rng(30)
+    n, m = 40, 400
+    X = rng.uniform(-1, 1, size=(n, 2))
+    net = random_net(rng, d=2, m=m)
+    pr = net.prune(X)
+    assert calls["svd"] == 0
+    assert calls["solve_triangular"] <= 2 * m
+    assert pr.n_neurons <= n
+    f, g = net.predict(X), pr.predict(X)
+    assert np.max(np.abs(g - f)) <= 1e-12 * np.max(np.abs(f))
+    assert pr.path_norm() <= net.path_norm() * (1 + 1e-14)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_prune_keeps_at_most_the_numerical_rank(seed):
+    """One-feature nets: many nearly dependent ReLU columns. A neuron is kept only if no
+    combination ``w`` with it has ``||A w|| <= rtol ||w||``, so the kept columns have full
+    numerical rank (a test on the distance from the span alone kept 21 columns of rank 20
+    on such a net)."""
+    rng = np.random.default_rng(100 + seed)
+    n, m = 26, 48
+    X = rng.normal(size=(n, 1))
+    net = random_net(rng, d=1, m=m)
+    pr = net.prune(X)
+    assert pr.n_neurons <= _activation_rank(net, X)
+    assert _activation_rank(pr, X) == pr.n_neurons
+    np.testing.assert_allclose(pr.predict(X), net.predict(X), atol=1e-12 * net.path_norm())
+    assert pr.path_norm() <= net.path_norm() * (1 + 1e-14)
+
+
+def test_prune_duplicates_low_rank_and_rtol():
+    rng = np.random.default_rng(31)
+    X = np.repeat(rng.normal(size=(4, 2)), 3, axis=0)  # 12 rows, 4 distinct
+    net = random_net(rng, d=2, m=30)
+    twins = ReLUNet(np.vstack([net.W1, 2.0 * net.W1]), np.r_[net.b1, 2.0 * net.b1],
+                    np.hstack([net.W2, 0.5 * net.W2]), net.b2)  # each neuron twice
+    for pb in (False, True):
+        pr = twins.prune(X, penalize_bias=pb)
+        assert pr.n_neurons <= 4  # the rank of anything computed on 4 distinct points
+        np.testing.assert_allclose(pr.predict(X), twins.predict(X), atol=1e-12 * 30)
+        assert pr.path_norm(pb) <= twins.path_norm(pb) * (1 + 1e-14)
+    # rtol=0 keeps every column with a nonzero rounding residual, but never more than
+    # n_samples (the basis then spans R^n); rtol is validated
+    pr = twins.prune(X, rtol=0.0)
+    assert pr.n_neurons <= X.shape[0]
+    np.testing.assert_allclose(pr.predict(X), twins.predict(X), atol=1e-12 * 30)
+    with pytest.raises(ValueError, match=r"rtol must be a float in the range \[0.0, inf\)"):
+        net.prune(X, rtol=-1.0)
+    with pytest.raises(ValueError, match=r"rtol must be a float in the range \[0.0, inf\)"):
+        net.prune(X, rtol=float("nan"))
+
+
 def test_optimal_net_prune_and_map():
     """Solve a small (CVX) with cvxpy; mapped net reproduces p*, pruning keeps it."""
     cp = pytest.importorskip("cvxpy")
