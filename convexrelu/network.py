@@ -695,13 +695,32 @@ class ReLUNet:
                    classes=None, alpha: float = 0.0):
         """A fitted scikit-learn MLP with these weights.
 
+        A ``ReLUNet`` does not know what it was trained for: ``kind`` alone decides the
+        exported model, and the default is an ``MLPRegressor`` whose ``predict`` returns
+        the raw outputs (the logits, for the network of a classifier). To export a fitted
+        estimator as the matching scikit-learn model, use
+        :meth:`ConvexReLUClassifier.to_sklearn <convexrelu.ConvexReLUClassifier.to_sklearn>`
+        or :meth:`ConvexReLURegressor.to_sklearn <convexrelu.ConvexReLURegressor.to_sklearn>`.
+
         Parameters
         ----------
         kind : {"regressor", "classifier"}, default="regressor"
+            ``"regressor"``: an ``MLPRegressor``, ``predict`` equal to :meth:`predict`
+            (flattened to shape (n_samples,) for one output, as scikit-learn does).
+            ``"classifier"``: an ``MLPClassifier``. With one output it has a logistic
+            output unit: ``predict_proba[:, 1]`` is the sigmoid of the output and
+            ``predict`` is ``classes[1]`` where the output is positive. With ``c > 1``
+            outputs it has a softmax output layer (scikit-learn's only multi-class
+            output): ``predict`` is the class of the largest output and
+            ``predict_proba`` is the softmax of the outputs. That is not the normalised
+            one-vs-rest sigmoids of :meth:`ConvexReLUClassifier.predict_proba
+            <convexrelu.ConvexReLUClassifier.predict_proba>`: the predicted classes agree,
+            the probabilities do not.
         classes : array-like, optional
             Class labels for ``kind="classifier"`` (default ``[0, 1]`` for one output,
-            ``range(n_outputs)`` otherwise). One output needs two classes (the logit is
-            that of ``classes[1]``); ``c > 1`` outputs need ``c`` classes (softmax).
+            ``range(n_outputs)`` otherwise). One output needs two classes (the output is
+            the logit of ``classes[1]``); ``c > 1`` outputs need ``c`` classes, output
+            ``k`` belonging to ``classes[k]``.
         alpha : float, default=0.0
             Stored as the estimator's ``alpha``.
 
@@ -711,6 +730,11 @@ class ReLUNet:
             ``predict`` (and ``predict_proba``) work; ``loss_`` is not meaningful
             (the estimator was initialised by one ``partial_fit`` on dummy data and its
             weights then overwritten).
+
+        Raises
+        ------
+        ValueError
+            If ``kind`` is unknown or ``classes`` does not match the number of outputs.
         """
         from sklearn.neural_network import MLPClassifier, MLPRegressor
 
@@ -800,6 +824,19 @@ class ReLUNet:
         ----------
         dtype : torch.dtype, optional
             Default ``torch.float64``.
+
+        Returns
+        -------
+        torch.nn.Sequential
+            A module mapping a tensor of shape (n_samples, n_features) to one of shape
+            (n_samples, n_outputs), like every ``nn.Linear``: for one output that is
+            (n_samples, 1), where :meth:`predict` returns shape (n_samples,)
+            (``module(x)[:, 0]`` or ``.squeeze(1)`` matches it).
+
+        Raises
+        ------
+        ImportError
+            If torch is not installed.
         """
         torch = _import_torch()
         nn = torch.nn

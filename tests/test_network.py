@@ -609,3 +609,94 @@ def test_torch_errors(monkeypatch):
         net.to_torch()
     with pytest.raises(ImportError, match=r"pip install convexrelu\[torch\]"):
         ReLUNet.from_torch(object())
+
+
+# --------------------------------------------------------------------------- estimator exports
+def _blobs(rng, n_per, centres):
+    X = np.vstack([c + 0.6 * rng.normal(size=(n_per, 2)) for c in centres])
+    y = np.repeat(np.arange(len(centres)), n_per)
+    return X, y
+
+
+def test_classifier_to_sklearn_binary_agrees():
+    from sklearn.neural_network import MLPClassifier
+
+    from convexrelu import ConvexReLUClassifier
+
+    rng = np.random.default_rng(40)
+    X, y = _blobs(rng, 6, [(-1.0, 0.0), (1.0, 0.3)])
+    labels = np.array(["neg", "pos"])[y]
+    clf = ConvexReLUClassifier(alpha=0.1, patterns="exact", certify=False).fit(X, labels)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # two classes: the export is faithful, no warning
+        mlp = clf.to_sklearn()
+    assert isinstance(mlp, MLPClassifier) and mlp.out_activation_ == "logistic"
+    np.testing.assert_array_equal(mlp.classes_, clf.classes_)
+    assert mlp.alpha == clf.alpha
+    Xt = rng.normal(size=(20, 2))
+    np.testing.assert_array_equal(mlp.predict(Xt), clf.predict(Xt))
+    np.testing.assert_allclose(mlp.predict_proba(Xt), clf.predict_proba(Xt), atol=1e-12)
+    # the network alone exports what kind says: by default an MLPRegressor of the logits
+    reg = clf.network_.to_sklearn()
+    assert type(reg).__name__ == "MLPRegressor"
+    np.testing.assert_allclose(reg.predict(Xt), clf.decision_function(Xt), atol=1e-12)
+
+
+@pytest.mark.parametrize("loss", ["logistic", "hinge"])
+def test_classifier_to_sklearn_multiclass_softmax_warns(loss):
+    """Three classes: sklearn's MLPClassifier is a softmax; argmax agrees, probabilities
+    (softmax of the logits vs normalised one-vs-rest sigmoids) do not."""
+    from scipy.special import expit, softmax
+
+    from convexrelu import ConvexReLUClassifier
+
+    rng = np.random.default_rng(41)
+    X, y = _blobs(rng, 4, [(-1.5, 0.0), (1.5, 0.0), (0.0, 1.5)])
+    clf = ConvexReLUClassifier(alpha=0.3, loss=loss, patterns="exact", certify=False)
+    clf.fit(X, y)
+    with pytest.warns(UserWarning, match="output layer is a softmax: predict agrees"):
+        mlp = clf.to_sklearn()
+    assert mlp.out_activation_ == "softmax"
+    Xt = rng.normal(scale=1.5, size=(40, 2))
+    np.testing.assert_array_equal(mlp.predict(Xt), clf.predict(Xt))
+    z = clf.decision_function(Xt)
+    np.testing.assert_allclose(mlp.predict_proba(Xt), softmax(z, axis=1), atol=1e-12)
+    ovr = expit(z) / expit(z).sum(axis=1, keepdims=True)
+    if loss == "logistic":
+        np.testing.assert_allclose(clf.predict_proba(Xt), ovr, atol=1e-12)
+    # the documented difference is real, and the most probable class is the same
+    assert np.max(np.abs(mlp.predict_proba(Xt) - ovr)) > 1e-2
+    np.testing.assert_array_equal(np.argmax(mlp.predict_proba(Xt), 1), np.argmax(ovr, 1))
+
+
+def test_regressor_to_sklearn_agrees():
+    from sklearn.neural_network import MLPRegressor
+
+    from convexrelu import ConvexReLURegressor
+
+    rng = np.random.default_rng(42)
+    X = rng.normal(size=(10, 2))
+    y = np.abs(X[:, 0]) - X[:, 1]
+    Xt = rng.normal(size=(15, 2))
+    reg = ConvexReLURegressor(alpha=0.1, patterns="exact", certify=False).fit(X, y)
+    mlp = reg.to_sklearn()
+    assert isinstance(mlp, MLPRegressor) and mlp.alpha == reg.alpha
+    np.testing.assert_allclose(mlp.predict(Xt), reg.predict(Xt), atol=1e-12)
+    # one target column: the estimator keeps (n, 1), MLPRegressor flattens (documented)
+    reg2 = ConvexReLURegressor(alpha=0.1, patterns="exact", certify=False).fit(X, y[:, None])
+    mlp2 = reg2.to_sklearn()
+    assert reg2.predict(Xt).shape == (15, 1) and mlp2.predict(Xt).shape == (15,)
+    np.testing.assert_allclose(mlp2.predict(Xt), reg2.predict(Xt)[:, 0], atol=1e-12)
+
+
+@pytest.mark.parametrize("c", [1, 3])
+def test_torch_output_shape(c):
+    """to_torch returns (n, n_outputs), also (n, 1) for one output; predict (n,) then."""
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(43)
+    net = random_net(rng, d=2, m=4, c=c)
+    X = rng.normal(size=(7, 2))
+    out = net.to_torch()(torch.as_tensor(X)).detach().numpy()
+    assert out.shape == (7, c)
+    assert net.predict(X).shape == ((7,) if c == 1 else (7, c))
+    np.testing.assert_allclose(out[:, 0] if c == 1 else out, net.predict(X), atol=1e-12)
