@@ -70,13 +70,12 @@ def _caratheodory_reduce(A: np.ndarray, s: np.ndarray, cost: np.ndarray,
     ``||r|| > tol ||w||``, i.e. when ``w`` is not a numerical null vector (the test of a
     singular value ``<= tol``, without the SVD), and ``||r|| > n eps`` (a smaller
     residual is rounding noise that would spoil the orthogonality of ``Q``). Otherwise
-    ``w`` is one,
-    oriented so that ``cost^T w >= 0`` (it then has a positive entry), and ``s`` moves to
-    ``s - tau w`` with the largest ``tau`` keeping ``s >= 0``: at least one of ``B + [j]``
-    reaches zero. Dead basis columns leave the factorisation (``scipy.linalg.qr_delete``,
-    Givens rotations) and ``j`` is tested again, so every step removes a column and there
-    are at most ``A.shape[1]`` steps; ``A s`` moves by ``tau r`` per step, with
-    ``||tau r|| <= tol ||tau w||``.
+    ``w`` is one, oriented so that ``cost^T w >= 0`` (it then has a positive entry), and
+    ``s`` moves to ``s - tau w`` with the largest ``tau`` keeping ``s >= 0``: at least one
+    of ``B + [j]`` reaches zero. Dead basis columns leave the factorisation
+    (``scipy.linalg.qr_delete``, Givens rotations) and ``j`` is tested again, so every
+    step removes a column and there are at most ``A.shape[1]`` steps; ``A s`` moves by
+    ``tau r`` per step, with ``||tau r|| <= tol ||tau w||``.
 
     Returns
     -------
