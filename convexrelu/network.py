@@ -75,7 +75,7 @@ def _caratheodory_reduce(A: np.ndarray, s: np.ndarray, cost: np.ndarray,
     of ``B + [j]`` reaches zero. Dead basis columns leave the factorisation
     (``scipy.linalg.qr_delete``, Givens rotations) and ``j`` is tested again, so every
     step removes a column and there are at most ``A.shape[1]`` steps; ``A s`` moves by
-    ``tau r`` per step, with ``||tau r|| <= tol ||tau w||``.
+    ``tau r`` per step, with ``||r|| <= max(tol ||w||, n eps)``.
 
     Returns
     -------
