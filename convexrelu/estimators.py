@@ -434,6 +434,21 @@ class ConvexReLURegressor(RegressorMixin, _ConvexReLUBase):
             out = out[:, None]
         return out
 
+    def to_sklearn(self):
+        """The fitted network as a fitted scikit-learn ``MLPRegressor``.
+
+        Same weights, so ``predict`` agrees with this estimator's to rounding; for a
+        2-D ``y`` with one column the MLP returns shape (n_samples,) where this estimator
+        returns (n_samples, 1) (``MLPRegressor`` flattens one output). ``alpha`` is
+        copied; the MLP's ``loss_`` is not meaningful (see :meth:`ReLUNet.to_sklearn`).
+
+        Returns
+        -------
+        sklearn.neural_network.MLPRegressor
+        """
+        check_is_fitted(self, "network_")
+        return self.network_.to_sklearn("regressor", alpha=self.alpha)
+
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.target_tags.multi_output = True
@@ -583,3 +598,34 @@ certificate_, n_features_in_
         """Logarithm of :meth:`predict_proba`."""
         with np.errstate(divide="ignore"):
             return np.log(self.predict_proba(X))
+
+    def to_sklearn(self):
+        """The fitted network as a fitted scikit-learn ``MLPClassifier``.
+
+        Same weights and ``classes_``. Two classes: the MLP has one logistic output, so
+        ``predict`` and ``predict_proba`` agree with this estimator's. More classes:
+        ``MLPClassifier`` has a softmax output layer, so ``predict`` (the class of the
+        largest logit) agrees, but its ``predict_proba`` is the softmax of the one-vs-rest
+        logits, not this estimator's normalised one-vs-rest sigmoids (the two can differ by
+        more than 0.1); a ``UserWarning`` says so. With ``loss='hinge'`` the MLP's
+        ``predict_proba`` is the sigmoid (softmax) of hinge scores, not a calibrated
+        probability. ``alpha`` is copied; ``loss_`` is not meaningful.
+
+        Returns
+        -------
+        sklearn.neural_network.MLPClassifier
+
+        Warns
+        -----
+        UserWarning
+            With more than two classes (probabilities differ, see above).
+        """
+        check_is_fitted(self, "network_")
+        if self.classes_.shape[0] > 2:
+            warnings.warn(
+                f"exporting a one-vs-rest network over {self.classes_.shape[0]} classes to an "
+                "MLPClassifier, whose output layer is a softmax: predict agrees with this "
+                "estimator, predict_proba does not (softmax of the logits instead of "
+                "normalised one-vs-rest sigmoids).", UserWarning, stacklevel=2)
+        return self.network_.to_sklearn("classifier", classes=self.classes_,
+                                        alpha=self.alpha)
