@@ -148,6 +148,13 @@ class Certificate:
     reduction : str
     hidden_bias : bool
     penalize_bias : bool
+    method : str
+        How ``M(lambda)`` was evaluated: ``"enumerated"`` (all listed patterns),
+        ``"sweep2d"`` (exact angular sweep, two features), ``"sampled"`` (a sample of the
+        patterns: not a proof), ``"patterns"`` (a user-given pattern set) or
+        ``"local_search"`` (too many patterns to list: heuristic search for the most
+        violating neuron, :func:`~convexrelu.certificates.search_violators`; ``exact`` and
+        ``optimal`` are False and the lower bound is not valid).
     """
 
     objective: float
@@ -171,22 +178,36 @@ class Certificate:
     hidden_bias: bool
     penalize_bias: bool
     info: dict = field(default_factory=dict)
+    method: str = "enumerated"
+
+    @property
+    def heuristic(self) -> bool:
+        """Whether ``M(lambda)`` comes from a local search (never a proof)."""
+        return self.method == "local_search"
 
     def summary(self) -> str:
         """A short human-readable report."""
         lines = [
             f"objective         {self.objective:.10g}",
-            f"lower bound       {self.lower_bound:.10g}",
+            f"lower bound       {self.lower_bound:.10g}"
+            + (" (NOT valid: heuristic search)" if self.heuristic else ""),
             f"gap               {self.gap:.3e} "
             f"(relative {self.relative_gap:.3e}, tol {self.tol:g})",
             f"M(lambda) / beta  {self.dual_ratio:.6g}"
             + (" (upper bound)" if self.conservative else ""),
             f"patterns checked  {self.n_patterns_checked}"
-            + (" (all patterns)" if self.exact else " (a SAMPLE of the patterns)"),
+            + (" (all patterns)" if self.exact else " (a SAMPLE of the patterns)")
+            if not self.heuristic else
+            f"patterns          too many to list: local search refined "
+            f"{self.n_patterns_checked} cells",
         ]
         if self.optimal:
             verdict = ("CERTIFIED globally optimal: no two-layer ReLU network of any width has "
                        f"an objective lower by more than {self.gap:.3e}.")
+        elif self.heuristic:
+            verdict = ("heuristic: the best violating neuron found by local search; not a "
+                       "proof of global optimality. The search can miss violations, so "
+                       "M(lambda) may be larger and the lower bound is not certified.")
         elif not self.exact:
             verdict = ("NOT a proof: the dual constraint was checked over a sample of the "
                        "activation patterns only, so the lower bound is not certified and "
@@ -226,6 +247,7 @@ class Certificate:
             "n_patterns_checked": int(self.n_patterns_checked), "loss": self.loss,
             "reduction": self.reduction, "hidden_bias": bool(self.hidden_bias),
             "penalize_bias": bool(self.penalize_bias),
+            "method": self.method, "heuristic": bool(self.heuristic),
             "dual": np.asarray(self.dual).tolist(),
         }
 
@@ -440,7 +462,7 @@ def certify(
     *,
     alpha: Optional[float] = None,
     loss: Union[str, Loss, None] = None,
-    patterns="exact",
+    patterns="auto",
     tol: float = 1e-6,
     reduction: Reduction = "sklearn",
     weight_decay: Optional[float] = None,
@@ -480,9 +502,15 @@ def certify(
     loss : {"squared", "logistic", "hinge", "softmax", "mse"} or Loss, optional
         Default: from the sklearn model, else ``"squared"``. ``"squared"`` is
         ``(1/2)(z - y)^2`` per sample; ``"mse"`` is torch's ``MSELoss`` ``(z - y)^2``.
-    patterns : "exact", int or ActivationPatterns, default="exact"
-        ``"exact"``: all patterns (:func:`convexrelu.enumerate_patterns`); an int ``N``:
-        ``N`` sampled Gaussian gates (NOT a proof); or a precomputed pattern set.
+    patterns : "auto", "exact", int or ActivationPatterns, default="auto"
+        ``"exact"``: all patterns (:func:`convexrelu.enumerate_patterns`; refused with a
+        ``PatternLimitError`` when there are too many); ``"auto"``: the same when the
+        patterns can be listed (or swept, two features), otherwise a heuristic local search
+        for the most violating neuron (:func:`~convexrelu.certificates.search_violators`,
+        seeded with the network's own neurons): the certificate then has
+        ``method="local_search"``, ``exact=False`` and ``optimal=False``, and its lower
+        bound is not valid (the search can miss violations); an int ``N``: ``N`` sampled
+        Gaussian gates (NOT a proof); or a precomputed pattern set.
     tol : float, default=1e-6
         Relative-gap tolerance for ``optimal``.
     reduction : {"sklearn", "mean", "sum"}, default="sklearn"
@@ -513,7 +541,7 @@ def certify(
         Margin tolerance of the hinge certificate (docs/mathematics.rst §4.5): samples with
         ``|y_i f(x_i) - 1| <= tau`` get a free dual value in ``[0, 1]``.
     random_state : int, Generator or None
-        For sampled patterns.
+        For sampled patterns and the local search.
 
     Returns
     -------
@@ -600,21 +628,31 @@ def certify(
     objective = kappa * primal_s
 
     # ---- patterns
-    sweep = False
+    sweep = search = False
+    pats = None
+    method = "patterns"
     if isinstance(patterns, str):
-        if patterns != "exact":
-            raise ValueError(f"patterns must be 'exact', a positive int or an "
+        if patterns not in ("auto", "exact"):
+            raise ValueError(f"patterns must be 'auto', 'exact', a positive int or an "
                              f"ActivationPatterns; got {patterns!r}.")
-        from ..arrangements import enumerate_patterns
+        from ..arrangements import PatternLimitError, enumerate_patterns
 
         # two features with a free (or no) hidden bias: exact angular sweep, no listing
         sweep = X.shape[1] == 2 and net.n_outputs == 1 and (free_bias or not hidden_bias) \
             and lname != "hinge"
-        pats = None if sweep else enumerate_patterns(X, bias=hidden_bias)
+        method = "sweep2d" if sweep else "enumerated"
+        if not sweep:
+            try:  # refused cheaply (a count bound) before listing anything
+                pats = enumerate_patterns(X, bias=hidden_bias)
+            except PatternLimitError:
+                if patterns == "exact":
+                    raise
+                search, method = True, "local_search"
     elif isinstance(patterns, numbers.Integral) and not isinstance(patterns, bool):
         from ..arrangements import sample_patterns
 
         pats = sample_patterns(X, int(patterns), random_state=random_state, bias=hidden_bias)
+        method = "sampled"
     elif isinstance(patterns, ActivationPatterns):
         patterns.check_data(X)
         if patterns.bias != hidden_bias:
@@ -638,7 +676,10 @@ def certify(
         # the output-bias constraint 1^T Lambda = 0 per class: use a feasible point only if
         # centred; otherwise project the rows inside the simplex by mixing with Y (s < 1)
         conservative = True
-    if sweep:
+    if search:
+        dv = _search_dual(net, X, lam, hidden_bias, free_bias, random_state)
+        pats_exact = False
+    elif sweep:
         from ..arrangements import count_patterns
         from ._dual import dual_constraint_2d
 
@@ -649,7 +690,7 @@ def certify(
         dv = dual_constraint(pats, X, lam, penalize_bias=not free_bias)
         pats_exact = bool(pats.exact)
     Mval = dv.value
-    if lam.ndim == 2 and lam.shape[1] > 1:
+    if lam.ndim == 2 and lam.shape[1] > 1 and not search:
         # several outputs: for every neuron a, ||Lambda^T a||_2^2 = sum_k (lambda_k^T a)^2
         # <= sum_k M_k^2 with M_k the exact scalar value of column k, a finite bound
         # where the joint one is not (e.g. a free hidden bias); keep the smaller
@@ -687,12 +728,42 @@ def certify(
         dual=s * lam, dual_ratio=ratio, dual_scale=float(s), beta=float(beta_s),
         violating_neuron=vn, stationarity_residuals=st, balance_residuals=bal,
         n_patterns_checked=int(dv.n_patterns_checked), loss=lname, reduction=reduction,
-        hidden_bias=hidden_bias, penalize_bias=bool(penalize_bias),
+        hidden_bias=hidden_bias, penalize_bias=bool(penalize_bias), method=method,
         info={"M": Mval, "n_refined": dv.n_refined, "n_fallbacks": dv.n_fallbacks,
               "output_bias_shift": delta, "pattern_index": dv.pattern_index,
               "sign": dv.sign, "direction": dv.direction, "gate_lower": dv.gate_lower,
-              "primal_sum": primal_s, "kappa": kappa},
+              "primal_sum": primal_s, "kappa": kappa,
+              "search": dict(dv.info) if search else None},
     )
+
+
+def _search_dual(net, X, lam, hidden_bias, free_bias, random_state):
+    """``M(lambda)`` estimated by a local search (a lower estimate: NOT a proof).
+
+    The network's own neurons are extra starts. Several outputs: each column is searched
+    and the values are combined as ``sqrt(sum_k M_k^2)`` (the joint bound's form).
+    """
+    from ._dual import DualConstraintValue
+    from ._search import search_violators
+
+    Xa = augment(X, hidden_bias)
+    starts = np.hstack([net.W1, net.b1[:, None]]) if hidden_bias else net.W1
+    starts = starts[np.linalg.norm(starts, axis=1) > 0]
+    L = lam[:, None] if lam.ndim == 1 else lam
+    best, vals, info = None, [], {"method": "local_search"}
+    for k in range(L.shape[1]):
+        lk = L[:, k] - L[:, k].mean() if free_bias else L[:, k]
+        cand = search_violators(Xa, lk, free_bias=free_bias, starts=starts,
+                                random_state=random_state)[0]
+        vals.append(max(cand.value, 0.0))
+        if best is None or cand.value > best.value:
+            best = cand
+            info.update(cand.info)
+    value = vals[0] if len(vals) == 1 else float(np.sqrt(np.sum(np.square(vals))))
+    return DualConstraintValue(
+        value=float(value), lower=float(best.value), direction=best.direction,
+        sign=int(best.sign), pattern_index=-1, exact=False, conservative=len(vals) > 1,
+        n_patterns_checked=int(info.get("n_refined", 0)), info=info)
 
 
 def _violating_neuron(net, X, y, loss, dv, beta, kappa, hidden_bias, penalize_bias, delta):

@@ -266,6 +266,7 @@ def search_violators(
     time_limit: Optional[float] = None,
     random_state=None,
     batch_size: int = 1024,
+    max_row_starts: int = 512,
 ) -> List[Candidate]:
     """Most violating neurons found by a multistart local search (a heuristic).
 
@@ -315,7 +316,11 @@ def search_violators(
     random_state : int, Generator or None
         Seed of the random starts and samples.
     batch_size : int, default=1024
-        Directions per block in the sampling pass (memory ``~ 8 n batch_size`` bytes).
+        Directions per block in the sampling pass and the fixed-point ascent (memory
+        ``~ 8 n batch_size`` bytes).
+    max_row_starts : int, default=512
+        At most this many data rows (those with the largest ``|lam_i|``) are used as
+        starts ``+-x_i``.
 
     Returns
     -------
@@ -374,6 +379,7 @@ def search_violators(
     top_k = check_positive_int(top_k, "top_k")
     max_iter = check_positive_int(max_iter, "max_iter", minimum=0)
     batch_size = check_positive_int(batch_size, "batch_size")
+    max_row_starts = check_positive_int(max_row_starts, "max_row_starts", minimum=0)
     if time_limit is not None:
         time_limit = float(time_limit)
         if not time_limit > 0:
@@ -408,9 +414,11 @@ def search_violators(
         rows = prob.Xt.copy()
         if free_bias:
             rows[:, -1] = 0.0
-        keep = np.linalg.norm(rows, axis=1) > 0
+        keep = np.flatnonzero(np.linalg.norm(rows, axis=1) > 0)
+        if keep.size > max_row_starts:  # the rows with the largest |lambda_i|
+            keep = np.sort(keep[np.argsort(-np.abs(lam[keep]), kind="stable")[:max_row_starts]])
         pool.append(np.hstack([rows[keep].T, -rows[keep].T]))
-        origin += ["row"] * (2 * int(keep.sum()))
+        origin += ["row"] * (2 * keep.size)
         if n_starts:
             pool.append(rng.standard_normal((d_aug, n_starts)))
             origin += ["random"] * n_starts
@@ -437,11 +445,17 @@ def search_violators(
             origin += ["sample"] * sx.shape[1]
         t2 = time.perf_counter()
         stats["time_sample"] += t2 - t1
-        P = prob.complete(np.hstack(pool), lam_s)
+        P = np.hstack(pool)
         origin = np.array(origin)
-        vals = prob.values(P, lam_s)
+        vals = np.empty(P.shape[1])
+        for s0 in range(0, P.shape[1], batch_size):  # blocks keep memory O(n batch_size)
+            blk = slice(s0, s0 + batch_size)
+            P[:, blk] = prob.complete(P[:, blk], lam_s)
+            vals[blk] = prob.values(P[:, blk], lam_s)
+            Pb, vb = P[:, blk].copy(), vals[blk].copy()
+            _fixed_point(prob, Pb, vb, lam_s, max_iter, deadline)
+            P[:, blk], vals[blk] = Pb, vb
         stats["n_fixed_point_starts"] += P.shape[1]
-        _fixed_point(prob, P, vals, lam_s, max_iter, deadline)
         t3 = time.perf_counter()
         stats["time_fixed_point"] += t3 - t2
         # refine the best distinct patterns, and every user start
