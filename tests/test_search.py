@@ -242,3 +242,18 @@ def test_cli_patterns_default_is_auto():
     assert _patterns_arg("auto") == "auto" and _patterns_arg("7") == 7
     with pytest.raises(argparse.ArgumentTypeError, match="'auto', 'exact' or a number"):
         _patterns_arg("many")
+
+
+def test_start_signs_restrict_user_starts():
+    X, lam = _data("gauss", 30, 4, 11)
+    lam -= lam.mean()
+    Xa = np.hstack([X, np.ones((30, 1))])
+    starts = np.random.default_rng(0).standard_normal((3, 5))
+    kw = dict(free_bias=True, n_starts=0, n_samples=0, max_row_starts=0, starts=starts,
+              top_k=10, random_state=0)
+    both = search_violators(Xa, lam, **kw)
+    assert {c.sign for c in both} == {1, -1}
+    plus = search_violators(Xa, lam, start_signs=[1, 1, 1], **kw)
+    assert {c.sign for c in plus} == {1}
+    with pytest.raises(ValueError, match="start_signs must hold one sign"):
+        search_violators(Xa, lam, starts=starts, start_signs=[1, 0, 1])

@@ -748,13 +748,16 @@ def _search_dual(net, X, lam, hidden_bias, free_bias, random_state):
 
     Xa = augment(X, hidden_bias)
     starts = np.hstack([net.W1, net.b1[:, None]]) if hidden_bias else net.W1
-    starts = starts[np.linalg.norm(starts, axis=1) > 0]
+    used = np.linalg.norm(starts, axis=1) > 0
+    starts = starts[used]
+    # one output: each neuron is tried with the sign of its output weight
+    signs = np.where(net.W2[0, used] >= 0, 1, -1) if net.n_outputs == 1 else None
     L = lam[:, None] if lam.ndim == 1 else lam
     best, vals, info = None, [], {"method": "local_search"}
     for k in range(L.shape[1]):
         lk = L[:, k] - L[:, k].mean() if free_bias else L[:, k]
         cand = search_violators(Xa, lk, free_bias=free_bias, starts=starts,
-                                random_state=random_state)[0]
+                                start_signs=signs, random_state=random_state)[0]
         vals.append(max(cand.value, 0.0))
         if best is None or cand.value > best.value:
             best = cand

@@ -211,37 +211,29 @@ def _polish(prob: _Problem, x, lam_s):
 
 
 def _refine(prob, x, v, lam_s, neg, max_iter, deadline, polish):
-    """DCA and fixed-point steps until neither improves, then a cell polish (and repeat)."""
+    """Monotone moves, cheapest first: a fixed-point step; when it stalls a DCA step; when
+    both stall the exact cell polish. Any success restarts from the fixed-point step."""
     n_steps = 0
-    polished = False
+    moves = ("fp", "dca", "polish") if polish else ("fp", "dca")
     for _ in range(max_iter):
         if deadline is not None and time.perf_counter() > deadline:
             break
-        improved = False
-        for step in ("dca", "fp"):
-            if step == "dca":
-                xn = _dca_step(prob, x, lam_s, neg)
-            else:
+        for move in moves:
+            n_steps += 1
+            if move == "fp":
                 act = (prob.Xt @ x) > 0
                 xn = prob.complete((prob.Xt.T @ (act * lam_s))[:, None], lam_s)[:, 0]
+            elif move == "dca":
+                xn = _dca_step(prob, x, lam_s, neg)
+            else:
+                xn = _polish(prob, x, lam_s)
+                if xn is None:
+                    continue
             vn = float(prob.values(xn[:, None], lam_s)[0])
-            n_steps += 1
             if vn > v + _IMPROVE_RTOL * abs(v) + 1e-300:
-                x, v, improved = xn, vn, True
-        if improved:
-            polished = False
-            continue
-        if not polish or polished:
-            break
-        polished = True
-        xp = _polish(prob, x, lam_s)
-        n_steps += 1
-        if xp is None:
-            break
-        vp = float(prob.values(xp[:, None], lam_s)[0])
-        if vp > v + _IMPROVE_RTOL * abs(v) + 1e-300:
-            x, v, polished = xp, vp, True
-        else:
+                x, v = xn, vn
+                break
+        else:  # no move improves: a local maximum for these moves
             break
     return x, v, n_steps
 
@@ -260,6 +252,7 @@ def search_violators(
     n_starts: int = 16,
     n_samples: int = 4096,
     starts=None,
+    start_signs=None,
     top_k: int = 1,
     max_iter: int = 50,
     polish: bool = True,
@@ -303,7 +296,11 @@ def search_violators(
         Random directions in the cheap sampling pass (``0`` to skip it).
     starts : array-like of shape (n_starts_user, d_aug), optional
         Extra starting directions in the original coordinates, e.g. the current
-        network's neurons ``[W1, b1]``; each is tried with both signs and always refined.
+        network's neurons ``[W1, b1]``; each is always refined, with both signs unless
+        ``start_signs`` is given.
+    start_signs : array-like of shape (n_starts_user,), optional
+        Sign (``+1`` / ``-1``) to try each of ``starts`` with, e.g. the signs of the
+        network's output weights.
     top_k : int, default=1
         Number of candidates returned (distinct activation patterns, best first).
     max_iter : int, default=50
@@ -397,6 +394,11 @@ def search_violators(
         if user.ndim != 2 or user.shape[1] != d_aug or not np.all(np.isfinite(user)):
             raise ValueError(f"starts must be a finite array of shape (k, {d_aug}) (rows "
                              f"x = (u, b) in the coordinates of Xa); got shape {user.shape}.")
+        if start_signs is not None:
+            ss = np.asarray(start_signs)
+            if ss.shape != (user.shape[0],) or not np.all(np.isin(ss, (1, -1))):
+                raise ValueError(f"start_signs must hold one sign (1 or -1) per start, shape "
+                                 f"({user.shape[0]},); got {ss!r}.")
         if free_bias:  # to the translated coordinates used internally
             user = user.copy()
             user[:, -1] = user[:, -1] + user[:, :-1] @ prob.shift
@@ -408,9 +410,10 @@ def search_violators(
         lam_s = sgn * lam
         neg = lam_s < 0
         pool, origin = [], []
-        if user.shape[0]:
-            pool.append(user.T)
-            origin += ["user"] * user.shape[0]
+        mine = user if start_signs is None else user[np.asarray(start_signs) == sgn]
+        if mine.shape[0]:
+            pool.append(mine.T)
+            origin += ["user"] * mine.shape[0]
         rows = prob.Xt.copy()
         if free_bias:
             rows[:, -1] = 0.0
