@@ -283,3 +283,19 @@ def test_search_beats_random_gates_on_real_data(loader):
     best = search_violators(Xa, lam, free_bias=True, random_state=0)[0]
     assert best.value == pytest.approx(_attained(Xa, lam, best), rel=1e-12)
     assert best.value >= 1.2 * gates
+
+
+def test_certify_auto_heuristic_with_two_outputs():
+    rng = np.random.default_rng(12)
+    X = rng.standard_normal((60, 12))
+    Y = rng.standard_normal((60, 2))
+    net = ReLUNet(rng.standard_normal((4, 12)), rng.standard_normal(4),
+                  rng.standard_normal((2, 4)), np.zeros(2))
+    cert = certify(net, X, Y, alpha=0.1, random_state=0)
+    assert cert.heuristic and cert.conservative and not cert.optimal
+    # the per-column search values combine as sqrt(M_1^2 + M_2^2) >= each column's value
+    lam = cert.dual / cert.dual_scale
+    Xa = np.hstack([X, np.ones((60, 1))])
+    for k in range(2):
+        c = search_violators(Xa, lam[:, k] - lam[:, k].mean(), free_bias=True, random_state=0)
+        assert c[0].value <= cert.info["M"] + 1e-9

@@ -5,7 +5,8 @@ Given any network (any width, not necessarily stationary), :func:`certify` compu
 
 1. the objective ``J`` (scikit-learn's normalisation by default, docs/mathematics.rst §8.1);
 2. the dual point ``lambda = -grad l(y_hat)`` (output bias re-fitted, docs/mathematics.rst §8.3);
-3. ``M(lambda)`` exactly over all activation patterns (:mod:`._dual`);
+3. ``M(lambda)`` exactly over all activation patterns (:mod:`._dual`), or, when they
+   are too many to list, a heuristic estimate by local search (:mod:`._search`, no proof);
 4. the best feasible rescaling ``s* lambda`` and the lower bound ``LB = D(s* lambda)``,
    valid for every network of every width (weak duality);
 5. the gap ``J - LB``, the most violating neuron and per-neuron KKT residuals.
