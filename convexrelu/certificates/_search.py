@@ -36,9 +36,11 @@ With a free hidden bias every direction :math:`u` is completed by the exactly op
 :math:`b` (the function is piecewise linear in :math:`b` with breakpoints
 :math:`-x_i^\\top u`; one sort per direction).
 
-Measured on standardised ``load_breast_cancer`` (569 x 30, free hidden bias, ``lambda`` the
-centred residual of an ``MLPRegressor((50,))``): a million random Gaussian gates reach
-about half of the value the search finds in a few seconds.
+Measured with a free hidden bias and ``lambda`` the centred residual of an
+``MLPRegressor((50,), alpha=1e-3)`` on standardised data: a million random Gaussian gates
+reach 80% of the value the search finds on ``load_diabetes`` (442 x 10) and 52% on
+``load_breast_cancer`` (569 x 30), in two to three times the search's few seconds. The DCA
+step is what matters: without it the search stops 6% lower on ``load_breast_cancer``.
 """
 
 from __future__ import annotations
