@@ -265,7 +265,8 @@ def test_bad_input(workdir, capsys, tmp_path):
     assert code == 2 and "--alpha" in err
     code, _, err = _run(capsys, [model, data, "--target", "t", "--tol", "nan"])
     assert code == 2 and "--tol" in err
-    code, _, err = _run(capsys, [model, data, "--target", "t", "--random-state", "1"])
+    code, _, err = _run(capsys, [model, data, "--target", "t", "--patterns", "exact",
+                                 "--random-state", "1"])
     assert code == 2 and "--patterns N" in err
     with pytest.raises(SystemExit):
         main(["certify", str(model), str(data), "--target", "t", "--patterns", "some"])

@@ -38,13 +38,14 @@ def _loss_choices() -> list:
 
 
 def _patterns_arg(value: str):
-    if value == "exact":
+    if value in ("auto", "exact"):
         return value
     try:
         n = int(value)
     except ValueError:
         raise argparse.ArgumentTypeError(
-            f"--patterns must be 'exact' or a number of sampled patterns; got {value!r}."
+            f"--patterns must be 'auto', 'exact' or a number of sampled patterns; got "
+            f"{value!r}."
         ) from None
     if n < 1:
         raise argparse.ArgumentTypeError(f"--patterns N needs N >= 1; got {n}.")
@@ -71,9 +72,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--reduction", choices=("sklearn", "mean", "sum"), default="sklearn",
                         help="normalisation of the objective (default sklearn; 'mean' for a "
                              "torch loss with reduction='mean' and SGD weight_decay)")
-    parser.add_argument("--patterns", metavar="exact|N", type=_patterns_arg, default="exact",
-                        help="check all activation patterns ('exact', default) or N sampled "
-                             "ones (a quick look, never a proof)")
+    parser.add_argument("--patterns", metavar="auto|exact|N", type=_patterns_arg,
+                        default="auto",
+                        help="'auto' (default): all activation patterns when they can be "
+                             "listed, else a local search for violating neurons (heuristic, "
+                             "never a proof); 'exact': all patterns or an error; N: N sampled "
+                             "patterns (a quick look, never a proof)")
     parser.add_argument("--tol", metavar="T", type=float, default=1e-6,
                         help="relative-gap tolerance for 'optimal' (default 1e-6)")
     parser.add_argument("--random-state", metavar="S", type=int, default=None,
@@ -213,8 +217,8 @@ def run(args: argparse.Namespace) -> int:
     if not np.isfinite(args.tol) or args.tol < 0:
         raise UsageError(f"--tol must be a finite number >= 0; got {args.tol}.")
     if args.random_state is not None and args.patterns == "exact":
-        raise UsageError("--random-state only applies with --patterns N; the exact "
-                         "certificate is deterministic.")
+        raise UsageError("--random-state only applies with --patterns N or auto (local "
+                         "search); the exact certificate is deterministic.")
     try:
         X, y, columns = load_table(args.data, target=args.target)
     except ValueError as exc:

@@ -5,7 +5,8 @@ Given any network (any width, not necessarily stationary), :func:`certify` compu
 
 1. the objective ``J`` (scikit-learn's normalisation by default, docs/mathematics.rst §8.1);
 2. the dual point ``lambda = -grad l(y_hat)`` (output bias re-fitted, docs/mathematics.rst §8.3);
-3. ``M(lambda)`` exactly over all activation patterns (:mod:`._dual`);
+3. ``M(lambda)`` exactly over all activation patterns (:mod:`._dual`), or, when they
+   are too many to list, a heuristic estimate by local search (:mod:`._search`, no proof);
 4. the best feasible rescaling ``s* lambda`` and the lower bound ``LB = D(s* lambda)``,
    valid for every network of every width (weak duality);
 5. the gap ``J - LB``, the most violating neuron and per-neuron KKT residuals.
@@ -155,6 +156,13 @@ class Certificate:
     reduction : str
     hidden_bias : bool
     penalize_bias : bool
+    method : str
+        How ``M(lambda)`` was evaluated: ``"enumerated"`` (all listed patterns),
+        ``"sweep2d"`` (exact angular sweep, two features), ``"sampled"`` (a sample of the
+        patterns: not a proof), ``"patterns"`` (a user-given pattern set) or
+        ``"local_search"`` (too many patterns to list: heuristic search for the most
+        violating neuron, :func:`~convexrelu.certificates.search_violators`; ``exact`` and
+        ``optimal`` are False and the lower bound is not valid).
     """
 
     objective: float
@@ -178,22 +186,36 @@ class Certificate:
     hidden_bias: bool
     penalize_bias: bool
     info: dict = field(default_factory=dict)
+    method: str = "enumerated"
+
+    @property
+    def heuristic(self) -> bool:
+        """Whether ``M(lambda)`` comes from a local search (never a proof)."""
+        return self.method == "local_search"
 
     def summary(self) -> str:
         """A short human-readable report."""
         lines = [
             f"objective         {self.objective:.10g}",
-            f"lower bound       {self.lower_bound:.10g}",
+            f"lower bound       {self.lower_bound:.10g}"
+            + (" (NOT valid: heuristic search)" if self.heuristic else ""),
             f"gap               {self.gap:.3e} "
             f"(relative {self.relative_gap:.3e}, tol {self.tol:g})",
             f"M(lambda) / beta  {self.dual_ratio:.6g}"
             + (" (upper bound)" if self.conservative else ""),
             f"patterns checked  {self.n_patterns_checked}"
-            + (" (all patterns)" if self.exact else " (a SAMPLE of the patterns)"),
+            + (" (all patterns)" if self.exact else " (a SAMPLE of the patterns)")
+            if not self.heuristic else
+            f"patterns          too many to list: local search refined "
+            f"{self.n_patterns_checked} cells",
         ]
         if self.optimal:
             verdict = ("CERTIFIED globally optimal: no two-layer ReLU network of any width has "
                        f"an objective lower by more than {self.gap:.3e}.")
+        elif self.heuristic:
+            verdict = ("heuristic: the best violating neuron found by local search; not a "
+                       "proof of global optimality. The search can miss violations, so "
+                       "M(lambda) may be larger and the lower bound is not certified.")
         elif not self.exact:
             verdict = ("NOT a proof: the dual constraint was checked over a sample of the "
                        "activation patterns only, so the lower bound is not certified and "
@@ -244,6 +266,7 @@ class Certificate:
             "n_patterns_checked": int(self.n_patterns_checked), "loss": self.loss,
             "reduction": self.reduction, "hidden_bias": bool(self.hidden_bias),
             "penalize_bias": bool(self.penalize_bias),
+            "method": self.method, "heuristic": bool(self.heuristic),
             "dual": np.asarray(self.dual).tolist(),
         }
 
@@ -372,7 +395,7 @@ def certify(
     *,
     alpha: Optional[float] = None,
     loss: Union[str, Loss, None] = None,
-    patterns="exact",
+    patterns="auto",
     tol: float = 1e-6,
     reduction: Reduction = "sklearn",
     weight_decay: Optional[float] = None,
@@ -412,9 +435,15 @@ def certify(
     loss : {"squared", "logistic", "hinge", "softmax", "mse"} or Loss, optional
         Default: from the sklearn model, else ``"squared"``. ``"squared"`` is
         ``(1/2)(z - y)^2`` per sample; ``"mse"`` is torch's ``MSELoss`` ``(z - y)^2``.
-    patterns : "exact", int or ActivationPatterns, default="exact"
-        ``"exact"``: all patterns (:func:`convexrelu.enumerate_patterns`); an int ``N``:
-        ``N`` sampled Gaussian gates (NOT a proof); or a precomputed pattern set.
+    patterns : "auto", "exact", int or ActivationPatterns, default="auto"
+        ``"exact"``: all patterns (:func:`convexrelu.enumerate_patterns`; refused with a
+        ``PatternLimitError`` when there are too many); ``"auto"``: the same when the
+        patterns can be listed (or swept, two features), otherwise a heuristic local search
+        for the most violating neuron (:func:`~convexrelu.certificates.search_violators`,
+        seeded with the network's own neurons): the certificate then has
+        ``method="local_search"``, ``exact=False`` and ``optimal=False``, and its lower
+        bound is not valid (the search can miss violations); an int ``N``: ``N`` sampled
+        Gaussian gates (NOT a proof); or a precomputed pattern set.
     tol : float, default=1e-6
         Relative-gap tolerance for ``optimal``.
     reduction : {"sklearn", "mean", "sum"}, default="sklearn"
@@ -445,7 +474,7 @@ def certify(
         Margin tolerance of the hinge certificate (docs/mathematics.rst §4.5): samples with
         ``|y_i f(x_i) - 1| <= tau`` get a free dual value in ``[0, 1]``.
     random_state : int, Generator or None
-        For sampled patterns.
+        For sampled patterns and the local search.
 
     Returns
     -------
@@ -530,19 +559,31 @@ def certify(
     objective = kappa * primal_s
 
     # ---- patterns
-    sweep = False
+    sweep = search = False
+    pats = None
+    method = "patterns"
     if isinstance(patterns, str):
-        if patterns != "exact":
-            raise ValueError(f"patterns must be 'exact', a positive int or an "
+        if patterns not in ("auto", "exact"):
+            raise ValueError(f"patterns must be 'auto', 'exact', a positive int or an "
                              f"ActivationPatterns; got {patterns!r}.")
+        from ..arrangements import PatternLimitError
+
         # two features with a free (or no) hidden bias: exact angular sweep, no listing
         sweep = X.shape[1] == 2 and net.n_outputs == 1 and (free_bias or not hidden_bias) \
             and loss_obj.smooth
-        pats = None if sweep else _enumerate_for_certify(X, hidden_bias)
+        method = "sweep2d" if sweep else "enumerated"
+        if not sweep:
+            try:  # refused cheaply (a count bound) before listing anything
+                pats = _enumerate_for_certify(X, hidden_bias)
+            except PatternLimitError:
+                if patterns == "exact":
+                    raise
+                search, method = True, "local_search"
     elif isinstance(patterns, numbers.Integral) and not isinstance(patterns, bool):
         from ..arrangements import sample_patterns
 
         pats = sample_patterns(X, int(patterns), random_state=random_state, bias=hidden_bias)
+        method = "sampled"
     elif isinstance(patterns, ActivationPatterns):
         patterns.check_data(X)
         if patterns.bias != hidden_bias:
@@ -566,7 +607,10 @@ def certify(
         # the output-bias constraint 1^T Lambda = 0 per class: use a feasible point only if
         # centred; otherwise project the rows inside the simplex by mixing with Y (s < 1)
         conservative = True
-    if sweep:
+    if search:
+        dv = _search_dual(net, X, lam, hidden_bias, free_bias, random_state)
+        pats_exact = False
+    elif sweep:
         from ..arrangements import count_patterns
         from ._dual import dual_constraint_2d
 
@@ -577,7 +621,7 @@ def certify(
         dv = dual_constraint(pats, X, lam, penalize_bias=not free_bias)
         pats_exact = bool(pats.exact)
     Mval = dv.value
-    if lam.ndim == 2 and lam.shape[1] > 1:
+    if lam.ndim == 2 and lam.shape[1] > 1 and not search:
         # several outputs: for every neuron a, ||Lambda^T a||_2^2 = sum_k (lambda_k^T a)^2
         # <= sum_k M_k^2 with M_k the exact scalar value of column k, a finite bound
         # where the joint one is not (e.g. a free hidden bias); keep the smaller
@@ -598,7 +642,7 @@ def certify(
             s, LB = loss_obj.best_dual_scale(lam, yy, s_max)
     LB = float(LB)
     refit, lam_res = False, lam
-    if (net.n_outputs == 1 and not conservative and net.n_neurons > 0
+    if (net.n_outputs == 1 and not conservative and net.n_neurons > 0 and not search
             and loss_obj.constant_curvature(yy) is not None
             and not within_tol(objective - kappa * LB, objective, tol)):
         # the residual's dual point is only as accurate as the square root of the primal
@@ -638,13 +682,14 @@ def certify(
         dual=s * lam, dual_ratio=ratio, dual_scale=float(s), beta=float(beta_s),
         violating_neuron=vn, stationarity_residuals=st, balance_residuals=bal,
         n_patterns_checked=int(dv.n_patterns_checked), loss=lname, reduction=reduction,
-        hidden_bias=hidden_bias, penalize_bias=bool(penalize_bias),
+        hidden_bias=hidden_bias, penalize_bias=bool(penalize_bias), method=method,
         info={"M": Mval, "n_refined": dv.n_refined, "n_fallbacks": dv.n_fallbacks,
               "output_bias_shift": delta, "pattern_index": dv.pattern_index,
               "sign": dv.sign, "direction": dv.direction, "gate_lower": dv.gate_lower,
               "primal_sum": primal_s, "kappa": kappa, "dual_refit": refit,
               "M_residual": M_residual, "residual_dual": lam_residual,
-              "residual_direction": dv_residual.direction, "residual_sign": dv_residual.sign},
+              "residual_direction": dv_residual.direction, "residual_sign": dv_residual.sign,
+              "search": dict(dv.info) if search else None},
     )
 
 
@@ -696,6 +741,38 @@ def _enumerate_for_certify(X, hidden_bias):
             f"{what}. Pass patterns=N to check N sampled patterns instead (a quick look, "
             "NOT a proof of global optimality), pass a precomputed ActivationPatterns, or "
             "reduce the number of features.") from None
+
+
+def _search_dual(net, X, lam, hidden_bias, free_bias, random_state):
+    """``M(lambda)`` estimated by a local search (a lower estimate: NOT a proof).
+
+    The network's own neurons are extra starts. Several outputs: each column is searched
+    and the values are combined as ``sqrt(sum_k M_k^2)`` (the joint bound's form).
+    """
+    from ._dual import DualConstraintValue
+    from ._search import search_violators
+
+    Xa = augment(X, hidden_bias)
+    starts = np.hstack([net.W1, net.b1[:, None]]) if hidden_bias else net.W1
+    used = np.linalg.norm(starts, axis=1) > 0
+    starts = starts[used]
+    # one output: each neuron is tried with the sign of its output weight
+    signs = np.where(net.W2[0, used] >= 0, 1, -1) if net.n_outputs == 1 else None
+    L = lam[:, None] if lam.ndim == 1 else lam
+    best, vals, info = None, [], {"method": "local_search"}
+    for k in range(L.shape[1]):
+        lk = L[:, k] - L[:, k].mean() if free_bias else L[:, k]
+        cand = search_violators(Xa, lk, free_bias=free_bias, starts=starts,
+                                start_signs=signs, random_state=random_state)[0]
+        vals.append(max(cand.value, 0.0))
+        if best is None or cand.value > best.value:
+            best = cand
+            info.update(cand.info)
+    value = vals[0] if len(vals) == 1 else float(np.sqrt(np.sum(np.square(vals))))
+    return DualConstraintValue(
+        value=float(value), lower=float(best.value), direction=best.direction,
+        sign=int(best.sign), pattern_index=-1, exact=False, conservative=len(vals) > 1,
+        n_patterns_checked=int(info.get("n_refined", 0)), info=info)
 
 
 def _violating_neuron(net, X, y, loss, dv, beta, kappa, hidden_bias, penalize_bias, delta):
