@@ -601,6 +601,8 @@ def table(jobs, outcomes, args):
                 f"≥ {_mb(oc.peak_rss)} (killed)" if oc.status == "timeout" else _mb(oc.peak_rss)
             rows.append(f"| {ds} | {label} | {bad} | - | {rss} | - | - | - | - | "
                         f"{_goal_text(gs)} |")
+            if oc is not None and oc.status == "memory" and oc.message:
+                notes.append(f"- {job.dataset} / {job.model}: {oc.message}")
             continue
         r = oc.result
         label += r.get("note", "")
@@ -624,7 +626,8 @@ def table(jobs, outcomes, args):
         if missed:
             lines.append("Not met: " + "; ".join(missed) + ".")
     if notes:
-        lines += ["", "Warnings raised during the fits (first 3 distinct per row):", ""] + notes
+        lines += ["", "Warnings raised during the fits (first 3 distinct per row) and the "
+                  "failed allocations:", ""] + notes
     return lines
 
 

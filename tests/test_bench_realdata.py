@@ -130,7 +130,7 @@ def test_table_reports_failures_and_goals(bench):
     outs = [outcome(bench, "timeout", rss=3 * 2 ** 30),
             outcome(bench, "ok", fit(2.0, 0.95, warnings=["UserWarning: sampled"])),
             outcome(bench, "ok", fit(1.0, 0.9)),
-            outcome(bench, "memory"),
+            outcome(bench, "memory", message="MemoryError: Unable to allocate 3 GiB"),
             outcome(bench, "error", message="killed by SIGSEGV"),
             outcome(bench, "ok", fit(4.0, 0.5)),
             None,
@@ -153,6 +153,7 @@ def test_table_reports_failures_and_goals(bench):
     text = "\n".join(bench.table(jobs, outs, args))
     assert "Goals met: 4 of 8 checked (4 not met, 0 unknown)." in text
     assert "- iris / cv: UserWarning: sampled" in text
+    assert "- iris / hgb: MemoryError: Unable to allocate 3 GiB" in text
 
 
 def test_cv_goal_compares_with_the_mlp_row(bench):
