@@ -652,7 +652,9 @@ def header(args, command):
         "brackets; ours: `objective_`, MLP: computed from its weights, scnn: its gated "
         "program's objective with the default fit's alpha, lam = alpha / n as in "
         "benchmarks/bench_solvers.py). Test score: R² (uniform average over outputs) or "
-        "accuracy.", ""]
+        "accuracy. Neurons: ours `n_neurons_` (pruned network), MLP: hidden units active "
+        "on some training sample, scnn: nonzero (output, gate) blocks. A row capped for "
+        "memory counts as RSS > 2 GB (it asked for more than the cap).", ""]
 
 
 def _parse(argv):
