@@ -15,7 +15,7 @@ def test_certify_pattern_limit_names_certify_parameters(rng):
     net = ReLUNet(rng.standard_normal((3, 12)), np.zeros(3), rng.standard_normal((1, 3)),
                   np.zeros(1))
     with pytest.raises(PatternLimitError, match=r"patterns=N .*NOT a proof") as info:
-        certify(net, X, X[:, 0], alpha=0.1)
+        certify(net, X, X[:, 0], alpha=0.1, patterns="exact")
     msg = str(info.value)
     assert "max_patterns" not in msg and "sample_patterns" not in msg
     assert "n_samples=300, rank 12" in msg and "2,000,000" in msg
@@ -35,7 +35,8 @@ def test_cli_certify_pattern_limit_names_the_option(tmp_path, rng, capsys):
                                 "n_features": 12}, **net.to_arrays())
     data = tmp_path / "d.npz"
     np.savez(data, X=X, y=X[:, 0])
-    assert main(["certify", str(model), str(data), "--target", "y"]) == 2
+    assert main(["certify", str(model), str(data), "--target", "y", "--patterns",
+                 "exact"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("convexrelu certify: error: ") and err.count("\n") == 1
     assert "--patterns N" in err and "max_patterns" not in err
@@ -134,4 +135,4 @@ def test_certify_pattern_limit_other_wording(rng, monkeypatch):
                   np.zeros(1))
     with pytest.raises(PatternLimitError, match=r"^X has too many activation patterns for "
                                                 r"an exact certificate\. Pass patterns=N"):
-        certify(net, X, X[:, 0], alpha=0.1)
+        certify(net, X, X[:, 0], alpha=0.1, patterns="exact")
