@@ -43,7 +43,7 @@ except (ImportError, ValueError):  # pragma: no cover - depends on the environme
     pass
 
 templates_path = ["_templates"]
-exclude_patterns = ["_build", "INTERFACES.md", "auto_examples/*.ipynb",
+exclude_patterns = ["_build", "auto_examples/*.ipynb",
                     "auto_examples/*.py", "auto_examples/*.zip", "auto_examples/*.md5",
                     "auto_examples/*.json", "**.ipynb_checkpoints"]
 source_suffix = {".rst": "restructuredtext"}
@@ -117,3 +117,24 @@ html_theme_options = {
 }
 html_static_path = []
 html_show_sourcelink = False
+
+
+# -- the command-line reference: each command's --help, captured at build time ---------
+def _write_cli_help():
+    """Write ``user_guide/cli_help/<command>.txt`` from the installed argparse parsers, so
+    that the CLI page can never drift from the code."""
+    import subprocess
+
+    out = HERE / "user_guide" / "cli_help"
+    out.mkdir(exist_ok=True)
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
+        [str(HERE.parent), os.environ.get("PYTHONPATH", "")]), COLUMNS="88")
+    for command in ("", "demo", "fit", "predict", "certify", "patterns", "bench"):
+        args = [sys.executable, "-m", "convexrelu.cli", *([command] if command else []),
+                "--help"]
+        text = subprocess.run(args, env=env, capture_output=True, text=True,
+                              check=True).stdout
+        (out / f"{command or 'convexrelu'}.txt").write_text(text)
+
+
+_write_cli_help()
