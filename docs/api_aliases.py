@@ -62,4 +62,3 @@ def _resolve(app, env, node, contnode):
 def setup(app):
     app.connect("missing-reference", _resolve)
     return {"parallel_read_safe": True, "parallel_write_safe": True}
-

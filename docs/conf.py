@@ -6,7 +6,9 @@ Build with ``make -C docs html`` or ``python -m sphinx -W --keep-going -n docs d
 """
 
 import os
+import re
 import sys
+import warnings
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -88,8 +90,57 @@ def _skip_foreign_members(app, what, name, obj, skip, options):
     return None
 
 
+_SECTION = re.compile(r"^([A-Z][A-Za-z ]+)\n-{3,}$")
+
+
+def _records_into_notes(app, what, name, obj, options, lines):
+    """The monitors document the keys they record in a "Records" section, which numpydoc
+    does not know (it would drop it). Render it inside "Notes" as a definition list."""
+    text = "\n".join(lines)
+    if "\nRecords\n-------" not in "\n" + text:
+        return
+    blocks, current = [], ["", []]
+    for line, nxt in zip(lines, lines[1:] + [""]):
+        if _SECTION.match(f"{line}\n{nxt}"):
+            blocks.append(current)
+            current = [line, []]
+        elif not re.fullmatch(r"-{3,}", line) or not current[1] == []:
+            current[1].append(line)
+    blocks.append(current)
+    records = [b for b in blocks if b[0] == "Records"]
+    blocks = [b for b in blocks if b[0] != "Records"]
+    extra = ["**Records** (the keys this monitor adds to each record):", ""]
+    for rec in records:
+        for line in rec[1]:
+            if line.strip() and not line.startswith(" "):
+                names, _, kind = line.partition(" : ")
+                extra.append(f"* ``{names.strip()}`` ({kind.strip()})")
+            elif line.strip():
+                extra.append("  " + line.strip())
+    extra.append("")
+    notes = [b for b in blocks if b[0] == "Notes"]
+    if notes:
+        notes[0][1] = extra + [""] + notes[0][1]
+    else:
+        blocks.append(["Notes", extra])
+    out = []
+    for title, body in blocks:
+        if title:
+            out += [title, "-" * len(title)]
+        out += body
+    lines[:] = out
+
+
+# numpydoc also reads the raw docstrings (for signatures and summaries) and warns about the
+# unknown "Records" section there; the rendered pages get it through _records_into_notes
+warnings.filterwarnings("ignore", message="Unknown section Records", category=UserWarning)
+
+
 def setup(app):
     app.connect("autodoc-skip-member", _skip_foreign_members)
+    # before numpydoc (priority 500) parses the sections
+    app.connect("autodoc-process-docstring", _records_into_notes, priority=400)
+
 
 # -- sphinx-gallery --------------------------------------------------------------------
 sphinx_gallery_conf = {

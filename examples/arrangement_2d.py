@@ -8,8 +8,8 @@ gates find: thin cells are missed, so a program or certificate over sampled patt
 only a restriction, not a proof (:doc:`/mathematics` §2.2, §2.3).
 
 The numbers are computed when the example runs (they are printed below). Run it with
-``python examples/arrangement_2d.py [--out DIR] [--fast]`` or ``convexrelu demo arrangement_2d``; it
-prints what it measures and writes its figure into ``DIR`` (default
+``python examples/arrangement_2d.py [--out DIR] [--fast]`` or ``convexrelu demo
+arrangement_2d``; it prints what it measures and writes its figure into ``DIR`` (default
 ``./convexrelu-demo``). ``--fast`` is a smaller, quicker version. The code is in
 :mod:`convexrelu.demos.arrangement_2d`.
 """

@@ -8,10 +8,10 @@ margin program and the neurons turn to the maximisers of :math:`\pm\lambda^\top(
 (:doc:`/mathematics` §5).
 
 The numbers are computed when the example runs (they are printed below). Run it with
-``python examples/dual_extreme_points.py [--out DIR] [--fast]`` or ``convexrelu demo dual_extreme_points``; it
-prints what it measures and writes its figure into ``DIR`` (default
-``./convexrelu-demo``). ``--fast`` is a smaller, quicker version. The code is in
-:mod:`convexrelu.demos.dual_extreme_points`.
+``python examples/dual_extreme_points.py [--out DIR] [--fast]`` or ``convexrelu demo
+dual_extreme_points``; it prints what it measures and writes its figure into ``DIR``
+(default ``./convexrelu-demo``). ``--fast`` is a smaller, quicker version. The code is
+in :mod:`convexrelu.demos.dual_extreme_points`.
 """
 
 import argparse

@@ -8,10 +8,10 @@ certified. The wide nets reach the optimum, the narrow one stays above it, and t
 certificate says by how much.
 
 The numbers are computed when the example runs (they are printed below). Run it with
-``python examples/one_d_regression.py [--out DIR] [--fast]`` or ``convexrelu demo one_d_regression``; it
-prints what it measures and writes its figure into ``DIR`` (default
-``./convexrelu-demo``). ``--fast`` is a smaller, quicker version. The code is in
-:mod:`convexrelu.demos.one_d_regression`.
+``python examples/one_d_regression.py [--out DIR] [--fast]`` or ``convexrelu demo
+one_d_regression``; it prints what it measures and writes its figure into ``DIR``
+(default ``./convexrelu-demo``). ``--fast`` is a smaller, quicker version. The code is
+in :mod:`convexrelu.demos.one_d_regression`.
 """
 
 import argparse

@@ -8,8 +8,8 @@ same start stalls (:doc:`/mathematics` §6).
 
 The numbers are computed when the example runs (they are printed below). Run it with
 ``python examples/proxy_pl.py [--out DIR] [--fast]`` or ``convexrelu demo proxy_pl``; it
-prints what it measures and writes its figure into ``DIR`` (default
-``./convexrelu-demo``). ``--fast`` is a smaller, quicker version. The code is in
+prints what it measures and writes its figure into ``DIR`` (default ``./convexrelu-
+demo``). ``--fast`` is a smaller, quicker version. The code is in
 :mod:`convexrelu.demos.proxy_pl`.
 """
 

@@ -7,10 +7,10 @@ kernel, yet the Rayleigh quotient in the residual direction stays bounded away f
 and the loss decays linearly (:doc:`/mathematics` §7).
 
 The numbers are computed when the example runs (they are printed below). Run it with
-``python examples/rayleigh_quotient.py [--out DIR] [--fast]`` or ``convexrelu demo rayleigh_quotient``; it
-prints what it measures and writes its figure into ``DIR`` (default
-``./convexrelu-demo``). ``--fast`` is a smaller, quicker version. The code is in
-:mod:`convexrelu.demos.rayleigh_quotient`.
+``python examples/rayleigh_quotient.py [--out DIR] [--fast]`` or ``convexrelu demo
+rayleigh_quotient``; it prints what it measures and writes its figure into ``DIR``
+(default ``./convexrelu-demo``). ``--fast`` is a smaller, quicker version. The code is
+in :mod:`convexrelu.demos.rayleigh_quotient`.
 """
 
 import argparse

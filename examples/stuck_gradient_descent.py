@@ -7,10 +7,10 @@ global optimum. The training curve does not show it; the certificate does, and n
 neuron whose addition lowers the objective (:doc:`/mathematics` §4.4, §4.5).
 
 The numbers are computed when the example runs (they are printed below). Run it with
-``python examples/stuck_gradient_descent.py [--out DIR] [--fast]`` or ``convexrelu demo stuck_gradient_descent``; it
-prints what it measures and writes its figure into ``DIR`` (default
-``./convexrelu-demo``). ``--fast`` is a smaller, quicker version. The code is in
-:mod:`convexrelu.demos.stuck_gradient_descent`.
+``python examples/stuck_gradient_descent.py [--out DIR] [--fast]`` or ``convexrelu demo
+stuck_gradient_descent``; it prints what it measures and writes its figure into ``DIR``
+(default ``./convexrelu-demo``). ``--fast`` is a smaller, quicker version. The code is
+in :mod:`convexrelu.demos.stuck_gradient_descent`.
 """
 
 import argparse
