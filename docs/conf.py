@@ -156,6 +156,7 @@ sphinx_gallery_conf = {
     "remove_config_comments": True,
     "capture_repr": (),
     "min_reported_time": 1,
+    "write_computation_times": False,   # its page loads scripts from a CDN
 }
 
 # -- HTML ------------------------------------------------------------------------------
