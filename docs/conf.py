@@ -7,6 +7,7 @@ Build with ``make -C docs html`` or ``python -m sphinx -W --keep-going -n docs d
 
 import os
 import re
+import shutil
 import sys
 import warnings
 from pathlib import Path
@@ -70,6 +71,9 @@ nitpick_ignore_regex = [
 
 # -- autodoc / autosummary / numpydoc ------------------------------------------------
 autosummary_generate = True
+# regenerate the API pages on every build, so that a renamed or removed name leaves no
+# stale page behind (they are cheap to write)
+shutil.rmtree(HERE / "api" / "generated", ignore_errors=True)
 autosummary_imported_members = False
 autodoc_typehints = "none"          # numpydoc sections carry the types
 autodoc_default_options = {"members": True, "undoc-members": True}
