@@ -7,7 +7,7 @@ A :class:`ReLUNet` holds plain numpy weights in torch ``nn.Linear`` shapes,
     f(x) = W_2\\,(W_1 x + b_1)_+ + b_2,
 
 and provides the objective in scikit-learn's normalisation (docs/mathematics.rst §8.1), balancing
-(§1.3), pruning to at most ``n`` neurons (§3.1), the convex -> network map (§3.5, §10.2)
+(§1.3), pruning to at most ``n`` neurons (§3.1), the convex -> network map (§3.5, §8.2)
 and the network -> convex grouping (§3.6), and conversions to and from scikit-learn and
 torch.
 

@@ -107,8 +107,8 @@ class ConvexProgram:
 
     Formulations (``V``, ``W`` are ``(n_patterns, d_aug)`` arrays of blocks):
 
-    * ``"relu"`` (CVX, docs/mathematics.rst §3.1): the exact equivalent of the ReLU training
-    problem.
+    * ``"relu"`` (CVX, docs/mathematics.rst §3.1): the exact equivalent of the ReLU
+      training problem.
 
       .. math::
 
@@ -116,9 +116,9 @@ class ConvexProgram:
           + \\alpha\\sum_i\\big(\\rho(v_i) + \\rho(w_i)\\big)
           \\ \\text{ s.t. }\\ A_iXv_i\\ge0,\\ A_iXw_i\\ge0 .
 
-    * ``"gated_relu"`` (C-GReLU, docs/mathematics.rst §3.4): the same without cone constraints and
-    with
-      one block per pattern (stored in ``V``; ``W = 0``); a lower bound on ``"relu"``.
+    * ``"gated_relu"`` (C-GReLU, docs/mathematics.rst §3.4): the same without cone
+      constraints and with one block per pattern (stored in ``V``; ``W = 0``); a lower
+      bound on ``"relu"``.
     * ``"min_norm"`` (docs/mathematics.rst §3.2, the limit ``alpha -> 0``): minimise
       :math:`\\sum_i \\rho(v_i)+\\rho(w_i)` subject to the cone constraints and
       :math:`\\sum_iD_iX(v_i-w_i) + c_0 = y` (squared loss only).

@@ -1,8 +1,16 @@
-"""Teaching demo `stuck_gradient_descent` (see `convexrelu.demos.stuck_gradient_descent`).
+r"""
+A narrow network stuck above the optimum
+========================================
 
-Run `python examples/stuck_gradient_descent.py [--out DIR] [--fast]`, or equivalently
-`convexrelu demo stuck_gradient_descent [--out DIR] [--fast]`. Prints the measured
-numbers and writes the PNG figure(s) into DIR (default: ./convexrelu-demo).
+Gradient descent on a width-2 network converges to a stationary point well above the
+global optimum. The training curve does not show it; the certificate does, and names the
+neuron whose addition lowers the objective (:doc:`/mathematics` §4.4, §4.5).
+
+The numbers are computed when the example runs (they are printed below). Run it with
+``python examples/stuck_gradient_descent.py [--out DIR] [--fast]`` or ``convexrelu demo
+stuck_gradient_descent``; it prints what it measures and writes its figure into ``DIR``
+(default ``./convexrelu-demo``). ``--fast`` is a smaller, quicker version. The code is
+in :mod:`convexrelu.demos.stuck_gradient_descent`.
 """
 
 import argparse
@@ -22,4 +30,6 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    status = main()
+    if status:  # exit only on failure: sphinx-gallery runs this file in-process
+        sys.exit(status)

@@ -1,4 +1,4 @@
-"""Tests of certify() (docs/mathematics.rst §4.4, §4.5, §9 items 20-28, §10.1-§10.3)."""
+"""Tests of certify() (docs/mathematics.rst §4.4, §4.5, §9 items 20-28, §8.1-§8.3)."""
 
 import json
 import warnings

@@ -1,4 +1,4 @@
-"""Monitors of convexrelu.nonconvex (docs/mathematics.rst §5.1, §6.3–6.4, §7.2, §8 items 30–33)."""
+"""Monitors of convexrelu.nonconvex (docs/mathematics.rst §5.1, §6.3–6.4, §7.2, §9 items 30–33)."""
 
 import numpy as np
 import pytest

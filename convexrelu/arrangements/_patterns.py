@@ -200,7 +200,7 @@ class ActivationPatterns:
 
     # ------------------------------------------------------------------ persistence
     def to_arrays(self) -> dict:
-        """Plain arrays for ``np.savez`` (see :func:`convexrelu.cli` and ``from_arrays``)."""
+        """Plain arrays for ``np.savez`` (see ``convexrelu.cli`` and ``from_arrays``)."""
         return {
             "packed": self.packed,
             "gates": self.gates,

@@ -703,7 +703,7 @@ def dual_constraint_2d(X, lam, *, bias: bool) -> DualConstraintValue:
     hidden bias) in ``O(n^2 log n)`` time (free bias) or ``O(n log n)`` (no bias). With a
     free bias the maximiser passes through a data point (the functional is piecewise
     linear in ``b`` and ``1^T lambda = 0``), so sweeping the direction around every data
-    point is exhaustive (docs/mathematics.rst §2.3 item 1, §10.2).
+    point is exhaustive (docs/mathematics.rst §2.3 item 1, §8.2).
 
     Parameters
     ----------

@@ -229,7 +229,7 @@ def relu_multiplier_gap(loss, Xa, S, signs, y, B, c0, beta, mu, *, output_bias: 
     max_refine : int
         The blocks whose bound exceeds ``beta`` are refined, largest first, by solving
         ``min_{mu_j >= 0} ||Xa^T (S_j lam + A_j mu_j)||`` exactly (``lsq_linear``, BVLS;
-        docs/mathematics.rst §4.2 / §10.4), at most ``max_refine`` of them (the stop rule of
+        docs/mathematics.rst §4.2 / §8.4), at most ``max_refine`` of them (the stop rule of
         docs/mathematics.rst §8.5:
         once the next block's bound is below the best refined value, the max is known).
     """

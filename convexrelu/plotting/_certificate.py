@@ -90,8 +90,8 @@ def plot_certificate(cert_or_model, X, y=None, *, network=None, ax=None,
     **Hidden biases.** A neuron is ``(u, b)``; the plot parametrises it by the 2-D input
     direction ``u`` and takes, for each direction, the *optimal* bias:
 
-    * free hidden bias (the default, docs/mathematics.rst §8.2; only ``||u||`` is penalised): two
-    curves,
+    * free hidden bias (the default, docs/mathematics.rst §8.2; only ``||u||`` is
+      penalised): two curves,
       ``max_b lambda^T (X u + b)_+`` (upper) and ``min_b lambda^T (X u + b)_+`` (lower),
       ``u`` on the unit circle and ``b`` over the real line;
     * penalised hidden bias: the same envelopes with ``(||u||, b)`` on the half circle

@@ -28,7 +28,7 @@ __all__ = ["BaseSolver", "SOLVERS", "get_solver", "solver_class"]
 class BaseSolver:
     """Base class of the solvers of a :class:`~convexrelu.program.ConvexProgram`.
 
-    Subclasses implement :meth:`_solve` and declare
+    Subclasses implement ``_solve`` and declare
 
     * ``_loss_required_attr``: methods the loss must implement; an entry may be a tuple
       of alternatives (any one of them suffices);

@@ -1095,7 +1095,7 @@ class FistaSolver(BaseSolver):
         torch device (``"cpu"``, ``"cuda"``, ...); only with ``backend="torch"``.
     polish : bool or "auto", default="auto"
         Active-set Newton polish once FISTA reaches the relative gap ``polish_tol``
-        (see :func:`solve_gated_fista`); ``"auto"``: on in float64.
+        (see ``solve_gated_fista``); ``"auto"``: on in float64.
     polish_tol : float, default=2e-2
     verbose : int, default=0
 
