@@ -66,7 +66,7 @@ class _ConvexReLUBase(BaseEstimator):
     """Shared fit logic of the two estimators."""
 
     _parameter_constraints: dict = {
-        "alpha": [Interval(numbers.Real, 0, None, closed="left")],
+        "alpha": [Interval(numbers.Real, 0, None, closed="left"), StrOptions({"auto"})],
         "patterns": [StrOptions({"exact", "auto"}), Interval(numbers.Integral, 1, None,
                                                              closed="left"),
                      ActivationPatterns],
@@ -137,6 +137,36 @@ class _ConvexReLUBase(BaseEstimator):
         """``max_iter`` for the solver, or nothing (the solver's own default) when None."""
         return {} if self.max_iter is None else {"max_iter": self.max_iter}
 
+    # alpha="auto": this share of alpha_max (measured on the scikit-learn data sets, see the
+    # estimators' docstrings); relative to alpha_max, so invariant to the scale of y and n
+    _ALPHA_RATIO = 0.1
+
+    def _resolve_alpha(self, X, Y, loss, pats) -> float:
+        """``alpha_``: the given ``alpha``, or ``_ALPHA_RATIO * alpha_max`` for ``"auto"``.
+
+        ``alpha_max`` here is the gated bound ``max_i ||X_aug^T D_i lambda_0||`` at the
+        zero network (output bias only) over the fit's patterns: one matrix product, and
+        an upper bound on the ReLU program's ``alpha_max``.
+        """
+        if not (isinstance(self.alpha, str) and self.alpha == "auto"):
+            return float(self.alpha)
+        from .certificates._gap import dual_point
+
+        loss = get_loss(loss)
+        col_loss = loss.column_loss(Y.shape[1]) if loss.task == "regression" else loss
+        Xa = pats.augment(X)
+        k = X.shape[1] if (self.bias and not self.penalize_bias) else Xa.shape[1]
+        top = 0.0
+        for j in range(Y.shape[1]):
+            y = col_loss.encode_targets(Y[:, j])
+            lam, _ = dual_point(col_loss, np.zeros(y.shape[0]), y, output_bias=True)
+            for _, masks, _ in pats.iter_blocks(4096):
+                C = (masks * lam[:, None]).T @ Xa[:, :k]
+                top = max(top, float(np.max(np.linalg.norm(C, axis=1), initial=0.0)))
+        if top == 0.0:
+            return 1.0  # constant targets: any alpha gives the zero network
+        return self._ALPHA_RATIO * top
+
     def _solve_outputs(self, X, Y, loss, pats):
         """Solve one scalar program per column of ``Y``; return networks, totals, certificates.
 
@@ -158,7 +188,7 @@ class _ConvexReLUBase(BaseEstimator):
                                               warm=warm[j], keep=first)
             cert = self._certify_one(X, Y[:, j], col_loss, pats, net) if self.certify \
                 else None
-            objective += net.objective(X, Y[:, j], self.alpha, col_loss,
+            objective += net.objective(X, Y[:, j], self.alpha_, col_loss,
                                        penalize_bias=self.penalize_bias)
             n_iter = max(n_iter, it)
             statuses.append(status)
@@ -174,10 +204,16 @@ class _ConvexReLUBase(BaseEstimator):
         from .certificates import certify
 
         free_or_none = not (self.bias and self.penalize_bias)
-        # two features: the exact angular sweep is faster than the listed patterns
-        patterns = "exact" if (pats.exact and X.shape[1] == 2 and free_or_none
-                               and loss.smooth) else pats
-        return certify(net, X, y, alpha=self.alpha, loss=loss, patterns=patterns,
+        if pats.exact:
+            # two features: the exact angular sweep is faster than the listed patterns
+            patterns = "exact" if (X.shape[1] == 2 and free_or_none and loss.smooth) \
+                else pats
+        else:
+            # sampled patterns: against every network of any width, exactly when the
+            # arrangement can be listed, else by a local search for violating neurons
+            # (heuristic, never called a proof)
+            patterns = "auto"
+        return certify(net, X, y, alpha=self.alpha_, loss=loss, patterns=patterns,
                        tol=self.tol, hidden_bias=self.bias, penalize_bias=self.penalize_bias)
 
     def _set_certificate(self, certs) -> None:
@@ -198,7 +234,7 @@ class _ConvexReLUBase(BaseEstimator):
 
     def _solve_one(self, X, y, loss, pats, solver, warm=None, keep=None):
         """One column: solve, map to a network, prune. Returns ``(net, n_iter, status)``."""
-        prog = ConvexProgram(X, y, pats, loss=loss, alpha=self.alpha, bias=self.bias,
+        prog = ConvexProgram(X, y, pats, loss=loss, alpha=self.alpha_, bias=self.bias,
                              penalize_bias=self.penalize_bias,
                              formulation=self.formulation)
         if self.formulation not in solver._formulations:
@@ -217,7 +253,7 @@ class _ConvexReLUBase(BaseEstimator):
             used = size > 1e-6 * max(float(size.max(initial=0.0)), 1e-300)
             if not np.any(used):
                 used[:] = True
-            relu = ConvexProgram(X, y, pats, loss=loss, alpha=self.alpha, bias=self.bias,
+            relu = ConvexProgram(X, y, pats, loss=loss, alpha=self.alpha_, bias=self.bias,
                                  penalize_bias=self.penalize_bias).restrict(used)
             relu_solver = solver if "relu" in solver._formulations else get_solver(
                 "relu", tol=min(self.tol, 1e-8), verbose=bool(self.verbose))
@@ -283,8 +319,15 @@ class ConvexReLURegressor(RegressorMixin, _ConvexReLUBase):
 
     Parameters
     ----------
-    alpha : float, default=1e-3
-        Weight decay, with scikit-learn's ``MLPRegressor`` meaning.
+    alpha : float or "auto", default="auto"
+        Weight decay, with scikit-learn's ``MLPRegressor`` meaning. ``"auto"``:
+        ``0.1 * alpha_max``, where ``alpha_max = max_i ||X_aug^T D_i lambda_0||`` (the
+        residual ``lambda_0`` of the output bias alone, over the fit's patterns) is the
+        scale above which the optimum is the zero network. It is relative, so invariant to
+        the scale of ``y`` and to ``n``; an absolute default is a trap (at ``alpha=1e-3``
+        the global optimum interpolates ``load_diabetes``: train R² 1.00, test R² -0.70).
+        The value used is ``alpha_``; :class:`ConvexReLURegressorCV` chooses it by
+        cross-validation.
     loss : {"squared", "huber"} or Loss, default="squared"
         The data term: scikit-learn's squared loss, or the Huber loss (robust regression;
         ``HuberLoss(delta=...)`` to set its threshold), or any registered regression
@@ -333,6 +376,8 @@ class ConvexReLURegressor(RegressorMixin, _ConvexReLUBase):
 
     Attributes
     ----------
+    alpha_ : float
+        The weight decay used (``alpha``, or its value for ``"auto"``).
     network_ : ReLUNet
         The fitted network (pruned to at most ``n_samples`` neurons per output).
     objective_ : float
@@ -349,10 +394,11 @@ class ConvexReLURegressor(RegressorMixin, _ConvexReLUBase):
         The duality-gap certificate of ``network_`` against every two-layer ReLU network
         of any width (``None`` with ``certify=False``). It checks all patterns
         (``certificate_.exact``, and ``optimal`` when the relative gap is within ``tol``)
-        when ``patterns_`` is exact, and only the sampled patterns otherwise (never a
-        proof). With several outputs, one certificate per output's scalar problem (for
-        regression that problem is ``c`` times the output's share of ``objective_``, with
-        ``alpha`` multiplied by ``c``; relative gaps are unaffected).
+        when ``patterns_`` is exact. With sampled patterns it is
+        ``certify(..., patterns="auto")``: exact when the arrangement can be listed,
+        otherwise the best violating neuron a local search finds (``heuristic``, never a
+        proof). With several outputs, one certificate per output's scalar problem (its
+        share of ``objective_``).
     n_features_in_ : int
 
     References
@@ -375,7 +421,7 @@ class ConvexReLURegressor(RegressorMixin, _ConvexReLUBase):
         "loss": [StrOptions(set(loss_names("regression"))), Loss],
     }
 
-    def __init__(self, alpha: float = 1e-3, *, loss="squared", patterns="auto",
+    def __init__(self, alpha="auto", *, loss="squared", patterns="auto",
                  bias: bool = True, penalize_bias: bool = False, formulation: str = "relu",
                  solver="auto", tol: float = 1e-6, max_iter=None, max_patterns: int = 2000,
                  random_state=None, verbose: bool = False, certify: bool = True,
@@ -413,6 +459,7 @@ class ConvexReLURegressor(RegressorMixin, _ConvexReLUBase):
         self._y_ndim = y.ndim
         Y = y[:, None] if y.ndim == 1 else y
         pats = self._get_patterns(X)
+        self.alpha_ = self._resolve_alpha(X, Y, self.loss, pats)
         nets, obj, n_iter, st, certs = self._solve_outputs(X, Y, self.loss, pats)
         self._set_fitted(X, nets, obj, n_iter, st, pats)
         self._set_certificate(certs)
@@ -447,7 +494,7 @@ class ConvexReLURegressor(RegressorMixin, _ConvexReLUBase):
         sklearn.neural_network.MLPRegressor
         """
         check_is_fitted(self, "network_")
-        return self.network_.to_sklearn("regressor", alpha=self.alpha)
+        return self.network_.to_sklearn("regressor", alpha=self.alpha_)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -476,7 +523,8 @@ class ConvexReLUClassifier(ClassifierMixin, _ConvexReLUBase):
 
     Parameters
     ----------
-    alpha : float, default=1e-3
+    alpha : float or "auto", default="auto"
+        As in :class:`ConvexReLURegressor` (``"auto"``: ``0.1 * alpha_max``).
     loss : {"logistic", "hinge"} or Loss, default="logistic"
     patterns, bias, penalize_bias, formulation, solver, tol, max_iter, max_patterns, \
 random_state, verbose, certify, warm_start
@@ -488,7 +536,7 @@ random_state, verbose, certify, warm_start
     network_ : ReLUNet
         One output (the logit of ``classes_[1]``) for two classes, else one logit per
         class.
-    objective_, n_neurons_, patterns_, exact_patterns_, n_iter_, solution_status_, \
+    alpha_, objective_, n_neurons_, patterns_, exact_patterns_, n_iter_, solution_status_, \
 certificate_, n_features_in_
         As in :class:`ConvexReLURegressor`. With ``c > 2`` classes ``certificate_`` holds
         one certificate per one-vs-rest problem.
@@ -503,7 +551,7 @@ certificate_, n_features_in_
         "loss": [StrOptions(set(loss_names("classification")) - {"softmax"}), Loss],
     }
 
-    def __init__(self, alpha: float = 1e-3, *, loss="logistic", patterns="auto",
+    def __init__(self, alpha="auto", *, loss="logistic", patterns="auto",
                  bias: bool = True, penalize_bias: bool = False, formulation: str = "relu",
                  solver="auto", tol: float = 1e-6, max_iter=None,
                  max_patterns: int = 2000, random_state=None, verbose: bool = False,
@@ -551,6 +599,7 @@ certificate_, n_features_in_
         else:
             Y = np.where(yi[:, None] == np.arange(classes.shape[0])[None, :], 1.0, -1.0)
         pats = self._get_patterns(X)
+        self.alpha_ = self._resolve_alpha(X, Y, self.loss, pats)
         nets, obj, n_iter, st, certs = self._solve_outputs(X, Y, self.loss, pats)
         self._set_fitted(X, nets, obj, n_iter, st, pats)
         self._set_certificate(certs)
@@ -628,4 +677,4 @@ certificate_, n_features_in_
                 "estimator, predict_proba does not (softmax of the logits instead of "
                 "normalised one-vs-rest sigmoids).", UserWarning, stacklevel=2)
         return self.network_.to_sklearn("classifier", classes=self.classes_,
-                                        alpha=self.alpha)
+                                        alpha=self.alpha_)

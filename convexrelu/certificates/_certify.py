@@ -662,6 +662,7 @@ def certify(
                 lam, s, LB, refit = lam2, s2, float(LB2), True
     M_residual, dv_residual, lam_residual = Mval, dv, lam_res
     if refit:
+        dv2.n_patterns_checked = dv.n_patterns_checked
         Mval, dv = M2, dv2
     lower_bound = kappa * LB
     gap = objective - lower_bound

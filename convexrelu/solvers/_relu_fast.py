@@ -179,7 +179,7 @@ class ReluFastSolver(BaseSolver):
                                       inner_tol=self.inner_tol, verbose=self.verbose,
                                       time_limit=left)
         sol = loop._solve_from(program, initial)
-        if sol.status != "optimal" and len(initial) and (
+        if sol.status != "optimal" and initial is not None and len(initial) and (
                 self.time_limit is None or time.perf_counter() - t0 < self.time_limit):
             # a large seeded working set can leave the restricted solves inaccurate (seen on
             # badly scaled features); the loop from the zero network then grows a small one
