@@ -14,8 +14,9 @@ The program is (CVX) of docs/mathematics.rst §3.1 with the conventions of §8.2
   (the barrier problem is then unbounded: the blocks of the all-active pattern can grow
   along the bias at no cost), a non-quadratic loss, or a barrier run that did not certify
   ``tol``: seeded with the support of the gated relaxation (FISTA, loosely; small
-  programs only), the barrier's support or a warm start, else from the zero network; each round solves the restricted program (compressed
-  Clarabel for quadratic losses, cvxpy otherwise), prices every pattern with the
+  programs only), the barrier's support or a warm start, else from the zero network;
+  each round solves the restricted program (compressed Clarabel for quadratic losses,
+  cvxpy otherwise), prices every pattern with the
   certificate core's dual constraint and adds the violators, until the certified gap over
   all of the program's patterns is within ``tol``.
 """
