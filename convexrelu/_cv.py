@@ -76,8 +76,9 @@ def _fit_path(estimator, X, y, train, test, alphas, scorer, patterns):
     return out
 
 
-class _ConvexReLUCVBase(BaseEstimator):
-    """Shared logic of the cross-validated estimators."""
+class _ConvexReLUCVBase:
+    """Shared logic of the cross-validated estimators (a mixin: first in the bases, so
+    that its ``score`` takes precedence over ``RegressorMixin`` / ``ClassifierMixin``)."""
 
     _estimator_class: type = ConvexReLURegressor
     _cv_constraints: dict = {
@@ -120,10 +121,10 @@ class _ConvexReLUCVBase(BaseEstimator):
                            for c in cols)
         if self.alphas is None or isinstance(self.alphas, numbers.Integral):
             n_alphas = self.n_alphas if self.alphas is None else int(self.alphas)
-            if not (np.isfinite(amax) and amax > 0):
-                # the zero network is optimal for every alpha (e.g. constant y)
-                return np.full(n_alphas, np.finfo(np.float64).resolution), amax
-            return amax * np.geomspace(1.0, self.eps, n_alphas), amax
+            # amax = 0 (e.g. constant y): the zero network is optimal for every alpha, any
+            # grid will do; the one relative to 1 keeps the programs well conditioned
+            top = amax if np.isfinite(amax) and amax > 0 else 1.0
+            return top * np.geomspace(1.0, self.eps, n_alphas), amax
         alphas = np.asarray(self.alphas, dtype=np.float64).ravel()
         if alphas.size == 0 or not np.all(np.isfinite(alphas)) or np.any(alphas < 0):
             raise ValueError(f"alphas must be a non-empty array of finite floats >= 0 (or an "
@@ -160,7 +161,7 @@ class _ConvexReLUCVBase(BaseEstimator):
             self.best_estimator_ = best.fit(X, y_fit)
             self.refit_time_ = time.perf_counter() - t0
             for name in ("network_", "objective_", "certificate_", "n_neurons_",
-                         "patterns_", "exact_patterns_"):
+                         "patterns_", "exact_patterns_", "n_iter_"):
                 setattr(self, name, getattr(best, name))
         return self
 
@@ -236,8 +237,10 @@ def _cv_results(alphas, scores, fit_times, score_times) -> dict:
 
 _DOC_GRID = """alphas : None, int or array-like, default=None
         The ``alpha`` grid. None: ``n_alphas`` values from ``alpha_max`` down to
-        ``eps * alpha_max``, geometrically spaced; an int: that many such values; an
-        array: those values (sorted into decreasing order). ``alpha_max`` is the smallest
+        ``eps * alpha_max``, geometrically spaced (from 1 down to ``eps`` when
+        ``alpha_max = 0``, e.g. for a constant target, where every ``alpha`` gives the
+        zero network); an int: that many such values; an array: those values (sorted
+        into decreasing order). ``alpha_max`` is the smallest
         ``alpha`` at which the zero network (output bias only) is optimal over the
         pattern set of the training data (:func:`convexrelu.alpha_max`, ReLU
         formulation; docs/mathematics.rst §8.3). With sampled patterns it is the value
@@ -288,12 +291,12 @@ _DOC_ATTRS = """alpha_ : float
     best_estimator_ : estimator
         The plain estimator refitted on all the data at ``alpha_`` (``refit=True``).
     refit_time_ : float
-    network_, objective_, certificate_, n_neurons_, patterns_, exact_patterns_
-        Those of ``best_estimator_`` (``refit=True``).
+    network_, objective_, certificate_, n_neurons_, patterns_, exact_patterns_, n_iter_
+        Those of ``best_estimator_`` (``refit=True``; ``n_iter_`` is the refit's).
     n_features_in_ : int"""
 
 
-class ConvexReLURegressorCV(RegressorMixin, _ConvexReLUCVBase):
+class ConvexReLURegressorCV(_ConvexReLUCVBase, RegressorMixin, BaseEstimator):
     __doc__ = f"""Two-layer ReLU regression network with ``alpha`` chosen by cross-validation.
 
     For each ``alpha`` of a decreasing grid and each fold,
@@ -408,7 +411,7 @@ verbose
         return tags
 
 
-class ConvexReLUClassifierCV(ClassifierMixin, _ConvexReLUCVBase):
+class ConvexReLUClassifierCV(_ConvexReLUCVBase, ClassifierMixin, BaseEstimator):
     __doc__ = f"""Two-layer ReLU classification network with ``alpha`` chosen by cross-validation.
 
     For each ``alpha`` of a decreasing grid and each (stratified) fold,
