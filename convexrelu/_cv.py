@@ -346,9 +346,10 @@ verbose
     >>> from convexrelu import ConvexReLURegressorCV
     >>> rng = np.random.default_rng(0)
     >>> X = rng.standard_normal((40, 2)); y = np.abs(X[:, 0]) + 0.1 * rng.standard_normal(40)
-    >>> reg = ConvexReLURegressorCV(alphas=3, cv=3, certify=False).fit(X, y)
-    >>> reg.alphas_.shape
-    (3,)
+    >>> reg = ConvexReLURegressorCV(alphas=3, cv=3, patterns=20, random_state=0,
+    ...                             solver="relu_fast", penalize_bias=True).fit(X, y)
+    >>> reg.alphas_.shape, bool(reg.alpha_ in reg.alphas_)
+    ((3,), True)
     """
 
     _estimator_class = ConvexReLURegressor
