@@ -38,6 +38,9 @@ __all__ = ["ConvexReLURegressorCV", "ConvexReLUClassifierCV"]
 # parameters passed unchanged to the plain estimator (their constraints are its own)
 _PASSTHROUGH = ("patterns", "bias", "penalize_bias", "formulation", "solver", "tol",
                 "max_iter", "max_patterns", "random_state", "verbose", "certify")
+# fitted attributes copied from the refitted plain estimator
+_REFIT_ATTRIBUTES = ("network_", "objective_", "certificate_", "n_neurons_", "patterns_",
+                     "exact_patterns_", "n_iter_")
 
 
 def _restrict_patterns(pats: ActivationPatterns, X_fold: np.ndarray) -> ActivationPatterns:
@@ -155,13 +158,14 @@ class _ConvexReLUCVBase:
         self.best_index_ = int(np.argmin(self.cv_results_["rank_test_score"]))
         self.alpha_ = float(alphas[self.best_index_])
         self.best_score_ = float(self.cv_results_["mean_test_score"][self.best_index_])
+        for name in _REFIT_ATTRIBUTES + ("best_estimator_", "refit_time_"):
+            self.__dict__.pop(name, None)  # a previous fit's, when refit is now False
         if self.refit:
             t0 = time.perf_counter()
             best = clone(base).set_params(alpha=self.alpha_, patterns=pats)
             self.best_estimator_ = best.fit(X, y_fit)
             self.refit_time_ = time.perf_counter() - t0
-            for name in ("network_", "objective_", "certificate_", "n_neurons_",
-                         "patterns_", "exact_patterns_", "n_iter_"):
+            for name in _REFIT_ATTRIBUTES:
                 setattr(self, name, getattr(best, name))
         return self
 
@@ -467,8 +471,8 @@ verbose
     }
 
     def __init__(self, alphas=None, *, n_alphas: int = 10, eps: float = 1e-3, cv=None,
-                 scoring=None, n_jobs=None, refit: bool = True, loss: str = "logistic",
-                 patterns="auto", bias: bool = True, penalize_bias: bool = False,
+                 scoring=None, n_jobs=None, refit: bool = True, patterns="auto",
+                 loss: str = "logistic", bias: bool = True, penalize_bias: bool = False,
                  formulation: str = "relu", solver="cvxpy", tol: float = 1e-6, max_iter=None,
                  max_patterns: int = 2000, random_state=None, verbose: bool = False,
                  certify: bool = True) -> None:
@@ -479,8 +483,8 @@ verbose
         self.scoring = scoring
         self.n_jobs = n_jobs
         self.refit = refit
-        self.loss = loss
         self.patterns = patterns
+        self.loss = loss
         self.bias = bias
         self.penalize_bias = penalize_bias
         self.formulation = formulation

@@ -219,8 +219,10 @@ def test_bad_parameters(reg_data):
 
 def test_refit_false(reg_data):
     X, y = reg_data
-    reg = ConvexReLURegressorCV(alphas=2, cv=2, refit=False, **FAST_REG).fit(X, y)
+    reg = ConvexReLURegressorCV(alphas=2, cv=2, **FAST_REG).fit(X, y)
+    reg.set_params(refit=False).fit(X, y)  # drops the previous fit's refit
     assert reg.alpha_ in reg.alphas_ and not hasattr(reg, "best_estimator_")
+    assert not hasattr(reg, "network_")
     assert not hasattr(reg, "predict") and not hasattr(reg, "score")
     with pytest.raises(AttributeError, match="no attribute 'predict'") as exc:
         reg.predict(X)
