@@ -34,45 +34,12 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 
 from .arrangements import ActivationPatterns, PatternLimitError, enumerate_patterns
 from .arrangements import sample_patterns
-from .losses import SquaredLoss
+from .losses import Loss, get_loss, loss_names
 from .network import ReLUNet
 from .program import ConvexProgram
-from .solvers import SOLVERS, BaseSolver, get_solver
+from .solvers import SOLVERS, BaseSolver, choose_solver, get_solver
 
 __all__ = ["ConvexReLURegressor", "ConvexReLUClassifier"]
-
-
-class _ColumnSquaredLoss(SquaredLoss):
-    """``(1/(2c)) ||z - y||^2`` on one column of a ``c``-output target.
-
-    scikit-learn averages the squared loss over all ``n * c`` entries, so each of the
-    ``c`` independent scalar programs carries the factor ``1/c``.
-    """
-
-    def __init__(self, n_outputs: int = 1) -> None:
-        self.n_outputs = int(n_outputs)
-
-    def value(self, z, y) -> float:
-        return super().value(z, y) / self.n_outputs
-
-    def gradient(self, z, y):
-        return super().gradient(z, y) / self.n_outputs
-
-    def dual_objective(self, lam, y) -> float:
-        lam = np.asarray(lam, dtype=np.float64)
-        return super().dual_objective(lam * self.n_outputs, y) / self.n_outputs
-
-    def cvxpy_value(self, z, y):
-        return super().cvxpy_value(z, y) / self.n_outputs
-
-    def __eq__(self, other) -> bool:
-        return type(self) is type(other) and self.n_outputs == other.n_outputs
-
-    def __hash__(self) -> int:
-        return hash(("ColumnSquaredLoss", self.n_outputs))
-
-    def __repr__(self) -> str:
-        return f"_ColumnSquaredLoss(n_outputs={self.n_outputs})"
 
 
 def _seed(random_state) -> int | None:
@@ -106,7 +73,7 @@ class _ConvexReLUBase(BaseEstimator):
         "bias": ["boolean"],
         "penalize_bias": ["boolean"],
         "formulation": [StrOptions({"relu", "gated_relu"})],
-        "solver": [StrOptions(set(SOLVERS)), BaseSolver],
+        "solver": [StrOptions(set(SOLVERS) | {"auto"}), BaseSolver],
         "tol": [Interval(numbers.Real, 0, None, closed="neither")],
         "max_iter": [Interval(numbers.Integral, 1, None, closed="left"), None],
         "random_state": ["random_state"],
@@ -142,10 +109,16 @@ class _ConvexReLUBase(BaseEstimator):
         return sample_patterns(X, self.max_patterns, random_state=_seed(self.random_state),
                                bias=self.bias)
 
-    def _solver(self) -> BaseSolver:
+    def _solver_name(self, loss) -> str:
+        """The registered solver name (``solver="auto"`` resolved for the problem)."""
+        if self.solver == "auto":
+            return choose_solver(self.formulation, loss)
+        return self.solver
+
+    def _solver(self, loss) -> BaseSolver:
         if isinstance(self.solver, BaseSolver):
             return self.solver
-        return get_solver(self.solver, tol=self.tol, verbose=bool(self.verbose),
+        return get_solver(self._solver_name(loss), tol=self.tol, verbose=bool(self.verbose),
                           **self._max_iter_param())
 
     def _max_iter_param(self) -> dict:
@@ -155,36 +128,29 @@ class _ConvexReLUBase(BaseEstimator):
     def _solve_outputs(self, X, Y, loss, pats):
         """Solve one scalar program per column of ``Y``; return networks, totals, certificates.
 
-        With ``certify=True`` each column's network is certified (docs/mathematics.rst §4.5) over
-        the same
-        patterns; when the patterns are exact, the certificate's relative gap exceeds
-        ``tol`` and the solver is built here (a name, not an instance), the column is
-        solved once more with a 10^4 times tighter solver tolerance and the result with the
-        smaller certified gap is kept (the celer habit: stop on the certificate's gap).
+        A regression loss keeps each column's share ``1/c`` of scikit-learn's mean over
+        ``n * c`` entries (:meth:`~convexrelu.losses.Loss.column_loss`); a classifier's
+        one-vs-rest columns are binary problems of their own. ``objective_`` is the
+        objective of the fitted network itself (the sum of the columns' sub-networks'
+        objectives). With ``certify=True`` each column's network is certified
+        (docs/mathematics.rst §4.5) over the same patterns.
         """
-        solver = self._solver()
+        loss = get_loss(loss)
+        col_loss = loss.column_loss(Y.shape[1]) if loss.task == "regression" else loss
+        solver = self._solver(col_loss)
         nets, objective, n_iter, statuses, certs = [], 0.0, 0, [], []
         warm = self._warm_solutions(pats, Y.shape[1])
         first = []  # each column's first-stage solution, kept for the next warm start
         for j in range(Y.shape[1]):
-            sol = self._solve_one(X, Y[:, j], loss, pats, solver, warm=warm[j], keep=first)
-            cert = self._certify_one(X, Y[:, j], loss, pats, sol[0]) if self.certify else None
-            if cert is not None and cert.exact and not cert.optimal and \
-                    isinstance(self.solver, str):
-                tight = get_solver(self.solver, tol=self.tol * 1e-4,
-                                   verbose=bool(self.verbose), **self._max_iter_param())
-                with warnings.catch_warnings():  # the first solve already reported
-                    warnings.simplefilter("ignore")
-                    sol2 = self._solve_one(X, Y[:, j], loss, pats, tight)
-                cert2 = self._certify_one(X, Y[:, j], loss, pats, sol2[0])
-                spent = sol[2] + sol2[2]
-                if cert2.gap < cert.gap:
-                    sol, cert = sol2, cert2
-                sol = (sol[0], sol[1], spent, sol[3])
-            objective += sol[1]
-            n_iter = max(n_iter, sol[2])
-            statuses.append(sol[3])
-            nets.append(sol[0])
+            net, it, status = self._solve_one(X, Y[:, j], col_loss, pats, solver,
+                                              warm=warm[j], keep=first)
+            cert = self._certify_one(X, Y[:, j], col_loss, pats, net) if self.certify \
+                else None
+            objective += net.objective(X, Y[:, j], self.alpha, col_loss,
+                                       penalize_bias=self.penalize_bias)
+            n_iter = max(n_iter, it)
+            statuses.append(status)
+            nets.append(net)
             certs.append(cert)
         self._warm_ = {"key": (_patterns_key(pats), self.formulation, Y.shape[1]),
                        "solutions": first}
@@ -195,16 +161,12 @@ class _ConvexReLUBase(BaseEstimator):
         §4.5)."""
         from .certificates import certify
 
-        alpha = self.alpha
-        if isinstance(loss, _ColumnSquaredLoss):
-            # (1/(2c))||z - y||^2 + (alpha/2)||theta||^2 = (1/c) [squared loss + (c alpha/2)..]
-            loss, alpha = "squared", self.alpha * loss.n_outputs
         free_or_none = not (self.bias and self.penalize_bias)
         # two features: the exact angular sweep is faster than the listed patterns
         patterns = "exact" if (pats.exact and X.shape[1] == 2 and free_or_none
-                               and loss != "hinge") else pats
-        return certify(net, X, y, alpha=alpha, loss=loss, patterns=patterns, tol=self.tol,
-                       hidden_bias=self.bias, penalize_bias=self.penalize_bias)
+                               and loss.smooth) else pats
+        return certify(net, X, y, alpha=self.alpha, loss=loss, patterns=patterns,
+                       tol=self.tol, hidden_bias=self.bias, penalize_bias=self.penalize_bias)
 
     def _set_certificate(self, certs) -> None:
         self.certificate_ = None if not self.certify else (
@@ -223,54 +185,37 @@ class _ConvexReLUBase(BaseEstimator):
         return list(prev["solutions"]) if prev["key"] == key else [None] * n_cols
 
     def _solve_one(self, X, y, loss, pats, solver, warm=None, keep=None):
+        """One column: solve, map to a network, prune. Returns ``(net, n_iter, status)``."""
         prog = ConvexProgram(X, y, pats, loss=loss, alpha=self.alpha, bias=self.bias,
                              penalize_bias=self.penalize_bias,
                              formulation=self.formulation)
         if self.formulation not in solver._formulations:
             raise ValueError(
                 f"solver {self.solver!r} cannot solve formulation={self.formulation!r} (it "
-                f"handles {list(solver._formulations)}). Use formulation='gated_relu', or a "
-                "ReLU solver: 'cvxpy', 'polish', 'relu_al' or 'column_generation'.")
-        # the ReLU re-solves below (restricted, small programs) need a ReLU-capable solver
-        relu_solver = solver if "relu" in solver._formulations else get_solver(
-            "cvxpy", tol=min(self.tol, 1e-8), max_iter=max(self.max_iter or 500, 500),
-            verbose=bool(self.verbose))
+                f"handles {list(solver._formulations)}). Use solver='auto', or "
+                "formulation='gated_relu' with solver='fista'.")
         sol = solver.solve(prog, warm_start=warm)
         if keep is not None:
             keep.append(sol)
         n_iter = sol.n_iter
         if self.formulation == "gated_relu":
-            # polish: the ReLU program restricted to the patterns the gated solution uses
+            # the ReLU program restricted to the patterns the gated solution uses
             k = prog.n_penalized
-            used = np.linalg.norm(sol.V[:, :k], axis=1) > 1e-6 * max(
-                float(np.max(np.linalg.norm(sol.V[:, :k], axis=1), initial=0.0)), 1e-300)
+            size = np.linalg.norm(sol.V[:, :k], axis=1)
+            used = size > 1e-6 * max(float(size.max(initial=0.0)), 1e-300)
             if not np.any(used):
                 used[:] = True
             relu = ConvexProgram(X, y, pats, loss=loss, alpha=self.alpha, bias=self.bias,
                                  penalize_bias=self.penalize_bias).restrict(used)
+            relu_solver = solver if "relu" in solver._formulations else get_solver(
+                "relu", tol=min(self.tol, 1e-8), verbose=bool(self.verbose))
             sol = relu_solver.solve(relu)
             n_iter += sol.n_iter
-        objective = sol.objective
-        # Interior-point solutions carry many tiny blocks (docs/mathematics.rst §8.4). Polish:
-        # re-solve
-        # over the patterns whose blocks are not negligible (a small program); on the
-        # optimal support this is the same optimum, computed without the noise blocks.
-        k = prog.n_penalized
-        size = np.maximum(np.linalg.norm(sol.V[:, :k], axis=1),
-                          np.linalg.norm(sol.W[:, :k], axis=1))
-        top = float(size.max(initial=0.0))
-        support = size > 1e-5 * top
-        if top > 0 and 0 < support.sum() < support.size:
-            full = prog if self.formulation == "relu" else relu
-            polished = relu_solver.solve(full.restrict(support))
-            if polished.objective <= objective + 1e-7 * max(1.0, abs(objective)):
-                sol = polished
-                n_iter += polished.n_iter
         net = ReLUNet.from_convex(sol.V, sol.W, bias=self.bias, output_bias=sol.output_bias,
                                   penalize_bias=self.penalize_bias, tol=1e-9)
         if net.n_neurons > 0:
             net = net.prune(X, penalize_bias=self.penalize_bias)
-        return net, objective, n_iter, sol.status
+        return net, n_iter, sol.status
 
     @staticmethod
     def _stack(nets) -> ReLUNet:
@@ -328,6 +273,10 @@ class ConvexReLURegressor(RegressorMixin, _ConvexReLUBase):
     ----------
     alpha : float, default=1e-3
         Weight decay, with scikit-learn's ``MLPRegressor`` meaning.
+    loss : {"squared", "huber"} or Loss, default="squared"
+        The data term: scikit-learn's squared loss, or the Huber loss (robust regression;
+        ``HuberLoss(delta=...)`` to set its threshold), or any registered regression
+        :class:`~convexrelu.losses.Loss`.
     patterns : {"auto", "exact"}, int or ActivationPatterns, default="auto"
         ``"exact"``: all patterns (error if more than ``max_patterns``); ``"auto"``: all
         patterns when there are at most ``max_patterns``, else ``max_patterns`` sampled
@@ -340,14 +289,17 @@ class ConvexReLURegressor(RegressorMixin, _ConvexReLUBase):
     formulation : {"relu", "gated_relu"}, default="relu"
         ``"gated_relu"`` first solves the gated relaxation (needs ``penalize_bias=True``
         when ``bias=True``) and then the ReLU program restricted to the patterns it uses.
-    solver : str or BaseSolver, default="cvxpy"
-        A registered name (``convexrelu.solvers.SOLVERS``: ``"cvxpy"``, ``"fista"``,
-        ``"polish"``, ``"relu_al"``, ``"column_generation"``) or a solver instance.
+    solver : "auto", str or BaseSolver, default="auto"
+        ``"auto"`` (:func:`convexrelu.solvers.choose_solver`): ``"relu"`` for the ReLU
+        formulation (an interior point or a working-set loop, never a conic problem over
+        the whole pattern set), ``"fista"`` for the gated one. Or a registered name
+        (``convexrelu.solvers.SOLVERS``: ``"relu"``, ``"fista"``, ``"cvxpy"``,
+        ``"column_generation"``) or a solver instance.
     tol : float, default=1e-6
-        Solver tolerance.
+        Relative duality-gap tolerance (certified by every solver).
     max_iter : int or None, default=None
-        Solver iteration limit; None uses the solver's own default (500 interior-point
-        iterations for cvxpy/Clarabel, 10,000 for "fista", 20,000 for "relu_al").
+        Solver iteration limit; None uses the solver's own default (rounds of the
+        working-set loop for "relu", iterations for "fista" and cvxpy/Clarabel).
     max_patterns : int, default=2000
         Largest number of patterns for ``"exact"`` / ``"auto"``.
     random_state : int, RandomState instance or None, default=None
@@ -356,10 +308,9 @@ class ConvexReLURegressor(RegressorMixin, _ConvexReLUBase):
     certify : bool, default=True
         Certify the fitted network after the solve (:func:`convexrelu.certify`,
         docs/mathematics.rst §4.5; ``tol`` is the relative-gap tolerance of
-        ``certificate_.optimal``). With
-        exact patterns, a certificate whose relative gap exceeds ``tol`` triggers one
-        re-solve with a 10^4 times tighter solver tolerance (when ``solver`` is a name).
-        The certificate costs one pass over the patterns (an angular sweep for two
+        ``certificate_.optimal``). The solver itself already certifies its solution over
+        the program's patterns; this certifies the fitted network against every network
+        of any width. It costs one pass over the patterns (an angular sweep for two
         features); ``False`` skips it, e.g. inside a grid search.
     warm_start : bool, default=False
         Start the solver from the previous ``fit``'s solution when the pattern set, the
@@ -407,12 +358,18 @@ class ConvexReLURegressor(RegressorMixin, _ConvexReLUBase):
     True
     """
 
-    def __init__(self, alpha: float = 1e-3, *, patterns="auto", bias: bool = True,
-                 penalize_bias: bool = False, formulation: str = "relu", solver="cvxpy",
-                 tol: float = 1e-6, max_iter=None, max_patterns: int = 2000,
+    _parameter_constraints: dict = {
+        **_ConvexReLUBase._parameter_constraints,
+        "loss": [StrOptions(set(loss_names("regression"))), Loss],
+    }
+
+    def __init__(self, alpha: float = 1e-3, *, loss="squared", patterns="auto",
+                 bias: bool = True, penalize_bias: bool = False, formulation: str = "relu",
+                 solver="auto", tol: float = 1e-6, max_iter=None, max_patterns: int = 2000,
                  random_state=None, verbose: bool = False, certify: bool = True,
                  warm_start: bool = False) -> None:
         self.alpha = alpha
+        self.loss = loss
         self.patterns = patterns
         self.bias = bias
         self.penalize_bias = penalize_bias
@@ -444,9 +401,7 @@ class ConvexReLURegressor(RegressorMixin, _ConvexReLUBase):
         self._y_ndim = y.ndim
         Y = y[:, None] if y.ndim == 1 else y
         pats = self._get_patterns(X)
-        # each column's loss is (1/(2c)) ||z - y||^2: sklearn averages over n * c entries
-        loss = "squared" if Y.shape[1] == 1 else _ColumnSquaredLoss(Y.shape[1])
-        nets, obj, n_iter, st, certs = self._solve_outputs(X, Y, loss, pats)
+        nets, obj, n_iter, st, certs = self._solve_outputs(X, Y, self.loss, pats)
         self._set_fitted(X, nets, obj, n_iter, st, pats)
         self._set_certificate(certs)
         return self
@@ -495,7 +450,7 @@ class ConvexReLUClassifier(ClassifierMixin, _ConvexReLUBase):
     Parameters
     ----------
     alpha : float, default=1e-3
-    loss : {"logistic", "hinge"}, default="logistic"
+    loss : {"logistic", "hinge"} or Loss, default="logistic"
     patterns, bias, penalize_bias, formulation, solver, tol, max_iter, max_patterns, \
 random_state, verbose, certify, warm_start
         As in :class:`ConvexReLURegressor`.
@@ -518,12 +473,12 @@ certificate_, n_features_in_
 
     _parameter_constraints: dict = {
         **_ConvexReLUBase._parameter_constraints,
-        "loss": [StrOptions({"logistic", "hinge"})],
+        "loss": [StrOptions(set(loss_names("classification")) - {"softmax"}), Loss],
     }
 
-    def __init__(self, alpha: float = 1e-3, *, loss: str = "logistic", patterns="auto",
+    def __init__(self, alpha: float = 1e-3, *, loss="logistic", patterns="auto",
                  bias: bool = True, penalize_bias: bool = False, formulation: str = "relu",
-                 solver="cvxpy", tol: float = 1e-6, max_iter=None,
+                 solver="auto", tol: float = 1e-6, max_iter=None,
                  max_patterns: int = 2000, random_state=None, verbose: bool = False,
                  certify: bool = True, warm_start: bool = False) -> None:
         self.alpha = alpha
@@ -586,7 +541,7 @@ certificate_, n_features_in_
         return self.classes_[np.argmax(z, axis=1)]
 
     def _check_proba(self):
-        if self.loss != "logistic":
+        if get_loss(self.loss).name != "logistic":
             raise AttributeError("predict_proba is available only with loss='logistic'; "
                                  f"this classifier uses loss={self.loss!r}.")
         return True

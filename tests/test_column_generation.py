@@ -10,8 +10,7 @@ from sklearn.exceptions import ConvergenceWarning
 from convexrelu.arrangements import enumerate_patterns, sample_patterns
 from convexrelu.program import ConvexProgram
 from convexrelu.solvers import (SOLVERS, BaseSolver, ColumnGenerationSolver, CvxpySolver,
-                                FistaSolver, ReluALSolver, ReluPolishSolver,
-                                column_generation, get_solver)
+                                FistaSolver, ReluFastSolver, column_generation, get_solver)
 
 RTOL = 1e-6  # between converged solvers (STYLE rule 9)
 
@@ -110,7 +109,7 @@ def test_convergence_warning_with_remedy(rng):
     X, y = _data(rng, 12, 2, "squared")
     prog = ConvexProgram(X, y, enumerate_patterns(X, bias=True), loss="squared", alpha=0.01,
                          bias=True)
-    with pytest.warns(ConvergenceWarning, match="max_iter=1 rounds.*Increase max_iter"):
+    with pytest.warns(ConvergenceWarning, match="Increase max_iter \\(rounds; now 1\\)"):
         sol = ColumnGenerationSolver(max_iter=1, n_add=1).solve(prog)
     assert sol.status == "max_iter_reached" and sol.info["rel_gap"] > 1e-6
 
@@ -128,10 +127,13 @@ def test_input_errors(rng):
     X, y = _data(rng, 6, 2, "squared")
     pats = enumerate_patterns(X, bias=False)
     prog = ConvexProgram(X, y, pats, loss="squared", alpha=0.1, bias=False)
-    with pytest.raises(ValueError, match="tol must be a float in \\(0, 1\\); got 0"):
+    with pytest.raises(ValueError, match="The 'tol' parameter of ColumnGenerationSolver must "
+                                         "be a float in the range \\(0.0, 1.0\\). Got 0 instead"):
         ColumnGenerationSolver(tol=0).solve(prog)
-    with pytest.raises(ValueError, match="max_iter must be a positive int; got 0"):
+    with pytest.raises(ValueError, match="The 'max_iter' parameter of ColumnGeneration"):
         ColumnGenerationSolver(max_iter=0).solve(prog)
+    with pytest.raises(ValueError, match="The 'tol' parameter of column_generation"):
+        column_generation(X, y, alpha=0.1, tol=2.0)
     with pytest.raises(ValueError, match="inner='column_generation' would recurse"):
         ColumnGenerationSolver(inner="column_generation").solve(prog)
     with pytest.raises(ValueError, match="unknown solver 'nope'; valid names are"):
@@ -144,19 +146,22 @@ def test_input_errors(rng):
 
 
 def test_registry():
-    expected = {"cvxpy": CvxpySolver, "fista": FistaSolver, "polish": ReluPolishSolver,
-                "relu_al": ReluALSolver, "column_generation": ColumnGenerationSolver}
-    assert set(expected) <= set(SOLVERS)
+    expected = {"cvxpy": CvxpySolver, "fista": FistaSolver, "relu": ReluFastSolver,
+                "column_generation": ColumnGenerationSolver}
+    assert set(expected) == set(SOLVERS)
     for name, cls in expected.items():
         solver = get_solver(name, tol=1e-7, max_iter=7, verbose=False)
         assert type(solver) is cls and solver.tol == 1e-7
-    # parameters a solver does not take are dropped (polish has no max_iter)
-    assert not hasattr(get_solver("polish", max_iter=7), "max_iter")
+    # parameters a solver does not take raise, naming those it takes
+    with pytest.raises(ValueError, match="does not take 'n_add'; its parameters are"):
+        get_solver("fista", n_add=7)
     assert get_solver("column_generation", max_iter=7).max_iter == 7
     inst = ColumnGenerationSolver()
     assert get_solver(inst) is inst and isinstance(inst, BaseSolver)
+    with pytest.raises(ValueError, match="set them on the instance"):
+        get_solver(inst, tol=1e-3)
     msg = ("unknown solver 'nope'; valid names are \\['column_generation', 'cvxpy', 'fista', "
-           "'polish', 'relu_al', 'relu_fast'\\]")
+           "'relu'\\]")
     with pytest.raises(ValueError, match=msg):
         get_solver("nope")
 
@@ -286,7 +291,8 @@ def test_sweep_pricer_matches_brute_force_over_listed_patterns(rng, bias):
 
 def test_polish_reaches_the_optimum_and_never_undercuts_it(rng):
     from convexrelu.arrangements import ActivationPatterns
-    from convexrelu.solvers._cg_inner import CompressedReluSolver, polish_support
+    from convexrelu._polish import polish_support
+    from convexrelu.solvers._cg_inner import CompressedReluSolver
 
     X, y = _data(rng, 60, 2, "squared")
     G = rng.standard_normal((3, 14))
@@ -306,7 +312,7 @@ def test_polish_reaches_the_optimum_and_never_undercuts_it(rng):
 
 def test_reported_gap_is_never_below_the_true_suboptimality(rng):
     from convexrelu.certificates import dual_constraint
-    from convexrelu.solvers._dual_gap import best_dual_scale, dual_point
+    from convexrelu.certificates._gap import best_dual_scale, dual_point
 
     X, y = _data(rng, 25, 2, "squared")
     full = ConvexProgram(X, y, enumerate_patterns(X, bias=True), loss="squared", alpha=0.05,

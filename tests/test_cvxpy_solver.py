@@ -1,5 +1,6 @@
 """CvxpySolver against an independent cvxpy formulation and docs/mathematics.rst §9 checks."""
 
+import warnings
 import pickle
 
 import cvxpy as cp
@@ -247,8 +248,12 @@ def test_inaccurate_status_warns(rng, monkeypatch):
         return out
 
     monkeypatch.setattr(type(built.problem), "solve", fake)
-    with pytest.warns(ConvergenceWarning, match="inaccurate"):
-        solver.solve(prog)
+    # an inaccurate status is accepted and judged by the certificate that ends every
+    # solve: here the point is optimal, so no warning and the status says so
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ConvergenceWarning)
+        sol = solver.solve(prog)
+    assert sol.status == "optimal" and sol.info["rel_gap"] <= 1e-6
 
     def fail(self, *a, **k):
         out = orig(self, *a, **k)

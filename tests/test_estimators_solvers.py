@@ -16,10 +16,10 @@ def data():
 
 
 def test_registry_names():
-    assert {"cvxpy", "fista", "polish", "relu_al", "column_generation"} <= set(SOLVERS)
+    assert set(SOLVERS) == {"cvxpy", "fista", "relu", "column_generation"}
 
 
-@pytest.mark.parametrize("solver", ["polish", "column_generation"])
+@pytest.mark.parametrize("solver", ["cvxpy", "relu", "column_generation"])
 def test_relu_solvers_reach_cvxpy_optimum(data, solver):
     X, y = data
     ref = ConvexReLURegressor(alpha=0.1, patterns="exact").fit(X, y)
@@ -58,12 +58,19 @@ def test_unknown_solver_name(data):
 
 
 def test_max_iter_none_uses_solver_default():
-    est = ConvexReLURegressor(solver="relu_al")
-    assert est._solver().max_iter == 20000
-    assert ConvexReLURegressor(solver="relu_al", max_iter=7)._solver().max_iter == 7
+    est = ConvexReLURegressor(solver="fista")
+    assert est._solver("squared").max_iter == 10000
+    assert ConvexReLURegressor(solver="fista", max_iter=7)._solver("squared").max_iter == 7
 
 
-@pytest.mark.parametrize("solver", ["column_generation", "relu_fast"])
+def test_auto_solver_choice():
+    est = ConvexReLURegressor()
+    assert est.solver == "auto" and type(est._solver("squared")).__name__ == "ReluFastSolver"
+    gated = ConvexReLURegressor(formulation="gated_relu", penalize_bias=True)
+    assert type(gated._solver("squared")).__name__ == "FistaSolver"
+
+
+@pytest.mark.parametrize("solver", ["column_generation", "relu"])
 def test_warm_start_same_optimum(data, solver):
     """warm_start=True reuses the previous solution along an alpha path and reaches the
     same objective as a cold fit; it is ignored when the patterns change."""

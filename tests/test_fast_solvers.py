@@ -1,5 +1,5 @@
-"""First-order solvers (gated FISTA, ReLU augmented Lagrangian, gated-then-polish) against a
-direct cvxpy/Clarabel solve written here, on the objective value (STYLE rule 9)."""
+"""Gated FISTA and the ReLU solver against a direct cvxpy/Clarabel solve written here, on the
+objective value (STYLE rule 9)."""
 
 import warnings
 
@@ -9,7 +9,8 @@ from sklearn.exceptions import ConvergenceWarning
 
 from convexrelu.arrangements import enumerate_patterns, sample_patterns
 from convexrelu.losses import get_loss
-from convexrelu.solvers._dual_gap import (
+from convexrelu._polish import repair_feasibility
+from convexrelu.certificates._gap import (
     best_dual_scale,
     dual_point,
     fit_output_shift,
@@ -17,7 +18,6 @@ from convexrelu.solvers._dual_gap import (
     relu_multiplier_gap,
 )
 from convexrelu.solvers._fista import group_soft_threshold, solve_gated_fista
-from convexrelu.solvers._relu_admm import repair_feasibility, solve_relu_al
 
 cp = pytest.importorskip("cvxpy")
 
@@ -191,49 +191,28 @@ def program_reference(prog, relu=True):
 
 
 @pytest.mark.parametrize("loss_name,bias,exact", RELU_CASES)
-def test_relu_polish_matches_cvxpy(loss_name, bias, exact):
-    from convexrelu.solvers._relu_admm import solve_relu_gated_polish
+def test_relu_solver_matches_cvxpy(loss_name, bias, exact):
+    from convexrelu.solvers import ReluFastSolver
 
     prog = make_program(loss_name, bias, exact)
     ref = program_reference(prog)
     tol = 1e-6
-    res = solve_relu_gated_polish(prog, tol=tol)
-    assert res.converged
-    assert abs(res.objective - ref) <= 1e-6 * abs(ref)
-    assert res.gap <= tol * abs(res.objective)
-    assert res.objective - ref <= res.gap + 1e-9 * abs(ref)
-
-
-AL_CASES = [("squared", "none", False), ("logistic", "none", True), ("squared", "free", False)]
-
-
-@pytest.mark.parametrize("loss_name,bias,exact", AL_CASES)
-def test_relu_al_matches_cvxpy(loss_name, bias, exact):
-    prog = make_program(loss_name, bias, exact)
-    ref = program_reference(prog)
-    npen = prog.n_penalized if prog.n_penalized < prog.d_aug else None
-    tol = 5e-7
-    res = solve_relu_al(prog.loss, prog.X_aug, prog.masks, prog.y, prog.alpha,
-                        output_bias=prog.fit_output_bias, n_penalized=npen,
-                        gates=prog.patterns.gates, tol=tol)
-    assert res.converged
-    assert abs(res.objective - ref) <= 1e-6 * abs(ref)
-    assert res.gap <= tol * abs(res.objective)
-    assert res.objective - ref <= res.gap + 1e-9 * abs(ref)
-    # returned blocks are exactly feasible
-    P = prog.n_patterns
-    A = np.where(prog.masks, 1.0, -1.0)
-    for blk in (res.B[:P], res.B[P:]):
-        assert np.min(A * (prog.X_aug @ blk.T)) >= -1e-12
+    sol = ReluFastSolver(tol=tol).solve(prog)
+    n = prog.n_samples
+    assert sol.status == "optimal"
+    assert abs(sol.objective * n - ref) <= 1e-6 * abs(ref)
+    assert sol.info["rel_gap"] <= tol
+    assert sol.objective * n - ref <= sol.gap * n + 1e-9 * abs(ref)
+    assert prog.max_violation(sol.V, sol.W) <= 1e-9
 
 
 def test_solver_classes():
+    from convexrelu.solvers import ColumnGenerationSolver, ReluFastSolver
     from convexrelu.solvers._fista import FistaSolver
-    from convexrelu.solvers._relu_admm import ReluALSolver, ReluPolishSolver
 
     prog = make_program("squared", "none", False)
     ref = program_reference(prog) / prog.n_samples
-    for solver in (ReluPolishSolver(tol=1e-6), ReluALSolver(tol=5e-7)):
+    for solver in (ReluFastSolver(tol=1e-6), ColumnGenerationSolver(tol=1e-6)):
         sol = solver.solve(prog)
         assert sol.status == "optimal" and sol.formulation == "relu"
         assert abs(sol.objective - ref) <= 1e-6 * abs(ref)
@@ -247,33 +226,29 @@ def test_solver_classes():
     assert np.all(sol.W == 0)
     with pytest.raises(ValueError, match="cannot solve formulation"):
         FistaSolver().solve(prog)
-    hp = make_program("logistic", "none", False)
-    hp = type(hp)(hp.X, hp.y, hp.patterns, loss="hinge", alpha=0.3, bias=False)
+    hp = make_program("logistic", "none", False, formulation="gated_relu")
+    hp = type(hp)(hp.X, hp.y, hp.patterns, loss="hinge", alpha=0.3, bias=False,
+                  formulation="gated_relu")
     with pytest.raises(ValueError, match="not smooth"):
-        ReluALSolver().solve(hp)
+        FistaSolver().solve(hp)
 
 
 def test_relaxation_gap_visible():
     """The gated optimum is a lower bound on the ReLU optimum (docs/mathematics.rst §3.4)."""
-    from convexrelu.solvers._relu_admm import solve_relu_gated_polish
+    from convexrelu.solvers import ReluFastSolver
 
     prog = make_program("squared", "penalized", True)
     g = solve_gated_fista(prog.loss, prog.X_aug, prog.masks, prog.y, 0.3, output_bias=True,
                           tol=TOL)
-    r = solve_relu_gated_polish(prog, tol=1e-6)
-    assert g.objective <= r.objective * (1 + 1e-6)
+    r = ReluFastSolver(tol=1e-6).solve(prog)
+    assert g.objective <= r.objective * prog.n_samples * (1 + 1e-6)
 
 
-@pytest.mark.parametrize("relu", [False, True])
-def test_convergence_warning_with_remedy(relu):
+def test_convergence_warning_with_remedy():
     loss, Xa, pats, y = make_problem("squared", True, True)
     with pytest.warns(ConvergenceWarning, match="Increase max_iter"):
-        if relu:
-            res = solve_relu_al(loss, Xa, pats.masks, y, 0.3, output_bias=True,
-                                gates=pats.gates, tol=1e-12, max_iter=5, inner_iter=5)
-        else:
-            res = solve_gated_fista(loss, Xa, pats.masks, y, 0.3, output_bias=True,
-                                    tol=1e-12, max_iter=5)
+        res = solve_gated_fista(loss, Xa, pats.masks, y, 0.3, output_bias=True,
+                                tol=1e-12, max_iter=5)
     assert not res.converged and res.n_iter >= 1
 
 
@@ -342,9 +317,9 @@ def test_input_errors():
     with pytest.raises(ValueError, match="masks must have shape"):
         solve_gated_fista(loss, Xa, pats.masks[:-1], y, 0.3)
     with pytest.raises(ValueError, match="y must have shape"):
-        solve_relu_al(loss, Xa, pats.masks, y[:-1], 0.3)
+        solve_gated_fista(loss, Xa, pats.masks, y[:-1], 0.3)
     with pytest.raises(ValueError, match="alpha"):
-        solve_relu_al(loss, Xa, pats.masks, y, -1.0)
+        solve_gated_fista(loss, Xa, pats.masks, y, -1.0)
     with pytest.raises(ValueError, match="dtype"):
         solve_gated_fista(loss, Xa, pats.masks, y, 0.3, dtype=np.int64)
 

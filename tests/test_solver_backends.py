@@ -11,7 +11,6 @@ from sklearn.exceptions import ConvergenceWarning
 from convexrelu.arrangements import sample_patterns
 from convexrelu.program import ConvexProgram
 from convexrelu.solvers._fista import ArrayBackend, FistaSolver, solve_gated_fista
-from convexrelu.solvers._relu_admm import ReluALSolver, solve_relu_al
 
 torch = pytest.importorskip("torch")
 
@@ -46,16 +45,6 @@ def test_gated_numpy_torch_agree(loss_name, bias):
     np.testing.assert_allclose(rn.B, rt.B, atol=1e-5 * max(1.0, np.abs(rn.B).max()))
 
 
-@pytest.mark.parametrize("loss_name,bias", [("squared", False), ("logistic", True)])
-def test_relu_al_numpy_torch_agree(loss_name, bias):
-    Xa, pats, y = make(loss_name, bias, n=20, d=2, P=12)
-    kw = dict(output_bias=bias, gates=pats.gates, tol=1e-6, max_iter=30000)
-    rn = solve_relu_al(loss_name, Xa, pats.masks, y, 0.3, backend="numpy", **kw)  # noqa
-    rt = solve_relu_al(loss_name, Xa, pats.masks, y, 0.3, backend="torch", **kw)
-    assert rn.converged and rt.converged
-    assert abs(rn.objective - rt.objective) <= 1e-6 * abs(rn.objective)
-
-
 def test_float32_torch_and_numpy():
     Xa, pats, y = make("squared", True)
     r64 = solve_gated_fista("squared", Xa, pats.masks, y, 0.2, output_bias=True, tol=TOL)
@@ -78,10 +67,12 @@ def test_solver_classes_backend_parameter():
     sn = FistaSolver(tol=1e-7).solve(gp)
     st = FistaSolver(tol=1e-7, backend="torch", device="cpu").solve(gp)
     assert abs(sn.objective - st.objective) <= 1e-6 * abs(sn.objective)
-    rp = ConvexProgram(X, y, pats, loss="squared", alpha=0.3, bias=True, formulation="relu")
-    an = ReluALSolver(tol=1e-6).solve(rp)
-    at = ReluALSolver(tol=1e-6, backend="torch").solve(rp)
-    assert abs(an.objective - at.objective) <= 1e-6 * abs(an.objective)
+    # a loss with only a torch_value runs on torch through autograd (the Huber loss)
+    hp = ConvexProgram(X, y, pats, loss="huber", alpha=0.3, bias=True, penalize_bias=True,
+                       formulation="gated_relu")
+    hn = FistaSolver(tol=1e-7).solve(hp)
+    ht = FistaSolver(tol=1e-7, backend="torch").solve(hp)
+    assert abs(hn.objective - ht.objective) <= 1e-6 * abs(hn.objective)
 
 
 def test_backend_errors():
@@ -99,7 +90,7 @@ def test_backend_errors():
 def test_torch_not_imported_by_solvers_and_clear_error_without_it():
     code = (
         "import sys\n"
-        "import convexrelu.solvers, convexrelu.solvers._fista, convexrelu.solvers._relu_admm\n"
+        "import convexrelu.solvers, convexrelu.solvers._fista, convexrelu.solvers._relu_fast\n"
         "assert 'torch' not in sys.modules, 'torch imported'\n"
         "sys.modules['torch'] = None  # simulate a missing torch\n"
         "from convexrelu.solvers._fista import ArrayBackend\n"

@@ -27,7 +27,12 @@ HELP = "certify (or refute) the global optimality of a trained two-layer ReLU ne
 _NPZ = (".npz",)
 _TORCH = (".pt", ".pth")
 _PICKLE = (".pkl", ".pickle", ".joblib")
-_LOSSES = ("squared", "mse", "logistic", "hinge", "softmax")
+
+
+def _loss_choices() -> list:
+    from ..losses import loss_names
+
+    return [*loss_names(), "mse"]
 
 
 def _patterns_arg(value: str):
@@ -58,7 +63,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="weight decay (scikit-learn's alpha; with --reduction mean/sum "
                              "torch's weight_decay). Default: from the model (.npz, sklearn); "
                              "required for a torch state_dict")
-    parser.add_argument("--loss", choices=_LOSSES, default=None,
+    parser.add_argument("--loss", choices=_loss_choices(), default=None,
                         help="training loss (default: from the model, else squared; 'mse' "
                              "is torch's MSELoss (z - y)^2)")
     parser.add_argument("--reduction", choices=("sklearn", "mean", "sum"), default="sklearn",
@@ -228,6 +233,8 @@ def run(args: argparse.Namespace) -> int:
             alpha = header.get("alpha")
         kw["hidden_bias"] = bool(header.get("bias", True))
         classes = header.get("classes")
+        if kw["loss"] is None and header.get("loss"):
+            kw["loss"] = header["loss"]
         if header.get("kind") == "classifier":
             if kw["loss"] is None:
                 kw["loss"] = "logistic"

@@ -31,6 +31,12 @@ def _patterns_arg(value: str):
     return n
 
 
+def _loss_choices() -> list:
+    from ..losses import loss_names
+
+    return [n for n in loss_names() if n != "softmax"]
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("file", metavar="FILE",
                         help="data: .csv/.tsv (header row optional), .npy, or .npz with X, y")
@@ -50,6 +56,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="no hidden-layer bias")
     parser.add_argument("--classify", action="store_true",
                         help="classification (logistic loss) instead of regression")
+    parser.add_argument("--loss", choices=_loss_choices(), default=None,
+                        help="the loss (default: squared, or logistic with --classify); a "
+                             "classification loss implies --classify")
     parser.add_argument("--random-state", metavar="S", type=int, default=None,
                         help="seed for sampled patterns")
     parser.add_argument("--out", metavar="PATH", default="model.npz",
@@ -72,8 +81,15 @@ def run(args: argparse.Namespace) -> int:
         X, y, columns = load_table(args.file, target=args.target)
     except ValueError as exc:
         raise UsageError(str(exc)) from None
+    from ..losses import get_loss
+
+    if args.loss is not None and get_loss(args.loss).task == "classification":
+        args.classify = True
+    loss = args.loss or ("logistic" if args.classify else "squared")
+    if args.classify and get_loss(loss).task != "classification":
+        raise UsageError(f"--classify needs a classification loss; got --loss {loss}.")
     Est = ConvexReLUClassifier if args.classify else ConvexReLURegressor
-    est = Est(alpha=args.alpha, patterns=args.patterns, bias=args.bias,
+    est = Est(alpha=args.alpha, loss=loss, patterns=args.patterns, bias=args.bias,
               max_patterns=args.max_patterns, random_state=args.random_state)
     t0 = time.perf_counter()
     try:
@@ -87,6 +103,7 @@ def run(args: argparse.Namespace) -> int:
         "convexrelu_version": __version__,
         "kind": "classifier" if args.classify else "regressor",
         "alpha": float(args.alpha),
+        "loss": loss,
         "bias": bool(args.bias),
         "objective": est.objective_,
         "n_neurons": est.n_neurons_,

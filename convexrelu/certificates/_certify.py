@@ -33,6 +33,8 @@ import numpy as np
 from .._validation import augment, check_data_matrix, check_nonneg_float
 from ..losses import Loss, get_loss
 from ._dual import dual_constraint
+from .._polish import polish_support
+from ._gap import dual_point, relative_gap, within_tol
 
 __all__ = ["certify", "Certificate", "ViolatingNeuron", "Reduction"]
 
@@ -233,36 +235,6 @@ class Certificate:
         return json.dumps(self.to_dict(), **kwargs)
 
 
-# --------------------------------------------------------------------------- softmax
-class _SoftmaxLoss:
-    """Softmax cross-entropy, sum-reduced, on integer class labels (docs/mathematics.rst §1.2)."""
-
-    name = "softmax"
-
-    @staticmethod
-    def _logp(Z):
-        Z = Z - Z.max(axis=1, keepdims=True)
-        return Z - np.log(np.exp(Z).sum(axis=1, keepdims=True))
-
-    def value(self, Z, Y):
-        return float(-np.sum(self._logp(Z) * Y))
-
-    def gradient(self, Z, Y):
-        return np.exp(self._logp(Z)) - Y
-
-    def dual_objective(self, Lam, Y):
-        Q = Y - Lam
-        if np.any(Q < -1e-12) or np.any(np.abs(Q.sum(axis=1) - 1) > 1e-9):
-            return float("-inf")
-        Q = np.clip(Q, 0.0, 1.0)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            t = np.where(Q > 0, -Q * np.log(np.where(Q > 0, Q, 1.0)), 0.0)
-        return float(np.sum(t))
-
-    def max_dual_scale(self, Lam, Y):
-        return 1.0
-
-
 # --------------------------------------------------------------------------- helpers
 def _is_torch_module(model) -> bool:
     torch = sys.modules.get("torch")
@@ -301,7 +273,7 @@ def _as_network(model, alpha, loss):
 def _encode(loss_name, loss_obj, y, net, classes):
     """Targets in the loss's internal encoding, checked against the network's outputs."""
     c = net.n_outputs
-    if loss_name == "softmax":
+    if loss_obj.multi_output and loss_obj.task == "classification":
         yy = np.asarray(y)
         if yy.ndim != 1:
             raise ValueError(f"y for the softmax loss must be 1-D class labels; got shape "
@@ -313,7 +285,7 @@ def _encode(loss_name, loss_obj, y, net, classes):
         if np.any(idx >= len(cls)) or np.any(cls[np.minimum(idx, len(cls) - 1)] != yy):
             raise ValueError("y holds labels that are not among the classifier's classes_.")
         return np.eye(c)[idx]
-    if loss_name in ("logistic", "hinge") and classes is not None:
+    if loss_obj.task == "classification" and classes is not None:
         yy = np.asarray(y)
         if set(np.unique(yy).tolist()) - set(classes.tolist()):
             raise ValueError("y holds labels that are not among the classifier's classes_.")
@@ -327,65 +299,9 @@ def _encode(loss_name, loss_obj, y, net, classes):
 
 
 def _dual_point(loss, z, y, fit_output_bias):
-    """``(lambda, delta)``: ``-grad l(z + delta)`` with the output bias re-fitted."""
-    if not fit_output_bias:
-        return -loss.gradient(z, y), 0.0 if z.ndim == 1 else np.zeros(z.shape[1])
-    if z.ndim == 2:
-        if loss.name == "squared":
-            delta = np.mean(y - z, axis=0)
-            lam = -loss.gradient(z + delta, y)
-            return lam - lam.mean(axis=0), delta
-        # softmax: re-fit the output biases by Newton's method so that the dual point
-        # meets 1^T Lambda = 0 (the output-bias constraint); if that fails the caller
-        # falls back to the trivial bound
-        delta = _refit_softmax_bias(loss, z, y)
-        return -loss.gradient(z + delta, y), delta
-    from ..solvers._dual_gap import dual_point
-
-    lam, delta = dual_point(loss, z, y, output_bias=True)
-    return lam, float(delta)
-
-
-def _refit_softmax_bias(loss, Z, Y, max_iter: int = 50):
-    """Output-bias shift ``delta`` minimising the softmax loss of ``Z + delta`` (Newton).
-
-    The loss is invariant to adding a constant to every class, so the Hessian
-    ``sum_i diag(p_i) - p_i p_i^T`` is singular along ``1``: steps use its pseudo-inverse.
-    Stops when the class sums of the gradient are below ``1e-13 n``.
-    """
-    n, c = Z.shape
-    delta = np.zeros(c)
-    f = loss.value(Z, Y)
-    for _ in range(max_iter):
-        P = loss.gradient(Z + delta, Y) + Y
-        g = (P - Y).sum(axis=0)
-        if np.max(np.abs(g)) <= 1e-13 * n:
-            break
-        H = np.diag(P.sum(axis=0)) - P.T @ P
-        step = np.linalg.lstsq(H, g, rcond=None)[0]
-        t = 1.0
-        while t > 1e-10:
-            f_new = loss.value(Z + delta - t * step, Y)
-            if f_new <= f + 1e-14 * max(1.0, abs(f)):
-                break
-            t *= 0.5
-        delta = delta - t * step
-        f = f_new
-    return delta
-
-
-def _best_scale(loss, lam, y, s_max):
-    if loss.name == "softmax":
-        from scipy.optimize import minimize_scalar
-
-        hi = min(1.0, s_max)
-        f = lambda s: -loss.dual_objective(s * lam, y)  # noqa: E731
-        res = minimize_scalar(f, bounds=(0.0, hi), method="bounded", options={"xatol": 1e-12})
-        cands = [(0.0, -f(0.0)), (hi, -f(hi)), (float(res.x), -float(res.fun))]
-        return max(cands, key=lambda t: t[1])
-    from ..solvers._dual_gap import best_dual_scale
-
-    return best_dual_scale(loss, lam, y, s_max)
+    """``(lambda, delta)``: ``-grad l(z + delta)`` with the output bias re-fitted (the
+    certificate core's dual point, docs/mathematics.rst §8.3)."""
+    return dual_point(loss, z, y, output_bias=fit_output_bias)
 
 
 def _hinge_dual(Xa_masks, y, z, tau, beta, fit_output_bias, Xa, free_bias):
@@ -564,15 +480,13 @@ def certify(
     if isinstance(loss_name, str) and loss_name == "mse":
         # (z - y)^2 = 2 * (1/2)(z - y)^2: the problem is 2 * [l_sq + (beta/4)||theta||^2]
         loss_name, factor = "squared", 2.0
-    if isinstance(loss_name, str) and loss_name == "softmax":
-        loss_obj = _SoftmaxLoss()
-        if net.n_outputs < 2:
-            raise ValueError("the softmax loss needs a network with >= 2 outputs; use "
-                             "loss='logistic' for one logit.")
-    else:
-        loss_obj = get_loss(loss_name)
+    loss_obj = get_loss(loss_name)
+    if loss_obj.multi_output and net.n_outputs < 2:
+        raise ValueError(f"the {loss_obj.name} loss needs a network with >= 2 outputs; use "
+                         "loss='logistic' for one logit.")
     lname = loss_obj.name
-    if lname in ("logistic", "hinge") and net.n_outputs != 1:
+    if loss_obj.task == "classification" and not loss_obj.multi_output and \
+            net.n_outputs != 1:
         raise ValueError(f"the {lname} loss takes one output; this network has "
                          f"{net.n_outputs}. Use loss='softmax' for several classes.")
     beta_s = beta / factor  # beta of the problem  l + (beta_s/2)||theta||^2
@@ -609,7 +523,7 @@ def certify(
 
         # two features with a free (or no) hidden bias: exact angular sweep, no listing
         sweep = X.shape[1] == 2 and net.n_outputs == 1 and (free_bias or not hidden_bias) \
-            and lname != "hinge"
+            and loss_obj.smooth
         pats = None if sweep else enumerate_patterns(X, bias=hidden_bias)
     elif isinstance(patterns, numbers.Integral) and not isinstance(patterns, bool):
         from ..arrangements import sample_patterns
@@ -628,13 +542,13 @@ def certify(
 
     # ---- dual point
     lam, delta = _dual_point(loss_obj, Z, yy, fit_ob)
-    conservative = lname == "softmax" or net.n_outputs > 1
-    if lname == "hinge" and pats is not None and pats.n_patterns <= 400 and n <= 400:
+    conservative = loss_obj.multi_output or net.n_outputs > 1
+    if not loss_obj.smooth and pats is not None and pats.n_patterns <= 400 and n <= 400:
         lam_h = _hinge_dual(pats.masks, yy, Z + delta, float(hinge_tau), beta_s, fit_ob,
                             augment(X, hidden_bias), free_bias)
         if lam_h is not None:
             lam = lam_h
-    if lname == "softmax" and fit_ob:
+    if loss_obj.multi_output and fit_ob:
         # the output-bias constraint 1^T Lambda = 0 per class: use a feasible point only if
         # centred; otherwise project the rows inside the simplex by mixing with Y (s < 1)
         conservative = True
@@ -658,21 +572,40 @@ def certify(
         Mcol = float(np.sqrt(np.sum(np.square(cols))))
         if Mcol < Mval:
             Mval = Mcol
-    if lname == "softmax" and fit_ob and np.any(np.abs(lam.sum(axis=0)) > 1e-10):
+    if loss_obj.multi_output and fit_ob and np.any(np.abs(lam.sum(axis=0)) > 1e-10):
         # no feasible rescaling keeps 1^T Lambda = 0: fall back to the trivial bound
         s, LB = 0.0, loss_obj.dual_objective(0 * lam, yy)
     else:
         s_max = np.inf if Mval == 0 else beta_s / Mval
-        if lname == "hinge" and fit_ob and abs(float(np.sum(lam))) > 1e-9 * (1 + np.abs(lam).sum()):
+        if not loss_obj.smooth and fit_ob and \
+                abs(float(np.sum(lam))) > 1e-9 * (1 + np.abs(lam).sum()):
             s, LB = 0.0, 0.0
         else:
-            s, LB = _best_scale(loss_obj, lam, yy, s_max)
+            s, LB = loss_obj.best_dual_scale(lam, yy, s_max)
     LB = float(LB)
+    refit = False
+    if (net.n_outputs == 1 and not conservative and net.n_neurons > 0
+            and loss_obj.constant_curvature(yy) is not None
+            and not within_tol(objective - kappa * LB, objective, tol)):
+        # the residual's dual point is only as accurate as the square root of the primal
+        # accuracy (badly scaled X amplifies it); refit it on the patterns the neurons use
+        lam2 = _refit_dual_point(net, X, yy, loss_obj, beta_s, hidden_bias, penalize_bias,
+                                 fit_ob)
+        if lam2 is not None:
+            if sweep:
+                from ._dual import dual_constraint_2d
+
+                M2 = dual_constraint_2d(X, lam2, bias=hidden_bias).value
+            else:
+                M2 = dual_constraint(pats, X, lam2, penalize_bias=not free_bias).value
+            s2, LB2 = loss_obj.best_dual_scale(lam2, yy, np.inf if M2 == 0 else beta_s / M2)
+            if np.isfinite(M2) and LB2 > LB:
+                lam, s, LB, refit = lam2, s2, float(LB2), True
     lower_bound = kappa * LB
     gap = objective - lower_bound
-    rel = gap / max(abs(objective), np.finfo(float).tiny)
+    rel = relative_gap(gap, objective)
     ratio = float(Mval / beta_s) if beta_s > 0 else (0.0 if Mval == 0 else float("inf"))
-    optimal = bool(pats_exact and not conservative and rel <= tol)
+    optimal = bool(pats_exact and not conservative and within_tol(gap, objective, tol))
 
     # ---- violating neuron
     vn = None
@@ -691,8 +624,37 @@ def certify(
         info={"M": Mval, "n_refined": dv.n_refined, "n_fallbacks": dv.n_fallbacks,
               "output_bias_shift": delta, "pattern_index": dv.pattern_index,
               "sign": dv.sign, "direction": dv.direction, "gate_lower": dv.gate_lower,
-              "primal_sum": primal_s, "kappa": kappa},
+              "primal_sum": primal_s, "kappa": kappa, "dual_refit": refit},
     )
+
+
+def _refit_dual_point(net, X, y, loss, beta, hidden_bias, penalize_bias, fit_ob):
+    """A dual point from the restricted program over the network's own patterns.
+
+    The neurons are grouped by activation pattern (docs/mathematics.rst §3.6) and the
+    restricted ReLU program on those patterns is polished by Newton's method on its
+    support (:func:`convexrelu._polish.polish_support`, quadratic losses); the residual of
+    the polished point is the dual point. Any dual point gives a valid bound once scaled
+    by ``beta / M`` over all patterns, so this only ever tightens the certificate.
+    Returns ``None`` when the polish does not apply.
+    """
+    from ..arrangements import ActivationPatterns
+    from ..program import ConvexProgram
+
+    try:
+        G = np.hstack([net.W1, net.b1[:, None]]).T if hidden_bias else net.W1.T
+        pats = ActivationPatterns.from_gates(X, G, bias=hidden_bias)
+        V, W, _ = net.to_convex(X, pats)
+        prog = ConvexProgram(X, y, pats, loss=loss, alpha=beta, bias=hidden_bias,
+                             penalize_bias=penalize_bias, fit_output_bias=fit_ob)
+        out = polish_support(prog, V, W, float(net.b2[0]) if fit_ob else 0.0)
+    except (ValueError, np.linalg.LinAlgError):
+        return None
+    if out is None:
+        return None
+    V2, W2, c2 = out
+    lam, _ = dual_point(loss, prog.predict(V2, W2, c2), y, output_bias=fit_ob)
+    return lam
 
 
 def _violating_neuron(net, X, y, loss, dv, beta, kappa, hidden_bias, penalize_bias, delta):

@@ -43,6 +43,8 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass, field
+from typing import Optional
+
 import numpy as np
 
 __all__ = ["DualConstraintValue", "dual_constraint", "pattern_value", "pattern_value_socp"]
@@ -192,8 +194,68 @@ def _equality_polish(GS: np.ndarray, c: np.ndarray, mu: np.ndarray) -> np.ndarra
     return mu, None
 
 
+def _project_cone(Gn: np.ndarray, c: np.ndarray, max_iter: int = 200,
+                  init: Optional[np.ndarray] = None):
+    """``min_{mu >= 0} ||c + Gn^T mu||`` by Lawson-Hanson (``Gn``: unit rows, ``n x d``).
+
+    ``u = c + Gn^T mu`` is the projection of ``c`` onto ``K = {u : Gn u >= 0}`` (Moreau,
+    docs/mathematics.rst §4.2), so ``||u|| = max_{u' in K, ||u'|| <= 1} c^T u'``. Whatever the
+    accuracy of
+    the iteration, ``||c + Gn^T mu||`` with the returned ``mu >= 0`` is a valid upper bound
+    on that value (it is recomputed from the clipped multipliers). Returns
+    ``(bound, u, rows)`` with ``rows`` the rows of positive multiplier (the face of ``u``).
+    ``init``: rows to start from (a guess of the face, e.g. from interior-point
+    multipliers); the iteration then starts with them passive at ``mu = 0``.
+    """
+    scale = float(np.linalg.norm(c))
+    if scale == 0.0:
+        return 0.0, c.copy(), np.zeros(0, int)
+    Pset = np.zeros(0, int) if init is None else np.unique(np.asarray(init, int))
+    mu = np.zeros(0)
+    while Pset.size:  # warm start: shrink the guessed face until its multipliers are > 0
+        Gp = Gn[Pset]
+        s = np.linalg.lstsq(Gp.T, -c, rcond=None)[0]
+        if np.all(s > 0):
+            mu = s
+            break
+        Pset = Pset[s > 0]
+    u = c + Gn[Pset].T @ mu
+    for _ in range(max_iter):
+        w = Gn @ u
+        w[Pset] = np.inf
+        j = int(np.argmin(w))
+        if w[j] >= -1e-13 * scale:
+            break
+        Pset = np.append(Pset, j)
+        mu = np.append(mu, 0.0)
+        for _inner in range(Pset.size + 1):
+            Gp = Gn[Pset]
+            try:
+                s = -np.linalg.solve(Gp @ Gp.T, Gp @ c)
+            except np.linalg.LinAlgError:
+                s = np.linalg.lstsq(Gp.T, -c, rcond=None)[0]
+            if np.all(s > 0):
+                mu = s
+                break
+            neg = s <= 0
+            den = mu[neg] - s[neg]
+            alpha = float(np.min(np.where(den > 0, mu[neg] / np.where(den > 0, den, 1.0),
+                                          0.0)))
+            mu = mu + alpha * (s - mu)
+            keep = mu > 1e-15 * scale
+            if np.all(keep):  # rounding: drop the smallest to make progress
+                keep[int(np.argmin(mu))] = False
+            Pset, mu = Pset[keep], mu[keep]
+            if Pset.size == 0:
+                break
+        u = c + Gn[Pset].T @ mu
+    mu = np.maximum(mu, 0.0)
+    u = c + Gn[Pset].T @ mu
+    return float(np.linalg.norm(u)), u, Pset[mu > 0]
+
+
 def pattern_value(Xa: np.ndarray, mask: np.ndarray, c: np.ndarray, *, free_bias: bool = False,
-                  R: float = 0.0, max_rounds: int = 60):
+                  R: float = 0.0, max_rounds: int = 60, init=None):
     """``max_{x in K, ||x||_pen <= 1} c^T x`` for one pattern, with a certified upper bound.
 
     Parameters
@@ -210,6 +272,9 @@ def pattern_value(Xa: np.ndarray, mask: np.ndarray, c: np.ndarray, *, free_bias:
         A bound on ``|b|`` over the feasible set (``max_j ||x_j||``), used with a free bias.
     max_rounds : int, default=60
         Constraint-generation rounds before the SOCP fallback.
+    init : array-like of int, optional
+        Rows guessed to be on the face of the maximiser (e.g. an interior point's
+        largest cone multipliers): warm start of the projection (full norm only).
 
     Returns
     -------
@@ -228,6 +293,22 @@ def pattern_value(Xa: np.ndarray, mask: np.ndarray, c: np.ndarray, *, free_bias:
     A = np.where(mask, 1.0, -1.0)
     G = A[:, None] * Xa
     d_aug = Xa.shape[1]
+    if not free_bias:
+        # full norm: Moreau, max_{x in K, ||x|| <= 1} c^T x = ||proj_K(c)||, computed by an
+        # exact Lawson-Hanson projection; its bound ||c + Gn^T mu|| uses explicit mu >= 0
+        rown = np.linalg.norm(G, axis=1)
+        nz = rown > 0
+        Gn = G[nz] / rown[nz, None]
+        if init is not None:
+            pos = np.cumsum(nz) - 1
+            init = pos[np.asarray(init, int)[nz[np.asarray(init, int)]]]
+        U, u, _ = _project_cone(Gn, np.asarray(c, dtype=np.float64), init=init)
+        scale_c = float(np.linalg.norm(c)) + 1e-300
+        if U <= 1e-15 * scale_c:
+            return max(U, 0.0), 0.0, None, False
+        prim = _primal(c, G, mask, u, False)
+        if prim is not None and U - prim[0] <= _VERIFY_RTOL * scale_c:
+            return U, prim[0], prim[1], False
     all_active = bool(free_bias and np.all(mask))
     scale_c = float(np.linalg.norm(c)) + 1e-300
     w = 1e4

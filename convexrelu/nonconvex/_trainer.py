@@ -127,14 +127,6 @@ def _check_positive_float(value, name: str, *, allow_zero: bool = False) -> floa
     return v
 
 
-def _torch_loss_sum(name: str, z, yt, c: int):
-    if name == "squared":
-        return 0.5 * torch.sum((z - yt) ** 2) / c
-    if name == "logistic":
-        return torch.sum(torch.nn.functional.softplus(-yt * z))
-    return torch.sum(torch.clamp(1.0 - yt * z, min=0.0))
-
-
 def _initial_weights(rng: np.random.Generator, d: int, m: int, c: int, *, init_scale: float,
                      balanced: bool, bias: bool):
     W1 = init_scale * rng.standard_normal((m, d)) / math.sqrt(d)
@@ -344,14 +336,12 @@ def train_gradient_flow(
     Xt = torch.as_tensor(X, dtype=tdtype, device=dev)
     Yt = torch.as_tensor(Y2, dtype=tdtype, device=dev)
     name = loss_.name
-    if name not in ("squared", "logistic", "hinge"):
-        raise ValueError(f"loss {name!r} is not supported by the trainer; use 'squared', "
-                         "'logistic' or 'hinge'.")
 
     def evaluate():
         pre = model.preactivation(Xt)
         z = model.output(model.activation(pre))
-        data = _torch_loss_sum(name, z, Yt, c) / n
+        data = (loss_.torch_value(z, Yt) if Y.ndim == 2 else
+                loss_.torch_value(z[:, 0], Yt[:, 0])) / n
         pen = torch.sum(model.hidden.weight ** 2) + torch.sum(model.output.weight ** 2)
         if penalize_bias and bias:
             pen = pen + torch.sum(model.hidden.bias ** 2)

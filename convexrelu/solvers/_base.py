@@ -1,13 +1,28 @@
-"""The solver interface (skglm style: solvers declare what they need from the loss)."""
+"""The solver interface (skglm style: solvers declare what they need from the loss).
+
+Every solve goes through :meth:`BaseSolver.solve`: it validates the solver's
+hyper-parameters (scikit-learn's ``_parameter_constraints``), checks the loss's and the
+formulation's capabilities, calls the solver's ``_solve`` and **ends with the one
+certificate** of :mod:`convexrelu.certificates._gap` (the duality gap over every pattern
+of the program), deciding convergence with its single ``within_tol`` rule and issuing at
+most one ``ConvergenceWarning``, with the solver's own remedy.
+"""
 
 from __future__ import annotations
 
+import importlib
+import inspect
+import warnings
 from typing import Optional
 
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.utils._param_validation import validate_parameter_constraints
+
+from ..certificates._gap import duality_gap, relative_gap, within_tol
 from ..losses import Loss
 from ..program import FORMULATIONS, ConvexProgram, ConvexSolution
 
-__all__ = ["BaseSolver", "SOLVERS", "get_solver"]
+__all__ = ["BaseSolver", "SOLVERS", "get_solver", "solver_class"]
 
 
 class BaseSolver:
@@ -17,14 +32,19 @@ class BaseSolver:
 
     * ``_loss_required_attr``: methods the loss must implement; an entry may be a tuple
       of alternatives (any one of them suffices);
-    * ``_formulations``: the formulations they can solve.
+    * ``_formulations``: the formulations they can solve;
+    * ``_parameter_constraints``: the domains of their hyper-parameters, in
+      scikit-learn's vocabulary (checked before any work);
+    * ``_convergence_hint``: what to change when the certified gap stays above ``tol``.
 
-    :meth:`solve` checks both and raises a ``ValueError`` naming what is missing before
-    any work is done.
+    :meth:`solve` checks all of them and raises an error naming what is wrong before any
+    work is done, then certifies the result.
     """
 
     _loss_required_attr: tuple = ()
     _formulations: tuple = FORMULATIONS
+    _parameter_constraints: dict = {}
+    _convergence_hint: str = "Increase max_iter or loosen tol."
 
     def solve(self, program: ConvexProgram, warm_start: Optional[ConvexSolution] = None
               ) -> ConvexSolution:
@@ -38,12 +58,29 @@ class BaseSolver:
         Returns
         -------
         ConvexSolution
+            With ``gap`` (sklearn normalisation) and ``info["rel_gap"]`` certified over
+            every pattern of the program, and ``status`` ``"optimal"`` exactly when the
+            relative gap is within the solver's ``tol``.
+
+        Warns
+        -----
+        ConvergenceWarning
+            Once, when the certified relative gap exceeds ``tol``, with a remedy.
         """
         if not isinstance(program, ConvexProgram):
             raise TypeError(f"{type(self).__name__}.solve expects a ConvexProgram; got "
                             f"{type(program).__name__}.")
+        self._validate_params()
         self._check_capabilities(program)
-        return self._solve(program, warm_start)
+        sol = self._solve(program, warm_start)
+        return self._finish(program, sol)
+
+    # ------------------------------------------------------------------ checks
+    def _validate_params(self) -> None:
+        if self._parameter_constraints:
+            params = {k: getattr(self, k) for k in self._parameter_constraints}
+            validate_parameter_constraints(self._parameter_constraints, params,
+                                           caller_name=type(self).__name__)
 
     def _check_capabilities(self, program: ConvexProgram) -> None:
         name = type(self).__name__
@@ -61,13 +98,63 @@ class BaseSolver:
                              f"{type(loss).__name__} does not. Implement them or use "
                              "another solver.")
 
+    # ------------------------------------------------------------------ certificate
+    def _finish(self, program: ConvexProgram, sol: ConvexSolution) -> ConvexSolution:
+        """The one certificate at the end of every solve, and at most one warning."""
+        if program.formulation not in ("relu", "gated_relu"):
+            return sol  # min_norm / max_margin: constrained programs, the solver's status
+        if sol.gap is None or not sol.info.get("certified", True):
+            dg = duality_gap(program, sol.V, sol.W, sol.output_bias)
+            if dg is not None:
+                n = program.n_samples
+                sol.gap = dg.gap / n
+                sol.info["rel_gap"] = dg.rel_gap
+                sol.info["dual_bound"] = dg.bound
+        if sol.gap is None:
+            return sol
+        rel = sol.info.get("rel_gap")
+        if rel is None:
+            rel = relative_gap(sol.gap, sol.objective)
+            sol.info["rel_gap"] = rel
+        tol = self._certificate_tol()
+        if tol is None:
+            return sol
+        ok = within_tol(sol.gap, sol.objective, tol)
+        if ok:
+            if sol.status in ("max_iter_reached", "optimal_inaccurate"):
+                sol.status = "optimal"
+        else:
+            if sol.status == "optimal":
+                sol.status = "not_converged"
+            hint = sol.info.get("hint") or self._convergence_hint
+            where = ("over all patterns of the arrangement" if program.patterns.exact else
+                     "over the program's (sampled) patterns")
+            warnings.warn(
+                f"{type(self).__name__} stopped at a certified relative duality gap "
+                f"{rel:.3g} {where}, above tol={tol:g}. {hint}",
+                ConvergenceWarning, stacklevel=3)
+        return sol
+
+    def _certificate_tol(self) -> Optional[float]:
+        """The relative gap a solve must certify (the solver's ``tol``)."""
+        return getattr(self, "tol", None)
+
     def _solve(self, program, warm_start):  # pragma: no cover - abstract
         raise NotImplementedError
 
+    def get_params(self) -> dict:
+        """The hyper-parameters (the constructor's arguments)."""
+        return {k: getattr(self, k) for k in _init_params(type(self))}
+
     def __repr__(self) -> str:
-        params = ", ".join(f"{k}={v!r}" for k, v in self.__dict__.items()
-                           if not k.startswith("_"))
+        params = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
         return f"{type(self).__name__}({params})"
+
+
+def _init_params(cls) -> list:
+    sig = inspect.signature(cls.__init__)
+    return [k for k, p in sig.parameters.items()
+            if k != "self" and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
 
 
 def _implements(loss, attr: str) -> bool:
@@ -83,38 +170,50 @@ def _implements(loss, attr: str) -> bool:
 SOLVERS = {
     "cvxpy": ("cvxpy_solver", "CvxpySolver"),
     "fista": ("_fista", "FistaSolver"),
-    "polish": ("_relu_admm", "ReluPolishSolver"),
-    "relu_al": ("_relu_admm", "ReluALSolver"),
+    "relu": ("_relu_fast", "ReluFastSolver"),
     "column_generation": ("_column_generation", "ColumnGenerationSolver"),
-    "relu_fast": ("_relu_fast", "ReluFastSolver"),
 }
+
+
+def solver_class(name: str):
+    """The class registered under ``name``."""
+    if not isinstance(name, str) or name not in SOLVERS:
+        raise ValueError(f"unknown solver {name!r}; valid names are {sorted(SOLVERS)} (or "
+                         "pass a convexrelu.solvers.BaseSolver instance).")
+    module, cls = SOLVERS[name]
+    return getattr(importlib.import_module(f"{__package__}.{module}"), cls)
 
 
 def get_solver(solver, **params) -> BaseSolver:
     """A solver instance from a registered name, or pass an instance through.
 
-    Registered names: ``"cvxpy"`` (:class:`CvxpySolver`), ``"fista"`` (gated ReLU,
-    :class:`FistaSolver`), ``"polish"`` (:class:`ReluPolishSolver`), ``"relu_al"``
-    (:class:`ReluALSolver`), ``"relu_fast"`` (:class:`ReluFastSolver`) and
-    ``"column_generation"`` (:class:`ColumnGenerationSolver`). ``params`` that the
-    solver's constructor does not take (e.g. ``max_iter`` for ``"polish"``) are dropped,
-    so callers such as the estimators can pass their common ``tol`` / ``max_iter`` /
-    ``verbose`` to any solver.
+    Registered names (``SOLVERS``): ``"cvxpy"`` (:class:`CvxpySolver`, the reference),
+    ``"fista"`` (gated ReLU, :class:`FistaSolver`), ``"relu"`` (the ReLU program,
+    :class:`ReluFastSolver`) and ``"column_generation"``
+    (:class:`ColumnGenerationSolver`, the working-set loop with explicit control).
+
+    Parameters
+    ----------
+    solver : str or BaseSolver
+    **params
+        Hyper-parameters of the solver's constructor.
 
     Raises
     ------
     ValueError
-        For an unknown name (the message lists the valid names).
+        For an unknown name (the message lists the valid names), or a parameter the
+        solver does not take (the message lists those it does).
     """
-    import importlib
-    import inspect
-
     if isinstance(solver, BaseSolver):
+        if params:
+            raise ValueError(f"parameters {sorted(params)} were given with a solver "
+                             f"instance {solver!r}; set them on the instance instead.")
         return solver
-    if not isinstance(solver, str) or solver not in SOLVERS:
-        raise ValueError(f"unknown solver {solver!r}; valid names are {sorted(SOLVERS)} (or "
-                         "pass a convexrelu.solvers.BaseSolver instance).")
-    module, name = SOLVERS[solver]
-    cls = getattr(importlib.import_module(f"{__package__}.{module}"), name)
-    accepted = inspect.signature(cls.__init__).parameters
-    return cls(**{k: v for k, v in params.items() if k in accepted})
+    cls = solver_class(solver)
+    accepted = _init_params(cls)
+    unknown = sorted(set(params) - set(accepted))
+    if unknown:
+        raise ValueError(f"solver {solver!r} ({cls.__name__}) does not take "
+                         f"{', '.join(map(repr, unknown))}; its parameters are "
+                         f"{accepted}.")
+    return cls(**params)

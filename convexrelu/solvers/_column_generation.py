@@ -54,20 +54,22 @@ G. B. Dantzig and P. Wolfe, "Decomposition principle for linear programs", Oper.
 
 from __future__ import annotations
 
+import numbers
 import time
 import warnings
-from typing import Union
+from typing import Optional, Union
 
 import numpy as np
 from sklearn.exceptions import ConvergenceWarning
 
+from sklearn.utils._param_validation import Interval
+
+from ..certificates._gap import (centred_dual, dual_point, pattern_correlations,
+                                 relative_gap, within_tol)
 from ..program import ConvexProgram, ConvexSolution
-from ..losses import SquaredLoss
 from ._base import BaseSolver, get_solver
-from ._cg_inner import CompressedReluSolver, polish_support
+from ._cg_inner import CompressedReluSolver, polish_support, repair_feasibility
 from ._cg_sweep import SweepPricer
-from ._dual_gap import best_dual_scale, dual_point, pattern_correlations
-from ._relu_admm import repair_feasibility
 
 __all__ = ["ColumnGenerationSolver", "column_generation"]
 
@@ -312,7 +314,8 @@ def _block_sizes(program: ConvexProgram, V, W) -> np.ndarray:
 
 
 def _run(ws, oracle, *, loss, y, alpha, n_samples, output_bias, free_bias, formulation,
-         inner: BaseSolver, tol, max_iter, n_add, verbose, initial=None, polish=True):
+         inner: BaseSolver, tol, max_iter, n_add, verbose, initial=None, polish=True,
+         time_limit=None):
     """The column-generation loop; returns the pieces of the solution."""
     t0 = time.perf_counter()
     gated = formulation == "gated_relu"
@@ -330,22 +333,24 @@ def _run(ws, oracle, *, loss, y, alpha, n_samples, output_bias, free_bias, formu
     for rnd in range(1, int(max_iter) + 1):
         if rnd > 1 or initial is None or ws_size(ws) == 0:
             M, cands = oracle.evaluate(lam)
-            s, dual = best_dual_scale(loss, lam, y, np.inf if M == 0 else alpha / M)
+            s, dual = loss.best_dual_scale(lam, y, np.inf if M == 0 else alpha / M)
             best_dual = max(best_dual, dual)
             gap = primal - best_dual
             history.append((rnd - 1, time.perf_counter() - t0, primal, gap, ws_size(ws)))
             if verbose:
                 print(f"round {rnd - 1}: {ws_size(ws)} patterns, primal {primal:.10e}, "
                       f"M/alpha {M / max(alpha, 1e-300):.8f}, gap {gap:.3e}")
-            if gap <= tol * abs(primal):
+            if within_tol(gap, primal, tol):
                 if isinstance(oracle, _SweepOracle):  # confirm with the public evaluation
                     M, _ = oracle.evaluate(lam, final=True)
-                    s, dual = best_dual_scale(loss, lam, y, np.inf if M == 0 else alpha / M)
+                    s, dual = loss.best_dual_scale(lam, y, np.inf if M == 0 else alpha / M)
                     best_dual = dual
                     gap = primal - best_dual
-                if gap <= tol * abs(primal):
+                if within_tol(gap, primal, tol):
                     converged = True
                     break
+            if time_limit is not None and time.perf_counter() - t0 > time_limit:
+                break
             if ws.add(cands, alpha, n_add) == 0:
                 stalled = True  # nothing violates beyond rounding: the inner accuracy limits
                 break
@@ -365,21 +370,24 @@ def _run(ws, oracle, *, loss, y, alpha, n_samples, output_bias, free_bias, formu
         c0 = float(np.ravel(sol.output_bias)[0]) if prog.fit_output_bias else 0.0
         z = prog.predict(V, W, c0)
         primal = float(loss.value(z, y)) + alpha * prog.penalty(V, W)
-        if polish and not gated and isinstance(loss, SquaredLoss) and \
-                gap <= _POLISH_RGAP * abs(primal):
+        if polish and not gated and loss.constant_curvature(y) is not None and \
+                (not np.isfinite(gap) or within_tol(gap, primal, _POLISH_RGAP)):
             V, W, c0, z, primal = _polish(prog, V, W, c0, z, primal, loss, y, alpha)
         lam, delta = dual_point(loss, z, y, output_bias=output_bias)
-        size = _block_sizes(prog, V, W)
+        # a block is active by its effect on the predictions, ||D_i X_aug b_i|| (the
+        # weights' norms are not comparable across patterns when features are badly scaled)
+        size = np.maximum(np.linalg.norm(prog.masks * (prog.X_aug @ V.T), axis=0),
+                          np.linalg.norm(prog.masks * (prog.X_aug @ W.T), axis=0))
         active = size > _DROP_RTOL * max(float(size.max(initial=0.0)), 1e-300)
         VF, WF, pats = ws.embed(V, W)
         ws.keep(active)
     else:
         M, _ = oracle.evaluate(lam, final=True) if isinstance(oracle, _SweepOracle) \
             else oracle.evaluate(lam)
-        s, dual = best_dual_scale(loss, lam, y, np.inf if M == 0 else alpha / M)
+        s, dual = loss.best_dual_scale(lam, y, np.inf if M == 0 else alpha / M)
         best_dual = max(best_dual, dual)
         gap = primal - best_dual
-        converged = gap <= tol * abs(primal)
+        converged = within_tol(gap, primal, tol)
         history.append((rnd, time.perf_counter() - t0, primal, gap, ws_size(ws)))
     if V is None:  # the zero network is optimal
         VF, WF, pats = ws.embed(np.zeros((0, ws.d_aug)), np.zeros((0, ws.d_aug))) \
@@ -415,36 +423,33 @@ def ws_size(ws) -> int:
     return int(ws.idx.size) if isinstance(ws, _IndexWorkingSet) else int(ws.G.shape[1])
 
 
+def certificate_text(exact: bool) -> str:
+    """What a solver's certificate covers."""
+    return ("duality gap over all patterns of the arrangement" if exact else
+            "duality gap over the given (sampled) patterns only: not a proof of global "
+            "optimality")
+
+
 def _solution(res, *, n_samples, formulation, tol, max_iter, d_aug) -> ConvexSolution:
     V, W = res["V"], res["W"]
     if V is None:
         V = W = np.zeros((0, d_aug))
-    rel = res["gap"] / max(abs(res["primal"]), np.finfo(float).tiny)
-    sol = ConvexSolution(
+    if res["stalled"]:
+        hint = ("No pattern violates the dual constraint beyond rounding, so the accuracy of "
+                "the restricted solves limits the gap: tighten inner_tol or loosen tol.")
+    else:
+        hint = ("Increase max_iter (rounds; now {}) or n_add (columns added per round), "
+                "raise time_limit, or loosen tol.".format(max_iter))
+    return ConvexSolution(
         V=V, W=W, output_bias=float(res["c0"]), objective=res["primal"] / n_samples,
         dual=np.asarray(res["lam"], np.float64),
         status="optimal" if res["converged"] else "max_iter_reached",
         n_iter=max(1, int(res["rounds"])), solve_time=res["time"],
         gap=res["gap"] / n_samples, formulation=formulation,
-        info={"rel_gap": rel, "history": res["history"], "rounds": res["rounds"],
-              "inner_iterations": res["n_inner"], "patterns": res["patterns"],
-              "patterns_exact": res["exact"], "tol": tol,
-              "certificate": ("duality gap over all patterns of the arrangement"
-                              if res["exact"] else "duality gap over the given (sampled) "
-                              "patterns only: not a proof of global optimality")})
-    if not res["converged"] and res["stalled"]:
-        warnings.warn(
-            f"Column generation stopped at a certified relative gap {rel:.3g} > tol={tol:g}: "
-            "no pattern violates the dual constraint beyond rounding, so the gap is limited "
-            "by the accuracy of the inner solves. Tighten inner_tol or loosen tol.",
-            ConvergenceWarning, stacklevel=3)
-    elif not res["converged"]:
-        warnings.warn(
-            f"Column generation did not reach the relative duality gap tol={tol:g} in "
-            f"max_iter={max_iter} rounds (relative gap {rel:.3g}). Increase max_iter or "
-            "n_add (columns added per round), tighten the inner solver's tolerance, or "
-            "loosen tol.", ConvergenceWarning, stacklevel=3)
-    return sol
+        info={"rel_gap": relative_gap(res["gap"], res["primal"]), "history": res["history"],
+              "rounds": res["rounds"], "inner_iterations": res["n_inner"],
+              "patterns": res["patterns"], "patterns_exact": res["exact"], "tol": tol,
+              "certificate": certificate_text(res["exact"]), "hint": hint})
 
 
 class _AutoInner(BaseSolver):
@@ -457,8 +462,8 @@ class _AutoInner(BaseSolver):
         self._cvxpy = None
 
     def _solve(self, program, warm_start=None):
-        if (program.formulation == "relu" and isinstance(program.loss, SquaredLoss)
-                and program.n_outputs == 1):
+        if (program.formulation == "relu" and program.n_outputs == 1
+                and program.loss.constant_curvature(program.y) is not None):
             return self._fast.solve(program)
         if self._cvxpy is None:
             self._cvxpy = get_solver("cvxpy", tol=self.tol)
@@ -476,12 +481,14 @@ def _inner_solver(inner, inner_tol: float) -> BaseSolver:
     return get_solver(inner, tol=inner_tol)
 
 
-def _check_common(tol, max_iter, n_add):
-    if not (isinstance(tol, (int, float)) and 0 < tol < 1):
-        raise ValueError(f"tol must be a float in (0, 1); got {tol!r}.")
-    for name, v in (("max_iter", max_iter), ("n_add", n_add)):
-        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
-            raise ValueError(f"{name} must be a positive int; got {v!r}.")
+_CG_CONSTRAINTS = {
+    "tol": [Interval(numbers.Real, 0, 1, closed="neither")],
+    "max_iter": [Interval(numbers.Integral, 1, None, closed="left")],
+    "n_add": [Interval(numbers.Integral, 1, None, closed="left")],
+    "inner_tol": [Interval(numbers.Real, 0, 1, closed="neither")],
+    "verbose": ["verbose"],
+    "time_limit": [Interval(numbers.Real, 0, None, closed="neither"), None],
+}
 
 
 # --------------------------------------------------------------------------- public API
@@ -532,15 +539,18 @@ class ColumnGenerationSolver(BaseSolver):
     _loss_required_attr = ("value", "gradient", "dual_objective", "max_dual_scale")
     _formulations = ("relu", "gated_relu")
 
+    _parameter_constraints = {**_CG_CONSTRAINTS, "inner": [str, BaseSolver]}
+
     def __init__(self, inner: Union[str, BaseSolver] = "auto", tol: float = 1e-6,
                  max_iter: int = 100, n_add: int = 16, inner_tol: float = 1e-10,
-                 verbose: int = 0) -> None:
+                 verbose: int = 0, time_limit: Optional[float] = None) -> None:
         self.inner = inner
         self.tol = tol
         self.max_iter = max_iter
         self.n_add = n_add
         self.inner_tol = inner_tol
         self.verbose = verbose
+        self.time_limit = time_limit
 
     def _solve(self, program: ConvexProgram, warm_start=None) -> ConvexSolution:
         initial = None
@@ -555,7 +565,6 @@ class ColumnGenerationSolver(BaseSolver):
         if program.n_outputs != 1:
             raise ValueError(f"ColumnGenerationSolver handles one output; the program has "
                              f"{program.n_outputs}. Fit one program per output.")
-        _check_common(self.tol, self.max_iter, self.n_add)
         inner = _inner_solver(self.inner, self.inner_tol)
         free_bias = program.bias and not program.penalize_bias
         oracle = _oracle_for(program, self.n_add)
@@ -564,10 +573,10 @@ class ColumnGenerationSolver(BaseSolver):
             [(np.inf, int(j)) for j in initial]
         res = _run(ws, oracle, loss=program.loss, y=program.y, alpha=program.alpha,
                    n_samples=program.n_samples,
-                   output_bias=program.fit_output_bias or free_bias, free_bias=free_bias,
+                   output_bias=centred_dual(program), free_bias=free_bias,
                    formulation=program.formulation, inner=inner, tol=self.tol,
                    max_iter=self.max_iter, n_add=self.n_add, verbose=self.verbose,
-                   initial=cands)
+                   initial=cands, time_limit=self.time_limit)
         sol = _solution(res, n_samples=program.n_samples, formulation=program.formulation,
                         tol=self.tol, max_iter=self.max_iter, d_aug=program.d_aug)
         sol.info["support"] = np.flatnonzero(_block_sizes(program, sol.V, sol.W) > 0)
@@ -626,7 +635,12 @@ def column_generation(X, y, *, alpha: float, loss="squared", bias: bool = True,
     from .._validation import check_data_matrix
     from ..arrangements import ActivationPatterns, enumerate_patterns
 
-    _check_common(tol, max_iter, n_add)
+    from sklearn.utils._param_validation import validate_parameter_constraints
+
+    validate_parameter_constraints(
+        _CG_CONSTRAINTS, {"tol": tol, "max_iter": max_iter, "n_add": n_add,
+                          "inner_tol": inner_tol, "verbose": verbose, "time_limit": None},
+        caller_name="column_generation")
     X = check_data_matrix(X)
     inner = _inner_solver(inner, inner_tol)
     free_bias = bool(bias) and not penalize_bias
@@ -648,6 +662,11 @@ def column_generation(X, y, *, alpha: float, loss="squared", bias: bool = True,
         sol = _solution(res, n_samples=probe.n_samples, formulation="relu", tol=tol,
                         max_iter=max_iter, d_aug=probe.d_aug)
         pats = sol.info.pop("patterns")
+        if not within_tol(sol.gap, sol.objective, tol):
+            warnings.warn(f"column_generation stopped at a certified relative duality gap "
+                          f"{sol.info['rel_gap']:.3g} over all patterns of the arrangement, "
+                          f"above tol={tol:g}. {sol.info['hint']}", ConvergenceWarning,
+                          stacklevel=2)
         if pats is None:
             pats = ActivationPatterns.from_gates(X, np.zeros((probe.d_aug, 0)), bias=bias)
         return sol, pats

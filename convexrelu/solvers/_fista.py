@@ -23,7 +23,7 @@ Algorithm: FISTA (Beck & Teboulle 2009) with
 * prox = group soft-thresholding ``w <- (1 - t beta / ||w||)_+ w`` (on the penalised
   coordinates only);
 * stopping on the relative duality gap (celer's rule), computed every ``check_every``
-  iterations by :mod:`convexrelu.solvers._dual_gap`.
+  iterations by :mod:`convexrelu.certificates._gap`.
 
 Cost per iteration: **one forward and one adjoint product**, both plain GEMMs with small
 outputs: ``z = rowsum(Xa * (S @ W))`` and ``grad = S^T (g * Xa)`` (no ``n x P`` temporary,
@@ -78,6 +78,7 @@ networks: equivalent model classes and cone decompositions", ICML 2022.
 from __future__ import annotations
 
 import hashlib
+import numbers
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -85,8 +86,10 @@ from typing import Callable, Optional
 
 import numpy as np
 from sklearn.exceptions import ConvergenceWarning
+from sklearn.utils._param_validation import Interval, StrOptions
 
-from ._dual_gap import dual_point, gated_duality_gap, predict, range_basis
+from ..certificates._gap import dual_point, gated_duality_gap, predict, range_basis
+from ._base import BaseSolver, _implements
 
 __all__ = ["ArrayBackend", "FastResult", "FistaSolver", "fista_core", "get_backend",
            "group_soft_threshold", "lipschitz_bound", "solve_gated_fista"]
@@ -268,39 +271,36 @@ class ArrayBackend:
     def loss_ops(self, loss, y: np.ndarray):
         """``(value(z) -> float, value_grad(z) -> (float, grad))`` of a sum-reduced loss.
 
-        Squared and logistic losses run on the backend; any other smooth loss goes
-        through its numpy methods (an ``n``-vector round trip per call).
+        A quadratic loss runs on the backend in closed form; on torch any loss with a
+        ``torch_value`` runs there with autograd; otherwise the loss's numpy methods are
+        used (an ``n``-vector round trip per call on torch).
         """
         yb = self.asarray(y)
-        if loss.name == "squared" and y.ndim == 1:
+        curv = loss.constant_curvature(y)
+        if curv is not None:  # a quadratic loss: h/2 ||z - y||^2 on the backend
+            h = float(curv)
+
             def value(z):
                 r = z - yb
-                return 0.5 * self.vdot(r, r)
+                return 0.5 * h * self.vdot(r, r)
 
             def value_grad(z):
                 r = z - yb
-                return 0.5 * self.vdot(r, r), r
+                return 0.5 * h * self.vdot(r, r), h * r
             return value, value_grad
-        if loss.name == "logistic" and y.ndim == 1:
-            if self._t is None:
-                from scipy.special import expit
+        if self._t is not None and _implements(loss, "torch_value"):
+            torch = self._t
 
-                def value(z):
-                    return float(np.sum(np.logaddexp(0.0, -yb * z)))
+            def value(z):
+                with torch.no_grad():
+                    return float(loss.torch_value(z, yb))
 
-                def value_grad(z):
-                    m = -yb * z
-                    return float(np.sum(np.logaddexp(0.0, m))), -yb * expit(m)
-            else:
-                F = self._t.nn.functional
-
-                def value(z):
-                    return float(F.softplus(-yb * z, beta=1.0, threshold=1e30).sum())
-
-                def value_grad(z):
-                    m = -yb * z
-                    return (float(F.softplus(m, beta=1.0, threshold=1e30).sum()),
-                            -yb * self._t.sigmoid(m))
+            def value_grad(z):
+                zz = z.detach().requires_grad_(True)
+                with torch.enable_grad():
+                    v = loss.torch_value(zz, yb)
+                    (g,) = torch.autograd.grad(v, zz)
+                return float(v), g.detach()
             return value, value_grad
 
         def value(z):
@@ -492,7 +492,7 @@ def _check_inputs(loss, Xa, masks, y, beta, tol, max_iter, dtype):
     if not loss.smooth:
         raise ValueError(
             f"the {loss.name} loss is not smooth; the first-order solvers need a "
-            "differentiable loss (squared or logistic). Use the cvxpy solver instead."
+            "differentiable loss (squared, huber, logistic). Use the cvxpy solver instead."
         )
     dtype = np.dtype(dtype)
     if dtype not in (np.dtype(np.float32), np.dtype(np.float64)):
@@ -692,8 +692,8 @@ def solve_gated_fista(
         return dg
 
     if polish == "auto":
-        polish = dtype == np.float64 and loss.name in ("squared", "logistic")
-    polish = bool(polish) and loss.name in ("squared", "logistic")
+        polish = dtype == np.float64
+    polish = bool(polish) and loss.curvature(np.zeros(1), np.ones(1)) is not None
     Xh, Sh = np.asarray(Xa, np.float64), np.asarray(S, np.float64)
 
     def certify(W, c, z):  # host float64, no extrapolation (the polish's points)
@@ -714,7 +714,7 @@ def solve_gated_fista(
             forward=forward, adjoint=adjoint, fgrad=fgrad, fval=fval, prox=prox,
             penalty=penalty, gap_fn=gap_fn, xp=xp, B0=B0, c0=c0, output_bias=output_bias,
             L_max=L_max, tol=stage_tol, max_iter=iters_left, check_every=int(check_every),
-            shrink_L=1.0 if loss.name == "squared" else 0.8,
+            shrink_L=1.0 if loss.constant_curvature(y) is not None else 0.8,
             time_limit=None if time_limit is None else max(time_limit - elapsed, 0.0),
             verbose=verbose,
         )
@@ -779,18 +779,6 @@ def solve_gated_fista(
 
 
 # ------------------------------------------------------------------ second-order polish
-def _loss_curvature(loss, z: np.ndarray, y: np.ndarray) -> Optional[np.ndarray]:
-    """Diagonal of the loss Hessian at ``z`` (squared and logistic), else ``None``."""
-    if loss.name == "squared":
-        return np.ones_like(z)
-    if loss.name == "logistic":
-        from scipy.special import expit
-
-        p = expit(-y * z)
-        return (y * y) * p * (1.0 - p)
-    return None
-
-
 def _polish_columns(Xa: np.ndarray, S: np.ndarray, act: np.ndarray, k_pen: int,
                     output_bias: bool) -> np.ndarray:
     """Design matrix of the restricted problem: ``[S_act o Xa_pen | S o Xa_free | 1]``."""
@@ -922,7 +910,7 @@ def newton_polish(loss, Xa: np.ndarray, S: np.ndarray, y: np.ndarray, beta: floa
     k = d if n_penalized is None else n_penalized
     W = np.array(W, dtype=np.float64)
     c = float(c) if output_bias else 0.0
-    if _loss_curvature(loss, np.zeros(1), np.ones(1)) is None:
+    if loss.curvature(np.zeros(1), np.ones(1)) is None:
         return {}
 
     def zfun(Wc, cc):
@@ -964,7 +952,7 @@ def newton_polish(loss, Xa: np.ndarray, S: np.ndarray, y: np.ndarray, beta: floa
             if time_limit is not None and time.perf_counter() - t0 > time_limit:
                 return best
             g = loss.gradient(z, y)
-            h = _loss_curvature(loss, z, y)
+            h = loss.curvature(z, y)
             Wa = W[act, :k]
             r = np.linalg.norm(Wa, axis=1)
             U = Wa / r[:, None]
@@ -1050,7 +1038,7 @@ def newton_polish(loss, Xa: np.ndarray, S: np.ndarray, y: np.ndarray, beta: floa
                 break
             continue
         viol = viol[np.argsort(-nrm[viol])][:max_add]
-        hmax = float(np.max(_loss_curvature(loss, z, y)))
+        hmax = float(np.max(loss.curvature(z, y)))
         for i in viol:
             Ai = S[:, i:i + 1] * Xa[:, :k]
             Li = hmax * float(np.linalg.norm(Ai, 2) ** 2)
@@ -1060,7 +1048,6 @@ def newton_polish(loss, Xa: np.ndarray, S: np.ndarray, y: np.ndarray, beta: floa
 
 
 # ---------------------------------------------------------------------- solver class
-from ._base import BaseSolver  # noqa: E402  (after the numerical core on purpose)
 
 
 def _check_single_output(name: str, program) -> None:
@@ -1120,6 +1107,19 @@ class FistaSolver(BaseSolver):
 
     _loss_required_attr = ("value", "gradient", "dual_objective", "max_dual_scale")
     _formulations = ("gated_relu",)
+    _parameter_constraints = {
+        "tol": [Interval(numbers.Real, 0, None, closed="neither")],
+        "max_iter": [Interval(numbers.Integral, 1, None, closed="left")],
+        "check_every": [Interval(numbers.Integral, 1, None, closed="left")],
+        "dtype": [StrOptions({"float64", "float32"}), type],
+        "backend": [StrOptions({"numpy", "torch"}), object],
+        "device": [None, str, object],
+        "polish": ["boolean", StrOptions({"auto"})],
+        "polish_tol": [Interval(numbers.Real, 0, None, closed="neither")],
+        "verbose": ["verbose"],
+    }
+    _convergence_hint = ("Increase max_iter, loosen tol, or standardise X (poorly scaled "
+                         "features slow first-order methods).")
 
     def __init__(self, tol: float = 1e-6, max_iter: int = 10000, check_every: int = 10,
                  dtype: str = "float64", backend: str = "numpy", device=None,
@@ -1140,11 +1140,13 @@ class FistaSolver(BaseSolver):
         W0 = None if warm_start is None else np.asarray(warm_start.V)
         c0 = 0.0 if warm_start is None else float(np.ravel(warm_start.output_bias)[0])
         npen = program.n_penalized if program.n_penalized < program.d_aug else None
-        res = solve_gated_fista(
-            program.loss, program.X_aug, program.masks, program.y, program.alpha,
-            output_bias=program.fit_output_bias, n_penalized=npen, tol=self.tol,
-            max_iter=self.max_iter, check_every=self.check_every, W0=W0, c0=c0,
-            dtype=np.dtype(self.dtype), backend=xp, polish=self.polish,
-            polish_tol=self.polish_tol, verbose=self.verbose)
+        with warnings.catch_warnings():  # BaseSolver.solve issues the one warning
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            res = solve_gated_fista(
+                program.loss, program.X_aug, program.masks, program.y, program.alpha,
+                output_bias=program.fit_output_bias, n_penalized=npen, tol=self.tol,
+                max_iter=self.max_iter, check_every=self.check_every, W0=W0, c0=c0,
+                dtype=np.dtype(self.dtype), backend=xp, polish=self.polish,
+                polish_tol=self.polish_tol, verbose=self.verbose)
         return _to_solution(program, res, res.B, np.zeros_like(res.B),
                             formulation="gated_relu", tol=self.tol)

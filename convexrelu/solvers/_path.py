@@ -42,7 +42,7 @@ import numpy as np
 from ..program import ConvexProgram, ConvexSolution
 from ._base import BaseSolver
 from ._column_generation import ColumnGenerationSolver, _block_sizes, _oracle_for
-from ._dual_gap import dual_point, pattern_correlations
+from ..certificates._gap import dual_point, pattern_correlations
 
 __all__ = ["RegularizationPath", "alpha_max", "regularization_path"]
 

@@ -58,6 +58,10 @@ from typing import Optional
 
 import numpy as np
 
+from ..certificates._dual import pattern_value
+from ..certificates._gap import DualGap, dual_point
+from ..losses import SquaredLoss
+
 __all__ = ["solve_relu_barrier", "BarrierResult"]
 
 
@@ -99,21 +103,17 @@ def _negligible(Xa, S, B, dg, beta, tol):
     return out
 
 
-def _certificate(Xa, masks, S, A, rmask, y, B, c0, beta, z, output_bias):
+def _certificate(loss, Xa, masks, S, A, rmask, y, B, c0, beta, z, output_bias):
     """Certified duality gap at ``(B, c0)`` from the residual's dual point ``lambda`` and
     the cone multipliers ``z`` (full-norm penalty).
 
     Block ``j``'s bound is ``||Xa^T (S_j lambda + A_j z_j)||`` (valid for any ``z >= 0``,
-    docs/mathematics.rst §4.2); the blocks where it exceeds ``beta`` are refined by the exact cone
-    projection :func:`~convexrelu.solvers._relu_fast._project_cone`, warm-started on the
-    rows of largest ``z_j`` (the interior point's guess of the face), whose result is again
+    docs/mathematics.rst §4.2); the blocks where it exceeds ``beta`` are refined by the
+    certificate core's exact per-pattern value
+    (:func:`~convexrelu.certificates._dual.pattern_value`), warm-started on the rows of
+    largest ``z_j`` (the interior point's guess of the face); its result is again
     ``||c_j + G_j^T mu_j||`` for explicit ``mu_j >= 0``. Returns a ``DualGap``.
     """
-    from ..losses import SquaredLoss
-    from ._dual_gap import DualGap, best_dual_scale, dual_point
-    from ._relu_fast import _project_cone
-
-    loss = SquaredLoss()
     d = Xa.shape[1]
     zhat = np.einsum("ij,ij->i", S, Xa @ B.T) + c0
     primal = float(loss.value(zhat, y)) + beta * float(np.linalg.norm(B, axis=1).sum())
@@ -122,18 +122,16 @@ def _certificate(Xa, masks, S, A, rmask, y, B, c0, beta, z, output_bias):
     C = (Xa.T @ (S * lam[:, None])).T  # c_j = Xa^T S_j lambda
     nrm = np.linalg.norm(C + (Xa.T @ (A * zz)).T, axis=1)
     rown = np.linalg.norm(Xa, axis=1)
-    Xn = Xa[rmask] / rown[rmask, None]
     for j in np.argsort(-nrm):
         if nrm[j] <= beta:
             break
-        Gn = A[rmask, j][:, None] * Xn
-        zj = zz[rmask, j] * rown[rmask]  # multipliers of the normalised rows
+        zj = zz[:, j] * rown  # multipliers of the normalised rows
         init = np.argsort(-zj)[:d - 1]
         init = init[zj[init] > 1e-8 * max(float(zj.max(initial=0.0)), 1e-300)]
-        val, _, _ = _project_cone(Gn, C[j], init=init)
+        val = pattern_value(Xa, A[:, j] > 0, C[j], init=init)[0]
         nrm[j] = min(nrm[j], val)
     bound = float(nrm.max(initial=0.0))
-    s, dual = best_dual_scale(loss, lam, y, np.inf if bound == 0.0 else beta / bound)
+    s, dual = loss.best_dual_scale(lam, y, np.inf if bound == 0.0 else beta / bound)
     return DualGap(primal, dual, primal - dual, s * lam, s, bound, delta, nrm)
 
 
@@ -266,7 +264,7 @@ def _max_step(s, ds, rmask, z=None, dz=None):
 
 def solve_relu_barrier(Xa: np.ndarray, masks: np.ndarray, y: np.ndarray, beta: float, *,
                        gates: np.ndarray, n_penalized: Optional[int] = None,
-                       output_bias: bool = False, c: float = 1.0, tol: float = 1e-6,
+                       output_bias: bool = False, loss=None, tol: float = 1e-6,
                        sigma: float = 10.0, max_newton: int = 400,
                        time_limit: Optional[float] = None, verbose: int = 0):
     """Path-following barrier method for the ReLU program (squared loss, one output).
@@ -286,8 +284,9 @@ def solve_relu_barrier(Xa: np.ndarray, masks: np.ndarray, y: np.ndarray, beta: f
         Only the first ``n_penalized`` coordinates of each block are penalised.
     output_bias : bool
         Free output bias ``c0``.
-    c : float
-        The loss's normaliser: ``(1/2c) ||r||^2``.
+    loss : Loss, optional
+        A quadratic loss (``loss.constant_curvature(y)`` is not None, e.g.
+        ``SquaredLoss(n_outputs=c)``: ``(1/2c) ||r||^2``); default the squared loss.
     tol : float
         Target relative duality gap (certified).
 
@@ -297,6 +296,11 @@ def solve_relu_barrier(Xa: np.ndarray, masks: np.ndarray, y: np.ndarray, beta: f
     t_start = time.perf_counter()
     Xa = np.ascontiguousarray(Xa, np.float64)
     y = np.asarray(y, np.float64).ravel()
+    loss = SquaredLoss() if loss is None else loss
+    curv = loss.constant_curvature(y)
+    if curv is None:
+        raise ValueError(f"the interior point needs a quadratic loss; {loss!r} is not.")
+    c = 1.0 / curv
     n, d = Xa.shape
     M = np.asarray(masks, bool)
     P = M.shape[1]
@@ -363,7 +367,7 @@ def solve_relu_barrier(Xa: np.ndarray, masks: np.ndarray, y: np.ndarray, beta: f
             # multipliers; blocks above beta refined by an exact cone projection)
             next_check = 0.1 * mu * m_live / primal
             c0 = float(np.mean(y - yhat(B))) if output_bias else 0.0
-            dg = _certificate(Xa, Mf, S, A, rmask, y, B, c0, beta, z, output_bias)
+            dg = _certificate(loss, Xa, Mf, S, A, rmask, y, B, c0, beta, z, output_bias)
             history.append((n_newton, time.perf_counter() - t_start, dg.primal, dg.gap, mu))
             if verbose:
                 print(f"certificate: primal {dg.primal:.12e} rel. gap "
@@ -414,6 +418,6 @@ def solve_relu_barrier(Xa: np.ndarray, masks: np.ndarray, y: np.ndarray, beta: f
         converged = True
     c0 = float(np.mean(y - yhat(B))) if output_bias else 0.0
     if dg is None or not converged:
-        dg = _certificate(Xa, Mf, S, A, rmask, y, B, c0, beta, z, output_bias)
+        dg = _certificate(loss, Xa, Mf, S, A, rmask, y, B, c0, beta, z, output_bias)
         converged = dg.gap <= tol * abs(dg.primal)
     return BarrierResult(B, c0, dg.primal, dg.gap, dg.lam, history, n_newton, converged, mu)

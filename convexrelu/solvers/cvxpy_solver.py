@@ -15,6 +15,7 @@ optimization", JMLR 2016. A. Agrawal et al., "Differentiable convex optimization
 
 from __future__ import annotations
 
+import numbers
 import time
 import warnings
 from collections import OrderedDict
@@ -22,6 +23,7 @@ from typing import Optional
 
 import numpy as np
 from sklearn.exceptions import ConvergenceWarning
+from sklearn.utils._param_validation import Interval
 
 from ..program import ConvexProgram, ConvexSolution
 from ._base import BaseSolver
@@ -32,6 +34,9 @@ _CLARABEL_RETRY = {"equilibrate_max_iter": 50, "static_regularization_constant":
                    "reduced_tol_gap_abs": 1e-4, "reduced_tol_gap_rel": 1e-4,
                    "reduced_tol_feas": 1e-4}
 _HINT = "Try another solver, or solve with verbose=True to see the solver's log."
+# cvxpy statuses: optimal is accepted, inaccurate is accepted and judged by the
+# certificate that ends every solve (BaseSolver.solve), anything else raises
+_ACCEPTED = {"optimal": "optimal", "optimal_inaccurate": "optimal_inaccurate"}
 
 
 class _Built:
@@ -78,6 +83,20 @@ class CvxpySolver(BaseSolver):
 
     _loss_required_attr = ("cvxpy_value", "gradient", "value")
     _cache_size = 4
+    _parameter_constraints = {
+        "solver": [str],
+        "tol": [Interval(numbers.Real, 0, 1, closed="neither")],
+        "max_iter": [Interval(numbers.Integral, 1, None, closed="left")],
+        "verbose": ["verbose"],
+        "solver_options": [dict, None],
+    }
+    _convergence_hint = ("Tighten tol (the conic solver's tolerance), increase max_iter, "
+                         "standardise X, or use solver='relu' (certified to its own tol).")
+
+    def _certificate_tol(self) -> float:
+        """The certified relative gap a solve must reach: ``max(100 tol, 1e-6)`` (the
+        conic solver's ``tol`` bounds its own residuals, not our certificate's gap)."""
+        return max(100.0 * float(self.tol), 1e-6)
 
     def __init__(self, solver: str = "CLARABEL", tol: float = 1e-8, max_iter: int = 500,
                  verbose: bool = False, solver_options: Optional[dict] = None) -> None:
@@ -235,13 +254,7 @@ class CvxpySolver(BaseSolver):
                                        "alpha.") from exc3
         wall = time.perf_counter() - t0
         status = built.problem.status
-        if status == cp.OPTIMAL_INACCURATE:
-            warnings.warn(
-                f"cvxpy solver {name} returned status {status!r}: the solution may be "
-                f"inaccurate. Increase max_iter (now {self.max_iter}), loosen tol (now "
-                f"{self.tol}), standardise the data, or try another solver.",
-                ConvergenceWarning, stacklevel=3)
-        elif status != cp.OPTIMAL:
+        if status not in _ACCEPTED:
             extra = ""
             if program.formulation == "min_norm" and status in (cp.INFEASIBLE,
                                                                 cp.INFEASIBLE_INACCURATE):

@@ -44,6 +44,8 @@ import numpy as np
 
 __all__ = [
     "DualGap",
+    "within_tol",
+    "relative_gap",
     "predict",
     "pattern_correlations",
     "fit_output_shift",
@@ -88,7 +90,7 @@ class DualGap:
 
     @property
     def rel_gap(self) -> float:
-        return self.gap / max(abs(self.primal), np.finfo(float).tiny)
+        return relative_gap(self.gap, self.primal)
 
 
 def predict(Xa: np.ndarray, S: np.ndarray, B: np.ndarray) -> np.ndarray:
@@ -101,93 +103,49 @@ def pattern_correlations(Xa: np.ndarray, S: np.ndarray, lam: np.ndarray) -> np.n
     return S.T @ (lam[:, None] * Xa)
 
 
-def fit_output_shift(loss, z: np.ndarray, y: np.ndarray) -> float:
-    """``delta`` minimising ``l(z + delta; y)`` (so that ``sum grad l(z + delta) = 0``).
-
-    Closed form for the squared loss, bisection on the monotone derivative otherwise.
-    Returns ``nan`` when no finite minimiser exists (e.g. logistic loss with one class).
-    """
-    if loss.name == "squared":
-        return float(np.mean(y - z))
-
-    def h(delta: float) -> float:
-        return float(np.sum(loss.gradient(z + delta, y)))
-
-    h0 = h(0.0)
-    if h0 == 0.0:
-        return 0.0
-    step = 1.0
-    lo, hi = (0.0, step) if h0 < 0 else (-step, 0.0)
-    for _ in range(80):  # bracket the root (h is non-decreasing in delta)
-        if h(lo) <= 0.0 <= h(hi):
-            break
-        step *= 2.0
-        if h0 < 0:
-            lo, hi = hi, hi + step
-        else:
-            lo, hi = lo - step, lo
-    else:
-        return float("nan")
-    for _ in range(200):
-        mid = 0.5 * (lo + hi)
-        if mid in (lo, hi):
-            break
-        if h(mid) < 0.0:
-            lo = mid
-        else:
-            hi = mid
-    return 0.5 * (lo + hi)
+def fit_output_shift(loss, z: np.ndarray, y: np.ndarray):
+    """``delta`` minimising ``l(z + delta; y)``: the loss's own :meth:`~Loss.output_shift`."""
+    return loss.output_shift(z, y)
 
 
-def dual_point(loss, z: np.ndarray, y: np.ndarray, *, output_bias: bool
-               ) -> tuple[np.ndarray, float]:
+def dual_point(loss, z: np.ndarray, y: np.ndarray, *, output_bias: bool):
     """Unscaled dual point ``-grad l(z + delta)`` and the output shift ``delta``.
 
     Without an output bias ``delta = 0``. With one, ``delta`` re-fits the output bias so
-    that ``1^T lam = 0`` (docs/mathematics.rst §8.3); if that is impossible ``lam = 0`` is returned.
+    that ``1^T lam = 0`` (docs/mathematics.rst §8.3); if that is impossible (no finite
+    minimiser) ``lam = 0`` is returned, the trivially feasible dual point.
     """
+    z = np.asarray(z, dtype=np.float64)
     if not output_bias:
-        return -loss.gradient(z, y), 0.0
-    delta = fit_output_shift(loss, z, y)
-    if not np.isfinite(delta):
-        return np.zeros_like(z), 0.0
+        return -loss.gradient(z, y), (0.0 if z.ndim == 1 else np.zeros(z.shape[1]))
+    delta = loss.output_shift(z, y)
+    if not np.all(np.isfinite(delta)):
+        return np.zeros_like(z), (0.0 if z.ndim == 1 else np.zeros(z.shape[1]))
     lam = -loss.gradient(z + delta, y)
-    if loss.name == "squared":
-        lam = lam - lam.mean()  # exact centring against rounding
-    return lam, delta
+    if loss.constant_curvature(y) is not None:
+        lam = lam - lam.mean(axis=0)  # exact centring against rounding (quadratic loss)
+    return lam, (float(delta) if z.ndim == 1 else np.asarray(delta, dtype=np.float64))
 
 
 def best_dual_scale(loss, lam: np.ndarray, y: np.ndarray, s_max: float
                     ) -> tuple[float, float]:
-    """``(s, D(s lam))`` with ``s in [0, s_max]`` maximising the concave ``D(s lam)``."""
-    s_max = min(float(s_max), float(loss.max_dual_scale(lam, y)))
-    if not np.isfinite(s_max) and loss.name != "squared":
-        s_max = 1.0
-    if loss.name == "squared" and (y.ndim == 1):
-        nrm2 = float(lam @ lam)
-        s = 0.0 if nrm2 == 0.0 else float(np.clip((lam @ y) / nrm2, 0.0, s_max))
-        return s, float(loss.dual_objective(s * lam, y))
-    from scipy.optimize import minimize_scalar
+    """``(s, D(s lam))`` with ``s in [0, s_max]`` maximising ``D(s lam)``: the loss's own
+    :meth:`~Loss.best_dual_scale` (a closed form where the loss has one)."""
+    return loss.best_dual_scale(lam, y, s_max)
 
-    def neg(s: float) -> float:
-        val = loss.dual_objective(s * lam, y)
-        return -val if np.isfinite(val) else np.inf
 
-    hi = s_max
-    if not np.isfinite(hi):
-        hi = 1.0
-        while neg(2 * hi) < neg(hi) and hi < 1e12:
-            hi *= 2
-        hi *= 2
-    cands = [(0.0, -neg(0.0)), (hi, -neg(hi))]
-    s1 = min(1.0, hi)
-    cands.append((s1, -neg(s1)))
-    if hi > 0:
-        res = minimize_scalar(neg, bounds=(0.0, hi), method="bounded",
-                              options={"xatol": 1e-10 * hi})
-        cands.append((float(res.x), -float(res.fun)))
-    s, val = max(cands, key=lambda t: t[1])
-    return float(s), float(val)
+def within_tol(gap: float, primal: float, tol: float) -> bool:
+    """The one stopping / optimality decision: ``gap <= tol * |primal|``.
+
+    Every solver's convergence test, the estimators' ``certificate_.optimal`` and
+    :func:`convexrelu.certify` use it, so that they cannot disagree.
+    """
+    return bool(gap <= tol * abs(primal))
+
+
+def relative_gap(gap: float, primal: float) -> float:
+    """``gap / |primal|`` (with a floor at the smallest positive float)."""
+    return float(gap) / max(abs(float(primal)), np.finfo(float).tiny)
 
 
 def _penalty(B: np.ndarray, beta: float, n_penalized: Optional[int]) -> float:
@@ -313,31 +271,23 @@ def _block_bounds(R, Xa, A, S, lam, beta, n_penalized, max_refine):
 
 
 def _refine_bounds(Xa, A, S, lam, nrm, beta, k, max_refine):
-    """In place: ``nrm[j] <- min(nrm[j], exact M_j)`` for the largest bounds (see above)."""
-    from scipy.optimize import lsq_linear
+    """In place: ``nrm[j] <- min(nrm[j], exact M_j)`` for the largest bounds (see above).
 
+    Each exact value is the certificate core's per-pattern cone value
+    (:func:`~convexrelu.certificates._dual.pattern_value`, a certified upper bound).
+    """
+    from ._dual import _prepare, pattern_value
+
+    free_bias = k is not None
+    Xt, _, R = _prepare(Xa, free_bias)
     order = np.argsort(-nrm)
     best = -np.inf
     for cnt, j in enumerate(order):
         if nrm[j] <= max(best, beta) or cnt >= max_refine:
             break
-        c = Xa.T @ (S[:, j] * lam)
-        C = Xa.T * A[:, j]
-        if k is None:
-            sol = lsq_linear(C, -c, bounds=(0.0, np.inf), method="bvls")
-            val = float(np.linalg.norm(c + C @ sol.x))
-        else:
-            w = 1e6 * max(1.0, float(np.linalg.norm(C[:k])))
-            Cw = np.vstack([C[:k], w * C[k:]])
-            cw = np.concatenate([c[:k], w * c[k:]])
-            sol = lsq_linear(Cw, -cw, bounds=(0.0, np.inf), method="bvls")
-            m = _fix_bias_equality(Xa, A[:, j:j + 1], S[:, j:j + 1], lam,
-                                   sol.x[:, None].copy(), k)[:, 0]
-            with np.errstate(invalid="ignore"):
-                val = float(np.linalg.norm((c + C @ m)[:k]))
-            if not np.isfinite(val):
-                val = np.inf
-        nrm[j] = min(nrm[j], val)
+        c = Xt.T @ (S[:, j] * lam)
+        val = pattern_value(Xt, A[:, j] > 0, c, free_bias=free_bias, R=R)[0]
+        nrm[j] = min(nrm[j], float(val) if np.isfinite(val) else np.inf)
         best = max(best, nrm[j])
 
 
@@ -378,3 +328,77 @@ def _fix_bias_equality(Xa, A, S, lam, mu, k):
             sub[:, ~ok] = np.inf
             mu[:, rest] = sub
     return mu
+
+
+def centred_dual(program) -> bool:
+    """Whether the program's dual point must satisfy ``1^T lambda = 0``.
+
+    With a free output bias, or with a free hidden bias when the all-active pattern is in
+    the program (its neuron ``u = 0, b > 0`` is then a free constant). Otherwise the
+    constant is not free and centring would only loosen the bound.
+    """
+    if program.fit_output_bias:
+        return True
+    if not (program.bias and not program.penalize_bias):
+        return False
+    return bool(np.any(np.all(program.masks[np.any(program.X_aug != 0, axis=1)], axis=0)))
+
+
+def duality_gap(program, V, W, c0) -> Optional[DualGap]:
+    """The certified duality gap of a point of a ``"relu"`` or ``"gated_relu"`` program.
+
+    The dual point is the residual's (output bias re-fitted, docs/mathematics.rst §8.3),
+    scaled to feasibility by ``beta / M(lambda)`` with ``M`` evaluated over **every**
+    pattern of the program: exactly per pattern for ``"relu"``
+    (:func:`~convexrelu.certificates.dual_constraint`, bound-then-refine) and in closed
+    form for ``"gated_relu"``. Sum form (divide by ``n_samples`` for scikit-learn's
+    normalisation). With several outputs the program is a sum of independent scalar
+    programs over shared patterns and their gaps add up. Returns ``None`` for the
+    constrained formulations and for non-smooth losses (a subgradient is not a dual point:
+    :func:`~convexrelu.certificates.certify` maximises the hinge dual over its margin box
+    instead).
+    """
+    if program.formulation not in ("relu", "gated_relu") or not program.loss.smooth:
+        return None
+    V = np.asarray(V, np.float64)
+    W = np.zeros_like(V) if W is None else np.asarray(W, np.float64)
+    if program.n_outputs > 1:
+        loss = program.loss
+        if not hasattr(loss, "n_outputs") or loss.multi_output:
+            return None
+        import copy
+
+        col = copy.copy(loss)
+        col.n_outputs = program.n_outputs
+        c0 = np.broadcast_to(np.asarray(c0, np.float64), (program.n_outputs,))
+        parts = [_scalar_gap(program, col, program.y[:, k], V[k], W[k], float(c0[k]))
+                 for k in range(program.n_outputs)]
+        primal = sum(p.primal for p in parts)
+        dual = sum(p.dual for p in parts)
+        return DualGap(primal, dual, primal - dual, np.column_stack([p.lam for p in parts]),
+                       min(p.scale for p in parts), max(p.bound for p in parts))
+    return _scalar_gap(program, program.loss, program.y, V, W, float(np.ravel(c0)[0]))
+
+
+def _scalar_gap(program, loss, y, V, W, c0) -> DualGap:
+    from ._dual import dual_constraint
+
+    Xa, masks = program.X_aug, program.masks
+    k = program.n_penalized
+    z = predict(Xa, masks, V - W) + c0
+    pen = float(np.linalg.norm(V[:, :k], axis=1).sum() + np.linalg.norm(W[:, :k], axis=1).sum())
+    beta = program.alpha
+    primal = float(loss.value(z, y)) + beta * pen
+    free_bias = program.bias and not program.penalize_bias
+    if program.formulation == "gated_relu":
+        return gated_duality_gap(loss, Xa, masks, y, V, c0, beta,
+                                 output_bias=program.fit_output_bias,
+                                 n_penalized=None if k == Xa.shape[1] else k, z=z,
+                                 primal=primal)
+    lam, delta = dual_point(loss, z, y, output_bias=centred_dual(program))
+    dv = dual_constraint(program.patterns, program.X, lam, penalize_bias=not free_bias)
+    M = float(dv.value)
+    if not np.isfinite(M):
+        lam, M = np.zeros_like(lam), 0.0
+    s, dual = loss.best_dual_scale(lam, y, np.inf if M == 0 else beta / M)
+    return DualGap(primal, dual, primal - dual, s * lam, s, M, delta)

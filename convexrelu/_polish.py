@@ -1,0 +1,271 @@
+"""Newton polish of a restricted ReLU program on its support, and cone-feasibility repair.
+
+Shared by the solvers (the working-set loop refines each restricted solution) and the
+certificates (a network's dual point is refitted on the patterns its neurons use): one
+Newton / line-search helper for the squared (quadratic) loss.
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import numpy as np
+from scipy import sparse
+
+from .program import ConvexProgram
+
+__all__ = ["polish_support", "repair_feasibility"]
+
+
+def repair_feasibility(Xa: np.ndarray, signs: np.ndarray, B: np.ndarray,
+                       gates: Optional[np.ndarray]) -> tuple[np.ndarray, float]:
+    """Make every block of ``B`` satisfy ``A_j Xa b_j >= 0``.
+
+    With ``gates`` (interior points of the cones, shape (d_aug, n_blocks)) block ``j``
+    moves to ``b_j + tau_j g_j`` with the smallest ``tau_j >= 0`` clearing the violation.
+    Returns the repaired blocks and the largest violation before repair, relative to
+    ``max_j ||b_j|| * ||Xa||_2``.
+    """
+    A = np.where(signs, 1.0, -1.0)
+    B = np.asarray(B, np.float64)
+    Q = A * (Xa @ B.T)
+    viol = np.maximum(-Q, 0.0)
+    scale = max(float(np.max(np.linalg.norm(B, axis=1))) if B.size else 0.0, 1e-300)
+    scale *= max(float(np.linalg.norm(Xa, 2)), 1e-300)
+    worst = float(np.max(viol)) / scale if viol.size else 0.0
+    if gates is None or worst == 0.0:
+        return B, worst
+    Gq = A * (Xa @ gates)  # > 0 on the nonzero rows for interior gates
+    with np.errstate(divide="ignore", invalid="ignore"):
+        need = np.where(viol > 0, viol / np.where(Gq > 0, Gq, np.nan), 0.0)
+    tau = np.nan_to_num(need, nan=0.0).max(axis=0) * (1.0 + 1e-9)
+    return B + tau[:, None] * gates.T, worst
+
+
+def _null_space(F: np.ndarray, d: int) -> np.ndarray:
+    """Orthonormal basis of ``{x : F x = 0}`` (``d x q``)."""
+    if F.shape[0] == 0:
+        return np.eye(d)
+    _, s, Vt = np.linalg.svd(F)
+    rank = int(np.sum(s > 1e-12 * max(float(s[0]), 1e-300)))
+    return Vt[rank:].T.copy()
+
+
+def _release_rows(blocks, theta, offs, r, c, Xa, masks, npen, make, beta, mult_rtol) -> bool:
+    """Release, in every block, the binding row with the most negative multiplier.
+
+    At a stationary point of the face (``x = N z``, ``N^T grad_x f = 0``) the full gradient
+    ``grad_x f = s X_a^T D r / c + beta d||x_pen||`` lies in ``range(G_R^T)``; its
+    multipliers ``mu = argmin ||G_R^T mu - grad_x f||`` (rows normalised) must be ``>= 0``.
+    Returns whether a row was released.
+    """
+    changed = False
+    for j, b in enumerate(blocks):
+        if b["rows"].size == 0:
+            continue
+        x = b["N"] @ theta[offs[j]:offs[j + 1]]
+        nx = float(np.linalg.norm(x[:npen]))
+        if nx == 0.0:
+            continue
+        gx = b["s"] * ((masks[:, b["i"]] * r) @ Xa) / c
+        gx[:npen] += beta * x[:npen] / nx
+        Gr = b["G"][b["rows"]]
+        Gr = Gr / np.linalg.norm(Gr, axis=1)[:, None]
+        mu = np.linalg.lstsq(Gr.T, gx, rcond=None)[0]
+        k = int(np.argmin(mu))
+        if mu[k] < -mult_rtol * beta:
+            new = make(b["i"], b["s"], np.delete(b["rows"], k), x)
+            if new is not None:
+                blocks[j] = new
+                changed = True
+    return changed
+
+
+def polish_support(program: ConvexProgram, V: np.ndarray, W: np.ndarray, c0: float, *,
+                   drop_rtol: float = 1e-6, bind_rtol: float = 1e-6, max_newton: int = 60,
+                   max_changes: int = 200, rows: Optional[dict] = None,
+                   drop_rows: bool = False, mult_rtol: float = 1e-9):
+    """Active-set Newton polish of a restricted ReLU solution (squared loss, one output).
+
+    On the support of ``(V, W)`` (blocks above ``drop_rtol`` times the largest) and with
+    the binding cone rows (relative slack below ``bind_rtol``; at most ``d_a - 1`` per
+    block) held as equalities, the restricted program is smooth: with ``x_j = N_j z_j``
+    (``N_j`` a basis of the binding rows' null space) the objective
+    ``(1/2c)||B theta - y||^2 + beta sum_j ||(N_j z_j)_pen||`` has the Hessian
+    ``B^T B / c + blockdiag(beta N_j^T P^T (I - u u^T) P N_j / ||P N_j z_j||)``. Damped
+    Newton steps with a ratio test on the other cone rows (a block that reaches a new row
+    gains it as an equality; a block that reaches zero is dropped) and an Armijo line
+    search. Interior-point solutions are accurate to ~``1e-6`` relative in the dual
+    constraint; this removes that limit when the support and the binding rows are right.
+    The returned blocks satisfy every cone row up to rounding; whether they are optimal
+    is for the caller's certificate to decide (blocks are never added).
+
+    Options used by the active-set ReLU solver (:mod:`._relu_fast`; the defaults leave the
+    behaviour above unchanged):
+
+    * ``rows``: ``{j: row indices}`` for blocks ``j`` of the stacked ``[V; W]`` whose binding
+      rows are known (e.g. the active rows of the cone projection that made the block enter);
+      they replace the slack-based choice for those blocks.
+    * ``drop_rows``: a true active-set method. When Newton has converged on the current
+      faces, the cone multipliers ``mu`` of every block (``grad_x f = G_R^T mu``, least
+      squares) are checked; the most negative one of each block whose
+      ``mu_k < -mult_rtol * beta`` (rows normalised) is released and Newton continues.
+      With it, the returned blocks are KKT points of their own cones up to ``mult_rtol``.
+
+    Returns ``(V, W, c0)`` (new arrays) or ``None`` when nothing could be polished.
+    """
+    Xa = program.X_aug
+    y = np.asarray(program.y, np.float64).ravel()
+    masks = np.asarray(program.masks, bool)
+    n, da = Xa.shape
+    k = program.n_patterns
+    npen = program.n_penalized
+    beta = float(program.alpha)
+    nb = 1 if program.fit_output_bias else 0
+    curv = program.loss.constant_curvature(program.y)
+    if curv is None:
+        return None
+    c = 1.0 / float(curv)
+    rown = np.linalg.norm(Xa, axis=1)
+    nzrow = rown > 0
+    Xb = np.vstack([V, W])
+    size = np.linalg.norm(Xb[:, :npen], axis=1)
+    smax = float(size.max(initial=0.0))
+    if smax == 0.0:
+        return None
+
+    def make(i, sgn, rows, x):
+        """One block: pattern ``i``, sign, binding rows, null-space basis and column."""
+        G = np.where(masks[:, i], 1.0, -1.0)[:, None] * Xa
+        N = _null_space(G[rows] / rown[rows, None], da)
+        if N.shape[1] == 0 or np.linalg.norm(N[:npen]) == 0:
+            return None
+        free = nzrow.copy()
+        free[rows] = False
+        return dict(i=i, s=sgn, rows=rows, G=G, N=N, free=free,
+                    col=sgn * (masks[:, i, None] * Xa) @ N, z=N.T @ x)
+
+    blocks = []
+    for j in np.flatnonzero(size > drop_rtol * smax):
+        i, sgn = int(j % k), (1.0 if j < k else -1.0)
+        x = Xb[j]
+        G = np.where(masks[:, i], 1.0, -1.0)[:, None] * Xa
+        sl = (G @ x) / np.where(nzrow, rown, 1.0) / max(float(np.linalg.norm(x)), 1e-300)
+        if rows is not None and int(j) in rows:
+            rj = np.asarray(rows[int(j)], int)
+            rj = np.sort(rj[np.argsort(sl[rj])][:da - 1])
+        else:
+            rj = np.flatnonzero(nzrow & (sl <= bind_rtol))
+            rj = np.sort(rj[np.argsort(sl[rj])][:da - 1])
+        b = make(i, sgn, rj, x)
+        if b is not None:
+            blocks.append(b)
+    if not blocks:
+        return None
+
+    def assemble():
+        Bm = np.hstack(([np.ones((n, 1))] if nb else []) + [b["col"] for b in blocks])
+        offs = np.cumsum([nb] + [b["N"].shape[1] for b in blocks])
+        theta = np.concatenate([np.full(nb, float(c0))] + [b["z"] for b in blocks])
+        return Bm, offs, Bm.T @ Bm / c, theta
+
+    pn_cache = [None, None]
+
+    def penalty(theta, offs):
+        # one sparse product for all blocks (same value as the sum of per-block norms)
+        if pn_cache[0] is not offs:  # rebuilt once per assembled block set
+            pn_cache[:] = [offs, sparse.block_diag([b["N"][:npen] for b in blocks],
+                                                   format="csr")]
+        px = pn_cache[1] @ theta[nb:]
+        return float(np.sum(np.linalg.norm(px.reshape(len(blocks), npen), axis=1)))
+
+    Bm, offs, H0, theta = assemble()
+    r = Bm @ theta - y
+    f = 0.5 * float(r @ r) / c + beta * penalty(theta, offs)
+    n_changes = 0
+    for _it in range(max_newton):
+        g = Bm.T @ r / c
+        H = H0.copy()
+        for j, b in enumerate(blocks):
+            sl = slice(offs[j], offs[j + 1])
+            PN = b["N"][:npen]
+            px = PN @ theta[sl]
+            nx = float(np.linalg.norm(px))
+            if nx == 0.0:
+                continue
+            pu = PN.T @ (px / nx)
+            g[sl] += beta * pu
+            H[sl, sl] += beta * (PN.T @ PN - np.outer(pu, pu)) / nx
+        reg = 1e-14 * max(float(np.trace(H)) / H.shape[0], 1e-300)
+        try:
+            step = -np.linalg.solve(H + reg * np.eye(H.shape[0]), g)
+        except np.linalg.LinAlgError:
+            step = -np.linalg.lstsq(H, g, rcond=None)[0]
+        dec = -float(g @ step)
+        if not np.isfinite(dec) or dec <= 1e-15 * max(abs(f), 1e-300):
+            if drop_rows and n_changes < max_changes and _release_rows(
+                    blocks, theta, offs, r, c, Xa, masks, npen, make, beta, mult_rtol):
+                n_changes += 1
+                c0 = float(theta[0]) if nb else 0.0
+                Bm, offs, H0, theta = assemble()
+                r = Bm @ theta - y
+                f = 0.5 * float(r @ r) / c + beta * penalty(theta, offs)
+                continue
+            break
+        # ratio test on the non-binding rows of every block
+        tmax, hit = 1.0, None
+        for j, b in enumerate(blocks):
+            sl = slice(offs[j], offs[j + 1])
+            s0 = b["G"] @ (b["N"] @ theta[sl])
+            ds = b["G"] @ (b["N"] @ step[sl])
+            neg = b["free"] & (ds < 0)
+            if np.any(neg):
+                t = np.maximum(s0[neg], 0.0) / -ds[neg]
+                m = int(np.argmin(t))
+                if t[m] < tmax:
+                    tmax, hit = float(t[m]), (j, int(np.flatnonzero(neg)[m]))
+        t = tmax
+        ok = False
+        for _ls in range(40):
+            th2 = theta + t * step
+            r2 = Bm @ th2 - y
+            f2 = 0.5 * float(r2 @ r2) / c + beta * penalty(th2, offs)
+            if f2 <= f - 1e-4 * t * dec or (f2 <= f and t < 1e-3):
+                ok = True
+                break
+            t *= 0.5
+        if not ok:
+            break
+        theta, f, r = th2, f2, r2
+        if hit is not None and t == tmax:
+            # a block reached a new cone row: it gains it as an equality or, at zero, leaves
+            n_changes += 1
+            if n_changes > max_changes:
+                break
+            c0 = float(theta[0]) if nb else 0.0
+            for j, b in enumerate(blocks):
+                b["x"] = b["N"] @ theta[offs[j]:offs[j + 1]]
+                b["z"] = theta[offs[j]:offs[j + 1]].copy()
+            j, row = hit
+            b = blocks[j]
+            new = None
+            if np.linalg.norm(b["x"][:npen]) > 1e-9 * smax and b["rows"].size < da - 1:
+                new = make(b["i"], b["s"], np.union1d(b["rows"], [row]), b["x"])
+            if new is None:
+                blocks.pop(j)
+                if not blocks:
+                    return None
+            else:
+                blocks[j] = new
+            Bm, offs, H0, theta = assemble()
+            r = Bm @ theta - y
+            f = 0.5 * float(r @ r) / c + beta * penalty(theta, offs)
+    c0 = float(theta[0]) if nb else 0.0
+    Vn, Wn = np.zeros_like(V), np.zeros_like(W)
+    for j, b in enumerate(blocks):
+        x = b["N"] @ theta[offs[j]:offs[j + 1]]
+        if b["s"] > 0:
+            Vn[b["i"]] = x
+        else:
+            Wn[b["i"]] = x
+    return Vn, Wn, c0
