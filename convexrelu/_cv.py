@@ -31,12 +31,13 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 
 from .arrangements import ActivationPatterns
 from .estimators import ConvexReLUClassifier, ConvexReLURegressor
+from .losses import get_loss
 from .solvers import alpha_max
 
 __all__ = ["ConvexReLURegressorCV", "ConvexReLUClassifierCV"]
 
 # parameters passed unchanged to the plain estimator (their constraints are its own)
-_PASSTHROUGH = ("patterns", "bias", "penalize_bias", "formulation", "solver", "tol",
+_PASSTHROUGH = ("loss", "patterns", "bias", "penalize_bias", "formulation", "solver", "tol",
                 "max_iter", "max_patterns", "random_state", "verbose", "certify")
 # fitted attributes copied from the refitted plain estimator
 _REFIT_ATTRIBUTES = ("network_", "objective_", "certificate_", "n_neurons_", "patterns_",
@@ -104,7 +105,7 @@ class _ConvexReLUCVBase:
         return self._estimator_class(**self._base_params())
 
     def _targets(self, y):
-        """``(y for the plain estimator, columns for alpha_max, loss, scale)``."""
+        """``(columns of the scalar programs, each column's loss)`` for ``alpha_max``."""
         raise NotImplementedError
 
     def _full_patterns(self, X) -> ActivationPatterns:
@@ -117,11 +118,12 @@ class _ConvexReLUCVBase:
             return self.patterns
         return self._base_estimator()._get_patterns(X)
 
-    def _alpha_grid(self, X, cols, loss, scale, pats):
-        """``(alphas in decreasing order, alpha_max)``."""
-        amax = scale * max(alpha_max(X, c, loss=loss, patterns=pats, bias=self.bias,
-                                     penalize_bias=self.penalize_bias, formulation="relu")
-                           for c in cols)
+    def _alpha_grid(self, X, y, pats):
+        """``(alphas in decreasing order, alpha_max)``: the largest over the columns."""
+        cols, loss = self._targets(y)
+        amax = max(alpha_max(X, c, loss=loss, patterns=pats, bias=self.bias,
+                             penalize_bias=self.penalize_bias, formulation="relu")
+                   for c in cols)
         if self.alphas is None or isinstance(self.alphas, numbers.Integral):
             n_alphas = self.n_alphas if self.alphas is None else int(self.alphas)
             # amax = 0 (e.g. constant y): the zero network is optimal for every alpha, any
@@ -137,16 +139,15 @@ class _ConvexReLUCVBase:
 
     # ------------------------------------------------------------------ fit
     def _fit(self, X, y, groups):
-        y_fit, cols, loss, scale = self._targets(y)
         base = self._base_estimator()
         pats = self._full_patterns(X)
-        alphas, self.alpha_max_ = self._alpha_grid(X, cols, loss, scale, pats)
+        alphas, self.alpha_max_ = self._alpha_grid(X, y, pats)
         cv = check_cv(self.cv, y, classifier=is_classifier(self))
         splits = list(cv.split(X, y, groups))
         scorer = check_scoring(base, scoring=self.scoring)
         given = isinstance(self.patterns, ActivationPatterns)
         paths = Parallel(n_jobs=self.n_jobs)(
-            delayed(_fit_path)(clone(base), X, y_fit, train, test, alphas, scorer,
+            delayed(_fit_path)(clone(base), X, y, train, test, alphas, scorer,
                                _restrict_patterns(pats, X[train]) if given else None)
             for train, test in splits)
         paths = np.stack(paths, axis=-1)  # (4, n_alphas, n_splits)
@@ -163,7 +164,7 @@ class _ConvexReLUCVBase:
         if self.refit:
             t0 = time.perf_counter()
             best = clone(base).set_params(alpha=self.alpha_, patterns=pats)
-            self.best_estimator_ = best.fit(X, y_fit)
+            self.best_estimator_ = best.fit(X, y)
             self.refit_time_ = time.perf_counter() - t0
             for name in _REFIT_ATTRIBUTES:
                 setattr(self, name, getattr(best, name))
@@ -322,9 +323,10 @@ class ConvexReLURegressorCV(_ConvexReLUCVBase, RegressorMixin, BaseEstimator):
     {_DOC_GRID}
         (``KFold``), an int that many folds.
     {_DOC_REST}
-    bias, penalize_bias, formulation, solver, tol, max_iter, max_patterns, random_state, \
-verbose
-        Passed to :class:`~convexrelu.ConvexReLURegressor`.
+    loss, bias, penalize_bias, formulation, solver, tol, max_iter, max_patterns, \
+random_state, verbose
+        Passed to :class:`~convexrelu.ConvexReLURegressor` (``alpha_max`` is computed for
+        ``loss``, each output's column keeping its share of the mean).
     certify : bool, default=True
         Certify the refitted network only (the path is fitted with ``certify=False``).
 
@@ -351,7 +353,7 @@ verbose
     >>> rng = np.random.default_rng(0)
     >>> X = rng.standard_normal((40, 2)); y = np.abs(X[:, 0]) + 0.1 * rng.standard_normal(40)
     >>> reg = ConvexReLURegressorCV(alphas=3, cv=3, patterns=20, random_state=0,
-    ...                             solver="relu_fast", penalize_bias=True).fit(X, y)
+    ...                             solver="relu", penalize_bias=True).fit(X, y)
     >>> reg.alphas_.shape, bool(reg.alpha_ in reg.alphas_)
     ((3,), True)
     """
@@ -364,9 +366,10 @@ verbose
 
     def __init__(self, alphas=None, *, n_alphas: int = 10, eps: float = 1e-3, cv=None,
                  scoring=None, n_jobs=None, refit: bool = True, patterns="auto",
-                 bias: bool = True, penalize_bias: bool = False, formulation: str = "relu",
-                 solver="cvxpy", tol: float = 1e-6, max_iter=None, max_patterns: int = 2000,
-                 random_state=None, verbose: bool = False, certify: bool = True) -> None:
+                 loss="squared", bias: bool = True, penalize_bias: bool = False,
+                 formulation: str = "relu", solver="auto", tol: float = 1e-6, max_iter=None,
+                 max_patterns: int = 2000, random_state=None, verbose: bool = False,
+                 certify: bool = True) -> None:
         self.alphas = alphas
         self.n_alphas = n_alphas
         self.eps = eps
@@ -375,6 +378,7 @@ verbose
         self.n_jobs = n_jobs
         self.refit = refit
         self.patterns = patterns
+        self.loss = loss
         self.bias = bias
         self.penalize_bias = penalize_bias
         self.formulation = formulation
@@ -388,8 +392,9 @@ verbose
 
     def _targets(self, y):
         Y = y[:, None] if y.ndim == 1 else y
-        # each output is a scalar program with loss (1/(2c))||z - y_j||^2: alpha_max / c
-        return y, [Y[:, j] for j in range(Y.shape[1])], "squared", 1.0 / Y.shape[1]
+        # each output is a scalar program whose loss keeps the share 1/c (column_loss)
+        return [Y[:, j] for j in range(Y.shape[1])], get_loss(self.loss).column_loss(
+            Y.shape[1])
 
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y, groups=None):
@@ -441,7 +446,8 @@ class ConvexReLUClassifierCV(_ConvexReLUCVBase, ClassifierMixin, BaseEstimator):
         (``StratifiedKFold``), an int that many stratified folds. For more than two
         classes ``alpha_max`` is the largest of the one-vs-rest values.
     {_DOC_REST}
-    loss : {{"logistic", "hinge"}}, default="logistic"
+    loss : str or Loss, default="logistic"
+        As in :class:`~convexrelu.ConvexReLUClassifier`.
     bias, penalize_bias, formulation, solver, tol, max_iter, max_patterns, random_state, \
 verbose
         Passed to :class:`~convexrelu.ConvexReLUClassifier`.
@@ -467,13 +473,13 @@ verbose
     _estimator_class = ConvexReLUClassifier
     _parameter_constraints: dict = {
         **_ConvexReLUCVBase._cv_constraints,
-        **{k: ConvexReLUClassifier._parameter_constraints[k] for k in _PASSTHROUGH + ("loss",)},
+        **{k: ConvexReLUClassifier._parameter_constraints[k] for k in _PASSTHROUGH},
     }
 
     def __init__(self, alphas=None, *, n_alphas: int = 10, eps: float = 1e-3, cv=None,
                  scoring=None, n_jobs=None, refit: bool = True, patterns="auto",
-                 loss: str = "logistic", bias: bool = True, penalize_bias: bool = False,
-                 formulation: str = "relu", solver="cvxpy", tol: float = 1e-6, max_iter=None,
+                 loss="logistic", bias: bool = True, penalize_bias: bool = False,
+                 formulation: str = "relu", solver="auto", tol: float = 1e-6, max_iter=None,
                  max_patterns: int = 2000, random_state=None, verbose: bool = False,
                  certify: bool = True) -> None:
         self.alphas = alphas
@@ -500,7 +506,7 @@ verbose
         classes, yi = np.unique(y, return_inverse=True)
         # the plain classifier's +-1 columns: classes_[1] for two classes, else one vs rest
         positive = [1] if classes.size == 2 else range(classes.size)
-        return y, [np.where(yi == k, 1.0, -1.0) for k in positive], self.loss, 1.0
+        return [np.where(yi == k, 1.0, -1.0) for k in positive], self.loss
 
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y, groups=None):
@@ -534,10 +540,11 @@ verbose
         return self.best_estimator_.decision_function(X)
 
     def _proba_available(self):
+        """``predict_proba`` exists when the plain classifier with this ``loss`` has it."""
         self._refitted()
-        if self.loss != "logistic":
-            raise AttributeError("predict_proba is available only with loss='logistic'; "
-                                 f"this classifier uses loss={self.loss!r}.")
+        if not hasattr(self._estimator_class(loss=self.loss), "predict_proba"):
+            raise AttributeError(f"predict_proba is not available with loss={self.loss!r} "
+                                 "(ConvexReLUClassifier has it only with loss='logistic').")
         return True
 
     @available_if(_proba_available)

@@ -13,8 +13,8 @@ from convexrelu import (ConvexReLUClassifier, ConvexReLUClassifierCV, ConvexReLU
                         ConvexReLURegressorCV, enumerate_patterns, sample_patterns)
 from convexrelu._cv import _PASSTHROUGH, _restrict_patterns
 
-# small and fast: 10 sampled patterns, interior point (squared loss) / cvxpy (logistic)
-FAST_REG = dict(patterns=10, random_state=0, solver="relu_fast", penalize_bias=True,
+# small and fast: a few sampled patterns; the ReLU solver (squared loss), cvxpy (classifiers)
+FAST_REG = dict(patterns=10, random_state=0, solver="relu", penalize_bias=True,
                 certify=False)
 FAST_CLF = dict(patterns=8, random_state=0, solver="cvxpy", penalize_bias=True,
                 certify=False)
@@ -97,7 +97,7 @@ def test_alpha_max_is_where_the_network_vanishes(reg_data):
     """At alpha_max_ the optimum is the zero network's objective; below it, smaller."""
     X, y = reg_data
     Y = np.column_stack([y, 2 * y + X[:, 1]])  # two outputs: alpha_max is the largest / 2
-    params = dict(FAST_REG, solver="cvxpy")
+    params = FAST_REG
     for target in (y, Y):
         reg = ConvexReLURegressorCV(alphas=1, cv=2, **params).fit(X, target)
         zero = 0.5 * np.mean(np.var(target, axis=0))  # (1/n) (1/(2c)) ||Y - mean||^2
@@ -132,7 +132,7 @@ def test_classifier_hinge_has_no_predict_proba(rng):
     assert not hasattr(clf, "predict_proba")
     with pytest.raises(AttributeError, match="no attribute 'predict_proba'") as exc:
         clf.predict_proba(X)
-    assert "only with loss='logistic'" in str(exc.value.__cause__)
+    assert "not available with loss='hinge'" in str(exc.value.__cause__)
     assert clf.decision_function(X).shape == (24,)
 
 
@@ -184,7 +184,7 @@ def test_certify_only_on_refit(reg_data):
 def test_passthrough_defaults_follow_the_plain_estimator(Est, Plain):
     cv_defaults = {k: p.default for k, p in inspect.signature(Est).parameters.items()}
     plain = {k: p.default for k, p in inspect.signature(Plain).parameters.items()}
-    for name in _PASSTHROUGH + (("loss",) if "loss" in plain else ()):
+    for name in _PASSTHROUGH:
         assert cv_defaults[name] == plain[name], name
 
 
@@ -242,7 +242,7 @@ def test_all_nan_scores_raise(reg_data):
 def test_constant_target_grid_is_relative_to_one(rng):
     X = rng.standard_normal((12, 2))
     reg = ConvexReLURegressorCV(alphas=2, cv=2, scoring="neg_mean_squared_error",
-                                **dict(FAST_REG, solver="cvxpy")).fit(X, np.full(12, 3.0))
+                                **FAST_REG).fit(X, np.full(12, 3.0))
     assert reg.alpha_max_ == 0
     np.testing.assert_allclose(reg.alphas_, [1.0, 1e-3])
     np.testing.assert_allclose(reg.predict(X), 3.0)
