@@ -1,15 +1,17 @@
 """Cross-validated choice of ``alpha`` for the convex ReLU estimators.
 
-:class:`ConvexReLURegressorCV` and :class:`ConvexReLUClassifierCV` follow scikit-learn's
-``LassoCV`` / ``LogisticRegressionCV``: a geometric grid of ``alpha`` relative to
-``alpha_max`` (the smallest ``alpha`` whose optimal network is zero, docs/mathematics.rst
-§8.3), one warm-started path per fold from the largest ``alpha`` down, the ``alpha`` with
-the best mean validation score, and a refit on all the data. The estimators are composed
-of :class:`~convexrelu.ConvexReLURegressor` / :class:`~convexrelu.ConvexReLUClassifier`
-(no numerical code here) and :func:`convexrelu.alpha_max`.
+:class:`ConvexReLURegressorCV` and :class:`ConvexReLUClassifierCV` follow
+scikit-learn's ``LassoCV`` / ``LogisticRegressionCV``: a geometric grid of ``alpha``
+relative to ``alpha_max`` (the smallest ``alpha`` whose optimal network is zero,
+docs/mathematics.rst §4.2, §8.3), one warm-started path per fold from the largest
+``alpha`` down, the ``alpha`` with the best mean validation score, and a refit on all the
+data. The estimators are composed of :class:`~convexrelu.ConvexReLURegressor` /
+:class:`~convexrelu.ConvexReLUClassifier` (no numerical code here) and
+:func:`convexrelu.alpha_max`.
 
-``alpha`` is not scale-invariant: the data-fitting term grows with ``y`` (and with ``n``
-for the sum form of the convex program) while the penalty does not, so a grid relative to
+``alpha`` is not scale-invariant: for the squared loss ``alpha_max`` is proportional to
+the scale of ``y`` (the zero network's dual point is ``y - mean(y)``) and it grows with
+``n`` (the loss is summed over the samples, the penalty is not), so a grid relative to
 ``alpha_max`` is the meaningful default, not an absolute value.
 """
 
@@ -245,12 +247,12 @@ _DOC_GRID = """alphas : None, int or array-like, default=None
         ``eps * alpha_max``, geometrically spaced (from 1 down to ``eps`` when
         ``alpha_max = 0``, e.g. for a constant target, where every ``alpha`` gives the
         zero network); an int: that many such values; an array: those values (sorted
-        into decreasing order). ``alpha_max`` is the smallest
-        ``alpha`` at which the zero network (output bias only) is optimal over the
-        pattern set of the training data (:func:`convexrelu.alpha_max`, ReLU
-        formulation; docs/mathematics.rst §8.3). With sampled patterns it is the value
-        over the sample, a lower estimate of the value over all patterns (a sampled
-        pattern set restricts the dual constraint).
+        into decreasing order). ``alpha_max`` is the smallest ``alpha`` at which the
+        zero network (output bias only) is optimal over the pattern set of the training
+        data (:func:`convexrelu.alpha_max`, ReLU formulation; docs/mathematics.rst §4.2,
+        §8.3). With sampled patterns it is the value over the sample, a lower estimate of
+        the value over all patterns (a sampled pattern set restricts the dual
+        constraint).
     n_alphas : int, default=10
         Number of grid points when ``alphas`` is None.
     eps : float in (0, 1), default=1e-3
