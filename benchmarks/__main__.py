@@ -1,9 +1,9 @@
 """``python -m benchmarks [SUITE] [options]``: run one benchmark suite of this folder.
 
 Without a suite name it runs the enumeration benchmark (``--quick``, ``--out PATH``).
-Suites: ``enumeration``, ``certify``, ``cvxpy``, ``solvers``, ``column_generation``; each
-is ``benchmarks/bench_<suite>.py`` and takes its own options (``python -m benchmarks
-SUITE --help``).
+Suites: ``enumeration``, ``certify``, ``cvxpy``, ``solvers``, ``column_generation``,
+``realdata``; each is ``benchmarks/bench_<suite>.py`` and takes its own options
+(``python -m benchmarks SUITE --help``).
 """
 
 import importlib

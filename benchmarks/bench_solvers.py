@@ -181,21 +181,18 @@ def build(X, y, bias, P, formulation, lam, seed=0):
 
 # ------------------------------------------------------------------------ certificates
 def certify(prog, V, W):
-    """Certified sum-form ``(primal, gap)`` of ``(V, W)`` (our code for every solver)."""
-    from convexrelu.solvers._dual_gap import gated_duality_gap, relu_multiplier_gap
-    from convexrelu.solvers._relu_admm import repair_feasibility
+    """Certified sum-form ``(primal, gap)`` of ``(V, W)``: the certificate core's gap over
+    all of the program's patterns (the same code for every solver), after repairing any
+    cone violation of a ReLU point along the gates."""
+    from convexrelu._polish import repair_feasibility
+    from convexrelu.certificates._gap import duality_gap
 
-    Xa, M = prog.X_aug, prog.masks.astype(float)
-    if prog.formulation == "gated_relu":
-        dg = gated_duality_gap(prog.loss, Xa, M, prog.y, V, 0.0, prog.alpha,
-                               output_bias=False)
-        return dg.primal, dg.gap
-    signs = np.hstack([M, M]) > 0
-    B, _ = repair_feasibility(Xa, signs, np.vstack([V, W]),
-                              np.hstack([prog.patterns.gates] * 2))
-    S = np.hstack([M, -M])
-    dg = relu_multiplier_gap(prog.loss, Xa, S, signs, prog.y, B, 0.0, prog.alpha,
-                             np.zeros_like(S), output_bias=False, max_refine=S.shape[1])
+    if prog.formulation == "relu":
+        M = prog.masks
+        B, _ = repair_feasibility(prog.X_aug, np.hstack([M, M]), np.vstack([V, W]),
+                                  np.hstack([prog.patterns.gates] * 2))
+        V, W = B[:prog.n_patterns], B[prog.n_patterns:]
+    dg = duality_gap(prog, V, W, 0.0)
     return dg.primal, dg.gap
 
 
@@ -280,21 +277,13 @@ def _each_program(progs, time_limit, solve_one):
 
 
 def run_ours(progs, time_limit, polish=True):
-    """Gated FISTA (+ Newton polish) or, for ``"relu"``, convexrelu's augmented Lagrangian."""
+    """Gated FISTA (+ Newton polish)."""
     from convexrelu.solvers._fista import solve_gated_fista
-    from convexrelu.solvers._relu_admm import solve_relu_al
 
     def one(prog, left):
-        if prog.formulation == "gated_relu":
-            r = solve_gated_fista("squared", prog.X_aug, prog.masks, prog.y, prog.alpha,
-                                  tol=TARGET, max_iter=10 ** 7, time_limit=left,
-                                  polish=polish)
-            V, W = r.B, np.zeros_like(r.B)
-        else:
-            r = solve_relu_al("squared", prog.X_aug, prog.masks, prog.y, prog.alpha,
-                              gates=prog.patterns.gates, tol=TARGET, max_iter=10 ** 7,
-                              time_limit=left)
-            V, W = r.B[:prog.n_patterns], r.B[prog.n_patterns:]
+        r = solve_gated_fista("squared", prog.X_aug, prog.masks, prog.y, prog.alpha,
+                              tol=TARGET, max_iter=10 ** 7, time_limit=left, polish=polish)
+        V, W = r.B, np.zeros_like(r.B)
         hit = [h[1] for h in r.history if h[3] <= TARGET * abs(h[2])]
         return (hit[0] if hit else None), V, W, r.n_iter
 
@@ -510,8 +499,6 @@ def _parse(argv):
     ap.add_argument("--skip-scnn", action="store_true")
     ap.add_argument("--skip-relu", action="store_true", help="only the gated-ReLU table")
     ap.add_argument("--skip-gated", action="store_true", help="no gated-ReLU table")
-    ap.add_argument("--relu-al", action="store_true",
-                    help="also run convexrelu's augmented Lagrangian in the ReLU table")
     ap.add_argument("--no-polish", action="store_true",
                     help="gated FISTA without the active-set Newton polish")
     ap.add_argument("--out", default=None, help="also write the markdown table here")
@@ -544,11 +531,8 @@ def _solve_rows(progs, formulation, problem, args, sdt, checks):
         rows = [(label, ours, evaluate(progs, ours))]
     else:
         ours = run_relu_fast(progs, cap)
-        rows = [("convexrelu relu_fast (interior point + certificate)", ours,
+        rows = [("convexrelu relu (interior point / working set + certificate)", ours,
                  evaluate(progs, ours))]
-        if args.relu_al:
-            r = run_ours(progs, cap)
-            rows.append(("convexrelu augmented Lagrangian", r, evaluate(progs, r)))
     if not args.skip_scnn:
         r = run_capped(_scnn_child, (progs, args.lam, sdt), cap)
         ev = evaluate(progs, r)

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["load_table", "atomic_savez", "atomic_write_text"]
+__all__ = ["load_table", "read_npz", "read_npy", "read_header", "atomic_savez",
+           "atomic_write_text"]
 
 
 def load_table(path, *, target: str | None = None):
@@ -18,43 +19,42 @@ def load_table(path, *, target: str | None = None):
     Returns ``(X, y, columns)``; ``y`` is None when ``target`` is None. A CSV may have a
     header row (used for column names); ``target`` is a column name or an integer index.
     An .npz file must hold ``X`` (and ``y`` when a target is asked for, or a column of X
-    named by index). Raises ``ValueError`` with a readable message on bad input.
+    named by index). Raises ``ValueError`` with a one-line message saying what was wrong
+    with the file (empty, header only, not numeric, damaged, ...).
     """
     path = Path(path)
     if not path.exists():
         raise ValueError(f"data file {str(path)!r} does not exist.")
+    if path.is_dir():
+        raise ValueError(f"data file {str(path)!r} is a directory, not a file.")
     suffix = path.suffix.lower()
     columns = None
     if suffix == ".npy":
-        data = np.load(path, allow_pickle=False)
+        data = read_npy(path)
     elif suffix == ".npz":
-        with np.load(path, allow_pickle=False) as z:
-            if "X" not in z:
-                raise ValueError(f"{path} holds arrays {sorted(z.files)}; expected one named 'X'"
-                                 " (and optionally 'y').")
-            X = np.asarray(z["X"], dtype=np.float64)
-            if target is not None and "y" in z and not _is_int(target):
-                return X, np.asarray(z["y"]), None
-            if target is None and "y" in z:
-                return X, np.asarray(z["y"]), None
-            data = X
+        z = read_npz(path)
+        if "X" not in z:
+            raise ValueError(f"{path} holds arrays {sorted(z)}; expected one named 'X'"
+                             " (and optionally 'y').")
+        X = np.asarray(z["X"], dtype=np.float64)
+        _check_rows(X, path)
+        if "y" in z and (target is None or not _is_int(target)):
+            return X, np.asarray(z["y"]), None
+        data = X
     elif suffix in (".csv", ".txt", ".tsv"):
-        delim = "\t" if suffix == ".tsv" else ","
-        with open(path) as fh:
-            first = fh.readline()
-        fields = [f.strip() for f in first.strip().split(delim)]
-        has_header = any(not _is_float(f) for f in fields if f)
-        if has_header:
-            columns = fields
-        try:
-            data = np.loadtxt(path, delimiter=delim, skiprows=1 if has_header else 0, ndmin=2)
-        except ValueError as exc:
-            raise ValueError(f"could not read {path} as numeric CSV: {exc}") from None
+        data, columns = _read_csv(path, "\t" if suffix == ".tsv" else ",")
     else:
         raise ValueError(f"unsupported data file {str(path)!r}: use .csv, .tsv, .npy or .npz.")
-    data = np.asarray(data, dtype=np.float64)
+    try:
+        data = np.asarray(data, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise ValueError(f"{path} holds a {data.dtype} array; expected numbers.") from None
     if data.ndim == 1:
         data = data[:, None]
+    if data.ndim != 2:
+        raise ValueError(f"{path} holds an array of shape {data.shape}; expected a table "
+                         "(n_samples, n_columns).")
+    _check_rows(data, path)
     if target is None:
         return data, None, columns
     if _is_int(target):
@@ -71,6 +71,126 @@ def load_table(path, *, target: str | None = None):
     if columns is not None:
         columns = [c for i, c in enumerate(columns) if i != idx % data.shape[1]]
     return X, y, columns
+
+
+def _check_rows(data, path) -> None:
+    if data.shape[0] == 0:
+        raise ValueError(f"{path} holds no data rows (an array of shape {data.shape}).")
+
+
+def _read_csv(path: Path, delim: str):
+    """Numbers of a CSV/TSV with an optional header row -> ``(data, columns or None)``."""
+    name = "TSV" if delim == "\t" else "CSV"
+    try:
+        with open(path, encoding="utf-8-sig") as fh:
+            lines = [line for line in fh.read().splitlines() if line.strip()]
+    except UnicodeDecodeError:
+        raise ValueError(f"{path} is not a text file (it is not UTF-8); expected a {name} "
+                         "of numbers with an optional header row.") from None
+    except OSError as exc:
+        raise ValueError(f"cannot open {path}: {exc.strerror or exc}.") from None
+    if not lines:
+        raise ValueError(f"{path} is empty; expected a {name} of numbers with an optional "
+                         "header row of column names.")
+    fields = [f.strip() for f in lines[0].split(delim)]
+    columns = fields if any(not _is_float(f) for f in fields if f) else None
+    rows = lines[1:] if columns is not None else lines
+    if not rows:
+        raise ValueError(f"{path} has a header row ({', '.join(fields)}) but no data rows.")
+    if columns is not None:
+        dup = sorted({c for c in columns if columns.count(c) > 1})
+        if dup:
+            raise ValueError(f"the header row of {path} names column(s) {dup} more than once; "
+                             "column names must be unique.")
+    try:
+        data = np.loadtxt(rows, delimiter=delim, ndmin=2)
+    except ValueError as exc:
+        raise ValueError(f"could not read {path} as numeric {name}: {exc}") from None
+    if columns is not None and data.shape[1] != len(columns):
+        raise ValueError(f"the header row of {path} names {len(columns)} columns "
+                         f"({', '.join(columns)}) but the data rows have {data.shape[1]}.")
+    return data, columns
+
+
+_NPY_MAGIC = b"\x93NUMPY"
+_ZIP_MAGIC = b"PK"
+_NPZ_WHAT = "an .npz archive (a zip of arrays written by numpy.savez or `convexrelu fit`)"
+
+
+def _sniff(path: Path, magic: bytes, what: str) -> None:
+    """Check the first bytes of ``path`` before numpy opens it; one-line ``ValueError``."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(512)
+    except OSError as exc:
+        raise ValueError(f"cannot open {path}: {exc.strerror or exc}.") from None
+    if head.startswith(magic):
+        return
+    if not head:
+        raise ValueError(f"{path} is empty (0 bytes); expected {what}.")
+    if head.startswith(_NPY_MAGIC):
+        found = "a single .npy array"
+    elif head.startswith(_ZIP_MAGIC):
+        found = "a zip archive, not a single .npy array (name it .npz)"
+    else:
+        try:
+            head.decode("utf-8")
+            text = True
+        except UnicodeDecodeError as exc:  # text cut inside a character is still text
+            text = exc.reason == "unexpected end of data"
+        found = "a text file" if text else "neither an .npy nor an .npz file (unknown format)"
+    raise ValueError(f"{path} is {found}; expected {what}.")
+
+
+def read_npy(path) -> np.ndarray:
+    """The array of an .npy file, read without pickles; ``ValueError`` on a bad file."""
+    path = Path(path)
+    _sniff(path, _NPY_MAGIC, "an .npy array (written by numpy.save)")
+    try:
+        return np.load(path, allow_pickle=False)
+    except ValueError as exc:
+        if "allow_pickle" in str(exc):
+            raise ValueError(f"{path} holds an array of Python objects; only numeric arrays "
+                             "are read (pickled data is never loaded).") from None
+        raise ValueError(f"{path} is a damaged .npy file: {exc}") from None
+    except (OSError, EOFError) as exc:
+        raise ValueError(f"{path} is a damaged or truncated .npy file: {exc}") from None
+
+
+def read_npz(path) -> dict:
+    """All arrays of an .npz archive, read eagerly and without pickles.
+
+    Raises ``ValueError`` with a one-line message when the file is not an .npz archive
+    (a text file, a single .npy array, ...), is damaged or truncated, or holds an
+    array of Python objects (pickled data is never loaded).
+    """
+    import zipfile
+    import zlib
+
+    path = Path(path)
+    _sniff(path, _ZIP_MAGIC, _NPZ_WHAT)
+    arrays = {}
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            for name in z.files:
+                try:
+                    arrays[name] = z[name]
+                except ValueError as exc:
+                    if "allow_pickle" in str(exc):
+                        raise ValueError(
+                            f"{path} holds an array of Python objects ({name!r}); only "
+                            "numeric arrays are read (pickled data is never loaded).") from None
+                    raise
+                if not isinstance(arrays[name], np.ndarray):  # numpy returns raw bytes
+                    raise ValueError(f"its member {name!r} is not an .npy array.")
+    except ValueError as exc:
+        if "pickled data is never loaded" in str(exc):
+            raise
+        raise ValueError(f"{path} is a damaged .npz archive: {exc}") from None
+    except (zipfile.BadZipFile, zlib.error, OSError, EOFError, KeyError) as exc:
+        raise ValueError(f"{path} is a damaged or truncated .npz archive "
+                         f"({type(exc).__name__}: {exc}).") from None
+    return arrays
 
 
 def _is_float(s: str) -> bool:
@@ -129,7 +249,19 @@ def atomic_write_text(path, text: str) -> Path:
 
 
 def read_header(npz) -> dict:
-    """The JSON header written by :func:`atomic_savez`, or ``{}``."""
-    if "__header__" in npz.files:
-        return json.loads(str(npz["__header__"]))
-    return {}
+    """The JSON header written by :func:`atomic_savez`, or ``{}``.
+
+    ``npz`` is a dict from :func:`read_npz` (or an ``np.load`` result). Raises
+    ``ValueError`` when the header is not a JSON object.
+    """
+    keys = getattr(npz, "files", None) or npz.keys()
+    if "__header__" not in keys:
+        return {}
+    try:
+        header = json.loads(str(npz["__header__"]))
+    except ValueError:
+        raise ValueError("its JSON header (__header__) is damaged.") from None
+    if not isinstance(header, dict):
+        raise ValueError(f"its JSON header (__header__) is a {type(header).__name__}, not an "
+                         "object.")
+    return header

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 
 __all__ = ["main", "COMMANDS"]
@@ -76,6 +77,15 @@ def main(argv=None) -> int:
     except KeyboardInterrupt:
         print(f"convexrelu {args.command}: interrupted; nothing was written.", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # the reader of stdout went away (`convexrelu predict ... | head`): stop quietly,
+        # and point stdout at devnull so that the interpreter's final flush cannot fail
+        try:
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+        except (OSError, ValueError, AttributeError):  # stdout without a file descriptor
+            pass
+        return 141  # 128 + SIGPIPE, what a shell reports for a command killed by the pipe
 
 
 if __name__ == "__main__":  # pragma: no cover

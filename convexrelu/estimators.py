@@ -38,6 +38,7 @@ from .losses import Loss, get_loss, loss_names
 from .network import ReLUNet
 from .program import ConvexProgram
 from .solvers import SOLVERS, BaseSolver, choose_solver, get_solver
+from .solvers._base import solver_class
 
 __all__ = ["ConvexReLURegressor", "ConvexReLUClassifier"]
 
@@ -85,6 +86,11 @@ class _ConvexReLUBase(BaseEstimator):
     # ------------------------------------------------------------------ patterns
     def _get_patterns(self, X: np.ndarray) -> ActivationPatterns:
         p = self.patterns
+        if isinstance(p, bool):  # an int to Python, so _parameter_constraints lets it pass
+            raise ValueError(
+                f"The 'patterns' parameter of {type(self).__name__} must be 'exact', 'auto', "
+                "an int >= 1 (that many sampled patterns) or an ActivationPatterns; a bool "
+                f"is not a number of patterns. Got {p!r} instead.")
         if isinstance(p, ActivationPatterns):
             p.check_data(X)
             if p.bias != bool(self.bias):
@@ -100,12 +106,15 @@ class _ConvexReLUBase(BaseEstimator):
         except PatternLimitError as exc:
             if p == "exact":
                 raise ValueError(f"patterns='exact': {exc}") from None
+        from ._warnings import user_stacklevel
+
         warnings.warn(
             f"X has more than max_patterns={self.max_patterns} activation patterns; fitting "
             f"over {self.max_patterns} sampled patterns instead. The result is the optimum "
             "over a sample of patterns (an upper bound on the global optimum), not a "
             "certified global optimum. Raise max_patterns, reduce n_features, or pass "
-            "patterns='exact' to refuse sampling.", UserWarning, stacklevel=3)
+            "patterns='exact' to refuse sampling.", UserWarning,
+            stacklevel=user_stacklevel())  # the user's line, past sklearn's fit wrapper
         return sample_patterns(X, self.max_patterns, random_state=_seed(self.random_state),
                                bias=self.bias)
 
@@ -118,8 +127,11 @@ class _ConvexReLUBase(BaseEstimator):
     def _solver(self, loss) -> BaseSolver:
         if isinstance(self.solver, BaseSolver):
             return self.solver
-        return get_solver(self._solver_name(loss), tol=self.tol, verbose=bool(self.verbose),
-                          **self._max_iter_param())
+        name = self._solver_name(loss)
+        # tol is a certified relative gap; a conic backend's tol bounds its own residuals,
+        # which must be tighter for the gap to follow
+        tol = self.tol if solver_class(name)._tol_is_gap else self.tol * 1e-2
+        return get_solver(name, tol=tol, verbose=bool(self.verbose), **self._max_iter_param())
 
     def _max_iter_param(self) -> dict:
         """``max_iter`` for the solver, or nothing (the solver's own default) when None."""
@@ -422,6 +434,21 @@ class ConvexReLURegressor(RegressorMixin, _ConvexReLUBase):
             out = out[:, None]
         return out
 
+    def to_sklearn(self):
+        """The fitted network as a fitted scikit-learn ``MLPRegressor``.
+
+        Same weights, so ``predict`` agrees with this estimator's to rounding; for a
+        2-D ``y`` with one column the MLP returns shape (n_samples,) where this estimator
+        returns (n_samples, 1) (``MLPRegressor`` flattens one output). ``alpha`` is
+        copied; the MLP's ``loss_`` is not meaningful (see :meth:`ReLUNet.to_sklearn`).
+
+        Returns
+        -------
+        sklearn.neural_network.MLPRegressor
+        """
+        check_is_fitted(self, "network_")
+        return self.network_.to_sklearn("regressor", alpha=self.alpha)
+
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.target_tags.multi_output = True
@@ -571,3 +598,34 @@ certificate_, n_features_in_
         """Logarithm of :meth:`predict_proba`."""
         with np.errstate(divide="ignore"):
             return np.log(self.predict_proba(X))
+
+    def to_sklearn(self):
+        """The fitted network as a fitted scikit-learn ``MLPClassifier``.
+
+        Same weights and ``classes_``. Two classes: the MLP has one logistic output, so
+        ``predict`` and ``predict_proba`` agree with this estimator's. More classes:
+        ``MLPClassifier`` has a softmax output layer, so ``predict`` (the class of the
+        largest logit) agrees, but its ``predict_proba`` is the softmax of the one-vs-rest
+        logits, not this estimator's normalised one-vs-rest sigmoids (the two can differ by
+        more than 0.1); a ``UserWarning`` says so. With ``loss='hinge'`` the MLP's
+        ``predict_proba`` is the sigmoid (softmax) of hinge scores, not a calibrated
+        probability. ``alpha`` is copied; ``loss_`` is not meaningful.
+
+        Returns
+        -------
+        sklearn.neural_network.MLPClassifier
+
+        Warns
+        -----
+        UserWarning
+            With more than two classes (probabilities differ, see above).
+        """
+        check_is_fitted(self, "network_")
+        if self.classes_.shape[0] > 2:
+            warnings.warn(
+                f"exporting a one-vs-rest network over {self.classes_.shape[0]} classes to an "
+                "MLPClassifier, whose output layer is a softmax: predict agrees with this "
+                "estimator, predict_proba does not (softmax of the logits instead of "
+                "normalised one-vs-rest sigmoids).", UserWarning, stacklevel=2)
+        return self.network_.to_sklearn("classifier", classes=self.classes_,
+                                        alpha=self.alpha)

@@ -58,6 +58,77 @@ def _import_torch():
     return torch
 
 
+def _caratheodory_reduce(A: np.ndarray, s: np.ndarray, cost: np.ndarray,
+                         tol: float) -> np.ndarray:
+    """Nonnegative ``s'`` with ``A s' = A s``, ``cost^T s' <= cost^T s`` and independent support.
+
+    docs/mathematics.rst §3.1. ``A`` has unit columns, ``s > 0`` and ``cost > 0``. The
+    columns are visited once, in order, against a basis ``B`` of kept columns with a thin
+    QR factorisation ``A[:, B] = Q R``. With ``a_j = A[:, B] c + r`` (``r`` orthogonal
+    to the span) and ``w = (-c, 1)`` on ``B + [j]``, ``A[:, B + [j]] w = r``: column ``j``
+    joins ``B`` (classical Gram–Schmidt, reorthogonalised once) when
+    ``||r|| > tol ||w||``, i.e. when ``w`` is not a numerical null vector (the test of a
+    singular value ``<= tol``, without the SVD), and ``||r|| > n eps`` (a smaller
+    residual is rounding noise that would spoil the orthogonality of ``Q``). Otherwise
+    ``w`` is one, oriented so that ``cost^T w >= 0`` (it then has a positive entry), and
+    ``s`` moves to ``s - tau w`` with the largest ``tau`` keeping ``s >= 0``: at least one
+    of ``B + [j]`` reaches zero. Dead basis columns leave the factorisation
+    (``scipy.linalg.qr_delete``, Givens rotations) and ``j`` is tested again, so every
+    step removes a column and there are at most ``A.shape[1]`` steps; ``A s`` moves by
+    ``tau r`` per step, with ``||r|| <= max(tol ||w||, n eps)``.
+
+    Returns
+    -------
+    ndarray of shape (n_columns,)
+        The new coefficients; zero exactly for removed columns, and the positive ones
+        sit on at most ``A.shape[0]`` linearly independent columns.
+    """
+    from scipy.linalg import qr_delete, solve_triangular
+
+    n, m = A.shape
+    s = np.array(s, dtype=np.float64)
+    # below this a residual is rounding noise, and r / rho would not be orthogonal to Q
+    floor = n * np.finfo(np.float64).eps
+    basis: list = []
+    Q = np.zeros((n, 0))
+    R = np.zeros((0, 0))
+    for j in range(m):
+        a = A[:, j]
+        while s[j] > 0:
+            q = Q.T @ a
+            r = a - Q @ q
+            dq = Q.T @ r  # "twice is enough": one reorthogonalisation
+            q += dq
+            r -= Q @ dq
+            rho = float(np.linalg.norm(r))
+            c = solve_triangular(R, q, check_finite=False)
+            w = np.append(-c, 1.0)  # A[:, B + [j]] @ w = r
+            if len(basis) < n and rho > max(tol * float(np.linalg.norm(w)), floor):
+                k = len(basis)
+                R = np.block([[R, q[:, None]], [np.zeros((1, k)), np.array([[rho]])]])
+                Q = np.hstack([Q, (r / rho)[:, None]])
+                basis.append(j)
+                break
+            idx = np.array(basis + [j], dtype=np.intp)
+            if float(cost[idx] @ w) < 0:
+                w = -w
+            sv = s[idx]
+            ratio = np.full(w.size, np.inf)
+            pos = w > 0
+            ratio[pos] = sv[pos] / w[pos]
+            k = int(np.argmin(ratio))  # w has a positive entry: cost > 0, cost^T w >= 0
+            sv = np.maximum(sv - ratio[k] * w, 0.0)
+            sv[k] = 0.0
+            s[idx] = sv
+            for p in np.flatnonzero(sv[:-1] <= 0)[::-1]:  # dead basis columns
+                Q, R = qr_delete(Q, R, int(p), which="col", overwrite_qr=True,
+                                 check_finite=False)
+                k = R.shape[1]  # a square Q (full basis) is downdated as a full QR
+                Q, R = Q[:, :k], R[:k]
+                del basis[p]
+    return s
+
+
 class ReLUNet:
     """A two-layer ReLU network ``f(x) = W2 relu(W1 x + b1) + b2``.
 
@@ -328,6 +399,14 @@ class ReLUNet:
         balanced, has at most ``rank [a_j] <= n_samples`` neurons, and neurons inactive on
         all of ``X`` are removed.
 
+        The neurons are visited once, in order, against a basis of linearly independent
+        kept neurons held as a thin QR factorisation: a neuron outside the span of the
+        basis joins it; one inside it gives the null vector ``z`` (its coefficients in the
+        basis), and each such step removes at least one neuron. So there are at most
+        ``n_neurons`` steps, each costing ``O(n_samples * n_kept)`` (a triangular solve
+        and, when a basis neuron dies, a Givens downdate of the factorisation), and no
+        neuron is ever revisited: the loop cannot cycle.
+
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
@@ -335,15 +414,30 @@ class ReLUNet:
             Whether ``||u_j||`` includes ``b_j``. With ``False``, constant neurons
             (``u_j = 0``) are first moved into the output bias.
         rtol : float, optional
-            Relative singular-value threshold for the rank; default
-            ``max(n, m) * eps``.
+            Rank tolerance on the unit columns ``a_j / ||a_j||``: neuron ``j`` counts as
+            dependent on the kept ones when a combination ``w`` of them and of it, with
+            ``w_j = 1``, has ``||A w|| <= rtol ||w||`` (a singular value at most
+            ``rtol``); removing it then moves the predictions by at most ``rtol`` times
+            the coefficients moved. Default ``max(n_samples, n_neurons) * eps``; a residual
+            below ``n_samples * eps`` always counts as dependent.
 
         Returns
         -------
         ReLUNet
+
+        Raises
+        ------
+        ValueError
+            If the network has several outputs, ``X`` does not match it, or ``rtol`` is
+            negative or not finite.
         """
         self._check_scalar_output("prune")
         X = self._check_X(X)
+        if rtol is not None:
+            rtol = float(rtol)
+            if not np.isfinite(rtol) or rtol < 0:
+                raise ValueError(f"rtol must be a float in the range [0.0, inf) or None; "
+                                 f"got {rtol}.")
         net = self._absorb_constant_neurons(penalize_bias)
         Xa = augment(X, True)
         U = np.hstack([net.W1, net.b1[:, None]])
@@ -357,27 +451,15 @@ class ReLUNet:
         A = np.maximum(Xa @ Uhat.T, 0.0) * sgn[None, :]
         alive = np.any(A != 0, axis=0)
         Uhat, sgn, t, A = Uhat[alive], sgn[alive], t[alive], A[:, alive]
-        eps = np.finfo(np.float64).eps
-        while t.size > 0:
-            # column-normalise for a well-scaled rank decision
+        if t.size:
             cn = np.linalg.norm(A, axis=0)
-            An = A / cn
-            _, s, Vt = np.linalg.svd(An, full_matrices=True)
-            tol_s = (rtol if rtol is not None else max(An.shape) * eps) * s[0]
-            rank = int(np.sum(s > tol_s))
-            if rank >= t.size:
-                break
-            z = Vt[-1] / cn  # A @ z ~ 0
-            if z.sum() < 0:
-                z = -z
-            pos = z > 0
-            ratios = np.full(t.size, np.inf)
-            ratios[pos] = t[pos] / z[pos]
-            k = int(np.argmin(ratios))
-            t = t - ratios[k] * z
-            t[k] = 0.0
-            live = t > 0
-            Uhat, sgn, t, A = Uhat[live], sgn[live], t[live], A[:, live]
+            if rtol is None:
+                rtol = max(A.shape) * np.finfo(np.float64).eps
+            # in the unit columns a_j / ||a_j|| the coefficients are t_j ||a_j|| and the
+            # path norm is sum_j (t_j ||a_j||) / ||a_j||
+            coef = _caratheodory_reduce(A / cn, t * cn, 1.0 / cn, rtol)
+            live = coef > 0
+            Uhat, sgn, t = Uhat[live], sgn[live], coef[live] / cn[live]
         root = np.sqrt(t)
         W1a = Uhat * root[:, None]
         return ReLUNet(W1a[:, :-1], W1a[:, -1], (sgn * root)[None, :], net.b2)
@@ -612,13 +694,32 @@ class ReLUNet:
                    classes=None, alpha: float = 0.0):
         """A fitted scikit-learn MLP with these weights.
 
+        A ``ReLUNet`` does not know what it was trained for: ``kind`` alone decides the
+        exported model, and the default is an ``MLPRegressor`` whose ``predict`` returns
+        the raw outputs (the logits, for the network of a classifier). To export a fitted
+        estimator as the matching scikit-learn model, use
+        :meth:`ConvexReLUClassifier.to_sklearn <convexrelu.ConvexReLUClassifier.to_sklearn>`
+        or :meth:`ConvexReLURegressor.to_sklearn <convexrelu.ConvexReLURegressor.to_sklearn>`.
+
         Parameters
         ----------
         kind : {"regressor", "classifier"}, default="regressor"
+            ``"regressor"``: an ``MLPRegressor``, ``predict`` equal to :meth:`predict`
+            (flattened to shape (n_samples,) for one output, as scikit-learn does).
+            ``"classifier"``: an ``MLPClassifier``. With one output it has a logistic
+            output unit: ``predict_proba[:, 1]`` is the sigmoid of the output and
+            ``predict`` is ``classes[1]`` where the output is positive. With ``c > 1``
+            outputs it has a softmax output layer (scikit-learn's only multi-class
+            output): ``predict`` is the class of the largest output and
+            ``predict_proba`` is the softmax of the outputs. That is not the normalised
+            one-vs-rest sigmoids of :meth:`ConvexReLUClassifier.predict_proba
+            <convexrelu.ConvexReLUClassifier.predict_proba>`: the predicted classes agree,
+            the probabilities do not.
         classes : array-like, optional
             Class labels for ``kind="classifier"`` (default ``[0, 1]`` for one output,
-            ``range(n_outputs)`` otherwise). One output needs two classes (the logit is
-            that of ``classes[1]``); ``c > 1`` outputs need ``c`` classes (softmax).
+            ``range(n_outputs)`` otherwise). One output needs two classes (the output is
+            the logit of ``classes[1]``); ``c > 1`` outputs need ``c`` classes, output
+            ``k`` belonging to ``classes[k]``.
         alpha : float, default=0.0
             Stored as the estimator's ``alpha``.
 
@@ -628,6 +729,11 @@ class ReLUNet:
             ``predict`` (and ``predict_proba``) work; ``loss_`` is not meaningful
             (the estimator was initialised by one ``partial_fit`` on dummy data and its
             weights then overwritten).
+
+        Raises
+        ------
+        ValueError
+            If ``kind`` is unknown or ``classes`` does not match the number of outputs.
         """
         from sklearn.neural_network import MLPClassifier, MLPRegressor
 
@@ -717,6 +823,19 @@ class ReLUNet:
         ----------
         dtype : torch.dtype, optional
             Default ``torch.float64``.
+
+        Returns
+        -------
+        torch.nn.Sequential
+            A module mapping a tensor of shape (n_samples, n_features) to one of shape
+            (n_samples, n_outputs), like every ``nn.Linear``: for one output that is
+            (n_samples, 1), where :meth:`predict` returns shape (n_samples,)
+            (``module(x)[:, 0]`` or ``.squeeze(1)`` matches it).
+
+        Raises
+        ------
+        ImportError
+            If torch is not installed.
         """
         torch = _import_torch()
         nn = torch.nn

@@ -3,7 +3,6 @@
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -16,13 +15,10 @@ ROOT = Path(__file__).resolve().parents[1]
                     reason="benchmarks folder not present")
 def test_bench_quick_cli(tmp_path):
     out = tmp_path / "bench.md"
-    t0 = time.perf_counter()
     res = subprocess.run([sys.executable, "-c", "import sys; from convexrelu.cli import main; "
                           "sys.exit(main(sys.argv[1:]))", "bench", "--quick", "--out", str(out)],
                          capture_output=True, text=True, cwd=tmp_path, timeout=60)
-    elapsed = time.perf_counter() - t0
-    assert res.returncode == 0, res.stderr
-    assert elapsed < 20
+    assert res.returncode == 0, res.stderr  # (speed lives in the benchmark, not here)
     text = res.stdout
     assert "| data | n_samples | rank | cells |" in text
     assert "LP cells/s" in text and "| yes |" in text and "| NO |" not in text
@@ -71,8 +67,9 @@ def test_python_m_benchmarks_dispatches_suites():
     res = subprocess.run(run + ["nope"], capture_output=True, text=True, cwd=ROOT,
                          timeout=60)
     assert res.returncode == 2
-    assert "available: certify, column_generation, cvxpy, enumeration, solvers" in res.stderr
-    for suite in ("solvers", "column_generation", "certify", "cvxpy"):
+    assert ("available: certify, column_generation, cvxpy, enumeration, realdata, solvers"
+            in res.stderr)
+    for suite in ("solvers", "column_generation", "certify", "cvxpy", "realdata"):
         res = subprocess.run(run + [suite, "--help"], capture_output=True, text=True,
                              cwd=ROOT, timeout=60)
         assert res.returncode == 0, res.stderr

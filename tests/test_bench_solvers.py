@@ -155,7 +155,7 @@ def test_quick_whole_table_skip_scnn(tmp_path):
                  "synthetic teacher n=500 d=50, P=10", "diabetes, no bias, P=10, float64",
                  "digits 10-class one-vs-rest n=150, bias, P=10"):
         assert f"| {name} (" in gated
-    assert "| diabetes, bias, P=10 (10 patterns) | convexrelu relu_fast" in relu
+    assert "| diabetes, bias, P=10 (10 patterns) | convexrelu relu" in relu
     assert "| diabetes, bias, P=12 (" in relu
     assert "scnn" not in gated + relu.split("### Per-iteration")[0]
 
@@ -167,7 +167,7 @@ def test_quick_relu_digits_with_scnn(tmp_path):
                  "--time-limit", "60"], tmp_path,
                 timeout=400)
     relu = text.split("### ReLU (cone-constrained)")[1]
-    for label in ("convexrelu relu_fast", "scnn augmented Lagrangian (float32)",
+    for label in ("convexrelu relu", "scnn augmented Lagrangian (float32)",
                   "cvxpy + Clarabel"):
         assert DIGITS + label in relu
     assert "scnn objective check" in text

@@ -265,16 +265,20 @@ def test_bad_input(workdir, capsys, tmp_path):
     assert code == 2 and "--alpha" in err
     code, _, err = _run(capsys, [model, data, "--target", "t", "--tol", "nan"])
     assert code == 2 and "--tol" in err
-    code, _, err = _run(capsys, [model, data, "--target", "t", "--random-state", "1"])
+    code, _, err = _run(capsys, [model, data, "--target", "t", "--patterns", "exact",
+                                 "--random-state", "1"])
     assert code == 2 and "--patterns N" in err
     with pytest.raises(SystemExit):
         main(["certify", str(model), str(data), "--target", "t", "--patterns", "some"])
     capsys.readouterr()
-    # feature-count mismatch: a 3-feature table for a 2-feature model
+    # feature-count mismatch: a 3-feature table for a 2-feature model (named, then not)
     wide = tmp_path / "w.csv"
     np.savetxt(wide, np.column_stack([X, X[:, 0], y]), delimiter=",", header="a,b,c,t",
                comments="")
     code, _, err = _run(capsys, [model, wide, "--target", "t"])
+    assert code == 2 and "unknown ['c']" in err and "expected ['a', 'b']" in err
+    np.savetxt(wide, np.column_stack([X, X[:, 0], y]), delimiter=",")
+    code, _, err = _run(capsys, [model, wide, "--target", "3"])
     assert code == 2 and "3 feature columns" in err and "expects 2" in err
     # an .npz that is not a convexrelu model, and one with NaN weights
     np.savez(tmp_path / "x.npz", W1=np.zeros((1, 2)))
@@ -290,3 +294,21 @@ def test_bad_input(workdir, capsys, tmp_path):
     # a loss that does not fit the model (logistic on real-valued targets)
     code, _, err = _run(capsys, [model, data, "--target", "t", "--loss", "softmax"])
     assert code == 2 and "softmax" in err
+
+
+def test_library_warnings_become_one_line(workdir, capsys, monkeypatch):
+    """A warning inside certify is printed once as 'convexrelu certify: warning: ...'."""
+    import convexrelu.certificates as certificates
+
+    real = certificates.certify
+
+    def noisy(*args, **kwargs):
+        warnings.warn("Solution may be\n inaccurate.", UserWarning)
+        warnings.warn("Solution may be\n inaccurate.", UserWarning)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(certificates, "certify", noisy)
+    _, data, model, _, _ = workdir
+    code, out, err = _run(capsys, [model, data, "--target", "t", "--json"])
+    assert code == 0 and json.loads(out)["optimal"]
+    assert err == "convexrelu certify: warning: Solution may be inaccurate.\n"

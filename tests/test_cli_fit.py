@@ -71,3 +71,24 @@ def test_demo_fit_fast(tmp_path, capsys):
     assert main(["demo", "--fast", "--out", str(tmp_path)]) == 0
     assert (tmp_path / "fit.png").exists()
     assert "global optimum" in capsys.readouterr().out
+
+
+def test_fit_pattern_limit_in_the_commands_words(tmp_path, rng, capsys):
+    """The estimator's warning and error speak of --max-patterns / --patterns, on one line,
+    not of max_patterns with a library source line."""
+    X = rng.standard_normal((15, 3))
+    path = tmp_path / "w.csv"
+    np.savetxt(path, np.column_stack([X, X[:, 0]]), delimiter=",", header="a,b,c,t",
+               comments="")
+    argv = ["fit", str(path), "--target", "t", "--alpha", "0.1", "--max-patterns", "10",
+            "--out", str(tmp_path / "m.npz")]
+    assert main(argv + ["--random-state", "0"]) == 0
+    err = capsys.readouterr().err
+    assert err.startswith("convexrelu fit: warning: X has more than --max-patterns=10 ")
+    assert err.count("\n") == 1 and "pass --patterns exact to refuse" in err
+    assert "max_patterns" not in err and "UserWarning" not in err
+    assert main(argv + ["--patterns", "exact"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("convexrelu fit: error: --patterns exact: ")
+    assert "more than --max-patterns=10" in err and "Use --patterns N" in err
+    assert "max_patterns" not in err and "sample_patterns" not in err

@@ -24,7 +24,7 @@ def csv_file(tmp_path, rng):
 def test_round_trip_csv(csv_file, tmp_path, capsys):
     path, X = csv_file
     out = tmp_path / "masks.npz"
-    assert main(["patterns", str(path), "--out", str(out)]) == 0
+    assert main(["patterns", str(path), "--no-target", "--out", str(out)]) == 0
     text = capsys.readouterr().out
     ref = enumerate_patterns(X)
     assert f"n_patterns      {ref.n_patterns:,}  [exact]" in text
@@ -55,14 +55,15 @@ def test_target_column_and_bias(csv_file, tmp_path, capsys):
 def test_npy_input(tmp_path, rng, capsys):
     X = rng.standard_normal((12, 2))
     np.save(tmp_path / "X.npy", X)
-    assert main(["patterns", str(tmp_path / "X.npy")]) == 0
+    assert main(["patterns", str(tmp_path / "X.npy"), "--no-target"]) == 0
     assert "n_patterns      24  [exact]" in capsys.readouterr().out
 
 
 def test_sample(csv_file, tmp_path, capsys):
     path, X = csv_file
     out = tmp_path / "s.npz"
-    args = ["patterns", str(path), "--sample", "50", "--random-state", "3", "--out", str(out)]
+    args = ["patterns", str(path), "--no-target", "--sample", "50", "--random-state", "3",
+            "--out", str(out)]
     assert main(args) == 0
     assert "[sampled (50 gates)]" in capsys.readouterr().out
     with np.load(out) as z:
@@ -85,22 +86,25 @@ def test_sample(csv_file, tmp_path, capsys):
     ("bad_sample", "--sample must be a positive"),
     ("seed_without_sample", "--random-state only applies with --sample"),
     ("bad_target", "target column 'zz' not found"),
+    ("no_target", r"which columns of .*data.csv are features\? Pass --target COLUMN .* or "
+                  "--no-target"),
 ])
 def test_bad_input_exit_2(case, match, csv_file, tmp_path, capsys):
     path, X = csv_file
-    args = ["patterns", str(path)]
+    args = ["patterns", str(path)] + ([] if case in ("bad_target", "no_target") else
+                                      ["--no-target"])
     if case == "missing":
-        args = ["patterns", str(tmp_path / "nope.csv")]
+        args = ["patterns", str(tmp_path / "nope.csv"), "--no-target"]
     elif case == "nan":
         bad = tmp_path / "nan.csv"
         Xn = X.copy()
         Xn[3, 1] = np.nan
         np.savetxt(bad, Xn, delimiter=",")
-        args = ["patterns", str(bad)]
+        args = ["patterns", str(bad), "--no-target"]
     elif case == "text":
         bad = tmp_path / "text.csv"
         bad.write_text("a,b\n1,2\n3,hello\n")
-        args = ["patterns", str(bad)]
+        args = ["patterns", str(bad), "--no-target"]
     elif case == "limit":
         args += ["--max-patterns", "10"]
     elif case == "bad_sample":
@@ -126,7 +130,8 @@ def test_interrupted_write_leaves_nothing(csv_file, tmp_path, monkeypatch, capsy
         raise KeyboardInterrupt
 
     monkeypatch.setattr(np, "savez_compressed", boom)
-    assert main(["patterns", str(path), "--out", str(outdir / "masks.npz")]) == 130
+    assert main(["patterns", str(path), "--no-target", "--out", str(outdir / "masks.npz")]) \
+        == 130
     assert "interrupted; nothing was written" in capsys.readouterr().err
     assert list(outdir.iterdir()) == []  # neither the file nor a temporary file
 
@@ -138,3 +143,27 @@ def test_console_script_subprocess(csv_file, tmp_path):
                          capture_output=True, text=True)
     assert res.returncode == 2
     assert "does not exist" in res.stderr and "Traceback" not in res.stderr
+
+
+def test_target_rule(tmp_path, rng, capsys):
+    """A CSV with a target column: --target drops it, --no-target keeps every column, and
+    an .npz holding X (and y) needs neither: X is the features."""
+    X = rng.standard_normal((15, 2))
+    path = tmp_path / "d.csv"
+    np.savetxt(path, np.column_stack([X, X[:, 0] ** 2]), delimiter=",", header="a,b,y",
+               comments="")
+    assert main(["patterns", str(path), "--bias"]) == 2  # README's example used to count y
+    assert "--no-target" in capsys.readouterr().err
+    assert main(["patterns", str(path), "--bias", "--target", "y"]) == 0
+    out = capsys.readouterr().out
+    assert "n_features      2 (+ bias)" in out
+    assert f"n_patterns      {enumerate_patterns(X, bias=True).n_patterns:,}" in out
+    assert main(["patterns", str(path), "--bias", "--no-target"]) == 0
+    assert "n_features      3 (+ bias)" in capsys.readouterr().out
+    with pytest.raises(SystemExit):  # one or the other
+        main(["patterns", str(path), "--target", "y", "--no-target"])
+    assert "not allowed with" in capsys.readouterr().err
+    npz = tmp_path / "d.npz"
+    np.savez(npz, X=X, y=X[:, 0] ** 2)
+    assert main(["patterns", str(npz), "--bias"]) == 0
+    assert "n_features      2 (+ bias)" in capsys.readouterr().out

@@ -326,6 +326,88 @@ def test_prune_errors():
         random_net(rng, d=2).prune(np.ones((3, 3)))
 
 
+def _activation_rank(net, X, penalize_bias=False):
+    """Numerical rank of the unit columns ``a_j / ||a_j||`` of the active neurons."""
+    A = np.maximum(augment(X, True) @ np.hstack([net.W1, net.b1[:, None]]).T, 0.0)
+    A = A[:, np.any(A > 0, axis=0)]
+    return np.linalg.matrix_rank(A / np.linalg.norm(A, axis=0)) if A.size else 0
+
+
+def test_prune_many_neurons_operation_count(monkeypatch):
+    """400 neurons on 40 points (the size an exact-pattern fit hands to prune): one pass.
+
+    The former implementation took one full SVD per removed neuron (360 here, each
+    O(m^3) with the m x m right factor; ~2 s/call under a multi-threaded BLAS, and minutes
+    for a few thousand neurons). Now no SVD, and at most one triangular solve per neuron
+    and per removal.
+    """
+    import scipy.linalg
+
+    calls = {"svd": 0, "solve_triangular": 0}
+    svd, solve = np.linalg.svd, scipy.linalg.solve_triangular
+
+    def counting_svd(*args, **kwargs):
+        calls["svd"] += 1
+        return svd(*args, **kwargs)
+
+    def counting_solve(*args, **kwargs):
+        calls["solve_triangular"] += 1
+        return solve(*args, **kwargs)
+
+    monkeypatch.setattr(np.linalg, "svd", counting_svd)
+    monkeypatch.setattr(scipy.linalg, "solve_triangular", counting_solve)
+    rng = np.random.default_rng(30)
+    n, m = 40, 400
+    X = rng.uniform(-1, 1, size=(n, 2))
+    net = random_net(rng, d=2, m=m)
+    pr = net.prune(X)
+    assert calls["svd"] == 0
+    assert calls["solve_triangular"] <= 2 * m
+    assert pr.n_neurons <= n
+    f, g = net.predict(X), pr.predict(X)
+    assert np.max(np.abs(g - f)) <= 1e-12 * np.max(np.abs(f))
+    assert pr.path_norm() <= net.path_norm() * (1 + 1e-14)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_prune_keeps_at_most_the_numerical_rank(seed):
+    """One-feature nets: many nearly dependent ReLU columns. A neuron is kept only if no
+    combination ``w`` with it has ``||A w|| <= rtol ||w||``, so the kept columns have full
+    numerical rank (a test on the distance from the span alone kept 21 columns of rank 20
+    on such a net)."""
+    rng = np.random.default_rng(100 + seed)
+    n, m = 26, 48
+    X = rng.normal(size=(n, 1))
+    net = random_net(rng, d=1, m=m)
+    pr = net.prune(X)
+    assert pr.n_neurons <= _activation_rank(net, X)
+    assert _activation_rank(pr, X) == pr.n_neurons
+    np.testing.assert_allclose(pr.predict(X), net.predict(X), atol=1e-12 * net.path_norm())
+    assert pr.path_norm() <= net.path_norm() * (1 + 1e-14)
+
+
+def test_prune_duplicates_low_rank_and_rtol():
+    rng = np.random.default_rng(31)
+    X = np.repeat(rng.normal(size=(4, 2)), 3, axis=0)  # 12 rows, 4 distinct
+    net = random_net(rng, d=2, m=30)
+    twins = ReLUNet(np.vstack([net.W1, 2.0 * net.W1]), np.r_[net.b1, 2.0 * net.b1],
+                    np.hstack([net.W2, 0.5 * net.W2]), net.b2)  # each neuron twice
+    for pb in (False, True):
+        pr = twins.prune(X, penalize_bias=pb)
+        assert pr.n_neurons <= 4  # the rank of anything computed on 4 distinct points
+        np.testing.assert_allclose(pr.predict(X), twins.predict(X), atol=1e-12 * 30)
+        assert pr.path_norm(pb) <= twins.path_norm(pb) * (1 + 1e-14)
+    # rtol=0 keeps every column with a nonzero rounding residual, but never more than
+    # n_samples (the basis then spans R^n); rtol is validated
+    pr = twins.prune(X, rtol=0.0)
+    assert pr.n_neurons <= X.shape[0]
+    np.testing.assert_allclose(pr.predict(X), twins.predict(X), atol=1e-12 * 30)
+    with pytest.raises(ValueError, match=r"rtol must be a float in the range \[0.0, inf\)"):
+        net.prune(X, rtol=-1.0)
+    with pytest.raises(ValueError, match=r"rtol must be a float in the range \[0.0, inf\)"):
+        net.prune(X, rtol=float("nan"))
+
+
 def test_optimal_net_prune_and_map():
     """Solve a small (CVX) with cvxpy; mapped net reproduces p*, pruning keeps it."""
     cp = pytest.importorskip("cvxpy")
@@ -527,3 +609,94 @@ def test_torch_errors(monkeypatch):
         net.to_torch()
     with pytest.raises(ImportError, match=r"pip install convexrelu\[torch\]"):
         ReLUNet.from_torch(object())
+
+
+# --------------------------------------------------------------------------- estimator exports
+def _blobs(rng, n_per, centres):
+    X = np.vstack([c + 0.6 * rng.normal(size=(n_per, 2)) for c in centres])
+    y = np.repeat(np.arange(len(centres)), n_per)
+    return X, y
+
+
+def test_classifier_to_sklearn_binary_agrees():
+    from sklearn.neural_network import MLPClassifier
+
+    from convexrelu import ConvexReLUClassifier
+
+    rng = np.random.default_rng(40)
+    X, y = _blobs(rng, 6, [(-1.0, 0.0), (1.0, 0.3)])
+    labels = np.array(["neg", "pos"])[y]
+    clf = ConvexReLUClassifier(alpha=0.1, patterns="exact", certify=False).fit(X, labels)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # two classes: the export is faithful, no warning
+        mlp = clf.to_sklearn()
+    assert isinstance(mlp, MLPClassifier) and mlp.out_activation_ == "logistic"
+    np.testing.assert_array_equal(mlp.classes_, clf.classes_)
+    assert mlp.alpha == clf.alpha
+    Xt = rng.normal(size=(20, 2))
+    np.testing.assert_array_equal(mlp.predict(Xt), clf.predict(Xt))
+    np.testing.assert_allclose(mlp.predict_proba(Xt), clf.predict_proba(Xt), atol=1e-12)
+    # the network alone exports what kind says: by default an MLPRegressor of the logits
+    reg = clf.network_.to_sklearn()
+    assert type(reg).__name__ == "MLPRegressor"
+    np.testing.assert_allclose(reg.predict(Xt), clf.decision_function(Xt), atol=1e-12)
+
+
+@pytest.mark.parametrize("loss", ["logistic", "hinge"])
+def test_classifier_to_sklearn_multiclass_softmax_warns(loss):
+    """Three classes: sklearn's MLPClassifier is a softmax; argmax agrees, probabilities
+    (softmax of the logits vs normalised one-vs-rest sigmoids) do not."""
+    from scipy.special import expit, softmax
+
+    from convexrelu import ConvexReLUClassifier
+
+    rng = np.random.default_rng(41)
+    X, y = _blobs(rng, 4, [(-1.5, 0.0), (1.5, 0.0), (0.0, 1.5)])
+    clf = ConvexReLUClassifier(alpha=0.3, loss=loss, patterns="exact", certify=False)
+    clf.fit(X, y)
+    with pytest.warns(UserWarning, match="output layer is a softmax: predict agrees"):
+        mlp = clf.to_sklearn()
+    assert mlp.out_activation_ == "softmax"
+    Xt = rng.normal(scale=1.5, size=(40, 2))
+    np.testing.assert_array_equal(mlp.predict(Xt), clf.predict(Xt))
+    z = clf.decision_function(Xt)
+    np.testing.assert_allclose(mlp.predict_proba(Xt), softmax(z, axis=1), atol=1e-12)
+    ovr = expit(z) / expit(z).sum(axis=1, keepdims=True)
+    if loss == "logistic":
+        np.testing.assert_allclose(clf.predict_proba(Xt), ovr, atol=1e-12)
+    # the documented difference is real, and the most probable class is the same
+    assert np.max(np.abs(mlp.predict_proba(Xt) - ovr)) > 1e-2
+    np.testing.assert_array_equal(np.argmax(mlp.predict_proba(Xt), 1), np.argmax(ovr, 1))
+
+
+def test_regressor_to_sklearn_agrees():
+    from sklearn.neural_network import MLPRegressor
+
+    from convexrelu import ConvexReLURegressor
+
+    rng = np.random.default_rng(42)
+    X = rng.normal(size=(10, 2))
+    y = np.abs(X[:, 0]) - X[:, 1]
+    Xt = rng.normal(size=(15, 2))
+    reg = ConvexReLURegressor(alpha=0.1, patterns="exact", certify=False).fit(X, y)
+    mlp = reg.to_sklearn()
+    assert isinstance(mlp, MLPRegressor) and mlp.alpha == reg.alpha
+    np.testing.assert_allclose(mlp.predict(Xt), reg.predict(Xt), atol=1e-12)
+    # one target column: the estimator keeps (n, 1), MLPRegressor flattens (documented)
+    reg2 = ConvexReLURegressor(alpha=0.1, patterns="exact", certify=False).fit(X, y[:, None])
+    mlp2 = reg2.to_sklearn()
+    assert reg2.predict(Xt).shape == (15, 1) and mlp2.predict(Xt).shape == (15,)
+    np.testing.assert_allclose(mlp2.predict(Xt), reg2.predict(Xt)[:, 0], atol=1e-12)
+
+
+@pytest.mark.parametrize("c", [1, 3])
+def test_torch_output_shape(c):
+    """to_torch returns (n, n_outputs), also (n, 1) for one output; predict (n,) then."""
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(43)
+    net = random_net(rng, d=2, m=4, c=c)
+    X = rng.normal(size=(7, 2))
+    out = net.to_torch()(torch.as_tensor(X)).detach().numpy()
+    assert out.shape == (7, c)
+    assert net.predict(X).shape == ((7,) if c == 1 else (7, c))
+    np.testing.assert_allclose(out[:, 0] if c == 1 else out, net.predict(X), atol=1e-12)

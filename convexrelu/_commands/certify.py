@@ -21,6 +21,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
+import warnings
 
 HELP = "certify (or refute) the global optimality of a trained two-layer ReLU network"
 
@@ -36,13 +38,14 @@ def _loss_choices() -> list:
 
 
 def _patterns_arg(value: str):
-    if value == "exact":
+    if value in ("auto", "exact"):
         return value
     try:
         n = int(value)
     except ValueError:
         raise argparse.ArgumentTypeError(
-            f"--patterns must be 'exact' or a number of sampled patterns; got {value!r}."
+            f"--patterns must be 'auto', 'exact' or a number of sampled patterns; got "
+            f"{value!r}."
         ) from None
     if n < 1:
         raise argparse.ArgumentTypeError(f"--patterns N needs N >= 1; got {n}.")
@@ -69,9 +72,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--reduction", choices=("sklearn", "mean", "sum"), default="sklearn",
                         help="normalisation of the objective (default sklearn; 'mean' for a "
                              "torch loss with reduction='mean' and SGD weight_decay)")
-    parser.add_argument("--patterns", metavar="exact|N", type=_patterns_arg, default="exact",
-                        help="check all activation patterns ('exact', default) or N sampled "
-                             "ones (a quick look, never a proof)")
+    parser.add_argument("--patterns", metavar="auto|exact|N", type=_patterns_arg,
+                        default="auto",
+                        help="'auto' (default): all activation patterns when they can be "
+                             "listed, else a local search for violating neurons (heuristic, "
+                             "never a proof); 'exact': all patterns or an error; N: N sampled "
+                             "patterns (a quick look, never a proof)")
     parser.add_argument("--tol", metavar="T", type=float, default=1e-6,
                         help="relative-gap tolerance for 'optimal' (default 1e-6)")
     parser.add_argument("--random-state", metavar="S", type=int, default=None,
@@ -211,10 +217,10 @@ def run(args: argparse.Namespace) -> int:
     if not np.isfinite(args.tol) or args.tol < 0:
         raise UsageError(f"--tol must be a finite number >= 0; got {args.tol}.")
     if args.random_state is not None and args.patterns == "exact":
-        raise UsageError("--random-state only applies with --patterns N; the exact "
-                         "certificate is deterministic.")
+        raise UsageError("--random-state only applies with --patterns N or auto (local "
+                         "search); the exact certificate is deterministic.")
     try:
-        X, y, _ = load_table(args.data, target=args.target)
+        X, y, columns = load_table(args.data, target=args.target)
     except ValueError as exc:
         raise UsageError(str(exc)) from None
 
@@ -225,9 +231,11 @@ def run(args: argparse.Namespace) -> int:
         kw["weight_decay"], alpha = alpha, None
     jobs = []  # (label, model, y, certify kwargs)
     if suffix in _NPZ:
-        from .predict import _load_model
+        from .predict import _align_features, _load_model
 
         net, header = _load_model(path)
+        X = _align_features(X, columns, dict(header, n_features=net.n_features), args.data,
+                            command="certify")
         kind = f"convexrelu {header.get('kind', 'regressor')}"
         if alpha is None and args.reduction == "sklearn":
             alpha = header.get("alpha")
@@ -277,6 +285,12 @@ def run(args: argparse.Namespace) -> int:
     else:
         model = _load_pickle(path)
         kind = f"scikit-learn {type(model).__name__}"
+        names = getattr(model, "feature_names_in_", None)
+        if names is not None:
+            from .predict import _align_features
+
+            X = _align_features(X, columns, {"feature_names": [str(c) for c in names]},
+                                args.data, command="certify")
         jobs = [(None, model, y)]
 
     # feature-count check with the file names in the message (all jobs share one model)
@@ -289,11 +303,20 @@ def run(args: argparse.Namespace) -> int:
                          "training data with the same features in the same order.")
 
     certs = []
+    seen = set()
     for label, model, target in jobs:
         try:
-            cert = certify(model, X, target, alpha=alpha, **kw)
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                cert = certify(model, X, target, alpha=alpha, **kw)
         except (ValueError, TypeError) as exc:
-            raise UsageError(str(exc)) from None
+            # the library names its parameters; the command has options
+            raise UsageError(str(exc).replace("patterns=N", "--patterns N")) from None
+        for w in caught:  # one line each on stderr, not a library source line
+            msg = " ".join(str(w.message).split())
+            if msg not in seen:
+                seen.add(msg)
+                print(f"convexrelu certify: warning: {msg}", file=sys.stderr)
         certs.append((label, cert))
 
     optimal = all(c.optimal for _, c in certs)

@@ -9,7 +9,9 @@ file is read back by ``convexrelu predict``.
 from __future__ import annotations
 
 import argparse
+import sys
 import time
+import warnings
 
 HELP = "fit a globally optimal two-layer ReLU network to a data file"
 
@@ -35,6 +37,15 @@ def _loss_choices() -> list:
     from ..losses import loss_names
 
     return [n for n in loss_names() if n != "softmax"]
+
+
+def _option_names(text: str) -> str:
+    """The estimator's parameter names in a message, as this command's options."""
+    for lib, cli in (("sample_patterns(X, n_patterns)", "--patterns N"),
+                     ("patterns='exact'", "--patterns exact"),
+                     ("max_patterns", "--max-patterns")):
+        text = text.replace(lib, cli)
+    return text
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -93,10 +104,18 @@ def run(args: argparse.Namespace) -> int:
               max_patterns=args.max_patterns, random_state=args.random_state)
     t0 = time.perf_counter()
     try:
-        est.fit(X, y)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            est.fit(X, y)
     except ValueError as exc:
-        raise UsageError(str(exc)) from None
+        raise UsageError(_option_names(str(exc))) from None
     elapsed = time.perf_counter() - t0
+    seen = set()
+    for w in caught:  # one line each, in the command's words, not a library source line
+        msg = _option_names(" ".join(str(w.message).split()))
+        if msg not in seen:
+            seen.add(msg)
+            print(f"convexrelu fit: warning: {msg}", file=sys.stderr)
     header = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,

@@ -2,8 +2,12 @@
 
 Reads a table (CSV with an optional header row, .npy, or .npz holding ``X``), counts or
 samples the activation patterns of its rows (of ``[X, 1]`` with ``--bias``) and prints
-what was found; ``--out`` writes the patterns (bit-packed masks and gates) to an .npz
-file atomically, readable with ``ActivationPatterns.from_arrays(np.load(path))``.
+what was found. A CSV or .npy table may hold a target column, which is not a feature:
+name it with ``--target COLUMN`` (it is dropped, as ``convexrelu fit`` and ``certify``
+do) or pass ``--no-target`` to use every column; one of the two is required. In an .npz
+file ``X`` holds the features (a ``y`` array is never used). ``--out`` writes the
+patterns (bit-packed masks and gates) to an .npz file atomically, readable with
+``ActivationPatterns.from_arrays(np.load(path))``.
 """
 
 from __future__ import annotations
@@ -19,9 +23,14 @@ _DEFAULT_MAX_PATTERNS = 2_000_000  # the library's default (enumerate_patterns)
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("file", metavar="FILE",
                         help="data: .csv/.tsv (header row optional), .npy, or .npz with X")
-    parser.add_argument("--target", metavar="COLUMN", default=None,
-                        help="name or index of a target column to drop (default: every "
-                             "column is a feature)")
+    who = parser.add_mutually_exclusive_group()
+    who.add_argument("--target", metavar="COLUMN", default=None,
+                     help="name or index of the target column, dropped from the features "
+                          "(as in `convexrelu fit`); for .csv/.tsv/.npy data pass this or "
+                          "--no-target")
+    who.add_argument("--no-target", action="store_true",
+                     help="every column of a .csv/.tsv/.npy file is a feature (the file "
+                          "holds no target column)")
     parser.add_argument("--bias", action="store_true",
                         help="patterns of [X, 1] (neurons with a hidden bias)")
     parser.add_argument("--sample", metavar="N", type=int, default=None,
@@ -36,6 +45,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
     import numpy as np
 
     from .. import __version__
@@ -49,6 +60,11 @@ def run(args: argparse.Namespace) -> int:
         X = check_data_matrix(X, name=f"the data in {args.file}")
     except ValueError as exc:
         raise UsageError(str(exc)) from None
+    if args.target is None and not args.no_target and \
+            Path(args.file).suffix.lower() != ".npz":
+        raise UsageError(f"which columns of {args.file} are features? Pass --target COLUMN "
+                         "to drop the target column (as for `convexrelu fit`), or "
+                         "--no-target if every column is a feature.")
     if args.sample is not None and args.sample < 1:
         raise UsageError(f"--sample must be a positive number of gates; got {args.sample}.")
     if args.max_patterns < 1:
@@ -84,6 +100,7 @@ def run(args: argparse.Namespace) -> int:
     print(f"thinnest margin {pats.min_margin:.3e}  (min |x_i^T g| / (|x_i| |g|) over cells)")
     if args.out is not None:
         header = dict(command="patterns", version=__version__, data=str(args.file),
+                      target=args.target,
                       n_samples=n_samples, n_features=n_features, bias=bool(args.bias),
                       rank=rank, n_patterns=pats.n_patterns, exact=bool(pats.exact),
                       sample=args.sample, random_state=args.random_state,

@@ -472,13 +472,10 @@ def _unrank_combination(m: int, k: int, rank: int):
 
 
 def _progress_bar(progress, total, unit):
-    if progress is False or progress is None and total < 300_000:
-        return None
-    try:
-        from tqdm.auto import tqdm
-    except ImportError:  # pragma: no cover - tqdm is a core dependency
-        return None
-    return tqdm(total=total, unit=unit, desc="enumerating", leave=False)
+    from .._progress import progress_bar
+
+    return progress_bar(total=total, unit=unit, desc="enumerating", leave=False,
+                        progress=progress, large=total >= 300_000)
 
 
 # --------------------------------------------------------------------------- public API
@@ -576,7 +573,8 @@ def enumerate_patterns(
         Refuse (``PatternLimitError``) before enumerating when the number of patterns
         would exceed this; ``None`` for no limit.
     progress : bool or None, default=None
-        Show a tqdm progress bar; ``None`` shows it for large enumerations only.
+        Show a tqdm progress bar; ``None`` shows it for large enumerations, in a terminal
+        only (never in a log file).
 
     Returns
     -------

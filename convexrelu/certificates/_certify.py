@@ -5,7 +5,8 @@ Given any network (any width, not necessarily stationary), :func:`certify` compu
 
 1. the objective ``J`` (scikit-learn's normalisation by default, docs/mathematics.rst §8.1);
 2. the dual point ``lambda = -grad l(y_hat)`` (output bias re-fitted, docs/mathematics.rst §8.3);
-3. ``M(lambda)`` exactly over all activation patterns (:mod:`._dual`);
+3. ``M(lambda)`` exactly over all activation patterns (:mod:`._dual`), or, when they
+   are too many to list, a heuristic estimate by local search (:mod:`._search`, no proof);
 4. the best feasible rescaling ``s* lambda`` and the lower bound ``LB = D(s* lambda)``,
    valid for every network of every width (weak duality);
 5. the gap ``J - LB``, the most violating neuron and per-neuron KKT residuals.
@@ -64,8 +65,9 @@ class ViolatingNeuron:
     output_bias_shift : float
         The output-bias correction applied together with the neuron.
     objective_decrease : float
-        ``J(net) - J(net + neuron)`` in the certificate's normalisation (``> 0`` when
-        ``M(lambda) > beta``).
+        ``J(net) - J(net + neuron)`` in the certificate's normalisation, output-bias shift
+        included (``> 0`` when ``M(lambda) > beta``): the best decrease along this single
+        neuron, a lower bound on the suboptimality ``J - p*``, not the gap (its upper bound).
     """
 
     weight: np.ndarray
@@ -132,7 +134,11 @@ class Certificate:
         ``exact and relative_gap <= tol``: the network is certified globally optimal.
     tol : float
     dual : ndarray of shape (n_samples,) or (n_samples, n_outputs)
-        The feasible dual point ``s* lambda`` (sum form).
+        The feasible dual point ``s* lambda`` (sum form) whose dual value is the lower
+        bound. ``lambda`` is the network's residual ``-grad l``, or, when that gives a
+        looser bound (``info["dual_refit"]``), the residual of the restricted program over
+        the network's own patterns polished to optimality (quadratic losses): the residual
+        of an inaccurate optimum is only as accurate as the square root of the objective.
     dual_ratio : float
         ``M(lambda) / beta`` for the unscaled ``lambda`` (``<= 1`` means dual feasible).
     dual_scale : float
@@ -150,6 +156,13 @@ class Certificate:
     reduction : str
     hidden_bias : bool
     penalize_bias : bool
+    method : str
+        How ``M(lambda)`` was evaluated: ``"enumerated"`` (all listed patterns),
+        ``"sweep2d"`` (exact angular sweep, two features), ``"sampled"`` (a sample of the
+        patterns: not a proof), ``"patterns"`` (a user-given pattern set) or
+        ``"local_search"`` (too many patterns to list: heuristic search for the most
+        violating neuron, :func:`~convexrelu.certificates.search_violators`; ``exact`` and
+        ``optimal`` are False and the lower bound is not valid).
     """
 
     objective: float
@@ -173,22 +186,36 @@ class Certificate:
     hidden_bias: bool
     penalize_bias: bool
     info: dict = field(default_factory=dict)
+    method: str = "enumerated"
+
+    @property
+    def heuristic(self) -> bool:
+        """Whether ``M(lambda)`` comes from a local search (never a proof)."""
+        return self.method == "local_search"
 
     def summary(self) -> str:
         """A short human-readable report."""
         lines = [
             f"objective         {self.objective:.10g}",
-            f"lower bound       {self.lower_bound:.10g}",
+            f"lower bound       {self.lower_bound:.10g}"
+            + (" (NOT valid: heuristic search)" if self.heuristic else ""),
             f"gap               {self.gap:.3e} "
             f"(relative {self.relative_gap:.3e}, tol {self.tol:g})",
             f"M(lambda) / beta  {self.dual_ratio:.6g}"
             + (" (upper bound)" if self.conservative else ""),
             f"patterns checked  {self.n_patterns_checked}"
-            + (" (all patterns)" if self.exact else " (a SAMPLE of the patterns)"),
+            + (" (all patterns)" if self.exact else " (a SAMPLE of the patterns)")
+            if not self.heuristic else
+            f"patterns          too many to list: local search refined "
+            f"{self.n_patterns_checked} cells",
         ]
         if self.optimal:
             verdict = ("CERTIFIED globally optimal: no two-layer ReLU network of any width has "
                        f"an objective lower by more than {self.gap:.3e}.")
+        elif self.heuristic:
+            verdict = ("heuristic: the best violating neuron found by local search; not a "
+                       "proof of global optimality. The search can miss violations, so "
+                       "M(lambda) may be larger and the lower bound is not certified.")
         elif not self.exact:
             verdict = ("NOT a proof: the dual constraint was checked over a sample of the "
                        "activation patterns only, so the lower bound is not certified and "
@@ -202,8 +229,19 @@ class Certificate:
         lines.append(verdict)
         if self.violating_neuron is not None and self.violating_neuron.objective_decrease > 0:
             v = self.violating_neuron
-            lines.append(f"adding the most violating neuron (sign {v.sign:+d}) lowers the "
-                         f"objective by {v.objective_decrease:.3e}")
+            dec = v.objective_decrease
+            shift = (f"; output bias shifted by {v.output_bias_shift:.3g}"
+                     if v.output_bias_shift != 0 else "")
+            if self.exact and not self.conservative:
+                where = f"the global optimum lies {dec:.3e} to {self.gap:.3e} lower"
+            else:
+                where = (f"the global optimum lies at least {dec:.3e} lower; over sampled "
+                         "patterns the gap is not an upper bound")
+            lines.append(f"one-neuron step   adding the most violating neuron (output sign "
+                         f"{v.sign:+d}, step t = {v.step:.3g} from a line search along it"
+                         f"{shift}) lowers the objective by {dec:.3e}")
+            lines.append("                  (the best decrease along that single neuron, a "
+                         f"local improvement, not the gap: {where})")
         return "\n".join(lines)
 
     def __str__(self) -> str:
@@ -228,6 +266,7 @@ class Certificate:
             "n_patterns_checked": int(self.n_patterns_checked), "loss": self.loss,
             "reduction": self.reduction, "hidden_bias": bool(self.hidden_bias),
             "penalize_bias": bool(self.penalize_bias),
+            "method": self.method, "heuristic": bool(self.heuristic),
             "dual": np.asarray(self.dual).tolist(),
         }
 
@@ -356,7 +395,7 @@ def certify(
     *,
     alpha: Optional[float] = None,
     loss: Union[str, Loss, None] = None,
-    patterns="exact",
+    patterns="auto",
     tol: float = 1e-6,
     reduction: Reduction = "sklearn",
     weight_decay: Optional[float] = None,
@@ -396,9 +435,15 @@ def certify(
     loss : {"squared", "logistic", "hinge", "softmax", "mse"} or Loss, optional
         Default: from the sklearn model, else ``"squared"``. ``"squared"`` is
         ``(1/2)(z - y)^2`` per sample; ``"mse"`` is torch's ``MSELoss`` ``(z - y)^2``.
-    patterns : "exact", int or ActivationPatterns, default="exact"
-        ``"exact"``: all patterns (:func:`convexrelu.enumerate_patterns`); an int ``N``:
-        ``N`` sampled Gaussian gates (NOT a proof); or a precomputed pattern set.
+    patterns : "auto", "exact", int or ActivationPatterns, default="auto"
+        ``"exact"``: all patterns (:func:`convexrelu.enumerate_patterns`; refused with a
+        ``PatternLimitError`` when there are too many); ``"auto"``: the same when the
+        patterns can be listed (or swept, two features), otherwise a heuristic local search
+        for the most violating neuron (:func:`~convexrelu.certificates.search_violators`,
+        seeded with the network's own neurons): the certificate then has
+        ``method="local_search"``, ``exact=False`` and ``optimal=False``, and its lower
+        bound is not valid (the search can miss violations); an int ``N``: ``N`` sampled
+        Gaussian gates (NOT a proof); or a precomputed pattern set.
     tol : float, default=1e-6
         Relative-gap tolerance for ``optimal``.
     reduction : {"sklearn", "mean", "sum"}, default="sklearn"
@@ -429,7 +474,7 @@ def certify(
         Margin tolerance of the hinge certificate (docs/mathematics.rst §4.5): samples with
         ``|y_i f(x_i) - 1| <= tau`` get a free dual value in ``[0, 1]``.
     random_state : int, Generator or None
-        For sampled patterns.
+        For sampled patterns and the local search.
 
     Returns
     -------
@@ -514,21 +559,31 @@ def certify(
     objective = kappa * primal_s
 
     # ---- patterns
-    sweep = False
+    sweep = search = False
+    pats = None
+    method = "patterns"
     if isinstance(patterns, str):
-        if patterns != "exact":
-            raise ValueError(f"patterns must be 'exact', a positive int or an "
+        if patterns not in ("auto", "exact"):
+            raise ValueError(f"patterns must be 'auto', 'exact', a positive int or an "
                              f"ActivationPatterns; got {patterns!r}.")
-        from ..arrangements import enumerate_patterns
+        from ..arrangements import PatternLimitError
 
         # two features with a free (or no) hidden bias: exact angular sweep, no listing
         sweep = X.shape[1] == 2 and net.n_outputs == 1 and (free_bias or not hidden_bias) \
             and loss_obj.smooth
-        pats = None if sweep else enumerate_patterns(X, bias=hidden_bias)
+        method = "sweep2d" if sweep else "enumerated"
+        if not sweep:
+            try:  # refused cheaply (a count bound) before listing anything
+                pats = _enumerate_for_certify(X, hidden_bias)
+            except PatternLimitError:
+                if patterns == "exact":
+                    raise
+                search, method = True, "local_search"
     elif isinstance(patterns, numbers.Integral) and not isinstance(patterns, bool):
         from ..arrangements import sample_patterns
 
         pats = sample_patterns(X, int(patterns), random_state=random_state, bias=hidden_bias)
+        method = "sampled"
     elif isinstance(patterns, ActivationPatterns):
         patterns.check_data(X)
         if patterns.bias != hidden_bias:
@@ -552,7 +607,10 @@ def certify(
         # the output-bias constraint 1^T Lambda = 0 per class: use a feasible point only if
         # centred; otherwise project the rows inside the simplex by mixing with Y (s < 1)
         conservative = True
-    if sweep:
+    if search:
+        dv = _search_dual(net, X, lam, hidden_bias, free_bias, random_state)
+        pats_exact = False
+    elif sweep:
         from ..arrangements import count_patterns
         from ._dual import dual_constraint_2d
 
@@ -563,7 +621,7 @@ def certify(
         dv = dual_constraint(pats, X, lam, penalize_bias=not free_bias)
         pats_exact = bool(pats.exact)
     Mval = dv.value
-    if lam.ndim == 2 and lam.shape[1] > 1:
+    if lam.ndim == 2 and lam.shape[1] > 1 and not search:
         # several outputs: for every neuron a, ||Lambda^T a||_2^2 = sum_k (lambda_k^T a)^2
         # <= sum_k M_k^2 with M_k the exact scalar value of column k, a finite bound
         # where the joint one is not (e.g. a free hidden bias); keep the smaller
@@ -583,8 +641,8 @@ def certify(
         else:
             s, LB = loss_obj.best_dual_scale(lam, yy, s_max)
     LB = float(LB)
-    refit = False
-    if (net.n_outputs == 1 and not conservative and net.n_neurons > 0
+    refit, lam_res = False, lam
+    if (net.n_outputs == 1 and not conservative and net.n_neurons > 0 and not search
             and loss_obj.constant_curvature(yy) is not None
             and not within_tol(objective - kappa * LB, objective, tol)):
         # the residual's dual point is only as accurate as the square root of the primal
@@ -595,12 +653,16 @@ def certify(
             if sweep:
                 from ._dual import dual_constraint_2d
 
-                M2 = dual_constraint_2d(X, lam2, bias=hidden_bias).value
+                dv2 = dual_constraint_2d(X, lam2, bias=hidden_bias)
             else:
-                M2 = dual_constraint(pats, X, lam2, penalize_bias=not free_bias).value
+                dv2 = dual_constraint(pats, X, lam2, penalize_bias=not free_bias)
+            M2 = dv2.value
             s2, LB2 = loss_obj.best_dual_scale(lam2, yy, np.inf if M2 == 0 else beta_s / M2)
             if np.isfinite(M2) and LB2 > LB:
                 lam, s, LB, refit = lam2, s2, float(LB2), True
+    M_residual, dv_residual, lam_residual = Mval, dv, lam_res
+    if refit:
+        Mval, dv = M2, dv2
     lower_bound = kappa * LB
     gap = objective - lower_bound
     rel = relative_gap(gap, objective)
@@ -609,8 +671,8 @@ def certify(
 
     # ---- violating neuron
     vn = None
-    if net.n_outputs == 1 and Mval > beta_s and np.any(dv.direction != 0):
-        vn = _violating_neuron(net, X, yy, loss_obj, dv, beta_s, kappa, hidden_bias,
+    if net.n_outputs == 1 and M_residual > beta_s and np.any(dv_residual.direction != 0):
+        vn = _violating_neuron(net, X, yy, loss_obj, dv_residual, beta_s, kappa, hidden_bias,
                                penalize_bias, delta)
 
     st, bal = _kkt_residuals(net, X, yy, loss_obj, beta_s, hidden_bias, penalize_bias, kappa)
@@ -620,11 +682,14 @@ def certify(
         dual=s * lam, dual_ratio=ratio, dual_scale=float(s), beta=float(beta_s),
         violating_neuron=vn, stationarity_residuals=st, balance_residuals=bal,
         n_patterns_checked=int(dv.n_patterns_checked), loss=lname, reduction=reduction,
-        hidden_bias=hidden_bias, penalize_bias=bool(penalize_bias),
+        hidden_bias=hidden_bias, penalize_bias=bool(penalize_bias), method=method,
         info={"M": Mval, "n_refined": dv.n_refined, "n_fallbacks": dv.n_fallbacks,
               "output_bias_shift": delta, "pattern_index": dv.pattern_index,
               "sign": dv.sign, "direction": dv.direction, "gate_lower": dv.gate_lower,
-              "primal_sum": primal_s, "kappa": kappa, "dual_refit": refit},
+              "primal_sum": primal_s, "kappa": kappa, "dual_refit": refit,
+              "M_residual": M_residual, "residual_dual": lam_residual,
+              "residual_direction": dv_residual.direction, "residual_sign": dv_residual.sign,
+              "search": dict(dv.info) if search else None},
     )
 
 
@@ -655,6 +720,59 @@ def _refit_dual_point(net, X, y, loss, beta, hidden_bias, penalize_bias, fit_ob)
     V2, W2, c2 = out
     lam, _ = dual_point(loss, prog.predict(V2, W2, c2), y, output_bias=fit_ob)
     return lam
+
+
+def _enumerate_for_certify(X, hidden_bias):
+    """``enumerate_patterns`` whose refusal names certify's own parameters."""
+    import re
+
+    from ..arrangements import PatternLimitError, enumerate_patterns
+
+    try:
+        return enumerate_patterns(X, bias=hidden_bias)
+    except PatternLimitError as exc:
+        # keep the count from the enumerator's message, drop its advice (max_patterns is
+        # not a parameter of certify)
+        found = re.match(r"(.*?), more than max_patterns=([\d,]+)\.", str(exc), re.DOTALL)
+        what = (f"{found.group(1)}, more than the {found.group(2)} an exact certificate "
+                "enumerates" if found else "X has too many activation patterns for an exact "
+                "certificate")
+        raise PatternLimitError(
+            f"{what}. Pass patterns=N to check N sampled patterns instead (a quick look, "
+            "NOT a proof of global optimality), pass a precomputed ActivationPatterns, or "
+            "reduce the number of features.") from None
+
+
+def _search_dual(net, X, lam, hidden_bias, free_bias, random_state):
+    """``M(lambda)`` estimated by a local search (a lower estimate: NOT a proof).
+
+    The network's own neurons are extra starts. Several outputs: each column is searched
+    and the values are combined as ``sqrt(sum_k M_k^2)`` (the joint bound's form).
+    """
+    from ._dual import DualConstraintValue
+    from ._search import search_violators
+
+    Xa = augment(X, hidden_bias)
+    starts = np.hstack([net.W1, net.b1[:, None]]) if hidden_bias else net.W1
+    used = np.linalg.norm(starts, axis=1) > 0
+    starts = starts[used]
+    # one output: each neuron is tried with the sign of its output weight
+    signs = np.where(net.W2[0, used] >= 0, 1, -1) if net.n_outputs == 1 else None
+    L = lam[:, None] if lam.ndim == 1 else lam
+    best, vals, info = None, [], {"method": "local_search"}
+    for k in range(L.shape[1]):
+        lk = L[:, k] - L[:, k].mean() if free_bias else L[:, k]
+        cand = search_violators(Xa, lk, free_bias=free_bias, starts=starts,
+                                start_signs=signs, random_state=random_state)[0]
+        vals.append(max(cand.value, 0.0))
+        if best is None or cand.value > best.value:
+            best = cand
+            info.update(cand.info)
+    value = vals[0] if len(vals) == 1 else float(np.sqrt(np.sum(np.square(vals))))
+    return DualConstraintValue(
+        value=float(value), lower=float(best.value), direction=best.direction,
+        sign=int(best.sign), pattern_index=-1, exact=False, conservative=len(vals) > 1,
+        n_patterns_checked=int(info.get("n_refined", 0)), info=info)
 
 
 def _violating_neuron(net, X, y, loss, dv, beta, kappa, hidden_bias, penalize_bias, delta):

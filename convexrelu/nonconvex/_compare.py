@@ -182,7 +182,8 @@ def compare_gradient_flow(
         Extra keyword arguments of the estimator (default ``tol=1e-9``) and of
         :func:`convexrelu.certify`.
     progress : bool, optional
-        Progress bar over the runs (default: when there are more than 3 runs).
+        Progress bar over the runs (default: when there are more than 3 runs and stderr is
+        a terminal; never in a log file).
     **train_params
         Passed to :func:`train_gradient_flow` (``init_scale``, ``record_every``, ...).
 
@@ -227,13 +228,10 @@ def compare_gradient_flow(
         from ..certificates import certify as certify_fn
     runs, histories = [], []
     pairs = [(w, s) for w in widths for s in seeds]
-    if progress is None:
-        progress = len(pairs) > 3
-    bar = None
-    if progress:
-        from tqdm.auto import tqdm
+    from .._progress import progress_bar
 
-        bar = tqdm(total=len(pairs), desc="compare_gradient_flow", unit="run")
+    bar = progress_bar(total=len(pairs), desc="compare_gradient_flow", unit="run",
+                       progress=progress, large=len(pairs) > 3)
     try:
         for width, seed in pairs:
             h: TrainingHistory = train_gradient_flow(

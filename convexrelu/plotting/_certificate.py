@@ -177,20 +177,23 @@ def plot_certificate(cert_or_model, X, y=None, *, network=None, ax=None,
                          "direction of lambda is lost; pass the model, X and y instead.")
     if network is not None and network.n_features != 2:
         raise ValueError(f"network has {network.n_features} features; X has 2.")
-    lam = dual / cert.dual_scale
-    M = float(cert.info.get("M", cert.dual_ratio * cert.beta))
+    # the network's own residual (the neurons sit on +-beta at a stationary point), also
+    # when the bound used a refitted dual point
+    lam = np.asarray(cert.info.get("residual_dual", dual / cert.dual_scale), dtype=float)
+    M = float(cert.info.get("M_residual", cert.info.get("M", cert.dual_ratio * cert.beta)))
     beta = float(cert.beta)
     hidden_bias, penalize_bias = bool(cert.hidden_bias), bool(cert.penalize_bias)
 
     # ---- angles: a uniform grid plus the maximiser's and the neurons' angles
     theta = np.linspace(0.0, 2 * np.pi, n_angles, endpoint=False)
     extra = []
-    direction = np.asarray(cert.info.get("direction", np.zeros(0)), dtype=float)
+    direction = np.asarray(cert.info.get("residual_direction",
+                                         cert.info.get("direction", np.zeros(0))), dtype=float)
     star = None
     if direction.size >= 2 and np.linalg.norm(direction[:2]) > 0:
         t_star = float(np.arctan2(direction[1], direction[0])) % (2 * np.pi)
         extra.append(t_star)
-        star = (t_star, int(cert.info.get("sign", 1)) * M)
+        star = (t_star, int(cert.info.get("residual_sign", cert.info.get("sign", 1))) * M)
     marks = []
     if network is not None and show_neurons:
         W2 = network.W2[0] if network.n_outputs == 1 else None

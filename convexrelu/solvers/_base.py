@@ -45,6 +45,7 @@ class BaseSolver:
     _formulations: tuple = FORMULATIONS
     _parameter_constraints: dict = {}
     _convergence_hint: str = "Increase max_iter or loosen tol."
+    _tol_is_gap: bool = True  # ``tol`` is the certified relative duality gap
 
     def solve(self, program: ConvexProgram, warm_start: Optional[ConvexSolution] = None
               ) -> ConvexSolution:

@@ -83,6 +83,7 @@ class CvxpySolver(BaseSolver):
 
     _loss_required_attr = ("cvxpy_value", "gradient", "value")
     _cache_size = 4
+    _tol_is_gap = False  # tol is the conic solver's tolerance
     _parameter_constraints = {
         "solver": [str],
         "tol": [Interval(numbers.Real, 0, 1, closed="neither")],

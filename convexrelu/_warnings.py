@@ -1,0 +1,52 @@
+"""Where a warning should point: the user's line, not a frame inside the library.
+
+A warning raised deep inside ``fit`` passes through frames of this package and of
+scikit-learn (``BaseEstimator.fit`` is wrapped by ``sklearn.base._fit_context``), so a
+fixed ``stacklevel`` points at whichever wrapper happens to sit there.
+:func:`user_stacklevel` walks the stack instead, like ``warnings.warn``'s
+``skip_file_prefixes`` (Python 3.12+ only; this works from Python 3.10).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+__all__ = ["user_stacklevel"]
+
+_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
+#: packages whose frames sit between the user's call and ours (fit wrappers, the
+#: joblib loop of cross_val_score and GridSearchCV)
+_WRAPPERS = ("sklearn", "joblib")
+
+
+def _skipped_prefixes() -> tuple:
+    prefixes = [_PACKAGE_DIR]
+    for name in _WRAPPERS:
+        mod = sys.modules.get(name)
+        path = getattr(mod, "__file__", None)
+        if path:
+            prefixes.append(os.path.dirname(os.path.abspath(path)) + os.sep)
+    return tuple(prefixes)
+
+
+def user_stacklevel() -> int:
+    """``stacklevel`` for a ``warnings.warn`` made by the caller of this function.
+
+    The warning is attributed to the first frame outside convexrelu and scikit-learn:
+    the user's line that called ``fit`` (or ``cross_val_score``, ...).
+
+    Returns
+    -------
+    int
+        ``1`` is the calling function itself; when every frame is inside the library
+        (a library-internal caller) the outermost frame is used.
+    """
+    prefixes = _skipped_prefixes()
+    frame = sys._getframe(1)  # the function that calls warnings.warn: stacklevel 1
+    level = 1
+    while frame.f_back is not None and \
+            os.path.abspath(frame.f_code.co_filename).startswith(prefixes):
+        frame = frame.f_back
+        level += 1
+    return level

@@ -1,0 +1,503 @@
+"""Heuristic search for violating neurons when the patterns cannot be enumerated
+(docs/mathematics.rst §4.2, §8.2, §8.5).
+
+For a dual point :math:`\\lambda` and augmented data :math:`\\tilde X` (rows
+:math:`\\tilde x_i`) the dual constraint is
+
+.. math::
+
+    M(\\lambda) = \\max_{\\sigma = \\pm 1}\\ \\max_{x \\in \\mathcal F}\\
+        f_\\sigma(x), \\qquad f_\\sigma(x) = \\sigma\\,\\lambda^\\top(\\tilde X x)_+ ,
+
+with :math:`\\mathcal F` the unit ball (no hidden bias, or a penalised one) or
+:math:`\\{(u, b) : \\|u\\| \\le 1\\}` (free hidden bias, :math:`\\mathbf 1^\\top\\lambda = 0`).
+When the data's rank is too high to list the activation patterns, :func:`search_violators`
+maximises :math:`f_\\sigma` by a multistart local search. Every value it returns is the
+value of an explicit feasible point, so it is a *lower* estimate of :math:`M(\\lambda)`; a
+search can miss the maximum, so it never proves dual feasibility.
+
+The local moves, all monotone (a move is kept only when the exact value increases):
+
+* **fixed-point step** :math:`x \\leftarrow c(x)/\\|c(x)\\|` with
+  :math:`c(x) = \\sigma \\tilde X^\\top D(x) \\lambda`, the maximiser of the linear piece of
+  the current cell over the whole ball (vectorised over all starts);
+* **DCA step**: write :math:`f_\\sigma = h - k` with
+  :math:`h = \\sum_{\\sigma\\lambda_i > 0} \\sigma\\lambda_i (\\tilde x_i^\\top x)_+` and
+  :math:`k = \\sum_{\\sigma\\lambda_i < 0} |\\lambda_i| (\\tilde x_i^\\top x)_+`, both convex;
+  linearise :math:`h` at :math:`x` (subgradient :math:`g`) and maximise the concave
+  :math:`g^\\top x - k(x)` over the ball. Its dual is the box-constrained least-squares
+  problem :math:`\\min_{0 \\le w \\le |\\lambda_N|} \\|g - \\tilde X_N^\\top w\\|`
+  (``scipy.optimize.lsq_linear(method="bvls")``), whose residual is the new direction. It
+  can cross many cells at once;
+* **cell polish**: the exact maximum over the closed cell of the current pattern, the cone
+  projection of :func:`~convexrelu.certificates._dual.pattern_value`.
+
+With a free hidden bias every direction :math:`u` is completed by the exactly optimal bias
+:math:`b` (the function is piecewise linear in :math:`b` with breakpoints
+:math:`-x_i^\\top u`; one sort per direction).
+
+Measured with a free hidden bias and ``lambda`` the centred residual of an
+``MLPRegressor((50,), alpha=1e-3)`` on standardised data: a million random Gaussian gates
+reach 80% of the value the search finds on ``load_diabetes`` (442 x 10) and 52% on
+``load_breast_cancer`` (569 x 30), in two to three times the search's few seconds. With fixed-point
+steps alone the search stops 6% lower on ``load_breast_cancer``; the DCA step closes the
+gap (the cell polish alone nearly does too, at a higher cost).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import List, Optional
+
+import numpy as np
+
+from .._validation import check_positive_int, check_random_state
+from ._dual import _prepare, pattern_value
+
+__all__ = ["Candidate", "search_violators"]
+
+_IMPROVE_RTOL = 1e-12
+
+
+@dataclass
+class Candidate:
+    """A neuron found by :func:`search_violators`.
+
+    Attributes
+    ----------
+    value : float
+        ``sign * lambda^T (X_aug @ direction)_+``, recomputed from ``direction`` in the
+        original coordinates (the value the neuron attains; a lower estimate of
+        ``M(lambda)``).
+    direction : ndarray of shape (d_aug,)
+        ``x = (u, b)`` (or ``u`` without hidden bias), normalised so that its penalised norm
+        is 1 (``||u|| = 1`` with a free hidden bias, ``||x|| = 1`` otherwise).
+    sign : int
+        ``+1`` for a neuron with positive output weight, ``-1`` for a negative one.
+    mask : ndarray of shape (n_samples,), bool
+        Activation pattern ``X_aug @ direction > 0``.
+    origin : str
+        Where the best start came from: ``"sample"``, ``"row"``, ``"random"`` or ``"user"``.
+    """
+
+    value: float
+    direction: np.ndarray
+    sign: int
+    mask: np.ndarray
+    origin: str = ""
+    info: dict = field(default_factory=dict)
+
+
+# --------------------------------------------------------------------------- helpers
+def _best_bias(P: np.ndarray, lam: np.ndarray):
+    """Exact ``max_b sum_i lam_i (p_i + b)_+`` per column of ``P`` (``1^T lam = 0``).
+
+    The function is piecewise linear in ``b`` with breakpoints ``-p_i``; at ``b = -p_(k)``
+    (``p_(k)`` the ``k``-th largest) the active rows are the ``k - 1`` largest, so all
+    breakpoint values come from cumulative sums of the sorted column. ``b -> -inf`` gives
+    ``0`` (the first breakpoint has the same value) and ``b -> +inf`` gives ``lam^T p``
+    (the value at the last breakpoint when ``1^T lam = 0``).
+
+    Returns ``(value, b)``, each of shape (n_cols,).
+    """
+    Q = np.ascontiguousarray(P.T)  # (n_cols, n): sorting along rows is ~3x faster
+    B, n = Q.shape
+    order = np.argsort(-Q, axis=1)
+    Qs = np.take_along_axis(Q, order, axis=1)
+    Ls = lam[order]
+    V = np.zeros((B, n))
+    if n > 1:
+        cl = np.cumsum(Ls, axis=1)
+        clp = np.cumsum(Ls * Qs, axis=1)
+        np.multiply(Qs[:, 1:], cl[:, :-1], out=V[:, 1:])
+        np.subtract(clp[:, :-1], V[:, 1:], out=V[:, 1:])
+    k = np.argmax(V, axis=1)
+    rows = np.arange(B)
+    return V[rows, k], -Qs[rows, k]
+
+
+class _Problem:
+    """Data, dual point and feasible set of one search, in translated coordinates."""
+
+    def __init__(self, Xa, lam, free_bias):
+        self.free = bool(free_bias)
+        if self.free:
+            self.Xt, self.shift, self.R = _prepare(Xa, True)
+        else:
+            self.Xt, self.shift, self.R = Xa, np.zeros(Xa.shape[1] - 1), 0.0
+        self.lam = lam
+        self.n, self.d_aug = Xa.shape
+
+    def complete(self, D: np.ndarray, lam_s: np.ndarray) -> np.ndarray:
+        """Feasible, normalised points from raw directions (columns of ``D``).
+
+        Without a free bias: ``D / ||D||``. With one: ``u = D_{1:d} / ||D_{1:d}||`` and the
+        exactly optimal bias. Columns with a zero norm give the zero vector.
+        """
+        if not self.free:
+            nr = np.linalg.norm(D, axis=0)
+            return D / np.where(nr > 0, nr, np.inf)
+        U = D[:-1]
+        nr = np.linalg.norm(U, axis=0)
+        U = U / np.where(nr > 0, nr, np.inf)
+        _, b = _best_bias(self.Xt[:, :-1] @ U, lam_s)
+        return np.vstack([U, b[None, :]])
+
+    def values(self, Xd: np.ndarray, lam_s: np.ndarray) -> np.ndarray:
+        return lam_s @ np.maximum(self.Xt @ Xd, 0.0)
+
+    def to_original(self, x: np.ndarray) -> np.ndarray:
+        x = np.array(x, dtype=float)
+        if self.free:
+            x[-1] = x[-1] - self.shift @ x[:-1]
+        return x
+
+
+def _fixed_point(prob: _Problem, Xd, vals, lam_s, max_iter, deadline):
+    """Vectorised ascent ``x <- complete(sigma X^T D(x) lambda)``; keeps improvements only."""
+    Xt = prob.Xt
+    live = np.ones(Xd.shape[1], dtype=bool)
+    n_iter = 0
+    for _ in range(max_iter):
+        idx = np.flatnonzero(live)
+        if idx.size == 0 or (deadline is not None and time.perf_counter() > deadline):
+            break
+        n_iter += 1
+        act = (Xt @ Xd[:, idx]) > 0
+        C = Xt.T @ (act * lam_s[:, None])
+        Xn = prob.complete(C, lam_s)
+        vn = prob.values(Xn, lam_s)
+        better = vn > vals[idx] + _IMPROVE_RTOL * np.abs(vals[idx]) + 1e-300
+        Xd[:, idx[better]] = Xn[:, better]
+        vals[idx[better]] = vn[better]
+        live[idx[~better]] = False
+    return n_iter
+
+
+def _dca_step(prob: _Problem, x, lam_s, neg):
+    """One DCA step from ``x``: the maximiser of ``g^T x - k(x)`` over the feasible set."""
+    from scipy.optimize import lsq_linear
+
+    Xt = prob.Xt
+    pos = ~neg
+    act = (Xt @ x) > 0
+    g = Xt[pos & act].T @ lam_s[pos & act]
+    XN = Xt[neg]
+    wN = -lam_s[neg]
+    if XN.shape[0] == 0:
+        return prob.complete(g[:, None], lam_s)[:, 0]
+    if prob.free:
+        # equality (g - X_N^T w)_{d+1} = 0 by a heavy row; the bias is then re-optimised
+        # exactly, so an inexact equality only costs tightness, never soundness
+        W = 1e3 * (1.0 + float(np.max(np.linalg.norm(XN[:, :-1], axis=1))))
+        A = np.vstack([XN[:, :-1].T, W * np.ones((1, XN.shape[0]))])
+        rhs = np.concatenate([g[:-1], [W * g[-1]]])
+    else:
+        A, rhs = XN.T, g
+    upper = np.maximum(wN, 1e-300)
+    res = lsq_linear(A, rhs, bounds=(np.zeros_like(upper), upper), method="bvls")
+    r = g - XN.T @ np.clip(res.x, 0.0, upper)
+    return prob.complete(r[:, None], lam_s)[:, 0]
+
+
+def _polish(prob: _Problem, x, lam_s):
+    """The exact maximiser over the closed cell of ``x`` (cone projection, ``pattern_value``)."""
+    act = (prob.Xt @ x) > 0
+    c = prob.Xt.T @ (act * lam_s)
+    _, _, xp, _ = pattern_value(prob.Xt, act, c, free_bias=prob.free, R=prob.R)
+    if xp is None:
+        return None
+    if prob.free:  # re-optimise the bias exactly for the polished direction
+        xp = prob.complete(xp[:, None], lam_s)[:, 0]
+    return xp
+
+
+def _refine(prob, x, v, lam_s, neg, max_iter, deadline, polish):
+    """Monotone moves, cheapest first: a fixed-point step; when it stalls a DCA step; when
+    both stall the exact cell polish. Any success restarts from the fixed-point step."""
+    n_steps = 0
+    moves = ("fp", "dca", "polish") if polish else ("fp", "dca")
+    for _ in range(max_iter):
+        if deadline is not None and time.perf_counter() > deadline:
+            break
+        for move in moves:
+            n_steps += 1
+            if move == "fp":
+                act = (prob.Xt @ x) > 0
+                xn = prob.complete((prob.Xt.T @ (act * lam_s))[:, None], lam_s)[:, 0]
+            elif move == "dca":
+                xn = _dca_step(prob, x, lam_s, neg)
+            else:
+                xn = _polish(prob, x, lam_s)
+                if xn is None:
+                    continue
+            vn = float(prob.values(xn[:, None], lam_s)[0])
+            if vn > v + _IMPROVE_RTOL * abs(v) + 1e-300:
+                x, v = xn, vn
+                break
+        else:  # no move improves: a local maximum for these moves
+            break
+    return x, v, n_steps
+
+
+def _mask_key(mask: np.ndarray) -> bytes:
+    return np.packbits(mask).tobytes()
+
+
+# --------------------------------------------------------------------------- public API
+def search_violators(
+    Xa,
+    lam,
+    *,
+    free_bias: bool = False,
+    sign: Optional[int] = None,
+    n_starts: int = 16,
+    n_samples: int = 4096,
+    starts=None,
+    start_signs=None,
+    top_k: int = 1,
+    max_iter: int = 50,
+    polish: bool = True,
+    time_limit: Optional[float] = None,
+    random_state=None,
+    batch_size: int = 1024,
+    max_row_starts: int = 512,
+) -> List[Candidate]:
+    """Most violating neurons found by a multistart local search (a heuristic).
+
+    Maximises ``sigma * lambda^T (X_aug x)_+`` over the feasible set (unit penalised norm)
+    for ``sigma = +1`` and/or ``-1``. Stages:
+
+    1. **starts**: the user's ``starts``, the data rows ``+-x_i``, ``n_starts`` random
+       Gaussian directions and the ``n_starts`` best of ``n_samples`` random directions
+       (with a free bias each direction gets its exactly optimal bias);
+    2. **fixed-point ascent** on all starts at once (vectorised);
+    3. **refinement** of the ``n_starts`` best distinct patterns (and of every user start)
+       by DCA steps, fixed-point steps and an exact cell polish, until no move improves.
+
+    Every reported value is attained by the reported direction, so it is a lower estimate
+    of ``M(lambda)`` (docs/mathematics.rst §4.2): sound as a *violation* (a neuron that
+    improves the network), never a proof that no larger violation exists.
+
+    Parameters
+    ----------
+    Xa : array-like of shape (n_samples, d_aug)
+        Augmented data: ``X`` without hidden bias, ``[X, 1]`` with one (the last column
+        must then be ones when ``free_bias``).
+    lam : array-like of shape (n_samples,)
+        The dual point. With ``free_bias`` it must be centred (``1^T lam = 0``); otherwise
+        the constraint is infinite.
+    free_bias : bool, default=False
+        Hidden bias free (norm on ``u = x[:-1]`` only, docs/mathematics.rst §8.2). With
+        ``False`` the full norm of ``x`` is used (no bias, or a penalised one).
+    sign : {1, -1} or None, default=None
+        Search only this sign of the output weight; ``None`` searches both.
+    n_starts : int, default=16
+        Random starts, best sampled starts and refined starts (each per sign).
+    n_samples : int, default=4096
+        Random directions in the cheap sampling pass (``0`` to skip it).
+    starts : array-like of shape (n_starts_user, d_aug), optional
+        Extra starting directions in the original coordinates, e.g. the current
+        network's neurons ``[W1, b1]``; each is always refined, with both signs unless
+        ``start_signs`` is given.
+    start_signs : array-like of shape (n_starts_user,), optional
+        Sign (``+1`` / ``-1``) to try each of ``starts`` with, e.g. the signs of the
+        network's output weights.
+    top_k : int, default=1
+        Number of candidates returned (distinct activation patterns, best first).
+    max_iter : int, default=50
+        Iteration cap of the fixed-point ascent and of each refinement.
+    polish : bool, default=True
+        Finish each refinement with the exact cell maximum (cone projection).
+    time_limit : float, optional
+        Wall-clock budget in seconds; the search returns the best found so far when it
+        runs out (the sampling pass stops early too).
+    random_state : int, Generator or None
+        Seed of the random starts and samples.
+    batch_size : int, default=1024
+        Directions per block in the sampling pass and the fixed-point ascent (memory
+        ``~ 8 n batch_size`` bytes).
+    max_row_starts : int, default=512
+        At most this many data rows (those with the largest ``|lam_i|``) are used as
+        starts ``+-x_i``.
+
+    Returns
+    -------
+    list of Candidate
+        At most ``top_k`` candidates, best value first, each with a distinct pattern.
+
+    Raises
+    ------
+    ValueError
+        For inconsistent shapes, non-finite values, a non-centred ``lam`` with a free bias
+        or bad parameters.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from convexrelu.certificates import search_violators
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.standard_normal((40, 5))
+    >>> lam = rng.standard_normal(40)
+    >>> lam -= lam.mean()
+    >>> Xa = np.hstack([X, np.ones((40, 1))])
+    >>> best = search_violators(Xa, lam, free_bias=True, random_state=0)[0]
+    >>> bool(np.isclose(best.value, best.sign * lam @ np.maximum(Xa @ best.direction, 0)))
+    True
+    """
+    t0 = time.perf_counter()
+    Xa = np.asarray(Xa, dtype=np.float64)
+    lam = np.asarray(lam, dtype=np.float64)
+    if Xa.ndim != 2 or Xa.shape[0] == 0 or Xa.shape[1] == 0:
+        raise ValueError(f"Xa must be a non-empty 2-D array (n_samples, d_aug); got shape "
+                         f"{Xa.shape}.")
+    if lam.ndim == 2 and lam.shape[1] == 1:
+        lam = lam[:, 0]
+    if lam.shape != (Xa.shape[0],):
+        raise ValueError(f"lam must have shape ({Xa.shape[0]},) to match Xa's rows; got "
+                         f"{lam.shape}. Search one output at a time.")
+    if not (np.all(np.isfinite(Xa)) and np.all(np.isfinite(lam))):
+        raise ValueError("Xa and lam must be finite (found NaN or inf).")
+    free_bias = bool(free_bias)
+    if free_bias:
+        if Xa.shape[1] < 2 or not np.all(Xa[:, -1] == 1.0):
+            raise ValueError("with free_bias=True the last column of Xa must be ones "
+                             "(Xa = [X, 1]).")
+        if abs(lam.sum()) > 1e-8 * (1.0 + np.abs(lam).sum()):
+            raise ValueError(f"with a free hidden bias lam must be centred (1^T lam = 0; got "
+                             f"{lam.sum():.3e}); otherwise M(lambda) is infinite. Subtract "
+                             "its mean (re-fit the output bias).")
+    if sign is None:
+        signs = (1, -1)
+    elif sign in (1, -1) and not isinstance(sign, bool):
+        signs = (int(sign),)
+    else:
+        raise ValueError(f"sign must be 1, -1 or None; got {sign!r}.")
+    n_starts = check_positive_int(n_starts, "n_starts", minimum=0)
+    n_samples = check_positive_int(n_samples, "n_samples", minimum=0)
+    top_k = check_positive_int(top_k, "top_k")
+    max_iter = check_positive_int(max_iter, "max_iter", minimum=0)
+    batch_size = check_positive_int(batch_size, "batch_size")
+    max_row_starts = check_positive_int(max_row_starts, "max_row_starts", minimum=0)
+    if time_limit is not None:
+        time_limit = float(time_limit)
+        if not time_limit > 0:
+            raise ValueError(f"time_limit must be a positive number of seconds or None; "
+                             f"got {time_limit}.")
+    deadline = None if time_limit is None else t0 + time_limit
+    rng = check_random_state(random_state)
+    prob = _Problem(Xa, lam, free_bias)
+    n, d_aug = Xa.shape
+    user = np.zeros((0, d_aug))
+    if starts is not None:
+        user = np.asarray(starts, dtype=np.float64)
+        if user.ndim == 1:
+            user = user[None, :]
+        if user.ndim != 2 or user.shape[1] != d_aug or not np.all(np.isfinite(user)):
+            raise ValueError(f"starts must be a finite array of shape (k, {d_aug}) (rows "
+                             f"x = (u, b) in the coordinates of Xa); got shape {user.shape}.")
+        if start_signs is not None:
+            ss = np.asarray(start_signs)
+            if ss.shape != (user.shape[0],) or not np.all(np.isin(ss, (1, -1))):
+                raise ValueError(f"start_signs must hold one sign (1 or -1) per start, shape "
+                                 f"({user.shape[0]},); got {ss!r}.")
+        if free_bias:  # to the translated coordinates used internally
+            user = user.copy()
+            user[:, -1] = user[:, -1] + user[:, :-1] @ prob.shift
+
+    results = []  # (value, x_translated, sign, origin)
+    stats = {"n_sampled": 0, "n_fixed_point_starts": 0, "n_refined": 0, "n_steps": 0,
+             "time_sample": 0.0, "time_fixed_point": 0.0, "time_refine": 0.0}
+    for sgn in signs:
+        lam_s = sgn * lam
+        neg = lam_s < 0
+        pool, origin = [], []
+        mine = user if start_signs is None else user[np.asarray(start_signs) == sgn]
+        if mine.shape[0]:
+            pool.append(mine.T)
+            origin += ["user"] * mine.shape[0]
+        rows = prob.Xt.copy()
+        if free_bias:
+            rows[:, -1] = 0.0
+        keep = np.flatnonzero(np.linalg.norm(rows, axis=1) > 0)
+        if keep.size > max_row_starts:  # the rows with the largest |lambda_i|
+            keep = np.sort(keep[np.argsort(-np.abs(lam[keep]), kind="stable")[:max_row_starts]])
+        pool.append(np.hstack([rows[keep].T, -rows[keep].T]))
+        origin += ["row"] * (2 * keep.size)
+        if n_starts:
+            pool.append(rng.standard_normal((d_aug, n_starts)))
+            origin += ["random"] * n_starts
+        # cheap sampled pass: keep the n_starts best directions
+        t1 = time.perf_counter()
+        if n_samples and n_starts:
+            sv = np.full(0, -np.inf)
+            sx = np.zeros((d_aug, 0))
+            done = 0
+            while done < n_samples:
+                if deadline is not None and time.perf_counter() > deadline and done:
+                    break
+                b = min(batch_size, n_samples - done)
+                G = prob.complete(rng.standard_normal((d_aug, b)), lam_s)
+                v = prob.values(G, lam_s)
+                sv = np.concatenate([sv, v])
+                sx = np.hstack([sx, G])
+                if sv.size > n_starts:
+                    top = np.argpartition(-sv, n_starts - 1)[:n_starts]
+                    sv, sx = sv[top], sx[:, top]
+                done += b
+            stats["n_sampled"] += done
+            pool.append(sx)
+            origin += ["sample"] * sx.shape[1]
+        t2 = time.perf_counter()
+        stats["time_sample"] += t2 - t1
+        P = np.hstack(pool)
+        origin = np.array(origin)
+        vals = np.empty(P.shape[1])
+        for s0 in range(0, P.shape[1], batch_size):  # blocks keep memory O(n batch_size)
+            blk = slice(s0, s0 + batch_size)
+            P[:, blk] = prob.complete(P[:, blk], lam_s)
+            vals[blk] = prob.values(P[:, blk], lam_s)
+            Pb, vb = P[:, blk].copy(), vals[blk].copy()
+            _fixed_point(prob, Pb, vb, lam_s, max_iter, deadline)
+            P[:, blk], vals[blk] = Pb, vb
+        stats["n_fixed_point_starts"] += P.shape[1]
+        t3 = time.perf_counter()
+        stats["time_fixed_point"] += t3 - t2
+        # refine the best distinct patterns, and every user start
+        order = np.argsort(-vals, kind="stable")
+        chosen, seen = [], set()
+        for j in order:
+            if len(chosen) >= max(n_starts, 1) and origin[j] != "user":
+                continue
+            key = _mask_key(prob.Xt @ P[:, j] > 0)
+            if key in seen:
+                continue
+            seen.add(key)
+            chosen.append(j)
+        for j in chosen:
+            x, v = P[:, j], float(vals[j])
+            if deadline is None or time.perf_counter() <= deadline:
+                x, v, ns = _refine(prob, x, v, lam_s, neg, max_iter, deadline, polish)
+                stats["n_refined"] += 1
+                stats["n_steps"] += ns
+            results.append((v, x, sgn, str(origin[j])))
+        stats["time_refine"] += time.perf_counter() - t3
+    results.sort(key=lambda t: -t[0])
+    out, seen = [], set()
+    for v, x, sgn, org in results:
+        xo = prob.to_original(x)
+        mask = (Xa @ xo) > 0
+        key = (sgn, _mask_key(mask))
+        if key in seen:
+            continue
+        seen.add(key)
+        value = float(sgn * lam @ np.maximum(Xa @ xo, 0.0))
+        out.append(Candidate(value=value, direction=xo, sign=int(sgn), mask=mask, origin=org))
+        if len(out) >= top_k:
+            break
+    out.sort(key=lambda c: -c.value)
+    stats["time"] = time.perf_counter() - t0
+    for c in out:
+        c.info = dict(stats)
+    return out
