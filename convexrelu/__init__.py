@@ -36,6 +36,8 @@ _LAZY = {
     "ConvexSolution": "convexrelu.program",
     "ConvexReLURegressor": "convexrelu.estimators",
     "ConvexReLUClassifier": "convexrelu.estimators",
+    "ConvexReLURegressorCV": "convexrelu._cv",
+    "ConvexReLUClassifierCV": "convexrelu._cv",
     # solvers
     "regularization_path": "convexrelu.solvers",
     "alpha_max": "convexrelu.solvers",

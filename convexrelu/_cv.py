@@ -1,0 +1,567 @@
+"""Cross-validated choice of ``alpha`` for the convex ReLU estimators.
+
+:class:`ConvexReLURegressorCV` and :class:`ConvexReLUClassifierCV` follow
+scikit-learn's ``LassoCV`` / ``LogisticRegressionCV``: a geometric grid of ``alpha``
+relative to ``alpha_max`` (the smallest ``alpha`` whose optimal network is zero,
+docs/mathematics.rst §4.2, §8.3), one warm-started path per fold from the largest
+``alpha`` down, the ``alpha`` with the best mean validation score, and a refit on all the
+data. The estimators are composed of :class:`~convexrelu.ConvexReLURegressor` /
+:class:`~convexrelu.ConvexReLUClassifier` (no numerical code here) and
+:func:`convexrelu.alpha_max`.
+
+``alpha`` is not scale-invariant: for the squared loss ``alpha_max`` is proportional to
+the scale of ``y`` (the zero network's dual point is ``y - mean(y)``) and it grows with
+``n`` (the loss is summed over the samples, the penalty is not), so a grid relative to
+``alpha_max`` is the meaningful default, not an absolute value.
+"""
+
+from __future__ import annotations
+
+import numbers
+import time
+
+import numpy as np
+from sklearn.base import (BaseEstimator, ClassifierMixin, RegressorMixin, _fit_context, clone,
+                          is_classifier)
+from sklearn.metrics import check_scoring, get_scorer_names
+from sklearn.model_selection import check_cv
+from sklearn.utils._available_if import available_if
+from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils.multiclass import check_classification_targets
+from sklearn.utils.parallel import Parallel, delayed
+from sklearn.utils.validation import check_is_fitted, validate_data
+
+from .arrangements import ActivationPatterns
+from .estimators import ConvexReLUClassifier, ConvexReLURegressor
+from .losses import get_loss
+from .solvers import alpha_max
+
+__all__ = ["ConvexReLURegressorCV", "ConvexReLUClassifierCV"]
+
+# parameters passed unchanged to the plain estimator (their constraints are its own)
+_PASSTHROUGH = ("loss", "patterns", "bias", "penalize_bias", "formulation", "solver", "tol",
+                "max_iter", "max_patterns", "random_state", "verbose", "certify")
+# fitted attributes copied from the refitted plain estimator
+_REFIT_ATTRIBUTES = ("network_", "objective_", "certificate_", "n_neurons_", "patterns_",
+                     "exact_patterns_", "n_iter_")
+
+
+def _restrict_patterns(pats: ActivationPatterns, X_fold: np.ndarray) -> ActivationPatterns:
+    """The patterns of a subset of the rows, from the gates of the full data's patterns.
+
+    Every cell of the arrangement of a subset of the hyperplanes contains a cell of the
+    full arrangement, so the full set's gates give every pattern of the subset (the set
+    stays exact when it was exact); duplicates are merged by ``from_gates``.
+    """
+    sub = ActivationPatterns.from_gates(X_fold, pats.gates, bias=pats.bias)
+    return ActivationPatterns(sub.packed, sub.gates, n_samples=sub.n_samples,
+                              n_features=sub.n_features, bias=sub.bias, exact=pats.exact,
+                              min_margin=sub.min_margin, fingerprint=sub.fingerprint,
+                              method="restricted")
+
+
+def _fit_path(estimator, X, y, train, test, alphas, scorer, patterns):
+    """Fit one fold's path from the largest ``alpha`` down with warm starts; score it.
+
+    ``patterns`` is the fold's pattern set, or None to compute it on the fold's training
+    data by the estimator's own rule (what ``cross_val_score`` of the plain estimator
+    does); the same set then serves every ``alpha``, so warm starts apply.
+    """
+    X_train, y_train, X_test, y_test = X[train], y[train], X[test], y[test]
+    if patterns is None:
+        patterns = estimator._get_patterns(X_train)
+    estimator.set_params(patterns=patterns, warm_start=True, certify=False)
+    out = np.empty((4, len(alphas)))
+    for k, a in enumerate(alphas):
+        estimator.set_params(alpha=float(a))
+        t0 = time.perf_counter()
+        estimator.fit(X_train, y_train)
+        t1 = time.perf_counter()
+        out[0, k] = scorer(estimator, X_test, y_test)
+        out[1:, k] = t1 - t0, time.perf_counter() - t1, estimator.objective_
+    return out
+
+
+class _ConvexReLUCVBase:
+    """Shared logic of the cross-validated estimators (a mixin: first in the bases, so
+    that its ``score`` takes precedence over ``RegressorMixin`` / ``ClassifierMixin``)."""
+
+    _estimator_class: type = ConvexReLURegressor
+    _cv_constraints: dict = {
+        "alphas": ["array-like", Interval(numbers.Integral, 1, None, closed="left"), None],
+        "n_alphas": [Interval(numbers.Integral, 1, None, closed="left")],
+        "eps": [Interval(numbers.Real, 0, 1, closed="neither")],
+        "cv": ["cv_object"],
+        "scoring": [StrOptions(set(get_scorer_names())), callable, None],
+        "n_jobs": [numbers.Integral, None],
+        "refit": ["boolean"],
+    }
+
+    # ------------------------------------------------------------------ pieces
+    def _base_params(self) -> dict:
+        names = self._estimator_class._get_param_names()
+        return {k: getattr(self, k) for k in names if k not in ("alpha", "warm_start")
+                and hasattr(self, k)}
+
+    def _base_estimator(self):
+        return self._estimator_class(**self._base_params())
+
+    def _targets(self, y):
+        """``(columns of the scalar programs, each column's loss)`` for ``alpha_max``."""
+        raise NotImplementedError
+
+    def _full_patterns(self, X) -> ActivationPatterns:
+        if isinstance(self.patterns, ActivationPatterns):
+            self.patterns.check_data(X)
+            if self.patterns.bias != bool(self.bias):
+                raise ValueError(f"bias={self.bias} but the given patterns were computed "
+                                 f"with bias={self.patterns.bias}; recompute them or change "
+                                 "bias.")
+            return self.patterns
+        return self._base_estimator()._get_patterns(X)
+
+    def _alpha_grid(self, X, y, pats):
+        """``(alphas in decreasing order, alpha_max)``: the largest over the columns."""
+        cols, loss = self._targets(y)
+        amax = max(alpha_max(X, c, loss=loss, patterns=pats, bias=self.bias,
+                             penalize_bias=self.penalize_bias, formulation="relu")
+                   for c in cols)
+        if self.alphas is None or isinstance(self.alphas, numbers.Integral):
+            n_alphas = self.n_alphas if self.alphas is None else int(self.alphas)
+            # amax = 0 (e.g. constant y): the zero network is optimal for every alpha, any
+            # grid will do; the one relative to 1 keeps the programs well conditioned
+            top = amax if np.isfinite(amax) and amax > 0 else 1.0
+            return top * np.geomspace(1.0, self.eps, n_alphas), amax
+        alphas = np.asarray(self.alphas, dtype=np.float64).ravel()
+        if alphas.size == 0 or not np.all(np.isfinite(alphas)) or np.any(alphas < 0):
+            raise ValueError(f"alphas must be a non-empty array of finite floats >= 0 (or an "
+                             f"int: the number of grid points, or None); got "
+                             f"{self.alphas!r}.")
+        return np.sort(alphas)[::-1], amax
+
+    # ------------------------------------------------------------------ fit
+    def _fit(self, X, y, groups):
+        base = self._base_estimator()
+        pats = self._full_patterns(X)
+        alphas, self.alpha_max_ = self._alpha_grid(X, y, pats)
+        cv = check_cv(self.cv, y, classifier=is_classifier(self))
+        splits = list(cv.split(X, y, groups))
+        scorer = check_scoring(base, scoring=self.scoring)
+        given = isinstance(self.patterns, ActivationPatterns)
+        paths = Parallel(n_jobs=self.n_jobs)(
+            delayed(_fit_path)(clone(base), X, y, train, test, alphas, scorer,
+                               _restrict_patterns(pats, X[train]) if given else None)
+            for train, test in splits)
+        paths = np.stack(paths, axis=-1)  # (4, n_alphas, n_splits)
+        scores, fit_times, score_times, objectives = paths
+        self.alphas_ = alphas
+        self.objective_path_ = objectives
+        self.n_splits_ = len(splits)
+        self.cv_results_ = _cv_results(alphas, scores, fit_times, score_times)
+        self.best_index_ = int(np.argmin(self.cv_results_["rank_test_score"]))
+        self.alpha_ = float(alphas[self.best_index_])
+        self.best_score_ = float(self.cv_results_["mean_test_score"][self.best_index_])
+        for name in _REFIT_ATTRIBUTES + ("best_estimator_", "refit_time_"):
+            self.__dict__.pop(name, None)  # a previous fit's, when refit is now False
+        if self.refit:
+            t0 = time.perf_counter()
+            best = clone(base).set_params(alpha=self.alpha_, patterns=pats)
+            self.best_estimator_ = best.fit(X, y)
+            self.refit_time_ = time.perf_counter() - t0
+            for name in _REFIT_ATTRIBUTES:
+                setattr(self, name, getattr(best, name))
+        return self
+
+    # ------------------------------------------------------------------ delegation
+    def _refitted(self):
+        if not self.refit:
+            raise AttributeError("This method needs the refitted best_estimator_, which is "
+                                 "not computed with refit=False; set refit=True.")
+        return True
+
+    @available_if(_refitted)
+    def predict(self, X) -> np.ndarray:
+        """Predictions of ``best_estimator_``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+
+        Returns
+        -------
+        ndarray of shape (n_samples,) or (n_samples, n_outputs)
+        """
+        check_is_fitted(self, "best_estimator_")
+        return self.best_estimator_.predict(X)
+
+    @available_if(_refitted)
+    def score(self, X, y) -> float:
+        """Score of ``best_estimator_`` on ``(X, y)`` with ``scoring``.
+
+        ``scoring=None`` is the plain estimator's ``score`` (R^2 / accuracy).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        y : array-like of shape (n_samples,) or (n_samples, n_outputs)
+
+        Returns
+        -------
+        float
+        """
+        check_is_fitted(self, "best_estimator_")
+        return float(check_scoring(self.best_estimator_, scoring=self.scoring)(
+            self.best_estimator_, X, y))
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.non_deterministic = False
+        return tags
+
+
+def _cv_results(alphas, scores, fit_times, score_times) -> dict:
+    """A ``GridSearchCV``-style ``cv_results_`` (one row per alpha, decreasing)."""
+    res = {"mean_fit_time": fit_times.mean(axis=1), "std_fit_time": fit_times.std(axis=1),
+           "mean_score_time": score_times.mean(axis=1),
+           "std_score_time": score_times.std(axis=1),
+           "param_alpha": np.asarray(alphas, dtype=np.float64).copy(),
+           "params": [{"alpha": float(a)} for a in alphas]}
+    for k in range(scores.shape[1]):
+        res[f"split{k}_test_score"] = scores[:, k].copy()
+    mean = scores.mean(axis=1)
+    res["mean_test_score"] = mean
+    res["std_test_score"] = scores.std(axis=1)
+    if np.all(np.isnan(mean)):
+        raise ValueError("Every cross-validation score is NaN; check scoring and the data "
+                         "(e.g. a test fold with a single sample gives an undefined R^2).")
+    # as GridSearchCV: NaN ranks last, ties share the smallest rank
+    filled = np.where(np.isnan(mean), np.nanmin(mean) - 1.0, mean)
+    from scipy.stats import rankdata
+
+    res["rank_test_score"] = rankdata(-filled, method="min").astype(np.int32)
+    return res
+
+
+_DOC_GRID = """alphas : None, int or array-like, default=None
+        The ``alpha`` grid. None: ``n_alphas`` values from ``alpha_max`` down to
+        ``eps * alpha_max``, geometrically spaced (from 1 down to ``eps`` when
+        ``alpha_max = 0``, e.g. for a constant target, where every ``alpha`` gives the
+        zero network); an int: that many such values; an array: those values (sorted
+        into decreasing order). ``alpha_max`` is the smallest ``alpha`` at which the
+        zero network (output bias only) is optimal over the pattern set of the training
+        data (:func:`convexrelu.alpha_max`, ReLU formulation; docs/mathematics.rst §4.2,
+        §8.3). With sampled patterns it is the value over the sample, a lower estimate of
+        the value over all patterns (a sampled pattern set restricts the dual
+        constraint).
+    n_alphas : int, default=10
+        Number of grid points when ``alphas`` is None.
+    eps : float in (0, 1), default=1e-3
+        The grid's smallest value over ``alpha_max``.
+    cv : int, cross-validation generator or iterable, default=None
+        As in scikit-learn (:func:`sklearn.model_selection.check_cv`): None is 5-fold"""
+
+_DOC_REST = """scoring : str, callable or None, default=None
+        A scikit-learn scorer name or a callable ``scorer(estimator, X, y)``. None: the
+        plain estimator's ``score``.
+    n_jobs : int or None, default=None
+        Folds fitted in parallel by joblib (honours ``joblib.parallel_config``).
+    refit : bool, default=True
+        Refit the plain estimator on all the data at ``alpha_``.
+    patterns : {"auto", "exact"}, int or ActivationPatterns, default="auto"
+        As in the plain estimator, applied to each fold's training data (``"auto"`` /
+        ``"exact"`` enumerate, an int samples with ``random_state``), i.e. the patterns
+        ``cross_val_score`` of the plain estimator would use; that set then serves the
+        whole path of the fold (warm starts). An :class:`ActivationPatterns` must be
+        computed on the training ``X``; each fold uses its gates restricted to the fold's
+        rows (every pattern of the fold's data when the set is exact). The refit uses the
+        pattern set of all the training data (also the one of ``alpha_max``), so
+        ``best_estimator_.patterns`` is an ``ActivationPatterns``."""
+
+_DOC_ATTRS = """alpha_ : float
+        The ``alpha`` with the best mean validation score (the largest one on ties).
+    alphas_ : ndarray of shape (n_alphas,)
+        The grid, in decreasing order.
+    alpha_max_ : float
+        ``alpha_max`` of the training data over the refit's pattern set (computed also
+        when ``alphas`` is given).
+    cv_results_ : dict of ndarrays
+        As ``GridSearchCV.cv_results_``, one row per ``alphas_`` entry: ``param_alpha``,
+        ``params``, ``split{k}_test_score``, ``mean_test_score``, ``std_test_score``,
+        ``rank_test_score``, ``mean_fit_time``, ``std_fit_time``, ``mean_score_time``,
+        ``std_score_time`` (fit times of warm-started fits).
+    best_index_ : int
+    best_score_ : float
+        ``cv_results_["mean_test_score"][best_index_]``.
+    objective_path_ : ndarray of shape (n_alphas, n_splits)
+        Training objective of each fold's fit along the path.
+    n_splits_ : int
+    best_estimator_ : estimator
+        The plain estimator refitted on all the data at ``alpha_`` (``refit=True``).
+    refit_time_ : float
+    network_, objective_, certificate_, n_neurons_, patterns_, exact_patterns_, n_iter_
+        Those of ``best_estimator_`` (``refit=True``; ``n_iter_`` is the refit's).
+    n_features_in_ : int"""
+
+
+class ConvexReLURegressorCV(_ConvexReLUCVBase, RegressorMixin, BaseEstimator):
+    __doc__ = f"""Two-layer ReLU regression network with ``alpha`` chosen by cross-validation.
+
+    For each ``alpha`` of a decreasing grid and each fold,
+    :class:`~convexrelu.ConvexReLURegressor` minimises on the fold's training data
+
+    .. math::
+
+        J(\\theta) = \\frac1n\\Big[\\sum_{{i=1}}^n \\tfrac12\\big(f_\\theta(x_i) - y_i\\big)^2
+        + \\frac{{\\alpha}}{{2}}\\big(\\|W_1\\|_F^2 + \\|W_2\\|_F^2\\big)\\Big]
+
+    to global optimality over the fold's activation patterns, from the largest ``alpha``
+    down with warm starts (one estimator and one pattern set per fold, ``certify=False``);
+    ``alpha_`` maximises the mean validation score, and the plain estimator is refitted on
+    all the data at ``alpha_`` (certified when ``certify=True``). Modelled on
+    scikit-learn's ``LassoCV``.
+
+    Parameters
+    ----------
+    {_DOC_GRID}
+        (``KFold``), an int that many folds.
+    {_DOC_REST}
+    loss, bias, penalize_bias, formulation, solver, tol, max_iter, max_patterns, \
+random_state, verbose
+        Passed to :class:`~convexrelu.ConvexReLURegressor` (``alpha_max`` is computed for
+        ``loss``, each output's column keeping its share of the mean).
+    certify : bool, default=True
+        Certify the refitted network only (the path is fitted with ``certify=False``).
+
+    Attributes
+    ----------
+    {_DOC_ATTRS}
+
+    See Also
+    --------
+    ConvexReLURegressor : the estimator at one ``alpha``.
+    sklearn.linear_model.LassoCV : the model of this interface.
+
+    References
+    ----------
+    M. Pilanci and T. Ergen, "Neural networks are convex regularizers: exact
+    polynomial-time convex optimization formulations for two-layer networks", ICML 2020.
+    J. Friedman, T. Hastie and R. Tibshirani, "Regularization paths for generalized linear
+    models via coordinate descent", J. Stat. Softw., 2010.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from convexrelu import ConvexReLURegressorCV
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.standard_normal((40, 2)); y = np.abs(X[:, 0]) + 0.1 * rng.standard_normal(40)
+    >>> reg = ConvexReLURegressorCV(alphas=3, cv=3, patterns=20, random_state=0,
+    ...                             solver="relu", penalize_bias=True).fit(X, y)
+    >>> reg.alphas_.shape, bool(reg.alpha_ in reg.alphas_)
+    ((3,), True)
+    """
+
+    _estimator_class = ConvexReLURegressor
+    _parameter_constraints: dict = {
+        **_ConvexReLUCVBase._cv_constraints,
+        **{k: ConvexReLURegressor._parameter_constraints[k] for k in _PASSTHROUGH},
+    }
+
+    def __init__(self, alphas=None, *, n_alphas: int = 10, eps: float = 1e-3, cv=None,
+                 scoring=None, n_jobs=None, refit: bool = True, patterns="auto",
+                 loss="squared", bias: bool = True, penalize_bias: bool = False,
+                 formulation: str = "relu", solver="auto", tol: float = 1e-6, max_iter=None,
+                 max_patterns: int = 2000, random_state=None, verbose: bool = False,
+                 certify: bool = True) -> None:
+        self.alphas = alphas
+        self.n_alphas = n_alphas
+        self.eps = eps
+        self.cv = cv
+        self.scoring = scoring
+        self.n_jobs = n_jobs
+        self.refit = refit
+        self.patterns = patterns
+        self.loss = loss
+        self.bias = bias
+        self.penalize_bias = penalize_bias
+        self.formulation = formulation
+        self.solver = solver
+        self.tol = tol
+        self.max_iter = max_iter
+        self.max_patterns = max_patterns
+        self.random_state = random_state
+        self.verbose = verbose
+        self.certify = certify
+
+    def _targets(self, y):
+        Y = y[:, None] if y.ndim == 1 else y
+        # each output is a scalar program whose loss keeps the share 1/c (column_loss)
+        return [Y[:, j] for j in range(Y.shape[1])], get_loss(self.loss).column_loss(
+            Y.shape[1])
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X, y, groups=None):
+        """Choose ``alpha`` by cross-validation, then refit on all the data.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        y : array-like of shape (n_samples,) or (n_samples, n_outputs)
+        groups : array-like of shape (n_samples,), default=None
+            Group labels for a group splitter passed as ``cv``.
+
+        Returns
+        -------
+        self : ConvexReLURegressorCV
+        """
+        X, y = validate_data(self, X, y, dtype=np.float64, multi_output=True, y_numeric=True)
+        return self._fit(X, np.asarray(y, dtype=np.float64), groups)
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.target_tags.multi_output = True
+        tags.target_tags.single_output = True
+        return tags
+
+
+class ConvexReLUClassifierCV(_ConvexReLUCVBase, ClassifierMixin, BaseEstimator):
+    __doc__ = f"""Two-layer ReLU classification network with ``alpha`` chosen by cross-validation.
+
+    For each ``alpha`` of a decreasing grid and each (stratified) fold,
+    :class:`~convexrelu.ConvexReLUClassifier` minimises on the fold's training data
+    scikit-learn's ``MLPClassifier`` objective (one one-vs-rest program per class for
+    more than two classes)
+
+    .. math::
+
+        J(\\theta) = \\frac1n\\Big[\\sum_{{i=1}}^n \\varphi\\big(f_\\theta(x_i); y_i\\big)
+        + \\frac{{\\alpha}}{{2}}\\big(\\|W_1\\|_F^2 + \\|W_2\\|_F^2\\big)\\Big]
+
+    to global optimality over the fold's activation patterns, from the largest ``alpha``
+    down with warm starts (one estimator and one pattern set per fold, ``certify=False``);
+    ``alpha_`` maximises the mean validation score, and the plain estimator is refitted on
+    all the data at ``alpha_`` (certified when ``certify=True``). Modelled on
+    scikit-learn's ``LogisticRegressionCV``.
+
+    Parameters
+    ----------
+    {_DOC_GRID}
+        (``StratifiedKFold``), an int that many stratified folds. For more than two
+        classes ``alpha_max`` is the largest of the one-vs-rest values.
+    {_DOC_REST}
+    loss : str or Loss, default="logistic"
+        As in :class:`~convexrelu.ConvexReLUClassifier`.
+    bias, penalize_bias, formulation, solver, tol, max_iter, max_patterns, random_state, \
+verbose
+        Passed to :class:`~convexrelu.ConvexReLUClassifier`.
+    certify : bool, default=True
+        Certify the refitted network only (the path is fitted with ``certify=False``).
+
+    Attributes
+    ----------
+    classes_ : ndarray of shape (n_classes,)
+    {_DOC_ATTRS}
+
+    See Also
+    --------
+    ConvexReLUClassifier : the estimator at one ``alpha``.
+    sklearn.linear_model.LogisticRegressionCV : the model of this interface.
+
+    References
+    ----------
+    M. Pilanci and T. Ergen, "Neural networks are convex regularizers: exact
+    polynomial-time convex optimization formulations for two-layer networks", ICML 2020.
+    """
+
+    _estimator_class = ConvexReLUClassifier
+    _parameter_constraints: dict = {
+        **_ConvexReLUCVBase._cv_constraints,
+        **{k: ConvexReLUClassifier._parameter_constraints[k] for k in _PASSTHROUGH},
+    }
+
+    def __init__(self, alphas=None, *, n_alphas: int = 10, eps: float = 1e-3, cv=None,
+                 scoring=None, n_jobs=None, refit: bool = True, patterns="auto",
+                 loss="logistic", bias: bool = True, penalize_bias: bool = False,
+                 formulation: str = "relu", solver="auto", tol: float = 1e-6, max_iter=None,
+                 max_patterns: int = 2000, random_state=None, verbose: bool = False,
+                 certify: bool = True) -> None:
+        self.alphas = alphas
+        self.n_alphas = n_alphas
+        self.eps = eps
+        self.cv = cv
+        self.scoring = scoring
+        self.n_jobs = n_jobs
+        self.refit = refit
+        self.patterns = patterns
+        self.loss = loss
+        self.bias = bias
+        self.penalize_bias = penalize_bias
+        self.formulation = formulation
+        self.solver = solver
+        self.tol = tol
+        self.max_iter = max_iter
+        self.max_patterns = max_patterns
+        self.random_state = random_state
+        self.verbose = verbose
+        self.certify = certify
+
+    def _targets(self, y):
+        classes, yi = np.unique(y, return_inverse=True)
+        # the plain classifier's +-1 columns: classes_[1] for two classes, else one vs rest
+        positive = [1] if classes.size == 2 else range(classes.size)
+        return [np.where(yi == k, 1.0, -1.0) for k in positive], self.loss
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X, y, groups=None):
+        """Choose ``alpha`` by (stratified) cross-validation, then refit on all the data.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        y : array-like of shape (n_samples,)
+            Class labels (at least two classes).
+        groups : array-like of shape (n_samples,), default=None
+            Group labels for a group splitter passed as ``cv``.
+
+        Returns
+        -------
+        self : ConvexReLUClassifierCV
+        """
+        X, y = validate_data(self, X, y, dtype=np.float64)
+        check_classification_targets(y)
+        self.classes_ = np.unique(y)
+        if self.classes_.size < 2:
+            raise ValueError(f"ConvexReLUClassifierCV needs samples of at least 2 classes in "
+                             f"the data; got only one class: {self.classes_[0]!r}.")
+        return self._fit(X, y, groups)
+
+    @available_if(_ConvexReLUCVBase._refitted)
+    def decision_function(self, X) -> np.ndarray:
+        """Logits of ``best_estimator_``: (n_samples,) for two classes, else (n_samples,
+        n_classes)."""
+        check_is_fitted(self, "best_estimator_")
+        return self.best_estimator_.decision_function(X)
+
+    def _proba_available(self):
+        """``predict_proba`` exists when the plain classifier with this ``loss`` has it."""
+        self._refitted()
+        if not hasattr(self._estimator_class(loss=self.loss), "predict_proba"):
+            raise AttributeError(f"predict_proba is not available with loss={self.loss!r} "
+                                 "(ConvexReLUClassifier has it only with loss='logistic').")
+        return True
+
+    @available_if(_proba_available)
+    def predict_proba(self, X) -> np.ndarray:
+        """Class probabilities of ``best_estimator_`` (``loss='logistic'`` only).
+
+        Returns
+        -------
+        ndarray of shape (n_samples, n_classes)
+        """
+        check_is_fitted(self, "best_estimator_")
+        return self.best_estimator_.predict_proba(X)
+
+    @available_if(_proba_available)
+    def predict_log_proba(self, X) -> np.ndarray:
+        """Logarithm of :meth:`predict_proba`."""
+        check_is_fitted(self, "best_estimator_")
+        return self.best_estimator_.predict_log_proba(X)

@@ -1,0 +1,271 @@
+"""Tests of ConvexReLURegressorCV / ConvexReLUClassifierCV (convexrelu._cv)."""
+
+import inspect
+import warnings
+
+import joblib
+import numpy as np
+import pytest
+from sklearn.model_selection import GridSearchCV, KFold, StratifiedKFold, cross_val_score
+from sklearn.utils.estimator_checks import parametrize_with_checks
+
+from convexrelu import (ConvexReLUClassifier, ConvexReLUClassifierCV, ConvexReLURegressor,
+                        ConvexReLURegressorCV, enumerate_patterns, sample_patterns)
+from convexrelu._cv import _PASSTHROUGH, _restrict_patterns
+
+# small and fast: a few sampled patterns; the ReLU solver (squared loss), cvxpy (classifiers)
+FAST_REG = dict(patterns=10, random_state=0, solver="relu", penalize_bias=True,
+                certify=False)
+FAST_CLF = dict(patterns=8, random_state=0, solver="cvxpy", penalize_bias=True,
+                certify=False)
+
+
+@pytest.fixture
+def reg_data(rng):
+    X = rng.standard_normal((30, 2))
+    return X, np.abs(X[:, 0]) - X[:, 1] + 0.3 * rng.standard_normal(30)
+
+
+def test_alpha_is_argmax_of_mean_score(reg_data):
+    X, y = reg_data
+    reg = ConvexReLURegressorCV(alphas=3, cv=3, **FAST_REG).fit(X, y)
+    res = reg.cv_results_
+    best = int(np.argmax(res["mean_test_score"]))
+    assert reg.alpha_ == reg.alphas_[best] == res["param_alpha"][best]
+    assert reg.best_score_ == res["mean_test_score"][best] and res["rank_test_score"][best] == 1
+    splits = np.column_stack([res[f"split{k}_test_score"] for k in range(3)])
+    np.testing.assert_allclose(res["mean_test_score"], splits.mean(axis=1), rtol=1e-12)
+    np.testing.assert_allclose(res["std_test_score"], splits.std(axis=1), rtol=1e-12)
+    assert np.all(res["mean_fit_time"] > 0) and reg.objective_path_.shape == (3, 3)
+    # the default grid: geometric, from alpha_max_ down to eps * alpha_max_
+    np.testing.assert_allclose(reg.alphas_, reg.alpha_max_ * np.geomspace(1, 1e-3, 3))
+    # delegation to the refitted plain estimator
+    assert reg.best_estimator_.alpha == reg.alpha_
+    np.testing.assert_array_equal(reg.predict(X), reg.best_estimator_.predict(X))
+    assert reg.score(X, y) == reg.best_estimator_.score(X, y)
+    assert reg.network_ is reg.best_estimator_.network_ and reg.n_features_in_ == 2
+    assert reg.objective_ == reg.best_estimator_.objective_ and reg.certificate_ is None
+
+
+def test_cv_results_match_cross_val_score(reg_data):
+    """Same folds, same patterns rule (10 gates seeded by random_state per fold)."""
+    X, y = reg_data
+    alphas = [3.0, 0.03]
+    cv = KFold(3, shuffle=True, random_state=1)
+    reg = ConvexReLURegressorCV(alphas=alphas, cv=cv, **FAST_REG).fit(X, y)
+    for k, a in enumerate(alphas):
+        ref = cross_val_score(ConvexReLURegressor(alpha=a, **FAST_REG), X, y, cv=cv)
+        got = [reg.cv_results_[f"split{j}_test_score"][k] for j in range(3)]
+        np.testing.assert_allclose(got, ref, rtol=1e-8, atol=1e-10)
+
+
+def test_warm_path_matches_cold_fits(reg_data):
+    X, y = reg_data
+    cv = KFold(3)
+    params = dict(FAST_REG, patterns=6, solver="fista", formulation="gated_relu", tol=1e-8)
+    reg = ConvexReLURegressorCV(alphas=[1.0, 0.03], cv=cv, refit=False,
+                                **params).fit(X, y)
+    for j, (train, _) in enumerate(cv.split(X)):
+        for k, a in enumerate(reg.alphas_):
+            cold = ConvexReLURegressor(alpha=a, **params).fit(X[train], y[train])
+            assert reg.objective_path_[k, j] == pytest.approx(cold.objective_, rel=1e-6)
+
+
+def test_n_jobs_gives_identical_results(reg_data):
+    X, y = reg_data
+    one = ConvexReLURegressorCV(alphas=2, cv=3, n_jobs=1, **FAST_REG).fit(X, y)
+    with joblib.parallel_config(backend="threading"):
+        two = ConvexReLURegressorCV(alphas=2, cv=3, n_jobs=2, **FAST_REG).fit(X, y)
+    for key in ("mean_test_score", "split0_test_score", "split2_test_score", "param_alpha"):
+        np.testing.assert_array_equal(one.cv_results_[key], two.cv_results_[key])
+    np.testing.assert_array_equal(one.objective_path_, two.objective_path_)
+    assert one.alpha_ == two.alpha_
+
+
+@pytest.mark.slow
+def test_n_jobs_loky_gives_identical_results(reg_data):
+    X, y = reg_data
+    one = ConvexReLURegressorCV(alphas=3, cv=3, n_jobs=1, **FAST_REG).fit(X, y)
+    with joblib.parallel_config(backend="loky"):
+        two = ConvexReLURegressorCV(alphas=3, cv=3, n_jobs=2, **FAST_REG).fit(X, y)
+    np.testing.assert_array_equal(one.objective_path_, two.objective_path_)
+    np.testing.assert_array_equal(one.cv_results_["mean_test_score"],
+                                  two.cv_results_["mean_test_score"])
+
+
+def test_alpha_max_is_where_the_network_vanishes(reg_data):
+    """At alpha_max_ the optimum is the zero network's objective; below it, smaller."""
+    X, y = reg_data
+    Y = np.column_stack([y, 2 * y + X[:, 1]])  # two outputs: alpha_max is the largest / 2
+    params = FAST_REG
+    for target in (y, Y):
+        reg = ConvexReLURegressorCV(alphas=1, cv=2, **params).fit(X, target)
+        zero = 0.5 * np.mean(np.var(target, axis=0))  # (1/n) (1/(2c)) ||Y - mean||^2
+        assert reg.alphas_[0] == reg.alpha_max_
+        assert reg.objective_ == pytest.approx(zero, rel=1e-6)
+        below = ConvexReLURegressor(alpha=0.9 * reg.alpha_max_,
+                                    **dict(params, patterns=reg.patterns_)).fit(X, target)
+        assert below.objective_ < zero * (1 - 1e-4)
+
+
+# cvxpy on the logistic / hinge programs of these tiny folds stops a little above tol
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_classifier_three_classes(rng):
+    X = rng.standard_normal((30, 2))
+    y = np.where(X[:, 0] > 0.5, "a", np.where(X[:, 1] > 0, "b", "c"))
+    clf = ConvexReLUClassifierCV(alphas=2, cv=3, **FAST_CLF).fit(X, y)
+    np.testing.assert_array_equal(clf.classes_, ["a", "b", "c"])
+    assert clf.alpha_ in clf.alphas_ and clf.alphas_[0] == clf.alpha_max_
+    P = clf.predict_proba(X)
+    assert P.shape == (30, 3) and np.allclose(P.sum(axis=1), 1)
+    assert clf.decision_function(X).shape == (30, 3)
+    assert set(clf.predict(X)) <= {"a", "b", "c"} and 0 <= clf.score(X, y) <= 1
+    # stratified folds by default, as cross_val_score does for a classifier
+    ref = cross_val_score(ConvexReLUClassifier(alpha=clf.alphas_[1], **FAST_CLF), X, y,
+                          cv=StratifiedKFold(3))
+    got = [clf.cv_results_[f"split{j}_test_score"][1] for j in range(3)]
+    np.testing.assert_allclose(got, ref, rtol=1e-8)
+
+
+# cvxpy on the logistic / hinge programs of these tiny folds stops a little above tol
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_classifier_hinge_has_no_predict_proba(rng):
+    X = rng.standard_normal((24, 2))
+    y = (X[:, 0] > 0).astype(int)
+    clf = ConvexReLUClassifierCV(alphas=[1.0, 0.1], cv=2, loss="hinge", **FAST_CLF).fit(X, y)
+    assert not hasattr(clf, "predict_proba")
+    with pytest.raises(AttributeError, match="no attribute 'predict_proba'") as exc:
+        clf.predict_proba(X)
+    assert "not available with loss='hinge'" in str(exc.value.__cause__)
+    assert clf.decision_function(X).shape == (24,)
+
+
+def test_gridsearchcv_on_the_plain_estimator(reg_data):
+    X, y = reg_data
+    alphas = [3.0, 0.03]
+    gs = GridSearchCV(ConvexReLURegressor(**FAST_REG), {"alpha": alphas}, cv=3).fit(X, y)
+    reg = ConvexReLURegressorCV(alphas=alphas, cv=3, **FAST_REG).fit(X, y)
+    np.testing.assert_allclose(reg.cv_results_["mean_test_score"],
+                               gs.cv_results_["mean_test_score"], rtol=1e-8)
+    assert reg.alpha_ == gs.best_params_["alpha"]
+
+
+def test_scoring_and_given_patterns(rng):
+    X = rng.standard_normal((8, 2))
+    y = X[:, 0] ** 2
+    pats = enumerate_patterns(X, bias=True)
+    reg = ConvexReLURegressorCV(alphas=[1.0, 0.1], cv=2, scoring="neg_mean_squared_error",
+                                patterns=pats, solver="cvxpy", penalize_bias=True,
+                                certify=False).fit(X, y)
+    assert np.all(reg.cv_results_["mean_test_score"] <= 0)
+    assert reg.score(X, y) == pytest.approx(-np.mean((reg.predict(X) - y) ** 2))
+    assert reg.best_estimator_.patterns is pats
+
+
+def test_restricted_patterns_are_the_fold_patterns(rng):
+    X = rng.standard_normal((10, 2))
+    rows = np.array([0, 2, 3, 5, 8, 9])
+    sub = _restrict_patterns(enumerate_patterns(X, bias=True), X[rows])
+    ref = enumerate_patterns(X[rows], bias=True)
+    assert sub.exact and set(map(bytes, sub.packed)) == set(map(bytes, ref.packed))
+    # sampled: identical to sampling on the fold with the same seed (same gates, same order)
+    sub = _restrict_patterns(sample_patterns(X, 15, random_state=3, bias=True), X[rows])
+    ref = sample_patterns(X[rows], 15, random_state=3, bias=True)
+    np.testing.assert_array_equal(sub.packed, ref.packed)
+    np.testing.assert_array_equal(sub.gates, ref.gates)
+    assert not sub.exact
+
+
+def test_certify_only_on_refit(reg_data):
+    X, y = reg_data
+    reg = ConvexReLURegressorCV(alphas=2, cv=2, **dict(FAST_REG, certify=True)).fit(X, y)
+    assert reg.certificate_ is reg.best_estimator_.certificate_
+    assert reg.certificate_ is not None and not reg.certificate_.exact
+
+
+@pytest.mark.parametrize("Est, Plain", [(ConvexReLURegressorCV, ConvexReLURegressor),
+                                        (ConvexReLUClassifierCV, ConvexReLUClassifier)])
+def test_passthrough_defaults_follow_the_plain_estimator(Est, Plain):
+    cv_defaults = {k: p.default for k, p in inspect.signature(Est).parameters.items()}
+    plain = {k: p.default for k, p in inspect.signature(Plain).parameters.items()}
+    for name in _PASSTHROUGH:
+        assert cv_defaults[name] == plain[name], name
+
+
+def test_bad_parameters(reg_data):
+    X, y = reg_data
+    with pytest.raises(ValueError, match="alphas must be a non-empty array"):
+        ConvexReLURegressorCV(alphas=[], **FAST_REG).fit(X, y)
+    with pytest.raises(ValueError, match="alphas must be a non-empty array"):
+        ConvexReLURegressorCV(alphas=[1.0, -1.0], **FAST_REG).fit(X, y)
+    with pytest.raises(ValueError, match="alphas must be a non-empty array"):
+        ConvexReLURegressorCV(alphas=[np.nan], **FAST_REG).fit(X, y)
+    with pytest.raises(ValueError, match="'eps' parameter of ConvexReLURegressorCV"):
+        ConvexReLURegressorCV(eps=1.5).fit(X, y)
+    with pytest.raises(ValueError, match="'alphas' parameter of ConvexReLURegressorCV"):
+        ConvexReLURegressorCV(alphas=0).fit(X, y)
+    with pytest.raises(ValueError, match="'scoring' parameter of ConvexReLURegressorCV"):
+        ConvexReLURegressorCV(scoring="no_such_score").fit(X, y)
+    with pytest.raises(ValueError, match="'cv' parameter of ConvexReLURegressorCV"):
+        ConvexReLURegressorCV(cv="five").fit(X, y)
+    with pytest.raises(ValueError, match="'solver' parameter of ConvexReLURegressorCV"):
+        ConvexReLURegressorCV(solver="newton").fit(X, y)
+    with pytest.raises(ValueError, match="'loss' parameter of ConvexReLUClassifierCV"):
+        ConvexReLUClassifierCV(loss="squared").fit(X, y > 0)
+    X8, y8 = X[:8], y[:8]
+    with pytest.raises(ValueError, match="computed with bias=False"):
+        ConvexReLURegressorCV(patterns=enumerate_patterns(X8, bias=False)).fit(X8, y8)
+    with pytest.raises(ValueError, match="computed on other data"):
+        ConvexReLURegressorCV(patterns=enumerate_patterns(X8 + 1, bias=True)).fit(X8, y8)
+    with pytest.raises(ValueError, match="at least 2 classes"):
+        ConvexReLUClassifierCV(**FAST_CLF).fit(X, np.zeros(30))
+
+
+def test_refit_false(reg_data):
+    X, y = reg_data
+    reg = ConvexReLURegressorCV(alphas=2, cv=2, **FAST_REG).fit(X, y)
+    reg.set_params(refit=False).fit(X, y)  # drops the previous fit's refit
+    assert reg.alpha_ in reg.alphas_ and not hasattr(reg, "best_estimator_")
+    assert not hasattr(reg, "network_")
+    assert not hasattr(reg, "predict") and not hasattr(reg, "score")
+    with pytest.raises(AttributeError, match="no attribute 'predict'") as exc:
+        reg.predict(X)
+    assert "refit=False; set refit=True" in str(exc.value.__cause__)
+
+
+def test_all_nan_scores_raise(reg_data):
+    X, y = reg_data
+
+    def nan_scorer(est, X, y):
+        return np.nan
+
+    with pytest.raises(ValueError, match="Every cross-validation score is NaN"):
+        ConvexReLURegressorCV(alphas=2, cv=2, scoring=nan_scorer, **FAST_REG).fit(X, y)
+
+
+def test_constant_target_grid_is_relative_to_one(rng):
+    X = rng.standard_normal((12, 2))
+    reg = ConvexReLURegressorCV(alphas=2, cv=2, scoring="neg_mean_squared_error",
+                                **FAST_REG).fit(X, np.full(12, 3.0))
+    assert reg.alpha_max_ == 0
+    np.testing.assert_allclose(reg.alphas_, [1.0, 1e-3])
+    np.testing.assert_allclose(reg.predict(X), 3.0)
+
+
+@parametrize_with_checks([
+    ConvexReLURegressorCV(alphas=2, cv=2, **dict(FAST_REG, patterns=4, solver="cvxpy")),
+])
+def test_sklearn_contract(estimator, check):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        check(estimator)
+
+
+@pytest.mark.slow  # about 20 s: check_classifiers_train fits 3 one-vs-rest programs x 5
+@parametrize_with_checks([
+    ConvexReLUClassifierCV(alphas=2, cv=2, loss="hinge", **dict(FAST_CLF, patterns=10)),
+])
+def test_sklearn_contract_classifier(estimator, check):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        check(estimator)
