@@ -137,9 +137,12 @@ class _ConvexReLUBase(BaseEstimator):
         """``max_iter`` for the solver, or nothing (the solver's own default) when None."""
         return {} if self.max_iter is None else {"max_iter": self.max_iter}
 
-    # alpha="auto": this share of alpha_max (measured on the scikit-learn data sets, see the
-    # estimators' docstrings); relative to alpha_max, so invariant to the scale of y and n
-    _ALPHA_RATIO = 0.1
+    # alpha="auto": this share of alpha_max. Measured (25% held out, 200 sampled patterns)
+    # on diabetes / breast cancer / iris / wine, test score at 1e-1, 3e-2, 1e-2 alpha_max:
+    # 0.399/0.888/0.921/0.978, 0.368/0.944/0.974/1.0, 0.291/0.965/0.974/1.0 against the
+    # default MLP's 0.283/0.972/0.974/1.0; 3e-2 is within 0.03 of the MLP everywhere and
+    # sparser (faster) than 1e-2
+    _ALPHA_RATIO = 3e-2
 
     def _resolve_alpha(self, X, Y, loss, pats) -> float:
         """``alpha_``: the given ``alpha``, or ``_ALPHA_RATIO * alpha_max`` for ``"auto"``.
@@ -524,7 +527,7 @@ class ConvexReLUClassifier(ClassifierMixin, _ConvexReLUBase):
     Parameters
     ----------
     alpha : float or "auto", default="auto"
-        As in :class:`ConvexReLURegressor` (``"auto"``: ``0.1 * alpha_max``).
+        As in :class:`ConvexReLURegressor` (``"auto"``: ``0.03 * alpha_max``).
     loss : {"logistic", "hinge"} or Loss, default="logistic"
     patterns, bias, penalize_bias, formulation, solver, tol, max_iter, max_patterns, \
 random_state, verbose, certify, warm_start
