@@ -324,7 +324,7 @@ class ConvexReLURegressor(RegressorMixin, _ConvexReLUBase):
     ----------
     alpha : float or "auto", default="auto"
         Weight decay, with scikit-learn's ``MLPRegressor`` meaning. ``"auto"``:
-        ``0.1 * alpha_max``, where ``alpha_max = max_i ||X_aug^T D_i lambda_0||`` (the
+        ``0.03 * alpha_max``, where ``alpha_max = max_i ||X_aug^T D_i lambda_0||`` (the
         residual ``lambda_0`` of the output bias alone, over the fit's patterns) is the
         scale above which the optimum is the zero network. It is relative, so invariant to
         the scale of ``y`` and to ``n``; an absolute default is a trap (at ``alpha=1e-3``
