@@ -1,0 +1,703 @@
+"""A proven upper bound on ``M(lambda)`` by cone-envelope branch and bound (no enumeration).
+
+The dual constraint (docs/mathematics.rst §4.2, §8.2) needs
+
+.. math::
+
+    M(\\lambda) = \\max_{x \\in \\Omega} |f(x)|, \\qquad
+    f(x) = \\lambda^\\top (\\tilde X x)_+ ,
+
+with :math:`\\tilde X = X` or :math:`[X, \\mathbf 1]`, :math:`\\Omega` the unit ball (no hidden
+bias, or a penalised one) or, with a free hidden bias, :math:`\\{(u, b) : \\|u\\| \\le 1\\}`.
+Enumerating the activation patterns (docs/mathematics.rst §2.3) costs :math:`O((n/r)^r)` and
+stops at rank 4-5. This module searches the arrangement instead.
+
+For a sign :math:`s = \\pm 1` write :math:`s f = h - k` with
+
+.. math::
+
+    h(x) = \\sum_{s\\lambda_i > 0} s\\lambda_i (\\tilde x_i^\\top x)_+, \\qquad
+    k(x) = \\sum_{s\\lambda_i < 0} |\\lambda_i| (\\tilde x_i^\\top x)_+ ,
+
+both convex and positively homogeneous (sublinear). A node of the search is a pointed
+polyhedral cone :math:`C = \\operatorname{cone}(v_1, \\dots, v_m)` kept with its extreme rays.
+Since :math:`h` is sublinear, :math:`h(\\sum_j t_j v_j) \\le \\sum_j t_j h(v_j)`, the exact concave
+envelope of :math:`h` on :math:`C`, while :math:`k(x) \\ge \\sum_i |\\lambda_i| \\sigma_i
+\\tilde x_i^\\top x` for every :math:`\\sigma \\in [0, 1]^{N}`. Hence, for every
+:math:`\\sigma \\in [0,1]^N` and every :math:`y`, with :math:`p_\\sigma = \\sum_{s\\lambda_i<0}
+|\\lambda_i|\\sigma_i\\tilde x_i` and :math:`c_j = h(v_j) - v_j^\\top p_\\sigma`,
+
+.. math::
+
+    \\max_{x \\in C \\cap \\Omega} s f(x) \\;\\le\\; \\|y\\|_{\\Omega^*}
+        + \\max_j \\frac{(c_j - v_j^\\top y)_+}{\\|v_j\\|} \\cdot
+        \\frac{\\|e\\|_{\\Omega^*}}{\\gamma},
+    \\qquad \\gamma = \\min_j \\frac{e^\\top v_j}{\\|v_j\\|} > 0 ,
+
+a Lagrangian bound valid for *any* multipliers (:math:`\\sum_j t_j \\|v_j\\| \\le
+e^\\top x / \\gamma`). The multipliers come from a small conic program per node (the
+concave-envelope relaxation :math:`\\max_{t \\ge 0,\\, Vt \\in \\Omega} \\sum_j t_j h(v_j) -
+k(Vt)`, solved by Clarabel), but the bound reported is the one recomputed from them, never
+the solver's objective. Branching splits a cone by the hyperplane of a row with
+:math:`s\\lambda_i > 0` (so every split follows the arrangement); the extreme rays of the two
+children are updated incrementally (double description, combinatorial adjacency test).
+When no such row crosses a cone, :math:`h` is linear on it and the node bound is exact.
+Both signs share one best-first tree and one incumbent (a fixed-point / cell-polish
+heuristic evaluated with :math:`f` itself, so every lower bound is attained).
+
+With a free hidden bias the data are centred first (:math:`R = \\max_i \\|x_i\\|`); for a
+centred :math:`\\lambda` the maximum over :math:`b` is attained at a breakpoint
+:math:`b = -x_i^\\top u`, so :math:`\\Omega = \\{\\|u\\| \\le 1, |b| \\le R\\}` loses nothing
+and :math:`\\|y\\|_{\\Omega^*} = \\|y_u\\| + R |y_b|`.
+
+Soundness holds up to floating-point rounding (at the ``1e-13`` relative level of the ray
+arithmetic); the solver's accuracy only affects how tight the bound is.
+
+References
+----------
+M. Pilanci and T. Ergen, "Neural networks are convex regularizers: exact polynomial-time
+convex optimization formulations for two-layer networks", ICML 2020.
+R. Horst and H. Tuy, "Global Optimization: Deterministic Approaches", Springer, 1996
+(conical branch and bound, concave envelopes).
+K. Fukuda and A. Prodon, "Double description method revisited", Combinatorics and
+Computer Science, LNCS 1120, 1996.
+P. D. Tao and L. T. H. An, "Convex analysis approach to d.c. programming: theory,
+algorithms and applications", Acta Math. Vietnamica 22, 1997 (the DC heuristic).
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .._validation import augment, check_data_matrix, check_positive_int, check_random_state
+
+__all__ = ["BnBResult", "dual_constraint_bnb"]
+
+_ZERO_TOL = 1e-13  # |a^T v| <= tol * ||a|| (unit rays): the ray lies on the hyperplane
+
+
+@dataclass
+class BnBResult:
+    """The outcome of :func:`dual_constraint_bnb`.
+
+    Attributes
+    ----------
+    upper : float
+        A proven upper bound on ``M(lambda)`` (valid whenever the search stopped).
+    lower : float
+        ``|lambda^T (X_aug direction)_+|``: the value attained by ``direction``.
+    direction : ndarray of shape (d_aug,)
+        The best point found, ``x = (u, b)`` in the original coordinates, with
+        ``||u|| = 1`` (free bias) or ``||x|| = 1``.
+    sign : int
+        ``+1`` when ``lambda^T (X_aug direction)_+ = lower``, ``-1`` when it is ``-lower``.
+    closed : bool
+        ``upper - lower <= tol * max(lower, tiny)`` (``tiny = 1e-12`` times the trivial bound
+        ``sum_i |lambda_i| ||x_aug_i||``).
+    n_nodes : int
+        Node bounds computed (one small conic program each).
+    time : float
+        Wall-clock seconds.
+    n_open : int
+        Nodes still open when the search stopped.
+    info : dict
+        ``rank``, ``heuristic_lower`` (the incumbent before the search), ``n_leaves``,
+        ``max_rays``, ``solver_failures``, ``stopped`` (``"closed"``, ``"max_nodes"``,
+        ``"time_limit"``).
+    """
+
+    upper: float
+    lower: float
+    direction: np.ndarray
+    sign: int
+    closed: bool
+    n_nodes: int
+    time: float
+    n_open: int = 0
+    info: dict = field(default_factory=dict)
+
+
+# --------------------------------------------------------------------------- the problem
+class _Problem:
+    """Reduced data ``Z`` (rows ``z_i``) in coordinates of the row space, and helpers."""
+
+    def __init__(self, X, lam, bias, free):
+        self.free = free
+        n = X.shape[0]
+        if free:
+            self.shift = X.mean(axis=0)
+            Xc = X - self.shift
+        else:
+            self.shift = np.zeros(X.shape[1] + int(bias))
+            Xc = augment(X, bias)
+        # orthonormal basis of the row space (directions outside it only waste norm)
+        if Xc.size and np.any(Xc):
+            _, sv, Vt = np.linalg.svd(Xc, full_matrices=False)
+            r = int(np.sum(sv > 1e-12 * sv[0]))
+        else:
+            Vt, r = np.zeros((0, Xc.shape[1])), 0
+        self.Q = Vt[:r].T  # (d or d_aug, r)
+        Zu = Xc @ self.Q
+        if free:
+            self.Z = np.hstack([Zu, np.ones((n, 1))])
+            self.R = float(np.max(np.linalg.norm(Zu, axis=1))) if r else 0.0
+        else:
+            self.Z = Zu
+            self.R = 0.0
+        self.Du = r
+        self.D = self.Z.shape[1]
+        self.lam = lam
+        self.rownorm = np.linalg.norm(self.Z, axis=1)
+
+    # -- norms on Omega -----------------------------------------------------------------
+    def dual_norm(self, y):
+        if self.free:
+            return float(np.linalg.norm(y[:-1]) + self.R * abs(y[-1]))
+        return float(np.linalg.norm(y))
+
+    def normalise(self, x):
+        """Scale ``x`` onto the boundary of Omega's norm part (None if impossible)."""
+        nu = np.linalg.norm(x[:-1]) if self.free else np.linalg.norm(x)
+        if not np.isfinite(nu) or nu <= 0:
+            return None
+        return x / nu
+
+    # -- objective ------------------------------------------------------------------------
+    def value(self, x, s):
+        return float(s * (self.lam @ np.maximum(self.Z @ x, 0.0)))
+
+    def best_bias(self, u, s):
+        """Exact ``max_b s lam^T (Z_u u + b)_+`` (a breakpoint ``b = -z_i^T u``)."""
+        p = self.Z[:, :-1] @ u
+        order = np.argsort(-p, kind="stable")
+        ps = p[order]
+        ls = s * self.lam[order]
+        S1 = np.cumsum(ls * ps)
+        S0 = np.cumsum(ls)
+        vals = S1 - ps * S0
+        k = int(np.argmax(vals))
+        return float(-ps[k]), float(vals[k])
+
+    def evaluate(self, x, s):
+        """Value of the normalised ``x`` (with the best bias when it is free)."""
+        x = self.normalise(np.asarray(x, dtype=float))
+        if x is None:
+            return 0.0, None
+        if self.free:
+            b, _ = self.best_bias(x[:-1], s)
+            x = np.concatenate([x[:-1], [b]])
+        return self.value(x, s), x
+
+    def fixed_point(self, x, s, iters=30):
+        """Ascent by ``x <- argmax_{Omega} grad^T x`` (a DC / cell-polish step) from ``x``."""
+        best_v, x = self.evaluate(x, s)
+        if x is None:
+            return 0.0, None
+        best_x = x
+        last = None
+        for _ in range(iters):
+            mask = self.Z @ x > 0
+            key = mask.tobytes()
+            if key == last:
+                break
+            last = key
+            c = self.Z.T @ np.where(mask, s * self.lam, 0.0)
+            v, xn = self.evaluate(c, s)
+            if xn is None:
+                break
+            x = xn
+            if v > best_v:
+                best_v, best_x = v, xn
+        return best_v, best_x
+
+    def cell_polish(self, x, s):
+        """Exact maximum over the cell of ``x`` (docs/mathematics.rst §4.2), re-evaluated."""
+        from ._dual import pattern_value
+
+        mask = self.Z @ x > 0
+        c = self.Z.T @ np.where(mask, s * self.lam, 0.0)
+        try:
+            _, _, xc, _ = pattern_value(self.Z, mask, c, free_bias=self.free, R=self.R,
+                                        max_rounds=20)
+        except Exception:  # pragma: no cover - numerical failure: keep the point
+            return self.evaluate(x, s)
+        if xc is None:
+            return 0.0, None
+        return self.evaluate(xc, s)
+
+
+# --------------------------------------------------------------------------- nodes
+class _Node:
+    __slots__ = ("sign", "V", "masks", "next_id", "bound", "solved", "depth", "t", "x",
+                 "cross_P")
+
+    def __init__(self, sign, V, masks, next_id, bound, depth=0):
+        self.sign = sign
+        self.V = V  # (m, D) unit rays
+        self.masks = masks  # list of int bitmasks: the constraints tight at each ray
+        self.next_id = next_id
+        self.bound = bound
+        self.solved = False
+        self.depth = depth
+        self.t = None
+        self.x = None
+        self.cross_P = None
+
+
+def _simplex_fan(D):
+    """``D + 1`` simplicial cones covering ``R^D`` (around a regular simplex's vertices)."""
+    if D == 1:
+        W = np.array([[1.0], [-1.0]])
+    else:
+        E = np.eye(D + 1) - 1.0 / (D + 1)
+        U, _, _ = np.linalg.svd(E)
+        W = E @ U[:, :D]  # D+1 vertices in R^D, sum zero
+        W /= np.linalg.norm(W, axis=1, keepdims=True)
+    cones = []
+    for k in range(W.shape[0]):
+        idx = [j for j in range(W.shape[0]) if j != k]
+        V = W[idx]
+        # facet j (opposite to ray j) is tight at every other ray
+        full = (1 << len(idx)) - 1
+        masks = [full & ~(1 << j) for j in range(len(idx))]
+        cones.append((V, masks, len(idx)))
+    return cones
+
+
+def _adjacent_pairs(masks, pos, neg, D):
+    """Pairs ``(p, q)`` of adjacent extreme rays (combinatorial test of double description)."""
+    out = []
+    need = D - 2
+    allm = masks
+    for p in pos:
+        mp = allm[p]
+        for q in neg:
+            common = mp & allm[q]
+            if bin(common).count("1") < need:
+                continue
+            ok = True
+            for r in range(len(allm)):
+                if r != p and r != q and (allm[r] & common) == common:
+                    ok = False
+                    break
+            if ok:
+                out.append((p, q))
+    return out
+
+
+def _split(node, a, D):
+    """The two children of ``node`` cut by the hyperplane ``a^T x = 0`` (``a`` unit)."""
+    V, masks = node.V, node.masks
+    vals = V @ a
+    pos = np.flatnonzero(vals > _ZERO_TOL)
+    neg = np.flatnonzero(vals < -_ZERO_TOL)
+    zero = np.flatnonzero(np.abs(vals) <= _ZERO_TOL)
+    bit = 1 << node.next_id
+    new_rays, new_masks = [], []
+    if D == 1:
+        pairs = []
+    else:
+        pairs = _adjacent_pairs(masks, pos, neg, D)
+    for p, q in pairs:
+        v = vals[p] * V[q] - vals[q] * V[p]
+        nv = np.linalg.norm(v)
+        if nv == 0:
+            continue
+        new_rays.append(v / nv)
+        new_masks.append((masks[p] & masks[q]) | bit)
+    zero_masks = [masks[j] | bit for j in zero]
+    children = []
+    for side in (pos, neg):
+        if side.size == 0:
+            continue
+        rays = [V[side]]
+        cm = [masks[j] for j in side]
+        if zero.size:
+            rays.append(V[zero])
+            cm += zero_masks
+        if new_rays:
+            rays.append(np.array(new_rays))
+            cm += new_masks
+        Vc = np.vstack(rays)
+        children.append(_Node(node.sign, Vc, cm, node.next_id + 1, node.bound, node.depth + 1))
+    return children
+
+
+# --------------------------------------------------------------------------- node bound
+class _NodeSolver:
+    """Concave-envelope relaxation of one cone, and its certified Lagrangian bound."""
+
+    def __init__(self, prob: _Problem):
+        self.p = prob
+        self.failures = 0
+        import clarabel
+
+        self.clarabel = clarabel
+        self.settings = clarabel.DefaultSettings()
+        self.settings.verbose = False
+        self.settings.tol_gap_abs = 1e-12
+        self.settings.tol_gap_rel = 1e-11
+        self.settings.tol_feas = 1e-11
+        self.settings.max_iter = 200
+
+    def pieces(self, node):
+        """Ray values ``h(v_j)``, the linear part of ``k``, and the crossing rows."""
+        p = self.p
+        s = node.sign
+        V = node.V
+        A = p.Z @ V.T  # (n, m)
+        thr = _ZERO_TOL * p.rownorm[:, None]
+        amax = A.max(axis=1)
+        amin = A.min(axis=1)
+        sl = s * p.lam
+        P = sl > 0
+        Nn = sl < 0
+        g = np.maximum(A[P], 0.0).T @ sl[P]  # h(v_j), exact over all rows of h
+        crossP = np.flatnonzero(P & (amax > thr[:, 0]) & (amin < -thr[:, 0]))
+        w = -sl
+        lin = Nn & (amin >= -thr[:, 0])
+        crossN = np.flatnonzero(Nn & ~lin & (amax > thr[:, 0]))
+        return A, g, crossP, crossN, lin, w
+
+    def certify(self, node, sigma_full, y):
+        """The Lagrangian bound of the module docstring for multipliers ``(sigma, y)``."""
+        p = self.p
+        V = node.V
+        s = node.sign
+        sl = s * p.lam
+        P = sl > 0
+        A = p.Z @ V.T
+        g = np.maximum(A[P], 0.0).T @ sl[P]
+        w = np.where(sl < 0, -sl, 0.0)
+        psig = p.Z.T @ (w * np.clip(sigma_full, 0.0, 1.0))
+        c = g - V @ psig
+        eps = float(np.max(c - V @ y, initial=0.0))
+        eps = max(eps, 0.0)
+        val = p.dual_norm(y)
+        if eps > 0:
+            e = V.sum(axis=0)
+            ne = np.linalg.norm(e)
+            gamma = float(np.min(V @ e)) / ne if ne > 0 else 0.0
+            if gamma <= 0:
+                return float("inf")
+            val += eps * p.dual_norm(e / ne) / gamma
+        return val
+
+    def solve(self, node):
+        """Solve the relaxation; return ``(bound, t, x, crossP)``."""
+        import scipy.sparse as sp
+
+        p = self.p
+        V = node.V
+        m, D = V.shape
+        A, g, crossP, crossN, lin, w = self.pieces(node)
+        klin = p.Z[lin].T @ w[lin]
+        gl = g - V @ klin
+        K = crossN.size
+        B = A[crossN]  # (K, m): b_i^T t = z_i^T V^T t
+        wN = w[crossN]
+        Im = sp.identity(m, format="csc")
+        IK = sp.identity(K, format="csc")
+        blocks = [[-Im, None], [None, -IK], [sp.csc_matrix(B), -IK]]
+        rhs = [np.zeros(m), np.zeros(K), np.zeros(K)]
+        n_nonneg = m + 2 * K
+        if p.free:
+            vb = V[:, -1][None, :]
+            blocks.append([sp.csc_matrix(np.vstack([vb, -vb])), None])
+            rhs.append(np.full(2, p.R))
+            n_nonneg += 2
+            Vu = V[:, :-1]
+        else:
+            Vu = V
+        soc = np.vstack([np.zeros((1, m)), -Vu.T])
+        blocks.append([sp.csc_matrix(soc), None])
+        rhs.append(np.concatenate([[1.0], np.zeros(Vu.shape[1])]))
+        if K == 0:
+            blocks = [[b[0]] for b in blocks if b[0] is not None]
+            rhs = [r for r in rhs if r.size]
+            Amat = sp.vstack([b[0] for b in blocks], format="csc")
+        else:
+            Amat = sp.bmat(blocks, format="csc")
+        bvec = np.concatenate(rhs)
+        q = np.concatenate([-gl, wN])
+        nv = m + K
+        Pm = sp.csc_matrix((nv, nv))
+        cones = [self.clarabel.NonnegativeConeT(n_nonneg),
+                 self.clarabel.SecondOrderConeT(1 + Vu.shape[1])]
+        try:
+            solver = self.clarabel.DefaultSolver(Pm, q, Amat, bvec, cones, self.settings)
+            sol = solver.solve()
+            xs = np.asarray(sol.x)
+            zs = np.asarray(sol.z)
+            ok = np.all(np.isfinite(xs)) and np.all(np.isfinite(zs))
+        except Exception:  # pragma: no cover - solver failure
+            ok = False
+        if not ok:  # pragma: no cover - keep the parent's bound
+            self.failures += 1
+            return node.bound, None, None, crossP
+        t = np.maximum(xs[:m], 0.0)
+        # multipliers: sigma_i = pi_i / w_i on the crossing rows, 1 on the linear ones
+        sigma = np.zeros(p.Z.shape[0])
+        sigma[lin] = 1.0
+        if K:
+            pi = zs[m + K:m + 2 * K]
+            sigma[crossN] = np.clip(pi / wN, 0.0, 1.0)
+        off = n_nonneg
+        y = np.empty(D)
+        if p.free:
+            zb = zs[m + 2 * K:m + 2 * K + 2]
+            y[:-1] = -zs[off + 1:off + 1 + Vu.shape[1]]
+            y[-1] = zb[0] - zb[1]
+        else:
+            y[:] = -zs[off + 1:off + 1 + D]
+        bound = self.certify(node, sigma, y)
+        x = V.T @ t
+        return min(bound, node.bound), t, x, crossP
+
+
+# --------------------------------------------------------------------------- main entry
+def _check_lam(lam, n):
+    lam = np.asarray(lam, dtype=np.float64)
+    if lam.ndim == 2 and lam.shape[1] == 1:
+        lam = lam[:, 0]
+    if lam.ndim != 1 or lam.shape[0] != n:
+        raise ValueError(f"lam must have shape ({n},) (one dual value per sample); got shape "
+                         f"{lam.shape}. For several outputs certify each output separately.")
+    if not np.all(np.isfinite(lam)):
+        raise ValueError("lam contains NaN or infinity; pass a finite dual point.")
+    return lam
+
+
+def dual_constraint_bnb(X, lam, *, bias: bool, penalize_bias: bool = True, tol: float = 1e-6,
+                        time_limit: float | None = None, max_nodes: int | None = None,
+                        progress=None, random_state=None) -> BnBResult:
+    """Proven bounds on ``M(lambda)`` by cone-envelope branch and bound, without enumeration.
+
+    Computes an upper bound ``upper`` and an attained value ``lower`` with
+    ``lower <= M(lambda) <= upper``,
+
+    .. math::
+
+        M(\\lambda) = \\max_{x \\in \\Omega} |\\lambda^\\top (\\tilde X x)_+| ,
+
+    stopping when ``upper - lower <= tol * max(lower, tiny)`` or at a limit; the upper bound
+    is valid whenever the search stops (module docstring, docs/mathematics.rst §4.2, §8.2).
+
+    Parameters
+    ----------
+    X : array-like of shape (n_samples, n_features)
+    lam : array-like of shape (n_samples,)
+        The dual point. With a free hidden bias it must be centred (``1^T lam = 0``),
+        otherwise ``M`` is infinite.
+    bias : bool
+        Whether the neurons have a hidden bias (``X_aug = [X, 1]``).
+    penalize_bias : bool, default=True
+        With ``bias``: the bias is penalised (``Omega`` is the unit ball of ``(u, b)``) or
+        free (``||u|| <= 1``, docs/mathematics.rst §8.2). Ignored without bias.
+    tol : float, default=1e-6
+        Relative gap at which the search stops.
+    time_limit : float or None, default=None
+        Seconds after which the search stops (the bound is then looser but valid).
+    max_nodes : int or None, default=None
+        Node bounds computed before the search stops.
+    progress : callable or bool or None, default=None
+        ``True`` prints a status line to stderr about every two seconds; a callable is
+        called as ``progress(info)`` with a dict (``n_nodes``, ``time``, ``lower``,
+        ``upper``, ``n_open``) at the same rate.
+    random_state : int, numpy Generator or None, default=None
+        Seeds the heuristic's random starts.
+
+    Returns
+    -------
+    BnBResult
+
+    Raises
+    ------
+    ValueError
+        If ``lam`` does not have one entry per sample, is not finite, is not centred with
+        a free bias, or ``tol`` / ``time_limit`` is not positive.
+
+    References
+    ----------
+    M. Pilanci and T. Ergen, "Neural networks are convex regularizers", ICML 2020.
+    R. Horst and H. Tuy, "Global Optimization: Deterministic Approaches", Springer, 1996.
+    """
+    t_start = time.perf_counter()
+    X = check_data_matrix(X)
+    n = X.shape[0]
+    lam = _check_lam(lam, n)
+    bias = bool(bias)
+    free = bias and not bool(penalize_bias)
+    if not (np.isfinite(tol) and tol > 0):
+        raise ValueError(f"tol must be a positive float; got {tol!r}.")
+    if time_limit is not None and not (np.isfinite(time_limit) and time_limit > 0):
+        raise ValueError(f"time_limit must be a positive number of seconds or None; got "
+                         f"{time_limit!r}.")
+    if max_nodes is not None:
+        max_nodes = check_positive_int(max_nodes, "max_nodes")
+    rng = check_random_state(random_state)
+    if free and abs(lam.sum()) > 1e-12 * (1.0 + np.abs(lam).sum()):
+        raise ValueError(
+            f"lam is not centred (sum {lam.sum():.3g}) although the hidden bias is free: "
+            "M(lambda) is infinite (constant neurons are unpenalised). Centre it first: "
+            "lam - lam.mean().")
+    prob = _Problem(X, lam, bias, free)
+    d_aug = X.shape[1] + int(bias)
+    scale = float(np.abs(lam) @ np.linalg.norm(augment(X, bias), axis=1))
+    tiny = 1e-12 * scale if scale > 0 else 1e-300
+
+    def to_original(x):
+        if x is None:
+            return np.zeros(d_aug)
+        if free:
+            u = prob.Q @ x[:-1]
+            return np.concatenate([u, [x[-1] - prob.shift @ u]])
+        return prob.Q @ x
+
+    if prob.Du == 0 or scale == 0:  # X = 0 (or lam = 0): M = 0 (up to the constant neuron)
+        return BnBResult(upper=0.0, lower=0.0, direction=np.zeros(d_aug), sign=1,
+                         closed=True, n_nodes=0, time=time.perf_counter() - t_start,
+                         info={"rank": prob.Du, "stopped": "closed"})
+
+    D = prob.D
+    # ---- incumbent: fixed-point ascent from random and data-driven starts, both signs
+    inc = [0.0, None, 1]
+
+    def offer(v, x, s):
+        if x is not None and v > inc[0]:
+            inc[0], inc[1], inc[2] = v, x, s
+
+    for s in (1, -1):
+        starts = [rng.standard_normal(D) for _ in range(8)]
+        sl = s * lam
+        starts.append(prob.Z.T @ np.maximum(sl, 0.0))
+        for x0 in starts:
+            v, x = prob.fixed_point(x0, s)
+            offer(v, x, s)
+    if inc[1] is not None:
+        offer(*prob.cell_polish(inc[1], inc[2]), inc[2])
+    heuristic_lower = inc[0]
+
+    # ---- roots: a simplex fan per sign, with the trivial bound sum_{h rows} |lam_i| ||z_i||
+    Zn = prob.Z
+    if free:
+        triv = np.linalg.norm(Zn[:, :-1], axis=1) + prob.R
+    else:
+        triv = prob.rownorm
+    heap = []
+    counter = itertools.count()
+    for s in (1, -1):
+        sl = s * lam
+        b0 = float(np.maximum(sl, 0.0) @ triv)
+        for V, masks, nid in _simplex_fan(D):
+            node = _Node(s, V, masks, nid, b0)
+            heapq.heappush(heap, (-b0, next(counter), node))
+    solver = _NodeSolver(prob)
+    settled = 0.0  # max bound of pruned nodes and exact leaves
+    n_nodes = n_leaves = max_rays = 0
+    stopped = "closed"
+    last_report = time.perf_counter()
+
+    def upper_now():
+        top = -heap[0][0] if heap else 0.0
+        return max(settled, top, inc[0])
+
+    def gap_closed(ub):
+        return ub - inc[0] <= tol * max(inc[0], tiny)
+
+    while heap:
+        ub = upper_now()
+        if gap_closed(ub):
+            break
+        if max_nodes is not None and n_nodes >= max_nodes:
+            stopped = "max_nodes"
+            break
+        if time_limit is not None and time.perf_counter() - t_start >= time_limit:
+            stopped = "time_limit"
+            break
+        if progress is not None and progress is not False and \
+                time.perf_counter() - last_report > 2.0:
+            last_report = time.perf_counter()
+            status = {"n_nodes": n_nodes, "time": last_report - t_start, "lower": inc[0],
+                      "upper": ub, "n_open": len(heap)}
+            if callable(progress):
+                progress(status)
+            else:
+                import sys
+
+                print(f"bnb: {n_nodes} nodes, {status['time']:.1f} s, lower {inc[0]:.9g}, "
+                      f"upper {ub:.9g}, open {len(heap)}", file=sys.stderr)
+        negb, _, node = heapq.heappop(heap)
+        bound = -negb
+        if bound - inc[0] <= tol * max(inc[0], tiny):
+            settled = max(settled, bound)
+            continue
+        if not node.solved:
+            n_nodes += 1
+            max_rays = max(max_rays, node.V.shape[0])
+            nb, t, x, crossP = solver.solve(node)
+            node.bound, node.t, node.x, node.cross_P = nb, t, x, crossP
+            node.solved = True
+            if x is not None:
+                v, xx = prob.evaluate(x, node.sign)
+                offer(v, xx, node.sign)
+                if v > inc[0] * (1 - 1e-3):
+                    offer(*prob.fixed_point(xx, node.sign, iters=10), node.sign)
+            if crossP.size == 0:  # h is linear on the cone: the bound is exact
+                n_leaves += 1
+                if x is not None and node.bound - inc[0] > tol * max(inc[0], tiny):
+                    offer(*prob.cell_polish(prob.evaluate(x, node.sign)[1], node.sign),
+                          node.sign)
+                settled = max(settled, node.bound)
+                continue
+            if node.bound - inc[0] <= tol * max(inc[0], tiny):
+                settled = max(settled, node.bound)
+                continue
+            heapq.heappush(heap, (-node.bound, next(counter), node))
+            continue
+        # branch on the h-row whose envelope gap at the relaxation's maximiser is largest
+        i = _branch_row(prob, node)
+        a = prob.Z[i] / prob.rownorm[i]
+        for child in _split(node, a, D):
+            child.bound = node.bound
+            heapq.heappush(heap, (-child.bound, next(counter), child))
+    else:
+        stopped = "closed"
+    ub = upper_now()
+    closed = gap_closed(ub)
+    if closed:
+        stopped = "closed"
+    x_best = inc[1]
+    lower = inc[0]
+    direction = to_original(x_best)
+    return BnBResult(
+        upper=float(max(ub, lower)), lower=float(lower), direction=direction, sign=int(inc[2]),
+        closed=bool(closed), n_nodes=n_nodes, time=time.perf_counter() - t_start,
+        n_open=len(heap),
+        info={"rank": D, "heuristic_lower": heuristic_lower, "n_leaves": n_leaves,
+              "max_rays": max_rays, "solver_failures": solver.failures, "stopped": stopped},
+    )
+
+
+def _branch_row(prob, node):
+    """The crossing ``h`` row with the largest envelope gap at the node's maximiser."""
+    rows = node.cross_P
+    s = node.sign
+    Zr = prob.Z[rows]
+    A = Zr @ node.V.T  # (k, m)
+    lam = s * prob.lam[rows]
+    if node.t is not None and np.any(node.t > 0):
+        env = np.maximum(A, 0.0) @ node.t
+        act = np.maximum(Zr @ node.x, 0.0)
+        score = lam * (env - act)
+    else:
+        score = np.zeros(rows.size)
+    if not np.any(score > 0):
+        span = np.minimum(A.max(axis=1), -A.min(axis=1)) / prob.rownorm[rows]
+        score = lam * span
+    return int(rows[int(np.argmax(score))])
