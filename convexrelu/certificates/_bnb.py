@@ -340,9 +340,9 @@ class _NodeSolver:
         self.clarabel = clarabel
         self.settings = clarabel.DefaultSettings()
         self.settings.verbose = False
-        self.settings.tol_gap_abs = 1e-12
-        self.settings.tol_gap_rel = 1e-11
-        self.settings.tol_feas = 1e-11
+        self.settings.tol_gap_abs = 1e-10
+        self.settings.tol_gap_rel = 1e-9
+        self.settings.tol_feas = 1e-9
         self.settings.max_iter = 200
 
     def pieces(self, node):
@@ -401,34 +401,38 @@ class _NodeSolver:
         K = crossN.size
         B = A[crossN]  # (K, m): b_i^T t = z_i^T V^T t
         wN = w[crossN]
-        Im = sp.identity(m, format="csc")
-        IK = sp.identity(K, format="csc")
-        blocks = [[-Im, None], [None, -IK], [sp.csc_matrix(B), -IK]]
-        rhs = [np.zeros(m), np.zeros(K), np.zeros(K)]
-        n_nonneg = m + 2 * K
+        Vu = V[:, :-1] if p.free else V
+        du = Vu.shape[1]
+        # rows: [t >= 0 (m) | s >= 0 (K) | B t - s <= 0 (K) | |v_b^T t| <= R (2, free) | SOC]
+        r_box = m + 2 * K
+        n_nonneg = r_box + (2 if p.free else 0)
+        n_rows = n_nonneg + 1 + du
+        # t-columns: -1 at row j, B[:, j] at rows m+K.., (v_b, -v_b), -Vu[j] at SOC rows
+        col_t = [np.full((1, m), -1.0), B]
+        row_t = [np.arange(m)[None, :], (m + K + np.arange(K))[:, None] + np.zeros((1, m), int)]
         if p.free:
-            vb = V[:, -1][None, :]
-            blocks.append([sp.csc_matrix(np.vstack([vb, -vb])), None])
-            rhs.append(np.full(2, p.R))
-            n_nonneg += 2
-            Vu = V[:, :-1]
-        else:
-            Vu = V
-        soc = np.vstack([np.zeros((1, m)), -Vu.T])
-        blocks.append([sp.csc_matrix(soc), None])
-        rhs.append(np.concatenate([[1.0], np.zeros(Vu.shape[1])]))
-        if K == 0:
-            blocks = [[b[0]] for b in blocks if b[0] is not None]
-            rhs = [r for r in rhs if r.size]
-            Amat = sp.vstack([b[0] for b in blocks], format="csc")
-        else:
-            Amat = sp.bmat(blocks, format="csc")
-        bvec = np.concatenate(rhs)
+            col_t.append(np.vstack([V[:, -1], -V[:, -1]]))
+            row_t.append(np.array([[r_box], [r_box + 1]]) + np.zeros((1, m), int))
+        col_t.append(-Vu.T)
+        row_t.append((n_nonneg + 1 + np.arange(du))[:, None] + np.zeros((1, m), int))
+        vt = np.vstack(col_t)  # (entries per column, m)
+        it = np.vstack(row_t)
+        per_t = vt.shape[0]
+        data = np.concatenate([vt.T.ravel(), np.full(2 * K, -1.0)])
+        idx_s = np.vstack([m + np.arange(K), m + K + np.arange(K)]).T.ravel()
+        indices = np.concatenate([it.T.ravel(), idx_s]).astype(np.int64)
+        indptr = np.concatenate([np.arange(m + 1) * per_t,
+                                 m * per_t + 2 * np.arange(1, K + 1)]).astype(np.int64)
+        Amat = sp.csc_matrix((data, indices, indptr), shape=(n_rows, m + K))
+        bvec = np.zeros(n_rows)
+        if p.free:
+            bvec[r_box:r_box + 2] = p.R
+        bvec[n_nonneg] = 1.0
         q = np.concatenate([-gl, wN])
         nv = m + K
         Pm = sp.csc_matrix((nv, nv))
         cones = [self.clarabel.NonnegativeConeT(n_nonneg),
-                 self.clarabel.SecondOrderConeT(1 + Vu.shape[1])]
+                 self.clarabel.SecondOrderConeT(1 + du)]
         try:
             solver = self.clarabel.DefaultSolver(Pm, q, Amat, bvec, cones, self.settings)
             sol = solver.solve()
@@ -447,14 +451,10 @@ class _NodeSolver:
         if K:
             pi = zs[m + K:m + 2 * K]
             sigma[crossN] = np.clip(pi / wN, 0.0, 1.0)
-        off = n_nonneg
         y = np.empty(D)
+        y[:du] = -zs[n_nonneg + 1:n_nonneg + 1 + du]
         if p.free:
-            zb = zs[m + 2 * K:m + 2 * K + 2]
-            y[:-1] = -zs[off + 1:off + 1 + Vu.shape[1]]
-            y[-1] = zb[0] - zb[1]
-        else:
-            y[:] = -zs[off + 1:off + 1 + D]
+            y[-1] = zs[r_box] - zs[r_box + 1]
         bound = self.certify(node, sigma, y)
         x = V.T @ t
         return min(bound, node.bound), t, x, crossP
