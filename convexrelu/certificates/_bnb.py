@@ -78,6 +78,7 @@ from .._validation import augment, check_data_matrix, check_positive_int, check_
 
 __all__ = ["BnBResult", "dual_constraint_bnb"]
 
+_N_STARTS = 16  # random starts of the DC heuristic per sign
 _ZERO_TOL = 1e-13  # |a^T v| <= tol * ||a|| (unit rays): the ray lies on the hyperplane
 
 
@@ -213,6 +214,68 @@ class _Problem:
             x = xn
             if v > best_v:
                 best_v, best_x = v, xn
+        return best_v, best_x
+
+    def dca(self, x, s, iters=8):
+        """DC ascent: ``x <- argmax_{Omega} g^T x - k(x)``, ``g`` a subgradient of ``h`` at ``x``.
+
+        Monotone (``f(x_{k+1}) >= g^T x_{k+1} - k(x_{k+1}) >= f(x_k)``); each step is one
+        small concave program (Clarabel), ``k`` kept exact.
+        """
+        import clarabel
+        import scipy.sparse as sp
+
+        best_v, x = self.evaluate(x, s)
+        if x is None:
+            return 0.0, None
+        best_x = x
+        sl = s * self.lam
+        Nrows = np.flatnonzero(sl < 0)
+        w = -sl[Nrows]
+        ZN = self.Z[Nrows]
+        K = Nrows.size
+        D = self.D
+        du = D - 1 if self.free else D
+        settings = clarabel.DefaultSettings()
+        settings.verbose = False
+        # rows: [s >= 0 (K) | Z_N x - s <= 0 (K) | |b| <= R (2, free) | SOC (1 + du)]
+        blocks = [[None, -sp.identity(K)], [sp.csc_matrix(ZN), -sp.identity(K)]]
+        n_nonneg = 2 * K
+        bl = [np.zeros(2 * K)]
+        if self.free:
+            eb = np.zeros((2, D))
+            eb[0, -1], eb[1, -1] = 1.0, -1.0
+            blocks.append([sp.csc_matrix(eb), None])
+            bl.append(np.full(2, self.R))
+            n_nonneg += 2
+        soc = np.zeros((1 + du, D))
+        soc[1:, :du] = -np.eye(du)
+        blocks.append([sp.csc_matrix(soc), None])
+        bl.append(np.concatenate([[1.0], np.zeros(du)]))
+        if K == 0:
+            Amat = sp.vstack([b[0] for b in blocks if b[0] is not None], format="csc")
+            bl = bl[1:]
+        else:
+            Amat = sp.bmat(blocks, format="csc")
+        bvec = np.concatenate(bl)
+        cones = [clarabel.NonnegativeConeT(n_nonneg), clarabel.SecondOrderConeT(1 + du)] \
+            if n_nonneg else [clarabel.SecondOrderConeT(1 + du)]
+        Pm = sp.csc_matrix((D + K, D + K))
+        for _ in range(iters):
+            act = (self.Z @ x > 0) & (sl > 0)
+            g = self.Z.T @ np.where(act, sl, 0.0)
+            q = np.concatenate([-g, w])
+            try:
+                sol = clarabel.DefaultSolver(Pm, q, Amat, bvec, cones, settings).solve()
+                xn = np.asarray(sol.x)[:D]
+            except Exception:  # pragma: no cover - solver failure: stop the ascent
+                break
+            v, xn = self.evaluate(xn, s)
+            if xn is None or v <= best_v * (1 + 1e-12):
+                if xn is not None and v > best_v:
+                    best_v, best_x = v, xn
+                break
+            best_v, best_x, x = v, xn, xn
         return best_v, best_x
 
     def cell_polish(self, x, s):
@@ -573,14 +636,13 @@ def dual_constraint_bnb(X, lam, *, bias: bool, penalize_bias: bool = True, tol: 
             inc[0], inc[1], inc[2] = v, x, s
 
     for s in (1, -1):
-        starts = [rng.standard_normal(D) for _ in range(8)]
-        sl = s * lam
-        starts.append(prob.Z.T @ np.maximum(sl, 0.0))
+        starts = [rng.standard_normal(D) for _ in range(_N_STARTS)]
+        starts.append(prob.Z.T @ np.maximum(s * lam, 0.0))
         for x0 in starts:
             v, x = prob.fixed_point(x0, s)
             offer(v, x, s)
-    if inc[1] is not None:
-        offer(*prob.cell_polish(inc[1], inc[2]), inc[2])
+            if x is not None:
+                offer(*prob.dca(x, s), s)
     heuristic_lower = inc[0]
 
     # ---- roots: a simplex fan per sign, with the trivial bound sum_{h rows} |lam_i| ||z_i||
@@ -646,8 +708,8 @@ def dual_constraint_bnb(X, lam, *, bias: bool, penalize_bias: bool = True, tol: 
             if x is not None:
                 v, xx = prob.evaluate(x, node.sign)
                 offer(v, xx, node.sign)
-                if v > inc[0] * (1 - 1e-3):
-                    offer(*prob.fixed_point(xx, node.sign, iters=10), node.sign)
+                if xx is not None and v > inc[0] * (1 - 1e-2):
+                    offer(*prob.dca(xx, node.sign), node.sign)
             if crossP.size == 0:  # h is linear on the cone: the bound is exact
                 n_leaves += 1
                 if x is not None and node.bound - inc[0] > tol * max(inc[0], tiny):
