@@ -79,6 +79,7 @@ from .._validation import augment, check_data_matrix, check_positive_int, check_
 __all__ = ["BnBResult", "dual_constraint_bnb"]
 
 _N_STARTS = 16  # random starts of the DC heuristic per sign
+_VAR_COS = 0.05  # k rows this close (cosine) to the reference point enter the program
 _ZERO_TOL = 1e-13  # |a^T v| <= tol * ||a|| (unit rays): the ray lies on the hyperplane
 
 
@@ -451,19 +452,16 @@ class _NodeSolver:
             val += eps * p.dual_norm(e / ne) / gamma
         return val
 
-    def solve(self, node):
-        """Solve the relaxation; return ``(bound, t, x, crossP)``."""
+    def _program(self, V, gl, B, wN):
+        """Solve ``max_{t >= 0, V^T t in Omega} gl^T t - sum_i w_i (b_i^T t)_+`` (Clarabel).
+
+        Returns ``(t, sigma, y)`` (multipliers of the rows ``B`` and of ``Omega``) or None.
+        """
         import scipy.sparse as sp
 
         p = self.p
-        V = node.V
         m, D = V.shape
-        A, g, crossP, crossN, lin, w = self.pieces(node)
-        klin = p.Z[lin].T @ w[lin]
-        gl = g - V @ klin
-        K = crossN.size
-        B = A[crossN]  # (K, m): b_i^T t = z_i^T V^T t
-        wN = w[crossN]
+        K = B.shape[0]
         Vu = V[:, :-1] if p.free else V
         du = Vu.shape[1]
         # rows: [t >= 0 (m) | s >= 0 (K) | B t - s <= 0 (K) | |v_b^T t| <= R (2, free) | SOC]
@@ -497,30 +495,69 @@ class _NodeSolver:
         cones = [self.clarabel.NonnegativeConeT(n_nonneg),
                  self.clarabel.SecondOrderConeT(1 + du)]
         try:
-            solver = self.clarabel.DefaultSolver(Pm, q, Amat, bvec, cones, self.settings)
-            sol = solver.solve()
+            sol = self.clarabel.DefaultSolver(Pm, q, Amat, bvec, cones, self.settings).solve()
             xs = np.asarray(sol.x)
             zs = np.asarray(sol.z)
-            ok = np.all(np.isfinite(xs)) and np.all(np.isfinite(zs))
         except Exception:  # pragma: no cover - solver failure
-            ok = False
-        if not ok:  # pragma: no cover - keep the parent's bound
-            self.failures += 1
-            return node.bound, None, None, crossP
+            return None
+        if not (np.all(np.isfinite(xs)) and np.all(np.isfinite(zs))):  # pragma: no cover
+            return None
         t = np.maximum(xs[:m], 0.0)
-        # multipliers: sigma_i = pi_i / w_i on the crossing rows, 1 on the linear ones
-        sigma = np.zeros(p.Z.shape[0])
-        sigma[lin] = 1.0
-        if K:
-            pi = zs[m + K:m + 2 * K]
-            sigma[crossN] = np.clip(pi / wN, 0.0, 1.0)
+        sigma = np.clip(zs[m + K:m + 2 * K] / np.where(wN > 0, wN, 1.0), 0.0, 1.0)
         y = np.empty(D)
         y[:du] = -zs[n_nonneg + 1:n_nonneg + 1 + du]
         if p.free:
             y[-1] = zs[r_box] - zs[r_box + 1]
-        bound = self.certify(node, sigma, y)
-        x = V.T @ t
-        return min(bound, node.bound), t, x, crossP
+        return t, sigma, y
+
+    def solve(self, node, prune_at=-np.inf, max_rounds=4):
+        """Bound the node; return ``(bound, t, x, crossP)``.
+
+        The ``k`` rows crossing the cone enter the program only when needed (constraint
+        generation): the others keep the multiplier ``sigma_i in {0, 1}`` of their sign at
+        a reference point (the parent's maximiser), which gives a valid bound for any
+        choice; a row joins the program when the maximiser found contradicts its fixed
+        sign. The loop stops early once the certified bound is below ``prune_at``.
+        """
+        p = self.p
+        V = node.V
+        A, g, crossP, crossN, lin, w = self.pieces(node)
+        xref = node.x if node.x is not None else V.sum(axis=0)
+        ZN = p.Z[crossN]
+        sref = ZN @ xref
+        scale_ref = p.rownorm[crossN] * (np.linalg.norm(xref) + 1e-300)
+        fixed_on = sref > 0
+        var = np.abs(sref) <= _VAR_COS * scale_ref
+        sigma = np.zeros(p.Z.shape[0])
+        sigma[lin] = 1.0
+        best = (node.bound, None, None)
+        for rnd in range(max_rounds + 1):
+            if rnd == max_rounds:
+                var[:] = True
+            on = fixed_on & ~var
+            sig = sigma.copy()
+            sig[crossN[on]] = 1.0
+            klin = p.Z.T @ (w * sig)
+            gl = g - V @ klin
+            res = self._program(V, gl, A[crossN[var]], w[crossN[var]])
+            if res is None:  # pragma: no cover - keep the parent's bound
+                self.failures += 1
+                break
+            t, sv, y = res
+            sig[crossN[var]] = sv
+            bound = self.certify(node, sig, y)
+            x = V.T @ t
+            if bound < best[0] or best[1] is None:
+                best = (min(bound, node.bound), t, x)
+            if bound <= prune_at or var.all():
+                break
+            sx = ZN @ x
+            tolx = 1e-9 * p.rownorm[crossN] * (np.linalg.norm(x) + 1e-300)
+            wrong = ~var & (((sx < -tolx) & fixed_on) | ((sx > tolx) & ~fixed_on))
+            if not wrong.any():
+                break
+            var |= wrong
+        return best[0], best[1], best[2], crossP
 
 
 # --------------------------------------------------------------------------- main entry
@@ -702,7 +739,7 @@ def dual_constraint_bnb(X, lam, *, bias: bool, penalize_bias: bool = True, tol: 
         if not node.solved:
             n_nodes += 1
             max_rays = max(max_rays, node.V.shape[0])
-            nb, t, x, crossP = solver.solve(node)
+            nb, t, x, crossP = solver.solve(node, inc[0] + tol * max(inc[0], tiny))
             node.bound, node.t, node.x, node.cross_P = nb, t, x, crossP
             node.solved = True
             if x is not None:
@@ -727,6 +764,7 @@ def dual_constraint_bnb(X, lam, *, bias: bool, penalize_bias: bool = True, tol: 
         a = prob.Z[i] / prob.rownorm[i]
         for child in _split(node, a, D):
             child.bound = node.bound
+            child.x = node.x
             heapq.heappush(heap, (-child.bound, next(counter), child))
     else:
         stopped = "closed"
