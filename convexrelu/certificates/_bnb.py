@@ -770,6 +770,9 @@ def dual_constraint_bnb(X, lam, *, bias: bool, penalize_bias: bool = True, tol: 
         stopped = "closed"
     ub = upper_now()
     closed = gap_closed(ub)
+    if callable(progress):
+        progress({"n_nodes": n_nodes, "time": time.perf_counter() - t_start, "lower": inc[0],
+                  "upper": max(ub, inc[0]), "n_open": len(heap)})
     if closed:
         stopped = "closed"
     x_best = inc[1]
