@@ -428,15 +428,18 @@ class _NodeSolver:
         crossN = np.flatnonzero(Nn & ~lin & (amax > thr[:, 0]))
         return A, g, crossP, crossN, lin, w
 
-    def certify(self, node, sigma_full, y):
-        """The Lagrangian bound of the module docstring for multipliers ``(sigma, y)``."""
+    def certify(self, node, sigma_full, y, g=None):
+        """The Lagrangian bound of the module docstring for multipliers ``(sigma, y)``.
+
+        ``g`` (the ray values ``h(v_j)``) is recomputed unless given.
+        """
         p = self.p
         V = node.V
         s = node.sign
         sl = s * p.lam
-        P = sl > 0
-        A = p.Z @ V.T
-        g = np.maximum(A[P], 0.0).T @ sl[P]
+        if g is None:
+            P = sl > 0
+            g = np.maximum(p.Z[P] @ V.T, 0.0).T @ sl[P]
         w = np.where(sl < 0, -sl, 0.0)
         psig = p.Z.T @ (w * np.clip(sigma_full, 0.0, 1.0))
         c = g - V @ psig
@@ -545,7 +548,7 @@ class _NodeSolver:
                 break
             t, sv, y = res
             sig[crossN[var]] = sv
-            bound = self.certify(node, sig, y)
+            bound = self.certify(node, sig, y, g)
             x = V.T @ t
             if bound < best[0] or best[1] is None:
                 best = (min(bound, node.bound), t, x)
