@@ -78,7 +78,8 @@ from .._validation import augment, check_data_matrix, check_positive_int, check_
 
 __all__ = ["BnBResult", "dual_constraint_bnb"]
 
-_N_STARTS = 16  # random starts of the DC heuristic per sign
+_N_STARTS = 16  # random starts of the fixed-point heuristic per sign
+_N_DCA = 4  # of which the best few are refined by DC ascent
 _VAR_COS = 0.05  # k rows this close (cosine) to the reference point enter the program
 _ZERO_TOL = 1e-13  # |a^T v| <= tol * ||a|| (unit rays): the ray lies on the hyperplane
 
@@ -675,14 +676,32 @@ def dual_constraint_bnb(X, lam, *, bias: bool, penalize_bias: bool = True, tol: 
         if x is not None and v > inc[0]:
             inc[0], inc[1], inc[2] = v, x, s
 
+    def out_of_time(fraction=1.0):
+        return time_limit is not None and \
+            time.perf_counter() - t_start >= fraction * time_limit
+
+    dca_time = [0.0]
+
+    def dca(x, s):
+        t0 = time.perf_counter()
+        offer(*prob.dca(x, s), s)
+        dca_time[0] += time.perf_counter() - t0
+
+    # fixed-point ascent from every start (cheap), DC ascent from the best few per sign
     for s in (1, -1):
         starts = [rng.standard_normal(D) for _ in range(_N_STARTS)]
         starts.append(prob.Z.T @ np.maximum(s * lam, 0.0))
+        found = []
         for x0 in starts:
             v, x = prob.fixed_point(x0, s)
             offer(v, x, s)
             if x is not None:
-                offer(*prob.dca(x, s), s)
+                found.append((v, x))
+        found.sort(key=lambda vx: -vx[0])
+        for v, x in found[:_N_DCA]:
+            if out_of_time(0.25):
+                break
+            dca(x, s)
     heuristic_lower = inc[0]
 
     # ---- roots: a simplex fan per sign, with the trivial bound sum_{h rows} |lam_i| ||z_i||
@@ -719,7 +738,7 @@ def dual_constraint_bnb(X, lam, *, bias: bool, penalize_bias: bool = True, tol: 
         if max_nodes is not None and n_nodes >= max_nodes:
             stopped = "max_nodes"
             break
-        if time_limit is not None and time.perf_counter() - t_start >= time_limit:
+        if out_of_time():
             stopped = "time_limit"
             break
         if progress is not None and progress is not False and \
@@ -748,8 +767,9 @@ def dual_constraint_bnb(X, lam, *, bias: bool, penalize_bias: bool = True, tol: 
             if x is not None:
                 v, xx = prob.evaluate(x, node.sign)
                 offer(v, xx, node.sign)
-                if xx is not None and v > inc[0] * (1 - 1e-2):
-                    offer(*prob.dca(xx, node.sign), node.sign)
+                if xx is not None and v > inc[0] * (1 - 1e-2) and \
+                        dca_time[0] <= 0.2 * (time.perf_counter() - t_start):
+                    dca(xx, node.sign)
             if crossP.size == 0:  # h is linear on the cone: the bound is exact
                 n_leaves += 1
                 if x is not None and node.bound - inc[0] > tol * max(inc[0], tiny):
