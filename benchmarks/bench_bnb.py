@@ -38,7 +38,7 @@ import numpy as np  # noqa: E402
 #: (rank, n_samples) of the main table (Gaussian data, free bias: n_features = rank - 1)
 CASES = [(5, 2000), (6, 1000), (7, 300), (8, 150)]
 #: (rank, n_samples) small enough to compare with exact enumeration
-ENUM_CASES = [(4, 60), (5, 30)]
+ENUM_CASES = [(4, 40), (5, 20)]
 QUICK_CASES = [(4, 40), (5, 60)]
 QUICK_ENUM = [(4, 30)]
 

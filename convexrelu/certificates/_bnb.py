@@ -35,20 +35,27 @@ envelope of :math:`h` on :math:`C`, while :math:`k(x) \\ge \\sum_i |\\lambda_i| 
     \\qquad \\gamma = \\min_j \\frac{e^\\top v_j}{\\|v_j\\|} > 0 ,
 
 a Lagrangian bound valid for *any* multipliers (:math:`\\sum_j t_j \\|v_j\\| \\le
-e^\\top x / \\gamma`). The multipliers come from a small conic program per node (the
-concave-envelope relaxation :math:`\\max_{t \\ge 0,\\, Vt \\in \\Omega} \\sum_j t_j h(v_j) -
-k(Vt)`, solved by Clarabel), but the bound reported is the one recomputed from them, never
-the solver's objective. Branching splits a cone by the hyperplane of a row with
+e^\\top x / \\gamma`, :math:`e` the mean ray). The multipliers come from a small conic
+program per node (the concave-envelope relaxation :math:`\\max_{t \\ge 0,\\, V^\\top t \\in
+\\Omega} \\sum_j t_j h(v_j) - k(V^\\top t)`, solved by Clarabel), in which only the
+:math:`k` rows near the parent's maximiser are variables (the others keep
+:math:`\\sigma_i \\in \\{0, 1\\}`, rows join when the maximiser contradicts their sign:
+constraint generation); the bound reported is the one recomputed from the multipliers,
+never the solver's objective. Branching splits a cone by the hyperplane of a row with
 :math:`s\\lambda_i > 0` (so every split follows the arrangement); the extreme rays of the two
 children are updated incrementally (double description, combinatorial adjacency test).
 When no such row crosses a cone, :math:`h` is linear on it and the node bound is exact.
-Both signs share one best-first tree and one incumbent (a fixed-point / cell-polish
-heuristic evaluated with :math:`f` itself, so every lower bound is attained).
+Both signs share one best-first tree and one incumbent: a fixed-point ascent from random
+starts, refined by DC ascent (:math:`x \\leftarrow \\arg\\max_\\Omega g^\\top x - k(x)`,
+:math:`g \\in \\partial h(x)`) and applied to node maximisers during the search; every lower
+bound is a value of :math:`f` itself, attained by the reported direction.
 
 With a free hidden bias the data are centred first (:math:`R = \\max_i \\|x_i\\|`); for a
 centred :math:`\\lambda` the maximum over :math:`b` is attained at a breakpoint
 :math:`b = -x_i^\\top u`, so :math:`\\Omega = \\{\\|u\\| \\le 1, |b| \\le R\\}` loses nothing
-and :math:`\\|y\\|_{\\Omega^*} = \\|y_u\\| + R |y_b|`.
+and :math:`\\|y\\|_{\\Omega^*} = \\|y_u\\| + R |y_b|`. A rounding-level
+:math:`\\mathbf 1^\\top\\lambda` (relative ``1e-12``) is treated as zero, as in
+:func:`~convexrelu.certificates.dual_constraint`.
 
 Soundness holds up to floating-point rounding (at the ``1e-13`` relative level of the ray
 arithmetic); the solver's accuracy only affects how tight the bound is.
