@@ -87,6 +87,7 @@ __all__ = ["BnBResult", "dual_constraint_bnb"]
 
 _N_STARTS = 16  # random starts of the fixed-point heuristic per sign
 _N_DCA = 4  # of which the best few are refined by DC ascent
+_TRIANGLES = False  # per-row chord bounds of h where they cut the envelope (see solve)
 _VAR_COS = 0.05  # k rows this close (cosine) to the reference point enter the program
 _ZERO_TOL = 1e-13  # |a^T v| <= tol * ||a|| (unit rays): the ray lies on the hyperplane
 
@@ -436,10 +437,14 @@ class _NodeSolver:
         crossN = np.flatnonzero(Nn & ~lin & (amax > thr[:, 0]))
         return A, g, crossP, crossN, lin, w
 
-    def certify(self, node, sigma_full, y, g=None):
+    def certify(self, node, sigma_full, y, g=None, tri=None):
         """The Lagrangian bound of the module docstring for multipliers ``(sigma, y)``.
 
-        ``g`` (the ray values ``h(v_j)``) is recomputed unless given.
+        ``g`` (the ray values ``h(v_j)``) is recomputed unless given. ``tri = (rows, A,
+        alpha, beta, rho)`` replaces, for those ``h`` rows, the envelope by the mixture
+        ``rho * envelope + (1 - rho) * (alpha z_i^T x + beta)`` of the envelope and the
+        triangle (chord) bound of ``(z_i^T x)_+`` on ``[l_i, u_i]``, valid for any
+        ``rho in [0, 1]``; the constant ``sum lam_i (1 - rho_i) beta_i`` is added.
         """
         p = self.p
         V = node.V
@@ -451,57 +456,91 @@ class _NodeSolver:
         w = np.where(sl < 0, -sl, 0.0)
         psig = p.Z.T @ (w * np.clip(sigma_full, 0.0, 1.0))
         c = g - V @ psig
+        const = 0.0
+        if tri is not None and tri[0].size:
+            rows, AT, alpha, beta, rho = tri
+            lt = sl[rows] * (1.0 - np.clip(rho, 0.0, 1.0))
+            c = c - np.maximum(AT, 0.0).T @ lt + AT.T @ (lt * alpha)
+            const = float(lt @ beta)
         eps = float(np.max(c - V @ y, initial=0.0))
         eps = max(eps, 0.0)
-        val = p.dual_norm(y)
+        val = p.dual_norm(y) + const
         if eps > 0:
-            e = V.sum(axis=0)
-            ne = np.linalg.norm(e)
-            gamma = float(np.min(V @ e)) / ne if ne > 0 else 0.0
-            if gamma <= 0:
+            T = self.ray_sum_bound(V)
+            if not np.isfinite(T):
                 return float("inf")
-            val += eps * p.dual_norm(e / ne) / gamma
+            val += eps * T
         return val
 
-    def _program(self, V, gl, B, wN):
-        """Solve ``max_{t >= 0, V^T t in Omega} gl^T t - sum_i w_i (b_i^T t)_+`` (Clarabel).
+    def ray_sum_bound(self, V):
+        """``T >= sum_j t_j`` for every ``x = V^T t`` in ``C cap Omega`` (unit rays)."""
+        e = V.sum(axis=0)
+        ne = np.linalg.norm(e)
+        gamma = float(np.min(V @ e)) / ne if ne > 0 else 0.0
+        if gamma <= 0:
+            return float("inf")
+        return self.p.dual_norm(e / ne) / gamma
 
-        Returns ``(t, sigma, y)`` (multipliers of the rows ``B`` and of ``Omega``) or None.
+    def _program(self, V, gl, B, wN, AT=None, alpha=None, beta=None, lamT=None):
+        """Solve the node's relaxation (Clarabel); return ``(t, sigma, rho, y)`` or None.
+
+        ``max_{t >= 0, V^T t in Omega} gl^T t - sum_i w_i (b_i^T t)_+ + sum_T lam_i r_i``
+        with ``r_i <= sum_j t_j (A_ij)_+`` and ``r_i <= alpha_i A_i t + beta_i`` for the
+        triangle rows ``T`` (whose envelope is not in ``gl``). ``sigma``, ``rho`` and ``y``
+        are the multipliers of the ``k`` rows, of the envelope rows and of ``Omega``.
         """
         import scipy.sparse as sp
 
         p = self.p
         m, D = V.shape
         K = B.shape[0]
+        KT = 0 if AT is None else AT.shape[0]
         Vu = V[:, :-1] if p.free else V
         du = Vu.shape[1]
-        # rows: [t >= 0 (m) | s >= 0 (K) | B t - s <= 0 (K) | |v_b^T t| <= R (2, free) | SOC]
-        r_box = m + 2 * K
+        # variables [t (m) | s (K) | r (KT)]; rows [t >= 0 | s >= 0 | B t - s <= 0 |
+        # r - (A_T)_+ t <= 0 | r - alpha A_T t <= beta | |v_b^T t| <= R (free) | SOC]
+        r_s, r_B, r_E, r_T = m, m + K, m + 2 * K, m + 2 * K + KT
+        r_box = m + 2 * K + 2 * KT
         n_nonneg = r_box + (2 if p.free else 0)
         n_rows = n_nonneg + 1 + du
-        # t-columns: -1 at row j, B[:, j] at rows m+K.., (v_b, -v_b), -Vu[j] at SOC rows
-        col_t = [np.full((1, m), -1.0), B]
-        row_t = [np.arange(m)[None, :], (m + K + np.arange(K))[:, None] + np.zeros((1, m), int)]
+        c_s, c_r = m, m + K
+        R, C, X = [], [], []
+
+        def put(r0, c0, M):
+            M = np.atleast_2d(M)
+            i, j = np.nonzero(M)
+            R.append(i + r0)
+            C.append(j + c0)
+            X.append(M[i, j])
+
+        def eye(r0, c0, k, v):
+            R.append(np.arange(k) + r0)
+            C.append(np.arange(k) + c0)
+            X.append(np.full(k, v))
+
+        eye(0, 0, m, -1.0)
+        if K:
+            eye(r_s, c_s, K, -1.0)
+            put(r_B, 0, B)
+            eye(r_B, c_s, K, -1.0)
+        if KT:
+            put(r_E, 0, -np.maximum(AT, 0.0))
+            eye(r_E, c_r, KT, 1.0)
+            put(r_T, 0, -alpha[:, None] * AT)
+            eye(r_T, c_r, KT, 1.0)
         if p.free:
-            col_t.append(np.vstack([V[:, -1], -V[:, -1]]))
-            row_t.append(np.array([[r_box], [r_box + 1]]) + np.zeros((1, m), int))
-        col_t.append(-Vu.T)
-        row_t.append((n_nonneg + 1 + np.arange(du))[:, None] + np.zeros((1, m), int))
-        vt = np.vstack(col_t)  # (entries per column, m)
-        it = np.vstack(row_t)
-        per_t = vt.shape[0]
-        data = np.concatenate([vt.T.ravel(), np.full(2 * K, -1.0)])
-        idx_s = np.vstack([m + np.arange(K), m + K + np.arange(K)]).T.ravel()
-        indices = np.concatenate([it.T.ravel(), idx_s]).astype(np.int64)
-        indptr = np.concatenate([np.arange(m + 1) * per_t,
-                                 m * per_t + 2 * np.arange(1, K + 1)]).astype(np.int64)
-        Amat = sp.csc_matrix((data, indices, indptr), shape=(n_rows, m + K))
+            put(r_box, 0, np.vstack([V[:, -1], -V[:, -1]]))
+        put(n_nonneg + 1, 0, -Vu.T)
+        nv = m + K + KT
+        Amat = sp.csc_matrix((np.concatenate(X), (np.concatenate(R), np.concatenate(C))),
+                             shape=(n_rows, nv))
         bvec = np.zeros(n_rows)
+        if KT:
+            bvec[r_T:r_T + KT] = beta
         if p.free:
             bvec[r_box:r_box + 2] = p.R
         bvec[n_nonneg] = 1.0
-        q = np.concatenate([-gl, wN])
-        nv = m + K
+        q = np.concatenate([-gl, wN, -lamT if KT else np.zeros(0)])
         Pm = sp.csc_matrix((nv, nv))
         cones = [self.clarabel.NonnegativeConeT(n_nonneg),
                  self.clarabel.SecondOrderConeT(1 + du)]
@@ -514,12 +553,13 @@ class _NodeSolver:
         if not (np.all(np.isfinite(xs)) and np.all(np.isfinite(zs))):  # pragma: no cover
             return None
         t = np.maximum(xs[:m], 0.0)
-        sigma = np.clip(zs[m + K:m + 2 * K] / np.where(wN > 0, wN, 1.0), 0.0, 1.0)
+        sigma = np.clip(zs[r_B:r_B + K] / np.where(wN > 0, wN, 1.0), 0.0, 1.0)
+        rho = np.clip(zs[r_E:r_E + KT] / lamT, 0.0, 1.0) if KT else np.zeros(0)
         y = np.empty(D)
         y[:du] = -zs[n_nonneg + 1:n_nonneg + 1 + du]
         if p.free:
             y[-1] = zs[r_box] - zs[r_box + 1]
-        return t, sigma, y
+        return t, sigma, rho, y
 
     def solve(self, node, prune_at=-np.inf, max_rounds=4):
         """Bound the node; return ``(bound, t, x, crossP)``.
@@ -541,6 +581,20 @@ class _NodeSolver:
         var = np.abs(sref) <= _VAR_COS * scale_ref
         sigma = np.zeros(p.Z.shape[0])
         sigma[lin] = 1.0
+        # triangle (chord) bounds of the crossing h rows on [l_i, u_i] (wide cones)
+        sl = node.sign * p.lam
+        AP = A[crossP]
+        lamP = sl[crossP]
+        Tsum = self.ray_sum_bound(V)
+        ns = (np.linalg.norm(p.Z[crossP, :-1], axis=1) + p.R) if p.free else p.rownorm[crossP]
+        with np.errstate(invalid="ignore"):
+            u = np.minimum(ns, Tsum * np.maximum(AP, 0.0).max(axis=1, initial=0.0))
+            lo = -np.minimum(ns, Tsum * np.maximum(-AP, 0.0).max(axis=1, initial=0.0))
+        width = u - lo
+        ok_tri = np.isfinite(width) & (width > 0)
+        alpha = np.where(ok_tri, u / np.where(ok_tri, width, 1.0), 0.0)
+        beta = np.where(ok_tri, -u * lo / np.where(ok_tri, width, 1.0), 0.0)
+        tri_on = np.zeros(crossP.size, dtype=bool)
         best = (node.bound, None, None)
         for rnd in range(max_rounds + 1):
             if rnd == max_rounds:
@@ -549,25 +603,31 @@ class _NodeSolver:
             sig = sigma.copy()
             sig[crossN[on]] = 1.0
             klin = p.Z.T @ (w * sig)
-            gl = g - V @ klin
-            res = self._program(V, gl, A[crossN[var]], w[crossN[var]])
+            AT = AP[tri_on]
+            gl = g - V @ klin - np.maximum(AT, 0.0).T @ lamP[tri_on]
+            res = self._program(V, gl, A[crossN[var]], w[crossN[var]], AT, alpha[tri_on],
+                                beta[tri_on], lamP[tri_on])
             if res is None:  # pragma: no cover - keep the parent's bound
                 self.failures += 1
                 break
-            t, sv, y = res
+            t, sv, rho, y = res
             sig[crossN[var]] = sv
-            bound = self.certify(node, sig, y, g)
+            tri = (crossP[tri_on], AT, alpha[tri_on], beta[tri_on], rho)
+            bound = self.certify(node, sig, y, g, tri)
             x = V.T @ t
             if bound < best[0] or best[1] is None:
                 best = (min(bound, node.bound), t, x)
-            if bound <= prune_at or var.all():
+            if bound <= prune_at or rnd == max_rounds:
                 break
             sx = ZN @ x
             tolx = 1e-9 * p.rownorm[crossN] * (np.linalg.norm(x) + 1e-300)
             wrong = ~var & (((sx < -tolx) & fixed_on) | ((sx > tolx) & ~fixed_on))
-            if not wrong.any():
+            env = np.maximum(AP, 0.0) @ t
+            cut = _TRIANGLES & ok_tri & ~tri_on & (alpha * (AP @ t) + beta < env * (1 - 1e-6))
+            if not wrong.any() and not cut.any():
                 break
             var |= wrong
+            tri_on |= cut
         return best[0], best[1], best[2], crossP
 
 
