@@ -1,7 +1,7 @@
 """``python -m benchmarks [SUITE] [options]``: run one benchmark suite of this folder.
 
 Without a suite name it runs the enumeration benchmark (``--quick``, ``--out PATH``).
-Suites: ``enumeration``, ``certify``, ``cvxpy``, ``solvers``, ``column_generation``; each
+Suites: ``enumeration``, ``certify``, ``cvxpy``, ``solvers``, ``column_generation``, ``bnb``; each
 is ``benchmarks/bench_<suite>.py`` and takes its own options (``python -m benchmarks
 SUITE --help``).
 """
