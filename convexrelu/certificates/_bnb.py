@@ -312,7 +312,7 @@ class _Node:
     def __init__(self, sign, V, masks, next_id, bound, depth=0):
         self.sign = sign
         self.V = V  # (m, D) unit rays
-        self.masks = masks  # list of int bitmasks: the constraints tight at each ray
+        self.masks = masks  # (m, n_constraints) bool: the facets tight at each ray
         self.next_id = next_id
         self.bound = bound
         self.solved = False
@@ -323,7 +323,11 @@ class _Node:
 
 
 def _simplex_fan(D):
-    """``D + 1`` simplicial cones covering ``R^D`` (around a regular simplex's vertices)."""
+    """``D + 1`` simplicial cones covering ``R^D`` (around a regular simplex's vertices).
+
+    Returns ``(V, masks, n_constraints)`` per cone: unit rays and the boolean matrix of the
+    facets tight at each ray (facet ``j``, opposite to ray ``j``, is tight at the others).
+    """
     if D == 1:
         W = np.array([[1.0], [-1.0]])
     else:
@@ -333,34 +337,28 @@ def _simplex_fan(D):
         W /= np.linalg.norm(W, axis=1, keepdims=True)
     cones = []
     for k in range(W.shape[0]):
-        idx = [j for j in range(W.shape[0]) if j != k]
-        V = W[idx]
-        # facet j (opposite to ray j) is tight at every other ray
-        full = (1 << len(idx)) - 1
-        masks = [full & ~(1 << j) for j in range(len(idx))]
-        cones.append((V, masks, len(idx)))
+        V = np.delete(W, k, axis=0)
+        masks = ~np.eye(V.shape[0], dtype=bool)
+        cones.append((V, masks, V.shape[0]))
     return cones
 
 
 def _adjacent_pairs(masks, pos, neg, D):
-    """Pairs ``(p, q)`` of adjacent extreme rays (combinatorial test of double description)."""
-    out = []
-    need = D - 2
-    allm = masks
-    for p in pos:
-        mp = allm[p]
-        for q in neg:
-            common = mp & allm[q]
-            if bin(common).count("1") < need:
-                continue
-            ok = True
-            for r in range(len(allm)):
-                if r != p and r != q and (allm[r] & common) == common:
-                    ok = False
-                    break
-            if ok:
-                out.append((p, q))
-    return out
+    """Pairs ``(p, q)`` of adjacent extreme rays (combinatorial test of double description).
+
+    ``p`` and ``q`` are adjacent iff their common tight set has at least ``D - 2`` facets
+    and no other ray is tight on all of them.
+    """
+    Mf = masks.astype(np.float64)
+    cnt = Mf[pos] @ Mf[neg].T  # |common tight set| for every pair
+    ip, iq = np.nonzero(cnt >= D - 2)
+    if ip.size == 0:
+        return []
+    P, Q = pos[ip], neg[iq]
+    common = Mf[P] * Mf[Q]  # (k, c)
+    contain = (common @ Mf.T) >= cnt[ip, iq][:, None] - 0.5  # ray r is tight on all of them
+    ok = contain.sum(axis=1) == 2  # only p and q themselves
+    return list(zip(P[ok].tolist(), Q[ok].tolist()))
 
 
 def _split(node, a, D):
@@ -370,34 +368,32 @@ def _split(node, a, D):
     pos = np.flatnonzero(vals > _ZERO_TOL)
     neg = np.flatnonzero(vals < -_ZERO_TOL)
     zero = np.flatnonzero(np.abs(vals) <= _ZERO_TOL)
-    bit = 1 << node.next_id
+    pairs = [] if D == 1 else _adjacent_pairs(masks, pos, neg, D)
+    # one new facet column: tight at the rays on the hyperplane and at the new rays
+    grown = np.hstack([masks, np.zeros((masks.shape[0], 1), dtype=bool)])
+    grown[zero, -1] = True
     new_rays, new_masks = [], []
-    if D == 1:
-        pairs = []
-    else:
-        pairs = _adjacent_pairs(masks, pos, neg, D)
     for p, q in pairs:
         v = vals[p] * V[q] - vals[q] * V[p]
         nv = np.linalg.norm(v)
         if nv == 0:
             continue
         new_rays.append(v / nv)
-        new_masks.append((masks[p] & masks[q]) | bit)
-    zero_masks = [masks[j] | bit for j in zero]
+        mk = grown[p] & grown[q]
+        mk[-1] = True
+        new_masks.append(mk)
     children = []
     for side in (pos, neg):
         if side.size == 0:
             continue
-        rays = [V[side]]
-        cm = [masks[j] for j in side]
-        if zero.size:
-            rays.append(V[zero])
-            cm += zero_masks
+        keep = np.concatenate([side, zero])
+        rays = [V[keep]]
+        cm = [grown[keep]]
         if new_rays:
             rays.append(np.array(new_rays))
-            cm += new_masks
-        Vc = np.vstack(rays)
-        children.append(_Node(node.sign, Vc, cm, node.next_id + 1, node.bound, node.depth + 1))
+            cm.append(np.array(new_masks))
+        children.append(_Node(node.sign, np.vstack(rays), np.vstack(cm), node.next_id + 1,
+                              node.bound, node.depth + 1))
     return children
 
 
