@@ -436,7 +436,8 @@ def _solution(res, *, n_samples, formulation, tol, max_iter, d_aug) -> ConvexSol
         V = W = np.zeros((0, d_aug))
     if res["stalled"]:
         hint = ("No pattern violates the dual constraint beyond rounding, so the accuracy of "
-                "the restricted solves limits the gap: tighten inner_tol or loosen tol.")
+                "the restricted solves limits the gap: loosen tol (or, calling the solver "
+                "directly, tighten its inner_tol).")
     else:
         hint = ("Increase max_iter (rounds; now {}) or n_add (columns added per round), "
                 "raise time_limit, or loosen tol.".format(max_iter))
