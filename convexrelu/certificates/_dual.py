@@ -47,6 +47,8 @@ from typing import Optional
 
 import numpy as np
 
+from ._sweep import SweepPricer
+
 __all__ = ["DualConstraintValue", "dual_constraint", "pattern_value", "pattern_value_socp"]
 
 _VERIFY_RTOL = 1e-9
@@ -637,65 +639,6 @@ def _dual_constraint_vector(patterns, Xt, shift, R, Lam, free_bias, block_size):
 
 
 # --------------------------------------------------------------------------- 2-D sweep
-def _sweep_2d(X2: np.ndarray, lam: np.ndarray, centres: np.ndarray, chunk: int = 256):
-    """Exact ``max_{||u|| = 1, k} |sum_i lam_i ((x_i - p_k)^T u)_+|`` by angular sweeps.
-
-    For a centre ``p_k`` the active set ``{i : (x_i - p_k)^T u > 0}`` changes only at the
-    ``2n`` angles ``angle(x_i - p_k) +- pi/2``; between two of them the functional is
-    ``w^T u`` with ``w`` a running sum, maximised over the arc in closed form.
-
-    Returns ``(value, u, k, sign)``.
-    """
-    twopi = 2.0 * np.pi
-    best = (-np.inf, np.array([1.0, 0.0]), -1, 1)
-    for s0 in range(0, centres.shape[0], chunk):
-        Pk = centres[s0:s0 + chunk]  # (K, 2)
-        V = X2[None, :, :] - Pk[:, None, :]  # (K, n, 2)
-        zero = np.all(V == 0, axis=2)
-        phi = np.arctan2(V[..., 1], V[..., 0])
-        enter = np.mod(phi - np.pi / 2, twopi)
-        leave = np.mod(phi + np.pi / 2, twopi)
-        LV = lam[None, :, None] * V
-        LV[zero] = 0.0
-        # active just before angle 0, as the events see it: the active arc
-        # (enter, enter + pi) wraps past 2*pi exactly when enter > leave. Deciding this
-        # from the event angles (not from the sign of V[..., 0]) keeps the running sum
-        # consistent when a point lies exactly on the vertical through the centre
-        # (V[..., 0] == 0, common on discretised data): its event at angle 0 must not be
-        # counted twice.
-        act0 = enter > leave
-        w0 = np.einsum("kn,knj->kj", act0.astype(float), LV)  # (K, 2)
-        E = np.concatenate([enter, leave], axis=1)  # (K, 2n)
-        Dl = np.concatenate([LV, -LV], axis=1)  # (K, 2n, 2)
-        order = np.argsort(E, axis=1, kind="stable")
-        E = np.take_along_axis(E, order, axis=1)
-        Dl = np.take_along_axis(Dl, order[..., None], axis=1)
-        K = Pk.shape[0]
-        Wa = np.concatenate([w0[:, None, :], w0[:, None, :] + np.cumsum(Dl, axis=1)], axis=1)
-        A = np.concatenate([np.zeros((K, 1)), E], axis=1)  # arc starts
-        B = np.concatenate([E, np.full((K, 1), twopi)], axis=1)  # arc ends
-        ua = np.stack([np.cos(A), np.sin(A)], axis=-1)
-        ub = np.stack([np.cos(B), np.sin(B)], axis=-1)
-        nw = np.linalg.norm(Wa, axis=2)
-        psi = np.mod(np.arctan2(Wa[..., 1], Wa[..., 0]), twopi)
-        for sgn in (1, -1):
-            ps = psi if sgn == 1 else np.mod(psi + np.pi, twopi)
-            inside = (ps >= A) & (ps <= B)
-            ea = sgn * np.einsum("kaj,kaj->ka", Wa, ua)
-            eb = sgn * np.einsum("kaj,kaj->ka", Wa, ub)
-            val = np.where(inside, nw, np.maximum(ea, eb))
-            idx = int(np.argmax(val))
-            v = float(val.flat[idx])
-            if v > best[0]:
-                kk, aa = np.unravel_index(idx, val.shape)
-                if inside[kk, aa] and nw[kk, aa] > 0:
-                    u = sgn * Wa[kk, aa] / nw[kk, aa]
-                else:
-                    u = ua[kk, aa] if ea[kk, aa] >= eb[kk, aa] else ub[kk, aa]
-                best = (v, u, s0 + int(kk), sgn)
-    return best
-
-
 def dual_constraint_2d(X, lam, *, bias: bool) -> DualConstraintValue:
     """Exact ``M(lambda)`` for two features by angular sweeps, without listing patterns.
 
@@ -722,8 +665,9 @@ def dual_constraint_2d(X, lam, *, bias: bool) -> DualConstraintValue:
     lam = np.asarray(lam, dtype=np.float64)
     if X.ndim != 2 or X.shape[1] != 2:
         raise ValueError(f"dual_constraint_2d needs data with two features; got shape {X.shape}.")
-    centres = X if bias else np.zeros((1, 2))
-    v, u, k, sgn = _sweep_2d(X, lam, centres)
+    values, U, signs = SweepPricer(X, bias=bias).per_centre(lam)
+    k = int(np.argmax(values))
+    v, u, sgn = float(values[k]), U[k], int(signs[k])
     if bias:
         tot = float(np.linalg.norm(X.T @ lam))
         if abs(lam.sum()) > 1e-12 * (1.0 + np.abs(lam).sum()):

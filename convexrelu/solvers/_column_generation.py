@@ -32,7 +32,7 @@ solutions leave the dual constraint violated by ~``1e-6`` relative, which stalle
 certified gap at ~``4e-6``; after the polish it closes to ~``1e-10``. Blocks below
 ``_DROP_RTOL = 1e-6`` of the largest count as zero (they leave the working set after two
 rounds). In the 2-D sweep case the per-round pricing uses
-:class:`~convexrelu.solvers._cg_sweep.SweepPricer` (event order sorted once per data
+:class:`~convexrelu.certificates._sweep.SweepPricer` (event order sorted once per data
 set); the final certificate is always ``dual_constraint_2d``.
 
 Measured (``OMP_NUM_THREADS=1 python benchmarks/bench_column_generation.py``), ``n = 1000``
@@ -64,12 +64,12 @@ from sklearn.exceptions import ConvergenceWarning
 
 from sklearn.utils._param_validation import Interval
 
+from ..certificates._sweep import SweepPricer
 from ..certificates._gap import (centred_dual, dual_point, pattern_correlations,
                                  relative_gap, within_tol)
 from ..program import ConvexProgram, ConvexSolution
 from ._base import BaseSolver, get_solver
 from ._cg_inner import CompressedReluSolver, polish_support, repair_feasibility
-from ._cg_sweep import SweepPricer
 
 __all__ = ["ColumnGenerationSolver", "column_generation"]
 

@@ -1,4 +1,4 @@
-"""Top-k pricing for 2-D column generation: the angular sweep with a precomputed order.
+"""The 2-D angular sweep (one implementation): exact certificates and top-k pricing.
 
 For two features and a free (or no) hidden bias, the dual-constraint functional
 (docs/mathematics.rst §4.2, §8.2, §8.5)
@@ -9,18 +9,15 @@ For two features and a free (or no) hidden bias, the dual-constraint functional
         \\big((x_i - p_k)^\\top u\\big)_+\\Big|
 
 is evaluated by sweeping the direction ``u`` around every centre ``p_k`` (the data points
-with a bias, the origin without), exactly as
-:func:`convexrelu.certificates._dual.dual_constraint_2d` does. The active set around a
+with a bias, the origin without); :func:`convexrelu.certificates._dual.dual_constraint_2d`
+takes the best centre, column generation the best few. The active set around a
 centre changes only at the ``2n`` angles ``angle(x_i - p_k) +- pi/2``, and **their order
 does not depend on** ``lambda``: :class:`SweepPricer` sorts the events once per data set
 and every later evaluation is a gather, a cumulative sum and closed-form arc maxima
 (no sort, no trigonometry of the events).
 
-Unlike the certified evaluation, which returns only the global maximiser,
 :meth:`SweepPricer.top_k` returns the best neuron of each centre, so that many violating
-columns can be added per column-generation round. The value it reports is used only to
-steer the column generation; the final certificate is always recomputed by
-``dual_constraint_2d``.
+columns can be added per column-generation round.
 """
 
 from __future__ import annotations
@@ -66,7 +63,10 @@ class SweepPricer:
             phi = np.arctan2(V[..., 1], V[..., 0])
             enter = np.mod(phi - np.pi / 2, _TWOPI)
             leave = np.mod(phi + np.pi / 2, _TWOPI)
-            act0 = enter > leave  # active just before angle 0 (see _sweep_2d)
+            # active just before angle 0, as the events see it: the active arc (enter,
+            # enter + pi) wraps past 2 pi exactly when enter > leave (deciding it from the
+            # events keeps a point on the vertical through the centre from counting twice)
+            act0 = enter > leave
             act0[zero] = False
             E = np.concatenate([enter, leave], axis=1)  # (K, 2n)
             order = np.argsort(E, axis=1, kind="stable")
