@@ -223,3 +223,17 @@ def test_badly_scaled_optimum_is_certified():
         assert cert.optimal, (name, cert.relative_gap)
     reg = cr.ConvexReLURegressor(alpha=0.05, patterns="exact").fit(X, y)
     assert reg.certificate_.optimal
+
+
+def test_stalled_loop_hint_names_the_estimators_parameter_first():
+    """Issue: the solver warning advised 'lower inner_tol', which the estimators do not
+    take; the remedy now names tol (theirs) and inner_tol only for direct solver use."""
+    from convexrelu.solvers._column_generation import _solution
+
+    res = dict(V=None, W=None, c0=0.0, primal=1.0, gap=1e-3, lam=np.zeros(3),
+               converged=False, stalled=True, rounds=3, n_inner=3, history=[],
+               time=0.0, patterns=None, exact=True)
+    hint = _solution(res, n_samples=3, formulation="relu", tol=1e-6, max_iter=5,
+                     d_aug=2).info["hint"]
+    assert hint.index("loosen tol") < hint.index("inner_tol")
+    assert "calling the solver directly" in hint
