@@ -258,7 +258,7 @@ _DOC_GRID = """alphas : None, int or array-like, default=None
     eps : float in (0, 1), default=1e-3
         The grid's smallest value over ``alpha_max``.
     cv : int, cross-validation generator or iterable, default=None
-        As in scikit-learn (:func:`sklearn.model_selection.check_cv`): None is 5-fold"""
+        As in scikit-learn (``sklearn.model_selection.check_cv``): None is 5-fold"""
 
 _DOC_REST = """scoring : str, callable or None, default=None
         A scikit-learn scorer name or a callable ``scorer(estimator, X, y)``. None: the
@@ -338,8 +338,8 @@ random_state, verbose
 
     See Also
     --------
-    ConvexReLURegressor : the estimator at one ``alpha``.
-    sklearn.linear_model.LassoCV : the model of this interface.
+    ConvexReLURegressor : the estimator at one ``alpha`` (scikit-learn's ``LassoCV`` is
+        the model of this interface).
 
     References
     ----------
@@ -463,8 +463,8 @@ verbose
 
     See Also
     --------
-    ConvexReLUClassifier : the estimator at one ``alpha``.
-    sklearn.linear_model.LogisticRegressionCV : the model of this interface.
+    ConvexReLUClassifier : the estimator at one ``alpha`` (scikit-learn's
+        ``LogisticRegressionCV`` is the model of this interface).
 
     References
     ----------
