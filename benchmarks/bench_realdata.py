@@ -310,8 +310,10 @@ def describe_certificate(cert, n_patterns=None):
         return f"optimal (exact, {over}{cons})"
     if cert.exact:
         return f"not optimal, rel. gap {cert.relative_gap:.0e} (exact, {over}{cons})"
-    if "heuristic" in kind.lower():
-        return f"heuristic: best violation M/β={cert.dual_ratio:.2g}, not a proof"
+    if getattr(cert, "heuristic", False) or "heuristic" in kind.lower() or \
+            kind == "local_search":
+        return (f"heuristic (local search): best violation M/β={cert.dual_ratio:.2g}, "
+                "not a proof")
     return (f"sampled, not a proof (rel. gap {cert.relative_gap:.0e} over {over}, "
             f"M/β={cert.dual_ratio:.2g})")
 

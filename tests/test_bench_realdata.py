@@ -105,7 +105,9 @@ def test_describe_certificate(bench):
     assert d(cert(exact=False, optimal=False, relative_gap=0.5, dual_ratio=1.7)) == \
         "sampled, not a proof (rel. gap 5e-01 over 12 patterns, M/β=1.7)"
     assert d(cert(exact=False, optimal=False, dual_ratio=1.7, info={"method": "heuristic"})) \
-        == "heuristic: best violation M/β=1.7, not a proof"
+        == "heuristic (local search): best violation M/β=1.7, not a proof"
+    assert d(cert(exact=False, optimal=False, dual_ratio=1.2, heuristic=True)) \
+        == "heuristic (local search): best violation M/β=1.2, not a proof"
     worst = d([cert(), cert(optimal=False, relative_gap=0.2), cert()])
     assert worst == "not optimal, rel. gap 2e-01 (exact, 12 patterns) [worst of 3 outputs]"
 
