@@ -213,9 +213,13 @@ class _ConvexReLUBase(BaseEstimator):
                 else pats
         else:
             # sampled patterns: against every network of any width, exactly when the
-            # arrangement can be listed, else by a local search for violating neurons
-            # (heuristic, never called a proof)
-            patterns = "auto"
+            # arrangement is small enough to list (10 x max_patterns), else by a local
+            # search for violating neurons (heuristic, never called a proof)
+            try:
+                patterns = enumerate_patterns(X, bias=self.bias,
+                                              max_patterns=10 * self.max_patterns)
+            except PatternLimitError:
+                patterns = "search"
         return certify(net, X, y, alpha=self.alpha_, loss=loss, patterns=patterns,
                        tol=self.tol, hidden_bias=self.bias, penalize_bias=self.penalize_bias)
 
@@ -397,11 +401,11 @@ class ConvexReLURegressor(RegressorMixin, _ConvexReLUBase):
         The duality-gap certificate of ``network_`` against every two-layer ReLU network
         of any width (``None`` with ``certify=False``). It checks all patterns
         (``certificate_.exact``, and ``optimal`` when the relative gap is within ``tol``)
-        when ``patterns_`` is exact. With sampled patterns it is
-        ``certify(..., patterns="auto")``: exact when the arrangement can be listed,
-        otherwise the best violating neuron a local search finds (``heuristic``, never a
-        proof). With several outputs, one certificate per output's scalar problem (its
-        share of ``objective_``).
+        when ``patterns_`` is exact. With sampled patterns it checks the whole arrangement
+        when it has at most ``10 * max_patterns`` patterns, and otherwise reports the best
+        violating neuron a local search finds (``heuristic``, never a proof). With several
+        outputs, one certificate per output's scalar problem (its share of
+        ``objective_``).
     n_features_in_ : int
 
     References

@@ -435,14 +435,15 @@ def certify(
     loss : {"squared", "logistic", "hinge", "softmax", "mse"} or Loss, optional
         Default: from the sklearn model, else ``"squared"``. ``"squared"`` is
         ``(1/2)(z - y)^2`` per sample; ``"mse"`` is torch's ``MSELoss`` ``(z - y)^2``.
-    patterns : "auto", "exact", int or ActivationPatterns, default="auto"
+    patterns : "auto", "exact", "search", int or ActivationPatterns, default="auto"
         ``"exact"``: all patterns (:func:`convexrelu.enumerate_patterns`; refused with a
         ``PatternLimitError`` when there are too many); ``"auto"``: the same when the
         patterns can be listed (or swept, two features), otherwise a heuristic local search
         for the most violating neuron (:func:`~convexrelu.certificates.search_violators`,
         seeded with the network's own neurons): the certificate then has
         ``method="local_search"``, ``exact=False`` and ``optimal=False``, and its lower
-        bound is not valid (the search can miss violations); an int ``N``: ``N`` sampled
+        bound is not valid (the search can miss violations); ``"search"``: that local
+        search directly, without trying to list the patterns; an int ``N``: ``N`` sampled
         Gaussian gates (NOT a proof); or a precomputed pattern set.
     tol : float, default=1e-6
         Relative-gap tolerance for ``optimal``.
@@ -562,10 +563,12 @@ def certify(
     sweep = search = False
     pats = None
     method = "patterns"
-    if isinstance(patterns, str):
+    if isinstance(patterns, str) and patterns == "search":
+        search, method = True, "local_search"
+    elif isinstance(patterns, str):
         if patterns not in ("auto", "exact"):
-            raise ValueError(f"patterns must be 'auto', 'exact', a positive int or an "
-                             f"ActivationPatterns; got {patterns!r}.")
+            raise ValueError(f"patterns must be 'auto', 'exact', 'search', a positive int or "
+                             f"an ActivationPatterns; got {patterns!r}.")
         from ..arrangements import PatternLimitError
 
         # two features with a free (or no) hidden bias: exact angular sweep, no listing
