@@ -393,15 +393,21 @@ def _fit_scnn(Xtr, Xte, ytr, yte, task):
     default = ConvexReLURegressor() if task == "regression" else ConvexReLUClassifier()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        P = default._get_patterns(Xtr).n_patterns  # the default fit's pattern count
+        pats = default._get_patterns(Xtr)
+    P = pats.n_patterns  # the default fit's pattern count
     if task == "regression":
         offset = ytr.mean(0)
         Y = (ytr - offset).reshape(ytr.shape[0], -1)
+        Yfit = ytr.reshape(ytr.shape[0], -1)
     else:
         classes = np.unique(ytr)
         Y = (ytr[:, None] == classes[None, :]).astype(float)
+        Yfit = np.where(Y > 0, 1.0, -1.0)[:, 1:] if classes.size == 2 else \
+            np.where(Y > 0, 1.0, -1.0)
     n = Xtr.shape[0]
-    lam = default.alpha / n  # bench_solvers.build: alpha = lam * n (scnn's c-output form)
+    # the default fit's alpha ("auto" resolved on its own patterns)
+    alpha = default._resolve_alpha(Xtr, Yfit, default.loss, pats)
+    lam = alpha / n  # bench_solvers.build: alpha = lam * n (scnn's c-output form)
     progs = bench_solvers.build(Xtr, Y, True, P, "gated_relu", lam)
     p0 = progs[0]
     model = ConvexGatedReLU(p0.patterns.gates, c=Y.shape[1])
@@ -426,7 +432,7 @@ def _fit_scnn(Xtr, Xte, ytr, yte, task):
         score = float(r2_score(yte, pred.reshape(np.shape(yte))))
     else:
         score = float(np.mean(classes[np.argmax(Z, axis=1)] == yte))
-    label = f"gated sq, penalised bias, α={default.alpha:g} (lam={lam:.3g})"
+    label = f"gated sq, penalised bias, α={alpha:g} (lam={lam:.3g})"
     cert = "-" if ev is None else (
         f"gated program only: rel. gap {ev['rel_gap']:.0e} over its {G.shape[1]} gates, "
         "not a ReLU certificate")
