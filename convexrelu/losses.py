@@ -298,7 +298,32 @@ def _encode_real_targets(y, name: str) -> np.ndarray:
     return y
 
 
-class SquaredLoss(Loss):
+class _RegressionLoss(Loss):
+    """Shared pieces of the losses on real targets with scikit-learn's ``1/c`` output share:
+    the ``n_outputs`` parameter, the Lipschitz bound and the target encoding."""
+
+    smooth = True
+
+    def _c(self, y: np.ndarray) -> int:
+        return _output_count(y, self.n_outputs)
+
+    @property
+    def lipschitz(self) -> float:  # type: ignore[override]
+        """``1`` (an upper bound for ``1/c``)."""
+        return 1.0
+
+    def encode_targets(self, y) -> np.ndarray:
+        """Float targets of shape ``(n,)`` or ``(n, c)``; a column ``(n, 1)`` is flattened.
+
+        Raises
+        ------
+        ValueError
+            If ``y`` is not numeric, not 1-D/2-D, empty or not finite.
+        """
+        return _encode_real_targets(y, self.name)
+
+
+class SquaredLoss(_RegressionLoss):
     """Squared loss, scaled like scikit-learn's ``MLPRegressor``.
 
     For targets of shape ``(n_samples,)`` or ``(n_samples, c)``:
@@ -322,21 +347,12 @@ class SquaredLoss(Loss):
     """
 
     name = "squared"
-    smooth = True
 
     def __init__(self, n_outputs: Optional[int] = None) -> None:
         self.n_outputs = _check_n_outputs(n_outputs)
 
     def _params(self) -> dict:
         return {} if self.n_outputs is None else {"n_outputs": self.n_outputs}
-
-    def _c(self, y: np.ndarray) -> int:
-        return _output_count(y, self.n_outputs)
-
-    @property
-    def lipschitz(self) -> float:  # type: ignore[override]
-        """``1`` (an upper bound for ``1/c``)."""
-        return 1.0
 
     def value(self, z, y) -> float:
         """``(1/(2c)) ||z - y||^2``."""
@@ -394,18 +410,8 @@ class SquaredLoss(Loss):
         c = self.n_outputs or (1 if y.dim() < 2 else int(y.shape[1]))
         return 0.5 * ((z - y) ** 2).sum() / c
 
-    def encode_targets(self, y) -> np.ndarray:
-        """Float targets of shape ``(n,)`` or ``(n, c)``; a column ``(n, 1)`` is flattened.
 
-        Raises
-        ------
-        ValueError
-            If ``y`` is not numeric, not 1-D/2-D, empty or not finite.
-        """
-        return _encode_real_targets(y, self.name)
-
-
-class HuberLoss(Loss):
+class HuberLoss(_RegressionLoss):
     """Huber loss (robust regression), with the same ``1/c`` scaling as :class:`SquaredLoss`.
 
     With the residual :math:`r = z - y` and threshold :math:`\\delta > 0`,
@@ -437,7 +443,6 @@ class HuberLoss(Loss):
     """
 
     name = "huber"
-    smooth = True
 
     def __init__(self, delta: float = 1.0, n_outputs: Optional[int] = None) -> None:
         try:
@@ -454,14 +459,6 @@ class HuberLoss(Loss):
         if self.n_outputs is not None:
             out["n_outputs"] = self.n_outputs
         return out
-
-    def _c(self, y: np.ndarray) -> int:
-        return _output_count(y, self.n_outputs)
-
-    @property
-    def lipschitz(self) -> float:  # type: ignore[override]
-        """``1`` (an upper bound for ``1/c``)."""
-        return 1.0
 
     def value(self, z, y) -> float:
         """``(1/c) sum_i phi_delta(z_i - y_i)``."""
@@ -516,10 +513,6 @@ class HuberLoss(Loss):
 
         c = self.n_outputs or (1 if y.dim() < 2 else int(y.shape[1]))
         return torch.nn.functional.huber_loss(z, y, reduction="sum", delta=self.delta) / c
-
-    def encode_targets(self, y) -> np.ndarray:
-        """Float targets, as :meth:`SquaredLoss.encode_targets`."""
-        return _encode_real_targets(y, self.name)
 
 
 class _BinaryLoss(Loss):
