@@ -108,7 +108,7 @@ class _ConvexReLUCVBase:
 
     def _targets(self, y):
         """``(columns of the scalar programs, each column's loss)`` for ``alpha_max``."""
-        raise NotImplementedError
+        raise NotImplementedError  # pragma: no cover - abstract (each CV estimator defines it)
 
     def _full_patterns(self, X) -> ActivationPatterns:
         if isinstance(self.patterns, ActivationPatterns):
