@@ -312,6 +312,15 @@ class _RegressionLoss(Loss):
         """``1`` (an upper bound for ``1/c``)."""
         return 1.0
 
+    def best_dual_scale(self, lam, y, s_max: float) -> tuple[float, float]:
+        """Closed form ``s = clip(<lam, y> / (c ||lam||^2), 0, s_max)`` (the dual of both
+        losses is ``<lam, y> - (c/2)||lam||^2``), ``s_max`` capped by the dual domain."""
+        lam, y = self._pair(lam, y, "lam")
+        s_max = min(float(s_max), self.max_dual_scale(lam, y))
+        nrm2 = float(np.sum(lam * lam)) * self._c(y)
+        s = 0.0 if nrm2 == 0.0 else float(np.clip(np.sum(lam * y) / nrm2, 0.0, s_max))
+        return s, float(self.dual_objective(s * lam, y))
+
     def encode_targets(self, y) -> np.ndarray:
         """Float targets of shape ``(n,)`` or ``(n, c)``; a column ``(n, 1)`` is flattened.
 
@@ -389,13 +398,6 @@ class SquaredLoss(_RegressionLoss):
         """Closed form: the mean residual ``mean(y - z)`` (per column)."""
         z, y = self._pair(z, y)
         return np.mean(y - z, axis=0) if z.ndim == 2 else float(np.mean(y - z))
-
-    def best_dual_scale(self, lam, y, s_max: float) -> tuple[float, float]:
-        """Closed form ``s = clip(<lam, y> / (c ||lam||^2), 0, s_max)``."""
-        lam, y = self._pair(lam, y, "lam")
-        nrm2 = float(np.sum(lam * lam)) * self._c(y)
-        s = 0.0 if nrm2 == 0.0 else float(np.clip(np.sum(lam * y) / nrm2, 0.0, s_max))
-        return s, float(self.dual_objective(s * lam, y))
 
     def cvxpy_value(self, z, y):
         """``cp.sum_squares(z - y) / (2c)``; ``y`` may be a ``cp.Parameter``."""
@@ -490,14 +492,6 @@ class HuberLoss(_RegressionLoss):
         lam, y = self._pair(lam, y, "lam")
         m = float(np.max(np.abs(lam), initial=0.0))
         return float("inf") if m == 0 else self.delta / (self._c(y) * m)
-
-    def best_dual_scale(self, lam, y, s_max: float) -> tuple[float, float]:
-        """Closed form: the squared loss's scale, capped by the dual domain."""
-        lam, y = self._pair(lam, y, "lam")
-        s_max = min(float(s_max), self.max_dual_scale(lam, y))
-        nrm2 = float(np.sum(lam * lam)) * self._c(y)
-        s = 0.0 if nrm2 == 0.0 else float(np.clip(np.sum(lam * y) / nrm2, 0.0, s_max))
-        return s, float(self.dual_objective(s * lam, y))
 
     def cvxpy_value(self, z, y):
         """``cp.sum(cp.huber(z - y, delta)) / (2c)`` (cvxpy's huber is twice ours)."""
