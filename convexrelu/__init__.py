@@ -47,6 +47,11 @@ _LAZY = {
     "Certificate": "convexrelu.certificates",
     "ViolatingNeuron": "convexrelu.certificates",
     "dual_constraint": "convexrelu.certificates",
+    # settings
+    "set_config": "convexrelu._memory",
+    "get_config": "convexrelu._memory",
+    "config_context": "convexrelu._memory",
+    "MemoryBudgetError": "convexrelu._memory",
     # non-convex training (torch)
     "train_gradient_flow": "convexrelu.nonconvex",
     "compare_gradient_flow": "convexrelu.nonconvex",

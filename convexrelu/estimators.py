@@ -37,7 +37,7 @@ from .arrangements import sample_patterns
 from .losses import Loss, get_loss, loss_names
 from .network import ReLUNet
 from .program import ConvexProgram
-from .solvers import SOLVERS, BaseSolver, choose_solver, get_solver
+from .solvers import SOLVERS, BaseSolver, CvxpySolver, choose_solver, get_solver
 from .solvers._base import solver_class
 
 __all__ = ["ConvexReLURegressor", "ConvexReLUClassifier"]
@@ -96,7 +96,10 @@ class _ConvexReLUBase(BaseEstimator):
             if p.bias != bool(self.bias):
                 raise ValueError(f"bias={self.bias} but the given patterns were computed with "
                                  f"bias={p.bias}; recompute them or change bias.")
+            self._check_pattern_memory(X.shape[0], p.n_patterns, given=True)
             return p
+        n_max = int(p) if isinstance(p, numbers.Integral) else self.max_patterns
+        self._check_pattern_memory(X.shape[0], n_max, given=False)
         if isinstance(p, numbers.Integral) and not isinstance(p, bool):
             return sample_patterns(X, int(p), random_state=_seed(self.random_state),
                                    bias=self.bias)
@@ -117,6 +120,25 @@ class _ConvexReLUBase(BaseEstimator):
             stacklevel=user_stacklevel())  # the user's line, past sklearn's fit wrapper
         return sample_patterns(X, self.max_patterns, random_state=_seed(self.random_state),
                                bias=self.bias)
+
+    # bytes per (sample, pattern) of a fit: the bool masks and their float64 signs in the
+    # ConvexProgram (9), plus the float64 products X_aug @ G of sampling (8)
+    _BYTES_PER_MASK_ENTRY = 17
+    # bytes per (sample, pattern, feature) of a cvxpy problem over all patterns (measured:
+    # breast cancer, 426 x 31 with bias, 2000 patterns, 14.5 GB peak RSS)
+    _CVXPY_BYTES_PER_ENTRY = 500
+
+    def _check_pattern_memory(self, n: int, n_patterns: int, *, given: bool) -> None:
+        """Refuse a pattern set too large for the memory budget, before allocating it."""
+        from ._memory import check_memory
+
+        what = (f"the masks of the given {n_patterns} patterns over {n} samples" if given
+                else f"the masks of up to {n_patterns} patterns over {n} samples")
+        remedy = ("pass fewer patterns" if given else
+                  "lower max_patterns" if not isinstance(self.patterns, numbers.Integral)
+                  else "lower patterns (the number of sampled patterns)")
+        check_memory(self._BYTES_PER_MASK_ENTRY * n * n_patterns, what,
+                     remedy + " or fit on fewer samples")
 
     def _solver_name(self, loss) -> str:
         """The registered solver name (``solver="auto"`` resolved for the problem)."""
@@ -153,6 +175,7 @@ class _ConvexReLUBase(BaseEstimator):
         """
         if not (isinstance(self.alpha, str) and self.alpha == "auto"):
             return float(self.alpha)
+        from ._memory import block_size
         from .certificates._gap import dual_point
 
         loss = get_loss(loss)
@@ -163,7 +186,8 @@ class _ConvexReLUBase(BaseEstimator):
         for j in range(Y.shape[1]):
             y = col_loss.encode_targets(Y[:, j])
             lam, _ = dual_point(col_loss, np.zeros(y.shape[0]), y, output_bias=True)
-            for _, masks, _ in pats.iter_blocks(4096):
+            # blocks of the float64 product masks * lam within a quarter of the budget
+            for _, masks, _ in pats.iter_blocks(block_size(8 * X.shape[0], maximum=4096)):
                 C = (masks * lam[:, None]).T @ Xa[:, :k]
                 top = max(top, float(np.max(np.linalg.norm(C, axis=1), initial=0.0)))
         if top == 0.0:
@@ -249,9 +273,20 @@ class _ConvexReLUBase(BaseEstimator):
                 f"solver {self.solver!r} cannot solve formulation={self.formulation!r} (it "
                 f"handles {list(solver._formulations)}). Use solver='auto', or "
                 "formulation='gated_relu' with solver='fista'.")
+        if isinstance(solver, CvxpySolver):  # a conic problem over every pattern
+            from ._memory import check_memory
+
+            check_memory(self._CVXPY_BYTES_PER_ENTRY * prog.n_samples * prog.n_patterns
+                         * prog.d_aug,
+                         f"a cvxpy problem over {prog.n_patterns} patterns of {prog.n_samples} "
+                         f"samples and {prog.d_aug} columns",
+                         "use solver='auto' (never a conic problem over all patterns), or "
+                         "lower max_patterns")
         sol = solver.solve(prog, warm_start=warm)
         if keep is not None:
             keep.append(sol)
+        if self._grows(pats, loss):
+            sol = self._solve_grown(prog, sol)
         n_iter = sol.n_iter
         if self.formulation == "gated_relu":
             # the ReLU program restricted to the patterns the gated solution uses
@@ -271,6 +306,33 @@ class _ConvexReLUBase(BaseEstimator):
         if net.n_neurons > 0:
             net = net.prune(X, penalize_bias=self.penalize_bias)
         return net, n_iter, sol.status
+
+    # the local searches of a sampled fit (solve_grown) share this many seconds and calls;
+    # see _solve_grown for the measurements
+    _SEARCH_TIME = 10.0
+    _MAX_SEARCHES = 20
+
+    def _grows(self, pats, loss) -> bool:
+        """Whether the fit grows its pattern set by local search: ``patterns="auto"`` fell
+        back to sampling, ``solver="auto"`` resolved to ``"relu"``, ReLU formulation."""
+        return (not pats.exact and isinstance(self.patterns, str) and self.patterns == "auto"
+                and isinstance(self.solver, str) and self.solver == "auto"
+                and self.formulation == "relu" and self._solver_name(loss) == "relu")
+
+    def _solve_grown(self, prog, sol):
+        """The optimum over the sampled patterns ``sol``, grown by a local search for
+        violating neurons (:func:`~convexrelu.solvers._column_generation.solve_grown`)."""
+        from .solvers._column_generation import _block_sizes, solve_grown
+
+        support = _block_sizes(prog, sol.V, sol.W) > 0
+        rounds = {} if self.max_iter is None else {"max_iter": self.max_iter}
+        grown = solve_grown(prog, tol=self.tol, n_add=20, max_searches=self._MAX_SEARCHES,
+                            search_time=self._SEARCH_TIME,
+                            initial=prog.patterns.gates[:, support],
+                            random_state=_seed(self.random_state),
+                            verbose=int(bool(self.verbose)), **rounds)
+        grown.n_iter += sol.n_iter
+        return grown if grown.objective <= sol.objective else sol
 
     @staticmethod
     def _stack(nets) -> ReLUNet:

@@ -207,6 +207,11 @@ class ConvexProgram:
         self.fit_output_bias = bool(fit_output_bias)
         self.formulation = formulation
         self.X_aug = patterns.augment(X)
+        from ._memory import check_memory  # the bool masks and their float64 signs
+
+        check_memory(9 * X.shape[0] * patterns.n_patterns,
+                     f"the masks of {patterns.n_patterns} patterns over {X.shape[0]} samples",
+                     "use fewer patterns (max_patterns) or fewer samples")
         self.masks = patterns.masks
         self.signs = 2.0 * self.masks - 1.0
         d = X.shape[1]

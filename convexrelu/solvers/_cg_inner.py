@@ -138,6 +138,17 @@ def facet_rows(Xa: np.ndarray, mask: np.ndarray, gate: np.ndarray) -> np.ndarray
     return np.sort(nz[keep])
 
 
+def _check_clarabel_memory(n: int, n_cols: int, compress: bool) -> None:
+    """Refuse a restricted problem whose dense pieces exceed the memory budget: the design
+    ``B`` (n x n_cols), and its Gram matrix (compressed) or ``[-B, I]`` (uncompressed)."""
+    from .._memory import check_memory
+
+    dense = n * n_cols + (n_cols * n_cols if compress and n_cols < n else n * (n_cols + n))
+    check_memory(8 * dense, f"a restricted solve over {n_cols} columns and {n} samples",
+                 "use fewer patterns (max_patterns) or fewer samples, or a larger alpha "
+                 "(fewer active neurons)")
+
+
 class CompressedReluSolver(BaseSolver):
     """Exact solver of small ReLU programs with the squared loss (column-generation inner).
 
@@ -259,6 +270,7 @@ class CompressedReluSolver(BaseSolver):
         nb = 1 if program.fit_output_bias else 0
         npen = program.n_penalized
         c = 1.0 / float(program.loss.constant_curvature(program.y))
+        _check_clarabel_memory(n, nb + k * da, self.compress)
         # design of theta = (c0, v_1 - w_1, ..., v_k - w_k), scaled for (1/(2c))||.||^2
         B = np.empty((n, nb + k * da))
         if nb:

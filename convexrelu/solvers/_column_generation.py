@@ -182,6 +182,115 @@ class _SweepOracle:
         return M, cands
 
 
+class _SearchOracle:
+    """Sampled patterns, then a local search beyond them (heuristic pricing).
+
+    When the pattern arrangement is too large to list, the program's patterns are a
+    sample, and the optimum over them can be far from the optimum over all patterns
+    (docs/mathematics.rst §8.5). This oracle prices by two means:
+
+    * the sampled patterns, exactly (:class:`_PatternOracle`; each chunk's maximiser is
+      returned as its gate);
+    * a multistart local search for the most violating neurons over the whole
+      arrangement (:func:`~convexrelu.certificates.search_violators`, started also from
+      the best sampled gates), returning their directions as gates.
+
+    :meth:`evaluate` prices the sample until nothing in it violates the dual constraint
+    beyond ``tol``; then the loop calls :meth:`confirm`, which searches. While searches
+    find violators (from the start with ``search_first``, for a working set seeded with
+    the optimum over the sample), :meth:`evaluate` searches first (a search costs a
+    fraction of an exact pass over the sample) and prices the sample once a search finds
+    nothing; the loop stops when neither finds a violator within ``tol``. The loop runs on a
+    :class:`_GateWorkingSet`, so neurons found by the search join the working set
+    although no listed pattern holds them. A value found by the search is a *lower*
+    estimate of ``M(lambda)``: the gap of the result is a heuristic, never a proof
+    (``exact = False``). The searches share a budget of ``search_time`` seconds and
+    ``max_searches`` calls; once it is spent only the sample is priced.
+    """
+
+    exact = False
+
+    def __init__(self, patterns, X, *, beta: float, penalize_bias: bool, n_chunks: int,
+                 max_searches: int, search_time: float, n_starts: int = 8,
+                 n_samples: int = 1024, search_first: bool = False, random_state=None):
+        self.listed = _PatternOracle(patterns, X, penalize_bias=penalize_bias,
+                                     n_chunks=n_chunks, gated=False)
+        self.gates = patterns.gates
+        self.Xa = patterns.augment(X)
+        self.beta = float(beta)
+        self.free_bias = bool(patterns.bias and not penalize_bias)
+        self.n_add = max(1, int(n_chunks))
+        self.max_searches = int(max_searches)
+        self.search_time = float(search_time)
+        self.n_starts, self.n_samples = int(n_starts), int(n_samples)
+        self.rng = np.random.default_rng(random_state)
+        self._starts = None
+        self._growing = bool(search_first)  # search before pricing the sample
+        self._last = "listed"  # what the last evaluate priced
+        self.stats = {"n_searches": 0, "search_time": 0.0, "n_found": 0,
+                      "best_ratio": 0.0}
+
+    def _budget_left(self) -> float:
+        if self.stats["n_searches"] >= self.max_searches:
+            return 0.0
+        return self.search_time - self.stats["search_time"]
+
+    def _price_listed(self, lam):
+        """``(M over the sampled patterns, candidates as (value, gate))``."""
+        self._last = "listed"
+        M, cands = self.listed.evaluate(lam)
+        out = [(v, self.gates[:, k]) for v, k in cands]
+        top = sorted(out, key=lambda c: -c[0])[:self.n_starts]
+        self._starts = np.array([g for _, g in top]) if top else None
+        return M, out
+
+    def _search(self, lam):
+        """``(best value found, candidates as (value, gate))`` by local search."""
+        from ..certificates._search import search_violators
+
+        t = time.perf_counter()
+        self._last = "search"
+        lam = np.asarray(lam, np.float64)
+        lam_c = lam - lam.mean() if self.free_bias else lam
+        found = search_violators(self.Xa, lam_c, free_bias=self.free_bias,
+                                 starts=self._starts, n_starts=self.n_starts,
+                                 n_samples=self.n_samples, top_k=self.n_add,
+                                 time_limit=max(self._budget_left(), 1e-3),
+                                 random_state=int(self.rng.integers(2**31 - 1)))
+        # values at the loop's own dual point (lam_c differs from lam only by the rounding
+        # of the output bias's optimality condition)
+        cands = [(float(c.sign * lam @ np.maximum(self.Xa @ c.direction, 0.0)), c.direction)
+                 for c in found]
+        best = max((v for v, _ in cands), default=0.0)
+        self.stats["n_searches"] += 1
+        self.stats["search_time"] += time.perf_counter() - t
+        self.stats["best_ratio"] = max(self.stats["best_ratio"], best / self.beta)
+        n_viol = sum(v > self.beta * (1 + _VIOLATION_RTOL) for v, _ in cands)
+        self.stats["n_found"] += n_viol
+        self._growing = n_viol > 0
+        return best, cands
+
+    def evaluate(self, lam):
+        """``(M, candidates as (value, gate))``: a search while searches find violators,
+        else the sampled patterns."""
+        if self._growing and self._budget_left() > 0:
+            best, cands = self._search(lam)
+            if self._growing:
+                return best, cands
+        return self._price_listed(lam)
+
+    def confirm(self, lam, beta: float):
+        """The other means of pricing, when the last :meth:`evaluate` found no violator
+        beyond ``tol``: the sample after a search, a search after the sample (``(0.0,
+        [])`` once the search budget is spent)."""
+        if self._last == "search":
+            self._growing = False
+            return self._price_listed(lam)
+        if self._budget_left() <= 0:
+            return 0.0, []
+        return self._search(lam)
+
+
 def _cell_gates(Xa: np.ndarray, x: np.ndarray) -> list:
     """Strict interior points of the cells whose closure holds ``x`` (ties on either side)."""
     t = Xa @ x
@@ -334,7 +443,9 @@ def _run(ws, oracle, *, loss, y, alpha, n_samples, output_bias, free_bias, formu
         if rnd > 1 or initial is None or ws_size(ws) == 0:
             M, cands = oracle.evaluate(lam)
             s, dual = loss.best_dual_scale(lam, y, np.inf if M == 0 else alpha / M)
-            best_dual = max(best_dual, dual)
+            # a heuristic oracle's earlier values were priced on fewer patterns: only the
+            # current round's dual value counts
+            best_dual = dual if hasattr(oracle, "confirm") else max(best_dual, dual)
             gap = primal - best_dual
             history.append((rnd - 1, time.perf_counter() - t0, primal, gap, ws_size(ws)))
             if verbose:
@@ -346,6 +457,15 @@ def _run(ws, oracle, *, loss, y, alpha, n_samples, output_bias, free_bias, formu
                     s, dual = loss.best_dual_scale(lam, y, np.inf if M == 0 else alpha / M)
                     best_dual = dual
                     gap = primal - best_dual
+                if within_tol(gap, primal, tol) and hasattr(oracle, "confirm"):
+                    # nothing listed violates: look beyond the listed patterns
+                    M2, extra = oracle.confirm(lam, alpha)
+                    if M2 > M:
+                        M, cands = M2, extra
+                        _, best_dual = loss.best_dual_scale(lam, y, alpha / M)
+                        gap = primal - best_dual
+                        history.append((rnd - 1, time.perf_counter() - t0, primal, gap,
+                                        ws_size(ws)))
                 if within_tol(gap, primal, tol):
                     converged = True
                     break
@@ -583,6 +703,90 @@ class ColumnGenerationSolver(BaseSolver):
         sol.info["support"] = np.flatnonzero(_block_sizes(program, sol.V, sol.W) > 0)
         sol.info.pop("patterns")
         return sol
+
+
+def solve_grown(program: ConvexProgram, *, tol: float = 1e-6, max_iter: int = 100,
+                n_add: int = 16, inner_tol: float = 1e-10, max_searches: int = 20,
+                search_time: float = 10.0, initial=None, warm_start=None,
+                random_state=None, time_limit: Optional[float] = None,
+                verbose: int = 0) -> ConvexSolution:
+    """The ReLU program over a sampled pattern set, grown by a local search.
+
+    Runs the working-set loop on gates (:class:`_GateWorkingSet`) with the pricing of
+    :class:`_SearchOracle`: every round prices the program's (sampled) patterns; when none
+    violates the dual constraint beyond ``tol``, a local search looks for violating
+    neurons over the whole arrangement and adds them. The result is the optimum over an
+    adaptively grown pattern set: its objective is at most the optimum over the sampled
+    patterns (up to ``tol``), and its gap is a heuristic (``info["patterns_exact"]`` is
+    False and ``info["certificate"]`` says so).
+
+    Parameters
+    ----------
+    program : ConvexProgram
+        The ``"relu"`` program over the sampled patterns (one output, smooth loss).
+    tol, max_iter, n_add, inner_tol, verbose, time_limit
+        As in :class:`ColumnGenerationSolver`.
+    max_searches : int, default=20
+        Local searches at most.
+    search_time : float, default=10.0
+        Seconds for all the searches together.
+    initial : array-like of shape (d_aug, k), optional
+        Gates that seed the working set, e.g. those of the support of the optimum over the
+        sampled patterns; the loop then searches before pricing the sample again.
+    warm_start : ConvexSolution, optional
+        A previous result of this function on the same data: its support's gates seed the
+        working set (with ``initial``, both).
+    random_state : int or None
+        Seed of the searches.
+
+    Returns
+    -------
+    ConvexSolution
+        Blocks over ``info["patterns"]`` (the final working set, an
+        :class:`~convexrelu.arrangements.ActivationPatterns`); ``info["search"]`` holds the
+        searches' counts, time and best ``M / alpha`` found.
+    """
+    from ..arrangements import ActivationPatterns
+
+    if program.n_outputs != 1 or program.formulation != "relu":
+        raise ValueError(f"solve_grown handles the 'relu' formulation with one output; got "
+                         f"formulation={program.formulation!r} with {program.n_outputs} "
+                         "outputs.")
+    free_bias = program.bias and not program.penalize_bias
+    X, bias = program.X, program.bias
+
+    def make_program(pats):
+        return ConvexProgram(X, program.y, pats, loss=program.loss, alpha=program.alpha,
+                             bias=bias, penalize_bias=program.penalize_bias,
+                             fit_output_bias=program.fit_output_bias)
+
+    seeds = [] if initial is None else list(np.asarray(initial, np.float64).T)
+    prev = None if warm_start is None else warm_start.info.get("patterns")
+    if prev is not None and prev.n_patterns and prev.n_samples == program.n_samples:
+        used = _block_sizes(make_program(prev), np.asarray(warm_start.V),
+                            np.asarray(warm_start.W)) > 0
+        seeds += list(prev.gates[:, used].T)
+    oracle = _SearchOracle(program.patterns, X, beta=program.alpha,
+                           penalize_bias=not free_bias, n_chunks=n_add,
+                           max_searches=max_searches, search_time=search_time,
+                           search_first=bool(seeds), random_state=random_state)
+    ws = _GateWorkingSet(make_program, program.X_aug, X, bias)
+    initial = [(np.inf, g) for g in seeds] or None
+    res = _run(ws, oracle, loss=program.loss, y=program.y, alpha=program.alpha,
+               n_samples=program.n_samples, output_bias=centred_dual(program),
+               free_bias=free_bias, formulation="relu",
+               inner=_inner_solver("auto", inner_tol), tol=tol, max_iter=max_iter,
+               n_add=n_add, verbose=verbose, initial=initial, time_limit=time_limit)
+    sol = _solution(res, n_samples=program.n_samples, formulation="relu", tol=tol,
+                    max_iter=max_iter, d_aug=program.d_aug)
+    if sol.info["patterns"] is None:
+        sol.info["patterns"] = ActivationPatterns.from_gates(
+            X, np.zeros((program.d_aug, 0)), bias=bias)
+    sol.info["search"] = dict(oracle.stats)
+    sol.info["certificate"] = (
+        "duality gap over the sampled patterns and the violating neurons a local search "
+        "found: a heuristic, not a proof of global optimality")
+    return sol
 
 
 def _oracle_for(program: ConvexProgram, n_chunks: int):

@@ -1,0 +1,125 @@
+"""The memory budget: too large a problem is refused, before allocating, with a message
+naming the estimate, the budget and what to change."""
+
+import numpy as np
+import pytest
+
+import convexrelu
+from convexrelu import (ConvexProgram, ConvexReLUClassifier, ConvexReLURegressor,
+                        MemoryBudgetError, config_context, get_config, sample_patterns,
+                        set_config)
+from convexrelu._memory import block_size, check_memory
+
+
+@pytest.fixture
+def data():
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((60, 4))
+    return X, np.abs(X[:, 0]) + 0.1 * rng.standard_normal(60)
+
+
+def test_default_budget_and_context():
+    before = get_config()["memory_budget"]
+    with config_context(memory_budget=3):
+        assert get_config()["memory_budget"] == 3.0
+    assert get_config()["memory_budget"] == before
+
+
+@pytest.mark.parametrize("bad", [0, -1, "1GB", True, float("nan")])
+def test_set_config_rejects_bad_budget(bad):
+    with pytest.raises(ValueError, match="memory_budget must be a positive number of MiB"):
+        set_config(memory_budget=bad)
+
+
+def test_env_variable_is_checked(monkeypatch):
+    from convexrelu import _memory
+
+    monkeypatch.setenv("CONVEXRELU_MEMORY_BUDGET", "lots")
+    with pytest.raises(ValueError, match="CONVEXRELU_MEMORY_BUDGET must be a number"):
+        _memory._initial_budget()
+    monkeypatch.setenv("CONVEXRELU_MEMORY_BUDGET", "-5")
+    with pytest.raises(ValueError, match="CONVEXRELU_MEMORY_BUDGET must be a positive"):
+        _memory._initial_budget()
+    monkeypatch.setenv("CONVEXRELU_MEMORY_BUDGET", "100")
+    assert _memory._initial_budget() == 100.0
+
+
+def test_error_is_memory_and_value_error():
+    with config_context(memory_budget=1):
+        with pytest.raises(MemoryError) as info:
+            check_memory(2 * 2**20, "a thing", "make it smaller")
+    err = info.value
+    assert isinstance(err, ValueError)
+    assert err.estimate == 2 * 2**20 and err.budget == 2**20
+    msg = str(err)
+    assert "a thing would need about 2 MiB" in msg and "budget of 1 MiB" in msg
+    assert "make it smaller" in msg and "set_config(memory_budget=" in msg
+
+
+def test_block_size_follows_budget():
+    with config_context(memory_budget=1):
+        assert block_size(8 * 1000, maximum=4096) == 32  # a quarter of 1 MiB / 8000 bytes
+        assert block_size(2**30, maximum=4096) == 1
+    with config_context(memory_budget=2048):
+        assert block_size(8 * 1000, maximum=4096) == 4096
+
+
+def test_estimator_refuses_before_sampling(data, monkeypatch):
+    X, y = data
+    import convexrelu.estimators as est
+
+    def boom(*a, **k):  # pragma: no cover - must not be reached
+        raise AssertionError("patterns were sampled before the memory check")
+
+    monkeypatch.setattr(est, "sample_patterns", boom)
+    monkeypatch.setattr(est, "enumerate_patterns", boom)
+    with config_context(memory_budget=0.01):  # 10 KiB
+        with pytest.raises(MemoryBudgetError, match=r"up to 2000 patterns over 60 samples.*"
+                           r"lower max_patterns"):
+            ConvexReLURegressor().fit(X, y)
+        with pytest.raises(MemoryBudgetError, match=r"lower patterns \(the number of sampled"):
+            ConvexReLUClassifier(patterns=500).fit(X, y > 1)
+
+
+def test_estimator_refuses_given_patterns(data):
+    X, y = data
+    pats = sample_patterns(X, 50, random_state=0, bias=True)
+    with config_context(memory_budget=0.04):  # 40 KiB < 17 * 60 * 50 bytes
+        with pytest.raises(MemoryBudgetError, match="the given 50 patterns.*pass fewer"):
+            ConvexReLURegressor(patterns=pats).fit(X, y)
+
+
+def test_program_refuses(data):
+    X, y = data
+    pats = sample_patterns(X, 50, random_state=0, bias=True)
+    with config_context(memory_budget=0.02):  # 20 KiB < 9 * 60 * 50 bytes
+        with pytest.raises(MemoryBudgetError, match="masks of 50 patterns over 60 samples"):
+            ConvexProgram(X, y, pats, loss="squared", alpha=0.1, bias=True)
+
+
+def test_cvxpy_problem_refused(data):
+    X, y = data
+    with config_context(memory_budget=1):
+        # 500 * 60 * 30 * 5 bytes = 4.3 MiB > 1 MiB; the masks themselves fit
+        with pytest.raises(MemoryBudgetError, match="a cvxpy problem over 30 patterns.*"
+                           "solver='auto'"):
+            ConvexReLURegressor(patterns=30, solver="cvxpy", random_state=0).fit(X, y)
+
+
+def test_restricted_solve_refused(data):
+    from convexrelu.solvers._cg_inner import CompressedReluSolver
+
+    X, y = data
+    pats = sample_patterns(X, 20, random_state=0, bias=True)
+    prog = ConvexProgram(X, y, pats, loss="squared", alpha=0.1, bias=True)
+    with config_context(memory_budget=0.05):  # the 60 x 101 design and its Gram: 130 KB
+        with pytest.raises(MemoryBudgetError, match="restricted solve over 101 columns"):
+            CompressedReluSolver().solve(prog)
+
+
+def test_fit_within_budget_unchanged(data):
+    X, y = data
+    with config_context(memory_budget=64):
+        reg = ConvexReLURegressor(patterns=20, random_state=0, certify=False).fit(X, y)
+    assert np.isfinite(reg.objective_)
+    assert convexrelu.get_config()["memory_budget"] == get_config()["memory_budget"]
