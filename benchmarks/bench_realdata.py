@@ -550,6 +550,9 @@ def _status_text(oc, args):
         return "not run (--budget spent)"
     if oc.status == "timeout":
         return f"timed out > {args.time_limit:g} s"
+    if oc.status == "memory" and (oc.message or "").startswith("MemoryBudgetError"):
+        # refused before allocating (convexrelu.set_config(memory_budget=...))
+        return f"refused by the memory budget: {_one_line(oc.message, 200)}"
     if oc.status == "memory":
         return f"memory > {args.memory_limit:g} GB"
     if oc.status == "error":

@@ -60,18 +60,21 @@ def _restrict_patterns(pats: ActivationPatterns, X_fold: np.ndarray) -> Activati
                               method="restricted")
 
 
-def _fit_path(estimator, X, y, train, test, alphas, scorer, patterns):
+def _fit_path(estimator, X, y, train, test, alphas, scorer, patterns, n_iter_no_change=None):
     """Fit one fold's path from the largest ``alpha`` down with warm starts; score it.
 
     ``patterns`` is the fold's pattern set, or None to compute it on the fold's training
     data by the estimator's own rule (what ``cross_val_score`` of the plain estimator
-    does); the same set then serves every ``alpha``, so warm starts apply.
+    does); the same set then serves every ``alpha``, so warm starts apply. With
+    ``n_iter_no_change`` the path stops after that many consecutive ``alpha`` whose
+    validation score is below the fold's best; the ``alpha`` not fitted get NaN.
     """
     X_train, y_train, X_test, y_test = X[train], y[train], X[test], y[test]
     if patterns is None:
         patterns = estimator._get_patterns(X_train)
     estimator.set_params(patterns=patterns, warm_start=True, certify=False)
-    out = np.empty((4, len(alphas)))
+    out = np.full((4, len(alphas)), np.nan)
+    best, worse = -np.inf, 0
     for k, a in enumerate(alphas):
         estimator.set_params(alpha=float(a))
         t0 = time.perf_counter()
@@ -79,6 +82,12 @@ def _fit_path(estimator, X, y, train, test, alphas, scorer, patterns):
         t1 = time.perf_counter()
         out[0, k] = scorer(estimator, X_test, y_test)
         out[1:, k] = t1 - t0, time.perf_counter() - t1, estimator.objective_
+        if out[0, k] > best:
+            best, worse = out[0, k], 0
+        else:
+            worse += 1
+        if n_iter_no_change is not None and worse >= n_iter_no_change:
+            break
     return out
 
 
@@ -95,6 +104,7 @@ class _ConvexReLUCVBase:
         "scoring": [StrOptions(set(get_scorer_names())), callable, None],
         "n_jobs": [numbers.Integral, None],
         "refit": ["boolean"],
+        "n_iter_no_change": [Interval(numbers.Integral, 1, None, closed="left"), None],
     }
 
     # ------------------------------------------------------------------ pieces
@@ -150,7 +160,8 @@ class _ConvexReLUCVBase:
         given = isinstance(self.patterns, ActivationPatterns)
         paths = Parallel(n_jobs=self.n_jobs)(
             delayed(_fit_path)(clone(base), X, y, train, test, alphas, scorer,
-                               _restrict_patterns(pats, X[train]) if given else None)
+                               _restrict_patterns(pats, X[train]) if given else None,
+                               self.n_iter_no_change)
             for train, test in splits)
         paths = np.stack(paths, axis=-1)  # (4, n_alphas, n_splits)
         scores, fit_times, score_times, objectives = paths
@@ -165,7 +176,12 @@ class _ConvexReLUCVBase:
             self.__dict__.pop(name, None)  # a previous fit's, when refit is now False
         if self.refit:
             t0 = time.perf_counter()
-            best = clone(base).set_params(alpha=self.alpha_, patterns=pats)
+            # sampled patterns (too many to list) are grown by the refit's own local search
+            # when the plain estimator's rule is "auto": it draws the same sample again
+            grow = (not pats.exact and isinstance(self.patterns, str)
+                    and self.patterns == "auto")
+            best = clone(base).set_params(alpha=self.alpha_,
+                                          patterns="auto" if grow else pats)
             self.best_estimator_ = best.fit(X, y)
             self.refit_time_ = time.perf_counter() - t0
             for name in _REFIT_ATTRIBUTES:
@@ -242,6 +258,10 @@ def _cv_results(alphas, scores, fit_times, score_times) -> dict:
     return res
 
 
+# a fold's path stops after this many alphas in a row below its best validation score:
+# the path runs from alpha_max down, and the small-alpha end (many neurons) is the slow one
+_N_ITER_NO_CHANGE = 2
+
 _DOC_GRID = """alphas : None, int or array-like, default=None
         The ``alpha`` grid. None: ``n_alphas`` values from ``alpha_max`` down to
         ``eps * alpha_max``, geometrically spaced (from 1 down to ``eps`` when
@@ -267,6 +287,13 @@ _DOC_REST = """scoring : str, callable or None, default=None
         Folds fitted in parallel by joblib (honours ``joblib.parallel_config``).
     refit : bool, default=True
         Refit the plain estimator on all the data at ``alpha_``.
+    n_iter_no_change : int or None, default=2
+        Early stopping of each fold's path: stop after this many consecutive ``alpha``
+        whose validation score is below the best one of the fold so far (the path runs
+        from ``alpha_max`` down, and its small-``alpha`` end, with many neurons, is the
+        slow part). The ``alpha`` a fold did not fit get NaN scores, fit times and
+        objectives, and a NaN mean score (ranked last, as ``GridSearchCV`` ranks failed
+        fits). None fits the whole grid on every fold.
     patterns : {"auto", "exact"}, int or ActivationPatterns, default="auto"
         As in the plain estimator, applied to each fold's training data (``"auto"`` /
         ``"exact"`` enumerate, an int samples with ``random_state``), i.e. the patterns
@@ -275,7 +302,10 @@ _DOC_REST = """scoring : str, callable or None, default=None
         computed on the training ``X``; each fold uses its gates restricted to the fold's
         rows (every pattern of the fold's data when the set is exact). The refit uses the
         pattern set of all the training data (also the one of ``alpha_max``), so
-        ``best_estimator_.patterns`` is an ``ActivationPatterns``."""
+        ``best_estimator_.patterns`` is an ``ActivationPatterns``; except when ``"auto"``
+        had to sample (too many patterns to list): the refit then keeps ``"auto"``, so
+        that the plain estimator grows the sample by its local search for violating
+        neurons (the path's fits do not, for speed)."""
 
 _DOC_ATTRS = """alpha_ : float
         The ``alpha`` with the best mean validation score (the largest one on ties).
@@ -293,7 +323,8 @@ _DOC_ATTRS = """alpha_ : float
     best_score_ : float
         ``cv_results_["mean_test_score"][best_index_]``.
     objective_path_ : ndarray of shape (n_alphas, n_splits)
-        Training objective of each fold's fit along the path.
+        Training objective of each fold's fit along the path (NaN past a fold's early
+        stop, see ``n_iter_no_change``).
     n_splits_ : int
     best_estimator_ : estimator
         The plain estimator refitted on all the data at ``alpha_`` (``refit=True``).
@@ -367,7 +398,8 @@ random_state, verbose
     }
 
     def __init__(self, alphas=None, *, n_alphas: int = 10, eps: float = 1e-3, cv=None,
-                 scoring=None, n_jobs=None, refit: bool = True, patterns="auto",
+                 scoring=None, n_jobs=None, refit: bool = True,
+                 n_iter_no_change=_N_ITER_NO_CHANGE, patterns="auto",
                  loss="squared", bias: bool = True, penalize_bias: bool = False,
                  formulation: str = "relu", solver="auto", tol: float = 1e-6, max_iter=None,
                  max_patterns: int = 2000, random_state=None, verbose: bool = False,
@@ -379,6 +411,7 @@ random_state, verbose
         self.scoring = scoring
         self.n_jobs = n_jobs
         self.refit = refit
+        self.n_iter_no_change = n_iter_no_change
         self.patterns = patterns
         self.loss = loss
         self.bias = bias
@@ -479,7 +512,8 @@ verbose
     }
 
     def __init__(self, alphas=None, *, n_alphas: int = 10, eps: float = 1e-3, cv=None,
-                 scoring=None, n_jobs=None, refit: bool = True, patterns="auto",
+                 scoring=None, n_jobs=None, refit: bool = True,
+                 n_iter_no_change=_N_ITER_NO_CHANGE, patterns="auto",
                  loss="logistic", bias: bool = True, penalize_bias: bool = False,
                  formulation: str = "relu", solver="auto", tol: float = 1e-6, max_iter=None,
                  max_patterns: int = 2000, random_state=None, verbose: bool = False,
@@ -491,6 +525,7 @@ verbose
         self.scoring = scoring
         self.n_jobs = n_jobs
         self.refit = refit
+        self.n_iter_no_change = n_iter_no_change
         self.patterns = patterns
         self.loss = loss
         self.bias = bias

@@ -234,3 +234,13 @@ def test_scnn_row(bench):
     out = bench.fit_one("tiny_regression", "scnn")
     assert out["test_score"] > 0.5 and out["J"] > 0
     assert out["certificate"].startswith("gated program only")
+
+
+def test_memory_budget_refusal_is_its_own_status(bench):
+    args = bench._parse(["--time-limit", "60"])
+    msg = ("MemoryBudgetError: the masks of up to 2000 patterns over 15000 samples would "
+           "need about 486 MiB, above the memory budget of 100 MiB.")
+    text = bench._status_text(outcome(bench, "memory", message=msg), args)
+    assert text.startswith("refused by the memory budget: MemoryBudgetError: the masks")
+    assert bench._status_text(outcome(bench, "memory", message="MemoryError: x"), args) == \
+        "memory > 4 GB"
