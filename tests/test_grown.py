@@ -1,0 +1,146 @@
+"""A sampled pattern set grown by the local search for violating neurons
+(``_SearchOracle``, ``solve_grown`` and the estimators' sampled fits;
+docs/mathematics.rst §4.2, §8.5)."""
+
+import warnings
+
+import numpy as np
+import pytest
+
+from convexrelu import ConvexProgram, ConvexReLUClassifier, ConvexReLURegressor
+from convexrelu.arrangements import sample_patterns
+from convexrelu.certificates import dual_constraint, search_violators
+from convexrelu.solvers import get_solver
+from convexrelu.solvers._column_generation import _SearchOracle, solve_grown
+
+
+@pytest.fixture
+def problem():
+    rng = np.random.default_rng(3)
+    X = rng.standard_normal((40, 3))
+    y = np.abs(X[:, 0]) - np.maximum(X[:, 1], 0) + 0.1 * rng.standard_normal(40)
+    pats = sample_patterns(X, 4, random_state=0, bias=True)
+    prog = ConvexProgram(X, y, pats, loss="squared", alpha=0.5, bias=True)
+    return X, y, pats, prog
+
+
+def test_grown_optimum_is_below_the_sampled_one(problem):
+    X, y, pats, prog = problem
+    base = get_solver("relu", tol=1e-8).solve(prog)
+    sol = solve_grown(prog, tol=1e-8, max_searches=3, search_time=1.0, random_state=0)
+    grown = sol.info["patterns"]
+    assert sol.objective < base.objective * (1 - 1e-2)
+    # the grown working set holds patterns the sample does not
+    sampled = {bytes(r) for r in pats.packed}
+    assert any(bytes(r) not in sampled for r in grown.packed)
+    assert sol.V.shape == (grown.n_patterns, prog.d_aug)
+    # the objective is that of the returned blocks over the grown patterns
+    full = ConvexProgram(X, y, grown, loss="squared", alpha=0.5, bias=True)
+    assert sol.objective == pytest.approx(full.objective(sol.V, sol.W, sol.output_bias),
+                                          rel=1e-9)
+    # labelled a heuristic, never a proof over the arrangement
+    assert sol.info["patterns_exact"] is False
+    assert "heuristic" in sol.info["certificate"]
+    st = sol.info["search"]
+    assert 1 <= st["n_searches"] <= 3 and st["n_found"] >= 1 and st["best_ratio"] > 1
+
+
+@pytest.mark.slow
+def test_stops_when_neither_the_sample_nor_the_search_finds_a_violator(problem):
+    X, y, pats, prog = problem
+    sol = solve_grown(prog, tol=1e-8, max_searches=50, search_time=30.0, random_state=0)
+    assert sol.status == "optimal" and sol.info["search"]["n_searches"] < 50
+    # at the final dual point: the sample and a fresh search find nothing beyond tol
+    lam = sol.dual - sol.dual.mean()
+    Xa = pats.augment(X)
+    best = search_violators(Xa, lam, free_bias=True, random_state=1)[0]
+    assert best.value <= prog.alpha * (1 + 1e-4)
+    assert dual_constraint(pats, X, lam, penalize_bias=False).value <= prog.alpha * (1 + 1e-4)
+
+
+def test_no_search_budget_is_the_sampled_optimum(problem):
+    X, y, pats, prog = problem
+    base = get_solver("relu", tol=1e-8).solve(prog)
+    sol = solve_grown(prog, tol=1e-8, max_searches=0, random_state=0)
+    assert sol.info["search"]["n_searches"] == 0
+    assert sol.objective == pytest.approx(base.objective, rel=1e-6)
+
+
+def test_seeded_working_set_searches_first(problem):
+    X, y, pats, prog = problem
+    oracle = _SearchOracle(pats, X, beta=prog.alpha, penalize_bias=False, n_chunks=4,
+                           max_searches=3, search_time=5.0, search_first=True,
+                           random_state=0)
+    lam = y - y.mean()
+    M, cands = oracle.evaluate(lam)
+    assert oracle.stats["n_searches"] == 1 and M > prog.alpha
+    Xa = pats.augment(X)
+    for v, g in cands:  # each candidate's value is attained by its gate
+        assert v == pytest.approx(max(lam @ np.maximum(Xa @ g, 0),
+                                      -lam @ np.maximum(Xa @ g, 0)), rel=1e-9)
+    # confirm after a search prices the sample
+    M2, _ = oracle.confirm(lam, prog.alpha)
+    assert oracle._last == "listed" and oracle.stats["n_searches"] == 1
+
+
+def test_grown_rejects_other_formulations(problem):
+    X, y, pats, _ = problem
+    prog = ConvexProgram(X, y, pats, loss="squared", alpha=0.5, bias=True,
+                         penalize_bias=True, formulation="gated_relu")
+    with pytest.raises(ValueError, match="solve_grown handles the 'relu' formulation"):
+        solve_grown(prog)
+
+
+@pytest.fixture
+def small_budget(monkeypatch):
+    from convexrelu.estimators import _ConvexReLUBase
+
+    monkeypatch.setattr(_ConvexReLUBase, "_SEARCH_TIME", 0.5)
+
+
+def _fallback_fit(X, y, **kw):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # the sampling fallback's warning
+        return ConvexReLURegressor(alpha=0.5 / 40, max_patterns=4, random_state=0,
+                                   **kw).fit(X, y)
+
+
+def test_auto_fallback_grows(problem, small_budget):
+    X, y, _, _ = problem
+    grown = _fallback_fit(X, y, certify=False)
+    sampled = ConvexReLURegressor(alpha=0.5 / 40, patterns=grown.patterns_,
+                                  certify=False).fit(X, y)
+    assert grown.objective_ < sampled.objective_ * (1 - 1e-2)
+    assert grown.objective_ == pytest.approx(
+        grown.network_.objective(X, y, grown.alpha_), rel=1e-6)
+
+
+@pytest.mark.slow
+def test_auto_fallback_certificate_is_heuristic(problem, small_budget):
+    X, y, _, _ = problem
+    cert = _fallback_fit(X, y).certificate_  # 4 x 10 < the arrangement: a local search
+    assert cert.method == "local_search" and cert.heuristic
+    assert not cert.optimal and not cert.exact
+
+
+def test_explicit_int_patterns_do_not_grow(problem, small_budget):
+    X, y, _, _ = problem
+    a = ConvexReLURegressor(alpha=0.5 / 40, patterns=4, random_state=0, certify=False)
+    b = ConvexReLURegressor(alpha=0.5 / 40, patterns=sample_patterns(X, 4, random_state=0,
+                                                                     bias=True),
+                            certify=False)
+    assert a.fit(X, y).objective_ == pytest.approx(b.fit(X, y).objective_, rel=1e-9)
+
+
+@pytest.mark.slow
+def test_classifier_auto_fallback_grows(small_budget):
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((40, 3))
+    y = (X[:, 0] * X[:, 1] > 0).astype(int)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        grown = ConvexReLUClassifier(alpha=0.05, max_patterns=4, random_state=0,
+                                     certify=False).fit(X, y)
+    sampled = ConvexReLUClassifier(alpha=0.05, patterns=grown.patterns_,
+                                   certify=False).fit(X, y)
+    assert grown.objective_ < sampled.objective_
