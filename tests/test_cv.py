@@ -270,3 +270,36 @@ def test_sklearn_contract_classifier(estimator, check):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
         check(estimator)
+
+
+def _peak_at_one(est, X, y):
+    """A scorer that peaks at alpha = 1, whatever the fit."""
+    return -abs(np.log10(est.alpha))
+
+
+def test_early_stopping_of_the_path(reg_data):
+    X, y = reg_data
+    alphas = [10.0, 1.0, 0.1, 0.01, 0.001]
+    reg = ConvexReLURegressorCV(alphas=alphas, cv=3, scoring=_peak_at_one,
+                                **FAST_REG).fit(X, y)
+    res = reg.cv_results_
+    # best at alpha=1, two worse ones (0.1, 0.01), then the path stops: 0.001 not fitted
+    assert reg.alpha_ == 1.0 and res["rank_test_score"][1] == 1
+    assert np.all(np.isfinite(res["mean_test_score"][:4]))
+    assert np.isnan(res["mean_test_score"][4]) and np.isnan(res["split0_test_score"][4])
+    assert res["rank_test_score"][4] == 5 and np.isnan(reg.objective_path_[4]).all()
+    assert np.isnan(res["mean_fit_time"][4])
+    one = ConvexReLURegressorCV(alphas=alphas, cv=3, scoring=_peak_at_one, n_iter_no_change=1,
+                                **FAST_REG).fit(X, y)
+    assert np.isnan(one.cv_results_["mean_test_score"][3:]).all()
+    full = ConvexReLURegressorCV(alphas=alphas, cv=3, scoring=_peak_at_one,
+                                 n_iter_no_change=None, **FAST_REG).fit(X, y)
+    assert np.all(np.isfinite(full.cv_results_["mean_test_score"]))
+    np.testing.assert_array_equal(full.cv_results_["mean_test_score"][:4],
+                                  res["mean_test_score"][:4])
+
+
+def test_n_iter_no_change_is_checked(reg_data):
+    X, y = reg_data
+    with pytest.raises(ValueError, match="'n_iter_no_change' parameter of ConvexReLURegressorCV"):
+        ConvexReLURegressorCV(n_iter_no_change=0, **FAST_REG).fit(X, y)

@@ -95,7 +95,7 @@ def test_grown_rejects_other_formulations(problem):
 def small_budget(monkeypatch):
     from convexrelu.estimators import _ConvexReLUBase
 
-    monkeypatch.setattr(_ConvexReLUBase, "_SEARCH_TIME", 0.5)
+    monkeypatch.setattr(_ConvexReLUBase, "_GROW_MIN_TIME", 1.0)
 
 
 def _fallback_fit(X, y, **kw):
