@@ -315,7 +315,7 @@ class _ConvexReLUBase(BaseEstimator):
     # searches, 1470.2 over 20,000 sampled patterns; breast cancer 0.2215 over the
     # sample, 0.1530 grown (3 searches, 7.7 s)
     _GROW_TIME_RATIO = 1.0
-    _GROW_MIN_TIME = 2.0
+    _GROW_MIN_TIME = 0.1
     _MAX_SEARCHES = 20
 
     def _grows(self, pats, loss) -> bool:
@@ -421,7 +421,7 @@ class ConvexReLURegressor(RegressorMixin, _ConvexReLUBase):
         sample, the working-set loop adds the neurons the search
         (:func:`~convexrelu.certificates.search_violators`) finds to violate the dual
         constraint, until neither the sample nor the search finds one or a time budget (the
-        time of the solve over the sample, at least 2 s) is spent; the fit is then the
+        time of the solve over the sample, at least 0.1 s) is spent; the fit is then the
         optimum over the grown set, at most the optimum over the sample. An int: that
         many sampled Gaussian gates (not grown); an
         :class:`~convexrelu.arrangements.ActivationPatterns` computed on the training X
