@@ -140,10 +140,12 @@ def facet_rows(Xa: np.ndarray, mask: np.ndarray, gate: np.ndarray) -> np.ndarray
 
 def _check_clarabel_memory(n: int, n_cols: int, compress: bool) -> None:
     """Refuse a restricted problem whose dense pieces exceed the memory budget: the design
-    ``B`` (n x n_cols), and its Gram matrix (compressed) or ``[-B, I]`` (uncompressed)."""
+    ``B`` (n x n_cols) and the temporary it is built from, and its Gram matrix
+    (compressed) or ``[-B, I]`` (uncompressed)."""
     from .._memory import check_memory
 
-    dense = n * n_cols + (n_cols * n_cols if compress and n_cols < n else n * (n_cols + n))
+    dense = 2 * n * n_cols + (n_cols * n_cols if compress and n_cols < n
+                              else n * (n_cols + n))
     check_memory(8 * dense, f"a restricted solve over {n_cols} columns and {n} samples",
                  "use fewer patterns (max_patterns) or fewer samples, or a larger alpha "
                  "(fewer active neurons)")
