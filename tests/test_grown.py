@@ -95,7 +95,7 @@ def test_grown_rejects_other_formulations(problem):
 def small_budget(monkeypatch):
     from convexrelu.estimators import _ConvexReLUBase
 
-    monkeypatch.setattr(_ConvexReLUBase, "_GROW_MIN_TIME", 1.0)
+    monkeypatch.setattr(_ConvexReLUBase, "_MAX_SEARCHES", 3)
 
 
 def _fallback_fit(X, y, **kw):
@@ -113,6 +113,13 @@ def test_auto_fallback_grows(problem, small_budget):
     assert grown.objective_ < sampled.objective_ * (1 - 1e-2)
     assert grown.objective_ == pytest.approx(
         grown.network_.objective(X, y, grown.alpha_), rel=1e-6)
+
+
+def test_grown_fit_is_reproducible(problem, small_budget):
+    X, y, _, _ = problem
+    a, b = _fallback_fit(X, y, certify=False), _fallback_fit(X, y, certify=False)
+    assert a.objective_ == b.objective_
+    np.testing.assert_array_equal(a.predict(X), b.predict(X))
 
 
 @pytest.mark.slow

@@ -204,8 +204,9 @@ class _SearchOracle:
     :class:`_GateWorkingSet`, so neurons found by the search join the working set
     although no listed pattern holds them. A value found by the search is a *lower*
     estimate of ``M(lambda)``: the gap of the result is a heuristic, never a proof
-    (``exact = False``). The searches share a budget of ``search_time`` seconds and
-    ``max_searches`` calls; once it is spent only the sample is priced.
+    (``exact = False``). The searches share a budget of ``max_searches`` calls and
+    ``search_time`` seconds (None: no time limit, so the result does not depend on the
+    machine's speed); once it is spent only the sample is priced.
     """
 
     exact = False
@@ -221,7 +222,7 @@ class _SearchOracle:
         self.free_bias = bool(patterns.bias and not penalize_bias)
         self.n_add = max(1, int(n_chunks))
         self.max_searches = int(max_searches)
-        self.search_time = float(search_time)
+        self.search_time = None if search_time is None else float(search_time)
         self.n_starts, self.n_samples = int(n_starts), int(n_samples)
         self.rng = np.random.default_rng(random_state)
         self._starts = None
@@ -233,6 +234,8 @@ class _SearchOracle:
     def _budget_left(self) -> float:
         if self.stats["n_searches"] >= self.max_searches:
             return 0.0
+        if self.search_time is None:
+            return np.inf
         return self.search_time - self.stats["search_time"]
 
     def _price_listed(self, lam):
@@ -255,7 +258,8 @@ class _SearchOracle:
         found = search_violators(self.Xa, lam_c, free_bias=self.free_bias,
                                  starts=self._starts, n_starts=self.n_starts,
                                  n_samples=self.n_samples, top_k=self.n_add,
-                                 time_limit=max(self._budget_left(), 1e-3),
+                                 time_limit=None if self.search_time is None
+                                 else max(self._budget_left(), 1e-3),
                                  random_state=int(self.rng.integers(2**31 - 1)))
         # values at the loop's own dual point (lam_c differs from lam only by the rounding
         # of the output bias's optimality condition)
@@ -728,8 +732,9 @@ def solve_grown(program: ConvexProgram, *, tol: float = 1e-6, max_iter: int = 10
         As in :class:`ColumnGenerationSolver`.
     max_searches : int, default=20
         Local searches at most.
-    search_time : float, default=10.0
-        Seconds for all the searches together.
+    search_time : float or None, default=10.0
+        Seconds for all the searches together; None: no time limit (deterministic for a
+        given ``random_state``).
     initial : array-like of shape (d_aug, k), optional
         Gates that seed the working set, e.g. those of the support of the optimum over the
         sampled patterns; the loop then searches before pricing the sample again.
