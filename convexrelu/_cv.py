@@ -84,7 +84,7 @@ def _fit_path(estimator, X, y, train, test, alphas, scorer, patterns, n_iter_no_
         out[1:, k] = t1 - t0, time.perf_counter() - t1, estimator.objective_
         if out[0, k] > best:
             best, worse = out[0, k], 0
-        else:
+        elif not out[0, k] == best:  # a tie (e.g. the same accuracy) is not a drop
             worse += 1
         if n_iter_no_change is not None and worse >= n_iter_no_change:
             break
@@ -288,10 +288,10 @@ _DOC_REST = """scoring : str, callable or None, default=None
     refit : bool, default=True
         Refit the plain estimator on all the data at ``alpha_``.
     n_iter_no_change : int or None, default=2
-        Early stopping of each fold's path: stop after this many consecutive ``alpha``
-        whose validation score is below the best one of the fold so far (the path runs
-        from ``alpha_max`` down, and its small-``alpha`` end, with many neurons, is the
-        slow part). The ``alpha`` a fold did not fit get NaN scores, fit times and
+        Early stopping of each fold's path: stop after this many ``alpha`` in a row whose
+        validation score is below the best one of the fold so far (ties do not count; the
+        path runs from ``alpha_max`` down, and its small-``alpha`` end, with many neurons,
+        is the slow part). The ``alpha`` a fold did not fit get NaN scores, fit times and
         objectives, and a NaN mean score (ranked last, as ``GridSearchCV`` ranks failed
         fits). None fits the whole grid on every fold.
     patterns : {"auto", "exact"}, int or ActivationPatterns, default="auto"

@@ -303,3 +303,11 @@ def test_n_iter_no_change_is_checked(reg_data):
     X, y = reg_data
     with pytest.raises(ValueError, match="'n_iter_no_change' parameter of ConvexReLURegressorCV"):
         ConvexReLURegressorCV(n_iter_no_change=0, **FAST_REG).fit(X, y)
+
+
+def test_ties_do_not_stop_the_path(reg_data):
+    X, y = reg_data
+    reg = ConvexReLURegressorCV(alphas=[1.0, 0.3, 0.1, 0.03], cv=2, n_iter_no_change=1,
+                                scoring=lambda est, X, y: 0.5, **FAST_REG).fit(X, y)
+    assert np.all(reg.cv_results_["mean_test_score"] == 0.5)
+    assert reg.alpha_ == 1.0  # ties: the largest alpha, as documented
