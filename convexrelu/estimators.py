@@ -32,6 +32,7 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils._available_if import available_if
 from sklearn.utils.validation import check_is_fitted, validate_data
 
+from ._memory import block_size, check_memory
 from .arrangements import ActivationPatterns, PatternLimitError, enumerate_patterns
 from .arrangements import sample_patterns
 from .losses import Loss, get_loss, loss_names
@@ -131,8 +132,6 @@ class _ConvexReLUBase(BaseEstimator):
 
     def _check_pattern_memory(self, n: int, n_patterns: int, *, given: bool) -> None:
         """Refuse a pattern set too large for the memory budget, before allocating it."""
-        from ._memory import check_memory
-
         what = (f"the masks of the given {n_patterns} patterns over {n} samples" if given
                 else f"the masks of up to {n_patterns} patterns over {n} samples")
         remedy = ("pass fewer patterns" if given else
@@ -176,7 +175,6 @@ class _ConvexReLUBase(BaseEstimator):
         """
         if not (isinstance(self.alpha, str) and self.alpha == "auto"):
             return float(self.alpha)
-        from ._memory import block_size
         from .certificates._gap import dual_point
 
         loss = get_loss(loss)
@@ -275,8 +273,6 @@ class _ConvexReLUBase(BaseEstimator):
                 f"handles {list(solver._formulations)}). Use solver='auto', or "
                 "formulation='gated_relu' with solver='fista'.")
         if isinstance(solver, CvxpySolver):  # a conic problem over every pattern
-            from ._memory import check_memory
-
             check_memory(self._CVXPY_BYTES_PER_ENTRY * prog.n_samples * prog.n_patterns
                          * prog.d_aug,
                          f"a cvxpy problem over {prog.n_patterns} patterns of {prog.n_samples} "

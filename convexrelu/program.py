@@ -38,6 +38,7 @@ from typing import Literal, Optional, Union
 
 import numpy as np
 
+from ._memory import check_memory
 from ._validation import check_data_matrix, check_nonneg_float
 from .losses import Loss, get_loss
 
@@ -207,8 +208,7 @@ class ConvexProgram:
         self.fit_output_bias = bool(fit_output_bias)
         self.formulation = formulation
         self.X_aug = patterns.augment(X)
-        from ._memory import check_memory  # the bool masks and their float64 signs
-
+        # the bool masks and their float64 signs
         check_memory(9 * X.shape[0] * patterns.n_patterns,
                      f"the masks of {patterns.n_patterns} patterns over {X.shape[0]} samples",
                      "use fewer patterns (max_patterns) or fewer samples")

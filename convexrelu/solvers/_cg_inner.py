@@ -46,6 +46,7 @@ from collections import OrderedDict
 import numpy as np
 from scipy import sparse
 
+from .._memory import check_memory
 from .._polish import polish_support, repair_feasibility  # noqa: F401 (re-exported)
 from ..program import ConvexProgram, ConvexSolution
 from ._base import BaseSolver
@@ -142,8 +143,6 @@ def _check_clarabel_memory(n: int, n_cols: int, compress: bool) -> None:
     """Refuse a restricted problem whose dense pieces exceed the memory budget: the design
     ``B`` (n x n_cols) and the temporary it is built from, and its Gram matrix
     (compressed) or ``[-B, I]`` (uncompressed)."""
-    from .._memory import check_memory
-
     dense = 2 * n * n_cols + (n_cols * n_cols if compress and n_cols < n
                               else n * (n_cols + n))
     check_memory(8 * dense, f"a restricted solve over {n_cols} columns and {n} samples",
