@@ -149,12 +149,22 @@ def test_auto_samples_with_warning(rng):
 
 
 @parametrize_with_checks([
-    ConvexReLURegressor(max_patterns=10, random_state=0),
+    # solver="relu": the sampling fallback without the local-search growth of
+    # solver="auto" (test_sklearn_contract_grown checks that one, slowly)
+    ConvexReLURegressor(max_patterns=10, random_state=0, solver="relu"),
     ConvexReLUClassifier(alpha=1.0, loss="hinge", max_patterns=10, random_state=0),
 ])
 def test_sklearn_contract(estimator, check):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # sampled-pattern notices
+        check(estimator)
+
+
+@pytest.mark.slow  # the growth of the sampled patterns: about 5 minutes on a loaded machine
+@parametrize_with_checks([ConvexReLURegressor(max_patterns=10, random_state=0)])
+def test_sklearn_contract_grown(estimator, check):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
         check(estimator)
 
 
