@@ -51,7 +51,7 @@ def _null_space(F: np.ndarray, d: int) -> np.ndarray:
     return Vt[rank:].T.copy()
 
 
-def _release_rows(blocks, theta, offs, r, c, Xa, masks, npen, make, beta, mult_rtol) -> bool:
+def _release_rows(blocks, theta, offs, r, c, Xa, masks, reg, make, beta, mult_rtol) -> bool:
     """Release, in every block, the binding row with the most negative multiplier.
 
     At a stationary point of the face (``x = N z``, ``N^T grad_x f = 0``) the full gradient
@@ -64,11 +64,11 @@ def _release_rows(blocks, theta, offs, r, c, Xa, masks, npen, make, beta, mult_r
         if b["rows"].size == 0:
             continue
         x = b["N"] @ theta[offs[j]:offs[j + 1]]
-        nx = float(np.linalg.norm(x[:npen]))
+        nx = float(np.linalg.norm(reg.penalized(x)))
         if nx == 0.0:
             continue
         gx = b["s"] * ((masks[:, b["i"]] * r) @ Xa) / c
-        gx[:npen] += beta * x[:npen] / nx
+        reg.penalized(gx)[...] += beta * reg.penalized(x) / nx
         Gr = b["G"][b["rows"]]
         Gr = Gr / np.linalg.norm(Gr, axis=1)[:, None]
         mu = np.linalg.lstsq(Gr.T, gx, rcond=None)[0]
@@ -119,7 +119,7 @@ def polish_support(program: ConvexProgram, V: np.ndarray, W: np.ndarray, c0: flo
     masks = np.asarray(program.masks, bool)
     n, da = Xa.shape
     k = program.n_patterns
-    npen = program.n_penalized
+    npen = program.regularizer.penalized_dim
     beta = float(program.alpha)
     nb = 1 if program.fit_output_bias else 0
     curv = program.loss.constant_curvature(program.y)
@@ -204,7 +204,8 @@ def polish_support(program: ConvexProgram, V: np.ndarray, W: np.ndarray, c0: flo
         dec = -float(g @ step)
         if not np.isfinite(dec) or dec <= 1e-15 * max(abs(f), 1e-300):
             if drop_rows and n_changes < max_changes and _release_rows(
-                    blocks, theta, offs, r, c, Xa, masks, npen, make, beta, mult_rtol):
+                    blocks, theta, offs, r, c, Xa, masks, program.regularizer, make, beta,
+                    mult_rtol):
                 n_changes += 1
                 c0 = float(theta[0]) if nb else 0.0
                 Bm, offs, H0, theta = assemble()

@@ -40,6 +40,7 @@ import numpy as np
 
 from ._validation import check_data_matrix, check_nonneg_float
 from .losses import Loss, get_loss
+from .regularizers import GroupL2Penalty
 
 __all__ = ["ConvexProgram", "ConvexSolution", "Formulation", "FORMULATIONS"]
 
@@ -155,8 +156,9 @@ class ConvexProgram:
     masks : ndarray of shape (n_samples, n_patterns), bool
     signs : ndarray of shape (n_samples, n_patterns)
         ``A = 2 * masks - 1``.
-    n_penalized : int
-        Number of leading coordinates of a block that enter the penalty ``rho``.
+    regularizer : GroupL2Penalty
+        The group penalty ``rho`` of a block (every coordinate, or all but the free
+        hidden bias); :meth:`penalty` is its value.
 
     Raises
     ------
@@ -209,8 +211,8 @@ class ConvexProgram:
         self.X_aug = patterns.augment(X)
         self.masks = patterns.masks
         self.signs = 2.0 * self.masks - 1.0
-        d = X.shape[1]
-        self.n_penalized = d if (self.bias and not self.penalize_bias) else self.X_aug.shape[1]
+        self.regularizer = GroupL2Penalty(self.X_aug.shape[1],
+                                          free_bias=self.bias and not self.penalize_bias)
 
     # ------------------------------------------------------------------ shapes
     @property
@@ -279,9 +281,7 @@ class ConvexProgram:
     def penalty(self, V, W=None) -> float:
         """Group penalty :math:`\\sum_i \\rho(v_i) + \\rho(w_i)` (not multiplied by alpha)."""
         V, W = self._blocks(V, W)
-        k = self.n_penalized
-        return float(np.linalg.norm(V[..., :k], axis=-1).sum()
-                     + np.linalg.norm(W[..., :k], axis=-1).sum())
+        return self.regularizer.value(V) + self.regularizer.value(W)
 
     def objective(self, V, W=None, c0=0.0) -> float:
         """The objective in scikit-learn's normalisation (sum form divided by ``n``).

@@ -89,10 +89,11 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils._param_validation import Interval, StrOptions
 
 from ..certificates._gap import dual_point, gated_duality_gap, predict, range_basis
+from ..regularizers import GroupL2Penalty
 from ._base import BaseSolver, _implements
 
 __all__ = ["ArrayBackend", "FastResult", "FistaSolver", "fista_core", "get_backend",
-           "group_soft_threshold", "lipschitz_bound", "solve_gated_fista"]
+           "lipschitz_bound", "solve_gated_fista"]
 
 
 @dataclass
@@ -134,23 +135,6 @@ class FastResult:
     @property
     def rel_gap(self) -> float:
         return self.gap / max(abs(self.objective), np.finfo(float).tiny)
-
-
-def group_soft_threshold(B: np.ndarray, thresh: float, n_penalized: Optional[int] = None
-                         ) -> np.ndarray:
-    """Row-wise ``(1 - thresh / ||b||)_+ b`` on the first ``n_penalized`` columns."""
-    if n_penalized is None or n_penalized >= B.shape[1]:
-        nrm = np.linalg.norm(B, axis=1, keepdims=True)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            fac = np.where(nrm > thresh, 1.0 - thresh / nrm, 0.0)
-        return B * fac.astype(B.dtype)
-    out = B.copy()
-    Bp = B[:, :n_penalized]
-    nrm = np.linalg.norm(Bp, axis=1, keepdims=True)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        fac = np.where(nrm > thresh, 1.0 - thresh / nrm, 0.0)
-    out[:, :n_penalized] = Bp * fac.astype(B.dtype)
-    return out
 
 
 # ---------------------------------------------------------------------- array backends
@@ -253,19 +237,20 @@ class ArrayBackend:
             return np.einsum("ij,ij->i", a, b)
         return (a * b).sum(1)
 
-    def group_shrink(self, B, thresh: float, n_penalized: Optional[int]):
-        """Group soft-thresholding ``(1 - thresh / ||b_pen||)_+ b`` of every row."""
-        Bp = B if n_penalized is None else B[:, :n_penalized]
+    def group_shrink(self, B, thresh: float, regularizer: GroupL2Penalty):
+        """The regulariser's prox on the backend: group soft-thresholding
+        ``(1 - thresh / ||b_pen||)_+ b_pen`` of every row (free coordinates unchanged)."""
+        Bp = regularizer.penalized(B)
         nrm = self.row_norms(Bp)
         tiny = np.finfo(self.dtype).tiny
         if self._t is None:
             fac = np.maximum(1.0 - thresh / np.maximum(nrm, tiny), 0.0).astype(self.dtype)
         else:
             fac = self._t.clamp_min(1.0 - thresh / self._t.clamp_min(nrm, tiny), 0.0)
-        if n_penalized is None:
+        if not regularizer.free:
             return B * fac[:, None]
         out = self.copy(B)
-        out[:, :n_penalized] = Bp * fac[:, None]
+        regularizer.penalized(out)[...] = Bp * fac[:, None]
         return out
 
     def loss_ops(self, loss, y: np.ndarray):
@@ -555,7 +540,7 @@ def solve_gated_fista(
     beta: float,
     *,
     output_bias: bool = False,
-    n_penalized: Optional[int] = None,
+    regularizer: Optional[GroupL2Penalty] = None,
     tol: float = 1e-6,
     max_iter: int = 10000,
     check_every: int = 10,
@@ -586,9 +571,9 @@ def solve_gated_fista(
         ``alpha`` (sum-reduced penalty weight).
     output_bias : bool
         Add a free (unpenalised) output bias.
-    n_penalized : int or None
-        Penalise only the first ``n_penalized`` coordinates of each block (unpenalised
-        hidden bias); ``None`` penalises the whole block.
+    regularizer : GroupL2Penalty, optional
+        The group penalty of a block (e.g. ``program.regularizer``; a free hidden bias is
+        left unpenalised); default: the whole block is penalised.
     tol : float
         Relative duality-gap tolerance: stop when ``gap <= tol * |primal|``.
     max_iter, check_every : int
@@ -628,17 +613,14 @@ def solve_gated_fista(
     loss, Xa, S, y, dtype = _check_inputs(loss, Xa, masks, y, beta, tol, max_iter, dtype)
     xp = get_backend(backend, device, dtype)
     P, d_aug = S.shape[1], Xa.shape[1]
-    if n_penalized is not None and n_penalized >= d_aug:
-        n_penalized = None
+    reg = GroupL2Penalty(d_aug) if regularizer is None else regularizer
     L_max = loss.lipschitz * lipschitz_bound(Xa, S, output_bias=output_bias)
     L_max = max(L_max, np.finfo(float).tiny)
-    basis = (range_basis(np.asarray(S, np.float64), output_bias=True)
-             if n_penalized is not None else None)
+    basis = range_basis(np.asarray(S, np.float64), output_bias=True) if reg.free else None
     Xd, Sd = xp.asarray(Xa), xp.asarray(S)
     # the certificate's correlations in float64 even for float32 iterations
     X64, S64 = (Xd, Sd) if dtype == np.float64 else (xp.asarray(Xa, np.float64),
                                                      xp.asarray(S, np.float64))
-    k_pen = d_aug if n_penalized is None else n_penalized
     fval_z, fvg_z = xp.loss_ops(loss, y)
 
     def forward(B):  # predictions sum_i D_i Xa b_i = rowsum(Xa * (S @ B)): one GEMM
@@ -655,26 +637,24 @@ def solve_gated_fista(
         return fval_z(z + c if output_bias else z)
 
     def prox(Z, step):
-        return xp.group_shrink(Z, beta * step, n_penalized)
+        return xp.group_shrink(Z, beta * step, reg)
 
     def penalty(B):
-        Bp = B if n_penalized is None else B[:, :n_penalized]
-        return beta * xp.total(xp.row_norms(Bp))
+        return beta * xp.total(xp.row_norms(reg.penalized(B)))
 
     def bound(lam):  # max_i ||Xa_pen^T D_i lam||
         lb = xp.asarray(lam, np.float64)
-        corr = S64.T @ (lb[:, None] * X64[:, :k_pen])
+        corr = S64.T @ (lb[:, None] * reg.penalized(X64))
         return float(xp.row_norms(corr).max()) if P else 0.0
 
     z_hist: list = []
 
     def gap_fn(B, c, z_state):
         z = xp.to_numpy(z_state) + c
-        Bp = B if n_penalized is None else B[:, :n_penalized]
         primal = float(loss.value(z, y)) + beta * xp.total(
-            xp.row_norms(xp.asarray(Bp, np.float64)))
+            xp.row_norms(xp.asarray(reg.penalized(B), np.float64)))
         dg = gated_duality_gap(loss, None, None, y, None, 0.0, beta, output_bias=output_bias,
-                               n_penalized=n_penalized, z=z, null_basis=basis,
+                               regularizer=reg, z=z, null_basis=basis,
                                primal=primal, bound_fn=bound)
         if extrapolate > 0:
             z_hist.append(z)
@@ -685,7 +665,7 @@ def solve_gated_fista(
                 if z_acc is not None and np.all(np.isfinite(z_acc)):
                     da = gated_duality_gap(loss, None, None, y, None, 0.0, beta,
                                            output_bias=output_bias,
-                                           n_penalized=n_penalized, z=z_acc,
+                                           regularizer=reg, z=z_acc,
                                            null_basis=basis, primal=primal, bound_fn=bound)
                     if da.dual > dg.dual:
                         dg = da
@@ -698,7 +678,7 @@ def solve_gated_fista(
 
     def certify(W, c, z):  # host float64, no extrapolation (the polish's points)
         return gated_duality_gap(loss, Xh, Sh, y, W, c, beta, output_bias=output_bias,
-                                 n_penalized=n_penalized, z=z, null_basis=basis)
+                                 regularizer=reg, z=z, null_basis=basis)
 
     t_start = time.perf_counter()
     B0 = xp.zeros((P, d_aug)) if W0 is None else xp.asarray(W0)
@@ -734,7 +714,7 @@ def solve_gated_fista(
             break
         pol = newton_polish(
             loss, Xh, Sh, y, beta, np.asarray(res.B, np.float64), res.output_bias,
-            output_bias=output_bias, n_penalized=n_penalized, certify=certify, tol=tol,
+            output_bias=output_bias, regularizer=reg, certify=certify, tol=tol,
             best_dual=best_dual, max_vars=polish_max_vars,
             time_limit=None if time_limit is None else time_limit - elapsed,
             verbose=verbose)
@@ -779,13 +759,13 @@ def solve_gated_fista(
 
 
 # ------------------------------------------------------------------ second-order polish
-def _polish_columns(Xa: np.ndarray, S: np.ndarray, act: np.ndarray, k_pen: int,
-                    output_bias: bool) -> np.ndarray:
+def _polish_columns(Xa: np.ndarray, S: np.ndarray, act: np.ndarray,
+                    regularizer: GroupL2Penalty, output_bias: bool) -> np.ndarray:
     """Design matrix of the restricted problem: ``[S_act o Xa_pen | S o Xa_free | 1]``."""
-    n, d = Xa.shape
-    cols = [(S[:, act][:, :, None] * Xa[:, None, :k_pen]).reshape(n, -1)]
-    if k_pen < d:
-        cols.append((S[:, :, None] * Xa[:, None, k_pen:]).reshape(n, -1))
+    n = Xa.shape[0]
+    cols = [(S[:, act][:, :, None] * regularizer.penalized(Xa)[:, None, :]).reshape(n, -1)]
+    if regularizer.free:
+        cols.append((S[:, :, None] * regularizer.unpenalized(Xa)[:, None, :]).reshape(n, -1))
     if output_bias:
         cols.append(np.ones((n, 1)))
     return np.hstack(cols)
@@ -879,7 +859,7 @@ def _newton_direction(A: np.ndarray, sh: np.ndarray, grad: np.ndarray, U: np.nda
 
 
 def newton_polish(loss, Xa: np.ndarray, S: np.ndarray, y: np.ndarray, beta: float,
-                  W: np.ndarray, c: float, *, output_bias: bool, n_penalized: Optional[int],
+                  W: np.ndarray, c: float, *, output_bias: bool, regularizer: GroupL2Penalty,
                   certify: Callable, tol: float, best_dual: float = -np.inf,
                   max_rounds: int = 20,
                   max_newton: int = 50, max_vars: int = 6000, max_add: int = 50,
@@ -907,7 +887,7 @@ def newton_polish(loss, Xa: np.ndarray, S: np.ndarray, y: np.ndarray, beta: floa
     t0 = time.perf_counter()
     n, d = Xa.shape
     P = S.shape[1]
-    k = d if n_penalized is None else n_penalized
+    k = regularizer.penalized_dim
     W = np.array(W, dtype=np.float64)
     c = float(c) if output_bias else 0.0
     if loss.curvature(np.zeros(1), np.ones(1)) is None:
@@ -946,7 +926,7 @@ def newton_polish(loss, Xa: np.ndarray, S: np.ndarray, y: np.ndarray, beta: floa
         if min(n, K) > max_vars or n * K > 50_000_000:
             best["info"] = f"restricted problem too large ({n} x {K})"
             return best
-        A = _polish_columns(Xa, S, act, k, output_bias)
+        A = _polish_columns(Xa, S, act, regularizer, output_bias)
         restricted_done = K == 0  # empty support, no free variable: only add blocks
         for it in range(0 if K == 0 else max_newton):
             if time_limit is not None and time.perf_counter() - t0 > time_limit:
@@ -1139,12 +1119,12 @@ class FistaSolver(BaseSolver):
         xp = get_backend(self.backend, self.device, np.dtype(self.dtype))
         W0 = None if warm_start is None else np.asarray(warm_start.V)
         c0 = 0.0 if warm_start is None else float(np.ravel(warm_start.output_bias)[0])
-        npen = program.n_penalized if program.n_penalized < program.d_aug else None
         with warnings.catch_warnings():  # BaseSolver.solve issues the one warning
             warnings.simplefilter("ignore", ConvergenceWarning)
             res = solve_gated_fista(
                 program.loss, program.X_aug, program.masks, program.y, program.alpha,
-                output_bias=program.fit_output_bias, n_penalized=npen, tol=self.tol,
+                output_bias=program.fit_output_bias, regularizer=program.regularizer,
+                tol=self.tol,
                 max_iter=self.max_iter, check_every=self.check_every, W0=W0, c0=c0,
                 dtype=np.dtype(self.dtype), backend=xp, polish=self.polish,
                 polish_tol=self.polish_tol, verbose=self.verbose)

@@ -61,6 +61,7 @@ import numpy as np
 from ..certificates._dual import pattern_value
 from ..certificates._gap import DualGap, dual_point
 from ..losses import SquaredLoss
+from ..regularizers import GroupL2Penalty
 
 __all__ = ["solve_relu_barrier", "BarrierResult"]
 
@@ -139,8 +140,9 @@ def _centre(v, on):
     return v - v.mean(axis=0) if on else v
 
 
-def _norms(B, npen, floor):
-    return np.sqrt(np.einsum("ij,ij->i", B[:, :npen], B[:, :npen]) + floor * floor)
+def _norms(B, reg, floor):
+    Bp = reg.penalized(B)
+    return np.sqrt(np.einsum("ij,ij->i", Bp, Bp) + floor * floor)
 
 
 class _Kkt:
@@ -151,12 +153,13 @@ class _Kkt:
     primal; ``u_j = p_j / ||p_j||``).
     """
 
-    def __init__(self, Xa, S, XX, w, B, beta, npen, floor, output_bias, c, masks=None,
+    def __init__(self, Xa, S, XX, w, B, beta, reg, floor, output_bias, c, masks=None,
                  pat=None):
         n, d = Xa.shape
         J = B.shape[0]
-        nr = _norms(B, npen, floor)
-        u = B[:, :npen] / nr[:, None]
+        npen = reg.penalized_dim
+        nr = _norms(B, reg, floor)
+        u = reg.penalized(B) / nr[:, None]
         H = (w.T @ XX).reshape(J, d, d)
         idx = np.arange(npen)
         H[:, idx, idx] += (beta / nr)[:, None]
@@ -221,7 +224,7 @@ class _Kkt:
         return u - np.einsum("jab,jb->ja", self.Hinv, back)
 
 
-def _gradient(Xa, S, A, rmask, yc, B, lin, beta, c, npen, floor, output_bias):
+def _gradient(Xa, S, A, rmask, yc, B, lin, beta, c, reg, floor, output_bias):
     """Gradient of ``f + beta sum ||p_j|| - sum lin_ji log s_ji`` (``lin`` array or scalar).
 
     Returns ``(g, s, r)``.
@@ -231,18 +234,18 @@ def _gradient(Xa, S, A, rmask, yc, B, lin, beta, c, npen, floor, output_bias):
     r = _centre(np.einsum("ij,ij->i", S, U), output_bias) - yc
     inv_s = np.where(rmask[:, None], 1.0 / np.where(rmask[:, None], s, 1.0), 0.0)
     g = (Xa.T @ (S * r[:, None])).T / c - (Xa.T @ (A * (lin * inv_s))).T
-    g[:, :npen] += beta * B[:, :npen] / _norms(B, npen, floor)[:, None]
+    reg.penalized(g)[...] += beta * reg.penalized(B) / _norms(B, reg, floor)[:, None]
     return g, s, r
 
 
-def _newton(Xa, S, A, rmask, XX, yc, B, mu, beta, c, npen, output_bias, floor=0.0):
+def _newton(Xa, S, A, rmask, XX, yc, B, mu, beta, c, reg, output_bias, floor=0.0):
     """Primal barrier gradient and Newton step of ``F_mu`` at ``B`` (tests).
 
     Returns ``(g, step)``, both of shape ``(J, d)``.
     """
-    g, s, r = _gradient(Xa, S, A, rmask, yc, B, mu, beta, c, npen, floor, output_bias)
+    g, s, r = _gradient(Xa, S, A, rmask, yc, B, mu, beta, c, reg, floor, output_bias)
     inv_s = np.where(rmask[:, None], 1.0 / np.where(rmask[:, None], s, 1.0), 0.0)
-    kkt = _Kkt(Xa, S, XX, mu * inv_s * inv_s, B, beta, npen, floor, output_bias, c)
+    kkt = _Kkt(Xa, S, XX, mu * inv_s * inv_s, B, beta, reg, floor, output_bias, c)
     return g, kkt.solve(g)
 
 
@@ -263,7 +266,7 @@ def _max_step(s, ds, rmask, z=None, dz=None):
 
 
 def solve_relu_barrier(Xa: np.ndarray, masks: np.ndarray, y: np.ndarray, beta: float, *,
-                       gates: np.ndarray, n_penalized: Optional[int] = None,
+                       gates: np.ndarray, regularizer: Optional[GroupL2Penalty] = None,
                        output_bias: bool = False, loss=None, tol: float = 1e-6,
                        sigma: float = 10.0, max_newton: int = 400,
                        time_limit: Optional[float] = None, verbose: int = 0):
@@ -280,8 +283,9 @@ def solve_relu_barrier(Xa: np.ndarray, masks: np.ndarray, y: np.ndarray, beta: f
     gates : ndarray (d, P)
         A gate of each pattern (``masks == Xa @ gates > 0``); strictly interior points
         of the cones start the path.
-    n_penalized : int or None
-        Only the first ``n_penalized`` coordinates of each block are penalised.
+    regularizer : GroupL2Penalty, optional
+        The group penalty (default: every block coordinate penalised, the only case the
+        barrier handles).
     output_bias : bool
         Free output bias ``c0``.
     loss : Loss, optional
@@ -305,11 +309,11 @@ def solve_relu_barrier(Xa: np.ndarray, masks: np.ndarray, y: np.ndarray, beta: f
     M = np.asarray(masks, bool)
     P = M.shape[1]
     J = 2 * P
-    npen = d if n_penalized is None else int(n_penalized)
-    if npen != d:
-        raise ValueError("solve_relu_barrier needs every block coordinate penalised "
-                         f"(n_penalized={npen} < d={d}): with a free hidden bias the barrier "
-                         "problem is unbounded.")
+    reg = GroupL2Penalty(d) if regularizer is None else regularizer
+    if reg.free:
+        raise ValueError("solve_relu_barrier needs every block coordinate penalised (got "
+                         f"{reg!r}): with a free hidden bias the barrier problem is "
+                         "unbounded.")
     Mf = M.astype(np.float64)
     S = np.hstack([Mf, -Mf])  # (n, J)
     signs = np.hstack([M, M])
@@ -350,16 +354,16 @@ def solve_relu_barrier(Xa: np.ndarray, masks: np.ndarray, y: np.ndarray, beta: f
             live &= ~dead
         Sl, Al, Bl, zl = S[:, live], A[:, live], B[live], z[:, live]
         # gradient without the barrier of the linear rows (the affine-scaling direction)
-        g0, sl, r = _gradient(Xa, Sl, Al, rmask, yc, Bl, 0.0, beta, c, npen, floor,
+        g0, sl, r = _gradient(Xa, Sl, Al, rmask, yc, Bl, 0.0, beta, c, reg, floor,
                               output_bias)
         inv_s = np.where(R, 1.0 / np.where(R, sl, 1.0), 0.0)
         w = zl * inv_s
         try:
-            kkt = _Kkt(Xa, Sl, XX, w, Bl, beta, npen, floor, output_bias, c, masks=Mf,
+            kkt = _Kkt(Xa, Sl, XX, w, Bl, beta, reg, floor, output_bias, c, masks=Mf,
                        pat=np.flatnonzero(live) % P)
         except np.linalg.LinAlgError:
             break
-        primal = 0.5 * float(r @ r) / c + beta * float(_norms(Bl, npen, 0.0).sum())
+        primal = 0.5 * float(r @ r) / c + beta * float(_norms(Bl, reg, 0.0).sum())
         m_live = float(rmask.sum() * live.sum())
         mu = float(np.sum(sl[rmask] * zl[rmask])) / m_live
         if mu * m_live <= next_check * primal:
