@@ -88,6 +88,7 @@ import numpy as np
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils._param_validation import Interval, StrOptions
 
+from .._newton import backtrack, boundary_steps, damped_cholesky, newton_step, norm_derivatives
 from ..certificates._gap import dual_point, gated_duality_gap, predict, range_basis
 from ..regularizers import GroupL2Penalty
 from ._base import BaseSolver, _implements
@@ -771,29 +772,16 @@ def _polish_columns(Xa: np.ndarray, S: np.ndarray, act: np.ndarray,
     return np.hstack(cols)
 
 
-def _damped_cholesky(H: np.ndarray):
-    """Cholesky factor of ``H + mu I`` with the smallest ``mu`` in ``1e-12 * mean(diag)
-    * 100^j`` that works (``None`` if none does)."""
-    from scipy.linalg import LinAlgError, cho_factor
-
-    mu = 1e-12 * max(float(np.mean(np.diag(H))), np.finfo(float).tiny) if H.size else 1.0
-    eye = np.eye(H.shape[0])
-    for _ in range(8):
-        try:
-            return cho_factor(H + mu * eye, lower=False, check_finite=False)
-        except LinAlgError:
-            mu *= 100.0
-    return None
-
-
 def _newton_direction(A: np.ndarray, sh: np.ndarray, grad: np.ndarray, U: np.ndarray,
-                      r: np.ndarray, beta: float, m: int, k: int,
+                      r: np.ndarray, Hn: np.ndarray, beta: float, m: int, k: int,
                       Xk: Optional[np.ndarray] = None, Sa: Optional[np.ndarray] = None
                       ) -> Optional[np.ndarray]:
-    """Newton step ``-H^{-1} grad`` of the restricted problem (damped Cholesky).
+    """Newton step ``-H^{-1} grad`` of the restricted problem (damped Cholesky,
+    :func:`convexrelu._newton.newton_step`).
 
     ``H = C^T C + blockdiag_i(beta / r_i (I - u_i u_i^T))`` on the first ``m`` blocks of
-    ``k`` columns, ``C = diag(sh) A`` (``n x K``). With ``K <= n`` the ``K x K`` matrix is
+    ``k`` columns, ``C = diag(sh) A`` (``n x K``); ``Hn`` holds the norm's blocks
+    (:func:`convexrelu._newton.norm_derivatives`). With ``K <= n`` the ``K x K`` matrix is
     factorised (``O(n K^2 + K^3)``). Otherwise the norm curvature acts only on the
     tangential directions, so those are eliminated by a Schur complement in sample space:
     with ``C_r`` the radial (``C_i u_i``) and free columns and ``C_t`` the tangential
@@ -812,10 +800,8 @@ def _newton_direction(A: np.ndarray, sh: np.ndarray, grad: np.ndarray, U: np.nda
         C = A * sh[:, None]
         H = C.T @ C
         idx = np.arange(m * k).reshape(m, k)
-        blk = (beta / r)[:, None, None] * (np.eye(k)[None] - U[:, :, None] * U[:, None, :])
-        H[idx[:, :, None], idx[:, None, :]] += blk
-        cf = _damped_cholesky(H)
-        return None if cf is None else -cho_solve(cf, grad, check_finite=False)
+        H[idx[:, :, None], idx[:, None, :]] += Hn
+        return newton_step(H, grad)
     rb = r / beta
     if Xk is None:  # generic columns: explicit tangential parts
         C3 = A[:, :m * k].reshape(n, m, k) * sh[:, None, None]
@@ -839,12 +825,12 @@ def _newton_direction(A: np.ndarray, sh: np.ndarray, grad: np.ndarray, U: np.nda
         q = np.einsum("nmk,mk->n", C3, rb[:, None] * gt)
     else:
         q = sh * np.einsum("nm,nm->n", Sa, Xk @ (rb[:, None] * gt).T)
-    cfN = _damped_cholesky(N)
+    cfN = damped_cholesky(N)
     if cfN is None:
         return None
     Y = cho_solve(cfN, Cr, check_finite=False)
     G = Cr.T @ Y
-    cfG = _damped_cholesky(G)
+    cfG = damped_cholesky(G)
     if cfG is None:
         return None
     xr = cho_solve(cfG, -gr + Y.T @ q, check_finite=False)
@@ -933,12 +919,10 @@ def newton_polish(loss, Xa: np.ndarray, S: np.ndarray, y: np.ndarray, beta: floa
                 return best
             g = loss.gradient(z, y)
             h = loss.curvature(z, y)
-            Wa = W[act, :k]
-            r = np.linalg.norm(Wa, axis=1)
-            U = Wa / r[:, None]
+            r, U, Hn = norm_derivatives(regularizer.penalized(W[act]), beta)
             grad = A.T @ g
             grad[:m * k] += beta * U.ravel()
-            step = _newton_direction(A, np.sqrt(h), grad, U, r, beta, m, k,
+            step = _newton_direction(A, np.sqrt(h), grad, U, r, Hn, beta, m, k,
                                      Xk=Xa[:, :k], Sa=S[:, act])
             if step is None:
                 best["info"] = "Hessian factorisation failed"
@@ -959,36 +943,28 @@ def newton_polish(loss, Xa: np.ndarray, S: np.ndarray, y: np.ndarray, beta: floa
                 if drop is not None:
                     Wn[act[drop], :k] = 0.0
                 zn = zfun(Wn, cn)
-                return Wn, cn, zn, phi(Wn, zn)
+                return phi(Wn, zn), (Wn, cn, zn)
 
             # blocks whose radial coordinate r + t <u, step> reaches 0 for some t <= 1:
-            # step to the first such t and drop those blocks (active-set move)
+            # step to the first such t and drop those blocks (active-set move); each try
+            # is one Armijo test, then plain backtracking (the shared line search)
             radial = np.einsum("ij,ij->i", U, step[:m * k].reshape(m, k))
-            with np.errstate(divide="ignore", invalid="ignore"):
-                t_cross = np.where(radial < 0, r / -radial, np.inf)
-            accepted = dropped = False
+            t_cross = boundary_steps(r, radial)
+            acc = None
             if np.sum(t_cross <= 1.0) > 1:  # first try: full step, all crossers dropped
                 cross = t_cross <= 1.0
-                Wn, cn, zn, fn = trial(1.0, cross)
-                accepted = dropped = fn <= f0 + 1e-4 * dec
-            if not accepted and np.min(t_cross, initial=np.inf) <= 1.0:
+                acc = backtrack(lambda tt: trial(tt, cross), f0, dec, max_tries=1)
+            if acc is None and np.min(t_cross, initial=np.inf) <= 1.0:
                 tc = float(np.min(t_cross))
                 cross = t_cross <= tc * (1.0 + 1e-9)
-                Wn, cn, zn, fn = trial(tc, cross)
-                if fn <= f0 + 1e-4 * tc * dec:
-                    accepted = dropped = True
-            if not accepted:
-                tt = 1.0
-                for _ in range(40):
-                    Wn, cn, zn, fn = trial(tt)
-                    if fn <= f0 + 1e-4 * tt * dec:
-                        accepted = True
-                        break
-                    tt *= 0.5
-            if not accepted:
+                acc = backtrack(lambda tt: trial(tt, cross), f0, dec, t=tc, max_tries=1)
+            dropped = acc is not None
+            if acc is None:
+                acc = backtrack(trial, f0, dec)
+            if acc is None:
                 restricted_done = True
                 break
-            W, c, z = Wn, cn, zn
+            W, c, z = acc[2]
             dg = certify(W, c, z)
             best["n_steps"] = n_steps
             if verbose:

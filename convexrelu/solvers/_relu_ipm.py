@@ -58,6 +58,7 @@ from typing import Optional
 
 import numpy as np
 
+from .._newton import max_step, norm_derivatives
 from ..certificates._dual import pattern_value
 from ..certificates._gap import DualGap, dual_point
 from ..losses import SquaredLoss
@@ -140,11 +141,6 @@ def _centre(v, on):
     return v - v.mean(axis=0) if on else v
 
 
-def _norms(B, reg, floor):
-    Bp = reg.penalized(B)
-    return np.sqrt(np.einsum("ij,ij->i", Bp, Bp) + floor * floor)
-
-
 class _Kkt:
     """Factorised Newton matrix ``blockdiag(H_j) + (1/c) A~^T A~`` (block Woodbury).
 
@@ -157,13 +153,10 @@ class _Kkt:
                  pat=None):
         n, d = Xa.shape
         J = B.shape[0]
-        npen = reg.penalized_dim
-        nr = _norms(B, reg, floor)
-        u = reg.penalized(B) / nr[:, None]
         H = (w.T @ XX).reshape(J, d, d)
-        idx = np.arange(npen)
-        H[:, idx, idx] += (beta / nr)[:, None]
-        H[:, :npen, :npen] -= (beta / nr)[:, None, None] * u[:, :, None] * u[:, None, :]
+        # the group norm's curvature beta / ||p_j|| (I - u_j u_j^T) (shared Newton helper)
+        k = reg.penalized_dim
+        H[:, :k, :k] += norm_derivatives(reg.penalized(B), beta, floor)[2]
         # symmetric diagonal scaling keeps the factors accurate when w spans many orders
         # of magnitude (binding rows: z / s -> inf); blocks whose Cholesky fails (rounding)
         # get an eigen-decomposition with the tiny eigenvalues clipped
@@ -234,7 +227,8 @@ def _gradient(Xa, S, A, rmask, yc, B, lin, beta, c, reg, floor, output_bias):
     r = _centre(np.einsum("ij,ij->i", S, U), output_bias) - yc
     inv_s = np.where(rmask[:, None], 1.0 / np.where(rmask[:, None], s, 1.0), 0.0)
     g = (Xa.T @ (S * r[:, None])).T / c - (Xa.T @ (A * (lin * inv_s))).T
-    reg.penalized(g)[...] += beta * reg.penalized(B) / _norms(B, reg, floor)[:, None]
+    U = norm_derivatives(reg.penalized(B), beta, floor, hessian=False)[1]
+    reg.penalized(g)[...] += beta * U
     return g, s, r
 
 
@@ -254,15 +248,11 @@ def _lin_term(Xa, A, v):
     return -(Xa.T @ (A * v)).T
 
 
-def _max_step(s, ds, rmask, z=None, dz=None):
-    """Largest ``a`` keeping ``s + a ds > 0`` on the constraint rows (and ``z + a dz > 0``)."""
+def _max_step(s, ds, rmask, z, dz):
+    """Largest ``a`` keeping ``s + a ds > 0`` and ``z + a dz > 0`` on the constraint rows
+    (the shared ratio test)."""
     R = rmask[:, None]
-    with np.errstate(divide="ignore", invalid="ignore"):
-        amax = float(np.min(np.where((ds < 0) & R, -s / ds, np.inf), initial=np.inf))
-        if z is not None:
-            amax = min(amax, float(np.min(np.where((dz < 0) & R, -z / dz, np.inf),
-                                          initial=np.inf)))
-    return amax
+    return min(max_step(s, ds, R), max_step(z, dz, R))
 
 
 def solve_relu_barrier(Xa: np.ndarray, masks: np.ndarray, y: np.ndarray, beta: float, *,
@@ -363,7 +353,7 @@ def solve_relu_barrier(Xa: np.ndarray, masks: np.ndarray, y: np.ndarray, beta: f
                        pat=np.flatnonzero(live) % P)
         except np.linalg.LinAlgError:
             break
-        primal = 0.5 * float(r @ r) / c + beta * float(_norms(Bl, reg, 0.0).sum())
+        primal = 0.5 * float(r @ r) / c + beta * reg.value(Bl)
         m_live = float(rmask.sum() * live.sum())
         mu = float(np.sum(sl[rmask] * zl[rmask])) / m_live
         if mu * m_live <= next_check * primal:
