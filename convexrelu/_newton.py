@@ -44,7 +44,7 @@ __all__ = ["backtrack", "boundary_steps", "damped_cholesky", "max_step", "newton
 
 
 def norm_derivatives(Pb: np.ndarray, beta: float, floor: float = 0.0, *,
-                     hessian: bool = True
+                     hessian: bool = True, out: Optional[np.ndarray] = None
                      ) -> tuple[np.ndarray, np.ndarray, Optional[np.ndarray]]:
     """Radii, gradient and Hessian blocks of ``beta * sum_j ||p_j||``.
 
@@ -57,6 +57,8 @@ def norm_derivatives(Pb: np.ndarray, beta: float, floor: float = 0.0, *,
         Smoothing: ``r_j = sqrt(||p_j||^2 + floor^2)`` replaces ``||p_j||``.
     hessian : bool, default=True
         Whether to form the Hessian blocks (``None`` is returned otherwise).
+    out : ndarray of shape (m, k, k), optional
+        Add the Hessian blocks to this array in place (and return it as ``H``).
 
     Returns
     -------
@@ -72,7 +74,10 @@ def norm_derivatives(Pb: np.ndarray, beta: float, floor: float = 0.0, *,
     if not hessian:
         return r, U, None
     k = Pb.shape[1]
-    H = (beta / r)[:, None, None] * (np.eye(k)[None] - U[:, :, None] * U[:, None, :])
+    H = np.zeros((Pb.shape[0], k, k)) if out is None else out
+    idx = np.arange(k)
+    H[:, idx, idx] += (beta / r)[:, None]
+    H -= (beta / r)[:, None, None] * U[:, :, None] * U[:, None, :]
     return r, U, H
 
 

@@ -156,7 +156,7 @@ class _Kkt:
         H = (w.T @ XX).reshape(J, d, d)
         # the group norm's curvature beta / ||p_j|| (I - u_j u_j^T) (shared Newton helper)
         k = reg.penalized_dim
-        H[:, :k, :k] += norm_derivatives(reg.penalized(B), beta, floor)[2]
+        norm_derivatives(reg.penalized(B), beta, floor, out=H[:, :k, :k])
         # symmetric diagonal scaling keeps the factors accurate when w spans many orders
         # of magnitude (binding rows: z / s -> inf); blocks whose Cholesky fails (rounding)
         # get an eigen-decomposition with the tiny eigenvalues clipped
@@ -227,8 +227,8 @@ def _gradient(Xa, S, A, rmask, yc, B, lin, beta, c, reg, floor, output_bias):
     r = _centre(np.einsum("ij,ij->i", S, U), output_bias) - yc
     inv_s = np.where(rmask[:, None], 1.0 / np.where(rmask[:, None], s, 1.0), 0.0)
     g = (Xa.T @ (S * r[:, None])).T / c - (Xa.T @ (A * (lin * inv_s))).T
-    U = norm_derivatives(reg.penalized(B), beta, floor, hessian=False)[1]
-    reg.penalized(g)[...] += beta * U
+    nrm = norm_derivatives(reg.penalized(B), beta, floor, hessian=False)[0]
+    reg.penalized(g)[...] += beta * reg.penalized(B) / nrm[:, None]
     return g, s, r
 
 
@@ -353,7 +353,8 @@ def solve_relu_barrier(Xa: np.ndarray, masks: np.ndarray, y: np.ndarray, beta: f
                        pat=np.flatnonzero(live) % P)
         except np.linalg.LinAlgError:
             break
-        primal = 0.5 * float(r @ r) / c + beta * reg.value(Bl)
+        nrm = norm_derivatives(reg.penalized(Bl), beta, hessian=False)[0]
+        primal = 0.5 * float(r @ r) / c + beta * float(nrm.sum())
         m_live = float(rmask.sum() * live.sum())
         mu = float(np.sum(sl[rmask] * zl[rmask])) / m_live
         if mu * m_live <= next_check * primal:
