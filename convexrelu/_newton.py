@@ -30,7 +30,8 @@ primal-dual path-following method has no merit function to decrease).
 References
 ----------
 J. Nocedal and S. J. Wright, *Numerical Optimization*, 2nd ed., Springer, 2006
-(Algorithm 3.1, backtracking; §3.4, modified Cholesky; §19.2, the fraction to the boundary).
+(Algorithm 3.1, backtracking; Section 3.4, modified Cholesky; Section 19.2, the
+fraction to the boundary).
 """
 
 from __future__ import annotations
