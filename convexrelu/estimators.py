@@ -40,6 +40,7 @@ from .program import ConvexProgram
 from .regularizers import GroupL2Penalty
 from .solvers import SOLVERS, BaseSolver, choose_solver, get_solver
 from .solvers._base import solver_class
+from .solvers._seeds import solve_on_gated_support
 
 __all__ = ["ConvexReLURegressor", "ConvexReLUClassifier"]
 
@@ -255,16 +256,10 @@ class _ConvexReLUBase(BaseEstimator):
             keep.append(sol)
         n_iter = sol.n_iter
         if self.formulation == "gated_relu":
-            # the ReLU program restricted to the patterns the gated solution uses
-            size = prog.regularizer.norms(sol.V)
-            used = size > 1e-6 * max(float(size.max(initial=0.0)), 1e-300)
-            if not np.any(used):
-                used[:] = True
-            relu = ConvexProgram(X, y, pats, loss=loss, alpha=self.alpha_, bias=self.bias,
-                                 penalize_bias=self.penalize_bias).restrict(used)
+            # the network: the ReLU program restricted to the gated solution's support
             relu_solver = solver if "relu" in solver._formulations else get_solver(
                 "relu", tol=min(self.tol, 1e-8), verbose=bool(self.verbose))
-            sol = relu_solver.solve(relu)
+            sol = solve_on_gated_support(prog, sol, relu_solver)
             n_iter += sol.n_iter
         net = ReLUNet.from_convex(sol.V, sol.W, bias=self.bias, output_bias=sol.output_bias,
                                   penalize_bias=self.penalize_bias, tol=1e-9)
