@@ -856,8 +856,9 @@ def newton_polish(loss, Xa: np.ndarray, S: np.ndarray, y: np.ndarray, beta: floa
     ``l(A theta) + beta sum_{i in act} ||w_i,pen||`` is smooth, with Hessian
     ``A^T diag(l'') A + blockdiag(beta / ||w|| (I - u u^T))``; the free coordinates
     (unpenalised hidden biases of every block, the output bias) have no penalty.
-    Damped Newton steps with an Armijo line search; a block whose step crosses the
-    origin is tried at zero (and dropped when that decreases the objective). After every
+    Damped Newton steps with an Armijo line search (the shared pieces of
+    :mod:`convexrelu._newton`); a block whose step crosses the origin is tried at zero
+    (and dropped when that decreases the objective). After every
     step ``certify(W, c, z) -> DualGap`` evaluates the duality gap over **all** patterns;
     the polish stops as soon as ``gap <= tol * |primal|``. When the restricted problem is
     solved but the gap is not small, the inactive blocks violating the dual constraint
