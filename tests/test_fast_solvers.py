@@ -315,6 +315,9 @@ def test_input_errors():
         solve_gated_fista(loss, Xa, pats.masks, y, -1.0)
     with pytest.raises(ValueError, match="dtype"):
         solve_gated_fista(loss, Xa, pats.masks, y, 0.3, dtype=np.int64)
+    with pytest.raises(ValueError, match="regularizer is for blocks of length"):
+        solve_gated_fista(loss, Xa, pats.masks, y, 0.3,
+                          regularizer=GroupL2Penalty(Xa.shape[1] + 1))
 
 
 def test_lipschitz_bound_matches_dense_spectrum_and_is_cached():

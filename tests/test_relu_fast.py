@@ -283,3 +283,16 @@ def test_barrier_time_limit_returns_without_continuation():
     assert sol.info["method"] == "barrier" and sol.status == "max_iter_reached"
     assert sol.n_iter == 1 and np.isfinite(sol.info["rel_gap"])
     assert prog.max_violation(sol.V, sol.W) <= 0.0
+
+
+def test_barrier_refuses_a_free_hidden_bias():
+    """The barrier problem is unbounded with an unpenalised coordinate: it says so."""
+    from convexrelu.regularizers import GroupL2Penalty
+    from convexrelu.solvers._relu_ipm import solve_relu_barrier
+
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((8, 2))
+    pats = enumerate_patterns(X, bias=True)
+    with pytest.raises(ValueError, match="needs every block coordinate penalised"):
+        solve_relu_barrier(pats.augment(X), pats.masks, rng.standard_normal(8), 0.1,
+                           gates=pats.gates, regularizer=GroupL2Penalty(3, free_bias=True))

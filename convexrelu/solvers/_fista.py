@@ -615,6 +615,10 @@ def solve_gated_fista(
     xp = get_backend(backend, device, dtype)
     P, d_aug = S.shape[1], Xa.shape[1]
     reg = GroupL2Penalty(d_aug) if regularizer is None else regularizer
+    if reg.d_aug != d_aug:
+        raise ValueError(f"regularizer is for blocks of length {reg.d_aug} but Xa has {d_aug} "
+                         "columns; pass the program's own (program.regularizer) or "
+                         f"GroupL2Penalty({d_aug}, free_bias=...).")
     L_max = loss.lipschitz * lipschitz_bound(Xa, S, output_bias=output_bias)
     L_max = max(L_max, np.finfo(float).tiny)
     basis = range_basis(np.asarray(S, np.float64), output_bias=True) if reg.free else None
