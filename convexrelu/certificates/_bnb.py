@@ -119,7 +119,9 @@ class BnBResult:
     info : dict
         ``rank``, ``heuristic_lower`` (the incumbent before the search), ``n_leaves``,
         ``max_rays``, ``solver_failures``, ``stopped`` (``"closed"``, ``"max_nodes"``,
-        ``"time_limit"``).
+        ``"time_limit"``, or with ``threshold`` ``"below"`` / ``"above"``), ``candidates``
+        (the 32 best points found, one per sign and activation pattern, as
+        ``(value, direction, sign)``, best first: the columns of a pricing call).
     """
 
     upper: float
@@ -642,7 +644,9 @@ def _check_lam(lam, n):
 
 def dual_constraint_bnb(X, lam, *, bias: bool, penalize_bias: bool = True, tol: float = 1e-6,
                         time_limit: float | None = None, max_nodes: int | None = None,
-                        progress=None, random_state=None) -> BnBResult:
+                        threshold: float | None = None, stop_above: float | None = None,
+                        progress=None,
+                        random_state=None) -> BnBResult:
     """Proven bounds on ``M(lambda)`` by cone-envelope branch and bound, without enumeration.
 
     Computes an upper bound ``upper`` and an attained value ``lower`` with
@@ -672,6 +676,12 @@ def dual_constraint_bnb(X, lam, *, bias: bool, penalize_bias: bool = True, tol: 
         Seconds after which the search stops (the bound is then looser but valid).
     max_nodes : int or None, default=None
         Node bounds computed before the search stops.
+    threshold : float or None, default=None
+        Decision mode (pricing, docs/mathematics.rst §8.5): also stop as soon as
+        ``upper <= threshold`` (proved ``M <= threshold``, ``info["stopped"] = "below"``)
+        or ``lower > stop_above`` (a direction above it was found, ``"above"``).
+    stop_above : float or None, default=None
+        See ``threshold``; defaults to ``threshold``.
     progress : callable or bool or None, default=None
         ``True`` prints a status line to stderr about every two seconds; a callable is
         called as ``progress(info)`` with a dict (``n_nodes``, ``time``, ``lower``,
@@ -687,7 +697,7 @@ def dual_constraint_bnb(X, lam, *, bias: bool, penalize_bias: bool = True, tol: 
     ------
     ValueError
         If ``lam`` does not have one entry per sample, is not finite, is not centred with
-        a free bias, or ``tol`` / ``time_limit`` is not positive.
+        a free bias, ``tol`` / ``time_limit`` is not positive or ``threshold`` is NaN.
 
     Notes
     -----
@@ -717,6 +727,12 @@ def dual_constraint_bnb(X, lam, *, bias: bool, penalize_bias: bool = True, tol: 
                          f"{time_limit!r}.")
     if max_nodes is not None:
         max_nodes = check_positive_int(max_nodes, "max_nodes")
+    if threshold is not None and np.isnan(threshold):
+        raise ValueError("threshold must be a number or None; got NaN.")
+    if stop_above is None:
+        stop_above = threshold
+    if stop_above is not None and np.isnan(stop_above):
+        raise ValueError("stop_above must be a number or None; got NaN.")
     rng = check_random_state(random_state)
     if free and abs(lam.sum()) > 1e-12 * (1.0 + np.abs(lam).sum()):
         raise ValueError(
@@ -745,7 +761,11 @@ def dual_constraint_bnb(X, lam, *, bias: bool, penalize_bias: bool = True, tol: 
     # ---- incumbent: fixed-point ascent from random and data-driven starts, both signs
     inc = [0.0, None, 1]
 
+    pool = []  # every point offered: the candidate columns of a pricing call
+
     def offer(v, x, s):
+        if x is not None and v > 0 and len(pool) < 4096:
+            pool.append((v, x, s))
         if x is not None and v > inc[0]:
             inc[0], inc[1], inc[2] = v, x, s
 
@@ -808,6 +828,12 @@ def dual_constraint_bnb(X, lam, *, bias: bool, penalize_bias: bool = True, tol: 
         ub = upper_now()
         if gap_closed(ub):
             break
+        if threshold is not None and ub <= threshold:
+            stopped = "below"
+            break
+        if stop_above is not None and inc[0] > stop_above:
+            stopped = "above"
+            break
         if max_nodes is not None and n_nodes >= max_nodes:
             stopped = "max_nodes"
             break
@@ -869,7 +895,7 @@ def dual_constraint_bnb(X, lam, *, bias: bool, penalize_bias: bool = True, tol: 
     if callable(progress):
         progress({"n_nodes": n_nodes, "time": time.perf_counter() - t_start, "lower": inc[0],
                   "upper": max(ub, inc[0]), "n_open": len(heap)})
-    if closed:
+    if closed and stopped not in ("below", "above"):
         stopped = "closed"
     x_best = inc[1]
     lower = inc[0]
@@ -879,8 +905,24 @@ def dual_constraint_bnb(X, lam, *, bias: bool, penalize_bias: bool = True, tol: 
         closed=bool(closed), n_nodes=n_nodes, time=time.perf_counter() - t_start,
         n_open=len(heap),
         info={"rank": D, "heuristic_lower": heuristic_lower, "n_leaves": n_leaves,
-              "max_rays": max_rays, "solver_failures": solver.failures, "stopped": stopped},
+              "max_rays": max_rays, "solver_failures": solver.failures, "stopped": stopped,
+              "candidates": _distinct(prob, pool, to_original)},
     )
+
+
+def _distinct(prob, pool, to_original, k=32):
+    """The ``k`` best points offered, one per (sign, activation pattern), best first:
+    ``(value, direction, sign)`` in the original coordinates."""
+    seen, out = set(), []
+    for v, x, s in sorted(pool, key=lambda c: -c[0]):
+        key = (s, (prob.Z @ x > 0).tobytes())
+        if key in seen:
+            continue
+        seen.add(key)
+        out.append((float(v), to_original(x), int(s)))
+        if len(out) == k:
+            break
+    return out
 
 
 def _branch_row(prob, node):
