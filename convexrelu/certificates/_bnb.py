@@ -915,7 +915,8 @@ def _distinct(prob, pool, to_original, k=32):
     ``(value, direction, sign)`` in the original coordinates."""
     seen, out = set(), []
     for v, x, s in sorted(pool, key=lambda c: -c[0]):
-        key = (s, (prob.Z @ x > 0).tobytes())
+        # ties (rounding-level values) count as off: near-identical points share a key
+        key = (s, (prob.Z @ x > 1e-9 * prob.rownorm * np.linalg.norm(x)).tobytes())
         if key in seen:
             continue
         seen.add(key)

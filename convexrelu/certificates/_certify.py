@@ -265,7 +265,7 @@ class Certificate:
             b = self.info.get("bnb") or {}
             how = ("proven to the tolerance" if self.method == "branch_and_bound" else
                    "stopped at the time limit: a loose proven bound")
-            return (f"patterns          too many to list: branch and bound, "
+            return (f"patterns          not listed: branch and bound, "
                     f"{self.n_patterns_checked} nodes in {b.get('time', 0.0):.1f} s, "
                     f"M(lambda) {how}")
         return (f"patterns checked  {self.n_patterns_checked}"
@@ -665,12 +665,13 @@ def certify(
         # the output-bias constraint 1^T Lambda = 0 per class: use a feasible point only if
         # centred; otherwise project the rows inside the simplex by mixing with Y (s < 1)
         conservative = True
-    bnb_time = [0.0]
+    bnb_total = [0.0, 0]  # seconds and nodes over both dual points
 
     def bnb_dual(lam_):
-        # each dual point gets its own time_limit; bnb_time is the total spent
+        # each dual point gets its own time_limit
         dv_ = _bnb_dual(X, lam_, hidden_bias, free_bias, tol, time_limit, random_state)
-        bnb_time[0] += dv_.info["time"]
+        bnb_total[0] += dv_.info["time"]
+        bnb_total[1] += dv_.info["n_nodes"]
         return dv_
 
     if search:
@@ -742,7 +743,8 @@ def certify(
     optimal = bool(pats_exact and not conservative and within_tol(gap, objective, tol))
     bnb_info = None
     if bnb:
-        bnb_info = dict(dv.info, time=bnb_time[0])
+        bnb_info = dict(dv.info, time=bnb_total[0], n_nodes=bnb_total[1])
+        dv.n_patterns_checked = bnb_total[1]
         method = "branch_and_bound" if dv.info["closed"] else "loose_bound"
 
     # ---- violating neuron
