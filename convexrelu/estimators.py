@@ -107,7 +107,11 @@ class _ConvexReLUBase(BaseEstimator):
             if p == "exact":
                 if self._bnb_prices(X):
                     return None  # no list: column generation priced by branch and bound
-                raise ValueError(f"patterns='exact': {exc}") from None
+                raise ValueError(
+                    f"patterns='exact': {exc} Beyond enumeration, 'exact' is solved by "
+                    "column generation priced by branch and bound only for "
+                    "formulation='relu', solver 'auto', 'relu' or 'column_generation' and a "
+                    "data rank at most 10.") from None
         from ._warnings import user_stacklevel
 
         warnings.warn(

@@ -387,3 +387,19 @@ def test_regressor_exact_beyond_enumeration_is_the_global_optimum():
     with pytest.raises(ValueError, match="patterns='exact'"):
         ConvexReLURegressor(alpha=0.05, patterns="exact", max_patterns=10,
                             solver="cvxpy").fit(X, y)
+
+
+def test_classifier_exact_beyond_enumeration_is_the_global_optimum():
+    """The logistic loss through the same path: the enumerated optimum, certified."""
+    from convexrelu import ConvexReLUClassifier
+
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((14, 2))
+    y = (X[:, 0] * X[:, 1] > 0).astype(int)
+    ref = ConvexReLUClassifier(alpha=0.05, patterns="exact").fit(X, y)
+    clf = ConvexReLUClassifier(alpha=0.05, patterns="exact", max_patterns=10,
+                               random_state=0).fit(X, y)
+    assert clf.exact_patterns_ and clf.solution_status_ == "optimal"
+    assert clf.objective_ == pytest.approx(ref.objective_, rel=1e-6)
+    assert clf.certificate_.method == "branch_and_bound" and clf.certificate_.optimal
+    assert np.array_equal(clf.predict(X), ref.predict(X))
