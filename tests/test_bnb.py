@@ -403,3 +403,21 @@ def test_classifier_exact_beyond_enumeration_is_the_global_optimum():
     assert clf.objective_ == pytest.approx(ref.objective_, rel=1e-6)
     assert clf.certificate_.method == "branch_and_bound" and clf.certificate_.optimal
     assert np.array_equal(clf.predict(X), ref.predict(X))
+
+
+def test_bnb_starts_and_timer():
+    """A start at the enumerated maximiser is found by the heuristic (before any node);
+    a CPU-time timer caps the search like the wall clock."""
+    import time
+
+    rng = np.random.default_rng(9)
+    X = rng.standard_normal((14, 3))
+    lam = rng.standard_normal(14)
+    lam -= lam.mean()
+    ref = dual_constraint_bnb(X, lam, bias=True, penalize_bias=False, random_state=0)
+    res = dual_constraint_bnb(X, lam, bias=True, penalize_bias=False, max_nodes=1,
+                              starts=ref.direction[None, :], random_state=1)
+    assert res.info["heuristic_lower"] >= ref.lower * (1 - 1e-9)
+    res = dual_constraint_bnb(X, lam, bias=True, penalize_bias=False, time_limit=1e-3,
+                              timer=time.process_time, random_state=0)
+    assert res.info["stopped"] in ("time_limit", "closed") and res.upper >= ref.lower

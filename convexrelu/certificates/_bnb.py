@@ -634,8 +634,8 @@ def _check_lam(lam, n):
 def dual_constraint_bnb(X, lam, *, bias: bool, penalize_bias: bool = True, tol: float = 1e-6,
                         time_limit: float | None = None, max_nodes: int | None = None,
                         threshold: float | None = None, stop_above: float | None = None,
-                        progress=None,
-                        random_state=None) -> BnBResult:
+                        starts=None, progress=None, random_state=None,
+                        timer=None) -> BnBResult:
     """Proven bounds on ``M(lambda)`` by cone-envelope branch and bound, without enumeration.
 
     Computes an upper bound ``upper`` and an attained value ``lower`` with
@@ -671,12 +671,21 @@ def dual_constraint_bnb(X, lam, *, bias: bool, penalize_bias: bool = True, tol: 
         or ``lower > stop_above`` (a direction above it was found, ``"above"``).
     stop_above : float or None, default=None
         See ``threshold``; defaults to ``threshold``.
+    starts : array-like of shape (k, d_aug) or None, default=None
+        Extra starting points of the heuristic (``x = (u, b)`` in the original
+        coordinates, e.g. the previous round's columns in a pricing loop), tried for both
+        signs before the random starts.
     progress : callable or bool or None, default=None
         ``True`` prints a status line to stderr about every two seconds; a callable is
         called as ``progress(info)`` with a dict (``n_nodes``, ``time``, ``lower``,
         ``upper``, ``n_open``) at the same rate.
     random_state : int, numpy Generator or None, default=None
         Seeds the heuristic's random starts.
+    timer : callable or None, default=None
+        Returns seconds; ``time_limit`` and ``BnBResult.time`` are measured with it.
+        Default ``time.perf_counter`` (wall clock); ``time.process_time`` makes
+        ``time_limit`` a CPU-time budget of this process (measurements on a shared
+        machine).
 
     Returns
     -------
@@ -703,7 +712,8 @@ def dual_constraint_bnb(X, lam, *, bias: bool, penalize_bias: bool = True, tol: 
     M. Pilanci and T. Ergen, "Neural networks are convex regularizers", ICML 2020.
     R. Horst and H. Tuy, "Global Optimization: Deterministic Approaches", Springer, 1996.
     """
-    t_start = time.perf_counter()
+    clock = time.perf_counter if timer is None else timer
+    t_start = clock()
     X = check_data_matrix(X)
     n = X.shape[0]
     lam = _check_lam(lam, n)
@@ -743,7 +753,7 @@ def dual_constraint_bnb(X, lam, *, bias: bool, penalize_bias: bool = True, tol: 
 
     if prob.Du == 0 or scale == 0:  # X = 0 (or lam = 0): M = 0 (up to the constant neuron)
         return BnBResult(upper=0.0, lower=0.0, direction=np.zeros(d_aug), sign=1,
-                         closed=True, n_nodes=0, time=time.perf_counter() - t_start,
+                         closed=True, n_nodes=0, time=clock() - t_start,
                          info={"rank": prob.Du, "stopped": "closed"})
 
     D = prob.D
@@ -760,21 +770,29 @@ def dual_constraint_bnb(X, lam, *, bias: bool, penalize_bias: bool = True, tol: 
 
     def out_of_time(fraction=1.0):
         return time_limit is not None and \
-            time.perf_counter() - t_start >= fraction * time_limit
+            clock() - t_start >= fraction * time_limit
 
     dca_time = [0.0]
 
     def dca(x, s):
-        t0 = time.perf_counter()
+        t0 = clock()
         offer(*prob.dca(x, s), s)
-        dca_time[0] += time.perf_counter() - t0
+        dca_time[0] += clock() - t0
 
+    extra = []
+    if starts is not None:
+        S0 = np.asarray(starts, dtype=np.float64).reshape(-1, d_aug)
+        for x in S0[np.all(np.isfinite(S0), axis=1)]:
+            if free:  # (u, b) -> reduced (Q^T u, b + shift^T u)
+                extra.append(np.concatenate([prob.Q.T @ x[:-1], [x[-1] + prob.shift @ x[:-1]]]))
+            else:
+                extra.append(prob.Q.T @ x)
     # fixed-point ascent from every start (cheap), DC ascent from the best few per sign
     for s in (1, -1):
-        starts = [rng.standard_normal(D) for _ in range(_N_STARTS)]
-        starts.append(prob.Z.T @ np.maximum(s * lam, 0.0))
+        starts_s = list(extra) + [rng.standard_normal(D) for _ in range(_N_STARTS)]
+        starts_s.append(prob.Z.T @ np.maximum(s * lam, 0.0))
         found = []
-        for x0 in starts:
+        for x0 in starts_s:
             v, x = prob.fixed_point(x0, s)
             offer(v, x, s)
             if x is not None:
@@ -804,7 +822,7 @@ def dual_constraint_bnb(X, lam, *, bias: bool, penalize_bias: bool = True, tol: 
     settled = 0.0  # max bound of pruned nodes and exact leaves
     n_nodes = n_leaves = max_rays = 0
     stopped = "closed"
-    last_report = time.perf_counter()
+    last_report = clock()
 
     def upper_now():
         top = -heap[0][0] if heap else 0.0
@@ -830,8 +848,8 @@ def dual_constraint_bnb(X, lam, *, bias: bool, penalize_bias: bool = True, tol: 
             stopped = "time_limit"
             break
         if progress is not None and progress is not False and \
-                time.perf_counter() - last_report > 2.0:
-            last_report = time.perf_counter()
+                clock() - last_report > 2.0:
+            last_report = clock()
             status = {"n_nodes": n_nodes, "time": last_report - t_start, "lower": inc[0],
                       "upper": ub, "n_open": len(heap)}
             if callable(progress):
@@ -856,7 +874,7 @@ def dual_constraint_bnb(X, lam, *, bias: bool, penalize_bias: bool = True, tol: 
                 v, xx = prob.evaluate(x, node.sign)
                 offer(v, xx, node.sign)
                 if xx is not None and v > inc[0] * (1 - 1e-2) and \
-                        dca_time[0] <= 0.2 * (time.perf_counter() - t_start):
+                        dca_time[0] <= 0.2 * (clock() - t_start):
                     dca(xx, node.sign)
             if crossP.size == 0:  # h is linear on the cone: the bound is exact
                 n_leaves += 1
@@ -882,7 +900,7 @@ def dual_constraint_bnb(X, lam, *, bias: bool, penalize_bias: bool = True, tol: 
     ub = upper_now()
     closed = gap_closed(ub)
     if callable(progress):
-        progress({"n_nodes": n_nodes, "time": time.perf_counter() - t_start, "lower": inc[0],
+        progress({"n_nodes": n_nodes, "time": clock() - t_start, "lower": inc[0],
                   "upper": max(ub, inc[0]), "n_open": len(heap)})
     if closed and stopped not in ("below", "above"):
         stopped = "closed"
@@ -891,7 +909,7 @@ def dual_constraint_bnb(X, lam, *, bias: bool, penalize_bias: bool = True, tol: 
     direction = to_original(x_best)
     return BnBResult(
         upper=float(max(ub, lower)), lower=float(lower), direction=direction, sign=int(inc[2]),
-        closed=bool(closed), n_nodes=n_nodes, time=time.perf_counter() - t_start,
+        closed=bool(closed), n_nodes=n_nodes, time=clock() - t_start,
         n_open=len(heap),
         info={"rank": D, "heuristic_lower": heuristic_lower, "n_leaves": n_leaves,
               "max_rays": max_rays, "solver_failures": solver.failures, "stopped": stopped,

@@ -211,6 +211,7 @@ class _BnBOracle:
         self.random_state = random_state
         self.n_calls = 0
         self.time = 0.0
+        self._starts = None  # the previous call's candidates: the next call's first starts
 
     def evaluate(self, lam, *, final: bool = False):
         from ..certificates._bnb import dual_constraint_bnb
@@ -226,13 +227,16 @@ class _BnBOracle:
         res = dual_constraint_bnb(self.X, lam_b, bias=self.bias, penalize_bias=not self.free,
                                   tol=t, threshold=self.beta * (1 + t),
                                   stop_above=self.beta * (1 + _BNB_STOP_ABOVE),
-                                  time_limit=self.time_limit, random_state=self.random_state)
+                                  starts=self._starts, time_limit=self.time_limit,
+                                  random_state=self.random_state)
         self.n_calls += 1
         self.time += res.time
         if M is None:
             M = float(res.upper)
         Xa = np.hstack([self.X, np.ones((self.X.shape[0], 1))]) if self.bias else self.X
         cands = []
+        self._starts = np.array([x for _, x, _ in res.info["candidates"]]) \
+            if res.info["candidates"] else None
         for v, x, sgn in res.info["candidates"]:
             cands.extend((v, g) for g in _vertex_gates(Xa, x, sgn * lam_b)[:1])
         return M, cands
