@@ -353,8 +353,8 @@ def test_column_generation_exact_falls_back_to_bnb(monkeypatch):
 
     monkeypatch.setattr(arr, "enumerate_patterns", refuse)
     rng = np.random.default_rng(5)
-    X = rng.standard_normal((12, 3))
-    y = rng.standard_normal(12)
+    X = rng.standard_normal((9, 3))
+    y = rng.standard_normal(9)
     sol, _ = column_generation(X, y, alpha=0.2, bias=False)
     assert sol.info["pricing"]["method"] == "branch_and_bound" and sol.status == "optimal"
     monkeypatch.setattr(_certify, "_BNB_MAX_RANK", 2)
@@ -389,6 +389,7 @@ def test_regressor_exact_beyond_enumeration_is_the_global_optimum():
                             solver="cvxpy").fit(X, y)
 
 
+@pytest.mark.slow
 def test_classifier_exact_beyond_enumeration_is_the_global_optimum():
     """The logistic loss through the same path: the enumerated optimum, certified."""
     from convexrelu import ConvexReLUClassifier
