@@ -355,11 +355,11 @@ def test_column_generation_exact_falls_back_to_bnb(monkeypatch):
     rng = np.random.default_rng(5)
     X = rng.standard_normal((9, 3))
     y = rng.standard_normal(9)
-    sol, _ = column_generation(X, y, alpha=0.2, bias=False)
+    sol, _ = column_generation(X, y, alpha=1.0, bias=False)
     assert sol.info["pricing"]["method"] == "branch_and_bound" and sol.status == "optimal"
     monkeypatch.setattr(_certify, "_BNB_MAX_RANK", 2)
     with pytest.raises(PatternLimitError, match="only up to data rank 10"):
-        column_generation(X, y, alpha=0.2, bias=False)
+        column_generation(X, y, alpha=1.0, bias=False)
 
 
 def test_regressor_exact_beyond_enumeration_is_the_global_optimum():

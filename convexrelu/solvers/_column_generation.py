@@ -238,6 +238,8 @@ class _BnBOracle:
         self._starts = np.array([x for _, x, _ in res.info["candidates"]]) \
             if res.info["candidates"] else None
         for v, x, sgn in res.info["candidates"]:
+            if v <= self.beta * (1 + _VIOLATION_RTOL) and cands:
+                break  # not a violation: the loop would not add it (sorted, best first)
             cands.extend((v, g) for g in _vertex_gates(Xa, x, sgn * lam_b)[:1])
         return M, cands
 
