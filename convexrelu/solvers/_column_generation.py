@@ -194,8 +194,9 @@ class _BnBOracle:
     violation the restricted solve leaves in its own cells shows in the gap). The value returned is
     the proven upper bound, so the loop's gap is certified whichever way the search
     stopped, and the loop stops only once ``M <= beta (1 + tol / 4)`` is proven
-    (docs/mathematics.rst §8.5). For ranks enumeration cannot reach (up to ~8, see
-    ``python -m benchmarks bnb``).
+    (docs/mathematics.rst §8.5). Used past enumeration up to data rank 10; it reaches the
+    optimum in seconds to minutes on small problems (tests against enumeration), but not
+    yet at rank 6 with ``n = 300`` (``python -m benchmarks bnb --cg 6:300``, README).
     """
 
     exact = True
