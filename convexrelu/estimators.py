@@ -107,7 +107,13 @@ class _ConvexReLUBase(BaseEstimator):
                                       progress=bool(self.verbose) or None)
         except PatternLimitError as exc:
             if p == "exact":
-                raise ValueError(f"patterns='exact': {exc}") from None
+                if self._bnb_prices(X):
+                    return None  # no list: column generation priced by branch and bound
+                raise ValueError(
+                    f"patterns='exact': {exc} Beyond enumeration, 'exact' is solved by "
+                    "column generation priced by branch and bound only for "
+                    "formulation='relu', solver 'auto', 'relu' or 'column_generation' and a "
+                    "data rank at most 10.") from None
         from ._warnings import user_stacklevel
 
         warnings.warn(
@@ -119,6 +125,56 @@ class _ConvexReLUBase(BaseEstimator):
             stacklevel=user_stacklevel())  # the user's line, past sklearn's fit wrapper
         return sample_patterns(X, self.max_patterns, random_state=_seed(self.random_state),
                                bias=self.bias)
+
+    def _bnb_prices(self, X) -> bool:
+        """Whether ``patterns="exact"`` beyond enumeration is solved by column generation
+        priced by branch and bound (the ReLU formulation, a working-set solver, data rank
+        at most 10)."""
+        from .solvers._column_generation import _bnb_can_price
+
+        return (self.formulation == "relu" and isinstance(self.solver, str)
+                and self.solver in ("auto", "relu", "column_generation")
+                and _bnb_can_price(X, bool(self.bias)))
+
+    def _solve_outputs_bnb(self, X, Y, loss):
+        """``patterns="exact"`` beyond enumeration (:meth:`_solve_outputs` without a list).
+
+        Each column is solved by column generation priced by branch and bound
+        (:func:`~convexrelu.solvers._column_generation.column_generation` with
+        ``patterns="bnb"``): the global optimum over all patterns, none listed. Each
+        column's network is certified by the branch and bound (``certify(...,
+        patterns="bnb")``). ``patterns_`` becomes the union of the final working sets.
+        """
+        from .certificates import certify
+        from .solvers._column_generation import column_generation
+
+        loss = get_loss(loss)
+        col_loss = loss.column_loss(Y.shape[1]) if loss.task == "regression" else loss
+        nets, objective, n_iter, statuses, certs, gates = [], 0.0, 0, [], [], []
+        for j in range(Y.shape[1]):
+            sol, used = column_generation(
+                X, Y[:, j], alpha=self.alpha_, loss=col_loss, bias=self.bias,
+                penalize_bias=self.penalize_bias, patterns="bnb", tol=self.tol,
+                verbose=int(bool(self.verbose)), random_state=_seed(self.random_state),
+                **self._max_iter_param())
+            net = ReLUNet.from_convex(sol.V, sol.W, bias=self.bias,
+                                      output_bias=sol.output_bias,
+                                      penalize_bias=self.penalize_bias, tol=1e-9)
+            if net.n_neurons > 0:
+                net = net.prune(X, penalize_bias=self.penalize_bias)
+            certs.append(certify(net, X, Y[:, j], alpha=self.alpha_, loss=col_loss,
+                                 patterns="bnb", tol=self.tol, hidden_bias=self.bias,
+                                 penalize_bias=self.penalize_bias,
+                                 random_state=_seed(self.random_state))
+                         if self.certify else None)
+            objective += net.objective(X, Y[:, j], self.alpha_, col_loss,
+                                       penalize_bias=self.penalize_bias)
+            n_iter = max(n_iter, sol.n_iter)
+            statuses.append(sol.status)
+            nets.append(net)
+            gates.append(used.gates)
+        self._bnb_patterns = ActivationPatterns.from_gates(X, np.hstack(gates), bias=self.bias)
+        return nets, objective, n_iter, statuses, certs
 
     def _solver_name(self, loss) -> str:
         """The registered solver name (``solver="auto"`` resolved for the problem)."""
@@ -155,6 +211,9 @@ class _ConvexReLUBase(BaseEstimator):
         """
         if not (isinstance(self.alpha, str) and self.alpha == "auto"):
             return float(self.alpha)
+        if pats is None:  # patterns="exact" beyond enumeration: alpha_max over a sample
+            pats = sample_patterns(X, self.max_patterns, random_state=_seed(self.random_state),
+                                   bias=self.bias)
         from .certificates._gap import dual_point
 
         loss = get_loss(loss)
@@ -182,6 +241,8 @@ class _ConvexReLUBase(BaseEstimator):
         objectives). With ``certify=True`` each column's network is certified
         (docs/mathematics.rst §4.5) over the same patterns.
         """
+        if pats is None:
+            return self._solve_outputs_bnb(X, Y, loss)
         loss = get_loss(loss)
         col_loss = loss.column_loss(Y.shape[1]) if loss.task == "regression" else loss
         solver = self._solver(col_loss)
@@ -286,8 +347,11 @@ class _ConvexReLUBase(BaseEstimator):
         self.network_ = self._stack(nets)
         self.objective_ = float(objective)
         self.n_neurons_ = int(self.network_.n_neurons)
+        exact = pats is None or bool(pats.exact)
+        if pats is None:  # column generation priced by branch and bound: the working sets
+            pats = self.__dict__.pop("_bnb_patterns")
         self.patterns_ = pats
-        self.exact_patterns_ = bool(pats.exact)
+        self.exact_patterns_ = exact
         self.n_iter_ = int(max(1, n_iter))
         self.solution_status_ = statuses[0] if len(set(statuses)) == 1 else statuses
 
@@ -335,7 +399,11 @@ class ConvexReLURegressor(RegressorMixin, _ConvexReLUBase):
         ``HuberLoss(delta=...)`` to set its threshold), or any registered regression
         :class:`~convexrelu.losses.Loss`.
     patterns : {"auto", "exact"}, int or ActivationPatterns, default="auto"
-        ``"exact"``: all patterns (error if more than ``max_patterns``); ``"auto"``: all
+        ``"exact"``: all patterns; beyond ``max_patterns`` (ReLU formulation, solver
+        ``"auto"``, ``"relu"`` or ``"column_generation"``, data rank at most 10) the global
+        optimum over all patterns by column generation priced by branch and bound, none
+        listed (``patterns_`` then holds the final working set), an error otherwise;
+        ``"auto"``: all
         patterns when there are at most ``max_patterns``, else ``max_patterns`` sampled
         patterns with a ``UserWarning``; an int: that many sampled Gaussian gates; an
         :class:`~convexrelu.arrangements.ActivationPatterns` computed on the training X.
@@ -388,8 +456,10 @@ class ConvexReLURegressor(RegressorMixin, _ConvexReLUBase):
     n_neurons_ : int
     patterns_ : ActivationPatterns
     exact_patterns_ : bool
-        Whether ``patterns_`` is the complete set (then ``objective_`` is the global
-        optimum over all widths).
+        Whether the program was solved over the complete pattern set (then
+        ``objective_`` is the global optimum over all widths): ``patterns_`` is that set,
+        or, for ``patterns="exact"`` beyond enumeration, the working set of the column
+        generation priced by branch and bound.
     n_iter_ : int
     solution_status_ : str
     certificate_ : Certificate, list of Certificate or None
