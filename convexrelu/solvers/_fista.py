@@ -1555,11 +1555,11 @@ def solve_gated_fista_multi(
     if Y.ndim != 2 or Y.shape[1] < 1:
         raise ValueError(f"Y must have shape (n_samples, n_outputs); got {Y.shape}. For one "
                          "output use solve_gated_fista.")
+    if Y.shape[0] != np.shape(Xa)[0]:
+        raise ValueError(f"Y must have shape (n_samples, n_outputs) = ({np.shape(Xa)[0]}, "
+                         f"c); got {Y.shape}.")
     loss, Xa, S, _, dtype = _check_inputs(loss, Xa, masks, Y[:, 0], beta, tol, max_iter,
                                           dtype)
-    if Y.shape[0] != Xa.shape[0]:
-        raise ValueError(f"Y must have shape (n_samples, n_outputs) = ({Xa.shape[0]}, c); "
-                         f"got {Y.shape}.")
     xp = get_backend(backend, device, dtype)
     c, P, d_aug = Y.shape[1], S.shape[1], Xa.shape[1]
     if n_penalized is not None and n_penalized >= d_aug:
