@@ -247,3 +247,17 @@ def test_estimator_on_cuda():
     gpu = ConvexReLUClassifier(**kw, solver=FistaSolver(backend="torch",
                                                         device="cuda")).fit(X, labels)
     assert abs(gpu.objective_ - ref.objective_) <= 1e-6 * ref.objective_
+
+
+def test_power_lipschitz_on_torch_matches_eigvalsh():
+    """The Lipschitz constant of large problems on a torch backend is computed on its
+    device (power iterations), not by ARPACK on the host: it must bound the exact one."""
+    from convexrelu.solvers._fista import ArrayBackend, _power_lipschitz
+
+    X, _, pats = data(n=80)
+    Xa, S = pats.augment(X), pats.masks.astype(float)
+    for ob in (False, True):
+        K = (Xa @ Xa.T) * (S @ S.T) + (1.0 if ob else 0.0)
+        exact = np.linalg.eigvalsh(K)[-1]
+        val = _power_lipschitz(ArrayBackend("torch", device=DEVICES[-1]), Xa, S, ob)
+        assert exact <= val <= 1.011 * exact
