@@ -307,7 +307,7 @@ class ArrayBackend:
                 with torch.enable_grad():
                     v = loss.torch_value(zz, yb)
                     (g,) = torch.autograd.grad(v, zz)
-                return float(v), g.detach()
+                return float(v.detach()), g.detach()
             return value, value_grad
 
         def value(z):
