@@ -849,10 +849,18 @@ def _damped_cholesky(H: np.ndarray):
     return None
 
 
+def _shrink_gram(cache: dict, A_old: np.ndarray, A_new: np.ndarray, keep: np.ndarray
+                 ) -> None:
+    """Carry the cached ``A^T A`` of :func:`_newton_direction` over to ``A[:, keep]``."""
+    gram = cache.get("gram")
+    if gram is not None and gram[0] is A_old:
+        cache["gram"] = (A_new, gram[1][np.ix_(keep, keep)])
+
+
 def _newton_direction(A: np.ndarray, sh: np.ndarray, grad: np.ndarray, U: np.ndarray,
                       r: np.ndarray, beta: float, m: int, k: int,
-                      Xk: Optional[np.ndarray] = None, Sa: Optional[np.ndarray] = None
-                      ) -> Optional[np.ndarray]:
+                      Xk: Optional[np.ndarray] = None, Sa: Optional[np.ndarray] = None,
+                      cache: Optional[dict] = None) -> Optional[np.ndarray]:
     """Newton step ``-H^{-1} grad`` of the restricted problem (damped Cholesky).
 
     ``H = C^T C + blockdiag_i(beta / r_i (I - u_i u_i^T))`` on the first ``m`` blocks of
@@ -872,8 +880,17 @@ def _newton_direction(A: np.ndarray, sh: np.ndarray, grad: np.ndarray, U: np.nda
 
     n, K = A.shape
     if K <= n:
-        C = A * sh[:, None]
-        H = C.T @ C
+        if cache is not None and sh.size and np.all(sh == sh[0]):
+            # constant curvature (squared loss): A^T A is the same at every step of a
+            # round (a column subset after drops, see _shrink_gram): form it once
+            gram = cache.get("gram")
+            if gram is None or gram[0] is not A:
+                gram = (A, A.T @ A)
+                cache["gram"] = gram
+            H = gram[1] * float(sh[0]) ** 2
+        else:
+            C = A * sh[:, None]
+            H = C.T @ C
         idx = np.arange(m * k).reshape(m, k)
         blk = (beta / r)[:, None, None] * (np.eye(k)[None] - U[:, :, None] * U[:, None, :])
         H[idx[:, :, None], idx[:, None, :]] += blk
@@ -888,7 +905,13 @@ def _newton_direction(A: np.ndarray, sh: np.ndarray, grad: np.ndarray, U: np.nda
         N = Tm @ Tm.T
     else:  # columns S_i o Xk: Khatri-Rao structure, O(n^2 (m + k)) instead of O(n^2 m k)
         a0 = Sa * (Xk @ U.T)
-        N = (Xk @ Xk.T) * ((Sa * rb) @ Sa.T)
+        if cache is None:
+            XX = Xk @ Xk.T
+        else:  # the same Xk throughout a polish
+            XX = cache.get("XX")
+            if XX is None:
+                XX = cache["XX"] = Xk @ Xk.T
+        N = XX * ((Sa * rb) @ Sa.T)
         N -= (a0 * rb) @ a0.T
         N *= np.outer(sh, sh)
         a_rad = sh[:, None] * a0
@@ -980,6 +1003,7 @@ def newton_polish(loss, Xa: np.ndarray, S: np.ndarray, y: np.ndarray, beta: floa
 
     if record(W, c, dg):
         return best
+    gram_cache: dict = {}  # products reused across Newton steps (_newton_direction)
     n_steps = 0
     for rnd in range(max_rounds):
         act = np.flatnonzero(np.linalg.norm(W[:, :k], axis=1) > 0)
@@ -1002,7 +1026,7 @@ def newton_polish(loss, Xa: np.ndarray, S: np.ndarray, y: np.ndarray, beta: floa
             grad = A.T @ g
             grad[:m * k] += beta * U.ravel()
             step = _newton_direction(A, np.sqrt(h), grad, U, r, beta, m, k,
-                                     Xk=Xa[:, :k], Sa=S[:, act])
+                                     Xk=Xa[:, :k], Sa=S[:, act], cache=gram_cache)
             if step is None:
                 best["info"] = "Hessian factorisation failed"
                 return best
@@ -1063,7 +1087,8 @@ def newton_polish(loss, Xa: np.ndarray, S: np.ndarray, y: np.ndarray, beta: floa
             if dropped:  # support shrank: remove the dropped blocks' columns
                 keep = np.ones(A.shape[1], bool)
                 keep[:m * k] = np.repeat(~cross, k)
-                A = A[:, keep]
+                A_old, A = A, A[:, keep]
+                _shrink_gram(gram_cache, A_old, A, keep)
                 act = act[~cross]
                 m = act.size
                 K = A.shape[1]
