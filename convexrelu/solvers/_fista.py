@@ -1764,7 +1764,8 @@ def solve_gated_fista_multi(
             if prim <= objective[col] or not np.isfinite(objective[col]):
                 W[col], cb[col] = r["B"], r["c"]
                 objective[col] = prim
-            converged[col] = objective[col] - best_dual[col] <= tol * abs(objective[col])
+            converged[col] = bool(np.isfinite(objective[col])) and \
+                objective[col] - best_dual[col] <= tol * abs(objective[col])
         n_iter += k
         iters_left -= k
         elapsed = time.perf_counter() - t_start
