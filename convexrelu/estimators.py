@@ -375,7 +375,8 @@ class ConvexReLURegressor(RegressorMixin, _ConvexReLUBase):
         on the CPU or a GPU, when given as an instance:
         ``solver=FistaSolver(backend="torch", device="cuda", dtype="float64")`` (its
         ``tol`` and ``max_iter`` are then its own); with several outputs its gated
-        stage solves all of them jointly (``FistaSolver.solve_columns``).
+        stage solves all of them jointly (``FistaSolver.solve_columns``). The ReLU
+        program that follows the gated stage is solved on the CPU.
     tol : float, default=1e-6
         Relative duality-gap tolerance (certified by every solver).
     max_iter : int or None, default=None
