@@ -840,10 +840,12 @@ def _damped_cholesky(H: np.ndarray):
     from scipy.linalg import LinAlgError, cho_factor
 
     mu = 1e-12 * max(float(np.mean(np.diag(H))), np.finfo(float).tiny) if H.size else 1.0
-    eye = np.eye(H.shape[0])
+    diag = np.diag_indices(H.shape[0])
     for _ in range(8):
+        Hm = H.copy()  # H + mu I without the n x n identity and its temporaries
+        Hm[diag] += mu
         try:
-            return cho_factor(H + mu * eye, lower=False, check_finite=False)
+            return cho_factor(Hm, lower=False, overwrite_a=True, check_finite=False)
         except LinAlgError:
             mu *= 100.0
     return None
