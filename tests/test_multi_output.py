@@ -191,7 +191,7 @@ def _backend_case(device, dtype, loss_name):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         r = solve_gated_fista_multi(loss, Xa, pats.masks, Y, 0.3, output_bias=True,
-                                    tol=TOL if dtype == np.float64 else 1e-5, dtype=dtype,
+                                    tol=TOL if dtype == np.float64 else 5e-5, dtype=dtype,
                                     backend="torch", device=device,
                                     max_iter=10000 if dtype == np.float64 else 1500)
     assert r.info["backend"] == "torch" and r.info["device"].startswith(device)
