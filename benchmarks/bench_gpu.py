@@ -26,18 +26,19 @@ relative; the certificate itself is computed in float64), reported as measured.
 One BLAS thread and one torch thread for the CPU rows (``threadpoolctl``); the GPU rows
 use the device. Times in seconds, to the end of the solve (all outputs certified).
 
-Measured (this machine: 2 shared cores at a load of about 10, no GPU, so times are
+Measured (this machine: 2 shared cores under a varying load, no GPU, so times are
 indicative; ``python -m benchmarks gpu --time-limit 150``, one BLAS thread; all our rows
 certified below 2e-7, scnn stops at a certified 7e-4 / 1.3e-4). digits at lam=1e-3:
-joint numpy float64 57.0 s, joint float32 FISTA + float64 polish 21.8 s, joint torch
-CPU float64 38.2 s, one program after the other 44.9 s, scnn R-FISTA 41.2 s (float32) /
-39.0 s (float64): scnn / ours 0.68, 1.79, 1.02, 0.87. At 0.1 lam_max (5.44e-3): 6.7 s,
-5.7 s, 7.0 s, 6.7 s against scnn 23.4 / 21.7 s: 3.24, 3.80, 3.09, 3.25. At lam=1e-3 the
-Newton polish dominates (about 80 Newton steps over the 10 outputs, each an ``n x n``
-Cholesky of the Schur complement, n=1797), which the joint loop does not share (every
-output has its own support); on a CPU the shared products do not reduce the flops of the
-FISTA stage, only their number of calls. make_regression n=10,000: numpy 2.8 s, torch
-CPU 3.0 s, same objective to 1e-16.
+joint numpy float64 28.3 s, joint float32 FISTA + float64 polish 18.7 s, joint torch
+CPU float64 26.6 s, one program after the other 28.3 s, scnn R-FISTA 32.1 s (float32) /
+37.1 s (float64): scnn / ours 1.13, 1.72, 1.21, 1.13. At 0.1 lam_max (5.44e-3): 6.2 s,
+4.2 s, 6.7 s, 6.5 s against scnn 20.4 / 20.0 s: 3.20, 4.72, 2.98, 3.07. At lam=1e-3 the
+Newton polish is about half of the time (about 40-80 Newton steps over the 10 outputs,
+each an ``n x n`` Cholesky of the Schur complement, n=1797), which the joint loop does
+not share (every output has its own support); on a CPU the shared products do not reduce
+the flops of the FISTA stage, only the number of calls, so joint and one-by-one take
+about the same time there (the joint loop is for devices where calls are what costs).
+make_regression n=10,000: numpy 2.4 s, torch CPU 2.8 s, same objective to 1e-16.
 
 Usage::
 
