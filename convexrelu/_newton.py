@@ -91,10 +91,12 @@ def damped_cholesky(H: np.ndarray, rel_shift: float = 1e-12, tries: int = 8):
     from scipy.linalg import LinAlgError, cho_factor
 
     mu = rel_shift * max(float(np.mean(np.diag(H))), np.finfo(float).tiny) if H.size else 1.0
-    eye = np.eye(H.shape[0])
+    diag = np.diag_indices(H.shape[0])
     for _ in range(tries):
+        Hm = H.copy()  # H + mu I without the identity matrix and its temporaries
+        Hm[diag] += mu
         try:
-            return cho_factor(H + mu * eye, lower=False, check_finite=False)
+            return cho_factor(Hm, lower=False, overwrite_a=True, check_finite=False)
         except LinAlgError:
             mu *= 100.0
     return None

@@ -249,9 +249,10 @@ class _ConvexReLUBase(BaseEstimator):
         nets, objective, n_iter, statuses, certs = [], 0.0, 0, [], []
         warm = self._warm_solutions(pats, Y.shape[1])
         first = []  # each column's first-stage solution, kept for the next warm start
+        joint = self._joint_gated(X, Y, col_loss, pats, solver, warm)
         for j in range(Y.shape[1]):
             net, it, status = self._solve_one(X, Y[:, j], col_loss, pats, solver,
-                                              warm=warm[j], keep=first)
+                                              warm=warm[j], keep=first, pre=joint[j])
             cert = self._certify_one(X, Y[:, j], col_loss, pats, net) if self.certify \
                 else None
             objective += net.objective(X, Y[:, j], self.alpha_, col_loss,
@@ -302,8 +303,22 @@ class _ConvexReLUBase(BaseEstimator):
         key = (_patterns_key(pats), self.formulation, n_cols)
         return list(prev["solutions"]) if prev["key"] == key else [None] * n_cols
 
-    def _solve_one(self, X, y, loss, pats, solver, warm=None, keep=None):
-        """One column: solve, map to a network, prune. Returns ``(net, n_iter, status)``."""
+    def _joint_gated(self, X, Y, loss, pats, solver, warm):
+        """The gated solutions of all columns at once when the solver can share its
+        products across outputs (:meth:`FistaSolver.solve_columns
+        <convexrelu.solvers.FistaSolver.solve_columns>`, one-vs-rest or multi-output
+        regression), else Nones (each column is then solved in :meth:`_solve_one`)."""
+        if Y.shape[1] < 2 or self.formulation != "gated_relu" or \
+                not hasattr(solver, "solve_columns"):
+            return [None] * Y.shape[1]
+        progs = [ConvexProgram(X, Y[:, j], pats, loss=loss, alpha=self.alpha_, bias=self.bias,
+                               penalize_bias=self.penalize_bias, formulation="gated_relu")
+                 for j in range(Y.shape[1])]
+        return solver.solve_columns(progs, warm)
+
+    def _solve_one(self, X, y, loss, pats, solver, warm=None, keep=None, pre=None):
+        """One column: solve (or take the jointly solved ``pre``), map to a network,
+        prune. Returns ``(net, n_iter, status)``."""
         prog = ConvexProgram(X, y, pats, loss=loss, alpha=self.alpha_, bias=self.bias,
                              penalize_bias=self.penalize_bias,
                              formulation=self.formulation)
@@ -312,7 +327,7 @@ class _ConvexReLUBase(BaseEstimator):
                 f"solver {self.solver!r} cannot solve formulation={self.formulation!r} (it "
                 f"handles {list(solver._formulations)}). Use solver='auto', or "
                 "formulation='gated_relu' with solver='fista'.")
-        sol = solver.solve(prog, warm_start=warm)
+        sol = solver.solve(prog, warm_start=warm) if pre is None else pre
         if keep is not None:
             keep.append(sol)
         n_iter = sol.n_iter
@@ -419,7 +434,12 @@ class ConvexReLURegressor(RegressorMixin, _ConvexReLUBase):
         formulation (an interior point or a working-set loop, never a conic problem over
         the whole pattern set), ``"fista"`` for the gated one. Or a registered name
         (``convexrelu.solvers.SOLVERS``: ``"relu"``, ``"fista"``, ``"cvxpy"``,
-        ``"column_generation"``) or a solver instance.
+        ``"column_generation"``) or a solver instance. The gated solver runs on torch,
+        on the CPU or a GPU, when given as an instance:
+        ``solver=FistaSolver(backend="torch", device="cuda", dtype="float64")`` (its
+        ``tol`` and ``max_iter`` are then its own); with several outputs its gated
+        stage solves all of them jointly (``FistaSolver.solve_columns``). The ReLU
+        program that follows the gated stage is solved on the CPU.
     tol : float, default=1e-6
         Relative duality-gap tolerance (certified by every solver).
     max_iter : int or None, default=None

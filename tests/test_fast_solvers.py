@@ -334,3 +334,49 @@ def test_lipschitz_bound_matches_dense_spectrum_and_is_cached():
             assert top <= L <= top * (1 + 1e-8)
             assert lipschitz_bound(X.copy(), S.copy(), output_bias=ob) == L  # cache hit
     assert 0 < len(_LIPSCHITZ_CACHE) <= 8
+
+
+@pytest.mark.parametrize("n,m", [(60, 3), (12, 5)])  # K <= n (K x K) and K > n (Schur)
+def test_newton_direction_cache_gives_the_same_steps(n, m):
+    """The polish reuses A^T A (constant curvature) and Xk Xk^T across Newton steps; the
+    cached steps equal the uncached ones, also after blocks are dropped."""
+    from convexrelu._newton import norm_derivatives
+    from convexrelu.regularizers import GroupL2Penalty
+    from convexrelu.solvers._fista import _newton_direction, _polish_columns, _shrink_gram
+
+    rng = np.random.default_rng(3)
+    k, P = 3, 6
+    Xa = rng.standard_normal((n, k))
+    S = (rng.random((n, P)) > 0.5).astype(float)
+    act = np.arange(m)
+    A = _polish_columns(Xa, S, act, GroupL2Penalty(k), False)
+    U = rng.standard_normal((m, k))
+    U /= np.linalg.norm(U, axis=1, keepdims=True)
+    r = rng.random(m) + 0.5
+    sh = np.full(n, 0.5)
+    _, _, Hn = norm_derivatives(r[:, None] * U, 0.3)
+    grad = rng.standard_normal(m * k)
+    cache: dict = {}
+    for _ in range(2):  # the second call uses the cached products
+        got = _newton_direction(A, sh, grad, U, r, Hn, 0.3, m, k, Xk=Xa, Sa=S[:, act],
+                                cache=cache)
+        ref = _newton_direction(A, sh, grad, U, r, Hn, 0.3, m, k, Xk=Xa, Sa=S[:, act])
+        np.testing.assert_allclose(got, ref, rtol=1e-10, atol=1e-12)
+    assert ("gram" in cache) == (m * k <= n) and ("XX" in cache) == (m * k > n)
+    if m * k <= n:  # drop the first block: the cached gram is restricted, not recomputed
+        keep = np.repeat(np.arange(m) > 0, k)
+        A2 = A[:, keep]
+        _shrink_gram(cache, A, A2, keep)
+        assert cache["gram"][0] is A2
+        args = (A2, sh, grad[keep], U[1:], r[1:], Hn[1:], 0.3, m - 1, k)
+        np.testing.assert_allclose(
+            _newton_direction(*args, Xk=Xa, Sa=S[:, act[1:]], cache=cache),
+            _newton_direction(*args, Xk=Xa, Sa=S[:, act[1:]]), rtol=1e-10, atol=1e-12)
+    # a varying curvature (logistic) is never cached
+    sh2 = rng.random(n) + 0.1
+    c2: dict = {}
+    np.testing.assert_allclose(
+        _newton_direction(A, sh2, grad, U, r, Hn, 0.3, m, k, Xk=Xa, Sa=S[:, act], cache=c2),
+        _newton_direction(A, sh2, grad, U, r, Hn, 0.3, m, k, Xk=Xa, Sa=S[:, act]),
+        rtol=1e-10, atol=1e-12)
+    assert "gram" not in c2
