@@ -38,8 +38,10 @@ from .arrangements import sample_patterns
 from .losses import Loss, get_loss, loss_names
 from .network import ReLUNet
 from .program import ConvexProgram
+from .regularizers import GroupL2Penalty
 from .solvers import SOLVERS, BaseSolver, CvxpySolver, choose_solver, get_solver
 from .solvers._base import solver_class
+from .solvers._seeds import solve_on_gated_support
 
 __all__ = ["ConvexReLURegressor", "ConvexReLUClassifier"]
 
@@ -109,7 +111,13 @@ class _ConvexReLUBase(BaseEstimator):
                                       progress=bool(self.verbose) or None)
         except PatternLimitError as exc:
             if p == "exact":
-                raise ValueError(f"patterns='exact': {exc}") from None
+                if self._bnb_prices(X):
+                    return None  # no list: column generation priced by branch and bound
+                raise ValueError(
+                    f"patterns='exact': {exc} Beyond enumeration, 'exact' is solved by "
+                    "column generation priced by branch and bound only for "
+                    "formulation='relu', solver 'auto', 'relu' or 'column_generation' and a "
+                    "data rank at most 10.") from None
         from ._warnings import user_stacklevel
 
         warnings.warn(
@@ -139,6 +147,56 @@ class _ConvexReLUBase(BaseEstimator):
                   else "lower patterns (the number of sampled patterns)")
         check_memory(self._BYTES_PER_MASK_ENTRY * n * n_patterns, what,
                      remedy + " or fit on fewer samples")
+
+    def _bnb_prices(self, X) -> bool:
+        """Whether ``patterns="exact"`` beyond enumeration is solved by column generation
+        priced by branch and bound (the ReLU formulation, a working-set solver, data rank
+        at most 10)."""
+        from .solvers._column_generation import _bnb_can_price
+
+        return (self.formulation == "relu" and isinstance(self.solver, str)
+                and self.solver in ("auto", "relu", "column_generation")
+                and _bnb_can_price(X, bool(self.bias)))
+
+    def _solve_outputs_bnb(self, X, Y, loss):
+        """``patterns="exact"`` beyond enumeration (:meth:`_solve_outputs` without a list).
+
+        Each column is solved by column generation priced by branch and bound
+        (:func:`~convexrelu.solvers._column_generation.column_generation` with
+        ``patterns="bnb"``): the global optimum over all patterns, none listed. Each
+        column's network is certified by the branch and bound (``certify(...,
+        patterns="bnb")``). ``patterns_`` becomes the union of the final working sets.
+        """
+        from .certificates import certify
+        from .solvers._column_generation import column_generation
+
+        loss = get_loss(loss)
+        col_loss = loss.column_loss(Y.shape[1]) if loss.task == "regression" else loss
+        nets, objective, n_iter, statuses, certs, gates = [], 0.0, 0, [], [], []
+        for j in range(Y.shape[1]):
+            sol, used = column_generation(
+                X, Y[:, j], alpha=self.alpha_, loss=col_loss, bias=self.bias,
+                penalize_bias=self.penalize_bias, patterns="bnb", tol=self.tol,
+                verbose=int(bool(self.verbose)), random_state=_seed(self.random_state),
+                **self._max_iter_param())
+            net = ReLUNet.from_convex(sol.V, sol.W, bias=self.bias,
+                                      output_bias=sol.output_bias,
+                                      penalize_bias=self.penalize_bias, tol=1e-9)
+            if net.n_neurons > 0:
+                net = net.prune(X, penalize_bias=self.penalize_bias)
+            certs.append(certify(net, X, Y[:, j], alpha=self.alpha_, loss=col_loss,
+                                 patterns="bnb", tol=self.tol, hidden_bias=self.bias,
+                                 penalize_bias=self.penalize_bias,
+                                 random_state=_seed(self.random_state))
+                         if self.certify else None)
+            objective += net.objective(X, Y[:, j], self.alpha_, col_loss,
+                                       penalize_bias=self.penalize_bias)
+            n_iter = max(n_iter, sol.n_iter)
+            statuses.append(sol.status)
+            nets.append(net)
+            gates.append(used.gates)
+        self._bnb_patterns = ActivationPatterns.from_gates(X, np.hstack(gates), bias=self.bias)
+        return nets, objective, n_iter, statuses, certs
 
     def _solver_name(self, loss) -> str:
         """The registered solver name (``solver="auto"`` resolved for the problem)."""
@@ -175,19 +233,22 @@ class _ConvexReLUBase(BaseEstimator):
         """
         if not (isinstance(self.alpha, str) and self.alpha == "auto"):
             return float(self.alpha)
+        if pats is None:  # patterns="exact" beyond enumeration: alpha_max over a sample
+            pats = sample_patterns(X, self.max_patterns, random_state=_seed(self.random_state),
+                                   bias=self.bias)
         from .certificates._gap import dual_point
 
         loss = get_loss(loss)
         col_loss = loss.column_loss(Y.shape[1]) if loss.task == "regression" else loss
         Xa = pats.augment(X)
-        k = X.shape[1] if (self.bias and not self.penalize_bias) else Xa.shape[1]
+        reg = GroupL2Penalty(Xa.shape[1], free_bias=self.bias and not self.penalize_bias)
         top = 0.0
         for j in range(Y.shape[1]):
             y = col_loss.encode_targets(Y[:, j])
             lam, _ = dual_point(col_loss, np.zeros(y.shape[0]), y, output_bias=True)
             # blocks of the float64 product masks * lam within a quarter of the budget
             for _, masks, _ in pats.iter_blocks(block_size(8 * X.shape[0], maximum=4096)):
-                C = (masks * lam[:, None]).T @ Xa[:, :k]
+                C = (masks * lam[:, None]).T @ reg.penalized(Xa)
                 top = max(top, float(np.max(np.linalg.norm(C, axis=1), initial=0.0)))
         if top == 0.0:
             return 1.0  # constant targets: any alpha gives the zero network
@@ -203,15 +264,18 @@ class _ConvexReLUBase(BaseEstimator):
         objectives). With ``certify=True`` each column's network is certified
         (docs/mathematics.rst §4.5) over the same patterns.
         """
+        if pats is None:
+            return self._solve_outputs_bnb(X, Y, loss)
         loss = get_loss(loss)
         col_loss = loss.column_loss(Y.shape[1]) if loss.task == "regression" else loss
         solver = self._solver(col_loss)
         nets, objective, n_iter, statuses, certs = [], 0.0, 0, [], []
         warm = self._warm_solutions(pats, Y.shape[1])
         first = []  # each column's first-stage solution, kept for the next warm start
+        joint = self._joint_gated(X, Y, col_loss, pats, solver, warm)
         for j in range(Y.shape[1]):
             net, it, status = self._solve_one(X, Y[:, j], col_loss, pats, solver,
-                                              warm=warm[j], keep=first)
+                                              warm=warm[j], keep=first, pre=joint[j])
             cert = self._certify_one(X, Y[:, j], col_loss, pats, net) if self.certify \
                 else None
             objective += net.objective(X, Y[:, j], self.alpha_, col_loss,
@@ -262,8 +326,22 @@ class _ConvexReLUBase(BaseEstimator):
         key = (_patterns_key(pats), self.formulation, n_cols)
         return list(prev["solutions"]) if prev["key"] == key else [None] * n_cols
 
-    def _solve_one(self, X, y, loss, pats, solver, warm=None, keep=None):
-        """One column: solve, map to a network, prune. Returns ``(net, n_iter, status)``."""
+    def _joint_gated(self, X, Y, loss, pats, solver, warm):
+        """The gated solutions of all columns at once when the solver can share its
+        products across outputs (:meth:`FistaSolver.solve_columns
+        <convexrelu.solvers.FistaSolver.solve_columns>`, one-vs-rest or multi-output
+        regression), else Nones (each column is then solved in :meth:`_solve_one`)."""
+        if Y.shape[1] < 2 or self.formulation != "gated_relu" or \
+                not hasattr(solver, "solve_columns"):
+            return [None] * Y.shape[1]
+        progs = [ConvexProgram(X, Y[:, j], pats, loss=loss, alpha=self.alpha_, bias=self.bias,
+                               penalize_bias=self.penalize_bias, formulation="gated_relu")
+                 for j in range(Y.shape[1])]
+        return solver.solve_columns(progs, warm)
+
+    def _solve_one(self, X, y, loss, pats, solver, warm=None, keep=None, pre=None):
+        """One column: solve (or take the jointly solved ``pre``), map to a network,
+        prune. Returns ``(net, n_iter, status)``."""
         prog = ConvexProgram(X, y, pats, loss=loss, alpha=self.alpha_, bias=self.bias,
                              penalize_bias=self.penalize_bias,
                              formulation=self.formulation)
@@ -272,31 +350,24 @@ class _ConvexReLUBase(BaseEstimator):
                 f"solver {self.solver!r} cannot solve formulation={self.formulation!r} (it "
                 f"handles {list(solver._formulations)}). Use solver='auto', or "
                 "formulation='gated_relu' with solver='fista'.")
-        if isinstance(solver, CvxpySolver):  # a conic problem over every pattern
+        if isinstance(solver, CvxpySolver) and pre is None:  # a conic problem, all patterns
             check_memory(self._CVXPY_BYTES_PER_ENTRY * prog.n_samples * prog.n_patterns
                          * prog.d_aug,
                          f"a cvxpy problem over {prog.n_patterns} patterns of {prog.n_samples} "
                          f"samples and {prog.d_aug} columns",
                          "use solver='auto' (never a conic problem over all patterns), or "
                          "lower max_patterns")
-        sol = solver.solve(prog, warm_start=warm)
+        sol = solver.solve(prog, warm_start=warm) if pre is None else pre
         if keep is not None:
             keep.append(sol)
         if self._grows(pats, loss):
             sol = self._solve_grown(prog, sol)
         n_iter = sol.n_iter
         if self.formulation == "gated_relu":
-            # the ReLU program restricted to the patterns the gated solution uses
-            k = prog.n_penalized
-            size = np.linalg.norm(sol.V[:, :k], axis=1)
-            used = size > 1e-6 * max(float(size.max(initial=0.0)), 1e-300)
-            if not np.any(used):
-                used[:] = True
-            relu = ConvexProgram(X, y, pats, loss=loss, alpha=self.alpha_, bias=self.bias,
-                                 penalize_bias=self.penalize_bias).restrict(used)
+            # the network: the ReLU program restricted to the gated solution's support
             relu_solver = solver if "relu" in solver._formulations else get_solver(
                 "relu", tol=min(self.tol, 1e-8), verbose=bool(self.verbose))
-            sol = relu_solver.solve(relu)
+            sol = solve_on_gated_support(prog, sol, relu_solver)
             n_iter += sol.n_iter
         net = ReLUNet.from_convex(sol.V, sol.W, bias=self.bias, output_bias=sol.output_bias,
                                   penalize_bias=self.penalize_bias, tol=1e-9)
@@ -356,8 +427,11 @@ class _ConvexReLUBase(BaseEstimator):
         self.network_ = self._stack(nets)
         self.objective_ = float(objective)
         self.n_neurons_ = int(self.network_.n_neurons)
+        exact = pats is None or bool(pats.exact)
+        if pats is None:  # column generation priced by branch and bound: the working sets
+            pats = self.__dict__.pop("_bnb_patterns")
         self.patterns_ = pats
-        self.exact_patterns_ = bool(pats.exact)
+        self.exact_patterns_ = exact
         self.n_iter_ = int(max(1, n_iter))
         self.solution_status_ = statuses[0] if len(set(statuses)) == 1 else statuses
 
@@ -405,7 +479,11 @@ class ConvexReLURegressor(RegressorMixin, _ConvexReLUBase):
         ``HuberLoss(delta=...)`` to set its threshold), or any registered regression
         :class:`~convexrelu.losses.Loss`.
     patterns : {"auto", "exact"}, int or ActivationPatterns, default="auto"
-        ``"exact"``: all patterns (error if more than ``max_patterns``); ``"auto"``: all
+        ``"exact"``: all patterns; beyond ``max_patterns`` (ReLU formulation, solver
+        ``"auto"``, ``"relu"`` or ``"column_generation"``, data rank at most 10) the global
+        optimum over all patterns by column generation priced by branch and bound, none
+        listed (``patterns_`` then holds the final working set), an error otherwise;
+        ``"auto"``: all
         patterns when there are at most ``max_patterns``, else ``max_patterns`` sampled
         patterns with a ``UserWarning``, grown (with ``solver="auto"`` and the ReLU
         formulation) by a local search for violating neurons: after the optimum over the
@@ -431,7 +509,12 @@ class ConvexReLURegressor(RegressorMixin, _ConvexReLUBase):
         formulation (an interior point or a working-set loop, never a conic problem over
         the whole pattern set), ``"fista"`` for the gated one. Or a registered name
         (``convexrelu.solvers.SOLVERS``: ``"relu"``, ``"fista"``, ``"cvxpy"``,
-        ``"column_generation"``) or a solver instance.
+        ``"column_generation"``) or a solver instance. The gated solver runs on torch,
+        on the CPU or a GPU, when given as an instance:
+        ``solver=FistaSolver(backend="torch", device="cuda", dtype="float64")`` (its
+        ``tol`` and ``max_iter`` are then its own); with several outputs its gated
+        stage solves all of them jointly (``FistaSolver.solve_columns``). The ReLU
+        program that follows the gated stage is solved on the CPU.
     tol : float, default=1e-6
         Relative duality-gap tolerance (certified by every solver).
     max_iter : int or None, default=None
@@ -470,8 +553,10 @@ class ConvexReLURegressor(RegressorMixin, _ConvexReLUBase):
         The listed or sampled patterns (a grown fit's network may use patterns beyond
         them, see ``patterns``).
     exact_patterns_ : bool
-        Whether ``patterns_`` is the complete set (then ``objective_`` is the global
-        optimum over all widths).
+        Whether the program was solved over the complete pattern set (then
+        ``objective_`` is the global optimum over all widths): ``patterns_`` is that set,
+        or, for ``patterns="exact"`` beyond enumeration, the working set of the column
+        generation priced by branch and bound.
     n_iter_ : int
     solution_status_ : str
     certificate_ : Certificate, list of Certificate or None

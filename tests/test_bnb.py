@@ -178,3 +178,247 @@ def test_bnb_triangle_bounds_sound(monkeypatch, mode):
                                   random_state=0)
         assert res.upper >= M - 1e-9 * M
     assert res.closed and abs(res.upper - M) <= 1e-6 * M
+
+
+# --------------------------------------------------------------------------- decision mode
+@pytest.mark.parametrize("mode", sorted(MODES))
+def test_bnb_threshold_decides_and_stays_sound(mode):
+    """Decision mode: a threshold above M is proved ("below", upper <= threshold), one
+    below M is beaten by an attained value ("above"); the upper bound covers M either way
+    and the candidates are attained, distinct and sorted."""
+    bias, pen = MODES[mode]
+    rng = np.random.default_rng(3)
+    X = rng.standard_normal((14, 3))
+    lam = rng.standard_normal(14)
+    if bias and not pen:
+        lam -= lam.mean()
+    M = _exact(X, lam, bias, pen)
+    hi = dual_constraint_bnb(X, lam, bias=bias, penalize_bias=pen, threshold=1.5 * M,
+                             random_state=0)
+    assert hi.info["stopped"] == "below" and M - 1e-9 * M <= hi.upper <= 1.5 * M
+    lo = dual_constraint_bnb(X, lam, bias=bias, penalize_bias=pen, threshold=0.5 * M,
+                             random_state=0)
+    assert lo.info["stopped"] == "above" and lo.lower > 0.5 * M
+    assert lo.upper >= M - 1e-9 * M
+    cands = lo.info["candidates"]
+    assert cands and cands[0][0] == pytest.approx(lo.lower)
+    assert [c[0] for c in cands] == sorted((c[0] for c in cands), reverse=True)
+    Xa = np.hstack([X, np.ones((14, 1))]) if bias else X
+    for v, x, s in cands:
+        assert s * lam @ np.maximum(Xa @ x, 0.0) == pytest.approx(v, rel=1e-9, abs=1e-12)
+    # one per (sign, cell): no two candidates share a sign and a direction
+    assert len(cands) <= 32
+    assert len({(s, tuple(np.round(x, 8))) for _, x, s in cands}) == len(cands)
+    with pytest.raises(ValueError, match="threshold must be a number"):
+        dual_constraint_bnb(X, lam, bias=bias, penalize_bias=pen, threshold=np.nan)
+    with pytest.raises(ValueError, match="stop_above must be a number"):
+        dual_constraint_bnb(X, lam, bias=bias, penalize_bias=pen, stop_above=np.nan)
+
+
+# --------------------------------------------------------------------------- certify
+def _net(rng, d, bias, m=4):
+    from convexrelu import ReLUNet
+
+    return ReLUNet(rng.standard_normal((m, d)), rng.standard_normal(m) if bias else
+                   np.zeros(m), rng.standard_normal((1, m)), np.zeros(1))
+
+
+@pytest.mark.parametrize("mode", sorted(MODES))
+def test_certify_bnb_matches_enumeration(mode):
+    """certify(patterns="bnb") gives the enumerated certificate's M and lower bound."""
+    from convexrelu.certificates import certify
+
+    bias, pen = MODES[mode]
+    rng = np.random.default_rng(zlib.crc32(mode.encode()))
+    X = rng.standard_normal((16, 3))
+    y = rng.standard_normal(16)
+    net = _net(rng, 3, bias)
+    kw = dict(alpha=0.5, hidden_bias=bias, penalize_bias=pen, random_state=0)
+    a = certify(net, X, y, patterns="exact", **kw)
+    b = certify(net, X, y, patterns="bnb", **kw)
+    assert a.method == "enumerated" and b.method == "branch_and_bound"
+    assert b.exact and not b.heuristic
+    assert b.info["M"] >= a.info["M"] * (1 - 1e-9)
+    assert b.info["M"] == pytest.approx(a.info["M"], rel=1e-6)
+    assert b.lower_bound <= a.lower_bound + 1e-9 * abs(a.lower_bound)
+    assert b.lower_bound == pytest.approx(a.lower_bound, rel=1e-6)
+    assert b.info["bnb"]["closed"] and b.n_patterns_checked == b.info["bnb"]["n_nodes"]
+    text = b.summary()
+    assert "branch and bound" in text and "proven to the tolerance" in text
+    assert b.to_dict()["method"] == "branch_and_bound"
+    vn = b.violating_neuron  # the reported neuron attains its dual value (residual's)
+    if vn is not None:
+        lam = b.info["residual_dual"]
+        assert vn.sign * lam @ np.maximum(X @ vn.weight + vn.bias, 0.0) == \
+            pytest.approx(vn.dual_value, rel=1e-8)
+
+
+def test_certify_auto_uses_bnb_beyond_cheap_enumeration():
+    """Rank 5, n=40: Cover's bound (184,342) is above the cheap-listing limit, so "auto"
+    proves M by branch and bound; the value is the branch and bound's own."""
+    from convexrelu.certificates import certify
+
+    rng = np.random.default_rng(4)
+    X = rng.standard_normal((40, 4))
+    y = np.sin(X[:, 0]) + 0.1 * rng.standard_normal(40)
+    net = _net(rng, 4, True)
+    cert = certify(net, X, y, alpha=0.5, random_state=0)
+    assert cert.method == "branch_and_bound" and cert.exact and not cert.heuristic
+    lam = cert.info["residual_dual"]
+    res = dual_constraint_bnb(X, lam, bias=True, penalize_bias=False, random_state=0)
+    assert cert.info["M_residual"] == pytest.approx(res.upper, rel=1e-6)
+
+
+def test_certify_loose_bound_is_valid_and_labelled():
+    """Stopped by the clock, the branch and bound's upper bound still gives a valid (lower)
+    lower bound, labelled as loose, never called optimal unless the gap allows."""
+    from convexrelu.certificates import certify
+
+    rng = np.random.default_rng(6)
+    X = rng.standard_normal((30, 4))
+    y = rng.standard_normal(30)
+    net = _net(rng, 4, True)
+    ref = certify(net, X, y, alpha=0.3, patterns="bnb", random_state=0)
+    loose = certify(net, X, y, alpha=0.3, patterns="bnb", time_limit=1e-4, random_state=0)
+    assert loose.method == "loose_bound" and loose.exact
+    assert loose.info["M"] >= ref.info["M"] * (1 - 1e-9)
+    assert loose.lower_bound <= ref.lower_bound + 1e-12
+    assert loose.optimal == (loose.relative_gap <= loose.tol)
+    text = loose.summary()
+    assert "loose" in text and "time limit" in text and "CERTIFIED" not in text
+
+
+def test_certify_bnb_errors():
+    from convexrelu import ReLUNet
+    from convexrelu.certificates import certify
+
+    rng = np.random.default_rng(8)
+    X = rng.standard_normal((10, 3))
+    net = _net(rng, 3, True)
+    with pytest.raises(ValueError, match="time_limit must be a positive number"):
+        certify(net, X, np.zeros(10), alpha=0.1, patterns="bnb", time_limit=0)
+    two = ReLUNet(net.W1, net.b1, rng.standard_normal((2, 4)), np.zeros(2))
+    with pytest.raises(ValueError, match="patterns='bnb' needs a network with one output"):
+        certify(two, X, np.zeros((10, 2)), alpha=0.1, patterns="bnb")
+    with pytest.raises(ValueError, match="patterns must be 'auto', 'exact', 'bnb'"):
+        certify(net, X, np.zeros(10), alpha=0.1, patterns="bnb2")
+
+
+# --------------------------------------------------------------------------- pricing
+def test_vertex_gate_is_central_and_in_the_preferred_cell():
+    from convexrelu.solvers._column_generation import _vertex_gates
+
+    X = np.array([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0], [-1.0, 2.0]])
+    x = np.array([1.0, -1.0]) / np.sqrt(2)  # row 2 ties; the others are strict
+    slam = np.array([1.0, -1.0, 1.0, 1.0])
+    (g,) = _vertex_gates(X, x, slam)
+    t = X @ g
+    assert t[2] > 0  # tied row with slam > 0 is turned on
+    assert np.all(np.sign(t[[0, 1, 3]]) == np.sign(X[[0, 1, 3]] @ x))
+    margins = np.abs(t) / np.linalg.norm(X, axis=1) / np.abs(g).max()
+    assert margins.min() > 0.05  # central, not a point next to x
+    (g2,) = _vertex_gates(X, x, -slam)
+    assert X[2] @ g2 < 0
+
+
+@pytest.mark.parametrize("mode", ["nobias", pytest.param("free", marks=pytest.mark.slow)])
+def test_column_generation_priced_by_bnb_matches_enumeration(mode):
+    """The exact global optimum without listing patterns equals the enumerated one."""
+    from convexrelu.solvers._column_generation import column_generation
+
+    bias, pen = MODES[mode]
+    rng = np.random.default_rng(2)
+    X = rng.standard_normal((16, 3))
+    y = np.sin(X @ rng.standard_normal(3)) + 0.1 * rng.standard_normal(16)
+    kw = dict(alpha=0.1, bias=bias, penalize_bias=pen)
+    a, _ = column_generation(X, y, **kw)
+    b, used = column_generation(X, y, patterns="bnb", **kw)
+    assert b.status == "optimal" and b.info["rel_gap"] <= 1e-6
+    assert b.info["pricing"]["method"] == "branch_and_bound"
+    assert b.objective == pytest.approx(a.objective, rel=1e-6)
+    assert b.objective >= a.objective * (1 - 1e-7)  # never below the global optimum
+    assert not used.exact and used.n_patterns < enumerate_patterns(X, bias=bias).n_patterns
+
+
+def test_column_generation_exact_falls_back_to_bnb(monkeypatch):
+    """patterns="exact" no longer refuses when enumeration does: it prices by branch and
+    bound up to rank 10, and refuses (naming the rank) beyond."""
+    import convexrelu.arrangements as arr
+    from convexrelu.arrangements import PatternLimitError
+    from convexrelu.certificates import _certify
+    from convexrelu.solvers._column_generation import column_generation
+
+    def refuse(X, bias=False, **kw):
+        raise PatternLimitError("X may have up to 10**9 activation patterns.")
+
+    monkeypatch.setattr(arr, "enumerate_patterns", refuse)
+    rng = np.random.default_rng(5)
+    X = rng.standard_normal((9, 3))
+    y = rng.standard_normal(9)
+    sol, _ = column_generation(X, y, alpha=1.0, bias=False)
+    assert sol.info["pricing"]["method"] == "branch_and_bound" and sol.status == "optimal"
+    monkeypatch.setattr(_certify, "_BNB_MAX_RANK", 2)
+    with pytest.raises(PatternLimitError, match="only up to data rank 10"):
+        column_generation(X, y, alpha=1.0, bias=False)
+
+
+def test_regressor_exact_beyond_enumeration_is_the_global_optimum():
+    """ConvexReLURegressor(patterns="exact") beyond max_patterns: column generation priced
+    by branch and bound, same optimum as the enumerated fit, certified by branch and bound."""
+    import warnings
+
+    from convexrelu import ConvexReLURegressor
+
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((14, 2))
+    y = np.sin(2 * X[:, 0]) + 0.1 * rng.standard_normal(14)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ref = ConvexReLURegressor(alpha=0.05, patterns="exact").fit(X, y)
+        reg = ConvexReLURegressor(alpha=0.05, patterns="exact", max_patterns=10,
+                                  random_state=0).fit(X, y)
+    assert ref.patterns_.n_patterns > 10
+    assert reg.exact_patterns_ and reg.solution_status_ == "optimal"
+    assert reg.objective_ == pytest.approx(ref.objective_, rel=1e-6)
+    cert = reg.certificate_
+    assert cert.method in ("branch_and_bound", "loose_bound") and cert.exact
+    assert cert.optimal
+    assert np.allclose(reg.predict(X), ref.predict(X), atol=1e-4)
+    with pytest.raises(ValueError, match="patterns='exact'"):
+        ConvexReLURegressor(alpha=0.05, patterns="exact", max_patterns=10,
+                            solver="cvxpy").fit(X, y)
+
+
+@pytest.mark.slow
+def test_classifier_exact_beyond_enumeration_is_the_global_optimum():
+    """The logistic loss through the same path: the enumerated optimum, certified."""
+    from convexrelu import ConvexReLUClassifier
+
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((14, 2))
+    y = (X[:, 0] * X[:, 1] > 0).astype(int)
+    ref = ConvexReLUClassifier(alpha=0.05, patterns="exact").fit(X, y)
+    clf = ConvexReLUClassifier(alpha=0.05, patterns="exact", max_patterns=10,
+                               random_state=0).fit(X, y)
+    assert clf.exact_patterns_ and clf.solution_status_ == "optimal"
+    assert clf.objective_ == pytest.approx(ref.objective_, rel=1e-6)
+    assert clf.certificate_.method == "branch_and_bound" and clf.certificate_.optimal
+    assert np.array_equal(clf.predict(X), ref.predict(X))
+
+
+def test_bnb_starts_and_timer():
+    """A start at the enumerated maximiser is found by the heuristic (before any node);
+    a CPU-time timer caps the search like the wall clock."""
+    import time
+
+    rng = np.random.default_rng(9)
+    X = rng.standard_normal((14, 3))
+    lam = rng.standard_normal(14)
+    lam -= lam.mean()
+    ref = dual_constraint_bnb(X, lam, bias=True, penalize_bias=False, random_state=0)
+    res = dual_constraint_bnb(X, lam, bias=True, penalize_bias=False, max_nodes=1,
+                              starts=ref.direction[None, :], random_state=1)
+    assert res.info["heuristic_lower"] >= ref.lower * (1 - 1e-9)
+    res = dual_constraint_bnb(X, lam, bias=True, penalize_bias=False, time_limit=1e-3,
+                              timer=time.process_time, random_state=0)
+    assert res.info["stopped"] in ("time_limit", "closed") and res.upper >= ref.lower

@@ -119,7 +119,9 @@ class BnBResult:
     info : dict
         ``rank``, ``heuristic_lower`` (the incumbent before the search), ``n_leaves``,
         ``max_rays``, ``solver_failures``, ``stopped`` (``"closed"``, ``"max_nodes"``,
-        ``"time_limit"``).
+        ``"time_limit"``, or with ``threshold`` ``"below"`` / ``"above"``), ``candidates``
+        (the 32 best points found, one per sign and activation pattern, as
+        ``(value, direction, sign)``, best first: the columns of a pricing call).
     """
 
     upper: float
@@ -500,36 +502,25 @@ class _NodeSolver:
         n_nonneg = r_box + (2 if p.free else 0)
         n_rows = n_nonneg + 1 + du
         c_s, c_r = m, m + K
-        R, C, X = [], [], []
-
-        def put(r0, c0, M):
-            M = np.atleast_2d(M)
-            i, j = np.nonzero(M)
-            R.append(i + r0)
-            C.append(j + c0)
-            X.append(M[i, j])
-
-        def eye(r0, c0, k, v):
-            R.append(np.arange(k) + r0)
-            C.append(np.arange(k) + c0)
-            X.append(np.full(k, v))
-
-        eye(0, 0, m, -1.0)
-        if K:
-            eye(r_s, c_s, K, -1.0)
-            put(r_B, 0, B)
-            eye(r_B, c_s, K, -1.0)
-        if KT:
-            put(r_E, 0, -np.maximum(AT, 0.0))
-            eye(r_E, c_r, KT, 1.0)
-            put(r_T, 0, -alpha[:, None] * AT)
-            eye(r_T, c_r, KT, 1.0)
-        if p.free:
-            put(r_box, 0, np.vstack([V[:, -1], -V[:, -1]]))
-        put(n_nonneg + 1, 0, -Vu.T)
         nv = m + K + KT
-        Amat = sp.csc_matrix((np.concatenate(X), (np.concatenate(R), np.concatenate(C))),
-                             shape=(n_rows, nv))
+        # one dense block matrix, converted once (the blocks are small and mostly dense;
+        # this is several times cheaper than assembling triplets in Python)
+        Ad = np.zeros((n_rows, nv))
+        Ad[np.arange(m), np.arange(m)] = -1.0
+        if K:
+            Ad[r_s + np.arange(K), c_s + np.arange(K)] = -1.0
+            Ad[r_B:r_B + K, :m] = B
+            Ad[r_B + np.arange(K), c_s + np.arange(K)] = -1.0
+        if KT:
+            Ad[r_E:r_E + KT, :m] = -np.maximum(AT, 0.0)
+            Ad[r_E + np.arange(KT), c_r + np.arange(KT)] = 1.0
+            Ad[r_T:r_T + KT, :m] = -alpha[:, None] * AT
+            Ad[r_T + np.arange(KT), c_r + np.arange(KT)] = 1.0
+        if p.free:
+            Ad[r_box, :m] = V[:, -1]
+            Ad[r_box + 1, :m] = -V[:, -1]
+        Ad[n_nonneg + 1:n_nonneg + 1 + du, :m] = -Vu.T
+        Amat = sp.csc_matrix(Ad)
         bvec = np.zeros(n_rows)
         if KT:
             bvec[r_T:r_T + KT] = beta
@@ -642,7 +633,9 @@ def _check_lam(lam, n):
 
 def dual_constraint_bnb(X, lam, *, bias: bool, penalize_bias: bool = True, tol: float = 1e-6,
                         time_limit: float | None = None, max_nodes: int | None = None,
-                        progress=None, random_state=None) -> BnBResult:
+                        threshold: float | None = None, stop_above: float | None = None,
+                        starts=None, progress=None, random_state=None,
+                        timer=None) -> BnBResult:
     """Proven bounds on ``M(lambda)`` by cone-envelope branch and bound, without enumeration.
 
     Computes an upper bound ``upper`` and an attained value ``lower`` with
@@ -672,12 +665,27 @@ def dual_constraint_bnb(X, lam, *, bias: bool, penalize_bias: bool = True, tol: 
         Seconds after which the search stops (the bound is then looser but valid).
     max_nodes : int or None, default=None
         Node bounds computed before the search stops.
+    threshold : float or None, default=None
+        Decision mode (pricing, docs/mathematics.rst §8.5): also stop as soon as
+        ``upper <= threshold`` (proved ``M <= threshold``, ``info["stopped"] = "below"``)
+        or ``lower > stop_above`` (a direction above it was found, ``"above"``).
+    stop_above : float or None, default=None
+        See ``threshold``; defaults to ``threshold``.
+    starts : array-like of shape (k, d_aug) or None, default=None
+        Extra starting points of the heuristic (``x = (u, b)`` in the original
+        coordinates, e.g. the previous round's columns in a pricing loop), tried for both
+        signs before the random starts.
     progress : callable or bool or None, default=None
         ``True`` prints a status line to stderr about every two seconds; a callable is
         called as ``progress(info)`` with a dict (``n_nodes``, ``time``, ``lower``,
         ``upper``, ``n_open``) at the same rate.
     random_state : int, numpy Generator or None, default=None
         Seeds the heuristic's random starts.
+    timer : callable or None, default=None
+        Returns seconds; ``time_limit`` and ``BnBResult.time`` are measured with it.
+        Default ``time.perf_counter`` (wall clock); ``time.process_time`` makes
+        ``time_limit`` a CPU-time budget of this process (measurements on a shared
+        machine).
 
     Returns
     -------
@@ -687,7 +695,7 @@ def dual_constraint_bnb(X, lam, *, bias: bool, penalize_bias: bool = True, tol: 
     ------
     ValueError
         If ``lam`` does not have one entry per sample, is not finite, is not centred with
-        a free bias, or ``tol`` / ``time_limit`` is not positive.
+        a free bias, ``tol`` / ``time_limit`` is not positive or ``threshold`` is NaN.
 
     Notes
     -----
@@ -695,16 +703,18 @@ def dual_constraint_bnb(X, lam, *, bias: bool, penalize_bias: bool = True, tol: 
     trained network's residual (``M`` is then a small difference of two large sums, so
     the cones must become narrow before the envelope bound is useful). Measured on one
     shared core (``python -m benchmarks bnb``): closed to ``1e-6`` in about a second at
-    rank 4, ``n = 40`` (37x faster than enumeration) and in seconds at rank 5,
-    ``n = 100-150``; at rank 5, ``n = 2000`` or rank 8, ``n = 150`` the bound after 60 s
-    is still 3-5 times the lower bound. The bound is valid whenever the search stops.
+    rank 4, ``n = 40`` (8-12x faster than enumeration) and in seconds at rank 5,
+    ``n = 100-150``; at rank 5, ``n = 2000`` to rank 8, ``n = 150`` the bound after 60 s
+    of CPU is still 2.5-3.2 times the lower bound (``python -m benchmarks bnb --cpu``).
+    The bound is valid whenever the search stops.
 
     References
     ----------
     M. Pilanci and T. Ergen, "Neural networks are convex regularizers", ICML 2020.
     R. Horst and H. Tuy, "Global Optimization: Deterministic Approaches", Springer, 1996.
     """
-    t_start = time.perf_counter()
+    clock = time.perf_counter if timer is None else timer
+    t_start = clock()
     X = check_data_matrix(X)
     n = X.shape[0]
     lam = _check_lam(lam, n)
@@ -717,6 +727,12 @@ def dual_constraint_bnb(X, lam, *, bias: bool, penalize_bias: bool = True, tol: 
                          f"{time_limit!r}.")
     if max_nodes is not None:
         max_nodes = check_positive_int(max_nodes, "max_nodes")
+    if threshold is not None and np.isnan(threshold):
+        raise ValueError("threshold must be a number or None; got NaN.")
+    if stop_above is None:
+        stop_above = threshold
+    if stop_above is not None and np.isnan(stop_above):
+        raise ValueError("stop_above must be a number or None; got NaN.")
     rng = check_random_state(random_state)
     if free and abs(lam.sum()) > 1e-12 * (1.0 + np.abs(lam).sum()):
         raise ValueError(
@@ -738,42 +754,54 @@ def dual_constraint_bnb(X, lam, *, bias: bool, penalize_bias: bool = True, tol: 
 
     if prob.Du == 0 or scale == 0:  # X = 0 (or lam = 0): M = 0 (up to the constant neuron)
         return BnBResult(upper=0.0, lower=0.0, direction=np.zeros(d_aug), sign=1,
-                         closed=True, n_nodes=0, time=time.perf_counter() - t_start,
+                         closed=True, n_nodes=0, time=clock() - t_start,
                          info={"rank": prob.Du, "stopped": "closed"})
 
     D = prob.D
     # ---- incumbent: fixed-point ascent from random and data-driven starts, both signs
     inc = [0.0, None, 1]
 
+    pool = []  # every point offered: the candidate columns of a pricing call
+
     def offer(v, x, s):
+        if x is not None and v > 0 and len(pool) < 4096:
+            pool.append((v, x, s))
         if x is not None and v > inc[0]:
             inc[0], inc[1], inc[2] = v, x, s
 
     def out_of_time(fraction=1.0):
         return time_limit is not None and \
-            time.perf_counter() - t_start >= fraction * time_limit
+            clock() - t_start >= fraction * time_limit
 
     dca_time = [0.0]
 
     def dca(x, s):
-        t0 = time.perf_counter()
+        t0 = clock()
         offer(*prob.dca(x, s), s)
-        dca_time[0] += time.perf_counter() - t0
+        dca_time[0] += clock() - t0
 
+    extra = []
+    if starts is not None:
+        S0 = np.asarray(starts, dtype=np.float64).reshape(-1, d_aug)
+        for x in S0[np.all(np.isfinite(S0), axis=1)]:
+            if free:  # (u, b) -> reduced (Q^T u, b + shift^T u)
+                extra.append(np.concatenate([prob.Q.T @ x[:-1], [x[-1] + prob.shift @ x[:-1]]]))
+            else:
+                extra.append(prob.Q.T @ x)
     # fixed-point ascent from every start (cheap), DC ascent from the best few per sign
     for s in (1, -1):
-        starts = [rng.standard_normal(D) for _ in range(_N_STARTS)]
-        starts.append(prob.Z.T @ np.maximum(s * lam, 0.0))
+        starts_s = list(extra) + [rng.standard_normal(D) for _ in range(_N_STARTS)]
+        starts_s.append(prob.Z.T @ np.maximum(s * lam, 0.0))
         found = []
-        for x0 in starts:
+        for x0 in starts_s:
             v, x = prob.fixed_point(x0, s)
             offer(v, x, s)
             if x is not None:
                 found.append((v, x))
         found.sort(key=lambda vx: -vx[0])
         for v, x in found[:_N_DCA]:
-            if out_of_time(0.25):
-                break
+            if out_of_time(0.25) or (stop_above is not None and inc[0] > stop_above):
+                break  # decision mode: a violation is already found, skip the DC ascent
             dca(x, s)
     heuristic_lower = inc[0]
 
@@ -795,7 +823,7 @@ def dual_constraint_bnb(X, lam, *, bias: bool, penalize_bias: bool = True, tol: 
     settled = 0.0  # max bound of pruned nodes and exact leaves
     n_nodes = n_leaves = max_rays = 0
     stopped = "closed"
-    last_report = time.perf_counter()
+    last_report = clock()
 
     def upper_now():
         top = -heap[0][0] if heap else 0.0
@@ -808,6 +836,12 @@ def dual_constraint_bnb(X, lam, *, bias: bool, penalize_bias: bool = True, tol: 
         ub = upper_now()
         if gap_closed(ub):
             break
+        if threshold is not None and ub <= threshold:
+            stopped = "below"
+            break
+        if stop_above is not None and inc[0] > stop_above:
+            stopped = "above"
+            break
         if max_nodes is not None and n_nodes >= max_nodes:
             stopped = "max_nodes"
             break
@@ -815,8 +849,8 @@ def dual_constraint_bnb(X, lam, *, bias: bool, penalize_bias: bool = True, tol: 
             stopped = "time_limit"
             break
         if progress is not None and progress is not False and \
-                time.perf_counter() - last_report > 2.0:
-            last_report = time.perf_counter()
+                clock() - last_report > 2.0:
+            last_report = clock()
             status = {"n_nodes": n_nodes, "time": last_report - t_start, "lower": inc[0],
                       "upper": ub, "n_open": len(heap)}
             if callable(progress):
@@ -841,7 +875,7 @@ def dual_constraint_bnb(X, lam, *, bias: bool, penalize_bias: bool = True, tol: 
                 v, xx = prob.evaluate(x, node.sign)
                 offer(v, xx, node.sign)
                 if xx is not None and v > inc[0] * (1 - 1e-2) and \
-                        dca_time[0] <= 0.2 * (time.perf_counter() - t_start):
+                        dca_time[0] <= 0.2 * (clock() - t_start):
                     dca(xx, node.sign)
             if crossP.size == 0:  # h is linear on the cone: the bound is exact
                 n_leaves += 1
@@ -867,20 +901,37 @@ def dual_constraint_bnb(X, lam, *, bias: bool, penalize_bias: bool = True, tol: 
     ub = upper_now()
     closed = gap_closed(ub)
     if callable(progress):
-        progress({"n_nodes": n_nodes, "time": time.perf_counter() - t_start, "lower": inc[0],
+        progress({"n_nodes": n_nodes, "time": clock() - t_start, "lower": inc[0],
                   "upper": max(ub, inc[0]), "n_open": len(heap)})
-    if closed:
+    if closed and stopped not in ("below", "above"):
         stopped = "closed"
     x_best = inc[1]
     lower = inc[0]
     direction = to_original(x_best)
     return BnBResult(
         upper=float(max(ub, lower)), lower=float(lower), direction=direction, sign=int(inc[2]),
-        closed=bool(closed), n_nodes=n_nodes, time=time.perf_counter() - t_start,
+        closed=bool(closed), n_nodes=n_nodes, time=clock() - t_start,
         n_open=len(heap),
         info={"rank": D, "heuristic_lower": heuristic_lower, "n_leaves": n_leaves,
-              "max_rays": max_rays, "solver_failures": solver.failures, "stopped": stopped},
+              "max_rays": max_rays, "solver_failures": solver.failures, "stopped": stopped,
+              "candidates": _distinct(prob, pool, to_original)},
     )
+
+
+def _distinct(prob, pool, to_original, k=32):
+    """The ``k`` best points offered, one per (sign, activation pattern), best first:
+    ``(value, direction, sign)`` in the original coordinates."""
+    seen, out = set(), []
+    for v, x, s in sorted(pool, key=lambda c: -c[0]):
+        # ties (rounding-level values) count as off: near-identical points share a key
+        key = (s, (prob.Z @ x > 1e-9 * prob.rownorm * np.linalg.norm(x)).tobytes())
+        if key in seen:
+            continue
+        seen.add(key)
+        out.append((float(v), to_original(x), int(s)))
+        if len(out) == k:
+            break
+    return out
 
 
 def _branch_row(prob, node):

@@ -6,7 +6,10 @@ Given any network (any width, not necessarily stationary), :func:`certify` compu
 1. the objective ``J`` (scikit-learn's normalisation by default, docs/mathematics.rst §8.1);
 2. the dual point ``lambda = -grad l(y_hat)`` (output bias re-fitted, docs/mathematics.rst §8.3);
 3. ``M(lambda)`` exactly over all activation patterns (:mod:`._dual`), or, when they
-   are too many to list, a heuristic estimate by local search (:mod:`._search`, no proof);
+   are too many to list, a proven upper bound by branch and bound (:mod:`._bnb`: exact
+   to ``tol`` when it closes within the time limit, a valid but loose bound otherwise),
+   or, at ranks beyond it, a heuristic estimate by local search (:mod:`._search`, no
+   proof);
 4. the best feasible rescaling ``s* lambda`` and the lower bound ``LB = D(s* lambda)``,
    valid for every network of every width (weak duality);
 5. the gap ``J - LB``, the most violating neuron and per-neuron KKT residuals.
@@ -126,7 +129,8 @@ class Certificate:
     relative_gap : float
         ``gap / max(|objective|, tiny)``.
     exact : bool
-        Whether every activation pattern of the data was checked.
+        Whether the lower bound is proven: every activation pattern of the data was
+        checked, or ``M(lambda)`` was replaced by a proven upper bound (branch and bound).
     conservative : bool
         Whether ``M(lambda)`` was replaced by an upper bound (several outputs, softmax).
         The lower bound is still valid but may be loose.
@@ -159,10 +163,16 @@ class Certificate:
     method : str
         How ``M(lambda)`` was evaluated: ``"enumerated"`` (all listed patterns),
         ``"sweep2d"`` (exact angular sweep, two features), ``"sampled"`` (a sample of the
-        patterns: not a proof), ``"patterns"`` (a user-given pattern set) or
-        ``"local_search"`` (too many patterns to list: heuristic search for the most
-        violating neuron, :func:`~convexrelu.certificates.search_violators`; ``exact`` and
-        ``optimal`` are False and the lower bound is not valid).
+        patterns: not a proof), ``"patterns"`` (a user-given pattern set),
+        ``"branch_and_bound"`` (too many patterns to list: ``M(lambda)`` proven to a
+        relative ``tol`` by :func:`~convexrelu.certificates._bnb.dual_constraint_bnb`),
+        ``"loose_bound"`` (the branch and bound stopped at ``time_limit``: ``M(lambda)`` is
+        replaced by its proven upper bound, so ``s* lambda`` is dual feasible and the lower
+        bound is valid but may be loose; ``info["bnb"]`` holds both bounds) or
+        ``"local_search"`` (too many patterns to list and a rank beyond the branch and
+        bound: heuristic search for the most violating neuron,
+        :func:`~convexrelu.certificates.search_violators`; ``exact`` and ``optimal`` are
+        False and the lower bound is not valid).
     """
 
     objective: float
@@ -203,11 +213,7 @@ class Certificate:
             f"(relative {self.relative_gap:.3e}, tol {self.tol:g})",
             f"M(lambda) / beta  {self.dual_ratio:.6g}"
             + (" (upper bound)" if self.conservative else ""),
-            f"patterns checked  {self.n_patterns_checked}"
-            + (" (all patterns)" if self.exact else " (a SAMPLE of the patterns)")
-            if not self.heuristic else
-            f"patterns          too many to list: local search refined "
-            f"{self.n_patterns_checked} cells",
+            self._patterns_line(),
         ]
         if self.optimal:
             verdict = ("CERTIFIED globally optimal: no two-layer ReLU network of any width has "
@@ -216,6 +222,13 @@ class Certificate:
             verdict = ("heuristic: the best violating neuron found by local search; not a "
                        "proof of global optimality. The search can miss violations, so "
                        "M(lambda) may be larger and the lower bound is not certified.")
+        elif self.method == "loose_bound":
+            b = self.info.get("bnb") or {}
+            verdict = (f"not certified optimal: the network may be up to {self.gap:.3e} above "
+                       "the global optimum. The lower bound is proven but loose: the branch "
+                       f"and bound stopped at its time limit with {b.get('lower', 0.0):.6g} "
+                       f"<= M(lambda) <= {b.get('upper', 0.0):.6g}, and the upper value was "
+                       "used; a longer time_limit can tighten it.")
         elif not self.exact:
             verdict = ("NOT a proof: the dual constraint was checked over a sample of the "
                        "activation patterns only, so the lower bound is not certified and "
@@ -243,6 +256,20 @@ class Certificate:
             lines.append("                  (the best decrease along that single neuron, a "
                          f"local improvement, not the gap: {where})")
         return "\n".join(lines)
+
+    def _patterns_line(self) -> str:
+        if self.heuristic:
+            return (f"patterns          too many to list: local search refined "
+                    f"{self.n_patterns_checked} cells")
+        if self.method in ("branch_and_bound", "loose_bound"):
+            b = self.info.get("bnb") or {}
+            how = ("proven to the tolerance" if self.method == "branch_and_bound" else
+                   "stopped at the time limit: a loose proven bound")
+            return (f"patterns          not listed: branch and bound, "
+                    f"{self.n_patterns_checked} nodes in {b.get('time', 0.0):.1f} s, "
+                    f"M(lambda) {how}")
+        return (f"patterns checked  {self.n_patterns_checked}"
+                + (" (all patterns)" if self.exact else " (a SAMPLE of the patterns)"))
 
     def __str__(self) -> str:
         return self.summary()
@@ -404,6 +431,7 @@ def certify(
     hidden_bias: Optional[bool] = None,
     hinge_tau: float = 1e-3,
     random_state=None,
+    time_limit: Optional[float] = 30.0,
 ) -> Certificate:
     """Certify a trained two-layer ReLU network against the global optimum (docs/mathematics.rst
     §4.5).
@@ -435,16 +463,21 @@ def certify(
     loss : {"squared", "logistic", "hinge", "softmax", "mse"} or Loss, optional
         Default: from the sklearn model, else ``"squared"``. ``"squared"`` is
         ``(1/2)(z - y)^2`` per sample; ``"mse"`` is torch's ``MSELoss`` ``(z - y)^2``.
-    patterns : "auto", "exact", "search", int or ActivationPatterns, default="auto"
+    patterns : "auto", "exact", "bnb", "search", int or ActivationPatterns, default="auto"
         ``"exact"``: all patterns (:func:`convexrelu.enumerate_patterns`; refused with a
-        ``PatternLimitError`` when there are too many); ``"auto"``: the same when the
-        patterns can be listed (or swept, two features), otherwise a heuristic local search
-        for the most violating neuron (:func:`~convexrelu.certificates.search_violators`,
+        ``PatternLimitError`` when there are too many); ``"auto"``: the same when listing
+        is cheap (two features, rank at most 3, or at most 50,000 patterns by Cover's
+        bound); otherwise, for one output and a data rank of at most 10, the branch and
+        bound (``"bnb"``) within ``time_limit``; beyond that, a heuristic local search for
+        the most violating neuron (:func:`~convexrelu.certificates.search_violators`,
         seeded with the network's own neurons): the certificate then has
         ``method="local_search"``, ``exact=False`` and ``optimal=False``, and its lower
-        bound is not valid (the search can miss violations); ``"search"``: that local
-        search directly, without trying to list the patterns; an int ``N``: ``N`` sampled
-        Gaussian gates (NOT a proof); or a precomputed pattern set.
+        bound is not valid (the search can miss violations); ``"bnb"``: a proven upper
+        bound on ``M(lambda)`` by branch and bound without listing patterns (one output;
+        ``method="branch_and_bound"`` when it closes to ``tol``, ``"loose_bound"`` when it
+        stops at ``time_limit``, both proofs); ``"search"``: the local search directly,
+        without trying to list the patterns; an int ``N``: ``N`` sampled Gaussian gates
+        (NOT a proof); or a precomputed pattern set.
     tol : float, default=1e-6
         Relative-gap tolerance for ``optimal``.
     reduction : {"sklearn", "mean", "sum"}, default="sklearn"
@@ -475,7 +508,10 @@ def certify(
         Margin tolerance of the hinge certificate (docs/mathematics.rst §4.5): samples with
         ``|y_i f(x_i) - 1| <= tau`` get a free dual value in ``[0, 1]``.
     random_state : int, Generator or None
-        For sampled patterns and the local search.
+        For sampled patterns, the local search and the branch and bound's starts.
+    time_limit : float or None, default=30.0
+        Seconds the branch and bound may spend on one dual point (it may run twice when
+        the dual point is refitted); ``None`` runs it until it closes.
 
     Returns
     -------
@@ -514,6 +550,10 @@ def certify(
                          "reduction='mean'/'sum').")
     coef = check_nonneg_float(alpha_m, "alpha" if weight_decay is None else "weight_decay")
     tol = check_nonneg_float(tol, "tol")
+    if time_limit is not None and not (isinstance(time_limit, numbers.Real)
+                                       and np.isfinite(time_limit) and time_limit > 0):
+        raise ValueError(f"time_limit must be a positive number of seconds or None; got "
+                         f"{time_limit!r}.")
     n = X.shape[0]
     # sum form: l_sum + (beta/2)||theta||^2 ; J = kappa * (sum form)
     if reduction == "sklearn":
@@ -560,15 +600,22 @@ def certify(
     objective = kappa * primal_s
 
     # ---- patterns
-    sweep = search = False
+    sweep = search = bnb = False
     pats = None
     method = "patterns"
+    bnb_ok = net.n_outputs == 1 and not loss_obj.multi_output
     if isinstance(patterns, str) and patterns == "search":
         search, method = True, "local_search"
+    elif isinstance(patterns, str) and patterns == "bnb":
+        if not bnb_ok:
+            raise ValueError("patterns='bnb' needs a network with one output (and not the "
+                             "softmax loss); certify each output separately, or pass "
+                             "patterns='auto'.")
+        bnb, method = True, "branch_and_bound"
     elif isinstance(patterns, str):
         if patterns not in ("auto", "exact"):
-            raise ValueError(f"patterns must be 'auto', 'exact', 'search', a positive int or "
-                             f"an ActivationPatterns; got {patterns!r}.")
+            raise ValueError(f"patterns must be 'auto', 'exact', 'bnb', 'search', a positive "
+                             f"int or an ActivationPatterns; got {patterns!r}.")
         from ..arrangements import PatternLimitError
 
         # two features with a free (or no) hidden bias: exact angular sweep, no listing
@@ -576,12 +623,20 @@ def certify(
             and loss_obj.smooth
         method = "sweep2d" if sweep else "enumerated"
         if not sweep:
-            try:  # refused cheaply (a count bound) before listing anything
-                pats = _enumerate_for_certify(X, hidden_bias)
-            except PatternLimitError:
-                if patterns == "exact":
-                    raise
-                search, method = True, "local_search"
+            rank = _data_rank(X, hidden_bias)
+            if patterns == "auto" and bnb_ok and rank <= _BNB_MAX_RANK and \
+                    not _enumeration_is_cheap(X, hidden_bias, rank):
+                bnb, method = True, "branch_and_bound"
+            else:
+                try:  # refused cheaply (a count bound) before listing anything
+                    pats = _enumerate_for_certify(X, hidden_bias)
+                except PatternLimitError:
+                    if patterns == "exact":
+                        raise
+                    if bnb_ok and rank <= _BNB_MAX_RANK:
+                        bnb, method = True, "branch_and_bound"
+                    else:
+                        search, method = True, "local_search"
     elif isinstance(patterns, numbers.Integral) and not isinstance(patterns, bool):
         from ..arrangements import sample_patterns
 
@@ -610,9 +665,21 @@ def certify(
         # the output-bias constraint 1^T Lambda = 0 per class: use a feasible point only if
         # centred; otherwise project the rows inside the simplex by mixing with Y (s < 1)
         conservative = True
+    bnb_total = [0.0, 0]  # seconds and nodes over both dual points
+
+    def bnb_dual(lam_):
+        # each dual point gets its own time_limit
+        dv_ = _bnb_dual(X, lam_, hidden_bias, free_bias, tol, time_limit, random_state)
+        bnb_total[0] += dv_.info["time"]
+        bnb_total[1] += dv_.info["n_nodes"]
+        return dv_
+
     if search:
         dv = _search_dual(net, X, lam, hidden_bias, free_bias, random_state)
         pats_exact = False
+    elif bnb:
+        dv = bnb_dual(lam)
+        pats_exact = True  # a proven upper bound on M(lambda)
     elif sweep:
         from ..arrangements import count_patterns
         from ._dual import dual_constraint_2d
@@ -657,6 +724,8 @@ def certify(
                 from ._dual import dual_constraint_2d
 
                 dv2 = dual_constraint_2d(X, lam2, bias=hidden_bias)
+            elif bnb:
+                dv2 = bnb_dual(lam2)
             else:
                 dv2 = dual_constraint(pats, X, lam2, penalize_bias=not free_bias)
             M2 = dv2.value
@@ -672,9 +741,20 @@ def certify(
     rel = relative_gap(gap, objective)
     ratio = float(Mval / beta_s) if beta_s > 0 else (0.0 if Mval == 0 else float("inf"))
     optimal = bool(pats_exact and not conservative and within_tol(gap, objective, tol))
+    bnb_info = None
+    if bnb:
+        bnb_info = dict(dv.info, time=bnb_total[0], n_nodes=bnb_total[1])
+        dv.n_patterns_checked = bnb_total[1]
+        method = "branch_and_bound" if dv.info["closed"] else "loose_bound"
 
     # ---- violating neuron
     vn = None
+    if bnb and dv_residual.lower > beta_s:
+        # the neuron found attains lower, not the (possibly loose) proven upper bound
+        import dataclasses
+
+        dv_residual, M_residual = dataclasses.replace(dv_residual, value=dv_residual.lower), \
+            dv_residual.lower
     if net.n_outputs == 1 and M_residual > beta_s and np.any(dv_residual.direction != 0):
         vn = _violating_neuron(net, X, yy, loss_obj, dv_residual, beta_s, kappa, hidden_bias,
                                penalize_bias, delta)
@@ -693,7 +773,7 @@ def certify(
               "primal_sum": primal_s, "kappa": kappa, "dual_refit": refit,
               "M_residual": M_residual, "residual_dual": lam_residual,
               "residual_direction": dv_residual.direction, "residual_sign": dv_residual.sign,
-              "search": dict(dv.info) if search else None},
+              "search": dict(dv.info) if search else None, "bnb": bnb_info},
     )
 
 
@@ -745,6 +825,53 @@ def _enumerate_for_certify(X, hidden_bias):
             f"{what}. Pass patterns=N to check N sampled patterns instead (a quick look, "
             "NOT a proof of global optimality), pass a precomputed ActivationPatterns, or "
             "reduce the number of features.") from None
+
+
+#: patterns="auto" lists the patterns when Cover's bound is at most this (or rank <= 3)
+_ENUM_CHEAP = 50_000
+#: and tries the branch and bound up to this data rank (measured with
+#: ``python -m benchmarks bnb``: at rank 11, diabetes, the proven bound is still ~80x the
+#: value found after 60 s, so a local search is more informative there)
+_BNB_MAX_RANK = 10
+
+
+def _data_rank(X, hidden_bias) -> int:
+    """The rank of the augmented data (the dimension the arrangement lives in)."""
+    Xa = augment(X, hidden_bias)
+    return int(np.linalg.matrix_rank(Xa)) if Xa.size else 0
+
+
+def _enumeration_is_cheap(X, hidden_bias, rank) -> bool:
+    from ..arrangements._enumerate import cover_bound
+
+    return rank <= 3 or cover_bound(X.shape[0], rank) <= _ENUM_CHEAP
+
+
+def _bnb_dual(X, lam, hidden_bias, free_bias, tol, time_limit, random_state):
+    """A proven upper bound on ``M(lambda)`` by branch and bound, as a DualConstraintValue.
+
+    ``value`` is the proven upper bound (so ``beta / value`` scales ``lambda`` into the
+    dual feasible set whether or not the search closed); ``lower`` and ``direction`` are
+    the best neuron found. A dual point that is not centred although the hidden bias is
+    free has ``M = inf`` (as in :func:`~convexrelu.certificates.dual_constraint`).
+    """
+    from ._bnb import dual_constraint_bnb
+    from ._dual import DualConstraintValue
+
+    d_aug = X.shape[1] + int(hidden_bias)
+    if free_bias and abs(float(lam.sum())) > 1e-12 * (1.0 + float(np.abs(lam).sum())):
+        return DualConstraintValue(value=float("inf"), lower=0.0, direction=np.zeros(d_aug),
+                                   sign=1, pattern_index=-1, exact=True,
+                                   info={"closed": False, "time": 0.0, "upper": np.inf,
+                                         "lower": 0.0, "n_nodes": 0})
+    res = dual_constraint_bnb(X, lam, bias=hidden_bias, penalize_bias=not free_bias,
+                              tol=max(float(tol) / 4, 1e-9), time_limit=time_limit,
+                              random_state=random_state)
+    info = {"closed": res.closed, "time": res.time, "upper": res.upper, "lower": res.lower,
+            "n_nodes": res.n_nodes, "n_open": res.n_open, "stopped": res.info["stopped"]}
+    return DualConstraintValue(value=float(res.upper), lower=float(res.lower),
+                               direction=res.direction, sign=int(res.sign), pattern_index=-1,
+                               exact=True, n_patterns_checked=int(res.n_nodes), info=info)
 
 
 def _search_dual(net, X, lam, hidden_bias, free_bias, random_state):

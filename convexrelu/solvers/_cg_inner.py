@@ -269,7 +269,7 @@ class CompressedReluSolver(BaseSolver):
         n, da = Xa.shape
         k = program.n_patterns
         nb = 1 if program.fit_output_bias else 0
-        npen = program.n_penalized
+        npen = program.regularizer.penalized_dim
         c = 1.0 / float(program.loss.constant_curvature(program.y))
         _check_clarabel_memory(n, nb + k * da, self.compress)
         # design of theta = (c0, v_1 - w_1, ..., v_k - w_k), scaled for (1/(2c))||.||^2

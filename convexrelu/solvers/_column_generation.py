@@ -76,6 +76,7 @@ __all__ = ["ColumnGenerationSolver", "column_generation"]
 _VIOLATION_RTOL = 1e-9  # M_i > beta (1 + this) counts as a violation
 _DROP_RTOL = 1e-6  # blocks below this (relative to the largest) count as zero
 _POLISH_RGAP = 1e-2  # polish the restricted solutions once the relative gap is below this
+_BNB_STOP_ABOVE = 1e-3  # branch-and-bound pricing stops at a violation M > beta (1 + this)
 
 
 # --------------------------------------------------------------------------- oracles
@@ -295,6 +296,119 @@ class _SearchOracle:
         return self._search(lam)
 
 
+class _BnBOracle:
+    """A proven ``M(lambda)`` over **all** cells by branch and bound, no pattern listed.
+
+    Each evaluation runs :func:`~convexrelu.certificates._bnb.dual_constraint_bnb` in
+    decision mode: it stops as soon as a neuron above ``beta (1 + 1e-3)`` is found (that
+    neuron, the branch and bound's maximiser, is the candidate column, with the other
+    local maxima found, one per cell) or the proven upper bound falls below
+    ``beta (1 + tol / 4)``; otherwise it closes (small violations are then exact, so a
+    violation the restricted solve leaves in its own cells shows in the gap). The value returned is
+    the proven upper bound, so the loop's gap is certified whichever way the search
+    stopped, and the loop stops only once ``M <= beta (1 + tol / 4)`` is proven
+    (docs/mathematics.rst §8.5). Used past enumeration up to data rank 10; it reaches the
+    optimum in seconds to minutes on small problems (tests against enumeration), but not
+    yet at rank 6 with ``n = 300`` (``python -m benchmarks bnb --cg 6:300``, README).
+    """
+
+    exact = True
+
+    def __init__(self, X, *, bias: bool, penalize_bias: bool, beta: float, tol: float,
+                 time_limit: Optional[float] = None, random_state=0):
+        self.X = X
+        self.bias = bool(bias)
+        self.free = self.bias and not penalize_bias
+        self.beta = float(beta)
+        self.tol = float(tol)
+        self.time_limit = time_limit
+        self.random_state = random_state
+        self.n_calls = 0
+        self.time = 0.0
+        self._starts = None  # the previous call's candidates: the next call's first starts
+
+    def evaluate(self, lam, *, final: bool = False):
+        from ..certificates._bnb import dual_constraint_bnb
+
+        lam = np.asarray(lam, dtype=np.float64)
+        centred = abs(float(lam.sum())) <= 1e-12 * (1.0 + float(np.abs(lam).sum()))
+        if self.free and not centred:
+            # M = inf (constant neurons are unpenalised); price with the centred point
+            lam_b, M = lam - lam.mean(), np.inf
+        else:
+            lam_b, M = lam, None
+        t = max(self.tol / 4, 1e-12)
+        res = dual_constraint_bnb(self.X, lam_b, bias=self.bias, penalize_bias=not self.free,
+                                  tol=t, threshold=self.beta * (1 + t),
+                                  stop_above=self.beta * (1 + _BNB_STOP_ABOVE),
+                                  starts=self._starts, time_limit=self.time_limit,
+                                  random_state=self.random_state)
+        self.n_calls += 1
+        self.time += res.time
+        if M is None:
+            M = float(res.upper)
+        Xa = np.hstack([self.X, np.ones((self.X.shape[0], 1))]) if self.bias else self.X
+        cands = []
+        self._starts = np.array([x for _, x, _ in res.info["candidates"]]) \
+            if res.info["candidates"] else None
+        for v, x, sgn in res.info["candidates"]:
+            if v <= self.beta * (1 + _VIOLATION_RTOL) and cands:
+                break  # not a violation: the loop would not add it (sorted, best first)
+            cands.extend((v, g) for g in _vertex_gates(Xa, x, sgn * lam_b)[:1])
+        return M, cands
+
+
+def _vertex_gates(Xa: np.ndarray, x: np.ndarray, slam: np.ndarray) -> list:
+    """A central gate of a cell whose closure holds ``x`` (empty if none is found).
+
+    A branch-and-bound maximiser often lies where several hyperplanes ``x_i^T g = 0``
+    meet. Every cell whose closure holds ``x`` has a maximum of at least the value at
+    ``x`` (``x`` satisfies the cell's closed cone constraints, and the tied rows add
+    nothing there); the preferred one turns the tied rows with ``slam_i > 0`` on and the
+    others off, the fallbacks are those of :func:`_cell_gates`. The gate returned is the
+    cell's centre (largest normalised margin, a small LP), not a point near ``x``: the
+    feasibility repair of the loop moves blocks along their gate and divides by its
+    margins.
+    """
+    t = Xa @ x
+    rn = np.linalg.norm(Xa, axis=1)
+    tie = (np.abs(t) <= 1e-9 * rn * max(float(np.linalg.norm(x)), 1e-300)) & (rn > 0)
+    signs = np.where(t > 0, 1.0, -1.0)
+    signs[tie] = np.where(slam[tie] > 0, 1.0, -1.0)
+    tries = [signs] + [np.where(Xa @ g > 0, 1.0, -1.0) for g in _cell_gates(Xa, x)] \
+        if np.any(tie) else [signs]
+    for sg in tries:
+        g = _central_gate(Xa, rn, sg)
+        if g is not None:
+            return [g]
+    return []
+
+
+def _central_gate(Xa, rn, signs):
+    """``argmax_{||g||_inf <= 1} min_i signs_i x_i^T g / ||x_i||`` (None if not positive)."""
+    from scipy.optimize import linprog
+
+    nz = rn > 0
+    A = signs[nz, None] * Xa[nz] / rn[nz, None]
+    d = Xa.shape[1]
+    res = linprog(np.r_[np.zeros(d), -1.0], A_ub=np.hstack([-A, np.ones((A.shape[0], 1))]),
+                  b_ub=np.zeros(A.shape[0]), bounds=[(-1.0, 1.0)] * d + [(None, 1.0)],
+                  method="highs")
+    if res.status != 0 or -res.fun <= 1e-12:
+        return None
+    g = res.x[:d]
+    if not np.all(np.where(signs[nz] > 0, Xa[nz] @ g > 0, Xa[nz] @ g < 0)):
+        return None
+    return g
+
+
+def _bnb_can_price(X, bias: bool, max_rank: Optional[int] = None) -> bool:
+    """Whether :class:`_BnBOracle` is the pricing oracle for ``X`` beyond enumeration."""
+    from ..certificates._certify import _BNB_MAX_RANK, _data_rank
+
+    return _data_rank(X, bias) <= (_BNB_MAX_RANK if max_rank is None else max_rank)
+
+
 def _cell_gates(Xa: np.ndarray, x: np.ndarray) -> list:
     """Strict interior points of the cells whose closure holds ``x`` (ties on either side)."""
     t = Xa @ x
@@ -422,8 +536,7 @@ class _GateWorkingSet:
 
 # --------------------------------------------------------------------------- the loop
 def _block_sizes(program: ConvexProgram, V, W) -> np.ndarray:
-    k = program.n_penalized
-    return np.maximum(np.linalg.norm(V[:, :k], axis=1), np.linalg.norm(W[:, :k], axis=1))
+    return np.maximum(program.regularizer.norms(V), program.regularizer.norms(W))
 
 
 def _run(ws, oracle, *, loss, y, alpha, n_samples, output_bias, free_bias, formulation,
@@ -691,7 +804,7 @@ class ColumnGenerationSolver(BaseSolver):
             raise ValueError(f"ColumnGenerationSolver handles one output; the program has "
                              f"{program.n_outputs}. Fit one program per output.")
         inner = _inner_solver(self.inner, self.inner_tol)
-        free_bias = program.bias and not program.penalize_bias
+        free_bias = program.regularizer.free
         oracle = _oracle_for(program, self.n_add)
         ws = _IndexWorkingSet(program, oracle)
         cands = None if initial is None or len(initial) == 0 else \
@@ -796,7 +909,7 @@ def solve_grown(program: ConvexProgram, *, tol: float = 1e-6, max_iter: int = 10
 
 def _oracle_for(program: ConvexProgram, n_chunks: int):
     """The exact 2-D sweep when it applies, else the streamed pattern-set evaluation."""
-    free_bias = program.bias and not program.penalize_bias
+    free_bias = program.regularizer.free
     pats = program.patterns
     if (program.formulation == "relu" and pats.exact and program.n_features == 2
             and (free_bias or not program.bias)):
@@ -809,7 +922,8 @@ def column_generation(X, y, *, alpha: float, loss="squared", bias: bool = True,
                       penalize_bias: bool = False, fit_output_bias: bool = True,
                       patterns="exact", inner: Union[str, BaseSolver] = "auto",
                       tol: float = 1e-6, max_iter: int = 100, n_add: int = 16,
-                      inner_tol: float = 1e-10, verbose: int = 0):
+                      inner_tol: float = 1e-10, verbose: int = 0,
+                      time_limit: Optional[float] = None, random_state=0):
     """Globally optimal ReLU program over all patterns, without materialising their masks.
 
     For two features with a free hidden bias (or none) and ``patterns="exact"``, no
@@ -829,9 +943,21 @@ def column_generation(X, y, *, alpha: float, loss="squared", bias: bool = True,
     loss : {"squared", "logistic"} or Loss, default="squared"
     bias, penalize_bias, fit_output_bias : bool
         As in :class:`~convexrelu.program.ConvexProgram`.
-    patterns : "exact" or ActivationPatterns, default="exact"
+    patterns : "exact", "bnb" or ActivationPatterns, default="exact"
+        ``"exact"`` lists all patterns; when they are too many to list
+        (:class:`~convexrelu.arrangements.PatternLimitError`) and the data rank is at most
+        10, it falls back to ``"bnb"``: no pattern is listed, the working set is a set of
+        gates and every round is priced by branch and bound
+        (:func:`~convexrelu.certificates._bnb.dual_constraint_bnb`, a proven upper bound
+        on ``M(lambda)``), so the result is still the global optimum over all patterns,
+        certified when the loop stops with ``status="optimal"``.
     inner, tol, max_iter, n_add, inner_tol, verbose
         As in :class:`ColumnGenerationSolver`.
+    time_limit : float or None, default=None
+        Seconds after which the loop stops between rounds (and, with ``"bnb"``, the cap
+        on each pricing call).
+    random_state : int, Generator or None, default=0
+        Seeds the branch and bound's heuristic starts (``"bnb"`` only).
 
     Returns
     -------
@@ -849,7 +975,8 @@ def column_generation(X, y, *, alpha: float, loss="squared", bias: bool = True,
 
     validate_parameter_constraints(
         _CG_CONSTRAINTS, {"tol": tol, "max_iter": max_iter, "n_add": n_add,
-                          "inner_tol": inner_tol, "verbose": verbose, "time_limit": None},
+                          "inner_tol": inner_tol, "verbose": verbose,
+                          "time_limit": time_limit},
         caller_name="column_generation")
     X = check_data_matrix(X)
     inner = _inner_solver(inner, inner_tol)
@@ -859,19 +986,39 @@ def column_generation(X, y, *, alpha: float, loss="squared", bias: bool = True,
         return ConvexProgram(X, y, pats, loss=loss, alpha=a, bias=bias,
                              penalize_bias=penalize_bias, fit_output_bias=fit_output_bias)
 
-    if isinstance(patterns, str) and patterns == "exact" and X.shape[1] == 2 and \
-            (free_bias or not bias):
+    sweep = isinstance(patterns, str) and patterns == "exact" and X.shape[1] == 2 and \
+        (free_bias or not bias)
+    if isinstance(patterns, str) and patterns == "exact" and not sweep:
+        from ..arrangements import PatternLimitError
+
+        try:
+            patterns = enumerate_patterns(X, bias=bias)
+        except PatternLimitError as exc:
+            if not _bnb_can_price(X, bias):
+                raise PatternLimitError(
+                    f"{exc} Beyond enumeration the branch and bound prices the columns only "
+                    "up to data rank 10.") from None
+            patterns = "bnb"
+    if isinstance(patterns, str) and (sweep or patterns == "bnb"):
         probe = make_program(ActivationPatterns.from_gates(
-            X, np.ones((2 + bool(bias), 1)), bias=bias))
-        oracle = _SweepOracle(X, bias=bool(bias), n_chunks=n_add)
+            X, np.ones((X.shape[1] + bool(bias), 1)), bias=bias))
+        if sweep:
+            oracle = _SweepOracle(X, bias=bool(bias), n_chunks=n_add)
+        else:
+            oracle = _BnBOracle(X, bias=bool(bias), penalize_bias=penalize_bias,
+                                beta=probe.alpha, tol=tol, time_limit=time_limit,
+                                random_state=random_state)
         ws = _GateWorkingSet(make_program, probe.X_aug, X, bool(bias))
         res = _run(ws, oracle, loss=probe.loss, y=probe.y, alpha=probe.alpha,
                    n_samples=probe.n_samples, output_bias=fit_output_bias or free_bias,
                    free_bias=free_bias, formulation="relu", inner=inner, tol=tol,
-                   max_iter=max_iter, n_add=n_add, verbose=verbose)
+                   max_iter=max_iter, n_add=n_add, verbose=verbose, time_limit=time_limit)
         sol = _solution(res, n_samples=probe.n_samples, formulation="relu", tol=tol,
                         max_iter=max_iter, d_aug=probe.d_aug)
         pats = sol.info.pop("patterns")
+        if not sweep:
+            sol.info["pricing"] = {"method": "branch_and_bound", "calls": oracle.n_calls,
+                                   "time": oracle.time}
         if not within_tol(sol.gap, sol.objective, tol):
             warnings.warn(f"column_generation stopped at a certified relative duality gap "
                           f"{sol.info['rel_gap']:.3g} over all patterns of the arrangement, "
@@ -881,10 +1028,8 @@ def column_generation(X, y, *, alpha: float, loss="squared", bias: bool = True,
             pats = ActivationPatterns.from_gates(X, np.zeros((probe.d_aug, 0)), bias=bias)
         return sol, pats
     if isinstance(patterns, str):
-        if patterns != "exact":
-            raise ValueError(f"patterns must be 'exact' or an ActivationPatterns; got "
-                             f"{patterns!r}.")
-        patterns = enumerate_patterns(X, bias=bias)
+        raise ValueError(f"patterns must be 'exact' or an ActivationPatterns, or 'bnb' to "
+                         f"price by branch and bound; got {patterns!r}.")
     program = make_program(patterns)
     sol = ColumnGenerationSolver(inner=inner, tol=tol, max_iter=max_iter, n_add=n_add,
                                  verbose=verbose).solve(program)
