@@ -404,6 +404,7 @@ def certify(
     hidden_bias: Optional[bool] = None,
     hinge_tau: float = 1e-3,
     random_state=None,
+    n_jobs=None,
 ) -> Certificate:
     """Certify a trained two-layer ReLU network against the global optimum (docs/mathematics.rst
     §4.5).
@@ -476,6 +477,12 @@ def certify(
         ``|y_i f(x_i) - 1| <= tau`` get a free dual value in ``[0, 1]``.
     random_state : int, Generator or None
         For sampled patterns and the local search.
+    n_jobs : int or None, default=None
+        Chunks of the listed patterns evaluated in parallel by joblib
+        (:func:`~convexrelu.certificates.dual_constraint`; ``None``: one worker unless in
+        a ``joblib.parallel_config`` context, ``-1``: all cores). Under
+        ``joblib.parallel_config(backend="dask")`` the chunks run on the workers of a
+        Dask cluster. The certificate does not depend on ``n_jobs``.
 
     Returns
     -------
@@ -621,14 +628,15 @@ def certify(
         dv.n_patterns_checked = int(count_patterns(X, bias=hidden_bias))
         pats_exact = True
     else:
-        dv = dual_constraint(pats, X, lam, penalize_bias=not free_bias)
+        dv = dual_constraint(pats, X, lam, penalize_bias=not free_bias, n_jobs=n_jobs)
         pats_exact = bool(pats.exact)
     Mval = dv.value
     if lam.ndim == 2 and lam.shape[1] > 1 and not search:
         # several outputs: for every neuron a, ||Lambda^T a||_2^2 = sum_k (lambda_k^T a)^2
         # <= sum_k M_k^2 with M_k the exact scalar value of column k, a finite bound
         # where the joint one is not (e.g. a free hidden bias); keep the smaller
-        cols = [dual_constraint(pats, X, lam[:, k], penalize_bias=not free_bias).value
+        cols = [dual_constraint(pats, X, lam[:, k], penalize_bias=not free_bias,
+                                n_jobs=n_jobs).value
                 for k in range(lam.shape[1])]
         Mcol = float(np.sqrt(np.sum(np.square(cols))))
         if Mcol < Mval:
@@ -658,7 +666,8 @@ def certify(
 
                 dv2 = dual_constraint_2d(X, lam2, bias=hidden_bias)
             else:
-                dv2 = dual_constraint(pats, X, lam2, penalize_bias=not free_bias)
+                dv2 = dual_constraint(pats, X, lam2, penalize_bias=not free_bias,
+                                      n_jobs=n_jobs)
             M2 = dv2.value
             s2, LB2 = loss_obj.best_dual_scale(lam2, yy, np.inf if M2 == 0 else beta_s / M2)
             if np.isfinite(M2) and LB2 > LB:
