@@ -24,12 +24,13 @@ import numpy as np
 
 __all__ = ["PatternChunk", "chunk_ranges", "map_chunks", "resolve_n_jobs", "subset"]
 
-#: patterns per chunk (a multiple of the default block size of 8192)
-CHUNK_SIZE = 131072
+#: patterns per chunk (a multiple of the default block size of 8192); each chunk starts
+#: its bound-then-refine afresh, so smaller chunks refine a few more patterns
+CHUNK_SIZE = 16384
 #: smaller pattern sets are evaluated here: starting workers and shipping the data
 #: costs more than it saves (a 74-pattern column generation took 0.5 s in one process
 #: and 11 s with ``n_jobs=2`` on loky processes)
-MIN_PARALLEL_PATTERNS = 16384
+MIN_PARALLEL_PATTERNS = 2 * CHUNK_SIZE
 #: smallest normalised margin of the gates for the workers to regenerate the masks
 _REGEN_MARGIN = 1e-9
 
