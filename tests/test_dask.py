@@ -107,6 +107,9 @@ def test_n_jobs_is_checked(bad):
     pats = enumerate_patterns(X, bias=True)
     with pytest.raises(ValueError, match="n_jobs must be a nonzero int .* or None"):
         dual_constraint(pats, X, lam, n_jobs=bad)
+    net = ReLUNet(np.ones((1, 3)), np.zeros(1), np.ones((1, 1)), np.zeros(1))
+    with pytest.raises(ValueError, match="n_jobs must be a nonzero int .* or None; got"):
+        certify(net, X, lam, alpha=0.1, patterns="search", n_jobs=bad)  # lists nothing
 
 
 # --------------------------------------------------------------------------- Dask

@@ -34,6 +34,7 @@ import numpy as np
 from .._validation import augment, check_data_matrix, check_nonneg_float
 from ..losses import Loss, get_loss
 from ._dual import dual_constraint
+from .._parallel import resolve_n_jobs
 from .._polish import polish_support
 from ._gap import dual_point, relative_gap, within_tol
 
@@ -521,6 +522,7 @@ def certify(
                          "reduction='mean'/'sum').")
     coef = check_nonneg_float(alpha_m, "alpha" if weight_decay is None else "weight_decay")
     tol = check_nonneg_float(tol, "tol")
+    resolve_n_jobs(n_jobs)  # checked here, also where no pattern is listed
     n = X.shape[0]
     # sum form: l_sum + (beta/2)||theta||^2 ; J = kappa * (sum form)
     if reduction == "sklearn":
