@@ -2,8 +2,8 @@
 
 The exact certificate (:func:`convexrelu.certificates.dual_constraint`) and the pricing
 step of column generation evaluate a function of every activation pattern and keep the
-maximum. Here the pattern set is cut into chunks of consecutive patterns whose bounds do
-not depend on the number of workers, each chunk is evaluated by the same function
+maximum. Here the pattern set is cut into chunks of consecutive patterns whose boundaries
+do not depend on the number of workers, each chunk is evaluated by the same function
 (locally, or by joblib workers: processes, threads, or a Dask cluster through
 ``joblib.parallel_config(backend="dask")``), and the per-chunk results are merged in
 chunk order, so the result is the same whatever runs it.
