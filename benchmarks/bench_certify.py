@@ -17,9 +17,10 @@ Run: ``python benchmarks/bench_certify.py [--n-samples 1000] [--seed 0] [--liste
 [--n-jobs N] [--dask [--dask-workers 2] [--scheduler tcp://host:8786]]``.
 
 Measured 2026-12-02 on the 2-core development machine shared with other jobs (load
-average 10-13, so no parallel speed-up could show), ``OMP_NUM_THREADS=1``,
-``--n-samples 300`` (89,702 patterns): 70 s in one process and 120 s on a two-worker
-LocalCluster with the identical bound (``--dask``); 103 s with ``--listed --n-jobs 2``.
+average 10-13), ``OMP_NUM_THREADS=1``, ``--dask``, identical bounds every time:
+``--n-samples 300`` (89,702 patterns) 70 s in one process, 120 s on a two-worker
+LocalCluster; ``--n-samples 500`` (249,502 patterns) 306 s and 234 s. ``--n-samples 300
+--listed --n-jobs 2``: 103 s.
 """
 
 from __future__ import annotations
