@@ -1,8 +1,9 @@
 """Newton polish of a restricted ReLU program on its support, and cone-feasibility repair.
 
 Shared by the solvers (the working-set loop refines each restricted solution) and the
-certificates (a network's dual point is refitted on the patterns its neurons use): one
-Newton / line-search helper for the squared (quadratic) loss.
+certificates (a network's dual point is refitted on the patterns its neurons use). The
+Newton step, the ratio test and the line search are the package's shared ones
+(:mod:`convexrelu._newton`); the loss is quadratic (its ``constant_curvature``).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from typing import Optional
 import numpy as np
 from scipy import sparse
 
+from ._newton import backtrack, boundary_steps, newton_step, norm_derivatives
 from .program import ConvexProgram
 
 __all__ = ["polish_support", "repair_feasibility"]
@@ -51,7 +53,7 @@ def _null_space(F: np.ndarray, d: int) -> np.ndarray:
     return Vt[rank:].T.copy()
 
 
-def _release_rows(blocks, theta, offs, r, c, Xa, masks, npen, make, beta, mult_rtol) -> bool:
+def _release_rows(blocks, theta, offs, r, c, Xa, masks, reg, make, beta, mult_rtol) -> bool:
     """Release, in every block, the binding row with the most negative multiplier.
 
     At a stationary point of the face (``x = N z``, ``N^T grad_x f = 0``) the full gradient
@@ -64,11 +66,11 @@ def _release_rows(blocks, theta, offs, r, c, Xa, masks, npen, make, beta, mult_r
         if b["rows"].size == 0:
             continue
         x = b["N"] @ theta[offs[j]:offs[j + 1]]
-        nx = float(np.linalg.norm(x[:npen]))
+        nx = float(np.linalg.norm(reg.penalized(x)))
         if nx == 0.0:
             continue
         gx = b["s"] * ((masks[:, b["i"]] * r) @ Xa) / c
-        gx[:npen] += beta * x[:npen] / nx
+        reg.penalized(gx)[...] += beta * reg.penalized(x) / nx
         Gr = b["G"][b["rows"]]
         Gr = Gr / np.linalg.norm(Gr, axis=1)[:, None]
         mu = np.linalg.lstsq(Gr.T, gx, rcond=None)[0]
@@ -119,7 +121,7 @@ def polish_support(program: ConvexProgram, V: np.ndarray, W: np.ndarray, c0: flo
     masks = np.asarray(program.masks, bool)
     n, da = Xa.shape
     k = program.n_patterns
-    npen = program.n_penalized
+    npen = program.regularizer.penalized_dim
     beta = float(program.alpha)
     nb = 1 if program.fit_output_bias else 0
     curv = program.loss.constant_curvature(program.y)
@@ -186,25 +188,24 @@ def polish_support(program: ConvexProgram, V: np.ndarray, W: np.ndarray, c0: flo
     for _it in range(max_newton):
         g = Bm.T @ r / c
         H = H0.copy()
-        for j, b in enumerate(blocks):
+        # the penalty's gradient and curvature in the blocks' null-space coordinates:
+        # PN^T (beta u), PN^T (beta / ||p|| (I - u u^T)) PN with p = PN z
+        PNs = [b["N"][:npen] for b in blocks]
+        px = np.array([PN @ theta[offs[j]:offs[j + 1]] for j, PN in enumerate(PNs)])
+        live = np.flatnonzero(np.einsum("ij,ij->i", px, px) > 0)
+        _, U, Hn = norm_derivatives(px[live], beta)
+        for q, j in enumerate(live):
             sl = slice(offs[j], offs[j + 1])
-            PN = b["N"][:npen]
-            px = PN @ theta[sl]
-            nx = float(np.linalg.norm(px))
-            if nx == 0.0:
-                continue
-            pu = PN.T @ (px / nx)
-            g[sl] += beta * pu
-            H[sl, sl] += beta * (PN.T @ PN - np.outer(pu, pu)) / nx
-        reg = 1e-14 * max(float(np.trace(H)) / H.shape[0], 1e-300)
-        try:
-            step = -np.linalg.solve(H + reg * np.eye(H.shape[0]), g)
-        except np.linalg.LinAlgError:
+            g[sl] += beta * (PNs[j].T @ U[q])
+            H[sl, sl] += PNs[j].T @ Hn[q] @ PNs[j]
+        step = newton_step(H, g, rel_shift=1e-14)
+        if step is None:
             step = -np.linalg.lstsq(H, g, rcond=None)[0]
         dec = -float(g @ step)
         if not np.isfinite(dec) or dec <= 1e-15 * max(abs(f), 1e-300):
             if drop_rows and n_changes < max_changes and _release_rows(
-                    blocks, theta, offs, r, c, Xa, masks, npen, make, beta, mult_rtol):
+                    blocks, theta, offs, r, c, Xa, masks, program.regularizer, make, beta,
+                    mult_rtol):
                 n_changes += 1
                 c0 = float(theta[0]) if nb else 0.0
                 Bm, offs, H0, theta = assemble()
@@ -218,25 +219,20 @@ def polish_support(program: ConvexProgram, V: np.ndarray, W: np.ndarray, c0: flo
             sl = slice(offs[j], offs[j + 1])
             s0 = b["G"] @ (b["N"] @ theta[sl])
             ds = b["G"] @ (b["N"] @ step[sl])
-            neg = b["free"] & (ds < 0)
-            if np.any(neg):
-                t = np.maximum(s0[neg], 0.0) / -ds[neg]
-                m = int(np.argmin(t))
-                if t[m] < tmax:
-                    tmax, hit = float(t[m]), (j, int(np.flatnonzero(neg)[m]))
-        t = tmax
-        ok = False
-        for _ls in range(40):
+            t = boundary_steps(s0, ds, b["free"])
+            m = int(np.argmin(t))
+            if t[m] < tmax:
+                tmax, hit = float(t[m]), (j, m)
+
+        def trial(t):
             th2 = theta + t * step
             r2 = Bm @ th2 - y
-            f2 = 0.5 * float(r2 @ r2) / c + beta * penalty(th2, offs)
-            if f2 <= f - 1e-4 * t * dec or (f2 <= f and t < 1e-3):
-                ok = True
-                break
-            t *= 0.5
-        if not ok:
+            return 0.5 * float(r2 @ r2) / c + beta * penalty(th2, offs), (th2, r2)
+
+        acc = backtrack(trial, f, -dec, t=tmax, flat_below=1e-3)
+        if acc is None:
             break
-        theta, f, r = th2, f2, r2
+        t, f, (theta, r) = acc
         if hit is not None and t == tmax:
             # a block reached a new cone row: it gains it as an equality or, at zero, leaves
             n_changes += 1

@@ -37,8 +37,10 @@ from .arrangements import sample_patterns
 from .losses import Loss, get_loss, loss_names
 from .network import ReLUNet
 from .program import ConvexProgram
+from .regularizers import GroupL2Penalty
 from .solvers import SOLVERS, BaseSolver, choose_solver, get_solver
 from .solvers._base import solver_class
+from .solvers._seeds import solve_on_gated_support
 
 __all__ = ["ConvexReLURegressor", "ConvexReLUClassifier"]
 
@@ -158,13 +160,13 @@ class _ConvexReLUBase(BaseEstimator):
         loss = get_loss(loss)
         col_loss = loss.column_loss(Y.shape[1]) if loss.task == "regression" else loss
         Xa = pats.augment(X)
-        k = X.shape[1] if (self.bias and not self.penalize_bias) else Xa.shape[1]
+        reg = GroupL2Penalty(Xa.shape[1], free_bias=self.bias and not self.penalize_bias)
         top = 0.0
         for j in range(Y.shape[1]):
             y = col_loss.encode_targets(Y[:, j])
             lam, _ = dual_point(col_loss, np.zeros(y.shape[0]), y, output_bias=True)
             for _, masks, _ in pats.iter_blocks(4096):
-                C = (masks * lam[:, None]).T @ Xa[:, :k]
+                C = (masks * lam[:, None]).T @ reg.penalized(Xa)
                 top = max(top, float(np.max(np.linalg.norm(C, axis=1), initial=0.0)))
         if top == 0.0:
             return 1.0  # constant targets: any alpha gives the zero network
@@ -254,17 +256,10 @@ class _ConvexReLUBase(BaseEstimator):
             keep.append(sol)
         n_iter = sol.n_iter
         if self.formulation == "gated_relu":
-            # the ReLU program restricted to the patterns the gated solution uses
-            k = prog.n_penalized
-            size = np.linalg.norm(sol.V[:, :k], axis=1)
-            used = size > 1e-6 * max(float(size.max(initial=0.0)), 1e-300)
-            if not np.any(used):
-                used[:] = True
-            relu = ConvexProgram(X, y, pats, loss=loss, alpha=self.alpha_, bias=self.bias,
-                                 penalize_bias=self.penalize_bias).restrict(used)
+            # the network: the ReLU program restricted to the gated solution's support
             relu_solver = solver if "relu" in solver._formulations else get_solver(
                 "relu", tol=min(self.tol, 1e-8), verbose=bool(self.verbose))
-            sol = relu_solver.solve(relu)
+            sol = solve_on_gated_support(prog, sol, relu_solver)
             n_iter += sol.n_iter
         net = ReLUNet.from_convex(sol.V, sol.W, bias=self.bias, output_bias=sol.output_bias,
                                   penalize_bias=self.penalize_bias, tol=1e-9)

@@ -1,7 +1,8 @@
 """The convex training program of a two-layer ReLU network (Pilanci & Ergen, 2020).
 
-:class:`ConvexProgram` holds the data, the activation patterns, the loss and the
-regularisation strength of the convex program; a solver (:mod:`convexrelu.solvers`) turns
+:class:`ConvexProgram` holds the data, the activation patterns, the loss, the group
+penalty (:class:`~convexrelu.regularizers.GroupL2Penalty`) and its weight ``alpha`` of the
+convex program; a solver (:mod:`convexrelu.solvers`) turns
 it into a :class:`ConvexSolution`. No solver code lives here: the program only knows how
 to evaluate its objective and its predictions, vectorised over all patterns.
 
@@ -40,6 +41,7 @@ import numpy as np
 
 from ._validation import check_data_matrix, check_nonneg_float
 from .losses import Loss, get_loss
+from .regularizers import GroupL2Penalty
 
 __all__ = ["ConvexProgram", "ConvexSolution", "Formulation", "FORMULATIONS"]
 
@@ -94,6 +96,25 @@ class ConvexSolution:
 
 def _check_alpha(alpha) -> float:
     return check_nonneg_float(alpha, "alpha")
+
+
+def _check_formulation(formulation, loss: Loss, bias: bool, penalize_bias: bool) -> None:
+    """Raise ValueError on an unknown formulation or one the loss / bias cannot pose."""
+    if formulation not in FORMULATIONS:
+        raise ValueError(f"formulation must be one of {list(FORMULATIONS)}; got "
+                         f"{formulation!r}.")
+    if formulation == "min_norm" and loss.name != "squared":
+        raise ValueError("formulation='min_norm' interpolates real targets and needs "
+                         f"loss='squared'; got loss={loss.name!r}.")
+    if formulation == "gated_relu" and bias and not penalize_bias:
+        raise ValueError(
+            "formulation='gated_relu' with an unpenalised hidden bias is degenerate: a "
+            "gated neuron with u = 0 is a free multiple of its gate's indicator, so any "
+            "targets are fitted at zero cost. Use penalize_bias=True (or bias=False)."
+        )
+    if formulation == "max_margin" and loss.name == "squared":
+        raise ValueError("formulation='max_margin' needs binary labels and a "
+                         "classification loss ('logistic' or 'hinge'); got 'squared'.")
 
 
 class ConvexProgram:
@@ -155,8 +176,9 @@ class ConvexProgram:
     masks : ndarray of shape (n_samples, n_patterns), bool
     signs : ndarray of shape (n_samples, n_patterns)
         ``A = 2 * masks - 1``.
-    n_penalized : int
-        Number of leading coordinates of a block that enter the penalty ``rho``.
+    regularizer : GroupL2Penalty
+        The group penalty ``rho`` of a block (every coordinate, or all but the free
+        hidden bias); :meth:`penalty` is its value.
 
     Raises
     ------
@@ -170,8 +192,7 @@ class ConvexProgram:
                  formulation: Formulation = "relu") -> None:
         X = check_data_matrix(X)
         if formulation not in FORMULATIONS:
-            raise ValueError(f"formulation must be one of {list(FORMULATIONS)}; got "
-                             f"{formulation!r}.")
+            _check_formulation(formulation, None, bias, penalize_bias)
         if not hasattr(patterns, "check_data") or not hasattr(patterns, "masks"):
             raise TypeError("patterns must be an ActivationPatterns (from enumerate_patterns "
                             f"or sample_patterns); got {type(patterns).__name__}.")
@@ -187,18 +208,7 @@ class ConvexProgram:
         if yy.shape[0] != X.shape[0]:
             raise ValueError(f"X has {X.shape[0]} samples but y has {yy.shape[0]}; they must "
                              "match.")
-        if formulation == "min_norm" and self.loss.name != "squared":
-            raise ValueError("formulation='min_norm' interpolates real targets and needs "
-                             f"loss='squared'; got loss={self.loss.name!r}.")
-        if formulation == "gated_relu" and bias and not penalize_bias:
-            raise ValueError(
-                "formulation='gated_relu' with an unpenalised hidden bias is degenerate: a "
-                "gated neuron with u = 0 is a free multiple of its gate's indicator, so any "
-                "targets are fitted at zero cost. Use penalize_bias=True (or bias=False)."
-            )
-        if formulation == "max_margin" and self.loss.name == "squared":
-            raise ValueError("formulation='max_margin' needs binary labels and a "
-                             "classification loss ('logistic' or 'hinge'); got 'squared'.")
+        _check_formulation(formulation, self.loss, bias, penalize_bias)
         self.X = X
         self.y = yy
         self.patterns = patterns
@@ -209,8 +219,8 @@ class ConvexProgram:
         self.X_aug = patterns.augment(X)
         self.masks = patterns.masks
         self.signs = 2.0 * self.masks - 1.0
-        d = X.shape[1]
-        self.n_penalized = d if (self.bias and not self.penalize_bias) else self.X_aug.shape[1]
+        self.regularizer = GroupL2Penalty(self.X_aug.shape[1],
+                                          free_bias=self.bias and not self.penalize_bias)
 
     # ------------------------------------------------------------------ shapes
     @property
@@ -279,9 +289,7 @@ class ConvexProgram:
     def penalty(self, V, W=None) -> float:
         """Group penalty :math:`\\sum_i \\rho(v_i) + \\rho(w_i)` (not multiplied by alpha)."""
         V, W = self._blocks(V, W)
-        k = self.n_penalized
-        return float(np.linalg.norm(V[..., :k], axis=-1).sum()
-                     + np.linalg.norm(W[..., :k], axis=-1).sum())
+        return self.regularizer.value(V) + self.regularizer.value(W)
 
     def objective(self, V, W=None, c0=0.0) -> float:
         """The objective in scikit-learn's normalisation (sum form divided by ``n``).
@@ -317,6 +325,22 @@ class ConvexProgram:
         new = object.__new__(ConvexProgram)
         new.__dict__.update(self.__dict__)
         new.alpha = _check_alpha(alpha)
+        return new
+
+    def with_formulation(self, formulation: Formulation) -> "ConvexProgram":
+        """A shallow copy posing another formulation of the same data, patterns, loss and
+        ``alpha`` (e.g. the ``"relu"`` program of a ``"gated_relu"`` one).
+
+        Raises
+        ------
+        ValueError
+            If the loss or the bias setting cannot pose ``formulation`` (the same checks
+            as the constructor).
+        """
+        _check_formulation(formulation, self.loss, self.bias, self.penalize_bias)
+        new = object.__new__(ConvexProgram)
+        new.__dict__.update(self.__dict__)
+        new.formulation = formulation
         return new
 
     def restrict(self, keep) -> "ConvexProgram":

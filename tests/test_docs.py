@@ -104,7 +104,8 @@ def test_readme_has_no_stale_internal_references():
 
 # ------------------------------------------------------------------ API reference
 PUBLIC_MODULES = ["convexrelu", "convexrelu.arrangements", "convexrelu.losses",
-                  "convexrelu.network", "convexrelu.program", "convexrelu.solvers",
+                  "convexrelu.regularizers", "convexrelu.network", "convexrelu.program",
+                  "convexrelu.solvers",
                   "convexrelu.certificates", "convexrelu.nonconvex", "convexrelu.plotting",
                   "convexrelu.demos"]
 

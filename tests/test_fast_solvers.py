@@ -17,19 +17,20 @@ from convexrelu.certificates._gap import (
     gated_duality_gap,
     relu_multiplier_gap,
 )
-from convexrelu.solvers._fista import group_soft_threshold, solve_gated_fista
+from convexrelu.regularizers import GroupL2Penalty
+from convexrelu.solvers._fista import solve_gated_fista
 
 cp = pytest.importorskip("cvxpy")
 
 TOL = 1e-7  # solver gap tolerance; objectives must agree with cvxpy to 1e-6
 
 
-def reference(loss, Xa, masks, y, beta, *, relu, output_bias, n_penalized=None):
+def reference(loss, Xa, masks, y, beta, *, relu, output_bias, regularizer=None):
     """Direct cvxpy/Clarabel solve of the gated or ReLU program (tolerances 1e-10)."""
     n, d = Xa.shape
     P = masks.shape[1]
     Dm = masks.astype(float)
-    k = d if n_penalized is None else n_penalized
+    reg = GroupL2Penalty(d) if regularizer is None else regularizer
     W = cp.Variable((P, d))
     c = cp.Variable() if output_bias else 0.0
     cons = []
@@ -38,10 +39,10 @@ def reference(loss, Xa, masks, y, beta, *, relu, output_bias, n_penalized=None):
         U = V - W
         A = 2 * Dm - 1
         cons = [cp.multiply(A, Xa @ V.T) >= 0, cp.multiply(A, Xa @ W.T) >= 0]
-        pen = cp.sum(cp.norm(V[:, :k], 2, axis=1)) + cp.sum(cp.norm(W[:, :k], 2, axis=1))
+        pen = reg.to_cvxpy(V) + reg.to_cvxpy(W)
     else:
         U = W
-        pen = cp.sum(cp.norm(W[:, :k], 2, axis=1))
+        pen = reg.to_cvxpy(W)
     z = cp.sum(cp.multiply(Dm, Xa @ U.T), axis=1) + c
     prob = cp.Problem(cp.Minimize(loss.cvxpy_value(z, y) + beta * pen), cons)
     with warnings.catch_warnings():
@@ -91,13 +92,13 @@ def test_gated_polish_matches_cvxpy(loss_name, bias, unpen):
     # unpenalised hidden biases: sampled patterns with [masks, 1] of rank < n (with all
     # patterns the free biases interpolate and the optimum is 0)
     loss, Xa, pats, y = make_problem(loss_name, bias, not unpen, n=80 if unpen else 20)
-    npen = Xa.shape[1] - 1 if unpen else None
+    reg = GroupL2Penalty(Xa.shape[1], free_bias=unpen)
     beta = 0.3
     ref = reference(loss, Xa, pats.masks, y, beta, relu=False, output_bias=bias,
-                    n_penalized=npen)
+                    regularizer=reg)
     for tol in (1e-6, 1e-9):
         res = solve_gated_fista(loss, Xa, pats.masks, y, beta, output_bias=bias,
-                                n_penalized=npen, tol=tol, polish=True, polish_tol=0.3)
+                                regularizer=reg, tol=tol, polish=True, polish_tol=0.3)
         assert res.converged
         assert res.info["polish"]["rounds"] >= 1 and res.info["polish"]["newton_steps"] >= 1
         assert abs(res.objective - ref) <= 1e-6 * abs(ref)
@@ -105,7 +106,7 @@ def test_gated_polish_matches_cvxpy(loss_name, bias, unpen):
         assert res.objective - ref <= res.gap + 1e-9 * abs(ref)
         # the reported gap is the certificate recomputed from scratch at the returned point
         dg = gated_duality_gap(loss, Xa, pats.masks.astype(float), y, res.B,
-                               res.output_bias, beta, output_bias=bias, n_penalized=npen)
+                               res.output_bias, beta, output_bias=bias, regularizer=reg)
         assert abs(dg.primal - res.objective) <= 1e-12 * abs(ref)
         assert dg.gap <= tol * abs(dg.primal) or res.gap < dg.gap  # best dual seen
         assert dg.gap >= -1e-12 * abs(ref) and res.gap >= -1e-12 * abs(ref)
@@ -131,6 +132,7 @@ def test_gated_polish_sampled_patterns_and_off():
 
 def test_newton_direction_schur_matches_dense():
     """The sample-space (Schur complement) Newton step equals the dense solve."""
+    from convexrelu._newton import norm_derivatives
     from convexrelu.solvers._fista import _newton_direction
 
     rng = np.random.default_rng(0)
@@ -140,13 +142,12 @@ def test_newton_direction_schur_matches_dense():
         sh = rng.random(n) + 0.1
         grad = rng.standard_normal(K)
         W = rng.standard_normal((m, k))
-        r = np.linalg.norm(W, axis=1)
-        U = W / r[:, None]
+        r, U, Hn = norm_derivatives(W, 0.7)
         H = (A * sh[:, None]).T @ (A * sh[:, None])
         for i in range(m):
             blk = slice(i * k, (i + 1) * k)
             H[blk, blk] += 0.7 / r[i] * (np.eye(k) - np.outer(U[i], U[i]))
-        step = _newton_direction(A, sh, grad, U, r, 0.7, m, k)
+        step = _newton_direction(A, sh, grad, U, r, Hn, 0.7, m, k)
         assert np.linalg.norm(H @ step + grad) <= 1e-8 * np.linalg.norm(grad)
     # block columns S_i o Xk (the solver's case): the Khatri-Rao form of the same system
     n, m, k, nf = 25, 9, 3, 4
@@ -157,10 +158,9 @@ def test_newton_direction_schur_matches_dense():
     sh = rng.random(n) + 0.1
     grad = rng.standard_normal(m * k + nf)
     W = rng.standard_normal((m, k))
-    r = np.linalg.norm(W, axis=1)
-    U = W / r[:, None]
-    generic = _newton_direction(A, sh, grad, U, r, 0.7, m, k)
-    structured = _newton_direction(A, sh, grad, U, r, 0.7, m, k, Xk=Xk, Sa=Sa)
+    r, U, Hn = norm_derivatives(W, 0.7)
+    generic = _newton_direction(A, sh, grad, U, r, Hn, 0.7, m, k)
+    structured = _newton_direction(A, sh, grad, U, r, Hn, 0.7, m, k, Xk=Xk, Sa=Sa)
     assert np.linalg.norm(generic - structured) <= 1e-8 * np.linalg.norm(generic)
 
 
@@ -185,9 +185,8 @@ def make_program(loss_name, bias, exact, seed=0, n=14, d=2, alpha=0.3, formulati
 
 
 def program_reference(prog, relu=True):
-    npen = prog.n_penalized if prog.n_penalized < prog.d_aug else None
     return reference(prog.loss, prog.X_aug, prog.masks, prog.y, prog.alpha, relu=relu,
-                     output_bias=prog.fit_output_bias, n_penalized=npen)
+                     output_bias=prog.fit_output_bias, regularizer=prog.regularizer)
 
 
 @pytest.mark.parametrize("loss_name,bias,exact", RELU_CASES)
@@ -304,12 +303,6 @@ def test_dual_helpers():
     assert np.all(lam == 0)
 
 
-def test_group_soft_threshold_partial():
-    B = np.array([[3.0, 4.0, 7.0], [0.3, 0.4, 1.0]])
-    out = group_soft_threshold(B, 1.0, n_penalized=2)
-    np.testing.assert_allclose(out, [[2.4, 3.2, 7.0], [0.0, 0.0, 1.0]], atol=1e-12)
-
-
 def test_input_errors():
     loss, Xa, pats, y = make_problem("squared", False, True)
     with pytest.raises(ValueError, match="not smooth"):
@@ -322,6 +315,9 @@ def test_input_errors():
         solve_gated_fista(loss, Xa, pats.masks, y, -1.0)
     with pytest.raises(ValueError, match="dtype"):
         solve_gated_fista(loss, Xa, pats.masks, y, 0.3, dtype=np.int64)
+    with pytest.raises(ValueError, match="regularizer is for blocks of length"):
+        solve_gated_fista(loss, Xa, pats.masks, y, 0.3,
+                          regularizer=GroupL2Penalty(Xa.shape[1] + 1))
 
 
 def test_lipschitz_bound_matches_dense_spectrum_and_is_cached():

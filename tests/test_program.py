@@ -60,6 +60,23 @@ def test_restrict_and_with_alpha(rng):
     assert prog.structure_key() == prog.with_alpha(5.0).structure_key()
 
 
+def test_with_formulation(rng):
+    X, y = _data(rng)
+    pats = enumerate_patterns(X, bias=True)
+    gated = ConvexProgram(X, y, pats, loss="squared", alpha=0.1, bias=True,
+                          penalize_bias=True, formulation="gated_relu")
+    relu = gated.with_formulation("relu")
+    assert relu.formulation == "relu" and gated.formulation == "gated_relu"
+    ref = ConvexProgram(X, y, pats, loss="squared", alpha=0.1, bias=True, penalize_bias=True)
+    assert relu.structure_key() == ref.structure_key()
+    assert relu.regularizer == ref.regularizer
+    free = ConvexProgram(X, y, pats, loss="squared", alpha=0.1, bias=True)
+    with pytest.raises(ValueError, match="degenerate"):
+        free.with_formulation("gated_relu")
+    with pytest.raises(ValueError, match="formulation must be one of"):
+        free.with_formulation("x")
+
+
 def test_errors(rng):
     X, y = _data(rng)
     pats = enumerate_patterns(X, bias=True)

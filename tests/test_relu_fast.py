@@ -219,6 +219,7 @@ def test_barrier_mid_size_matches_cvxpy_without_a_conic_solver(monkeypatch, ob):
 def test_barrier_newton_step_matches_dense_hessian():
     """The block-Woodbury Newton step equals a dense solve with a finite-difference
     Hessian of the barrier function (with and without a free output bias)."""
+    from convexrelu.regularizers import GroupL2Penalty
     from convexrelu.solvers._relu_ipm import _newton
 
     rng = np.random.default_rng(0)
@@ -247,7 +248,8 @@ def test_barrier_newton_step_matches_dense_hessian():
         gr = np.array([(F(B + h * e) - F(B - h * e)) / (2 * h) for e in E])
         Hn = np.array([[(F(B + h * a + h * b) - F(B + h * a - h * b) - F(B - h * a + h * b)
                          + F(B - h * a - h * b)) / (4 * h * h) for b in E] for a in E])
-        g, step = _newton(Xa, S, A, np.ones(n, bool), XX, yc, B, mu, beta, 1.0, d, ob)
+        g, step = _newton(Xa, S, A, np.ones(n, bool), XX, yc, B, mu, beta, 1.0,
+                          GroupL2Penalty(d), ob)
         np.testing.assert_allclose(g.ravel(), gr, rtol=1e-4, atol=1e-4 * np.abs(gr).max())
         sd = -np.linalg.solve(Hn, gr)
         np.testing.assert_allclose(step.ravel(), sd, atol=1e-3 * np.abs(sd).max())
@@ -281,3 +283,16 @@ def test_barrier_time_limit_returns_without_continuation():
     assert sol.info["method"] == "barrier" and sol.status == "max_iter_reached"
     assert sol.n_iter == 1 and np.isfinite(sol.info["rel_gap"])
     assert prog.max_violation(sol.V, sol.W) <= 0.0
+
+
+def test_barrier_refuses_a_free_hidden_bias():
+    """The barrier problem is unbounded with an unpenalised coordinate: it says so."""
+    from convexrelu.regularizers import GroupL2Penalty
+    from convexrelu.solvers._relu_ipm import solve_relu_barrier
+
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((8, 2))
+    pats = enumerate_patterns(X, bias=True)
+    with pytest.raises(ValueError, match="needs every block coordinate penalised"):
+        solve_relu_barrier(pats.augment(X), pats.masks, rng.standard_normal(8), 0.1,
+                           gates=pats.gates, regularizer=GroupL2Penalty(3, free_bias=True))

@@ -42,6 +42,8 @@ from typing import Optional
 
 import numpy as np
 
+from ..regularizers import GroupL2Penalty
+
 __all__ = [
     "DualGap",
     "within_tol",
@@ -148,13 +150,9 @@ def relative_gap(gap: float, primal: float) -> float:
     return float(gap) / max(abs(float(primal)), np.finfo(float).tiny)
 
 
-def _penalty(B: np.ndarray, beta: float, n_penalized: Optional[int]) -> float:
-    Bp = B if n_penalized is None else B[:, :n_penalized]
-    return float(beta * np.sum(np.linalg.norm(Bp, axis=1)))
-
-
 def gated_duality_gap(loss, Xa, masks, y, W, c0, beta, *, output_bias: bool,
-                      n_penalized: Optional[int] = None, z: Optional[np.ndarray] = None,
+                      regularizer: Optional[GroupL2Penalty] = None,
+                      z: Optional[np.ndarray] = None,
                       null_basis: Optional[np.ndarray] = None,
                       primal: Optional[float] = None, bound_fn=None) -> DualGap:
     """Duality gap of the gated program at ``(W, c0)``.
@@ -163,11 +161,12 @@ def gated_duality_gap(loss, Xa, masks, y, W, c0, beta, *, output_bias: bool,
     ----------
     masks : ndarray of shape (n_samples, n_patterns), float
     W : ndarray of shape (n_patterns, d_aug)
-    n_penalized : int or None
-        Penalise only the first ``n_penalized`` coordinates of each block (unpenalised
-        hidden bias). The dual then also needs ``1^T D_i lam = 0`` for every pattern;
-        ``lam`` is projected onto that subspace with ``null_basis`` (an orthonormal
-        basis of the range of ``[masks, 1]``), a valid but possibly weak choice.
+    regularizer : GroupL2Penalty, optional
+        The group penalty (default: every coordinate of ``W``'s blocks penalised). With a
+        free hidden bias (``regularizer.free``) the dual also needs ``1^T D_i lam = 0``
+        for every pattern; ``lam`` is projected onto that subspace with ``null_basis``
+        (an orthonormal basis of the range of ``[masks, 1]``), a valid but possibly weak
+        choice.
     z : ndarray of shape (n_samples,), optional
         ``predict(Xa, masks, W) + c0`` if already computed.
     primal : float, optional
@@ -176,13 +175,14 @@ def gated_duality_gap(loss, Xa, masks, y, W, c0, beta, *, output_bias: bool,
         ``bound_fn(lam) -> max_i ||Xa_pen^T D_i lam||`` computed elsewhere (e.g. on the
         solver's array backend); then ``Xa`` and ``masks`` are not used.
     """
+    if regularizer is None:
+        regularizer = GroupL2Penalty(np.shape(W if Xa is None else Xa)[-1])
     if z is None:
         z = predict(Xa, masks, W) + c0
     if primal is None:
-        primal = float(loss.value(z, y)) + _penalty(W, beta, n_penalized)
+        primal = float(loss.value(z, y)) + beta * regularizer.value(W)
     lam, delta = dual_point(loss, z, y, output_bias=output_bias)
-    partial = n_penalized is not None and (Xa is None or n_penalized < Xa.shape[1])
-    if partial:
+    if regularizer.free:
         if null_basis is None:
             null_basis = range_basis(masks, output_bias=True)
         nrm0 = float(np.linalg.norm(lam))
@@ -196,7 +196,7 @@ def gated_duality_gap(loss, Xa, masks, y, W, c0, beta, *, output_bias: bool,
     if bound_fn is not None:
         bound = float(bound_fn(lam))
     else:
-        corr = pattern_correlations(Xa[:, :n_penalized] if partial else Xa, masks, lam)
+        corr = pattern_correlations(regularizer.penalized(Xa), masks, lam)
         bound = float(np.max(np.linalg.norm(corr, axis=1))) if corr.size else 0.0
     s_max = np.inf if bound == 0.0 else beta / bound
     s, dual = best_dual_scale(loss, lam, y, s_max)
@@ -212,7 +212,7 @@ def range_basis(masks: np.ndarray, *, output_bias: bool) -> np.ndarray:
 
 
 def relu_multiplier_gap(loss, Xa, S, signs, y, B, c0, beta, mu, *, output_bias: bool,
-                        n_penalized: Optional[int] = None, max_refine: int = 100
+                        regularizer: Optional[GroupL2Penalty] = None, max_refine: int = 100
                         ) -> DualGap:
     """Certified duality gap of the ReLU program at a *feasible* ``(B, c0)``.
 
@@ -224,8 +224,8 @@ def relu_multiplier_gap(loss, Xa, S, signs, y, B, c0, beta, mu, *, output_bias: 
         Pattern of each block (``A = 2 signs - 1``).
     mu : ndarray of shape (n_samples, n_blocks)
         Any nonnegative cone multipliers (the better, the tighter the bound).
-    n_penalized : int or None
-        Unpenalised hidden bias: only the first ``n_penalized`` coordinates are penalised.
+    regularizer : GroupL2Penalty, optional
+        The group penalty (default: every coordinate penalised).
     max_refine : int
         The blocks whose bound exceeds ``beta`` are refined, largest first, by solving
         ``min_{mu_j >= 0} ||Xa^T (S_j lam + A_j mu_j)||`` exactly (``lsq_linear``, BVLS;
@@ -233,14 +233,15 @@ def relu_multiplier_gap(loss, Xa, S, signs, y, B, c0, beta, mu, *, output_bias: 
         docs/mathematics.rst §8.5:
         once the next block's bound is below the best refined value, the max is known).
     """
+    if regularizer is None:
+        regularizer = GroupL2Penalty(Xa.shape[1])
     A = np.where(signs, 1.0, -1.0)
     z = predict(Xa, S, B) + c0
-    Bp = B if n_penalized is None else B[:, :n_penalized]
-    primal = float(loss.value(z, y)) + beta * float(np.sum(np.linalg.norm(Bp, axis=1)))
+    primal = float(loss.value(z, y)) + beta * regularizer.value(B)
     lam, delta = dual_point(loss, z, y, output_bias=output_bias)
     mu = np.maximum(np.asarray(mu, np.float64), 0.0)
-    R = multiplier_residuals(Xa, A, S, lam, mu, n_penalized)
-    nrm = _block_bounds(R, Xa, A, S, lam, beta, n_penalized, max_refine)
+    R = multiplier_residuals(Xa, A, S, lam, mu, regularizer)
+    nrm = _block_bounds(R, Xa, A, S, lam, beta, regularizer, max_refine)
     bound = float(np.max(nrm)) if nrm.size else 0.0
     if not np.isfinite(bound):
         lam = np.zeros_like(lam)
@@ -249,28 +250,26 @@ def relu_multiplier_gap(loss, Xa, S, signs, y, B, c0, beta, mu, *, output_bias: 
     return DualGap(primal, dual, primal - dual, s * lam, s, bound, delta, nrm)
 
 
-def multiplier_residuals(Xa, A, S, lam, mu, n_penalized):
+def multiplier_residuals(Xa, A, S, lam, mu, regularizer: GroupL2Penalty):
     """Rows ``Xa^T (S_j lam + A_j mu_j)`` (penalised part; bias equality enforced)."""
-    if n_penalized is not None and n_penalized < Xa.shape[1]:
-        mu = _fix_bias_equality(Xa, A, S, lam, mu, n_penalized)
+    if regularizer.free:
+        mu = _fix_bias_equality(Xa, A, S, lam, mu, regularizer)
         with np.errstate(invalid="ignore"):
-            return (S * lam[:, None] + A * mu).T @ Xa[:, :n_penalized]
+            return (S * lam[:, None] + A * mu).T @ regularizer.penalized(Xa)
     return (S * lam[:, None] + A * mu).T @ Xa
 
 
-def _block_bounds(R, Xa, A, S, lam, beta, n_penalized, max_refine):
+def _block_bounds(R, Xa, A, S, lam, beta, regularizer: GroupL2Penalty, max_refine):
     """Per-block upper bounds on ``M_j`` (refined for the largest ones)."""
-    d_aug = Xa.shape[1]
     with np.errstate(invalid="ignore"):
         nrm = np.linalg.norm(R, axis=1)
     nrm[~np.isfinite(nrm)] = np.inf
-    k = None if (n_penalized is None or n_penalized >= d_aug) else n_penalized
     if max_refine > 0 and nrm.size and np.max(nrm) > beta:
-        _refine_bounds(Xa, A, S, lam, nrm, beta, k, max_refine)
+        _refine_bounds(Xa, A, S, lam, nrm, beta, regularizer.free, max_refine)
     return nrm
 
 
-def _refine_bounds(Xa, A, S, lam, nrm, beta, k, max_refine):
+def _refine_bounds(Xa, A, S, lam, nrm, beta, free_bias, max_refine):
     """In place: ``nrm[j] <- min(nrm[j], exact M_j)`` for the largest bounds (see above).
 
     Each exact value is the certificate core's per-pattern cone value
@@ -278,7 +277,6 @@ def _refine_bounds(Xa, A, S, lam, nrm, beta, k, max_refine):
     """
     from ._dual import _prepare, pattern_value
 
-    free_bias = k is not None
     Xt, _, R = _prepare(Xa, free_bias)
     order = np.argsort(-nrm)
     best = -np.inf
@@ -291,7 +289,7 @@ def _refine_bounds(Xa, A, S, lam, nrm, beta, k, max_refine):
         best = max(best, nrm[j])
 
 
-def _fix_bias_equality(Xa, A, S, lam, mu, k):
+def _fix_bias_equality(Xa, A, S, lam, mu, regularizer: GroupL2Penalty):
     """Adjust ``mu >= 0`` so that ``1^T (S_j lam + A_j mu_j) = 0`` for every block.
 
     ``r_j > 0``: add ``r_j`` to ``mu`` at the inactive sample of smallest ``||x_i||``
@@ -300,10 +298,10 @@ def _fix_bias_equality(Xa, A, S, lam, mu, k):
     Residuals below ``1e-12`` of the magnitudes involved are treated as rounding errors.
     """
     mu = mu.copy()
-    ones = Xa[:, k:].sum(axis=1)  # the bias column(s): 1 for [X, 1]
+    ones = regularizer.unpenalized(Xa).sum(axis=1)  # the bias column: 1 for [X, 1]
     a = (S * lam[:, None]).T @ ones
     r = a + (A * mu).T @ ones
-    xn = np.linalg.norm(Xa[:, :k], axis=1)
+    xn = regularizer.norms(Xa)
     cols = np.arange(A.shape[1])
     # residuals at the rounding level of the centring (|r| <= 1e-12 sum|.|) count as zero
     rtol = 1e-12 * ((np.abs(S) * np.abs(lam)[:, None]).T @ np.abs(ones) + mu.T @ np.abs(ones))
@@ -339,7 +337,7 @@ def centred_dual(program) -> bool:
     """
     if program.fit_output_bias:
         return True
-    if not (program.bias and not program.penalize_bias):
+    if not program.regularizer.free:
         return False
     return bool(np.any(np.all(program.masks[np.any(program.X_aug != 0, axis=1)], axis=0)))
 
@@ -384,16 +382,15 @@ def _scalar_gap(program, loss, y, V, W, c0) -> DualGap:
     from ._dual import dual_constraint
 
     Xa, masks = program.X_aug, program.masks
-    k = program.n_penalized
+    reg = program.regularizer
     z = predict(Xa, masks, V - W) + c0
-    pen = float(np.linalg.norm(V[:, :k], axis=1).sum() + np.linalg.norm(W[:, :k], axis=1).sum())
+    pen = reg.value(V) + reg.value(W)
     beta = program.alpha
     primal = float(loss.value(z, y)) + beta * pen
-    free_bias = program.bias and not program.penalize_bias
+    free_bias = reg.free
     if program.formulation == "gated_relu":
         return gated_duality_gap(loss, Xa, masks, y, V, c0, beta,
-                                 output_bias=program.fit_output_bias,
-                                 n_penalized=None if k == Xa.shape[1] else k, z=z,
+                                 output_bias=program.fit_output_bias, regularizer=reg, z=z,
                                  primal=primal)
     lam, delta = dual_point(loss, z, y, output_bias=centred_dual(program))
     dv = dual_constraint(program.patterns, program.X, lam, penalize_bias=not free_bias)

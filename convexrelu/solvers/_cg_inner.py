@@ -257,7 +257,7 @@ class CompressedReluSolver(BaseSolver):
         n, da = Xa.shape
         k = program.n_patterns
         nb = 1 if program.fit_output_bias else 0
-        npen = program.n_penalized
+        npen = program.regularizer.penalized_dim
         c = 1.0 / float(program.loss.constant_curvature(program.y))
         # design of theta = (c0, v_1 - w_1, ..., v_k - w_k), scaled for (1/(2c))||.||^2
         B = np.empty((n, nb + k * da))

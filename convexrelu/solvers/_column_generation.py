@@ -313,8 +313,7 @@ class _GateWorkingSet:
 
 # --------------------------------------------------------------------------- the loop
 def _block_sizes(program: ConvexProgram, V, W) -> np.ndarray:
-    k = program.n_penalized
-    return np.maximum(np.linalg.norm(V[:, :k], axis=1), np.linalg.norm(W[:, :k], axis=1))
+    return np.maximum(program.regularizer.norms(V), program.regularizer.norms(W))
 
 
 def _run(ws, oracle, *, loss, y, alpha, n_samples, output_bias, free_bias, formulation,
@@ -578,7 +577,7 @@ class ColumnGenerationSolver(BaseSolver):
             raise ValueError(f"ColumnGenerationSolver handles one output; the program has "
                              f"{program.n_outputs}. Fit one program per output.")
         inner = _inner_solver(self.inner, self.inner_tol)
-        free_bias = program.bias and not program.penalize_bias
+        free_bias = program.regularizer.free
         oracle = _oracle_for(program, self.n_add, self.n_jobs)
         ws = _IndexWorkingSet(program, oracle)
         cands = None if initial is None or len(initial) == 0 else \
@@ -598,7 +597,7 @@ class ColumnGenerationSolver(BaseSolver):
 
 def _oracle_for(program: ConvexProgram, n_chunks: int, n_jobs=None):
     """The exact 2-D sweep when it applies, else the streamed pattern-set evaluation."""
-    free_bias = program.bias and not program.penalize_bias
+    free_bias = program.regularizer.free
     pats = program.patterns
     if (program.formulation == "relu" and pats.exact and program.n_features == 2
             and (free_bias or not program.bias)):

@@ -88,11 +88,13 @@ import numpy as np
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils._param_validation import Interval, StrOptions
 
+from .._newton import backtrack, boundary_steps, damped_cholesky, newton_step, norm_derivatives
 from ..certificates._gap import dual_point, gated_duality_gap, predict, range_basis
+from ..regularizers import GroupL2Penalty
 from ._base import BaseSolver, _implements
 
 __all__ = ["ArrayBackend", "FastResult", "FistaSolver", "fista_core", "get_backend",
-           "group_soft_threshold", "lipschitz_bound", "solve_gated_fista"]
+           "lipschitz_bound", "solve_gated_fista"]
 
 
 @dataclass
@@ -134,23 +136,6 @@ class FastResult:
     @property
     def rel_gap(self) -> float:
         return self.gap / max(abs(self.objective), np.finfo(float).tiny)
-
-
-def group_soft_threshold(B: np.ndarray, thresh: float, n_penalized: Optional[int] = None
-                         ) -> np.ndarray:
-    """Row-wise ``(1 - thresh / ||b||)_+ b`` on the first ``n_penalized`` columns."""
-    if n_penalized is None or n_penalized >= B.shape[1]:
-        nrm = np.linalg.norm(B, axis=1, keepdims=True)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            fac = np.where(nrm > thresh, 1.0 - thresh / nrm, 0.0)
-        return B * fac.astype(B.dtype)
-    out = B.copy()
-    Bp = B[:, :n_penalized]
-    nrm = np.linalg.norm(Bp, axis=1, keepdims=True)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        fac = np.where(nrm > thresh, 1.0 - thresh / nrm, 0.0)
-    out[:, :n_penalized] = Bp * fac.astype(B.dtype)
-    return out
 
 
 # ---------------------------------------------------------------------- array backends
@@ -253,19 +238,20 @@ class ArrayBackend:
             return np.einsum("ij,ij->i", a, b)
         return (a * b).sum(1)
 
-    def group_shrink(self, B, thresh: float, n_penalized: Optional[int]):
-        """Group soft-thresholding ``(1 - thresh / ||b_pen||)_+ b`` of every row."""
-        Bp = B if n_penalized is None else B[:, :n_penalized]
+    def group_shrink(self, B, thresh: float, regularizer: GroupL2Penalty):
+        """The regulariser's prox on the backend: group soft-thresholding
+        ``(1 - thresh / ||b_pen||)_+ b_pen`` of every row (free coordinates unchanged)."""
+        Bp = regularizer.penalized(B)
         nrm = self.row_norms(Bp)
         tiny = np.finfo(self.dtype).tiny
         if self._t is None:
             fac = np.maximum(1.0 - thresh / np.maximum(nrm, tiny), 0.0).astype(self.dtype)
         else:
             fac = self._t.clamp_min(1.0 - thresh / self._t.clamp_min(nrm, tiny), 0.0)
-        if n_penalized is None:
+        if not regularizer.free:
             return B * fac[:, None]
         out = self.copy(B)
-        out[:, :n_penalized] = Bp * fac[:, None]
+        regularizer.penalized(out)[...] = Bp * fac[:, None]
         return out
 
     def loss_ops(self, loss, y: np.ndarray):
@@ -555,7 +541,7 @@ def solve_gated_fista(
     beta: float,
     *,
     output_bias: bool = False,
-    n_penalized: Optional[int] = None,
+    regularizer: Optional[GroupL2Penalty] = None,
     tol: float = 1e-6,
     max_iter: int = 10000,
     check_every: int = 10,
@@ -586,9 +572,9 @@ def solve_gated_fista(
         ``alpha`` (sum-reduced penalty weight).
     output_bias : bool
         Add a free (unpenalised) output bias.
-    n_penalized : int or None
-        Penalise only the first ``n_penalized`` coordinates of each block (unpenalised
-        hidden bias); ``None`` penalises the whole block.
+    regularizer : GroupL2Penalty, optional
+        The group penalty of a block (e.g. ``program.regularizer``; a free hidden bias is
+        left unpenalised); default: the whole block is penalised.
     tol : float
         Relative duality-gap tolerance: stop when ``gap <= tol * |primal|``.
     max_iter, check_every : int
@@ -628,17 +614,18 @@ def solve_gated_fista(
     loss, Xa, S, y, dtype = _check_inputs(loss, Xa, masks, y, beta, tol, max_iter, dtype)
     xp = get_backend(backend, device, dtype)
     P, d_aug = S.shape[1], Xa.shape[1]
-    if n_penalized is not None and n_penalized >= d_aug:
-        n_penalized = None
+    reg = GroupL2Penalty(d_aug) if regularizer is None else regularizer
+    if reg.d_aug != d_aug:
+        raise ValueError(f"regularizer is for blocks of length {reg.d_aug} but Xa has {d_aug} "
+                         "columns; pass the program's own (program.regularizer) or "
+                         f"GroupL2Penalty({d_aug}, free_bias=...).")
     L_max = loss.lipschitz * lipschitz_bound(Xa, S, output_bias=output_bias)
     L_max = max(L_max, np.finfo(float).tiny)
-    basis = (range_basis(np.asarray(S, np.float64), output_bias=True)
-             if n_penalized is not None else None)
+    basis = range_basis(np.asarray(S, np.float64), output_bias=True) if reg.free else None
     Xd, Sd = xp.asarray(Xa), xp.asarray(S)
     # the certificate's correlations in float64 even for float32 iterations
     X64, S64 = (Xd, Sd) if dtype == np.float64 else (xp.asarray(Xa, np.float64),
                                                      xp.asarray(S, np.float64))
-    k_pen = d_aug if n_penalized is None else n_penalized
     fval_z, fvg_z = xp.loss_ops(loss, y)
 
     def forward(B):  # predictions sum_i D_i Xa b_i = rowsum(Xa * (S @ B)): one GEMM
@@ -655,26 +642,24 @@ def solve_gated_fista(
         return fval_z(z + c if output_bias else z)
 
     def prox(Z, step):
-        return xp.group_shrink(Z, beta * step, n_penalized)
+        return xp.group_shrink(Z, beta * step, reg)
 
     def penalty(B):
-        Bp = B if n_penalized is None else B[:, :n_penalized]
-        return beta * xp.total(xp.row_norms(Bp))
+        return beta * xp.total(xp.row_norms(reg.penalized(B)))
 
     def bound(lam):  # max_i ||Xa_pen^T D_i lam||
         lb = xp.asarray(lam, np.float64)
-        corr = S64.T @ (lb[:, None] * X64[:, :k_pen])
+        corr = S64.T @ (lb[:, None] * reg.penalized(X64))
         return float(xp.row_norms(corr).max()) if P else 0.0
 
     z_hist: list = []
 
     def gap_fn(B, c, z_state):
         z = xp.to_numpy(z_state) + c
-        Bp = B if n_penalized is None else B[:, :n_penalized]
         primal = float(loss.value(z, y)) + beta * xp.total(
-            xp.row_norms(xp.asarray(Bp, np.float64)))
+            xp.row_norms(xp.asarray(reg.penalized(B), np.float64)))
         dg = gated_duality_gap(loss, None, None, y, None, 0.0, beta, output_bias=output_bias,
-                               n_penalized=n_penalized, z=z, null_basis=basis,
+                               regularizer=reg, z=z, null_basis=basis,
                                primal=primal, bound_fn=bound)
         if extrapolate > 0:
             z_hist.append(z)
@@ -685,7 +670,7 @@ def solve_gated_fista(
                 if z_acc is not None and np.all(np.isfinite(z_acc)):
                     da = gated_duality_gap(loss, None, None, y, None, 0.0, beta,
                                            output_bias=output_bias,
-                                           n_penalized=n_penalized, z=z_acc,
+                                           regularizer=reg, z=z_acc,
                                            null_basis=basis, primal=primal, bound_fn=bound)
                     if da.dual > dg.dual:
                         dg = da
@@ -698,7 +683,7 @@ def solve_gated_fista(
 
     def certify(W, c, z):  # host float64, no extrapolation (the polish's points)
         return gated_duality_gap(loss, Xh, Sh, y, W, c, beta, output_bias=output_bias,
-                                 n_penalized=n_penalized, z=z, null_basis=basis)
+                                 regularizer=reg, z=z, null_basis=basis)
 
     t_start = time.perf_counter()
     B0 = xp.zeros((P, d_aug)) if W0 is None else xp.asarray(W0)
@@ -734,7 +719,7 @@ def solve_gated_fista(
             break
         pol = newton_polish(
             loss, Xh, Sh, y, beta, np.asarray(res.B, np.float64), res.output_bias,
-            output_bias=output_bias, n_penalized=n_penalized, certify=certify, tol=tol,
+            output_bias=output_bias, regularizer=reg, certify=certify, tol=tol,
             best_dual=best_dual, max_vars=polish_max_vars,
             time_limit=None if time_limit is None else time_limit - elapsed,
             verbose=verbose)
@@ -779,41 +764,28 @@ def solve_gated_fista(
 
 
 # ------------------------------------------------------------------ second-order polish
-def _polish_columns(Xa: np.ndarray, S: np.ndarray, act: np.ndarray, k_pen: int,
-                    output_bias: bool) -> np.ndarray:
+def _polish_columns(Xa: np.ndarray, S: np.ndarray, act: np.ndarray,
+                    regularizer: GroupL2Penalty, output_bias: bool) -> np.ndarray:
     """Design matrix of the restricted problem: ``[S_act o Xa_pen | S o Xa_free | 1]``."""
-    n, d = Xa.shape
-    cols = [(S[:, act][:, :, None] * Xa[:, None, :k_pen]).reshape(n, -1)]
-    if k_pen < d:
-        cols.append((S[:, :, None] * Xa[:, None, k_pen:]).reshape(n, -1))
+    n = Xa.shape[0]
+    cols = [(S[:, act][:, :, None] * regularizer.penalized(Xa)[:, None, :]).reshape(n, -1)]
+    if regularizer.free:
+        cols.append((S[:, :, None] * regularizer.unpenalized(Xa)[:, None, :]).reshape(n, -1))
     if output_bias:
         cols.append(np.ones((n, 1)))
     return np.hstack(cols)
 
 
-def _damped_cholesky(H: np.ndarray):
-    """Cholesky factor of ``H + mu I`` with the smallest ``mu`` in ``1e-12 * mean(diag)
-    * 100^j`` that works (``None`` if none does)."""
-    from scipy.linalg import LinAlgError, cho_factor
-
-    mu = 1e-12 * max(float(np.mean(np.diag(H))), np.finfo(float).tiny) if H.size else 1.0
-    eye = np.eye(H.shape[0])
-    for _ in range(8):
-        try:
-            return cho_factor(H + mu * eye, lower=False, check_finite=False)
-        except LinAlgError:
-            mu *= 100.0
-    return None
-
-
 def _newton_direction(A: np.ndarray, sh: np.ndarray, grad: np.ndarray, U: np.ndarray,
-                      r: np.ndarray, beta: float, m: int, k: int,
+                      r: np.ndarray, Hn: np.ndarray, beta: float, m: int, k: int,
                       Xk: Optional[np.ndarray] = None, Sa: Optional[np.ndarray] = None
                       ) -> Optional[np.ndarray]:
-    """Newton step ``-H^{-1} grad`` of the restricted problem (damped Cholesky).
+    """Newton step ``-H^{-1} grad`` of the restricted problem (damped Cholesky,
+    :func:`convexrelu._newton.newton_step`).
 
     ``H = C^T C + blockdiag_i(beta / r_i (I - u_i u_i^T))`` on the first ``m`` blocks of
-    ``k`` columns, ``C = diag(sh) A`` (``n x K``). With ``K <= n`` the ``K x K`` matrix is
+    ``k`` columns, ``C = diag(sh) A`` (``n x K``); ``Hn`` holds the norm's blocks
+    (:func:`convexrelu._newton.norm_derivatives`). With ``K <= n`` the ``K x K`` matrix is
     factorised (``O(n K^2 + K^3)``). Otherwise the norm curvature acts only on the
     tangential directions, so those are eliminated by a Schur complement in sample space:
     with ``C_r`` the radial (``C_i u_i``) and free columns and ``C_t`` the tangential
@@ -832,10 +804,8 @@ def _newton_direction(A: np.ndarray, sh: np.ndarray, grad: np.ndarray, U: np.nda
         C = A * sh[:, None]
         H = C.T @ C
         idx = np.arange(m * k).reshape(m, k)
-        blk = (beta / r)[:, None, None] * (np.eye(k)[None] - U[:, :, None] * U[:, None, :])
-        H[idx[:, :, None], idx[:, None, :]] += blk
-        cf = _damped_cholesky(H)
-        return None if cf is None else -cho_solve(cf, grad, check_finite=False)
+        H[idx[:, :, None], idx[:, None, :]] += Hn
+        return newton_step(H, grad)
     rb = r / beta
     if Xk is None:  # generic columns: explicit tangential parts
         C3 = A[:, :m * k].reshape(n, m, k) * sh[:, None, None]
@@ -859,12 +829,12 @@ def _newton_direction(A: np.ndarray, sh: np.ndarray, grad: np.ndarray, U: np.nda
         q = np.einsum("nmk,mk->n", C3, rb[:, None] * gt)
     else:
         q = sh * np.einsum("nm,nm->n", Sa, Xk @ (rb[:, None] * gt).T)
-    cfN = _damped_cholesky(N)
+    cfN = damped_cholesky(N)
     if cfN is None:
         return None
     Y = cho_solve(cfN, Cr, check_finite=False)
     G = Cr.T @ Y
-    cfG = _damped_cholesky(G)
+    cfG = damped_cholesky(G)
     if cfG is None:
         return None
     xr = cho_solve(cfG, -gr + Y.T @ q, check_finite=False)
@@ -879,7 +849,7 @@ def _newton_direction(A: np.ndarray, sh: np.ndarray, grad: np.ndarray, U: np.nda
 
 
 def newton_polish(loss, Xa: np.ndarray, S: np.ndarray, y: np.ndarray, beta: float,
-                  W: np.ndarray, c: float, *, output_bias: bool, n_penalized: Optional[int],
+                  W: np.ndarray, c: float, *, output_bias: bool, regularizer: GroupL2Penalty,
                   certify: Callable, tol: float, best_dual: float = -np.inf,
                   max_rounds: int = 20,
                   max_newton: int = 50, max_vars: int = 6000, max_add: int = 50,
@@ -890,8 +860,9 @@ def newton_polish(loss, Xa: np.ndarray, S: np.ndarray, y: np.ndarray, beta: floa
     ``l(A theta) + beta sum_{i in act} ||w_i,pen||`` is smooth, with Hessian
     ``A^T diag(l'') A + blockdiag(beta / ||w|| (I - u u^T))``; the free coordinates
     (unpenalised hidden biases of every block, the output bias) have no penalty.
-    Damped Newton steps with an Armijo line search; a block whose step crosses the
-    origin is tried at zero (and dropped when that decreases the objective). After every
+    Damped Newton steps with an Armijo line search (the shared pieces of
+    :mod:`convexrelu._newton`); a block whose step crosses the origin is tried at zero
+    (and dropped when that decreases the objective). After every
     step ``certify(W, c, z) -> DualGap`` evaluates the duality gap over **all** patterns;
     the polish stops as soon as ``gap <= tol * |primal|``. When the restricted problem is
     solved but the gap is not small, the inactive blocks violating the dual constraint
@@ -907,7 +878,7 @@ def newton_polish(loss, Xa: np.ndarray, S: np.ndarray, y: np.ndarray, beta: floa
     t0 = time.perf_counter()
     n, d = Xa.shape
     P = S.shape[1]
-    k = d if n_penalized is None else n_penalized
+    k = regularizer.penalized_dim
     W = np.array(W, dtype=np.float64)
     c = float(c) if output_bias else 0.0
     if loss.curvature(np.zeros(1), np.ones(1)) is None:
@@ -946,19 +917,17 @@ def newton_polish(loss, Xa: np.ndarray, S: np.ndarray, y: np.ndarray, beta: floa
         if min(n, K) > max_vars or n * K > 50_000_000:
             best["info"] = f"restricted problem too large ({n} x {K})"
             return best
-        A = _polish_columns(Xa, S, act, k, output_bias)
+        A = _polish_columns(Xa, S, act, regularizer, output_bias)
         restricted_done = K == 0  # empty support, no free variable: only add blocks
         for it in range(0 if K == 0 else max_newton):
             if time_limit is not None and time.perf_counter() - t0 > time_limit:
                 return best
             g = loss.gradient(z, y)
             h = loss.curvature(z, y)
-            Wa = W[act, :k]
-            r = np.linalg.norm(Wa, axis=1)
-            U = Wa / r[:, None]
+            r, U, Hn = norm_derivatives(regularizer.penalized(W[act]), beta)
             grad = A.T @ g
             grad[:m * k] += beta * U.ravel()
-            step = _newton_direction(A, np.sqrt(h), grad, U, r, beta, m, k,
+            step = _newton_direction(A, np.sqrt(h), grad, U, r, Hn, beta, m, k,
                                      Xk=Xa[:, :k], Sa=S[:, act])
             if step is None:
                 best["info"] = "Hessian factorisation failed"
@@ -979,36 +948,28 @@ def newton_polish(loss, Xa: np.ndarray, S: np.ndarray, y: np.ndarray, beta: floa
                 if drop is not None:
                     Wn[act[drop], :k] = 0.0
                 zn = zfun(Wn, cn)
-                return Wn, cn, zn, phi(Wn, zn)
+                return phi(Wn, zn), (Wn, cn, zn)
 
             # blocks whose radial coordinate r + t <u, step> reaches 0 for some t <= 1:
-            # step to the first such t and drop those blocks (active-set move)
+            # step to the first such t and drop those blocks (active-set move); each try
+            # is one Armijo test, then plain backtracking (the shared line search)
             radial = np.einsum("ij,ij->i", U, step[:m * k].reshape(m, k))
-            with np.errstate(divide="ignore", invalid="ignore"):
-                t_cross = np.where(radial < 0, r / -radial, np.inf)
-            accepted = dropped = False
+            t_cross = boundary_steps(r, radial)
+            acc = None
             if np.sum(t_cross <= 1.0) > 1:  # first try: full step, all crossers dropped
                 cross = t_cross <= 1.0
-                Wn, cn, zn, fn = trial(1.0, cross)
-                accepted = dropped = fn <= f0 + 1e-4 * dec
-            if not accepted and np.min(t_cross, initial=np.inf) <= 1.0:
+                acc = backtrack(lambda tt: trial(tt, cross), f0, dec, max_tries=1)
+            if acc is None and np.min(t_cross, initial=np.inf) <= 1.0:
                 tc = float(np.min(t_cross))
                 cross = t_cross <= tc * (1.0 + 1e-9)
-                Wn, cn, zn, fn = trial(tc, cross)
-                if fn <= f0 + 1e-4 * tc * dec:
-                    accepted = dropped = True
-            if not accepted:
-                tt = 1.0
-                for _ in range(40):
-                    Wn, cn, zn, fn = trial(tt)
-                    if fn <= f0 + 1e-4 * tt * dec:
-                        accepted = True
-                        break
-                    tt *= 0.5
-            if not accepted:
+                acc = backtrack(lambda tt: trial(tt, cross), f0, dec, t=tc, max_tries=1)
+            dropped = acc is not None
+            if acc is None:
+                acc = backtrack(trial, f0, dec)
+            if acc is None:
                 restricted_done = True
                 break
-            W, c, z = Wn, cn, zn
+            W, c, z = acc[2]
             dg = certify(W, c, z)
             best["n_steps"] = n_steps
             if verbose:
@@ -1139,12 +1100,12 @@ class FistaSolver(BaseSolver):
         xp = get_backend(self.backend, self.device, np.dtype(self.dtype))
         W0 = None if warm_start is None else np.asarray(warm_start.V)
         c0 = 0.0 if warm_start is None else float(np.ravel(warm_start.output_bias)[0])
-        npen = program.n_penalized if program.n_penalized < program.d_aug else None
         with warnings.catch_warnings():  # BaseSolver.solve issues the one warning
             warnings.simplefilter("ignore", ConvergenceWarning)
             res = solve_gated_fista(
                 program.loss, program.X_aug, program.masks, program.y, program.alpha,
-                output_bias=program.fit_output_bias, n_penalized=npen, tol=self.tol,
+                output_bias=program.fit_output_bias, regularizer=program.regularizer,
+                tol=self.tol,
                 max_iter=self.max_iter, check_every=self.check_every, W0=W0, c0=c0,
                 dtype=np.dtype(self.dtype), backend=xp, polish=self.polish,
                 polish_tol=self.polish_tol, verbose=self.verbose)

@@ -105,7 +105,7 @@ def _program(X, y, patterns, *, loss, bias, penalize_bias, fit_output_bias, form
 
 
 def _zero_dual(program: ConvexProgram) -> np.ndarray:
-    free_bias = program.bias and not program.penalize_bias
+    free_bias = program.regularizer.free
     lam, _ = dual_point(program.loss, np.zeros(program.n_samples), program.y,
                         output_bias=program.fit_output_bias or free_bias)
     return lam
@@ -152,7 +152,7 @@ def alpha_max(X, y, *, loss="squared", patterns="exact", bias: bool = True,
 def _strong_rule(program: ConvexProgram, lam: np.ndarray, threshold: float,
                  block_size: int = 8192) -> np.ndarray:
     """Indices of the patterns whose score ``||(X_aug^T D_i lam)_pen||`` >= threshold."""
-    Xp = program.X_aug[:, :program.n_penalized]
+    Xp = program.regularizer.penalized(program.X_aug)
     keep = []
     for start, masks, _ in program.patterns.iter_blocks(block_size):
         score = np.linalg.norm(pattern_correlations(Xp, masks, lam), axis=1)
@@ -240,7 +240,7 @@ def regularization_path(X, y, alphas=None, *, n_alphas: int = 10, eps: float = 1
         if screening and a < amax:
             cand = _strong_rule(prog, lam_prev, 2.0 * a - a_prev)
             if max_screened is not None and cand.size > max_screened:
-                Xp = prog.X_aug[:, :prog.n_penalized]
+                Xp = prog.regularizer.penalized(prog.X_aug)
                 score = np.linalg.norm(pattern_correlations(
                     Xp, prog.patterns.masks_block(0, prog.n_patterns)[:, cand], lam_prev),
                     axis=1)

@@ -121,7 +121,7 @@ class ReluFastSolver(BaseSolver):
     def barrier_applies(program: ConvexProgram) -> bool:
         """Whether the interior point can solve ``program`` (quadratic loss, one output,
         every block coordinate penalised)."""
-        return (program.n_outputs == 1 and program.n_penalized == program.d_aug
+        return (program.n_outputs == 1 and not program.regularizer.free
                 and program.loss.constant_curvature(program.y) is not None)
 
     def _gated_support(self, program: ConvexProgram) -> np.ndarray:
@@ -197,15 +197,15 @@ class ReluFastSolver(BaseSolver):
 
         P = program.n_patterns
         r = solve_relu_barrier(program.X_aug, program.masks, program.y, program.alpha,
-                               gates=program.patterns.gates, n_penalized=program.n_penalized,
+                               gates=program.patterns.gates, regularizer=program.regularizer,
                                output_bias=program.fit_output_bias, loss=program.loss,
                                tol=self.tol, max_newton=self.max_newton,
                                time_limit=self.time_limit, verbose=self.verbose)
         if r is None:
             return None
         V, W = r.B[:P].copy(), r.B[P:].copy()
-        n, k = program.n_samples, program.n_penalized
-        size = np.maximum(np.linalg.norm(V[:, :k], axis=1), np.linalg.norm(W[:, :k], axis=1))
+        n, reg = program.n_samples, program.regularizer
+        size = np.maximum(reg.norms(V), reg.norms(W))
         exact = bool(program.patterns.exact)
         return ConvexSolution(
             V=V, W=W, output_bias=r.c0, objective=r.primal / n, dual=np.asarray(r.lam, float),

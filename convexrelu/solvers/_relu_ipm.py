@@ -58,9 +58,11 @@ from typing import Optional
 
 import numpy as np
 
+from .._newton import max_step, norm_derivatives
 from ..certificates._dual import pattern_value
 from ..certificates._gap import DualGap, dual_point
 from ..losses import SquaredLoss
+from ..regularizers import GroupL2Penalty
 
 __all__ = ["solve_relu_barrier", "BarrierResult"]
 
@@ -139,10 +141,6 @@ def _centre(v, on):
     return v - v.mean(axis=0) if on else v
 
 
-def _norms(B, npen, floor):
-    return np.sqrt(np.einsum("ij,ij->i", B[:, :npen], B[:, :npen]) + floor * floor)
-
-
 class _Kkt:
     """Factorised Newton matrix ``blockdiag(H_j) + (1/c) A~^T A~`` (block Woodbury).
 
@@ -151,16 +149,14 @@ class _Kkt:
     primal; ``u_j = p_j / ||p_j||``).
     """
 
-    def __init__(self, Xa, S, XX, w, B, beta, npen, floor, output_bias, c, masks=None,
+    def __init__(self, Xa, S, XX, w, B, beta, reg, floor, output_bias, c, masks=None,
                  pat=None):
         n, d = Xa.shape
         J = B.shape[0]
-        nr = _norms(B, npen, floor)
-        u = B[:, :npen] / nr[:, None]
         H = (w.T @ XX).reshape(J, d, d)
-        idx = np.arange(npen)
-        H[:, idx, idx] += (beta / nr)[:, None]
-        H[:, :npen, :npen] -= (beta / nr)[:, None, None] * u[:, :, None] * u[:, None, :]
+        # the group norm's curvature beta / ||p_j|| (I - u_j u_j^T) (shared Newton helper)
+        k = reg.penalized_dim
+        norm_derivatives(reg.penalized(B), beta, floor, out=H[:, :k, :k])
         # symmetric diagonal scaling keeps the factors accurate when w spans many orders
         # of magnitude (binding rows: z / s -> inf); blocks whose Cholesky fails (rounding)
         # get an eigen-decomposition with the tiny eigenvalues clipped
@@ -221,7 +217,7 @@ class _Kkt:
         return u - np.einsum("jab,jb->ja", self.Hinv, back)
 
 
-def _gradient(Xa, S, A, rmask, yc, B, lin, beta, c, npen, floor, output_bias):
+def _gradient(Xa, S, A, rmask, yc, B, lin, beta, c, reg, floor, output_bias):
     """Gradient of ``f + beta sum ||p_j|| - sum lin_ji log s_ji`` (``lin`` array or scalar).
 
     Returns ``(g, s, r)``.
@@ -231,18 +227,19 @@ def _gradient(Xa, S, A, rmask, yc, B, lin, beta, c, npen, floor, output_bias):
     r = _centre(np.einsum("ij,ij->i", S, U), output_bias) - yc
     inv_s = np.where(rmask[:, None], 1.0 / np.where(rmask[:, None], s, 1.0), 0.0)
     g = (Xa.T @ (S * r[:, None])).T / c - (Xa.T @ (A * (lin * inv_s))).T
-    g[:, :npen] += beta * B[:, :npen] / _norms(B, npen, floor)[:, None]
+    nrm = norm_derivatives(reg.penalized(B), beta, floor, hessian=False)[0]
+    reg.penalized(g)[...] += beta * reg.penalized(B) / nrm[:, None]
     return g, s, r
 
 
-def _newton(Xa, S, A, rmask, XX, yc, B, mu, beta, c, npen, output_bias, floor=0.0):
+def _newton(Xa, S, A, rmask, XX, yc, B, mu, beta, c, reg, output_bias, floor=0.0):
     """Primal barrier gradient and Newton step of ``F_mu`` at ``B`` (tests).
 
     Returns ``(g, step)``, both of shape ``(J, d)``.
     """
-    g, s, r = _gradient(Xa, S, A, rmask, yc, B, mu, beta, c, npen, floor, output_bias)
+    g, s, r = _gradient(Xa, S, A, rmask, yc, B, mu, beta, c, reg, floor, output_bias)
     inv_s = np.where(rmask[:, None], 1.0 / np.where(rmask[:, None], s, 1.0), 0.0)
-    kkt = _Kkt(Xa, S, XX, mu * inv_s * inv_s, B, beta, npen, floor, output_bias, c)
+    kkt = _Kkt(Xa, S, XX, mu * inv_s * inv_s, B, beta, reg, floor, output_bias, c)
     return g, kkt.solve(g)
 
 
@@ -251,19 +248,15 @@ def _lin_term(Xa, A, v):
     return -(Xa.T @ (A * v)).T
 
 
-def _max_step(s, ds, rmask, z=None, dz=None):
-    """Largest ``a`` keeping ``s + a ds > 0`` on the constraint rows (and ``z + a dz > 0``)."""
+def _max_step(s, ds, rmask, z, dz):
+    """Largest ``a`` keeping ``s + a ds > 0`` and ``z + a dz > 0`` on the constraint rows
+    (the shared ratio test)."""
     R = rmask[:, None]
-    with np.errstate(divide="ignore", invalid="ignore"):
-        amax = float(np.min(np.where((ds < 0) & R, -s / ds, np.inf), initial=np.inf))
-        if z is not None:
-            amax = min(amax, float(np.min(np.where((dz < 0) & R, -z / dz, np.inf),
-                                          initial=np.inf)))
-    return amax
+    return min(max_step(s, ds, R), max_step(z, dz, R))
 
 
 def solve_relu_barrier(Xa: np.ndarray, masks: np.ndarray, y: np.ndarray, beta: float, *,
-                       gates: np.ndarray, n_penalized: Optional[int] = None,
+                       gates: np.ndarray, regularizer: Optional[GroupL2Penalty] = None,
                        output_bias: bool = False, loss=None, tol: float = 1e-6,
                        sigma: float = 10.0, max_newton: int = 400,
                        time_limit: Optional[float] = None, verbose: int = 0):
@@ -280,8 +273,9 @@ def solve_relu_barrier(Xa: np.ndarray, masks: np.ndarray, y: np.ndarray, beta: f
     gates : ndarray (d, P)
         A gate of each pattern (``masks == Xa @ gates > 0``); strictly interior points
         of the cones start the path.
-    n_penalized : int or None
-        Only the first ``n_penalized`` coordinates of each block are penalised.
+    regularizer : GroupL2Penalty, optional
+        The group penalty (default: every block coordinate penalised, the only case the
+        barrier handles).
     output_bias : bool
         Free output bias ``c0``.
     loss : Loss, optional
@@ -305,11 +299,11 @@ def solve_relu_barrier(Xa: np.ndarray, masks: np.ndarray, y: np.ndarray, beta: f
     M = np.asarray(masks, bool)
     P = M.shape[1]
     J = 2 * P
-    npen = d if n_penalized is None else int(n_penalized)
-    if npen != d:
-        raise ValueError("solve_relu_barrier needs every block coordinate penalised "
-                         f"(n_penalized={npen} < d={d}): with a free hidden bias the barrier "
-                         "problem is unbounded.")
+    reg = GroupL2Penalty(d) if regularizer is None else regularizer
+    if reg.free:
+        raise ValueError("solve_relu_barrier needs every block coordinate penalised (got "
+                         f"{reg!r}): with a free hidden bias the barrier problem is "
+                         "unbounded.")
     Mf = M.astype(np.float64)
     S = np.hstack([Mf, -Mf])  # (n, J)
     signs = np.hstack([M, M])
@@ -350,16 +344,17 @@ def solve_relu_barrier(Xa: np.ndarray, masks: np.ndarray, y: np.ndarray, beta: f
             live &= ~dead
         Sl, Al, Bl, zl = S[:, live], A[:, live], B[live], z[:, live]
         # gradient without the barrier of the linear rows (the affine-scaling direction)
-        g0, sl, r = _gradient(Xa, Sl, Al, rmask, yc, Bl, 0.0, beta, c, npen, floor,
+        g0, sl, r = _gradient(Xa, Sl, Al, rmask, yc, Bl, 0.0, beta, c, reg, floor,
                               output_bias)
         inv_s = np.where(R, 1.0 / np.where(R, sl, 1.0), 0.0)
         w = zl * inv_s
         try:
-            kkt = _Kkt(Xa, Sl, XX, w, Bl, beta, npen, floor, output_bias, c, masks=Mf,
+            kkt = _Kkt(Xa, Sl, XX, w, Bl, beta, reg, floor, output_bias, c, masks=Mf,
                        pat=np.flatnonzero(live) % P)
         except np.linalg.LinAlgError:
             break
-        primal = 0.5 * float(r @ r) / c + beta * float(_norms(Bl, npen, 0.0).sum())
+        nrm = norm_derivatives(reg.penalized(Bl), beta, hessian=False)[0]
+        primal = 0.5 * float(r @ r) / c + beta * float(nrm.sum())
         m_live = float(rmask.sum() * live.sum())
         mu = float(np.sum(sl[rmask] * zl[rmask])) / m_live
         if mu * m_live <= next_check * primal:

@@ -149,7 +149,7 @@ class CvxpySolver(BaseSolver):
         n, P, da, c = program.n_samples, program.n_patterns, program.d_aug, program.n_outputs
         masks = program.masks.astype(np.float64)
         A = program.signs
-        k = program.n_penalized
+        reg = program.regularizer
         form = program.formulation
         relu_type = form != "gated_relu"
 
@@ -161,11 +161,11 @@ class CvxpySolver(BaseSolver):
         for _ in range(c):
             Vm = cp.Variable((da, P))
             b.V.append(Vm)
-            pen = pen + cp.sum(cp.norm(Vm[:k], 2, axis=0))
+            pen = pen + reg.to_cvxpy(Vm, axis=0)
             if relu_type:
                 Wm = cp.Variable((da, P))
                 b.W.append(Wm)
-                pen = pen + cp.sum(cp.norm(Wm[:k], 2, axis=0))
+                pen = pen + reg.to_cvxpy(Wm, axis=0)
                 constraints += [cp.multiply(A, Xa @ Vm) >= 0, cp.multiply(A, Xa @ Wm) >= 0]
                 diff = Vm - Wm
             else:

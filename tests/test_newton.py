@@ -1,0 +1,69 @@
+"""Tests of the shared Newton pieces (convexrelu._newton)."""
+
+import numpy as np
+import pytest
+
+from convexrelu._newton import (backtrack, boundary_steps, damped_cholesky, max_step,
+                                newton_step, norm_derivatives)
+
+
+def test_norm_derivatives_match_finite_differences():
+    rng = np.random.default_rng(0)
+    P = rng.standard_normal((4, 3))
+    beta, h = 0.7, 1e-6
+    r, U, H = norm_derivatives(P, beta)
+    np.testing.assert_allclose(r, np.linalg.norm(P, axis=1), rtol=1e-14)
+    for j in range(4):
+        f = lambda p: beta * np.linalg.norm(p)  # noqa: E731
+        E = np.eye(3)
+        g = np.array([(f(P[j] + h * e) - f(P[j] - h * e)) / (2 * h) for e in E])
+        np.testing.assert_allclose(beta * U[j], g, atol=1e-8)
+        q = 1e-4
+        Hfd = np.array([[(f(P[j] + q * a + q * b) - f(P[j] + q * a - q * b)
+                          - f(P[j] - q * a + q * b) + f(P[j] - q * a - q * b)) / (4 * q * q)
+                         for b in E] for a in E])
+        np.testing.assert_allclose(H[j], Hfd, atol=1e-6)
+    # the smoothed norm, and no Hessian on request
+    r2, U2, H2 = norm_derivatives(P, beta, floor=0.5, hessian=False)
+    assert H2 is None
+    np.testing.assert_allclose(r2, np.sqrt(np.sum(P ** 2, axis=1) + 0.25), rtol=1e-14)
+
+
+def test_newton_step_solves_and_damps_a_singular_matrix():
+    rng = np.random.default_rng(1)
+    A = rng.standard_normal((6, 4))
+    H = A.T @ A
+    g = rng.standard_normal(4)
+    np.testing.assert_allclose(newton_step(H, g), -np.linalg.solve(H, g), rtol=1e-8)
+    # rank one (semi-definite): the shift makes the factorisation succeed
+    v = rng.standard_normal(4)
+    Hs = np.outer(v, v)
+    step = newton_step(Hs, v)
+    assert step is not None and np.all(np.isfinite(step))
+    assert damped_cholesky(-np.eye(3)) is None  # negative definite: no small shift helps
+
+
+def test_boundary_steps_and_max_step():
+    s = np.array([1.0, 2.0, 0.0, -1e-3, 5.0])
+    ds = np.array([-1.0, -4.0, 1.0, -1.0, -1.0])
+    t = boundary_steps(s, ds)
+    np.testing.assert_array_equal(t, [1.0, 0.5, np.inf, 0.0, 5.0])
+    assert max_step(s, ds) == 0.0
+    mask = np.array([True, True, True, False, False])
+    assert max_step(s, ds, mask) == 0.5
+    assert max_step(s, np.ones(5)) == np.inf
+
+
+def test_backtrack_armijo():
+    def f(t):
+        return (t - 0.3) ** 2, t
+
+    f0, slope = f(0.0)[0], -0.6  # f'(0)
+    t, val, payload = backtrack(f, f0, slope)
+    assert t == 0.5 and payload == 0.5 and val <= f0 + 1e-4 * t * slope
+    # a single test (max_tries=1) that fails
+    assert backtrack(f, f0, slope, t=1.0, max_tries=1) is None
+    # an ascent direction is never accepted, except flat steps below flat_below
+    assert backtrack(lambda t: (f0 + t, None), f0, 1.0, max_tries=5) is None
+    flat = backtrack(lambda t: (f0, None), f0, -1.0, t=1e-4, flat_below=1e-3)
+    assert flat is not None and flat[0] == pytest.approx(1e-4)
