@@ -80,32 +80,26 @@ _BNB_STOP_ABOVE = 1e-3  # branch-and-bound pricing stops at a violation M > beta
 
 
 # --------------------------------------------------------------------------- oracles
-def _subset(patterns, start: int, stop: int):
-    """Patterns ``start:stop`` of a pattern set, as an ActivationPatterns (views)."""
-    from ..arrangements import ActivationPatterns
-
-    return ActivationPatterns(patterns.packed[start:stop], patterns.gates[:, start:stop],
-                              n_samples=patterns.n_samples, n_features=patterns.n_features,
-                              bias=patterns.bias, exact=False, min_margin=patterns.min_margin,
-                              fingerprint=patterns.fingerprint, method=patterns.method)
-
-
 class _PatternOracle:
     """``M(lambda)`` over a listed pattern set, chunk by chunk (docs/mathematics.rst §4.2, §8.5).
 
     Each chunk is evaluated by :func:`convexrelu.certificates.dual_constraint` (certified
     upper bound, bound-then-refine); the maximum over chunks is ``M`` over the whole set,
     and each chunk's maximiser is a candidate column. ``gated=True`` evaluates the gated
-    dual constraint ``max_i ||X_aug^T D_i lambda||`` instead (exact, no cone).
+    dual constraint ``max_i ||X_aug^T D_i lambda||`` instead (exact, no cone). The chunks
+    run in parallel through joblib (``n_jobs``, or a Dask cluster under
+    ``joblib.parallel_config(backend="dask")``, see :mod:`convexrelu._parallel`); they
+    do not depend on ``n_jobs``, so neither do the value and the candidates.
     """
 
     def __init__(self, patterns, X, *, penalize_bias: bool, n_chunks: int, gated: bool,
-                 block_size: int = 8192):
+                 block_size: int = 8192, n_jobs=None):
         self.patterns = patterns
         self.X = X
         self.penalize_bias = penalize_bias
         self.gated = gated
         self.block_size = block_size
+        self.n_jobs = n_jobs
         P = patterns.n_patterns
         size = max(1, -(-P // max(1, int(n_chunks))))
         self.chunks = [(s, min(P, s + size)) for s in range(0, P, size)]
@@ -113,32 +107,42 @@ class _PatternOracle:
 
     def evaluate(self, lam):
         """``(M, candidates)``; candidates are ``(value, index)`` pairs."""
-        cands = []
-        if self.gated:
-            Xa = self.patterns.augment(self.X)
-            for start, masks, _ in self.patterns.iter_blocks(self.block_size):
-                nrm = np.linalg.norm(pattern_correlations(Xa, masks, lam), axis=1)
-                cands.extend(self._split(start, nrm))
-        else:
-            from ..certificates import dual_constraint
+        from .._parallel import map_chunks
 
-            for s, e in self.chunks:
-                dv = dual_constraint(_subset(self.patterns, s, e), self.X, lam,
-                                     penalize_bias=self.penalize_bias,
-                                     block_size=self.block_size)
-                if dv.pattern_index >= 0:
-                    cands.append((float(dv.value), s + int(dv.pattern_index)))
+        Xa = self.patterns.augment(self.X)
+        if self.gated:
+            parts = map_chunks(_gated_chunk, self.patterns, self.chunks, Xa,
+                               (Xa, lam, self.block_size), self.n_jobs)
+        else:
+            parts = map_chunks(_relu_chunk, self.patterns, self.chunks, Xa,
+                               (self.X, lam, self.penalize_bias, self.block_size),
+                               self.n_jobs)
+        cands = [c for c in parts if c is not None]
         M = max((v for v, _ in cands), default=0.0)
         return M, cands
 
-    def _split(self, start, nrm):
-        out = []
-        for s, e in self.chunks:
-            lo, hi = max(s, start), min(e, start + nrm.size)
-            if lo < hi:
-                k = lo + int(np.argmax(nrm[lo - start:hi - start]))
-                out.append((float(nrm[k - start]), k))
-        return out
+
+def _relu_chunk(patterns, start, X, lam, penalize_bias, block_size):
+    """``(M over the chunk, index of its maximiser)`` or None (an empty chunk)."""
+    from ..certificates import dual_constraint
+
+    dv = dual_constraint(patterns, X, lam, penalize_bias=penalize_bias,
+                         block_size=block_size, n_jobs=1)
+    if dv.pattern_index < 0:
+        return None
+    return float(dv.value), start + int(dv.pattern_index)
+
+
+def _gated_chunk(patterns, start, Xa, lam, block_size):
+    """``(max_i ||X_aug^T D_i lambda|| over the chunk, its index)`` or None."""
+    best = None
+    for s, masks, _ in patterns.iter_blocks(block_size):
+        nrm = np.linalg.norm(pattern_correlations(Xa, masks, lam), axis=1)
+        if nrm.size:
+            k = int(np.argmax(nrm))
+            if best is None or nrm[k] > best[0]:
+                best = (float(nrm[k]), start + s + k)
+    return best
 
 
 class _SweepOracle:
@@ -602,6 +606,7 @@ _CG_CONSTRAINTS = {
     "inner_tol": [Interval(numbers.Real, 0, 1, closed="neither")],
     "verbose": ["verbose"],
     "time_limit": [Interval(numbers.Real, 0, None, closed="neither"), None],
+    "n_jobs": [numbers.Integral, None],
 }
 
 
@@ -638,6 +643,11 @@ class ColumnGenerationSolver(BaseSolver):
     inner_tol : float, default=1e-10
         Tolerance given to a named inner solver.
     verbose : int, default=0
+    n_jobs : int or None, default=None
+        Chunks of the pattern set priced in parallel by joblib (``None``: one worker
+        unless in a ``joblib.parallel_config`` context); under
+        ``joblib.parallel_config(backend="dask")`` they run on a Dask cluster. The result
+        does not depend on ``n_jobs``.
 
     Notes
     -----
@@ -657,7 +667,7 @@ class ColumnGenerationSolver(BaseSolver):
 
     def __init__(self, inner: Union[str, BaseSolver] = "auto", tol: float = 1e-6,
                  max_iter: int = 100, n_add: int = 16, inner_tol: float = 1e-10,
-                 verbose: int = 0, time_limit: Optional[float] = None) -> None:
+                 verbose: int = 0, time_limit: Optional[float] = None, n_jobs=None) -> None:
         self.inner = inner
         self.tol = tol
         self.max_iter = max_iter
@@ -665,6 +675,7 @@ class ColumnGenerationSolver(BaseSolver):
         self.inner_tol = inner_tol
         self.verbose = verbose
         self.time_limit = time_limit
+        self.n_jobs = n_jobs
 
     def _solve(self, program: ConvexProgram, warm_start=None) -> ConvexSolution:
         initial = None
@@ -681,7 +692,7 @@ class ColumnGenerationSolver(BaseSolver):
                              f"{program.n_outputs}. Fit one program per output.")
         inner = _inner_solver(self.inner, self.inner_tol)
         free_bias = program.regularizer.free
-        oracle = _oracle_for(program, self.n_add)
+        oracle = _oracle_for(program, self.n_add, self.n_jobs)
         ws = _IndexWorkingSet(program, oracle)
         cands = None if initial is None or len(initial) == 0 else \
             [(np.inf, int(j)) for j in initial]
@@ -698,7 +709,7 @@ class ColumnGenerationSolver(BaseSolver):
         return sol
 
 
-def _oracle_for(program: ConvexProgram, n_chunks: int):
+def _oracle_for(program: ConvexProgram, n_chunks: int, n_jobs=None):
     """The exact 2-D sweep when it applies, else the streamed pattern-set evaluation."""
     free_bias = program.regularizer.free
     pats = program.patterns
@@ -706,7 +717,7 @@ def _oracle_for(program: ConvexProgram, n_chunks: int):
             and (free_bias or not program.bias)):
         return _SweepOracle(program.X, bias=program.bias, n_chunks=n_chunks)
     return _PatternOracle(pats, program.X, penalize_bias=not free_bias, n_chunks=n_chunks,
-                          gated=program.formulation == "gated_relu")
+                          gated=program.formulation == "gated_relu", n_jobs=n_jobs)
 
 
 def column_generation(X, y, *, alpha: float, loss="squared", bias: bool = True,
@@ -714,7 +725,7 @@ def column_generation(X, y, *, alpha: float, loss="squared", bias: bool = True,
                       patterns="exact", inner: Union[str, BaseSolver] = "auto",
                       tol: float = 1e-6, max_iter: int = 100, n_add: int = 16,
                       inner_tol: float = 1e-10, verbose: int = 0,
-                      time_limit: Optional[float] = None, random_state=0):
+                      time_limit: Optional[float] = None, random_state=0, n_jobs=None):
     """Globally optimal ReLU program over all patterns, without materialising their masks.
 
     For two features with a free hidden bias (or none) and ``patterns="exact"``, no
@@ -742,8 +753,9 @@ def column_generation(X, y, *, alpha: float, loss="squared", bias: bool = True,
         (:func:`~convexrelu.certificates._bnb.dual_constraint_bnb`, a proven upper bound
         on ``M(lambda)``), so the result is still the global optimum over all patterns,
         certified when the loop stops with ``status="optimal"``.
-    inner, tol, max_iter, n_add, inner_tol, verbose
-        As in :class:`ColumnGenerationSolver`.
+    inner, tol, max_iter, n_add, inner_tol, verbose, n_jobs
+        As in :class:`ColumnGenerationSolver` (``n_jobs`` prices listed patterns in
+        parallel; the 2-D sweep and the branch and bound run here).
     time_limit : float or None, default=None
         Seconds after which the loop stops between rounds (and, with ``"bnb"``, the cap
         on each pricing call).
@@ -767,7 +779,7 @@ def column_generation(X, y, *, alpha: float, loss="squared", bias: bool = True,
     validate_parameter_constraints(
         _CG_CONSTRAINTS, {"tol": tol, "max_iter": max_iter, "n_add": n_add,
                           "inner_tol": inner_tol, "verbose": verbose,
-                          "time_limit": time_limit},
+                          "time_limit": time_limit, "n_jobs": n_jobs},
         caller_name="column_generation")
     X = check_data_matrix(X)
     inner = _inner_solver(inner, inner_tol)
@@ -823,5 +835,5 @@ def column_generation(X, y, *, alpha: float, loss="squared", bias: bool = True,
                          f"price by branch and bound; got {patterns!r}.")
     program = make_program(patterns)
     sol = ColumnGenerationSolver(inner=inner, tol=tol, max_iter=max_iter, n_add=n_add,
-                                 verbose=verbose).solve(program)
+                                 verbose=verbose, n_jobs=n_jobs).solve(program)
     return sol, patterns
