@@ -145,37 +145,46 @@ def solve_relu_al(loss, Xa, masks, y, beta, *, gates, n_penalized: int,
     k_pen = None if n_penalized >= da else int(n_penalized)
     beta = float(beta)
 
-    def predict(T):
-        return np.einsum("ij,ij->i", S, T)
-
     # the quadratic part's curvature: loss (through A) and the AL term (delta ||Xa||^2)
     L_loss = float(loss.lipschitz) * operator_norm_sq(Xa, S, output_bias=output_bias)
     L_cone = _al_lipschitz(Xa)
     delta = max(L_loss, 1e-12) / max(L_cone, 1e-300)
     mu = np.zeros((n, 2 * P))
-    state = {"mu": mu, "delta": delta}
+    state = {"mu": mu, "delta": delta, "mucols": np.zeros(0, int)}
 
     def forward(B):
-        return Xa @ B.T  # (n, 2P)
+        """The products of the blocks that are nonzero or carry multipliers (the others
+        contribute nothing to the predictions or the AL term)."""
+        nz = np.flatnonzero(np.any(B != 0, axis=1))
+        cols = np.union1d(nz, state["mucols"])
+        T = Xa @ B[cols].T
+        return _State(cols, T, np.einsum("ij,ij->i", S[:, cols], T))
+
+    def _al_terms(st):
+        Ac = A[:, st.cols]
+        R = state["mu"][:, st.cols] - state["delta"] * (Ac * st.T)
+        np.maximum(R, 0.0, out=R)
+        return Ac, R
+
+    def fgrad(st, c):
+        z = st.z + c if output_bias else st.z
+        f, g = float(loss.value(z, y)), loss.gradient(z, y)
+        Ac, R = _al_terms(st)
+        f += 0.5 * float(np.vdot(R, R)) / state["delta"]
+        R *= Ac
+        return f, (g, st.cols, R), (float(g.sum()) if output_bias else 0.0)
 
     def adjoint(G):
-        return G.T @ Xa  # (2P, d_a)
+        g, cols, AR = G
+        H = Mf.T @ (g[:, None] * Xa)  # rows X_a^T D_i g: one GEMM, every pattern
+        out = np.vstack([H, -H])
+        if cols.size:
+            out[cols] -= AR.T @ Xa
+        return out
 
-    def _al_terms(T):
-        R = np.maximum(state["mu"] - state["delta"] * (A * T), 0.0)
-        return R
-
-    def fgrad(T, c):
-        z = predict(T) + (c if output_bias else 0.0)
-        f, g = float(loss.value(z, y)), loss.gradient(z, y)
-        R = _al_terms(T)
-        f += 0.5 * float(np.vdot(R, R)) / state["delta"]
-        G = S * g[:, None] - A * R
-        return f, G, (float(g.sum()) if output_bias else 0.0)
-
-    def fval(T, c):
-        z = predict(T) + (c if output_bias else 0.0)
-        R = _al_terms(T)
+    def fval(st, c):
+        z = st.z + c if output_bias else st.z
+        _, R = _al_terms(st)
         return float(loss.value(z, y)) + 0.5 * float(np.vdot(R, R)) / state["delta"]
 
     def prox(Z, step):
@@ -223,6 +232,7 @@ def solve_relu_al(loss, Xa, masks, y, beta, *, gates, n_penalized: int,
         T = Xa @ B.T
         Q = A * T
         state["mu"] = np.maximum(state["mu"] - state["delta"] * Q, 0.0)
+        state["mucols"] = np.flatnonzero(np.any(state["mu"] > 0, axis=0))
         Bn = np.linalg.norm(B, axis=1)
         viol = float(np.max(np.maximum(-Q, 0.0), initial=0.0)) / max(
             float(Bn.max(initial=0.0)) * float(np.sqrt(L_cone)), 1e-300)
@@ -272,6 +282,38 @@ def solve_relu_al(loss, Xa, masks, y, beta, *, gates, n_penalized: int,
 def _unscaled(dg) -> np.ndarray:
     """The unscaled dual point of a certificate (``ConvexSolution.dual``'s convention)."""
     return dg.lam / dg.scale if dg.scale > 0 else np.asarray(dg.lam, np.float64)
+
+
+class _State:
+    """The proximal-gradient state of a point ``B``: the products ``X_a b_j`` of the columns
+    ``cols`` (every other block is zero and carries no multiplier) and the predictions.
+
+    Linear combinations (the extrapolation of :func:`~._fista.fista_core`) align the
+    column sets.
+    """
+
+    __slots__ = ("cols", "T", "z")
+
+    def __init__(self, cols, T, z):
+        self.cols, self.T, self.z = cols, T, z
+
+    def _combine(self, other, b):
+        if self.cols.size == other.cols.size and np.array_equal(self.cols, other.cols):
+            return _State(self.cols, self.T + b * other.T, self.z + b * other.z)
+        cols = np.union1d(self.cols, other.cols)
+        T = np.zeros((self.T.shape[0], cols.size))
+        T[:, np.searchsorted(cols, self.cols)] = self.T
+        T[:, np.searchsorted(cols, other.cols)] += b * other.T
+        return _State(cols, T, self.z + b * other.z)
+
+    def __add__(self, other):
+        return self._combine(other, 1.0)
+
+    def __sub__(self, other):
+        return self._combine(other, -1.0)
+
+    def __mul__(self, a):
+        return _State(self.cols, self.T * a, self.z * a)
 
 
 def _column_program(program: ConvexProgram, k: int) -> ConvexProgram:
