@@ -42,11 +42,9 @@ from __future__ import annotations
 import copy
 import numbers
 import time
-import warnings
 from typing import Optional
 
 import numpy as np
-from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils._param_validation import Interval
 
 from .._polish import polish_support, repair_feasibility
@@ -149,20 +147,34 @@ def solve_relu_al(loss, Xa, masks, y, beta, *, gates, n_penalized: int,
     L_loss = float(loss.lipschitz) * operator_norm_sq(Xa, S, output_bias=output_bias)
     L_cone = _al_lipschitz(Xa)
     delta = max(L_loss, 1e-12) / max(L_cone, 1e-300)
-    mu = np.zeros((n, 2 * P))
-    state = {"mu": mu, "delta": delta, "mucols": np.zeros(0, int)}
+    # row-major (blocks x samples) copies: the rows of the active blocks are gathered
+    # contiguously
+    S_T = np.ascontiguousarray(S.T)
+    A_T = np.ascontiguousarray(A.T)
+    state = {"mu": np.zeros((2 * P, n)), "delta": delta, "mucols": np.zeros(0, int),
+             "cache": (None, None, None, None)}
+
+    def gathered(cols):
+        """``(S, A, mu)`` rows of ``cols`` (cached for the last column set)."""
+        key = cols.tobytes()
+        if state["cache"][0] != key:
+            state["cache"] = (key, S_T[cols], A_T[cols], state["mu"][cols])
+        return state["cache"][1:]
 
     def forward(B):
         """The products of the blocks that are nonzero or carry multipliers (the others
         contribute nothing to the predictions or the AL term)."""
         nz = np.flatnonzero(np.any(B != 0, axis=1))
         cols = np.union1d(nz, state["mucols"])
-        T = Xa @ B[cols].T
-        return _State(cols, T, np.einsum("ij,ij->i", S[:, cols], T))
+        T = B[cols] @ Xa.T  # (|cols|, n)
+        Sc = gathered(cols)[0]
+        return _State(cols, T, np.einsum("ij,ij->j", Sc, T))
 
     def _al_terms(st):
-        Ac = A[:, st.cols]
-        R = state["mu"][:, st.cols] - state["delta"] * (Ac * st.T)
+        _, Ac, muc = gathered(st.cols)
+        R = Ac * st.T
+        R *= -state["delta"]
+        R += muc
         np.maximum(R, 0.0, out=R)
         return Ac, R
 
@@ -179,7 +191,7 @@ def solve_relu_al(loss, Xa, masks, y, beta, *, gates, n_penalized: int,
         H = Mf.T @ (g[:, None] * Xa)  # rows X_a^T D_i g: one GEMM, every pattern
         out = np.vstack([H, -H])
         if cols.size:
-            out[cols] -= AR.T @ Xa
+            out[cols] -= AR @ Xa
         return out
 
     def fval(st, c):
@@ -207,7 +219,7 @@ def solve_relu_al(loss, Xa, masks, y, beta, *, gates, n_penalized: int,
     n_inner = 0
     L_prev = None
     viol_prev = np.inf
-    inner_rtol = 1e-2
+    inner_rtol = 1e-3
     grow_above = 1e-6
     converged = False
     outer = 0
@@ -231,13 +243,14 @@ def solve_relu_al(loss, Xa, masks, y, beta, *, gates, n_penalized: int,
         L_prev = float(r.info.get("L", L_prev or 1.0))
         T = Xa @ B.T
         Q = A * T
-        state["mu"] = np.maximum(state["mu"] - state["delta"] * Q, 0.0)
-        state["mucols"] = np.flatnonzero(np.any(state["mu"] > 0, axis=0))
+        state["mu"] = np.maximum(state["mu"] - state["delta"] * Q.T, 0.0)
+        state["mucols"] = np.flatnonzero(np.any(state["mu"] > 0, axis=1))
+        state["cache"] = (None, None, None, None)
         Bn = np.linalg.norm(B, axis=1)
         viol = float(np.max(np.maximum(-Q, 0.0), initial=0.0)) / max(
             float(Bn.max(initial=0.0)) * float(np.sqrt(L_cone)), 1e-300)
         Bf, _ = repair_feasibility(Xa, signs2, B, G2)
-        dg = certify(Bf, c, state["mu"])
+        dg = certify(Bf, c, state["mu"].T)
         best_dual = max(best_dual, dg.dual)
         if best is None or dg.primal <= best[0]:
             best = (dg.primal, Bf, c, dg)
@@ -245,12 +258,10 @@ def solve_relu_al(loss, Xa, masks, y, beta, *, gates, n_penalized: int,
         rg = relative_gap(gap, best[0])
         if polish is not None and rg <= polish_rgap and rg > tol:
             out = polish(Bf[:P], Bf[P:], c)
-            if verbose:
-                print("  polish:", "none" if out is None else "done")
             if out is not None:
                 V2, W2, c2 = out
                 Bp, _ = repair_feasibility(Xa, signs2, np.vstack([V2, W2]), G2)
-                dgp = certify(Bp, float(c2), state["mu"])
+                dgp = certify(Bp, float(c2), state["mu"].T)
                 best_dual = max(best_dual, dgp.dual)
                 if verbose:
                     print(f"  polished primal {dgp.primal:.10e} gap {dgp.gap:.3e}")
@@ -276,7 +287,17 @@ def solve_relu_al(loss, Xa, masks, y, beta, *, gates, n_penalized: int,
     _, Bf, c, dg = best
     return dict(B=Bf, c0=c, dg=dg, gap=best[0] - best_dual, primal=best[0],
                 converged=converged, n_outer=outer, n_inner=n_inner, history=history,
-                mu=state["mu"], time=time.perf_counter() - t0)
+                mu=state["mu"].T, time=time.perf_counter() - t0)
+
+
+def _polisher(prog: ConvexProgram):
+    """The active-set Newton polish of ``prog``'s restricted solutions (None on failure)."""
+    def polish(V, W, c0):
+        try:
+            return polish_support(prog, V, W, c0, drop_rtol=1e-6, drop_rows=True)
+        except (np.linalg.LinAlgError, ValueError):  # pragma: no cover - defensive
+            return None
+    return polish
 
 
 def _unscaled(dg) -> np.ndarray:
@@ -285,8 +306,9 @@ def _unscaled(dg) -> np.ndarray:
 
 
 class _State:
-    """The proximal-gradient state of a point ``B``: the products ``X_a b_j`` of the columns
-    ``cols`` (every other block is zero and carries no multiplier) and the predictions.
+    """The proximal-gradient state of a point ``B``: the products ``X_a b_j`` of the blocks
+    ``cols`` (rows of ``T``; every other block is zero and carries no multiplier) and the
+    predictions ``z``.
 
     Linear combinations (the extrapolation of :func:`~._fista.fista_core`) align the
     column sets.
@@ -301,9 +323,9 @@ class _State:
         if self.cols.size == other.cols.size and np.array_equal(self.cols, other.cols):
             return _State(self.cols, self.T + b * other.T, self.z + b * other.z)
         cols = np.union1d(self.cols, other.cols)
-        T = np.zeros((self.T.shape[0], cols.size))
-        T[:, np.searchsorted(cols, self.cols)] = self.T
-        T[:, np.searchsorted(cols, other.cols)] += b * other.T
+        T = np.zeros((cols.size, self.T.shape[1]))
+        T[np.searchsorted(cols, self.cols)] = self.T
+        T[np.searchsorted(cols, other.cols)] += b * other.T
         return _State(cols, T, self.z + b * other.z)
 
     def __add__(self, other):
@@ -340,7 +362,7 @@ class ReluALSolver(BaseSolver):
     max_inner : int, default=500
         Proximal-gradient iterations per outer update.
     polish : bool, default=True
-        Newton polish on the support for quadratic losses.
+        Active-set Newton polish on the support (losses with a curvature).
     max_refine : int, default=200
         Blocks whose multiplier bound exceeds ``alpha`` refined exactly by the certificate.
     verbose : int, default=0
@@ -402,13 +424,7 @@ class ReluALSolver(BaseSolver):
                         warm_start.output_bias) - 1)])
             left = None if self.time_limit is None else \
                 max(self.time_limit - (time.perf_counter() - t0), 1e-3)
-            polish = None
-            if self.polish:
-                def polish(V, W, c0, prog=prog):
-                    try:
-                        return polish_support(prog, V, W, c0, drop_rtol=1e-6, drop_rows=True)
-                    except (np.linalg.LinAlgError, ValueError):  # pragma: no cover
-                        return None
+            polish = _polisher(prog) if self.polish else None
             r = solve_relu_al(prog.loss, prog.X_aug, prog.masks, prog.y, prog.alpha,
                               gates=prog.patterns.gates, n_penalized=prog.n_penalized,
                               output_bias=prog.fit_output_bias, centred=centred_dual(prog),
@@ -448,10 +464,3 @@ class ReluALSolver(BaseSolver):
                                                               1e-300)),
                   "tol": self.tol, "patterns_exact": exact,
                   "certificate": certificate_text(exact)})
-
-
-def _quiet_solve(solver: BaseSolver, program: ConvexProgram, warm_start=None):
-    """``solver.solve`` with its ConvergenceWarning silenced (inner solves)."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        return solver.solve(program, warm_start)
