@@ -2,7 +2,7 @@
 
 Without a suite name it runs the enumeration benchmark (``--quick``, ``--out PATH``).
 Suites: ``enumeration``, ``certify``, ``cvxpy``, ``solvers``, ``column_generation``,
-``realdata``, ``bnb``; each is ``benchmarks/bench_<suite>.py`` and takes its own options
+``realdata``, ``bnb``, ``scale``; each is ``benchmarks/bench_<suite>.py`` and takes its own options
 (``python -m benchmarks SUITE --help``).
 """
 

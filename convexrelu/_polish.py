@@ -84,12 +84,14 @@ def _release_rows(blocks, theta, offs, r, c, Xa, masks, npen, make, beta, mult_r
 def polish_support(program: ConvexProgram, V: np.ndarray, W: np.ndarray, c0: float, *,
                    drop_rtol: float = 1e-6, bind_rtol: float = 1e-6, max_newton: int = 60,
                    max_changes: int = 200, rows: Optional[dict] = None,
-                   drop_rows: bool = False, mult_rtol: float = 1e-9):
+                   drop_rows: bool = False, mult_rtol: float = 1e-9,
+                   smooth_loss: bool = False):
     """Active-set Newton polish of a restricted ReLU solution (one output).
 
-    For a quadratic loss (``constant_curvature``) as described below; for another smooth
-    loss with a ``curvature`` (logistic, Huber) the same Newton steps with the Hessian
-    ``B^T diag(l''(z)) B`` recomputed at every step (``None`` for other losses).
+    For a quadratic loss (``constant_curvature``) as described below; with
+    ``smooth_loss=True``, for another smooth loss with a ``curvature`` (logistic, Huber),
+    the same Newton steps with the Hessian ``B^T diag(l''(z)) B`` recomputed at every step
+    (otherwise, and for losses without a curvature, ``None``).
 
     On the support of ``(V, W)`` (blocks above ``drop_rtol`` times the largest) and with
     the binding cone rows (relative slack below ``bind_rtol``; at most ``d_a - 1`` per
@@ -129,7 +131,8 @@ def polish_support(program: ConvexProgram, V: np.ndarray, W: np.ndarray, c0: flo
     loss = program.loss
     curv = loss.constant_curvature(program.y)
     quad = curv is not None
-    if not quad and (not loss.smooth or loss.curvature(np.zeros(1), y[:1]) is None):
+    if not quad and (not smooth_loss or not loss.smooth
+                     or loss.curvature(np.zeros(1), y[:1]) is None):
         return None
     c = 1.0 / float(curv) if quad else 1.0
 

@@ -118,3 +118,13 @@ def test_method_al_on_relu_fast_and_errors():
     with pytest.raises(ValueError, match=r"ReluFastSolver\(method='working_set'\) handles "
                                          "one output"):
         ReluFastSolver(method="working_set").solve(multi)
+
+
+def test_barrier_is_not_used_above_its_size_cap(monkeypatch):
+    """Above _BARRIER_MAX_N samples the n x n Newton matrix is not formed: the loop runs."""
+    prog = _program("squared", bias=True, penalize_bias=True, P=8)
+    assert ReluFastSolver().solve(prog).info["method"] == "barrier"
+    monkeypatch.setattr(ReluFastSolver, "_BARRIER_MAX_N", prog.n_samples - 1)
+    sol = ReluFastSolver(tol=1e-8).solve(prog)
+    assert sol.info["method"] == "working_set"
+    assert abs(sol.objective - _reference(prog)) <= 1e-6 * _reference(prog)

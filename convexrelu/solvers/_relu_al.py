@@ -294,7 +294,8 @@ def _polisher(prog: ConvexProgram):
     """The active-set Newton polish of ``prog``'s restricted solutions (None on failure)."""
     def polish(V, W, c0):
         try:
-            return polish_support(prog, V, W, c0, drop_rtol=1e-6, drop_rows=True)
+            return polish_support(prog, V, W, c0, drop_rtol=1e-6, drop_rows=True,
+                                  smooth_loss=True)
         except (np.linalg.LinAlgError, ValueError):  # pragma: no cover - defensive
             return None
     return polish
