@@ -67,9 +67,10 @@ def test_python_m_benchmarks_dispatches_suites():
     res = subprocess.run(run + ["nope"], capture_output=True, text=True, cwd=ROOT,
                          timeout=60)
     assert res.returncode == 2
-    assert ("available: bnb, certify, column_generation, cvxpy, enumeration, realdata, "
+    assert ("available: bnb, certify, column_generation, cvxpy, enumeration, realdata, scale, "
             "solvers" in res.stderr)
-    for suite in ("solvers", "column_generation", "certify", "cvxpy", "realdata", "bnb"):
+    for suite in ("solvers", "column_generation", "certify", "cvxpy", "realdata", "bnb",
+                  "scale"):
         res = subprocess.run(run + [suite, "--help"], capture_output=True, text=True,
                              cwd=ROOT, timeout=60)
         assert res.returncode == 0, res.stderr
