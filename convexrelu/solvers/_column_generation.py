@@ -24,7 +24,10 @@ are finitely many patterns, so the loop terminates at the optimum of the full pr
 Inner solver. ``inner="auto"`` (default) uses
 :class:`~convexrelu.solvers._cg_inner.CompressedReluSolver` for the squared loss with one
 output (Gram/QR-compressed loss, cone rows reduced to each cell's facets, every solution
-checked against all ``n`` rows), and cvxpy/Clarabel otherwise. For the squared loss, once
+checked against all ``n`` rows), and cvxpy/Clarabel otherwise; when the restricted
+program's dense design ``n x (k d_aug)`` has more than ``10^7`` entries (both conic paths
+build it), the augmented Lagrangian :class:`~convexrelu.solvers._relu_al.ReluALSolver`
+(memory ``O(n k)``). For the squared loss, once
 the relative gap is below ``_POLISH_RGAP`` each restricted solution is refined by
 :func:`~convexrelu.solvers._cg_inner.polish_support` (Newton on the support with the
 binding cone rows as equalities; kept only when feasible and not worse): interior-point
@@ -539,7 +542,8 @@ class ColumnGenerationSolver(BaseSolver):
     inner : str or BaseSolver, default="auto"
         Solver of the restricted programs: ``"auto"`` (the compressed facet-row solver
         for the squared loss with one output and the ``"relu"`` formulation, cvxpy
-        otherwise) or any name of :func:`get_solver`.
+        otherwise, the augmented Lagrangian for restricted programs whose dense design
+        exceeds ``10^7`` entries) or any name of :func:`get_solver`.
     tol : float, default=1e-6
         Relative duality-gap tolerance over all patterns.
     max_iter : int, default=100
