@@ -128,3 +128,18 @@ def test_barrier_is_not_used_above_its_size_cap(monkeypatch):
     sol = ReluFastSolver(tol=1e-8).solve(prog)
     assert sol.info["method"] == "working_set"
     assert abs(sol.objective - _reference(prog)) <= 1e-6 * _reference(prog)
+
+
+def test_working_set_al_inner_is_warm_started(monkeypatch):
+    """Between rounds the AL inner starts from the previous restricted solution, mapped
+    onto the new working set by pattern identity."""
+    prog = _program("squared", P=12)
+    inner = _AutoInner(1e-10)
+    monkeypatch.setattr(_AutoInner, "_MAX_DESIGN", 0)
+    first = prog.restrict(np.arange(6))
+    sol = inner.solve(first)
+    warm = inner._warm(prog.restrict(np.arange(3, 9)))
+    assert warm.V.shape == (6, prog.d_aug)
+    np.testing.assert_array_equal(warm.V[:3], sol.V[3:6])
+    np.testing.assert_array_equal(warm.W[3:], 0.0)
+    assert warm.output_bias == sol.output_bias

@@ -477,6 +477,27 @@ class _AutoInner(BaseSolver):
         self._fast = CompressedReluSolver(tol=tol)
         self._cvxpy = None
         self._al = None
+        self._last = None
+
+    def _warm(self, program):
+        """The previous restricted solution mapped onto ``program``'s patterns (the loop
+        adds and drops patterns between rounds; the kept ones start where they were)."""
+        if self._last is None:
+            return None
+        prev, sol = self._last
+        if prev.n_samples != program.n_samples or prev.d_aug != program.d_aug or \
+                np.shape(sol.V) != (prev.n_patterns, prev.d_aug):
+            return None
+        rows = {r.tobytes(): i for i, r in enumerate(prev.patterns.packed)}
+        V0, W0 = np.zeros((program.n_patterns, program.d_aug)), \
+            np.zeros((program.n_patterns, program.d_aug))
+        for j, r in enumerate(program.patterns.packed):
+            i = rows.get(r.tobytes())
+            if i is not None:
+                V0[j], W0[j] = sol.V[i], sol.W[i]
+        return ConvexSolution(V=V0, W=W0, output_bias=sol.output_bias, objective=np.nan,
+                              dual=np.zeros(0), status="warm_start", n_iter=0,
+                              solve_time=0.0)
 
     def _solve(self, program, warm_start=None):
         if (program.formulation == "relu" and program.loss.smooth
@@ -489,7 +510,9 @@ class _AutoInner(BaseSolver):
                 self._al = ReluALSolver(tol=max(self.tol, 1e-9))
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", ConvergenceWarning)
-                return self._al.solve(program, warm_start)
+                sol = self._al.solve(program, warm_start or self._warm(program))
+            self._last = (program, sol)
+            return sol
         if (program.formulation == "relu" and program.n_outputs == 1
                 and program.loss.constant_curvature(program.y) is not None):
             return self._fast.solve(program)
