@@ -220,7 +220,10 @@ def solve_relu_al(loss, Xa, masks, y, beta, *, gates, n_penalized: int,
     L_prev = None
     viol_prev = np.inf
     inner_rtol = 1e-3
+    # a larger penalty makes the inner problem ill-conditioned; the multiplier updates
+    # reduce the violation at a fixed penalty
     grow_above = 1e-6
+    delta_max = 1e4 * delta
     converged = False
     outer = 0
     scale = None
@@ -279,11 +282,12 @@ def solve_relu_al(loss, Xa, masks, y, beta, *, gates, n_penalized: int,
             break
         # penalty and inner accuracy schedule (the classic rule: grow delta while the
         # violation does not fall by 4x)
-        if viol > 0.25 * viol_prev and viol > grow_above:
+        if viol > 0.25 * viol_prev and viol > grow_above and \
+                state["delta"] < delta_max:
             state["delta"] *= 4.0
             L_prev = None if L_prev is None else L_prev + 3.0 * state["delta"] / 4 * L_cone
         viol_prev = viol
-        inner_rtol = max(0.3 * inner_rtol, 1e-3 * max(rg, tol))
+        inner_rtol = max(0.3 * inner_rtol, 1e-3 * tol)
     _, Bf, c, dg = best
     return dict(B=Bf, c0=c, dg=dg, gap=best[0] - best_dual, primal=best[0],
                 converged=converged, n_outer=outer, n_inner=n_inner, history=history,
