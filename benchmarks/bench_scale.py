@@ -13,8 +13,8 @@ Rows:
 * ``load_digits`` one-vs-rest (10 binary logistic programs over shared P=100 patterns,
   ``alpha=1e-3``), the ReLU programs to gap 1e-6 (goal <= 60 s, all ten);
 * ``make_regression(n, 20, noise=10)`` (X standardised, y centred and scaled) with P=100
-  patterns at ``0.1 alpha_max``: gated ReLU (FISTA) and ReLU (``solver="relu"``) to gap
-  1e-6 at ``n = 1e4`` and ``1e5``;
+  patterns at ``0.1 alpha_max``: gated ReLU (FISTA) and ReLU (``solver="relu"``, and its
+  augmented Lagrangian forced, ``method="al"``) to gap 1e-6 at ``n = 1e4`` and ``1e5``;
 * gated ReLU at ``n = 1e4``, d=20, P=100, ``0.1 alpha_max`` (no hidden bias, unit group
   penalties) side by side with adelie (``adelie.matrix.convex_relu(gated=True)``,
   ``grpnet`` on a 10-point path ending at the same ``lambda = alpha / n``) and celer
@@ -108,11 +108,14 @@ def run_row(method, kind, n, P, d=20, bias=True, ratio=0.1, time_limit=None):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         for prog in progs:
-            if method in ("relu", "gated"):
+            if method in ("relu", "relu_al", "gated"):
                 from convexrelu.solvers import get_solver
 
-                solver = (get_solver("relu", tol=1e-6, time_limit=time_limit)
-                          if method == "relu" else get_solver("fista", tol=1e-6))
+                if method == "gated":
+                    solver = get_solver("fista", tol=1e-6)
+                else:  # "relu": solver="auto"'s choice; "relu_al": the AL forced
+                    solver = get_solver("relu", tol=1e-6, time_limit=time_limit,
+                                        method="al" if method == "relu_al" else "auto")
                 sol = solver.solve(prog)
                 objective += sol.objective
                 gaps.append(float(sol.info["rel_gap"]))
@@ -169,7 +172,9 @@ def rows_for(quick: bool):
             ("make_regression, gated", "gated", "regression", 300, 10, 6, True),
             ("make_regression, ReLU", "relu", "regression", 300, 10, 6, True),
             ("make_regression, ReLU (n x 10)", "relu", "regression", 3000, 10, 6, True),
-            ("make_regression, ReLU (AL, n x 10)", "relu", "regression", 6000, 10, 6, True),
+            ("make_regression, ReLU (n x 20)", "relu", "regression", 6000, 10, 6, True),
+            ("make_regression, ReLU by the AL (n x 20)", "relu_al", "regression", 6000, 10, 6,
+             True),
             ("adelie regime: ours (gated)", "gated", "regression", 300, 10, 6, False),
             ("adelie regime: adelie", "adelie", "regression", 300, 10, 6, False),
             ("adelie regime: celer", "celer", "regression", 300, 10, 6, False),
@@ -179,6 +184,8 @@ def rows_for(quick: bool):
         ("digits one-vs-rest P=100, ReLU", "relu", "digits", 0, 100, 0, True),
         ("make_regression n=1e4, gated", "gated", "regression", 10_000, 100, 20, True),
         ("make_regression n=1e4, ReLU", "relu", "regression", 10_000, 100, 20, True),
+        ("make_regression n=1e4, ReLU by the AL", "relu_al", "regression", 10_000, 100, 20,
+         True),
         ("make_regression n=1e5, gated", "gated", "regression", 100_000, 100, 20, True),
         ("make_regression n=1e5, ReLU", "relu", "regression", 100_000, 100, 20, True),
         ("adelie regime n=1e4: ours (gated)", "gated", "regression", 10_000, 100, 20, False),

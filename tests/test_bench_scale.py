@@ -10,7 +10,7 @@ import pytest
 from benchmarks import bench_scale
 
 
-@pytest.mark.parametrize("method", ["relu", "gated"])
+@pytest.mark.parametrize("method", ["relu", "relu_al", "gated"])
 def test_rows_run_and_certify(method):
     r = bench_scale.run_row(method, "regression", 60, 4, d=3, bias=True)
     assert r["n"] == 60 and r["P"] == 4 and r["programs"] == 1
