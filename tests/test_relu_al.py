@@ -143,3 +143,17 @@ def test_working_set_al_inner_is_warm_started(monkeypatch):
     np.testing.assert_array_equal(warm.V[:3], sol.V[3:6])
     np.testing.assert_array_equal(warm.W[3:], 0.0)
     assert warm.output_bias == sol.output_bias
+
+
+def test_polish_support_smooth_loss_is_opt_in():
+    """polish_support stays quadratic-only by default (certify relies on it); with
+    smooth_loss=True it polishes a logistic program's restricted solution to its optimum."""
+    from convexrelu._polish import polish_support
+
+    prog = _program("logistic", P=8)
+    rough = ReluALSolver(tol=1e-2, polish=False).solve(prog)
+    assert polish_support(prog, rough.V, rough.W, rough.output_bias) is None
+    V, W, c0 = polish_support(prog, rough.V, rough.W, rough.output_bias, drop_rows=True,
+                              smooth_loss=True)
+    assert prog.objective(V, W, c0) <= rough.objective
+    assert prog.max_violation(V, W) <= 1e-9
