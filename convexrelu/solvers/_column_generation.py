@@ -24,7 +24,10 @@ are finitely many patterns, so the loop terminates at the optimum of the full pr
 Inner solver. ``inner="auto"`` (default) uses
 :class:`~convexrelu.solvers._cg_inner.CompressedReluSolver` for the squared loss with one
 output (Gram/QR-compressed loss, cone rows reduced to each cell's facets, every solution
-checked against all ``n`` rows), and cvxpy/Clarabel otherwise. For the squared loss, once
+checked against all ``n`` rows), and cvxpy/Clarabel otherwise; when the restricted
+program's dense design ``n x (k d_aug)`` has more than ``10^7`` entries (both conic paths
+build it), the augmented Lagrangian :class:`~convexrelu.solvers._relu_al.ReluALSolver`
+(memory ``O(n k)``). For the squared loss, once
 the relative gap is below ``_POLISH_RGAP`` each restricted solution is refined by
 :func:`~convexrelu.solvers._cg_inner.polish_support` (Newton on the support with the
 binding cone rows as equalities; kept only when feasible and not worse): interior-point
@@ -572,14 +575,61 @@ def _solution(res, *, n_samples, formulation, tol, max_iter, d_aug) -> ConvexSol
 
 class _AutoInner(BaseSolver):
     """``inner="auto"``: the compressed facet-row Clarabel solver for the squared loss
-    with one output and the ``"relu"`` formulation, cvxpy/Clarabel otherwise."""
+    with one output and the ``"relu"`` formulation, cvxpy/Clarabel otherwise; the
+    augmented Lagrangian (:class:`~convexrelu.solvers._relu_al.ReluALSolver`, linear in
+    ``n`` per iteration, memory ``O(n k)``) when the restricted program's dense design
+    ``n x (k d_aug)`` has more than ``_MAX_DESIGN`` entries: both conic paths build it
+    (and ``2 k n`` cone rows of ``d_aug`` entries), which is what exhausted memory at
+    ``n = 15,000`` (a 500 MB allocation).
+
+    Below the budget the conic paths stay: on a restricted program of wine (n=133,
+    d_aug=14, logistic) the augmented Lagrangian took 36 s where cvxpy took 16 s for the
+    same certified loop.
+    """
+
+    _MAX_DESIGN = 10_000_000  # entries (80 MB in float64)
 
     def __init__(self, tol: float) -> None:
         self.tol = tol
         self._fast = CompressedReluSolver(tol=tol)
         self._cvxpy = None
+        self._al = None
+        self._last = None
+
+    def _warm(self, program):
+        """The previous restricted solution mapped onto ``program``'s patterns (the loop
+        adds and drops patterns between rounds; the kept ones start where they were)."""
+        if self._last is None:
+            return None
+        prev, sol = self._last
+        if prev.n_samples != program.n_samples or prev.d_aug != program.d_aug or \
+                np.shape(sol.V) != (prev.n_patterns, prev.d_aug):
+            return None
+        rows = {r.tobytes(): i for i, r in enumerate(prev.patterns.packed)}
+        V0, W0 = np.zeros((program.n_patterns, program.d_aug)), \
+            np.zeros((program.n_patterns, program.d_aug))
+        for j, r in enumerate(program.patterns.packed):
+            i = rows.get(r.tobytes())
+            if i is not None:
+                V0[j], W0[j] = sol.V[i], sol.W[i]
+        return ConvexSolution(V=V0, W=W0, output_bias=sol.output_bias, objective=np.nan,
+                              dual=np.zeros(0), status="warm_start", n_iter=0,
+                              solve_time=0.0)
 
     def _solve(self, program, warm_start=None):
+        if (program.formulation == "relu" and program.loss.smooth
+                and program.n_samples * program.n_patterns * program.d_aug
+                > self._MAX_DESIGN):
+            if self._al is None:
+                from ._relu_al import ReluALSolver
+
+                # the polish closes the restricted gap to rounding; 1e-10 is below it
+                self._al = ReluALSolver(tol=max(self.tol, 1e-9))
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", ConvergenceWarning)
+                sol = self._al.solve(program, warm_start or self._warm(program))
+            self._last = (program, sol)
+            return sol
         if (program.formulation == "relu" and program.n_outputs == 1
                 and program.loss.constant_curvature(program.y) is not None):
             return self._fast.solve(program)
@@ -633,7 +683,8 @@ class ColumnGenerationSolver(BaseSolver):
     inner : str or BaseSolver, default="auto"
         Solver of the restricted programs: ``"auto"`` (the compressed facet-row solver
         for the squared loss with one output and the ``"relu"`` formulation, cvxpy
-        otherwise) or any name of :func:`get_solver`.
+        otherwise, the augmented Lagrangian for restricted programs whose dense design
+        exceeds ``10^7`` entries) or any name of :func:`get_solver`.
     tol : float, default=1e-6
         Relative duality-gap tolerance over all patterns.
     max_iter : int, default=100
