@@ -86,8 +86,14 @@ def _release_rows(blocks, theta, offs, r, c, Xa, masks, reg, make, beta, mult_rt
 def polish_support(program: ConvexProgram, V: np.ndarray, W: np.ndarray, c0: float, *,
                    drop_rtol: float = 1e-6, bind_rtol: float = 1e-6, max_newton: int = 60,
                    max_changes: int = 200, rows: Optional[dict] = None,
-                   drop_rows: bool = False, mult_rtol: float = 1e-9):
-    """Active-set Newton polish of a restricted ReLU solution (squared loss, one output).
+                   drop_rows: bool = False, mult_rtol: float = 1e-9,
+                   smooth_loss: bool = False):
+    """Active-set Newton polish of a restricted ReLU solution (one output).
+
+    For a quadratic loss (``constant_curvature``) as described below; with
+    ``smooth_loss=True``, for another smooth loss with a ``curvature`` (logistic, Huber),
+    the same Newton steps with the Hessian ``B^T diag(l''(z)) B`` recomputed at every step
+    (otherwise, and for losses without a curvature, ``None``).
 
     On the support of ``(V, W)`` (blocks above ``drop_rtol`` times the largest) and with
     the binding cone rows (relative slack below ``bind_rtol``; at most ``d_a - 1`` per
@@ -124,10 +130,21 @@ def polish_support(program: ConvexProgram, V: np.ndarray, W: np.ndarray, c0: flo
     npen = program.regularizer.penalized_dim
     beta = float(program.alpha)
     nb = 1 if program.fit_output_bias else 0
-    curv = program.loss.constant_curvature(program.y)
-    if curv is None:
+    loss = program.loss
+    curv = loss.constant_curvature(program.y)
+    quad = curv is not None
+    if not quad and (not smooth_loss or not loss.smooth
+                     or loss.curvature(np.zeros(1), y[:1]) is None):
         return None
-    c = 1.0 / float(curv)
+    c = 1.0 / float(curv) if quad else 1.0
+
+    def smooth(Bm, theta):
+        """``(r, loss)``: ``r = c grad l(z)`` (the residual ``z - y`` when quadratic)."""
+        z = Bm @ theta
+        if quad:
+            r = z - y
+            return r, 0.5 * float(r @ r) / c
+        return loss.gradient(z, y), float(loss.value(z, y))
     rown = np.linalg.norm(Xa, axis=1)
     nzrow = rown > 0
     Xb = np.vstack([V, W])
@@ -169,7 +186,7 @@ def polish_support(program: ConvexProgram, V: np.ndarray, W: np.ndarray, c0: flo
         Bm = np.hstack(([np.ones((n, 1))] if nb else []) + [b["col"] for b in blocks])
         offs = np.cumsum([nb] + [b["N"].shape[1] for b in blocks])
         theta = np.concatenate([np.full(nb, float(c0))] + [b["z"] for b in blocks])
-        return Bm, offs, Bm.T @ Bm / c, theta
+        return Bm, offs, (Bm.T @ Bm / c if quad else None), theta
 
     pn_cache = [None, None]
 
@@ -182,12 +199,12 @@ def polish_support(program: ConvexProgram, V: np.ndarray, W: np.ndarray, c0: flo
         return float(np.sum(np.linalg.norm(px.reshape(len(blocks), npen), axis=1)))
 
     Bm, offs, H0, theta = assemble()
-    r = Bm @ theta - y
-    f = 0.5 * float(r @ r) / c + beta * penalty(theta, offs)
+    r, f = smooth(Bm, theta)
+    f += beta * penalty(theta, offs)
     n_changes = 0
     for _it in range(max_newton):
         g = Bm.T @ r / c
-        H = H0.copy()
+        H = H0.copy() if quad else Bm.T @ (loss.curvature(Bm @ theta, y)[:, None] * Bm)
         # the penalty's gradient and curvature in the blocks' null-space coordinates:
         # PN^T (beta u), PN^T (beta / ||p|| (I - u u^T)) PN with p = PN z
         PNs = [b["N"][:npen] for b in blocks]
@@ -209,8 +226,8 @@ def polish_support(program: ConvexProgram, V: np.ndarray, W: np.ndarray, c0: flo
                 n_changes += 1
                 c0 = float(theta[0]) if nb else 0.0
                 Bm, offs, H0, theta = assemble()
-                r = Bm @ theta - y
-                f = 0.5 * float(r @ r) / c + beta * penalty(theta, offs)
+                r, f = smooth(Bm, theta)
+                f += beta * penalty(theta, offs)
                 continue
             break
         # ratio test on the non-binding rows of every block
@@ -226,8 +243,8 @@ def polish_support(program: ConvexProgram, V: np.ndarray, W: np.ndarray, c0: flo
 
         def trial(t):
             th2 = theta + t * step
-            r2 = Bm @ th2 - y
-            return 0.5 * float(r2 @ r2) / c + beta * penalty(th2, offs), (th2, r2)
+            r2, f2 = smooth(Bm, th2)
+            return f2 + beta * penalty(th2, offs), (th2, r2)
 
         acc = backtrack(trial, f, -dec, t=tmax, flat_below=1e-3)
         if acc is None:
@@ -254,8 +271,8 @@ def polish_support(program: ConvexProgram, V: np.ndarray, W: np.ndarray, c0: flo
             else:
                 blocks[j] = new
             Bm, offs, H0, theta = assemble()
-            r = Bm @ theta - y
-            f = 0.5 * float(r @ r) / c + beta * penalty(theta, offs)
+            r, f = smooth(Bm, theta)
+            f += beta * penalty(theta, offs)
     c0 = float(theta[0]) if nb else 0.0
     Vn, Wn = np.zeros_like(V), np.zeros_like(W)
     for j, b in enumerate(blocks):

@@ -126,7 +126,8 @@ class _ConvexReLUBase(BaseEstimator):
             "over a sample of patterns (an upper bound on the global optimum; with "
             "solver='auto' the sample is grown by a local search for violating neurons), "
             "not a certified global optimum. Raise max_patterns, reduce n_features, or pass "
-            "patterns='exact' to refuse sampling.", UserWarning,
+            "patterns='exact' to never sample (the global optimum by column generation "
+            "priced by branch and bound up to data rank 10, an error beyond).", UserWarning,
             stacklevel=user_stacklevel())  # the user's line, past sklearn's fit wrapper
         return sample_patterns(X, self.max_patterns, random_state=_seed(self.random_state),
                                bias=self.bias)

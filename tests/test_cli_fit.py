@@ -76,16 +76,18 @@ def test_demo_fit_fast(tmp_path, capsys):
 def test_fit_pattern_limit_in_the_commands_words(tmp_path, rng, capsys):
     """The estimator's warning and error speak of --max-patterns / --patterns, on one line,
     not of max_patterns with a library source line."""
-    X = rng.standard_normal((15, 3))
+    # rank 13 with the bias: beyond the branch and bound, so --patterns exact refuses
+    X = rng.standard_normal((15, 12))
     path = tmp_path / "w.csv"
-    np.savetxt(path, np.column_stack([X, X[:, 0]]), delimiter=",", header="a,b,c,t",
+    names = ",".join(f"x{j}" for j in range(12))
+    np.savetxt(path, np.column_stack([X, X[:, 0]]), delimiter=",", header=names + ",t",
                comments="")
     argv = ["fit", str(path), "--target", "t", "--alpha", "0.1", "--max-patterns", "10",
             "--out", str(tmp_path / "m.npz")]
     assert main(argv + ["--random-state", "0"]) == 0
     err = capsys.readouterr().err
     assert err.startswith("convexrelu fit: warning: X has more than --max-patterns=10 ")
-    assert err.count("\n") == 1 and "pass --patterns exact to refuse" in err
+    assert err.count("\n") == 1 and "pass --patterns exact to never sample" in err
     assert "max_patterns" not in err and "UserWarning" not in err
     assert main(argv + ["--patterns", "exact"]) == 2
     err = capsys.readouterr().err

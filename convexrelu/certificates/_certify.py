@@ -37,6 +37,7 @@ import numpy as np
 from .._validation import augment, check_data_matrix, check_nonneg_float
 from ..losses import Loss, get_loss
 from ._dual import dual_constraint
+from .._parallel import resolve_n_jobs
 from .._polish import polish_support
 from ._gap import dual_point, relative_gap, within_tol
 
@@ -432,6 +433,7 @@ def certify(
     hinge_tau: float = 1e-3,
     random_state=None,
     time_limit: Optional[float] = 30.0,
+    n_jobs=None,
 ) -> Certificate:
     """Certify a trained two-layer ReLU network against the global optimum (docs/mathematics.rst
     §4.5).
@@ -512,6 +514,12 @@ def certify(
     time_limit : float or None, default=30.0
         Seconds the branch and bound may spend on one dual point (it may run twice when
         the dual point is refitted); ``None`` runs it until it closes.
+    n_jobs : int or None, default=None
+        Chunks of the listed patterns evaluated in parallel by joblib
+        (:func:`~convexrelu.certificates.dual_constraint`; ``None``: one worker unless in
+        a ``joblib.parallel_config`` context, ``-1``: all cores). Under
+        ``joblib.parallel_config(backend="dask")`` the chunks run on the workers of a
+        Dask cluster. The certificate does not depend on ``n_jobs``.
 
     Returns
     -------
@@ -554,6 +562,7 @@ def certify(
                                        and np.isfinite(time_limit) and time_limit > 0):
         raise ValueError(f"time_limit must be a positive number of seconds or None; got "
                          f"{time_limit!r}.")
+    resolve_n_jobs(n_jobs)  # checked here, also where no pattern is listed
     n = X.shape[0]
     # sum form: l_sum + (beta/2)||theta||^2 ; J = kappa * (sum form)
     if reduction == "sklearn":
@@ -688,14 +697,15 @@ def certify(
         dv.n_patterns_checked = int(count_patterns(X, bias=hidden_bias))
         pats_exact = True
     else:
-        dv = dual_constraint(pats, X, lam, penalize_bias=not free_bias)
+        dv = dual_constraint(pats, X, lam, penalize_bias=not free_bias, n_jobs=n_jobs)
         pats_exact = bool(pats.exact)
     Mval = dv.value
     if lam.ndim == 2 and lam.shape[1] > 1 and not search:
         # several outputs: for every neuron a, ||Lambda^T a||_2^2 = sum_k (lambda_k^T a)^2
         # <= sum_k M_k^2 with M_k the exact scalar value of column k, a finite bound
         # where the joint one is not (e.g. a free hidden bias); keep the smaller
-        cols = [dual_constraint(pats, X, lam[:, k], penalize_bias=not free_bias).value
+        cols = [dual_constraint(pats, X, lam[:, k], penalize_bias=not free_bias,
+                                n_jobs=n_jobs).value
                 for k in range(lam.shape[1])]
         Mcol = float(np.sqrt(np.sum(np.square(cols))))
         if Mcol < Mval:
@@ -727,7 +737,8 @@ def certify(
             elif bnb:
                 dv2 = bnb_dual(lam2)
             else:
-                dv2 = dual_constraint(pats, X, lam2, penalize_bias=not free_bias)
+                dv2 = dual_constraint(pats, X, lam2, penalize_bias=not free_bias,
+                                      n_jobs=n_jobs)
             M2 = dv2.value
             s2, LB2 = loss_obj.best_dual_scale(lam2, yy, np.inf if M2 == 0 else beta_s / M2)
             if np.isfinite(M2) and LB2 > LB:

@@ -495,7 +495,8 @@ def _cheap_bounds(C: np.ndarray, masks: np.ndarray, Xt: np.ndarray, R: float,
 
 
 def dual_constraint(patterns, X, lam, *, penalize_bias: bool = True,
-                    block_size: int = 8192, refine: bool = True) -> DualConstraintValue:
+                    block_size: int = 8192, refine: bool = True,
+                    n_jobs=None) -> DualConstraintValue:
     """Evaluate ``M(lambda)`` over a pattern set, bound-then-refine (docs/mathematics.rst §4.2,
     §8.5).
 
@@ -515,11 +516,20 @@ def dual_constraint(patterns, X, lam, *, penalize_bias: bool = True,
         Patterns per block (memory ``~ 8 * n_samples * block_size`` bytes).
     refine : bool, default=True
         Compute exact values; with ``False`` only the cheap upper bounds (conservative).
+    n_jobs : int or None, default=None
+        Chunks of the pattern set evaluated in parallel by joblib (``None``: one worker
+        unless in a ``joblib.parallel_config`` context; ``-1``: all). Under
+        ``joblib.parallel_config(backend="dask")`` the chunks run on the workers of a
+        Dask cluster, which regenerate the masks from the gates. The chunks do not depend
+        on ``n_jobs``, so the value, the maximiser and ``lower`` are the same for every
+        ``n_jobs`` and backend.
 
     Returns
     -------
     DualConstraintValue
     """
+    from .._parallel import chunk_ranges, map_chunks
+
     X = np.asarray(X, dtype=np.float64)
     patterns.check_data(X)
     Xa = patterns.augment(X)
@@ -529,13 +539,69 @@ def dual_constraint(patterns, X, lam, *, penalize_bias: bool = True,
     d_aug = Xa.shape[1]
     if lam.ndim == 2 and lam.shape[1] == 1:
         lam = lam[:, 0]
+    ranges = chunk_ranges(patterns.n_patterns, _chunk_size(block_size))
     if lam.ndim == 2:
-        return _dual_constraint_vector(patterns, Xt, shift, R, lam, free_bias, block_size)
+        parts = map_chunks(_vector_chunk, patterns, ranges, Xa,
+                           (Xt, shift, R, lam, free_bias, block_size), n_jobs)
+        return _merge_vector(parts, patterns, shift, free_bias, d_aug)
 
-    XL = Xt * lam[:, None]  # (n, d_aug)
     cand_rows = _candidate_rows(Xt) if free_bias else None
     if cand_rows is not None:  # the cheap bound holds a (rows x block) matrix: cap it
         block_size = max(64, min(block_size, (1 << 22) // max(cand_rows.size, 1)))
+    parts = map_chunks(_scalar_chunk, patterns, ranges, Xa,
+                       (Xt, lam, shift, R, cand_rows, free_bias, refine, block_size), n_jobs)
+    best_U = -np.inf
+    best_L = -np.inf
+    best_x = np.zeros(d_aug)
+    best_sign, best_idx = 1, -1
+    gate_lower = 0.0
+    gate_best = (0.0, np.zeros(d_aug), 1, -1)
+    n_checked = n_refined = n_fallbacks = 0
+    for part in parts:  # in chunk order, with the strict comparisons of one long pass
+        (U, L, x, sgn, idx), (glow, gbest), counts = part
+        if U > best_U:
+            best_U, best_L, best_x, best_sign, best_idx = U, L, x, sgn, idx
+        if glow > gate_lower:
+            gate_lower, gate_best = glow, gbest
+        n_checked, n_refined, n_fallbacks = (a + b for a, b in
+                                             zip((n_checked, n_refined, n_fallbacks), counts))
+    if patterns.n_patterns == 0:
+        best_U = 0.0
+    if not refine:
+        _, gx, gs, gi = gate_best
+        best_x, best_sign, best_L = gx, gs, gate_lower
+    direction = best_x.copy()
+    if free_bias:
+        direction[-1] = direction[-1] - shift @ direction[:-1]
+    if not np.isfinite(best_U):
+        warnings.warn("M(lambda) is infinite: the dual point is not centred although the "
+                      "hidden bias is free (constant neurons are unpenalised).", RuntimeWarning,
+                      stacklevel=2)
+    return DualConstraintValue(
+        value=max(float(best_U), 0.0), lower=float(max(best_L, gate_lower)), direction=direction,
+        sign=int(best_sign), pattern_index=int(best_idx), exact=bool(patterns.exact),
+        conservative=not refine, n_patterns_checked=n_checked, n_refined=n_refined,
+        n_fallbacks=n_fallbacks, gate_lower=gate_lower,
+    )
+
+
+def _chunk_size(block_size: int) -> int:
+    """Patterns per parallel chunk: a whole number of blocks, independent of ``n_jobs``."""
+    from .._parallel import CHUNK_SIZE
+
+    b = max(1, int(block_size))
+    return b * max(1, CHUNK_SIZE // b)
+
+
+def _scalar_chunk(patterns, offset, Xt, lam, shift, R, cand_rows, free_bias, refine,
+                  block_size):
+    """Bound-then-refine over one chunk of patterns (indices reported from ``offset``).
+
+    Returns ``((U, L, x, sign, index), (gate_lower, gate_best), (n_checked, n_refined,
+    n_fallbacks))``, the chunk's best as one pass over it would leave it.
+    """
+    d_aug = Xt.shape[1]
+    XL = Xt * lam[:, None]  # (n, d_aug)
     best_U = -np.inf
     best_L = -np.inf
     best_x = np.zeros(d_aug)
@@ -544,6 +610,7 @@ def dual_constraint(patterns, X, lam, *, penalize_bias: bool = True,
     gate_best = (0.0, np.zeros(d_aug), 1, -1)
     n_checked = n_refined = n_fallbacks = 0
     for start, masks, gates in patterns.iter_blocks(block_size):
+        start += offset
         b = masks.shape[1]
         n_checked += b
         C = XL.T @ masks  # (d_aug, b): c_i = X_aug^T D_i lam
@@ -579,28 +646,12 @@ def dual_constraint(patterns, X, lam, *, penalize_bias: bool = True,
                 best_U, best_L = U, L
                 best_sign, best_idx = sgn, start + k
                 best_x = np.zeros(d_aug) if x is None else x
-    if patterns.n_patterns == 0:
-        best_U = 0.0
-    if not refine:
-        _, gx, gs, gi = gate_best
-        best_x, best_sign, best_L = gx, gs, gate_lower
-    direction = best_x.copy()
-    if free_bias:
-        direction[-1] = direction[-1] - shift @ direction[:-1]
-    if not np.isfinite(best_U):
-        warnings.warn("M(lambda) is infinite: the dual point is not centred although the "
-                      "hidden bias is free (constant neurons are unpenalised).", RuntimeWarning,
-                      stacklevel=2)
-    return DualConstraintValue(
-        value=max(float(best_U), 0.0), lower=float(max(best_L, gate_lower)), direction=direction,
-        sign=int(best_sign), pattern_index=int(best_idx), exact=bool(patterns.exact),
-        conservative=not refine, n_patterns_checked=n_checked, n_refined=n_refined,
-        n_fallbacks=n_fallbacks, gate_lower=gate_lower,
-    )
+    return ((best_U, best_L, best_x, best_sign, best_idx), (gate_lower, gate_best),
+            (n_checked, n_refined, n_fallbacks))
 
 
-def _dual_constraint_vector(patterns, Xt, shift, R, Lam, free_bias, block_size):
-    """Conservative bound ``max_i sigma_max(Lambda^T D_i X_aug)`` for a vector dual point."""
+def _vector_chunk(patterns, offset, Xt, shift, R, Lam, free_bias, block_size):
+    """One chunk of the conservative bound for a vector dual point (see below)."""
     n, d_aug = Xt.shape
     c = Lam.shape[1]
     XL = (Xt[:, :, None] * Lam[:, None, :]).reshape(n, d_aug * c)
@@ -608,6 +659,7 @@ def _dual_constraint_vector(patterns, Xt, shift, R, Lam, free_bias, block_size):
     gate_lower, gate_x = 0.0, np.zeros(d_aug)
     n_checked = 0
     for start, masks, gates in patterns.iter_blocks(block_size):
+        start += offset
         b = masks.shape[1]
         n_checked += b
         C = (XL.T @ masks).T.reshape(b, d_aug, c)  # C[k] = X_aug^T D_k Lambda
@@ -628,6 +680,21 @@ def _dual_constraint_vector(patterns, Xt, shift, R, Lam, free_bias, block_size):
         j = int(np.argmax(gv)) if b else -1
         if b and gv[j] > gate_lower:
             gate_lower, gate_x = float(gv[j]), Gt[:, j] / gn[j]
+    return best_U, best_idx, gate_lower, gate_x, n_checked
+
+
+def _merge_vector(parts, patterns, shift, free_bias, d_aug):
+    """Conservative bound ``max_i sigma_max(Lambda^T D_i X_aug)`` for a vector dual point,
+    from the chunks' results (in chunk order)."""
+    best_U, best_idx = 0.0, -1
+    gate_lower, gate_x = 0.0, np.zeros(d_aug)
+    n_checked = 0
+    for U, idx, glow, gx, nc in parts:
+        if U > best_U:
+            best_U, best_idx = U, idx
+        if glow > gate_lower:
+            gate_lower, gate_x = glow, gx
+        n_checked += nc
     direction = gate_x.copy()
     if free_bias:
         direction[-1] = direction[-1] - shift @ direction[:-1]

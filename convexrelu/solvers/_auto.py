@@ -3,10 +3,14 @@
 * ``"relu"`` formulation: :class:`~convexrelu.solvers.ReluFastSolver` for smooth losses
   (cvxpy for the hinge loss, whose subgradient gives no dual point to price with). It
   runs the structured interior point on all patterns when the loss is quadratic and every
-  block coordinate is penalised (diabetes, P=200: 4.0 s against 86.5 s for
-  cvxpy + Clarabel, ``python -m benchmarks solvers``), and otherwise the working-set loop
-  whose restricted programs stay small (compressed Clarabel for quadratic losses, cvxpy
-  for the others). No conic problem over the whole pattern set is ever built.
+  block coordinate is penalised and ``n <= 2000`` (diabetes, P=200: 4.0 s against 86.5 s
+  for cvxpy + Clarabel, ``python -m benchmarks solvers``; above 2000 samples its ``n x n``
+  Newton matrix costs too much), the augmented Lagrangian
+  (:class:`~convexrelu.solvers._relu_al.ReluALSolver`, linear in ``n`` per iteration) for
+  several outputs, and otherwise the working-set loop whose restricted programs stay
+  small (compressed Clarabel for quadratic losses, cvxpy for the others, the augmented
+  Lagrangian once the restricted design ``n x (k d_aug)`` exceeds 10^7 entries). No conic
+  problem over the whole pattern set is ever built.
 * ``"gated_relu"``: :class:`~convexrelu.solvers.FistaSolver` for smooth losses (FISTA +
   Newton polish: 2.7x-21x faster than cvxpy + Clarabel in the same benchmark), cvxpy for
   the hinge loss.

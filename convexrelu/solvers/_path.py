@@ -111,14 +111,14 @@ def _zero_dual(program: ConvexProgram) -> np.ndarray:
     return lam
 
 
-def _alpha_max(program: ConvexProgram) -> float:
-    M, _ = _oracle_for(program, 1).evaluate(_zero_dual(program))
+def _alpha_max(program: ConvexProgram, n_jobs=None) -> float:
+    M, _ = _oracle_for(program, 1, n_jobs).evaluate(_zero_dual(program))
     return float(M)
 
 
 def alpha_max(X, y, *, loss="squared", patterns="exact", bias: bool = True,
               penalize_bias: bool = False, fit_output_bias: bool = True,
-              formulation: str = "relu", random_state=None) -> float:
+              formulation: str = "relu", random_state=None, n_jobs=None) -> float:
     """The smallest ``alpha`` at which the optimal network is zero.
 
     Parameters
@@ -134,6 +134,9 @@ def alpha_max(X, y, *, loss="squared", patterns="exact", bias: bool = True,
     formulation : {"relu", "gated_relu"}, default="relu"
     random_state : int, Generator or None
         For sampled patterns.
+    n_jobs : int or None, default=None
+        Chunks of the pattern set evaluated in parallel by joblib (a Dask cluster under
+        ``joblib.parallel_config(backend="dask")``); the value does not depend on it.
 
     Returns
     -------
@@ -142,7 +145,8 @@ def alpha_max(X, y, *, loss="squared", patterns="exact", bias: bool = True,
     """
     return _alpha_max(_program(X, y, patterns, loss=loss, bias=bias,
                                penalize_bias=penalize_bias, fit_output_bias=fit_output_bias,
-                               formulation=formulation, random_state=random_state))
+                               formulation=formulation, random_state=random_state),
+                      n_jobs=n_jobs)
 
 
 def _strong_rule(program: ConvexProgram, lam: np.ndarray, threshold: float,
@@ -162,7 +166,8 @@ def regularization_path(X, y, alphas=None, *, n_alphas: int = 10, eps: float = 1
                         formulation: str = "relu", solver: Union[str, BaseSolver] = "cvxpy",
                         tol: float = 1e-6, screening: bool = True,
                         max_screened: Optional[int] = 200, max_iter: int = 100,
-                        random_state=None, verbose: int = 0) -> RegularizationPath:
+                        random_state=None, verbose: int = 0,
+                        n_jobs=None) -> RegularizationPath:
     """Solve the convex program along a decreasing grid of ``alpha`` with warm starts.
 
     Each point minimises (sum form, docs/mathematics.rst §3.1)
@@ -198,6 +203,12 @@ def regularization_path(X, y, alphas=None, *, n_alphas: int = 10, eps: float = 1
     max_iter : int, default=100
         Column-generation rounds per path point.
     verbose : int, default=0
+    n_jobs : int or None, default=None
+        The pricing of every column-generation round (and ``alpha_max``) evaluates chunks
+        of the pattern set in parallel through joblib (``None``: one worker unless in a
+        ``joblib.parallel_config`` context; a Dask cluster under
+        ``parallel_config(backend="dask")``). The path points stay sequential (each is
+        warm-started from the previous one); the result does not depend on ``n_jobs``.
 
     Returns
     -------
@@ -210,13 +221,14 @@ def regularization_path(X, y, alphas=None, *, n_alphas: int = 10, eps: float = 1
     program = _program(X, y, patterns, loss=loss, bias=bias, penalize_bias=penalize_bias,
                        fit_output_bias=fit_output_bias, formulation=formulation,
                        random_state=random_state)
-    amax = _alpha_max(program)
+    amax = _alpha_max(program, n_jobs)
     if alphas is None:
         alphas = amax * np.geomspace(1.0, eps, int(n_alphas)) if amax > 0 else np.zeros(1)
     alphas = np.sort(np.asarray(alphas, dtype=np.float64).ravel())[::-1]
     if alphas.size == 0 or not np.all(np.isfinite(alphas)) or np.any(alphas < 0):
         raise ValueError(f"alphas must be a non-empty array of floats >= 0; got {alphas!r}.")
-    cg = ColumnGenerationSolver(inner=solver, tol=tol, max_iter=max_iter, verbose=verbose)
+    cg = ColumnGenerationSolver(inner=solver, tol=tol, max_iter=max_iter, verbose=verbose,
+                                n_jobs=n_jobs)
     lam_prev, a_prev = _zero_dual(program), max(amax, float(alphas[0]))
     support = np.zeros(0, dtype=int)
     out = {k: [] for k in ("obj", "gap", "nn", "ns", "t")}

@@ -1,0 +1,261 @@
+"""Scale benchmark: the ReLU and gated ReLU programs as ``n`` grows (``python -m benchmarks
+scale``).
+
+Every row runs in its own Python child process (one BLAS thread, a wall-clock cap and an
+address-space cap, :func:`benchmarks.bench_realdata.run_child`) and reports the solve time
+measured in the child, the child's peak RSS, the objective (scikit-learn normalisation,
+``J / n``) and the certified relative duality gap over the program's patterns.
+
+Rows:
+
+* ``load_breast_cancer`` (standardised, all 569 rows), logistic loss, ``alpha=1e-3``,
+  P=500 sampled patterns, the ReLU program by ``solver="relu"`` (goal <= 10 s);
+* ``load_digits`` one-vs-rest (10 binary logistic programs over shared P=100 patterns,
+  ``alpha=1e-3``), the ReLU programs to gap 1e-6 (goal <= 60 s, all ten);
+* ``make_regression(n, 20, noise=10)`` (X standardised, y centred and scaled) with P=100
+  patterns at ``0.1 alpha_max``: gated ReLU (FISTA) and ReLU (``solver="relu"``, and its
+  augmented Lagrangian forced, ``method="al"``) to gap 1e-6 at ``n = 1e4`` and ``1e5``;
+* gated ReLU at ``n = 1e4``, d=20, P=100, ``0.1 alpha_max`` (no hidden bias, unit group
+  penalties) side by side with adelie (``adelie.matrix.convex_relu(gated=True)``,
+  ``grpnet`` on a 10-point path ending at the same ``lambda = alpha / n``) and celer
+  (``GroupLasso`` on the explicit ``n x (P d)`` matrix); their objectives are evaluated by
+  our program. adelie and celer are optional: a missing one gives a "not installed" row.
+
+``--quick`` runs the same rows at tiny sizes (well under a minute). The table goes to
+stdout and, with ``--out``, to a file written atomically (default under
+``benchmarks/results/`` for a full run).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+import warnings
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+if __package__ in (None, ""):  # run as a script: make the repository importable
+    sys.path.insert(0, str(ROOT))
+
+from benchmarks.bench_realdata import GB, MB, run_child  # noqa: E402
+
+TARGET = "benchmarks.bench_scale:run_row"
+
+
+# ------------------------------------------------------------------ data and programs
+def _regression(n, d, seed=0):
+    from sklearn.datasets import make_regression
+    from sklearn.preprocessing import StandardScaler
+
+    X, y = make_regression(n, d, noise=10, random_state=seed)
+    X = StandardScaler().fit_transform(X)
+    return X, (y - y.mean()) / y.std()
+
+
+def _alpha_max(program):
+    """Smallest alpha with the zero network optimal for the gated program (no hidden bias
+    penalty difference: the bound over the penalised coordinates)."""
+    import numpy as np
+
+    from convexrelu.certificates._gap import dual_point
+
+    lam, _ = dual_point(program.loss, np.zeros(program.n_samples), program.y,
+                        output_bias=program.fit_output_bias)
+    C = (program.masks * lam[:, None]).T @ program.regularizer.penalized(program.X_aug)
+    return float(np.max(np.linalg.norm(C, axis=1)))
+
+
+def _program(kind, n, P, d=20, bias=True, formulation="relu", ratio=0.1, seed=0):
+    import numpy as np
+    from sklearn import datasets
+    from sklearn.preprocessing import StandardScaler
+
+    from convexrelu.arrangements import sample_patterns
+    from convexrelu.program import ConvexProgram
+
+    if kind == "regression":
+        X, y = _regression(n, d, seed)
+        pen = formulation == "gated_relu" and bias
+        pats = sample_patterns(X, P, random_state=seed, bias=bias)
+        prog = ConvexProgram(X, y, pats, loss="squared", alpha=1.0, bias=bias,
+                             penalize_bias=pen, formulation=formulation)
+        return [prog.with_alpha(ratio * _alpha_max(prog))]
+    X, y = getattr(datasets, f"load_{kind}")(return_X_y=True)
+    if n:
+        X, y = X[:n], y[:n]
+    X = StandardScaler().fit_transform(X)
+    pats = sample_patterns(X, P, random_state=seed, bias=bias)
+    classes = np.unique(y)
+    cols = [classes[-1]] if classes.size == 2 else list(classes)
+    return [ConvexProgram(X, (y == c).astype(float), pats, loss="logistic", alpha=1e-3,
+                          bias=bias, formulation=formulation) for c in cols]
+
+
+# ------------------------------------------------------------------ the rows (children)
+def run_row(method, kind, n, P, d=20, bias=True, ratio=0.1, time_limit=None):
+    """One row, in the child process: build the programs, solve, report (a dict)."""
+    import numpy as np
+    from sklearn.exceptions import ConvergenceWarning
+
+    formulation = "gated_relu" if method in ("gated", "adelie", "celer") else "relu"
+    progs = _program(kind, n, P, d=d, bias=bias, formulation=formulation, ratio=ratio)
+    out = {"n": progs[0].n_samples, "d_aug": progs[0].d_aug, "P": progs[0].n_patterns,
+           "programs": len(progs), "alpha": progs[0].alpha}
+    t0 = time.perf_counter()
+    objective, gaps, methods = 0.0, [], set()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        for prog in progs:
+            if method in ("relu", "relu_al", "gated"):
+                from convexrelu.solvers import get_solver
+
+                if method == "gated":
+                    solver = get_solver("fista", tol=1e-6)
+                else:  # "relu": solver="auto"'s choice; "relu_al": the AL forced
+                    solver = get_solver("relu", tol=1e-6, time_limit=time_limit,
+                                        method="al" if method == "relu_al" else "auto")
+                sol = solver.solve(prog)
+                objective += sol.objective
+                gaps.append(float(sol.info["rel_gap"]))
+                methods.add(str(sol.info.get("method", method)))
+            else:
+                V, c0 = (_adelie if method == "adelie" else _celer)(prog)
+                objective += prog.objective(V, None, c0)
+                methods.add(method)
+    out.update(seconds=time.perf_counter() - t0, objective=objective,
+               rel_gap=max(gaps) if gaps else float("nan"), method="/".join(sorted(methods)))
+    if method in ("adelie", "celer"):
+        from convexrelu.certificates._gap import duality_gap
+
+        dg = duality_gap(progs[0], V, np.zeros_like(V), c0)
+        out["rel_gap"] = float(dg.rel_gap)
+    return out
+
+
+def _adelie(prog):
+    import adelie as ad
+    import numpy as np
+
+    n, P, d = prog.n_samples, prog.n_patterns, prog.d_aug
+    X = np.asfortranarray(prog.X_aug)
+    mat = ad.matrix.convex_relu(X, np.asfortranarray(prog.masks), gated=True)
+    lmda = prog.alpha / n  # adelie: (1/2n)||r||^2 + lambda sum ||b_g||
+    lmax = _alpha_max(prog) / n
+    state = ad.grpnet(mat, ad.glm.gaussian(prog.y), groups=np.arange(0, P * d, d),
+                      penalty=np.ones(P), lmda_path=np.geomspace(lmax, lmda, 10), tol=1e-10,
+                      intercept=prog.fit_output_bias, early_exit=False,
+                      progress_bar=False, adev_tol=1.0)
+    beta = np.asarray(state.betas[-1].todense()).ravel()
+    c0 = float(state.intercepts[-1]) if prog.fit_output_bias else 0.0
+    return beta.reshape(P, d), c0
+
+
+def _celer(prog):
+    from celer import GroupLasso
+
+    n, P, d = prog.n_samples, prog.n_patterns, prog.d_aug
+    Xe = (prog.masks[:, :, None] * prog.X_aug[:, None, :]).reshape(n, P * d)
+    est = GroupLasso(groups=d, alpha=prog.alpha / n, tol=1e-10, max_iter=1000,
+                     fit_intercept=prog.fit_output_bias).fit(Xe, prog.y)
+    return est.coef_.reshape(P, d), float(est.intercept_)
+
+
+# ------------------------------------------------------------------ the table
+def rows_for(quick: bool):
+    """``(label, method, kind, n, P, d, bias)`` of every row."""
+    if quick:
+        return [
+            ("breast cancer, ReLU", "relu", "breast_cancer", 80, 10, 0, True),
+            ("digits one-vs-rest, ReLU", "relu", "digits", 60, 4, 0, True),
+            ("make_regression, gated", "gated", "regression", 300, 10, 6, True),
+            ("make_regression, ReLU", "relu", "regression", 300, 10, 6, True),
+            ("make_regression, ReLU (n x 10)", "relu", "regression", 3000, 10, 6, True),
+            ("make_regression, ReLU (n x 20)", "relu", "regression", 6000, 10, 6, True),
+            ("make_regression, ReLU by the AL (n x 20)", "relu_al", "regression", 6000, 10, 6,
+             True),
+            ("adelie regime: ours (gated)", "gated", "regression", 300, 10, 6, False),
+            ("adelie regime: adelie", "adelie", "regression", 300, 10, 6, False),
+            ("adelie regime: celer", "celer", "regression", 300, 10, 6, False),
+        ]
+    return [
+        ("breast cancer P=500, ReLU", "relu", "breast_cancer", 0, 500, 0, True),
+        ("digits one-vs-rest P=100, ReLU", "relu", "digits", 0, 100, 0, True),
+        ("make_regression n=1e4, gated", "gated", "regression", 10_000, 100, 20, True),
+        ("make_regression n=1e4, ReLU", "relu", "regression", 10_000, 100, 20, True),
+        ("make_regression n=1e4, ReLU by the AL", "relu_al", "regression", 10_000, 100, 20,
+         True),
+        ("make_regression n=1e5, gated", "gated", "regression", 100_000, 100, 20, True),
+        ("make_regression n=1e5, ReLU", "relu", "regression", 100_000, 100, 20, True),
+        ("adelie regime n=1e4: ours (gated)", "gated", "regression", 10_000, 100, 20, False),
+        ("adelie regime n=1e4: adelie", "adelie", "regression", 10_000, 100, 20, False),
+        ("adelie regime n=1e4: celer", "celer", "regression", 10_000, 100, 20, False),
+    ]
+
+
+def _missing(method):
+    import importlib.util
+
+    need = {"adelie": "adelie", "celer": "celer"}.get(method)
+    return need if need and importlib.util.find_spec(need) is None else None
+
+
+def _fmt(x, spec):
+    try:
+        return format(float(x), spec)
+    except (TypeError, ValueError):
+        return "-"
+
+
+def main(argv=None, command=None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m benchmarks scale", description=__doc__.split(
+        "\n\n")[0])
+    ap.add_argument("--quick", action="store_true", help="tiny sizes (well under a minute)")
+    ap.add_argument("--time-limit", type=float, default=None,
+                    help="seconds per row (default 600, quick 60)")
+    ap.add_argument("--memory-limit", type=float, default=8.0, help="GB of address space")
+    ap.add_argument("--out", default=None, help="also write the markdown here (atomically)")
+    args = ap.parse_args(argv)
+    limit = args.time_limit or (60.0 if args.quick else 600.0)
+    lines = ["# Scale benchmark", "",
+             f"- command: `{command or 'python -m benchmarks scale'}`",
+             f"- one BLAS thread per row, each row in its own process, {limit:g} s and "
+             f"{args.memory_limit:g} GB (RLIMIT_AS) per row; time measured in the child "
+             "(solve only), peak RSS of the child; objective in scikit-learn's "
+             "normalisation; gap: the certified relative duality gap over the program's "
+             "patterns (for adelie / celer: the certificate core's gap of their point)", "",
+             "| row | n | d_aug | P | programs | method | seconds | peak RSS (MB) | "
+             "objective | rel. gap |", "|---|---|---|---|---|---|---|---|---|---|"]
+    print("\n".join(lines), flush=True)
+    for label, method, kind, n, P, d, bias in rows_for(args.quick):
+        miss = _missing(method)
+        if miss:
+            line = f"| {label} | | | | | {miss} not installed | - | - | - | - |"
+        else:
+            oc = run_child(TARGET, dict(method=method, kind=kind, n=n, P=P, d=d or 20,
+                                        bias=bias, time_limit=limit),
+                           time_limit=limit + 60, memory_limit=int(args.memory_limit * GB))
+            if oc.status == "ok":
+                r = oc.result
+                line = (f"| {label} | {r['n']} | {r['d_aug']} | {r['P']} | {r['programs']} "
+                        f"| {r['method']} | {_fmt(r['seconds'], '.2f')} | "
+                        f"{_fmt(oc.peak_rss / MB, '.0f')} | {_fmt(r['objective'], '.8g')} | "
+                        f"{_fmt(r['rel_gap'], '.2e')} |")
+            else:
+                line = (f"| {label} | | | | | {oc.status}: {oc.message} | "
+                        f"{_fmt(oc.wall, '.1f')} | {_fmt(oc.peak_rss / MB, '.0f')} | - | - |")
+        lines.append(line)
+        print(line, flush=True)
+    out = args.out
+    if out is None and not args.quick:
+        out = str(ROOT / "benchmarks" / "results" / "scale.md")
+    if out:
+        from convexrelu._io import atomic_write_text
+
+        Path(out).parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(out, "\n".join(lines) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

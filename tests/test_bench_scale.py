@@ -1,0 +1,43 @@
+"""The scale benchmark (`python -m benchmarks scale`): its rows on tiny sizes, in process,
+and the `--quick` command end to end (slow). No timing is asserted."""
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from benchmarks import bench_scale
+
+
+@pytest.mark.parametrize("method", ["relu", "relu_al", "gated"])
+def test_rows_run_and_certify(method):
+    r = bench_scale.run_row(method, "regression", 60, 4, d=3, bias=True)
+    assert r["n"] == 60 and r["P"] == 4 and r["programs"] == 1
+    assert r["rel_gap"] <= 1e-6 and r["objective"] > 0
+
+
+def test_third_party_rows_match_ours():
+    pytest.importorskip("celer")
+    ours = bench_scale.run_row("gated", "regression", 60, 4, d=3, bias=False)
+    celer = bench_scale.run_row("celer", "regression", 60, 4, d=3, bias=False)
+    assert np.isclose(celer["objective"], ours["objective"], rtol=1e-5)
+
+
+def test_missing_package_row(monkeypatch):
+    import importlib.util
+
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)
+    assert bench_scale._missing("adelie") == "adelie"
+    assert bench_scale._missing("relu") is None
+
+
+@pytest.mark.slow
+def test_quick_cli(tmp_path):
+    out = tmp_path / "scale.md"
+    res = subprocess.run([sys.executable, "-m", "benchmarks", "scale", "--quick", "--out",
+                          str(out)], capture_output=True, text=True, timeout=400)
+    assert res.returncode == 0, res.stderr
+    text = out.read_text()
+    assert "- command: `python -m benchmarks scale --quick --out" in text
+    assert text.count("\n| ") >= 9 and "make_regression, ReLU" in text
