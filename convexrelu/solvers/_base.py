@@ -25,6 +25,13 @@ from ..program import FORMULATIONS, ConvexProgram, ConvexSolution
 __all__ = ["BaseSolver", "SOLVERS", "get_solver", "solver_class"]
 
 
+def certificate_text(exact: bool) -> str:
+    """What a solver's certificate covers."""
+    return ("duality gap over all patterns of the arrangement" if exact else
+            "duality gap over the given (sampled) patterns only: not a proof of global "
+            "optimality")
+
+
 class BaseSolver:
     """Base class of the solvers of a :class:`~convexrelu.program.ConvexProgram`.
 

@@ -71,8 +71,9 @@ from ..certificates._sweep import SweepPricer
 from ..certificates._gap import (centred_dual, dual_point, pattern_correlations,
                                  relative_gap, within_tol)
 from ..program import ConvexProgram, ConvexSolution
-from ._base import BaseSolver, get_solver
+from ._base import BaseSolver, certificate_text, get_solver
 from ._cg_inner import CompressedReluSolver, polish_support, repair_feasibility
+from ._relu_al import ReluALSolver
 
 __all__ = ["ColumnGenerationSolver", "column_generation"]
 
@@ -667,13 +668,6 @@ def ws_size(ws) -> int:
     return int(ws.idx.size) if isinstance(ws, _IndexWorkingSet) else int(ws.G.shape[1])
 
 
-def certificate_text(exact: bool) -> str:
-    """What a solver's certificate covers."""
-    return ("duality gap over all patterns of the arrangement" if exact else
-            "duality gap over the given (sampled) patterns only: not a proof of global "
-            "optimality")
-
-
 def _solution(res, *, n_samples, formulation, tol, max_iter, d_aug) -> ConvexSolution:
     V, W = res["V"], res["W"]
     if V is None:
@@ -745,8 +739,6 @@ class _AutoInner(BaseSolver):
                 and program.n_samples * program.n_patterns * program.d_aug
                 > self._MAX_DESIGN):
             if self._al is None:
-                from ._relu_al import ReluALSolver
-
                 # the polish closes the restricted gap to rounding; 1e-10 is below it
                 self._al = ReluALSolver(tol=max(self.tol, 1e-9))
             with warnings.catch_warnings():

@@ -51,7 +51,7 @@ from .._polish import polish_support, repair_feasibility
 from ..certificates._gap import centred_dual, relative_gap, relu_multiplier_gap
 from ..program import ConvexProgram, ConvexSolution
 from ..regularizers import GroupL2Penalty
-from ._base import BaseSolver
+from ._base import BaseSolver, certificate_text
 from ._fista import fista_core, get_backend
 
 __all__ = ["ReluALSolver", "solve_relu_al", "operator_norm_sq"]
@@ -453,7 +453,6 @@ class ReluALSolver(BaseSolver):
         reg = program.regularizer
         size = np.maximum(reg.norms(V), reg.norms(W)).reshape(c, P).max(axis=0)
         exact = bool(program.patterns.exact)
-        from ._column_generation import certificate_text
 
         return ConvexSolution(
             V=V, W=W, output_bias=c0, objective=primal / n,

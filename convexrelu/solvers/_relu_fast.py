@@ -43,8 +43,8 @@ from sklearn.utils._param_validation import Interval, StrOptions
 
 from ..certificates._gap import relative_gap
 from ..program import ConvexProgram, ConvexSolution
-from ._base import BaseSolver
-from ._column_generation import ColumnGenerationSolver, certificate_text
+from ._base import BaseSolver, certificate_text
+from ._column_generation import ColumnGenerationSolver
 
 __all__ = ["ReluFastSolver"]
 
