@@ -8,9 +8,11 @@ problem over networks of every width (docs/mathematics.rst §4.5); :func:`dual_c
 patterns are too many to list (a heuristic, never a proof).
 """
 
+from ._bnb import BnBResult, dual_constraint_bnb
 from ._certify import Certificate, ViolatingNeuron, certify
 from ._dual import DualConstraintValue, dual_constraint
 from ._search import Candidate, search_violators
 
 __all__ = ["certify", "Certificate", "ViolatingNeuron", "dual_constraint",
-           "DualConstraintValue", "search_violators", "Candidate"]
+           "DualConstraintValue", "search_violators", "Candidate", "dual_constraint_bnb",
+           "BnBResult"]

@@ -15,9 +15,10 @@ from ._base import SOLVERS, BaseSolver, get_solver
 from ._column_generation import ColumnGenerationSolver, column_generation
 from ._fista import FistaSolver
 from ._path import RegularizationPath, alpha_max, regularization_path
+from ._relu_al import ReluALSolver
 from ._relu_fast import ReluFastSolver
 from .cvxpy_solver import CvxpySolver
 
 __all__ = ["BaseSolver", "ColumnGenerationSolver", "CvxpySolver", "FistaSolver",
-           "RegularizationPath", "ReluFastSolver", "SOLVERS", "alpha_max", "choose_solver",
-           "column_generation", "get_solver", "regularization_path"]
+           "RegularizationPath", "ReluALSolver", "ReluFastSolver", "SOLVERS", "alpha_max",
+           "choose_solver", "column_generation", "get_solver", "regularization_path"]

@@ -54,7 +54,7 @@ Backends: the core loop is written against :class:`ArrayBackend` (numpy, or torc
 CPU or a CUDA device; torch is imported only when asked for). The certificate's scalar
 work stays on the host in float64.
 
-Several outputs (:func:`solve_gated_fista_multi`): ``c`` independent programs over the
+Several outputs (``solve_gated_fista_multi``): ``c`` independent programs over the
 same patterns (docs/mathematics.rst §3.7; one-vs-rest, multi-output regression) share one
 loop whose forward ``rowsum_d((S @ B) o Xa)`` and adjoint ``S^T (G o Xa)`` are single
 GEMMs with ``c * d_aug`` columns; step, momentum, restart, certificate and polish are per
@@ -1147,7 +1147,7 @@ class FistaSolver(BaseSolver):
     A program with several outputs (the squared or Huber loss on ``Y`` of shape
     ``(n, c)``) is ``c`` independent column programs over shared patterns
     (docs/mathematics.rst §3.7); they are solved jointly by
-    :func:`solve_gated_fista_multi` (one product over the masks per step for all
+    ``solve_gated_fista_multi`` (one product over the masks per step for all
     outputs), and :meth:`solve_columns` does the same for a list of single-output
     programs (the one-vs-rest columns of a classifier).
     """
@@ -1210,7 +1210,7 @@ class FistaSolver(BaseSolver):
         **jointly** (one-vs-rest columns, the columns of a multi-output regression).
 
         The programs are independent scalar programs over the same patterns
-        (docs/mathematics.rst §3.7); :func:`solve_gated_fista_multi` runs them in one loop
+        (docs/mathematics.rst §3.7); ``solve_gated_fista_multi`` runs them in one loop
         whose every product serves all of them (one pass over the ``n x P`` masks per
         product). Each returned solution carries its own certificate (its program's
         duality gap), as :meth:`solve` would give it.

@@ -356,7 +356,8 @@ def _column_program(program: ConvexProgram, k: int) -> ConvexProgram:
 
 class ReluALSolver(BaseSolver):
     """The ReLU program by an augmented Lagrangian with an accelerated proximal-gradient
-    inner loop; per-iteration cost linear in ``n`` (see :mod:`._relu_al`).
+    inner loop; per-iteration cost linear in ``n`` (the method is described in the
+    docstring of the module ``convexrelu.solvers._relu_al``).
 
     Parameters
     ----------
