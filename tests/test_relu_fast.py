@@ -1,5 +1,6 @@
 """ReluFastSolver ("relu"): interior point or working-set loop, certified over all patterns."""
 
+import warnings
 
 import numpy as np
 import pytest
@@ -296,3 +297,27 @@ def test_barrier_refuses_a_free_hidden_bias():
     with pytest.raises(ValueError, match="needs every block coordinate penalised"):
         solve_relu_barrier(pats.augment(X), pats.masks, rng.standard_normal(8), 0.1,
                            gates=pats.gates, regularizer=GroupL2Penalty(3, free_bias=True))
+
+
+@pytest.mark.parametrize("alpha", [5.0, 50.0])
+def test_stopped_barrier_never_returns_worse_than_zero(alpha):
+    """An interior point stopped after a few Newton steps sits far from the optimum (its
+    objective was 40-2800x the zero network's here); the solver returns the zero network
+    (feasible for every ReLU program) with its certified gap instead."""
+    from convexrelu.arrangements import sample_patterns
+    from convexrelu.certificates._gap import duality_gap
+    from convexrelu.program import ConvexProgram
+
+    rng = np.random.default_rng(0)
+    X, y = rng.standard_normal((60, 5)), rng.standard_normal(60)
+    pats = sample_patterns(X, 40, random_state=0, bias=True)
+    prog = ConvexProgram(X, y, pats, loss="squared", alpha=alpha, bias=True,
+                         penalize_bias=True)
+    with warnings.catch_warnings():  # at alpha=50 the zero network is optimal: no warning
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        sol = ReluFastSolver(method="barrier", max_newton=2).solve(prog)
+    Z = np.zeros((40, prog.d_aug))
+    assert sol.objective <= prog.objective(Z, Z, y.mean()) + 1e-12
+    assert sol.info["zero_network"] and np.all(sol.V == 0) and np.all(sol.W == 0)
+    dg = duality_gap(prog, sol.V, sol.W, sol.output_bias)
+    assert abs(sol.gap - dg.gap / 60) <= 1e-12 * max(1.0, dg.gap)

@@ -41,7 +41,7 @@ import numpy as np
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils._param_validation import Interval, StrOptions
 
-from ..certificates._gap import relative_gap
+from ..certificates._gap import duality_gap, relative_gap
 from ..program import ConvexProgram, ConvexSolution
 from ._base import BaseSolver, certificate_text
 from ._column_generation import ColumnGenerationSolver
@@ -224,6 +224,34 @@ class ReluFastSolver(BaseSolver):
         sol.info["method"] = "al"
         return sol
 
+    def _zero_if_better(self, program, objective, t0, n_iter):
+        """The zero network (best output bias) when it beats a stopped iterate.
+
+        An interior-point iterate stopped early (``time_limit``, ``max_newton``) follows
+        the central path from a strictly feasible start and can be far worse than the zero
+        network, which is feasible for every ReLU program; the solver returns the better of
+        the two (with its certified gap). None when the iterate is better.
+        """
+        n = program.n_samples
+        c0 = 0.0
+        if program.fit_output_bias:
+            c0 = float(np.ravel(program.loss.output_shift(np.zeros(n), program.y))[0])
+            c0 = c0 if np.isfinite(c0) else 0.0
+        Z = np.zeros((program.n_patterns, program.d_aug))
+        obj0 = program.objective(Z, Z, c0)
+        if not obj0 < objective:
+            return None
+        dg = duality_gap(program, Z, Z, c0)
+        exact = bool(program.patterns.exact)
+        return ConvexSolution(
+            V=Z, W=Z.copy(), output_bias=c0, objective=obj0, dual=np.asarray(dg.lam, float),
+            status="max_iter_reached", n_iter=n_iter, solve_time=time.perf_counter() - t0,
+            gap=dg.gap / n, formulation="relu",
+            info={"rel_gap": relative_gap(dg.gap, dg.primal), "support": np.zeros(0, int),
+                  "tol": self.tol, "patterns_exact": exact,
+                  "certificate": certificate_text(exact), "method": "barrier",
+                  "newton_steps": n_iter, "zero_network": True})
+
     def _solve_barrier(self, program, t0):
         """The structured interior-point method (:mod:`._relu_ipm`); None if it cannot start."""
         from ._relu_ipm import solve_relu_barrier
@@ -238,6 +266,10 @@ class ReluFastSolver(BaseSolver):
             return None
         V, W = r.B[:P].copy(), r.B[P:].copy()
         n, reg = program.n_samples, program.regularizer
+        if not r.converged:
+            zero = self._zero_if_better(program, r.primal / n, t0, r.n_newton)
+            if zero is not None:
+                return zero
         size = np.maximum(reg.norms(V), reg.norms(W))
         exact = bool(program.patterns.exact)
         return ConvexSolution(
