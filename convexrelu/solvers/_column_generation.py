@@ -751,7 +751,13 @@ class _AutoInner(BaseSolver):
             return self._fast.solve(program)
         if self._cvxpy is None:
             self._cvxpy = get_solver("cvxpy", tol=self.tol)
-        return self._cvxpy.solve(program, warm_start)
+        with warnings.catch_warnings():
+            # cvxpy's own "Solution may be inaccurate" on a restricted solve is not for the
+            # user: the status table accepts or refuses the point and the loop's
+            # certificate over all patterns judges it (one warning per fit at most)
+            warnings.filterwarnings("ignore", message="Solution may be inaccurate",
+                                    category=UserWarning)
+            return self._cvxpy.solve(program, warm_start)
 
 
 def _inner_solver(inner, inner_tol: float) -> BaseSolver:
