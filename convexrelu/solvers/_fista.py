@@ -575,6 +575,16 @@ def _extrapolate(seq: list) -> Optional[np.ndarray]:
     return c @ R[1:]
 
 
+def _check_regularizer(regularizer: Optional[GroupL2Penalty], d_aug: int) -> GroupL2Penalty:
+    """``regularizer`` (every coordinate penalised when None), checked against ``d_aug``."""
+    reg = GroupL2Penalty(d_aug) if regularizer is None else regularizer
+    if reg.d_aug != d_aug:
+        raise ValueError(f"regularizer is for blocks of length {reg.d_aug} but Xa has {d_aug} "
+                         "columns; pass the program's own (program.regularizer) or "
+                         f"GroupL2Penalty({d_aug}, free_bias=...).")
+    return reg
+
+
 def solve_gated_fista(
     loss,
     Xa: np.ndarray,
@@ -656,11 +666,7 @@ def solve_gated_fista(
     loss, Xa, S, y, dtype = _check_inputs(loss, Xa, masks, y, beta, tol, max_iter, dtype)
     xp = get_backend(backend, device, dtype)
     P, d_aug = S.shape[1], Xa.shape[1]
-    reg = GroupL2Penalty(d_aug) if regularizer is None else regularizer
-    if reg.d_aug != d_aug:
-        raise ValueError(f"regularizer is for blocks of length {reg.d_aug} but Xa has {d_aug} "
-                         "columns; pass the program's own (program.regularizer) or "
-                         f"GroupL2Penalty({d_aug}, free_bias=...).")
+    reg = _check_regularizer(regularizer, d_aug)
     L_max = loss.lipschitz * lipschitz_bound(Xa, S, output_bias=output_bias, xp=xp)
     L_max = max(L_max, np.finfo(float).tiny)
     basis = range_basis(np.asarray(S, np.float64), output_bias=True) if reg.free else None
@@ -1606,11 +1612,7 @@ def solve_gated_fista_multi(
                                           dtype)
     xp = get_backend(backend, device, dtype)
     c, P, d_aug = Y.shape[1], S.shape[1], Xa.shape[1]
-    reg = GroupL2Penalty(d_aug) if regularizer is None else regularizer
-    if reg.d_aug != d_aug:
-        raise ValueError(f"regularizer is for blocks of length {reg.d_aug} but Xa has {d_aug} "
-                         "columns; pass the program's own (program.regularizer) or "
-                         f"GroupL2Penalty({d_aug}, free_bias=...).")
+    reg = _check_regularizer(regularizer, d_aug)
     k_pen = reg.penalized_dim
     W = np.zeros((c, P, d_aug)) if W0 is None else np.array(W0, dtype=np.float64)
     if W.shape != (c, P, d_aug):
