@@ -362,3 +362,26 @@ def test_inner_cvxpy_inaccurate_warning_does_not_reach_the_user(monkeypatch):
         sol = _AutoInner(1e-6).solve(prog)
     assert np.isfinite(sol.objective) and sol.info["rel_gap"] < 1e-3
     assert not [w for w in caught if "inaccurate" in str(w.message)]
+
+
+@pytest.mark.parametrize("penalize_bias", [False, True])
+def test_margin_rows_give_the_all_rows_optimum(rng, penalize_bias):
+    """Beyond d_aug = 3 each block starts from its margin rows; the check over every row
+    re-adds what the solution violates, so the optimum is the one over all rows."""
+    from convexrelu.arrangements import ActivationPatterns
+    from convexrelu.solvers._cg_inner import CompressedReluSolver, margin_rows
+
+    X = rng.standard_normal((120, 5))
+    y = np.maximum(X[:, 0] + X[:, 1], 0) - np.abs(X[:, 2]) + 0.1 * rng.standard_normal(120)
+    G = rng.standard_normal((6, 10))
+    prog = ConvexProgram(X, y, ActivationPatterns.from_gates(X, G, bias=True),
+                         loss="squared", alpha=0.5, bias=True, penalize_bias=penalize_bias)
+    full = CompressedReluSolver(reduce_rows=False).solve(prog)
+    fast = CompressedReluSolver().solve(prog)
+    assert abs(fast.objective - full.objective) <= 1e-8 * full.objective
+    assert prog.max_violation(fast.V, fast.W) <= 1e-9
+    assert fast.info["rows_kept"] < full.info["rows_kept"]
+    rows = margin_rows(prog.X_aug, prog.masks[:, 0], prog.patterns.gates[:, 0], n_rows=7)
+    marg = np.where(prog.masks[:, 0], 1, -1) * (prog.X_aug @ prog.patterns.gates[:, 0]) \
+        / np.linalg.norm(prog.X_aug, axis=1)
+    assert rows.size == 7 and np.max(marg[rows]) <= np.min(np.delete(marg, rows)) + 1e-15

@@ -227,3 +227,78 @@ def test_sweep_2d_equals_listed_patterns(bias, kind):
         assert abs(a.value - b.value) <= 1e-10 * (1 + a.value)
         att = b.sign * lam @ np.maximum(pats.augment(X) @ b.direction, 0.0)
         assert abs(att - b.value) <= 1e-10 * (1 + b.value)
+
+
+# ------------------------------------------------------------------ pricing warm starts
+@pytest.mark.parametrize("fixture,penalize",
+                         [("data_bias", True), ("data_bias", False), ("data_nobias", True)])
+def test_warm_bounds_are_sound_and_tight_nearby(request, fixture, penalize):
+    """A correction G^T mu kept at one dual point bounds M_i at any other (weak duality,
+    docs/mathematics.rst §4.2), and is tight again at the point it came from."""
+    from convexrelu.certificates._dual import warm_bounds
+
+    X, pats = request.getfixturevalue(fixture)
+    free = pats.bias and not penalize
+    Xa = pats.augment(X)
+    Xt, _, R = _prepare(Xa, free)
+    rng = np.random.default_rng(7)
+    lam = rng.standard_normal(X.shape[0])
+    lam -= lam.mean()
+    M = pats.masks
+    C = Xt.T @ (M * lam[:, None])  # (d_aug, P)
+    for sgn in (1, -1):
+        A = np.full((pats.n_patterns, Xt.shape[1]), np.nan)
+        exact = np.zeros(pats.n_patterns)
+        for i in range(pats.n_patterns):
+            U, _, _, fb, a = pattern_value(Xt, M[:, i], sgn * C[:, i], free_bias=free, R=R,
+                                           correction=True)
+            exact[i] = U
+            if a is not None:
+                A[i] = a
+        same = warm_bounds(sgn * C, A, M, free, R)
+        ok = np.isfinite(same)
+        assert np.all(np.abs(same[ok] - exact[ok]) <= 1e-7 * (1 + exact[ok]))
+        for scale in (0.01, 0.3):  # another dual point: never below the exact values
+            lam2 = lam + scale * rng.standard_normal(lam.size)
+            lam2 -= lam2.mean()
+            C2 = sgn * Xt.T @ (M * lam2[:, None])
+            b2 = warm_bounds(C2, A, M, free, R)
+            for i in range(pats.n_patterns):
+                ref = pattern_value(Xt, M[:, i], C2[:, i], free_bias=free, R=R)[0]
+                assert b2[i] >= ref - 1e-9 * (1 + ref)
+
+
+@pytest.mark.parametrize("penalize", [True, False])
+def test_dual_constraint_with_multipliers_and_threshold(data_bias, penalize):
+    """Kept multipliers change how many patterns are refined, never the value; a threshold
+    keeps the value a certified bound: at most the threshold when nothing exceeds it, at
+    least the exact maximum always, and a violating pattern when one exists."""
+    from convexrelu.certificates._dual import PricingMultipliers
+
+    X, pats = data_bias
+    rng = np.random.default_rng(11)
+    mult = PricingMultipliers()
+    lam = rng.standard_normal(X.shape[0])
+    refined = []
+    for step in range(4):
+        lam = lam + 0.02 * rng.standard_normal(lam.size)
+        lam -= lam.mean()
+        cold = dual_constraint(pats, X, lam, penalize_bias=penalize)
+        warm = dual_constraint(pats, X, lam, penalize_bias=penalize, multipliers=mult)
+        assert abs(warm.value - cold.value) <= 1e-9 * (1 + cold.value)
+        refined.append((cold.n_refined, warm.n_refined))
+    assert mult.rows
+    assert sum(w for _, w in refined[1:]) < sum(c for c, _ in refined[1:])
+    Xa = pats.augment(X)
+    free = pats.bias and not penalize
+    for t in (0.5 * cold.value, 0.999 * cold.value, 1.5 * cold.value):
+        res = dual_constraint(pats, X, lam, penalize_bias=penalize, threshold=t,
+                              multipliers=PricingMultipliers())
+        assert res.value >= cold.value * (1 - 1e-9)
+        if cold.value <= t:
+            assert res.value <= t
+        else:
+            i = res.pattern_index
+            Xt, _, R = _prepare(Xa, free)
+            c = res.sign * Xt.T @ (pats.masks[:, i] * lam)
+            assert pattern_value(Xt, pats.masks[:, i], c, free_bias=free, R=R)[0] > t

@@ -144,7 +144,7 @@ def test_errors(rng):
 
 def test_auto_samples_with_warning(rng):
     X, y = rng.standard_normal((12, 3)), rng.standard_normal(12)
-    with pytest.warns(UserWarning, match="optimum over a sample of patterns"):
+    with pytest.warns(UserWarning, match="optimum over the patterns it used"):
         reg = ConvexReLURegressor(max_patterns=20, random_state=0).fit(X, y)
     assert not reg.exact_patterns_ and reg.patterns_.n_patterns <= 20
 

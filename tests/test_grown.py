@@ -151,3 +151,22 @@ def test_classifier_auto_fallback_grows(small_budget):
     sampled = ConvexReLUClassifier(alpha=0.05, patterns=grown.patterns_,
                                    certify=False).fit(X, y)
     assert grown.objective_ < sampled.objective_
+
+
+def test_grown_fit_starts_from_a_small_sample():
+    """A grown default fit samples _GROWN_SAMPLE patterns, not max_patterns: the search
+    finds the neurons that matter (the warning says how many it sampled)."""
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((40, 5))
+    y = np.abs(X[:, 0]) + 0.1 * rng.standard_normal(40)
+    est = ConvexReLURegressor(random_state=0, max_patterns=600, certify=False)
+    est._GROWN_SAMPLE = 30  # an instance attribute: the class default stays
+    with pytest.warns(UserWarning, match="over 30 sampled patterns instead, grown by a "
+                                         "local search"):
+        est.fit(X, y)
+    assert est.patterns_.n_patterns <= 30 and not est.exact_patterns_
+    relu = ConvexReLURegressor(random_state=0, max_patterns=600, certify=False,
+                               solver="relu")
+    with pytest.warns(UserWarning, match="over 600 sampled patterns instead\\. "):
+        relu.fit(X, y)
+    assert 30 < relu.patterns_.n_patterns <= 600  # distinct sampled patterns

@@ -52,6 +52,12 @@ from ._sweep import SweepPricer
 __all__ = ["DualConstraintValue", "dual_constraint", "pattern_value", "pattern_value_socp"]
 
 _VERIFY_RTOL = 1e-9
+# pricing mode (dual_constraint with a threshold): once a chunk has found a violation by
+# more than 1e-3, it refines at most this many patterns (largest bounds first); far from
+# the optimum every bound exceeds the threshold and refining a chunk to its exact maximum
+# cost most of a working-set round (diabetes, 2000 sampled patterns: 1,400-1,700
+# refinements per round, 150-1,100 with this cap)
+_PRICING_REFINE = 8
 
 
 @dataclass
@@ -257,7 +263,7 @@ def _project_cone(Gn: np.ndarray, c: np.ndarray, max_iter: int = 200,
 
 
 def pattern_value(Xa: np.ndarray, mask: np.ndarray, c: np.ndarray, *, free_bias: bool = False,
-                  R: float = 0.0, max_rounds: int = 60, init=None):
+                  R: float = 0.0, max_rounds: int = 60, init=None, correction: bool = False):
     """``max_{x in K, ||x||_pen <= 1} c^T x`` for one pattern, with a certified upper bound.
 
     Parameters
@@ -288,7 +294,20 @@ def pattern_value(Xa: np.ndarray, mask: np.ndarray, c: np.ndarray, *, free_bias:
         That primal point (penalised norm 1).
     fallback : bool
         Whether the SOCP fallback was used.
+    a : ndarray of shape (d_aug,) or None
+        Only with ``correction=True``: ``G^T mu``, the multipliers' part of the residual
+        ``r = c + G^T mu`` the upper bound was computed from (None after the SOCP
+        fallback). For any other ``c'`` and ``t >= 0``, ``c' + t a`` is the residual of the
+        multipliers ``t mu >= 0``: a certified bound for ``c'`` with no solve
+        (:func:`warm_bounds`).
     """
+    out = _pattern_value(Xa, mask, c, free_bias=free_bias, R=R, max_rounds=max_rounds,
+                         init=init)
+    return out if correction else out[:4]
+
+
+def _pattern_value(Xa, mask, c, *, free_bias, R, max_rounds, init):
+    """:func:`pattern_value` with the correction ``a = r - c`` as a fifth element."""
     from scipy.optimize import lsq_linear
 
     mask = np.asarray(mask, dtype=bool)
@@ -304,13 +323,14 @@ def pattern_value(Xa: np.ndarray, mask: np.ndarray, c: np.ndarray, *, free_bias:
         if init is not None:
             pos = np.cumsum(nz) - 1
             init = pos[np.asarray(init, int)[nz[np.asarray(init, int)]]]
-        U, u, _ = _project_cone(Gn, np.asarray(c, dtype=np.float64), init=init)
+        c = np.asarray(c, dtype=np.float64)
+        U, u, _ = _project_cone(Gn, c, init=init)
         scale_c = float(np.linalg.norm(c)) + 1e-300
         if U <= 1e-15 * scale_c:
-            return max(U, 0.0), 0.0, None, False
+            return max(U, 0.0), 0.0, None, False, u - c
         prim = _primal(c, G, mask, u, False)
         if prim is not None and U - prim[0] <= _VERIFY_RTOL * scale_c:
-            return U, prim[0], prim[1], False
+            return U, prim[0], prim[1], False, u - c
     else:
         # free bias: the same exact projection with the bias coordinate weighted by w, so
         # that (c + G^T mu)_{d+1} ~ 0; the bound is recomputed unweighted from the explicit
@@ -338,14 +358,14 @@ def pattern_value(Xa: np.ndarray, mask: np.ndarray, c: np.ndarray, *, free_bias:
         U = _upper(r, True, R, all_active)
         if np.isfinite(U):
             if U <= 1e-15 * scale_c:
-                return max(U, 0.0), 0.0, None, False
+                return max(U, 0.0), 0.0, None, False, r - c
             nr1 = float(np.linalg.norm(r[:-1]))
             xs = r if nu is None or nr1 == 0 else np.concatenate([r[:-1], [nu]]) / nr1
             prim = _primal(c, G, mask, xs, True, b_hint=float(xs[-1]))
             if prim is None or prim[0] <= 0.0:
                 prim = (0.0, None)  # x = 0 is feasible: the value is >= 0
             if U - prim[0] <= _VERIFY_RTOL * scale_c:
-                return U, prim[0], prim[1], False
+                return U, prim[0], prim[1], False, r - c
     all_active = bool(free_bias and np.all(mask))
     scale_c = float(np.linalg.norm(c)) + 1e-300
     w = 1e4
@@ -370,7 +390,7 @@ def pattern_value(Xa: np.ndarray, mask: np.ndarray, c: np.ndarray, *, free_bias:
         U = _upper(r, free_bias, R, all_active)
         nr = np.linalg.norm(wv * r)
         if nr <= 1e-15 * scale_c or U <= 1e-15 * scale_c:
-            return max(U, 0.0), 0.0, None, False
+            return max(U, 0.0), 0.0, None, False, r - c
         xs = wv * wv * r / nr  # maximiser of the weighted relaxation
         if nu is not None:  # exact equality: b is the equality's multiplier
             nr1 = np.linalg.norm(r[:-1])
@@ -383,7 +403,7 @@ def pattern_value(Xa: np.ndarray, mask: np.ndarray, c: np.ndarray, *, free_bias:
             if L > best[0]:
                 best = (L, x)
         if U - best[0] <= _VERIFY_RTOL * scale_c:
-            return U, best[0], best[1], False
+            return U, best[0], best[1], False, r - c
         bad = np.flatnonzero(viol < -1e-13)
         bad = np.setdiff1d(bad, S, assume_unique=False)
         if bad.size == 0:
@@ -393,7 +413,7 @@ def pattern_value(Xa: np.ndarray, mask: np.ndarray, c: np.ndarray, *, free_bias:
     U2, L2, x2 = pattern_value_socp(Xa, mask, c, free_bias=free_bias, R=R)
     if best[0] > L2:
         L2, x2 = best
-    return U2, L2, x2, True
+    return U2, L2, x2, True, None
 
 
 def pattern_value_socp(Xa: np.ndarray, mask: np.ndarray, c: np.ndarray, *,
@@ -494,9 +514,87 @@ def _cheap_bounds(C: np.ndarray, masks: np.ndarray, Xt: np.ndarray, R: float,
     return np.vstack([bp, bm])
 
 
+def warm_bounds(C: np.ndarray, A: np.ndarray, masks: np.ndarray, free_bias: bool,
+                R: float) -> np.ndarray:
+    """Certified bounds on ``M_i^{sign}`` from earlier multipliers, no solve.
+
+    ``C`` (d_aug, m): the patterns' ``c_i = X_aug^T D_i lambda`` at the current dual point;
+    ``A`` (m, d_aug): corrections ``a_i = G_i^T mu_i`` (``mu_i >= 0``) kept from an earlier
+    refinement of ``sign * c_i`` (NaN rows: none kept). For every ``t >= 0`` the residual
+    ``sign c_i + t a_i`` belongs to the multipliers ``t mu_i >= 0``, so its
+    :func:`_upper` value bounds ``M_i`` (weak duality, docs/mathematics.rst §4.2); the
+    bound is taken at ``t = 1`` and at the ``t`` minimising ``||sign c_i + t a_i||``.
+    Near a converged dual point the multipliers change little and the bound is within
+    ``O(||Delta c_i||)`` of the exact value. Returns the (m,) bounds (inf where none is
+    kept), inflated by ``1e-12`` relatively for rounding.
+    """
+    m = C.shape[1]
+    out = np.full(m, np.inf)
+    ok = ~np.isnan(A[:, 0])
+    if not np.any(ok):
+        return out
+    c = C[:, ok].T  # (k, d_aug)
+    a = A[ok]
+    aa = np.einsum("kd,kd->k", a, a)
+    t = np.where(aa > 0, np.maximum(-np.einsum("kd,kd->k", c, a) / np.where(aa > 0, aa, 1.0),
+                                    0.0), 1.0)
+    best = np.full(c.shape[0], np.inf)
+    allact = np.all(masks[:, ok], axis=0) if free_bias else None
+    for tt in (1.0, t):
+        r = c + np.asarray(tt)[..., None] * a if np.ndim(tt) else c + a
+        if not free_bias:
+            b = np.linalg.norm(r, axis=1)
+        else:
+            base = np.linalg.norm(r[:, :-1], axis=1)
+            eps = r[:, -1]
+            b = base + np.abs(eps) * R
+            # the all-active cell: b unbounded above, finite only for a nonpositive last entry
+            b = np.where(allact, np.where(eps > 1e-12 * (1.0 + base), np.inf, base), b)
+        best = np.minimum(best, b)
+    out[ok] = best * (1.0 + 1e-12)
+    return out
+
+
+def _subset(rows: dict, start: int, stop: int) -> dict:
+    """The entries of ``rows`` with keys in ``start:stop`` (the shorter loop of the two)."""
+    if len(rows) <= stop - start:
+        return {k: v for k, v in rows.items() if start <= k < stop}
+    return {k: rows[k] for k in range(start, stop) if k in rows}
+
+
+class PricingMultipliers:
+    """Multipliers kept between evaluations of :func:`dual_constraint` on one pattern set.
+
+    Each refinement of a pattern's value leaves the correction ``a = G^T mu`` of its
+    certified bound (:func:`pattern_value` with ``correction=True``); at the next dual
+    point :func:`warm_bounds` turns it into a certified bound with one product, so only
+    the patterns whose warm bound still exceeds the running maximum are refined again. A
+    working-set loop's dual points change little from round to round, and this is what
+    makes repeated pricing cheap. Tied to one pattern set, one ``X`` and one
+    ``penalize_bias``: the owner (a pricing oracle) keeps it with them.
+    """
+
+    def __init__(self) -> None:
+        self.rows: dict = {}  # pattern index -> (2, d_aug): signs +1, -1 (NaN: none)
+
+    def subset(self, start: int, stop: int) -> dict:
+        """The entries of patterns ``start:stop`` (what one chunk needs)."""
+        return _subset(self.rows, start, stop)
+
+    def update(self, new: dict) -> None:
+        """Merge ``{(index, sign_row): a}`` from a chunk's refinements."""
+        for (k, srow), a in new.items():
+            cur = self.rows.get(k)
+            if cur is None:
+                cur = np.full((2, a.shape[0]), np.nan)
+                self.rows[k] = cur
+            cur[srow] = a
+
+
 def dual_constraint(patterns, X, lam, *, penalize_bias: bool = True,
                     block_size: int = 8192, refine: bool = True,
-                    n_jobs=None) -> DualConstraintValue:
+                    n_jobs=None, multipliers: Optional[PricingMultipliers] = None,
+                    threshold: Optional[float] = None) -> DualConstraintValue:
     """Evaluate ``M(lambda)`` over a pattern set, bound-then-refine (docs/mathematics.rst §4.2,
     §8.5).
 
@@ -523,6 +621,22 @@ def dual_constraint(patterns, X, lam, *, penalize_bias: bool = True,
         Dask cluster, which regenerate the masks from the gates. The chunks do not depend
         on ``n_jobs``, so the value, the maximiser and ``lower`` are the same for every
         ``n_jobs`` and backend.
+    multipliers : PricingMultipliers, optional
+        Multipliers of earlier evaluations on the same patterns, ``X`` and
+        ``penalize_bias`` (scalar ``lam`` only): their warm bounds (:func:`warm_bounds`)
+        spare the refinement of every pattern they already bound below the running
+        maximum, and this call's refinements are added to them. The bound stays certified;
+        the maximiser found can differ from a cold evaluation's only among patterns
+        whose values tie to within the refinement's accuracy.
+    threshold : float, optional
+        Pricing mode. Patterns whose cheap or warm bound is at most ``threshold`` are not
+        refined, and once a chunk of patterns has found a value above ``threshold (1 +
+        1e-3)`` (a clear violation) it refines at most a few more (the largest bounds
+        first). ``value`` stays a certified upper bound on
+        ``M``: at most ``threshold`` when nothing exceeds it, otherwise possibly above the
+        exact maximum, with ``pattern_index`` a violating pattern (not necessarily the
+        maximiser) and ``lower`` its value. This is what a pricing step needs: a
+        violator per chunk while there are some, and a valid bound when there are none.
 
     Returns
     -------
@@ -548,8 +662,10 @@ def dual_constraint(patterns, X, lam, *, penalize_bias: bool = True,
     cand_rows = _candidate_rows(Xt) if free_bias else None
     if cand_rows is not None:  # the cheap bound holds a (rows x block) matrix: cap it
         block_size = max(64, min(block_size, (1 << 22) // max(cand_rows.size, 1)))
+    warm = None if multipliers is None else multipliers.rows
     parts = map_chunks(_scalar_chunk, patterns, ranges, Xa,
-                       (Xt, lam, shift, R, cand_rows, free_bias, refine, block_size), n_jobs)
+                       (Xt, lam, shift, R, cand_rows, free_bias, refine, block_size, warm,
+                        threshold), n_jobs)
     best_U = -np.inf
     best_L = -np.inf
     best_x = np.zeros(d_aug)
@@ -558,7 +674,9 @@ def dual_constraint(patterns, X, lam, *, penalize_bias: bool = True,
     gate_best = (0.0, np.zeros(d_aug), 1, -1)
     n_checked = n_refined = n_fallbacks = 0
     for part in parts:  # in chunk order, with the strict comparisons of one long pass
-        (U, L, x, sgn, idx), (glow, gbest), counts = part
+        (U, L, x, sgn, idx), (glow, gbest), counts, new = part
+        if multipliers is not None:
+            multipliers.update(new)
         if U > best_U:
             best_U, best_L, best_x, best_sign, best_idx = U, L, x, sgn, idx
         if glow > gate_lower:
@@ -594,12 +712,27 @@ def _chunk_size(block_size: int) -> int:
 
 
 def _scalar_chunk(patterns, offset, Xt, lam, shift, R, cand_rows, free_bias, refine,
-                  block_size):
+                  block_size, warm=None, threshold=None):
     """Bound-then-refine over one chunk of patterns (indices reported from ``offset``).
 
-    Returns ``((U, L, x, sign, index), (gate_lower, gate_best), (n_checked, n_refined,
-    n_fallbacks))``, the chunk's best as one pass over it would leave it.
+    ``warm``: None, or the corrections kept by :class:`PricingMultipliers` (a dict by
+    pattern index; only the chunk's entries are read). Returns ``((U, L, x, sign,
+    index), (gate_lower, gate_best), (n_checked, n_refined, n_fallbacks), new)``, the
+    chunk's best as one pass over it would leave it and, with ``warm``, the corrections
+    of this call's refinements (``{(index, sign_row): a}``). Bounds at most
+    ``threshold`` are not refined (the largest of them counts as the chunk's value when no
+    refined value exceeds it); with ``threshold`` the chunk also stops refining once it has
+    found a value above ``threshold (1 + 1e-3)`` and refined ``_PRICING_REFINE``
+    patterns, and the largest bound left unrefined then raises the chunk's value (a
+    certified bound, not the exact maximum).
     """
+    floor = -np.inf if threshold is None else float(threshold)
+    # a violation by more than 1e-3 relative: this round is far from the optimum, and
+    # a bound above the exact maximum costs nothing; a smaller one is refined to the end
+    # (near the optimum the working set's own patterns sit at the threshold)
+    strong = np.inf if threshold is None else floor + 1e-3 * abs(floor)
+    chunk_refined = 0
+    top = (-np.inf, 1, -1)  # the largest bound left unrefined: (bound, sign, index)
     d_aug = Xt.shape[1]
     XL = Xt * lam[:, None]  # (n, d_aug)
     best_U = -np.inf
@@ -609,12 +742,21 @@ def _scalar_chunk(patterns, offset, Xt, lam, shift, R, cand_rows, free_bias, ref
     gate_lower = 0.0
     gate_best = (0.0, np.zeros(d_aug), 1, -1)
     n_checked = n_refined = n_fallbacks = 0
+    new = {}
     for start, masks, gates in patterns.iter_blocks(block_size):
         start += offset
         b = masks.shape[1]
         n_checked += b
         C = XL.T @ masks  # (d_aug, b): c_i = X_aug^T D_i lam
         bounds = _cheap_bounds(C, masks, Xt, R, cand_rows)  # (2, b): signs +1, -1
+        if warm and refine:
+            rows = _subset(warm, start, start + b)
+            if rows:
+                A = np.full((2, b, d_aug), np.nan)
+                for k, v in rows.items():
+                    A[:, k - start] = v
+                bounds[0] = np.minimum(bounds[0], warm_bounds(C, A[0], masks, free_bias, R))
+                bounds[1] = np.minimum(bounds[1], warm_bounds(-C, A[1], masks, free_bias, R))
         # cheap lower bound from the gates
         Gt = gates.copy()
         if free_bias:
@@ -637,17 +779,33 @@ def _scalar_chunk(patterns, offset, Xt, lam, shift, R, cand_rows, free_bias, ref
         for f in cand:
             if bounds.flat[f] <= best_U:
                 break
+            if bounds.flat[f] <= floor or (best_U > strong
+                                           and chunk_refined >= _PRICING_REFINE):
+                # below the threshold, or enough refined: kept as a bound
+                if bounds.flat[f] > top[0]:
+                    top = (float(bounds.flat[f]), 1 if f < b else -1, start + f % b)
+                break
             sgn = 1 if f < b else -1
             k = f % b
-            U, L, x, fb = pattern_value(Xt, masks[:, k], sgn * C[:, k], free_bias=free_bias, R=R)
+            U, L, x, fb, a = pattern_value(Xt, masks[:, k], sgn * C[:, k],
+                                           free_bias=free_bias, R=R, correction=True)
+            if warm is not None and a is not None:
+                new[(start + k, 0 if sgn > 0 else 1)] = a
             n_fallbacks += int(fb)
             n_refined += 1
+            chunk_refined += 1
             if U > best_U:
                 best_U, best_L = U, L
                 best_sign, best_idx = sgn, start + k
                 best_x = np.zeros(d_aug) if x is None else x
+    if top[0] > best_U:  # bounds left unrefined: the value is their maximum
+        if best_U > floor and best_idx >= 0:  # a violation found: it stays the chunk's
+            best_U = top[0]
+        else:
+            best_U, best_sign, best_idx = top
+            best_L, best_x = -np.inf, np.zeros(d_aug)
     return ((best_U, best_L, best_x, best_sign, best_idx), (gate_lower, gate_best),
-            (n_checked, n_refined, n_fallbacks))
+            (n_checked, n_refined, n_fallbacks), new)
 
 
 def _vector_chunk(patterns, offset, Xt, shift, R, Lam, free_bias, block_size):

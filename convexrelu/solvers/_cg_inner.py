@@ -26,7 +26,9 @@ is handed to Clarabel directly (no modelling layer) after two exact reductions:
    arrangement of ``n`` lines has about four sides, so each block keeps ~4 of ``n`` rows.
    The reduction is exact in exact arithmetic; numerically, every solution is checked
    against **all** ``n`` rows of every block, and rows found violated beyond rounding are
-   added back before a re-solve.
+   added back before a re-solve. Beyond ``d_a = 3`` the hulls cost more than they save;
+   each block then starts from its :func:`margin_rows` (the rows nearest the boundary
+   as seen from the gate), and the same check adds the rows the solution violates.
 
 Violations of non-facet rows beyond ``_ROW_RTOL = 1e-6`` (relative) re-add those rows;
 smaller ones (interior-point noise) are repaired along each block's gate.
@@ -41,6 +43,7 @@ generation solver falls back to cvxpy otherwise.
 from __future__ import annotations
 
 import time
+from typing import Optional
 from collections import OrderedDict
 
 import numpy as np
@@ -51,7 +54,7 @@ from .._polish import polish_support, repair_feasibility  # noqa: F401 (re-expor
 from ..program import ConvexProgram, ConvexSolution
 from ._base import BaseSolver
 
-__all__ = ["CompressedReluSolver", "facet_rows", "polish_support"]
+__all__ = ["CompressedReluSolver", "facet_rows", "margin_rows", "polish_support"]
 
 _METHOD = "qdldl"  # measured 1.3-2x faster than "faer" at 100-220 patterns (n = 1000, 2-D + bias)
 # a row violated by more than this (relative to the largest block) is re-added; smaller
@@ -93,6 +96,26 @@ def clarabel_status(status) -> str:
                            "(feasible and bounded by construction). Standardise X, or use "
                            "solver='cvxpy' with verbose=True to see the solver's log.")
     return mapped
+
+
+def margin_rows(Xa: np.ndarray, mask: np.ndarray, gate: np.ndarray,
+                n_rows: Optional[int] = None) -> np.ndarray:
+    """The ``n_rows`` cone rows nearest the cell's boundary as seen from its gate.
+
+    The rows ``a_j = (2 mask_j - 1) X_{a,j}`` with the smallest normalised margins
+    ``a_j^T gate / ||a_j||``: the likely facets of the cone, without a convex hull (which
+    costs more than it saves beyond ``d_a = 3``). Not exact by itself: the solver checks
+    every row after each solve and re-adds the violated ones. Default ``n_rows``:
+    ``max(4 d_a, 32)``. Returns sorted indices (all nonzero rows when there are fewer).
+    """
+    A = np.where(np.asarray(mask, bool), 1.0, -1.0)[:, None] * Xa
+    rn = np.linalg.norm(A, axis=1)
+    nz = np.flatnonzero(rn > 0)
+    m = max(4 * Xa.shape[1], 32) if n_rows is None else int(n_rows)
+    if nz.size <= m:
+        return nz
+    marg = (A[nz] @ gate) / rn[nz]
+    return np.sort(nz[np.argsort(marg, kind="stable")[:m]])
 
 
 def _null_basis(g: np.ndarray) -> np.ndarray:
@@ -165,10 +188,13 @@ class CompressedReluSolver(BaseSolver):
     compress : bool, default=True
         Use the QR-compressed loss (``False``: the ``n`` residuals, for tests).
     reduce_rows : bool or "auto", default="auto"
-        Keep only facet rows (``False``: every row). ``"auto"``: only for ``d_aug <= 3``;
-        in higher dimension nearly every row is a facet and the convex hulls cost more than
-        they save (diabetes, 98 patterns, ``d_aug = 11``: 100 s with the hulls, 8.4 s
-        without).
+        Start each block from a few rows (``False``: every row): its facet rows for
+        ``d_aug <= 3``, else its :func:`margin_rows` (the convex hulls cost more than they
+        save in higher dimension: diabetes, 98 patterns, ``d_aug = 11``, 100 s with the
+        hulls, 8.4 s with every row). Either way every row is checked after each solve
+        and the violated ones are re-added, so the solution satisfies all ``n`` rows
+        (measured on diabetes, 25 and 40 sampled patterns, free hidden bias: the same
+        objective to 10 digits as with every row, in 0.53x and 0.87x the time).
     max_iter : int, default=500
         Clarabel iteration limit.
     """
@@ -187,7 +213,7 @@ class CompressedReluSolver(BaseSolver):
 
     # ------------------------------------------------------------------ facets (cached)
     def _reduce(self, d_aug: int) -> bool:
-        return d_aug <= 3 if self.reduce_rows == "auto" else bool(self.reduce_rows)
+        return True if self.reduce_rows == "auto" else bool(self.reduce_rows)
 
     def _rows(self, Xa, masks, gates, X_key) -> list:
         out = []
@@ -199,7 +225,8 @@ class CompressedReluSolver(BaseSolver):
             key = (X_key, np.packbits(masks[:, i]).tobytes())
             rows = self._facets.get(key)
             if rows is None:
-                rows = facet_rows(Xa, masks[:, i], gates[:, i])
+                rows = facet_rows(Xa, masks[:, i], gates[:, i]) if Xa.shape[1] <= 3 \
+                    else margin_rows(Xa, masks[:, i], gates[:, i])
                 self._facets[key] = rows
                 if len(self._facets) > self._cache_size:
                     self._facets.popitem(last=False)

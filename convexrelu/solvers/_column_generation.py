@@ -67,6 +67,7 @@ from sklearn.exceptions import ConvergenceWarning
 
 from sklearn.utils._param_validation import Interval
 
+from ..certificates._dual import PricingMultipliers
 from ..certificates._sweep import SweepPricer
 from ..certificates._gap import (centred_dual, dual_point, pattern_correlations,
                                  relative_gap, within_tol)
@@ -97,7 +98,7 @@ class _PatternOracle:
     """
 
     def __init__(self, patterns, X, *, penalize_bias: bool, n_chunks: int, gated: bool,
-                 block_size: int = 8192, n_jobs=None):
+                 block_size: int = 8192, n_jobs=None, beta: Optional[float] = None):
         self.patterns = patterns
         self.X = X
         self.penalize_bias = penalize_bias
@@ -108,6 +109,10 @@ class _PatternOracle:
         size = max(1, -(-P // max(1, int(n_chunks))))
         self.chunks = [(s, min(P, s + size)) for s in range(0, P, size)]
         self.exact = bool(patterns.exact)
+        # the refinements' multipliers, kept from round to round (warm bounds); values
+        # below beta are not refined (only violations and a valid bound are needed)
+        self.multipliers = PricingMultipliers()
+        self.threshold = None if beta is None else float(beta) * (1 + _VIOLATION_RTOL)
 
     def evaluate(self, lam):
         """``(M, candidates)``; candidates are ``(value, index)`` pairs."""
@@ -119,22 +124,33 @@ class _PatternOracle:
                                (Xa, lam, self.block_size), self.n_jobs)
         else:
             parts = map_chunks(_relu_chunk, self.patterns, self.chunks, Xa,
-                               (self.X, lam, self.penalize_bias, self.block_size),
-                               self.n_jobs)
+                               (self.X, lam, self.penalize_bias, self.block_size,
+                                self.multipliers.rows, self.threshold), self.n_jobs)
+            for part in parts:
+                self.multipliers.rows.update(part[1])
+            parts = [part[0] for part in parts]
         cands = [c for c in parts if c is not None]
         M = max((v for v, _ in cands), default=0.0)
         return M, cands
 
 
-def _relu_chunk(patterns, start, X, lam, penalize_bias, block_size):
-    """``(M over the chunk, index of its maximiser)`` or None (an empty chunk)."""
+def _relu_chunk(patterns, start, X, lam, penalize_bias, block_size, warm, threshold):
+    """``(M over the chunk, index of its maximiser)`` or None (an empty chunk), and the
+    chunk's multipliers after the evaluation (``warm``'s entries of the chunk, updated;
+    keyed by index in the whole set)."""
     from ..certificates import dual_constraint
+    from ..certificates._dual import _subset
 
+    stop = start + patterns.n_patterns
+    mult = PricingMultipliers()
+    mult.rows = {k - start: v for k, v in _subset(warm, start, stop).items()}
     dv = dual_constraint(patterns, X, lam, penalize_bias=penalize_bias,
-                         block_size=block_size, n_jobs=1)
+                         block_size=block_size, n_jobs=1, multipliers=mult,
+                         threshold=threshold)
+    rows = {k + start: v for k, v in mult.rows.items()}
     if dv.pattern_index < 0:
-        return None
-    return float(dv.value), start + int(dv.pattern_index)
+        return None, rows
+    return (float(dv.value), start + int(dv.pattern_index)), rows
 
 
 def _gated_chunk(patterns, start, Xa, lam, block_size):
@@ -224,7 +240,7 @@ class _SearchOracle:
                  max_searches: int, search_time: float, n_starts: int = 8,
                  n_samples: int = 1024, search_first: bool = False, random_state=None):
         self.listed = _PatternOracle(patterns, X, penalize_bias=penalize_bias,
-                                     n_chunks=n_chunks, gated=False)
+                                     n_chunks=n_chunks, gated=False, beta=beta)
         self.gates = patterns.gates
         self.Xa = patterns.augment(X)
         self.beta = float(beta)
@@ -975,7 +991,8 @@ def _oracle_for(program: ConvexProgram, n_chunks: int, n_jobs=None):
             and (free_bias or not program.bias)):
         return _SweepOracle(program.X, bias=program.bias, n_chunks=n_chunks)
     return _PatternOracle(pats, program.X, penalize_bias=not free_bias, n_chunks=n_chunks,
-                          gated=program.formulation == "gated_relu", n_jobs=n_jobs)
+                          gated=program.formulation == "gated_relu", n_jobs=n_jobs,
+                          beta=program.alpha)
 
 
 def column_generation(X, y, *, alpha: float, loss="squared", bias: bool = True,
