@@ -2,8 +2,8 @@
 
 Without a suite name it runs the enumeration benchmark (``--quick``, ``--out PATH``).
 Suites: ``enumeration``, ``certify``, ``cvxpy``, ``solvers``, ``column_generation``,
-``realdata``, ``bnb``, ``gpu``, ``scale``; each is ``benchmarks/bench_<suite>.py`` and takes
-its own options (``python -m benchmarks SUITE --help``).
+``realdata``, ``growth``, ``bnb``, ``gpu``, ``scale``; each is
+``benchmarks/bench_<suite>.py`` and takes its own options (``python -m benchmarks SUITE --help``).
 """
 
 import importlib
