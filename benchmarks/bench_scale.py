@@ -215,6 +215,8 @@ def main(argv=None, command=None) -> int:
                     help="seconds per row (default 600, quick 60)")
     ap.add_argument("--memory-limit", type=float, default=8.0, help="GB of address space")
     ap.add_argument("--out", default=None, help="also write the markdown here (atomically)")
+    ap.add_argument("--rows", nargs="+", default=None, metavar="TEXT",
+                    help="only the rows whose label contains one of these texts")
     args = ap.parse_args(argv)
     limit = args.time_limit or (60.0 if args.quick else 600.0)
     lines = ["# Scale benchmark", "",
@@ -228,6 +230,8 @@ def main(argv=None, command=None) -> int:
              "objective | rel. gap |", "|---|---|---|---|---|---|---|---|---|---|"]
     print("\n".join(lines), flush=True)
     for label, method, kind, n, P, d, bias in rows_for(args.quick):
+        if args.rows and not any(t in label for t in args.rows):
+            continue
         miss = _missing(method)
         if miss:
             line = f"| {label} | | | | | {miss} not installed | - | - | - | - |"
@@ -247,7 +251,7 @@ def main(argv=None, command=None) -> int:
         lines.append(line)
         print(line, flush=True)
     out = args.out
-    if out is None and not args.quick:
+    if out is None and not args.quick and not args.rows:
         out = str(ROOT / "benchmarks" / "results" / "scale.md")
     if out:
         from convexrelu._io import atomic_write_text

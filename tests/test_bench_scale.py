@@ -41,3 +41,21 @@ def test_quick_cli(tmp_path):
     text = out.read_text()
     assert "- command: `python -m benchmarks scale --quick --out" in text
     assert text.count("\n| ") >= 9 and "make_regression, ReLU" in text
+
+
+def test_rows_filter(tmp_path, monkeypatch):
+    """``--rows TEXT``: only the matching rows run (in process here: the child is faked)."""
+    ran = []
+
+    def fake_child(target, kwargs, time_limit, memory_limit=None):
+        ran.append(kwargs["method"])
+        from types import SimpleNamespace
+        return SimpleNamespace(status="ok", peak_rss=1 << 20, wall=0.1, result=dict(
+            n=1, d_aug=2, P=3, programs=1, method=kwargs["method"], seconds=0.1,
+            objective=1.0, rel_gap=0.0))
+
+    monkeypatch.setattr(bench_scale, "run_child", fake_child)
+    out = tmp_path / "rows.md"
+    assert bench_scale.main(["--quick", "--rows", "by the AL", "--out", str(out)]) == 0
+    assert ran == ["relu_al"]
+    assert "by the AL" in out.read_text() and "make_regression, gated" not in out.read_text()
