@@ -621,9 +621,10 @@ def dual_constraint(patterns, X, lam, *, penalize_bias: bool = True,
         Dask cluster, which regenerate the masks from the gates. The chunks do not depend
         on ``n_jobs``, so the value, the maximiser and ``lower`` are the same for every
         ``n_jobs`` and backend.
-    multipliers : PricingMultipliers, optional
-        Multipliers of earlier evaluations on the same patterns, ``X`` and
-        ``penalize_bias`` (scalar ``lam`` only): their warm bounds (:func:`warm_bounds`)
+    multipliers : optional
+        A ``PricingMultipliers`` holding the multipliers of earlier evaluations on the
+        same patterns, ``X`` and ``penalize_bias`` (scalar ``lam`` only): their warm
+        bounds (``G^T mu`` of each refinement, valid at any dual point by weak duality)
         spare the refinement of every pattern they already bound below the running
         maximum, and this call's refinements are added to them. The bound stays certified;
         the maximiser found can differ from a cold evaluation's only among patterns
