@@ -612,7 +612,19 @@ def _run(ws, oracle, *, loss, y, alpha, n_samples, output_bias, free_bias, formu
                     break
             if time_limit is not None and time.perf_counter() - t0 > time_limit:
                 break
-            if ws.add(cands, alpha, n_add) == 0:
+            added = ws.add(cands, alpha, n_add)
+            if added == 0 and hasattr(oracle, "confirm"):
+                # nothing listed violates, yet the gap is above tol (the restricted solve's
+                # accuracy): the other pricing (a search) may still find violators
+                M2, extra = oracle.confirm(lam, alpha)
+                if M2 > M:
+                    M = M2
+                    _, best_dual = loss.best_dual_scale(lam, y, alpha / M)
+                    gap = primal - best_dual
+                    history.append((rnd - 1, time.perf_counter() - t0, primal, gap,
+                                    ws_size(ws)))
+                added = ws.add(extra, alpha, n_add)
+            if added == 0:
                 stalled = True  # nothing violates beyond rounding: the inner accuracy limits
                 break
         prog = ws.program()
