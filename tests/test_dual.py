@@ -302,3 +302,16 @@ def test_dual_constraint_with_multipliers_and_threshold(data_bias, penalize):
             Xt, _, R = _prepare(Xa, free)
             c = res.sign * Xt.T @ (pats.masks[:, i] * lam)
             assert pattern_value(Xt, pats.masks[:, i], c, free_bias=free, R=R)[0] > t
+
+
+def test_socp_fallback_keeps_cvxpy_accuracy_warnings_to_itself(data_bias):
+    """The SOCP fallback's bound comes from explicit multipliers: cvxpy's "Solution may be
+    inaccurate" is not shown to the user (it leaked from a classifier fit)."""
+    X, pats = data_bias
+    lam = np.random.default_rng(1).standard_normal(X.shape[0])
+    Xa = pats.augment(X)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        for i in range(0, pats.n_patterns, 7):
+            pattern_value_socp(Xa, pats.masks[:, i], Xa.T @ (pats.masks[:, i] * lam))
+    assert not [w for w in caught if "Solution may be inaccurate" in str(w.message)]

@@ -91,3 +91,17 @@ def test_path_errors(rng):
         regularization_path(X, y, alphas=[-1.0])
     with pytest.raises(ValueError, match="patterns must be 'exact', a positive int or an"):
         alpha_max(X, y, patterns="all")
+
+
+def test_alpha_max_over_sampled_patterns_is_the_exact_maximum(rng):
+    """alpha_max is M(lambda_0) itself, not the pricing bound (which may exceed the
+    maximum once violations are found): regression, 19% too high on diabetes."""
+    from convexrelu.arrangements import sample_patterns
+    from convexrelu.certificates import dual_constraint
+
+    X = rng.standard_normal((80, 6))
+    y = np.abs(X[:, 0]) + X[:, 1] + 0.1 * rng.standard_normal(80)
+    pats = sample_patterns(X, 400, random_state=0, bias=True)
+    lam = y - y.mean()  # the zero network's dual point (output bias fitted)
+    exact = dual_constraint(pats, X, lam, penalize_bias=False).value
+    assert alpha_max(X, y, patterns=pats) == pytest.approx(exact, rel=1e-9)

@@ -435,10 +435,15 @@ def pattern_value_socp(Xa: np.ndarray, mask: np.ndarray, c: np.ndarray, *,
     if free_bias:
         cons.append(cp.abs(x[-1]) <= 10.0 * (R + 1.0))  # keeps the all-active cell bounded
     prob = cp.Problem(cp.Maximize(c @ x), cons)
-    try:
-        prob.solve(solver="CLARABEL", tol_gap_abs=1e-11, tol_gap_rel=1e-11, tol_feas=1e-11)
-    except Exception:  # pragma: no cover - solver failure
-        prob.solve(solver="CLARABEL")
+    with warnings.catch_warnings():
+        # the bound below is recomputed from the explicit multipliers, whatever the
+        # solver's accuracy: its "Solution may be inaccurate" is not for the user
+        warnings.filterwarnings("ignore", message="Solution may be inaccurate")
+        try:
+            prob.solve(solver="CLARABEL", tol_gap_abs=1e-11, tol_gap_rel=1e-11,
+                       tol_feas=1e-11)
+        except Exception:  # pragma: no cover - solver failure
+            prob.solve(solver="CLARABEL")
     mu = np.maximum(np.asarray(cons[0].dual_value, dtype=float).reshape(-1), 0.0)
     r = c + G.T @ mu
     all_active = bool(free_bias and np.all(mask))

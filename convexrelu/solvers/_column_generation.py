@@ -995,8 +995,12 @@ def solve_grown(program: ConvexProgram, *, tol: float = 1e-6, max_iter: int = 10
     return sol
 
 
-def _oracle_for(program: ConvexProgram, n_chunks: int, n_jobs=None):
-    """The exact 2-D sweep when it applies, else the streamed pattern-set evaluation."""
+def _oracle_for(program: ConvexProgram, n_chunks: int, n_jobs=None, pricing: bool = True):
+    """The exact 2-D sweep when it applies, else the streamed pattern-set evaluation.
+
+    ``pricing``: the value is a certified bound that is exact only at most
+    ``program.alpha`` (refinements spared above it, :func:`dual_constraint`'s
+    ``threshold``); ``False``: the exact maximum (e.g. ``alpha_max``)."""
     free_bias = program.regularizer.free
     pats = program.patterns
     if (program.formulation == "relu" and pats.exact and program.n_features == 2
@@ -1004,7 +1008,7 @@ def _oracle_for(program: ConvexProgram, n_chunks: int, n_jobs=None):
         return _SweepOracle(program.X, bias=program.bias, n_chunks=n_chunks)
     return _PatternOracle(pats, program.X, penalize_bias=not free_bias, n_chunks=n_chunks,
                           gated=program.formulation == "gated_relu", n_jobs=n_jobs,
-                          beta=program.alpha)
+                          beta=program.alpha if pricing else None)
 
 
 def column_generation(X, y, *, alpha: float, loss="squared", bias: bool = True,

@@ -112,7 +112,8 @@ def _zero_dual(program: ConvexProgram) -> np.ndarray:
 
 
 def _alpha_max(program: ConvexProgram, n_jobs=None) -> float:
-    M, _ = _oracle_for(program, 1, n_jobs).evaluate(_zero_dual(program))
+    # the exact maximum, not a pricing bound
+    M, _ = _oracle_for(program, 1, n_jobs, pricing=False).evaluate(_zero_dual(program))
     return float(M)
 
 
