@@ -54,7 +54,7 @@ def test_cv_results_match_cross_val_score(reg_data):
     X, y = reg_data
     alphas = [3.0, 0.03]
     cv = KFold(3, shuffle=True, random_state=1)
-    reg = ConvexReLURegressorCV(alphas=alphas, cv=cv, **FAST_REG).fit(X, y)
+    reg = ConvexReLURegressorCV(alphas=alphas, cv=cv, path_tol=None, **FAST_REG).fit(X, y)
     for k, a in enumerate(alphas):
         ref = cross_val_score(ConvexReLURegressor(alpha=a, **FAST_REG), X, y, cv=cv)
         got = [reg.cv_results_[f"split{j}_test_score"][k] for j in range(3)]
@@ -65,7 +65,7 @@ def test_warm_path_matches_cold_fits(reg_data):
     X, y = reg_data
     cv = KFold(3)
     params = dict(FAST_REG, patterns=6, solver="fista", formulation="gated_relu", tol=1e-8)
-    reg = ConvexReLURegressorCV(alphas=[1.0, 0.03], cv=cv, refit=False,
+    reg = ConvexReLURegressorCV(alphas=[1.0, 0.03], cv=cv, refit=False, path_tol=None,
                                 **params).fit(X, y)
     for j, (train, _) in enumerate(cv.split(X)):
         for k, a in enumerate(reg.alphas_):
@@ -115,7 +115,7 @@ def test_alpha_max_is_where_the_network_vanishes(reg_data):
 def test_classifier_three_classes(rng):
     X = rng.standard_normal((30, 2))
     y = np.where(X[:, 0] > 0.5, "a", np.where(X[:, 1] > 0, "b", "c"))
-    clf = ConvexReLUClassifierCV(alphas=2, cv=3, **FAST_CLF).fit(X, y)
+    clf = ConvexReLUClassifierCV(alphas=2, cv=3, path_tol=None, **FAST_CLF).fit(X, y)
     np.testing.assert_array_equal(clf.classes_, ["a", "b", "c"])
     assert clf.alpha_ in clf.alphas_ and clf.alphas_[0] == clf.alpha_max_
     P = clf.predict_proba(X)
@@ -146,7 +146,7 @@ def test_gridsearchcv_on_the_plain_estimator(reg_data):
     X, y = reg_data
     alphas = [3.0, 0.03]
     gs = GridSearchCV(ConvexReLURegressor(**FAST_REG), {"alpha": alphas}, cv=3).fit(X, y)
-    reg = ConvexReLURegressorCV(alphas=alphas, cv=3, alpha_selection="best",
+    reg = ConvexReLURegressorCV(alphas=alphas, cv=3, alpha_selection="best", path_tol=None,
                                 **FAST_REG).fit(X, y)
     np.testing.assert_allclose(reg.cv_results_["mean_test_score"],
                                gs.cv_results_["mean_test_score"], rtol=1e-8)
@@ -387,3 +387,23 @@ def test_path_fits_do_not_warn_only_the_refit(reg_data):
         warnings.simplefilter("always")
         ConvexReLURegressorCV(alphas=[1.0, 0.1, 0.01], cv=3, refit=False, **params).fit(X, y)
     assert not any(issubclass(w.category, ConvergenceWarning) for w in caught)
+
+
+def _tol_of_the_fit(est, X, y):
+    return est.tol
+
+
+def test_path_tol_loosens_the_path_not_the_refit(reg_data):
+    """The path's fits use max(tol, path_tol); the refit and path_tol=None use tol."""
+    X, y = reg_data
+    kw = dict(alphas=[0.1, 0.03], cv=2, scoring=_tol_of_the_fit, **FAST_REG)
+    loose = ConvexReLURegressorCV(path_tol=1e-3, **kw).fit(X, y)
+    assert np.all(loose.cv_results_["mean_test_score"] == 1e-3)
+    assert loose.best_estimator_.tol == 1e-6
+    exact = ConvexReLURegressorCV(path_tol=None, **kw).fit(X, y)
+    assert np.all(exact.cv_results_["mean_test_score"] == 1e-6)
+    tight = ConvexReLURegressorCV(path_tol=1e-3, **dict(kw, tol=1e-2)).fit(X, y)
+    assert np.all(tight.cv_results_["mean_test_score"] == 1e-2)  # never tighter than tol
+    assert ConvexReLURegressorCV().path_tol == 1e-3
+    with pytest.raises(ValueError, match="'path_tol' parameter of ConvexReLURegressorCV"):
+        ConvexReLURegressorCV(path_tol=0.0, **FAST_REG).fit(X, y)
