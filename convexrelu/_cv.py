@@ -330,6 +330,16 @@ def _cv_results(alphas, scores, fit_times, score_times) -> dict:
 # the path runs from alpha_max down, and the small-alpha end (many neurons) is the slow one
 _N_ITER_NO_CHANGE = 2
 
+# The default grid (n_alphas=7, eps=1e-2). Measured: 5-fold CV on the training 75% of
+# diabetes, iris, wine and linnerud (train_test_split(random_state=0), standardised X), 200
+# sampled patterns per fold, 13 alphas from alpha_max to 1e-3 alpha_max. The best mean
+# score fell at alpha / alpha_max = 0.01 (diabetes, R^2 0.535 +- 0.052), 0.0056 (iris,
+# accuracy 0.964), 0.0032 (wine, 0.978) and 1 (linnerud: the zero network); the
+# one-standard-error choice at 0.1 (diabetes 0.510), 0.056 (iris 0.955), 0.1 (wine 0.970)
+# and 1. Below 0.01 the fits took 8-16 s per fold on diabetes against 0.6 s at 0.1, and
+# the plain estimator refitted on diabetes at 0.01 alpha_max scored test R^2 0.12, at 0.1
+# alpha_max 0.38 (the default MLPRegressor: 0.28).
+
 _DOC_GRID = """alphas : None, int or array-like, default=None
         The ``alpha`` grid. None: ``n_alphas`` values from ``alpha_max`` down to
         ``eps * alpha_max``, geometrically spaced (from 1 down to ``eps`` when
@@ -345,10 +355,9 @@ _DOC_GRID = """alphas : None, int or array-like, default=None
         Number of grid points when ``alphas`` is None.
     eps : float in (0, 1), default=1e-2
         The grid's smallest value over ``alpha_max``. Below ``1e-2 * alpha_max`` the
-        networks have many neurons, their fits are the slow end of the path, and on the
-        scikit-learn data sets measured (diabetes, iris, wine, linnerud) none was within
-        one standard error of the best validation score without a larger ``alpha``
-        being so too.
+        networks have many neurons and their fits are the slow end of the path, and on
+        the scikit-learn data sets measured the chosen ``alpha`` was larger (see the
+        comment at ``_N_ITER_NO_CHANGE`` in the source).
     cv : int, cross-validation generator or iterable, default=None
         As in scikit-learn (``sklearn.model_selection.check_cv``): None is 5-fold"""
 
