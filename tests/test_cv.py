@@ -348,6 +348,14 @@ def test_one_standard_error_rule_picks_a_larger_alpha(reg_data):
     np.testing.assert_array_equal(res["mean_test_score"], best.cv_results_["mean_test_score"])
 
 
+def test_default_selection_rules():
+    """1se for the regressor (R^2), the best mean score for the classifier (accuracy)."""
+    assert ConvexReLURegressorCV().alpha_selection == "1se"
+    assert ConvexReLUClassifierCV().alpha_selection == "best"
+    with pytest.raises(ValueError, match="'alpha_selection' parameter of ConvexReLUClassifierCV"):
+        ConvexReLUClassifierCV(alpha_selection="min").fit(np.eye(4), [0, 1, 0, 1])
+
+
 def test_path_patterns_sample_fewer_than_the_plain_estimator(rng):
     X = rng.standard_normal((40, 4))  # far more than 2000 patterns with a bias
     pats = _path_patterns(ConvexReLURegressor(random_state=0), X)
