@@ -6,12 +6,14 @@ import warnings
 import joblib
 import numpy as np
 import pytest
+from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import GridSearchCV, KFold, StratifiedKFold, cross_val_score
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from convexrelu import (ConvexReLUClassifier, ConvexReLUClassifierCV, ConvexReLURegressor,
                         ConvexReLURegressorCV, enumerate_patterns, sample_patterns)
-from convexrelu._cv import _PASSTHROUGH, _restrict_patterns
+from convexrelu._cv import (_PASSTHROUGH, _PATH_PATTERNS, _path_patterns,
+                            _restrict_patterns, _select)
 
 # small and fast: a few sampled patterns; the ReLU solver (squared loss), cvxpy (classifiers)
 FAST_REG = dict(patterns=10, random_state=0, solver="relu", penalize_bias=True,
@@ -28,7 +30,7 @@ def reg_data(rng):
 
 def test_alpha_is_argmax_of_mean_score(reg_data):
     X, y = reg_data
-    reg = ConvexReLURegressorCV(alphas=3, cv=3, **FAST_REG).fit(X, y)
+    reg = ConvexReLURegressorCV(alphas=3, cv=3, alpha_selection="best", **FAST_REG).fit(X, y)
     res = reg.cv_results_
     best = int(np.argmax(res["mean_test_score"]))
     assert reg.alpha_ == reg.alphas_[best] == res["param_alpha"][best]
@@ -38,7 +40,7 @@ def test_alpha_is_argmax_of_mean_score(reg_data):
     np.testing.assert_allclose(res["std_test_score"], splits.std(axis=1), rtol=1e-12)
     assert np.all(res["mean_fit_time"] > 0) and reg.objective_path_.shape == (3, 3)
     # the default grid: geometric, from alpha_max_ down to eps * alpha_max_
-    np.testing.assert_allclose(reg.alphas_, reg.alpha_max_ * np.geomspace(1, 1e-3, 3))
+    np.testing.assert_allclose(reg.alphas_, reg.alpha_max_ * np.geomspace(1, 1e-2, 3))
     # delegation to the refitted plain estimator
     assert reg.best_estimator_.alpha == reg.alpha_
     np.testing.assert_array_equal(reg.predict(X), reg.best_estimator_.predict(X))
@@ -52,7 +54,7 @@ def test_cv_results_match_cross_val_score(reg_data):
     X, y = reg_data
     alphas = [3.0, 0.03]
     cv = KFold(3, shuffle=True, random_state=1)
-    reg = ConvexReLURegressorCV(alphas=alphas, cv=cv, **FAST_REG).fit(X, y)
+    reg = ConvexReLURegressorCV(alphas=alphas, cv=cv, path_tol=None, **FAST_REG).fit(X, y)
     for k, a in enumerate(alphas):
         ref = cross_val_score(ConvexReLURegressor(alpha=a, **FAST_REG), X, y, cv=cv)
         got = [reg.cv_results_[f"split{j}_test_score"][k] for j in range(3)]
@@ -63,7 +65,7 @@ def test_warm_path_matches_cold_fits(reg_data):
     X, y = reg_data
     cv = KFold(3)
     params = dict(FAST_REG, patterns=6, solver="fista", formulation="gated_relu", tol=1e-8)
-    reg = ConvexReLURegressorCV(alphas=[1.0, 0.03], cv=cv, refit=False,
+    reg = ConvexReLURegressorCV(alphas=[1.0, 0.03], cv=cv, refit=False, path_tol=None,
                                 **params).fit(X, y)
     for j, (train, _) in enumerate(cv.split(X)):
         for k, a in enumerate(reg.alphas_):
@@ -113,7 +115,7 @@ def test_alpha_max_is_where_the_network_vanishes(reg_data):
 def test_classifier_three_classes(rng):
     X = rng.standard_normal((30, 2))
     y = np.where(X[:, 0] > 0.5, "a", np.where(X[:, 1] > 0, "b", "c"))
-    clf = ConvexReLUClassifierCV(alphas=2, cv=3, **FAST_CLF).fit(X, y)
+    clf = ConvexReLUClassifierCV(alphas=2, cv=3, path_tol=None, **FAST_CLF).fit(X, y)
     np.testing.assert_array_equal(clf.classes_, ["a", "b", "c"])
     assert clf.alpha_ in clf.alphas_ and clf.alphas_[0] == clf.alpha_max_
     P = clf.predict_proba(X)
@@ -144,7 +146,8 @@ def test_gridsearchcv_on_the_plain_estimator(reg_data):
     X, y = reg_data
     alphas = [3.0, 0.03]
     gs = GridSearchCV(ConvexReLURegressor(**FAST_REG), {"alpha": alphas}, cv=3).fit(X, y)
-    reg = ConvexReLURegressorCV(alphas=alphas, cv=3, **FAST_REG).fit(X, y)
+    reg = ConvexReLURegressorCV(alphas=alphas, cv=3, alpha_selection="best", path_tol=None,
+                                **FAST_REG).fit(X, y)
     np.testing.assert_allclose(reg.cv_results_["mean_test_score"],
                                gs.cv_results_["mean_test_score"], rtol=1e-8)
     assert reg.alpha_ == gs.best_params_["alpha"]
@@ -249,7 +252,7 @@ def test_constant_target_grid_is_relative_to_one(rng):
     reg = ConvexReLURegressorCV(alphas=2, cv=2, scoring="neg_mean_squared_error",
                                 **FAST_REG).fit(X, np.full(12, 3.0))
     assert reg.alpha_max_ == 0
-    np.testing.assert_allclose(reg.alphas_, [1.0, 1e-3])
+    np.testing.assert_allclose(reg.alphas_, [1.0, 1e-2])
     np.testing.assert_allclose(reg.predict(X), 3.0)
 
 
@@ -311,3 +314,104 @@ def test_ties_do_not_stop_the_path(reg_data):
                                 scoring=lambda est, X, y: 0.5, **FAST_REG).fit(X, y)
     assert np.all(reg.cv_results_["mean_test_score"] == 0.5)
     assert reg.alpha_ == 1.0  # ties: the largest alpha, as documented
+
+
+def test_select_one_standard_error_rule():
+    mean = np.array([0.1, 0.50, 0.52, 0.55, np.nan])
+    std = np.array([0.0, 0.04, 0.04, 0.06, np.nan])
+    # best 0.55 (index 3), one standard error 0.06 / sqrt(5 - 1) = 0.03: the largest alpha
+    # (first index) with a mean >= 0.52 is index 2
+    assert _select(mean, std, 5, "1se") == 2
+    assert _select(mean, std, 5, "best") == 3
+    assert _select(mean, std, 1, "1se") == 3  # one split: no standard error, the best
+    assert _select(np.array([np.nan, 0.3, 0.3]), np.zeros(3), 3, "1se") == 1  # NaN never
+
+
+def _noisy_peak(est, X, y):
+    """Peaks at alpha = 0.01 by 0.01 per decade; a fold-dependent offset of about +-1."""
+    return -0.01 * abs(np.log10(est.alpha / 0.01)) + 10 * float(np.mean(X[:, 0]))
+
+
+def test_one_standard_error_rule_picks_a_larger_alpha(reg_data):
+    X, y = reg_data
+    alphas = [1.0, 0.1, 0.01, 0.001]
+    kw = dict(alphas=alphas, cv=3, scoring=_noisy_peak, n_iter_no_change=None, refit=False,
+              **FAST_REG)
+    best = ConvexReLURegressorCV(alpha_selection="best", **kw).fit(X, y)
+    one = ConvexReLURegressorCV(**kw).fit(X, y)  # "1se" is the default
+    assert best.alpha_ == 0.01
+    assert one.alpha_ == 1.0  # within one standard error of the best (the folds' spread)
+    res = one.cv_results_
+    se = res["std_test_score"][2] / np.sqrt(2)
+    assert res["mean_test_score"][0] >= res["mean_test_score"][2] - se
+    assert one.best_score_ == res["mean_test_score"][0]
+    np.testing.assert_array_equal(res["mean_test_score"], best.cv_results_["mean_test_score"])
+
+
+def test_default_selection_rules():
+    """1se for the regressor (R^2), the best mean score for the classifier (accuracy)."""
+    assert ConvexReLURegressorCV().alpha_selection == "1se"
+    assert ConvexReLUClassifierCV().alpha_selection == "best"
+    with pytest.raises(ValueError, match="'alpha_selection' parameter of ConvexReLUClassifierCV"):
+        ConvexReLUClassifierCV(alpha_selection="min").fit(np.eye(4), [0, 1, 0, 1])
+
+
+def test_path_patterns_sample_fewer_than_the_plain_estimator(rng):
+    X = rng.standard_normal((40, 4))  # far more than 2000 patterns with a bias
+    pats = _path_patterns(ConvexReLURegressor(random_state=0), X)
+    ref = sample_patterns(X, _PATH_PATTERNS, random_state=0, bias=True)
+    assert not pats.exact and _PATH_PATTERNS < ConvexReLURegressor().max_patterns
+    np.testing.assert_array_equal(pats.gates, ref.gates)
+    few = _path_patterns(ConvexReLURegressor(random_state=0, max_patterns=50), X)
+    assert few.gates.shape[1] == 50  # never more than max_patterns
+    small = X[:6, :2]  # listed when within max_patterns, as the plain estimator does
+    assert _path_patterns(ConvexReLURegressor(), small).exact
+    assert _path_patterns(ConvexReLURegressor(patterns=7, random_state=0),
+                          X).gates.shape[1] == 7
+
+
+def test_one_sampling_warning_per_fit(reg_data):
+    """Beyond max_patterns: the sampling warning once, not once per fold and refit."""
+    X, y = reg_data
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        ConvexReLURegressorCV(alphas=[1.0, 0.3], cv=2, patterns="auto", max_patterns=15,
+                              random_state=0, certify=False).fit(X, y)
+    sampling = [w for w in caught if "max_patterns=15" in str(w.message)]
+    assert len(sampling) == 1 and sampling[0].filename == __file__
+
+
+def test_path_fits_do_not_warn_only_the_refit(reg_data):
+    """Solver warnings of the path's fits (one per fold and alpha) are not the user's."""
+    X, y = reg_data
+    params = dict(FAST_REG, patterns=6, solver="fista", formulation="gated_relu", max_iter=1,
+                  tol=1e-12)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        ConvexReLURegressorCV(alphas=[1.0, 0.1, 0.01], cv=3, n_iter_no_change=None,
+                              **params).fit(X, y)
+    assert sum(issubclass(w.category, ConvergenceWarning) for w in caught) == 1
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        ConvexReLURegressorCV(alphas=[1.0, 0.1, 0.01], cv=3, refit=False, **params).fit(X, y)
+    assert not any(issubclass(w.category, ConvergenceWarning) for w in caught)
+
+
+def _tol_of_the_fit(est, X, y):
+    return est.tol
+
+
+def test_path_tol_loosens_the_path_not_the_refit(reg_data):
+    """The path's fits use max(tol, path_tol); the refit and path_tol=None use tol."""
+    X, y = reg_data
+    kw = dict(alphas=[0.1, 0.03], cv=2, scoring=_tol_of_the_fit, **FAST_REG)
+    loose = ConvexReLURegressorCV(path_tol=1e-3, **kw).fit(X, y)
+    assert np.all(loose.cv_results_["mean_test_score"] == 1e-3)
+    assert loose.best_estimator_.tol == 1e-6
+    exact = ConvexReLURegressorCV(path_tol=None, **kw).fit(X, y)
+    assert np.all(exact.cv_results_["mean_test_score"] == 1e-6)
+    tight = ConvexReLURegressorCV(path_tol=1e-3, **dict(kw, tol=1e-2)).fit(X, y)
+    assert np.all(tight.cv_results_["mean_test_score"] == 1e-2)  # never tighter than tol
+    assert ConvexReLURegressorCV().path_tol == 1e-3
+    with pytest.raises(ValueError, match="'path_tol' parameter of ConvexReLURegressorCV"):
+        ConvexReLURegressorCV(path_tol=0.0, **FAST_REG).fit(X, y)
