@@ -41,9 +41,12 @@ program per node (the concave-envelope relaxation :math:`\\max_{t \\ge 0,\\, V^\
 :math:`k` rows near the parent's maximiser are variables (the others keep
 :math:`\\sigma_i \\in \\{0, 1\\}`, rows join when the maximiser contradicts their sign:
 constraint generation); the bound reported is the one recomputed from the multipliers,
-never the solver's objective. Branching splits a cone by the hyperplane of a row with
-:math:`s\\lambda_i > 0` (so every split follows the arrangement); the extreme rays of the two
-children are updated incrementally (double description, combinatorial adjacency test).
+never the solver's objective. An alternative node solver (``_NODE_SOLVER = "ldp"``) finds
+the multipliers by least-distance programs (non-negative least squares, Lawson and
+Hanson) warm-started from the parent's multipliers, with the same certified bound.
+Branching splits a cone by the hyperplane of a row with :math:`s\\lambda_i > 0` (so every
+split follows the arrangement); the extreme rays of the two children are updated
+incrementally (double description, combinatorial adjacency test).
 When no such row crosses a cone, :math:`h` is linear on it and the node bound is exact.
 Both signs share one best-first tree and one incumbent: a fixed-point ascent from random
 starts, refined by DC ascent (:math:`x \\leftarrow \\arg\\max_\\Omega g^\\top x - k(x)`,
@@ -90,6 +93,15 @@ _N_DCA = 4  # of which the best few are refined by DC ascent
 _TRIANGLES = False  # per-row chord bounds of h where they cut the envelope (see solve)
 _VAR_COS = 0.05  # k rows this close (cosine) to the reference point enter the program
 _ZERO_TOL = 1e-13  # |a^T v| <= tol * ||a|| (unit rays): the ray lies on the hyperplane
+#: node solver: "clarabel" (the conic program, the default) or "ldp" (least-distance
+#: programs by NNLS warm-started from the parent's multipliers, Clarabel where they cannot
+#: apply). Measured (issue 13): "ldp" is not faster at the goal sizes -- wide cones need
+#: more than _LDP_MAX_VAR free multipliers, so 87% of the nodes fell back at rank 6,
+#: n = 1000 (12.7 vs 9.4 ms per node) -- and only break-even on small problems.
+_NODE_SOLVER = "clarabel"
+_LDP_EPS = 1e-10  # weight of the multipliers sigma in the regularised least-distance program
+_LDP_COS = 0.02  # k rows this close (cosine) to the parent's maximiser start as variables
+_LDP_MAX_VAR = 40  # more free multipliers than this: the conic program (NNLS cost ~K^3)
 
 
 @dataclass
@@ -118,7 +130,9 @@ class BnBResult:
         Nodes still open when the search stopped.
     info : dict
         ``rank``, ``heuristic_lower`` (the incumbent before the search), ``n_leaves``,
-        ``max_rays``, ``solver_failures``, ``stopped`` (``"closed"``, ``"max_nodes"``,
+        ``max_rays``, ``solver_failures``, ``node_solver``, ``conic_fallbacks`` (nodes
+        the least-distance path handed to Clarabel), ``n_ldp`` (least-distance programs
+        solved), ``stopped`` (``"closed"``, ``"max_nodes"``,
         ``"time_limit"``, or with ``threshold`` ``"below"`` / ``"above"``), ``candidates``
         (the 32 best points found, one per sign and activation pattern, as
         ``(value, direction, sign)``, best first: the columns of a pricing call).
@@ -309,7 +323,7 @@ class _Problem:
 # --------------------------------------------------------------------------- nodes
 class _Node:
     __slots__ = ("sign", "V", "masks", "next_id", "bound", "solved", "depth", "t", "x",
-                 "cross_P")
+                 "cross_P", "var_rows")
 
     def __init__(self, sign, V, masks, next_id, bound, depth=0):
         self.sign = sign
@@ -322,6 +336,7 @@ class _Node:
         self.t = None
         self.x = None
         self.cross_P = None
+        self.var_rows = None  # k rows whose multiplier was fractional in the parent
 
 
 def _simplex_fan(D):
@@ -406,6 +421,8 @@ class _NodeSolver:
     def __init__(self, prob: _Problem):
         self.p = prob
         self.failures = 0
+        self.conic_fallbacks = 0  # nodes the least-distance path handed to Clarabel
+        self.n_ldp = 0  # least-distance programs solved
         import clarabel
 
         self.clarabel = clarabel
@@ -548,8 +565,22 @@ class _NodeSolver:
             y[-1] = zs[r_box] - zs[r_box + 1]
         return t, sigma, rho, y
 
-    def solve(self, node, prune_at=-np.inf, max_rounds=4):
-        """Bound the node; return ``(bound, t, x, crossP)``.
+    def solve(self, node, prune_at=-np.inf):
+        """Bound the node; return ``(bound, t, x, crossP)`` (``_NODE_SOLVER`` chooses how).
+
+        The least-distance path (:meth:`solve_ldp`) is used unless the triangle bounds are
+        on or it cannot apply (an infeasible or failed least-distance program: then the
+        conic program, counted in ``conic_fallbacks``).
+        """
+        if _NODE_SOLVER == "ldp" and not _TRIANGLES:
+            out = self.solve_ldp(node, prune_at)
+            if out is not None:
+                return out
+            self.conic_fallbacks += 1
+        return self.solve_conic(node, prune_at)
+
+    def solve_conic(self, node, prune_at=-np.inf, max_rounds=4):
+        """Bound the node by the conic program; return ``(bound, t, x, crossP)``.
 
         The ``k`` rows crossing the cone enter the program only when needed (constraint
         generation): the others keep the multiplier ``sigma_i in {0, 1}`` of their sign at
@@ -615,6 +646,186 @@ class _NodeSolver:
                 break
             var |= wrong
             tri_on |= cut
+        return best[0], best[1], best[2], crossP
+
+    # -- the least-distance path --------------------------------------------------------
+    def _ldp(self, Vu, c, HF, T, scale=None):
+        """``min ||y||^2 + eps ||sigma||^2`` s.t. ``Vu y + HF sigma >= c``, ``0 <= sigma <= 1``.
+
+        A least-distance program (Lawson and Hanson, ch. 23), solved as the non-negative
+        least-squares problem ``min_{u >= 0} ||E u - e||`` with ``E = [G^T; h^T]`` of size
+        ``(dim(y) + K + 1) x (m + 2K)``; the tiny weight ``eps`` on ``sigma`` (in units of the
+        scaled problem) makes the objective strictly convex and moves the optimum by a
+        relative ``~eps K`` at most. Returns ``(y, sigma, t)`` with ``t >= 0`` the
+        multipliers of the rows of ``Vu`` (the relaxation's ray weights), ``||y||`` and the
+        violation priced by ``T`` (the ray-sum bound), or ``None`` when the program is
+        infeasible or the solver fails. Any output only feeds
+        :meth:`certify`, so its accuracy affects the tightness of the bound, never its
+        validity.
+        """
+        from scipy.optimize import nnls
+
+        m, du = Vu.shape
+        K = HF.shape[1]
+        S = float(np.max(np.abs(c), initial=0.0))
+        if not np.isfinite(S):  # pragma: no cover - defensive
+            return None
+        if scale is not None and np.isfinite(scale) and 0 < scale < S:
+            S = scale  # the expected value: eps is then relative to the optimum
+        S = S if S > 0 else 1.0
+        re = np.sqrt(_LDP_EPS)
+        E = np.zeros((du + K + 1, m + 2 * K))
+        E[:du, :m] = Vu.T
+        E[-1, :m] = c / S
+        if K:
+            E[du:du + K, :m] = HF.T / (S * re)
+            idx = np.arange(K)
+            E[du + idx, m + idx] = 1.0
+            E[du + idx, m + K + idx] = -1.0
+            E[-1, m + K:] = -re
+        rhs = np.zeros(du + K + 1)
+        rhs[-1] = 1.0
+        self.n_ldp += 1
+        try:
+            u, _ = nnls(E, rhs, maxiter=20 * (m + 2 * K))
+        except Exception:  # pragma: no cover - iteration limit or numerical failure
+            return None
+        denom = 1.0 - float(E[-1] @ u)
+        if not (np.isfinite(denom) and denom > 1e-12):
+            return None  # infeasible (the residual vanishes)
+        xs = (E[:-1] @ u) / denom
+        y = S * xs[:du]
+        sigma = np.clip(xs[du:] / re, 0.0, 1.0)
+        t = S * u[:m] / denom
+        # polish: the regularised program only identifies the active set (rays with
+        # t_j > 0, fractional sigma_i); solve its KKT system exactly and keep whichever
+        # point is better (norm plus the violation priced by the ray-sum bound T)
+        J = np.flatnonzero(t > 1e-9 * max(float(t.max(initial=0.0)), 1e-300))
+        frac = (sigma > 1e-6) & (sigma < 1 - 1e-6)
+        sb = np.where(sigma >= 0.5, 1.0, 0.0)
+        Ff = np.flatnonzero(frac)
+        VJ, HJ = Vu[J], HF[J][:, Ff]
+        nJ, nF = J.size, Ff.size
+        if nJ:
+            Kk = np.zeros((nJ + nF, nJ + nF))
+            Kk[:nJ, :nJ] = VJ @ VJ.T
+            Kk[:nJ, nJ:] = HJ
+            Kk[nJ:, :nJ] = HJ.T
+            rhs2 = np.concatenate([c[J] - HF[J][:, ~frac] @ sb[~frac], np.zeros(nF)])
+            try:
+                sol = np.linalg.lstsq(Kk, rhs2, rcond=1e-13)[0]
+            except np.linalg.LinAlgError:  # pragma: no cover - keep the NNLS point
+                sol = None
+            if sol is not None and np.all(np.isfinite(sol)):
+                tp = np.zeros(m)
+                tp[J] = np.maximum(sol[:nJ], 0.0)
+                sp_ = sb.copy()
+                sp_[Ff] = np.clip(sol[nJ:], 0.0, 1.0)
+                yp = VJ.T @ sol[:nJ]
+
+                def score(yy, ss):
+                    viol = float(np.max(c - Vu @ yy - HF @ ss, initial=0.0))
+                    return float(np.linalg.norm(yy)) + max(viol, 0.0) * T
+
+                if score(yp, sp_) < score(y, sigma):
+                    y, sigma, t = yp, sp_, tp
+        viol = max(float(np.max(c - Vu @ y - HF @ sigma, initial=0.0)), 0.0)
+        return y, sigma, t, float(np.linalg.norm(y)), viol * T
+
+    def _ldp_omega(self, V, c, HF, scale=None):
+        """The least-distance program for ``Omega``: ``(y, sigma, t)`` or ``None``.
+
+        Without a free bias ``Omega`` is the unit ball and :meth:`_ldp` is the node dual.
+        With a free bias the dual norm is ``||y_u|| + R |y_b|``; for a fixed ``y_b = eta``
+        the node dual is the least-distance program in ``y_u`` with right-hand side
+        ``c - eta v_b``, and ``B(eta) = ||y_u(eta)|| + R |eta|`` is convex. ``eta = 0`` is
+        optimal unless the slab ``|x_b| <= R`` is active, which two probes ``eta = +-delta``
+        detect (convexity); then ``None`` (the conic program handles the slab). ``None``
+        too when the program's point is not feasible to a relative ``1e-7``.
+        """
+        p = self.p
+        T = self.ray_sum_bound(V)
+        T = T if np.isfinite(T) else 1e6
+        floor = 1e-6 * float(np.max(np.abs(c), initial=0.0)) + 1e-300
+        if not p.free:
+            out = self._ldp(V, c, HF, T, scale)
+            if out is None or out[4] > 1e-7 * max(out[3], floor):
+                return None
+            return out[:3]
+        Vu, vb = V[:, :-1], V[:, -1]
+        out = self._ldp(Vu, c, HF, T, scale)
+        if out is None or out[4] > 1e-7 * max(out[3], floor):
+            return None
+        y, sigma, t, val, _ = out
+        if p.R > 0 and val > 0:
+            delta = 1e-3 * val / p.R
+            for eta in (delta, -delta):
+                pr = self._ldp(Vu, c - eta * vb, HF, T, scale)
+                if pr is None or pr[3] + pr[4] + p.R * delta < val * (1 - 1e-12):
+                    return None  # the slab is active (or unclear): conic program
+        return np.concatenate([y, [0.0]]), sigma, t
+
+    def solve_ldp(self, node, prune_at=-np.inf, max_rounds=4):
+        """Bound the node by least-distance programs; ``(bound, t, x, crossP)`` or ``None``.
+
+        The node dual (module docstring) for a fixed ``sigma`` on all but a few ``k`` rows
+        is ``min ||y||_{Omega^*}`` s.t. ``V (y + G_F sigma_F) >= c``, a least-distance
+        program in ``y`` and the free multipliers ``sigma_F`` (:meth:`_ldp_omega`). Warm
+        start from the parent: its maximiser fixes ``sigma_i`` by the sign of
+        ``z_i^T x`` and the rows that were fractional in the parent (or nearly tight at its
+        maximiser) start free; a row joins when the new maximiser contradicts its fixed
+        sign (constraint generation, at most ``max_rounds`` programs). The bound returned
+        is :meth:`certify` at the multipliers found: valid whatever their accuracy.
+        ``None`` when a program is infeasible, inaccurate or fails (the conic path then
+        runs).
+        """
+        p = self.p
+        V = node.V
+        A, g, crossP, crossN, lin, w = self.pieces(node)
+        xref = node.x if node.x is not None else V.sum(axis=0)
+        ZN = p.Z[crossN]
+        sref = ZN @ xref
+        scale_ref = p.rownorm[crossN] * (np.linalg.norm(xref) + 1e-300)
+        fixed_on = sref > 0
+        var = np.abs(sref) <= _LDP_COS * scale_ref
+        if node.var_rows is not None and node.var_rows.size:
+            var |= np.isin(crossN, node.var_rows)
+        base = np.zeros(p.Z.shape[0])
+        base[lin] = 1.0
+        best = (node.bound, None, None)
+        for _ in range(max_rounds):
+            on = fixed_on & ~var
+            sig = base.copy()
+            sig[crossN[on]] = 1.0
+            c = g - V @ (p.Z.T @ (w * sig))
+            F = crossN[var]
+            if F.size > _LDP_MAX_VAR:
+                return None
+            HF = V @ (p.Z[F].T * w[F])
+            out = self._ldp_omega(V, c, HF, best[0])
+            if out is None:  # inaccurate, infeasible or slab-active: the conic program
+                return None
+            y, sF, t = out
+            sig[F] = sF
+            bound = self.certify(node, sig, y, g)
+            x = V.T @ t
+            if bound < best[0] or best[1] is None:
+                best = (min(bound, node.bound), t, x)
+            frac = (sF > 1e-9) & (sF < 1 - 1e-9)
+            node.var_rows = F[frac]
+            if bound <= prune_at:
+                break
+            if not np.any(x):  # no maximiser to test the fixed signs: free them all
+                if var.all():
+                    break
+                var[:] = True
+                continue
+            sx = ZN @ x
+            tolx = 1e-9 * p.rownorm[crossN] * (np.linalg.norm(x) + 1e-300)
+            wrong = ~var & (((sx < -tolx) & fixed_on) | ((sx > tolx) & ~fixed_on))
+            if not wrong.any():
+                break
+            var |= wrong
         return best[0], best[1], best[2], crossP
 
 
@@ -895,6 +1106,7 @@ def dual_constraint_bnb(X, lam, *, bias: bool, penalize_bias: bool = True, tol: 
         for child in _split(node, a, D):
             child.bound = node.bound
             child.x = node.x
+            child.var_rows = node.var_rows
             heapq.heappush(heap, (-child.bound, next(counter), child))
     else:
         stopped = "closed"
@@ -913,7 +1125,10 @@ def dual_constraint_bnb(X, lam, *, bias: bool, penalize_bias: bool = True, tol: 
         closed=bool(closed), n_nodes=n_nodes, time=clock() - t_start,
         n_open=len(heap),
         info={"rank": D, "heuristic_lower": heuristic_lower, "n_leaves": n_leaves,
-              "max_rays": max_rays, "solver_failures": solver.failures, "stopped": stopped,
+              "max_rays": max_rays, "solver_failures": solver.failures,
+              "conic_fallbacks": solver.conic_fallbacks, "n_ldp": solver.n_ldp,
+              "node_solver": "clarabel" if (_NODE_SOLVER != "ldp" or _TRIANGLES) else "ldp",
+              "stopped": stopped,
               "candidates": _distinct(prob, pool, to_original)},
     )
 
