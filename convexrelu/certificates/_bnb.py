@@ -99,8 +99,8 @@ _ZERO_TOL = 1e-13  # |a^T v| <= tol * ||a|| (unit rays): the ray lies on the hyp
 #: more than _LDP_MAX_VAR free multipliers, so 87% of the nodes fell back at rank 6,
 #: n = 1000 (12.7 vs 9.4 ms per node) -- and only break-even on small problems.
 _NODE_SOLVER = "clarabel"
-_LDP_EPS = 1e-10  # weight of the multipliers sigma in the regularised least-distance program
-_LDP_COS = 0.02  # k rows this close (cosine) to the parent's maximiser start as variables
+_LDP_EPS = 1e-6  # weight of the multipliers sigma in the regularised least-distance program
+_LDP_COS = 1e-3  # k rows this close (cosine) to the parent's maximiser start as variables
 _LDP_MAX_VAR = 40  # more free multipliers than this: the conic program (NNLS cost ~K^3)
 
 
@@ -423,6 +423,8 @@ class _NodeSolver:
         self.failures = 0
         self.conic_fallbacks = 0  # nodes the least-distance path handed to Clarabel
         self.n_ldp = 0  # least-distance programs solved
+        # why the least-distance path handed a node to Clarabel
+        self.fallback_reasons = {"free_rows": 0, "inexact": 0, "slab": 0, "unsettled": 0}
         import clarabel
 
         self.clarabel = clarabel
@@ -733,51 +735,63 @@ class _NodeSolver:
         return y, sigma, t, float(np.linalg.norm(y)), viol * T
 
     def _ldp_omega(self, V, c, HF, scale=None):
-        """The least-distance program for ``Omega``: ``(y, sigma, t)`` or ``None``.
+        """The least-distance program for ``Omega`` at ``y_b = 0``: ``(y, sigma, t)``.
 
         Without a free bias ``Omega`` is the unit ball and :meth:`_ldp` is the node dual.
         With a free bias the dual norm is ``||y_u|| + R |y_b|``; for a fixed ``y_b = eta``
         the node dual is the least-distance program in ``y_u`` with right-hand side
-        ``c - eta v_b``, and ``B(eta) = ||y_u(eta)|| + R |eta|`` is convex. ``eta = 0`` is
-        optimal unless the slab ``|x_b| <= R`` is active, which two probes ``eta = +-delta``
-        detect (convexity); then ``None`` (the conic program handles the slab). ``None``
-        too when the program's point is not feasible to a relative ``1e-7``.
+        ``c - eta v_b``; ``eta = 0`` is optimal unless the slab ``|x_b| <= R`` is active
+        (:meth:`_slab_active`). ``None`` when the program is infeasible or its point is
+        not feasible to a relative ``1e-7``.
         """
         p = self.p
         T = self.ray_sum_bound(V)
         T = T if np.isfinite(T) else 1e6
         floor = 1e-6 * float(np.max(np.abs(c), initial=0.0)) + 1e-300
-        if not p.free:
-            out = self._ldp(V, c, HF, T, scale)
-            if out is None or out[4] > 1e-7 * max(out[3], floor):
-                return None
-            return out[:3]
-        Vu, vb = V[:, :-1], V[:, -1]
-        out = self._ldp(Vu, c, HF, T, scale)
+        out = self._ldp(V[:, :-1] if p.free else V, c, HF, T, scale)
         if out is None or out[4] > 1e-7 * max(out[3], floor):
             return None
-        y, sigma, t, val, _ = out
-        if p.R > 0 and val > 0:
-            delta = 1e-3 * val / p.R
-            for eta in (delta, -delta):
-                pr = self._ldp(Vu, c - eta * vb, HF, T, scale)
-                if pr is None or pr[3] + pr[4] + p.R * delta < val * (1 - 1e-12):
-                    return None  # the slab is active (or unclear): conic program
-        return np.concatenate([y, [0.0]]), sigma, t
+        y, sigma, t = out[:3]
+        if p.free:
+            y = np.concatenate([y, [0.0]])
+        return y, sigma, t
 
-    def solve_ldp(self, node, prune_at=-np.inf, max_rounds=4):
+    def _slab_active(self, V, c, HF, y, scale=None):
+        """Whether ``eta = y_b != 0`` may beat ``eta = 0`` (free bias; see :meth:`_ldp_omega`).
+
+        ``B(eta) = min ||y_u|| + R |eta|`` is convex in ``eta``, so ``eta = 0`` is optimal
+        when neither probe ``eta = +-delta`` improves on it; a failed probe counts as
+        active.
+        """
+        p = self.p
+        val = float(np.linalg.norm(y[:-1]))
+        if p.R <= 0 or val <= 0:
+            return False
+        T = self.ray_sum_bound(V)
+        T = T if np.isfinite(T) else 1e6
+        Vu, vb = V[:, :-1], V[:, -1]
+        delta = 1e-3 * val / p.R
+        for eta in (delta, -delta):
+            pr = self._ldp(Vu, c - eta * vb, HF, T, scale)
+            if pr is None or pr[3] + pr[4] + p.R * delta < val * (1 - 1e-12):
+                return True
+        return False
+
+    def solve_ldp(self, node, prune_at=-np.inf, max_rounds=8):
         """Bound the node by least-distance programs; ``(bound, t, x, crossP)`` or ``None``.
 
-        The node dual (module docstring) for a fixed ``sigma`` on all but a few ``k`` rows
-        is ``min ||y||_{Omega^*}`` s.t. ``V (y + G_F sigma_F) >= c``, a least-distance
-        program in ``y`` and the free multipliers ``sigma_F`` (:meth:`_ldp_omega`). Warm
-        start from the parent: its maximiser fixes ``sigma_i`` by the sign of
-        ``z_i^T x`` and the rows that were fractional in the parent (or nearly tight at its
-        maximiser) start free; a row joins when the new maximiser contradicts its fixed
-        sign (constraint generation, at most ``max_rounds`` programs). The bound returned
-        is :meth:`certify` at the multipliers found: valid whatever their accuracy.
-        ``None`` when a program is infeasible, inaccurate or fails (the conic path then
-        runs).
+        The node dual (module docstring) with ``sigma_i`` fixed to ``0`` or ``1`` on all
+        but a few ``k`` rows ``F`` is ``min ||y||_{Omega^*}`` s.t.
+        ``V (y + G_F sigma_F) >= c``, a least-distance program in ``y`` and ``sigma_F``
+        (:meth:`_ldp_omega`). Warm start from the parent: its maximiser fixes
+        ``sigma_i`` by the sign of ``z_i^T x``, and the rows that were fractional in the
+        parent (or nearly tight at its maximiser) start free. When the new maximiser
+        contradicts a fixed sign, the sign is flipped; a row whose sign is contradicted a
+        second time becomes free. Once the signs agree with the maximiser the fixed
+        multipliers are optimal (complementary slackness) and the node dual is solved.
+        Every round's bound is :meth:`certify` at the multipliers found: valid whatever
+        their accuracy. ``None`` when a program is infeasible or inaccurate, too many rows
+        are free, or the signs do not settle in ``max_rounds`` (the conic path then runs).
         """
         p = self.p
         V = node.V
@@ -786,46 +800,52 @@ class _NodeSolver:
         ZN = p.Z[crossN]
         sref = ZN @ xref
         scale_ref = p.rownorm[crossN] * (np.linalg.norm(xref) + 1e-300)
-        fixed_on = sref > 0
+        on = sref > 0
         var = np.abs(sref) <= _LDP_COS * scale_ref
         if node.var_rows is not None and node.var_rows.size:
             var |= np.isin(crossN, node.var_rows)
+        flipped = np.zeros(crossN.size, dtype=bool)
         base = np.zeros(p.Z.shape[0])
         base[lin] = 1.0
         best = (node.bound, None, None)
-        for _ in range(max_rounds):
-            on = fixed_on & ~var
-            sig = base.copy()
-            sig[crossN[on]] = 1.0
-            c = g - V @ (p.Z.T @ (w * sig))
+        for rnd in range(max_rounds):
             F = crossN[var]
             if F.size > _LDP_MAX_VAR:
+                self.fallback_reasons["free_rows"] += 1
                 return None
+            sig = base.copy()
+            sig[crossN[on & ~var]] = 1.0
+            c = g - V @ (p.Z.T @ (w * sig))
             HF = V @ (p.Z[F].T * w[F])
             out = self._ldp_omega(V, c, HF, best[0])
-            if out is None:  # inaccurate, infeasible or slab-active: the conic program
+            if out is None:  # infeasible or inaccurate: the conic program
+                self.fallback_reasons["inexact"] += 1
                 return None
             y, sF, t = out
-            sig[F] = sF
-            bound = self.certify(node, sig, y, g)
             x = V.T @ t
-            if bound < best[0] or best[1] is None:
-                best = (min(bound, node.bound), t, x)
-            frac = (sF > 1e-9) & (sF < 1 - 1e-9)
-            node.var_rows = F[frac]
-            if bound <= prune_at:
-                break
-            if not np.any(x):  # no maximiser to test the fixed signs: free them all
-                if var.all():
-                    break
-                var[:] = True
-                continue
             sx = ZN @ x
             tolx = 1e-9 * p.rownorm[crossN] * (np.linalg.norm(x) + 1e-300)
-            wrong = ~var & (((sx < -tolx) & fixed_on) | ((sx > tolx) & ~fixed_on))
-            if not wrong.any():
+            wrong = ~var & (((sx < -tolx) & on) | ((sx > tolx) & ~on))
+            if p.free and not wrong.any() and self._slab_active(V, c, HF, y, best[0]):
+                self.fallback_reasons["slab"] += 1
+                return None  # the slab |x_b| <= R binds: the conic program
+            sig[F] = sF
+            bound = self.certify(node, sig, y, g)
+            if bound < best[0] or best[1] is None:
+                best = (min(bound, node.bound), t, x)
+            node.var_rows = F[(sF > 1e-9) & (sF < 1 - 1e-9)]
+            if bound <= prune_at or not wrong.any():
                 break
-            var |= wrong
+            if not np.any(x):  # no maximiser to test the signs with (an inexact zero)
+                self.fallback_reasons["inexact"] += 1
+                return None
+            var |= wrong & flipped
+            flip = wrong & ~flipped
+            on[flip] = ~on[flip]
+            flipped |= flip
+        else:
+            self.fallback_reasons["unsettled"] += 1
+            return None
         return best[0], best[1], best[2], crossP
 
 
@@ -1127,6 +1147,7 @@ def dual_constraint_bnb(X, lam, *, bias: bool, penalize_bias: bool = True, tol: 
         info={"rank": D, "heuristic_lower": heuristic_lower, "n_leaves": n_leaves,
               "max_rays": max_rays, "solver_failures": solver.failures,
               "conic_fallbacks": solver.conic_fallbacks, "n_ldp": solver.n_ldp,
+              "fallback_reasons": dict(solver.fallback_reasons),
               "node_solver": "clarabel" if (_NODE_SOLVER != "ldp" or _TRIANGLES) else "ldp",
               "stopped": stopped,
               "candidates": _distinct(prob, pool, to_original)},
