@@ -1,0 +1,180 @@
+"""Tests of the least-distance (NNLS) node solver of the branch and bound on M(lambda)
+(docs/mathematics.rst §4.2, §8.2): its node bound is sound (never below the node's optimum),
+as tight as the conic program's, and the search it drives still matches enumeration."""
+
+import copy
+import zlib
+
+import numpy as np
+import pytest
+
+from convexrelu.arrangements import enumerate_patterns
+from convexrelu.certificates import _bnb, dual_constraint
+from convexrelu.certificates._bnb import (_Node, _NodeSolver, _Problem, _simplex_fan, _split,
+                                          dual_constraint_bnb)
+
+MODES = {"nobias": (False, True), "penalised": (True, True), "free": (True, False)}
+
+
+def _data(kind, rng):
+    """As in test_bnb: random, degenerate (duplicates, a zero row, rank 2) or grid data."""
+    if kind == "random":
+        return rng.standard_normal((12, 3))
+    if kind == "degenerate":
+        B = rng.standard_normal((6, 2))
+        X = np.vstack([B, B[:2], 2.0 * B[:1], [[0.0, 0.0]], B[3:4] + B[4:5]])
+        return X @ rng.standard_normal((2, 3))
+    g = np.arange(-1, 2, dtype=float)
+    return np.array([[a, b] for a in g for b in g] + [[2.0, 1.0], [1.0, -2.0], [2.0, 2.0]])
+
+
+def _exact(X, lam, bias, penalize_bias):
+    pats = enumerate_patterns(X, bias=bias, progress=False)
+    return dual_constraint(pats, X, lam, penalize_bias=penalize_bias).value
+
+
+def _gauge(prob, x):
+    if prob.free:
+        return max(float(np.linalg.norm(x[:-1])), abs(float(x[-1])) / prob.R)
+    return float(np.linalg.norm(x))
+
+
+def _relaxation_value(prob, node, t):
+    """The relaxation's objective at ray weights ``t`` scaled into Omega: a value the
+    relaxation attains, so a lower bound on every valid node bound."""
+    x = node.V.T @ t
+    nu = _gauge(prob, x)
+    if nu <= 0:
+        return 0.0
+    t = t / nu
+    sl = node.sign * prob.lam
+    g = np.maximum(prob.Z @ node.V.T, 0.0) @ t  # per row: sum_j t_j (z_i^T v_j)_+
+    h_env = float(np.where(sl > 0, sl, 0.0) @ g)
+    k = float(np.where(sl < 0, -sl, 0.0) @ np.maximum(prob.Z @ (node.V.T @ t), 0.0))
+    return h_env - k
+
+
+def _sampled_max(prob, node, rng, k=300):
+    """max of s f over random points of the cone scaled into Omega (the true node value)."""
+    P = rng.exponential(size=(k, node.V.shape[0])) @ node.V
+    nu = np.array([_gauge(prob, x) for x in P])
+    P = P[nu > 0] / nu[nu > 0, None]
+    return float(np.max(node.sign * np.maximum(P @ prob.Z.T, 0.0) @ prob.lam, initial=0.0))
+
+
+def _nodes(prob, rng):
+    """Root cones, random sub-cones and children of random splits, both signs."""
+    out = []
+    for V, masks, nid in _simplex_fan(prob.D):
+        W = np.abs(rng.standard_normal((prob.D, prob.D))) + 0.2 * np.eye(prob.D)
+        V2 = W @ V
+        V2 /= np.linalg.norm(V2, axis=1, keepdims=True)
+        for s in (1, -1):
+            for VV in (V, V2):
+                node = _Node(s, VV, masks, nid, np.inf)
+                out.append(node)
+                a = prob.Z[rng.integers(prob.Z.shape[0])]
+                if np.linalg.norm(a) > 0:
+                    for child in _split(node, a / np.linalg.norm(a), prob.D):
+                        child.bound = np.inf
+                        out.append(child)
+    return out
+
+
+@pytest.mark.parametrize("mode", sorted(MODES))
+def test_ldp_node_bound_sound_and_tight(mode):
+    """On random nodes (many seeds) the least-distance bound is never below the node's
+    optimum (the relaxation value at the conic solution, sampled points of the cone) and
+    never above the conic program's bound by more than its tolerance."""
+    bias, pen = MODES[mode]
+    used = 0
+    for seed in range(6):
+        rng = np.random.default_rng(zlib.crc32(f"{mode}-{seed}".encode()))
+        n, d = 12, 2 + seed % 2
+        X = rng.standard_normal((n, d))
+        lam = rng.standard_normal(n)
+        if bias and not pen:
+            lam -= lam.mean()
+        prob = _Problem(X, lam, bias, bias and not pen)
+        solver = _NodeSolver(prob)
+        for node in _nodes(prob, rng):
+            ref = solver.solve_conic(copy.copy(node))
+            out = solver.solve_ldp(copy.copy(node))
+            if out is None:
+                continue
+            used += 1
+            bound, t, x, _ = out
+            scale = max(abs(ref[0]), 1e-12)
+            assert bound >= _sampled_max(prob, node, rng) - 1e-12 * scale
+            if ref[1] is not None:
+                assert bound >= _relaxation_value(prob, node, ref[1]) - 1e-9 * scale
+            assert bound <= ref[0] + 1e-6 * scale + 1e-9
+            # the multipliers' own maximiser is a point of the relaxation: below the bound
+            assert _relaxation_value(prob, node, t) <= bound + 1e-9 * scale
+    assert used >= 20  # the least-distance path did run (not only fallbacks)
+
+
+def test_ldp_certificate_valid_for_perturbed_multipliers():
+    """The bound of the least-distance path is certify() at its multipliers: perturbing
+    them (any sigma in [0, 1], any y) never gives a value below the node's optimum."""
+    rng = np.random.default_rng(3)
+    X = rng.standard_normal((14, 3))
+    lam = rng.standard_normal(14)
+    prob = _Problem(X, lam, False, False)
+    solver = _NodeSolver(prob)
+    for node in _nodes(prob, rng)[:12]:
+        best = _sampled_max(prob, node, rng)
+        for _ in range(5):
+            sigma = rng.uniform(0, 1, 14)
+            y = rng.standard_normal(prob.D)
+            assert solver.certify(node, sigma, y) >= best - 1e-12
+
+
+@pytest.mark.parametrize("mode", sorted(MODES))
+@pytest.mark.parametrize("kind", ["random", "degenerate", "grid"])
+def test_bnb_with_ldp_nodes_matches_enumeration(monkeypatch, mode, kind):
+    """The search driven by the least-distance node solver closes on the enumerated M."""
+    monkeypatch.setattr(_bnb, "_NODE_SOLVER", "ldp")
+    bias, pen = MODES[mode]
+    rng = np.random.default_rng(zlib.crc32(f"ldp-{mode}-{kind}".encode()))
+    X = _data(kind, rng)
+    for flip in (1.0, -1.0):
+        lam = flip * rng.standard_normal(X.shape[0])
+        if bias and not pen:
+            lam -= lam.mean()
+        M = _exact(X, lam, bias, pen)
+        res = dual_constraint_bnb(X, lam, bias=bias, penalize_bias=pen, tol=1e-6,
+                                  random_state=0)
+        assert res.info["node_solver"] == "ldp" and res.info["n_ldp"] > 0
+        assert res.upper >= M - 1e-9 * max(M, 1.0)
+        assert res.closed and abs(res.upper - M) <= 1e-6 * M + 1e-12
+        for k in (1, 5):  # anytime bounds stay valid
+            r = dual_constraint_bnb(X, lam, bias=bias, penalize_bias=pen, max_nodes=k,
+                                    random_state=0)
+            assert r.upper >= M - 1e-9 * max(M, 1.0)
+
+
+def test_ldp_falls_back_to_the_conic_program_and_counts_it(monkeypatch):
+    """A root cone containing the pure-bias direction makes the least-distance program at
+    ``y_b = 0`` infeasible (free bias): the node goes to Clarabel, counted."""
+    monkeypatch.setattr(_bnb, "_NODE_SOLVER", "ldp")
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((12, 2))
+    lam = rng.standard_normal(12)
+    lam -= lam.mean()
+    prob = _Problem(X, lam, True, True)
+    solver = _NodeSolver(prob)
+    fell = 0
+    for V, masks, nid in _simplex_fan(prob.D):
+        for s in (1, -1):
+            node = _Node(s, V, masks, nid, np.inf)
+            before = solver.conic_fallbacks
+            got = solver.solve(copy.copy(node))
+            if solver.conic_fallbacks > before:
+                fell += 1
+                assert got[0] == pytest.approx(solver.solve_conic(copy.copy(node))[0],
+                                               rel=1e-12)
+    assert fell >= 1
+    assert sum(solver.fallback_reasons.values()) == solver.conic_fallbacks
+    res = dual_constraint_bnb(X, lam, bias=True, penalize_bias=False, random_state=0)
+    assert res.info["conic_fallbacks"] >= 1 and res.info["node_solver"] == "ldp"
