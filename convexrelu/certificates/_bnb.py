@@ -101,6 +101,7 @@ _ZERO_TOL = 1e-13  # |a^T v| <= tol * ||a|| (unit rays): the ray lies on the hyp
 _NODE_SOLVER = "clarabel"
 _LDP_EPS = 1e-6  # weight of the multipliers sigma in the regularised least-distance program
 _LDP_COS = 1e-3  # k rows this close (cosine) to the parent's maximiser start as variables
+_AS_RELEASE = 0.999  # active set: release the bounds violated by this fraction of the worst
 _LDP_MAX_VAR = 40  # more free multipliers than this: the conic program (NNLS cost ~K^3)
 
 
@@ -323,7 +324,7 @@ class _Problem:
 # --------------------------------------------------------------------------- nodes
 class _Node:
     __slots__ = ("sign", "V", "masks", "next_id", "bound", "solved", "depth", "t", "x",
-                 "cross_P", "var_rows")
+                 "cross_P", "var_rows", "mult")
 
     def __init__(self, sign, V, masks, next_id, bound, depth=0):
         self.sign = sign
@@ -337,6 +338,7 @@ class _Node:
         self.x = None
         self.cross_P = None
         self.var_rows = None  # k rows whose multiplier was fractional in the parent
+        self.mult = None  # the parent's (crossing k rows, their sigma, y): a warm start
 
 
 def _simplex_fan(D):
@@ -423,6 +425,8 @@ class _NodeSolver:
         self.failures = 0
         self.conic_fallbacks = 0  # nodes the least-distance path handed to Clarabel
         self.n_ldp = 0  # least-distance programs solved
+        self.n_as = 0  # nodes bounded by the warm-started active-set method
+        self.as_moves = {"add": 0, "fix": 0, "drop": 0, "release": 0, "step": 0}
         # why the least-distance path handed a node to Clarabel
         self.fallback_reasons = {"free_rows": 0, "inexact": 0, "slab": 0, "unsettled": 0}
         import clarabel
@@ -579,6 +583,12 @@ class _NodeSolver:
             if out is not None:
                 return out
             self.conic_fallbacks += 1
+        if _NODE_SOLVER == "active_set" and not _TRIANGLES:
+            out = self.solve_as(node, prune_at)
+            if out is not None:
+                self.n_as += 1
+                return out
+            self.conic_fallbacks += 1
         return self.solve_conic(node, prune_at)
 
     def solve_conic(self, node, prune_at=-np.inf, max_rounds=4):
@@ -637,6 +647,8 @@ class _NodeSolver:
             x = V.T @ t
             if bound < best[0] or best[1] is None:
                 best = (min(bound, node.bound), t, x)
+                if not tri_on.any():  # plain (sigma, y): a warm start for the children
+                    node.mult = (crossN, sig[crossN].copy(), y.copy())
             if bound <= prune_at or rnd == max_rounds:
                 break
             sx = ZN @ x
@@ -649,6 +661,163 @@ class _NodeSolver:
             var |= wrong
             tri_on |= cut
         return best[0], best[1], best[2], crossP
+
+    # -- the warm-started active-set path -------------------------------------------------
+    def solve_as(self, node, prune_at=-np.inf, max_iter=80):
+        """Bound a child node from its parent's multipliers; ``(bound, t, x, crossP)``.
+
+        The node dual (module docstring) with ``Omega``'s bias part fixed,
+        ``min 1/2 ||y_u||^2`` s.t. ``V_u y_u + H sigma >= c - eta v_b``,
+        ``0 <= sigma <= 1`` (``H`` the crossing ``k`` rows, ``eta = y_b`` the parent's), is a
+        small convex quadratic program. The parent's multipliers are feasible for every
+        child (a child's rays are parent rays or positive combinations of two, ``h`` is
+        sublinear, and the rows that stop crossing move to their exact multiplier ``0`` or
+        ``1``, which only adds slack), so a primal active-set method starts there:
+        multipliers at a bound are fixed, the working set holds the tight rays and the
+        equality-constrained step is a linear system of size at most ``D + |free| + |W|``;
+        every iterate stays feasible. The bound returned is :meth:`certify` at the final
+        multipliers: valid whatever the iteration did. ``None`` (the conic program then
+        runs) without parent multipliers or when the method does not settle.
+        """
+        mult = node.mult
+        if mult is None:
+            return None
+        p = self.p
+        V = node.V
+        m = V.shape[0]
+        n = p.Z.shape[0]
+        A, g, crossP, crossN, lin, w = self.pieces(node)
+        rows, srows, yprev = mult
+        full = np.zeros(n)
+        full[rows] = srows
+        base = np.zeros(n)
+        base[lin] = 1.0
+        K = crossN.size
+        sig = np.clip(full[crossN], 0.0, 1.0)
+        if p.free:
+            # the bias part y_b = eta stays 0: optimal while the slab |x_b| <= R is inactive
+            # (checked at the end); a parent with y_b != 0 goes to the conic program
+            Vu, eta = V[:, :-1], 0.0
+            y = yprev[:-1].copy()
+            if abs(float(yprev[-1])) > 1e-9 * max(float(np.linalg.norm(y)), 1e-300):
+                self.fallback_reasons["slab"] += 1
+                return None
+        else:
+            Vu, eta = V, 0.0
+            y = yprev.copy()
+        du = Vu.shape[1]
+        c = g - V @ (p.Z.T @ (w * base))
+        if p.free:
+            c = c - eta * V[:, -1]
+        H = (A[crossN] * w[crossN, None]).T  # (m, K): H_ji = w_i z_i^T v_j
+        scale = max(float(np.linalg.norm(y)), 1e-300)
+        slack = Vu @ y + H @ sig - c
+        if slack.min(initial=0.0) < -1e-9 * (scale + float(np.abs(c).max(initial=0.0))):
+            return None  # not feasible (rounding in the parent): the conic program
+        free = (sig > 0.0) & (sig < 1.0)
+        W = list(np.flatnonzero(slack <= 1e-12 * (scale + np.abs(c))))[:du]
+        settled = False
+        lam = np.zeros(0)
+        for _ in range(max_iter):
+            F = np.flatnonzero(free)
+            nW, f = len(W), F.size
+            N = du + f + nW
+            Mk = np.zeros((N, N))
+            Mk[:du, :du] = np.eye(du)
+            if nW:
+                VW = Vu[W]
+                HWF = H[W][:, F]
+                Mk[:du, du + f:] = -VW.T
+                Mk[du:du + f, du + f:] = -HWF.T
+                Mk[du + f:, :du] = VW
+                Mk[du + f:, du:du + f] = HWF
+            rhs = np.zeros(N)
+            rhs[:du] = -y
+            try:
+                sol = np.linalg.solve(Mk, rhs)
+                if not np.all(np.isfinite(sol)):
+                    raise np.linalg.LinAlgError
+            except np.linalg.LinAlgError:  # dependent constraints: least squares
+                sol = np.linalg.lstsq(Mk, rhs, rcond=1e-12)[0]
+            py, pF, lam = sol[:du], sol[du:du + f], sol[du + f:]
+            if np.linalg.norm(py) <= 1e-10 * scale and \
+                    np.max(np.abs(pF), initial=0.0) <= 1e-10:
+                # stationary on the working set: check the multipliers
+                q = H[W].T @ lam if nW else np.zeros(K)  # w_i z_i^T x
+                viol_lo = np.where(~free & (sig <= 0.0), q, 0.0)
+                viol_hi = np.where(~free & (sig >= 1.0), -q, 0.0)
+                vb = np.maximum(viol_lo, viol_hi)
+                ib = int(np.argmax(vb)) if K else -1
+                jl = int(np.argmin(lam)) if nW else -1
+                worst_b = vb[ib] if K else 0.0
+                worst_l = -lam[jl] if nW else 0.0
+                thr = 1e-9 * max(float(np.max(np.abs(lam), initial=0.0)), 1e-300) * \
+                    max(float(np.max(np.abs(H), initial=0.0)), 1.0)
+                if max(worst_b, worst_l) <= thr:
+                    settled = True
+                    break
+                if worst_l >= worst_b:
+                    W.pop(jl)
+                    self.as_moves["drop"] += 1
+                else:  # release every multiplier whose bound the signs contradict
+                    rel = vb > max(thr, _AS_RELEASE * worst_b)
+                    free |= rel
+                    self.as_moves["release"] += int(rel.sum())
+                continue
+            # ratio test along the step (every iterate stays feasible)
+            d_r = Vu @ py + H[:, F] @ pF
+            alpha, block = 1.0, None
+            inW = np.zeros(m, dtype=bool)
+            inW[W] = True
+            dec = ~inW & (d_r < -1e-15 * (np.abs(Vu) @ np.abs(py) + 1e-300))
+            if dec.any():
+                ar = np.maximum(slack[dec], 0.0) / -d_r[dec]
+                k = int(np.argmin(ar))
+                if ar[k] < alpha:
+                    alpha, block = float(ar[k]), ("ray", int(np.flatnonzero(dec)[k]))
+            if f:
+                sF = sig[F]
+                with np.errstate(divide="ignore", invalid="ignore"):
+                    asig = np.where(pF < 0, sF / -pF, np.where(pF > 0, (1 - sF) / pF, np.inf))
+                k = int(np.argmin(asig))
+                if asig[k] < alpha:
+                    alpha, block = float(asig[k]), ("sig", int(F[k]))
+            y = y + alpha * py
+            if f:
+                sig[F] = np.clip(sig[F] + alpha * pF, 0.0, 1.0)
+            self.as_moves["step"] += 1
+            if block is not None and block[0] == "ray":
+                W.append(block[1])
+                self.as_moves["add"] += 1
+            elif block is not None:
+                self.as_moves["fix"] += 1
+                i = block[1]
+                sig[i] = 0.0 if sig[i] < 0.5 else 1.0
+                free[i] = False
+            slack = Vu @ y + H @ sig - c
+            if float(np.linalg.norm(y)) <= prune_at:
+                break  # a feasible point already prunes the node
+        pruned = float(np.linalg.norm(y)) <= prune_at
+        if not settled and not pruned:
+            self.fallback_reasons["unsettled"] += 1
+            return None
+        t = np.zeros(m)
+        if len(W) and lam.size == len(W):
+            t[W] = np.maximum(lam, 0.0)
+        x = V.T @ t
+        if p.free and settled and not pruned:
+            # 0 is in the subdifferential of ||y_u(eta)|| + R |eta| at eta = 0 iff the
+            # maximiser's bias |x_b| <= R ||x_u|| (x_u = y / ||y|| up to scale)
+            if abs(float(x[-1])) > p.R * (1 + 1e-9) * float(np.linalg.norm(x[:-1])):
+                self.fallback_reasons["slab"] += 1
+                return None
+        sfull = base.copy()
+        sfull[crossN] = sig
+        yfull = np.concatenate([y, [eta]]) if p.free else y
+        bound = self.certify(node, sfull, yfull, g)
+        node.mult = (crossN, sig, yfull)
+        return min(bound, node.bound), (t if np.any(t) else None), \
+            (x if np.any(t) else node.x), crossP
 
     # -- the least-distance path --------------------------------------------------------
     def _ldp(self, Vu, c, HF, T, scale=None):
@@ -1127,7 +1296,9 @@ def dual_constraint_bnb(X, lam, *, bias: bool, penalize_bias: bool = True, tol: 
             child.bound = node.bound
             child.x = node.x
             child.var_rows = node.var_rows
+            child.mult = node.mult
             heapq.heappush(heap, (-child.bound, next(counter), child))
+        node.mult = None
     else:
         stopped = "closed"
     ub = upper_now()
@@ -1147,8 +1318,9 @@ def dual_constraint_bnb(X, lam, *, bias: bool, penalize_bias: bool = True, tol: 
         info={"rank": D, "heuristic_lower": heuristic_lower, "n_leaves": n_leaves,
               "max_rays": max_rays, "solver_failures": solver.failures,
               "conic_fallbacks": solver.conic_fallbacks, "n_ldp": solver.n_ldp,
+              "n_active_set": solver.n_as, "active_set_moves": dict(solver.as_moves),
               "fallback_reasons": dict(solver.fallback_reasons),
-              "node_solver": "clarabel" if (_NODE_SOLVER != "ldp" or _TRIANGLES) else "ldp",
+              "node_solver": "clarabel" if _TRIANGLES else _NODE_SOLVER,
               "stopped": stopped,
               "candidates": _distinct(prob, pool, to_original)},
     )
