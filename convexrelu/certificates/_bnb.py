@@ -93,16 +93,16 @@ _N_DCA = 4  # of which the best few are refined by DC ascent
 _TRIANGLES = False  # per-row chord bounds of h where they cut the envelope (see solve)
 _VAR_COS = 0.05  # k rows this close (cosine) to the reference point enter the program
 _ZERO_TOL = 1e-13  # |a^T v| <= tol * ||a|| (unit rays): the ray lies on the hyperplane
-#: node solver: "clarabel" (the conic program, the default) or "ldp" (least-distance
-#: programs by NNLS warm-started from the parent's multipliers, Clarabel where they cannot
-#: apply). Measured (issue 13): "ldp" is not faster at the goal sizes -- wide cones need
-#: more than _LDP_MAX_VAR free multipliers, so 87% of the nodes fell back at rank 6,
-#: n = 1000 (12.7 vs 9.4 ms per node) -- and only break-even on small problems.
-_NODE_SOLVER = "clarabel"
+#: node solver: "ldp" (least-distance programs by NNLS with an exact line search, warm-
+#: started from the parent's maximiser and fractional rows; the default), "active_set" (a
+#: primal active-set method started at the parent's multipliers) or "clarabel" (the conic
+#: program). The first two hand a node to Clarabel where they cannot bound it (counted).
+_NODE_SOLVER = "ldp"
 _LDP_EPS = 1e-6  # weight of the multipliers sigma in the regularised least-distance program
 _LDP_COS = 1e-3  # k rows this close (cosine) to the parent's maximiser start as variables
 _AS_RELEASE = 0.999  # active set: release the bounds violated by this fraction of the worst
 _LDP_MAX_VAR = 40  # more free multipliers than this: the conic program (NNLS cost ~K^3)
+_LDP_FREE_WRONG = 20  # at most this many contradicted signs become free at once
 
 
 @dataclass
@@ -946,76 +946,117 @@ class _NodeSolver:
                 return True
         return False
 
-    def solve_ldp(self, node, prune_at=-np.inf, max_rounds=8):
+    def solve_ldp(self, node, prune_at=-np.inf, max_rounds=12):
         """Bound the node by least-distance programs; ``(bound, t, x, crossP)`` or ``None``.
 
-        The node dual (module docstring) with ``sigma_i`` fixed to ``0`` or ``1`` on all
-        but a few ``k`` rows ``F`` is ``min ||y||_{Omega^*}`` s.t.
-        ``V (y + G_F sigma_F) >= c``, a least-distance program in ``y`` and ``sigma_F``
-        (:meth:`_ldp_omega`). Warm start from the parent: its maximiser fixes
-        ``sigma_i`` by the sign of ``z_i^T x``, and the rows that were fractional in the
-        parent (or nearly tight at its maximiser) start free. When the new maximiser
-        contradicts a fixed sign, the sign is flipped; a row whose sign is contradicted a
-        second time becomes free. Once the signs agree with the maximiser the fixed
-        multipliers are optimal (complementary slackness) and the node dual is solved.
-        Every round's bound is :meth:`certify` at the multipliers found: valid whatever
-        their accuracy. ``None`` when a program is infeasible or inaccurate, too many rows
-        are free, or the signs do not settle in ``max_rounds`` (the conic path then runs).
+        In ray weights ``t >= 0`` the node relaxation with ``Omega``'s bias part dropped
+        (``y_b = 0``) is ``max Psi(t) = c^T t - ||V_u^T t||^2 / 2 - sum_i w_i (z_i^T V^T
+        t)_+`` over the crossing ``k`` rows (concave, piecewise quadratic). With the
+        multipliers ``sigma_i`` of all but a few rows ``F`` fixed to ``0`` or ``1`` its
+        dual is the least-distance program of :meth:`_ldp_omega`, whose solution ``t'``
+        maximises a majorant of ``Psi`` that is exact at the current point; an exact line
+        search on ``Psi`` from the current ``t`` towards ``t'`` (over the breakpoints of
+        the ``(.)_+`` terms) keeps the iteration monotone, the signs are re-read at the
+        new point, and rows whose breakpoint stopped the search become free. Warm start
+        from the parent: its maximiser fixes the first signs and its fractional rows
+        start free. The program's multipliers are optimal once the signs agree with its
+        own maximiser (complementary slackness). Every round's bound is :meth:`certify`
+        at the multipliers found: valid whatever their accuracy. ``None`` when a program
+        is infeasible or inaccurate, too many rows are free, or the signs do not settle
+        in ``max_rounds`` (the conic path then runs).
         """
         p = self.p
         V = node.V
         A, g, crossP, crossN, lin, w = self.pieces(node)
+        Vu = V[:, :-1] if p.free else V
+        AN = A[crossN]  # (K, m): z_i^T v_j
+        wN = w[crossN]
+        base = np.zeros(p.Z.shape[0])
+        base[lin] = 1.0
+        c0 = g - V @ (p.Z.T @ (w * base))
         xref = node.x if node.x is not None else V.sum(axis=0)
         ZN = p.Z[crossN]
         sref = ZN @ xref
-        scale_ref = p.rownorm[crossN] * (np.linalg.norm(xref) + 1e-300)
+        rn = p.rownorm[crossN]
         on = sref > 0
-        var = np.abs(sref) <= _LDP_COS * scale_ref
+        var = np.abs(sref) <= _LDP_COS * rn * (np.linalg.norm(xref) + 1e-300)
         if node.var_rows is not None and node.var_rows.size:
             var |= np.isin(crossN, node.var_rows)
-        flipped = np.zeros(crossN.size, dtype=bool)
-        base = np.zeros(p.Z.shape[0])
-        base[lin] = 1.0
         best = (node.bound, None, None)
-        for rnd in range(max_rounds):
-            F = crossN[var]
-            if F.size > _LDP_MAX_VAR:
+        t = None
+        for _ in range(max_rounds):
+            if var.sum() > _LDP_MAX_VAR:
                 self.fallback_reasons["free_rows"] += 1
                 return None
-            sig = base.copy()
-            sig[crossN[on & ~var]] = 1.0
-            c = g - V @ (p.Z.T @ (w * sig))
-            HF = V @ (p.Z[F].T * w[F])
+            fixed_on = on & ~var
+            c = c0 - AN[fixed_on].T @ wN[fixed_on]
+            HF = (AN[var] * wN[var, None]).T
             out = self._ldp_omega(V, c, HF, best[0])
             if out is None:  # infeasible or inaccurate: the conic program
                 self.fallback_reasons["inexact"] += 1
                 return None
-            y, sF, t = out
-            x = V.T @ t
-            sx = ZN @ x
-            tolx = 1e-9 * p.rownorm[crossN] * (np.linalg.norm(x) + 1e-300)
-            wrong = ~var & (((sx < -tolx) & on) | ((sx > tolx) & ~on))
+            y, sF, tn = out
+            xn = V.T @ tn
+            an = AN @ tn
+            tol = 1e-9 * rn * (np.linalg.norm(xn) + 1e-300)
+            wrong = ~var & (((an < -tol) & on) | ((an > tol) & ~on))
             if p.free and not wrong.any() and self._slab_active(V, c, HF, y, best[0]):
                 self.fallback_reasons["slab"] += 1
                 return None  # the slab |x_b| <= R binds: the conic program
-            sig[F] = sF
+            sig = base.copy()
+            sig[crossN[fixed_on]] = 1.0
+            sig[crossN[var]] = sF
             bound = self.certify(node, sig, y, g)
             if bound < best[0] or best[1] is None:
-                best = (min(bound, node.bound), t, x)
-            node.var_rows = F[(sF > 1e-9) & (sF < 1 - 1e-9)]
+                best = (min(bound, node.bound), tn, xn)
+            node.var_rows = crossN[var][(sF > 1e-9) & (sF < 1 - 1e-9)]
             if bound <= prune_at or not wrong.any():
                 break
-            if not np.any(x):  # no maximiser to test the signs with (an inexact zero)
-                self.fallback_reasons["inexact"] += 1
-                return None
-            var |= wrong & flipped
-            flip = wrong & ~flipped
-            on[flip] = ~on[flip]
-            flipped |= flip
+            if wrong.sum() <= _LDP_FREE_WRONG and var.sum() + wrong.sum() <= _LDP_MAX_VAR:
+                var |= wrong  # few contradicted signs: let the program choose them
+                continue
+            # exact line search on Psi from t towards tn, then re-read the signs
+            if t is not None:
+                tn = t + self._line_search(t, tn - t, c0, Vu, AN, wN) * (tn - t)
+            t = tn
+            a = AN @ t
+            tol = 1e-9 * rn * (np.linalg.norm(V.T @ t) + 1e-300)
+            var |= np.abs(a) <= tol
+            on = a > 0
         else:
             self.fallback_reasons["unsettled"] += 1
             return None
         return best[0], best[1], best[2], crossP
+
+    @staticmethod
+    def _line_search(t, d, c, Vu, AN, wN):
+        """``argmax_{0 <= s <= 1} Psi(t + s d)`` for the concave piecewise quadratic
+        ``Psi(t) = c^T t - ||Vu^T t||^2 / 2 - sum_i wN_i (AN_i t)_+`` (breakpoints sorted)."""
+        u0, du = Vu.T @ t, Vu.T @ d
+        Q = float(du @ du)
+        a, b = AN @ t, AN @ d
+        act0 = (a > 0) | ((a == 0) & (b > 0))
+        s0 = float(c @ d - u0 @ du - wN[act0] @ b[act0])
+        with np.errstate(divide="ignore", invalid="ignore"):
+            br = np.where(b != 0, -a / b, -1.0)
+        inside = (br > 0) & (br < 1)
+        order = np.argsort(br[inside])
+        bk = br[inside][order]
+        J = (wN[inside] * np.abs(b[inside]))[order]
+        cumJ = np.concatenate([[0.0], np.cumsum(J)])
+        ends = np.concatenate([bk, [1.0]])
+        starts = np.concatenate([[0.0], bk])
+        d_minus = s0 - cumJ - ends * Q  # derivative at the end of each segment
+        d_plus = s0 - cumJ[1:] - bk * Q  # just after each breakpoint
+        k1 = int(np.argmax(d_minus <= 0)) if np.any(d_minus <= 0) else None
+        k2 = int(np.argmax(d_plus <= 0)) if np.any(d_plus <= 0) else None
+        if k1 is None and k2 is None:
+            return 1.0
+        if k2 is None or (k1 is not None and k1 <= k2):
+            if Q <= 0:
+                return float(starts[k1])
+            return float(np.clip((s0 - cumJ[k1]) / Q, starts[k1], ends[k1]))
+        return float(bk[k2])
 
 
 # --------------------------------------------------------------------------- main entry
