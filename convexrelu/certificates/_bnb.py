@@ -925,6 +925,24 @@ class _NodeSolver:
             y = np.concatenate([y, [0.0]])
         return y, sigma, t
 
+    def _eta_zero_proved(self, V, c, HF, y, t):
+        """Whether the multipliers ``t`` prove ``eta = y_b = 0`` optimal (free bias).
+
+        For ray weights ``t >= 0``, ``L(eta) >= D(t) - eta x_b`` with the dual value
+        ``D(t) = (c^T t - sum_F (HF^T t)_+) / ||V_u^T t||`` and ``x_b = v_b^T t /
+        ||V_u^T t||`` (weak duality of the least-distance program), so
+        ``||y_u(eta)|| + R |eta| >= D(t)`` for every ``eta`` when ``|x_b| <= R``; with
+        ``D(t) >= ||y_u||`` to a relative ``1e-9`` the point at ``eta = 0`` is optimal.
+        """
+        p = self.p
+        nu = float(np.linalg.norm(V[:, :-1].T @ t))
+        if nu <= 0:
+            return False
+        xb = float(V[:, -1] @ t) / nu
+        dual = (float(c @ t) - float(np.maximum(HF.T @ t, 0.0).sum())) / nu
+        val = float(np.linalg.norm(y[:-1]))
+        return abs(xb) <= p.R and dual >= val * (1 - 1e-9)
+
     def _slab_active(self, V, c, HF, y, scale=None):
         """Whether ``eta = y_b != 0`` may beat ``eta = 0`` (free bias; see :meth:`_ldp_omega`).
 
@@ -1000,7 +1018,8 @@ class _NodeSolver:
             an = AN @ tn
             tol = 1e-9 * rn * (np.linalg.norm(xn) + 1e-300)
             wrong = ~var & (((an < -tol) & on) | ((an > tol) & ~on))
-            if p.free and not wrong.any() and self._slab_active(V, c, HF, y, best[0]):
+            if p.free and not wrong.any() and not self._eta_zero_proved(V, c, HF, y, tn) \
+                    and self._slab_active(V, c, HF, y, best[0]):
                 self.fallback_reasons["slab"] += 1
                 return None  # the slab |x_b| <= R binds: the conic program
             sig = base.copy()
