@@ -35,15 +35,22 @@ envelope of :math:`h` on :math:`C`, while :math:`k(x) \\ge \\sum_i |\\lambda_i| 
     \\qquad \\gamma = \\min_j \\frac{e^\\top v_j}{\\|v_j\\|} > 0 ,
 
 a Lagrangian bound valid for *any* multipliers (:math:`\\sum_j t_j \\|v_j\\| \\le
-e^\\top x / \\gamma`, :math:`e` the mean ray). The multipliers come from a small conic
-program per node (the concave-envelope relaxation :math:`\\max_{t \\ge 0,\\, V^\\top t \\in
-\\Omega} \\sum_j t_j h(v_j) - k(V^\\top t)`, solved by Clarabel), in which only the
-:math:`k` rows near the parent's maximiser are variables (the others keep
-:math:`\\sigma_i \\in \\{0, 1\\}`, rows join when the maximiser contradicts their sign:
-constraint generation); the bound reported is the one recomputed from the multipliers,
-never the solver's objective. An alternative node solver (``_NODE_SOLVER = "ldp"``) finds
-the multipliers by least-distance programs (non-negative least squares, Lawson and
-Hanson) warm-started from the parent's multipliers, with the same certified bound.
+e^\\top x / \\gamma`, :math:`e` the mean ray). The multipliers solve the node dual of the
+concave-envelope relaxation :math:`\\max_{t \\ge 0,\\, V^\\top t \\in \\Omega} \\sum_j t_j
+h(v_j) - k(V^\\top t)`. By default (``_NODE_SOLVER = "ldp"``) they come from
+least-distance programs (Lawson and Hanson; non-negative least squares with ``D + |F| + 1``
+rows): with the multipliers of all but a few ``k`` rows ``F`` fixed to :math:`\\{0, 1\\}`
+by the sign of :math:`\\tilde x_i^\\top x` at the current point, the dual is
+:math:`\\min \\|y\\|` over a polyhedron; an exact line search on the ray-weight dual
+(concave, piecewise quadratic) keeps the sign updates monotone, and the search starts from
+the parent's maximiser and fractional rows (warm start). With a free bias the bias part
+:math:`y_b` is kept at 0 and proved optimal by weak duality (else probed). Where
+this does not apply (a cone containing the pure-bias direction, an inaccurate or
+unsettled program) the node is handed to a small conic program solved by Clarabel (only
+the :math:`k` rows near the parent's maximiser as variables, the others joining when the
+maximiser contradicts their sign: constraint generation); these fallbacks are counted. In
+both cases the bound reported is the one recomputed from the multipliers, never a solver's
+objective.
 Branching splits a cone by the hyperplane of a row with :math:`s\\lambda_i > 0` (so every
 split follows the arrangement); the extreme rays of the two children are updated
 incrementally (double description, combinatorial adjacency test).
@@ -124,7 +131,8 @@ class BnBResult:
         ``upper - lower <= tol * max(lower, tiny)`` (``tiny = 1e-12`` times the trivial bound
         ``sum_i |lambda_i| ||x_aug_i||``).
     n_nodes : int
-        Node bounds computed (one to a few small conic programs each).
+        Node bounds computed (a few least-distance programs, or one to a few small conic
+        programs, each).
     time : float
         Wall-clock seconds.
     n_open : int
@@ -132,8 +140,9 @@ class BnBResult:
     info : dict
         ``rank``, ``heuristic_lower`` (the incumbent before the search), ``n_leaves``,
         ``max_rays``, ``solver_failures``, ``node_solver``, ``conic_fallbacks`` (nodes
-        the least-distance path handed to Clarabel), ``n_ldp`` (least-distance programs
-        solved), ``stopped`` (``"closed"``, ``"max_nodes"``,
+        the warm-started path handed to Clarabel) and ``fallback_reasons``, ``n_ldp``
+        (least-distance programs solved), ``n_active_set`` and ``active_set_moves`` (the
+        ``"active_set"`` node solver), ``stopped`` (``"closed"``, ``"max_nodes"``,
         ``"time_limit"``, or with ``threshold`` ``"below"`` / ``"above"``), ``candidates``
         (the 32 best points found, one per sign and activation pattern, as
         ``(value, direction, sign)``, best first: the columns of a pricing call).
