@@ -116,6 +116,33 @@ def test_ldp_node_bound_sound_and_tight(mode):
     assert used >= 20  # the least-distance path did run (not only fallbacks)
 
 
+def test_ldp_unsettled_bound_is_kept_sound_and_leaves_fall_back():
+    """Stopped after one round (signs not settled), the least-distance path keeps its
+    certified bound, which is still sound; a leaf (no crossing h row) is never left with
+    such a bound (the conic program runs) and the search still closes on M."""
+    rng = np.random.default_rng(9)
+    X = rng.standard_normal((14, 3))
+    lam = rng.standard_normal(14)
+    lam -= lam.mean()
+    prob = _Problem(X, lam, True, True)
+    solver = _NodeSolver(prob)
+    kept = 0
+    for node in _nodes(prob, rng):
+        before = solver.fallback_reasons["unsettled"]
+        out = solver.solve_ldp(copy.copy(node), max_rounds=1)
+        if solver.fallback_reasons["unsettled"] == before:
+            continue
+        if out is None:
+            continue
+        kept += 1
+        assert out[3].size > 0  # not a leaf
+        assert out[0] >= _sampled_max(prob, node, rng) - 1e-12 * max(abs(out[0]), 1.0)
+    assert kept >= 1
+    M = _exact(X, lam, True, False)
+    res = dual_constraint_bnb(X, lam, bias=True, penalize_bias=False, random_state=0)
+    assert res.closed and abs(res.upper - M) <= 1e-6 * M and res.upper >= M * (1 - 1e-9)
+
+
 def test_line_search_is_exact():
     """The breakpoint line search maximises the concave piecewise quadratic Psi on [0, 1]
     (checked against a fine grid, many seeds, including a maximum at a breakpoint)."""

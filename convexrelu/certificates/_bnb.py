@@ -110,6 +110,9 @@ _LDP_COS = 1e-3  # k rows this close (cosine) to the parent's maximiser start as
 _AS_RELEASE = 0.999  # active set: release the bounds violated by this fraction of the worst
 _LDP_MAX_VAR = 40  # more free multipliers than this: the conic program (NNLS cost ~K^3)
 _LDP_FREE_WRONG = 20  # at most this many contradicted signs become free at once
+#: signs still moving after max_rounds: keep the best certified (valid, looser) bound and
+#: let the children refine it, except at leaves (True: the conic program every time)
+_LDP_UNSETTLED_FALLBACK = False
 
 
 @dataclass
@@ -989,8 +992,9 @@ class _NodeSolver:
         start free. The program's multipliers are optimal once the signs agree with its
         own maximiser (complementary slackness). Every round's bound is :meth:`certify`
         at the multipliers found: valid whatever their accuracy. ``None`` when a program
-        is infeasible or inaccurate, too many rows are free, or the signs do not settle
-        in ``max_rounds`` (the conic path then runs).
+        is infeasible or inaccurate or too many rows are free (the conic path then runs);
+        when the signs do not settle in ``max_rounds`` the best certified bound is kept,
+        except at a leaf (``_LDP_UNSETTLED_FALLBACK``).
         """
         p = self.p
         V = node.V
@@ -1053,7 +1057,9 @@ class _NodeSolver:
             on = a > 0
         else:
             self.fallback_reasons["unsettled"] += 1
-            return None
+            # a leaf's bound is final (it is never split again): it must be exact
+            if _LDP_UNSETTLED_FALLBACK or best[1] is None or crossP.size == 0:
+                return None  # else keep the best certified bound of the rounds
         return best[0], best[1], best[2], crossP
 
     @staticmethod
