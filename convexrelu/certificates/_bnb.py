@@ -1178,10 +1178,12 @@ def dual_constraint_bnb(X, lam, *, bias: bool, penalize_bias: bool = True, tol: 
     trained network's residual (``M`` is then a small difference of two large sums, so
     the cones must become narrow before the envelope bound is useful). Measured on one
     shared core (``python -m benchmarks bnb``): closed to ``1e-6`` in about a second at
-    rank 4, ``n = 40`` (8-12x faster than enumeration) and in seconds at rank 5,
-    ``n = 100-150``; at rank 5, ``n = 2000`` to rank 8, ``n = 150`` the bound after 60 s
-    of CPU is still 2.5-3.2 times the lower bound (``python -m benchmarks bnb --cpu``).
-    The bound is valid whenever the search stops.
+    rank 4, ``n = 40`` (10-19x faster than enumeration) and in seconds at rank 5,
+    ``n = 100-150``; at rank 5, ``n = 2000`` to rank 8, ``n = 150`` the least-distance
+    node solver bounds a node in 2.7-4.1 ms (3-3.6x the conic program's rate) and the
+    bound after 60 s of CPU is 1.4-1.9 times the lower bound (2.6-3.3 with the conic
+    node solver; ``python -m benchmarks bnb --cpu --node-solver ldp,clarabel``). The
+    bound is valid whenever the search stops.
 
     References
     ----------
