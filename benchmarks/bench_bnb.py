@@ -4,11 +4,13 @@ For Gaussian data with a free hidden bias (rank = n_features + 1) and ``lambda``
 centred residual of a scikit-learn ``MLPRegressor`` (20 ReLU units, lbfgs, ``alpha=1``:
 the sum-form dual point of docs/mathematics.rst §4.5, §8.1), each row runs
 :func:`convexrelu.certificates._bnb.dual_constraint_bnb` to a relative gap of ``1e-6``
-with a wall-clock cap (default 60 s) and reports the time, the nodes, the node rate and
-the final gap. Rows small enough for exact enumeration also run
-``dual_constraint(enumerate_patterns(...))`` in the same process and report the ratio of
-the two times and the agreement of the values. The last row is the diabetes data set
-(rank 11, far beyond enumeration): where the proven bound stands after the cap.
+with a wall-clock cap (default 60 s) and reports the time, the nodes, the node rate,
+upper/lower and the final gap, once per node solver given (``--node-solver``; the
+conic-program fallbacks of the warm-started solvers are counted). Rows small enough for
+exact enumeration also run ``dual_constraint(enumerate_patterns(...))`` in the same
+process and report the ratio of the two times and the agreement of the values. The last
+row is the diabetes data set (rank 11, far beyond enumeration): where the proven bound
+stands after the cap.
 
 Timings: wall clock (``time.perf_counter``) and this process's CPU time
 (``time.process_time``), which is less sensitive to other jobs on a shared machine;
@@ -17,6 +19,7 @@ BLAS is pinned to one thread unless the environment sets it.
 Usage::
 
     python -m benchmarks bnb [--quick] [--time-limit 60] [--cpu] [--out results.md]
+        [--node-solver ldp,clarabel]   # each row once per node solver, in one process
     python -m benchmarks bnb --cg 6:300 [--time-limit 60]   # column generation, cap 4x+60 s
 """
 
@@ -63,14 +66,19 @@ def _gaussian(rank, n, seed):
     return X, _residual(X, y, seed)
 
 
-def _run_bnb(X, lam, time_limit, seed, cpu=False):
-    from convexrelu.certificates._bnb import dual_constraint_bnb
+def _run_bnb(X, lam, time_limit, seed, cpu=False, node_solver="ldp"):
+    from convexrelu.certificates import _bnb
 
-    c0, t0 = time.process_time(), time.perf_counter()
-    res = dual_constraint_bnb(X, lam, bias=True, penalize_bias=False, tol=1e-6,
-                              time_limit=time_limit, random_state=seed,
-                              timer=time.process_time if cpu else None)
-    res.time = time.perf_counter() - t0  # the table's wall column, whichever clock capped it
+    old = _bnb._NODE_SOLVER
+    _bnb._NODE_SOLVER = node_solver
+    try:
+        c0, t0 = time.process_time(), time.perf_counter()
+        res = _bnb.dual_constraint_bnb(X, lam, bias=True, penalize_bias=False, tol=1e-6,
+                                       time_limit=time_limit, random_state=seed,
+                                       timer=time.process_time if cpu else None)
+        res.time = time.perf_counter() - t0  # the wall column, whichever clock capped it
+    finally:
+        _bnb._NODE_SOLVER = old
     return res, time.process_time() - c0
 
 
@@ -114,8 +122,11 @@ def _run_enum(X, lam):
 def _row(label, rank, n, res, cpu, enum=None):
     gap = (res.upper - res.lower) / res.lower if res.lower > 0 else float("inf")
     rate = 1e3 * cpu / max(res.n_nodes, 1)
-    cells = [label, str(rank), str(n), f"{res.time:.1f}", f"{cpu:.1f}", str(res.n_nodes),
-             f"{rate:.1f}", f"{res.upper:.9g}", f"{gap:.1e}", "yes" if res.closed else "no"]
+    ratio = res.upper / res.lower if res.lower > 0 else float("inf")
+    cells = [label, str(rank), str(n), res.info.get("node_solver", "-"),
+             str(res.info.get("conic_fallbacks", 0)), f"{res.time:.1f}", f"{cpu:.1f}",
+             str(res.n_nodes), f"{rate:.2f}", f"{res.upper:.9g}", f"{ratio:.4f}", f"{gap:.1e}",
+             "yes" if res.closed else "no"]
     if enum is None:
         cells += ["-", "-", "-"]
     else:
@@ -140,6 +151,9 @@ def main(argv=None, command: str | None = None) -> int:
                         help="only the column-generation row: the exact global optimum "
                         "priced by branch and bound (e.g. 6:300)")
     parser.add_argument("--alpha", type=float, default=1.0, help="alpha of the --cg row")
+    parser.add_argument("--node-solver", type=str, default="ldp",
+                        help="comma-separated node solvers, each row run once per solver in "
+                        "this process: ldp (default), active_set, clarabel")
     parser.add_argument("--cpu", action="store_true",
                         help="cap each branch and bound by this process's CPU time instead "
                         "of the wall clock (a shared, loaded machine)")
@@ -176,33 +190,41 @@ def main(argv=None, command: str | None = None) -> int:
         f"{args.time_limit:g} s {'CPU' if args.cpu else 'wall'} per row; ms/node and "
         "enum/bnb in CPU time",
         "",
-        "| data | rank | n | wall s | cpu s | nodes | ms/node | upper | rel. gap | closed "
-        "| patterns | enum wall s (cpu) | enum/bnb |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| data | rank | n | node solver | Clarabel fallbacks | wall s | cpu s | nodes | ms/node "
+        "| upper | upper/lower | rel. gap | closed | patterns | enum wall s (cpu) | enum/bnb |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     print("\n".join(lines), flush=True)
+    solvers = [v.strip() for v in args.node_solver.split(",") if v.strip()]
+    bad = [v for v in solvers if v not in ("ldp", "active_set", "clarabel")]
+    if bad:
+        parser.error(f"--node-solver: unknown {bad}; choose from ldp, active_set, clarabel")
     rows = []
     for rank, n in enum_cases:
         X, lam = _gaussian(rank, n, args.seed)
         enum = _run_enum(X, lam)
-        res, cpu = _run_bnb(X, lam, args.time_limit, args.seed, args.cpu)
-        rows.append(_row("Gaussian", rank, n, res, cpu, enum))
-        print(rows[-1], flush=True)
+        for sv in solvers:
+            res, cpu = _run_bnb(X, lam, args.time_limit, args.seed, args.cpu, sv)
+            rows.append(_row("Gaussian", rank, n, res, cpu, enum))
+            print(rows[-1], flush=True)
     for rank, n in cases:
         X, lam = _gaussian(rank, n, args.seed)
-        res, cpu = _run_bnb(X, lam, args.time_limit, args.seed, args.cpu)
-        rows.append(_row("Gaussian", rank, n, res, cpu))
-        print(rows[-1], flush=True)
+        for sv in solvers:
+            res, cpu = _run_bnb(X, lam, args.time_limit, args.seed, args.cpu, sv)
+            rows.append(_row("Gaussian", rank, n, res, cpu))
+            print(rows[-1], flush=True)
     if not args.no_diabetes and not args.quick:
         from sklearn.datasets import load_diabetes
 
         Xd, yd = load_diabetes(return_X_y=True)
         lam = _residual(Xd, yd, args.seed)
-        res, cpu = _run_bnb(Xd, lam, args.time_limit, args.seed, args.cpu)
-        rows.append(_row("diabetes", Xd.shape[1] + 1, Xd.shape[0], res, cpu))
-        print(rows[-1], flush=True)
-        print(f"\ndiabetes after {res.time:.0f} s: lower {res.lower:.9g} <= M <= upper "
-              f"{res.upper:.9g} (upper/lower = {res.upper / res.lower:.4f})", flush=True)
+        for sv in solvers:
+            res, cpu = _run_bnb(Xd, lam, args.time_limit, args.seed, args.cpu, sv)
+            rows.append(_row("diabetes", Xd.shape[1] + 1, Xd.shape[0], res, cpu))
+            print(rows[-1], flush=True)
+            print(f"\ndiabetes ({sv}) after {res.time:.0f} s: lower {res.lower:.9g} <= M <= "
+                  f"upper {res.upper:.9g} (upper/lower = {res.upper / res.lower:.4f})",
+                  flush=True)
     if args.out:
         with open(args.out, "w") as fh:
             fh.write("\n".join(lines + rows) + "\n")
