@@ -385,3 +385,25 @@ def test_margin_rows_give_the_all_rows_optimum(rng, penalize_bias):
     marg = np.where(prog.masks[:, 0], 1, -1) * (prog.X_aug @ prog.patterns.gates[:, 0]) \
         / np.linalg.norm(prog.X_aug, axis=1)
     assert rows.size == 7 and np.max(marg[rows]) <= np.min(np.delete(marg, rows)) + 1e-15
+
+
+def test_auto_inner_avoids_a_cvxpy_problem_beyond_the_memory_budget(rng):
+    """A non-quadratic restricted program whose cvxpy problem would exceed the memory
+    budget goes to the augmented Lagrangian (linear in n), not to a raw MemoryError
+    inside cvxpy (make_classification(20000, 20) asked for 5.1 GiB); the same optimum."""
+    import convexrelu
+    from convexrelu.arrangements import sample_patterns
+    from convexrelu.solvers._column_generation import _AutoInner
+
+    X = rng.standard_normal((60, 3))
+    y = np.where(X[:, 0] + np.abs(X[:, 1]) > 0.5, 1.0, -1.0)
+    prog = ConvexProgram(X, y, sample_patterns(X, 3, random_state=0, bias=True),
+                         loss="logistic", alpha=0.5, bias=True)
+    roomy = _AutoInner(1e-10)
+    ref = roomy.solve(prog)
+    assert roomy._cvxpy is not None and roomy._al is None
+    tight = _AutoInner(1e-10)
+    with convexrelu.config_context(memory_budget=0.2):  # MiB: below 500 B * n * k * d
+        sol = tight.solve(prog)
+    assert tight._cvxpy is None and tight._al is not None
+    assert sol.objective == pytest.approx(ref.objective, rel=1e-5)

@@ -726,7 +726,8 @@ class _AutoInner(BaseSolver):
     ``n`` per iteration, memory ``O(n k)``) when the restricted program's dense design
     ``n x (k d_aug)`` has more than ``_MAX_DESIGN`` entries: both conic paths build it
     (and ``2 k n`` cone rows of ``d_aug`` entries), which is what exhausted memory at
-    ``n = 15,000`` (a 500 MB allocation).
+    ``n = 15,000`` (a 500 MB allocation); and, for a non-quadratic loss, when the cvxpy
+    problem would exceed the memory budget (``convexrelu.set_config``).
 
     Below the budget the conic paths stay: on a restricted program of wine (n=133,
     d_aug=14, logistic) the augmented Lagrangian took 36 s where cvxpy took 16 s for the
@@ -762,10 +763,24 @@ class _AutoInner(BaseSolver):
                               dual=np.zeros(0), status="warm_start", n_iter=0,
                               solve_time=0.0)
 
+    # bytes per (sample, pattern, column) of a cvxpy restricted problem (the estimators'
+    # measured figure): above the memory budget the augmented Lagrangian solves it instead
+    # (make_classification(20000, 20): a 5.1 GiB allocation inside cvxpy)
+    _CVXPY_BYTES_PER_ENTRY = 500
+
+    def _cvxpy_fits(self, program) -> bool:
+        from .._memory import _budget_bytes
+
+        size = program.n_samples * program.n_patterns * program.d_aug
+        return self._CVXPY_BYTES_PER_ENTRY * size <= _budget_bytes()
+
     def _solve(self, program, warm_start=None):
+        quadratic = (program.formulation == "relu" and program.n_outputs == 1
+                     and program.loss.constant_curvature(program.y) is not None)
         if (program.formulation == "relu" and program.loss.smooth
-                and program.n_samples * program.n_patterns * program.d_aug
-                > self._MAX_DESIGN):
+                and (program.n_samples * program.n_patterns * program.d_aug
+                     > self._MAX_DESIGN
+                     or (not quadratic and not self._cvxpy_fits(program)))):
             if self._al is None:
                 # the polish closes the restricted gap to rounding; 1e-10 is below it
                 self._al = ReluALSolver(tol=max(self.tol, 1e-9))
@@ -774,8 +789,7 @@ class _AutoInner(BaseSolver):
                 sol = self._al.solve(program, warm_start or self._warm(program))
             self._last = (program, sol)
             return sol
-        if (program.formulation == "relu" and program.n_outputs == 1
-                and program.loss.constant_curvature(program.y) is not None):
+        if quadratic:
             return self._fast.solve(program)
         if self._cvxpy is None:
             self._cvxpy = get_solver("cvxpy", tol=self.tol)
