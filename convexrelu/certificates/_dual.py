@@ -545,8 +545,8 @@ def warm_bounds(C: np.ndarray, A: np.ndarray, masks: np.ndarray, free_bias: bool
                                     0.0), 1.0)
     best = np.full(c.shape[0], np.inf)
     allact = np.all(masks[:, ok], axis=0) if free_bias else None
-    for tt in (1.0, t):
-        r = c + np.asarray(tt)[..., None] * a if np.ndim(tt) else c + a
+    for tt in (np.ones_like(t), t):
+        r = c + tt[:, None] * a
         if not free_bias:
             b = np.linalg.norm(r, axis=1)
         else:
@@ -581,10 +581,6 @@ class PricingMultipliers:
 
     def __init__(self) -> None:
         self.rows: dict = {}  # pattern index -> (2, d_aug): signs +1, -1 (NaN: none)
-
-    def subset(self, start: int, stop: int) -> dict:
-        """The entries of patterns ``start:stop`` (what one chunk needs)."""
-        return _subset(self.rows, start, stop)
 
     def update(self, new: dict) -> None:
         """Merge ``{(index, sign_row): a}`` from a chunk's refinements."""
