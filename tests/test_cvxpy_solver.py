@@ -263,3 +263,27 @@ def test_inaccurate_status_warns(rng, monkeypatch):
     monkeypatch.setattr(type(built.problem), "solve", fail)
     with pytest.raises(RuntimeError, match="Try another solver"):
         solver.solve(prog)
+
+
+def test_clarabel_retry_after_a_failed_solve(rng, monkeypatch):
+    """A Clarabel failure is retried with other settings on a fresh Clarabel solver: cvxpy
+    (>= 1.7) keeps the failed solver and would otherwise update it, which raises on the
+    retry's equilibration settings (seen on digits, one-vs-rest logistic)."""
+    X, y = rng.standard_normal((8, 2)), np.sign(rng.standard_normal(8))
+    prog = ConvexProgram(X, y, enumerate_patterns(X), loss="logistic", alpha=0.1, bias=False)
+    ref = CvxpySolver().solve(prog)
+    solver = CvxpySolver()
+    calls = []
+    orig = cp.Problem.solve
+
+    def first_fails(self, *a, **k):
+        out = orig(self, *a, **k)  # the real solve: cvxpy caches its Clarabel solver
+        calls.append(k)
+        if len(calls) == 1:
+            raise cp.error.SolverError("Solver 'CLARABEL' failed.")
+        return out
+
+    monkeypatch.setattr(cp.Problem, "solve", first_fails)
+    sol = solver.solve(prog)
+    assert len(calls) == 2 and calls[1].get("warm_start") is False
+    assert sol.objective == pytest.approx(ref.objective, rel=1e-6)

@@ -232,7 +232,10 @@ class CvxpySolver(BaseSolver):
             # regularisation; the result is then reported as inaccurate at worst.
             opts.update(_CLARABEL_RETRY)
             try:
-                built.problem.solve(solver=name, verbose=bool(self.verbose), **opts)
+                # warm_start=False: a fresh Clarabel solver (cvxpy >= 1.7 otherwise updates
+                # the cached one, which refuses to change its equilibration settings)
+                built.problem.solve(solver=name, verbose=bool(self.verbose),
+                                    warm_start=False, **opts)
             except cp.error.SolverError as exc2:
                 if "SCS" not in cp.installed_solvers():
                     raise RuntimeError(
@@ -246,6 +249,7 @@ class CvxpySolver(BaseSolver):
                 name = "SCS"
                 try:
                     built.problem.solve(solver="SCS", verbose=bool(self.verbose),
+                                        warm_start=False,
                                         eps_abs=max(self.tol, 1e-6),
                                         eps_rel=max(self.tol, 1e-6),
                                         max_iters=max(20 * int(self.max_iter), 10000))
