@@ -1,0 +1,106 @@
+"""The dense barrier method for restricted ReLU programs against the cvxpy reference."""
+
+import warnings
+
+import numpy as np
+import pytest
+
+from convexrelu.arrangements import sample_patterns
+from convexrelu.program import ConvexProgram
+from convexrelu.solvers import get_solver
+from convexrelu.solvers._column_generation import _AutoInner
+from convexrelu.solvers._restricted_barrier import RestrictedBarrierSolver
+
+
+def _program(rng, loss, bias, penalize_bias, n=60, d=4, k=8, fit_output_bias=True, alpha=0.5):
+    X = rng.standard_normal((n, d))
+    y = X[:, 0] - np.abs(X[:, 1]) + 0.1 * rng.standard_normal(n)
+    if loss in ("logistic", "hinge"):
+        y = np.sign(y)
+    pats = sample_patterns(X, k, random_state=1, bias=bias)
+    return ConvexProgram(X, y, pats, loss=loss, alpha=alpha, bias=bias,
+                         penalize_bias=penalize_bias, fit_output_bias=fit_output_bias)
+
+
+def _reference(prog):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return get_solver("cvxpy", tol=1e-10).solve(prog)
+
+
+@pytest.mark.parametrize("loss", ["squared", "logistic", "huber"])
+@pytest.mark.parametrize("bias, penalize_bias", [(True, False), (True, True), (False, False)])
+def test_matches_cvxpy(rng, loss, bias, penalize_bias):
+    prog = _program(rng, loss, bias, penalize_bias)
+    ref = _reference(prog)
+    sol = RestrictedBarrierSolver().solve(prog)
+    assert sol.objective == pytest.approx(ref.objective, rel=1e-8)
+    assert prog.max_violation(sol.V, sol.W) <= 1e-12
+    assert sol.status == "optimal"
+
+
+def test_without_output_bias(rng):
+    prog = _program(rng, "logistic", True, False, fit_output_bias=False)
+    ref = _reference(prog)
+    sol = RestrictedBarrierSolver().solve(prog)
+    assert sol.output_bias == 0.0
+    assert sol.objective == pytest.approx(ref.objective, rel=1e-8)
+
+
+def test_every_row_holds_on_a_larger_sample(rng):
+    """The solution satisfies all n cone rows of every block (n = 300): the first solve
+    over each block's 32 margin rows violates other rows here, so the solve over all rows
+    follows."""
+    prog = _program(rng, "logistic", True, False, n=300, d=2, k=12, alpha=0.2)
+    ref = _reference(prog)
+    sol = RestrictedBarrierSolver().solve(prog)
+    assert sol.info["rows_kept"] == sol.info["rows_total"]
+    assert prog.max_violation(sol.V, sol.W) <= 1e-12
+    assert sol.objective == pytest.approx(ref.objective, rel=1e-8)
+
+
+def test_free_bias_blocks_carry_no_costless_growth(rng):
+    """With a free hidden bias the barrier's interior lets both blocks of a pattern grow
+    along the bias at no cost; the returned blocks are moved back (same predictions)."""
+    prog = _program(rng, "squared", True, False)
+    sol = RestrictedBarrierSolver().solve(prog)
+    act = prog.masks
+    # one of each pair of blocks touches an active row (no common slack left)
+    for i in range(prog.n_patterns):
+        a = act[:, i]
+        if not a.any():
+            continue
+        sv = prog.X_aug[a] @ sol.V[i]
+        sw = prog.X_aug[a] @ sol.W[i]
+        assert min(sv.min(), sw.min()) <= 1e-9 * max(1.0, np.abs(sol.V).max())
+
+
+def test_rejects_a_loss_without_curvature(rng):
+    prog = _program(rng, "hinge", True, False)
+    with pytest.raises(ValueError, match="curvature"):
+        RestrictedBarrierSolver().solve(prog)
+
+
+def test_auto_inner_routes_non_quadratic_losses_to_the_barrier(rng, monkeypatch):
+    calls = []
+    monkeypatch.setattr(_AutoInner, "_BARRIER_MIN_DESIGN", 0)  # small test programs
+    orig = RestrictedBarrierSolver._solve
+
+    def spy(self, program, warm_start=None):
+        calls.append(program.loss.name)
+        return orig(self, program, warm_start)
+
+    monkeypatch.setattr(RestrictedBarrierSolver, "_solve", spy)
+    inner = _AutoInner(1e-10)
+    inner.solve(_program(rng, "logistic", True, False))
+    inner.solve(_program(rng, "squared", True, False))  # quadratic: the compressed solver
+    assert calls == ["logistic"]
+    # beyond the Newton matrix's size limit the other paths take it
+    monkeypatch.setattr(_AutoInner, "_BARRIER_MAX_N", 10)
+    _AutoInner(1e-10).solve(_program(rng, "logistic", True, False))
+    assert calls == ["logistic"]
+    # and below the design size where cvxpy is faster
+    monkeypatch.setattr(_AutoInner, "_BARRIER_MAX_N", 4000)
+    monkeypatch.setattr(_AutoInner, "_BARRIER_MIN_DESIGN", 10**9)
+    _AutoInner(1e-10).solve(_program(rng, "logistic", True, False))
+    assert calls == ["logistic"]
