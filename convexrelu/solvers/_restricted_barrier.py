@@ -61,6 +61,7 @@ from ._cg_inner import margin_rows
 
 __all__ = ["RestrictedBarrierSolver"]
 
+_SIGMA_MIN = 1e-3  # the merit's barrier weight of a non-quadratic loss, at least this times mu
 _PROX = 1.0        # the proximal term's weight, times mu
 _ROW_RTOL = 1e-9   # a row violated beyond this (relative) calls for the solve over all rows
 
@@ -198,6 +199,7 @@ class _PrimalDual:
         A[:, 1:] = (self.masks[:, :, None] * self.Xa[:, None, :]).reshape(n, -1)
         self.A = A
         cc = self.loss.constant_curvature(self.y)
+        self.quadratic = cc is not None
         self.Q0 = None if cc is None else float(cc) * (A.T @ A)
         self.rows = [np.asarray(r, np.intp) for r in rows]
         self.G = [np.where(self.masks[r, i], 1.0, -1.0)[:, None] * self.Xa[r]
@@ -226,6 +228,40 @@ class _PrimalDual:
         return float(self.loss.value(self._z(self.V, self.W, self.c0), self.y)) \
             + self.beta * pen
 
+    def _merit(self, V, W, c0, mu_t, rho, floor):
+        """The barrier merit ``f + (rho / 2)||x||^2 - mu_t sum log s`` (``inf`` outside),
+        with the norms smoothed as in :meth:`_parts`."""
+        logs = 0.0
+        for s in sum(self._slacks(V, W), []):
+            if s.size:
+                if float(s.min()) <= 0:
+                    return np.inf
+                logs += float(np.sum(np.log(s)))
+        P = self.reg.penalized
+        pen = sum(float(np.sum(np.sqrt(np.einsum("ij,ij->i", P(B), P(B)) + floor * floor)))
+                  for B in (V, W))
+        f = float(self.loss.value(self._z(V, W, c0), self.y)) + self.beta * pen
+        prox = 0.5 * rho * (float(np.sum(V * V) + np.sum(W * W)) + c0 * c0)
+        return f + prox - mu_t * logs
+
+    def _line_search(self, a, dV, dW, dc, mu_t, mu, slope):
+        """Armijo backtracking on the barrier merit at ``mu_t`` from step ``a``."""
+        rho, floor = _PROX * mu, self._floor(mu)
+        m0 = self._merit(self.V, self.W, self.c0, mu_t, rho, floor)
+        for _ in range(40):
+            m1 = self._merit(self.V + a * dV, self.W + a * dW, self.c0 + a * dc, mu_t, rho,
+                             floor)
+            if m1 <= m0 + 1e-4 * a * min(slope, 0.0):
+                return a
+            a *= 0.5
+        return a
+
+    def _floor(self, mu):
+        """The norms' smoothing: zero when every coordinate is penalised."""
+        if not self.reg.free:
+            return 0.0
+        return 0.1 * mu * self.m / (2 * max(self.k, 1) * max(self.beta, 1e-300))
+
     # ------------------------------------------------------------------ Newton
     def _parts(self, mu, zv, zw):
         """The gradient of ``f + beta sum rho + (prox / 2)||x||^2`` (no barrier term), the
@@ -236,8 +272,7 @@ class _PrimalDual:
         ga = self.A.T @ self.loss.gradient(z, self.y)
         gu = ga[1:].reshape(k, d)
         kp = self.reg.penalized_dim
-        floor = 0.0 if not self.reg.free else \
-            0.1 * mu * self.m / (2 * max(k, 1) * max(self.beta, 1e-300))
+        floor = self._floor(mu)
         rho = _PROX * mu
         Hv, Hw = np.zeros((k, d, d)), np.zeros((k, d, d))
         _, Uv, _ = norm_derivatives(self.reg.penalized(V), self.beta, floor,
@@ -310,7 +345,8 @@ class _PrimalDual:
                 dsv, dsw = self._slacks(dV, dW)
                 dzv = [-(zv[i] * (sv[i] + dsv[i]) - tv[i]) / sv[i] for i in range(k)]
                 dzw = [-(zw[i] * (sw[i] + dsw[i]) - tw[i]) / sw[i] for i in range(k)]
-                return (dV, dW, dc), dsv + dsw, dzv + dzw
+                slope = float(np.sum(rv * dV) + np.sum(rw * dW) + gc * dc)
+                return (dV, dW, dc), dsv + dsw, dzv + dzw, slope
 
             def steps(ds, dz, frac):
                 ap = min([1.0] + [frac * max_step(s, d_) for s, d_ in zip(sv + sw, ds)
@@ -319,14 +355,34 @@ class _PrimalDual:
                                   if z.size])
                 return ap, ad
 
-            _, ds, dz = direction([0.0 * s for s in sv], [0.0 * s for s in sw])
+            # Mehrotra's predictor-corrector
+            _, ds, dz, _ = direction([0.0 * s for s in sv], [0.0 * s for s in sw])
             ap, ad = steps(ds, dz, 1.0)
             gap_aff = sum(float((s + ap * a) @ (z + ad * b))
                           for s, a, z, b in zip(sv + sw, ds, zv + zw, dz))
             sigma = min(1.0, (gap_aff / max(mu * self.m, 1e-300)) ** 3)
             t = [sigma * mu - a * b for a, b in zip(ds, dz)]
-            (dV, dW, dc), ds, dz = direction(t[:k], t[k:])
+            (dV, dW, dc), ds, dz, _ = direction(t[:k], t[k:])
             ap, ad = steps(ds, dz, 0.99)
+            if not self.quadratic:
+                # a non-quadratic loss: a line search on the barrier merit at sigma mu
+                # (full steps diverged on logistic problems of nearly separable classes:
+                # iris, one class against the rest, blocks grew to 100); when the
+                # corrector is no descent direction of that merit, the plain barrier
+                # direction (same factor) replaces it
+                mu_t = max(sigma, _SIGMA_MIN) * mu
+                grad_v, grad_w = gv.copy(), gw.copy()
+                for i, G in enumerate(self.G):
+                    if G.shape[0]:
+                        grad_v[i] -= G.T @ (mu_t / sv[i])
+                        grad_w[i] -= G.T @ (mu_t / sw[i])
+                slope = float(np.sum(grad_v * dV) + np.sum(grad_w * dW) + gc * dc)
+                if slope >= 0:
+                    t = [mu_t * np.ones_like(s_) for s_ in sv + sw]
+                    (dV, dW, dc), ds, dz, slope = direction(t[:k], t[k:])
+                    ap, ad = steps(ds, dz, 0.99)
+                ap = self._line_search(ap, dV, dW, dc, mu_t, mu, slope)
+                ad = min(ad, ap)
             self.V, self.W, self.c0 = self.V + ap * dV, self.W + ap * dW, self.c0 + ap * dc
             zs = [z + ad * b for z, b in zip(zv + zw, dz)]
             zv, zw = zs[:k], zs[k:]
