@@ -737,20 +737,23 @@ class _AutoInner(BaseSolver):
     A non-quadratic loss with a curvature (logistic, Huber) goes to the dense barrier
     method (:class:`~convexrelu.solvers._restricted_barrier.RestrictedBarrierSolver`)
     from ``_BARRIER_MIN_DESIGN`` design entries ``n k d_aug`` on (below, cvxpy is faster),
-    while its Newton matrix has at most ``_BARRIER_MAX_N`` rows and its dense pieces fit
-    the memory budget. Measured (one BLAS thread, breast cancer, 20 sampled patterns,
-    logistic, 0.03 alpha_max, free hidden bias): 2.7 s against 6.0 s for cvxpy + Clarabel
-    and 13.2 s for the augmented Lagrangian, the same objective to 9 digits; on digits
-    (class 9 against the rest, 20 patterns, ``d_aug = 65``) cvxpy + Clarabel did not finish
-    one restricted solve in 40 minutes (Clarabel failed and its retry crawled), the
-    barrier took 70 s.
+    while its Newton matrix has at most ``_BARRIER_MAX_N`` rows and at most
+    ``_BARRIER_ROWS_PER_SAMPLE`` per sample, and its dense pieces fit the memory budget.
+    Measured (one BLAS thread, 20 sampled patterns, logistic, 0.03 alpha_max, free
+    hidden bias, the same objective to 8 digits): breast cancer 2.4 s against 5.2 s for
+    cvxpy + Clarabel and 12.8 s for the augmented Lagrangian; digits (class 9 against the
+    rest, ``d_aug = 65``) 52 s against 157 s for cvxpy + Clarabel.
     """
 
     _BARRIER_MAX_N = 4000  # Newton matrix rows: a 128 MB matrix, ~0.7 s per factorisation
     # below this many design entries n * k * d_aug cvxpy + Clarabel is the faster path
-    # (whole grown fits, one BLAS thread: wine 5.7 s with cvxpy, 10.3 s with the barrier;
-    # iris 1.5 s / 2.4 s; breast cancer 50.2 s / 23.5 s, same objectives)
+    # (whole grown fits, one BLAS thread, the barrier forced on every restricted program:
+    # iris 5.4 s against 1.6 s with cvxpy, the same objective)
     _BARRIER_MIN_DESIGN = 150_000
+    # nor beyond this many Newton rows per sample: the barrier's factor costs (2 k d)^3 / 3
+    # where Clarabel's grows with n (k d)^2 (breast cancer, 20 patterns, 1,241 rows for 426
+    # samples: 2.4 s against 5.2 s for cvxpy; 60 patterns, 3,721 rows: 34.8 s against 14.7 s)
+    _BARRIER_ROWS_PER_SAMPLE = 5
 
     _MAX_DESIGN = 10_000_000  # entries (80 MB in float64)
 
@@ -809,6 +812,7 @@ class _AutoInner(BaseSolver):
         design = RestrictedBarrierSolver.design_entries(program)
         size = 8 * (design + 2 * N * N)
         return (self._BARRIER_MIN_DESIGN <= design and N <= self._BARRIER_MAX_N
+                and N <= self._BARRIER_ROWS_PER_SAMPLE * program.n_samples
                 and size <= _budget_bytes())
 
     def _solve(self, program, warm_start=None):
