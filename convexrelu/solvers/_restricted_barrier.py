@@ -207,7 +207,10 @@ class _PrimalDual:
         self.m = 2 * sum(r.size for r in self.rows)
         gates = program.patterns.gates
         G = (gates / np.maximum(np.linalg.norm(gates, axis=0), 1e-300)).T  # unit gates
-        self.V, self.W, self.c0 = 1e-3 * G, 1e-3 * G.copy(), 0.0
+        # start at a tenth of the unit gates (v - w = 0: the zero network). Measured
+        # Newton steps (breast cancer, 20 patterns, logistic): 59 from 1e-3, 43 from 1e-2,
+        # 33 from 0.1, 37 from 1
+        self.V, self.W, self.c0 = 0.1 * G, 0.1 * G.copy(), 0.0
         for B in (self.V, self.W):  # strictly inside the kept rows
             for i, Gi in enumerate(self.G):
                 if Gi.shape[0]:
