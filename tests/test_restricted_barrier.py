@@ -104,3 +104,21 @@ def test_auto_inner_routes_non_quadratic_losses_to_the_barrier(rng, monkeypatch)
     monkeypatch.setattr(_AutoInner, "_BARRIER_MIN_DESIGN", 10**9)
     _AutoInner(1e-10).solve(_program(rng, "logistic", True, False))
     assert calls == ["logistic"]
+
+
+def test_auto_inner_falls_back_to_the_barrier_when_clarabel_fails(rng, monkeypatch):
+    """A quadratic restricted program on which the compressed Clarabel solve fails
+    (NumericalError on make_regression(20000, 20)) is solved by the barrier instead."""
+    from convexrelu.solvers._cg_inner import CompressedReluSolver
+
+    prog = _program(rng, "squared", True, False)
+    ref = _reference(prog)
+
+    def fails(self, program, warm_start=None):
+        raise RuntimeError("Clarabel returned status 'NumericalError'")
+
+    monkeypatch.setattr(CompressedReluSolver, "_solve", fails)
+    inner = _AutoInner(1e-10)
+    sol = inner.solve(prog)
+    assert inner._barrier is not None
+    assert sol.objective == pytest.approx(ref.objective, rel=1e-8)

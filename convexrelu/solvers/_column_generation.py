@@ -738,9 +738,10 @@ class _AutoInner(BaseSolver):
     method (:class:`~convexrelu.solvers._restricted_barrier.RestrictedBarrierSolver`)
     from ``_BARRIER_MIN_DESIGN`` design entries ``n k d_aug`` on (below, cvxpy is faster),
     while its Newton matrix has at most ``_BARRIER_MAX_N`` rows and at most
-    ``_BARRIER_ROWS_PER_SAMPLE`` per sample, and its dense pieces fit the memory budget.
-    Measured (one BLAS thread, 20 sampled patterns, logistic, 0.03 alpha_max, free
-    hidden bias, the same objective to 8 digits): breast cancer 2.4 s against 5.2 s for
+    ``_BARRIER_ROWS_PER_SAMPLE`` per sample, and its dense pieces fit the memory budget;
+    it also takes a quadratic restricted program on which Clarabel fails. Measured (one
+    BLAS thread, 20 sampled patterns, logistic, 0.03 alpha_max, free hidden bias, the same
+    objective to 8 digits): breast cancer 2.4 s against 5.2 s for
     cvxpy + Clarabel and 12.8 s for the augmented Lagrangian; digits (class 9 against the
     rest, ``d_aug = 65``) 52 s against 157 s for cvxpy + Clarabel.
     """
@@ -797,34 +798,42 @@ class _AutoInner(BaseSolver):
         return self._CVXPY_BYTES_PER_ENTRY * size <= _budget_bytes()
 
     def _barrier_fits(self, program) -> bool:
-        """Whether the dense barrier takes this restricted program (non-quadratic smooth
-        loss with a curvature, one output, Newton matrix within ``_BARRIER_MAX_N`` rows and
-        its dense pieces within the memory budget)."""
+        """Whether the dense barrier takes this restricted program (a non-quadratic loss,
+        :meth:`_barrier_can`, and where it is faster than cvxpy)."""
+        if program.loss.constant_curvature(program.y) is not None:
+            return False
+        design = RestrictedBarrierSolver.design_entries(program)
+        N = 1 + 2 * program.n_patterns * program.d_aug
+        return (self._barrier_can(program) and self._BARRIER_MIN_DESIGN <= design
+                and N <= self._BARRIER_ROWS_PER_SAMPLE * program.n_samples)
+
+    def _barrier_can(self, program) -> bool:
+        """Whether the dense barrier can solve this restricted program at all (one output,
+        a smooth loss with a curvature, at most ``_BARRIER_MAX_N`` Newton rows, its dense
+        pieces within the memory budget)."""
         from .._memory import _budget_bytes
 
         if program.formulation != "relu" or program.n_outputs != 1 or \
                 not program.loss.smooth or \
-                program.loss.constant_curvature(program.y) is not None:
-            return False
-        if program.loss.curvature(np.zeros(program.n_samples), program.y) is None:
+                program.loss.curvature(np.zeros(program.n_samples), program.y) is None:
             return False
         N = 1 + 2 * program.n_patterns * program.d_aug
-        design = RestrictedBarrierSolver.design_entries(program)
-        size = 8 * (design + 2 * N * N)
-        return (self._BARRIER_MIN_DESIGN <= design and N <= self._BARRIER_MAX_N
-                and N <= self._BARRIER_ROWS_PER_SAMPLE * program.n_samples
-                and size <= _budget_bytes())
+        size = 8 * (RestrictedBarrierSolver.design_entries(program) + 2 * N * N)
+        return N <= self._BARRIER_MAX_N and size <= _budget_bytes()
+
+    def _solve_barrier(self, program):
+        if self._barrier is None:
+            self._barrier = RestrictedBarrierSolver(tol=max(self.tol, 1e-10))
+        with warnings.catch_warnings():
+            # judged by the loop's certificate over all patterns
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            return self._barrier.solve(program)
 
     def _solve(self, program, warm_start=None):
         quadratic = (program.formulation == "relu" and program.n_outputs == 1
                      and program.loss.constant_curvature(program.y) is not None)
         if self._barrier_fits(program):
-            if self._barrier is None:
-                self._barrier = RestrictedBarrierSolver(tol=max(self.tol, 1e-10))
-            with warnings.catch_warnings():
-                # judged by the loop's certificate over all patterns
-                warnings.simplefilter("ignore", ConvergenceWarning)
-                return self._barrier.solve(program)
+            return self._solve_barrier(program)
         if (program.formulation == "relu" and program.loss.smooth
                 and (program.n_samples * program.n_patterns * program.d_aug
                      > self._MAX_DESIGN
@@ -838,7 +847,15 @@ class _AutoInner(BaseSolver):
             self._last = (program, sol)
             return sol
         if quadratic:
-            return self._fast.solve(program)
+            try:
+                return self._fast.solve(program)
+            except RuntimeError:
+                # Clarabel's NumericalError on a dense compressed block (measured:
+                # make_regression(20000, 20, noise=10), 32 sampled patterns; the barrier
+                # solved it in 20 s)
+                if not self._barrier_can(program):
+                    raise
+                return self._solve_barrier(program)
         if self._cvxpy is None:
             self._cvxpy = get_solver("cvxpy", tol=self.tol)
         with warnings.catch_warnings():
