@@ -122,3 +122,35 @@ def test_auto_inner_falls_back_to_the_barrier_when_clarabel_fails(rng, monkeypat
     sol = inner.solve(prog)
     assert inner._barrier is not None
     assert sol.objective == pytest.approx(ref.objective, rel=1e-8)
+
+
+def test_classifier_fit_is_the_same_with_the_barrier(monkeypatch):
+    """A default classifier fit (every pattern listed: the working-set loop's global
+    optimum) whose restricted programs all go to the barrier reaches the objective of the
+    same fit with cvxpy's restricted solves, with a certificate."""
+    import warnings
+
+    from sklearn.datasets import make_classification
+
+    from convexrelu import ConvexReLUClassifier
+
+    X, y = make_classification(40, 2, n_informative=2, n_redundant=0, random_state=0)
+    calls = []
+    orig = RestrictedBarrierSolver._solve
+
+    def spy(self, program, warm_start=None):
+        calls.append(program.n_patterns)
+        return orig(self, program, warm_start)
+
+    monkeypatch.setattr(RestrictedBarrierSolver, "_solve", spy)
+    monkeypatch.setattr(_AutoInner, "_BARRIER_ROWS_PER_SAMPLE", 10**6)
+    objs = []
+    for smallest in (10**12, 0):  # cvxpy for every restricted program, then the barrier
+        monkeypatch.setattr(_AutoInner, "_BARRIER_MIN_DESIGN", smallest)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            est = ConvexReLUClassifier(random_state=0).fit(X, y)
+        assert est.exact_patterns_ and est.certificate_.optimal
+        objs.append(est.objective_)
+        assert bool(calls) == (smallest == 0)
+    assert objs[1] == pytest.approx(objs[0], rel=1e-6)
