@@ -154,3 +154,16 @@ def test_classifier_fit_is_the_same_with_the_barrier(monkeypatch):
         objs.append(est.objective_)
         assert bool(calls) == (smallest == 0)
     assert objs[1] == pytest.approx(objs[0], rel=1e-6)
+
+
+def test_auto_inner_falls_back_to_cvxpy_when_the_barrier_runs_out(rng, monkeypatch):
+    """A logistic restricted program whose barrier solve runs out of Newton steps is
+    solved again by cvxpy, and the better point is kept."""
+    prog = _program(rng, "logistic", True, False)
+    ref = _reference(prog)
+    monkeypatch.setattr(_AutoInner, "_BARRIER_MIN_DESIGN", 0)
+    inner = _AutoInner(1e-10)
+    inner._barrier = RestrictedBarrierSolver(max_iter=3)
+    sol = inner.solve(prog)
+    assert inner._cvxpy is not None
+    assert sol.objective == pytest.approx(ref.objective, rel=1e-7)
