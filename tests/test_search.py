@@ -7,7 +7,7 @@ import pytest
 from convexrelu.arrangements import PatternLimitError, enumerate_patterns
 from convexrelu.certificates import certify, dual_constraint, search_violators
 from convexrelu.certificates._dual import _prepare, pattern_value
-from convexrelu.certificates._search import _best_bias
+from convexrelu.certificates._search import _best_bias, _bvls
 from convexrelu.network import ReLUNet
 
 MODES = [("none", False, False), ("penalised", True, False), ("free", True, True)]
@@ -137,6 +137,29 @@ def test_best_bias_matches_a_grid_of_biases():
         f = [lam @ np.maximum(P[:, j] + t, 0.0) for t in grid]
         assert v[j] == pytest.approx(max(f), abs=1e-12)
         assert lam @ np.maximum(P[:, j] + b[j], 0.0) == pytest.approx(v[j], abs=1e-12)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_bvls_matches_scipy(seed):
+    """The DCA step's warm-started box least squares reaches scipy's BVLS optimum, from any
+    start in the box, with a heavy equality row, badly scaled columns and empty boxes."""
+    from scipy.optimize import lsq_linear
+
+    rng = np.random.default_rng(seed)
+    for trial in range(40):
+        d, m = int(rng.integers(2, 14)), int(rng.integers(1, 160))
+        A = rng.standard_normal((d, m)) * 10.0 ** rng.uniform(-2, 2, m)
+        if trial % 3 == 0:
+            A = np.vstack([A, 1e4 * np.ones((1, m))])
+        b = 10 * rng.standard_normal(A.shape[0])
+        upper = rng.uniform(0, 2, m) * (rng.random(m) > 0.05)
+        w0 = np.where(rng.random(m) < 0.5, upper, 0.0)
+        w, ok = _bvls(A, b, upper, w0)
+        assert ok
+        assert np.all(w >= 0) and np.all(w <= upper)
+        ref = lsq_linear(A, b, bounds=(np.zeros(m), upper + 1e-300), method="bvls").x
+        f, f_ref = np.linalg.norm(A @ w - b), np.linalg.norm(A @ np.clip(ref, 0, upper) - b)
+        assert f <= f_ref * (1 + 1e-9) + 1e-12
 
 
 def test_search_rejects_bad_input():

@@ -27,7 +27,8 @@ The local moves, all monotone (a move is kept only when the exact value increase
   linearise :math:`h` at :math:`x` (subgradient :math:`g`) and maximise the concave
   :math:`g^\\top x - k(x)` over the ball. Its dual is the box-constrained least-squares
   problem :math:`\\min_{0 \\le w \\le |\\lambda_N|} \\|g - \\tilde X_N^\\top w\\|`
-  (``scipy.optimize.lsq_linear(method="bvls")``), whose residual is the new direction. It
+  (an active-set method warm-started at the current point's pattern), whose residual is
+  the new direction. It
   can cross many cells at once;
 * **cell polish**: the exact maximum over the closed cell of the current pattern, the cone
   projection of :func:`~convexrelu.certificates._dual.pattern_value`.
@@ -175,10 +176,82 @@ def _fixed_point(prob: _Problem, Xd, vals, lam_s, max_iter, deadline):
     return n_iter
 
 
+def _bvls(A: np.ndarray, b: np.ndarray, upper: np.ndarray, w0: np.ndarray,
+          max_iter: Optional[int] = None):
+    """``min_{0 <= w <= upper} ||A w - b||`` by an active-set method warm-started at ``w0``.
+
+    Lawson and Hanson's NNLS with two bounds (Stark and Parker's BVLS): the variables at a
+    bound whose gradient points inward are freed one at a time (the largest violation
+    first), the free ones are solved by least squares and moved back to a bound when the
+    solve leaves the box. ``w0`` must lie in the box (at its bounds, typically: the pattern
+    of the current point). Returns ``(w, converged)``; ``w`` is always in the box. A DCA
+    step's start is the previous point's pattern, so few variables change: measured on
+    diabetes's searches, this replaced ``scipy.optimize.lsq_linear(method="bvls")`` (a
+    cold start, ~3.6 ms per call) at a fraction of the cost, to the same optimum.
+    """
+    upper = np.asarray(upper, dtype=np.float64)
+    w = np.clip(np.asarray(w0, dtype=np.float64), 0.0, upper)
+    # boxes of (nearly) zero width stay at 0: freeing them only cycles between the bounds
+    live = np.flatnonzero(upper > 1e-12 * float(np.max(upper, initial=0.0)))
+    if live.size < upper.size:
+        w[:] = 0.0
+        if live.size:
+            w[live], ok = _bvls(A[:, live], b, upper[live], w0[live], max_iter)
+            return w, ok
+        return w, True
+    m = A.shape[1]
+    free = np.zeros(m, dtype=bool)
+    col = np.linalg.norm(A, axis=0)
+    bn = float(np.linalg.norm(b))
+    max_iter = 4 * m + 20 if max_iter is None else int(max_iter)
+    for _ in range(max_iter):
+        Aw = A @ w
+        r = b - Aw
+        s = A.T @ r  # minus the gradient
+        s[free] = 0.0
+        # optimal when no bound's gradient points inward beyond rounding: |a_j^T r| at the
+        # scale of ||a_j|| times the vectors r is made of
+        viol = (np.where(w <= 0.0, s, 0.0) + np.where(w >= upper, -s, 0.0)) \
+            / (col * (bn + float(np.linalg.norm(Aw))) + 1e-300)
+        j = int(np.argmax(viol))
+        if viol[j] <= 1e-13:
+            return w, True
+        free[j] = True
+        for _inner in range(m + 1):
+            F = np.flatnonzero(free)
+            fixed = ~free
+            rhs = b - A[:, fixed] @ w[fixed]
+            z = np.linalg.lstsq(A[:, F], rhs, rcond=None)[0]
+            lo, hi = z < 0.0, z > upper[F]
+            if not (lo.any() or hi.any()):
+                w[F] = z
+                break
+            # step from w_F towards z until the first bound
+            d = z - w[F]
+            with np.errstate(divide="ignore", invalid="ignore"):
+                t_lo = np.where(lo & (d < 0), -w[F] / d, np.inf)
+                t_hi = np.where(hi & (d > 0), (upper[F] - w[F]) / d, np.inf)
+            t = float(min(np.min(t_lo), np.min(t_hi), 1.0))
+            wf = np.clip(w[F] + max(t, 0.0) * d, 0.0, upper[F])
+            at_lo = wf <= 1e-14 * (1.0 + upper[F])
+            at_hi = wf >= upper[F] * (1.0 - 1e-14)
+            hit = at_lo | at_hi
+            if not hit.any():  # rounding: fix the variable nearest its bound
+                k = int(np.argmin(np.minimum(wf, upper[F] - wf)))
+                hit[k] = True
+                at_lo[k] = wf[k] <= upper[F][k] - wf[k]
+                at_hi[k] = not at_lo[k]
+            wf[at_lo] = 0.0
+            wf[at_hi & ~at_lo] = upper[F][at_hi & ~at_lo]
+            w[F] = wf
+            free[F[hit]] = False
+            if not free.any():
+                break
+    return w, False
+
+
 def _dca_step(prob: _Problem, x, lam_s, neg):
     """One DCA step from ``x``: the maximiser of ``g^T x - k(x)`` over the feasible set."""
-    from scipy.optimize import lsq_linear
-
     Xt = prob.Xt
     pos = ~neg
     act = (Xt @ x) > 0
@@ -195,9 +268,14 @@ def _dca_step(prob: _Problem, x, lam_s, neg):
         rhs = np.concatenate([g[:-1], [W * g[-1]]])
     else:
         A, rhs = XN.T, g
-    upper = np.maximum(wN, 1e-300)
-    res = lsq_linear(A, rhs, bounds=(np.zeros_like(upper), upper), method="bvls")
-    r = g - XN.T @ np.clip(res.x, 0.0, upper)
+    upper = np.maximum(wN, 0.0)
+    # warm start: the subgradient of k at x (the negative rows active at x at their bound)
+    w, ok = _bvls(A, rhs, upper, np.where(act[neg], upper, 0.0))
+    if not ok:  # pragma: no cover - the active-set method did not settle: scipy's
+        from scipy.optimize import lsq_linear
+
+        w = lsq_linear(A, rhs, bounds=(np.zeros_like(upper), upper), method="bvls").x
+    r = g - XN.T @ np.clip(w, 0.0, upper)
     return prob.complete(r[:, None], lam_s)[:, 0]
 
 
