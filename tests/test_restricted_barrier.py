@@ -10,6 +10,7 @@ from convexrelu.program import ConvexProgram
 from convexrelu.solvers import get_solver
 from convexrelu.solvers._column_generation import _AutoInner
 from convexrelu.solvers._restricted_barrier import RestrictedBarrierSolver
+from convexrelu.solvers._restricted_socp import RestrictedSocpSolver
 
 
 def _program(rng, loss, bias, penalize_bias, n=60, d=4, k=8, fit_output_bias=True, alpha=0.5):
@@ -93,7 +94,7 @@ def test_auto_inner_routes_non_quadratic_losses_to_the_barrier(rng, monkeypatch)
     monkeypatch.setattr(RestrictedBarrierSolver, "_solve", spy)
     inner = _AutoInner(1e-10)
     inner.solve(_program(rng, "logistic", True, False))
-    inner.solve(_program(rng, "squared", True, False))  # quadratic: the compressed solver
+    inner.solve(_program(rng, "squared", True, False))  # quadratic: the cone solver
     assert calls == ["logistic"]
     # beyond the Newton matrix's size limit the other paths take it
     monkeypatch.setattr(_AutoInner, "_BARRIER_MAX_N", 10)
@@ -107,8 +108,9 @@ def test_auto_inner_routes_non_quadratic_losses_to_the_barrier(rng, monkeypatch)
 
 
 def test_auto_inner_falls_back_to_the_barrier_when_clarabel_fails(rng, monkeypatch):
-    """A quadratic restricted program on which the compressed Clarabel solve fails
-    (NumericalError on make_regression(20000, 20)) is solved by the barrier instead."""
+    """A quadratic restricted program on which the second-order-cone interior point and
+    the compressed Clarabel solve both fail (Clarabel: NumericalError on
+    make_regression(20000, 20)) is solved by the barrier instead."""
     from convexrelu.solvers._cg_inner import CompressedReluSolver
 
     prog = _program(rng, "squared", True, False)
@@ -117,7 +119,12 @@ def test_auto_inner_falls_back_to_the_barrier_when_clarabel_fails(rng, monkeypat
     def fails(self, program, warm_start=None):
         raise RuntimeError("Clarabel returned status 'NumericalError'")
 
+    def socp_fails(self, program, warm_start=None):
+        raise np.linalg.LinAlgError("the interior point's reduced matrix is not positive "
+                                    "definite")
+
     monkeypatch.setattr(CompressedReluSolver, "_solve", fails)
+    monkeypatch.setattr(RestrictedSocpSolver, "_solve", socp_fails)
     inner = _AutoInner(1e-10)
     sol = inner.solve(prog)
     assert inner._barrier is not None
