@@ -280,10 +280,15 @@ class _State:
         else:
             Abar = self.Ab
         Af = Abar.reshape(n, k * d)
-        Y = np.matmul(np.swapaxes(Abar, 0, 1), Ssum)  # (k, n, d)
-        Y = np.swapaxes(Y, 0, 1).reshape(n, k * d)
-        K = Y @ Af.T
-        K = 0.5 * (K + K.T)
+        try:  # K = G G^T with G_i = Abar_i L_i, S_i = L_i L_i^T: one symmetric product
+            L = np.linalg.cholesky(Ssum)
+            G = np.swapaxes(np.matmul(np.swapaxes(Abar, 0, 1), L), 0, 1).reshape(n, k * d)
+            K = G @ G.T
+        except np.linalg.LinAlgError:
+            Y = np.matmul(np.swapaxes(Abar, 0, 1), Ssum)  # (k, n, d)
+            Y = np.swapaxes(Y, 0, 1).reshape(n, k * d)
+            K = Y @ Af.T
+            K = 0.5 * (K + K.T)
         K[np.diag_indices(n)] += 1.0 / cc
         cf = None
         for shift in (0.0, 1e-12, 1e-9, 1e-6):
