@@ -194,3 +194,34 @@ def test_regressor_fit_is_the_same_as_with_clarabel(monkeypatch):
         ref = ConvexReLURegressor(random_state=0).fit(X, y)
     assert ours.objective_ == pytest.approx(ref.objective_, rel=1e-6)
     assert ours.certificate_.optimal and ours.certificate_.exact
+
+
+def test_a_slow_cone_solve_hands_the_loop_to_clarabel(rng, monkeypatch):
+    """A rough solve that needs more Newton steps than the limit (the interpolating regime)
+    makes the rest of the loop's quadratic programs go to compressed Clarabel."""
+    from convexrelu.solvers import _column_generation as cg
+
+    used = []
+    orig_c, orig_s = CompressedReluSolver._solve, RestrictedSocpSolver._solve
+
+    def clarabel(self, program, warm_start=None):
+        used.append("clarabel")
+        return orig_c(self, program, warm_start)
+
+    def socp(self, program, warm_start=None):
+        used.append("socp")
+        return orig_s(self, program, warm_start)
+
+    monkeypatch.setattr(CompressedReluSolver, "_solve", clarabel)
+    monkeypatch.setattr(RestrictedSocpSolver, "_solve", socp)
+    monkeypatch.setattr(cg, "_SOCP_SLOW_ITER", 5)
+    prog = _program(rng)
+    inner = _AutoInner(1e-10)
+    inner.rough = True
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        first = inner.solve(prog)  # optimal but slow: kept, and the flag is set
+        second = inner.solve(prog)
+    assert used == ["socp", "clarabel"]
+    assert inner._socp_slow
+    assert first.objective == pytest.approx(second.objective, rel=1e-7)

@@ -92,6 +92,12 @@ _POLISH_RGAP = 1e-2  # polish the restricted solutions once the relative gap is 
 # rough solves' blocks below 1e-4 (instead of _DROP_RTOL) stalled a test's loop at 2e-7
 _ROUGH_RGAP = 1e-2
 _ROUGH_TOL = 1e-7  # the cone solver's relative complementarity gap on rough solves
+# a rough solve that needs more Newton steps than _SOCP_SLOW_ITER (or fails) hands the rest
+# of the loop to Clarabel: at an interpolating alpha (diabetes, alpha = 1, 120-190
+# patterns) it needed 60-90 steps and dense factors of 2 k d_a = 4,000 rows (a fit 2.7x
+# slower than with Clarabel), where the default alpha's programs need 19-36
+_SOCP_SLOW_ITER = 45
+_SOCP_MAX_ITER = 60
 _BNB_STOP_ABOVE = 1e-3  # branch-and-bound pricing stops at a violation M > beta (1 + this)
 
 
@@ -820,6 +826,7 @@ class _AutoInner(BaseSolver):
         self._al = None
         self._barrier = None
         self._socp = None
+        self._socp_slow = False
         self._last = None
         self.rough = False  # set by the loop: a quadratic program may go to the cone solver
 
@@ -889,16 +896,22 @@ class _AutoInner(BaseSolver):
     def _solve_socp(self, program):
         """The second-order-cone interior point's solve; ``None`` when it fails or stops
         short (compressed Clarabel then solves the program)."""
+        if self._socp_slow:
+            return None
         if self._socp is None:
-            self._socp = RestrictedSocpSolver(tol=_ROUGH_TOL)
+            self._socp = RestrictedSocpSolver(tol=_ROUGH_TOL, max_iter=_SOCP_MAX_ITER)
             self._socp._certify_solution = False
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", ConvergenceWarning)
                 sol = self._socp.solve(program)
         except (np.linalg.LinAlgError, FloatingPointError, ValueError):
-            return None
-        return sol if sol.status == "optimal" else None
+            sol = None
+        if sol is None or sol.status != "optimal" or sol.n_iter > _SOCP_SLOW_ITER:
+            # programs on which it is slow (many active blocks: an interpolating alpha)
+            # stay slow for this loop: compressed Clarabel from here on
+            self._socp_slow = True
+        return sol if sol is not None and sol.status == "optimal" else None
 
     def _solve_barrier(self, program):
         if self._barrier is None:

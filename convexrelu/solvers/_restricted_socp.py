@@ -71,6 +71,7 @@ _STALL_RES = 1e-7  # whose relative dual residual is below this)
 _CG_ITER = 30     # conjugate-gradient steps per Newton solve (Woodbury preconditioner)
 _CG_RTOL = 1e-12  # their relative residual
 _CG_LOOSE = 1e-8  # accepted after _CG_ITER steps
+_DENSE_MAX = 2000  # the dense factor's largest size when conjugate gradients fail
 
 
 # --------------------------------------------------------------------------- cone algebra
@@ -358,7 +359,10 @@ class _State:
                 rz = rz_new
             if np.sqrt(qc * qc + float(np.sum(qB * qB))) <= _CG_LOOSE * bn:
                 return xc, xB
-            # ill-conditioned beyond the preconditioner (late steps): dense from here on
+            # ill-conditioned beyond the preconditioner (late steps): dense from here on,
+            # where that factor is affordable
+            if 1 + 2 * k * d > _DENSE_MAX:
+                raise np.linalg.LinAlgError("conjugate gradients did not converge")
             self.woodbury = False
             self.n_dense += 1
             dense.append(self._dense(Hb, rho))
