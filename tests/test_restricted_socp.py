@@ -31,6 +31,19 @@ def _program(rng, bias=True, penalize_bias=False, n=60, d=4, k=8, fit_output_bia
                          penalize_bias=penalize_bias, fit_output_bias=fit_output_bias)
 
 
+def _spy(monkeypatch, cls, record, calls=None):
+    """Wrap ``cls._solve`` so that each call appends ``record(program)`` to ``calls``."""
+    calls = [] if calls is None else calls
+    orig = cls._solve
+
+    def spy(self, program, warm_start=None):
+        calls.append(record(program))
+        return orig(self, program, warm_start)
+
+    monkeypatch.setattr(cls, "_solve", spy)
+    return calls
+
+
 def _reference(prog):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -106,14 +119,7 @@ def test_rejects_a_non_quadratic_loss(rng):
 
 
 def test_auto_inner_routes_quadratic_programs_to_it(rng, monkeypatch):
-    calls = []
-    orig = RestrictedSocpSolver._solve
-
-    def spy(self, program, warm_start=None):
-        calls.append(program.n_patterns)
-        return orig(self, program, warm_start)
-
-    monkeypatch.setattr(RestrictedSocpSolver, "_solve", spy)
+    calls = _spy(monkeypatch, RestrictedSocpSolver, lambda program: program.n_patterns)
     prog = _program(rng)
     inner = _AutoInner(1e-10)
     with warnings.catch_warnings():
@@ -130,18 +136,11 @@ def test_auto_inner_routes_quadratic_programs_to_it(rng, monkeypatch):
 
 def test_auto_inner_falls_back_to_clarabel(rng, monkeypatch):
     """A solve that fails (or stops short) goes to the compressed Clarabel path."""
-    used = []
-    orig = CompressedReluSolver._solve
-
     def fails(self, program, warm_start=None):
         raise np.linalg.LinAlgError("the interior point diverged")
 
-    def spy(self, program, warm_start=None):
-        used.append("clarabel")
-        return orig(self, program, warm_start)
-
+    used = _spy(monkeypatch, CompressedReluSolver, lambda program: "clarabel")
     monkeypatch.setattr(RestrictedSocpSolver, "_solve", fails)
-    monkeypatch.setattr(CompressedReluSolver, "_solve", spy)
     prog = _program(rng)
     inner = _AutoInner(1e-10)
     inner.rough = True
@@ -159,14 +158,7 @@ def test_loop_ends_on_an_exact_solve(rng, monkeypatch):
     from convexrelu.arrangements import enumerate_patterns
     from convexrelu.solvers._column_generation import ColumnGenerationSolver
 
-    calls = []
-    orig = RestrictedSocpSolver._solve
-
-    def spy(self, program, warm_start=None):
-        calls.append(program.n_patterns)
-        return orig(self, program, warm_start)
-
-    monkeypatch.setattr(RestrictedSocpSolver, "_solve", spy)
+    calls = _spy(monkeypatch, RestrictedSocpSolver, lambda program: program.n_patterns)
     X = rng.standard_normal((9, 2))
     y = np.sin(2 * X[:, 0]) + 0.1 * rng.standard_normal(9)
     prog = ConvexProgram(X, y, enumerate_patterns(X, bias=True), loss="squared", alpha=0.1,
@@ -201,19 +193,8 @@ def test_a_slow_cone_solve_hands_the_loop_to_clarabel(rng, monkeypatch):
     makes the rest of the loop's quadratic programs go to compressed Clarabel."""
     from convexrelu.solvers import _column_generation as cg
 
-    used = []
-    orig_c, orig_s = CompressedReluSolver._solve, RestrictedSocpSolver._solve
-
-    def clarabel(self, program, warm_start=None):
-        used.append("clarabel")
-        return orig_c(self, program, warm_start)
-
-    def socp(self, program, warm_start=None):
-        used.append("socp")
-        return orig_s(self, program, warm_start)
-
-    monkeypatch.setattr(CompressedReluSolver, "_solve", clarabel)
-    monkeypatch.setattr(RestrictedSocpSolver, "_solve", socp)
+    used = _spy(monkeypatch, CompressedReluSolver, lambda program: "clarabel")
+    _spy(monkeypatch, RestrictedSocpSolver, lambda program: "socp", used)
     monkeypatch.setattr(cg, "_SOCP_SLOW_ITER", 5)
     prog = _program(rng)
     inner = _AutoInner(1e-10)

@@ -144,19 +144,29 @@ class RestrictedBarrierSolver(BaseSolver):
                 break
             rows = [nz] * k
             self._all_rows = True  # the next restricted programs of this loop start there
-        V, W, c0 = state.V, state.W, state.c0
-        B, _ = repair_feasibility(Xa, np.hstack([masks, masks]), np.vstack([V, W]),
-                                  np.hstack([gates, gates]))
-        V, W = B[:k], B[k:]
-        if program.regularizer.free:
-            V, W = _lower_common_bias(Xa, masks, V, W)
-        z = program.predict(V, W, c0)
-        return ConvexSolution(
-            V=V, W=W, output_bias=c0, objective=program.objective(V, W, c0),
-            dual=-program.loss.gradient(z, program.y),
-            status="optimal" if ok else "optimal_inaccurate",
-            n_iter=max(1, n_iter), solve_time=time.perf_counter() - t0, formulation="relu",
-            info={"rows_kept": int(sum(r.size for r in rows)), "rows_total": int(n * k)})
+        return interior_solution(
+            program, state.V, state.W, state.c0, ok, n_iter, t0,
+            {"rows_kept": int(sum(r.size for r in rows)), "rows_total": int(n * k)})
+
+
+def interior_solution(program, V, W, c0, ok, n_iter, t0, info) -> ConvexSolution:
+    """An interior point's blocks as a solution: moved into their cones (rounding), the
+    free bias's costless common growth removed, the objective and dual point evaluated."""
+    Xa, k = program.X_aug, program.n_patterns
+    masks = np.asarray(program.masks, bool)
+    gates = program.patterns.gates
+    B, _ = repair_feasibility(Xa, np.hstack([masks, masks]), np.vstack([V, W]),
+                              np.hstack([gates, gates]))
+    V, W = B[:k], B[k:]
+    if program.regularizer.free:
+        V, W = _lower_common_bias(Xa, masks, V, W)
+    z = program.predict(V, W, c0)
+    return ConvexSolution(
+        V=V, W=W, output_bias=c0, objective=program.objective(V, W, c0),
+        dual=-program.loss.gradient(z, program.y),
+        status="optimal" if ok else "optimal_inaccurate",
+        n_iter=max(1, n_iter), solve_time=time.perf_counter() - t0, formulation="relu",
+        info=info)
 
 
 def _lower_common_bias(Xa, masks, V, W):
@@ -173,6 +183,29 @@ def _lower_common_bias(Xa, masks, V, W):
             V[i, -1] -= delta
             W[i, -1] -= delta
     return V, W
+
+
+def newton_matrix(Q: np.ndarray, Hb: np.ndarray, ob: bool, rho: float) -> np.ndarray:
+    """``E^T Q E + blockdiag(Hb)`` over ``(c0, V, W)`` (``c0`` only with an output bias,
+    ``+ rho`` on it), ``E`` mapping it to ``(c0, V - W)``; ``Hb``: the ``2k`` blocks of
+    ``[V; W]``, ``Q`` over ``(c0, V - W)`` (without ``c0`` when ``ob`` is False)."""
+    o = 1 if ob else 0
+    kd = Q.shape[0] - o
+    d = Hb.shape[1]
+    H = np.empty((o + 2 * kd, o + 2 * kd))
+    H[:o + kd, :o + kd] = Q
+    Quu = Q[o:, o:]
+    H[o + kd:, o + kd:] = Quu
+    H[o:o + kd, o + kd:] = -Quu
+    H[o + kd:, o:o + kd] = -Quu
+    if ob:
+        H[0, o + kd:] = -Q[0, o:]
+        H[o + kd:, 0] = -Q[o:, 0]
+        H[0, 0] += rho
+    for j in range(Hb.shape[0]):
+        a0 = o + j * d
+        H[a0:a0 + d, a0:a0 + d] += Hb[j]
+    return H
 
 
 def _factor(S: np.ndarray):
@@ -323,22 +356,7 @@ class _PrimalDual:
         ``(c0, V, W)`` to ``(c0, V - W)``), by one Cholesky factor of ``H``."""
         k, d, ob = self.k, self.d, self.ob
         o, kd = (1 if ob else 0), k * d
-
-        H = np.empty((o + 2 * kd, o + 2 * kd))
-        H[:o + kd, :o + kd] = Q
-        Quu = Q[o:, o:]
-        H[o + kd:, o + kd:] = Quu
-        H[o:o + kd, o + kd:] = -Quu
-        H[o + kd:, o:o + kd] = -Quu
-        if ob:
-            H[0, o + kd:] = -Q[0, o:]
-            H[o + kd:, 0] = -Q[o:, 0]
-            H[0, 0] += rho
-        for i in range(k):
-            a0, b0 = o + i * d, o + kd + i * d
-            H[a0:a0 + d, a0:a0 + d] += Hv[i]
-            H[b0:b0 + d, b0:b0 + d] += Hw[i]
-        chol = _factor(H)
+        chol = _factor(newton_matrix(Q, np.concatenate([Hv, Hw]), ob, rho))
 
         def solve(gv, gw, gc):
             x = -chol(np.concatenate([np.atleast_1d(gc)[:o], gv.ravel(), gw.ravel()]))

@@ -56,10 +56,9 @@ import time
 import numpy as np
 from scipy.linalg import LinAlgError, cho_factor, cho_solve
 
-from .._polish import repair_feasibility
 from ..program import ConvexProgram, ConvexSolution
 from ._base import BaseSolver
-from ._restricted_barrier import _factor, _lower_common_bias
+from ._restricted_barrier import _factor, interior_solution, newton_matrix
 
 __all__ = ["RestrictedSocpSolver"]
 
@@ -234,24 +233,9 @@ class _State:
     def _dense(self, Hb, rho):
         """One diagonally scaled Cholesky factor of the whole matrix."""
         k, d = self.k, self.d
-        o, kd = (1 if self.ob else 0), k * d
+        o = 1 if self.ob else 0
         Q = self.Q if self.ob else self.Q[1:, 1:]
-        H = np.empty((o + 2 * kd, o + 2 * kd))
-        H[:o + kd, :o + kd] = Q
-        Quu = Q[o:, o:]
-        H[o + kd:, o + kd:] = Quu
-        H[o:o + kd, o + kd:] = -Quu
-        H[o + kd:, o:o + kd] = -Quu
-        if o:
-            H[0, o + kd:] = -Q[0, o:]
-            H[o + kd:, 0] = -Q[o:, 0]
-            H[0, 0] += rho
-        for j in range(2 * k):
-            a0 = o + j * d
-            H[a0:a0 + d, a0:a0 + d] += Hb[j]
-        idx = np.arange(o, o + 2 * kd)
-        H[idx, idx] += rho
-        chol = _factor(H)
+        chol = _factor(newton_matrix(Q, Hb + rho * np.eye(d), self.ob, rho))
 
         def solve(rc, rB):
             x = chol(np.concatenate([np.atleast_1d(rc)[:o], rB.ravel()]))
@@ -515,21 +499,9 @@ class RestrictedSocpSolver(BaseSolver):
             n_iter, ok = state.run(self.tol, self.max_iter)
         if not np.all(np.isfinite(state.B)) or not np.isfinite(state.c0):
             raise np.linalg.LinAlgError("the interior point diverged")
-        Xa, k = program.X_aug, program.n_patterns
-        masks = np.asarray(program.masks, bool)
-        gates = program.patterns.gates
-        V, W, c0 = (state.scale * state.B[:k], state.scale * state.B[k:],
-                    state.scale * state.c0)
-        B, _ = repair_feasibility(Xa, np.hstack([masks, masks]), np.vstack([V, W]),
-                                  np.hstack([gates, gates]))
-        V, W = B[:k], B[k:]
-        if program.regularizer.free:
-            V, W = _lower_common_bias(Xa, masks, V, W)
-        z = program.predict(V, W, c0)
-        return ConvexSolution(
-            V=V, W=W, output_bias=c0, objective=program.objective(V, W, c0),
-            dual=-program.loss.gradient(z, program.y),
-            status="optimal" if ok else "optimal_inaccurate",
-            n_iter=max(1, n_iter), solve_time=time.perf_counter() - t0, formulation="relu",
-            info={"woodbury": bool(state.n < 2 * k * program.d_aug),
-                  "dense_steps_after_woodbury": int(state.n_dense)})
+        k = program.n_patterns
+        return interior_solution(
+            program, state.scale * state.B[:k], state.scale * state.B[k:],
+            state.scale * state.c0, ok, n_iter, t0,
+            {"woodbury": bool(state.n < 2 * k * program.d_aug),
+             "dense_steps_after_woodbury": int(state.n_dense)})
