@@ -2,7 +2,7 @@
 
 Without a suite name it runs the enumeration benchmark (``--quick``, ``--out PATH``).
 Suites: ``enumeration``, ``certify``, ``cvxpy``, ``solvers``, ``column_generation``,
-``realdata``, ``growth``, ``bnb``, ``gpu``, ``scale``; each is
+``realdata``, ``growth``, ``bnb``, ``gpu``, ``scale``, ``restricted``; each is
 ``benchmarks/bench_<suite>.py`` and takes its own options (``python -m benchmarks SUITE --help``).
 """
 

@@ -68,9 +68,9 @@ def test_python_m_benchmarks_dispatches_suites():
                          timeout=60)
     assert res.returncode == 2
     assert ("available: bnb, certify, column_generation, cvxpy, enumeration, gpu, "
-            "growth, realdata, scale, solvers" in res.stderr)
+            "growth, realdata, restricted, scale, solvers" in res.stderr)
     for suite in ("solvers", "column_generation", "certify", "cvxpy", "realdata", "bnb",
-                  "gpu", "scale", "growth"):
+                  "gpu", "scale", "growth", "restricted"):
         res = subprocess.run(run + [suite, "--help"], capture_output=True, text=True,
                              cwd=ROOT, timeout=60)
         assert res.returncode == 0, res.stderr
