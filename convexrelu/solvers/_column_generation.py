@@ -803,9 +803,10 @@ class _AutoInner(BaseSolver):
 
     _BARRIER_MAX_N = 4000  # Newton matrix rows: a 128 MB matrix, ~0.7 s per factorisation
     # below this many design entries n * k * d_aug cvxpy + Clarabel is the faster path
-    # (whole grown fits, one BLAS thread, the barrier forced on every restricted program:
-    # iris 5.4 s against 1.6 s with cvxpy, the same objective)
-    _BARRIER_MIN_DESIGN = 150_000
+    # (whole default fits, one BLAS thread, the same objectives: iris, ~11,000 entries at 20
+    # patterns, 4.4-4.8 s with the barrier on every restricted program against 1.6-2.0 s;
+    # wine, ~37,000, 6.2 s at this threshold against 6.6-6.7 s at 150,000, seeds 0-2)
+    _BARRIER_MIN_DESIGN = 30_000
     # nor beyond this many Newton rows per sample: the barrier's factor costs (2 k d)^3 / 3
     # where Clarabel's grows with n (k d)^2 (breast cancer, 20 patterns, 1,241 rows for 426
     # samples: 2.4 s against 5.2 s for cvxpy; 60 patterns, 3,721 rows: 34.8 s against 14.7 s)
