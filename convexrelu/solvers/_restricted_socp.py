@@ -67,6 +67,7 @@ import time
 import numpy as np
 from scipy.linalg import LinAlgError, cho_factor, cho_solve
 
+from .._newton import max_step
 from ..program import ConvexProgram, ConvexSolution
 from ._base import BaseSolver
 from ._restricted_barrier import _factor, interior_solution, newton_matrix
@@ -147,13 +148,6 @@ def _soc_step(s, ds):
         t = np.where(hit, c / (np.sqrt(np.maximum(D, 0.0)) - b), np.inf)
     t = np.where(hit & ~(t > 0), 0.0, t)
     return float(np.min(t, initial=np.inf))
-
-
-def _lp_step(s, ds):
-    neg = ds < 0
-    if not np.any(neg):
-        return np.inf
-    return float(np.min(-s[neg] / ds[neg]))
 
 
 # --------------------------------------------------------------------------- the iteration
@@ -424,7 +418,7 @@ class _State:
                 return dc, dB, dt, dS, dsq, dZ, dzq
 
             def step(dS, dsq, dZ, dzq):
-                return min(_lp_step(S, dS), _lp_step(Z, dZ), _soc_step(sq, dsq),
+                return min(max_step(S, dS), max_step(Z, dZ), _soc_step(sq, dsq),
                            _soc_step(zq, dzq))
 
             # predictor
