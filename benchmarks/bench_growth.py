@@ -4,7 +4,8 @@ When a data set has too many activation patterns to list, the default fit sample
 hundred of them and grows the set by a local search for violating neurons. This
 benchmark checks what the growth buys: for each data set it fits the default estimator
 (one process, one BLAS thread), then solves the same program (same ``alpha_``, same
-loss and bias) over **ten times as many** sampled patterns with the certified ``"relu"``
+loss and bias) over **ten times as many** sampled patterns (drawn as the estimators draw
+them: the all-active gate first, then Gaussian gates) with the certified ``"relu"``
 solver, and reports both objectives. The growth is worth it when the default fit's
 objective is no higher than the optimum over the larger sample; that optimum is bracketed
 by the larger solve's objective and its certified gap (``objective - gap`` is a lower
@@ -56,8 +57,9 @@ def compare(name: str, factor: int = 10, time_limit: float = 600.0,
         if len(est.classes_) != 2:
             raise ValueError(f"{name}: {len(est.classes_)} classes; binary only")
         y = np.where(np.asarray(ytr) == est.classes_[1], 1.0, -1.0)
+    # sampled as the estimators sample (the all-active gate first, with a bias)
     big = sample_patterns(Xtr, factor * n_sample, random_state=random_state + 1,
-                          bias=est.bias)
+                          bias=est.bias, linear=True)
     prog = ConvexProgram(Xtr, y, big, loss=est.loss, alpha=est.alpha_, bias=est.bias,
                          penalize_bias=est.penalize_bias)
     with warnings.catch_warnings():

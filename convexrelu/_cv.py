@@ -91,7 +91,7 @@ def _path_patterns(estimator, X_train) -> ActivationPatterns | str:
         except PatternLimitError:
             return sample_patterns(X_train, min(_PATH_PATTERNS, estimator.max_patterns),
                                    random_state=_seed(estimator.random_state),
-                                   bias=estimator.bias)
+                                   bias=estimator.bias, linear=True)
     pats = estimator._get_patterns(X_train)
     return "exact" if pats is None else pats
 

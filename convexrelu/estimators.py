@@ -27,6 +27,7 @@ import numbers
 import warnings
 
 import numpy as np
+from sklearn.exceptions import ConvergenceWarning
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin, _fit_context
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils._available_if import available_if
@@ -105,7 +106,7 @@ class _ConvexReLUBase(BaseEstimator):
         self._check_pattern_memory(X.shape[0], n_max, given=False)
         if isinstance(p, numbers.Integral) and not isinstance(p, bool):
             return sample_patterns(X, int(p), random_state=_seed(self.random_state),
-                                   bias=self.bias)
+                                   bias=self.bias, linear=True)
         try:
             return enumerate_patterns(X, bias=self.bias, max_patterns=self.max_patterns,
                                       progress=bool(self.verbose) or None)
@@ -133,7 +134,7 @@ class _ConvexReLUBase(BaseEstimator):
             "beyond).", UserWarning,
             stacklevel=user_stacklevel())  # the user's line, past sklearn's fit wrapper
         return sample_patterns(X, n_sample, random_state=_seed(self.random_state),
-                               bias=self.bias)
+                               bias=self.bias, linear=True)
 
     # a grown fit starts from this many sampled patterns (at most max_patterns): the local
     # search finds the neurons that matter, so a larger sample only costs pricing time.
@@ -252,7 +253,7 @@ class _ConvexReLUBase(BaseEstimator):
             return float(self.alpha)
         if pats is None:  # patterns="exact" beyond enumeration: alpha_max over a sample
             pats = sample_patterns(X, self.max_patterns, random_state=_seed(self.random_state),
-                                   bias=self.bias)
+                                   bias=self.bias, linear=True)
         from .certificates._gap import dual_point
 
         loss = get_loss(loss)
@@ -387,7 +388,13 @@ class _ConvexReLUBase(BaseEstimator):
             # the network: the ReLU program restricted to the gated solution's support
             relu_solver = solver if "relu" in solver._formulations else get_solver(
                 "relu", tol=min(self.tol, 1e-8), verbose=bool(self.verbose))
-            sol = solve_on_gated_support(prog, sol, relu_solver)
+            if sol.status == "optimal":
+                sol = solve_on_gated_support(prog, sol, relu_solver)
+            else:
+                # the gated solve has warned already: one convergence warning per fit
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", ConvergenceWarning)
+                    sol = solve_on_gated_support(prog, sol, relu_solver)
             n_iter += sol.n_iter
         net = ReLUNet.from_convex(sol.V, sol.W, bias=self.bias, output_bias=sol.output_bias,
                                   penalize_bias=self.penalize_bias, tol=1e-9)

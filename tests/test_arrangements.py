@@ -287,3 +287,49 @@ def test_million_patterns_1000_points_with_bias():
     blk = pats.masks_block(0, 5000)
     vals = np.c_[X, np.ones(1000)] @ pats.gates[:, :5000]
     np.testing.assert_array_equal(vals > 0, blk)
+
+
+@pytest.mark.parametrize("kind", ["gaussian", "integer_grid", "repeats"])
+def test_count_lower_bound_never_exceeds_the_exact_count(kind, monkeypatch):
+    from convexrelu.arrangements import _enumerate as en
+
+    rng = np.random.default_rng(11)
+    if kind == "gaussian":
+        X = rng.standard_normal((40, 3))
+    elif kind == "integer_grid":
+        X = rng.integers(-2, 3, size=(40, 3)).astype(float)
+    else:
+        X = np.repeat(rng.standard_normal((10, 3)), 4, axis=0)
+    monkeypatch.setattr(en, "_LOWER_BOUND_ROWS", 12)  # the bound's subset path at n = 40
+    Xa = np.hstack([X, np.ones((X.shape[0], 1))])
+    low = en._count_lower_bound(Xa)
+    exact = enumerate_patterns(X, bias=True, max_patterns=None).n_patterns
+    assert 0 < low <= exact
+    # a limit below the bound refuses before the rows are grouped, and says "at least"
+    with pytest.raises(PatternLimitError, match="at least .* activation patterns"):
+        enumerate_patterns(X, bias=True, max_patterns=low - 1)
+
+
+def test_large_data_refused_quickly():
+    import time
+
+    X = np.random.default_rng(12).standard_normal((15000, 20))
+    t = time.perf_counter()
+    with pytest.raises(PatternLimitError, match="at least"):
+        enumerate_patterns(X, bias=True, max_patterns=2000)
+    assert time.perf_counter() - t < 10  # grouping 15,000 rows took 17 s before
+
+
+def test_sampled_patterns_with_the_linear_gate():
+    rng = np.random.default_rng(13)
+    X = rng.standard_normal((50, 4))
+    pats = sample_patterns(X, 20, random_state=0, bias=True, linear=True)
+    assert pats.masks[:, 0].all()  # every sample active, first
+    np.testing.assert_array_equal(pats.gates[:, 0], [0, 0, 0, 0, 1])
+    assert pats.n_patterns <= 20  # n_patterns gates in all
+    plain = sample_patterns(X, 19, random_state=0, bias=True)
+    np.testing.assert_array_equal(pats.masks[:, 1:], plain.masks)
+    # without a bias there is no such gate: the same as the plain sample
+    nob = sample_patterns(X, 20, random_state=0, linear=True)
+    np.testing.assert_array_equal(nob.masks, sample_patterns(X, 20, random_state=0).masks)
+    check_gates(X, pats)

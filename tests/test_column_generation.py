@@ -222,6 +222,24 @@ def test_compressed_inner_matches_uncompressed_and_cvxpy(rng, fit_output_bias):
     assert abs(base - ref.objective) <= 1e-8 * ref.objective
 
 
+def test_compressed_inner_is_homogeneous_in_the_targets(rng):
+    """y and alpha scaled by 1e4 (targets in the thousands, as make_regression's): the
+    solution scales by 1e4 and the status stays optimal (the solve scales y itself)."""
+    from convexrelu.arrangements import ActivationPatterns
+    from convexrelu.solvers._cg_inner import CompressedReluSolver
+
+    X, y = _data(rng, 60, 2, "squared")
+    G = rng.standard_normal((3, 12))
+    pats = ActivationPatterns.from_gates(X, G, bias=True)
+    a = CompressedReluSolver().solve(ConvexProgram(X, y, pats, loss="squared", alpha=0.5,
+                                                   bias=True))
+    b = CompressedReluSolver().solve(ConvexProgram(X, 1e4 * y, pats, loss="squared",
+                                                   alpha=0.5e4, bias=True))
+    assert a.status == b.status == "optimal"
+    assert abs(b.objective - 1e8 * a.objective) <= 1e-7 * 1e8 * a.objective
+    np.testing.assert_allclose(b.V, 1e4 * a.V, atol=1e-5 * 1e4 * np.abs(a.V).max())
+
+
 def test_inner_readds_rows_missing_from_the_facets(rng):
     from convexrelu.arrangements import ActivationPatterns
     from convexrelu.solvers._cg_inner import CompressedReluSolver

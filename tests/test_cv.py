@@ -359,11 +359,11 @@ def test_default_selection_rules():
 def test_path_patterns_sample_fewer_than_the_plain_estimator(rng):
     X = rng.standard_normal((40, 4))  # far more than 2000 patterns with a bias
     pats = _path_patterns(ConvexReLURegressor(random_state=0), X)
-    ref = sample_patterns(X, _PATH_PATTERNS, random_state=0, bias=True)
+    ref = sample_patterns(X, _PATH_PATTERNS, random_state=0, bias=True, linear=True)
     assert not pats.exact and _PATH_PATTERNS < ConvexReLURegressor().max_patterns
     np.testing.assert_array_equal(pats.gates, ref.gates)
     few = _path_patterns(ConvexReLURegressor(random_state=0, max_patterns=50), X)
-    assert few.gates.shape[1] == 50  # never more than max_patterns
+    assert few.gates.shape[1] <= 50  # never more than max_patterns
     small = X[:6, :2]  # listed when within max_patterns, as the plain estimator does
     assert _path_patterns(ConvexReLURegressor(), small).exact
     assert _path_patterns(ConvexReLURegressor(patterns=7, random_state=0),

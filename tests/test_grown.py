@@ -133,8 +133,9 @@ def test_auto_fallback_certificate_is_heuristic(problem, small_budget):
 def test_explicit_int_patterns_do_not_grow(problem, small_budget):
     X, y, _, _ = problem
     a = ConvexReLURegressor(alpha=0.5 / 40, patterns=4, random_state=0, certify=False)
+    # an int samples as sample_patterns(..., linear=True) does: the all-active gate first
     b = ConvexReLURegressor(alpha=0.5 / 40, patterns=sample_patterns(X, 4, random_state=0,
-                                                                     bias=True),
+                                                                     bias=True, linear=True),
                             certify=False)
     assert a.fit(X, y).objective_ == pytest.approx(b.fit(X, y).objective_, rel=1e-9)
 

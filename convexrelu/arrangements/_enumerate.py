@@ -545,6 +545,34 @@ def _count_rank3(Z: np.ndarray, block: int = 2_000_000) -> int:
     return 2 * (1 + total)
 
 
+# _count_lower_bound: at most this many rows (a deterministic subset), from this many rows on
+_LOWER_BOUND_ROWS = 300
+
+
+def _count_lower_bound(Xa: np.ndarray) -> int:
+    """A lower bound on the number of patterns of ``Xa``, cheap for any ``n``.
+
+    Restricting a central arrangement to a subspace ``L`` maps each of its regions into a
+    distinct region of the whole arrangement (a region of the restriction is convex, so it
+    lies in one region, and two of them cannot share one), and dropping hyperplanes only
+    merges regions. So the exact count of the rank-3 arrangement of a row subset restricted
+    to a generic 3-D subspace (``Xa_S R`` for a Gaussian ``R``) is a lower bound. It lets
+    :func:`enumerate_patterns` refuse large data before grouping its parallel rows
+    (``O(n^2 r)``: 17 s at ``n = 15,000``, ``d = 21``). Returns 0 below
+    ``_LOWER_BOUND_ROWS`` rows or four columns (the exact path is cheap there).
+    """
+    n, d = Xa.shape
+    if n <= _LOWER_BOUND_ROWS or d < 4:
+        return 0
+    rng = np.random.default_rng(20261203)
+    rows = np.sort(rng.choice(n, _LOWER_BOUND_ROWS, replace=False))
+    Y = Xa[rows] @ rng.standard_normal((d, 3))
+    red = _Reduced(Y)
+    if red.rank < 3:
+        return 0
+    return _count_rank3(red.Z)
+
+
 def enumerate_patterns(
     X,
     *,
@@ -599,6 +627,15 @@ def enumerate_patterns(
     if max_patterns is not None:
         max_patterns = check_positive_int(max_patterns, "max_patterns")
     Xa = augment(X, bias)
+    if max_patterns is not None:
+        low = _count_lower_bound(Xa)
+        if low > max_patterns:
+            raise PatternLimitError(
+                f"The arrangement of X{' with bias' if bias else ''} (n_samples={X.shape[0]}) "
+                f"has at least {low:,} activation patterns, more than max_patterns="
+                f"{max_patterns:,}. Use sample_patterns(X, n_patterns) for a sampled (not "
+                "exact) set, reduce the number of features (e.g. with PCA), or raise "
+                "max_patterns.")
     red = _Reduced(Xa)
     r, m = red.rank, red.m
     t0 = time.perf_counter()
@@ -744,8 +781,8 @@ def _exact_dedup_fallback(red: _Reduced, progress):
     return _pack_masks(red, G_red[:, np.sort(first)])
 
 
-def sample_patterns(X, n_patterns: int, *, random_state=None, bias: bool = False
-                    ) -> ActivationPatterns:
+def sample_patterns(X, n_patterns: int, *, random_state=None, bias: bool = False,
+                    linear: bool = False) -> ActivationPatterns:
     """Activation patterns of ``n_patterns`` Gaussian gates, deduplicated (``exact=False``).
 
     Gate ``g ~ N(0, I)`` gives the pattern ``1[X_aug g > 0]``. Cell ``i`` is hit with
@@ -760,6 +797,15 @@ def sample_patterns(X, n_patterns: int, *, random_state=None, bias: bool = False
         Number of gates to draw (>= 1); fewer patterns remain after deduplication.
     random_state : int, numpy Generator, RandomState or None, default=None
     bias : bool, default=False
+    linear : bool, default=False
+        The first gate is ``(0, ..., 0, 1)`` (with ``bias=True`` only; then
+        ``n_patterns - 1`` are Gaussian), whose pattern has
+        every sample active: a neuron that is affine on the data. A Gaussian gate almost
+        never draws it (its hyperplane must miss every sample), yet with an unpenalised
+        hidden bias its cone holds every weight vector, so on data with a linear trend it
+        is the most valuable pattern of all. Measured on ``make_regression(20000, 20)``
+        (the default regressor): the working-set loop took 7 rounds to find such a
+        neuron without it, 1 with it.
 
     Returns
     -------
@@ -770,7 +816,12 @@ def sample_patterns(X, n_patterns: int, *, random_state=None, bias: bool = False
     n_patterns = check_positive_int(n_patterns, "n_patterns")
     rng = check_random_state(random_state)
     Xa = augment(X, bias)
-    G = rng.standard_normal((Xa.shape[1], n_patterns))
+    lin = bool(linear and bias)
+    G = rng.standard_normal((Xa.shape[1], n_patterns - lin))
+    if lin:
+        g = np.zeros((Xa.shape[1], 1))
+        g[-1] = 1.0
+        G = np.hstack([g, G])
     pats = ActivationPatterns.from_gates(X, G, bias=bias)
     pats.method = "sampled"
     return pats

@@ -257,11 +257,16 @@ class ReluFastSolver(BaseSolver):
         from ._relu_ipm import solve_relu_barrier
 
         P = program.n_patterns
-        r = solve_relu_barrier(program.X_aug, program.masks, program.y, program.alpha,
-                               gates=program.patterns.gates, regularizer=program.regularizer,
-                               output_bias=program.fit_output_bias, loss=program.loss,
-                               tol=self.tol, max_newton=self.max_newton,
-                               time_limit=self.time_limit, verbose=self.verbose)
+        # a slack that reaches exactly zero in rounding (seen in a support solve with
+        # tol=1e-12) gives infinite barrier terms; the certificate computed at the end
+        # judges the result, and numpy's warnings about it are not the user's
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            r = solve_relu_barrier(program.X_aug, program.masks, program.y, program.alpha,
+                                   gates=program.patterns.gates,
+                                   regularizer=program.regularizer,
+                                   output_bias=program.fit_output_bias, loss=program.loss,
+                                   tol=self.tol, max_newton=self.max_newton,
+                                   time_limit=self.time_limit, verbose=self.verbose)
         if r is None:
             return None
         V, W = r.B[:P].copy(), r.B[P:].copy()

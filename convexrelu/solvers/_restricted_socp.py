@@ -500,7 +500,7 @@ class RestrictedSocpSolver(BaseSolver):
                              f"got {program.loss!r} with {program.n_outputs} outputs.")
         t0 = time.perf_counter()
         state = _State(program)
-        with np.errstate(over="ignore", invalid="ignore"):
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
             n_iter, ok = state.run(self.tol, self.max_iter)
         if not np.all(np.isfinite(state.B)) or not np.isfinite(state.c0):
             raise np.linalg.LinAlgError("the interior point diverged")
