@@ -206,3 +206,30 @@ def test_a_slow_cone_solve_hands_the_loop_to_clarabel(rng, monkeypatch):
     assert used == ["socp", "clarabel"]
     assert inner._socp_slow
     assert first.objective == pytest.approx(second.objective, rel=1e-7)
+
+
+def test_one_failed_cone_solve_does_not_hand_the_loop_to_clarabel(rng, monkeypatch):
+    """A failed rough solve goes to Clarabel; the cone solver stays for the next program
+    until it fails a second time (``_SOCP_MAX_FAILURES``)."""
+    from convexrelu.solvers import _column_generation as cg
+
+    used = _spy(monkeypatch, CompressedReluSolver, lambda program: "clarabel")
+    outcomes = iter(["fail", "ok", "fail", "ok"])
+    orig = RestrictedSocpSolver._solve
+
+    def flaky(self, program, warm_start=None):
+        used.append("socp")
+        if next(outcomes) == "fail":
+            raise np.linalg.LinAlgError("stalled")
+        return orig(self, program, warm_start)
+
+    monkeypatch.setattr(RestrictedSocpSolver, "_solve", flaky)
+    prog = _program(rng)
+    inner = cg._AutoInner(1e-10)
+    inner.rough = True
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        objs = [inner.solve(prog).objective for _ in range(4)]
+    assert used == ["socp", "clarabel", "socp", "socp", "clarabel", "clarabel"]
+    assert inner._socp_slow and inner._socp_failures == cg._SOCP_MAX_FAILURES
+    assert max(objs) == pytest.approx(min(objs), rel=1e-7)
