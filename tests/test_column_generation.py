@@ -425,3 +425,11 @@ def test_auto_inner_avoids_a_cvxpy_problem_beyond_the_memory_budget(rng):
         sol = tight.solve(prog)
     assert tight._cvxpy is None and tight._al is not None
     assert sol.objective == pytest.approx(ref.objective, rel=1e-5)
+    # and whatever the budget, never a cvxpy problem beyond _CVXPY_MAX_BYTES (digits: a
+    # 2.8 GB cvxpy solve was killed under a 4 GiB cap)
+    capped = _AutoInner(1e-10)
+    capped._CVXPY_MAX_BYTES = 100_000  # below 500 B * n * k * d_aug = 360,000
+    with convexrelu.config_context(memory_budget=1000.0):
+        sol = capped.solve(prog)
+    assert capped._cvxpy is None and capped._al is not None
+    assert sol.objective == pytest.approx(ref.objective, rel=1e-5)

@@ -865,12 +865,17 @@ class _AutoInner(BaseSolver):
     # measured figure): above the memory budget the augmented Lagrangian solves it instead
     # (make_classification(20000, 20): a 5.1 GiB allocation inside cvxpy)
     _CVXPY_BYTES_PER_ENTRY = 500
+    # and never beyond this many bytes, whatever the budget: on digits (a restricted
+    # program of 32 patterns, 4,161 Newton rows, past the barrier's limit) the cvxpy solve
+    # reached 2.8 GB of resident memory and was killed under a 4 GiB address-space cap
+    _CVXPY_MAX_BYTES = 2**30
 
     def _cvxpy_fits(self, program) -> bool:
         from .._memory import _budget_bytes
 
         size = program.n_samples * program.n_patterns * program.d_aug
-        return self._CVXPY_BYTES_PER_ENTRY * size <= _budget_bytes()
+        return self._CVXPY_BYTES_PER_ENTRY * size <= min(_budget_bytes(),
+                                                         self._CVXPY_MAX_BYTES)
 
     def _barrier_fits(self, program) -> bool:
         """Whether the dense barrier takes this restricted program (a non-quadratic loss,
