@@ -513,7 +513,9 @@ class ConvexReLURegressor(RegressorMixin, _ConvexReLUBase):
         constraint, until neither the sample nor the search finds one or 5 searches are
         spent (a count, not a time: the fit is reproducible); the fit is then the
         optimum over the grown set, at most the optimum over the sample. An int: that
-        many sampled Gaussian gates (not grown); an
+        many sampled gates (not grown). With ``bias=True`` every sample starts with the
+        all-active pattern (``sample_patterns(..., linear=True)``: a neuron affine on the
+        data, which Gaussian gates almost never draw), then Gaussian gates; an
         :class:`~convexrelu.arrangements.ActivationPatterns` computed on the training X
         (not grown). Memory: patterns whose masks would exceed the memory budget
         (:func:`convexrelu.set_config`) are refused with a
