@@ -70,6 +70,7 @@ from scipy.linalg import LinAlgError, cho_factor, cho_solve
 from .._newton import max_step
 from ..program import ConvexProgram, ConvexSolution
 from ._base import BaseSolver
+from ._cg_inner import target_scale
 from ._restricted_barrier import _factor, interior_solution, newton_matrix
 
 __all__ = ["RestrictedSocpSolver"]
@@ -169,8 +170,7 @@ class _State:
         # the squared loss is homogeneous: solve for y / sigma with beta / sigma (weights
         # of order one, like the start), then scale back by sigma (``scale``)
         y = np.asarray(program.y, np.float64)
-        sd = float(np.std(y))
-        self.scale = sd if sd > 0 else 1.0
+        self.scale = target_scale(y)
         self.y = y / self.scale
         self.beta = float(program.alpha) / self.scale
         self.p = program.regularizer.penalized_dim
