@@ -48,14 +48,22 @@ def test_without_output_bias(rng):
     assert sol.objective == pytest.approx(ref.objective, rel=1e-8)
 
 
-def test_every_row_holds_on_a_larger_sample(rng):
+@pytest.mark.parametrize("row_rounds", [3, 0])
+def test_every_row_holds_on_a_larger_sample(rng, monkeypatch, row_rounds):
     """The solution satisfies all n cone rows of every block (n = 300): the first solve
-    over each block's 32 margin rows violates other rows here, so the solve over all rows
-    follows."""
+    over each block's 32 margin rows violates other rows here, so the violated rows (and
+    each block's nearest rows under its solution) are added and it solves again; with no
+    such rounds allowed, the solve over every row follows at once."""
+    import convexrelu.solvers._restricted_barrier as rb
+
+    monkeypatch.setattr(rb, "_ROW_ROUNDS", row_rounds)
     prog = _program(rng, "logistic", True, False, n=300, d=2, k=12, alpha=0.2)
     ref = _reference(prog)
     sol = RestrictedBarrierSolver().solve(prog)
-    assert sol.info["rows_kept"] == sol.info["rows_total"]
+    if row_rounds:
+        assert 32 * prog.n_patterns < sol.info["rows_kept"] < sol.info["rows_total"]
+    else:
+        assert sol.info["rows_kept"] == sol.info["rows_total"]
     assert prog.max_violation(sol.V, sol.W) <= 1e-12
     assert sol.objective == pytest.approx(ref.objective, rel=1e-8)
 
@@ -174,3 +182,49 @@ def test_auto_inner_falls_back_to_cvxpy_when_the_barrier_runs_out(rng, monkeypat
     sol = inner.solve(prog)
     assert inner._cvxpy is not None
     assert sol.objective == pytest.approx(ref.objective, rel=1e-7)
+
+
+@pytest.mark.parametrize("ob", [True, False])
+@pytest.mark.parametrize("spread", [1.0, 1e6])
+def test_reduced_newton_solve_matches_the_dense_factor(rng, ob, spread):
+    """The half-size reduced factor, refined by conjugate gradients on the exact matrix,
+    solves the Newton system as accurately as one Cholesky factor of the whole matrix,
+    also with block Hessians of very different scales along some rows."""
+    from convexrelu.solvers._restricted_barrier import (_factor, newton_matrix,
+                                                        reduced_newton_solver)
+
+    k, d, n = 5, 6, 40
+    A = rng.standard_normal((n, 1 + k * d))
+    A[:, 0] = 1.0
+    Q = A.T @ (A * rng.uniform(0.01, 0.25, n)[:, None])
+    if not ob:
+        Q = Q[1:, 1:]
+
+    def blocks():
+        G = rng.standard_normal((k, d, d))
+        H = G @ np.swapaxes(G, 1, 2) + 1e-3 * np.eye(d)
+        a = rng.standard_normal((k, d))
+        return H + spread * a[:, :, None] * a[:, None, :]
+
+    Hv, Hw, rho = blocks(), blocks(), 1e-6
+    H = newton_matrix(Q, np.concatenate([Hv, Hw]), ob, rho)
+    g = rng.standard_normal(H.shape[0])
+    x = reduced_newton_solver(Q, Hv, Hw, ob, rho)(g)
+    x_dense = _factor(H)(g)
+    res = np.linalg.norm(H @ x - g) / np.linalg.norm(g)
+    res_dense = np.linalg.norm(H @ x_dense - g) / np.linalg.norm(g)
+    assert res <= max(10 * res_dense, 1e-12)
+    assert np.linalg.norm(x - x_dense) <= 1e-6 * np.linalg.norm(x_dense)
+
+
+def test_reduced_newton_solve_declines_an_indefinite_block(rng):
+    """A block Hessian that is not positive definite: no reduced solve (the caller factors
+    the whole matrix)."""
+    from convexrelu.solvers._restricted_barrier import reduced_newton_solver
+
+    k, d = 2, 3
+    Q = np.eye(1 + k * d)
+    Hv = np.stack([np.eye(d)] * k)
+    Hw = Hv.copy()
+    Hw[1] = -np.eye(d)
+    assert reduced_newton_solver(Q, Hv, Hw, True, 1e-6) is None

@@ -202,8 +202,50 @@ def _equality_polish(GS: np.ndarray, c: np.ndarray, mu: np.ndarray) -> np.ndarra
     return mu, None
 
 
+def _lawson_hanson(P, mu, passive, gradient, scale: float, max_iter: int, stop=None,
+                   keep_one: bool = False):
+    """Lawson and Hanson's active-set iteration, shared by the cone projections.
+
+    ``P`` (indices) and ``mu > 0`` (their multipliers) are the start; ``passive(P)`` is the
+    unconstrained optimum of the multipliers on ``P``, ``gradient(P, mu)`` the reduced
+    gradient over every row (optimal when ``>= 0`` off ``P``). A row of negative gradient
+    enters; a passive optimum leaving ``mu > 0`` is met by a step back along the segment
+    and the rows that reach zero leave. ``stop(P, mu)``, after each step: end early when
+    True. Returns ``(P, mu, ok)``; ``ok`` is False when the rounds ran out, or (with
+    ``keep_one``, for an equality that needs a row) when the passive set emptied.
+    """
+    for _ in range(max_iter):
+        w = gradient(P, mu)
+        w[P] = np.inf
+        j = int(np.argmin(w))
+        if w[j] >= -1e-13 * scale:
+            return P, mu, True
+        P = np.append(P, j)
+        mu = np.append(mu, 0.0)
+        for _inner in range(P.size + 1):
+            s = passive(P)
+            if np.all(s > 0):
+                mu = s
+                break
+            neg = s <= 0
+            den = mu[neg] - s[neg]
+            a = float(np.min(np.where(den > 0, mu[neg] / np.where(den > 0, den, 1.0), 0.0)))
+            mu = mu + a * (s - mu)
+            keep = mu > 1e-15 * scale
+            if np.all(keep):  # rounding: drop the smallest to make progress
+                keep[int(np.argmin(mu))] = False
+            P, mu = P[keep], mu[keep]
+            if P.size == 0:
+                if keep_one:
+                    return P, mu, False
+                break
+        if stop is not None and stop(P, np.maximum(mu, 0.0)):
+            return P, mu, True
+    return P, mu, False
+
+
 def _project_cone(Gn: np.ndarray, c: np.ndarray, max_iter: int = 200,
-                  init: Optional[np.ndarray] = None):
+                  init: Optional[np.ndarray] = None, stop=None):
     """``min_{mu >= 0} ||c + Gn^T mu||`` by Lawson-Hanson (``Gn``: unit rows, ``n x d``).
 
     ``u = c + Gn^T mu`` is the projection of ``c`` onto ``K = {u : Gn u >= 0}`` (Moreau,
@@ -213,7 +255,10 @@ def _project_cone(Gn: np.ndarray, c: np.ndarray, max_iter: int = 200,
     on that value (it is recomputed from the clipped multipliers). Returns
     ``(bound, u, rows)`` with ``rows`` the rows of positive multiplier (the face of ``u``).
     ``init``: rows to start from (a guess of the face, e.g. from interior-point
-    multipliers); the iteration then starts with them passive at ``mu = 0``.
+    multipliers); the iteration then starts with them passive at ``mu = 0``. ``stop``: a
+    function of ``(rows, mu, u)`` (multipliers ``mu >= 0`` of ``rows``, ``u = c + Gn^T mu``)
+    after each step; the iteration ends early when it returns True (pricing: a bound
+    already below the threshold).
     """
     scale = float(np.linalg.norm(c))
     if scale == 0.0:
@@ -227,43 +272,100 @@ def _project_cone(Gn: np.ndarray, c: np.ndarray, max_iter: int = 200,
             mu = s
             break
         Pset = Pset[s > 0]
-    u = c + Gn[Pset].T @ mu
-    for _ in range(max_iter):
-        w = Gn @ u
-        w[Pset] = np.inf
-        j = int(np.argmin(w))
-        if w[j] >= -1e-13 * scale:
-            break
-        Pset = np.append(Pset, j)
-        mu = np.append(mu, 0.0)
-        for _inner in range(Pset.size + 1):
-            Gp = Gn[Pset]
-            try:
-                s = -np.linalg.solve(Gp @ Gp.T, Gp @ c)
-            except np.linalg.LinAlgError:
-                s = np.linalg.lstsq(Gp.T, -c, rcond=None)[0]
-            if np.all(s > 0):
-                mu = s
-                break
-            neg = s <= 0
-            den = mu[neg] - s[neg]
-            alpha = float(np.min(np.where(den > 0, mu[neg] / np.where(den > 0, den, 1.0),
-                                          0.0)))
-            mu = mu + alpha * (s - mu)
-            keep = mu > 1e-15 * scale
-            if np.all(keep):  # rounding: drop the smallest to make progress
-                keep[int(np.argmin(mu))] = False
-            Pset, mu = Pset[keep], mu[keep]
-            if Pset.size == 0:
-                break
-        u = c + Gn[Pset].T @ mu
+
+    def passive(P):
+        Gp = Gn[P]
+        try:
+            return -np.linalg.solve(Gp @ Gp.T, Gp @ c)
+        except np.linalg.LinAlgError:
+            return np.linalg.lstsq(Gp.T, -c, rcond=None)[0]
+
+    Pset, mu, _ = _lawson_hanson(
+        Pset, mu, passive, lambda P, m: Gn @ (c + Gn[P].T @ m), scale, max_iter,
+        stop=None if stop is None else (lambda P, m: stop(P, m, c + Gn[P].T @ m)))
     mu = np.maximum(mu, 0.0)
     u = c + Gn[Pset].T @ mu
     return float(np.linalg.norm(u)), u, Pset[mu > 0]
 
 
+def _project_cone_free(G: np.ndarray, c: np.ndarray, init=None, max_iter: int = 300):
+    """``min ||r_{1:d}||`` over ``r = c + G^T mu``, ``mu >= 0``, ``r_{d+1} = 0`` (the dual of
+    the free-bias pattern value), by a primal active set with the equality kept exactly.
+
+    Lawson-Hanson with one equality: every iterate satisfies ``g^T mu = -c_{d+1}``
+    (``g = G[:, -1]``), each passive set's KKT system fixes ``mu`` and the equality's
+    multiplier ``nu``, a row enters where ``G_j[:d]^T r_{1:d} + nu g_j < 0``, and a step
+    back along the segment keeps ``mu >= 0``. The weighted projection's penalty on
+    ``r_{d+1}`` is not enough when ``c_{d+1}`` is at rounding level beside ``||c||`` (the
+    cell of every sample but one, its ``c_{d+1} = -lambda_j``); this is exact there.
+    Returns ``(mu, rows, nu)`` (``mu >= 0`` over ``rows``) or None when it fails (the
+    equality is infeasible, or the iteration stalls); any returned ``mu >= 0`` gives a
+    certified bound whatever its accuracy (:func:`_upper`).
+    """
+    n, d1 = G.shape
+    d = d1 - 1
+    rown = np.linalg.norm(G, axis=1)
+    nz = np.flatnonzero(rown > 0)
+    if nz.size == 0:
+        return None
+    Gn = G[nz] / rown[nz, None]  # unit rows: mu rescales, the problem does not change
+    H, g = Gn[:, :d], Gn[:, d]
+    cu, cb = np.asarray(c[:d], np.float64), float(c[d])
+    scale = float(np.linalg.norm(c)) + 1e-300
+
+    def kkt(P):
+        HP, gP = H[P], g[P]
+        t = P.size
+        K = np.zeros((t + 1, t + 1))
+        K[:t, :t] = HP @ HP.T
+        K[:t, t] = gP
+        K[t, :t] = gP
+        sol = np.linalg.lstsq(K, np.concatenate([-HP @ cu, [-cb]]), rcond=None)[0]
+        return sol[:t], float(sol[t])
+
+    if init is not None and len(init):
+        pos = np.full(n, -1)
+        pos[nz] = np.arange(nz.size)
+        P = np.unique(pos[np.asarray(init, int)])
+        P = P[P >= 0]
+    else:
+        P = np.zeros(0, int)
+    mu = np.zeros(0)
+    if P.size:  # warm start: shrink the guessed face until its KKT multipliers are > 0
+        while P.size:
+            s, _ = kkt(P)
+            if np.all(s > 0) and abs(float(g[P] @ s) + cb) <= 1e-12 * scale:
+                mu = s
+                break
+            P = P[s > 0]
+    if P.size == 0:
+        if cb == 0.0:
+            return None  # the equality holds at mu = 0; rows enter only in pairs
+        # one row of the sign that meets the equality, the one with the smallest residual
+        cand = np.flatnonzero(g * cb < 0)
+        if cand.size == 0:
+            return None  # infeasible: the cell's bias is unbounded in c's direction
+        m0 = -cb / g[cand]
+        val = 2.0 * m0 * (H[cand] @ cu) + m0 * m0 * np.einsum("ij,ij->i", H[cand], H[cand])
+        j = int(cand[int(np.argmin(val))])
+        P, mu = np.array([j]), np.array([-cb / g[j]])
+
+    def gradient(P, m):
+        _, nu = kkt(P)
+        return H @ (cu + H[P].T @ m) + nu * g
+
+    P, mu, ok = _lawson_hanson(P, mu, lambda P: kkt(P)[0], gradient, scale, max_iter,
+                               keep_one=True)
+    if not ok:
+        return None
+    mu = np.maximum(mu, 0.0)
+    _, nu = kkt(P)
+    return mu / rown[nz[P]], nz[P], nu
+
+
 def pattern_value(Xa: np.ndarray, mask: np.ndarray, c: np.ndarray, *, free_bias: bool = False,
-                  R: float = 0.0, max_rounds: int = 60, init=None, correction: bool = False):
+                  R: float = 0.0, max_rounds: int = 60, init=None, correction: bool = False,
+                  stop_below: Optional[float] = None):
     """``max_{x in K, ||x||_pen <= 1} c^T x`` for one pattern, with a certified upper bound.
 
     Parameters
@@ -283,6 +385,9 @@ def pattern_value(Xa: np.ndarray, mask: np.ndarray, c: np.ndarray, *, free_bias:
     init : array-like of int, optional
         Rows guessed to be on the face of the maximiser (e.g. an interior point's
         largest cone multipliers): warm start of the projection (full norm only).
+    stop_below : float, optional
+        Pricing: stop as soon as the certified upper bound is at most this (the pattern
+        cannot violate); ``upper`` is then that bound, ``lower`` is 0 and ``x`` None.
 
     Returns
     -------
@@ -302,11 +407,11 @@ def pattern_value(Xa: np.ndarray, mask: np.ndarray, c: np.ndarray, *, free_bias:
         (:func:`warm_bounds`).
     """
     out = _pattern_value(Xa, mask, c, free_bias=free_bias, R=R, max_rounds=max_rounds,
-                         init=init)
+                         init=init, stop_below=stop_below)
     return out if correction else out[:4]
 
 
-def _pattern_value(Xa, mask, c, *, free_bias, R, max_rounds, init):
+def _pattern_value(Xa, mask, c, *, free_bias, R, max_rounds, init, stop_below=None):
     """:func:`pattern_value` with the correction ``a = r - c`` as a fifth element."""
     from scipy.optimize import lsq_linear
 
@@ -324,9 +429,11 @@ def _pattern_value(Xa, mask, c, *, free_bias, R, max_rounds, init):
             pos = np.cumsum(nz) - 1
             init = pos[np.asarray(init, int)[nz[np.asarray(init, int)]]]
         c = np.asarray(c, dtype=np.float64)
-        U, u, _ = _project_cone(Gn, c, init=init)
+        stop = None if stop_below is None else \
+            (lambda P, mu, u: float(np.linalg.norm(u)) <= stop_below)
+        U, u, _ = _project_cone(Gn, c, init=init, stop=stop)
         scale_c = float(np.linalg.norm(c)) + 1e-300
-        if U <= 1e-15 * scale_c:
+        if U <= 1e-15 * scale_c or (stop_below is not None and U <= stop_below):
             return max(U, 0.0), 0.0, None, False, u - c
         prim = _primal(c, G, mask, u, False)
         if prim is not None and U - prim[0] <= _VERIFY_RTOL * scale_c:
@@ -343,7 +450,23 @@ def _pattern_value(Xa, mask, c, *, free_bias, R, max_rounds, init):
         nz = rown > 0
         cw = np.asarray(c, dtype=np.float64).copy()
         cw[-1] *= wgt
-        _, _, face = _project_cone(Gw[nz] / rown[nz, None], cw)
+        all_active = bool(np.all(mask))
+        nzi = np.flatnonzero(nz)
+        early = []
+
+        def stop(P, mu_w, u):
+            # the unweighted bound of these multipliers (mu >= 0 whatever the weights)
+            r_ = c + G[nzi[P]].T @ (mu_w / rown[nzi[P]])
+            U_ = _upper(r_, True, R, all_active)
+            if U_ <= stop_below:
+                early.append((U_, r_))
+                return True
+            return False
+
+        _, _, face = _project_cone(Gw[nz] / rown[nz, None], cw,
+                                   stop=None if stop_below is None else stop)
+        if early:
+            return max(early[0][0], 0.0), 0.0, None, False, early[0][1] - c
         scale_c = float(np.linalg.norm(c)) + 1e-300
         rows = np.flatnonzero(nz)[face]
         nu = None
@@ -354,7 +477,6 @@ def _pattern_value(Xa, mask, c, *, free_bias, R, max_rounds, init):
             r = c + G[rows].T @ mu
         else:
             r = np.asarray(c, dtype=np.float64).copy()
-        all_active = bool(np.all(mask))
         U = _upper(r, True, R, all_active)
         if np.isfinite(U):
             if U <= 1e-15 * scale_c:
@@ -366,6 +488,22 @@ def _pattern_value(Xa, mask, c, *, free_bias, R, max_rounds, init):
                 prim = (0.0, None)  # x = 0 is feasible: the value is >= 0
             if U - prim[0] <= _VERIFY_RTOL * scale_c:
                 return U, prim[0], prim[1], False, r - c
+        # the weighted projection's face was not the optimum's: the exact active set
+        ex = _project_cone_free(G, c, init=rows)
+        if ex is not None:
+            mu, rows2, nu = ex
+            r = c + G[rows2].T @ mu
+            U = _upper(r, True, R, all_active)
+            nr1 = float(np.linalg.norm(r[:-1]))
+            if np.isfinite(U) and nr1 > 0:
+                if U <= 1e-15 * scale_c:
+                    return max(U, 0.0), 0.0, None, False, r - c
+                xs = np.concatenate([r[:-1], [nu]]) / nr1
+                prim = _primal(c, G, mask, xs, True, b_hint=float(xs[-1]))
+                if prim is None or prim[0] <= 0.0:
+                    prim = (0.0, None)
+                if U - prim[0] <= _VERIFY_RTOL * scale_c:
+                    return U, prim[0], prim[1], False, r - c
     all_active = bool(free_bias and np.all(mask))
     scale_c = float(np.linalg.norm(c)) + 1e-300
     w = 1e4
@@ -790,7 +928,8 @@ def _scalar_chunk(patterns, offset, Xt, lam, shift, R, cand_rows, free_bias, ref
             sgn = 1 if f < b else -1
             k = f % b
             U, L, x, fb, a = pattern_value(Xt, masks[:, k], sgn * C[:, k],
-                                           free_bias=free_bias, R=R, correction=True)
+                                           free_bias=free_bias, R=R, correction=True,
+                                           stop_below=None if threshold is None else floor)
             if warm is not None and a is not None:
                 new[(start + k, 0 if sgn > 0 else 1)] = a
             n_fallbacks += int(fb)
