@@ -415,3 +415,17 @@ def test_pricing_stops_once_the_bound_is_below_the_threshold(data_bias, free_bia
                 assert U2 == pytest.approx(U, rel=1e-9, abs=1e-12)
                 n_exact += 1
     assert n_exact > 0 and n_early > 0
+
+
+def test_free_bias_projection_on_badly_scaled_features():
+    """Features of scale 1e8: after the row scaling the bias column is ~1e-8 and a KKT
+    solve of the exact free-bias active set can lose its equality; the warm start then
+    falls back to the cold one instead of looping (it hung), and the value is the one the
+    weighted projection and SOCP give."""
+    rng = np.random.default_rng(1)
+    X = rng.standard_normal((8, 2)) * 1e8
+    lam = rng.standard_normal(8)
+    lam -= lam.mean()
+    value = dual_constraint(enumerate_patterns(X, bias=True), X, lam,
+                            penalize_bias=False).value
+    assert value == pytest.approx(326366061.76, rel=1e-8)

@@ -334,8 +334,13 @@ def _project_cone_free(G: np.ndarray, c: np.ndarray, init=None, max_iter: int = 
     if P.size:  # warm start: shrink the guessed face until its KKT multipliers are > 0
         while P.size:
             s, _ = kkt(P)
-            if np.all(s > 0) and abs(float(g[P] @ s) + cb) <= 1e-12 * scale:
-                mu = s
+            if np.all(s > 0):
+                if abs(float(g[P] @ s) + cb) <= 1e-12 * scale:
+                    mu = s
+                    break
+                # the KKT solve lost the equality (a tiny bias column after the row
+                # scaling, below lstsq's cutoff): the cold start below instead
+                P = P[:0]
                 break
             P = P[s > 0]
     if P.size == 0:

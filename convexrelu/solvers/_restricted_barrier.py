@@ -503,12 +503,17 @@ class _PrimalDual:
             self._reduced_failures += 1
             chol = _factor(newton_matrix(Q, np.concatenate([Hv, Hw]), ob, rho))
 
+        dense = []  # the whole matrix's factor, once a reduced solve of this step failed
+
         def solve(gv, gw, gc):
             rhs = np.concatenate([np.atleast_1d(gc)[:o], gv.ravel(), gw.ravel()])
-            x = chol(rhs)
+            x = None if dense else chol(rhs)
             if x is None:  # the reduced solve did not converge: the dense factor
-                self._reduced_failures += 1
-                x = _factor(newton_matrix(Q, np.concatenate([Hv, Hw]), ob, rho))(rhs)
+                if not dense:
+                    self._reduced_failures += 1
+                    dense.append(_factor(newton_matrix(Q, np.concatenate([Hv, Hw]), ob,
+                                                       rho)))
+                x = dense[0](rhs)
             x = -x
             return (x[o:o + kd].reshape(k, d), x[o + kd:].reshape(k, d),
                     float(x[0]) if ob else 0.0)
