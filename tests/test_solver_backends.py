@@ -45,6 +45,7 @@ def test_gated_numpy_torch_agree(loss_name, bias):
     np.testing.assert_allclose(rn.B, rt.B, atol=1e-5 * max(1.0, np.abs(rn.B).max()))
 
 
+@pytest.mark.slow  # 26 s: the float64 agreement runs in the default suite
 def test_float32_torch_and_numpy():
     Xa, pats, y = make("squared", True)
     r64 = solve_gated_fista("squared", Xa, pats.masks, y, 0.2, output_bias=True, tol=TOL)
