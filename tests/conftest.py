@@ -36,3 +36,16 @@ def brute_force_patterns(Xa, tol=1e-9):
             m[idx] = s > 0
             out.add(tuple(m))
     return out
+
+
+# scikit-learn's contract repeats its training checks on read-only memory maps (and float32
+# memory maps); the slowest estimator configurations run those repeats with the slow tests.
+_SLOW_CONTRACT_REPEATS = ("check_classifiers_train(readonly_memmap=True",
+                          "check_regressors_train(readonly_memmap=True")
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if (item.originalname == "test_sklearn_contract"
+                and any(s in item.name for s in _SLOW_CONTRACT_REPEATS)):
+            item.add_marker(pytest.mark.slow)

@@ -37,7 +37,7 @@ def test_matches_cvxpy(rng, loss, bias, penalize_bias):
     sol = RestrictedBarrierSolver().solve(prog)
     assert sol.objective == pytest.approx(ref.objective, rel=1e-8)
     assert prog.max_violation(sol.V, sol.W) <= 1e-12
-    assert sol.status == "optimal" and sol.info["rel_gap"] <= 1e-8
+    assert sol.status == "optimal" and sol.info["rel_gap"] <= 1e-7
 
 
 def test_without_output_bias(rng):
@@ -57,6 +57,7 @@ def test_every_row_holds_on_a_larger_sample(rng, monkeypatch, row_rounds):
     import convexrelu.solvers._restricted_barrier as rb
 
     monkeypatch.setattr(rb, "_ROW_ROUNDS", row_rounds)
+    monkeypatch.setattr(rb, "_ROWS_PER_DIM", 1)  # 32 first rows per block
     prog = _program(rng, "logistic", True, False, n=300, d=2, k=12, alpha=0.2)
     ref = _reference(prog)
     sol = RestrictedBarrierSolver().solve(prog)
@@ -66,6 +67,29 @@ def test_every_row_holds_on_a_larger_sample(rng, monkeypatch, row_rounds):
         assert sol.info["rows_kept"] == sol.info["rows_total"]
     assert prog.max_violation(sol.V, sol.W) <= 1e-12
     assert sol.objective == pytest.approx(ref.objective, rel=1e-8)
+
+
+def test_first_rows_are_32_d_a_margin_rows(rng, monkeypatch):
+    """Each block's first solve runs over its ``32 d_a`` margin rows, or every row where
+    there are fewer (the solve over few rows was no faster per step and ran twice)."""
+    import convexrelu.solvers._restricted_barrier as rb
+
+    first = []
+    orig = rb._PrimalDual.__init__
+
+    def spy(self, program, rows):
+        first.append([len(r) for r in rows])
+        orig(self, program, rows)
+
+    monkeypatch.setattr(rb._PrimalDual, "__init__", spy)
+    prog = _program(rng, "logistic", True, False, n=300, d=2, k=12, alpha=0.2)
+    sol = RestrictedBarrierSolver().solve(prog)
+    assert first[0] == [32 * prog.d_aug] * prog.n_patterns  # d_aug = 3: 96 of 300 rows
+    assert prog.max_violation(sol.V, sol.W) <= 1e-12
+    first.clear()
+    prog = _program(rng, "logistic", True, False, n=60, d=4, k=8)  # 32 d_aug = 160 > 60
+    RestrictedBarrierSolver().solve(prog)
+    assert first == [[60] * prog.n_patterns]
 
 
 def test_free_bias_blocks_carry_no_costless_growth(rng):
