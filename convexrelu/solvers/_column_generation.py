@@ -92,10 +92,6 @@ _POLISH_RGAP = 1e-2  # polish the restricted solutions once the relative gap is 
 # rough solves' blocks below 1e-4 (instead of _DROP_RTOL) stalled a test's loop at 2e-7
 _ROUGH_RGAP = 1e-2
 _ROUGH_TOL = 1e-7  # the cone solver's relative complementarity gap on rough solves
-# a barrier solve whose certified gap over its restricted program is below this is kept
-# although above its tol (1e-8): on digits one stopped at 2.9e-8 after 40 Newton steps
-# (5.5 s), and the cvxpy solve that then replaced it took minutes
-_BARRIER_ACCEPT_RGAP = 1e-7
 # a rough solve that needs more Newton steps than _SOCP_SLOW_ITER (or fails) hands the rest
 # of the loop to Clarabel: at an interpolating alpha (diabetes, alpha = 1, 120-190
 # patterns) it needed 60-90 steps and dense factors of 2 k d_a = 4,000 rows (a fit 2.7x
@@ -943,11 +939,11 @@ class _AutoInner(BaseSolver):
             # judged by the loop's certificate over all patterns
             warnings.simplefilter("ignore", ConvergenceWarning)
             sol = self._barrier.solve(program)
+        # "optimal": its certificate over the restricted program within 1e-7 (the barrier's
+        # certificate tol; on digits one solve stopped at 2.9e-8 after 40 Newton steps, 5.5 s,
+        # and a cvxpy re-solve took minutes)
         if sol.status == "optimal" or program.loss.constant_curvature(program.y) \
                 is not None or not self._cvxpy_fits(program):
-            return sol
-        if sol.info.get("rel_gap", np.inf) <= _BARRIER_ACCEPT_RGAP:
-            # converged, its certificate a little above tol: cvxpy would do no better
             return sol
         # its Newton steps ran out before the gap closed: cvxpy's solve, if better
         ref = self._solve_cvxpy(program, None)
