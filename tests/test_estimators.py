@@ -188,3 +188,32 @@ def test_plot_fit(rng, d):
     assert ax.get_title() == "t"
     with pytest.raises(ValueError, match="one or two features"):
         plot_fit(reg, np.zeros((8, 3)), y)
+
+
+def test_fit_solves_with_one_blas_thread_and_restores_it(rng, monkeypatch):
+    """The solves run with one BLAS thread (small dense products and factors, where a
+    second thread made default fits slower) and the caller's setting is back afterwards."""
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    import convexrelu.estimators as est
+
+    def blas_threads():
+        return {i["filepath"]: i["num_threads"] for i in threadpool_info()
+                if i["user_api"] == "blas"}
+
+    seen = []
+    orig = est._ConvexReLUBase._solve_outputs
+
+    def spy(self, *args, **kwargs):
+        seen.append(blas_threads())
+        return orig(self, *args, **kwargs)
+
+    monkeypatch.setattr(est._ConvexReLUBase, "_solve_outputs", spy)
+    X = rng.standard_normal((30, 2))
+    with threadpool_limits(limits=2, user_api="blas"):
+        before = blas_threads()
+        ConvexReLURegressor(alpha=0.1).fit(X, X[:, 0])
+        ConvexReLUClassifier(alpha=0.1).fit(X, X[:, 0] > 0)
+        after = blas_threads()  # (a library the fit loaded may have joined)
+        assert {k: after[k] for k in before} == before and set(before.values()) == {2}
+    assert len(seen) == 2 and all(set(t.values()) == {1} for t in seen)
