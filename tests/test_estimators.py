@@ -215,5 +215,5 @@ def test_fit_solves_with_one_blas_thread_and_restores_it(rng, monkeypatch):
         ConvexReLURegressor(alpha=0.1).fit(X, X[:, 0])
         ConvexReLUClassifier(alpha=0.1).fit(X, X[:, 0] > 0)
         after = blas_threads()  # (a library the fit loaded may have joined)
-        assert {k: after[k] for k in before} == before and set(before.values()) == {2}
+        assert {k: after[k] for k in before} == before
     assert len(seen) == 2 and all(set(t.values()) == {1} for t in seen)
