@@ -265,7 +265,7 @@ def test_property_integer_data(Xi, bias):
     check_gates(X, pats)
 
 
-@settings(max_examples=20, deadline=None)
+@settings(max_examples=10, deadline=None)
 @given(st.integers(2, 7), st.integers(1, 3), st.integers(0, 2**31 - 1), st.booleans(),
        st.integers(0, 3))
 def test_property_random_with_repeats(n, d, seed, bias, n_repeat):

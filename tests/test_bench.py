@@ -13,6 +13,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 @pytest.mark.skipif(not (ROOT / "benchmarks" / "bench_enumeration.py").exists(),
                     reason="benchmarks folder not present")
+@pytest.mark.slow  # default-run time (CI on a loaded 2-core machine)
 def test_bench_quick_cli(tmp_path):
     out = tmp_path / "bench.md"
     res = subprocess.run([sys.executable, "-c", "import sys; from convexrelu.cli import main; "
@@ -61,6 +62,7 @@ def test_bench_without_checkout(monkeypatch, tmp_path, capsys):
     assert "source checkout" in capsys.readouterr().err
 
 
+@pytest.mark.slow  # default-run time (CI on a loaded 2-core machine)
 def test_python_m_benchmarks_dispatches_suites():
     """`python -m benchmarks SUITE` runs bench_SUITE.py; an unknown suite is exit 2."""
     run = [sys.executable, "-m", "benchmarks"]

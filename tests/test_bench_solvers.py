@@ -136,6 +136,7 @@ def _run(args, tmp_path, timeout=120):
 DIGITS = "| digits 10-class one-vs-rest n=150, bias, P=10 (10 patterns) | "
 
 
+@pytest.mark.slow  # default-run time (CI on a loaded 2-core machine)
 def test_quick_gated_digits_skip_scnn(tmp_path):
     text = _run(["--skip-scnn", "--problems", "digits", "--skip-relu"], tmp_path)
     assert "Command: `python -m benchmarks solvers --quick --skip-scnn --problems digits" in text

@@ -356,6 +356,7 @@ def test_reported_gap_is_never_below_the_true_suboptimality(rng):
             assert (P - dual) / P <= 1e-7
 
 
+@pytest.mark.slow  # default-run time (CI on a loaded 2-core machine)
 def test_inner_cvxpy_inaccurate_warning_does_not_reach_the_user(monkeypatch):
     """cvxpy warns "Solution may be inaccurate" on some restricted logistic solves (seen on
     breast cancer); the working-set loop judges the point by its certificate, so the

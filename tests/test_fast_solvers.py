@@ -117,6 +117,7 @@ def test_gated_polish_matches_cvxpy(loss_name, bias, unpen):
         assert res.history[-1][3] <= tol * abs(res.history[-1][2])
 
 
+@pytest.mark.slow  # default-run time (CI on a loaded 2-core machine)
 def test_gated_polish_sampled_patterns_and_off():
     """Polish over sampled patterns (support changes: blocks are dropped and added), and
     ``polish=False`` gives the same optimum."""
