@@ -96,6 +96,19 @@ def _path_patterns(estimator, X_train) -> ActivationPatterns | str:
     return "exact" if pats is None else pats
 
 
+def _neg_log_loss(estimator, X, y) -> float:
+    """Minus the mean log loss ``-log p(y_i | x_i)`` of ``estimator.predict_proba`` on
+    ``(X, y)``: scikit-learn's ``neg_log_loss`` (probabilities clipped at the machine
+    epsilon), except that a label the fold's training data lacked is not an error: its
+    probability is 0, so it costs ``-log(eps)``."""
+    P = np.asarray(estimator.predict_proba(X), dtype=np.float64)
+    classes = np.asarray(estimator.classes_)
+    y = np.asarray(y)
+    idx = np.clip(np.searchsorted(classes, y), 0, classes.size - 1)
+    p = np.where(classes[idx] == y, P[np.arange(y.shape[0]), idx], 0.0)
+    return -float(np.mean(-np.log(np.clip(p, np.finfo(np.float64).eps, 1.0))))
+
+
 def _fit_path(estimator, X, y, train, test, alphas, scorer, patterns, n_iter_no_change=None):
     """Fit one fold's path from the largest ``alpha`` down with warm starts; score it.
 
@@ -209,6 +222,11 @@ class _ConvexReLUCVBase:
                              f"{self.alphas!r}.")
         return np.sort(alphas)[::-1], amax
 
+    def _selection_scorer(self, base):
+        """The scorer that ranks the ``alpha``: ``scoring``; None is the plain estimator's
+        ``score`` (the classifier overrides it)."""
+        return check_scoring(base, scoring=self.scoring)
+
     # ------------------------------------------------------------------ fit
     def _fit(self, X, y, groups):
         base = self._base_estimator()
@@ -216,7 +234,7 @@ class _ConvexReLUCVBase:
         alphas, self.alpha_max_ = self._alpha_grid(X, y, pats)
         cv = check_cv(self.cv, y, classifier=is_classifier(self))
         splits = list(cv.split(X, y, groups))
-        scorer = check_scoring(base, scoring=self.scoring)
+        scorer = self._selection_scorer(base)
         given = isinstance(self.patterns, ActivationPatterns)
         path_est = clone(base)
         if self.path_tol is not None:
@@ -366,8 +384,12 @@ _DOC_GRID = """alphas : None, int or array-like, default=None
         As in scikit-learn (``sklearn.model_selection.check_cv``): None is 5-fold"""
 
 _DOC_REST = """scoring : str, callable or None, default=None
-        A scikit-learn scorer name or a callable ``scorer(estimator, X, y)``. None: the
-        plain estimator's ``score``.
+        The validation score that ranks the ``alpha``: a scikit-learn scorer name or a
+        callable ``scorer(estimator, X, y)``. None: the regressor's R^2 (its ``score``);
+        the classifier's validation log loss (negated, as ``"neg_log_loss"``) with
+        ``loss="logistic"``, its accuracy with a loss that has no probabilities. ``score``
+        uses ``scoring``, and with None it is the plain estimator's ``score`` (R^2 /
+        accuracy).
     n_jobs : int or None, default=None
         Folds fitted in parallel by joblib (honours ``joblib.parallel_config``).
     refit : bool, default=True
@@ -382,10 +404,11 @@ _DOC_REST = """scoring : str, callable or None, default=None
         ``alpha`` on ties), as ``GridSearchCV``, ``LassoCV`` and ``LogisticRegressionCV``
         choose. The regressor's default is ``"1se"``: on diabetes the best mean R^2 falls
         at a small ``alpha`` whose refit generalises worse than a larger one within the
-        folds' noise. The classifier's is ``"best"``: accuracy is discrete, its ties
-        already go to the larger ``alpha``, and one standard error of the accuracy over
-        small folds spans much of the path (on wine, 133 training samples, ``"1se"``
-        chose ``0.215 alpha_max`` where the best mean accuracy was at ``0.1``).
+        folds' noise. The classifier's is ``"best"`` (glmnet's ``lambda.min``): with
+        accuracy as the score, one standard error over small folds spans much of the
+        path (on wine, 133 training samples, ``"1se"`` chose ``0.215 alpha_max`` where
+        the best mean accuracy was at ``0.1``); with the default log loss both rules
+        chose the same ``alpha`` on iris, wine and breast cancer.
     path_tol : float or None, default=1e-3
         ``tol`` of the path's fits (the larger of ``tol`` and ``path_tol``); None: ``tol``,
         as ``cross_val_score`` of the plain estimator. The refit uses ``tol``. The path
@@ -433,7 +456,9 @@ _DOC_ATTRS = """alpha_ : float
     best_index_ : int
     best_score_ : float
         ``cv_results_["mean_test_score"][best_index_]`` (with ``"1se"``, not necessarily
-        the top of ``rank_test_score``, which ranks the mean scores).
+        the top of ``rank_test_score``, which ranks the mean scores), in the units of the
+        selection's score (``scoring``; the classifier's default: minus the mean
+        validation log loss).
     objective_path_ : ndarray of shape (n_alphas, n_splits)
         Training objective of each fold's fit along the path (NaN past a fold's early
         stop, see ``n_iter_no_change``).
@@ -591,7 +616,9 @@ class ConvexReLUClassifierCV(_ConvexReLUCVBase, ClassifierMixin, BaseEstimator):
     ``alpha_`` has the best mean validation score (the largest one on ties;
     ``alpha_selection``), and the plain estimator is refitted on all the data at
     ``alpha_`` (certified when ``certify=True``). Modelled on scikit-learn's
-    ``LogisticRegressionCV``.
+    ``LogisticRegressionCV``; the default score is the validation log loss (with
+    ``loss="logistic"``: the loss the network is fitted to, as glmnet's default
+    deviance), not the accuracy, which ties between ``alpha`` on small folds.
 
     Parameters
     ----------
@@ -660,6 +687,17 @@ verbose
         self.random_state = random_state
         self.verbose = verbose
         self.certify = certify
+
+    def _selection_scorer(self, base):
+        # the validation log loss by default (a classifier with probabilities): the
+        # accuracy of small folds ties between alphas and ranked too large an alpha.
+        # Measured (25 % held out, random_state=0 split, standardised X, CV seeds 0-3):
+        # test accuracy 0.974 -> 1.000 on iris and 0.978 -> 1.000 on wine, the same 0.958
+        # on breast cancer; CV fit 15-17 s -> 16-17 s (iris), 14-15 s -> 18-24 s (wine:
+        # the log loss kept improving down the grid, so the paths did not stop early)
+        if self.scoring is None and hasattr(base, "predict_proba"):
+            return _neg_log_loss
+        return super()._selection_scorer(base)
 
     def _targets(self, y):
         classes, yi = np.unique(y, return_inverse=True)

@@ -121,12 +121,44 @@ def test_classifier_three_classes(rng):
     P = clf.predict_proba(X)
     assert P.shape == (30, 3) and np.allclose(P.sum(axis=1), 1)
     assert clf.decision_function(X).shape == (30, 3)
+    # score() is the accuracy; the alpha are ranked by the validation log loss
     assert set(clf.predict(X)) <= {"a", "b", "c"} and 0 <= clf.score(X, y) <= 1
+    assert clf.score(X, y) == np.mean(clf.predict(X) == y)
     # stratified folds by default, as cross_val_score does for a classifier
-    ref = cross_val_score(ConvexReLUClassifier(alpha=clf.alphas_[1], **FAST_CLF), X, y,
-                          cv=StratifiedKFold(3))
+    plain = ConvexReLUClassifier(alpha=clf.alphas_[1], **FAST_CLF)
+    ref = cross_val_score(plain, X, y, cv=StratifiedKFold(3), scoring="neg_log_loss")
     got = [clf.cv_results_[f"split{j}_test_score"][1] for j in range(3)]
+    # the path's fit is warm-started from the larger alpha's: the same optimum to tol,
+    # which moves the log loss (unlike the predicted labels) in its fifth digit
+    np.testing.assert_allclose(got, ref, rtol=1e-4)
+    assert clf.best_score_ == clf.cv_results_["mean_test_score"][clf.best_index_] < 0
+    # scoring="accuracy": the accuracy ranks them, as cross_val_score's default
+    acc = ConvexReLUClassifierCV(alphas=2, cv=3, path_tol=None, scoring="accuracy",
+                                 **FAST_CLF).fit(X, y)
+    ref = cross_val_score(plain, X, y, cv=StratifiedKFold(3))
+    got = [acc.cv_results_[f"split{j}_test_score"][1] for j in range(3)]
     np.testing.assert_allclose(got, ref, rtol=1e-8)
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_log_loss_scores_a_class_the_fold_did_not_train_on(rng):
+    # unstratified folds: class 2 (two samples, both in the second fold) is absent from
+    # the first fold's training data. Its validation samples cost -log(eps) each, not an
+    # error (scikit-learn's log_loss refuses labels it was not told about)
+    X = rng.standard_normal((20, 2))
+    y = np.r_[np.zeros(9, int), np.ones(9, int), [2, 2]]
+    y[:9:2], y[9:18:2] = 1, 0
+    clf = ConvexReLUClassifierCV(alphas=[0.5], cv=KFold(2), refit=False, path_tol=None,
+                                 **FAST_CLF).fit(X, y)
+    first = clf.cv_results_["split1_test_score"][0]
+    test = np.arange(10, 20)
+    fold = ConvexReLUClassifier(alpha=0.5, **FAST_CLF).fit(X[:10], y[:10])
+    P = fold.predict_proba(X[test])
+    col = {c: j for j, c in enumerate(fold.classes_)}
+    p = np.array([P[i, col[c]] if c in col else 0.0 for i, c in enumerate(y[test])])
+    expected = np.mean(np.log(np.maximum(p, np.finfo(float).eps)))
+    assert first == pytest.approx(expected, rel=1e-8)
+    assert np.isfinite(first) and first < np.log(np.finfo(float).eps) * 2 / 10 + 1e-9
 
 
 # cvxpy on the logistic / hinge programs of these tiny folds stops a little above tol
@@ -140,6 +172,11 @@ def test_classifier_hinge_has_no_predict_proba(rng):
         clf.predict_proba(X)
     assert "not available with loss='hinge'" in str(exc.value.__cause__)
     assert clf.decision_function(X).shape == (24,)
+    # no probabilities: the accuracy ranks the alpha
+    ref = cross_val_score(ConvexReLUClassifier(alpha=0.1, loss="hinge", **FAST_CLF), X, y,
+                          cv=StratifiedKFold(2))
+    got = [clf.cv_results_[f"split{j}_test_score"][1] for j in range(2)]
+    np.testing.assert_allclose(got, ref, rtol=1e-8)
 
 
 def test_gridsearchcv_on_the_plain_estimator(reg_data):
