@@ -241,63 +241,6 @@ def test_reduced_newton_solve_matches_the_dense_factor(rng, ob, spread):
     assert np.linalg.norm(x - x_dense) <= 1e-6 * np.linalg.norm(x_dense)
 
 
-@pytest.mark.parametrize("ob", [True, False])
-def test_reduced_newton_solve_with_an_older_q_solves_the_exact_system(rng, ob):
-    """With the preconditioner of an older ``Q`` (the curvature of earlier steps) and the
-    products of the exact one, conjugate gradients solve the exact Newton system, not the
-    older one's; or decline (None) where they do not get within ``accept``."""
-    from convexrelu.solvers._restricted_barrier import (_factor, newton_matrix,
-                                                        reduced_newton_solver)
-
-    k, d, n = 5, 6, 80
-    A = rng.standard_normal((n, 1 + k * d))
-    A[:, 0] = 1.0
-    if not ob:
-        A = A[:, 1:]
-    h_old = rng.uniform(0.01, 0.25, n)
-    h = h_old * rng.uniform(0.7, 1.4, n)  # the curvature moved since Q was formed
-    Q_old, Q = A.T @ (A * h_old[:, None]), A.T @ (A * h[:, None])
-    G = rng.standard_normal((2 * k, d, d))
-    Hb = G @ np.swapaxes(G, 1, 2) + 1e-3 * np.eye(d)
-    Hv, Hw, rho = Hb[:k], Hb[k:], 1e-6
-    H = newton_matrix(Q, Hb, ob, rho)
-    g = rng.standard_normal(H.shape[0])
-    x = reduced_newton_solver(Q_old, Hv, Hw, ob, rho, apply_Q=lambda z: A.T @ (h * (A @ z)),
-                              accept=1e-4)(g)
-    x_exact = _factor(H)(g)
-    assert np.linalg.norm(H @ x - g) <= 1e-4 * np.linalg.norm(g)
-    assert np.linalg.norm(x - x_exact) <= 1e-3 * np.linalg.norm(x_exact)
-    # the older system's own solution is not that
-    x_old = _factor(newton_matrix(Q_old, Hb, ob, rho))(g)
-    assert np.linalg.norm(H @ x_old - g) > 1e-2 * np.linalg.norm(g)
-    # nothing within an unreachable accept: declined
-    assert reduced_newton_solver(Q_old, Hv, Hw, ob, rho,
-                                 apply_Q=lambda z: A.T @ (h * (A @ z)), accept=0.0)(g) is None
-
-
-@pytest.mark.parametrize("lag", [1, 1000])
-def test_lagged_curvature_gives_the_same_optimum(rng, monkeypatch, lag):
-    """Q = A^T diag(l'') A formed at every step (lag 1) or once and then only when the
-    older one's preconditioned conjugate gradients fail (lag 1000): the same optimum as
-    cvxpy's, because every Newton direction solves the exact system."""
-    import convexrelu.solvers._restricted_barrier as rb
-
-    forms = []
-    orig = rb._PrimalDual._form_q
-    monkeypatch.setattr(rb, "_LAG", lag)
-    monkeypatch.setattr(rb._PrimalDual, "_form_q",
-                        lambda self: (forms.append(1), orig(self))[1])
-    prog = _program(rng, "logistic", True, False, n=120, k=10)
-    ref = _reference(prog)
-    sol = RestrictedBarrierSolver().solve(prog)
-    assert sol.objective == pytest.approx(ref.objective, rel=1e-8)
-    assert sol.status == "optimal" and sol.info["rel_gap"] <= 1e-7
-    if lag == 1:
-        assert len(forms) == sol.n_iter
-    else:
-        assert 1 <= len(forms) < sol.n_iter
-
-
 def test_reduced_newton_solve_declines_an_indefinite_block(rng):
     """A block Hessian that is not positive definite: no reduced solve (the caller factors
     the whole matrix)."""

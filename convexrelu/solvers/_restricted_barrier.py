@@ -74,17 +74,13 @@ __all__ = ["RestrictedBarrierSolver"]
 
 _SIGMA_MIN = 1e-3  # the merit's barrier weight of a non-quadratic loss, at least this times mu
 # a non-quadratic loss's Q = A^T diag(l'') A (n (k d)^2 flops, 43 % of a
-# make_classification(20000, 20) fit's time) is formed at most every _LAG steps. The
-# Newton directions stay exact: between formations, conjugate gradients run on the exact
-# Hessian (its products A^T (l'' * (A x)), 4 n k d flops) preconditioned by the reduced
-# factor of the older Q, accepted within _PCG_ACCEPT_LAGGED; where they are not, Q is formed
-# again and the step solved as with a fresh one. Measured against Q formed every 5 steps
-# and at every step below a relative gap of 1e-3 (Newton steps of the lagged Q alone, as
-# before, were inexact: one left a certified gap of 1.7e-6), one BLAS thread, the same
-# objectives to 1e-10: digits programs of 14, 17 and 18 patterns 6.2 / 10.2 / 8.9 s ->
-# 4.5 / 9.1 / 8.3 s (Q formed 13-17 times instead of 29-41); a 38-pattern program of
-# make_classification(20000, 20) 30.2 s -> 25.8 s (21 formations instead of 46)
-_LAG = 10
+# make_classification(20000, 20) fit's time) is recomputed every _LAG steps while the
+# relative gap is above _EXACT_Q_GAP, at every step below it (a lagged Q to the end left
+# a certified gap of 1.7e-6 on a test problem); the gradient is always exact. Measured
+# (one BLAS thread, the same objective to 8 digits): digits, 20 patterns, 100 steps in
+# 27.7 s against 52 s with Q at every step; never recomputing Q stopped 0.1 % high
+_LAG = 5
+_EXACT_Q_GAP = 1e-3
 _PROX = 1.0        # the proximal term's weight, times mu
 _ROW_RTOL = 1e-9   # a row violated beyond this (relative) is added to its block's rows
 _ROW_ROUNDS = 3    # solves with added rows before the solve over every row
@@ -261,13 +257,12 @@ def _factor(S: np.ndarray):
 
 _PCG_RTOL = 1e-12    # relative residual at which the reduced solve's refinement stops
 _PCG_ACCEPT = 1e-5   # ... and beyond which it is rejected (the dense factor instead)
-_PCG_ACCEPT_LAGGED = 1e-4  # ... with a lagged Q's preconditioner (then Q is formed again)
 _PCG_MAX_ITER = 10
 _REDUCED_MAX_FAILURES = 3  # failed reduced solves after which a solve factors H itself
 
 
 def reduced_newton_solver(Q: np.ndarray, Hv: np.ndarray, Hw: np.ndarray, ob: bool,
-                          rho: float, apply_Q=None, accept: float = _PCG_ACCEPT):
+                          rho: float):
     """A solve with ``H = E^T Q E + blockdiag(rho, Hv, Hw)`` (:func:`newton_matrix`) through
     a factor of half its size, or None when that factor fails.
 
@@ -281,10 +276,7 @@ def reduced_newton_solver(Q: np.ndarray, Hv: np.ndarray, Hw: np.ndarray, ob: boo
     gradients on the exact ``H`` (a product with ``Q`` and the blocks per step, until the
     true residual stops falling: its floor is then the conditioning's, as the dense
     factor's is); the returned ``solve(g)`` gives ``H^{-1} g``, or None when the residual
-    stays above ``accept`` relative (the caller then factors ``H``).
-
-    ``apply_Q``: the products with the exact ``Q`` when ``Q`` (the preconditioner's) is an
-    older one; conjugate gradients then solve the exact system.
+    stays above ``_PCG_ACCEPT`` relative (the caller then factors ``H``).
     """
     k, d = Hv.shape[0], Hv.shape[1]
     o = 1 if ob else 0
@@ -318,7 +310,7 @@ def reduced_newton_solver(Q: np.ndarray, Hv: np.ndarray, Hw: np.ndarray, ob: boo
         v = x[o:o + kd].reshape(k, d)
         w = x[o + kd:].reshape(k, d)
         z = np.concatenate([x[:o], (v - w).ravel()])
-        qz = Q @ z if apply_Q is None else apply_Q(z)
+        qz = Q @ z
         qu = qz[o:].reshape(k, d)
         out = np.empty_like(x)
         if o:
@@ -375,9 +367,9 @@ def reduced_newton_solver(Q: np.ndarray, Hv: np.ndarray, Hw: np.ndarray, ob: boo
             p = zr + (rz_new / rz) * p
             rz = rz_new
         # the dense factor's own residuals reach 1e-7 relative early on the central path
-        # (digits, 17 patterns); a reduced solve that cannot get within accept of the
-        # right-hand side is not used
-        return x if rn <= accept * gn else None
+        # (digits, 17 patterns); a reduced solve that cannot get within _PCG_ACCEPT of
+        # the right-hand side is not used
+        return x if rn <= _PCG_ACCEPT * gn else None
     return solve
 
 
@@ -400,7 +392,7 @@ class _PrimalDual:
         self.A = A
         cc = self.loss.constant_curvature(self.y)
         self.quadratic = cc is not None
-        self._Q, self._q_age, self._h = None, 0, None
+        self._Q, self._q_age, self._exact_q = None, 0, False
         self._reduced_failures = 0  # the reduced Newton solve's; dense from _REDUCED_MAX_FAILURES
         self.Q0 = None if cc is None else float(cc) * (A.T @ A)
         self.rows = [np.asarray(r, np.intp) for r in rows]
@@ -498,9 +490,9 @@ class _PrimalDual:
         if self.Q0 is not None:
             Q = self.Q0
         else:
-            self._h = self.loss.curvature(z, self.y)
-            if self._Q is None or self._q_age >= _LAG - 1:
-                self._form_q()
+            h = self.loss.curvature(z, self.y)
+            if self._Q is None or self._exact_q or self._q_age >= _LAG - 1:
+                self._Q, self._q_age = self.A.T @ (self.A * h[:, None]), 0
             else:
                 self._q_age += 1
             Q = self._Q
@@ -509,59 +501,30 @@ class _PrimalDual:
         gc = ga[0] + rho * c0 if ob else 0.0
         return gv, gw, gc, sv, sw, self._solver(Q, Hv, Hw, rho)
 
-    def _form_q(self):
-        """Form ``Q = A^T diag(l'') A`` at the current curvature ``self._h``."""
-        self._Q, self._q_age = self.A.T @ (self.A * self._h[:, None]), 0
-
     def _solver(self, Q, Hv, Hw, rho):
         """``-H^{-1} g`` for ``H = E^T Q E + blockdiag(Hv, Hw) (+ rho on c0)`` (``E`` maps
         ``(c0, V, W)`` to ``(c0, V - W)``): by the reduced factor of
         :func:`reduced_newton_solver` where it converges, else one Cholesky factor of
-        ``H`` (for the rest of the solve after ``_REDUCED_MAX_FAILURES`` failures).
-
-        ``Q`` of a non-quadratic loss may be up to ``_LAG`` steps old: conjugate gradients
-        then run on the exact Hessian's products, and where they do not converge, ``Q``
-        is formed again (the dense factor always takes the current one)."""
+        ``H`` (for the rest of the solve after ``_REDUCED_MAX_FAILURES`` failures)."""
         k, d, ob = self.k, self.d, self.ob
         o, kd = (1 if ob else 0), k * d
-        lagged = self.Q0 is None
+        chol = None if self._reduced_failures >= _REDUCED_MAX_FAILURES else \
+            reduced_newton_solver(Q, Hv, Hw, ob, rho)
+        if chol is None:
+            self._reduced_failures += 1
+            chol = _factor(newton_matrix(Q, np.concatenate([Hv, Hw]), ob, rho))
 
-        def current_q():
-            if lagged and self._q_age:
-                self._form_q()
-            if not lagged:
-                return Q
-            return self._Q if ob else self._Q[1:, 1:]
-
-        def reduced():
-            if self._reduced_failures >= _REDUCED_MAX_FAILURES:
-                return None
-            if lagged and self._q_age:  # the exact Hessian, the older Q's preconditioner
-                A, h = (self.A if ob else self.A[:, 1:]), self._h
-                return reduced_newton_solver(Q, Hv, Hw, ob, rho,
-                                             apply_Q=lambda z: A.T @ (h * (A @ z)),
-                                             accept=_PCG_ACCEPT_LAGGED)
-            return reduced_newton_solver(current_q(), Hv, Hw, ob, rho)
-
-        st = {"reduced": reduced(), "dense": None}
+        dense = []  # the whole matrix's factor, once a reduced solve of this step failed
 
         def solve(gv, gw, gc):
             rhs = np.concatenate([np.atleast_1d(gc)[:o], gv.ravel(), gw.ravel()])
-            x = None
-            if st["dense"] is None:
-                if st["reduced"] is not None:
-                    x = st["reduced"](rhs)
-                if x is None and lagged and self._q_age and \
-                        self._reduced_failures < _REDUCED_MAX_FAILURES:
-                    # not converged with the older Q: the current one, the reduced solve
-                    st["reduced"] = reduced_newton_solver(current_q(), Hv, Hw, ob, rho)
-                    x = None if st["reduced"] is None else st["reduced"](rhs)
-                if x is None:  # the dense factor, for this step
+            x = None if dense else chol(rhs)
+            if x is None:  # the reduced solve did not converge: the dense factor
+                if not dense:
                     self._reduced_failures += 1
-                    st["dense"] = _factor(newton_matrix(current_q(), np.concatenate([Hv, Hw]),
-                                                        ob, rho))
-            if x is None:
-                x = st["dense"](rhs)
+                    dense.append(_factor(newton_matrix(Q, np.concatenate([Hv, Hw]), ob,
+                                                       rho)))
+                x = dense[0](rhs)
             x = -x
             return (x[o:o + kd].reshape(k, d), x[o + kd:].reshape(k, d),
                     float(x[0]) if ob else 0.0)
@@ -631,6 +594,9 @@ class _PrimalDual:
             sv, sw = self._slacks(self.V, self.W)
             gap = sum(float(s @ z) for s, z in zip(sv + sw, zv + zw))
             mu = gap / max(self.m, 1)
+            # the last decades of the gap with the exact Hessian (a lagged one left the
+            # certified gap at 1.7e-6 on a test problem)
+            self._exact_q = gap <= _EXACT_Q_GAP * max(self._f(), 1e-300)
             # the complementarity gap: the dual residual of near-zero blocks (whose norm's
             # gradient turns with every rounding error) need not follow, the objective does
             if gap <= tol * max(self._f(), 1e-300):
