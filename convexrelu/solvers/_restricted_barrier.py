@@ -79,6 +79,12 @@ _SIGMA_MIN = 1e-3  # the merit's barrier weight of a non-quadratic loss, at leas
 # a certified gap of 1.7e-6 on a test problem); the gradient is always exact. Measured
 # (one BLAS thread, the same objective to 8 digits): digits, 20 patterns, 100 steps in
 # 27.7 s against 52 s with Q at every step; never recomputing Q stopped 0.1 % high
+# Tried and dropped: Q formed at most every 10 steps, with conjugate gradients on the exact
+# Hessian's products A^T (l'' * (A x)) preconditioned by the older Q's reduced factor (Q
+# formed again where they did not converge within 1e-4): a 38-pattern program of
+# make_classification(20000, 20) took 25.0-25.8 s instead of 27.8-30.2 s, but the whole fit
+# of digits (class 8 against the rest) 71-81 s instead of 66-72 s, alternately (three of
+# its programs needed 73-79 Newton steps instead of 67-71)
 _LAG = 5
 _EXACT_Q_GAP = 1e-3
 _PROX = 1.0        # the proximal term's weight, times mu
