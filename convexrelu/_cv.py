@@ -183,8 +183,9 @@ class _ConvexReLUCVBase:
     # ------------------------------------------------------------------ pieces
     def _base_params(self) -> dict:
         names = self._estimator_class._get_param_names()
-        return {k: getattr(self, k) for k in names if k not in ("alpha", "warm_start")
-                and hasattr(self, k)}
+        # n_jobs parallelises the folds here, not the plain estimator's outputs
+        return {k: getattr(self, k) for k in names
+                if k not in ("alpha", "warm_start", "n_jobs") and hasattr(self, k)}
 
     def _base_estimator(self):
         return self._estimator_class(**self._base_params())

@@ -24,13 +24,16 @@ convex optimization formulations for two-layer networks", ICML 2020.
 from __future__ import annotations
 
 import numbers
+import os
 import warnings
 
 import numpy as np
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin, _fit_context
 from sklearn.utils._param_validation import Interval, StrOptions
+from joblib import effective_n_jobs
 from sklearn.utils._available_if import available_if
+from sklearn.utils.parallel import Parallel, delayed
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from ._memory import block_size, check_memory
@@ -83,6 +86,20 @@ def _fit_threads():
     return threadpool_limits(limits=_FIT_BLAS_THREADS, user_api="blas")
 
 
+def _column_in_worker(est, parent_pid, X, y, loss, pats, solver, warm, pre):
+    """:meth:`_ConvexReLUBase._column` in a joblib worker, with one BLAS thread. In another
+    process the warnings it raises are recorded and returned (they would be lost there);
+    in the caller's process (a thread backend) they are raised as they come, because
+    recording warnings is not thread-safe."""
+    with _fit_threads():
+        if os.getpid() == parent_pid:
+            return est._column(X, y, loss, pats, solver, warm, pre) + ([],)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            out = est._column(X, y, loss, pats, solver, warm, pre)
+    return out + (list(caught),)
+
+
 def _grown_n_add(d_aug: int) -> int:
     """Patterns added per round of a grown fit (see ``_GROWN_COLUMNS``)."""
     return int(min(20, max(4, _GROWN_COLUMNS // max(int(d_aug), 1))))
@@ -115,6 +132,7 @@ class _ConvexReLUBase(BaseEstimator):
         "verbose": ["verbose"],
         "certify": ["boolean"],
         "warm_start": ["boolean"],
+        "n_jobs": [numbers.Integral, None],
     }
 
     # ------------------------------------------------------------------ patterns
@@ -321,13 +339,23 @@ class _ConvexReLUBase(BaseEstimator):
         warm = self._warm_solutions(pats, Y.shape[1])
         first = []  # each column's first-stage solution, kept for the next warm start
         joint = self._joint_gated(X, Y, col_loss, pats, solver, warm)
-        for j in range(Y.shape[1]):
-            net, it, status = self._solve_one(X, Y[:, j], col_loss, pats, solver,
-                                              warm=warm[j], keep=first, pre=joint[j])
-            cert = self._certify_one(X, Y[:, j], col_loss, pats, net) if self.certify \
-                else None
-            objective += net.objective(X, Y[:, j], self.alpha_, col_loss,
-                                       penalize_bias=self.penalize_bias)
+        n_cols = Y.shape[1]
+        jobs = min(effective_n_jobs(self.n_jobs), n_cols) if n_cols > 1 else 1
+        if jobs > 1:
+            # independent columns (one-vs-rest classes, regression outputs) in parallel,
+            # each with one BLAS thread; warnings raised in a worker are raised here
+            out = Parallel(n_jobs=jobs)(
+                delayed(_column_in_worker)(self, os.getpid(), X, Y[:, j], col_loss, pats,
+                                           solver, warm[j], joint[j]) for j in range(n_cols))
+            for *_, caught in out:
+                for w in caught:
+                    warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+        else:
+            out = [self._column(X, Y[:, j], col_loss, pats, solver, warm[j], joint[j])
+                   + ([],) for j in range(n_cols)]
+        for net, it, status, sol, cert, obj, _ in out:
+            first.append(sol)
+            objective += obj
             n_iter = max(n_iter, it)
             statuses.append(status)
             nets.append(net)
@@ -335,6 +363,16 @@ class _ConvexReLUBase(BaseEstimator):
         self._warm_ = {"key": (_patterns_key(pats), self.formulation, Y.shape[1]),
                        "solutions": first}
         return nets, objective, n_iter, statuses, certs
+
+    def _column(self, X, y, loss, pats, solver, warm, pre):
+        """One column's network and certificate: ``(net, n_iter, status, first-stage
+        solution, certificate or None, objective of the network)``."""
+        keep = []
+        net, it, status = self._solve_one(X, y, loss, pats, solver, warm=warm, keep=keep,
+                                          pre=pre)
+        cert = self._certify_one(X, y, loss, pats, net) if self.certify else None
+        obj = net.objective(X, y, self.alpha_, loss, penalize_bias=self.penalize_bias)
+        return net, it, status, keep[0], cert, obj
 
     def _certify_one(self, X, y, loss, pats, net):
         """The certificate of one column's network (its own scalar problem, docs/mathematics.rst
@@ -592,6 +630,12 @@ class ConvexReLURegressor(RegressorMixin, _ConvexReLUBase):
         ``alpha`` along a path, see :func:`convexrelu.regularization_path`). The
         first-order solvers and column generation use it; cvxpy/Clarabel (an
         interior-point method) cannot and ignores it.
+    n_jobs : int or None, default=None
+        The outputs' programs solved in parallel by joblib (honours
+        ``joblib.parallel_config``): the columns of a multi-output ``y``, the classes of
+        a one-vs-rest classifier (more than two classes). None is one job (unless in a
+        ``joblib.parallel_config`` context), -1 all processors. Each job solves with one
+        BLAS thread; the result is the same as with one job.
 
     Attributes
     ----------
@@ -655,7 +699,7 @@ class ConvexReLURegressor(RegressorMixin, _ConvexReLUBase):
                  bias: bool = True, penalize_bias: bool = False, formulation: str = "relu",
                  solver="auto", tol: float = 1e-6, max_iter=None, max_patterns: int = 2000,
                  random_state=None, verbose: bool = False, certify: bool = True,
-                 warm_start: bool = False) -> None:
+                 warm_start: bool = False, n_jobs=None) -> None:
         self.alpha = alpha
         self.loss = loss
         self.patterns = patterns
@@ -670,6 +714,7 @@ class ConvexReLURegressor(RegressorMixin, _ConvexReLUBase):
         self.verbose = verbose
         self.certify = certify
         self.warm_start = warm_start
+        self.n_jobs = n_jobs
 
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y):
@@ -758,8 +803,9 @@ class ConvexReLUClassifier(ClassifierMixin, _ConvexReLUBase):
         As in :class:`ConvexReLURegressor` (``"auto"``: ``0.03 * alpha_max``).
     loss : {"logistic", "hinge"} or Loss, default="logistic"
     patterns, bias, penalize_bias, formulation, solver, tol, max_iter, max_patterns, \
-random_state, verbose, certify, warm_start
-        As in :class:`ConvexReLURegressor`.
+random_state, verbose, certify, warm_start, n_jobs
+        As in :class:`ConvexReLURegressor` (``n_jobs``: the one-vs-rest classes in
+        parallel).
 
     Attributes
     ----------
@@ -790,7 +836,7 @@ certificate_, n_features_in_
                  bias: bool = True, penalize_bias: bool = False, formulation: str = "relu",
                  solver="auto", tol: float = 1e-6, max_iter=None,
                  max_patterns: int = 2000, random_state=None, verbose: bool = False,
-                 certify: bool = True, warm_start: bool = False) -> None:
+                 certify: bool = True, warm_start: bool = False, n_jobs=None) -> None:
         self.alpha = alpha
         self.loss = loss
         self.patterns = patterns
@@ -805,6 +851,7 @@ certificate_, n_features_in_
         self.verbose = verbose
         self.certify = certify
         self.warm_start = warm_start
+        self.n_jobs = n_jobs
 
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y):

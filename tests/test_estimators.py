@@ -190,6 +190,60 @@ def test_plot_fit(rng, d):
         plot_fit(reg, np.zeros((8, 3)), y)
 
 
+def _three_outputs(rng, kind):
+    X = rng.standard_normal((30, 2))
+    if kind == "classifier":
+        return X, np.where(X[:, 0] > 0.5, 0, np.where(X[:, 1] > 0, 1, 2)), \
+            ConvexReLUClassifier
+    return X, np.column_stack([np.abs(X[:, 0]), X[:, 1] - X[:, 0],
+                               np.maximum(X[:, 1], 0)]), ConvexReLURegressor
+
+
+@pytest.mark.parametrize("kind, backend", [
+    ("classifier", "loky"), ("regressor", "threading"),
+    pytest.param("classifier", "threading", marks=pytest.mark.slow),
+    pytest.param("regressor", "loky", marks=pytest.mark.slow)])
+def test_n_jobs_fits_the_outputs_in_parallel_with_the_same_result(rng, kind, backend):
+    """n_jobs=2: the one-vs-rest classes / the regression outputs in two joblib workers
+    (processes or threads): the same networks, objective, statuses and certificates as one
+    job."""
+    import joblib
+
+    X, y, Est = _three_outputs(rng, kind)
+    one = Est(alpha=0.1, random_state=0).fit(X, y)
+    with joblib.parallel_config(backend=backend):
+        two = Est(alpha=0.1, random_state=0, n_jobs=2).fit(X, y)
+    np.testing.assert_array_equal(one.network_.W1, two.network_.W1)
+    np.testing.assert_array_equal(one.network_.W2, two.network_.W2)
+    assert one.objective_ == two.objective_ and one.n_iter_ == two.n_iter_
+    assert one.solution_status_ == two.solution_status_
+    assert [c.lower_bound for c in one.certificate_] == \
+        [c.lower_bound for c in two.certificate_]
+
+
+def test_n_jobs_raises_a_worker_process_warnings_in_the_caller(rng, monkeypatch):
+    """A warning raised while a worker process solves a column reaches the caller (a
+    worker process's own warnings would be lost)."""
+    import convexrelu.estimators as est
+
+    X, y, Est = _three_outputs(rng, "classifier")
+    orig = est._ConvexReLUBase._column
+
+    def warn_then_solve(self, X, y, *args):
+        warnings.warn(f"column with {int(np.sum(y > 0))} positives", UserWarning)
+        return orig(self, X, y, *args)
+
+    monkeypatch.setattr(est._ConvexReLUBase, "_column", warn_then_solve)
+    # workers forked from this process (multiprocessing), so that they see the patch
+    import joblib
+
+    with joblib.parallel_config(backend="multiprocessing"), \
+            pytest.warns(UserWarning, match="column with") as rec:
+        Est(alpha=0.1, random_state=0, n_jobs=2).fit(X, y)
+    texts = sorted(str(w.message) for w in rec if "column with" in str(w.message))
+    assert texts == sorted(f"column with {int(np.sum(y == c))} positives" for c in range(3))
+
+
 def test_fit_solves_with_one_blas_thread_and_restores_it(rng, monkeypatch):
     """The solves run with one BLAS thread (small dense products and factors, where a
     second thread made default fits slower) and the caller's setting is back afterwards."""
