@@ -635,7 +635,9 @@ class ConvexReLURegressor(RegressorMixin, _ConvexReLUBase):
         ``joblib.parallel_config``): the columns of a multi-output ``y``, the classes of
         a one-vs-rest classifier (more than two classes). None is one job (unless in a
         ``joblib.parallel_config`` context), -1 all processors. Each job solves with one
-        BLAS thread; the result is the same as with one job.
+        BLAS thread. With an int ``random_state`` the result is the same as with one job;
+        a ``RandomState`` or ``Generator`` is copied to each job, so the jobs' draws differ
+        from one job's sequence of draws.
 
     Attributes
     ----------
