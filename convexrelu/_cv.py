@@ -695,7 +695,8 @@ verbose
         # Measured (25 % held out, random_state=0 split, standardised X, CV seeds 0-3):
         # test accuracy 0.974 -> 1.000 on iris and 0.978 -> 1.000 on wine, the same 0.958
         # on breast cancer; CV fit 15-17 s -> 16-17 s (iris), 14-15 s -> 18-24 s (wine:
-        # the log loss kept improving down the grid, so the paths did not stop early)
+        # the log loss kept improving down the grid, so the paths did not stop early; in
+        # the realdata benchmark iris 14.0 -> 22.3 s, wine 15.1 -> 25.0 s)
         if self.scoring is None and hasattr(base, "predict_proba"):
             return _neg_log_loss
         return super()._selection_scorer(base)

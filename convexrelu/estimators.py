@@ -347,9 +347,13 @@ class _ConvexReLUBase(BaseEstimator):
             out = Parallel(n_jobs=jobs)(
                 delayed(_column_in_worker)(self, os.getpid(), X, Y[:, j], col_loss, pats,
                                            solver, warm[j], joint[j]) for j in range(n_cols))
+            seen = set()  # once per text and place, as one job's warnings registry shows them
             for *_, caught in out:
                 for w in caught:
-                    warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+                    key = (str(w.message), w.category, w.filename, w.lineno)
+                    if key not in seen:
+                        seen.add(key)
+                        warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
         else:
             out = [self._column(X, Y[:, j], col_loss, pats, solver, warm[j], joint[j])
                    + ([],) for j in range(n_cols)]

@@ -244,6 +244,28 @@ def test_n_jobs_raises_a_worker_process_warnings_in_the_caller(rng, monkeypatch)
     assert texts == sorted(f"column with {int(np.sum(y == c))} positives" for c in range(3))
 
 
+def test_n_jobs_raises_a_repeated_worker_warning_once(rng, monkeypatch):
+    """The same warning from the same place in every worker process is raised once, as
+    one job's warnings registry shows it."""
+    import joblib
+
+    import convexrelu.estimators as est
+
+    X, y, Est = _three_outputs(rng, "classifier")
+    orig = est._ConvexReLUBase._column
+
+    def warn_then_solve(self, *args):
+        warnings.warn("the same for every column", UserWarning)
+        return orig(self, *args)
+
+    monkeypatch.setattr(est._ConvexReLUBase, "_column", warn_then_solve)
+    with joblib.parallel_config(backend="multiprocessing"), warnings.catch_warnings(
+            record=True) as rec:
+        warnings.simplefilter("always")
+        Est(alpha=0.1, random_state=0, n_jobs=2).fit(X, y)
+    assert sum("the same for every column" in str(w.message) for w in rec) == 1
+
+
 def test_fit_solves_with_one_blas_thread_and_restores_it(rng, monkeypatch):
     """The solves run with one BLAS thread (small dense products and factors, where a
     second thread made default fits slower) and the caller's setting is back afterwards."""
