@@ -183,7 +183,8 @@ class _ConvexReLUCVBase:
     # ------------------------------------------------------------------ pieces
     def _base_params(self) -> dict:
         names = self._estimator_class._get_param_names()
-        # n_jobs parallelises the folds here, not the plain estimator's outputs
+        # n_jobs parallelises the folds (and the refit's outputs, set there), not the
+        # path fits' outputs
         return {k: getattr(self, k) for k in names
                 if k not in ("alpha", "warm_start", "n_jobs") and hasattr(self, k)}
 
@@ -264,8 +265,10 @@ class _ConvexReLUCVBase:
             # when the plain estimator's rule is "auto": it draws the same sample again
             grow = (not pats.exact and isinstance(self.patterns, str)
                     and self.patterns == "auto")
+            # the folds are done: n_jobs now solves the refit's outputs in parallel
             best = clone(base).set_params(alpha=self.alpha_,
-                                          patterns="auto" if grow else pats)
+                                          patterns="auto" if grow else pats,
+                                          n_jobs=self.n_jobs)
             with warnings.catch_warnings():
                 # the sampling warning was given once, by the grid's pattern set above
                 warnings.filterwarnings("ignore", message="X has more than max_patterns",
@@ -392,7 +395,9 @@ _DOC_REST = """scoring : str, callable or None, default=None
         uses ``scoring``, and with None it is the plain estimator's ``score`` (R^2 /
         accuracy).
     n_jobs : int or None, default=None
-        Folds fitted in parallel by joblib (honours ``joblib.parallel_config``).
+        Folds fitted in parallel by joblib (honours ``joblib.parallel_config``); then the
+        refit's outputs (one-vs-rest classes, regression columns), as the plain
+        estimator's ``n_jobs``.
     refit : bool, default=True
         Refit the plain estimator on all the data at ``alpha_``.
     alpha_selection : {"1se", "best"}, default="1se" (regressor), "best" (classifier)

@@ -141,6 +141,24 @@ def test_classifier_three_classes(rng):
 
 
 @pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_n_jobs_runs_the_folds_then_the_refits_classes_in_parallel(rng):
+    """n_jobs=2: the folds in parallel, then the refit's one-vs-rest classes (the refit
+    is the plain estimator with n_jobs=2; the path's fits keep one job each); the same
+    scores, alpha and network as one job."""
+    X = rng.standard_normal((36, 2))
+    y = np.where(X[:, 0] > 0.5, 0, np.where(X[:, 1] > 0, 1, 2))
+    params = dict(alphas=2, cv=3, path_tol=None, **FAST_CLF)
+    one = ConvexReLUClassifierCV(**params).fit(X, y)
+    two = ConvexReLUClassifierCV(n_jobs=2, **params).fit(X, y)
+    assert two.best_estimator_.n_jobs == 2 and one.best_estimator_.n_jobs is None
+    assert two.alpha_ == one.alpha_
+    np.testing.assert_array_equal(two.cv_results_["mean_test_score"],
+                                  one.cv_results_["mean_test_score"])
+    np.testing.assert_array_equal(two.network_.W1, one.network_.W1)
+    np.testing.assert_array_equal(two.network_.W2, one.network_.W2)
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 def test_log_loss_scores_a_class_the_fold_did_not_train_on(rng):
     # unstratified folds: class 2 (two samples, both in the second fold) is absent from
     # the first fold's training data. Its validation samples cost -log(eps) each, not an
