@@ -322,3 +322,72 @@ def test_certify_auto_heuristic_with_two_outputs():
     for k in range(2):
         c = search_violators(Xa, lam[:, k] - lam[:, k].mean(), free_bias=True, random_state=0)
         assert c[0].value <= cert.info["M"] + 1e-9
+
+
+# ------------------------------------------------------------- search on a row sample
+def _fitted_residual(n, d, seed):
+    """Data with a bias column and the residual of its least-squares fit (a dual point
+    with zero linear moments ``X_aug^T lam``, as at a fitted output layer)."""
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((n, d))
+    y = np.sin(2 * X[:, 0]) + X[:, 1] ** 2 + np.maximum(X[:, -1], 0.0) \
+        + 0.1 * rng.standard_normal(n)
+    Xa = np.hstack([X, np.ones((n, 1))])
+    return X, Xa, y - Xa @ np.linalg.lstsq(Xa, y, rcond=None)[0]
+
+
+def test_subsample_dual_keeps_the_linear_moments():
+    from convexrelu.certificates._search import _subsample_dual
+
+    _, Xa, lam = _fitted_residual(500, 4, 0)
+    rows = np.sort(np.random.default_rng(1).choice(500, 60, replace=False))
+    XS, ls = _subsample_dual(Xa, lam, rows, free_bias=True)
+    np.testing.assert_array_equal(XS, Xa[rows])
+    np.testing.assert_allclose(XS.T @ ls, Xa.T @ lam, atol=1e-9 * np.abs(lam).sum())
+    assert abs(ls.sum()) <= 1e-12 * np.abs(ls).sum()
+    # without the correction the sample's moments are far off (what misled the search)
+    raw = lam[rows] * 500 / 60
+    assert np.linalg.norm(XS.T @ raw - Xa.T @ lam) > 1.0
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_search_on_a_row_sample_finds_the_exact_maximum(seed):
+    """150 rows, rank 3: the 30-row search refined on all rows reaches the enumerated
+    M(lambda); every value is attained on all rows."""
+    X, Xa, lam = _fitted_residual(150, 2, seed)
+    M = dual_constraint(enumerate_patterns(X, bias=True), X, lam, penalize_bias=False).value
+    cands = search_violators(Xa, lam, free_bias=True, max_rows=30, top_k=5, random_state=0)
+    assert cands[0].info["n_rows_searched"] == 30
+    assert cands[0].value == pytest.approx(M, rel=1e-9)
+    for c in cands:
+        assert c.value <= M * (1 + 1e-12)
+        assert c.value == pytest.approx(_attained(Xa, lam, c), rel=1e-12)
+        np.testing.assert_array_equal(c.mask, Xa @ c.direction > 0)
+        assert np.linalg.norm(c.direction[:-1]) == pytest.approx(1.0, rel=1e-12)
+
+
+def test_search_on_a_row_sample_matches_the_whole_search():
+    """1,500 rows, rank 7: 200 sampled rows reach the whole-data search's value."""
+    _, Xa, lam = _fitted_residual(1500, 6, 3)
+    whole = search_violators(Xa, lam, free_bias=True, max_rows=None, random_state=0)[0]
+    assert "n_rows_searched" not in whole.info
+    for seed in range(2):
+        part = search_violators(Xa, lam, free_bias=True, max_rows=200, random_state=seed)
+        assert part[0].value >= 0.999 * whole.value
+        assert part[0].value == pytest.approx(_attained(Xa, lam, part[0]), rel=1e-12)
+
+
+def test_search_on_a_row_sample_keeps_user_starts_and_is_reproducible():
+    X, lam = _data("gauss", 80, 2, 12)
+    lam -= lam.mean()
+    Xa = np.hstack([X, np.ones((80, 1))])
+    dv = dual_constraint(enumerate_patterns(X, bias=True), X, lam, penalize_bias=False)
+    kw = dict(free_bias=True, max_rows=20, top_k=3)
+    c = search_violators(Xa, lam, sign=dv.sign, starts=dv.direction, n_starts=0,
+                         n_samples=0, max_row_starts=0, random_state=0, **kw)[0]
+    assert c.origin == "user" and c.value == pytest.approx(dv.value, rel=1e-9)
+    a = search_violators(Xa, lam, random_state=5, **kw)
+    b = search_violators(Xa, lam, random_state=5, **kw)
+    assert [x.value for x in a] == [x.value for x in b]
+    with pytest.raises(ValueError, match="max_rows"):
+        search_violators(Xa, lam, free_bias=True, max_rows=1)

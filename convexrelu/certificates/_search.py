@@ -59,6 +59,11 @@ from ._dual import _prepare, pattern_value
 __all__ = ["Candidate", "search_violators"]
 
 _IMPROVE_RTOL = 1e-12
+# a search on a row sample (``max_rows``): the refinements on all rows (each costs about as
+# much as the whole search on the sample). Measured on make_classification(20000, 20), three
+# seeds: 4 gave 100 %, 100 % and 98 % of the whole-data search's value in 9-12 s, 8 gave
+# 100 %, 100 % and 99 % in 17-25 s; the whole-data search took 29-33 s
+_FULL_REFINE = 4
 
 
 @dataclass
@@ -341,6 +346,9 @@ def search_violators(
     random_state=None,
     batch_size: int = 1024,
     max_row_starts: int = 512,
+    max_rows: Optional[int] = 2048,
+    _start_origins=None,
+    _n_refine: Optional[int] = None,
 ) -> List[Candidate]:
     """Most violating neurons found by a multistart local search (a heuristic).
 
@@ -353,6 +361,16 @@ def search_violators(
     2. **fixed-point ascent** on all starts at once (vectorised);
     3. **refinement** of the ``n_starts`` best distinct patterns (and of every user start)
        by DCA steps, fixed-point steps and an exact cell polish, until no move improves.
+
+    With more than ``max_rows`` samples, stages 1-3 run on ``max_rows`` rows drawn at
+    random, with ``lambda`` scaled by ``n / max_rows`` and corrected by least squares so
+    that its linear moments ``X_aug^T lambda`` equal the whole data's; their best
+    neurons then start a refinement on all the data. Without the correction the sample's
+    noise in ``lambda^T X_aug x`` (zero on all the data at a fitted output layer) ruled
+    the search: measured on ``make_classification(20000, 20)`` (15,000 training rows, the
+    centred residual of a logistic fit), the 2,000-row search's neurons reached 0-7 % of
+    the whole-data search's value; with it, 72-92 % before and 100 % after the final
+    refinement, in 10-13 s instead of 36 s (one BLAS thread).
 
     Every reported value is attained by the reported direction, so it is a lower estimate
     of ``M(lambda)`` (docs/mathematics.rst §4.2): sound as a *violation* (a neuron that
@@ -399,6 +417,10 @@ def search_violators(
     max_row_starts : int, default=512
         At most this many data rows (those with the largest ``|lam_i|``) are used as
         starts ``+-x_i``.
+    max_rows : int or None, default=2048
+        Search on this many randomly drawn rows when there are more, then refine the
+        best neurons found there on all rows (see above); ``None`` searches all rows.
+        Every returned value is still attained on all rows.
 
     Returns
     -------
@@ -458,6 +480,8 @@ def search_violators(
     max_iter = check_positive_int(max_iter, "max_iter", minimum=0)
     batch_size = check_positive_int(batch_size, "batch_size")
     max_row_starts = check_positive_int(max_row_starts, "max_row_starts", minimum=0)
+    if max_rows is not None:
+        max_rows = check_positive_int(max_rows, "max_rows", minimum=2)
     if time_limit is not None:
         time_limit = float(time_limit)
         if not time_limit > 0:
@@ -465,6 +489,12 @@ def search_violators(
                              f"got {time_limit}.")
     deadline = None if time_limit is None else t0 + time_limit
     rng = check_random_state(random_state)
+    if max_rows is not None and Xa.shape[0] > max_rows:
+        return _search_subsampled(
+            Xa, lam, max_rows, rng, t0, free_bias=free_bias, sign=sign, n_starts=n_starts,
+            n_samples=n_samples, starts=starts, start_signs=start_signs, top_k=top_k,
+            max_iter=max_iter, polish=polish, time_limit=time_limit,
+            batch_size=batch_size, max_row_starts=max_row_starts)
     prob = _Problem(Xa, lam, free_bias)
     n, d_aug = Xa.shape
     user = np.zeros((0, d_aug))
@@ -494,7 +524,12 @@ def search_violators(
         mine = user if start_signs is None else user[np.asarray(start_signs) == sgn]
         if mine.shape[0]:
             pool.append(mine.T)
-            origin += ["user"] * mine.shape[0]
+            if _start_origins is None:
+                origin += ["user"] * mine.shape[0]
+            else:
+                so = np.asarray(_start_origins, dtype=object)
+                origin += list(so if start_signs is None
+                               else so[np.asarray(start_signs) == sgn])
         rows = prob.Xt.copy()
         if free_bias:
             rows[:, -1] = 0.0
@@ -546,16 +581,20 @@ def search_violators(
         order = np.argsort(-vals, kind="stable")
         chosen, seen = [], set()
         for j in order:
-            if len(chosen) >= max(n_starts, 1) and origin[j] != "user":
+            if len(chosen) >= max(n_starts, 1) and j >= mine.shape[0]:
                 continue
             key = _mask_key(prob.Xt @ P[:, j] > 0)
             if key in seen:
                 continue
             seen.add(key)
             chosen.append(j)
+        n_other = 0  # refined starts that are not the caller's own
         for j in chosen:
             x, v = P[:, j], float(vals[j])
-            if deadline is None or time.perf_counter() <= deadline:
+            mine_j = j < mine.shape[0] and origin[j] == "user"
+            if (_n_refine is None or mine_j or n_other < _n_refine) and \
+                    (deadline is None or time.perf_counter() <= deadline):
+                n_other += not mine_j
                 x, v, ns = _refine(prob, x, v, lam_s, neg, max_iter, deadline, polish)
                 stats["n_refined"] += 1
                 stats["n_steps"] += ns
@@ -578,4 +617,64 @@ def search_violators(
     stats["time"] = time.perf_counter() - t0
     for c in out:
         c.info = dict(stats)
+    return out
+
+
+def _subsample_dual(Xa: np.ndarray, lam: np.ndarray, rows: np.ndarray, free_bias: bool):
+    """``lambda`` on ``rows``, scaled by ``n / len(rows)`` and moved by the least-squares
+    correction in the span of ``X_aug[rows]`` that gives it the whole data's linear
+    moments ``X_aug^T lambda`` (centred again with a free bias)."""
+    XS = Xa[rows]
+    ls = lam[rows] * (Xa.shape[0] / rows.size)
+    r = Xa.T @ lam - XS.T @ ls
+    ls = ls + XS @ np.linalg.lstsq(XS.T @ XS, r, rcond=None)[0]
+    if free_bias:
+        ls -= ls.mean()
+    return XS, ls
+
+
+def _search_subsampled(Xa, lam, m, rng, t0, *, free_bias, sign, n_starts, n_samples,
+                       starts, start_signs, top_k, max_iter, polish, time_limit,
+                       batch_size, max_row_starts):
+    """:func:`search_violators` on ``m`` random rows, then a refinement of its best
+    neurons (and of the user's starts) on all rows."""
+    n, d_aug = Xa.shape
+    rows = np.sort(rng.choice(n, size=m, replace=False))
+    XS, ls = _subsample_dual(Xa, lam, rows, free_bias)
+
+    def left():
+        return None if time_limit is None else max(time_limit - (time.perf_counter() - t0),
+                                                   1e-3)
+
+    sub = search_violators(XS, ls, free_bias=free_bias, sign=sign, n_starts=n_starts,
+                           n_samples=n_samples, starts=starts, start_signs=start_signs,
+                           top_k=max(top_k, n_starts, 1), max_iter=max_iter, polish=polish,
+                           time_limit=left(), random_state=rng, batch_size=batch_size,
+                           max_row_starts=max_row_starts, max_rows=None)
+    t_sub = time.perf_counter() - t0
+    # the user's starts with each sign they are to be tried with, then the sample's neurons
+    signs = (1, -1) if sign is None else (int(sign),)
+    S, sg, org = [], [], []
+    if starts is not None:
+        user = np.asarray(starts, dtype=np.float64).reshape(-1, d_aug)
+        us = None if start_signs is None else np.asarray(start_signs)
+        for i, x in enumerate(user):
+            for s in (signs if us is None else (int(us[i]),)):
+                if s in signs:
+                    S.append(x), sg.append(s), org.append("user")
+    for c in sub:
+        S.append(c.direction), sg.append(c.sign), org.append(c.origin)
+    if not S:  # pragma: no cover - the sample's search always returns a candidate
+        return []
+    out = search_violators(Xa, lam, free_bias=free_bias, sign=sign, n_starts=0,
+                           n_samples=0, starts=np.array(S), start_signs=np.array(sg),
+                           top_k=top_k, max_iter=max_iter, polish=polish,
+                           time_limit=left(), batch_size=batch_size, max_row_starts=0,
+                           max_rows=None, _start_origins=org,
+                           _n_refine=_FULL_REFINE)
+    info_sub = sub[0].info if sub else {}
+    for c in out:
+        c.info = dict(c.info, n_rows_searched=int(m), time_subsample=float(t_sub),
+                      n_sampled=info_sub.get("n_sampled", 0),
+                      time=time.perf_counter() - t0)
     return out
