@@ -84,7 +84,8 @@ class Candidate:
     mask : ndarray of shape (n_samples,), bool
         Activation pattern ``X_aug @ direction > 0``.
     origin : str
-        Where the best start came from: ``"sample"``, ``"row"``, ``"random"`` or ``"user"``.
+        Where the best start came from: ``"sample"``, ``"row"``, ``"random"`` or ``"user"``
+        (with ``max_rows``, the origin of the start on the row sample).
     """
 
     value: float
