@@ -350,6 +350,7 @@ def search_violators(
     max_rows: Optional[int] = 2048,
     _start_origins=None,
     _n_refine: Optional[int] = None,
+    _start_kept=None,
 ) -> List[Candidate]:
     """Most violating neurons found by a multistart local search (a heuristic).
 
@@ -531,6 +532,12 @@ def search_violators(
                 so = np.asarray(_start_origins, dtype=object)
                 origin += list(so if start_signs is None
                                else so[np.asarray(start_signs) == sgn])
+        # the caller's own starts, each always refined (not the row sample's neurons)
+        kept = np.ones(mine.shape[0], dtype=bool)
+        if _start_kept is not None:
+            kept = np.asarray(_start_kept, bool)
+            if start_signs is not None:
+                kept = kept[np.asarray(start_signs) == sgn]
         rows = prob.Xt.copy()
         if free_bias:
             rows[:, -1] = 0.0
@@ -592,7 +599,7 @@ def search_violators(
         n_other = 0  # refined starts that are not the caller's own
         for j in chosen:
             x, v = P[:, j], float(vals[j])
-            mine_j = j < mine.shape[0] and origin[j] == "user"
+            mine_j = j < mine.shape[0] and kept[j]
             if (_n_refine is None or mine_j or n_other < _n_refine) and \
                     (deadline is None or time.perf_counter() <= deadline):
                 n_other += not mine_j
@@ -655,16 +662,16 @@ def _search_subsampled(Xa, lam, m, rng, t0, *, free_bias, sign, n_starts, n_samp
     t_sub = time.perf_counter() - t0
     # the user's starts with each sign they are to be tried with, then the sample's neurons
     signs = (1, -1) if sign is None else (int(sign),)
-    S, sg, org = [], [], []
+    S, sg, org, kept = [], [], [], []
     if starts is not None:
         user = np.asarray(starts, dtype=np.float64).reshape(-1, d_aug)
         us = None if start_signs is None else np.asarray(start_signs)
         for i, x in enumerate(user):
             for s in (signs if us is None else (int(us[i]),)):
                 if s in signs:
-                    S.append(x), sg.append(s), org.append("user")
+                    S.append(x), sg.append(s), org.append("user"), kept.append(True)
     for c in sub:
-        S.append(c.direction), sg.append(c.sign), org.append(c.origin)
+        S.append(c.direction), sg.append(c.sign), org.append(c.origin), kept.append(False)
     if not S:  # pragma: no cover - the sample's search always returns a candidate
         return []
     out = search_violators(Xa, lam, free_bias=free_bias, sign=sign, n_starts=0,
@@ -672,7 +679,7 @@ def _search_subsampled(Xa, lam, m, rng, t0, *, free_bias, sign, n_starts, n_samp
                            top_k=top_k, max_iter=max_iter, polish=polish,
                            time_limit=left(), batch_size=batch_size, max_row_starts=0,
                            max_rows=None, _start_origins=org,
-                           _n_refine=_FULL_REFINE)
+                           _n_refine=_FULL_REFINE, _start_kept=kept)
     info_sub = sub[0].info if sub else {}
     for c in out:
         c.info = dict(c.info, n_rows_searched=int(m), time_subsample=float(t_sub),
