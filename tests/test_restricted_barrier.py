@@ -208,6 +208,28 @@ def test_auto_inner_falls_back_to_cvxpy_when_the_barrier_runs_out(rng, monkeypat
     assert sol.objective == pytest.approx(ref.objective, rel=1e-7)
 
 
+@pytest.mark.parametrize("rel, cvxpy_used", [(5e-7, False), (1e-3, True)])
+def test_auto_inner_keeps_a_converged_barrier_solve_near_its_certificate(
+        rng, monkeypatch, rel, cvxpy_used):
+    """A barrier solve that converged but certified its restricted program just above
+    1e-7 is kept (the loop's certificate over all patterns judges it; on digits a cvxpy
+    re-solve of such a program took 431 s); one far above is solved again by cvxpy."""
+    prog = _program(rng, "logistic", True, False)
+    monkeypatch.setattr(_AutoInner, "_BARRIER_MIN_DESIGN", 0)
+    solve = RestrictedBarrierSolver.solve
+
+    def short_of_its_certificate(self, program, warm_start=None):
+        sol = solve(self, program, warm_start)
+        sol.status, sol.info["rel_gap"] = "not_converged", rel
+        return sol
+
+    monkeypatch.setattr(RestrictedBarrierSolver, "solve", short_of_its_certificate)
+    inner = _AutoInner(1e-10)
+    sol = inner.solve(prog)
+    assert (inner._cvxpy is not None) == cvxpy_used
+    assert sol.objective == pytest.approx(_reference(prog).objective, rel=1e-7)
+
+
 @pytest.mark.parametrize("ob", [True, False])
 @pytest.mark.parametrize("spread", [1.0, 1e6])
 def test_reduced_newton_solve_matches_the_dense_factor(rng, ob, spread):
@@ -252,3 +274,39 @@ def test_reduced_newton_solve_declines_an_indefinite_block(rng):
     Hw = Hv.copy()
     Hw[1] = -np.eye(d)
     assert reduced_newton_solver(Q, Hv, Hw, True, 1e-6) is None
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_open_block_heading_to_zero_is_safeguarded(seed, monkeypatch):
+    """The all-active pattern's blocks (every cone row active, the hidden bias free: no
+    row bounds the bias) are open; where the optimum sets them to zero, steps the line
+    search cut are replaced by the radially safeguarded Newton matrix's, and the solve
+    still matches cvxpy with its certificate within 1e-7."""
+    import convexrelu.solvers._restricted_barrier as rb
+
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((300, 3))
+    y = np.sign(np.abs(X[:, 0]) - 0.7 + 0.3 * rng.standard_normal(300))
+    pats = sample_patterns(X, 10, random_state=1, bias=True, linear=True)
+    prog = ConvexProgram(X, y, pats, loss="logistic", alpha=20.0, bias=True,
+                         penalize_bias=False, fit_output_bias=True)
+    assert rb._PrimalDual(prog, [np.arange(300)] * prog.n_patterns).open_blocks.tolist() \
+        == [0]
+    used, parts = [], rb._PrimalDual._parts
+
+    def spy(self, *args):
+        out = parts(self, *args)
+        safeguarded = out[-1]
+        assert safeguarded is not None  # an open block, a logistic loss
+
+        def counted():
+            used.append(1)
+            return safeguarded()
+        return out[:-1] + (counted,)
+
+    monkeypatch.setattr(rb._PrimalDual, "_parts", spy)
+    sol = RestrictedBarrierSolver().solve(prog)
+    assert used
+    assert sol.status == "optimal" and sol.info["rel_gap"] <= 1e-7
+    assert sol.objective == pytest.approx(_reference(prog).objective, rel=1e-7)
+    assert np.linalg.norm(sol.V[0, :3] - sol.W[0, :3]) <= 1e-4
