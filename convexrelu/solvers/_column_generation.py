@@ -810,7 +810,12 @@ class _AutoInner(BaseSolver):
     rest, ``d_aug = 65``) 52 s against 157 s for cvxpy + Clarabel.
     """
 
-    _BARRIER_MAX_N = 4000  # Newton matrix rows: a 128 MB matrix, ~0.7 s per factorisation
+    # Newton matrix rows: a 288 MB matrix. Raised from 4,000: breast cancer at alpha = 1e-3
+    # (569 samples, 65 patterns, 4,031 rows) took 25 s in the barrier (certified 6.7e-11)
+    # where the augmented Lagrangian stopped at a relative gap of 0.73 after 42 s and
+    # cvxpy's SCS fallback ran for minutes; the scale benchmark's ReLU row went from
+    # timed out (> 300 s) to 138 s
+    _BARRIER_MAX_N = 6000
     # below this many design entries n * k * d_aug cvxpy + Clarabel is the faster path
     # (whole default fits, one BLAS thread, the same objectives: iris, ~11,000 entries at 20
     # patterns, 4.4-4.8 s with the barrier on every restricted program against 1.6-2.0 s;
@@ -818,8 +823,12 @@ class _AutoInner(BaseSolver):
     _BARRIER_MIN_DESIGN = 30_000
     # nor beyond this many Newton rows per sample: the barrier's factor costs (2 k d)^3 / 3
     # where Clarabel's grows with n (k d)^2 (breast cancer, 20 patterns, 1,241 rows for 426
-    # samples: 2.4 s against 5.2 s for cvxpy; 60 patterns, 3,721 rows: 34.8 s against 14.7 s)
-    _BARRIER_ROWS_PER_SAMPLE = 5
+    # samples: 2.4 s against 5.2 s for cvxpy; 60 patterns, 3,721 rows: 34.8 s against 14.7 s,
+    # before the rank-k Hessians and the open-block safeguard). Raised from 5 to 8: breast
+    # cancer at alpha = 1e-3 (569 samples, 56 patterns, 3,473 rows), where Clarabel fails and
+    # SCS takes over, the barrier solved it in 17.4 s (certified 4.8e-11) and cvxpy took 200 s
+    # to an inaccurate point 1.7% higher (relative gap 0.30)
+    _BARRIER_ROWS_PER_SAMPLE = 8
 
     _MAX_DESIGN = 10_000_000  # entries (80 MB in float64)
     _BARRIER_ACCEPT_RGAP = 1e-6  # a converged barrier solve's certificate kept (no cvxpy)
