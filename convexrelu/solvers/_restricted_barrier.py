@@ -526,8 +526,6 @@ class _PrimalDual:
         # kink; the safeguarded Newton matrix gives those norms a radial curvature of at
         # least _OPEN_RADIAL beta / r
         j = self.open_blocks
-        radial = [(_OPEN_RADIAL * self.beta / r_[j])[:, None, None]
-                  * U_[j][:, :, None] * U_[j][:, None, :] for r_, U_ in ((rv, Uv), (rw, Uw))]
         gv, gw = gu + rho * V, -gu + rho * W
         gv[:, :kp] += self.beta * Uv
         gw[:, :kp] += self.beta * Uw
@@ -558,10 +556,11 @@ class _PrimalDual:
             Q = Q[1:, 1:]
         gc = ga[0] + rho * c0 if ob else 0.0
 
-        def safeguarded():
+        def safeguarded():  # formed only where the line search cut a step
             Sv, Sw = Hv.copy(), Hw.copy()
-            Sv[j, :kp, :kp] += radial[0]
-            Sw[j, :kp, :kp] += radial[1]
+            for S, r_, U_ in ((Sv, rv, Uv), (Sw, rw, Uw)):
+                S[j, :kp, :kp] += ((_OPEN_RADIAL * self.beta / r_[j])[:, None, None]
+                                   * U_[j][:, :, None] * U_[j][:, None, :])
             return self._solver(Q, Sv, Sw, rho)
         return gv, gw, gc, sv, sw, self._solver(Q, Hv, Hw, rho), \
             (safeguarded if j.size and not self.quadratic else None)
