@@ -230,21 +230,32 @@ def test_auto_inner_keeps_a_converged_barrier_solve_near_its_certificate(
     assert sol.objective == pytest.approx(_reference(prog).objective, rel=1e-7)
 
 
+@pytest.mark.parametrize("lowrank", [False, True])
 @pytest.mark.parametrize("ob", [True, False])
 @pytest.mark.parametrize("spread", [1.0, 1e6])
-def test_reduced_newton_solve_matches_the_dense_factor(rng, ob, spread):
+def test_reduced_newton_solve_matches_the_dense_factor(rng, ob, spread, lowrank):
     """The half-size reduced factor, refined by conjugate gradients on the exact matrix,
     solves the Newton system as accurately as one Cholesky factor of the whole matrix,
-    also with block Hessians of very different scales along some rows."""
-    from convexrelu.solvers._restricted_barrier import (_factor, newton_matrix,
+    also with block Hessians of very different scales along some rows; so does the
+    reduced system solved through the samples' Woodbury matrix (the loss's Hessian kept
+    as its factors, fewer samples than rows)."""
+    from convexrelu.solvers._restricted_barrier import (LowRankCurvature, _factor,
+                                                        newton_matrix,
                                                         reduced_newton_solver)
 
-    k, d, n = 5, 6, 40
+    k, d = 5, 6
+    n = 20 if lowrank else 40
     A = rng.standard_normal((n, 1 + k * d))
     A[:, 0] = 1.0
-    Q = A.T @ (A * rng.uniform(0.01, 0.25, n)[:, None])
+    h = rng.uniform(0.01, 0.25, n)
+    Qd = A.T @ (A * h[:, None])
     if not ob:
-        Q = Q[1:, 1:]
+        Qd = Qd[1:, 1:]
+    Q = LowRankCurvature(A, h, ob) if lowrank else Qd
+    if lowrank:
+        z = rng.standard_normal(Qd.shape[0])
+        np.testing.assert_allclose(Q @ z, Qd @ z, rtol=1e-12, atol=1e-12)
+        np.testing.assert_allclose(Q.dense(), Qd, rtol=1e-12, atol=1e-12)
 
     def blocks():
         G = rng.standard_normal((k, d, d))
@@ -253,7 +264,7 @@ def test_reduced_newton_solve_matches_the_dense_factor(rng, ob, spread):
         return H + spread * a[:, :, None] * a[:, None, :]
 
     Hv, Hw, rho = blocks(), blocks(), 1e-6
-    H = newton_matrix(Q, np.concatenate([Hv, Hw]), ob, rho)
+    H = newton_matrix(Qd, np.concatenate([Hv, Hw]), ob, rho)
     g = rng.standard_normal(H.shape[0])
     x = reduced_newton_solver(Q, Hv, Hw, ob, rho)(g)
     x_dense = _factor(H)(g)
@@ -327,3 +338,46 @@ def test_auto_inner_routes_up_to_eight_newton_rows_per_sample_to_the_barrier(rng
     wide = _program(rng, "logistic", True, False, n=100, d=5, k=70, alpha=0.05)
     assert 1 + 2 * wide.n_patterns * wide.d_aug > 8 * wide.n_samples
     assert not inner._barrier_fits(wide)
+
+
+@pytest.mark.parametrize("ob", [True, False])
+def test_woodbury_solve_of_the_reduced_system_matches_a_dense_factor(rng, ob):
+    """``LowRankCurvature.factor_plus``: ``Q + blockdiag(rho, P)`` solved through the
+    ``n x n`` Woodbury matrix (the output bias by its Schur complement) equals a dense
+    solve of the formed matrix."""
+    from convexrelu.solvers._restricted_barrier import LowRankCurvature
+
+    k, d, n = 6, 4, 10
+    A = rng.standard_normal((n, 1 + k * d))
+    A[:, 0] = 1.0
+    h = rng.uniform(0.0, 0.25, n)
+    G = rng.standard_normal((k, d, d))
+    P = G @ np.swapaxes(G, 1, 2) + 1e-2 * np.eye(d)
+    rho = 1e-3
+    Q = LowRankCurvature(A, h, ob)
+    M = Q.dense()
+    o = 1 if ob else 0
+    for i in range(k):
+        M[o + i * d:o + (i + 1) * d, o + i * d:o + (i + 1) * d] += P[i]
+    if ob:
+        M[0, 0] += rho
+    r = rng.standard_normal(M.shape[0])
+    x = Q.factor_plus(P, rho)(r)
+    np.testing.assert_allclose(x, np.linalg.solve(M, r), rtol=1e-9, atol=1e-9)
+    P[0] = -np.eye(d)  # not positive definite: no solve
+    assert Q.factor_plus(P, rho) is None
+
+
+@pytest.mark.parametrize("loss", ["squared", "logistic", "huber"])
+def test_barrier_keeps_the_curvature_factored_with_fewer_samples_than_rows(rng, loss):
+    """A program with fewer samples than Newton rows is solved with the loss's Hessian
+    kept as its factors (no k d x k d matrix formed while the reduced solve converges),
+    at the cvxpy reference's objective."""
+    import convexrelu.solvers._restricted_barrier as rb
+
+    prog = _program(rng, loss, True, False, n=60, d=5, k=30, alpha=0.05)
+    state = rb._PrimalDual(prog, [np.arange(prog.n_samples)] * prog.n_patterns)
+    assert state.lowrank and state.Q0 is None
+    sol = RestrictedBarrierSolver().solve(prog)
+    assert sol.status == "optimal"
+    assert sol.objective == pytest.approx(_reference(prog).objective, rel=1e-7)

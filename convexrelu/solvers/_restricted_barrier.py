@@ -293,6 +293,77 @@ def _factor(S: np.ndarray):
     raise np.linalg.LinAlgError("the interior point's Newton matrix is not positive definite")
 
 
+class LowRankCurvature:
+    r"""The loss's Hessian ``Q = A^T diag(h) A`` over ``(c0, V - W)`` kept as its factors,
+    for ``n`` samples fewer than its ``1 + k d`` rows: products cost ``O(n k d)`` and
+    ``Q + blockdiag(rho, P)`` is solved through an ``n x n`` matrix (Woodbury) instead of
+    a factor of order ``1 + k d``.
+
+    ``A``: the dense design ``[1, D_1X_a, ..., D_kX_a]`` (its first column only when ``ob``),
+    ``h >= 0``: the loss's curvature per sample.
+    """
+
+    def __init__(self, A: np.ndarray, h: np.ndarray, ob: bool) -> None:
+        self.A = A if ob else A[:, 1:]
+        self.h = np.maximum(np.asarray(h, float), 0.0)
+        self.ob = bool(ob)
+        self.shape = (self.A.shape[1], self.A.shape[1])
+
+    def __matmul__(self, z):
+        return self.A.T @ (self.h * (self.A @ z))
+
+    def dense(self) -> np.ndarray:
+        B = self.A * np.sqrt(self.h)[:, None]
+        return B.T @ B
+
+    def factor_plus(self, P: np.ndarray, rho: float):
+        """A solve with ``Q + blockdiag(rho, P)`` (``rho`` on ``c0`` only with an output
+        bias), or None where a factor fails. With ``P_i = L_i L_i^T``, ``U = diag(sqrt h)
+        A_u`` and ``Y = U blockdiag(L^{-T})`` (``n x k d``), ``(U^T U + P)^{-1} = L^{-T}
+        (I - Y^T (I + Y Y^T)^{-1} Y) L^{-1}`` (Woodbury, symmetrically scaled: ``I + Y
+        Y^T`` has no eigenvalue below 1); the output bias is eliminated by its Schur
+        complement."""
+        k, d = P.shape[0], P.shape[1]
+        o = 1 if self.ob else 0
+        n = self.A.shape[0]
+        sh = np.sqrt(self.h)
+        Au = self.A[:, o:]
+        Ub = np.ascontiguousarray(np.swapaxes((Au * sh[:, None]).reshape(n, k, d), 0, 1))
+        try:
+            Li = np.linalg.inv(np.linalg.cholesky(P))                      # (k, d, d)
+        except np.linalg.LinAlgError:
+            return None
+        Y = np.swapaxes(np.matmul(Ub, np.swapaxes(Li, 1, 2)), 0, 1).reshape(n, k * d)
+        C = Y @ Y.T
+        C[np.diag_indices_from(C)] += 1.0
+        try:
+            Cf = _factor(C)
+        except np.linalg.LinAlgError:
+            return None
+
+        def Kinv(r):  # (U^T U + P)^{-1} r, r of k d entries
+            s = np.einsum("kij,kj->ki", Li, r.reshape(k, d)).ravel()
+            t = (s - Y.T @ Cf(Y @ s)).reshape(k, d)
+            return np.einsum("kji,kj->ki", Li, t).ravel()
+        if not o:
+            return Kinv
+        q0u = Au.T @ self.h
+        kq = Kinv(q0u)
+        schur = float(np.sum(self.h)) + rho - float(q0u @ kq)
+        if not schur > 0:
+            return None
+
+        def solve(rhs):
+            ku = Kinv(rhs[1:])
+            x0 = (rhs[0] - float(q0u @ ku)) / schur
+            return np.concatenate([[x0], ku - kq * x0])
+        return solve
+
+
+def _dense(Q) -> np.ndarray:
+    return Q.dense() if isinstance(Q, LowRankCurvature) else Q
+
+
 _PCG_RTOL = 1e-12    # relative residual at which the reduced solve's refinement stops
 _PCG_ACCEPT = 1e-5   # ... and beyond which it is rejected (the dense factor instead)
 _PCG_MAX_ITER = 10
@@ -330,16 +401,21 @@ def reduced_newton_solver(Q: np.ndarray, Hv: np.ndarray, Hw: np.ndarray, ob: boo
     # P_i = Hv (Hv + Hw)^{-1} Hw = (F^{-1} Hv)^T (F^{-1} Hw), F F^T = Hv + Hw
     P = np.matmul(np.swapaxes(np.matmul(Fi, Hv), 1, 2), np.matmul(Fi, Hw))
     P = 0.5 * (P + np.swapaxes(P, 1, 2))
-    M = Q.copy()
-    for i in range(k):
-        a = o + i * d
-        M[a:a + d, a:a + d] += P[i]
-    if ob:
-        M[0, 0] += rho
-    try:
-        Mf = _factor(M)
-    except np.linalg.LinAlgError:
-        return None
+    if isinstance(Q, LowRankCurvature):
+        Mf = Q.factor_plus(P, rho)
+        if Mf is None:
+            return None
+    else:
+        M = Q.copy()
+        for i in range(k):
+            a = o + i * d
+            M[a:a + d, a:a + d] += P[i]
+        if ob:
+            M[0, 0] += rho
+        try:
+            Mf = _factor(M)
+        except np.linalg.LinAlgError:
+            return None
 
     def chol_solve(Li, r):  # (L L^T)^{-1} r for the batch of blocks, Li = L^{-1}
         return np.einsum("kji,kj->ki", Li, np.einsum("kij,kj->ki", Li, r))
@@ -366,7 +442,7 @@ def reduced_newton_solver(Q: np.ndarray, Hv: np.ndarray, Hw: np.ndarray, ob: boo
             - np.einsum("kij,kj->ki", Hv, chol_solve(Fi, gw))
         rhs = np.concatenate([g[:o], rz.ravel()])
         z = Mf(rhs)
-        qu = (Q[o:] @ z).reshape(k, d)
+        qu = (Q @ z)[o:].reshape(k, d)
         out = np.empty_like(g)
         if o:
             out[0] = z[0]
@@ -433,7 +509,13 @@ class _PrimalDual:
         self._Q, self._q_age, self._exact_q = None, 0, False
         self._last_ap = 1.0
         self._reduced_failures = 0  # the reduced Newton solve's; dense from _REDUCED_MAX_FAILURES
-        self.Q0 = None if cc is None else float(cc) * (A.T @ A)
+        # fewer samples than Newton rows: the loss's Hessian stays as its factors
+        # (LowRankCurvature: an n x n Woodbury matrix per step, n^2 k d + n^3 / 3 flops,
+        # against (k d)^3 / 3 for the reduced factor and n (k d)^2 for forming Q)
+        kd = self.k * self.d
+        self.lowrank = n * n * kd + n ** 3 / 3.0 < kd ** 3 / 3.0 + n * kd * kd / 2.0
+        self.Q0 = None if cc is None or self.lowrank else float(cc) * (A.T @ A)
+        self._cc = cc
         self.rows = [np.asarray(r, np.intp) for r in rows]
         self.G = [np.where(self.masks[r, i], 1.0, -1.0)[:, None] * self.Xa[r]
                   for i, r in enumerate(self.rows)]
@@ -541,19 +623,26 @@ class _PrimalDual:
         Hw[:, idx, idx] += rho
         if self.Q0 is not None:
             Q = self.Q0
+        elif self.lowrank and self._cc is not None:
+            Q = LowRankCurvature(self.A, np.full(self.A.shape[0], float(self._cc)), True)
         else:
             h = self.loss.curvature(z, self.y)
-            if self._Q is None or self._exact_q or self._q_age >= _LAG - 1:
-                # B^T B with B = diag(sqrt(h)) A: numpy takes the symmetric rank-k
-                # update (half the flops of A^T (h A); make_classification(20000, 20),
-                # 15,000 x 1,072, one BLAS thread: 0.47 s against 0.86 s)
-                B = self.A * np.sqrt(np.maximum(h, 0.0))[:, None]
-                self._Q, self._q_age = B.T @ B, 0
+            if self._Q is None or self._exact_q or self.lowrank or self._q_age >= _LAG - 1:
+                if self.lowrank:  # Q is not formed: the exact curvature at every step
+                    self._Q = LowRankCurvature(self.A, h, True)
+                else:
+                    # B^T B with B = diag(sqrt(h)) A: numpy takes the symmetric rank-k
+                    # update (half the flops of A^T (h A); make_classification(20000,
+                    # 20), 15,000 x 1,072, one BLAS thread: 0.47 s against 0.86 s)
+                    B = self.A * np.sqrt(np.maximum(h, 0.0))[:, None]
+                    self._Q = B.T @ B
+                self._q_age = 0
             else:
                 self._q_age += 1
             Q = self._Q
         if not ob:  # no output bias: its row and column go
-            Q = Q[1:, 1:]
+            Q = LowRankCurvature(Q.A, Q.h, False) if isinstance(Q, LowRankCurvature) \
+                else Q[1:, 1:]
         gc = ga[0] + rho * c0 if ob else 0.0
 
         def safeguarded():  # formed only where the line search cut a step
@@ -576,7 +665,7 @@ class _PrimalDual:
             reduced_newton_solver(Q, Hv, Hw, ob, rho)
         if chol is None:
             self._reduced_failures += 1
-            chol = _factor(newton_matrix(Q, np.concatenate([Hv, Hw]), ob, rho))
+            chol = _factor(newton_matrix(_dense(Q), np.concatenate([Hv, Hw]), ob, rho))
 
         dense = []  # the whole matrix's factor, once a reduced solve of this step failed
 
@@ -586,7 +675,8 @@ class _PrimalDual:
             if x is None:  # the reduced solve did not converge: the dense factor
                 if not dense:
                     self._reduced_failures += 1
-                    dense.append(_factor(newton_matrix(Q, np.concatenate([Hv, Hw]), ob,
+                    dense.append(_factor(newton_matrix(_dense(Q),
+                                                       np.concatenate([Hv, Hw]), ob,
                                                        rho)))
                 x = dense[0](rhs)
             x = -x
