@@ -429,3 +429,20 @@ def test_free_bias_projection_on_badly_scaled_features():
     value = dual_constraint(enumerate_patterns(X, bias=True), X, lam,
                             penalize_bias=False).value
     assert value == pytest.approx(326366061.76, rel=1e-8)
+
+
+def test_candidate_rows_are_the_extreme_rows_of_random_projections():
+    """The free-bias cheap bound's rows (n above k): for each of k / 2 fixed random
+    directions the rows of largest and smallest projection, as the plain (n, k / 2)
+    product's arg-reductions give them."""
+    from convexrelu.certificates._dual import _candidate_rows
+
+    rng = np.random.default_rng(3)
+    Xt = np.hstack([rng.standard_normal((500, 4)), np.ones((500, 1))])
+    rows = _candidate_rows(Xt, k=64)
+    dirs = np.random.default_rng(0).standard_normal((4, 32))
+    proj = Xt[:, :-1] @ dirs
+    expected = np.unique(np.concatenate([proj.argmax(axis=0), proj.argmin(axis=0)]))
+    np.testing.assert_array_equal(rows, expected)
+    assert rows.size <= 64
+    np.testing.assert_array_equal(_candidate_rows(Xt[:40], k=64), np.arange(40))
