@@ -381,3 +381,19 @@ def test_barrier_keeps_the_curvature_factored_with_fewer_samples_than_rows(rng, 
     sol = RestrictedBarrierSolver().solve(prog)
     assert sol.status == "optimal"
     assert sol.objective == pytest.approx(_reference(prog).objective, rel=1e-7)
+
+
+def test_auto_inner_sends_a_large_quadratic_program_to_the_barrier(rng, monkeypatch):
+    """A squared-loss restricted program whose dense design exceeds ``_MAX_DESIGN`` goes
+    to the barrier (not the augmented Lagrangian), at the cvxpy reference's objective."""
+    from convexrelu.solvers import _column_generation as cg
+
+    prog = _program(rng, "squared", True, False, n=200, d=4, k=10, alpha=0.5)
+    monkeypatch.setattr(_AutoInner, "_MAX_DESIGN", 1000)
+    used = []
+    monkeypatch.setattr(cg.ReluALSolver, "solve", lambda *a, **k: used.append("al"))
+    inner = _AutoInner(1e-10)
+    assert inner._large_quadratic(prog) and not inner._barrier_fits(prog)
+    sol = inner.solve(prog)
+    assert not used and inner._barrier is not None
+    assert sol.objective == pytest.approx(_reference(prog).objective, rel=1e-7)

@@ -797,7 +797,9 @@ class _AutoInner(BaseSolver):
     from ``_BARRIER_MIN_DESIGN`` design entries ``n k d_aug`` on (below, cvxpy is faster),
     while its Newton matrix has at most ``_BARRIER_MAX_N`` rows and at most
     ``_BARRIER_ROWS_PER_SAMPLE`` per sample, and its dense pieces fit the memory budget;
-    it also takes a quadratic restricted program on which Clarabel fails; a non-quadratic
+    it also takes a quadratic restricted program on which Clarabel fails, and one whose
+    design exceeds ``_MAX_DESIGN`` (:meth:`_large_quadratic`: before the augmented
+    Lagrangian); a non-quadratic
     one whose barrier solve runs out of Newton steps is solved again by cvxpy (the better
     point is kept). While the loop's certified gap is large (``rough``, set by the loop,
     ``_ROUGH_RGAP``), a quadratic program goes to the second-order-cone interior point
@@ -897,6 +899,18 @@ class _AutoInner(BaseSolver):
         return (self._barrier_can(program) and self._BARRIER_MIN_DESIGN <= design
                 and N <= self._BARRIER_ROWS_PER_SAMPLE * program.n_samples)
 
+    def _large_quadratic(self, program) -> bool:
+        """Whether a quadratic restricted program's dense design exceeds ``_MAX_DESIGN``
+        (no conic path) and the barrier takes it (its loss Hessian formed once, the cone
+        rows a few per dimension: make_regression(100000, 20), P = 100 at 0.1 alpha_max,
+        19-27 patterns per restricted program, one BLAS thread: 10-16 s per solve, the
+        whole loop 121 s to a certified 1.3e-12, where the augmented Lagrangian's loop
+        did not finish in 600 s)."""
+        return (program.n_samples * program.n_patterns * program.d_aug > self._MAX_DESIGN
+                and self._barrier_can(program)
+                and 1 + 2 * program.n_patterns * program.d_aug
+                <= self._BARRIER_ROWS_PER_SAMPLE * program.n_samples)
+
     def _barrier_can(self, program) -> bool:
         """Whether the dense barrier can solve this restricted program at all (one output,
         a smooth loss with a curvature, at most ``_BARRIER_MAX_N`` Newton rows, its dense
@@ -979,7 +993,7 @@ class _AutoInner(BaseSolver):
     def _solve(self, program, warm_start=None):
         quadratic = (program.formulation == "relu" and program.n_outputs == 1
                      and program.loss.constant_curvature(program.y) is not None)
-        if self._barrier_fits(program):
+        if self._barrier_fits(program) or (quadratic and self._large_quadratic(program)):
             return self._solve_barrier(program)
         if quadratic and self.rough and self._socp_fits(program):
             sol = self._solve_socp(program)
@@ -1055,8 +1069,9 @@ class ColumnGenerationSolver(BaseSolver):
     inner : str or BaseSolver, default="auto"
         Solver of the restricted programs: ``"auto"`` (the compressed facet-row solver
         for the squared loss with one output and the ``"relu"`` formulation, cvxpy
-        otherwise, the augmented Lagrangian for restricted programs whose dense design
-        exceeds ``10^7`` entries) or any name of :func:`get_solver`.
+        otherwise, the dense barrier for logistic and Huber programs of mid size and for
+        squared-loss programs whose dense design exceeds ``10^7`` entries, the augmented
+        Lagrangian for larger ones) or any name of :func:`get_solver`.
     tol : float, default=1e-6
         Relative duality-gap tolerance over all patterns.
     max_iter : int, default=100
