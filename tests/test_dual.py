@@ -446,3 +446,22 @@ def test_candidate_rows_are_the_extreme_rows_of_random_projections():
     np.testing.assert_array_equal(rows, expected)
     assert rows.size <= 64
     np.testing.assert_array_equal(_candidate_rows(Xt[:40], k=64), np.arange(40))
+
+
+def test_cached_candidate_rows_follow_the_data():
+    """The pricing's candidate rows are remembered for the last data array and recomputed
+    for another one (or the same one changed), equal to the translated data's rows."""
+    from convexrelu.certificates._dual import (_cached_candidate_rows, _candidate_rows,
+                                               _prepare)
+
+    rng = np.random.default_rng(4)
+    X = rng.standard_normal((1500, 3))
+    Xt, _, _ = _prepare(np.hstack([X, np.ones((1500, 1))]), True)
+    rows = _cached_candidate_rows(X)
+    np.testing.assert_array_equal(rows, _candidate_rows(Xt))
+    assert _cached_candidate_rows(X) is rows
+    X2 = rng.standard_normal((1200, 3))
+    assert _cached_candidate_rows(X2).max() < 1200
+    X[:] = rng.standard_normal((1500, 3))
+    np.testing.assert_array_equal(_cached_candidate_rows(X),
+                                  _candidate_rows(np.hstack([X, np.ones((1500, 1))])))

@@ -632,6 +632,28 @@ def _candidate_rows(Xt: np.ndarray, k: int = 1024) -> np.ndarray:
     return np.unique(rows)
 
 
+_CANDIDATE_CACHE: dict = {}
+
+
+def _cached_candidate_rows(X: np.ndarray) -> np.ndarray:
+    """:func:`_candidate_rows` of the data ``X`` (the rows, ``n x d``; a translation of
+    the data does not change which rows are extreme along a direction), remembered for the
+    last array seen: pricing calls :func:`dual_constraint` once per chunk of patterns and
+    per round on the same data (0.13 s per call at n = 100,000, a fifth of a whole
+    make_regression(100000, 20) ReLU solve). The key is the array's identity, address,
+    shape and a sample of its entries; any row set gives a valid bound (only its
+    tightness depends on the rows), so a stale entry could never make a bound unsound."""
+    flat = X.reshape(-1)
+    sample = flat[::max(1, flat.size // 64)].tobytes() if flat.size else b""
+    key = (id(X), X.__array_interface__["data"][0], X.shape, sample)
+    rows = _CANDIDATE_CACHE.get(key)
+    if rows is None:
+        rows = _candidate_rows(np.hstack([X, np.ones((X.shape[0], 1))]))
+        _CANDIDATE_CACHE.clear()
+        _CANDIDATE_CACHE[key] = rows
+    return rows
+
+
 def _cheap_bounds(C: np.ndarray, masks: np.ndarray, Xt: np.ndarray, R: float,
                   cand_rows) -> np.ndarray:
     """Upper bounds on ``M_i^+`` (row 0) and ``M_i^-`` (row 1) for a block of patterns.
@@ -807,7 +829,7 @@ def dual_constraint(patterns, X, lam, *, penalize_bias: bool = True,
                            (Xt, shift, R, lam, free_bias, block_size), n_jobs)
         return _merge_vector(parts, patterns, shift, free_bias, d_aug)
 
-    cand_rows = _candidate_rows(Xt) if free_bias else None
+    cand_rows = _cached_candidate_rows(X) if free_bias else None
     if cand_rows is not None:  # the cheap bound holds a (rows x block) matrix: cap it
         block_size = max(64, min(block_size, (1 << 22) // max(cand_rows.size, 1)))
     warm = None if multipliers is None else multipliers.rows
