@@ -614,14 +614,14 @@ def _prepare(Xa: np.ndarray, free_bias: bool):
     return Xt, shift, R
 
 
-def _candidate_rows(Xt: np.ndarray, k: int = 1024) -> np.ndarray:
+def _candidate_rows(P: np.ndarray, k: int = 1024) -> np.ndarray:
     """Rows used by the free-bias cheap bound: all rows (up to ``k``), or a spread-out
-    subset. Every row tried can only tighten the bound; all ``n`` of them cost one
-    ``n x block`` product per block of patterns."""
-    n = Xt.shape[0]
+    subset (the extreme rows of ``P``, the data without the bias column, along ``k / 2``
+    fixed random directions). Every row tried can only tighten the bound; all ``n`` of
+    them cost one ``n x block`` product per block of patterns."""
+    n = P.shape[0]
     if n <= k:
         return np.arange(n)
-    P = Xt[:, :-1]
     rng = np.random.default_rng(0)
     dirs = rng.standard_normal((P.shape[1], k // 2))
     # (k / 2, n): the arg-reductions run along contiguous rows (along axis 0 of the
@@ -648,7 +648,7 @@ def _cached_candidate_rows(X: np.ndarray) -> np.ndarray:
     key = (id(X), X.__array_interface__["data"][0], X.shape, sample)
     rows = _CANDIDATE_CACHE.get(key)
     if rows is None:
-        rows = _candidate_rows(np.hstack([X, np.ones((X.shape[0], 1))]))
+        rows = _candidate_rows(X)
         _CANDIDATE_CACHE.clear()
         _CANDIDATE_CACHE[key] = rows
     return rows

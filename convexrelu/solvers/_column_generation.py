@@ -895,8 +895,13 @@ class _AutoInner(BaseSolver):
         if program.loss.constant_curvature(program.y) is not None:
             return False
         design = RestrictedBarrierSolver.design_entries(program)
+        return self._BARRIER_MIN_DESIGN <= design and self._barrier_takes(program)
+
+    def _barrier_takes(self, program) -> bool:
+        """:meth:`_barrier_can`, with at most ``_BARRIER_ROWS_PER_SAMPLE`` Newton rows per
+        sample."""
         N = 1 + 2 * program.n_patterns * program.d_aug
-        return (self._barrier_can(program) and self._BARRIER_MIN_DESIGN <= design
+        return (self._barrier_can(program)
                 and N <= self._BARRIER_ROWS_PER_SAMPLE * program.n_samples)
 
     def _large_quadratic(self, program) -> bool:
@@ -907,9 +912,7 @@ class _AutoInner(BaseSolver):
         whole loop 121 s to a certified 1.3e-12, where the augmented Lagrangian's loop
         did not finish in 600 s)."""
         return (program.n_samples * program.n_patterns * program.d_aug > self._MAX_DESIGN
-                and self._barrier_can(program)
-                and 1 + 2 * program.n_patterns * program.d_aug
-                <= self._BARRIER_ROWS_PER_SAMPLE * program.n_samples)
+                and self._barrier_takes(program))
 
     def _barrier_can(self, program) -> bool:
         """Whether the dense barrier can solve this restricted program at all (one output,

@@ -379,10 +379,11 @@ _PCG_MAX_ITER = 10
 _REDUCED_MAX_FAILURES = 3  # failed reduced solves after which a solve factors H itself
 
 
-def reduced_newton_solver(Q: np.ndarray, Hv: np.ndarray, Hw: np.ndarray, ob: bool,
-                          rho: float):
+def reduced_newton_solver(Q, Hv: np.ndarray, Hw: np.ndarray, ob: bool, rho: float):
     """A solve with ``H = E^T Q E + blockdiag(rho, Hv, Hw)`` (:func:`newton_matrix`) through
-    a factor of half its size, or None when that factor fails.
+    a factor of half its size, or None when that factor fails. ``Q``: the formed matrix,
+    or a :class:`LowRankCurvature` (the half-size system then solved by its Woodbury
+    matrix).
 
     With ``B = blockdiag(rho, Hv, Hw)`` and ``z = E x = (c0, v - w)``, ``H x = g`` becomes
     ``(Q + P) z = S^{-1} E B^{-1} g`` and ``x = B^{-1} (g - E^T Q z)``, where ``P`` is
