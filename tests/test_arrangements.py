@@ -310,6 +310,21 @@ def test_count_lower_bound_never_exceeds_the_exact_count(kind, monkeypatch):
         enumerate_patterns(X, bias=True, max_patterns=low - 1)
 
 
+def test_count_lower_bound_with_a_target_stops_early():
+    """With a target, the bound counts nested row subsets and stops at the first count
+    above it: never more than the full bound (the same rows' superset), and above the
+    target when the full bound is."""
+    from convexrelu.arrangements import _enumerate as en
+
+    X = np.random.default_rng(3).standard_normal((400, 5))
+    Xa = np.hstack([X, np.ones((400, 1))])
+    full = en._count_lower_bound(Xa)
+    for target in (100, 3000, full - 1, full, 10 * full):
+        low = en._count_lower_bound(Xa, target)
+        assert 0 < low <= full
+        assert low > target or low == full
+
+
 def test_large_data_refused_quickly():
     import time
 

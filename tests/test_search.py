@@ -148,18 +148,22 @@ def test_bvls_matches_scipy(seed):
     rng = np.random.default_rng(seed)
     for trial in range(40):
         d, m = int(rng.integers(2, 14)), int(rng.integers(1, 160))
+        if trial % 10 == 9:  # wide: the DCA step on all rows of a large data set
+            d, m = 21, int(rng.integers(1000, 3000))
         A = rng.standard_normal((d, m)) * 10.0 ** rng.uniform(-2, 2, m)
         if trial % 3 == 0:
             A = np.vstack([A, 1e4 * np.ones((1, m))])
         b = 10 * rng.standard_normal(A.shape[0])
         upper = rng.uniform(0, 2, m) * (rng.random(m) > 0.05)
+        if m >= 1000:  # small boxes, as the dual weights of many rows: bounds bind
+            upper *= 1e-3
         w0 = np.where(rng.random(m) < 0.5, upper, 0.0)
         w, ok = _bvls(A, b, upper, w0)
         assert ok
         assert np.all(w >= 0) and np.all(w <= upper)
         ref = lsq_linear(A, b, bounds=(np.zeros(m), upper + 1e-300), method="bvls").x
         f, f_ref = np.linalg.norm(A @ w - b), np.linalg.norm(A @ np.clip(ref, 0, upper) - b)
-        assert f <= f_ref * (1 + 1e-9) + 1e-12
+        assert f <= f_ref * (1 + 1e-9) + 1e-13 * np.linalg.norm(b)
 
 
 def test_search_rejects_bad_input():
