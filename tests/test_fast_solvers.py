@@ -117,6 +117,66 @@ def test_gated_polish_matches_cvxpy(loss_name, bias, unpen):
         assert res.history[-1][3] <= tol * abs(res.history[-1][2])
 
 
+@pytest.mark.parametrize("unpen,output_bias", [(False, True), (True, True), (False, False)])
+def test_chunked_polish_design_matches_the_formed_one(unpen, output_bias):
+    """The polish's design in row chunks (data too large to form it) gives the formed
+    design's products: A^T g, A^T A over several chunks, and the columns left after
+    dropping blocks."""
+    from convexrelu.solvers import _fista as F
+
+    rng = np.random.default_rng(4)
+    n, d, P = 53, 5, 9
+    Xa = np.hstack([rng.standard_normal((n, d - 1)), np.ones((n, 1))])
+    S = (Xa @ rng.standard_normal((d, P)) > 0).astype(float)
+    reg = GroupL2Penalty(d, free_bias=unpen)
+    act = np.array([0, 2, 3, 7])
+    A = F._polish_columns(Xa, S, act, reg, output_bias)
+    C = F._ChunkedColumns(Xa, S, act, reg, output_bias)
+    assert C.shape == A.shape
+    g = rng.standard_normal(n)
+    np.testing.assert_allclose(C.rmatvec(g), A.T @ g, rtol=1e-12, atol=1e-12)
+    old = F._POLISH_CHUNK
+    try:
+        F._POLISH_CHUNK = 7 * A.shape[1]  # 7 rows per chunk: 8 chunks, the last short
+        np.testing.assert_allclose(C.gram(), A.T @ A, rtol=1e-12, atol=1e-11)
+    finally:
+        F._POLISH_CHUNK = old
+    keep = np.array([True, False, True, False])
+    k = reg.penalized_dim
+    cols = np.ones(A.shape[1], bool)
+    cols[:act.size * k] = np.repeat(keep, k)
+    np.testing.assert_allclose(C.drop_blocks(keep).rmatvec(g), A[:, cols].T @ g,
+                               rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("unpen", [False, True])
+def test_gated_polish_in_row_chunks_matches_cvxpy(monkeypatch, unpen):
+    """With the design over the polish's size limit (a quadratic loss), the polish works on
+    row chunks instead of stopping: same optimum as cvxpy, certified."""
+    from convexrelu.solvers import _fista as F
+
+    # 30 sampled patterns of 150 samples: fewer restricted columns than samples
+    loss, Xa, pats, y = make_problem("squared", True, False, n=150)
+    reg = GroupL2Penalty(Xa.shape[1], free_bias=unpen)
+    beta = 0.3
+    ref = reference(loss, Xa, pats.masks, y, beta, relu=False, output_bias=True,
+                    regularizer=reg)
+    monkeypatch.setattr(F, "_POLISH_MAX_DESIGN", 10)
+    monkeypatch.setattr(F, "_POLISH_CHUNK", 40)
+    res = solve_gated_fista(loss, Xa, pats.masks, y, beta, output_bias=True, regularizer=reg,
+                            tol=1e-9, polish=True, polish_tol=0.3)
+    assert "info" not in res.info["polish"]
+    assert res.info["polish"]["newton_steps"] >= 1
+    assert res.converged and res.gap <= 1e-9 * abs(res.objective)
+    assert abs(res.objective - ref) <= 1e-6 * abs(ref)
+    # a non-quadratic loss still refuses a design over the limit (its A^T diag(h) A
+    # would be formed at every step)
+    lg, Xl, pl, yl = make_problem("logistic", True, True)
+    res = solve_gated_fista(lg, Xl, pl.masks, yl, beta, output_bias=True, tol=1e-6,
+                            polish=True, polish_tol=0.3)
+    assert "too large" in res.info["polish"].get("info", "")
+
+
 @pytest.mark.slow  # default-run time (CI on a loaded 2-core machine)
 def test_gated_polish_sampled_patterns_and_off():
     """Polish over sampled patterns (support changes: blocks are dropped and added), and
