@@ -829,6 +829,10 @@ def _polish_columns(Xa: np.ndarray, S: np.ndarray, act: np.ndarray,
 # 0.1 alpha_max, 673 columns, was refused and FISTA ran 360 iterations instead of 60
 _POLISH_MAX_DESIGN = 50_000_000
 _POLISH_CHUNK = 4_000_000  # entries per row chunk of _ChunkedColumns
+# a polish round ends (the violating blocks are added) once its Newton decrement is below
+# this fraction of the certified gap and blocks outside the support violate: the digits
+# one-vs-rest gated benchmark (10 programs, P = 100) 88 -> 62 Newton steps, 13.7 -> 10.9 s
+_POLISH_DEC_GAP = 1e-3
 
 
 class _ChunkedColumns:
@@ -1008,6 +1012,16 @@ def newton_polish(loss, Xa: np.ndarray, S: np.ndarray, y: np.ndarray, beta: floa
         return float(loss.value(z, y)) + beta * float(np.sum(np.linalg.norm(Wc[:, :k], axis=1)))
 
     constant = loss.constant_curvature(y) is not None
+    viol_norms: dict = {}
+
+    def violators(Wc, zc):
+        """Inactive blocks violating the dual constraint at ``zc`` (norms kept)."""
+        lam = -loss.gradient(zc, y)
+        Cn = S.T @ (lam[:, None] * Xa[:, :k])
+        nrm = np.linalg.norm(Cn, axis=1)
+        viol_norms.update(Cn=Cn, nrm=nrm)
+        inactive = np.linalg.norm(Wc[:, :k], axis=1) == 0
+        return np.flatnonzero(inactive & (nrm > beta))
 
     def chunked_ok(K):
         # a design too large to form: its row chunks serve a quadratic loss (A^T A formed
@@ -1065,6 +1079,16 @@ def newton_polish(loss, Xa: np.ndarray, S: np.ndarray, y: np.ndarray, beta: floa
             if -dec <= 1e-15 * max(abs(f0), 1.0):
                 restricted_done = True
                 break
+            if rnd < max_rounds // 2 and \
+                    -dec <= _POLISH_DEC_GAP * (best["dg"].primal - best["best_dual"]) \
+                    and violators(W, z).size:
+                # the restricted problem is solved far below the certified gap, which
+                # blocks outside the support make: add them now (the Newton steps after
+                # this point moved the objective by 1e-9 relative on digits; at 0.1 instead
+                # of _POLISH_DEC_GAP the blocks added from a rough point cycled). In the
+                # last rounds every restricted problem is solved to the end, as before
+                restricted_done = True
+                break
 
             def trial(tt, drop=None):
                 Wn = W.copy()
@@ -1118,15 +1142,13 @@ def newton_polish(loss, Xa: np.ndarray, S: np.ndarray, y: np.ndarray, beta: floa
                     restricted_done = True
                     break
         # add the violating inactive blocks
-        lam = -loss.gradient(z, y)
-        Cn = S.T @ (lam[:, None] * Xa[:, :k])
-        nrm = np.linalg.norm(Cn, axis=1)
-        inactive = np.linalg.norm(W[:, :k], axis=1) == 0
-        viol = np.flatnonzero(inactive & (nrm > beta))
+        viol = violators(W, z)
         if viol.size == 0:
             if restricted_done:
                 break
             continue
+        nrm = viol_norms["nrm"]
+        Cn = viol_norms["Cn"]
         viol = viol[np.argsort(-nrm[viol])][:max_add]
         hmax = float(np.max(loss.curvature(z, y)))
         for i in viol:
