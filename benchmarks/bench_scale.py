@@ -14,7 +14,8 @@ Rows:
   ``alpha=1e-3``), the ReLU programs to gap 1e-6 (goal <= 60 s, all ten);
 * ``make_regression(n, 20, noise=10)`` (X standardised, y centred and scaled) with P=100
   patterns at ``0.1 alpha_max``: gated ReLU (FISTA) and ReLU (``solver="relu"``, and its
-  augmented Lagrangian forced, ``method="al"``) to gap 1e-6 at ``n = 1e4`` and ``1e5``;
+  augmented Lagrangian forced, ``method="al"``) to gap 1e-6 at ``n = 1e4`` and ``1e5``,
+  and the gated one at ``n = 1e6`` (about 5 GB: run it with ``--memory-limit 12``);
 * gated ReLU at ``n = 1e4``, d=20, P=100, ``0.1 alpha_max`` (no hidden bias, unit group
   penalties) side by side with adelie (``adelie.matrix.convex_relu(gated=True)``,
   ``grpnet`` on a 10-point path ending at the same ``lambda = alpha / n``) and celer
@@ -187,6 +188,7 @@ def rows_for(quick: bool):
          True),
         ("make_regression n=1e5, gated", "gated", "regression", 100_000, 100, 20, True),
         ("make_regression n=1e5, ReLU", "relu", "regression", 100_000, 100, 20, True),
+        ("make_regression n=1e6, gated", "gated", "regression", 1_000_000, 100, 20, True),
         ("adelie regime n=1e4: ours (gated)", "gated", "regression", 10_000, 100, 20, False),
         ("adelie regime n=1e4: adelie", "adelie", "regression", 10_000, 100, 20, False),
         ("adelie regime n=1e4: celer", "celer", "regression", 10_000, 100, 20, False),

@@ -400,6 +400,23 @@ def test_lipschitz_bound_matches_dense_spectrum_and_is_cached():
     assert 0 < len(_LIPSCHITZ_CACHE) <= 8
 
 
+def test_lipschitz_bound_on_the_operator(monkeypatch):
+    """Beyond the dense size: Lanczos on the operator (a short basis), inflated by 1 %:
+    at least the top eigenvalue, at most 1 % above it."""
+    from convexrelu.solvers import _fista as F
+
+    monkeypatch.setattr(F, "_LIPSCHITZ_DENSE_N", 100)
+    rng = np.random.default_rng(12)
+    for n, p in ((400, 30), (700, 8)):
+        X = np.hstack([rng.standard_normal((n, 4)), np.ones((n, 1))])
+        S = (X @ rng.standard_normal((5, p)) > 0).astype(float)
+        for ob in (False, True):
+            K = (X @ X.T) * (S @ S.T) + (1.0 if ob else 0.0)
+            top = float(np.linalg.eigvalsh(K)[-1])
+            L = F.lipschitz_bound(X, S, output_bias=ob)
+            assert top <= L <= 1.01 * top * (1 + 1e-9)
+
+
 @pytest.mark.parametrize("n,m", [(60, 3), (12, 5)])  # K <= n (K x K) and K > n (Schur)
 def test_newton_direction_cache_gives_the_same_steps(n, m):
     """The polish reuses A^T A (constant curvature) and Xk Xk^T across Newton steps; the
