@@ -1010,7 +1010,12 @@ def newton_polish(loss, Xa: np.ndarray, S: np.ndarray, y: np.ndarray, beta: floa
     (the best dual value seen, including the ``best_dual`` given), ``converged``,
     ``history`` (``(seconds, primal, gap)`` per step) and ``n_steps``; an empty dict when
     the loss has no curvature formula. It returns early (not converged) when the
-    restricted problem would have more than ``max_vars`` variables.
+    restricted problem would have more than ``max_vars`` variables, or a design of more
+    than ``_POLISH_MAX_DESIGN`` entries with a loss of varying curvature (a quadratic
+    loss's design that large is worked on in row chunks, :class:`_ChunkedColumns`).
+    While the certified relative gap is above ``_POLISH_EARLY_RGAP`` (and in the first
+    half of the rounds), a round ends as soon as its Newton decrement is below
+    ``_POLISH_DEC_GAP`` times the gap and blocks outside the support violate.
     """
     t0 = time.perf_counter()
     n, d = Xa.shape
