@@ -323,6 +323,7 @@ def test_count_lower_bound_with_a_target_stops_early():
         low = en._count_lower_bound(Xa, target)
         assert 0 < low <= full
         assert low > target or low == full
+    assert en._count_lower_bound(Xa, 100) < full  # 64 rows already exceed 100: stopped there
 
 
 def test_large_data_refused_quickly():

@@ -104,6 +104,8 @@ def test_gated_polish_matches_cvxpy(loss_name, bias, unpen):
                                 regularizer=reg, tol=tol, polish=True, polish_tol=0.3)
         assert res.converged
         assert res.info["polish"]["rounds"] >= 1 and res.info["polish"]["newton_steps"] >= 1
+        if loss_name == "squared":  # rounds ended early (blocks added before the end)
+            assert res.info["polish"]["early_ends"] >= 1
         assert abs(res.objective - ref) <= 1e-6 * abs(ref)
         assert res.gap <= tol * abs(res.objective)
         assert res.objective - ref <= res.gap + 1e-9 * abs(ref)
@@ -139,6 +141,8 @@ def test_chunked_polish_design_matches_the_formed_one(unpen, output_bias):
     try:
         F._POLISH_CHUNK = 7 * A.shape[1]  # 7 rows per chunk: 8 chunks, the last short
         np.testing.assert_allclose(C.gram(), A.T @ A, rtol=1e-12, atol=1e-11)
+        F._POLISH_CHUNK = 5 * P  # A^T g over chunks of 5 rows
+        np.testing.assert_allclose(C.rmatvec(g), A.T @ g, rtol=1e-12, atol=1e-12)
     finally:
         F._POLISH_CHUNK = old
     keep = np.array([True, False, True, False])

@@ -330,16 +330,18 @@ def lipschitz_bound(Xa: np.ndarray, S: np.ndarray, *, output_bias: bool,
     """
     Xa = np.ascontiguousarray(Xa, dtype=np.float64)
     S = np.ascontiguousarray(S)
+    if not (S.dtype == bool or np.issubdtype(S.dtype, np.number)):
+        S = S.astype(np.float64)
     n = Xa.shape[0]
     # one-vs-rest fits and regularisation paths ask again for the same (Xa, S); hashed in
     # place (no copy of the masks: 800 MB at n = 10^6, P = 100)
     digest = hashlib.blake2b(digest_size=16)
-    digest.update(memoryview(Xa).cast("B"))
-    digest.update(memoryview(S).cast("B"))
+    for a in (Xa, S):
+        digest.update(a.reshape(-1).view(np.uint8) if a.size else b"")
     key = (digest.hexdigest(), str(S.dtype), Xa.shape, S.shape, bool(output_bias))
-    S = np.asarray(S, dtype=np.float64)
     if key in _LIPSCHITZ_CACHE:
         return _LIPSCHITZ_CACHE[key]
+    S = np.asarray(S, dtype=np.float64)
     if n <= _LIPSCHITZ_DENSE_N:
         K = (Xa @ Xa.T) * (S @ S.T)
         if output_bias:
@@ -788,6 +790,7 @@ def solve_gated_fista(
             verbose=verbose)
         pinfo["rounds"] += 1
         pinfo["newton_steps"] += pol.get("n_steps", 0)
+        pinfo["early_ends"] = pinfo.get("early_ends", 0) + pol.get("early_ends", 0)
         pinfo["seconds"] += time.perf_counter() - t_start - elapsed
         if "info" in pol:
             pinfo["info"] = pol["info"]
@@ -866,10 +869,18 @@ class _ChunkedColumns:
         self.shape = (n, self.act.size * k + P * (d - k) + int(self.ob))
 
     def rmatvec(self, g: np.ndarray) -> np.ndarray:
-        """``A^T g``."""
-        parts = [(self.S[:, self.act].T @ (g[:, None] * self.reg.penalized(self.Xa))).ravel()]
-        if self.reg.free:
-            parts.append((self.S.T @ (g[:, None] * self.reg.unpenalized(self.Xa))).ravel())
+        """``A^T g``, one row chunk at a time (no ``n x m`` copy of the active masks)."""
+        n = self.shape[0]
+        step = max(1, _POLISH_CHUNK // max(self.S.shape[1], 1))
+        k = self.reg.penalized_dim
+        pen = np.zeros((self.act.size, k))
+        free = np.zeros((self.S.shape[1], self.Xa.shape[1] - k)) if self.reg.free else None
+        for a in range(0, n, step):
+            Sc, gX = self.S[a:a + step], g[a:a + step, None] * self.Xa[a:a + step]
+            pen += Sc[:, self.act].T @ self.reg.penalized(gX)
+            if free is not None:
+                free += Sc.T @ self.reg.unpenalized(gX)
+        parts = [pen.ravel()] + ([free.ravel()] if free is not None else [])
         if self.ob:
             parts.append(np.array([g.sum()]))
         return np.concatenate(parts)
@@ -1053,7 +1064,7 @@ def newton_polish(loss, Xa: np.ndarray, S: np.ndarray, y: np.ndarray, beta: floa
     dg = certify(W, c, z)
     history: list = []
     best = {"W": W.copy(), "c": c, "dg": dg, "best_dual": max(best_dual, dg.dual),
-            "converged": False, "history": history, "n_steps": 0}
+            "converged": False, "history": history, "n_steps": 0, "early_ends": 0}
 
     def record(Wc, cc, dgc) -> bool:
         best["best_dual"] = max(best["best_dual"], dgc.dual)
@@ -1089,8 +1100,10 @@ def newton_polish(loss, Xa: np.ndarray, S: np.ndarray, y: np.ndarray, beta: floa
             r, U, Hn = norm_derivatives(regularizer.penalized(W[act]), beta)
             grad = A.rmatvec(g) if isinstance(A, _ChunkedColumns) else A.T @ g
             grad[:m * k] += beta * U.ravel()
+            chunked = isinstance(A, _ChunkedColumns)  # K <= n: the K x K path only
             step = _newton_direction(A, np.sqrt(h), grad, U, r, Hn, beta, m, k,
-                                     Xk=Xa[:, :k], Sa=S[:, act], cache=gram_cache)
+                                     Xk=None if chunked else Xa[:, :k],
+                                     Sa=None if chunked else S[:, act], cache=gram_cache)
             if step is None:
                 best["info"] = "Hessian factorisation failed"
                 return best
@@ -1111,6 +1124,7 @@ def newton_polish(loss, Xa: np.ndarray, S: np.ndarray, y: np.ndarray, beta: floa
                 # problem is solved to the end, as before: below it, a block that only
                 # the unfinished restricted solve made violate was added and dropped
                 # again round after round (a certified gap stuck at 3e-7)
+                best["early_ends"] += 1
                 restricted_done = True
                 break
 
@@ -1859,6 +1873,8 @@ def solve_gated_fista_multi(
                                 max_vars=polish_max_vars, time_limit=left, verbose=verbose)
             pinfo[col]["rounds"] += 1
             pinfo[col]["newton_steps"] += pol.get("n_steps", 0)
+            pinfo[col]["early_ends"] = pinfo[col].get("early_ends", 0) + \
+                pol.get("early_ends", 0)
             pinfo[col]["seconds"] += time.perf_counter() - t_pol
             if not pol:  # no curvature formula: plain FISTA to tol
                 polish_on[col], stage_tol[col] = False, tol
