@@ -15,7 +15,7 @@ Rows:
 * ``make_regression(n, 20, noise=10)`` (X standardised, y centred and scaled) with P=100
   patterns at ``0.1 alpha_max``: gated ReLU (FISTA) and ReLU (``solver="relu"``, and its
   augmented Lagrangian forced, ``method="al"``) to gap 1e-6 at ``n = 1e4`` and ``1e5``,
-  and the gated one at ``n = 1e6`` (about 5 GB: run it with ``--memory-limit 12``);
+  and the gated one at ``n = 1e6`` (3.4 GB peak RSS; it also ran under an 8 GB cap);
 * gated ReLU at ``n = 1e4``, d=20, P=100, ``0.1 alpha_max`` (no hidden bias, unit group
   penalties) side by side with adelie (``adelie.matrix.convex_relu(gated=True)``,
   ``grpnet`` on a 10-point path ending at the same ``lambda = alpha / n``) and celer
