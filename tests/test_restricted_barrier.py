@@ -274,6 +274,49 @@ def test_reduced_newton_solve_matches_the_dense_factor(rng, ob, spread, lowrank)
     assert np.linalg.norm(x - x_dense) <= 1e-6 * np.linalg.norm(x_dense)
 
 
+@pytest.mark.parametrize("lowrank", [False, True])
+def test_reduced_newton_solve_late_on_the_path(rng, lowrank):
+    """Late on the central path: one block Hessian of each pair nearly singular (an
+    active block, its radial direction held by ``rho`` alone, condition number ~1e17,
+    where its own Cholesky factor can fail), the other huge (a zero block, every row active).
+    The reduced solve factors only their sum, still solves the system (it used to decline
+    it, and the whole matrix was factored), as accurately as the dense factor."""
+    from convexrelu.solvers._restricted_barrier import (LowRankCurvature, _factor,
+                                                        newton_matrix,
+                                                        reduced_newton_solver)
+
+    k, d, rho = 4, 6, 1e-11
+    n = 15 if lowrank else 60
+    A = rng.standard_normal((n, 1 + k * d))
+    A[:, 0] = 1.0
+    h = rng.uniform(0.01, 0.25, n)
+    Qd = A.T @ (A * h[:, None])
+    Q = LowRankCurvature(A, h, True) if lowrank else Qd
+
+    def active():  # beta / r (I - u u^T) + rho I, r ~ 1e-5
+        u = rng.standard_normal((k, d))
+        u /= np.linalg.norm(u, axis=1, keepdims=True)
+        return 1e6 * (np.eye(d) - u[:, :, None] * u[:, None, :]) + rho * np.eye(d)
+
+    def zero():  # every cone row active: z / s ~ 1e12
+        G = rng.standard_normal((k, 3 * d, d))
+        return 1e12 * np.swapaxes(G, 1, 2) @ G
+
+    Hv, Hw = active(), zero()
+    Hv[1], Hw[1] = Hw[1].copy(), Hv[1].copy()   # w active, v zero in one pair
+    assert np.linalg.cond(Hv[0]) > 1e15 and np.linalg.cond(Hw[1]) > 1e15
+    H = newton_matrix(Qd, np.concatenate([Hv, Hw]), True, rho)
+    g = rng.standard_normal(H.shape[0])
+    solve = reduced_newton_solver(Q, Hv, Hw, True, rho)
+    assert solve is not None
+    x = solve(g)
+    assert x is not None
+    x_dense = _factor(H)(g)
+    res = np.linalg.norm(H @ x - g) / np.linalg.norm(g)
+    res_dense = np.linalg.norm(H @ x_dense - g) / np.linalg.norm(g)
+    assert res <= max(10 * res_dense, 1e-10)
+
+
 def test_reduced_newton_solve_declines_an_indefinite_block(rng):
     """A block Hessian that is not positive definite: no reduced solve (the caller factors
     the whole matrix)."""
