@@ -95,7 +95,8 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils._param_validation import Interval, StrOptions
 
 from .._newton import backtrack, boundary_steps, damped_cholesky, newton_step, norm_derivatives
-from ..certificates._gap import dual_point, gated_duality_gap, predict, range_basis
+from ..certificates._gap import (dual_point, gated_duality_gap, pattern_correlations,
+                                 predict, range_basis)
 from ..regularizers import GroupL2Penalty
 from ._base import BaseSolver, _implements
 
@@ -1048,8 +1049,7 @@ def newton_polish(loss, Xa: np.ndarray, S: np.ndarray, y: np.ndarray, beta: floa
 
     def violators(Wc, zc):
         """Inactive blocks violating the dual constraint at ``zc`` (norms kept)."""
-        lam = -loss.gradient(zc, y)
-        Cn = S.T @ (lam[:, None] * Xa[:, :k])
+        Cn = pattern_correlations(Xa[:, :k], S, -loss.gradient(zc, y))
         nrm = np.linalg.norm(Cn, axis=1)
         viol_norms.update(Cn=Cn, nrm=nrm)
         inactive = np.linalg.norm(Wc[:, :k], axis=1) == 0
@@ -1092,6 +1092,7 @@ def newton_polish(loss, Xa: np.ndarray, S: np.ndarray, y: np.ndarray, beta: floa
             if n * K > _POLISH_MAX_DESIGN else \
             _polish_columns(Xa, S, act, regularizer, output_bias)
         restricted_done = K == 0  # empty support, no free variable: only add blocks
+        viol = None  # the violators at the round's last point, when already found
         for it in range(0 if K == 0 else max_newton):
             if time_limit is not None and time.perf_counter() - t0 > time_limit:
                 return best
@@ -1115,18 +1116,20 @@ def newton_polish(loss, Xa: np.ndarray, S: np.ndarray, y: np.ndarray, beta: floa
                 break
             gap_now = best["dg"].primal - best["best_dual"]
             if rnd < max_rounds // 2 and gap_now > _POLISH_EARLY_RGAP * abs(best["dg"].primal) \
-                    and -dec <= _POLISH_DEC_GAP * gap_now and violators(W, z).size:
-                # the restricted problem is solved far below the certified gap, which
-                # blocks outside the support make: add them now (the Newton steps after
-                # this point moved the objective by 1e-9 relative on digits; at 0.1 instead
-                # of _POLISH_DEC_GAP the blocks added from a rough point cycled). Near the
-                # optimum (_POLISH_EARLY_RGAP) and in the last rounds every restricted
-                # problem is solved to the end, as before: below it, a block that only
-                # the unfinished restricted solve made violate was added and dropped
-                # again round after round (a certified gap stuck at 3e-7)
-                best["early_ends"] += 1
-                restricted_done = True
-                break
+                    and -dec <= _POLISH_DEC_GAP * gap_now:
+                viol = violators(W, z)
+                if viol.size:
+                    # the restricted problem is solved far below the certified gap, which
+                    # blocks outside the support make: add them now (the Newton steps after
+                    # this point moved the objective by 1e-9 relative on digits; at 0.1 instead
+                    # of _POLISH_DEC_GAP the blocks added from a rough point cycled). Near the
+                    # optimum (_POLISH_EARLY_RGAP) and in the last rounds every restricted
+                    # problem is solved to the end, as before: below it, a block that only
+                    # the unfinished restricted solve made violate was added and dropped
+                    # again round after round (a certified gap stuck at 3e-7)
+                    best["early_ends"] += 1
+                    restricted_done = True
+                    break
 
             def trial(tt, drop=None):
                 Wn = W.copy()
@@ -1179,8 +1182,9 @@ def newton_polish(loss, Xa: np.ndarray, S: np.ndarray, y: np.ndarray, beta: floa
                 if K == 0:
                     restricted_done = True
                     break
-        # add the violating inactive blocks
-        viol = violators(W, z)
+        # add the violating inactive blocks (found already where the round ended early)
+        if viol is None or not viol.size:
+            viol = violators(W, z)
         if viol.size == 0:
             if restricted_done:
                 break
