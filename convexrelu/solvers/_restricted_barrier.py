@@ -344,7 +344,10 @@ class LowRankCurvature:
         A_u`` and ``Y = U blockdiag(L^{-T})`` (``n x k d``), ``(U^T U + P)^{-1} = L^{-T}
         (I - Y^T (I + Y Y^T)^{-1} Y) L^{-1}`` (Woodbury, symmetrically scaled: ``I + Y
         Y^T`` has no eigenvalue below 1); the output bias is eliminated by its Schur
-        complement."""
+        complement. Where rounding leaves some ``P_i`` slightly indefinite its factor is
+        that of ``P_i`` plus ``_P_SHIFTS`` times its largest diagonal entry (the solve is
+        then a preconditioner: :func:`reduced_newton_solver` refines it on the exact
+        matrix)."""
         k, d = P.shape[0], P.shape[1]
         o = 1 if self.ob else 0
         n = self.A.shape[0]
