@@ -19,6 +19,14 @@ Two tables, one run (issue 12, items 2 and 3):
   torch CUDA float64 / float32. Without CUDA the GPU rows are skipped (said so in the
   output) and the CPU rows run at ``--cpu-sizes`` (default 10,000; ``--quick``: 2,000).
 
+* **ReLU by the augmented Lagrangian** (:func:`~convexrelu.solvers._relu_al.solve_relu_al`,
+  float64; it refuses float32): the same ``make_regression`` programs with the ReLU
+  formulation, a fixed budget of ``--al-outer`` multiplier steps of at most
+  ``--al-inner`` inner iterations on each backend (the AL does not reach 1e-6 on these
+  programs within its defaults, so the rows compare the cost of the same iterations:
+  time, inner iterations, ms per inner iteration, and the primal against numpy's). The
+  time includes the host's feasibility repair and certificate after each outer step.
+
 Tolerances: float64 on any backend gives the numpy result to 1e-6 (relative objective);
 float32 iterations stop earlier (their rounding limits the certified gap, ~1e-4 to 1e-5
 relative; the certificate itself is computed in float64), reported as measured.
@@ -40,10 +48,13 @@ the flops of the FISTA stage, only the number of calls, so joint and one-by-one 
 about the same time there (the joint loop is for devices where calls are what costs).
 make_regression n=10,000: numpy 2.4 s, torch CPU 2.8 s, same objective to 1e-16.
 
+On an NVIDIA H200 (one lease, 2026-12-04): ``benchmarks/results/gpu_h200.md``.
+
 Usage::
 
     python -m benchmarks gpu [--quick] [--time-limit 120] [--sizes 10000 100000 1000000]
-        [--cpu-sizes 10000] [--skip-scnn] [--skip-digits] [--skip-scale] [--out PATH]
+        [--cpu-sizes 10000] [--skip-scnn] [--skip-digits] [--skip-scale] [--skip-al]
+        [--al-outer 5] [--al-inner 200] [--out PATH]
 """
 
 import os
@@ -197,7 +208,8 @@ def regression_problem(n, P=100, seed=0):
 def scale_table(args, cuda: bool) -> list:
     from convexrelu.solvers._fista import solve_gated_fista
 
-    sizes = args.sizes if cuda else args.cpu_sizes
+    # on a GPU every size (the CPU rows run up to max(--cpu-sizes)); without one the CPU sizes
+    sizes = sorted(set(args.sizes) | set(args.cpu_sizes)) if cuda else args.cpu_sizes
     lines = ["### make_regression(n, 20), P=100, gated, alpha = 0.1 alpha_max", ""]
     if not cuda:
         lines += ["GPU rows skipped: torch.cuda.is_available() is False (or torch is not "
@@ -227,6 +239,61 @@ def scale_table(args, cuda: bool) -> list:
     return lines + [""]
 
 
+def al_table(args, cuda: bool) -> list:
+    """The ReLU program by the augmented Lagrangian on each backend: a fixed budget of
+    outer steps, so every backend runs the same iterations (float64; see the docstring)."""
+    from convexrelu.arrangements import ActivationPatterns
+    from convexrelu.certificates._gap import centred_dual
+    from convexrelu.program import ConvexProgram
+    from convexrelu.solvers._relu_al import solve_relu_al
+
+    sizes = sorted(set(args.sizes) | set(args.cpu_sizes)) if cuda else args.cpu_sizes
+    lines = [f"### make_regression(n, 20), P=100, ReLU by the augmented Lagrangian "
+             f"(float64), alpha = 0.1 alpha_max, {args.al_outer} outer steps of at most "
+             f"{args.al_inner} inner iterations", ""]
+    if not cuda:
+        lines += ["GPU rows skipped (no CUDA).", ""]
+    lines += ["| n | backend | time (s) | inner iterations | ms per inner iteration | "
+              "primal (sum form) | certified rel. gap | primal vs numpy |",
+              "|---|---|---|---|---|---|---|---|"]
+    for n in sizes:
+        Xa, S, y, alpha = regression_problem(int(n))
+        X = Xa[:, :-1]
+        G = np.random.default_rng(0).standard_normal((Xa.shape[1], S.shape[1]))
+        prog = ConvexProgram(X, y, ActivationPatterns.from_gates(X, G, bias=True),
+                             loss="squared", alpha=alpha / n, bias=True, formulation="relu")
+        ref = None
+        for label, kw in _configs(cuda, False):
+            on_gpu = kw.get("device") == "cuda"
+            if "dtype" in kw:
+                continue  # float64 only (the AL refuses float32)
+            if not on_gpu and n > max(args.cpu_sizes) and not args.cpu_all:
+                lines.append(f"| {n} | {label} | skipped (n > --cpu-sizes) | | | | | |")
+                continue
+            _sync()
+            t = time.perf_counter()
+            r = solve_relu_al(prog.loss, prog.X_aug, prog.masks, prog.y, prog.alpha * n,
+                              gates=prog.patterns.gates, regularizer=prog.regularizer,
+                              output_bias=True, centred=centred_dual(prog), tol=TARGET,
+                              max_outer=args.al_outer, max_inner=args.al_inner,
+                              time_limit=args.time_limit, backend=kw["backend"],
+                              device=kw.get("device"))
+            _sync()
+            el = time.perf_counter() - t
+            if ref is None:
+                ref = r["primal"]
+            lines.append(
+                f"| {n} | {label} | {el:.2f} | {r['n_inner']} | "
+                f"{1e3 * el / max(r['n_inner'], 1):.2f} | {r['primal']:.10g} | "
+                f"{r['gap'] / abs(r['primal']):.1e} | "
+                f"{abs(r['primal'] - ref) / abs(ref):.1e} |")
+            _progress(lines[-1])
+    return lines + ["", "A fixed budget (the AL does not reach 1e-6 on these programs within "
+                    "its defaults): the rows compare the cost of the same iterations; the "
+                    "time includes the host's feasibility repair and certificate after "
+                    "each outer step.", ""]
+
+
 def _progress(msg):
     print(msg, file=sys.stderr, flush=True)
 
@@ -238,8 +305,9 @@ def _parse(argv):
                     "no scnn")
     ap.add_argument("--time-limit", type=float, default=None,
                     help="cap (s) on each solve (default 120; --quick: 10)")
-    ap.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000, 1_000_000],
-                    help="n of the scale table on a GPU")
+    ap.add_argument("--sizes", type=int, nargs="+", default=None,
+                    help="n of the scale table on a GPU (default 10000 100000 1000000; "
+                    "--quick: the CPU sizes)")
     ap.add_argument("--cpu-sizes", type=int, nargs="+", default=None,
                     help="n of the CPU rows (default 10000; --quick: 2000)")
     ap.add_argument("--cpu-all", action="store_true",
@@ -247,12 +315,25 @@ def _parse(argv):
     ap.add_argument("--skip-scnn", action="store_true")
     ap.add_argument("--skip-digits", action="store_true")
     ap.add_argument("--skip-scale", action="store_true")
+    ap.add_argument("--skip-al", action="store_true",
+                    help="skip the augmented Lagrangian (ReLU) table")
+    ap.add_argument("--al-outer", type=int, default=None,
+                    help="outer (multiplier) steps of each AL row (default 5; --quick: 2)")
+    ap.add_argument("--al-inner", type=int, default=None,
+                    help="inner iterations per outer step of each AL row (default 200; "
+                    "--quick: 50)")
     ap.add_argument("--out", default=None, help="also write the markdown here")
     args = ap.parse_args(argv)
     if args.time_limit is None:
         args.time_limit = 10.0 if args.quick else 120.0
     if args.cpu_sizes is None:
         args.cpu_sizes = [2000] if args.quick else [10_000]
+    if args.al_outer is None:
+        args.al_outer = 2 if args.quick else 5
+    if args.al_inner is None:
+        args.al_inner = 50 if args.quick else 200
+    if args.sizes is None:
+        args.sizes = list(args.cpu_sizes) if args.quick else [10_000, 100_000, 1_000_000]
     if args.quick:
         args.skip_scnn = True
     return args
@@ -294,6 +375,8 @@ def _run(args, command) -> str:
         lines += digits_table(args, cuda)
     if not args.skip_scale:
         lines += scale_table(args, cuda)
+    if not args.skip_al:
+        lines += al_table(args, cuda)
     return "\n".join(lines)
 
 

@@ -33,10 +33,17 @@ def test_quick_mode(bench, capsys, tmp_path):
     assert out.read_text().strip() == text.strip()
     if not torch.cuda.is_available():
         assert "GPU rows skipped" in text and "torch cuda" not in text
-    rows = [ln.split("|") for ln in text.splitlines() if ln.startswith("| 400 |")]
+    gated, al = text.split("augmented Lagrangian")  # the AL's table comes last
+    rows = [ln.split("|") for ln in gated.splitlines() if ln.startswith("| 400 |")]
     assert {r[2].strip() for r in rows} >= {"numpy float64", "torch cpu float64"}
     for r in rows:  # certified, and the same objective as numpy
         assert float(r[6]) <= 1e-6 and float(r[7]) <= 1e-6
+    rows = [ln.split("|") for ln in al.splitlines() if ln.startswith("| 400 |")]
+    assert {r[2].strip() for r in rows} >= {"numpy float64", "torch cpu float64"}
+    inner = {int(r[4]) for r in rows}
+    assert len(inner) == 1 and inner.pop() > 0  # the same iterations on every backend
+    for r in rows:  # a fixed budget: the same point as numpy's (not certified)
+        assert float(r[8]) <= 1e-9
     digits = [ln.split("|") for ln in text.splitlines() if "convexrelu" in ln]
     assert len(digits) >= 6
     objs = {r[1].strip(): [] for r in digits}

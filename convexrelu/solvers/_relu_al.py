@@ -45,38 +45,44 @@ import time
 from typing import Optional
 
 import numpy as np
-from sklearn.utils._param_validation import Interval
+from sklearn.utils._param_validation import Interval, StrOptions
 
 from .._polish import polish_support, repair_feasibility
 from ..certificates._gap import centred_dual, relative_gap, relu_multiplier_gap
 from ..program import ConvexProgram, ConvexSolution
 from ..regularizers import GroupL2Penalty
 from ._base import BaseSolver, certificate_text
-from ._fista import fista_core, get_backend
+from ._fista import ArrayBackend, fista_core, get_backend
 
 __all__ = ["ReluALSolver", "solve_relu_al", "operator_norm_sq"]
 
 
-def operator_norm_sq(Xa: np.ndarray, S: np.ndarray, *, output_bias: bool,
-                     n_iter: int = 30, seed: int = 0) -> float:
+def operator_norm_sq(Xa, S, *, output_bias: bool, n_iter: int = 30, seed: int = 0,
+                     xp: Optional[ArrayBackend] = None, S_T=None) -> float:
     """An estimate of ``||A||^2`` for ``A: (B, c0) -> sum_j S_j X_a b_j + c0 1`` by power
     iteration on ``A A^T`` (products only: no ``n x n`` matrix).
 
-    It is a lower estimate (the line search of the proximal gradient repairs it).
+    It is a lower estimate (the line search of the proximal gradient repairs it). With a
+    backend ``xp`` the products run there on its arrays ``Xa`` and ``S_T`` (the signed
+    masks transposed, ``2P x n``; ``S`` is then not used).
     """
+    if xp is None:
+        xp = get_backend("numpy")
+        Xa = np.asarray(Xa, np.float64)
+        S_T = np.asarray(S, np.float64).T
     n = Xa.shape[0]
-    x = np.random.default_rng(seed).standard_normal(n)
+    x = xp.asarray(np.random.default_rng(seed).standard_normal(n))
     val = 0.0
     for _ in range(n_iter):
-        nx = float(np.linalg.norm(x))
+        nx = np.sqrt(xp.vdot(x, x))
         if nx == 0.0:
             return 0.0
-        x /= nx
-        u = S.T @ (x[:, None] * Xa)  # A^T x (blocks)
-        out = np.einsum("ij,ij->i", Xa, S @ u)
+        x = x * (1.0 / nx)
+        u = S_T @ (x[:, None] * Xa)  # A^T x (blocks)
+        out = xp.rowdot(Xa, S_T.T @ u)
         if output_bias:
-            out += x.sum()
-        val = float(x @ out)
+            out = out + xp.total(x)
+        val = xp.vdot(x, out)
         x = out
     return max(val, 0.0)
 
@@ -90,7 +96,8 @@ def solve_relu_al(loss, Xa, masks, y, beta, *, gates, regularizer: GroupL2Penalt
                   output_bias: bool, centred: bool, tol: float = 1e-6,
                   max_outer: int = 60, max_inner: int = 500, B0=None, c0: float = 0.0,
                   polish=None, polish_rgap: float = 0.3, max_refine: int = 200,
-                  time_limit: Optional[float] = None, verbose: int = 0) -> dict:
+                  time_limit: Optional[float] = None, backend="numpy", device=None,
+                  dtype=np.float64, verbose: int = 0) -> dict:
     """Solve one scalar ReLU program by the augmented Lagrangian (see the module docstring).
 
     Parameters
@@ -120,6 +127,12 @@ def solve_relu_al(loss, Xa, masks, y, beta, *, gates, regularizer: GroupL2Penalt
         Relative gap below which ``polish`` is tried.
     max_refine : int
         Blocks refined exactly by the certificate (``relu_multiplier_gap``).
+    backend, device, dtype :
+        Where the inner iterations and the multiplier updates run
+        (:class:`~convexrelu.solvers._fista.ArrayBackend`: ``"numpy"``, or ``"torch"`` on
+        ``device``; float64 only, see :class:`ReluALSolver`). The feasibility repair,
+        the certificate and the polish run on the host in float64 (one transfer of the
+        multipliers per outer step).
 
     Returns
     -------
@@ -130,86 +143,97 @@ def solve_relu_al(loss, Xa, masks, y, beta, *, gates, regularizer: GroupL2Penalt
         ``mu``.
     """
     t0 = time.perf_counter()
-    xp = get_backend("numpy")
+    xp = get_backend(backend, device, dtype)
+    if xp.dtype != np.float64:
+        raise ValueError(f"the augmented Lagrangian runs in float64 only; got dtype="
+                         f"{xp.dtype}. Use dtype='float64' (on a GPU too), or the gated "
+                         "solver FistaSolver for float32 iterations.")
     Xa = np.ascontiguousarray(Xa, np.float64)
     masks = np.asarray(masks, bool)
     y = np.asarray(y, np.float64)
     n, da = Xa.shape
     P = masks.shape[1]
     Mf = masks.astype(np.float64)
-    S = np.hstack([Mf, -Mf])  # signed masks of [V; W]
-    A = np.hstack([2.0 * Mf - 1.0] * 2)  # cone signs of both halves
+    S = np.hstack([Mf, -Mf])  # signed masks of [V; W] (host: the certificate)
     signs2 = np.hstack([masks, masks])
     G2 = np.hstack([gates, gates])
     reg = regularizer
     beta = float(beta)
+    # the iterations' arrays on the backend; row-major (blocks x samples) copies of the
+    # signed masks and cone signs: the rows of the active blocks are gathered contiguously
+    Xd = xp.asarray(Xa)
+    Md = xp.asarray(Mf)
+    S_T = xp.asarray(S.T)
+    A_T = xp.asarray(np.vstack([2.0 * Mf.T - 1.0] * 2))  # cone signs of both halves
 
     # the quadratic part's curvature: loss (through A) and the AL term (delta ||Xa||^2)
-    L_loss = float(loss.lipschitz) * operator_norm_sq(Xa, S, output_bias=output_bias)
+    L_loss = float(loss.lipschitz) * operator_norm_sq(Xd, None, output_bias=output_bias,
+                                                      xp=xp, S_T=S_T)
     L_cone = _al_lipschitz(Xa)
     delta = max(L_loss, 1e-12) / max(L_cone, 1e-300)
-    # row-major (blocks x samples) copies: the rows of the active blocks are gathered
-    # contiguously
-    S_T = np.ascontiguousarray(S.T)
-    A_T = np.ascontiguousarray(A.T)
-    state = {"mu": np.zeros((2 * P, n)), "delta": delta, "mucols": np.zeros(0, int),
+    fval_z, fvg_z = xp.loss_ops(loss, y)
+    state = {"mu": xp.zeros((2 * P, n)), "delta": delta, "mucols": np.zeros(0, int),
              "cache": (None, None, None, None)}
+
+    def index(cols):
+        return cols if xp._t is None else xp._t.as_tensor(cols, device=xp.device)
 
     def gathered(cols):
         """``(S, A, mu)`` rows of ``cols`` (cached for the last column set)."""
         key = cols.tobytes()
         if state["cache"][0] != key:
-            state["cache"] = (key, S_T[cols], A_T[cols], state["mu"][cols])
+            ix = index(cols)
+            state["cache"] = (key, S_T[ix], A_T[ix], state["mu"][ix])
         return state["cache"][1:]
 
     def forward(B):
         """The products of the blocks that are nonzero or carry multipliers (the others
         contribute nothing to the predictions or the AL term)."""
-        nz = np.flatnonzero(np.any(B != 0, axis=1))
-        cols = np.union1d(nz, state["mucols"])
-        T = B[cols] @ Xa.T  # (|cols|, n)
+        cols = np.union1d(_nonzero_rows(xp, B), state["mucols"])
+        T = B[index(cols)] @ Xd.T  # (|cols|, n)
         Sc = gathered(cols)[0]
-        return _State(cols, T, np.einsum("ij,ij->j", Sc, T))
+        return _State(xp, cols, T, _coldot(xp, Sc, T))
 
     def _al_terms(st):
         _, Ac, muc = gathered(st.cols)
         R = Ac * st.T
         R *= -state["delta"]
         R += muc
-        np.maximum(R, 0.0, out=R)
-        return Ac, R
+        return Ac, _relu_inplace(xp, R)
 
     def fgrad(st, c):
-        z = st.z + c if output_bias else st.z
-        f, g = float(loss.value(z, y)), loss.gradient(z, y)
+        f, g = fvg_z(st.z + c if output_bias else st.z)
         Ac, R = _al_terms(st)
-        f += 0.5 * float(np.vdot(R, R)) / state["delta"]
+        f += 0.5 * xp.vdot(R, R) / state["delta"]
         R *= Ac
-        return f, (g, st.cols, R), (float(g.sum()) if output_bias else 0.0)
+        return f, (g, st.cols, R), (xp.total(g) if output_bias else 0.0)
 
     def adjoint(G):
         g, cols, AR = G
-        H = Mf.T @ (g[:, None] * Xa)  # rows X_a^T D_i g: one GEMM, every pattern
-        out = np.vstack([H, -H])
+        H = Md.T @ (g[:, None] * Xd)  # rows X_a^T D_i g: one GEMM, every pattern
+        out = np.vstack([H, -H]) if xp._t is None else xp._t.cat([H, -H])
         if cols.size:
-            out[cols] -= AR @ Xa
+            out[index(cols)] -= AR @ Xd
         return out
 
     def fval(st, c):
-        z = st.z + c if output_bias else st.z
         _, R = _al_terms(st)
-        return float(loss.value(z, y)) + 0.5 * float(np.vdot(R, R)) / state["delta"]
+        return fval_z(st.z + c if output_bias else st.z) + \
+            0.5 * xp.vdot(R, R) / state["delta"]
 
     def prox(Z, step):
         return xp.group_shrink(Z, beta * step, reg)
 
     def penalty(B):
-        return beta * reg.value(B)
+        return beta * xp.total(xp.row_norms(reg.penalized(B)))
 
     def certify(B, c, mu_):
         return relu_multiplier_gap(loss, Xa, S, signs2, y, B, c, beta, mu_,
                                    output_bias=centred, regularizer=reg,
                                    max_refine=max_refine)
+
+    def host_mu():  # the multipliers (n x 2P) on the host in float64
+        return xp.to_numpy(state["mu"]).T
 
     B = np.zeros((2 * P, da)) if B0 is None else np.array(B0, np.float64)
     c = float(c0) if output_bias else 0.0
@@ -236,24 +260,25 @@ def solve_relu_al(loss, Xa, masks, y, beta, *, gates, regularizer: GroupL2Penalt
             scale = max(float(np.linalg.norm(S.T @ (g0[:, None] * Xa), axis=1).max()),
                         beta, 1e-300)
         r = fista_core(forward=forward, adjoint=adjoint, fgrad=fgrad, fval=fval, prox=prox,
-                       penalty=penalty, gap_fn=None, xp=xp, B0=B, c0=c,
+                       penalty=penalty, gap_fn=None, xp=xp, B0=xp.asarray(B), c0=c,
                        output_bias=output_bias, L_max=np.inf, tol=0.0,
                        max_iter=int(max_inner), check_every=1, shrink_L=0.8,
                        L0=L_prev if L_prev is not None else L_loss + delta * L_cone,
                        inner_tol=inner_rtol * scale, time_limit=left)
         n_inner += r.n_iter
-        B, c = r.B, float(r.output_bias)
+        B, c = np.asarray(r.B, np.float64), float(r.output_bias)
         L_prev = float(r.info.get("L", L_prev or 1.0))
-        T = Xa @ B.T
-        Q = A * T
-        state["mu"] = np.maximum(state["mu"] - state["delta"] * Q.T, 0.0)
-        state["mucols"] = np.flatnonzero(np.any(state["mu"] > 0, axis=1))
+        Q_T = A_T * (r.info["B_backend"] @ Xd.T)  # cone rows, blocks x samples
+        state["mu"] = xp.relu(state["mu"] - Q_T * state["delta"])
+        state["mucols"] = _nonzero_rows(xp, state["mu"])
         state["cache"] = (None, None, None, None)
         Bn = np.linalg.norm(B, axis=1)
-        viol = float(np.max(np.maximum(-Q, 0.0), initial=0.0)) / max(
+        viol = max(-float(Q_T.min()), 0.0) / max(
             float(Bn.max(initial=0.0)) * float(np.sqrt(L_cone)), 1e-300)
+        del Q_T
         Bf, _ = repair_feasibility(Xa, signs2, B, G2)
-        dg = certify(Bf, c, state["mu"].T)
+        mu_h = host_mu()
+        dg = certify(Bf, c, mu_h)
         best_dual = max(best_dual, dg.dual)
         if best is None or dg.primal <= best[0]:
             best = (dg.primal, Bf, c, dg)
@@ -264,7 +289,7 @@ def solve_relu_al(loss, Xa, masks, y, beta, *, gates, regularizer: GroupL2Penalt
             if out is not None:
                 V2, W2, c2 = out
                 Bp, _ = repair_feasibility(Xa, signs2, np.vstack([V2, W2]), G2)
-                dgp = certify(Bp, float(c2), state["mu"].T)
+                dgp = certify(Bp, float(c2), mu_h)
                 best_dual = max(best_dual, dgp.dual)
                 if verbose:
                     print(f"  polished primal {dgp.primal:.10e} gap {dgp.gap:.3e}")
@@ -291,7 +316,28 @@ def solve_relu_al(loss, Xa, masks, y, beta, *, gates, regularizer: GroupL2Penalt
     _, Bf, c, dg = best
     return dict(B=Bf, c0=c, dg=dg, gap=best[0] - best_dual, primal=best[0],
                 converged=converged, n_outer=outer, n_inner=n_inner, history=history,
-                mu=state["mu"].T, time=time.perf_counter() - t0)
+                mu=host_mu(), time=time.perf_counter() - t0)
+
+
+def _nonzero_rows(xp: ArrayBackend, B) -> np.ndarray:
+    """The indices (host, sorted) of the rows of ``B`` with a nonzero entry."""
+    if xp._t is None:
+        return np.flatnonzero(np.any(B != 0, axis=1))
+    return xp._t.nonzero((B != 0).any(1)).flatten().cpu().numpy()
+
+
+def _relu_inplace(xp: ArrayBackend, R):
+    """``max(R, 0)`` in place."""
+    if xp._t is None:
+        return np.maximum(R, 0.0, out=R)
+    return R.clamp_(min=0.0)
+
+
+def _coldot(xp: ArrayBackend, a, b):
+    """``(a * b).sum(0)`` (without the temporary in numpy)."""
+    if xp._t is None:
+        return np.einsum("ij,ij->j", a, b)
+    return (a * b).sum(0)
 
 
 def _polisher(prog: ConvexProgram):
@@ -312,26 +358,30 @@ def _unscaled(dg) -> np.ndarray:
 
 class _State:
     """The proximal-gradient state of a point ``B``: the products ``X_a b_j`` of the blocks
-    ``cols`` (rows of ``T``; every other block is zero and carries no multiplier) and the
-    predictions ``z``.
+    ``cols`` (rows of ``T``, on the backend ``xp``; every other block is zero and carries
+    no multiplier) and the predictions ``z``.
 
     Linear combinations (the extrapolation of :func:`~._fista.fista_core`) align the
     column sets.
     """
 
-    __slots__ = ("cols", "T", "z")
+    __slots__ = ("xp", "cols", "T", "z")
 
-    def __init__(self, cols, T, z):
-        self.cols, self.T, self.z = cols, T, z
+    def __init__(self, xp, cols, T, z):
+        self.xp, self.cols, self.T, self.z = xp, cols, T, z
 
     def _combine(self, other, b):
         if self.cols.size == other.cols.size and np.array_equal(self.cols, other.cols):
-            return _State(self.cols, self.T + b * other.T, self.z + b * other.z)
+            return _State(self.xp, self.cols, self.T + b * other.T, self.z + b * other.z)
+        xp = self.xp
         cols = np.union1d(self.cols, other.cols)
-        T = np.zeros((cols.size, self.T.shape[1]))
-        T[np.searchsorted(cols, self.cols)] = self.T
-        T[np.searchsorted(cols, other.cols)] += b * other.T
-        return _State(cols, T, self.z + b * other.z)
+        T = xp.zeros((cols.size, self.T.shape[1]))
+        i, j = np.searchsorted(cols, self.cols), np.searchsorted(cols, other.cols)
+        if xp._t is not None:
+            i, j = (xp._t.as_tensor(a, device=xp.device) for a in (i, j))
+        T[i] = self.T
+        T[j] = T[j] + b * other.T
+        return _State(xp, cols, T, self.z + b * other.z)
 
     def __add__(self, other):
         return self._combine(other, 1.0)
@@ -340,7 +390,7 @@ class _State:
         return self._combine(other, -1.0)
 
     def __mul__(self, a):
-        return _State(self.cols, self.T * a, self.z * a)
+        return _State(self.xp, self.cols, self.T * a, self.z * a)
 
 
 def _column_program(program: ConvexProgram, k: int) -> ConvexProgram:
@@ -374,6 +424,18 @@ class ReluALSolver(BaseSolver):
     verbose : int, default=0
     time_limit : float, optional
         Seconds after which no new outer step starts.
+    backend : {"numpy", "torch"}, default="numpy"
+        Array library of the inner iterations and the multiplier updates. ``"torch"``
+        needs PyTorch (``pip install torch``).
+    device : str, optional
+        torch device (``"cpu"``, ``"cuda"``...); only with ``backend="torch"``. The
+        products with ``X_a`` and the masks run there; the feasibility repair, the
+        certificate (over every pattern) and the polish run on the host in float64.
+    dtype : {"float64"}, default="float64"
+        Precision of the iterations. Only float64: in float32 the inner loop's
+        extrapolated products drift from the iterates faster than the growing penalty
+        tolerates (on small test programs the first multiplier step already ended 300x
+        above the optimum and never recovered), so float32 is refused with a clear error.
 
     Notes
     -----
@@ -391,12 +453,16 @@ class ReluALSolver(BaseSolver):
         "max_refine": [Interval(numbers.Integral, 0, None, closed="left")],
         "verbose": ["verbose"],
         "time_limit": [Interval(numbers.Real, 0, None, closed="neither"), None],
+        "backend": [StrOptions({"numpy", "torch"}), object],
+        "device": [None, str, object],
+        "dtype": [StrOptions({"float64"}), type],
     }
     _convergence_hint = "Increase max_iter (outer updates) or max_inner, or loosen tol."
 
     def __init__(self, tol: float = 1e-6, max_iter: int = 60, max_inner: int = 500,
                  polish: bool = True, max_refine: int = 200, verbose: int = 0,
-                 time_limit: Optional[float] = None) -> None:
+                 time_limit: Optional[float] = None, backend: str = "numpy", device=None,
+                 dtype: str = "float64") -> None:
         self.tol = tol
         self.max_iter = max_iter
         self.max_inner = max_inner
@@ -404,6 +470,9 @@ class ReluALSolver(BaseSolver):
         self.max_refine = max_refine
         self.verbose = verbose
         self.time_limit = time_limit
+        self.backend = backend
+        self.device = device
+        self.dtype = dtype
 
     def _solve(self, program: ConvexProgram, warm_start=None) -> ConvexSolution:
         if not program.loss.smooth:
@@ -414,6 +483,7 @@ class ReluALSolver(BaseSolver):
                              f"the coupled {program.loss.name!r} loss; fit one-vs-rest "
                              "binary programs instead, or use solver='cvxpy'.")
         t0 = time.perf_counter()
+        xp = get_backend(self.backend, self.device, np.dtype(self.dtype))
         c = program.n_outputs
         P, da = program.n_patterns, program.d_aug
         progs = [program] if c == 1 else [_column_program(program, k) for k in range(c)]
@@ -437,7 +507,7 @@ class ReluALSolver(BaseSolver):
                               tol=self.tol / c if c > 1 else self.tol,
                               max_outer=self.max_iter, max_inner=self.max_inner, B0=B0,
                               c0=c0, polish=polish, max_refine=self.max_refine,
-                              time_limit=left, verbose=self.verbose)
+                              time_limit=left, backend=xp, verbose=self.verbose)
             Vs.append(r["B"][:P])
             Ws.append(r["B"][P:])
             cs.append(r["c0"])
@@ -467,4 +537,5 @@ class ReluALSolver(BaseSolver):
                   "support": np.flatnonzero(size > 1e-9 * max(float(size.max(initial=0.0)),
                                                               1e-300)),
                   "tol": self.tol, "patterns_exact": exact,
+                  "backend": xp.name, "device": str(xp.device), "dtype": str(xp.dtype),
                   "certificate": certificate_text(exact)})
