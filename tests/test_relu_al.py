@@ -220,3 +220,19 @@ def test_float32_is_refused_with_a_reason():
                       output_bias=True, centred=True, backend="torch", dtype=np.float32)
     with pytest.raises(ValueError, match="dtype"):
         ReluALSolver(dtype="float32").solve(prog)
+
+
+def test_never_worse_than_its_start():
+    """One multiplier step at the initial (small) penalty ends outside the cones; the
+    returned point is still no worse than the starting point (zero network, warm start)."""
+    prog = _program("squared", n=60, P=16, alpha=0.02)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        one = ReluALSolver(max_iter=1, max_inner=20, polish=False).solve(prog)
+        # the zero network (output bias 0: the cold start's)
+        assert one.objective <= 0.5 * float(prog.y @ prog.y) / prog.n_samples + 1e-12
+        ref = ReluALSolver(tol=1e-8).solve(prog)
+        warm = ReluALSolver(max_iter=1, max_inner=5, polish=False).solve(
+            prog, warm_start=ref)
+    assert warm.objective <= ref.objective * (1 + 1e-9)
+    assert prog.max_violation(warm.V, warm.W) <= 1e-12
