@@ -239,11 +239,38 @@ class ArrayBackend:
     def relu(self, a):
         return np.maximum(a, 0) if self._t is None else self._t.clamp_min(a, 0)
 
+    def relu_(self, a):
+        """``max(a, 0)`` in place (returns ``a``)."""
+        return np.maximum(a, 0.0, out=a) if self._t is None else a.clamp_(min=0.0)
+
     def rowdot(self, a, b):
         """``(a * b).sum(1)`` without the temporary in numpy."""
         if self._t is None:
             return np.einsum("ij,ij->i", a, b)
         return (a * b).sum(1)
+
+    def coldot(self, a, b):
+        """``(a * b).sum(0)`` without the temporary in numpy."""
+        if self._t is None:
+            return np.einsum("ij,ij->j", a, b)
+        return (a * b).sum(0)
+
+    def vstack(self, arrays):
+        return np.vstack(arrays) if self._t is None else self._t.cat(list(arrays))
+
+    # indices (host integer arrays in, host integer arrays out)
+    def index(self, idx):
+        """Host integer indices as an index of this backend's arrays (a torch tensor on
+        the device for torch)."""
+        if self._t is None:
+            return idx
+        return self._t.as_tensor(np.asarray(idx), dtype=self._t.long, device=self.device)
+
+    def nonzero_rows(self, a) -> np.ndarray:
+        """The sorted host indices of the rows of ``a`` with a nonzero entry."""
+        if self._t is None:
+            return np.flatnonzero(np.any(a != 0, axis=1))
+        return self._t.nonzero((a != 0).any(1)).flatten().cpu().numpy()
 
     def group_shrink(self, B, thresh: float, regularizer: GroupL2Penalty):
         """The regulariser's prox on the backend: group soft-thresholding
@@ -1430,8 +1457,7 @@ def _take(xp: ArrayBackend, a, idx, axis: int):
     """``a`` restricted to the indices ``idx`` along ``axis`` (a copy)."""
     if xp._t is None:
         return np.take(a, idx, axis=axis)
-    return a.index_select(axis, xp._t.as_tensor(np.asarray(idx), dtype=xp._t.long,
-                                                device=a.device))
+    return a.index_select(axis, xp.index(idx))
 
 
 def _coldot(xp: ArrayBackend, a, b) -> np.ndarray:

@@ -175,31 +175,28 @@ def solve_relu_al(loss, Xa, masks, y, beta, *, gates, regularizer: GroupL2Penalt
     state = {"mu": xp.zeros((2 * P, n)), "delta": delta, "mucols": np.zeros(0, int),
              "cache": (None, None, None, None)}
 
-    def index(cols):
-        return cols if xp._t is None else xp._t.as_tensor(cols, device=xp.device)
-
     def gathered(cols):
         """``(S, A, mu)`` rows of ``cols`` (cached for the last column set)."""
         key = cols.tobytes()
         if state["cache"][0] != key:
-            ix = index(cols)
+            ix = xp.index(cols)
             state["cache"] = (key, S_T[ix], A_T[ix], state["mu"][ix])
         return state["cache"][1:]
 
     def forward(B):
         """The products of the blocks that are nonzero or carry multipliers (the others
         contribute nothing to the predictions or the AL term)."""
-        cols = np.union1d(_nonzero_rows(xp, B), state["mucols"])
-        T = B[index(cols)] @ Xd.T  # (|cols|, n)
+        cols = np.union1d(xp.nonzero_rows(B), state["mucols"])
+        T = B[xp.index(cols)] @ Xd.T  # (|cols|, n)
         Sc = gathered(cols)[0]
-        return _State(xp, cols, T, _coldot(xp, Sc, T))
+        return _State(xp, cols, T, xp.coldot(Sc, T))
 
     def _al_terms(st):
         _, Ac, muc = gathered(st.cols)
         R = Ac * st.T
         R *= -state["delta"]
         R += muc
-        return Ac, _relu_inplace(xp, R)
+        return Ac, xp.relu_(R)
 
     def fgrad(st, c):
         f, g = fvg_z(st.z + c if output_bias else st.z)
@@ -211,9 +208,9 @@ def solve_relu_al(loss, Xa, masks, y, beta, *, gates, regularizer: GroupL2Penalt
     def adjoint(G):
         g, cols, AR = G
         H = Md.T @ (g[:, None] * Xd)  # rows X_a^T D_i g: one GEMM, every pattern
-        out = np.vstack([H, -H]) if xp._t is None else xp._t.cat([H, -H])
+        out = xp.vstack([H, -H])
         if cols.size:
-            out[index(cols)] -= AR @ Xd
+            out[xp.index(cols)] -= AR @ Xd
         return out
 
     def fval(st, c):
@@ -276,7 +273,7 @@ def solve_relu_al(loss, Xa, masks, y, beta, *, gates, regularizer: GroupL2Penalt
         L_prev = float(r.info.get("L", L_prev or 1.0))
         Q_T = A_T * (r.info["B_backend"] @ Xd.T)  # cone rows, blocks x samples
         state["mu"] = xp.relu(state["mu"] - Q_T * state["delta"])
-        state["mucols"] = _nonzero_rows(xp, state["mu"])
+        state["mucols"] = xp.nonzero_rows(state["mu"])
         state["cache"] = (None, None, None, None)
         Bn = np.linalg.norm(B, axis=1)
         viol = max(-float(Q_T.min()), 0.0) / max(
@@ -286,7 +283,7 @@ def solve_relu_al(loss, Xa, masks, y, beta, *, gates, regularizer: GroupL2Penalt
         mu_h = host_mu()
         dg = certify(Bf, c, mu_h)
         best_dual = max(best_dual, dg.dual)
-        if best is None or dg.primal <= best[0]:
+        if dg.primal <= best[0]:
             best = (dg.primal, Bf, c, dg)
         gap = best[0] - best_dual
         rg = relative_gap(gap, best[0])
@@ -325,27 +322,6 @@ def solve_relu_al(loss, Xa, masks, y, beta, *, gates, regularizer: GroupL2Penalt
                 mu=host_mu(), time=time.perf_counter() - t0)
 
 
-def _nonzero_rows(xp: ArrayBackend, B) -> np.ndarray:
-    """The indices (host, sorted) of the rows of ``B`` with a nonzero entry."""
-    if xp._t is None:
-        return np.flatnonzero(np.any(B != 0, axis=1))
-    return xp._t.nonzero((B != 0).any(1)).flatten().cpu().numpy()
-
-
-def _relu_inplace(xp: ArrayBackend, R):
-    """``max(R, 0)`` in place."""
-    if xp._t is None:
-        return np.maximum(R, 0.0, out=R)
-    return R.clamp_(min=0.0)
-
-
-def _coldot(xp: ArrayBackend, a, b):
-    """``(a * b).sum(0)`` (without the temporary in numpy)."""
-    if xp._t is None:
-        return np.einsum("ij,ij->j", a, b)
-    return (a * b).sum(0)
-
-
 def _polisher(prog: ConvexProgram):
     """The active-set Newton polish of ``prog``'s restricted solutions (None on failure)."""
     def polish(V, W, c0):
@@ -382,9 +358,8 @@ class _State:
         xp = self.xp
         cols = np.union1d(self.cols, other.cols)
         T = xp.zeros((cols.size, self.T.shape[1]))
-        i, j = np.searchsorted(cols, self.cols), np.searchsorted(cols, other.cols)
-        if xp._t is not None:
-            i, j = (xp._t.as_tensor(a, device=xp.device) for a in (i, j))
+        i = xp.index(np.searchsorted(cols, self.cols))
+        j = xp.index(np.searchsorted(cols, other.cols))
         T[i] = self.T
         T[j] = T[j] + b * other.T
         return _State(xp, cols, T, self.z + b * other.z)
