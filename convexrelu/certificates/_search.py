@@ -66,14 +66,17 @@ _IMPROVE_RTOL = 1e-12
 _FULL_REFINE = 4
 
 
-# the defaults of max_row_starts (64) and n_samples (1024). Measured (one BLAS thread; 18
+# the defaults of max_row_starts (64) and n_samples (256). Measured (one BLAS thread; 18
 # dual points: the centred residuals of default MLPs and the duals of our default fits on
 # diabetes, breast cancer, wine, three digits classes and make_classification(20000, 20);
-# three seeds each): against 512 row starts and 4,096 samples, the best value found was
-# the same or higher on 17 of 18 (up to 1.3 % higher: 512 rows' ascents took the refined
-# starts), 0.2 % lower on one (diabetes, our fit's dual), and the search 1.5-4.5x faster
-# (digits 2.0-2.5 s -> 0.4-1.4 s, make_classification 3.0-3.5 s -> 1.2 s)
+# three seeds each): against 512 row starts and 4,096 samples, 64 and 1,024 found the same
+# or a higher best value on 17 of 18 (up to 1.3 % higher: 512 rows' ascents took the
+# refined starts), 0.2 % lower on one (diabetes, our fit's dual), and the search was
+# 1.5-4.5x faster (digits 2.0-2.5 s -> 0.4-1.4 s, make_classification 3.0-3.5 s -> 1.2 s).
+# 256 samples then found the same values as 1,024 on all 18, 10-45 % faster (the sampled
+# pass was 13 % of a default digits fit)
 _ROW_STARTS = 64
+_SAMPLES = 256
 
 
 @dataclass
@@ -352,7 +355,7 @@ def search_violators(
     free_bias: bool = False,
     sign: Optional[int] = None,
     n_starts: int = 16,
-    n_samples: int = 1024,
+    n_samples: int = _SAMPLES,
     starts=None,
     start_signs=None,
     top_k: int = 1,
@@ -408,7 +411,7 @@ def search_violators(
         Search only this sign of the output weight; ``None`` searches both.
     n_starts : int, default=16
         Random starts, best sampled starts and refined starts (each per sign).
-    n_samples : int, default=1024
+    n_samples : int, default=256
         Random directions in the cheap sampling pass (``0`` to skip it).
     starts : array-like of shape (n_starts_user, d_aug), optional
         Extra starting directions in the original coordinates, e.g. the current

@@ -261,7 +261,7 @@ class _SearchOracle:
 
     def __init__(self, patterns, X, *, beta: float, penalize_bias: bool, n_chunks: int,
                  max_searches: int, search_time: float, n_starts: int = 8,
-                 n_samples: int = 1024, search_first: bool = False, random_state=None):
+                 n_samples: int = 256, search_first: bool = False, random_state=None):
         self.listed = _PatternOracle(patterns, X, penalize_bias=penalize_bias,
                                      n_chunks=n_chunks, gated=False, beta=beta)
         self.gates = patterns.gates
