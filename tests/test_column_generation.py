@@ -434,3 +434,28 @@ def test_auto_inner_avoids_a_cvxpy_problem_beyond_the_memory_budget(rng):
         sol = capped.solve(prog)
     assert capped._cvxpy is None and capped._al is not None
     assert sol.objective == pytest.approx(ref.objective, rel=1e-5)
+
+
+def test_zero_blocks_leave_the_working_set_at_once(rng):
+    """A pattern (listed or a gate) whose blocks are zero after a restricted solve leaves
+    the working set in that round; the active ones stay."""
+    from convexrelu.arrangements import sample_patterns
+    from convexrelu.solvers._column_generation import _GateWorkingSet, _IndexWorkingSet
+
+    X = rng.standard_normal((30, 3))
+    pats = sample_patterns(X, 6, random_state=0, bias=True)
+    prog = ConvexProgram(X, rng.standard_normal(30), pats, loss="squared", alpha=0.1,
+                         bias=True)
+    ws = _IndexWorkingSet(prog, None)
+    ws.add([(1.0, i) for i in range(6)], 0.1, 6)
+    active = np.array([True, False, True, False, False, True])
+    kept = ws.idx[active]
+    ws.keep(active)
+    np.testing.assert_array_equal(ws.idx, kept)
+    gw = _GateWorkingSet(lambda p: p, prog.X_aug, X, True)
+    gw.add([(1.0, g) for g in pats.gates.T], 0.1, 6)
+    G0 = gw.G.copy()
+    on = np.zeros(G0.shape[1], bool)
+    on[[0, 2]] = True
+    gw.keep(on)
+    np.testing.assert_array_equal(gw.G, G0[:, on])

@@ -440,3 +440,67 @@ def test_auto_inner_sends_a_large_quadratic_program_to_the_barrier(rng, monkeypa
     sol = inner.solve(prog)
     assert not used and inner._barrier is not None
     assert sol.objective == pytest.approx(_reference(prog).objective, rel=1e-7)
+
+
+def test_batched_slacks_match_the_blocks_products(rng):
+    """With every row kept, the slacks of all blocks (and their transposed products) are
+    one product with X_a; they equal the per-block products ``G_i b_i``, ``G_i^T t_i``."""
+    from convexrelu.solvers._restricted_barrier import _PrimalDual
+
+    prog = _program(rng, "logistic", True, False, n=40, k=6)
+    n, k, d = prog.n_samples, prog.n_patterns, prog.d_aug
+    full = _PrimalDual(prog, [np.arange(n)] * k)
+    assert full._sgn is not None
+    part = _PrimalDual(prog, [np.arange(n - 1)] + [np.arange(n)] * (k - 1))
+    assert part._sgn is None
+    B = rng.standard_normal((k, d))
+    T = [rng.standard_normal(n) for _ in range(k)]
+    for i, (s, G) in enumerate(zip(full._rows(B), full.G)):
+        np.testing.assert_allclose(s, G @ B[i], rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(full._rows_t(T), np.array([G.T @ t for G, t in zip(full.G, T)]),
+                               rtol=1e-12, atol=1e-12)
+    Tp = [t[:G.shape[0]] for t, G in zip(T, part.G)]
+    np.testing.assert_allclose(part._rows_t(Tp),
+                               np.array([G.T @ t for G, t in zip(part.G, Tp)]),
+                               rtol=1e-12, atol=1e-12)
+
+
+def test_early_reduced_failures_do_not_end_the_reduced_solves(rng, monkeypatch):
+    """Reduced Newton solves that fail before the first success have their own limit: a
+    solve whose first steps fail goes back to the reduced solve (and to the same optimum)
+    instead of factoring the whole matrix for the rest of the solve."""
+    import convexrelu.solvers._restricted_barrier as rb
+
+    prog = _program(rng, "logistic", True, False)
+    ref = RestrictedBarrierSolver().solve(prog)
+    real = rb.reduced_newton_solver
+    calls = {"n": 0, "dense": 0}
+
+    def flaky(*args):  # the first three steps' reduced solves fail
+        calls["n"] += 1
+        solve = real(*args)
+        return (lambda g: None) if calls["n"] <= 3 else solve
+
+    real_matrix = rb.newton_matrix  # formed only for the whole matrix's factor
+
+    def counted(*args):
+        calls["dense"] += 1
+        return real_matrix(*args)
+
+    monkeypatch.setattr(rb, "reduced_newton_solver", flaky)
+    monkeypatch.setattr(rb, "newton_matrix", counted)
+    sol = RestrictedBarrierSolver().solve(prog)
+    assert sol.objective == pytest.approx(ref.objective, rel=1e-9)
+    assert calls["n"] > 3 + 5  # the reduced solve was tried again after the failures
+    assert calls["dense"] == 3  # one whole factor per failed step, none after
+
+
+def test_start_multipliers_are_floored(rng, monkeypatch):
+    """The floor on the start's multipliers changes the path, not the optimum."""
+    import convexrelu.solvers._restricted_barrier as rb
+
+    prog = _program(rng, "logistic", True, False)
+    a = RestrictedBarrierSolver().solve(prog)
+    monkeypatch.setattr(rb, "_Z_FLOOR", 0.0)
+    b = RestrictedBarrierSolver().solve(prog)
+    assert a.objective == pytest.approx(b.objective, rel=1e-9)
