@@ -53,12 +53,13 @@ def test_every_row_holds_on_a_larger_sample(rng, monkeypatch, row_rounds):
     """The solution satisfies all n cone rows of every block (n = 300): the first solve
     over each block's 32 margin rows violates other rows here, so the violated rows (and
     each block's nearest rows under its solution) are added and it solves again; with no
-    such rounds allowed, the solve over every row follows at once."""
+    such rounds allowed, the solve over every row follows at once. (A penalised bias: with
+    a free one the first solve of these data already holds every row.)"""
     import convexrelu.solvers._restricted_barrier as rb
 
     monkeypatch.setattr(rb, "_ROW_ROUNDS", row_rounds)
     monkeypatch.setattr(rb, "_ROWS_PER_DIM", 1)  # 32 first rows per block
-    prog = _program(rng, "logistic", True, False, n=300, d=2, k=12, alpha=0.2)
+    prog = _program(rng, "logistic", True, True, n=300, d=2, k=12, alpha=0.2)
     ref = _reference(prog)
     sol = RestrictedBarrierSolver().solve(prog)
     if row_rounds:
@@ -83,13 +84,16 @@ def test_first_rows_are_32_d_a_margin_rows(rng, monkeypatch):
 
     monkeypatch.setattr(rb._PrimalDual, "__init__", spy)
     prog = _program(rng, "logistic", True, False, n=300, d=2, k=12, alpha=0.2)
+    lin = rb.linear_blocks(prog)  # the all-active pattern (free bias): no rows at all
     sol = RestrictedBarrierSolver().solve(prog)
-    assert first[0] == [32 * prog.d_aug] * prog.n_patterns  # d_aug = 3: 96 of 300 rows
+    # d_aug = 3: 96 of 300 rows
+    assert first[0] == [0 if i in lin else 32 * prog.d_aug for i in range(prog.n_patterns)]
     assert prog.max_violation(sol.V, sol.W) <= 1e-12
     first.clear()
     prog = _program(rng, "logistic", True, False, n=60, d=4, k=8)  # 32 d_aug = 160 > 60
+    lin = rb.linear_blocks(prog)
     RestrictedBarrierSolver().solve(prog)
-    assert first == [[60] * prog.n_patterns]
+    assert first == [[0 if i in lin else 60 for i in range(prog.n_patterns)]]
 
 
 def test_free_bias_blocks_carry_no_costless_growth(rng):
@@ -554,3 +558,53 @@ def test_an_inaccurate_barrier_solve_is_polished_before_any_cvxpy_solve(rng, mon
     sol = inner._solve_barrier(prog)
     assert calls == [1]
     assert sol.objective == pytest.approx(ref.objective, rel=1e-6)
+
+
+@pytest.mark.parametrize("loss", ["logistic", "squared"])
+@pytest.mark.parametrize("penalize_bias", [False, True])
+def test_the_all_active_pattern_with_a_free_bias_is_one_linear_block(
+        rng, loss, penalize_bias):
+    """With a free hidden bias the all-active pattern's pair is solved as one linear
+    block (no cone rows, ``w = 0``) and returned as a pair in its cones, ``v = (p, c)``,
+    ``w = (0, c - b)``: the cvxpy optimum, every row held, the penalty ``||p||``. With a
+    penalised bias the pattern keeps its rows (no linear block)."""
+    from convexrelu.arrangements import ActivationPatterns
+    from convexrelu.solvers._restricted_barrier import linear_blocks
+
+    X = rng.standard_normal((70, 3))
+    y = X[:, 0] - np.abs(X[:, 1]) + 0.3 * X[:, 2] + 0.1 * rng.standard_normal(70)
+    if loss == "logistic":
+        y = np.sign(y)
+    G = np.hstack([rng.standard_normal((4, 5)), [[0.0], [0.0], [0.0], [1.0]]])
+    pats = ActivationPatterns.from_gates(X, G, bias=True)  # the last gate: all active
+    prog = ConvexProgram(X, y, pats, loss=loss, alpha=0.3, bias=True,
+                         penalize_bias=penalize_bias)
+    lin = linear_blocks(prog)
+    assert lin.tolist() == ([] if penalize_bias else [5])
+    ref = _reference(prog)
+    sol = RestrictedBarrierSolver().solve(prog)
+    assert sol.status == "optimal"
+    assert sol.objective == pytest.approx(ref.objective, rel=1e-8)
+    assert prog.max_violation(sol.V, sol.W) <= 1e-12
+    if not penalize_bias:
+        assert np.all(sol.W[5, :3] == 0.0)  # w = (0, c - b): the penalty is ||p||
+        assert np.linalg.norm(sol.V[5, :3]) > 0  # the linear part is used here
+
+
+def test_linear_pairs_are_in_their_cones_with_the_same_difference(rng):
+    """``linear_pairs`` maps any ``u = (p, b)`` to a pair in the all-active pattern's
+    cones with ``v - w = u`` and the penalty ``||p||``; other blocks are untouched."""
+    from convexrelu.arrangements import ActivationPatterns
+    from convexrelu.solvers._restricted_barrier import linear_pairs
+
+    X = rng.standard_normal((40, 3))
+    G = np.hstack([rng.standard_normal((4, 2)), [[0.0], [0.0], [0.0], [1.0]]])
+    prog = ConvexProgram(X, rng.standard_normal(40),
+                         ActivationPatterns.from_gates(X, G, bias=True), loss="squared",
+                         alpha=0.3, bias=True)
+    V, W = rng.standard_normal((3, 4)), rng.standard_normal((3, 4))
+    V2, W2 = linear_pairs(prog, V, W, [2])
+    assert np.allclose(V2 - W2, V - W, atol=1e-14)
+    assert np.array_equal(V2[:2], V[:2]) and np.array_equal(W2[:2], W[:2])
+    assert np.all(prog.X_aug @ V2[2] >= -1e-12) and np.all(prog.X_aug @ W2[2] >= -1e-12)
+    assert np.all(W2[2, :3] == 0.0)
