@@ -83,6 +83,42 @@ def test_seeded_working_set_searches_first(problem):
     assert oracle._last == "listed" and oracle.stats["n_searches"] == 1
 
 
+@pytest.mark.parametrize("loss", ["squared", "logistic"])
+def test_first_working_set_is_the_largest_gated_correlations(monkeypatch, loss):
+    """A grown fit starts from the ``n_add`` sampled patterns of largest gated correlation
+    ``||(X_aug^T D_i lambda_0)_pen||`` at the zero network's dual point (one product per
+    block of patterns, no cone projection), the search first; brute force over the
+    patterns, blocks smaller than the sample."""
+    import convexrelu.solvers._column_generation as cg
+    from convexrelu.certificates._gap import centred_dual, dual_point
+
+    rng = np.random.default_rng(5)
+    X = rng.standard_normal((60, 3))
+    y = np.abs(X[:, 0]) - np.maximum(X[:, 1], 0) + 0.1 * rng.standard_normal(60)
+    if loss == "logistic":
+        y = np.sign(y - np.median(y))
+    pats = sample_patterns(X, 30, random_state=0, bias=True)
+    prog = ConvexProgram(X, y, pats, loss=loss, alpha=0.5, bias=True)
+    lam, _ = dual_point(prog.loss, np.zeros(60), y, output_bias=centred_dual(prog))
+    Xa = prog.X_aug
+    score = [np.linalg.norm((Xa.T @ (prog.masks[:, i] * lam))[:3]) for i in range(30)]
+    top = np.sort(np.argsort(score)[::-1][:5])
+    seeds = cg._correlation_seeds(prog, 5, block_size=7)
+    assert np.array_equal(seeds, pats.gates[:, top])
+    first = []
+    orig = cg._GateWorkingSet.add
+
+    def spy(self, cands, beta, n_max):
+        if not first:
+            first.append(np.array([g for _, g in cands]).T)
+        return orig(self, cands, beta, n_max)
+
+    monkeypatch.setattr(cg._GateWorkingSet, "add", spy)
+    sol = solve_grown(prog, tol=1e-8, n_add=5, max_searches=2, random_state=0)
+    assert np.array_equal(first[0], pats.gates[:, top])
+    assert sol.info["search"]["n_searches"] >= 1
+
+
 def test_grown_rejects_other_formulations(problem):
     X, y, pats, _ = problem
     prog = ConvexProgram(X, y, pats, loss="squared", alpha=0.5, bias=True,

@@ -1230,7 +1230,10 @@ def solve_grown(program: ConvexProgram, *, tol: float = 1e-6, max_iter: int = 10
         given ``random_state``).
     initial : array-like of shape (d_aug, k), optional
         Gates that seed the working set, e.g. those of the support of the optimum over the
-        sampled patterns; the loop then searches before pricing the sample again.
+        sampled patterns; the loop then searches before pricing the sample again. By
+        default (and no ``warm_start``) the ``n_add`` sampled patterns of largest gated
+        correlation ``||(X_aug^T D_i lambda_0)_pen||`` at the zero network's dual point
+        ``lambda_0`` (the same search-first loop).
     warm_start : ConvexSolution, optional
         A previous result of this function on the same data: its support's gates seed the
         working set (with ``initial``, both).
@@ -1260,6 +1263,15 @@ def solve_grown(program: ConvexProgram, *, tol: float = 1e-6, max_iter: int = 10
 
     seeds = [] if initial is None else list(np.asarray(initial, np.float64).T)
     prev = None if warm_start is None else warm_start.info.get("patterns")
+    if initial is None and (prev is None or not prev.n_patterns):
+        # the first working set: the sample's largest gated correlations at the zero
+        # network (the exact pricing of the whole sample cost 0.25 s per digits class);
+        # measured (one BLAS thread, random_state 0 and 1, against that pricing): digits
+        # 36.0 / 31.0 s against 35.2 / 32.9 s with objectives 0.72887 / 0.72895 against
+        # 0.72916 / 0.72919; diabetes 2.1 / 2.9 s against 2.3 / 3.1 s, wine and iris a
+        # quarter faster with the same objectives, make_classification(5000, 20) 7.3 s
+        # against 13.6 s, its objective 5e-5 (relative) higher
+        seeds = list(_correlation_seeds(program, n_add).T)
     if prev is not None and prev.n_patterns and prev.n_samples == program.n_samples:
         used = _block_sizes(make_program(prev), np.asarray(warm_start.V),
                             np.asarray(warm_start.W)) > 0
@@ -1285,6 +1297,24 @@ def solve_grown(program: ConvexProgram, *, tol: float = 1e-6, max_iter: int = 10
         "duality gap over the sampled patterns and the violating neurons a local search "
         "found: a heuristic, not a proof of global optimality")
     return sol
+
+
+def _correlation_seeds(program: ConvexProgram, k: int, block_size: int = 4096) -> np.ndarray:
+    """The gates of the ``k`` sampled patterns of largest gated correlation
+    ``||(X_aug^T D_i lambda)_pen||`` at the zero network's dual point (an upper bound on
+    the pattern's ReLU value, in closed form), shape ``(d_aug, k)``: the first working set
+    of a grown fit, in one product per block of patterns instead of the exact pricing
+    (cone projections) of the whole sample."""
+    lam, _ = dual_point(program.loss, np.zeros(program.n_samples), program.y,
+                        output_bias=centred_dual(program))
+    Xa = program.X_aug
+    kp = program.regularizer.penalized_dim
+    score = np.empty(program.n_patterns)
+    for s, masks, _ in program.patterns.iter_blocks(block_size):
+        C = pattern_correlations(Xa, masks, lam)
+        score[s:s + C.shape[0]] = np.linalg.norm(C[:, :kp], axis=1)
+    top = np.argsort(-score, kind="stable")[:max(1, int(k))]
+    return program.patterns.gates[:, np.sort(top)]
 
 
 def _oracle_for(program: ConvexProgram, n_chunks: int, n_jobs=None, pricing: bool = True):
