@@ -119,6 +119,47 @@ def test_first_working_set_is_the_largest_gated_correlations(monkeypatch, loss):
     assert sol.info["search"]["n_searches"] >= 1
 
 
+def test_search_violations_below_search_tol_start_no_round(problem, monkeypatch):
+    """A neuron the search finds joins the working set only above ``alpha (1 +
+    search_tol)``; below, the loop stops (the sample priced as ever) and the largest ratio
+    found is still reported. Here every search returns the sample optimum's most violating
+    neuron, scaled to violate by exactly 5e-4."""
+    import convexrelu.solvers._column_generation as cg
+    from convexrelu.certificates._search import Candidate
+
+    X, y, pats, prog = problem
+    Xa = pats.augment(X)
+
+    def fake_search(Xa_, lam, **kw):
+        # the best neuron found, scaled so that its value (homogeneous in the
+        # direction, which the oracle uses as a gate) is alpha (1 + 5e-4)
+        c = real(Xa_, lam, **kw)[0]
+        v = float(c.sign * lam @ np.maximum(Xa @ c.direction, 0.0))
+        scale = prog.alpha * (1 + 5e-4) / v
+        return [Candidate(value=v * scale, direction=c.direction * scale, sign=c.sign,
+                          mask=c.mask, origin=c.origin)]
+
+    import convexrelu.certificates._search as srch
+    real = srch.search_violators
+    monkeypatch.setattr(srch, "search_violators", fake_search)
+    added = []
+    orig = cg._GateWorkingSet.add
+
+    def spy(self, cands, beta, n_max):
+        n = orig(self, cands, beta, n_max)
+        added.append(n)
+        return n
+
+    monkeypatch.setattr(cg._GateWorkingSet, "add", spy)
+    coarse = solve_grown(prog, tol=1e-8, max_searches=3, search_tol=1e-3, random_state=0)
+    assert coarse.info["search"]["n_found"] == 0
+    assert coarse.info["search"]["best_ratio"] == pytest.approx(1 + 5e-4, rel=1e-9)
+    n_coarse = len(added)
+    added.clear()
+    fine = solve_grown(prog, tol=1e-8, max_searches=3, search_tol=0.0, random_state=0)
+    assert fine.info["search"]["n_found"] >= 1 and len(added) > n_coarse
+
+
 def test_grown_rejects_other_formulations(problem):
     X, y, pats, _ = problem
     prog = ConvexProgram(X, y, pats, loss="squared", alpha=0.5, bias=True,
