@@ -608,3 +608,25 @@ def test_linear_pairs_are_in_their_cones_with_the_same_difference(rng):
     assert np.array_equal(V2[:2], V[:2]) and np.array_equal(W2[:2], W[:2])
     assert np.all(prog.X_aug @ V2[2] >= -1e-12) and np.all(prog.X_aug @ W2[2] >= -1e-12)
     assert np.all(W2[2, :3] == 0.0)
+
+
+@pytest.mark.parametrize("alone", [False, True])
+def test_linear_block_that_is_zero_at_the_optimum(rng, alone):
+    """A large alpha: the all-active pattern's linear block is zero at the optimum (its
+    norm's kink, no cone row to keep the iterates inside). The cvxpy optimum, finite
+    blocks; alone in its program (no cone row at all) the pattern keeps its pair's rows
+    (a digits CV fit had returned NaN there)."""
+    from convexrelu.arrangements import ActivationPatterns
+    from convexrelu.solvers._restricted_barrier import linear_blocks
+
+    X = rng.standard_normal((70, 3))
+    y = np.sign(X[:, 0] - np.abs(X[:, 1]) + 0.1 * rng.standard_normal(70))
+    G = np.array([[0.0], [0.0], [0.0], [1.0]]) if alone else \
+        np.hstack([rng.standard_normal((4, 3)), [[0.0], [0.0], [0.0], [1.0]]])
+    pats = ActivationPatterns.from_gates(X, G, bias=True)
+    for alpha in (5.0, 50.0):
+        prog = ConvexProgram(X, y, pats, loss="logistic", alpha=alpha, bias=True)
+        assert linear_blocks(prog).size == (0 if alone else 1)
+        sol = RestrictedBarrierSolver().solve(prog)
+        assert np.all(np.isfinite(sol.V)) and np.all(np.isfinite(sol.W))
+        assert sol.objective == pytest.approx(_reference(prog).objective, rel=1e-7)

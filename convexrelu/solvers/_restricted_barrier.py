@@ -23,6 +23,11 @@ for 20 patterns of breast cancer, logistic loss). Here the structure is used ins
   a free bias opens. Stops once ``s^T z <= tol`` times the objective (20-30 steps on the
   tests' problems). After a short step the centring parameter is raised (at least
   ``3 (1 - a)^2`` after a step ``a``, non-quadratic losses).
+* **The linear block.** With a free hidden bias the all-active pattern's pair
+  ``(v, w)`` is one linear block: ``v`` free (no cone rows), ``w = 0``
+  (:func:`linear_blocks`), returned as the pair ``v = (p, c)``, ``w = (0, c - b)`` in its
+  cones (:func:`linear_pairs`). As a pair its optimum is a segment (any anti-parallel split
+  of ``p``), along which the iterates wandered with steps cut by the line search.
 * **Open blocks.** A block whose cone rows are all active (the all-active pattern with a
   free hidden bias) has no row that bounds its bias, so no barrier holds its penalised
   part away from zero either: heading to zero it can sit far above the smoothing, where
@@ -260,7 +265,10 @@ def linear_blocks(program: ConvexProgram) -> np.ndarray:
     if not program.regularizer.free:
         return np.zeros(0, np.intp)
     masks = np.asarray(program.masks, bool)
-    return np.flatnonzero(masks.all(axis=0)).astype(np.intp)
+    lin = np.flatnonzero(masks.all(axis=0)).astype(np.intp)
+    # no cone row at all would be left (the all-active pattern alone): the barrier's
+    # parameter and its norms' smoothing scale with the rows, so the pair keeps them
+    return lin if lin.size < masks.shape[1] else np.zeros(0, np.intp)
 
 
 def linear_pairs(program: ConvexProgram, V, W, linear):
