@@ -1034,12 +1034,12 @@ class _AutoInner(BaseSolver):
         the rest, a 9-pattern logistic program whose barrier solve stopped at a
         certified 8.9e-5 after 56 Newton steps, 2.0 s): 0.15 s to 6e-13, the objective
         5e-7 lower, where the cvxpy re-solve that followed took 40 s and was no better."""
+        t0 = time.perf_counter()
         V0, W0 = np.asarray(sol.V, np.float64), np.asarray(sol.W, np.float64)
         c0 = float(np.ravel(sol.output_bias)[0]) if program.fit_output_bias else 0.0
         out = _polisher(program)(V0, W0, c0)
         if out is None:
             return None
-        t0 = time.perf_counter()
         V, W, c = out
         pol = interior_solution(program, V, W, c if program.fit_output_bias else 0.0,
                                 True, 0, t0, dict(sol.info, polished=True))
@@ -1322,7 +1322,8 @@ def solve_grown(program: ConvexProgram, *, tol: float = 1e-6, max_iter: int = 10
     return sol
 
 
-def _correlation_seeds(program: ConvexProgram, k: int, block_size: int = 4096) -> np.ndarray:
+def _correlation_seeds(program: ConvexProgram, k: int,
+                       block_size: Optional[int] = None) -> np.ndarray:
     """The gates of the ``k`` sampled patterns of largest gated correlation
     ``||(X_aug^T D_i lambda)_pen||`` at the zero network's dual point (an upper bound on
     the pattern's ReLU value, in closed form), shape ``(d_aug, k)``: the first working set
@@ -1333,6 +1334,8 @@ def _correlation_seeds(program: ConvexProgram, k: int, block_size: int = 4096) -
     Xa = program.X_aug
     kp = program.regularizer.penalized_dim
     score = np.empty(program.n_patterns)
+    if block_size is None:  # the masks of a block as floats: at most 2**24 entries
+        block_size = max(1, 2**24 // max(program.n_samples, 1))
     for s, masks, _ in program.patterns.iter_blocks(block_size):
         C = pattern_correlations(Xa, masks, lam)
         score[s:s + C.shape[0]] = np.linalg.norm(C[:, :kp], axis=1)
