@@ -47,8 +47,11 @@ def test_grown_optimum_is_below_the_sampled_one(problem):
 
 @pytest.mark.slow
 def test_stops_when_neither_the_sample_nor_the_search_finds_a_violator(problem):
+    # search_tol=0: every violation the search finds counts (the default 1e-3 stops
+    # below the search's resolution, test_search_violations_below_search_tol_start_no_round)
     X, y, pats, prog = problem
-    sol = solve_grown(prog, tol=1e-8, max_searches=50, search_time=30.0, random_state=0)
+    sol = solve_grown(prog, tol=1e-8, max_searches=50, search_time=30.0, search_tol=0.0,
+                      random_state=0)
     assert sol.status == "optimal" and sol.info["search"]["n_searches"] < 50
     # at the final dual point: the sample and a fresh search find nothing beyond tol
     lam = sol.dual - sol.dual.mean()
