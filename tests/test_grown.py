@@ -163,6 +163,33 @@ def test_search_violations_below_search_tol_start_no_round(problem, monkeypatch)
     assert fine.info["search"]["n_found"] >= 1 and len(added) > n_coarse
 
 
+def test_no_second_search_at_the_same_dual_point(problem, monkeypatch):
+    """A search that found nothing to add, then the sample priced: the confirmation at
+    the same dual point returns that search's answer instead of searching again (with
+    another seed); at another dual point it searches."""
+    import convexrelu.certificates._search as srch
+
+    X, y, pats, prog = problem
+    calls = []
+    real = srch.search_violators
+
+    def counted(*a, **k):
+        calls.append(1)
+        return real(*a, **k)
+
+    monkeypatch.setattr(srch, "search_violators", counted)
+    oracle = _SearchOracle(pats, X, beta=1e6, penalize_bias=False, n_chunks=4,
+                           max_searches=5, search_time=None, search_first=True,
+                           random_state=0)  # beta so large that nothing violates
+    lam = y - y.mean()
+    oracle.evaluate(lam)  # a search (nothing found), then the sample
+    assert len(calls) == 1 and oracle._last == "listed"
+    first = oracle._searched[1]
+    assert oracle.confirm(lam, 1e6) == first and len(calls) == 1
+    oracle.confirm(lam + 1e-3 * np.sign(lam), 1e6)
+    assert len(calls) == 2
+
+
 def test_grown_rejects_other_formulations(problem):
     X, y, pats, _ = problem
     prog = ConvexProgram(X, y, pats, loss="squared", alpha=0.5, bias=True,

@@ -286,6 +286,7 @@ class _SearchOracle:
         self.search_tol = float(search_tol)
         self.rng = np.random.default_rng(random_state)
         self._starts = None
+        self._searched = None  # (dual point, result) of the last search
         self._growing = bool(search_first)  # search before pricing the sample
         self._last = "listed"  # what the last evaluate priced
         self.stats = {"n_searches": 0, "search_time": 0.0, "n_found": 0,
@@ -335,6 +336,7 @@ class _SearchOracle:
         n_viol = sum(v > self.beta * (1 + _VIOLATION_RTOL) for v, _ in cands)
         self.stats["n_found"] += n_viol
         self._growing = n_viol > 0
+        self._searched = (lam.copy(), (best, cands))
         return best, cands
 
     def evaluate(self, lam):
@@ -355,6 +357,10 @@ class _SearchOracle:
             return self._price_listed(lam)
         if self._budget_left() <= 0:
             return 0.0, []
+        if self._searched is not None and np.array_equal(self._searched[0], lam):
+            # this very dual point was searched just before the sample was priced (it
+            # found nothing to add): the same answer, not a second search
+            return self._searched[1]
         return self._search(lam)
 
 
