@@ -630,8 +630,8 @@ class _PrimalDual:
         # the all-active pattern with a free hidden bias: its pair is one linear block
         # (v free, w = 0, no cone rows; mapped back by linear_pairs)
         self.linear = linear_blocks(program)
-        rows = [np.zeros(0, np.intp) if i in set(self.linear.tolist()) else r
-                for i, r in enumerate(rows)]
+        lin = set(self.linear.tolist())
+        rows = [np.zeros(0, np.intp) if i in lin else r for i, r in enumerate(rows)]
         self.rows = [np.asarray(r, np.intp) for r in rows]
         self.G = [np.where(self.masks[r, i], 1.0, -1.0)[:, None] * self.Xa[r]
                   for i, r in enumerate(self.rows)]
@@ -640,8 +640,7 @@ class _PrimalDual:
         # (a linear block): the slacks of all blocks are one product with X_a instead of
         # 2k matrix-vector products (11 % of the solves of a digits fit)
         self._sgn = np.where(self.masks.T, 1.0, -1.0) \
-            if all(r.size == n or i in set(self.linear.tolist())
-                   for i, r in enumerate(self.rows)) else None
+            if all(r.size == n or i in lin for i, r in enumerate(self.rows)) else None
         # blocks whose kept cone rows are all active: with a free hidden bias nothing
         # bounds the bias, so their slacks stay away from zero as the penalised part does;
         # and the linear blocks, whose penalised part can head to zero as well
