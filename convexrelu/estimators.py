@@ -341,6 +341,8 @@ class _ConvexReLUBase(BaseEstimator):
         joint = self._joint_gated(X, Y, col_loss, pats, solver, warm)
         n_cols = Y.shape[1]
         jobs = min(effective_n_jobs(self.n_jobs), n_cols) if n_cols > 1 else 1
+        if jobs == 1 and n_cols > 1 and self._grows(pats, col_loss):
+            joint = self._joint_grown(X, Y, col_loss, pats, warm)
         if jobs > 1:
             # independent columns (one-vs-rest classes, regression outputs) in parallel,
             # each with one BLAS thread; warnings raised in a worker are raised here
@@ -429,12 +431,22 @@ class _ConvexReLUBase(BaseEstimator):
                  for j in range(Y.shape[1])]
         return solver.solve_columns(progs, warm)
 
+    def _joint_grown(self, X, Y, loss, pats, warm):
+        """The grown ReLU solutions of all columns, in lock-step
+        (:func:`~convexrelu.solvers._column_generation.solve_grown_columns`): the first
+        working sets and every pricing of the sample share one pass over the masks for
+        all one-vs-rest classes or outputs."""
+        progs = [self._program(X, Y[:, j], loss, pats) for j in range(Y.shape[1])]
+        return self._solve_grown(progs, warm)
+
+    def _program(self, X, y, loss, pats):
+        return ConvexProgram(X, y, pats, loss=loss, alpha=self.alpha_, bias=self.bias,
+                             penalize_bias=self.penalize_bias, formulation=self.formulation)
+
     def _solve_one(self, X, y, loss, pats, solver, warm=None, keep=None, pre=None):
         """One column: solve (or take the jointly solved ``pre``), map to a network,
         prune. Returns ``(net, n_iter, status)``."""
-        prog = ConvexProgram(X, y, pats, loss=loss, alpha=self.alpha_, bias=self.bias,
-                             penalize_bias=self.penalize_bias,
-                             formulation=self.formulation)
+        prog = self._program(X, y, loss, pats)
         if self.formulation not in solver._formulations:
             raise ValueError(
                 f"solver {self.solver!r} cannot solve formulation={self.formulation!r} (it "
@@ -450,7 +462,7 @@ class _ConvexReLUBase(BaseEstimator):
         if self._grows(pats, loss) and pre is None:
             # one working-set loop prices the sample and grows it (no solve over the
             # sample first: the loop would price the same patterns again)
-            sol = self._solve_grown(prog, warm)
+            sol = self._solve_grown([prog], [warm])[0]
         else:
             sol = solver.solve(prog, warm_start=warm) if pre is None else pre
         if keep is not None:
@@ -487,20 +499,21 @@ class _ConvexReLUBase(BaseEstimator):
         back to sampling, ``solver="auto"`` resolved to ``"relu"``, ReLU formulation."""
         return not pats.exact and self._will_grow()
 
-    def _solve_grown(self, prog, warm=None):
-        """The optimum over the sampled patterns, grown by a local search for violating
-        neurons (:func:`~convexrelu.solvers._column_generation.solve_grown`); ``warm``: a
-        previous grown solution (``warm_start``), whose support seeds the working set."""
-        from .solvers._column_generation import solve_grown
+    def _solve_grown(self, progs, warm):
+        """The optima over the sampled patterns of the programs ``progs`` (one per column,
+        solved in lock-step), each grown by a local search for violating neurons
+        (:func:`~convexrelu.solvers._column_generation.solve_grown_columns`); ``warm``: per
+        program a previous grown solution (``warm_start``), whose support seeds the
+        working set, or None."""
+        from .solvers._column_generation import solve_grown_columns
 
         rounds = {} if self.max_iter is None else {"max_iter": self.max_iter}
-        if warm is not None and warm.info.get("patterns") is None:
-            warm = None
-        return solve_grown(prog, tol=self.tol, n_add=_grown_n_add(prog.d_aug),
-                           max_searches=self._MAX_SEARCHES,
-                           search_time=None, warm_start=warm,
-                           random_state=_seed(self.random_state),
-                           verbose=int(bool(self.verbose)), **rounds)
+        warm = [None if w is None or w.info.get("patterns") is None else w for w in warm]
+        return solve_grown_columns(progs, warm_start=warm, tol=self.tol,
+                                   n_add=_grown_n_add(progs[0].d_aug),
+                                   max_searches=self._MAX_SEARCHES, search_time=None,
+                                   random_state=_seed(self.random_state),
+                                   verbose=int(bool(self.verbose)), **rounds)
 
     @staticmethod
     def _stack(nets) -> ReLUNet:

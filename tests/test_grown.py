@@ -332,24 +332,25 @@ def test_loop_searches_when_the_sample_has_no_violator_but_the_gap_is_open(probl
 def test_patterns_added_per_round_shrink_with_the_width(monkeypatch):
     """A grown fit adds at most 300 // d_aug patterns per round (between 4 and 20), so its
     restricted programs stay small while the support is unknown: on 40 features the
-    solve_grown call gets n_add = 7 and no working set exceeds what two rounds add."""
+    solve_grown_columns call gets n_add = 7 and no working set exceeds what two rounds
+    add."""
     import convexrelu.solvers._column_generation as cg
     from convexrelu.estimators import _grown_n_add
 
     widths = (3, 11, 15, 16, 31, 65, 1000)
     assert [_grown_n_add(d) for d in widths] == [20, 20, 20, 18, 9, 4, 4]
     seen, sizes = {}, []
-    orig_grown, orig_solve = cg.solve_grown, cg._restricted_solve
+    orig_grown, orig_solve = cg.solve_grown_columns, cg._restricted_solve
 
-    def spy_grown(prog, **kw):
+    def spy_grown(progs, **kw):
         seen["n_add"] = kw["n_add"]
-        return orig_grown(prog, **kw)
+        return orig_grown(progs, **kw)
 
     def spy_solve(inner, prog, *a, **kw):
         sizes.append(prog.n_patterns)
         return orig_solve(inner, prog, *a, **kw)
 
-    monkeypatch.setattr(cg, "solve_grown", spy_grown)
+    monkeypatch.setattr(cg, "solve_grown_columns", spy_grown)
     monkeypatch.setattr(cg, "_restricted_solve", spy_solve)
     rng = np.random.default_rng(0)
     X = rng.standard_normal((80, 40))

@@ -36,7 +36,7 @@ import numpy as np
 
 from .._validation import augment, check_data_matrix, check_nonneg_float
 from ..losses import Loss, get_loss
-from ._dual import dual_constraint
+from ._dual import dual_constraint, dual_constraints
 from .._parallel import resolve_n_jobs
 from .._polish import polish_support
 from ._gap import dual_point, relative_gap, within_tol
@@ -704,9 +704,9 @@ def certify(
         # several outputs: for every neuron a, ||Lambda^T a||_2^2 = sum_k (lambda_k^T a)^2
         # <= sum_k M_k^2 with M_k the exact scalar value of column k, a finite bound
         # where the joint one is not (e.g. a free hidden bias); keep the smaller
-        cols = [dual_constraint(pats, X, lam[:, k], penalize_bias=not free_bias,
-                                n_jobs=n_jobs).value
-                for k in range(lam.shape[1])]
+        # the columns' values in one pass over the masks
+        cols = [dv_k.value for dv_k in dual_constraints(
+            pats, X, list(lam.T), penalize_bias=not free_bias, n_jobs=n_jobs)]
         Mcol = float(np.sqrt(np.sum(np.square(cols))))
         if Mcol < Mval:
             Mval = Mcol

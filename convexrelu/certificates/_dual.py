@@ -655,14 +655,15 @@ def _cached_candidate_rows(X: np.ndarray) -> np.ndarray:
 
 
 def _cheap_bounds(C: np.ndarray, masks: np.ndarray, Xt: np.ndarray, R: float,
-                  cand_rows) -> np.ndarray:
+                  cand_rows, act=None) -> np.ndarray:
     """Upper bounds on ``M_i^+`` (row 0) and ``M_i^-`` (row 1) for a block of patterns.
 
     Without a free bias: ``||c_i||``. With one (``cand_rows`` given): for any row ``k``
     with ``A_k = -sign(c_{i,d+1})`` (inactive for ``+c``), the multiplier
     ``mu = |c_{d+1}| e_k`` zeroes the bias coordinate, so
     ``M_i^+ <= ||c_{1:d} - c_{d+1} x_k||``; also ``M_i^+ <= ||c_{1:d}|| + |c_{d+1}| R``
-    except on the all-active cell (``b`` unbounded above there).
+    except on the all-active cell (``b`` unbounded above there). ``act``: the masks'
+    rows ``cand_rows`` when already taken (they do not depend on ``C``).
     """
     if cand_rows is None:
         nb = np.linalg.norm(C, axis=0)
@@ -678,7 +679,7 @@ def _cheap_bounds(C: np.ndarray, masks: np.ndarray, Xt: np.ndarray, R: float,
     f2 = (base ** 2)[None, :] - 2.0 * cb[None, :] * (Pk @ cw) + \
         (cb ** 2)[None, :] * np.sum(Pk ** 2, axis=1)[:, None]
     f = np.sqrt(np.maximum(f2, 0.0)) * (1.0 + 1e-12) + 1e-300
-    act = masks[cand_rows]
+    act = masks[cand_rows] if act is None else act
     f_inact = np.where(~act, f, np.inf).min(axis=0)
     f_act = np.where(act, f, np.inf).min(axis=0)
     pos = cb >= 0
@@ -814,28 +815,79 @@ def dual_constraint(patterns, X, lam, *, penalize_bias: bool = True,
     """
     from .._parallel import chunk_ranges, map_chunks
 
+    lam = np.asarray(lam, dtype=np.float64)
+    if lam.ndim == 2 and lam.shape[1] == 1:
+        lam = lam[:, 0]
+    if lam.ndim == 2:
+        X = np.asarray(X, dtype=np.float64)
+        patterns.check_data(X)
+        Xa = patterns.augment(X)
+        free_bias = bool(patterns.bias and not penalize_bias)
+        Xt, shift, R = _prepare(Xa, free_bias)
+        ranges = chunk_ranges(patterns.n_patterns, _chunk_size(block_size))
+        parts = map_chunks(_vector_chunk, patterns, ranges, Xa,
+                           (Xt, shift, R, lam, free_bias, block_size), n_jobs)
+        return _merge_vector(parts, patterns, shift, free_bias, Xa.shape[1])
+    return dual_constraints(patterns, X, [lam], penalize_bias=penalize_bias,
+                            block_size=block_size, refine=refine, n_jobs=n_jobs,
+                            multipliers=[multipliers], thresholds=[threshold])[0]
+
+
+def dual_constraints(patterns, X, lams, *, penalize_bias: bool = True,
+                     block_size: int = 8192, refine: bool = True, n_jobs=None,
+                     multipliers=None, thresholds=None) -> list:
+    """:func:`dual_constraint` at several scalar dual points, in one pass over the masks.
+
+    The one-vs-rest classes of a classifier and the outputs of a multi-output regression
+    have one dual point each over the same patterns: each block of masks is unpacked once
+    and ``X_aug^T D_i lambda`` of all the dual points is one product; the refinements are
+    each dual point's own. The results are those of :func:`dual_constraint` called on each
+    dual point alone.
+
+    Parameters
+    ----------
+    patterns, X, penalize_bias, block_size, refine, n_jobs
+        As in :func:`dual_constraint`.
+    lams : sequence of array-like of shape (n_samples,)
+    multipliers, thresholds : sequence, optional
+        One ``PricingMultipliers`` (or None) and one threshold (or None) per dual point.
+
+    Returns
+    -------
+    list of DualConstraintValue
+        One per dual point, in order.
+    """
+    from .._parallel import chunk_ranges, map_chunks
+
     X = np.asarray(X, dtype=np.float64)
     patterns.check_data(X)
     Xa = patterns.augment(X)
-    lam = np.asarray(lam, dtype=np.float64)
+    lams = [np.asarray(lam, dtype=np.float64).reshape(-1) for lam in lams]
+    for lam in lams:
+        if lam.shape[0] != X.shape[0]:
+            raise ValueError(f"each dual point needs {X.shape[0]} entries (one per sample); "
+                             f"got {lam.shape[0]}.")
+    k = len(lams)
+    multipliers = [None] * k if multipliers is None else list(multipliers)
+    thresholds = [None] * k if thresholds is None else list(thresholds)
     free_bias = bool(patterns.bias and not penalize_bias)
     Xt, shift, R = _prepare(Xa, free_bias)
     d_aug = Xa.shape[1]
-    if lam.ndim == 2 and lam.shape[1] == 1:
-        lam = lam[:, 0]
     ranges = chunk_ranges(patterns.n_patterns, _chunk_size(block_size))
-    if lam.ndim == 2:
-        parts = map_chunks(_vector_chunk, patterns, ranges, Xa,
-                           (Xt, shift, R, lam, free_bias, block_size), n_jobs)
-        return _merge_vector(parts, patterns, shift, free_bias, d_aug)
-
     cand_rows = _cached_candidate_rows(X) if free_bias else None
     if cand_rows is not None:  # the cheap bound holds a (rows x block) matrix: cap it
         block_size = max(64, min(block_size, (1 << 22) // max(cand_rows.size, 1)))
-    warm = None if multipliers is None else multipliers.rows
+    warms = [None if m is None else m.rows for m in multipliers]
     parts = map_chunks(_scalar_chunk, patterns, ranges, Xa,
-                       (Xt, lam, shift, R, cand_rows, free_bias, refine, block_size, warm,
-                        threshold), n_jobs)
+                       (Xt, lams, shift, R, cand_rows, free_bias, refine, block_size, warms,
+                        thresholds), n_jobs)
+    return [_merge_scalar([part[j] for part in parts], patterns, multipliers[j], shift,
+                          free_bias, refine, d_aug) for j in range(k)]
+
+
+def _merge_scalar(parts, patterns, multipliers, shift, free_bias, refine, d_aug):
+    """One dual point's :class:`DualConstraintValue` from its chunks' results (in chunk
+    order, with the strict comparisons of one long pass)."""
     best_U = -np.inf
     best_L = -np.inf
     best_x = np.zeros(d_aug)
@@ -843,7 +895,7 @@ def dual_constraint(patterns, X, lam, *, penalize_bias: bool = True,
     gate_lower = 0.0
     gate_best = (0.0, np.zeros(d_aug), 1, -1)
     n_checked = n_refined = n_fallbacks = 0
-    for part in parts:  # in chunk order, with the strict comparisons of one long pass
+    for part in parts:
         (U, L, x, sgn, idx), (glow, gbest), counts, new = part
         if multipliers is not None:
             multipliers.update(new)
@@ -864,7 +916,7 @@ def dual_constraint(patterns, X, lam, *, penalize_bias: bool = True,
     if not np.isfinite(best_U):
         warnings.warn("M(lambda) is infinite: the dual point is not centred although the "
                       "hidden bias is free (constant neurons are unpenalised).", RuntimeWarning,
-                      stacklevel=2)
+                      stacklevel=3)
     return DualConstraintValue(
         value=max(float(best_U), 0.0), lower=float(max(best_L, gate_lower)), direction=direction,
         sign=int(best_sign), pattern_index=int(best_idx), exact=bool(patterns.exact),
@@ -881,102 +933,141 @@ def _chunk_size(block_size: int) -> int:
     return b * max(1, CHUNK_SIZE // b)
 
 
-def _scalar_chunk(patterns, offset, Xt, lam, shift, R, cand_rows, free_bias, refine,
-                  block_size, warm=None, threshold=None):
-    """Bound-then-refine over one chunk of patterns (indices reported from ``offset``).
+def _scalar_chunk(patterns, offset, Xt, lams, shift, R, cand_rows, free_bias, refine,
+                  block_size, warms=None, thresholds=None):
+    """Bound-then-refine over one chunk of patterns for one or several dual points
+    (indices reported from ``offset``), in one pass over the chunk's masks.
 
-    ``warm``: None, or the corrections kept by :class:`PricingMultipliers` (a dict by
-    pattern index; only the chunk's entries are read). Returns ``((U, L, x, sign,
-    index), (gate_lower, gate_best), (n_checked, n_refined, n_fallbacks), new)``, the
-    chunk's best as one pass over it would leave it and, with ``warm``, the corrections
-    of this call's refinements (``{(index, sign_row): a}``). Bounds at most
-    ``threshold`` are not refined (the largest of them counts as the chunk's value when no
-    refined value exceeds it); with ``threshold`` the chunk also stops refining once it has
-    found a value above ``threshold (1 + 1e-3)`` and refined ``_PRICING_REFINE``
-    patterns, and the largest bound left unrefined then raises the chunk's value (a
-    certified bound, not the exact maximum).
+    ``lams``: a list of ``(n,)`` dual points (the one-vs-rest classes or outputs of a fit
+    evaluated together: each block of masks is unpacked once and ``X_aug^T D_i lambda`` of
+    all of them is one product); ``warms`` and ``thresholds``: one entry per dual point
+    (see :class:`_ScalarPass`). Returns one result per dual point, each as
+    :meth:`_ScalarPass.result`.
     """
-    floor = -np.inf if threshold is None else float(threshold)
-    # a violation by more than 1e-3 relative: this round is far from the optimum, and
-    # a bound above the exact maximum costs nothing; a smaller one is refined to the end
-    # (near the optimum the working set's own patterns sit at the threshold)
-    strong = np.inf if threshold is None else floor + 1e-3 * abs(floor)
-    chunk_refined = 0
-    top = (-np.inf, 1, -1)  # the largest bound left unrefined: (bound, sign, index)
+    k = len(lams)
+    warms = [None] * k if warms is None else warms
+    thresholds = [None] * k if thresholds is None else thresholds
     d_aug = Xt.shape[1]
-    XL = Xt * lam[:, None]  # (n, d_aug)
-    best_U = -np.inf
-    best_L = -np.inf
-    best_x = np.zeros(d_aug)
-    best_sign, best_idx = 1, -1
-    gate_lower = 0.0
-    gate_best = (0.0, np.zeros(d_aug), 1, -1)
-    n_checked = n_refined = n_fallbacks = 0
-    new = {}
+    passes = [_ScalarPass(d_aug, R, cand_rows, free_bias, refine, w, t)
+              for w, t in zip(warms, thresholds)]
+    # (n, k d_aug): the columns of every dual point side by side
+    XL = np.hstack([Xt * np.asarray(lam, np.float64)[:, None] for lam in lams])
     for start, masks, gates in patterns.iter_blocks(block_size):
         start += offset
-        b = masks.shape[1]
-        n_checked += b
-        C = XL.T @ masks  # (d_aug, b): c_i = X_aug^T D_i lam
-        bounds = _cheap_bounds(C, masks, Xt, R, cand_rows)  # (2, b): signs +1, -1
-        if warm and refine:
-            rows = _subset(warm, start, start + b)
-            if rows:
-                A = np.full((2, b, d_aug), np.nan)
-                for k, v in rows.items():
-                    A[:, k - start] = v
-                bounds[0] = np.minimum(bounds[0], warm_bounds(C, A[0], masks, free_bias, R))
-                bounds[1] = np.minimum(bounds[1], warm_bounds(-C, A[1], masks, free_bias, R))
-        # cheap lower bound from the gates
+        CC = XL.T @ masks  # (k d_aug, b): c_i = X_aug^T D_i lam, for every lam
         Gt = gates.copy()
         if free_bias:
             Gt[-1] += shift @ Gt[:-1]
         gn = np.linalg.norm(Gt[:-1] if free_bias else Gt, axis=0)
+        act = None if cand_rows is None else masks[cand_rows]
+        for j, ps in enumerate(passes):
+            ps.block(start, masks, CC[j * d_aug:(j + 1) * d_aug], Gt, gn, Xt, act)
+    return [ps.result() for ps in passes]
+
+
+class _ScalarPass:
+    """The state of one dual point's bound-then-refine over a chunk of patterns.
+
+    ``warm``: None, or the corrections kept by :class:`PricingMultipliers` (a dict by
+    pattern index; only the chunk's entries are read). Bounds at most ``threshold`` are
+    not refined (the largest of them counts as the chunk's value when no refined value
+    exceeds it); with ``threshold`` the pass also stops refining once it has found a value
+    above ``threshold (1 + 1e-3)`` and refined ``_PRICING_REFINE`` patterns, and the
+    largest bound left unrefined then raises the chunk's value (a certified bound, not the
+    exact maximum).
+    """
+
+    def __init__(self, d_aug, R, cand_rows, free_bias, refine, warm=None, threshold=None):
+        self.d_aug, self.R, self.cand_rows = d_aug, R, cand_rows
+        self.free_bias, self.refine, self.warm = free_bias, refine, warm
+        self.floor = -np.inf if threshold is None else float(threshold)
+        self.threshold = threshold
+        # a violation by more than 1e-3 relative: this round is far from the optimum, and
+        # a bound above the exact maximum costs nothing; a smaller one is refined to the
+        # end (near the optimum the working set's own patterns sit at the threshold)
+        self.strong = np.inf if threshold is None else self.floor + 1e-3 * abs(self.floor)
+        self.chunk_refined = 0
+        self.top = (-np.inf, 1, -1)  # the largest bound left unrefined: (bound, sign, index)
+        self.best_U = self.best_L = -np.inf
+        self.best_x = np.zeros(d_aug)
+        self.best_sign, self.best_idx = 1, -1
+        self.gate_lower = 0.0
+        self.gate_best = (0.0, np.zeros(d_aug), 1, -1)
+        self.n_checked = self.n_refined = self.n_fallbacks = 0
+        self.new = {}
+
+    def block(self, start, masks, C, Gt, gn, Xt, act):
+        """One block of patterns: ``C`` (d_aug, b) their ``X_aug^T D_i lambda``, ``Gt`` and
+        ``gn`` their (translated) gates and the gates' norms, ``act`` the masks' candidate
+        rows (free bias) or None."""
+        b = masks.shape[1]
+        self.n_checked += b
+        bounds = _cheap_bounds(C, masks, Xt, self.R, self.cand_rows, act)  # (2, b): +1, -1
+        if self.warm and self.refine:
+            rows = _subset(self.warm, start, start + b)
+            if rows:
+                A = np.full((2, b, self.d_aug), np.nan)
+                for k, v in rows.items():
+                    A[:, k - start] = v
+                bounds[0] = np.minimum(bounds[0], warm_bounds(C, A[0], masks, self.free_bias,
+                                                              self.R))
+                bounds[1] = np.minimum(bounds[1], warm_bounds(-C, A[1], masks, self.free_bias,
+                                                              self.R))
+        # cheap lower bound from the gates
         gv = np.einsum("db,db->b", C, Gt)
         glow = np.abs(gv) / np.where(gn > 0, gn, np.inf)
         if b:
             k = int(np.argmax(glow))
-            if glow[k] > gate_lower:
-                gate_lower = float(glow[k])
-                gate_best = (gate_lower, Gt[:, k] / gn[k], 1 if gv[k] >= 0 else -1, start + k)
-        if not refine:
+            if glow[k] > self.gate_lower:
+                self.gate_lower = float(glow[k])
+                self.gate_best = (self.gate_lower, Gt[:, k] / gn[k], 1 if gv[k] >= 0 else -1,
+                                  start + k)
+        if not self.refine:
             flat = int(np.argmax(bounds)) if b else -1
-            if b and bounds.flat[flat] > best_U:
-                best_U, best_idx = float(bounds.flat[flat]), start + flat % b
-            continue
-        cand = np.flatnonzero(bounds.ravel() > best_U)
+            if b and bounds.flat[flat] > self.best_U:
+                self.best_U, self.best_idx = float(bounds.flat[flat]), start + flat % b
+            return
+        cand = np.flatnonzero(bounds.ravel() > self.best_U)
         cand = cand[np.argsort(-bounds.ravel()[cand], kind="stable")]
         for f in cand:
-            if bounds.flat[f] <= best_U:
+            if bounds.flat[f] <= self.best_U:
                 break
-            if bounds.flat[f] <= floor or (best_U > strong
-                                           and chunk_refined >= _PRICING_REFINE):
+            if bounds.flat[f] <= self.floor or (self.best_U > self.strong
+                                                and self.chunk_refined >= _PRICING_REFINE):
                 # below the threshold, or enough refined: kept as a bound
-                if bounds.flat[f] > top[0]:
-                    top = (float(bounds.flat[f]), 1 if f < b else -1, start + f % b)
+                if bounds.flat[f] > self.top[0]:
+                    self.top = (float(bounds.flat[f]), 1 if f < b else -1, start + f % b)
                 break
             sgn = 1 if f < b else -1
             k = f % b
             U, L, x, fb, a = pattern_value(Xt, masks[:, k], sgn * C[:, k],
-                                           free_bias=free_bias, R=R, correction=True,
-                                           stop_below=None if threshold is None else floor)
-            if warm is not None and a is not None:
-                new[(start + k, 0 if sgn > 0 else 1)] = a
-            n_fallbacks += int(fb)
-            n_refined += 1
-            chunk_refined += 1
-            if U > best_U:
-                best_U, best_L = U, L
-                best_sign, best_idx = sgn, start + k
-                best_x = np.zeros(d_aug) if x is None else x
-    if top[0] > best_U:  # bounds left unrefined: the value is their maximum
-        if best_U > floor and best_idx >= 0:  # a violation found: it stays the chunk's
-            best_U = top[0]
-        else:
-            best_U, best_sign, best_idx = top
-            best_L, best_x = -np.inf, np.zeros(d_aug)
-    return ((best_U, best_L, best_x, best_sign, best_idx), (gate_lower, gate_best),
-            (n_checked, n_refined, n_fallbacks), new)
+                                           free_bias=self.free_bias, R=self.R, correction=True,
+                                           stop_below=None if self.threshold is None
+                                           else self.floor)
+            if self.warm is not None and a is not None:
+                self.new[(start + k, 0 if sgn > 0 else 1)] = a
+            self.n_fallbacks += int(fb)
+            self.n_refined += 1
+            self.chunk_refined += 1
+            if U > self.best_U:
+                self.best_U, self.best_L = U, L
+                self.best_sign, self.best_idx = sgn, start + k
+                self.best_x = np.zeros(self.d_aug) if x is None else x
+
+    def result(self):
+        """``((U, L, x, sign, index), (gate_lower, gate_best), (n_checked, n_refined,
+        n_fallbacks), new)``: the chunk's best as one pass over it leaves it and, with
+        ``warm``, the corrections of this pass's refinements (``{(index, sign_row): a}``)."""
+        best = (self.best_U, self.best_L, self.best_x, self.best_sign, self.best_idx)
+        if self.top[0] > self.best_U:  # bounds left unrefined: the value is their maximum
+            if self.best_U > self.floor and self.best_idx >= 0:
+                # a violation found: it stays the chunk's
+                best = (self.top[0],) + best[1:]
+            else:
+                U, sgn, idx = self.top
+                best = (U, -np.inf, np.zeros(self.d_aug), sgn, idx)
+        return (best, (self.gate_lower, self.gate_best),
+                (self.n_checked, self.n_refined, self.n_fallbacks), self.new)
 
 
 def _vector_chunk(patterns, offset, Xt, shift, R, Lam, free_bias, block_size):

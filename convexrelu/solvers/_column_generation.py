@@ -70,8 +70,7 @@ from sklearn.utils._param_validation import Interval
 
 from ..certificates._dual import PricingMultipliers
 from ..certificates._sweep import SweepPricer
-from ..certificates._gap import (centred_dual, dual_point, pattern_correlations,
-                                 relative_gap, within_tol)
+from ..certificates._gap import centred_dual, dual_point, relative_gap, within_tol
 from ..program import ConvexProgram, ConvexSolution
 from ._base import BaseSolver, certificate_text, get_solver
 from ._cg_inner import CompressedReluSolver, polish_support, repair_feasibility
@@ -146,52 +145,89 @@ class _PatternOracle:
 
     def evaluate(self, lam):
         """``(M, candidates)``; candidates are ``(value, index)`` pairs."""
+        return self.evaluate_many([self], [lam])[0]
+
+    def evaluate_steps(self, lam):
+        """:meth:`evaluate` as a step of a working-set loop run in lock-step with others
+        (:func:`_drive`): the loop yields the request and the driver answers the requests
+        of all loops over the same patterns at once (:meth:`evaluate_many`)."""
+        return (yield (self, lam))
+
+    def joint_key(self) -> tuple:
+        """Oracles with equal keys price the same masks the same way (one pass serves
+        them all)."""
+        return (id(self.patterns), id(self.X), self.penalize_bias, self.gated,
+                self.block_size, tuple(self.chunks), self.n_jobs)
+
+    @staticmethod
+    def evaluate_many(oracles, lams) -> list:
+        """:meth:`evaluate` of each oracle at its dual point (oracles of equal
+        :meth:`joint_key`: the one-vs-rest classes or the outputs of one fit), in one pass
+        over the masks: each block is unpacked once and the products ``X_aug^T D_i
+        lambda`` of all dual points are one matrix product; the refinements, multipliers
+        and results are each oracle's own, as if evaluated alone."""
         from .._parallel import map_chunks
 
-        Xa = self.patterns.augment(self.X)
-        if self.gated:
-            parts = map_chunks(_gated_chunk, self.patterns, self.chunks, Xa,
-                               (Xa, lam, self.block_size), self.n_jobs)
+        o = oracles[0]
+        Xa = o.patterns.augment(o.X)
+        lams = [np.asarray(lam, np.float64) for lam in lams]
+        if o.gated:
+            parts = map_chunks(_gated_chunk, o.patterns, o.chunks, Xa,
+                               (Xa, lams, o.block_size), o.n_jobs)
         else:
-            parts = map_chunks(_relu_chunk, self.patterns, self.chunks, Xa,
-                               (self.X, lam, self.penalize_bias, self.block_size,
-                                self.multipliers.rows, self.threshold), self.n_jobs)
-            for part in parts:
-                self.multipliers.rows.update(part[1])
-            parts = [part[0] for part in parts]
-        cands = [c for c in parts if c is not None]
-        M = max((v for v, _ in cands), default=0.0)
-        return M, cands
+            parts = map_chunks(_relu_chunk, o.patterns, o.chunks, Xa,
+                               (o.X, lams, o.penalize_bias, o.block_size,
+                                [q.multipliers.rows for q in oracles],
+                                [q.threshold for q in oracles]), o.n_jobs)
+            for j, q in enumerate(oracles):
+                for part in parts:
+                    q.multipliers.rows.update(part[j][1])
+            parts = [[res for res, _ in part] for part in parts]
+        out = []
+        for j in range(len(oracles)):
+            cands = [part[j] for part in parts if part[j] is not None]
+            out.append((max((v for v, _ in cands), default=0.0), cands))
+        return out
 
 
-def _relu_chunk(patterns, start, X, lam, penalize_bias, block_size, warm, threshold):
-    """``(M over the chunk, index of its maximiser)`` or None (an empty chunk), and the
-    chunk's multipliers after the evaluation (``warm``'s entries of the chunk, updated;
-    keyed by index in the whole set)."""
-    from ..certificates import dual_constraint
-    from ..certificates._dual import _subset
+def _relu_chunk(patterns, start, X, lams, penalize_bias, block_size, warms, thresholds):
+    """For each dual point of ``lams``: ``(M over the chunk, index of its maximiser)`` or
+    None (an empty chunk), and the chunk's multipliers after the evaluation (its
+    ``warms`` entry's rows of the chunk, updated; keyed by index in the whole set)."""
+    from ..certificates._dual import _subset, dual_constraints
 
     stop = start + patterns.n_patterns
-    mult = PricingMultipliers()
-    mult.rows = {k - start: v for k, v in _subset(warm, start, stop).items()}
-    dv = dual_constraint(patterns, X, lam, penalize_bias=penalize_bias,
-                         block_size=block_size, n_jobs=1, multipliers=mult,
-                         threshold=threshold)
-    rows = {k + start: v for k, v in mult.rows.items()}
-    if dv.pattern_index < 0:
-        return None, rows
-    return (float(dv.value), start + int(dv.pattern_index)), rows
+    mults = []
+    for warm in warms:
+        mult = PricingMultipliers()
+        mult.rows = {k - start: v for k, v in _subset(warm, start, stop).items()}
+        mults.append(mult)
+    dvs = dual_constraints(patterns, X, lams, penalize_bias=penalize_bias,
+                           block_size=block_size, n_jobs=1, multipliers=mults,
+                           thresholds=thresholds)
+    out = []
+    for dv, mult in zip(dvs, mults):
+        rows = {k + start: v for k, v in mult.rows.items()}
+        best = None if dv.pattern_index < 0 else \
+            (float(dv.value), start + int(dv.pattern_index))
+        out.append((best, rows))
+    return out
 
 
-def _gated_chunk(patterns, start, Xa, lam, block_size):
-    """``(max_i ||X_aug^T D_i lambda|| over the chunk, its index)`` or None."""
-    best = None
+def _gated_chunk(patterns, start, Xa, lams, block_size):
+    """For each dual point of ``lams``: ``(max_i ||X_aug^T D_i lambda|| over the chunk,
+    its index)`` or None."""
+    d = Xa.shape[1]
+    best = [None] * len(lams)
+    XL = np.hstack([lam[:, None] * Xa for lam in lams])  # (n, k d): all dual points
     for s, masks, _ in patterns.iter_blocks(block_size):
-        nrm = np.linalg.norm(pattern_correlations(Xa, masks, lam), axis=1)
-        if nrm.size:
-            k = int(np.argmax(nrm))
-            if best is None or nrm[k] > best[0]:
-                best = (float(nrm[k]), start + s + k)
+        CC = masks.T @ XL  # rows c_i of every dual point
+        for j in range(len(lams)):
+            nrm = np.linalg.norm(CC[:, j * d:(j + 1) * d], axis=1)
+            if nrm.size:
+                k = int(np.argmax(nrm))
+                if best[j] is None or nrm[k] > best[j][0]:
+                    best[j] = (float(nrm[k]), start + s + k)
     return best
 
 
@@ -300,9 +336,10 @@ class _SearchOracle:
         return self.search_time - self.stats["search_time"]
 
     def _price_listed(self, lam):
-        """``(M over the sampled patterns, candidates as (value, gate))``."""
+        """``(M over the sampled patterns, candidates as (value, gate))``, a step of a
+        lock-step loop (:func:`_drive`)."""
         self._last = "listed"
-        M, cands = self.listed.evaluate(lam)
+        M, cands = yield from self.listed.evaluate_steps(lam)
         out = [(v, self.gates[:, k]) for v, k in cands]
         top = sorted(out, key=lambda c: -c[0])[:self.n_starts]
         self._starts = np.array([g for _, g in top]) if top else None
@@ -342,19 +379,27 @@ class _SearchOracle:
     def evaluate(self, lam):
         """``(M, candidates as (value, gate))``: a search while searches find violators,
         else the sampled patterns."""
-        if self._growing and self._budget_left() > 0:
-            best, cands = self._search(lam)
-            if self._growing:
-                return best, cands
-        return self._price_listed(lam)
+        return _drive([self.evaluate_steps(lam)])[0]
 
     def confirm(self, lam, beta: float):
         """The other means of pricing, when the last :meth:`evaluate` found no violator
         beyond ``tol``: the sample after a search, a search after the sample (``(0.0,
         [])`` once the search budget is spent)."""
+        return _drive([self.confirm_steps(lam, beta)])[0]
+
+    def evaluate_steps(self, lam):
+        """:meth:`evaluate` as steps of a lock-step loop (:func:`_drive`)."""
+        if self._growing and self._budget_left() > 0:
+            best, cands = self._search(lam)
+            if self._growing:
+                return best, cands
+        return (yield from self._price_listed(lam))
+
+    def confirm_steps(self, lam, beta: float):
+        """:meth:`confirm` as steps of a lock-step loop (:func:`_drive`)."""
         if self._last == "search":
             self._growing = False
-            return self._price_listed(lam)
+            return (yield from self._price_listed(lam))
         if self._budget_left() <= 0:
             return 0.0, []
         if self._searched is not None and np.array_equal(self._searched[0], lam):
@@ -621,11 +666,83 @@ def _block_sizes(program: ConvexProgram, V, W) -> np.ndarray:
     return np.maximum(program.regularizer.norms(V), program.regularizer.norms(W))
 
 
-def _run(ws, oracle, *, loss, y, alpha, n_samples, output_bias, free_bias, formulation,
-         inner: BaseSolver, tol, max_iter, n_add, verbose, initial=None, polish=True,
-         time_limit=None):
+class _Clock:
+    """Seconds a working-set loop has run: from its start, less the time that the loops run
+    beside it in lock-step spent in their own steps (:func:`_drive`); the joint pricing
+    counts for every loop it served."""
+
+    def __init__(self) -> None:
+        self.t0 = time.perf_counter()
+        self.paused = 0.0
+
+    def start(self) -> None:
+        self.t0, self.paused = time.perf_counter(), 0.0
+
+    def __call__(self) -> float:
+        return time.perf_counter() - self.t0 - self.paused
+
+
+def _drive(loops, clocks=None) -> list:
+    """Run generators of pricing steps (working-set loops, :func:`_run_steps`) in
+    lock-step and return their results.
+
+    A loop yields ``(oracle, lam)`` where it needs a listed pattern set priced
+    (:meth:`_PatternOracle.evaluate_steps`); once every unfinished loop has yielded (or
+    finished), the requests on the same masks are answered together by
+    :meth:`_PatternOracle.evaluate_many` (one pass over the masks for all the one-vs-rest
+    classes or outputs of a fit), and the loops resume, one after the other. With one
+    loop this is the plain loop. ``clocks``: one :class:`_Clock` per loop, whose paused
+    time collects the other loops' steps.
+    """
+    out = [None] * len(loops)
+    answers = {j: None for j in range(len(loops))}
+    while answers:
+        asked, spent = [], {}
+        for j in sorted(answers):
+            t = time.perf_counter()
+            try:
+                asked.append((j, loops[j].send(answers[j])))
+            except StopIteration as stop:
+                out[j] = stop.value
+            spent[j] = time.perf_counter() - t
+        if clocks is not None:
+            total = sum(spent.values())
+            for j, sec in spent.items():
+                clocks[j].paused += total - sec
+        groups: dict = {}
+        for j, (oracle, lam) in asked:
+            groups.setdefault(oracle.joint_key(), []).append((j, oracle, lam))
+        answers = {}
+        for group in groups.values():
+            res = _PatternOracle.evaluate_many([o for _, o, _ in group],
+                                               [lam for *_, lam in group])
+            for (j, _, _), r in zip(group, res):
+                answers[j] = r
+    return out
+
+
+def _ask(oracle, name: str, *args):
+    """``oracle.<name>(*args)``, as steps of a lock-step loop where the oracle offers
+    them (``<name>_steps``, a generator of pricing requests)."""
+    steps = getattr(oracle, name + "_steps", None)
+    if steps is None:
+        return getattr(oracle, name)(*args)
+    return (yield from steps(*args))
+
+
+def _run(ws, oracle, **kwargs):
     """The column-generation loop; returns the pieces of the solution."""
-    t0 = time.perf_counter()
+    return _drive([_run_steps(ws, oracle, **kwargs)])[0]
+
+
+def _run_steps(ws, oracle, *, loss, y, alpha, n_samples, output_bias, free_bias, formulation,
+               inner: BaseSolver, tol, max_iter, n_add, verbose, initial=None, polish=True,
+               time_limit=None, clock=None):
+    """The column-generation loop as a generator of pricing requests (:func:`_drive`);
+    returns the pieces of the solution. ``clock``: a :class:`_Clock` (its time is the
+    loop's own when run in lock-step with others)."""
+    clock = _Clock() if clock is None else clock
+    clock.start()
     gated = formulation == "gated_relu"
     z = np.zeros(n_samples)
     lam, delta = dual_point(loss, z, y, output_bias=output_bias)
@@ -641,13 +758,13 @@ def _run(ws, oracle, *, loss, y, alpha, n_samples, output_bias, free_bias, formu
     rnd = 0
     for rnd in range(1, int(max_iter) + 1):
         if rnd > 1 or initial is None or ws_size(ws) == 0:
-            M, cands = oracle.evaluate(lam)
+            M, cands = yield from _ask(oracle, "evaluate", lam)
             s, dual = loss.best_dual_scale(lam, y, np.inf if M == 0 else alpha / M)
             # a heuristic oracle's earlier values were priced on fewer patterns: only the
             # current round's dual value counts
             best_dual = dual if hasattr(oracle, "confirm") else max(best_dual, dual)
             gap = primal - best_dual
-            history.append((rnd - 1, time.perf_counter() - t0, primal, gap, ws_size(ws)))
+            history.append((rnd - 1, clock(), primal, gap, ws_size(ws)))
             if verbose:
                 print(f"round {rnd - 1}: {ws_size(ws)} patterns, primal {primal:.10e}, "
                       f"M/alpha {M / max(alpha, 1e-300):.8f}, gap {gap:.3e}")
@@ -659,17 +776,17 @@ def _run(ws, oracle, *, loss, y, alpha, n_samples, output_bias, free_bias, formu
                     gap = primal - best_dual
                 if within_tol(gap, primal, tol) and hasattr(oracle, "confirm"):
                     # nothing listed violates: look beyond the listed patterns
-                    M2, extra = oracle.confirm(lam, alpha)
+                    M2, extra = (yield from _ask(oracle, "confirm", lam, alpha))
                     if M2 > M:
                         M, cands = M2, extra
                         _, best_dual = loss.best_dual_scale(lam, y, alpha / M)
                         gap = primal - best_dual
-                        history.append((rnd - 1, time.perf_counter() - t0, primal, gap,
+                        history.append((rnd - 1, clock(), primal, gap,
                                         ws_size(ws)))
                 if within_tol(gap, primal, tol) and not rough:
                     converged = True
                     break
-            if time_limit is not None and time.perf_counter() - t0 > time_limit:
+            if time_limit is not None and clock() > time_limit:
                 break
             if within_tol(gap, primal, tol):
                 added = 0  # after a rough solve: the same program exactly, then price again
@@ -679,12 +796,12 @@ def _run(ws, oracle, *, loss, y, alpha, n_samples, output_bias, free_bias, formu
                     # nothing listed violates, yet the gap is above tol (the restricted
                     # solve's accuracy): the other pricing (a search) may still find
                     # violators
-                    M2, extra = oracle.confirm(lam, alpha)
+                    M2, extra = (yield from _ask(oracle, "confirm", lam, alpha))
                     if M2 > M:
                         M = M2
                         _, best_dual = loss.best_dual_scale(lam, y, alpha / M)
                         gap = primal - best_dual
-                        history.append((rnd - 1, time.perf_counter() - t0, primal, gap,
+                        history.append((rnd - 1, clock(), primal, gap,
                                         ws_size(ws)))
                     added = ws.add(extra, alpha, n_add)
                 if added == 0 and not rough:
@@ -711,13 +828,15 @@ def _run(ws, oracle, *, loss, y, alpha, n_samples, output_bias, free_bias, formu
         VF, WF, pats = ws.embed(V, W)
         ws.keep(active)
     else:
-        M, _ = oracle.evaluate(lam, final=True) if isinstance(oracle, _SweepOracle) \
-            else oracle.evaluate(lam)
+        if isinstance(oracle, _SweepOracle):
+            M, _ = oracle.evaluate(lam, final=True)
+        else:
+            M, _ = yield from _ask(oracle, "evaluate", lam)
         s, dual = loss.best_dual_scale(lam, y, np.inf if M == 0 else alpha / M)
         best_dual = max(best_dual, dual)
         gap = primal - best_dual
         converged = within_tol(gap, primal, tol)
-        history.append((rnd, time.perf_counter() - t0, primal, gap, ws_size(ws)))
+        history.append((rnd, clock(), primal, gap, ws_size(ws)))
     if hasattr(inner, "rough"):
         inner.rough = False
         if rough and V is not None and ws_size(ws):
@@ -740,7 +859,7 @@ def _run(ws, oracle, *, loss, y, alpha, n_samples, output_bias, free_bias, formu
     return dict(V=VF, W=WF, patterns=pats, c0=c0, primal=primal, gap=gap, lam=lam,
                 converged=bool(converged), stalled=stalled, rounds=rnd, n_inner=n_inner,
                 history=history,
-                time=time.perf_counter() - t0, exact=bool(oracle.exact))
+                time=clock(), exact=bool(oracle.exact))
 
 
 def _restricted_solve(inner, prog, loss, y, alpha, gated, polish, gap):
@@ -1275,12 +1394,71 @@ def solve_grown(program: ConvexProgram, *, tol: float = 1e-6, max_iter: int = 10
         :class:`~convexrelu.arrangements.ActivationPatterns`); ``info["search"]`` holds the
         searches' counts, time and best ``M / alpha`` found.
     """
+    kwargs = dict(tol=tol, max_iter=max_iter, n_add=n_add, inner_tol=inner_tol,
+                  max_searches=max_searches, search_time=search_time, search_tol=search_tol,
+                  random_state=random_state, time_limit=time_limit, verbose=verbose)
+    return solve_grown_columns([program], initial=[initial], warm_start=[warm_start],
+                               **kwargs)[0]
+
+
+def solve_grown_columns(programs, *, initial=None, warm_start=None, **kwargs) -> list:
+    """:func:`solve_grown` of several programs over the same sampled patterns (the
+    one-vs-rest classes or the outputs of one fit), run in lock-step so that the products
+    with the masks are shared: the first working sets come from one pass over the sample
+    (the gated correlations of every program's zero-network dual point), and the sample's
+    pricing at the programs' dual points is one pass whenever several loops price it
+    (:func:`_drive`). Each program's restricted solves and local searches are its own, and
+    each result is what :func:`solve_grown` returns for that program alone.
+
+    Parameters
+    ----------
+    programs : sequence of ConvexProgram
+        ``"relu"`` programs with one output each, over the same patterns of the same data.
+    initial, warm_start : sequence, optional
+        One entry (or None) per program, as in :func:`solve_grown`.
+    **kwargs
+        The other parameters of :func:`solve_grown`, shared by all programs.
+
+    Returns
+    -------
+    list of ConvexSolution
+    """
+    programs = list(programs)
+    k = len(programs)
+    initial = [None] * k if initial is None else list(initial)
+    warm_start = [None] * k if warm_start is None else list(warm_start)
+    for p in programs:
+        if p.n_outputs != 1 or p.formulation != "relu":
+            raise ValueError(f"solve_grown handles the 'relu' formulation with one output; "
+                             f"got formulation={p.formulation!r} with {p.n_outputs} outputs.")
+    n_add = kwargs.get("n_add", 16)
+    # the first working sets: the sample's largest gated correlations at the zero network
+    # (the exact pricing of the whole sample cost 0.25 s per digits class), one pass over
+    # the masks for all programs; measured (one BLAS thread, random_state 0 and 1,
+    # against that pricing): digits 36.0 / 31.0 s against 35.2 / 32.9 s with objectives
+    # 0.72887 / 0.72895 against 0.72916 / 0.72919; diabetes 2.1 / 2.9 s against 2.3 /
+    # 3.1 s, wine and iris a quarter faster with the same objectives,
+    # make_classification(5000, 20) 7.3 s against 13.6 s, its objective 5e-5 higher
+    fresh = [j for j in range(k) if initial[j] is None and (
+        warm_start[j] is None or warm_start[j].info.get("patterns") is None
+        or not warm_start[j].info["patterns"].n_patterns)]
+    seeds = dict(zip(fresh, _correlation_seeds_columns([programs[j] for j in fresh], n_add)))
+    clocks = [_Clock() for _ in programs]
+    loops = [_grown_steps(p, initial[j], warm_start[j], seeds.get(j), clocks[j], **kwargs)
+             for j, p in enumerate(programs)]
+    return _drive(loops, clocks)
+
+
+def _grown_steps(program, initial, warm_start, first, clock, *, tol: float = 1e-6,
+                 max_iter: int = 100, n_add: int = 16, inner_tol: float = 1e-10,
+                 max_searches: int = 20, search_time: float = 10.0,
+                 search_tol: float = _SEARCH_RTOL, random_state=None,
+                 time_limit: Optional[float] = None, verbose: int = 0):
+    """One program's :func:`solve_grown`, as a generator of pricing requests
+    (:func:`_drive`); ``first``: the gates of its first working set when neither
+    ``initial`` nor ``warm_start`` gives one."""
     from ..arrangements import ActivationPatterns
 
-    if program.n_outputs != 1 or program.formulation != "relu":
-        raise ValueError(f"solve_grown handles the 'relu' formulation with one output; got "
-                         f"formulation={program.formulation!r} with {program.n_outputs} "
-                         "outputs.")
     free_bias = program.bias and not program.penalize_bias
     X, bias = program.X, program.bias
 
@@ -1291,15 +1469,8 @@ def solve_grown(program: ConvexProgram, *, tol: float = 1e-6, max_iter: int = 10
 
     seeds = [] if initial is None else list(np.asarray(initial, np.float64).T)
     prev = None if warm_start is None else warm_start.info.get("patterns")
-    if initial is None and (prev is None or not prev.n_patterns):
-        # the first working set: the sample's largest gated correlations at the zero
-        # network (the exact pricing of the whole sample cost 0.25 s per digits class);
-        # measured (one BLAS thread, random_state 0 and 1, against that pricing): digits
-        # 36.0 / 31.0 s against 35.2 / 32.9 s with objectives 0.72887 / 0.72895 against
-        # 0.72916 / 0.72919; diabetes 2.1 / 2.9 s against 2.3 / 3.1 s, wine and iris a
-        # quarter faster with the same objectives, make_classification(5000, 20) 7.3 s
-        # against 13.6 s, its objective 5e-5 (relative) higher
-        seeds = list(_correlation_seeds(program, n_add).T)
+    if first is not None:
+        seeds = list(np.asarray(first).T)
     if prev is not None and prev.n_patterns and prev.n_samples == program.n_samples:
         used = _block_sizes(make_program(prev), np.asarray(warm_start.V),
                             np.asarray(warm_start.W)) > 0
@@ -1311,11 +1482,12 @@ def solve_grown(program: ConvexProgram, *, tol: float = 1e-6, max_iter: int = 10
                            search_tol=search_tol)
     ws = _GateWorkingSet(make_program, program.X_aug, X, bias)
     initial = [(np.inf, g) for g in seeds] or None
-    res = _run(ws, oracle, loss=program.loss, y=program.y, alpha=program.alpha,
-               n_samples=program.n_samples, output_bias=centred_dual(program),
-               free_bias=free_bias, formulation="relu",
-               inner=_inner_solver("auto", inner_tol), tol=tol, max_iter=max_iter,
-               n_add=n_add, verbose=verbose, initial=initial, time_limit=time_limit)
+    res = yield from _run_steps(
+        ws, oracle, loss=program.loss, y=program.y, alpha=program.alpha,
+        n_samples=program.n_samples, output_bias=centred_dual(program), free_bias=free_bias,
+        formulation="relu", inner=_inner_solver("auto", inner_tol), tol=tol,
+        max_iter=max_iter, n_add=n_add, verbose=verbose, initial=initial,
+        time_limit=time_limit, clock=clock)
     sol = _solution(res, n_samples=program.n_samples, formulation="relu", tol=tol,
                     max_iter=max_iter, d_aug=program.d_aug)
     if sol.info["patterns"] is None:
@@ -1335,18 +1507,36 @@ def _correlation_seeds(program: ConvexProgram, k: int,
     the pattern's ReLU value, in closed form), shape ``(d_aug, k)``: the first working set
     of a grown fit, in one product per block of patterns instead of the exact pricing
     (cone projections) of the whole sample."""
-    lam, _ = dual_point(program.loss, np.zeros(program.n_samples), program.y,
-                        output_bias=centred_dual(program))
-    Xa = program.X_aug
-    kp = program.regularizer.penalized_dim
-    score = np.empty(program.n_patterns)
-    if block_size is None:  # the masks of a block as floats: at most 2**24 entries
-        block_size = max(1, 2**24 // max(program.n_samples, 1))
-    for s, masks, _ in program.patterns.iter_blocks(block_size):
-        C = pattern_correlations(Xa, masks, lam)
-        score[s:s + C.shape[0]] = np.linalg.norm(C[:, :kp], axis=1)
-    top = np.argsort(-score, kind="stable")[:max(1, int(k))]
-    return program.patterns.gates[:, np.sort(top)]
+    return _correlation_seeds_columns([program], k, block_size)[0]
+
+
+def _correlation_seeds_columns(programs, k: int, block_size: Optional[int] = None) -> list:
+    """:func:`_correlation_seeds` of each program; programs over the same patterns (the
+    classes of a one-vs-rest fit) share one pass over the masks, their dual points side by
+    side in one product per block."""
+    out = [None] * len(programs)
+    groups: dict = {}
+    for j, p in enumerate(programs):
+        groups.setdefault((id(p.patterns), id(p.X), p.bias), []).append(j)
+    for idx in groups.values():
+        p0 = programs[idx[0]]
+        lams = [dual_point(programs[j].loss, np.zeros(p0.n_samples), programs[j].y,
+                           output_bias=centred_dual(programs[j]))[0] for j in idx]
+        Xa = p0.X_aug
+        d = Xa.shape[1]
+        kps = [programs[j].regularizer.penalized_dim for j in idx]
+        XL = np.hstack([lam[:, None] * Xa for lam in lams])
+        score = np.empty((len(idx), p0.n_patterns))
+        if block_size is None:  # the masks of a block as floats: at most 2**24 entries
+            block_size = max(1, 2**24 // max(p0.n_samples, 1))
+        for s, masks, _ in p0.patterns.iter_blocks(block_size):
+            CC = masks.T @ XL  # (b, len(idx) d): c_i = X_aug^T D_i lam of every program
+            for m, kp in enumerate(kps):
+                score[m, s:s + CC.shape[0]] = np.linalg.norm(CC[:, m * d:m * d + kp], axis=1)
+        for m, j in enumerate(idx):
+            top = np.argsort(-score[m], kind="stable")[:max(1, int(k))]
+            out[j] = p0.patterns.gates[:, np.sort(top)]
+    return out
 
 
 def _oracle_for(program: ConvexProgram, n_chunks: int, n_jobs=None, pricing: bool = True):
