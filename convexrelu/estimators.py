@@ -309,13 +309,18 @@ class _ConvexReLUBase(BaseEstimator):
         Xa = pats.augment(X)
         reg = GroupL2Penalty(Xa.shape[1], free_bias=self.bias and not self.penalize_bias)
         top = 0.0
-        for j in range(Y.shape[1]):
-            y = col_loss.encode_targets(Y[:, j])
-            lam, _ = dual_point(col_loss, np.zeros(y.shape[0]), y, output_bias=True)
-            # blocks of the float64 product masks * lam within a quarter of the budget
-            for _, masks, _ in pats.iter_blocks(block_size(8 * X.shape[0], maximum=4096)):
-                C = (masks * lam[:, None]).T @ reg.penalized(Xa)
-                top = max(top, float(np.max(np.linalg.norm(C, axis=1), initial=0.0)))
+        lams = [dual_point(col_loss, np.zeros(X.shape[0]), col_loss.encode_targets(Y[:, j]),
+                           output_bias=True)[0] for j in range(Y.shape[1])]
+        Xp = reg.penalized(Xa)
+        d = Xp.shape[1]
+        XL = np.hstack([lam[:, None] * Xp for lam in lams])  # every column's dual point
+        # one pass over the masks for all columns, blocks of their float64 copies within
+        # a quarter of the budget
+        for _, masks, _ in pats.iter_blocks(block_size(8 * X.shape[0], maximum=4096)):
+            C = masks.T.astype(np.float64) @ XL  # (b, c d): X_pen^T D_i lambda_j
+            for j in range(len(lams)):
+                top = max(top, float(np.max(np.linalg.norm(C[:, j * d:(j + 1) * d], axis=1),
+                                            initial=0.0)))
         if top == 0.0:
             return 1.0  # constant targets: any alpha gives the zero network
         return self._ALPHA_RATIO * top
@@ -338,11 +343,9 @@ class _ConvexReLUBase(BaseEstimator):
         nets, objective, n_iter, statuses, certs = [], 0.0, 0, [], []
         warm = self._warm_solutions(pats, Y.shape[1])
         first = []  # each column's first-stage solution, kept for the next warm start
-        joint = self._joint_gated(X, Y, col_loss, pats, solver, warm)
         n_cols = Y.shape[1]
         jobs = min(effective_n_jobs(self.n_jobs), n_cols) if n_cols > 1 else 1
-        if jobs == 1 and n_cols > 1 and self._grows(pats, col_loss):
-            joint = self._joint_grown(X, Y, col_loss, pats, warm)
+        joint = self._joint_columns(X, Y, col_loss, pats, solver, warm, jobs)
         if jobs > 1:
             # independent columns (one-vs-rest classes, regression outputs) in parallel,
             # each with one BLAS thread; warnings raised in a worker are raised here
@@ -418,26 +421,39 @@ class _ConvexReLUBase(BaseEstimator):
         key = (_patterns_key(pats), self.formulation, n_cols)
         return list(prev["solutions"]) if prev["key"] == key else [None] * n_cols
 
-    def _joint_gated(self, X, Y, loss, pats, solver, warm):
-        """The gated solutions of all columns at once when the solver can share its
-        products across outputs (:meth:`FistaSolver.solve_columns
-        <convexrelu.solvers.FistaSolver.solve_columns>`, one-vs-rest or multi-output
-        regression), else Nones (each column is then solved in :meth:`_solve_one`)."""
-        if Y.shape[1] < 2 or self.formulation != "gated_relu" or \
-                not hasattr(solver, "solve_columns"):
-            return [None] * Y.shape[1]
-        progs = [ConvexProgram(X, Y[:, j], pats, loss=loss, alpha=self.alpha_, bias=self.bias,
-                               penalize_bias=self.penalize_bias, formulation="gated_relu")
-                 for j in range(Y.shape[1])]
-        return solver.solve_columns(progs, warm)
+    def _joint_columns(self, X, Y, loss, pats, solver, warm, jobs):
+        """The first-stage solutions of all columns (one-vs-rest classes, regression
+        outputs) at once where they can share their products with the masks, else Nones
+        (each column is then solved in :meth:`_solve_one`):
 
-    def _joint_grown(self, X, Y, loss, pats, warm):
-        """The grown ReLU solutions of all columns, in lock-step
-        (:func:`~convexrelu.solvers._column_generation.solve_grown_columns`): the first
-        working sets and every pricing of the sample share one pass over the masks for
-        all one-vs-rest classes or outputs."""
-        progs = [self._program(X, Y[:, j], loss, pats) for j in range(Y.shape[1])]
-        return self._solve_grown(progs, warm)
+        * gated: :meth:`FistaSolver.solve_columns
+          <convexrelu.solvers.FistaSolver.solve_columns>`, one loop whose every product
+          serves all columns;
+        * ReLU with one job: the columns' working-set loops in lock-step, every pricing
+          of the pattern set one pass over its masks for all of them (a sampled fit:
+          :func:`~convexrelu.solvers._column_generation.solve_grown_columns`; else the
+          solver's ``solve_columns``). With several jobs the columns run in parallel
+          instead.
+        """
+        n_cols = Y.shape[1]
+        none = [None] * n_cols
+        if n_cols < 2:
+            return none
+        if self.formulation == "gated_relu":
+            if not hasattr(solver, "solve_columns"):
+                return none
+            progs = [ConvexProgram(X, Y[:, j], pats, loss=loss, alpha=self.alpha_,
+                                   bias=self.bias, penalize_bias=self.penalize_bias,
+                                   formulation="gated_relu") for j in range(n_cols)]
+            return solver.solve_columns(progs, warm)
+        if jobs > 1 or self.formulation != "relu":
+            return none
+        progs = [self._program(X, Y[:, j], loss, pats) for j in range(n_cols)]
+        if self._grows(pats, loss):
+            return self._solve_grown(progs, warm)
+        if hasattr(solver, "solve_columns") and "relu" in solver._formulations:
+            return solver.solve_columns(progs, warm)
+        return none
 
     def _program(self, X, y, loss, pats):
         return ConvexProgram(X, y, pats, loss=loss, alpha=self.alpha_, bias=self.bias,

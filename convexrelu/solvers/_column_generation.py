@@ -667,19 +667,26 @@ def _block_sizes(program: ConvexProgram, V, W) -> np.ndarray:
 
 
 class _Clock:
-    """Seconds a working-set loop has run: from its start, less the time that the loops run
-    beside it in lock-step spent in their own steps (:func:`_drive`); the joint pricing
-    counts for every loop it served."""
+    """Seconds a solve has run. Alone it runs from its creation; run in lock-step with
+    others (:func:`_drive`) it runs only while its own steps do, plus the joint pricing
+    that served it."""
 
     def __init__(self) -> None:
-        self.t0 = time.perf_counter()
-        self.paused = 0.0
-
-    def start(self) -> None:
-        self.t0, self.paused = time.perf_counter(), 0.0
+        self.spent = 0.0
+        self.since: Optional[float] = time.perf_counter()
 
     def __call__(self) -> float:
-        return time.perf_counter() - self.t0 - self.paused
+        running = 0.0 if self.since is None else time.perf_counter() - self.since
+        return self.spent + running
+
+    def pause(self) -> None:
+        if self.since is not None:
+            self.spent += time.perf_counter() - self.since
+            self.since = None
+
+    def resume(self) -> None:
+        if self.since is None:
+            self.since = time.perf_counter()
 
 
 def _drive(loops, clocks=None) -> list:
@@ -691,33 +698,37 @@ def _drive(loops, clocks=None) -> list:
     finished), the requests on the same masks are answered together by
     :meth:`_PatternOracle.evaluate_many` (one pass over the masks for all the one-vs-rest
     classes or outputs of a fit), and the loops resume, one after the other. With one
-    loop this is the plain loop. ``clocks``: one :class:`_Clock` per loop, whose paused
-    time collects the other loops' steps.
+    loop this is the plain loop. ``clocks``: one :class:`_Clock` per loop, running only
+    during that loop's steps and the pricing that served it.
     """
+    clocks = [_Clock() for _ in loops] if clocks is None else clocks
+    for c in clocks:
+        c.pause()
     out = [None] * len(loops)
     answers = {j: None for j in range(len(loops))}
     while answers:
-        asked, spent = [], {}
+        asked = []
         for j in sorted(answers):
-            t = time.perf_counter()
+            clocks[j].resume()
             try:
                 asked.append((j, loops[j].send(answers[j])))
             except StopIteration as stop:
                 out[j] = stop.value
-            spent[j] = time.perf_counter() - t
-        if clocks is not None:
-            total = sum(spent.values())
-            for j, sec in spent.items():
-                clocks[j].paused += total - sec
+            clocks[j].pause()
         groups: dict = {}
         for j, (oracle, lam) in asked:
             groups.setdefault(oracle.joint_key(), []).append((j, oracle, lam))
         answers = {}
         for group in groups.values():
+            t = time.perf_counter()
             res = _PatternOracle.evaluate_many([o for _, o, _ in group],
                                                [lam for *_, lam in group])
+            t = time.perf_counter() - t
             for (j, _, _), r in zip(group, res):
                 answers[j] = r
+                clocks[j].spent += t
+    for c in clocks:
+        c.resume()
     return out
 
 
@@ -739,10 +750,14 @@ def _run_steps(ws, oracle, *, loss, y, alpha, n_samples, output_bias, free_bias,
                inner: BaseSolver, tol, max_iter, n_add, verbose, initial=None, polish=True,
                time_limit=None, clock=None):
     """The column-generation loop as a generator of pricing requests (:func:`_drive`);
-    returns the pieces of the solution. ``clock``: a :class:`_Clock` (its time is the
-    loop's own when run in lock-step with others)."""
+    returns the pieces of the solution. ``clock``: the :class:`_Clock` of the solve that
+    runs the loop (its time is the solve's own when run in lock-step with others); the
+    loop's time counts from its start."""
     clock = _Clock() if clock is None else clock
-    clock.start()
+    base = clock()
+
+    def elapsed() -> float:
+        return clock() - base
     gated = formulation == "gated_relu"
     z = np.zeros(n_samples)
     lam, delta = dual_point(loss, z, y, output_bias=output_bias)
@@ -764,7 +779,7 @@ def _run_steps(ws, oracle, *, loss, y, alpha, n_samples, output_bias, free_bias,
             # current round's dual value counts
             best_dual = dual if hasattr(oracle, "confirm") else max(best_dual, dual)
             gap = primal - best_dual
-            history.append((rnd - 1, clock(), primal, gap, ws_size(ws)))
+            history.append((rnd - 1, elapsed(), primal, gap, ws_size(ws)))
             if verbose:
                 print(f"round {rnd - 1}: {ws_size(ws)} patterns, primal {primal:.10e}, "
                       f"M/alpha {M / max(alpha, 1e-300):.8f}, gap {gap:.3e}")
@@ -781,12 +796,12 @@ def _run_steps(ws, oracle, *, loss, y, alpha, n_samples, output_bias, free_bias,
                         M, cands = M2, extra
                         _, best_dual = loss.best_dual_scale(lam, y, alpha / M)
                         gap = primal - best_dual
-                        history.append((rnd - 1, clock(), primal, gap,
+                        history.append((rnd - 1, elapsed(), primal, gap,
                                         ws_size(ws)))
                 if within_tol(gap, primal, tol) and not rough:
                     converged = True
                     break
-            if time_limit is not None and clock() > time_limit:
+            if time_limit is not None and elapsed() > time_limit:
                 break
             if within_tol(gap, primal, tol):
                 added = 0  # after a rough solve: the same program exactly, then price again
@@ -801,7 +816,7 @@ def _run_steps(ws, oracle, *, loss, y, alpha, n_samples, output_bias, free_bias,
                         M = M2
                         _, best_dual = loss.best_dual_scale(lam, y, alpha / M)
                         gap = primal - best_dual
-                        history.append((rnd - 1, clock(), primal, gap,
+                        history.append((rnd - 1, elapsed(), primal, gap,
                                         ws_size(ws)))
                     added = ws.add(extra, alpha, n_add)
                 if added == 0 and not rough:
@@ -836,7 +851,7 @@ def _run_steps(ws, oracle, *, loss, y, alpha, n_samples, output_bias, free_bias,
         best_dual = max(best_dual, dual)
         gap = primal - best_dual
         converged = within_tol(gap, primal, tol)
-        history.append((rnd, clock(), primal, gap, ws_size(ws)))
+        history.append((rnd, elapsed(), primal, gap, ws_size(ws)))
     if hasattr(inner, "rough"):
         inner.rough = False
         if rough and V is not None and ws_size(ws):
@@ -859,7 +874,7 @@ def _run_steps(ws, oracle, *, loss, y, alpha, n_samples, output_bias, free_bias,
     return dict(V=VF, W=WF, patterns=pats, c0=c0, primal=primal, gap=gap, lam=lam,
                 converged=bool(converged), stalled=stalled, rounds=rnd, n_inner=n_inner,
                 history=history,
-                time=clock(), exact=bool(oracle.exact))
+                time=elapsed(), exact=bool(oracle.exact))
 
 
 def _restricted_solve(inner, prog, loss, y, alpha, gated, polish, gap):
@@ -1320,6 +1335,11 @@ class ColumnGenerationSolver(BaseSolver):
 
     def _solve_from(self, program: ConvexProgram, initial=None) -> ConvexSolution:
         """Column generation starting from the working set ``initial`` (indices)."""
+        return _drive([self._solve_from_steps(program, initial)])[0]
+
+    def _solve_from_steps(self, program: ConvexProgram, initial=None, clock=None):
+        """:meth:`_solve_from` as a generator of pricing requests (:func:`_drive`), so that
+        the loops of several programs over the same patterns price them in one pass."""
         if program.n_outputs != 1:
             raise ValueError(f"ColumnGenerationSolver handles one output; the program has "
                              f"{program.n_outputs}. Fit one program per output.")
@@ -1329,12 +1349,12 @@ class ColumnGenerationSolver(BaseSolver):
         ws = _IndexWorkingSet(program, oracle)
         cands = None if initial is None or len(initial) == 0 else \
             [(np.inf, int(j)) for j in initial]
-        res = _run(ws, oracle, loss=program.loss, y=program.y, alpha=program.alpha,
-                   n_samples=program.n_samples,
-                   output_bias=centred_dual(program), free_bias=free_bias,
-                   formulation=program.formulation, inner=inner, tol=self.tol,
-                   max_iter=self.max_iter, n_add=self.n_add, verbose=self.verbose,
-                   initial=cands, time_limit=self.time_limit)
+        res = yield from _run_steps(
+            ws, oracle, loss=program.loss, y=program.y, alpha=program.alpha,
+            n_samples=program.n_samples, output_bias=centred_dual(program),
+            free_bias=free_bias, formulation=program.formulation, inner=inner, tol=self.tol,
+            max_iter=self.max_iter, n_add=self.n_add, verbose=self.verbose, initial=cands,
+            time_limit=self.time_limit, clock=clock)
         sol = _solution(res, n_samples=program.n_samples, formulation=program.formulation,
                         tol=self.tol, max_iter=self.max_iter, d_aug=program.d_aug)
         sol.info["support"] = np.flatnonzero(_block_sizes(program, sol.V, sol.W) > 0)

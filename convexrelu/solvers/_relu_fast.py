@@ -44,7 +44,7 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from ..certificates._gap import duality_gap, relative_gap
 from ..program import ConvexProgram, ConvexSolution
 from ._base import BaseSolver, certificate_text
-from ._column_generation import ColumnGenerationSolver
+from ._column_generation import ColumnGenerationSolver, _Clock, _drive
 
 __all__ = ["ReluFastSolver"]
 
@@ -161,13 +161,51 @@ class ReluFastSolver(BaseSolver):
         return program.n_outputs > 1
 
     def _solve(self, program: ConvexProgram, warm_start=None) -> ConvexSolution:
+        return _drive([self._solve_steps(program, warm_start)])[0]
+
+    def solve_columns(self, programs, warm_starts=None) -> list:
+        """Solve single-output ReLU programs over the same patterns of the same data (the
+        one-vs-rest classes of a classifier, the outputs of a multi-output regression)
+        together: their working-set loops run in lock-step, so every pricing of the
+        pattern set is one pass over its masks for all programs
+        (:func:`~convexrelu.certificates._dual.dual_constraints`). Each solution is the
+        one :meth:`solve` gives for its program alone, with its own certificate.
+
+        Parameters
+        ----------
+        programs : list of ConvexProgram
+        warm_starts : list of (ConvexSolution or None), optional
+
+        Returns
+        -------
+        list of ConvexSolution
+        """
+        programs = list(programs)
+        if not programs or not all(isinstance(p, ConvexProgram) for p in programs):
+            raise TypeError("solve_columns expects a non-empty list of ConvexProgram.")
+        warm_starts = [None] * len(programs) if warm_starts is None else list(warm_starts)
+        if len(warm_starts) != len(programs):
+            raise ValueError(f"solve_columns got {len(warm_starts)} warm starts for "
+                             f"{len(programs)} programs; give one (or None) per program.")
+        self._validate_params()
+        for p in programs:
+            self._check_capabilities(p)
+        clocks = [_Clock() for _ in programs]
+        sols = _drive([self._solve_steps(p, w, c)
+                       for p, w, c in zip(programs, warm_starts, clocks)], clocks)
+        return [self._finish(p, s) for p, s in zip(programs, sols)]
+
+    def _solve_steps(self, program: ConvexProgram, warm_start=None, clock=None):
+        """:meth:`_solve` as a generator of pricing requests (:func:`_drive`): the
+        working-set loop yields where it prices the pattern set."""
+        clock = _Clock() if clock is None else clock
         if program.n_outputs != 1 and self.method in ("barrier", "working_set"):
             raise ValueError(f"ReluFastSolver(method={self.method!r}) handles one output; "
                              f"the program has {program.n_outputs}. Use method='auto' or "
                              "'al', or fit one program per output.")
         if self.method == "al" or (self.method == "auto" and self.use_al(program)):
             return self._solve_al(program, warm_start)
-        t0 = time.perf_counter()
+        t0 = time.perf_counter() - clock()  # the start, less the steps of other programs
         barrier_ok = self.barrier_applies(program)
         if self.method == "barrier" and not barrier_ok:
             raise ValueError(
@@ -202,16 +240,18 @@ class ReluFastSolver(BaseSolver):
         loop = ColumnGenerationSolver(tol=self.tol, max_iter=self.max_iter, n_add=self.n_add,
                                       inner_tol=self.inner_tol, verbose=self.verbose,
                                       time_limit=left)
-        sol = loop._solve_from(program, initial)
+        sol = yield from loop._solve_from_steps(program, initial, clock)
+        # clock(): this program's own seconds since its start (in lock-step with others,
+        # less their steps)
         if sol.status != "optimal" and initial is not None and len(initial) and (
-                self.time_limit is None or time.perf_counter() - t0 < self.time_limit):
+                self.time_limit is None or clock() < self.time_limit):
             # a large seeded working set can leave the restricted solves inaccurate (seen on
             # badly scaled features); the loop from the zero network then grows a small one
-            again = loop._solve_from(program, None)
+            again = yield from loop._solve_from_steps(program, None, clock)
             if again.info["rel_gap"] < sol.info["rel_gap"]:
                 sol = again
         sol.info.update(method="working_set", gated_time=gated_time)
-        sol.solve_time = time.perf_counter() - t0
+        sol.solve_time = clock()
         return sol
 
     def _solve_al(self, program, warm_start):
