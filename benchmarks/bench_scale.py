@@ -107,6 +107,17 @@ def run_row(method, kind, n, P, d=20, bias=True, ratio=0.1, time_limit=None):
     objective, gaps, methods = 0.0, [], set()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
+        if method == "relu" and len(progs) > 1:
+            # one-vs-rest: the classes' working-set loops in lock-step, every pricing of
+            # the patterns one pass over the masks for all classes
+            from convexrelu.solvers import get_solver
+
+            solver = get_solver("relu", tol=1e-6, time_limit=time_limit)
+            for sol in solver.solve_columns(progs):
+                objective += sol.objective
+                gaps.append(float(sol.info["rel_gap"]))
+                methods.add(str(sol.info.get("method", method)))
+            progs = []
         for prog in progs:
             if method in ("relu", "relu_al", "gated"):
                 from convexrelu.solvers import get_solver

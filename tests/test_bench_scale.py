@@ -59,3 +59,24 @@ def test_rows_filter(tmp_path, monkeypatch):
     assert bench_scale.main(["--quick", "--rows", "by the AL", "--out", str(out)]) == 0
     assert ran == ["relu_al"]
     assert "by the AL" in out.read_text() and "make_regression, gated" not in out.read_text()
+
+
+def test_one_vs_rest_relu_row_solves_the_classes_together(monkeypatch):
+    """The digits row's programs (one per class) go to ``solve_columns`` in one call, and
+    its total objective is the sum of the programs' own solves."""
+    from convexrelu.solvers import get_solver
+    from convexrelu.solvers._relu_fast import ReluFastSolver
+
+    calls = []
+    orig = ReluFastSolver.solve_columns
+
+    def spy(self, programs, warm_starts=None):
+        calls.append(len(programs))
+        return orig(self, programs, warm_starts)
+
+    monkeypatch.setattr(ReluFastSolver, "solve_columns", spy)
+    r = bench_scale.run_row("relu", "digits", 60, 4, bias=True)
+    assert calls == [r["programs"]] and r["programs"] > 1
+    progs = bench_scale._program("digits", 60, 4, bias=True)
+    alone = sum(get_solver("relu", tol=1e-6).solve(p).objective for p in progs)
+    assert r["objective"] == pytest.approx(alone, rel=1e-6)

@@ -16,6 +16,20 @@ from convexrelu.certificates import dual_constraint
 from convexrelu.certificates._dual import PricingMultipliers, dual_constraints
 
 
+@pytest.fixture
+def sizes(monkeypatch):
+    """The number of oracles each joint pricing call served, in call order."""
+    seen = []
+    orig = cg._PatternOracle.evaluate_many
+
+    def spy(oracles, lams):
+        seen.append(len(oracles))
+        return orig(oracles, lams)
+
+    monkeypatch.setattr(cg._PatternOracle, "evaluate_many", staticmethod(spy))
+    return seen
+
+
 def _lams(n, k, seed):
     rng = np.random.default_rng(seed)
     L = rng.standard_normal((n, k))
@@ -106,7 +120,7 @@ def test_pattern_oracles_priced_together_equal_alone(gated):
             assert a.multipliers.rows.keys() == b.multipliers.rows.keys()
 
 
-def test_drive_answers_the_loops_requests_together_and_keeps_their_own_time(monkeypatch):
+def test_drive_answers_the_loops_requests_together_and_keeps_their_own_time(sizes):
     """Two loops price the same patterns and a third other patterns: the first round
     answers the two in one joint call, the other alone; a loop that finishes early stops
     asking; each clock counts its own loop's steps and pricing, not the other loops'."""
@@ -118,12 +132,6 @@ def test_drive_answers_the_loops_requests_together_and_keeps_their_own_time(monk
               for _ in range(2))
     o3 = cg._PatternOracle(other, X, penalize_bias=False, n_chunks=2, gated=False)
     lams = _lams(30, 3, 7)
-    sizes = []
-    orig = cg._PatternOracle.evaluate_many
-
-    def spy(oracles, lams_):
-        sizes.append(len(oracles))
-        return orig(oracles, lams_)
 
     def loop(oracle, lam, rounds, nap):
         vals = []
@@ -133,17 +141,16 @@ def test_drive_answers_the_loops_requests_together_and_keeps_their_own_time(monk
             vals.append(M)
         return vals
 
-    monkeypatch.setattr(cg._PatternOracle, "evaluate_many", staticmethod(spy))
     clocks = [cg._Clock() for _ in range(3)]
     out = cg._drive([loop(o1, lams[0], 2, 0.0), loop(o2, lams[1], 1, 0.0),
                      loop(o3, lams[2], 2, 0.2)], clocks)
-    monkeypatch.undo()
+    spent = [c() for c in clocks]
     assert sorted(sizes) == [1, 1, 1, 2]  # round 1: {o1, o2} and {o3}; round 2: o1, o3
     for o, lam, vals, r in zip((o1, o2, o3), lams, out, (2, 1, 2)):
         assert len(vals) == r
         assert vals[0] == pytest.approx(o.evaluate(lam)[0], rel=1e-12)
     # the third loop slept 0.4 s in its own steps: on its clock, not on the others'
-    assert clocks[2]() >= 0.4 and clocks[0]() < 0.3 and clocks[1]() < 0.3
+    assert spent[2] >= 0.4 and spent[0] < 0.3 and spent[1] < 0.3
 
 
 def _three_class_problem():
@@ -181,21 +188,13 @@ def test_solve_grown_columns_seeds_every_program_in_one_pass():
         assert np.array_equal(seeds, cg._correlation_seeds(prog, 5))
 
 
-def test_one_vs_rest_fit_prices_all_classes_in_one_pass(monkeypatch):
+def test_one_vs_rest_fit_prices_all_classes_in_one_pass(sizes, monkeypatch):
     """A default (sampled, grown) one-vs-rest fit: the sample's pricing serves all classes
     at once, and the fit equals the one whose classes are solved one after the other."""
     X, y = _three_class_problem()
-    sizes = []
-    orig = cg._PatternOracle.evaluate_many
-
-    def spy(oracles, lams):
-        sizes.append(len(oracles))
-        return orig(oracles, lams)
-
     kw = dict(max_patterns=40, random_state=0, certify=False)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        monkeypatch.setattr(cg._PatternOracle, "evaluate_many", staticmethod(spy))
         joint = ConvexReLUClassifier(**kw).fit(X, y)
         assert joint.exact_patterns_ is False and sizes and max(sizes) == 3
         monkeypatch.setattr(ConvexReLUClassifier, "_joint_columns",
@@ -208,18 +207,10 @@ def test_one_vs_rest_fit_prices_all_classes_in_one_pass(monkeypatch):
                                rtol=1e-6, atol=1e-8)
 
 
-def test_multi_output_regression_prices_all_outputs_in_one_pass(monkeypatch):
+def test_multi_output_regression_prices_all_outputs_in_one_pass(sizes):
     rng = np.random.default_rng(9)
     X = rng.standard_normal((80, 6))
     Y = np.column_stack([np.maximum(X[:, 0], 0), X[:, 1] - np.abs(X[:, 2])])
-    sizes = []
-    orig = cg._PatternOracle.evaluate_many
-
-    def spy(oracles, lams):
-        sizes.append(len(oracles))
-        return orig(oracles, lams)
-
-    monkeypatch.setattr(cg._PatternOracle, "evaluate_many", staticmethod(spy))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         est = ConvexReLURegressor(max_patterns=40, random_state=0, certify=False).fit(X, Y)
@@ -227,7 +218,7 @@ def test_multi_output_regression_prices_all_outputs_in_one_pass(monkeypatch):
     assert est.predict(X).shape == (80, 2)
 
 
-def test_relu_solver_solve_columns_equal_solve_per_program(monkeypatch):
+def test_relu_solver_solve_columns_equal_solve_per_program(sizes):
     """The working-set loops of one-vs-rest programs over listed patterns, in lock-step:
     each solution equals the program's own solve (objective, status, certificate), and
     the pricing calls served several programs at once."""
@@ -240,14 +231,6 @@ def test_relu_solver_solve_columns_equal_solve_per_program(monkeypatch):
     progs = [ConvexProgram(X, np.where(y == c, 1.0, -1.0), pats, loss="logistic", alpha=0.2,
                            bias=True) for c in range(3)]
     solver = get_solver("relu", tol=1e-5)
-    sizes = []
-    orig = cg._PatternOracle.evaluate_many
-
-    def spy(oracles, lams):
-        sizes.append(len(oracles))
-        return orig(oracles, lams)
-
-    monkeypatch.setattr(cg._PatternOracle, "evaluate_many", staticmethod(spy))
     joint = solver.solve_columns(progs)
     assert max(sizes) == 3
     for prog, sol in zip(progs, joint):
@@ -261,24 +244,16 @@ def test_relu_solver_solve_columns_equal_solve_per_program(monkeypatch):
         solver.solve_columns([])
 
 
-def test_exact_one_vs_rest_fit_prices_all_classes_in_one_pass(monkeypatch):
+def test_exact_one_vs_rest_fit_prices_all_classes_in_one_pass(sizes, monkeypatch):
     """Listed patterns: the classes' working-set loops share every pricing of the pattern
     set, and the fit equals the one solved class by class."""
     X, y = _three_class_problem()
     X = X[:25, :3]
     y = y[:25]
-    sizes = []
-    orig = cg._PatternOracle.evaluate_many
-
-    def spy(oracles, lams):
-        sizes.append(len(oracles))
-        return orig(oracles, lams)
-
     kw = dict(alpha=0.2, patterns="exact", max_patterns=50_000, random_state=0,
               certify=False)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        monkeypatch.setattr(cg._PatternOracle, "evaluate_many", staticmethod(spy))
         joint = ConvexReLUClassifier(**kw).fit(X, y)
         assert joint.exact_patterns_ is True and max(sizes) == 3
         monkeypatch.setattr(ConvexReLUClassifier, "_joint_columns",
