@@ -360,3 +360,53 @@ def test_patterns_added_per_round_shrink_with_the_width(monkeypatch):
         ConvexReLURegressor(random_state=0, certify=False, max_iter=2).fit(X, y)
     assert seen["n_add"] == 7
     assert sizes and sizes[0] <= 2 * 7
+
+
+def test_cell_gates_of_a_neuron_on_opposite_tied_rows():
+    """A neuron on the hyperplanes of rows pointing opposite ways (duplicated or
+    mirrored samples, as on integer-valued pixels): no cell holds all tied rows on one
+    side, yet every adjacent cell's closed cone holds the neuron. Gates of such cells are
+    returned (the loop used to drop these candidates and stall with a large violation)."""
+    import convexrelu.solvers._column_generation as cg
+
+    Xa = np.array([[1.0, 0.0, 0.0], [-1.0, 0.0, 0.0], [2.0, 0.0, 0.0], [0.0, 1.0, 0.5],
+                   [0.3, 1.0, -0.2], [0.0, -1.0, 1.0]])
+    x = np.array([0.0, 1.0, 0.0])
+    t = Xa @ x
+    tie = np.abs(t) < 1e-12
+    assert tie.sum() == 3
+    gates = cg._cell_gates(Xa, x)
+    assert 1 <= len(gates) <= 2
+    for g in gates:
+        tg = Xa @ g
+        assert np.all(np.abs(tg) > 0)  # strictly inside a cell
+        assert np.all(np.sign(tg[~tie]) == np.sign(t[~tie]))  # the cell of x's closure
+        assert tg[0] * tg[1] < 0  # the mirrored rows on opposite sides
+    # a neuron off every hyperplane is its own gate; all tied rows on one side works too
+    assert len(cg._cell_gates(Xa, np.array([1.0, 1.0, 0.1]))) == 1
+    assert len(cg._cell_gates(Xa[[0, 2, 3, 4, 5]], x)) == 2
+
+
+def test_grown_working_set_takes_a_violator_on_degenerate_ties():
+    """The gate working set adds a candidate whose neuron lies on several tied rows
+    pointing different ways (it returned no new pattern before)."""
+    import convexrelu.solvers._column_generation as cg
+
+    rng = np.random.default_rng(0)
+    X = rng.integers(1, 4, size=(30, 2)).astype(float) * rng.choice([-1.0, 1.0], (30, 1))
+    # tied at x below: one far row against two near ones on the other side, so the step
+    # along their normalised sum leaves a tied row at the wrong sign either way
+    X = np.vstack([X, [[10.0, 0.0], [-1.0, 0.0], [-1.0, 0.0]]])
+    y = rng.standard_normal(33)
+    pats = sample_patterns(X, 5, random_state=0, bias=True)
+    prog = ConvexProgram(X, y, pats, loss="squared", alpha=0.5, bias=True)
+
+    def make_program(p):
+        return ConvexProgram(X, y, p, loss="squared", alpha=0.5, bias=True)
+
+    ws = cg._GateWorkingSet(make_program, prog.X_aug, X, True)
+    x = np.array([0.0, 1.0, 0.0])  # on the hyperplane of every row with x_2 = 0
+    assert np.sum(np.abs(prog.X_aug @ x) < 1e-12) == 3
+    assert ws.add([(2.0, x)], 1.0, 4) >= 1
+    G = ws.program().patterns.gates
+    assert np.all(np.abs(prog.X_aug @ G) > 0)

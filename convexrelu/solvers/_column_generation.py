@@ -522,24 +522,48 @@ def _bnb_can_price(X, bias: bool, max_rank: Optional[int] = None) -> bool:
     return _data_rank(X, bias) <= (_BNB_MAX_RANK if max_rank is None else max_rank)
 
 
-def _cell_gates(Xa: np.ndarray, x: np.ndarray) -> list:
-    """Strict interior points of the cells whose closure holds ``x`` (ties on either side)."""
+def _cell_gates(Xa: np.ndarray, x: np.ndarray, n_random: int = 8) -> list:
+    """Strict interior points of cells whose closure holds ``x``.
+
+    ``x`` on no row's hyperplane is its own cell's gate. Otherwise the tied rows (``X_a x
+    = 0``: they add nothing to ``lambda^T (X_a x)_+``, so ``x`` attains its value in every
+    adjacent cell, whose closed cone holds it) are put all on one side, then all on the
+    other, by a step along their normalised sum. Where neither is a cell (several tied
+    rows pointing different ways, as on integer-valued data such as pixels), steps along
+    fixed pseudo-random directions give cells with some of the tied rows on each side (at
+    most two gates in all). Only with no such cell found (``n_random`` tries) is the list
+    empty.
+    """
     t = Xa @ x
     rn = np.linalg.norm(Xa, axis=1)
     tie = np.abs(t) <= 1e-9 * rn * max(float(np.linalg.norm(x)), 1e-300)
     tie &= rn > 0
     if not np.any(tie):
         return [x]
-    d = (Xa[tie] / rn[tie, None]).sum(axis=0)
     free = ~tie & (rn > 0)
     margin = float(np.min(np.abs(t[free]))) if np.any(free) else 1.0
-    eps = 0.5 * margin / (float(rn.max()) * max(float(np.linalg.norm(d)), 1e-300))
-    out = []
-    for sgn in (1.0, -1.0):
-        g = x + sgn * eps * d
+
+    def step(d, want=None):
+        """``x + eps d`` if it keeps the free rows' signs and leaves no tied row at zero
+        (and, with ``want``, puts every tied row on that side), else None."""
+        eps = 0.5 * margin / (float(rn.max()) * max(float(np.linalg.norm(d)), 1e-300))
+        g = x + eps * d
         tg = Xa @ g
-        if np.all(sgn * tg[tie] > 0) and np.all(np.sign(tg[free]) == np.sign(t[free])):
-            out.append(g)
+        side = tg[tie] if want is None else want * tg[tie]
+        ok_tie = np.all(side > 0) if want is not None else \
+            np.all(np.abs(side) > 1e-12 * rn[tie] * float(np.linalg.norm(g)))
+        return g if ok_tie and np.all(np.sign(tg[free]) == np.sign(t[free])) else None
+
+    d = (Xa[tie] / rn[tie, None]).sum(axis=0)
+    out = [g for g in (step(sgn * d, sgn) for sgn in (1.0, -1.0)) if g is not None]
+    if not out:
+        rng = np.random.default_rng(0)
+        for _ in range(int(n_random)):
+            g = step(rng.standard_normal(x.shape[0]))
+            if g is not None:
+                out.append(g)
+                if len(out) == 2:
+                    break
     return out
 
 
