@@ -914,9 +914,11 @@ def _merge_scalar(parts, patterns, multipliers, shift, free_bias, refine, d_aug)
     if free_bias:
         direction[-1] = direction[-1] - shift @ direction[:-1]
     if not np.isfinite(best_U):
+        from .._warnings import user_stacklevel
+
         warnings.warn("M(lambda) is infinite: the dual point is not centred although the "
                       "hidden bias is free (constant neurons are unpenalised).", RuntimeWarning,
-                      stacklevel=3)
+                      stacklevel=user_stacklevel())
     return DualConstraintValue(
         value=max(float(best_U), 0.0), lower=float(max(best_L, gate_lower)), direction=direction,
         sign=int(best_sign), pattern_index=int(best_idx), exact=bool(patterns.exact),
