@@ -167,9 +167,9 @@ class ReluFastSolver(BaseSolver):
         """Solve single-output ReLU programs over the same patterns of the same data (the
         one-vs-rest classes of a classifier, the outputs of a multi-output regression)
         together: their working-set loops run in lock-step, so every pricing of the
-        pattern set is one pass over its masks for all programs
-        (:func:`~convexrelu.certificates._dual.dual_constraints`). Each solution is the
-        one :meth:`solve` gives for its program alone, with its own certificate.
+        pattern set is one pass over its masks for all programs (each program keeps its
+        own refinements of the dual constraint). Each solution is the one :meth:`solve`
+        gives for its program alone, with its own certificate.
 
         Parameters
         ----------
