@@ -302,7 +302,7 @@ class _ConvexReLUBase(BaseEstimator):
         if pats is None:  # patterns="exact" beyond enumeration: alpha_max over a sample
             pats = sample_patterns(X, self.max_patterns, random_state=_seed(self.random_state),
                                    bias=self.bias, linear=True)
-        from .certificates._gap import dual_point
+        from .certificates._gap import dual_point, pattern_correlations
 
         loss = get_loss(loss)
         col_loss = loss.column_loss(Y.shape[1]) if loss.task == "regression" else loss
@@ -311,16 +311,12 @@ class _ConvexReLUBase(BaseEstimator):
         top = 0.0
         lams = [dual_point(col_loss, np.zeros(X.shape[0]), col_loss.encode_targets(Y[:, j]),
                            output_bias=True)[0] for j in range(Y.shape[1])]
-        Xp = reg.penalized(Xa)
-        d = Xp.shape[1]
-        XL = np.hstack([lam[:, None] * Xp for lam in lams])  # every column's dual point
+        Xp, L = reg.penalized(Xa), np.column_stack(lams)
         # one pass over the masks for all columns, blocks of their float64 copies within
         # a quarter of the budget
         for _, masks, _ in pats.iter_blocks(block_size(8 * X.shape[0], maximum=4096)):
-            C = masks.T.astype(np.float64) @ XL  # (b, c d): X_pen^T D_i lambda_j
-            for j in range(len(lams)):
-                top = max(top, float(np.max(np.linalg.norm(C[:, j * d:(j + 1) * d], axis=1),
-                                            initial=0.0)))
+            C = pattern_correlations(Xp, masks.astype(np.float64), L)  # X_pen^T D_i lam_j
+            top = max(top, float(np.max(np.linalg.norm(C, axis=2), initial=0.0)))
         if top == 0.0:
             return 1.0  # constant targets: any alpha gives the zero network
         return self._ALPHA_RATIO * top

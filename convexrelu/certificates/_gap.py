@@ -105,8 +105,16 @@ def predict(Xa: np.ndarray, S: np.ndarray, B: np.ndarray) -> np.ndarray:
 
 
 def pattern_correlations(Xa: np.ndarray, S: np.ndarray, lam: np.ndarray) -> np.ndarray:
-    """Rows ``c_i = Xa^T S_i lam`` for every block, shape ``(n_blocks, d_aug)``."""
-    return S.T @ (lam[:, None] * Xa)
+    """Rows ``c_i = Xa^T S_i lam`` for every block, shape ``(n_blocks, d_aug)``.
+
+    ``lam`` of shape ``(n, k)`` (the dual points of ``k`` outputs or one-vs-rest classes)
+    gives shape ``(n_blocks, k, d_aug)``, all from one product with ``S`` (one pass over
+    the masks)."""
+    if lam.ndim == 1:
+        return S.T @ (lam[:, None] * Xa)
+    n, d = Xa.shape
+    XL = (lam[:, :, None] * Xa[:, None, :]).reshape(n, -1)
+    return (S.T @ XL).reshape(S.shape[1], lam.shape[1], d)
 
 
 def fit_output_shift(loss, z: np.ndarray, y: np.ndarray):

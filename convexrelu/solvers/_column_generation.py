@@ -70,7 +70,8 @@ from sklearn.utils._param_validation import Interval
 
 from ..certificates._dual import PricingMultipliers
 from ..certificates._sweep import SweepPricer
-from ..certificates._gap import centred_dual, dual_point, relative_gap, within_tol
+from ..certificates._gap import (centred_dual, dual_point, pattern_correlations,
+                                 relative_gap, within_tol)
 from ..program import ConvexProgram, ConvexSolution
 from ._base import BaseSolver, certificate_text, get_solver
 from ._cg_inner import CompressedReluSolver, polish_support, repair_feasibility
@@ -217,13 +218,12 @@ def _relu_chunk(patterns, start, X, lams, penalize_bias, block_size, warms, thre
 def _gated_chunk(patterns, start, Xa, lams, block_size):
     """For each dual point of ``lams``: ``(max_i ||X_aug^T D_i lambda|| over the chunk,
     its index)`` or None."""
-    d = Xa.shape[1]
     best = [None] * len(lams)
-    XL = np.hstack([lam[:, None] * Xa for lam in lams])  # (n, k d): all dual points
+    L = np.column_stack(lams)
     for s, masks, _ in patterns.iter_blocks(block_size):
-        CC = masks.T @ XL  # rows c_i of every dual point
+        N = np.linalg.norm(pattern_correlations(Xa, masks, L), axis=2)  # (b, k)
         for j in range(len(lams)):
-            nrm = np.linalg.norm(CC[:, j * d:(j + 1) * d], axis=1)
+            nrm = N[:, j]
             if nrm.size:
                 k = int(np.argmax(nrm))
                 if best[j] is None or nrm[k] > best[j][0]:
@@ -1561,22 +1561,20 @@ def _correlation_seeds_columns(programs, k: int, block_size: Optional[int] = Non
     out = [None] * len(programs)
     groups: dict = {}
     for j, p in enumerate(programs):
-        groups.setdefault((id(p.patterns), id(p.X), p.bias), []).append(j)
+        groups.setdefault((id(p.patterns), id(p.X), p.bias, p.regularizer.penalized_dim),
+                          []).append(j)
     for idx in groups.values():
         p0 = programs[idx[0]]
         lams = [dual_point(programs[j].loss, np.zeros(p0.n_samples), programs[j].y,
                            output_bias=centred_dual(programs[j]))[0] for j in idx]
-        Xa = p0.X_aug
-        d = Xa.shape[1]
-        kps = [programs[j].regularizer.penalized_dim for j in idx]
-        XL = np.hstack([lam[:, None] * Xa for lam in lams])
+        kp = p0.regularizer.penalized_dim
+        L = np.column_stack(lams)
         score = np.empty((len(idx), p0.n_patterns))
         if block_size is None:  # the masks of a block as floats: at most 2**24 entries
             block_size = max(1, 2**24 // max(p0.n_samples, 1))
         for s, masks, _ in p0.patterns.iter_blocks(block_size):
-            CC = masks.T @ XL  # (b, len(idx) d): c_i = X_aug^T D_i lam of every program
-            for m, kp in enumerate(kps):
-                score[m, s:s + CC.shape[0]] = np.linalg.norm(CC[:, m * d:m * d + kp], axis=1)
+            C = pattern_correlations(p0.X_aug, masks, L)  # (b, programs, d_aug)
+            score[:, s:s + C.shape[0]] = np.linalg.norm(C[:, :, :kp], axis=2).T
         for m, j in enumerate(idx):
             top = np.argsort(-score[m], kind="stable")[:max(1, int(k))]
             out[j] = p0.patterns.gates[:, np.sort(top)]
