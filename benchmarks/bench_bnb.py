@@ -20,7 +20,9 @@ Usage::
 
     python -m benchmarks bnb [--quick] [--time-limit 60] [--cpu] [--out results.md]
         [--node-solver ldp,clarabel]   # each row once per node solver, in one process
-    python -m benchmarks bnb --cg 6:300 [--time-limit 60]   # column generation, cap 4x+60 s
+        [--n-jobs 1,2]                 # each row once per number of worker processes
+    python -m benchmarks bnb --cg 6:300 [--time-limit 60] [--n-jobs 2]
+        # column generation, cap 4x+60 s
 """
 
 from __future__ import annotations
@@ -66,16 +68,18 @@ def _gaussian(rank, n, seed):
     return X, _residual(X, y, seed)
 
 
-def _run_bnb(X, lam, time_limit, seed, cpu=False, node_solver="ldp"):
+def _run_bnb(X, lam, time_limit, seed, cpu=False, node_solver="ldp", n_jobs=1):
     from convexrelu.certificates import _bnb
 
     old = _bnb._NODE_SOLVER
     _bnb._NODE_SOLVER = node_solver
     try:
         c0, t0 = time.process_time(), time.perf_counter()
+        # with workers the cap is the wall clock (this process's CPU time misses theirs)
         res = _bnb.dual_constraint_bnb(X, lam, bias=True, penalize_bias=False, tol=1e-6,
                                        time_limit=time_limit, random_state=seed,
-                                       timer=time.process_time if cpu else None)
+                                       timer=time.process_time if cpu and n_jobs == 1
+                                       else None, n_jobs=n_jobs)
         res.time = time.perf_counter() - t0  # the wall column, whichever clock capped it
     finally:
         _bnb._NODE_SOLVER = old
@@ -90,7 +94,7 @@ def _gaussian_xy(rank, n, seed):
     return X, y
 
 
-def _run_cg(rank, n, alpha, seed, time_limit):
+def _run_cg(rank, n, alpha, seed, time_limit, n_jobs=1):
     """The exact global optimum by column generation priced by branch and bound."""
     from convexrelu.solvers._column_generation import column_generation
 
@@ -100,11 +104,12 @@ def _run_cg(rank, n, alpha, seed, time_limit):
         warnings.simplefilter("ignore")
         sol, pats = column_generation(X, y, alpha=alpha, bias=True, penalize_bias=False,
                                       patterns="bnb", tol=1e-6, max_iter=500,
-                                      time_limit=time_limit, random_state=seed)
+                                      time_limit=time_limit, random_state=seed,
+                                      n_jobs=n_jobs)
     wall, cpu = time.perf_counter() - t0, time.process_time() - c0
     pr = sol.info.get("pricing", {})
-    return (f"| column generation, Gaussian, alpha={alpha:g} | {rank} | {n} | {wall:.1f} | "
-            f"{cpu:.1f} | {sol.info['rounds']} rounds, {pats.n_patterns} patterns | "
+    return (f"| column generation, Gaussian, alpha={alpha:g} | {rank} | {n} | {n_jobs} | "
+            f"{wall:.1f} | {cpu:.1f} | {sol.info['rounds']} rounds, {pats.n_patterns} patterns | "
             f"{pr.get('time', 0.0):.1f} s in {pr.get('calls', 0)} pricing calls | "
             f"{sol.info['rel_gap']:.1e} | {sol.status} |")
 
@@ -121,9 +126,12 @@ def _run_enum(X, lam):
 
 def _row(label, rank, n, res, cpu, enum=None):
     gap = (res.upper - res.lower) / res.lower if res.lower > 0 else float("inf")
-    rate = 1e3 * cpu / max(res.n_nodes, 1)
+    workers = res.info.get("n_workers", 1)
+    # ms of node work per node: this process's CPU time alone, or the wall clock times
+    # the workers once they run (this process's CPU time then misses theirs)
+    rate = 1e3 * (cpu if workers == 1 else res.time * workers) / max(res.n_nodes, 1)
     ratio = res.upper / res.lower if res.lower > 0 else float("inf")
-    cells = [label, str(rank), str(n), res.info.get("node_solver", "-"),
+    cells = [label, str(rank), str(n), str(workers), res.info.get("node_solver", "-"),
              str(res.info.get("conic_fallbacks", 0)), f"{res.time:.1f}", f"{cpu:.1f}",
              str(res.n_nodes), f"{rate:.2f}", f"{res.upper:.9g}", f"{ratio:.4f}", f"{gap:.1e}",
              "yes" if res.closed else "no"]
@@ -156,7 +164,11 @@ def main(argv=None, command: str | None = None) -> int:
                         "this process: ldp (default), active_set, clarabel")
     parser.add_argument("--cpu", action="store_true",
                         help="cap each branch and bound by this process's CPU time instead "
-                        "of the wall clock (a shared, loaded machine)")
+                        "of the wall clock (a shared, loaded machine; rows with workers "
+                        "keep the wall clock)")
+    parser.add_argument("--n-jobs", type=str, default="1",
+                        help="comma-separated numbers of worker processes bounding the "
+                        "nodes, each row run once per value (default 1: this process)")
     args = parser.parse_args(argv)
     if command is None:
         command = " ".join(["python benchmarks/bench_bnb.py", *map(shlex.quote, argv or [])])
@@ -166,10 +178,12 @@ def main(argv=None, command: str | None = None) -> int:
                 f"- command: `{command}`",
                 f"- load average {os.getloadavg()[0]:.1f} at start, OMP_NUM_THREADS="
                 f"{os.environ.get('OMP_NUM_THREADS')}", "",
-                "| problem | rank | n | wall s | cpu s | loop | pricing | certified rel. gap "
-                "| status |", "|---|---|---|---|---|---|---|---|---|"]
+                "| problem | rank | n | workers | wall s | cpu s (this process) | loop | "
+                "pricing | certified rel. gap | status |",
+                "|---|---|---|---|---|---|---|---|---|---|"]
         print("\n".join(head), flush=True)
-        row = _run_cg(rank, n, args.alpha, args.seed, 4 * args.time_limit + 60)
+        row = _run_cg(rank, n, args.alpha, args.seed, 4 * args.time_limit + 60,
+                      int(args.n_jobs.split(",")[0]))
         print(row, flush=True)
         if args.out:
             with open(args.out, "w") as fh:
@@ -187,30 +201,37 @@ def main(argv=None, command: str | None = None) -> int:
         f"{os.cpu_count()}, load average {os.getloadavg()[0]:.1f} at start, "
         f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS')}",
         f"- Gaussian data + free hidden bias; lambda = centred MLPRegressor residual; cap "
-        f"{args.time_limit:g} s {'CPU' if args.cpu else 'wall'} per row; ms/node and "
-        "enum/bnb in CPU time",
+        f"{args.time_limit:g} s {'CPU' if args.cpu else 'wall'} per row (wall with workers); "
+        "ms/node: CPU time per node (with workers: wall time x workers); enum/bnb in CPU "
+        "time; cpu s: this process only",
         "",
-        "| data | rank | n | node solver | Clarabel fallbacks | wall s | cpu s | nodes | ms/node "
-        "| upper | upper/lower | rel. gap | closed | patterns | enum wall s (cpu) | enum/bnb |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| data | rank | n | workers | node solver | Clarabel fallbacks | wall s | cpu s | nodes "
+        "| ms/node | upper | upper/lower | rel. gap | closed | patterns | enum wall s (cpu) "
+        "| enum/bnb |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     print("\n".join(lines), flush=True)
     solvers = [v.strip() for v in args.node_solver.split(",") if v.strip()]
     bad = [v for v in solvers if v not in ("ldp", "active_set", "clarabel")]
     if bad:
         parser.error(f"--node-solver: unknown {bad}; choose from ldp, active_set, clarabel")
+    try:
+        jobs = [int(v) for v in args.n_jobs.split(",") if v.strip()]
+    except ValueError:
+        parser.error(f"--n-jobs: comma-separated ints expected; got {args.n_jobs!r}")
+    runs = [(sv, nj) for nj in jobs for sv in solvers]
     rows = []
     for rank, n in enum_cases:
         X, lam = _gaussian(rank, n, args.seed)
         enum = _run_enum(X, lam)
-        for sv in solvers:
-            res, cpu = _run_bnb(X, lam, args.time_limit, args.seed, args.cpu, sv)
+        for sv, nj in runs:
+            res, cpu = _run_bnb(X, lam, args.time_limit, args.seed, args.cpu, sv, nj)
             rows.append(_row("Gaussian", rank, n, res, cpu, enum))
             print(rows[-1], flush=True)
     for rank, n in cases:
         X, lam = _gaussian(rank, n, args.seed)
-        for sv in solvers:
-            res, cpu = _run_bnb(X, lam, args.time_limit, args.seed, args.cpu, sv)
+        for sv, nj in runs:
+            res, cpu = _run_bnb(X, lam, args.time_limit, args.seed, args.cpu, sv, nj)
             rows.append(_row("Gaussian", rank, n, res, cpu))
             print(rows[-1], flush=True)
     if not args.no_diabetes and not args.quick:
@@ -218,11 +239,12 @@ def main(argv=None, command: str | None = None) -> int:
 
         Xd, yd = load_diabetes(return_X_y=True)
         lam = _residual(Xd, yd, args.seed)
-        for sv in solvers:
-            res, cpu = _run_bnb(Xd, lam, args.time_limit, args.seed, args.cpu, sv)
+        for sv, nj in runs:
+            res, cpu = _run_bnb(Xd, lam, args.time_limit, args.seed, args.cpu, sv, nj)
             rows.append(_row("diabetes", Xd.shape[1] + 1, Xd.shape[0], res, cpu))
             print(rows[-1], flush=True)
-            print(f"\ndiabetes ({sv}) after {res.time:.0f} s: lower {res.lower:.9g} <= M <= "
+            print(f"\ndiabetes ({sv}, {nj} workers) after {res.time:.0f} s: lower "
+                  f"{res.lower:.9g} <= M <= "
                   f"upper {res.upper:.9g} (upper/lower = {res.upper / res.lower:.4f})",
                   flush=True)
     if args.out:

@@ -244,7 +244,7 @@ class _ConvexReLUBase(BaseEstimator):
                 X, Y[:, j], alpha=self.alpha_, loss=col_loss, bias=self.bias,
                 penalize_bias=self.penalize_bias, patterns="bnb", tol=self.tol,
                 verbose=int(bool(self.verbose)), random_state=_seed(self.random_state),
-                **self._max_iter_param())
+                n_jobs=self.n_jobs, **self._max_iter_param())
             net = ReLUNet.from_convex(sol.V, sol.W, bias=self.bias,
                                       output_bias=sol.output_bias,
                                       penalize_bias=self.penalize_bias, tol=1e-9)
@@ -253,7 +253,7 @@ class _ConvexReLUBase(BaseEstimator):
             certs.append(certify(net, X, Y[:, j], alpha=self.alpha_, loss=col_loss,
                                  patterns="bnb", tol=self.tol, hidden_bias=self.bias,
                                  penalize_bias=self.penalize_bias,
-                                 random_state=_seed(self.random_state))
+                                 random_state=_seed(self.random_state), n_jobs=self.n_jobs)
                          if self.certify else None)
             objective += net.objective(X, Y[:, j], self.alpha_, col_loss,
                                        penalize_bias=self.penalize_bias)
@@ -666,7 +666,9 @@ class ConvexReLURegressor(RegressorMixin, _ConvexReLUBase):
         ``joblib.parallel_config`` context), -1 all processors. Each job solves with one
         BLAS thread. With an int ``random_state`` the result is the same as with one job;
         a ``RandomState`` or ``Generator`` is copied to each job, so the jobs' draws differ
-        from one job's sequence of draws.
+        from one job's sequence of draws. With ``patterns="exact"`` past enumeration
+        (branch and bound), the outputs run one after the other and ``n_jobs`` worker
+        processes bound the branch and bound's nodes instead.
 
     Attributes
     ----------

@@ -422,3 +422,63 @@ def test_bnb_starts_and_timer():
     res = dual_constraint_bnb(X, lam, bias=True, penalize_bias=False, time_limit=1e-3,
                               timer=time.process_time, random_state=0)
     assert res.info["stopped"] in ("time_limit", "closed") and res.upper >= ref.lower
+
+
+def test_bnb_candidates_keep_the_best_points(monkeypatch):
+    """The candidates (a pricing call's columns) are the best points offered, whatever
+    their number: the pool once kept only the first 4,096, so on a long search the
+    violating maximiser found late was missing and column generation stalled."""
+    from convexrelu.certificates import _bnb
+
+    monkeypatch.setattr(_bnb, "_POOL", 3)
+    rng = np.random.default_rng(5)
+    X = rng.standard_normal((30, 3))
+    lam = rng.standard_normal(30)
+    lam -= lam.mean()
+    res = dual_constraint_bnb(X, lam, bias=True, penalize_bias=False, random_state=0)
+    cands = res.info["candidates"]
+    assert 1 <= len(cands) <= 3
+    assert cands[0][0] == pytest.approx(res.lower, rel=1e-12)
+    assert cands[0][2] == res.sign
+    assert [c[0] for c in cands] == sorted((c[0] for c in cands), reverse=True)
+
+
+@pytest.mark.parametrize("mode", sorted(MODES))
+def test_bnb_parallel_workers_match_enumeration(monkeypatch, mode):
+    """With n_jobs=2 the nodes are bounded in two worker processes (started at once
+    here): the same proven value as enumeration, and the anytime bound stays valid
+    with nodes in flight (max_nodes, time_limit)."""
+    from convexrelu.certificates import _bnb
+
+    monkeypatch.setattr(_bnb, "_PARALLEL_AFTER", 0.0)
+    bias, pen = MODES[mode]
+    rng = np.random.default_rng(zlib.crc32(f"par-{mode}".encode()))
+    X = rng.standard_normal((24, 3))
+    lam = rng.standard_normal(24)
+    if bias and not pen:
+        lam -= lam.mean()
+    M = _exact(X, lam, bias, pen)
+    res = dual_constraint_bnb(X, lam, bias=bias, penalize_bias=pen, tol=1e-6,
+                              random_state=0, n_jobs=2)
+    assert res.info["n_workers"] == 2
+    assert res.closed and res.n_open == 0
+    assert res.upper >= M - 1e-9 * M and abs(res.upper - M) <= 1e-6 * M
+    assert _attained(X, lam, bias, res) == pytest.approx(res.lower, rel=1e-9, abs=1e-12)
+    serial = dual_constraint_bnb(X, lam, bias=bias, penalize_bias=pen, tol=1e-6,
+                                 random_state=0)
+    assert serial.info["n_workers"] == 1 and serial.closed
+    for k in (3, 40):
+        part = dual_constraint_bnb(X, lam, bias=bias, penalize_bias=pen, max_nodes=k,
+                                   random_state=0, n_jobs=2)
+        assert part.n_nodes <= k
+        assert part.upper >= M - 1e-9 * M
+        if not part.closed:
+            assert part.info["stopped"] == "max_nodes"
+
+
+def test_bnb_n_jobs_checked():
+    X = np.random.default_rng(0).standard_normal((8, 2))
+    lam = np.linspace(-1.0, 1.0, 8)
+    for bad in (0, 1.5, "2", True):
+        with pytest.raises(ValueError, match="n_jobs"):
+            dual_constraint_bnb(X, lam, bias=False, n_jobs=bad)

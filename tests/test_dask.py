@@ -222,3 +222,23 @@ def test_dask_cross_validation_is_identical(dask_client):
     np.testing.assert_array_equal(local.cv_results_["mean_test_score"],
                                   dist.cv_results_["mean_test_score"])
     assert local.alpha_ == dist.alpha_
+
+
+def test_dask_branch_and_bound_nodes_on_the_cluster(dask_client, monkeypatch):
+    """Under the Dask joblib backend the branch and bound's nodes are bounded on the
+    cluster's workers; the proven value agrees with enumeration (to the search's tol:
+    the node order, and so the last digits, depend on the workers' timing)."""
+    from convexrelu.certificates import _bnb
+
+    monkeypatch.setattr(_bnb, "_PARALLEL_AFTER", 0.0)
+    X, lam = _data(6, n=20, d=3)
+    M = dual_constraint(enumerate_patterns(X, bias=True), X, lam, penalize_bias=False).value
+
+    def run():
+        with joblib.parallel_config(backend="dask"):
+            return _bnb.dual_constraint_bnb(X, lam, bias=True, penalize_bias=False,
+                                            tol=1e-6, random_state=0)
+
+    res = _ran_on_the_cluster(dask_client, run)
+    assert res.info["n_workers"] >= 2
+    assert res.closed and res.upper >= M * (1 - 1e-12) and res.upper <= M * (1 + 1e-6)

@@ -86,6 +86,7 @@ from __future__ import annotations
 
 import heapq
 import itertools
+import math
 import time
 from dataclasses import dataclass, field
 
@@ -97,6 +98,7 @@ __all__ = ["BnBResult", "dual_constraint_bnb"]
 
 _N_STARTS = 16  # random starts of the fixed-point heuristic per sign
 _N_DCA = 4  # of which the best few are refined by DC ascent
+_POOL = 4096  # best points kept for the candidates of a pricing call
 _TRIANGLES = False  # per-row chord bounds of h where they cut the envelope (see solve)
 _VAR_COS = 0.05  # k rows this close (cosine) to the reference point enter the program
 _ZERO_TOL = 1e-13  # |a^T v| <= tol * ||a|| (unit rays): the ray lies on the hyperplane
@@ -197,8 +199,9 @@ class _Problem:
     # -- norms on Omega -----------------------------------------------------------------
     def dual_norm(self, y):
         if self.free:
-            return float(np.linalg.norm(y[:-1]) + self.R * abs(y[-1]))
-        return float(np.linalg.norm(y))
+            yu = y[:-1]
+            return math.sqrt(float(yu @ yu)) + self.R * abs(float(y[-1]))
+        return math.sqrt(float(y @ y))
 
     def normalise(self, x):
         """Scale ``x`` onto the boundary of Omega's norm part (None if impossible)."""
@@ -335,7 +338,7 @@ class _Problem:
 
 # --------------------------------------------------------------------------- nodes
 class _Node:
-    __slots__ = ("sign", "V", "masks", "next_id", "bound", "solved", "depth", "t", "x",
+    __slots__ = ("sign", "V", "masks", "next_id", "bound", "depth", "t", "x",
                  "cross_P", "var_rows", "mult")
 
     def __init__(self, sign, V, masks, next_id, bound, depth=0):
@@ -344,7 +347,6 @@ class _Node:
         self.masks = masks  # (m, n_constraints) bool: the facets tight at each ray
         self.next_id = next_id
         self.bound = bound
-        self.solved = False
         self.depth = depth
         self.t = None
         self.x = None
@@ -384,12 +386,12 @@ def _adjacent_pairs(masks, pos, neg, D):
     cnt = Mf[pos] @ Mf[neg].T  # |common tight set| for every pair
     ip, iq = np.nonzero(cnt >= D - 2)
     if ip.size == 0:
-        return []
+        return pos[:0], neg[:0]
     P, Q = pos[ip], neg[iq]
     common = Mf[P] * Mf[Q]  # (k, c)
     contain = (common @ Mf.T) >= cnt[ip, iq][:, None] - 0.5  # ray r is tight on all of them
     ok = contain.sum(axis=1) == 2  # only p and q themselves
-    return list(zip(P[ok].tolist(), Q[ok].tolist()))
+    return P[ok], Q[ok]
 
 
 def _split(node, a, D):
@@ -399,31 +401,23 @@ def _split(node, a, D):
     pos = np.flatnonzero(vals > _ZERO_TOL)
     neg = np.flatnonzero(vals < -_ZERO_TOL)
     zero = np.flatnonzero(np.abs(vals) <= _ZERO_TOL)
-    pairs = [] if D == 1 else _adjacent_pairs(masks, pos, neg, D)
+    P, Q = (pos[:0], neg[:0]) if D == 1 else _adjacent_pairs(masks, pos, neg, D)
     # one new facet column: tight at the rays on the hyperplane and at the new rays
     grown = np.hstack([masks, np.zeros((masks.shape[0], 1), dtype=bool)])
     grown[zero, -1] = True
-    new_rays, new_masks = [], []
-    for p, q in pairs:
-        v = vals[p] * V[q] - vals[q] * V[p]
-        nv = np.linalg.norm(v)
-        if nv == 0:
-            continue
-        new_rays.append(v / nv)
-        mk = grown[p] & grown[q]
-        mk[-1] = True
-        new_masks.append(mk)
+    new_rays = vals[P, None] * V[Q] - vals[Q, None] * V[P]  # on the hyperplane
+    nv = np.linalg.norm(new_rays, axis=1)
+    ok = nv > 0
+    new_rays = new_rays[ok] / nv[ok, None]
+    new_masks = grown[P[ok]] & grown[Q[ok]]
+    new_masks[:, -1] = True
     children = []
     for side in (pos, neg):
         if side.size == 0:
             continue
         keep = np.concatenate([side, zero])
-        rays = [V[keep]]
-        cm = [grown[keep]]
-        if new_rays:
-            rays.append(np.array(new_rays))
-            cm.append(np.array(new_masks))
-        children.append(_Node(node.sign, np.vstack(rays), np.vstack(cm), node.next_id + 1,
+        children.append(_Node(node.sign, np.vstack([V[keep], new_rays]),
+                              np.vstack([grown[keep], new_masks]), node.next_id + 1,
                               node.bound, node.depth + 1))
     return children
 
@@ -450,6 +444,15 @@ class _NodeSolver:
         self.settings.tol_gap_rel = 1e-9
         self.settings.tol_feas = 1e-9
         self.settings.max_iter = 200
+        self._ray_sum = (None, 0.0)  # (rays, ray_sum_bound(rays)) of the last node
+
+    def counters(self):
+        """The solver's counts, flat (added up over the workers of a parallel search)."""
+        out = {"failures": self.failures, "conic_fallbacks": self.conic_fallbacks,
+               "n_ldp": self.n_ldp, "n_as": self.n_as}
+        out.update({"as_" + k: v for k, v in self.as_moves.items()})
+        out.update({"fb_" + k: v for k, v in self.fallback_reasons.items()})
+        return out
 
     def pieces(self, node):
         """Ray values ``h(v_j)``, the linear part of ``k``, and the crossing rows."""
@@ -495,9 +498,13 @@ class _NodeSolver:
             lt = sl[rows] * (1.0 - np.clip(rho, 0.0, 1.0))
             c = c - np.maximum(AT, 0.0).T @ lt + AT.T @ (lt * alpha)
             const = float(lt @ beta)
-        eps = float(np.max(c - V @ y, initial=0.0))
-        eps = max(eps, 0.0)
-        val = p.dual_norm(y) + const
+        return self.bound_from(V, c, y) + const
+
+    def bound_from(self, V, c, y):
+        """``||y||_{Omega^*} + max_j (c_j - v_j^T y)_+ T``: :meth:`certify` for the
+        ray coefficients ``c_j = h(v_j) - v_j^T p_sigma`` already formed."""
+        eps = float((c - V @ y).max()) if c.size else 0.0
+        val = self.p.dual_norm(y)
         if eps > 0:
             T = self.ray_sum_bound(V)
             if not np.isfinite(T):
@@ -507,12 +514,14 @@ class _NodeSolver:
 
     def ray_sum_bound(self, V):
         """``T >= sum_j t_j`` for every ``x = V^T t`` in ``C cap Omega`` (unit rays)."""
+        if self._ray_sum[0] is V:  # the node being bounded
+            return self._ray_sum[1]
         e = V.sum(axis=0)
         ne = np.linalg.norm(e)
         gamma = float(np.min(V @ e)) / ne if ne > 0 else 0.0
-        if gamma <= 0:
-            return float("inf")
-        return self.p.dual_norm(e / ne) / gamma
+        T = self.p.dual_norm(e / ne) / gamma if gamma > 0 else float("inf")
+        self._ray_sum = (V, T)
+        return T
 
     def _program(self, V, gl, B, wN, AT=None, alpha=None, beta=None, lamT=None):
         """Solve the node's relaxation (Clarabel); return ``(t, sigma, rho, y)`` or None.
@@ -1041,10 +1050,10 @@ class _NodeSolver:
                     and self._slab_active(V, c, HF, y, best[0]):
                 self.fallback_reasons["slab"] += 1
                 return None  # the slab |x_b| <= R binds: the conic program
-            sig = base.copy()
-            sig[crossN[fixed_on]] = 1.0
-            sig[crossN[var]] = sF
-            bound = self.certify(node, sig, y, g)
+            sN = fixed_on.astype(np.float64)
+            sN[var] = sF
+            # certify(node, sigma, y, g) with sigma = base + these rows (c0 holds base)
+            bound = self.bound_from(V, c0 - AN.T @ (wN * sN), y)
             if bound < best[0] or best[1] is None:
                 best = (min(bound, node.bound), tn, xn)
             node.var_rows = crossN[var][(sF > 1e-9) & (sF < 1 - 1e-9)]
@@ -1100,6 +1109,141 @@ class _NodeSolver:
 
 
 # --------------------------------------------------------------------------- main entry
+# --------------------------------------------------------------------------- node work
+#: seconds of node work per batch sent to a worker process (the batch size follows from
+#: the node time measured before the workers start, within [4, 64] nodes): each batch
+#: costs the searching process about a millisecond of its own time
+_BATCH_SECONDS = 0.04
+#: the search runs here for this long before it starts workers (most calls close sooner,
+#: and starting worker processes costs about a second)
+_PARALLEL_AFTER = 1.0
+
+
+class _Worker:
+    """Bounds nodes: the node relaxation, the value of its maximiser, and the heuristics
+    (DC ascent near the incumbent, a cell polish at leaves) that it triggers.
+
+    One lives in the searching process; with ``n_jobs > 1`` each worker process keeps one
+    per search (:func:`_remote_batch`). ``dca_time`` is kept at most a fifth of the time
+    since ``t0`` (the heuristic's share of the search).
+    """
+
+    def __init__(self, prob, clock, t0, dca_time=0.0):
+        self.prob = prob
+        self.solver = _NodeSolver(prob)
+        self.clock = clock
+        self.t0 = t0
+        self.dca_time = dca_time
+
+    def run(self, nodes, inc, tol, tiny):
+        """Bound and branch ``nodes``; return ``(outcomes, offers, counter deltas)``.
+
+        ``outcomes`` holds, per node, ``(bound, leaf, children)``: the node's bound,
+        whether ``h`` is linear on it (the bound is then exact), and its two children
+        (:func:`_branch`), or ``None`` for a leaf or a node the bound prunes at ``inc``.
+        ``offers`` are ``(value, x, sign)`` attained by the points found; ``inc`` is the
+        incumbent value when the batch was sent (raised here by the batch's own offers).
+        """
+        prob, solver, clock = self.prob, self.solver, self.clock
+        before = solver.counters()
+        offers, outcomes = [], []
+
+        def offer(v, x, s):
+            nonlocal inc
+            if x is not None:
+                offers.append((v, x, s))
+                inc = max(inc, v)
+
+        for node in nodes:
+            nb, t, x, crossP = solver.solve(node, inc + tol * max(inc, tiny))
+            node.bound, node.t, node.x, node.cross_P = nb, t, x, crossP
+            leaf = crossP.size == 0
+            if x is not None:
+                v, xx = prob.evaluate(x, node.sign)
+                offer(v, xx, node.sign)
+                if xx is not None and v > inc * (1 - 1e-2) and \
+                        self.dca_time <= 0.2 * (clock() - self.t0):
+                    t1 = clock()
+                    offer(*prob.dca(xx, node.sign), node.sign)
+                    self.dca_time += clock() - t1
+                if leaf and node.bound - inc > tol * max(inc, tiny):
+                    # h is linear on the cone: the exact maximum over the cell
+                    offer(*prob.cell_polish(prob.evaluate(x, node.sign)[1], node.sign),
+                          node.sign)
+            pruned = node.bound - inc <= tol * max(inc, tiny)
+            children = None if leaf or pruned else _branch(prob, node)
+            outcomes.append((node.bound, leaf, children))
+        after = solver.counters()
+        return outcomes, offers, {k: after[k] - before[k] for k in after}
+
+
+def _branch(prob, node):
+    """The children of a bounded node, cut by the ``h`` row whose envelope gap at the
+    relaxation's maximiser is largest; they start from the parent's bound, maximiser and
+    multipliers (warm start)."""
+    i = _branch_row(prob, node)
+    children = _split(node, prob.Z[i] / prob.rownorm[i], prob.D)
+    for child in children:
+        child.x = node.x
+        child.var_rows = node.var_rows
+        child.mult = node.mult
+    return children
+
+
+_REMOTE = {}  # search token -> the worker process's _Worker for that search
+_MISSING = "missing"  # a worker process without the search's problem: send it again
+
+
+def _remote_batch(token, prob, nodes, inc, tol, tiny):
+    """:meth:`_Worker.run` in a worker process (one cached ``_Worker`` per search).
+
+    ``prob`` travels only with a search's first batches; a worker that has not seen it
+    answers :data:`_MISSING` and the batch is sent again with it.
+    """
+    w = _REMOTE.get(token)
+    if w is None:
+        if prob is None:
+            return _MISSING
+        _REMOTE.clear()  # a new search: drop the previous one's problem
+        w = _REMOTE[token] = _Worker(prob, time.perf_counter, time.perf_counter())
+    return w.run(nodes, inc, tol, tiny)
+
+
+class _Done:
+    """A finished local batch, answering like a ``concurrent.futures.Future``."""
+
+    def __init__(self, value):
+        self.value = value
+
+    def result(self):
+        return self.value
+
+
+def _node_executor(n_jobs):
+    """``(executor, n_workers)`` for a parallel search, or ``(None, 1)``.
+
+    Processes from joblib's reusable loky executor; under
+    ``joblib.parallel_config(backend="dask")`` the Dask client's executor (its workers).
+    Thread backends gain nothing (the node work holds the GIL): one worker.
+    """
+    from .._parallel import resolve_n_jobs
+
+    n = resolve_n_jobs(n_jobs)
+    if n <= 1:
+        return None, 1
+    from joblib.parallel import get_active_backend
+
+    backend = get_active_backend()[0]
+    client = getattr(backend, "client", None)
+    if client is not None and hasattr(client, "get_executor"):
+        return client.get_executor(), n
+    if getattr(backend, "uses_threads", False):
+        return None, 1
+    from joblib.externals.loky import get_reusable_executor
+
+    return get_reusable_executor(max_workers=n), n
+
+
 def _check_lam(lam, n):
     lam = np.asarray(lam, dtype=np.float64)
     if lam.ndim == 2 and lam.shape[1] == 1:
@@ -1116,7 +1260,7 @@ def dual_constraint_bnb(X, lam, *, bias: bool, penalize_bias: bool = True, tol: 
                         time_limit: float | None = None, max_nodes: int | None = None,
                         threshold: float | None = None, stop_above: float | None = None,
                         starts=None, progress=None, random_state=None,
-                        timer=None) -> BnBResult:
+                        timer=None, n_jobs=None) -> BnBResult:
     """Proven bounds on ``M(lambda)`` by cone-envelope branch and bound, without enumeration.
 
     Computes an upper bound ``upper`` and an attained value ``lower`` with
@@ -1166,7 +1310,16 @@ def dual_constraint_bnb(X, lam, *, bias: bool, penalize_bias: bool = True, tol: 
         Returns seconds; ``time_limit`` and ``BnBResult.time`` are measured with it.
         Default ``time.perf_counter`` (wall clock); ``time.process_time`` makes
         ``time_limit`` a CPU-time budget of this process (measurements on a shared
-        machine).
+        machine; with ``n_jobs > 1`` it does not count the workers' time).
+    n_jobs : int or None, default=None
+        Worker processes that bound the nodes (``-1``: all cores). The search starts in
+        this process and hands its nodes to the workers, in batches, once it has run for
+        a second without closing (starting workers costs about that). The best-first
+        order is then kept per batch, so the node count and the bound reached within a
+        time limit vary a little from run to run; the bound is valid in every case.
+        Under ``joblib.parallel_config(backend="dask")`` the nodes are bounded on the
+        Dask cluster's workers. ``None``: one process unless a ``parallel_config``
+        context says otherwise.
 
     Returns
     -------
@@ -1176,7 +1329,8 @@ def dual_constraint_bnb(X, lam, *, bias: bool, penalize_bias: bool = True, tol: 
     ------
     ValueError
         If ``lam`` does not have one entry per sample, is not finite, is not centred with
-        a free bias, ``tol`` / ``time_limit`` is not positive or ``threshold`` is NaN.
+        a free bias, ``tol`` / ``time_limit`` is not positive, ``threshold`` is NaN or
+        ``n_jobs`` is not a nonzero int or None.
 
     Notes
     -----
@@ -1210,6 +1364,9 @@ def dual_constraint_bnb(X, lam, *, bias: bool, penalize_bias: bool = True, tol: 
                          f"{time_limit!r}.")
     if max_nodes is not None:
         max_nodes = check_positive_int(max_nodes, "max_nodes")
+    from .._parallel import resolve_n_jobs
+
+    parallel_pending = resolve_n_jobs(n_jobs) > 1
     if threshold is not None and np.isnan(threshold):
         raise ValueError("threshold must be a number or None; got NaN.")
     if stop_above is None:
@@ -1244,11 +1401,18 @@ def dual_constraint_bnb(X, lam, *, bias: bool, penalize_bias: bool = True, tol: 
     # ---- incumbent: fixed-point ascent from random and data-driven starts, both signs
     inc = [0.0, None, 1]
 
-    pool = []  # every point offered: the candidate columns of a pricing call
+    # the best points offered (at most _POOL, a min-heap on the value): the candidate
+    # columns of a pricing call
+    pool = []
+    pool_ids = itertools.count()
 
     def offer(v, x, s):
-        if x is not None and v > 0 and len(pool) < 4096:
-            pool.append((v, x, s))
+        if x is not None and v > 0:
+            item = (v, next(pool_ids), x, s)
+            if len(pool) < _POOL:
+                heapq.heappush(pool, item)
+            elif v > pool[0][0]:
+                heapq.heapreplace(pool, item)
         if x is not None and v > inc[0]:
             inc[0], inc[1], inc[2] = v, x, s
 
@@ -1302,20 +1466,65 @@ def dual_constraint_bnb(X, lam, *, bias: bool, penalize_bias: bool = True, tol: 
         for V, masks, nid in _simplex_fan(D):
             node = _Node(s, V, masks, nid, b0)
             heapq.heappush(heap, (-b0, next(counter), node))
-    solver = _NodeSolver(prob)
+    worker = _Worker(prob, clock, t_start, dca_time[0])
+    counts = {k: 0 for k in worker.solver.counters()}
     settled = 0.0  # max bound of pruned nodes and exact leaves
     n_nodes = n_leaves = max_rays = 0
     stopped = "closed"
     last_report = clock()
+    # batches being bounded: handle -> (future, the nodes' parents' bound, the nodes)
+    inflight = {}
+    handles = itertools.count()
+    executor, n_workers, token = None, 1, None
+
+    def prunable(b):
+        return b - inc[0] <= tol * max(inc[0], tiny)
 
     def upper_now():
         top = -heap[0][0] if heap else 0.0
-        return max(settled, top, inc[0])
+        fly = max((b for _, b, _ in inflight.values()), default=0.0)
+        return max(settled, top, fly, inc[0])
 
     def gap_closed(ub):
         return ub - inc[0] <= tol * max(inc[0], tiny)
 
-    while heap:
+    def in_flight():
+        return sum(len(b) for _, _, b in inflight.values())
+
+    def send(batch, with_prob):
+        return executor.submit(_remote_batch, token, prob if with_prob else None, batch,
+                               inc[0], tol, tiny)
+
+    def submit(batch):
+        bound = max(nd.bound for nd in batch)
+        if executor is None:
+            fut = _Done(worker.run(batch, inc[0], tol, tiny))
+        else:
+            fut = send(batch, sent[0] < 4 * n_workers)
+            sent[0] += 1
+        inflight[next(handles)] = (fut, bound, batch)
+
+    sent = [0]  # batches sent with the problem
+
+    def integrate(result, nodes):
+        nonlocal n_nodes, n_leaves, max_rays, settled
+        outcomes, offers, delta = result
+        for k, v in delta.items():
+            counts[k] = counts.get(k, 0) + v
+        for v, x, s in offers:
+            offer(v, x, s)
+        for node, (bound, leaf, children) in zip(nodes, outcomes):
+            n_nodes += 1
+            max_rays = max(max_rays, node.V.shape[0])
+            n_leaves += leaf
+            if children is None or prunable(bound):  # a leaf's bound is exact
+                settled = max(settled, bound)
+                continue
+            for child in children:
+                heapq.heappush(heap, (-bound, next(counter), child))
+
+    t_search = clock()
+    while heap or inflight:
         ub = upper_now()
         if gap_closed(ub):
             break
@@ -1335,53 +1544,56 @@ def dual_constraint_bnb(X, lam, *, bias: bool, penalize_bias: bool = True, tol: 
                 clock() - last_report > 2.0:
             last_report = clock()
             status = {"n_nodes": n_nodes, "time": last_report - t_start, "lower": inc[0],
-                      "upper": ub, "n_open": len(heap)}
+                      "upper": ub, "n_open": len(heap) + in_flight()}
             if callable(progress):
                 progress(status)
             else:
                 import sys
 
                 print(f"bnb: {n_nodes} nodes, {status['time']:.1f} s, lower {inc[0]:.9g}, "
-                      f"upper {ub:.9g}, open {len(heap)}", file=sys.stderr)
-        negb, _, node = heapq.heappop(heap)
-        bound = -negb
-        if bound - inc[0] <= tol * max(inc[0], tiny):
-            settled = max(settled, bound)
+                      f"upper {ub:.9g}, open {status['n_open']}", file=sys.stderr)
+        if parallel_pending and clock() - t_start >= _PARALLEL_AFTER:
+            # still open after a while: bound the nodes in worker processes from now on
+            parallel_pending = False
+            executor, n_workers = _node_executor(n_jobs)
+            import uuid
+
+            token = uuid.uuid4().hex
+            per_node = (clock() - t_search) / max(n_nodes, 1)
+            batch_size = int(np.clip(_BATCH_SECONDS / max(per_node, 1e-6), 4, 64))
+        # send the best open nodes to be bounded (and branched)
+        size = 1 if executor is None else batch_size
+        slots = 1 if executor is None else n_workers + 1
+        while len(inflight) < slots and heap:
+            room = size if max_nodes is None else \
+                min(size, max_nodes - n_nodes - in_flight())
+            batch = []
+            while heap and len(batch) < room:
+                negb, _, node = heapq.heappop(heap)
+                if prunable(-negb):
+                    settled = max(settled, -negb)
+                else:
+                    batch.append(node)
+            if not batch:
+                break
+            submit(batch)
+        if not inflight:
             continue
-        if not node.solved:
-            n_nodes += 1
-            max_rays = max(max_rays, node.V.shape[0])
-            nb, t, x, crossP = solver.solve(node, inc[0] + tol * max(inc[0], tiny))
-            node.bound, node.t, node.x, node.cross_P = nb, t, x, crossP
-            node.solved = True
-            if x is not None:
-                v, xx = prob.evaluate(x, node.sign)
-                offer(v, xx, node.sign)
-                if xx is not None and v > inc[0] * (1 - 1e-2) and \
-                        dca_time[0] <= 0.2 * (clock() - t_start):
-                    dca(xx, node.sign)
-            if crossP.size == 0:  # h is linear on the cone: the bound is exact
-                n_leaves += 1
-                if x is not None and node.bound - inc[0] > tol * max(inc[0], tiny):
-                    offer(*prob.cell_polish(prob.evaluate(x, node.sign)[1], node.sign),
-                          node.sign)
-                settled = max(settled, node.bound)
+        if executor is None:
+            done = list(inflight)
+        else:
+            from concurrent.futures import FIRST_COMPLETED, wait
+
+            futs = {inflight[h][0]: h for h in inflight}
+            ready, _ = wait(list(futs), timeout=0.5, return_when=FIRST_COMPLETED)
+            done = [futs[f] for f in ready]
+        for h in done:
+            fut, bound, batch = inflight.pop(h)
+            result = fut.result()
+            if isinstance(result, str) and result == _MISSING:
+                inflight[h] = (send(batch, True), bound, batch)
                 continue
-            if node.bound - inc[0] <= tol * max(inc[0], tiny):
-                settled = max(settled, node.bound)
-                continue
-            heapq.heappush(heap, (-node.bound, next(counter), node))
-            continue
-        # branch on the h-row whose envelope gap at the relaxation's maximiser is largest
-        i = _branch_row(prob, node)
-        a = prob.Z[i] / prob.rownorm[i]
-        for child in _split(node, a, D):
-            child.bound = node.bound
-            child.x = node.x
-            child.var_rows = node.var_rows
-            child.mult = node.mult
-            heapq.heappush(heap, (-child.bound, next(counter), child))
-        node.mult = None
+            integrate(result, batch)
     else:
         stopped = "closed"
     ub = upper_now()
@@ -1397,12 +1609,16 @@ def dual_constraint_bnb(X, lam, *, bias: bool, penalize_bias: bool = True, tol: 
     return BnBResult(
         upper=float(max(ub, lower)), lower=float(lower), direction=direction, sign=int(inc[2]),
         closed=bool(closed), n_nodes=n_nodes, time=clock() - t_start,
-        n_open=len(heap),
+        n_open=len(heap) + in_flight(),
         info={"rank": D, "heuristic_lower": heuristic_lower, "n_leaves": n_leaves,
-              "max_rays": max_rays, "solver_failures": solver.failures,
-              "conic_fallbacks": solver.conic_fallbacks, "n_ldp": solver.n_ldp,
-              "n_active_set": solver.n_as, "active_set_moves": dict(solver.as_moves),
-              "fallback_reasons": dict(solver.fallback_reasons),
+              "max_rays": max_rays, "solver_failures": counts["failures"],
+              "conic_fallbacks": counts["conic_fallbacks"], "n_ldp": counts["n_ldp"],
+              "n_active_set": counts["n_as"],
+              "active_set_moves": {k[3:]: v for k, v in counts.items()
+                                   if k.startswith("as_")},
+              "fallback_reasons": {k[3:]: v for k, v in counts.items()
+                                   if k.startswith("fb_")},
+              "n_workers": n_workers,
               "node_solver": "clarabel" if _TRIANGLES else _NODE_SOLVER,
               "stopped": stopped,
               "candidates": _distinct(prob, pool, to_original)},
@@ -1413,7 +1629,7 @@ def _distinct(prob, pool, to_original, k=32):
     """The ``k`` best points offered, one per (sign, activation pattern), best first:
     ``(value, direction, sign)`` in the original coordinates."""
     seen, out = set(), []
-    for v, x, s in sorted(pool, key=lambda c: -c[0]):
+    for v, _, x, s in sorted(pool, key=lambda c: (-c[0], c[1])):
         # ties (rounding-level values) count as off: near-identical points share a key
         key = (s, (prob.Z @ x > 1e-9 * prob.rownorm * np.linalg.norm(x)).tobytes())
         if key in seen:

@@ -517,9 +517,12 @@ def certify(
     n_jobs : int or None, default=None
         Chunks of the listed patterns evaluated in parallel by joblib
         (:func:`~convexrelu.certificates.dual_constraint`; ``None``: one worker unless in
-        a ``joblib.parallel_config`` context, ``-1``: all cores). Under
-        ``joblib.parallel_config(backend="dask")`` the chunks run on the workers of a
-        Dask cluster. The certificate does not depend on ``n_jobs``.
+        a ``joblib.parallel_config`` context, ``-1``: all cores); with branch and
+        bound, its nodes bounded in that many worker processes. Under
+        ``joblib.parallel_config(backend="dask")`` both run on the workers of a Dask
+        cluster. The listed-pattern certificate does not depend on ``n_jobs``; the
+        branch and bound's bound is proven in every case, but with workers the node
+        order (and so the bound reached within ``time_limit``) varies a little.
 
     Returns
     -------
@@ -678,7 +681,8 @@ def certify(
 
     def bnb_dual(lam_):
         # each dual point gets its own time_limit
-        dv_ = _bnb_dual(X, lam_, hidden_bias, free_bias, tol, time_limit, random_state)
+        dv_ = _bnb_dual(X, lam_, hidden_bias, free_bias, tol, time_limit, random_state,
+                        n_jobs)
         bnb_total[0] += dv_.info["time"]
         bnb_total[1] += dv_.info["n_nodes"]
         return dv_
@@ -858,7 +862,7 @@ def _enumeration_is_cheap(X, hidden_bias, rank) -> bool:
     return rank <= 3 or cover_bound(X.shape[0], rank) <= _ENUM_CHEAP
 
 
-def _bnb_dual(X, lam, hidden_bias, free_bias, tol, time_limit, random_state):
+def _bnb_dual(X, lam, hidden_bias, free_bias, tol, time_limit, random_state, n_jobs=None):
     """A proven upper bound on ``M(lambda)`` by branch and bound, as a DualConstraintValue.
 
     ``value`` is the proven upper bound (so ``beta / value`` scales ``lambda`` into the
@@ -877,7 +881,7 @@ def _bnb_dual(X, lam, hidden_bias, free_bias, tol, time_limit, random_state):
                                          "lower": 0.0, "n_nodes": 0})
     res = dual_constraint_bnb(X, lam, bias=hidden_bias, penalize_bias=not free_bias,
                               tol=max(float(tol) / 4, 1e-9), time_limit=time_limit,
-                              random_state=random_state)
+                              random_state=random_state, n_jobs=n_jobs)
     info = {"closed": res.closed, "time": res.time, "upper": res.upper, "lower": res.lower,
             "n_nodes": res.n_nodes, "n_open": res.n_open, "stopped": res.info["stopped"]}
     return DualConstraintValue(value=float(res.upper), lower=float(res.lower),

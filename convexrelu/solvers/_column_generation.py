@@ -428,8 +428,9 @@ class _BnBOracle:
     exact = True
 
     def __init__(self, X, *, bias: bool, penalize_bias: bool, beta: float, tol: float,
-                 time_limit: Optional[float] = None, random_state=0):
+                 time_limit: Optional[float] = None, random_state=0, n_jobs=None):
         self.X = X
+        self.n_jobs = n_jobs
         self.bias = bool(bias)
         self.free = self.bias and not penalize_bias
         self.beta = float(beta)
@@ -455,7 +456,7 @@ class _BnBOracle:
                                   tol=t, threshold=self.beta * (1 + t),
                                   stop_above=self.beta * (1 + _BNB_STOP_ABOVE),
                                   starts=self._starts, time_limit=self.time_limit,
-                                  random_state=self.random_state)
+                                  random_state=self.random_state, n_jobs=self.n_jobs)
         self.n_calls += 1
         self.time += res.time
         if M is None:
@@ -1632,7 +1633,8 @@ def column_generation(X, y, *, alpha: float, loss="squared", bias: bool = True,
         certified when the loop stops with ``status="optimal"``.
     inner, tol, max_iter, n_add, inner_tol, verbose, n_jobs
         As in :class:`ColumnGenerationSolver` (``n_jobs`` prices listed patterns in
-        parallel; the 2-D sweep and the branch and bound run here).
+        parallel, and with ``"bnb"`` bounds the branch and bound's nodes in that many
+        worker processes; the 2-D sweep runs here).
     time_limit : float or None, default=None
         Seconds after which the loop stops between rounds (and, with ``"bnb"``, the cap
         on each pricing call).
@@ -1687,7 +1689,7 @@ def column_generation(X, y, *, alpha: float, loss="squared", bias: bool = True,
         else:
             oracle = _BnBOracle(X, bias=bool(bias), penalize_bias=penalize_bias,
                                 beta=probe.alpha, tol=tol, time_limit=time_limit,
-                                random_state=random_state)
+                                random_state=random_state, n_jobs=n_jobs)
         ws = _GateWorkingSet(make_program, probe.X_aug, X, bool(bias))
         res = _run(ws, oracle, loss=probe.loss, y=probe.y, alpha=probe.alpha,
                    n_samples=probe.n_samples, output_bias=fit_output_bias or free_bias,
