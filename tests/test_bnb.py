@@ -338,6 +338,11 @@ def test_column_generation_priced_by_bnb_matches_enumeration(mode):
     assert b.objective == pytest.approx(a.objective, rel=1e-6)
     assert b.objective >= a.objective * (1 - 1e-7)  # never below the global optimum
     assert not used.exact and used.n_patterns < enumerate_patterns(X, bias=bias).n_patterns
+    # rounds whose violators a local search found skip the branch and bound; the last
+    # round (the proof) is always priced by it
+    pr = b.info["pricing"]
+    assert pr["calls"] >= 1 and pr["n_searches"] >= pr["search_rounds"] >= 0
+    assert pr["n_searches"] == pr["search_rounds"] + pr["calls"]
 
 
 def test_column_generation_exact_falls_back_to_bnb(monkeypatch):
@@ -482,3 +487,37 @@ def test_bnb_n_jobs_checked():
     for bad in (0, 1.5, "2", True):
         with pytest.raises(ValueError, match="n_jobs"):
             dual_constraint_bnb(X, lam, bias=False, n_jobs=bad)
+
+
+def test_certify_and_column_generation_pass_n_jobs_to_the_bnb(monkeypatch):
+    """certify(patterns="bnb", n_jobs=2) and column_generation(patterns="bnb", n_jobs=2)
+    bound the nodes in two workers and reach the enumerated values."""
+    from convexrelu import certify
+    from convexrelu.certificates import _bnb
+    from convexrelu.solvers._column_generation import column_generation
+
+    monkeypatch.setattr(_bnb, "_PARALLEL_AFTER", 0.0)
+    seen = []
+    real = _bnb.dual_constraint_bnb
+
+    def spy(*args, **kw):
+        seen.append(kw.get("n_jobs"))
+        return real(*args, **kw)
+
+    monkeypatch.setattr(_bnb, "dual_constraint_bnb", spy)
+    rng = np.random.default_rng(2)
+    X = rng.standard_normal((16, 3))
+    y = np.sin(X @ rng.standard_normal(3)) + 0.1 * rng.standard_normal(16)
+    kw = dict(alpha=0.1, bias=True, penalize_bias=False)
+    a, _ = column_generation(X, y, **kw)
+    b, _ = column_generation(X, y, patterns="bnb", n_jobs=2, **kw)
+    assert b.status == "optimal" and b.objective == pytest.approx(a.objective, rel=1e-6)
+    assert seen and set(seen) == {2}
+    from convexrelu import ConvexReLURegressor
+
+    reg = ConvexReLURegressor(alpha=0.1, patterns="exact", bias=True, penalize_bias=False,
+                              certify=False).fit(X, y)
+    cert = certify(reg.network_, X, y, alpha=0.1, patterns="bnb", penalize_bias=False,
+                   n_jobs=2)
+    assert cert.method == "branch_and_bound" and cert.optimal
+    assert seen[-1] == 2

@@ -1111,9 +1111,12 @@ class _NodeSolver:
 # --------------------------------------------------------------------------- main entry
 # --------------------------------------------------------------------------- node work
 #: seconds of node work per batch sent to a worker process (the batch size follows from
-#: the node time measured before the workers start, within [4, 64] nodes): each batch
-#: costs the searching process about a millisecond of its own time
-_BATCH_SECONDS = 0.04
+#: the node time measured before the workers start, within [4, _BATCH_MAX] nodes): each
+#: batch costs the searching process a few milliseconds of its own time (pickling, the
+#: executor's threads), which on a 2-core machine the workers lose. Rank 8, n = 150 with
+#: two workers closed in 91 s at 0.04 s per batch, 76 s at 0.1 s
+_BATCH_SECONDS = 0.1
+_BATCH_MAX = 256
 #: the search runs here for this long before it starts workers (most calls close sooner,
 #: and starting worker processes costs about a second)
 _PARALLEL_AFTER = 1.0
@@ -1336,13 +1339,12 @@ def dual_constraint_bnb(X, lam, *, bias: bool, penalize_bias: bool = True, tol: 
     -----
     The number of nodes grows quickly with ``n`` and the rank when ``lambda`` is a
     trained network's residual (``M`` is then a small difference of two large sums, so
-    the cones must become narrow before the envelope bound is useful). Measured on one
-    shared core (``python -m benchmarks bnb``): closed to ``1e-6`` in about a second at
-    rank 4, ``n = 40`` (10-19x faster than enumeration) and in seconds at rank 5,
-    ``n = 100-150``; at rank 5, ``n = 2000`` to rank 8, ``n = 150`` the least-distance
-    node solver bounds a node in 2.7-4.1 ms (3-3.6x the conic program's rate) and the
-    bound after 60 s of CPU is 1.4-1.9 times the lower bound (2.6-3.3 with the conic
-    node solver; ``python -m benchmarks bnb --cpu --node-solver ldp,clarabel``). The
+    the cones must become narrow before the envelope bound is useful). Measured on the
+    2-core development machine (``python -m benchmarks bnb --n-jobs 1,2``, 60 s per
+    row): closed to ``1e-6`` in 0.1 s at rank 4, ``n = 40`` (12x faster than
+    enumeration); at rank 5, ``n = 2000`` to rank 8, ``n = 150`` a node takes 2.3-3.2
+    ms, and after 60 s the upper bound is 1.002-1.69 times the lower one in one process,
+    1.00 (rank 5, closed in 35 s) to 1.33 with two workers (``n_jobs=2``). The
     bound is valid whenever the search stops.
 
     References
@@ -1560,7 +1562,7 @@ def dual_constraint_bnb(X, lam, *, bias: bool, penalize_bias: bool = True, tol: 
 
             token = uuid.uuid4().hex
             per_node = (clock() - t_search) / max(n_nodes, 1)
-            batch_size = int(np.clip(_BATCH_SECONDS / max(per_node, 1e-6), 4, 64))
+            batch_size = int(np.clip(_BATCH_SECONDS / max(per_node, 1e-6), 4, _BATCH_MAX))
         # send the best open nodes to be bounded (and branched)
         size = 1 if executor is None else batch_size
         slots = 1 if executor is None else n_workers + 1

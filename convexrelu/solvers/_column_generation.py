@@ -423,14 +423,28 @@ class _BnBOracle:
     (docs/mathematics.rst §8.5). Used past enumeration up to data rank 10; it reaches the
     optimum in seconds to minutes on small problems (tests against enumeration), but not
     yet at rank 6 with ``n = 300`` (``python -m benchmarks bnb --cg 6:300``, README).
+
+    Search first: each evaluation starts with a multistart local search
+    (:func:`~convexrelu.certificates.search_violators`, from the last candidates); when
+    it finds neurons above ``beta (1 + 1e-3)`` they are the round's columns and no branch
+    and bound runs (the value returned is then ``inf``: that round certifies nothing, and
+    the loop's certified gap stays the best of the rounds priced by branch and bound).
+    The branch and bound runs once the search finds nothing, so the loop still stops only
+    on a proof. Measured on ``python -m benchmarks bnb --cg 6:300`` (one process, 300 s):
+    certified gap 0.38 after 71 rounds all priced by branch and bound, 0.18 after 44
+    rounds of which 27 were found by the search (6.6 s of searching).
     """
 
     exact = True
 
     def __init__(self, X, *, bias: bool, penalize_bias: bool, beta: float, tol: float,
-                 time_limit: Optional[float] = None, random_state=0, n_jobs=None):
+                 time_limit: Optional[float] = None, random_state=0, n_jobs=None,
+                 search_first: bool = True):
         self.X = X
         self.n_jobs = n_jobs
+        self.search_first = bool(search_first)
+        self.rng = np.random.default_rng(random_state)
+        self.stats = {"n_searches": 0, "search_rounds": 0, "search_time": 0.0}
         self.bias = bool(bias)
         self.free = self.bias and not penalize_bias
         self.beta = float(beta)
@@ -451,6 +465,11 @@ class _BnBOracle:
             lam_b, M = lam - lam.mean(), np.inf
         else:
             lam_b, M = lam, None
+        Xa = np.hstack([self.X, np.ones((self.X.shape[0], 1))]) if self.bias else self.X
+        if self.search_first and not final:
+            cands = self._search(Xa, lam, lam_b)
+            if cands:
+                return np.inf, cands
         t = max(self.tol / 4, 1e-12)
         res = dual_constraint_bnb(self.X, lam_b, bias=self.bias, penalize_bias=not self.free,
                                   tol=t, threshold=self.beta * (1 + t),
@@ -461,7 +480,6 @@ class _BnBOracle:
         self.time += res.time
         if M is None:
             M = float(res.upper)
-        Xa = np.hstack([self.X, np.ones((self.X.shape[0], 1))]) if self.bias else self.X
         cands = []
         self._starts = np.array([x for _, x, _ in res.info["candidates"]]) \
             if res.info["candidates"] else None
@@ -470,6 +488,28 @@ class _BnBOracle:
                 break  # not a violation: the loop would not add it (sorted, best first)
             cands.extend((v, g) for g in _vertex_gates(Xa, x, sgn * lam_b)[:1])
         return M, cands
+
+    def _search(self, Xa, lam, lam_b) -> list:
+        """Columns ``(value, gate)`` above ``beta (1 + 1e-3)`` found by a local search
+        (empty when it finds none); its directions start the next call."""
+        from ..certificates._search import search_violators
+
+        t = time.perf_counter()
+        found = search_violators(Xa, lam_b, free_bias=self.free, starts=self._starts,
+                                 n_starts=8, top_k=16,
+                                 random_state=int(self.rng.integers(2**31 - 1)))
+        cands = []
+        for c in found:
+            v = float(c.sign * lam @ np.maximum(Xa @ c.direction, 0.0))
+            if v > self.beta * (1 + _BNB_STOP_ABOVE):
+                cands.extend((v, g) for g in _vertex_gates(Xa, c.direction,
+                                                           c.sign * lam_b)[:1])
+        self.stats["n_searches"] += 1
+        self.stats["search_time"] += time.perf_counter() - t
+        if cands:
+            self.stats["search_rounds"] += 1
+            self._starts = np.array([c.direction for c in found])
+        return cands
 
 
 def _vertex_gates(Xa: np.ndarray, x: np.ndarray, slam: np.ndarray) -> list:
@@ -1700,7 +1740,7 @@ def column_generation(X, y, *, alpha: float, loss="squared", bias: bool = True,
         pats = sol.info.pop("patterns")
         if not sweep:
             sol.info["pricing"] = {"method": "branch_and_bound", "calls": oracle.n_calls,
-                                   "time": oracle.time}
+                                   "time": oracle.time, **oracle.stats}
         if not within_tol(sol.gap, sol.objective, tol):
             warnings.warn(f"column_generation stopped at a certified relative duality gap "
                           f"{sol.info['rel_gap']:.3g} over all patterns of the arrangement, "
