@@ -514,8 +514,9 @@ class _NodeSolver:
 
     def ray_sum_bound(self, V):
         """``T >= sum_j t_j`` for every ``x = V^T t`` in ``C cap Omega`` (unit rays)."""
-        if self._ray_sum[0] is V:  # the node being bounded
-            return self._ray_sum[1]
+        cached = self._ray_sum  # one read: (rays, bound) stay a pair
+        if cached[0] is V:  # the node being bounded
+            return cached[1]
         e = V.sum(axis=0)
         ne = np.linalg.norm(e)
         gamma = float(np.min(V @ e)) / ne if ne > 0 else 0.0
@@ -1193,7 +1194,7 @@ def _branch(prob, node):
     return children
 
 
-_REMOTE = {}  # search token -> the worker process's _Worker for that search
+_REMOTE = {}  # (search token, thread) -> the worker's _Worker for that search
 _MISSING = "missing"  # a worker process without the search's problem: send it again
 
 
@@ -1203,12 +1204,16 @@ def _remote_batch(token, prob, nodes, inc, tol, tiny):
     ``prob`` travels only with a search's first batches; a worker that has not seen it
     answers :data:`_MISSING` and the batch is sent again with it.
     """
-    w = _REMOTE.get(token)
+    import threading
+
+    key = (token, threading.get_ident())  # a Dask worker may run tasks in threads
+    w = _REMOTE.get(key)
     if w is None:
         if prob is None:
             return _MISSING
-        _REMOTE.clear()  # a new search: drop the previous one's problem
-        w = _REMOTE[token] = _Worker(prob, time.perf_counter, time.perf_counter())
+        for k in [k for k in list(_REMOTE) if k[0] != token]:
+            _REMOTE.pop(k, None)  # a new search: drop the previous ones' problems
+        w = _REMOTE[key] = _Worker(prob, time.perf_counter, time.perf_counter())
     return w.run(nodes, inc, tol, tiny)
 
 
@@ -1225,7 +1230,7 @@ class _Done:
 def _node_executor(n_jobs):
     """``(executor, n_workers)`` for a parallel search, or ``(None, 1)``.
 
-    Processes from joblib's reusable loky executor; under
+    Processes from joblib's reusable loky executor (the one ``joblib.Parallel`` uses); under
     ``joblib.parallel_config(backend="dask")`` the Dask client's executor (its workers).
     Thread backends gain nothing (the node work holds the GIL): one worker.
     """
@@ -1242,9 +1247,13 @@ def _node_executor(n_jobs):
         return client.get_executor(), n
     if getattr(backend, "uses_threads", False):
         return None, 1
-    from joblib.externals.loky import get_reusable_executor
+    # joblib's own factory of loky's reusable executor (joblib's Parallel reuses the same
+    # executor and expects what this factory sets on it); one BLAS thread per worker
+    from joblib.executor import get_memmapping_executor
 
-    return get_reusable_executor(max_workers=n), n
+    env = {v: "1" for v in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
+                            "BLIS_NUM_THREADS", "VECLIB_MAXIMUM_THREADS")}
+    return get_memmapping_executor(n, env=env), n
 
 
 def _check_lam(lam, n):
@@ -1343,8 +1352,8 @@ def dual_constraint_bnb(X, lam, *, bias: bool, penalize_bias: bool = True, tol: 
     2-core development machine (``python -m benchmarks bnb --n-jobs 1,2``, 60 s per
     row): closed to ``1e-6`` in 0.1 s at rank 4, ``n = 40`` (12x faster than
     enumeration); at rank 5, ``n = 2000`` to rank 8, ``n = 150`` a node takes 2.3-3.2
-    ms, and after 60 s the upper bound is 1.002-1.69 times the lower one in one process,
-    1.00 (rank 5, closed in 35 s) to 1.33 with two workers (``n_jobs=2``). The
+    ms, and after 60 s the upper bound is 1.001-1.68 times the lower one in one process,
+    1.00 (rank 5, closed in 33 s) to 1.33 with two workers (``n_jobs=2``). The
     bound is valid whenever the search stops.
 
     References
