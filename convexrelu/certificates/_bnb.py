@@ -150,7 +150,9 @@ class BnBResult:
         ``"active_set"`` node solver), ``stopped`` (``"closed"``, ``"max_nodes"``,
         ``"time_limit"``, or with ``threshold`` ``"below"`` / ``"above"``), ``candidates``
         (the 32 best points found, one per sign and activation pattern, as
-        ``(value, direction, sign)``, best first: the columns of a pricing call).
+        ``(value, direction, sign)``, best first: the columns of a pricing call),
+        ``n_workers`` (the processes that bounded nodes: 1 unless ``n_jobs > 1`` and
+        the search ran long enough to start them).
     """
 
     upper: float
