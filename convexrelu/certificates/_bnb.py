@@ -1172,10 +1172,9 @@ class _Worker:
                     t1 = clock()
                     offer(*prob.dca(xx, node.sign), node.sign)
                     self.dca_time += clock() - t1
-                if leaf and node.bound - inc > tol * max(inc, tiny):
+                if leaf and xx is not None and node.bound - inc > tol * max(inc, tiny):
                     # h is linear on the cone: the exact maximum over the cell
-                    offer(*prob.cell_polish(prob.evaluate(x, node.sign)[1], node.sign),
-                          node.sign)
+                    offer(*prob.cell_polish(xx, node.sign), node.sign)
             pruned = node.bound - inc <= tol * max(inc, tiny)
             children = None if leaf or pruned else _branch(prob, node)
             outcomes.append((node.bound, leaf, children))
@@ -1490,7 +1489,9 @@ def dual_constraint_bnb(X, lam, *, bias: bool, penalize_bias: bool = True, tol: 
     handles = itertools.count()
     executor, n_workers, token = None, 1, None
 
-    def prunable(b):
+    def gap_closed(b):
+        """``b`` (an upper bound, or a node's bound: then it is pruned) is within ``tol``
+        of the incumbent."""
         return b - inc[0] <= tol * max(inc[0], tiny)
 
     def upper_now():
@@ -1498,11 +1499,10 @@ def dual_constraint_bnb(X, lam, *, bias: bool, penalize_bias: bool = True, tol: 
         fly = max((b for _, b, _ in inflight.values()), default=0.0)
         return max(settled, top, fly, inc[0])
 
-    def gap_closed(ub):
-        return ub - inc[0] <= tol * max(inc[0], tiny)
-
     def in_flight():
         return sum(len(b) for _, _, b in inflight.values())
+
+    sent = [0]  # batches sent with the problem
 
     def send(batch, with_prob):
         return executor.submit(_remote_batch, token, prob if with_prob else None, batch,
@@ -1517,8 +1517,6 @@ def dual_constraint_bnb(X, lam, *, bias: bool, penalize_bias: bool = True, tol: 
             sent[0] += 1
         inflight[next(handles)] = (fut, bound, batch)
 
-    sent = [0]  # batches sent with the problem
-
     def integrate(result, nodes):
         nonlocal n_nodes, n_leaves, max_rays, settled
         outcomes, offers, delta = result
@@ -1530,7 +1528,7 @@ def dual_constraint_bnb(X, lam, *, bias: bool, penalize_bias: bool = True, tol: 
             n_nodes += 1
             max_rays = max(max_rays, node.V.shape[0])
             n_leaves += leaf
-            if children is None or prunable(bound):  # a leaf's bound is exact
+            if children is None or gap_closed(bound):  # a leaf's bound is exact
                 settled = max(settled, bound)
                 continue
             for child in children:
@@ -1583,7 +1581,7 @@ def dual_constraint_bnb(X, lam, *, bias: bool, penalize_bias: bool = True, tol: 
             batch = []
             while heap and len(batch) < room:
                 negb, _, node = heapq.heappop(heap)
-                if prunable(-negb):
+                if gap_closed(-negb):
                     settled = max(settled, -negb)
                 else:
                     batch.append(node)
