@@ -215,6 +215,41 @@ def test_bnb_threshold_decides_and_stays_sound(mode):
         dual_constraint_bnb(X, lam, bias=bias, penalize_bias=pen, stop_above=np.nan)
 
 
+def test_bnb_collect_searches_on_after_a_violation(monkeypatch):
+    """``collect``: after the first direction above ``stop_above`` the search bounds
+    ``(1 + collect)`` times the nodes it had (one process: exactly), the bound only
+    tightens and stays sound, and a large ``collect`` closes the search (M proven)."""
+    from convexrelu.certificates import _bnb
+
+    # no random starts: the heuristic misses the maximum, the tree finds it
+    monkeypatch.setattr(_bnb, "_N_STARTS", 0)
+    monkeypatch.setattr(_bnb, "_N_DCA", 0)
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((30, 3))
+    lam = rng.standard_normal(30)
+    lam -= lam.mean()
+    M = _exact(X, lam, True, False)
+    full = dual_constraint_bnb(X, lam, bias=True, penalize_bias=False, random_state=0)
+    h = full.info["heuristic_lower"]
+    assert h < M * (1 - 1e-3)  # the case this test needs
+    thr = 0.5 * (h + M)
+    kw = dict(bias=True, penalize_bias=False, threshold=thr, random_state=0)
+    plain = dual_constraint_bnb(X, lam, **kw)
+    assert plain.info["stopped"] == "above" and plain.n_nodes > 0
+    more = dual_constraint_bnb(X, lam, collect=1.0, **kw)
+    assert more.info["stopped"] == "above" and more.n_nodes == 2 * plain.n_nodes
+    assert M * (1 - 1e-9) <= more.upper <= plain.upper
+    assert more.lower >= plain.lower > thr
+    n_above = [sum(v > thr for v, _, _ in r.info["candidates"]) for r in (plain, more)]
+    assert n_above[1] >= n_above[0] >= 1
+    closed = dual_constraint_bnb(X, lam, collect=100.0, **kw)
+    assert closed.closed and closed.info["stopped"] == "closed"
+    assert abs(closed.upper - M) <= 1e-6 * M
+    for bad in (-1.0, np.inf, np.nan, "1"):
+        with pytest.raises(ValueError, match="collect must be a non-negative"):
+            dual_constraint_bnb(X, lam, bias=True, penalize_bias=False, collect=bad)
+
+
 # --------------------------------------------------------------------------- certify
 def _net(rng, d, bias, m=4):
     from convexrelu import ReLUNet

@@ -1272,7 +1272,7 @@ def _check_lam(lam, n):
 def dual_constraint_bnb(X, lam, *, bias: bool, penalize_bias: bool = True, tol: float = 1e-6,
                         time_limit: float | None = None, max_nodes: int | None = None,
                         threshold: float | None = None, stop_above: float | None = None,
-                        starts=None, progress=None, random_state=None,
+                        collect: float = 0.0, starts=None, progress=None, random_state=None,
                         timer=None, n_jobs=None) -> BnBResult:
     """Proven bounds on ``M(lambda)`` by cone-envelope branch and bound, without enumeration.
 
@@ -1309,6 +1309,14 @@ def dual_constraint_bnb(X, lam, *, bias: bool, penalize_bias: bool = True, tol: 
         or ``lower > stop_above`` (a direction above it was found, ``"above"``).
     stop_above : float or None, default=None
         See ``threshold``; defaults to ``threshold``.
+    collect : float, default=0.0
+        Decision mode: once a direction above ``stop_above`` is found, go on searching
+        until ``(1 + collect)`` times the nodes bounded by then (or until the search
+        closes, which it then often does) before stopping with ``"above"``. The
+        candidates (``info["candidates"]``) then hold more directions above it, and a
+        closed search proves ``M`` itself. Column generation priced by branch and bound
+        uses it: a round whose violation is found late (after thousands of nodes, near
+        the optimum) returns more columns, and the loop needs fewer such rounds.
     starts : array-like of shape (k, d_aug) or None, default=None
         Extra starting points of the heuristic (``x = (u, b)`` in the original
         coordinates, e.g. the previous round's columns in a pricing loop), tried for both
@@ -1342,8 +1350,8 @@ def dual_constraint_bnb(X, lam, *, bias: bool, penalize_bias: bool = True, tol: 
     ------
     ValueError
         If ``lam`` does not have one entry per sample, is not finite, is not centred with
-        a free bias, ``tol`` / ``time_limit`` is not positive, ``threshold`` is NaN or
-        ``n_jobs`` is not a nonzero int or None.
+        a free bias, ``tol`` / ``time_limit`` is not positive, ``threshold`` is NaN,
+        ``collect`` is negative or ``n_jobs`` is not a nonzero int or None.
 
     Notes
     -----
@@ -1385,6 +1393,13 @@ def dual_constraint_bnb(X, lam, *, bias: bool, penalize_bias: bool = True, tol: 
         stop_above = threshold
     if stop_above is not None and np.isnan(stop_above):
         raise ValueError("stop_above must be a number or None; got NaN.")
+    try:
+        ok = bool(np.isfinite(collect) and collect >= 0)
+    except TypeError:
+        ok = False
+    if not ok:
+        raise ValueError(f"collect must be a non-negative float; got {collect!r}.")
+    collect = float(collect)
     rng = check_random_state(random_state)
     if free and abs(lam.sum()) > 1e-12 * (1.0 + np.abs(lam).sum()):
         raise ValueError(
@@ -1535,6 +1550,7 @@ def dual_constraint_bnb(X, lam, *, bias: bool, penalize_bias: bool = True, tol: 
                 heapq.heappush(heap, (-bound, next(counter), child))
 
     t_search = clock()
+    first_above = None  # nodes bounded when a point above stop_above was first found
     while heap or inflight:
         ub = upper_now()
         if gap_closed(ub):
@@ -1543,8 +1559,11 @@ def dual_constraint_bnb(X, lam, *, bias: bool, penalize_bias: bool = True, tol: 
             stopped = "below"
             break
         if stop_above is not None and inc[0] > stop_above:
-            stopped = "above"
-            break
+            if first_above is None:
+                first_above = n_nodes
+            if n_nodes >= (1.0 + collect) * first_above:
+                stopped = "above"
+                break
         if max_nodes is not None and n_nodes >= max_nodes:
             stopped = "max_nodes"
             break

@@ -112,6 +112,9 @@ _SOCP_MAX_ITER = 60
 # programs after it were solved in 29-31 steps)
 _SOCP_MAX_FAILURES = 2
 _BNB_STOP_ABOVE = 1e-3  # branch-and-bound pricing stops at a violation M > beta (1 + this)
+#: ... after bounding this fraction more nodes than it had when it found the first one
+#: (more violating cells per round, often a closed search; see _BnBOracle)
+_BNB_COLLECT = 1.0
 
 
 # --------------------------------------------------------------------------- oracles
@@ -413,16 +416,15 @@ class _BnBOracle:
     """A proven ``M(lambda)`` over **all** cells by branch and bound, no pattern listed.
 
     Each evaluation runs :func:`~convexrelu.certificates._bnb.dual_constraint_bnb` in
-    decision mode: it stops as soon as a neuron above ``beta (1 + 1e-3)`` is found (that
-    neuron, the branch and bound's maximiser, is the candidate column, with the other
-    local maxima found, one per cell) or the proven upper bound falls below
-    ``beta (1 + tol / 4)``; otherwise it closes (small violations are then exact, so a
-    violation the restricted solve leaves in its own cells shows in the gap). The value returned is
-    the proven upper bound, so the loop's gap is certified whichever way the search
-    stopped, and the loop stops only once ``M <= beta (1 + tol / 4)`` is proven
-    (docs/mathematics.rst §8.5). Used past enumeration up to data rank 10; it reaches the
-    optimum in seconds to minutes on small problems (tests against enumeration), but not
-    yet at rank 6 with ``n = 300`` (``python -m benchmarks bnb --cg 6:300``, README).
+    decision mode: it stops once a neuron above ``beta (1 + 1e-3)`` has been found and
+    it has bounded as many nodes again as it needed to find it (``collect``; the
+    candidate columns are the best maxima found, one per cell), or once the proven upper
+    bound falls below ``beta (1 + tol / 4)``; otherwise it closes (small violations are
+    then exact, so a violation the restricted solve leaves in its own cells shows in the
+    gap). The value returned is the proven upper bound, so the loop's gap is certified
+    whichever way the search stopped, and the loop stops only once ``M <= beta (1 + tol
+    / 4)`` is proven (docs/mathematics.rst §8.5). Used past enumeration up to data rank
+    10 (tests against enumeration on small problems).
 
     Search first: each evaluation starts with a multistart local search
     (:func:`~convexrelu.certificates.search_violators`, from the last candidates); when
@@ -430,10 +432,15 @@ class _BnBOracle:
     and bound runs (the value returned is then ``inf``: that round certifies nothing, and
     the loop's certified gap stays the best of the rounds priced by branch and bound).
     The branch and bound runs once the search finds nothing, so the loop still stops only
-    on a proof. Measured on ``python -m benchmarks bnb --cg 6:300`` (300 s cap): certified
-    gap 0.38 after 71 rounds all priced by branch and bound (one process, before the
-    search), 0.16 after 49 rounds, 27 of them found by the search, with two workers
-    (``--n-jobs 2``).
+    on a proof.
+
+    Why ``collect``: late in the loop the search finds nothing and the branch and bound
+    finds its first violation only after 10,000-30,000 nodes, one cell at a time; going
+    on for as many nodes again returns 20-25 violating cells, and the last rounds close
+    (``M`` proven). On ``python -m benchmarks bnb --cg 6:300 --n-jobs 2`` (rank 6,
+    ``n = 300``, two workers) the loop stopped at a certified gap of 0.16 after 49 rounds
+    and 304 s without it, and reaches the optimum (gap 1e-7) in 37 rounds and 296.5 s
+    with it (README).
     """
 
     exact = True
@@ -475,7 +482,8 @@ class _BnBOracle:
         res = dual_constraint_bnb(self.X, lam_b, bias=self.bias, penalize_bias=not self.free,
                                   tol=t, threshold=self.beta * (1 + t),
                                   stop_above=self.beta * (1 + _BNB_STOP_ABOVE),
-                                  starts=self._starts, time_limit=self.time_limit,
+                                  collect=_BNB_COLLECT, starts=self._starts,
+                                  time_limit=self.time_limit,
                                   random_state=self.random_state, n_jobs=self.n_jobs)
         self.n_calls += 1
         self.time += res.time
