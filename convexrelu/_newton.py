@@ -17,6 +17,9 @@ They share, from this module:
 * :func:`newton_step`: the step ``-(H + mu I)^{-1} g`` of the regularised Newton (normal)
   equations by a Cholesky factorisation whose shift ``mu`` grows from a tiny multiple of
   the mean diagonal until the factorisation succeeds (:func:`damped_cholesky`);
+* :func:`spd_solver`: solves with a large positive definite matrix (the gated polish's
+  ``n x n`` Woodbury matrix) by a float32 Cholesky factor refined once in float64, or
+  the float64 factor where float32 is not accurate enough;
 * :func:`boundary_steps`: the ratio test, the step at which ``s + t ds`` reaches ``0``
   (a cone row becoming active, a block's norm reaching zero, an interior-point slack);
 * :func:`backtrack`: the Armijo backtracking line search
@@ -100,6 +103,61 @@ def damped_cholesky(H: np.ndarray, rel_shift: float = 1e-12, tries: int = 8):
         except LinAlgError:
             mu *= 100.0
     return None
+
+
+#: below this order a float64 factor is cheap enough (see spd_solver)
+_MIXED_MIN_ORDER = 512
+#: the float32 solve is kept when its refinement step is below this fraction of it (the
+#: error left is then about the square of that fraction, relative)
+_MIXED_MAX_CORRECTION = 1e-3
+
+
+def spd_solver(H: np.ndarray) -> Optional[Callable[[np.ndarray], np.ndarray]]:
+    """``solve(B) ~= H^{-1} B`` for a symmetric positive definite ``H`` (float64).
+
+    From order ``_MIXED_MIN_ORDER`` on, the factor is a float32 Cholesky factor (2.6
+    times faster than float64 at order 1,797 on one thread) and every solve is refined
+    once against ``H`` in float64 (iterative refinement: ``X += H^{-1}_{32} (B - H X)``).
+    The refinement step estimates the error of the float32 solution; when it exceeds
+    ``_MIXED_MAX_CORRECTION`` of the solution (``H`` too ill-conditioned for float32:
+    the error left after the step would exceed about its square), or the float32 factor
+    fails, the float64 factor of :func:`damped_cholesky` is used from then on. ``None``
+    when no factor exists.
+    """
+    from scipy.linalg import LinAlgError, cho_factor, cho_solve
+
+    state = {"cf64": None}
+
+    def exact():
+        if state["cf64"] is None:
+            state["cf64"] = damped_cholesky(H)
+        return state["cf64"]
+
+    cf32 = None
+    if H.shape[0] >= _MIXED_MIN_ORDER:
+        try:
+            cf32 = cho_factor(H.astype(np.float32), lower=False, overwrite_a=True,
+                              check_finite=False)
+            if not np.all(np.isfinite(np.diagonal(cf32[0]))):
+                cf32 = None
+        except LinAlgError:
+            cf32 = None
+    if cf32 is None and exact() is None:
+        return None
+
+    def solve(B):
+        if state["cf64"] is None:
+            X = cho_solve(cf32, B.astype(np.float32), check_finite=False).astype(np.float64)
+            dX = cho_solve(cf32, (B - H @ X).astype(np.float32), check_finite=False)
+            if np.linalg.norm(dX) <= _MIXED_MAX_CORRECTION * np.linalg.norm(X):
+                solve.float32_solves += 1
+                return X + dX
+            if exact() is None:  # pragma: no cover - H not positive definite
+                raise np.linalg.LinAlgError("no Cholesky factor")
+        return cho_solve(state["cf64"], B, check_finite=False)
+
+    solve.float32_solves = 0  # solves answered in float32 (refined)
+    return solve
 
 
 def newton_step(H: np.ndarray, g: np.ndarray, rel_shift: float = 1e-12

