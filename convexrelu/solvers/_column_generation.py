@@ -435,7 +435,7 @@ class _BnBOracle:
     on a proof.
 
     Why ``collect``: late in the loop the search finds nothing and the branch and bound
-    finds its first violation only after 10,000-30,000 nodes, one cell at a time; going
+    finds its first violation only after 10,000-36,000 nodes, one cell at a time; going
     on for as many nodes again returns 20-25 violating cells, and the last rounds close
     (``M`` proven). On ``python -m benchmarks bnb --cg 6:300 --n-jobs 2`` (rank 6,
     ``n = 300``, two workers) the loop stopped at a certified gap of 0.16 after 49 rounds
