@@ -556,3 +556,90 @@ def test_certify_and_column_generation_pass_n_jobs_to_the_bnb(monkeypatch):
                    n_jobs=2)
     assert cert.method == "branch_and_bound" and cert.optimal
     assert seen[-1] == 2
+
+
+def test_ldp_ray_working_set_matches_every_ray(monkeypatch):
+    """The least-distance program over a working set of rays (columns joining while the
+    point violates them) has the optimum of the program over every ray: the same point,
+    norm and sigma, with and without a warm start, and an infeasible program stays
+    infeasible."""
+    import convexrelu.certificates._bnb as bnb
+
+    rng = np.random.default_rng(5)
+    X = rng.standard_normal((20, 5))
+    lam = rng.standard_normal(20)
+    solver = _NodeSolver(_Problem(X, lam, True, True))
+    n_checked = 0
+    for trial in range(30):
+        du, m, K = 6, int(rng.integers(30, 120)), int(rng.integers(0, 6))
+        # the extreme rays of a pointed cone (around e), as a node's are
+        e = rng.standard_normal(du)
+        Vu = e / np.linalg.norm(e) + 0.5 * rng.standard_normal((m, du))
+        Vu /= np.linalg.norm(Vu, axis=1, keepdims=True)
+        c = rng.standard_normal(m) + 0.5
+        HF = 0.3 * rng.standard_normal((m, K))
+        monkeypatch.setattr(bnb, "_LDP_RAYS_ALL", 10 ** 6)
+        full = solver._ldp(Vu, c, HF, 10.0)
+        monkeypatch.setattr(bnb, "_LDP_RAYS_ALL", 0)
+        passes = solver.ldp_ray_passes
+        part = solver._ldp(Vu, c, HF, 10.0)
+        assert solver.ldp_ray_passes > passes  # the working-set path ran
+        if full is None:
+            assert part is None
+            continue
+        n_checked += 1
+        y, sigma, t, nrm, viol = part
+        assert nrm == pytest.approx(full[3], rel=1e-8, abs=1e-12)
+        np.testing.assert_allclose(y, full[0], rtol=1e-6, atol=1e-9)
+        np.testing.assert_allclose(sigma, full[1], atol=1e-6)
+        assert np.all(t >= 0) and t.shape == (m,)
+        assert viol <= 1e-9 * max(nrm, 1.0)
+        # a warm start (the optimum's own rays and point) gives the same optimum
+        warm = solver._ldp(Vu, c, HF, 10.0, hint=(np.flatnonzero(t > 0), y))
+        assert warm[3] == pytest.approx(nrm, rel=1e-8, abs=1e-12)
+    assert n_checked >= 10
+    # infeasible: the rays' constraints v^T y >= 1 and -v^T y >= 1 cannot both hold
+    Vu = rng.standard_normal((40, 6))
+    Vu = np.vstack([Vu, -Vu])
+    c = np.ones(80)
+    monkeypatch.setattr(bnb, "_LDP_RAYS_ALL", 0)
+    assert solver._ldp(Vu, c, np.zeros((80, 0)), 10.0) is None
+
+
+def test_kkt_solve_falls_back_to_least_squares_when_singular():
+    from convexrelu.certificates._bnb import _kkt_solve
+
+    rng = np.random.default_rng(2)
+    A = rng.standard_normal((6, 6))
+    K = A @ A.T + np.eye(6)
+    b = rng.standard_normal(6)
+    np.testing.assert_allclose(_kkt_solve(K, b), np.linalg.solve(K, b), rtol=1e-12)
+    # singular and consistent: the minimum-norm solution, not an arbitrary one
+    B = rng.standard_normal((6, 3))
+    K = B @ B.T
+    b = K @ rng.standard_normal(6)
+    np.testing.assert_allclose(_kkt_solve(K, b), np.linalg.lstsq(K, b, rcond=1e-13)[0],
+                               rtol=1e-8, atol=1e-10)
+
+
+@pytest.mark.parametrize("mode", ["free", "penalised"])
+def test_bnb_ray_working_set_matches_enumeration(monkeypatch, mode):
+    """Every least-distance program over a working set of rays (and the parents' rays as
+    warm starts): the bound still closes on the enumerated value."""
+    import convexrelu.certificates._bnb as bnb
+
+    monkeypatch.setattr(bnb, "_LDP_RAYS_ALL", 0)
+    monkeypatch.setattr(bnb, "_LDP_RAYS_START", 0)
+    monkeypatch.setattr(bnb, "_LDP_RAYS_ADD", 1)
+    bias, pen = MODES[mode]
+    rng = np.random.default_rng(17)
+    X = rng.standard_normal((30, 3))
+    lam = rng.standard_normal(30)
+    if not pen:
+        lam -= lam.mean()
+    M = _exact(X, lam, bias, pen)
+    res = dual_constraint_bnb(X, lam, bias=bias, penalize_bias=pen, tol=1e-6, random_state=0)
+    assert res.closed
+    assert res.upper >= M - 1e-9 * M
+    assert abs(res.upper - M) <= 1e-6 * M
+    assert res.info["ldp_ray_passes"] > 0
