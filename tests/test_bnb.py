@@ -643,3 +643,28 @@ def test_bnb_ray_working_set_matches_enumeration(monkeypatch, mode):
     assert res.upper >= M - 1e-9 * M
     assert abs(res.upper - M) <= 1e-6 * M
     assert res.info["ldp_ray_passes"] > 0
+
+
+def test_node_pickles_compactly_and_exactly():
+    """Nodes travel to the worker processes as bytes: every field comes back equal (the
+    masks through bits), writable, with the same dtypes."""
+    import pickle
+
+    rng = np.random.default_rng(3)
+    node = _Node(-1, rng.standard_normal((7, 4)), rng.random((7, 9)) > 0.5, 5, 2.5, 3)
+    node.x = rng.standard_normal(4)
+    node.t = rng.random(7)
+    node.cross_P = np.array([0, 4, 9])
+    node.var_rows = np.array([2, 3])
+    node.mult = (np.array([1, 2]), np.array([0.5, 1.0]), np.ones(4))
+    node.ray_hint = (np.array([0, 6]), rng.standard_normal(3))
+    back = pickle.loads(pickle.dumps(node))
+    for name in ("V", "masks", "x", "t", "cross_P", "var_rows"):
+        a, b = getattr(node, name), getattr(back, name)
+        assert b.dtype == a.dtype and b.flags.writeable
+        np.testing.assert_array_equal(a, b)
+    for a, b in zip(node.ray_hint + node.mult, back.ray_hint + back.mult):
+        np.testing.assert_array_equal(a, b)
+    assert (back.sign, back.next_id, back.bound, back.depth) == (-1, 5, 2.5, 3)
+    empty = pickle.loads(pickle.dumps(_Node(1, np.eye(3), np.eye(3, dtype=bool), 3, np.inf)))
+    assert empty.x is None and empty.ray_hint is None and empty.bound == np.inf

@@ -365,6 +365,44 @@ class _Node:
         # the parent's least-distance point (a warm start of the NNLS's working set)
         self.ray_hint = None
 
+    def __reduce__(self):
+        # nodes travel to and from the worker processes in every batch: as plain bytes,
+        # since joblib's memmapping reducer inspects each ndarray it pickles and a node
+        # holds up to nine small ones (the masks as bits)
+        return _unpack_node, (_pack_node(self),)
+
+
+def _pack_array(a):
+    return None if a is None else (a.dtype.str, a.shape, a.tobytes())
+
+
+def _unpack_array(b):
+    return None if b is None else np.frombuffer(b[2], dtype=b[0]).reshape(b[1]).copy()
+
+
+def _pack_node(node):
+    masks = node.masks
+    hint = node.ray_hint
+    return (node.sign, node.next_id, node.bound, node.depth, _pack_array(node.V),
+            masks.shape, np.packbits(masks, axis=None).tobytes(), _pack_array(node.t),
+            _pack_array(node.x), _pack_array(node.cross_P), _pack_array(node.var_rows),
+            node.mult, node.src,
+            None if hint is None else (_pack_array(hint[0]), _pack_array(hint[1])))
+
+
+def _unpack_node(state):
+    (sign, next_id, bound, depth, V, mshape, mbits, t, x, cross_P, var_rows, mult, src,
+     hint) = state
+    masks = np.unpackbits(np.frombuffer(mbits, dtype=np.uint8),
+                          count=int(np.prod(mshape)))
+    node = _Node(sign, _unpack_array(V), masks.reshape(mshape).astype(bool), next_id, bound,
+                 depth)
+    node.t, node.x, node.cross_P = _unpack_array(t), _unpack_array(x), _unpack_array(cross_P)
+    node.var_rows, node.mult, node.src = _unpack_array(var_rows), mult, src
+    node.ray_hint = None if hint is None else (_unpack_array(hint[0]),
+                                               _unpack_array(hint[1]))
+    return node
+
 
 def _simplex_fan(D):
     """``D + 1`` simplicial cones covering ``R^D`` (around a regular simplex's vertices).
@@ -393,7 +431,7 @@ def _adjacent_pairs(masks, pos, neg, D):
     ``p`` and ``q`` are adjacent iff their common tight set has at least ``D - 2`` facets
     and no other ray is tight on all of them.
     """
-    Mf = masks.astype(np.float64)
+    Mf = masks.astype(np.float32)  # counts below 2^24 are exact in float32
     cnt = Mf[pos] @ Mf[neg].T  # |common tight set| for every pair
     ip, iq = np.nonzero(cnt >= D - 2)
     if ip.size == 0:
