@@ -1005,10 +1005,12 @@ class _NodeSolver:
 
         Most of a node's rays (its cone's extreme rays: a median of 75-140 at rank 7-8)
         carry no weight at the optimum, and the solve's cost grows with the columns
-        (``~1.3 us`` each). The program is first solved with the ``sigma`` columns and
-        the rays of ``hint`` (the previous round's, for the same node) plus those of
-        largest ``c_j / ||v_j||`` (each one's own least distance); the ray constraints
-        its point violates join, until none does: that point is then the whole
+        (``~1.3 us`` each). The program is first solved with the ``sigma`` columns, the
+        rays of ``hint = (rays, y)`` (those of positive weight in the previous round of
+        the same node, or in its parent) and the ``dim + _LDP_RAYS_START`` rays most
+        violated at the hint's point ``y`` (without one: of largest ``c_j / ||v_j||``,
+        each one's own least distance); the ray constraints its point violates join, at
+        most ``_LDP_RAYS_ADD`` per pass, until none does: that point is then the whole
         program's optimum (optimal for a relaxation and feasible). A restricted program
         that is infeasible proves the whole one infeasible. ``u`` over every column, or
         None where the solver fails.
@@ -1334,8 +1336,8 @@ def _branch(prob, node):
     for child in children:
         child.x = node.x
         child.var_rows = node.var_rows
-        # the parent's multipliers warm-start only the active-set path (a third of a
-        # node's pickled size, sent to and from the workers with every node)
+        # the parent's multipliers warm-start only the active-set path (a quarter of
+        # a node's pickled size, sent to and from the workers with every node)
         child.mult = node.mult if _NODE_SOLVER == "active_set" else None
         if on is not None and on.size == node.V.shape[0]:
             keep, P, Q = child.src
