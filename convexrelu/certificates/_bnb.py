@@ -475,25 +475,27 @@ def _split(node, a, D):
 
 # --------------------------------------------------------------------------- node bound
 def _kkt_solve(K, rhs):
-    """``K^{-1} rhs`` for the small KKT matrix of the least-distance polish: an LU solve,
-    or the minimum-norm least squares (SVD) where the LU solution grows beyond
-    ``_KKT_GROWTH`` times ``|rhs| / |K|`` (near-singular: on 20,000 such systems at rank
-    6-8 the two agreed to 1e-8 wherever the growth stayed below 3e3, and differed only
-    above 3e5) or the factor fails. None when both fail."""
-    try:
-        sol = np.linalg.solve(K, rhs)
-        if np.abs(sol).max(initial=0.0) * np.abs(K).max(initial=0.0) \
-                <= _KKT_GROWTH * np.abs(rhs).max(initial=0.0):
+    """``K^{-1} rhs`` for the small KKT matrix of the least-distance polish: an LU solve
+    (LAPACK ``gesv``), or the minimum-norm least squares (SVD) where ``K`` is singular to
+    working precision (a pivot below ``_KKT_PIVOT`` times the largest, or a failed
+    factor). A singular ``K`` (linearly dependent rays or rows, condition numbers of
+    1e16-1e18 in the tests) has many solutions and the LU solve returns an arbitrary one,
+    whose multipliers, clipped to their bounds, can make a worse point than the
+    minimum-norm one. None when both fail."""
+    from scipy.linalg.lapack import dgesv
+
+    lu, _, sol, info = dgesv(K, rhs)
+    if info == 0:
+        piv = np.abs(np.diagonal(lu))
+        if piv.min(initial=np.inf) > _KKT_PIVOT * piv.max(initial=0.0):
             return sol
-    except np.linalg.LinAlgError:
-        pass
     try:
         return np.linalg.lstsq(K, rhs, rcond=1e-13)[0]
     except np.linalg.LinAlgError:  # pragma: no cover - keep the NNLS point
         return None
 
 
-_KKT_GROWTH = 1e4
+_KKT_PIVOT = 1e-10
 
 
 class _NodeSolver:
