@@ -92,6 +92,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .._newton import lu_solve
 from .._validation import augment, check_data_matrix, check_positive_int, check_random_state
 
 __all__ = ["BnBResult", "dual_constraint_bnb"]
@@ -475,20 +476,16 @@ def _split(node, a, D):
 
 # --------------------------------------------------------------------------- node bound
 def _kkt_solve(K, rhs):
-    """``K^{-1} rhs`` for the small KKT matrix of the least-distance polish: an LU solve
-    (LAPACK ``gesv``), or the minimum-norm least squares (SVD) where ``K`` is singular to
-    working precision (a pivot below ``_KKT_PIVOT`` times the largest, or a failed
-    factor). A singular ``K`` (linearly dependent rays or rows, condition numbers of
-    1e16-1e18 in the tests) has many solutions and the LU solve returns an arbitrary one,
-    whose multipliers, clipped to their bounds, can make a worse point than the
-    minimum-norm one. None when both fail."""
-    from scipy.linalg.lapack import dgesv
-
-    lu, _, sol, info = dgesv(K, rhs)
-    if info == 0:
-        piv = np.abs(np.diagonal(lu))
-        if piv.min(initial=np.inf) > _KKT_PIVOT * piv.max(initial=0.0):
-            return sol
+    """``K^{-1} rhs`` for the small KKT matrix of the least-distance polish: an LU solve,
+    or the minimum-norm least squares (SVD) where ``K`` is singular to working precision
+    (a pivot below ``_KKT_PIVOT`` times the largest, or a failed factor). A singular
+    ``K`` (linearly dependent rays or rows, condition numbers of 1e16-1e18 in the tests)
+    has many solutions and the LU solve returns an arbitrary one, whose multipliers,
+    clipped to their bounds, can make a worse point than the minimum-norm one. None when
+    both fail."""
+    sol = lu_solve(K, rhs, _KKT_PIVOT)
+    if sol is not None:
+        return sol
     try:
         return np.linalg.lstsq(K, rhs, rcond=1e-13)[0]
     except np.linalg.LinAlgError:  # pragma: no cover - keep the NNLS point
@@ -1019,61 +1016,51 @@ class _NodeSolver:
         """
         from scipy.optimize import nnls
 
-        m, du = Vu.shape
-        K = HF.shape[1]
-        ncol = E.shape[1]
-        if m <= _LDP_RAYS_ALL:
+        def solve(Ew):  # the NNLS over these columns of E, or None
             try:
-                return nnls(E, rhs, maxiter=20 * ncol)[0]
+                return nnls(Ew, rhs, maxiter=20 * Ew.shape[1])[0]
             except Exception:  # pragma: no cover - iteration limit or numerical failure
                 return None
-        k0 = min(m, _LDP_RAYS_START + du)
+
+        m, du = Vu.shape
+        K = HF.shape[1]
+        if m <= _LDP_RAYS_ALL:
+            return solve(E)
         rays, y0 = (None, None) if hint is None else hint
-        if y0 is not None and y0.shape[0] == du:
-            ratio = (c - Vu @ y0) / (self._row_norms(Vu) + 1e-300)
-        else:
-            ratio = c / (self._row_norms(Vu) + 1e-300)
+        lead = c if y0 is None or y0.shape[0] != du else c - Vu @ y0
+        ratio = lead / (np.sqrt(np.einsum("ij,ij->i", Vu, Vu)) + 1e-300)
+        k0 = min(m, _LDP_RAYS_START + du)
         W = np.zeros(m, bool)
         W[np.argpartition(-ratio, k0 - 1)[:k0]] = True
         if rays is not None and rays.size:
             W[rays[rays < m]] = True
-        sig = np.arange(m, ncol)
         tol = _LDP_RAYS_TOL * S
-        u = np.zeros(ncol)
         for _ in range(_LDP_RAYS_PASSES):
-            cols = np.concatenate([np.flatnonzero(W), sig])
+            cols = np.concatenate([np.flatnonzero(W), np.arange(m, E.shape[1])])
             Ew = E[:, cols]
-            try:
-                uw = nnls(Ew, rhs, maxiter=20 * cols.size)[0]
-            except Exception:  # pragma: no cover - iteration limit or numerical failure
+            uw = solve(Ew)
+            if uw is None:
                 return None
             self.ldp_ray_passes += 1
             denom = 1.0 - float(Ew[-1] @ uw)
-            if not (np.isfinite(denom) and denom > 1e-12):
-                u[:] = 0.0
-                u[cols] = uw
-                return u  # infeasible already with these rays: so is the whole program
-            xs = (Ew[:-1] @ uw) / denom
-            r = c - S * (Vu @ xs[:du])
-            if K:
-                r -= HF @ (xs[du:] / re)
-            r[W] = -np.inf
-            worst = np.flatnonzero(r > tol)
-            if worst.size == 0:
-                u[:] = 0.0
+            feasible = np.isfinite(denom) and denom > 1e-12
+            if feasible:
+                xs = (Ew[:-1] @ uw) / denom
+                r = c - S * (Vu @ xs[:du])
+                if K:
+                    r -= HF @ (xs[du:] / re)
+                r[W] = -np.inf
+                worst = np.flatnonzero(r > tol)
+            if not feasible or worst.size == 0:
+                # infeasible already with these rays (so is the whole program), or a
+                # point no ray violates: the whole program's solution
+                u = np.zeros(E.shape[1])
                 u[cols] = uw
                 return u
             if worst.size > _LDP_RAYS_ADD:
                 worst = worst[np.argpartition(-r[worst], _LDP_RAYS_ADD - 1)[:_LDP_RAYS_ADD]]
             W[worst] = True
-        try:  # the passes ran out: every ray
-            return nnls(E, rhs, maxiter=20 * ncol)[0]
-        except Exception:  # pragma: no cover - iteration limit or numerical failure
-            return None
-
-    @staticmethod
-    def _row_norms(A):
-        return np.sqrt(np.einsum("ij,ij->i", A, A))
+        return solve(E)  # the passes ran out: every ray
 
     def _ldp_omega(self, V, c, HF, scale=None, hint=None):
         """The least-distance program for ``Omega`` at ``y_b = 0``: ``(y, sigma, t)``.

@@ -273,17 +273,12 @@ def _project_cone(Gn: np.ndarray, c: np.ndarray, max_iter: int = 200,
             break
         Pset = Pset[s > 0]
 
-    from scipy.linalg.lapack import dgesv
+    from .._newton import lu_solve
 
-    def passive(P):
-        # LAPACK's LU solve called directly (what np.linalg.solve runs, without its
-        # per-call checks: this is called tens of times per projection); an exactly
-        # singular Gram matrix (info > 0) goes to the least squares
+    def passive(P):  # tens of times per projection; a singular Gram: the least squares
         Gp = Gn[P]
-        _, _, sol, info = dgesv(Gp @ Gp.T, Gp @ c)
-        if info == 0:
-            return -sol
-        return np.linalg.lstsq(Gp.T, -c, rcond=None)[0]
+        sol = lu_solve(Gp @ Gp.T, Gp @ c)
+        return -sol if sol is not None else np.linalg.lstsq(Gp.T, -c, rcond=None)[0]
 
     Pset, mu, _ = _lawson_hanson(
         Pset, mu, passive, lambda P, m: Gn @ (c + Gn[P].T @ m), scale, max_iter,
