@@ -78,9 +78,9 @@ def test_first_rows_are_32_d_a_margin_rows(rng, monkeypatch):
     first = []
     orig = rb._PrimalDual.__init__
 
-    def spy(self, program, rows):
+    def spy(self, program, rows, start=None):
         first.append([len(r) for r in rows])
-        orig(self, program, rows)
+        orig(self, program, rows, start)
 
     monkeypatch.setattr(rb._PrimalDual, "__init__", spy)
     prog = _program(rng, "logistic", True, False, n=300, d=2, k=12, alpha=0.2)

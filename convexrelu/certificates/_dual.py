@@ -368,6 +368,16 @@ def _project_cone_free(G: np.ndarray, c: np.ndarray, init=None, max_iter: int = 
     return mu / rown[nz[P]], nz[P], nu
 
 
+def _nonzero_positions(init, nz):
+    """The rows ``init`` (indices into all rows) among the nonzero rows ``nz`` (a mask),
+    as positions in ``G[nz]``; None for no ``init``."""
+    if init is None:
+        return None
+    init = np.asarray(init, int)
+    init = init[(init >= 0) & (init < nz.size)]
+    return (np.cumsum(nz) - 1)[init[nz[init]]]
+
+
 def pattern_value(Xa: np.ndarray, mask: np.ndarray, c: np.ndarray, *, free_bias: bool = False,
                   R: float = 0.0, max_rounds: int = 60, init=None, correction: bool = False,
                   stop_below: Optional[float] = None):
@@ -389,7 +399,8 @@ def pattern_value(Xa: np.ndarray, mask: np.ndarray, c: np.ndarray, *, free_bias:
         Constraint-generation rounds before the SOCP fallback.
     init : array-like of int, optional
         Rows guessed to be on the face of the maximiser (e.g. an interior point's
-        largest cone multipliers): warm start of the projection (full norm only).
+        largest cone multipliers, or the face at an earlier dual point): warm start of
+        the projection.
     stop_below : float, optional
         Pricing: stop as soon as the certified upper bound is at most this (the pattern
         cannot violate); ``upper`` is then that bound, ``lower`` is 0 and ``x`` None.
@@ -416,8 +427,14 @@ def pattern_value(Xa: np.ndarray, mask: np.ndarray, c: np.ndarray, *, free_bias:
     return out if correction else out[:4]
 
 
-def _pattern_value(Xa, mask, c, *, free_bias, R, max_rounds, init, stop_below=None):
-    """:func:`pattern_value` with the correction ``a = r - c`` as a fifth element."""
+def _pattern_value(Xa, mask, c, *, free_bias, R, max_rounds, init, stop_below=None,
+                   face_out=None):
+    """:func:`pattern_value` with the correction ``a = r - c`` as a fifth element.
+
+    ``init`` warm-starts the projection with either norm here (a free bias: the weighted
+    one). ``face_out``: a list, given the face of the projection (the rows of positive
+    multiplier, indices into ``Xa``) where one was computed, the next evaluation's
+    ``init`` (pricing: :class:`PricingMultipliers`)."""
     from scipy.optimize import lsq_linear
 
     mask = np.asarray(mask, dtype=bool)
@@ -430,13 +447,12 @@ def _pattern_value(Xa, mask, c, *, free_bias, R, max_rounds, init, stop_below=No
         rown = np.linalg.norm(G, axis=1)
         nz = rown > 0
         Gn = G[nz] / rown[nz, None]
-        if init is not None:
-            pos = np.cumsum(nz) - 1
-            init = pos[np.asarray(init, int)[nz[np.asarray(init, int)]]]
         c = np.asarray(c, dtype=np.float64)
         stop = None if stop_below is None else \
             (lambda P, mu, u: float(np.linalg.norm(u)) <= stop_below)
-        U, u, _ = _project_cone(Gn, c, init=init, stop=stop)
+        U, u, face = _project_cone(Gn, c, init=_nonzero_positions(init, nz), stop=stop)
+        if face_out is not None:
+            face_out.append(np.flatnonzero(nz)[face])
         scale_c = float(np.linalg.norm(c)) + 1e-300
         if U <= 1e-15 * scale_c or (stop_below is not None and U <= stop_below):
             return max(U, 0.0), 0.0, None, False, u - c
@@ -469,11 +485,14 @@ def _pattern_value(Xa, mask, c, *, free_bias, R, max_rounds, init, stop_below=No
             return False
 
         _, _, face = _project_cone(Gw[nz] / rown[nz, None], cw,
+                                   init=_nonzero_positions(init, nz),
                                    stop=None if stop_below is None else stop)
+        rows = np.flatnonzero(nz)[face]
+        if face_out is not None:
+            face_out.append(rows)
         if early:
             return max(early[0][0], 0.0), 0.0, None, False, early[0][1] - c
         scale_c = float(np.linalg.norm(c)) + 1e-300
-        rows = np.flatnonzero(nz)[face]
         nu = None
         if rows.size:
             mu = np.linalg.lstsq((Gw[rows] / rown[rows, None]).T, -cw, rcond=None)[0]
@@ -750,15 +769,21 @@ class PricingMultipliers:
 
     def __init__(self) -> None:
         self.rows: dict = {}  # pattern index -> (2, d_aug): signs +1, -1 (NaN: none)
+        # pattern index -> [face for +1, face for -1] (None: none): the rows of positive
+        # multiplier, where the refinement of that pattern and sign starts next time
+        self.faces: dict = {}
 
-    def update(self, new: dict) -> None:
-        """Merge ``{(index, sign_row): a}`` from a chunk's refinements."""
+    def update(self, new: dict, faces: Optional[dict] = None) -> None:
+        """Merge ``{(index, sign_row): a}`` from a chunk's refinements, and their faces
+        ``{(index, sign_row): rows}``."""
         for (k, srow), a in new.items():
             cur = self.rows.get(k)
             if cur is None:
                 cur = np.full((2, a.shape[0]), np.nan)
                 self.rows[k] = cur
             cur[srow] = a
+        for (k, srow), face in (faces or {}).items():
+            self.faces.setdefault(k, [None, None])[srow] = face
 
 
 def dual_constraint(patterns, X, lam, *, penalize_bias: bool = True,
@@ -877,7 +902,7 @@ def dual_constraints(patterns, X, lams, *, penalize_bias: bool = True,
     cand_rows = _cached_candidate_rows(X) if free_bias else None
     if cand_rows is not None:  # the cheap bound holds a (rows x block) matrix: cap it
         block_size = max(64, min(block_size, (1 << 22) // max(cand_rows.size, 1)))
-    warms = [None if m is None else m.rows for m in multipliers]
+    warms = [None if m is None else (m.rows, m.faces) for m in multipliers]
     parts = map_chunks(_scalar_chunk, patterns, ranges, Xa,
                        (Xt, lams, shift, R, cand_rows, free_bias, refine, block_size, warms,
                         thresholds), n_jobs)
@@ -898,7 +923,7 @@ def _merge_scalar(parts, patterns, multipliers, shift, free_bias, refine, d_aug)
     for part in parts:
         (U, L, x, sgn, idx), (glow, gbest), counts, new = part
         if multipliers is not None:
-            multipliers.update(new)
+            multipliers.update(*new)
         if U > best_U:
             best_U, best_L, best_x, best_sign, best_idx = U, L, x, sgn, idx
         if glow > gate_lower:
@@ -970,8 +995,8 @@ def _scalar_chunk(patterns, offset, Xt, lams, shift, R, cand_rows, free_bias, re
 class _ScalarPass:
     """The state of one dual point's bound-then-refine over a chunk of patterns.
 
-    ``warm``: None, or the corrections kept by :class:`PricingMultipliers` (a dict by
-    pattern index; only the chunk's entries are read). Bounds at most ``threshold`` are
+    ``warm``: None, or the corrections and faces kept by :class:`PricingMultipliers`
+    (``(rows, faces)``, dicts by pattern index; only the chunk's entries are read). Bounds at most ``threshold`` are
     not refined (the largest of them counts as the chunk's value when no refined value
     exceeds it); with ``threshold`` the pass also stops refining once it has found a value
     above ``threshold (1 + 1e-3)`` and refined ``_PRICING_REFINE`` patterns, and the
@@ -996,7 +1021,7 @@ class _ScalarPass:
         self.gate_lower = 0.0
         self.gate_best = (0.0, np.zeros(d_aug), 1, -1)
         self.n_checked = self.n_refined = self.n_fallbacks = 0
-        self.new = {}
+        self.new, self.new_faces = {}, {}
 
     def block(self, start, masks, C, Gt, gn, Xt, act):
         """One block of patterns: ``C`` (d_aug, b) their ``X_aug^T D_i lambda``, ``Gt`` and
@@ -1005,8 +1030,10 @@ class _ScalarPass:
         b = masks.shape[1]
         self.n_checked += b
         bounds = _cheap_bounds(C, masks, Xt, self.R, self.cand_rows, act)  # (2, b): +1, -1
-        if self.warm and self.refine:
-            rows = _subset(self.warm, start, start + b)
+        faces = {}
+        if self.warm is not None and self.refine:
+            rows = _subset(self.warm[0], start, start + b)
+            faces = _subset(self.warm[1], start, start + b)
             if rows:
                 A = np.full((2, b, self.d_aug), np.nan)
                 for k, v in rows.items():
@@ -1042,12 +1069,17 @@ class _ScalarPass:
                 break
             sgn = 1 if f < b else -1
             k = f % b
-            U, L, x, fb, a = pattern_value(Xt, masks[:, k], sgn * C[:, k],
-                                           free_bias=self.free_bias, R=self.R, correction=True,
-                                           stop_below=None if self.threshold is None
-                                           else self.floor)
+            srow = 0 if sgn > 0 else 1
+            face = []
+            U, L, x, fb, a = _pattern_value(
+                Xt, masks[:, k], sgn * C[:, k], free_bias=self.free_bias, R=self.R,
+                max_rounds=60, init=faces.get(start + k, (None, None))[srow],
+                stop_below=None if self.threshold is None else self.floor,
+                face_out=face if self.warm is not None else None)
             if self.warm is not None and a is not None:
-                self.new[(start + k, 0 if sgn > 0 else 1)] = a
+                self.new[(start + k, srow)] = a
+            if face:
+                self.new_faces[(start + k, srow)] = face[0]
             self.n_fallbacks += int(fb)
             self.n_refined += 1
             self.chunk_refined += 1
@@ -1059,7 +1091,8 @@ class _ScalarPass:
     def result(self):
         """``((U, L, x, sign, index), (gate_lower, gate_best), (n_checked, n_refined,
         n_fallbacks), new)``: the chunk's best as one pass over it leaves it and, with
-        ``warm``, the corrections of this pass's refinements (``{(index, sign_row): a}``)."""
+        ``warm``, the corrections and faces of this pass's refinements (``({(index,
+        sign_row): a}, {(index, sign_row): rows})``)."""
         best = (self.best_U, self.best_L, self.best_x, self.best_sign, self.best_idx)
         if self.top[0] > self.best_U:  # bounds left unrefined: the value is their maximum
             if self.best_U > self.floor and self.best_idx >= 0:
@@ -1069,7 +1102,8 @@ class _ScalarPass:
                 U, sgn, idx = self.top
                 best = (U, -np.inf, np.zeros(self.d_aug), sgn, idx)
         return (best, (self.gate_lower, self.gate_best),
-                (self.n_checked, self.n_refined, self.n_fallbacks), self.new)
+                (self.n_checked, self.n_refined, self.n_fallbacks),
+                (self.new, self.new_faces))
 
 
 def _vector_chunk(patterns, offset, Xt, shift, R, Lam, free_bias, block_size):

@@ -354,7 +354,7 @@ def centred_dual(program) -> bool:
     return bool(np.any(np.all(program.masks[np.any(program.X_aug != 0, axis=1)], axis=0)))
 
 
-def duality_gap(program, V, W, c0) -> Optional[DualGap]:
+def duality_gap(program, V, W, c0, multipliers=None) -> Optional[DualGap]:
     """The certified duality gap of a point of a ``"relu"`` or ``"gated_relu"`` program.
 
     The dual point is the residual's (output bias re-fitted, docs/mathematics.rst §8.3),
@@ -366,7 +366,8 @@ def duality_gap(program, V, W, c0) -> Optional[DualGap]:
     programs over shared patterns and their gaps add up. Returns ``None`` for the
     constrained formulations and for non-smooth losses (a subgradient is not a dual point:
     :func:`~convexrelu.certificates.certify` maximises the hinge dual over its margin box
-    instead).
+    instead). ``multipliers``: a ``PricingMultipliers`` of the program's patterns (one
+    output): earlier multipliers that start its refinements (never change the value).
     """
     if program.formulation not in ("relu", "gated_relu") or not program.loss.smooth:
         return None
@@ -387,10 +388,11 @@ def duality_gap(program, V, W, c0) -> Optional[DualGap]:
         dual = sum(p.dual for p in parts)
         return DualGap(primal, dual, primal - dual, np.column_stack([p.lam for p in parts]),
                        min(p.scale for p in parts), max(p.bound for p in parts))
-    return _scalar_gap(program, program.loss, program.y, V, W, float(np.ravel(c0)[0]))
+    return _scalar_gap(program, program.loss, program.y, V, W, float(np.ravel(c0)[0]),
+                       multipliers)
 
 
-def _scalar_gap(program, loss, y, V, W, c0) -> DualGap:
+def _scalar_gap(program, loss, y, V, W, c0, multipliers=None) -> DualGap:
     from ._dual import dual_constraint
 
     Xa, masks = program.X_aug, program.masks
@@ -405,7 +407,8 @@ def _scalar_gap(program, loss, y, V, W, c0) -> DualGap:
                                  output_bias=program.fit_output_bias, regularizer=reg, z=z,
                                  primal=primal)
     lam, delta = dual_point(loss, z, y, output_bias=centred_dual(program))
-    dv = dual_constraint(program.patterns, program.X, lam, penalize_bias=not free_bias)
+    dv = dual_constraint(program.patterns, program.X, lam, penalize_bias=not free_bias,
+                         multipliers=multipliers)
     M = float(dv.value)
     if not np.isfinite(M):
         lam, M = np.zeros_like(lam), 0.0

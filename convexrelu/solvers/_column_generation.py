@@ -111,6 +111,11 @@ _SOCP_MAX_ITER = 60
 # one of diabetes's rough programs stalled with a dual residual above 1e-7, and the
 # programs after it were solved in 29-31 steps)
 _SOCP_MAX_FAILURES = 2
+# the loosest complementarity gap (relative) of a restricted barrier solve, for a loop tol
+# of 1e-6 and above. Measured (breast cancer, P = 500, alpha = 1e-3, logistic, warm
+# starts, one BLAS thread): 281 Newton steps over the loop's seven programs at 1e-10, 243
+# at 1e-8, the certified gap of the loop 7e-11 and 9e-10, the objectives within 3e-10
+_BARRIER_LOOSEST = 1e-8
 _BNB_STOP_ABOVE = 1e-3  # branch-and-bound pricing stops at a violation M > beta (1 + this)
 #: ... after bounding this fraction more nodes than it had when it found the first one
 #: (more violating cells per round, often a closed search; see _BnBOracle)
@@ -181,11 +186,13 @@ class _PatternOracle:
         else:
             parts = map_chunks(_relu_chunk, o.patterns, o.chunks, Xa,
                                (o.X, lams, o.penalize_bias, o.block_size,
-                                [q.multipliers.rows for q in oracles],
+                                [(q.multipliers.rows, q.multipliers.faces)
+                                 for q in oracles],
                                 [q.threshold for q in oracles]), o.n_jobs)
             for j, q in enumerate(oracles):
                 for part in parts:
-                    q.multipliers.rows.update(part[j][1])
+                    q.multipliers.rows.update(part[j][1][0])
+                    q.multipliers.faces.update(part[j][1][1])
             parts = [[res for res, _ in part] for part in parts]
         out = []
         for j in range(len(oracles)):
@@ -197,14 +204,16 @@ class _PatternOracle:
 def _relu_chunk(patterns, start, X, lams, penalize_bias, block_size, warms, thresholds):
     """For each dual point of ``lams``: ``(M over the chunk, index of its maximiser)`` or
     None (an empty chunk), and the chunk's multipliers after the evaluation (its
-    ``warms`` entry's rows of the chunk, updated; keyed by index in the whole set)."""
+    ``warms`` entry's rows and faces of the chunk, updated; keyed by index in the whole
+    set)."""
     from ..certificates._dual import _subset, dual_constraints
 
     stop = start + patterns.n_patterns
     mults = []
-    for warm in warms:
+    for rows, faces in warms:
         mult = PricingMultipliers()
-        mult.rows = {k - start: v for k, v in _subset(warm, start, stop).items()}
+        mult.rows = {k - start: v for k, v in _subset(rows, start, stop).items()}
+        mult.faces = {k - start: v for k, v in _subset(faces, start, stop).items()}
         mults.append(mult)
     dvs = dual_constraints(patterns, X, lams, penalize_bias=penalize_bias,
                            block_size=block_size, n_jobs=1, multipliers=mults,
@@ -212,9 +221,10 @@ def _relu_chunk(patterns, start, X, lams, penalize_bias, block_size, warms, thre
     out = []
     for dv, mult in zip(dvs, mults):
         rows = {k + start: v for k, v in mult.rows.items()}
+        faces = {k + start: v for k, v in mult.faces.items()}
         best = None if dv.pattern_index < 0 else \
             (float(dv.value), start + int(dv.pattern_index))
-        out.append((best, rows))
+        out.append((best, (rows, faces)))
     return out
 
 
@@ -842,6 +852,8 @@ def _run_steps(ws, oracle, *, loss, y, alpha, n_samples, output_bias, free_bias,
     c0 = delta
     converged, n_inner, stalled, added = False, 0, False, 0
     rough = False  # the last restricted solve was a rough one (_ROUGH_RGAP)
+    if hasattr(inner, "loop_tol"):
+        inner.loop_tol = float(tol)
     if initial is not None:
         ws.add(initial, -np.inf, len(initial))
     rnd = 0
@@ -1096,6 +1108,7 @@ class _AutoInner(BaseSolver):
         self._socp_failures = 0
         self._last = None
         self.rough = False  # set by the loop: a quadratic program may go to the cone solver
+        self.loop_tol = 0.0  # set by the loop: its certified relative gap tol
 
     def _warm(self, program):
         """The previous restricted solution mapped onto ``program``'s patterns (the loop
@@ -1205,11 +1218,21 @@ class _AutoInner(BaseSolver):
 
     def _solve_barrier(self, program):
         if self._barrier is None:
-            self._barrier = RestrictedBarrierSolver(tol=max(self.tol, 1e-10))
+            # the complementarity gap it closes: 1e-2 of the loop's tol (set before the
+            # loop's first solve), from this solver's tol up to _BARRIER_LOOSEST (the
+            # barrier's certificate does not tighten much below ~1e-8 whatever its gap:
+            # see RestrictedBarrierSolver._certificate_tol)
+            self._barrier = RestrictedBarrierSolver(
+                tol=max(self.tol, 1e-10, min(_BARRIER_LOOSEST, 1e-2 * self.loop_tol)))
         with warnings.catch_warnings():
             # judged by the loop's certificate over all patterns
             warnings.simplefilter("ignore", ConvergenceWarning)
-            sol = self._barrier.solve(program)
+            sol = self._barrier.solve(program, self._warm(program))
+        return self._accept_barrier(program, sol)
+
+    def _accept_barrier(self, program, sol):
+        """The barrier's solution where :meth:`_barrier_accepted`, else the better of its
+        active-set polish and (a non-quadratic program that fits) cvxpy's solve."""
         # "optimal": its certificate over the restricted program within 1e-7 (the barrier's
         # certificate tol; on digits one solve stopped at 2.9e-8 after 40 Newton steps, 5.5 s,
         # and a cvxpy re-solve took minutes). A solve that converged but certified a gap
@@ -1275,6 +1298,13 @@ class _AutoInner(BaseSolver):
             return self._cvxpy.solve(program, warm_start)
 
     def _solve(self, program, warm_start=None):
+        sol = self._solve_one(program, warm_start)
+        # the next restricted program's warm start (the barrier's and the augmented
+        # Lagrangian's), mapped onto its patterns by _warm
+        self._last = (program, sol)
+        return sol
+
+    def _solve_one(self, program, warm_start=None):
         quadratic = (program.formulation == "relu" and program.n_outputs == 1
                      and program.loss.constant_curvature(program.y) is not None)
         if self._barrier_fits(program) or (quadratic and self._large_quadratic(program)):
@@ -1292,9 +1322,7 @@ class _AutoInner(BaseSolver):
                 self._al = ReluALSolver(tol=max(self.tol, 1e-9))
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", ConvergenceWarning)
-                sol = self._al.solve(program, warm_start or self._warm(program))
-            self._last = (program, sol)
-            return sol
+                return self._al.solve(program, warm_start or self._warm(program))
         if quadratic:
             try:
                 return self._fast.solve(program)
