@@ -998,10 +998,10 @@ class _ScalarPass:
     ``warm``: None, or the corrections and faces kept by :class:`PricingMultipliers`
     (``(rows, faces)``, dicts by pattern index; only the chunk's entries are read).
     Bounds at most ``threshold`` are not refined (the largest of them counts as the
-    chunk's value when no refined value exceeds it); with ``threshold`` the pass also stops refining once it has found a value
-    above ``threshold (1 + 1e-3)`` and refined ``_PRICING_REFINE`` patterns, and the
-    largest bound left unrefined then raises the chunk's value (a certified bound, not the
-    exact maximum).
+    chunk's value when no refined value exceeds it); with ``threshold`` the pass also
+    stops refining once it has found a value above ``threshold (1 + 1e-3)`` and refined
+    ``_PRICING_REFINE`` patterns, and the largest bound left unrefined then raises the
+    chunk's value (a certified bound, not the exact maximum).
     """
 
     def __init__(self, d_aug, R, cand_rows, free_bias, refine, warm=None, threshold=None):
