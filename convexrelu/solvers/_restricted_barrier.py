@@ -562,9 +562,13 @@ _REDUCED_MAX_EARLY = 20
 # 5000, 20) (6 programs) 15.7 s and 395 -> 14.1 s and 379, breast cancer and wine within a
 # step or two; objectives within 4e-8 relative (3e-2: 38.9 s on digits)
 _Z_FLOOR = 1e-2
-# the cone rows' Hessians come from the rows' outer products (n x d_a^2, formed once) up to
-# this many entries (64 MB), else block by block
-_OUTER_MAX = 1 << 23
+# the cone rows' Hessians come from the rows' outer products (n x d_a (d_a + 1) / 2,
+# formed once, read at every step) up to this many entries (4 MB: a cache's size), else
+# block by block. Measured (one BLAS thread): the 26 restricted programs of a default digits
+# fit (n = 1,347, d_a = 65: 22 MB of outer products) 13.9-15.2 s block by block, 16.1-16.6
+# s from the outer products; breast cancer (n = 569, d_a = 31: 2.3 MB), 50 patterns, 1.2
+# ms a step against 5.6
+_OUTER_MAX = 1 << 19
 
 
 def reduced_newton_solver(Q, Hv: np.ndarray, Hw: np.ndarray, ob: bool, rho: float):
@@ -856,19 +860,23 @@ class _PrimalDual:
         gv[:, :kp] += self.beta * Uv
         gw[:, :kp] += self.beta * Uw
         sv, sw = self._slacks(V, W)
-        if self._sgn is not None and self.Xa.size * d <= _OUTER_MAX:
+        if self._sgn is not None and self.Xa.shape[0] * d * (d + 1) // 2 <= _OUTER_MAX:
             # every block over every row (its signs square away): X_a^T diag(z / s) X_a
-            # of all blocks as one product with the rows' outer products x x^T (n x
-            # d_a^2, formed once): 5.6 ms -> 1.2 ms a step at k = 50, n = 569, d_a = 31
+            # of all blocks as one product with the upper triangles of the rows' outer
+            # products x x^T (n x d_a (d_a + 1) / 2, formed once): 5.6 ms -> 1.2 ms a
+            # step at k = 50, n = 569, d_a = 31
+            iu, ju = np.triu_indices(d)
+            off = iu != ju
             if self._outer is None:
-                self._outer = np.einsum("ni,nj->nij", self.Xa, self.Xa).reshape(
-                    self.Xa.shape[0], -1)
-            for H, z_, s_ in ((Hv, zv, sv), (Hw, zw, sw)):
-                Wt = np.zeros((self.k, self.Xa.shape[0]))
-                for i in range(self.k):
-                    if s_[i].size:
-                        Wt[i] = z_[i] / s_[i]
-                H += (Wt @ self._outer).reshape(self.k, d, d)
+                self._outer = np.ascontiguousarray(self.Xa[:, iu] * self.Xa[:, ju])
+            Wt = np.zeros((2 * self.k, self.Xa.shape[0]))  # z / s of the V and W blocks
+            for i, (z_, s_) in enumerate(zip(zv + zw, sv + sw)):
+                if s_.size:
+                    Wt[i] = z_ / s_
+            T = Wt @ self._outer
+            for H, Tb in ((Hv, T[:self.k]), (Hw, T[self.k:])):
+                H[:, iu, ju] += Tb
+                H[:, ju[off], iu[off]] += Tb[:, off]
         else:
             for i, G in enumerate(self.G):
                 if G.shape[0]:
