@@ -292,7 +292,7 @@ def test_dual_constraint_with_multipliers_and_threshold(data_bias, penalize):
         warm = dual_constraint(pats, X, lam, penalize_bias=penalize, multipliers=mult)
         assert abs(warm.value - cold.value) <= 1e-9 * (1 + cold.value)
         refined.append((cold.n_refined, warm.n_refined))
-    assert mult.rows
+    assert mult.rows and mult.faces
     assert sum(w for _, w in refined[1:]) < sum(c for c, _ in refined[1:])
     Xa = pats.augment(X)
     free = pats.bias and not penalize
@@ -464,3 +464,35 @@ def test_cached_candidate_rows_follow_the_data():
     assert _cached_candidate_rows(X2).max() < 1200
     X[:] = rng.standard_normal((1500, 3))
     np.testing.assert_array_equal(_cached_candidate_rows(X), _candidate_rows(X))
+
+
+@pytest.mark.parametrize("penalize", [True, False])
+def test_pattern_value_from_any_face_is_the_same(penalize):
+    """The projection warm-started from any rows (the face at another dual point, random
+    rows, every row) gives the value of the cold start; the face it reports starts the
+    same projection at its own optimum."""
+    from convexrelu.certificates._dual import _pattern_value
+
+    rng = np.random.default_rng(5)
+    X = rng.standard_normal((40, 3))
+    pats = ActivationPatterns.from_gates(X, rng.standard_normal((4, 30)), bias=True)
+    free = not penalize
+    Xt, _, R = _prepare(pats.augment(X), free)
+    n = X.shape[0]
+    for i in range(pats.n_patterns):
+        lam = rng.standard_normal(n)
+        lam -= lam.mean()
+        lam2 = lam + 0.05 * rng.standard_normal(n)
+        lam2 -= lam2.mean()
+        mask = pats.masks[:, i]
+        face, face2 = [], []
+        ref = _pattern_value(Xt, mask, Xt.T @ (mask * lam), free_bias=free, R=R,
+                             max_rounds=60, init=None, face_out=face)
+        c2 = Xt.T @ (mask * lam2)
+        ref2 = _pattern_value(Xt, mask, c2, free_bias=free, R=R, max_rounds=60, init=None,
+                              face_out=face2)
+        for init in (face[0] if face else None, face2[0] if face2 else None,
+                     rng.choice(n, 5, replace=False), np.arange(n)):
+            U = pattern_value(Xt, mask, c2, free_bias=free, R=R, init=init)[0]
+            assert U == pytest.approx(ref2[0], rel=1e-9, abs=1e-10 * np.linalg.norm(c2))
+        assert ref[0] >= 0.0

@@ -630,3 +630,108 @@ def test_linear_block_that_is_zero_at_the_optimum(rng, alone):
         sol = RestrictedBarrierSolver().solve(prog)
         assert np.all(np.isfinite(sol.V)) and np.all(np.isfinite(sol.W))
         assert sol.objective == pytest.approx(_reference(prog).objective, rel=1e-7)
+
+
+def test_a_restricted_program_starts_from_the_previous_ones_solution(monkeypatch):
+    """The working-set loop's inner solver hands each barrier solve the previous restricted
+    solution on the patterns the two programs share (zero on the new ones): the cvxpy
+    optimum, in fewer Newton steps than cold solves (in all, over problems where the cold
+    solve converges)."""
+    import convexrelu.solvers._restricted_barrier as rb
+
+    starts = []
+    real = rb.RestrictedBarrierSolver._solve
+
+    def spy(self, program, warm_start=None):
+        starts.append(warm_start)
+        return real(self, program, warm_start)
+
+    monkeypatch.setattr(rb.RestrictedBarrierSolver, "_solve", spy)
+    # these small programs would go to cvxpy
+    monkeypatch.setattr(_AutoInner, "_barrier_fits", lambda self, program: True)
+    warm_steps = cold_steps = 0
+    for seed in range(3):
+        for loss in ("logistic", "squared"):
+            full = _program(np.random.default_rng(seed), loss, True, False, n=120, d=3,
+                            k=10, alpha=0.05)
+            first, second = full.restrict(np.arange(6)), full.restrict(np.arange(2, 10))
+            inner = _AutoInner(1e-10)
+            inner.loop_tol = 1e-6
+            starts.clear()
+            s1 = inner._solve(first)  # kept as the next program's start
+            s2 = inner._solve(second)
+            assert starts[0] is None
+            V0, W0 = starts[1].V, starts[1].W
+            np.testing.assert_array_equal(V0[:4], s1.V[2:])  # patterns 2-5, kept
+            np.testing.assert_array_equal(W0[:4], s1.W[2:])
+            assert not np.any(V0[4:]) and not np.any(W0[4:])  # patterns 6-9, new
+            assert s2.objective == pytest.approx(_reference(second).objective, rel=1e-8)
+            assert second.max_violation(s2.V, s2.W) <= 1e-12
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # a cold solve can run out of steps here
+                cold = RestrictedBarrierSolver(tol=1e-8).solve(second)
+            if cold.n_iter < 200:
+                warm_steps += s2.n_iter
+                cold_steps += cold.n_iter
+    assert warm_steps < cold_steps
+
+
+def test_the_barrier_tol_follows_the_loops(rng):
+    """1e-2 of the loop's tol, at most 1e-8, at least the inner solver's own tol."""
+    prog = _program(rng, "logistic", True, False)
+    for loop_tol, inner_tol, want in ((1e-6, 1e-10, 1e-8), (1e-9, 1e-10, 1e-10),
+                                      (1e-3, 1e-10, 1e-8), (1e-6, 1e-7, 1e-7)):
+        inner = _AutoInner(inner_tol)
+        inner.loop_tol = loop_tol
+        inner._solve_barrier(prog)
+        assert inner._barrier.tol == pytest.approx(want)
+
+
+def test_the_certificate_starts_from_the_cone_multipliers(rng, monkeypatch):
+    """The barrier's certificate starts its projections from the interior point's cone
+    multipliers: the same certified gap as the certificate computed from nothing, each
+    pattern's start a valid bound near the optimum."""
+    import convexrelu.solvers._restricted_barrier as rb
+    from convexrelu.certificates._dual import _prepare, pattern_value, warm_bounds
+    from convexrelu.certificates._gap import duality_gap
+
+    prog = _program(rng, "logistic", True, False, n=150, d=3, k=12, alpha=0.05)
+    kept = []
+    real = rb._cone_multipliers
+    monkeypatch.setattr(rb, "_cone_multipliers",
+                        lambda p, s: kept.append(real(p, s)) or kept[-1])
+    sol = RestrictedBarrierSolver().solve(prog)
+    mult = kept[-1]
+    assert mult.rows and mult.faces
+    dg = duality_gap(prog, sol.V, sol.W, sol.output_bias)
+    assert sol.info["rel_gap"] == pytest.approx(dg.rel_gap, rel=1e-6, abs=1e-12)
+    assert sol.info["dual_bound"] == pytest.approx(dg.bound, rel=1e-10)
+    # the multipliers' bounds: valid (at least the exact values) and, at the optimum,
+    # within 1e-6 of the largest
+    Xt, _, R = _prepare(prog.X_aug, True)
+    lam = np.asarray(dg.lam) / dg.scale
+    C = Xt.T @ (prog.masks * lam[:, None])
+    A = np.array([mult.rows.get(i, np.full((2, prog.d_aug), np.nan))
+                  for i in range(prog.n_patterns)])
+    for srow, sgn in ((0, 1.0), (1, -1.0)):
+        wb = warm_bounds(sgn * C, A[:, srow], prog.masks, True, R)
+        ok = np.isfinite(wb)
+        assert ok.any()
+        exact = np.array([pattern_value(Xt, prog.masks[:, i], sgn * C[:, i], free_bias=True,
+                                        R=R)[0] for i in range(prog.n_patterns)])
+        assert np.all(wb[ok] >= exact[ok] * (1 - 1e-9) - 1e-12)
+        assert np.max(wb[ok]) <= dg.bound / dg.scale * (1 + 1e-6)
+
+
+def test_the_rows_hessians_from_outer_products_equal_block_by_block(rng, monkeypatch):
+    """The cone rows' Hessians of all blocks as one product with the rows' outer products
+    (every block over every row, small data) give the solve block by block does."""
+    import convexrelu.solvers._restricted_barrier as rb
+
+    prog = _program(rng, "logistic", True, False, n=80, d=3, k=10, alpha=0.05)
+    outer = RestrictedBarrierSolver().solve(prog)
+    monkeypatch.setattr(rb, "_OUTER_MAX", 0)
+    loop = RestrictedBarrierSolver().solve(prog)
+    assert outer.n_iter == loop.n_iter
+    np.testing.assert_allclose(outer.V, loop.V, rtol=1e-6, atol=1e-9)
+    assert outer.objective == pytest.approx(loop.objective, rel=1e-12)
