@@ -16,11 +16,14 @@ Rows:
   patterns at ``0.1 alpha_max``: gated ReLU (FISTA) and ReLU (``solver="relu"``, and its
   augmented Lagrangian forced, ``method="al"``) to gap 1e-6 at ``n = 1e4`` and ``1e5``,
   and the gated one at ``n = 1e6`` (3.4 GB peak RSS; it also ran under an 8 GB cap);
-* gated ReLU at ``n = 1e4``, d=20, P=100, ``0.1 alpha_max`` (no hidden bias, unit group
-  penalties) side by side with adelie (``adelie.matrix.convex_relu(gated=True)``,
-  ``grpnet`` on a 10-point path ending at the same ``lambda = alpha / n``) and celer
-  (``GroupLasso`` on the explicit ``n x (P d)`` matrix); their objectives are evaluated by
-  our program. adelie and celer are optional: a missing one gives a "not installed" row.
+* gated ReLU at ``n = 1e4`` and ``5e4``, d=20, P=100, ``0.1 alpha_max`` (no hidden bias,
+  unit group penalties: adelie's regime), and on the solver benchmark's diabetes and
+  breast cancer problems at P=500, scnn's ``lam = 1e-3`` (``alpha = lam n``, squared
+  loss, many active groups: our regime), side by side with adelie
+  (``adelie.matrix.convex_relu(gated=True)``, ``grpnet`` on a 10-point path ending at the
+  same ``lambda = alpha / n``) and celer (``GroupLasso`` on the explicit ``n x (P d)``
+  matrix); their objectives are evaluated by our program. adelie and celer are optional:
+  a missing one gives a "not installed" row.
 
 ``--quick`` runs the same rows at tiny sizes (well under a minute). The table goes to
 stdout and, with ``--out``, to a file written atomically (default under
@@ -75,6 +78,13 @@ def _program(kind, n, P, d=20, bias=True, formulation="relu", ratio=0.1, seed=0)
     from convexrelu.arrangements import sample_patterns
     from convexrelu.program import ConvexProgram
 
+    if kind in ("diabetes_lam", "breast_cancer_lam"):
+        # the solver benchmark's problem (scnn's lam = 1e-3: alpha = lam n, squared loss,
+        # every coordinate penalised, no output bias; its P random gates)
+        from benchmarks.bench_solvers import build, problems
+
+        pb = problems(keys=[kind[:-len("_lam")]])[0]
+        return build(pb.X, pb.y, pb.bias, P, formulation, lam=1e-3, seed=seed)
     if kind == "regression":
         X, y = _regression(n, d, seed)
         pen = formulation == "gated_relu" and bias
@@ -189,6 +199,10 @@ def rows_for(quick: bool):
             ("adelie regime: ours (gated)", "gated", "regression", 300, 10, 6, False),
             ("adelie regime: adelie", "adelie", "regression", 300, 10, 6, False),
             ("adelie regime: celer", "celer", "regression", 300, 10, 6, False),
+            ("our regime, diabetes lam=1e-3: ours (gated)", "gated", "diabetes_lam", 0, 10, 0,
+             True),
+            ("our regime, diabetes lam=1e-3: adelie", "adelie", "diabetes_lam", 0, 10, 0, True),
+            ("our regime, diabetes lam=1e-3: celer", "celer", "diabetes_lam", 0, 10, 0, True),
         ]
     return [
         ("breast cancer P=500, ReLU", "relu", "breast_cancer", 0, 500, 0, True),
@@ -203,6 +217,21 @@ def rows_for(quick: bool):
         ("adelie regime n=1e4: ours (gated)", "gated", "regression", 10_000, 100, 20, False),
         ("adelie regime n=1e4: adelie", "adelie", "regression", 10_000, 100, 20, False),
         ("adelie regime n=1e4: celer", "celer", "regression", 10_000, 100, 20, False),
+        ("adelie regime n=5e4: ours (gated)", "gated", "regression", 50_000, 100, 20, False),
+        ("adelie regime n=5e4: adelie", "adelie", "regression", 50_000, 100, 20, False),
+        ("adelie regime n=5e4: celer", "celer", "regression", 50_000, 100, 20, False),
+        ("our regime, diabetes P=500 lam=1e-3: ours (gated)", "gated", "diabetes_lam", 0,
+         500, 0, True),
+        ("our regime, diabetes P=500 lam=1e-3: adelie", "adelie", "diabetes_lam", 0, 500, 0,
+         True),
+        ("our regime, diabetes P=500 lam=1e-3: celer", "celer", "diabetes_lam", 0, 500, 0,
+         True),
+        ("our regime, breast cancer P=500 lam=1e-3: ours (gated)", "gated",
+         "breast_cancer_lam", 0, 500, 0, True),
+        ("our regime, breast cancer P=500 lam=1e-3: adelie", "adelie", "breast_cancer_lam",
+         0, 500, 0, True),
+        ("our regime, breast cancer P=500 lam=1e-3: celer", "celer", "breast_cancer_lam", 0,
+         500, 0, True),
     ]
 
 

@@ -24,6 +24,24 @@ def test_third_party_rows_match_ours():
     assert np.isclose(celer["objective"], ours["objective"], rtol=1e-5)
 
 
+def test_our_regime_rows_are_the_solver_benchmarks_problems():
+    """The diabetes rows at scnn's lam: the solver benchmark's program (alpha = lam n,
+    every coordinate penalised, no output bias); adelie and celer reach our objective."""
+    from benchmarks.bench_solvers import build, problems
+
+    r = bench_scale.run_row("gated", "diabetes_lam", 0, 10, bias=True)
+    pb = problems(keys=["diabetes"])[0]
+    prog = build(pb.X, pb.y, pb.bias, 10, "gated_relu", lam=1e-3)[0]
+    assert r["n"] == 442 and r["P"] == prog.n_patterns
+    assert r["alpha"] == pytest.approx(1e-3 * 442) == prog.alpha
+    assert r["rel_gap"] <= 1e-6
+    for other in ("adelie", "celer"):
+        if bench_scale._missing(other):
+            continue
+        o = bench_scale.run_row(other, "diabetes_lam", 0, 10, bias=True)
+        assert o["objective"] == pytest.approx(r["objective"], rel=1e-4)
+
+
 def test_missing_package_row(monkeypatch):
     import importlib.util
 
@@ -40,7 +58,8 @@ def test_quick_cli(tmp_path):
     assert res.returncode == 0, res.stderr
     text = out.read_text()
     assert "- command: `python -m benchmarks scale --quick --out" in text
-    assert text.count("\n| ") >= 9 and "make_regression, ReLU" in text
+    assert text.count("\n| ") >= 12 and "make_regression, ReLU" in text
+    assert "our regime, diabetes lam=1e-3: ours (gated)" in text
 
 
 def test_rows_filter(tmp_path, monkeypatch):
