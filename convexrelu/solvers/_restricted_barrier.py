@@ -310,11 +310,12 @@ def _cone_multipliers(program: ConvexProgram, state) -> PricingMultipliers:
             continue
         A = np.full((2, d), np.nan)
         faces = [None, None]
-        sg = np.where(state.masks[r, i], 1.0, -1.0)
+        G = np.where(state.masks[r, i], 1.0, -1.0)[:, None] * Xt[r]  # the block's cone rows
+        rn = np.linalg.norm(G, axis=1)
         for srow in (0, 1):
             z = np.maximum(np.asarray(zs[srow][i], np.float64), 0.0)
-            A[srow] = Xt[r].T @ (sg * z)
-            zn = z * np.linalg.norm(Xt[r], axis=1)  # multipliers of the unit rows
+            A[srow] = G.T @ z
+            zn = z * rn  # multipliers of the unit rows
             top = np.argsort(-zn)[:d - 1]
             faces[srow] = r[top[zn[top] > 1e-8 * max(float(zn.max(initial=0.0)), 1e-300)]]
         mult.rows[i] = A
