@@ -87,6 +87,19 @@ def test_one_vs_rest_programs_and_aggregation(bench, formulation):
         assert ev["neurons"] == c * p0.n_patterns
 
 
+def test_ours_one_vs_rest_jointly_equals_one_after_the_other(bench):
+    """run_ours solves the one-vs-rest programs jointly (as scnn solves its c outputs);
+    the points, as judged by the benchmark's certificate, are those of one program after
+    the other: both reach the target at the same objective."""
+    _, _, progs = digits_programs(bench, "gated_relu")
+    joint = bench.run_ours(progs, 60)
+    seq = bench.run_ours(progs, 60, joint=False)
+    assert joint["reached"] and seq["reached"] and len(joint["V"]) == len(progs)
+    ej, es = bench.evaluate(progs, joint), bench.evaluate(progs, seq)
+    assert ej["rel_gap"] <= bench.TARGET and es["rel_gap"] <= bench.TARGET
+    assert ej["obj"] == pytest.approx(es["obj"], rel=2e-6)
+
+
 def test_single_output_scaling(bench):
     X, Y = bench.load_digits_ovr(60)
     (prog,) = bench.build(X, Y[:, 3], True, 8, "gated_relu", LAM)

@@ -230,6 +230,19 @@ def test_newton_direction_schur_matches_dense():
     generic = _newton_direction(A, sh, grad, U, r, Hn, 0.7, m, k)
     structured = _newton_direction(A, sh, grad, U, r, Hn, 0.7, m, k, Xk=Xk, Sa=Sa)
     assert np.linalg.norm(generic - structured) <= 1e-8 * np.linalg.norm(generic)
+    # with the polish's cache: the sample-space matrix goes to one buffer, reused by the
+    # next step (other curvatures and radii), and the steps are the same as without it
+    cache: dict = {}
+    for scale in (1.0, 2.5):
+        r2 = r * scale
+        sh2 = sh * scale
+        plain = _newton_direction(A, sh2, grad, U, r2, Hn, 0.7, m, k, Xk=Xk, Sa=Sa)
+        cached = _newton_direction(A, sh2, grad, U, r2, Hn, 0.7, m, k, Xk=Xk, Sa=Sa,
+                                   cache=cache)
+        np.testing.assert_allclose(cached, plain, rtol=1e-12, atol=1e-12)
+        if scale == 1.0:
+            buf = cache["N"]
+        assert cache["N"] is buf and buf.shape == (n, n)
 
 
 RELU_CASES = [(ln, b, e) for ln in ("squared", "logistic")

@@ -105,3 +105,33 @@ def test_spd_solver_mixed_precision_is_accurate_and_falls_back():
     np.testing.assert_allclose(H[:50, :50] @ Xs, B[:50], atol=1e-12)
     # not positive definite (after every shift damped_cholesky tries)
     assert spd_solver(-np.eye(600)) is None
+
+
+def test_spd_solver_work_buffer_is_reused_and_gives_the_same_solves():
+    """spd_solver(H, work): the float32 factor is formed in the caller's buffer (no new
+    ``n x n`` array per call) and the solves equal those without it; H is not modified."""
+    from convexrelu._newton import spd_solver, work_buffer
+
+    rng = np.random.default_rng(1)
+    n = 600
+    work: dict = {}
+    buf = None
+    for scale in (1.0, 3.0):
+        A = rng.standard_normal((n, 2 * n)) / np.sqrt(2 * n)
+        H = np.eye(n) + scale * (A @ A.T)
+        H0 = H.copy()
+        B = rng.standard_normal((n, 4))
+        Xw = spd_solver(H, work)(B)
+        X = spd_solver(H)(B)
+        np.testing.assert_allclose(Xw, X, rtol=1e-12, atol=1e-14)
+        assert np.linalg.norm(H @ Xw - B) <= 1e-9 * np.linalg.norm(B)
+        np.testing.assert_array_equal(H, H0)
+        if buf is None:
+            buf = work["spd_f32"]
+        assert work["spd_f32"] is buf and buf.dtype == np.float32  # the same buffer
+    # work_buffer: kept per key, shape and dtype; None without a dict
+    assert work_buffer(None, "x", (3, 3)) is None
+    a = work_buffer(work, "x", (3, 3))
+    assert work_buffer(work, "x", (3, 3)) is a
+    assert work_buffer(work, "x", (4, 3)) is not a
+    assert work_buffer(work, "x", (4, 3), np.float32).dtype == np.float32

@@ -415,6 +415,14 @@ def test_woodbury_solve_of_the_reduced_system_matches_a_dense_factor(rng, ob):
     r = rng.standard_normal(M.shape[0])
     x = Q.factor_plus(P, rho)(r)
     np.testing.assert_allclose(x, np.linalg.solve(M, r), rtol=1e-9, atol=1e-9)
+    # with the Newton loop's buffers: the same solve, twice, in the same arrays
+    work: dict = {}
+    Qw = LowRankCurvature(A, h, ob, work=work)
+    np.testing.assert_allclose(Qw.factor_plus(P, rho)(r), x, rtol=1e-12, atol=1e-12)
+    bufs = dict(work)
+    assert set(bufs) == {"YT", "C", "factor"}
+    np.testing.assert_allclose(Qw.factor_plus(P, rho)(r), x, rtol=1e-12, atol=1e-12)
+    assert all(work[key] is b for key, b in bufs.items())
     P[0] = -np.eye(d)  # not positive definite: no solve
     assert Q.factor_plus(P, rho) is None
 

@@ -95,7 +95,7 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils._param_validation import Interval, StrOptions
 
 from .._newton import (backtrack, boundary_steps, damped_cholesky, newton_step,
-                       norm_derivatives, spd_solver)
+                       norm_derivatives, spd_solver, work_buffer)
 from ..certificates._gap import (dual_point, gated_duality_gap, pattern_correlations,
                                  predict, range_basis)
 from ..regularizers import GroupL2Penalty
@@ -999,7 +999,9 @@ def _newton_direction(A: np.ndarray, sh: np.ndarray, grad: np.ndarray, U: np.nda
 
         const = bool(np.all(sh == sh[0]))  # a constant curvature: a scalar, no outer
         w = rb * float(sh[0]) ** 2 if const else rb
-        N = XX * ((Sa * w) @ Sa.T)
+        # into the polish's n x n buffer: no new array (page faults) per step
+        N = np.matmul(Sa * w, Sa.T, out=work_buffer(cache, "N", XX.shape))
+        N *= XX
         # N -= (a0 w) a0^T in place (N symmetric: its transpose is the Fortran array)
         N = dgemm(-1.0, a0 * w, a0, beta=1.0, c=N.T, trans_b=True, overwrite_c=True).T
         if not const:
@@ -1015,7 +1017,8 @@ def _newton_direction(A: np.ndarray, sh: np.ndarray, grad: np.ndarray, U: np.nda
         q = np.einsum("nmk,mk->n", C3, rb[:, None] * gt)
     else:
         q = sh * np.einsum("nm,nm->n", Sa, Xk @ (rb[:, None] * gt).T)
-    solveN = spd_solver(N)  # N = I + PSD: a float32 factor, refined (well conditioned)
+    # N = I + PSD: a float32 factor, refined (well conditioned)
+    solveN = spd_solver(N, cache)
     if solveN is None:
         return None
     Y = solveN(Cr)

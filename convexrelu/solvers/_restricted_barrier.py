@@ -94,11 +94,12 @@ Springer, 2006 (Chapter 19).
 from __future__ import annotations
 
 import time
+from typing import Optional
 
 import numpy as np
 from scipy.linalg import LinAlgError, cho_factor, cho_solve
 
-from .._newton import max_step, norm_derivatives
+from .._newton import max_step, norm_derivatives, work_buffer
 from .._polish import repair_feasibility
 from ..certificates._dual import PricingMultipliers, _prepare
 from ..certificates._gap import duality_gap
@@ -419,14 +420,17 @@ def newton_matrix(Q: np.ndarray, Hb: np.ndarray, ob: bool, rho: float) -> np.nda
     return H
 
 
-def _factor(S: np.ndarray):
-    """A solve with the SPD matrix ``S`` (diagonally scaled Cholesky, shifted if needed)."""
+def _factor(S: np.ndarray, work: Optional[dict] = None):
+    """A solve with the SPD matrix ``S`` (diagonally scaled Cholesky, shifted if needed);
+    ``work``: the scaled copy is factored in its buffer (:func:`work_buffer`: a solve
+    from an earlier call with the same ``work`` is then overwritten)."""
     dg = np.sqrt(np.maximum(np.diag(S), 1e-300))
     inv = 1.0 / dg
     shift = 0.0
     for _ in range(6):
         try:
-            Ss = S * inv[:, None]  # scaled afresh for each shift (factored in place)
+            # scaled afresh for each shift (factored in place)
+            Ss = np.multiply(S, inv[:, None], out=work_buffer(work, "factor", S.shape))
             Ss *= inv[None, :]
             if shift:
                 Ss[np.diag_indices_from(Ss)] += shift
@@ -451,12 +455,16 @@ class LowRankCurvature:
     transposed, ``(k, d, n)`` (:func:`design_blocks`; formed here when not given).
     """
 
-    def __init__(self, A: np.ndarray, h: np.ndarray, ob: bool, blocks=None) -> None:
+    def __init__(self, A: np.ndarray, h: np.ndarray, ob: bool, blocks=None,
+                 work: Optional[dict] = None) -> None:
         self.A = A if ob else A[:, 1:]
         self.h = np.maximum(np.asarray(h, float), 0.0)
         self.ob = bool(ob)
         self.shape = (self.A.shape[1], self.A.shape[1])
         self.blocks = blocks
+        # the Newton loop's buffers for the (k, d, n) and n x n arrays of factor_plus
+        # (:func:`work_buffer`; each call overwrites the previous call's solve)
+        self.work = work
 
     def __matmul__(self, z):
         return self.A.T @ (self.h * (self.A @ z))
@@ -492,13 +500,15 @@ class LowRankCurvature:
             return None
         # Y^T (k d x n) from the blocks' (k, d, n) layout with no copy: L_i^{-1} (D_iX_a)^T
         # scaled by sqrt(h) per sample
-        YT = np.matmul(Li, self.blocks).reshape(k * d, -1)
+        n = self.blocks.shape[2]
+        YT = np.matmul(Li, self.blocks, out=work_buffer(self.work, "YT", (k, d, n))
+                       ).reshape(k * d, n)
         YT *= np.sqrt(self.h)
         Y = YT.T
-        C = Y @ YT  # the symmetric rank-k product
+        C = np.matmul(Y, YT, out=work_buffer(self.work, "C", (n, n)))  # symmetric rank-k
         C[np.diag_indices_from(C)] += 1.0
         try:
-            Cf = _factor(C)
+            Cf = _factor(C, self.work)
         except np.linalg.LinAlgError:
             return None
 
@@ -698,6 +708,7 @@ class _PrimalDual:
     def __init__(self, program: ConvexProgram, rows, start=None):
         self.Xa = program.X_aug
         n = self.Xa.shape[0]
+        self._work: dict = {}  # the Woodbury factor's buffers, reused at every step
         self.k, self.d = program.n_patterns, program.d_aug
         self.masks = np.asarray(program.masks, bool)
         self.y, self.loss = program.y, program.loss
@@ -899,12 +910,12 @@ class _PrimalDual:
             Q = self.Q0
         elif self.lowrank and self._cc is not None:
             Q = LowRankCurvature(self.A, np.full(self.A.shape[0], float(self._cc)), True,
-                                 self._blocks())
+                                 self._blocks(), self._work)
         else:
             h = self.loss.curvature(z, self.y)
             if self._Q is None or self._exact_q or self.lowrank or self._q_age >= _LAG - 1:
                 if self.lowrank:  # Q is not formed: the exact curvature at every step
-                    self._Q = LowRankCurvature(self.A, h, True, self._blocks())
+                    self._Q = LowRankCurvature(self.A, h, True, self._blocks(), self._work)
                 else:
                     # B^T B with B = diag(sqrt(h)) A: numpy takes the symmetric rank-k
                     # update (half the flops of A^T (h A); make_classification(20000,
@@ -916,7 +927,7 @@ class _PrimalDual:
                 self._q_age += 1
             Q = self._Q
         if not ob:  # no output bias: its row and column go
-            Q = LowRankCurvature(Q.A, Q.h, False, Q.blocks) \
+            Q = LowRankCurvature(Q.A, Q.h, False, Q.blocks, Q.work) \
                 if isinstance(Q, LowRankCurvature) \
                 else Q[1:, 1:]
         gc = ga[0] + rho * c0 if ob else 0.0
