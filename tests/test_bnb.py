@@ -668,3 +668,14 @@ def test_node_pickles_compactly_and_exactly():
     assert (back.sign, back.next_id, back.bound, back.depth) == (-1, 5, 2.5, 3)
     empty = pickle.loads(pickle.dumps(_Node(1, np.eye(3), np.eye(3, dtype=bool), 3, np.inf)))
     assert empty.x is None and empty.ray_hint is None and empty.bound == np.inf
+    # the children a worker returns: packed bytes, which the searching process orders by
+    # bound and sends on without rebuilding; unpacked, the same node
+    from convexrelu.certificates._bnb import _Packed, _pack_node
+
+    packed = pickle.loads(pickle.dumps(_Packed(_pack_node(node))))
+    assert isinstance(packed, _Packed)
+    assert packed.bound == node.bound == 2.5 and packed.n_rays == node.n_rays == 7
+    again = packed.node()
+    for name in ("V", "masks", "x", "t", "cross_P", "var_rows"):
+        np.testing.assert_array_equal(getattr(again, name), getattr(node, name))
+    assert (again.sign, again.next_id, again.depth) == (-1, 5, 3)
