@@ -23,7 +23,6 @@ convex optimization formulations for two-layer networks", ICML 2020.
 
 from __future__ import annotations
 
-import dataclasses
 import numbers
 import os
 import warnings
@@ -487,19 +486,25 @@ class _ConvexReLUBase(BaseEstimator):
             relu_solver = solver if own else get_solver(
                 "relu", tol=min(self.tol, 1e-8), verbose=bool(self.verbose))
             gated_ok = sol.status == "optimal"
-            with warnings.catch_warnings():
-                if not (own and gated_ok):
-                    # a failed gated solve has warned already (one convergence warning
-                    # per fit); the solver made here aims below tol and is judged
-                    # against tol below
-                    warnings.simplefilter("ignore", ConvergenceWarning)
+            if own and gated_ok:
                 sol = solve_on_gated_support(prog, sol, relu_solver)
+            else:
+                # a failed gated solve has warned already (one convergence warning per
+                # fit); the solver made here aims below tol and is judged against tol
+                # below
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", ConvergenceWarning)
+                    sol = solve_on_gated_support(prog, sol, relu_solver)
             gap = float(sol.info.get("rel_gap", np.nan))
-            if not own and sol.status != "optimal" and gap <= self.tol:
+            if own or np.isnan(gap) or sol.status == "optimal":
+                pass  # the user's solver has spoken (or nothing to judge)
+            elif not gated_ok:
+                pass  # the gated solve's failure stands (it has warned)
+            elif gap <= self.tol:
                 # 1e-8 missed (a flat logistic optimum: the dual point from the
                 # predictions is only as accurate as they are), tol met
-                sol = dataclasses.replace(sol, status="optimal")
-            elif not own and gated_ok and sol.status != "optimal":
+                sol.status = "optimal"
+            else:
                 warnings.warn(
                     f"The ReLU network on the gated solution's support stopped at a "
                     f"certified relative duality gap {gap:.2e} (over its patterns), above "

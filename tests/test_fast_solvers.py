@@ -243,6 +243,29 @@ def test_newton_direction_schur_matches_dense():
         if scale == 1.0:
             buf = cache["N"]
         assert cache["N"] is buf and buf.shape == (n, n)
+    # the solver's own case: boolean masks, n >= 512 (the float32 factor of N, in its
+    # buffer too), more columns than samples
+    n, m, k = 600, 30, 25
+    Xk = rng.standard_normal((n, k))
+    Sa = rng.random((n, m)) < 0.6
+    A = (Sa[:, :, None] * Xk[:, None, :]).reshape(n, m * k)
+    W = rng.standard_normal((m, k))
+    r, U, Hn = norm_derivatives(W, 0.7)
+    grad = rng.standard_normal(m * k)
+    sh = np.ones(n)
+    plain = _newton_direction(A, sh, grad, U, r, Hn, 0.7, m, k, Xk=Xk, Sa=Sa)
+    cache = {}
+    for _ in range(2):
+        cached = _newton_direction(A, sh, grad, U, r, Hn, 0.7, m, k, Xk=Xk, Sa=Sa,
+                                   cache=cache)
+        np.testing.assert_allclose(cached, plain, rtol=1e-9, atol=1e-12)
+    assert cache["spd_f32"].shape == (n, n) and cache["spd_f32"].dtype == np.float32
+    H = A.T @ A
+    for i in range(m):
+        blk = slice(i * k, (i + 1) * k)
+        H[blk, blk] += 0.7 / r[i] * (np.eye(k) - np.outer(U[i], U[i]))
+    # (one float32 solve refined once in float64: a Newton step, not an exact solve)
+    assert np.linalg.norm(H @ cached + grad) <= 1e-5 * np.linalg.norm(grad)
 
 
 RELU_CASES = [(ln, b, e) for ln in ("squared", "logistic")
