@@ -75,12 +75,13 @@ def test_first_rows_are_32_d_a_margin_rows(rng, monkeypatch):
     there are fewer (the solve over few rows was no faster per step and ran twice)."""
     import convexrelu.solvers._restricted_barrier as rb
 
-    first = []
+    first, works = [], []
     orig = rb._PrimalDual.__init__
 
-    def spy(self, program, rows, start=None):
+    def spy(self, program, rows, start=None, work=None):
         first.append([len(r) for r in rows])
-        orig(self, program, rows, start)
+        works.append(work)
+        orig(self, program, rows, start, work)
 
     monkeypatch.setattr(rb._PrimalDual, "__init__", spy)
     prog = _program(rng, "logistic", True, False, n=300, d=2, k=12, alpha=0.2)
@@ -89,6 +90,8 @@ def test_first_rows_are_32_d_a_margin_rows(rng, monkeypatch):
     # d_aug = 3: 96 of 300 rows
     assert first[0] == [0 if i in lin else 32 * prog.d_aug for i in range(prog.n_patterns)]
     assert prog.max_violation(sol.V, sol.W) <= 1e-12
+    # every round of rows gets the solve's one dict of Newton buffers
+    assert isinstance(works[0], dict) and all(w is works[0] for w in works)
     first.clear()
     prog = _program(rng, "logistic", True, False, n=60, d=4, k=8)  # 32 d_aug = 160 > 60
     lin = rb.linear_blocks(prog)

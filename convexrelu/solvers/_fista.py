@@ -868,7 +868,7 @@ def _polish_columns(Xa: np.ndarray, S: np.ndarray, act: np.ndarray,
         cols.append((S[:, :, None] * regularizer.unpenalized(Xa)[:, None, :]).reshape(n, -1))
     if output_bias:
         cols.append(np.ones((n, 1)))
-    return np.hstack(cols)
+    return cols[0] if len(cols) == 1 else np.hstack(cols)  # (no copy of a lone block)
 
 
 # entries of the restricted design newton_polish forms; beyond, a quadratic loss's polish

@@ -224,8 +224,9 @@ class RestrictedBarrierSolver(BaseSolver):
         rn = np.maximum(np.linalg.norm(Xa, axis=1), 1e-300)
         n_iter, ok = 0, False
         start = _warm_point(program, warm_start)
+        work: dict = {}  # the Newton steps' buffers, for every round of rows
         for attempt in range(_ROW_ROUNDS + 2):
-            state = _PrimalDual(program, rows, start)
+            state = _PrimalDual(program, rows, start, work)
             it, ok = state.run(self.tol, self.max_iter)
             n_iter += it
             state.V, state.W = linear_pairs(program, state.V, state.W, state.linear)
@@ -705,10 +706,11 @@ def reduced_newton_solver(Q, Hv: np.ndarray, Hw: np.ndarray, ob: bool, rho: floa
 class _PrimalDual:
     """The iteration's state: blocks ``V``, ``W``, output bias ``c0`` and the cone rows."""
 
-    def __init__(self, program: ConvexProgram, rows, start=None):
+    def __init__(self, program: ConvexProgram, rows, start=None, work=None):
         self.Xa = program.X_aug
         n = self.Xa.shape[0]
-        self._work: dict = {}  # the Woodbury factor's buffers, reused at every step
+        # the Woodbury factor's buffers, reused at every step (and, given, every round)
+        self._work: dict = {} if work is None else work
         self.k, self.d = program.n_patterns, program.d_aug
         self.masks = np.asarray(program.masks, bool)
         self.y, self.loss = program.y, program.loss
