@@ -114,6 +114,54 @@ def test_pattern_value_socp_fallback_agrees(data_bias):
         assert L2 <= U + 1e-9
 
 
+def test_pattern_value_socp_failure_gives_a_valid_bound(data_bias, monkeypatch):
+    """Where Clarabel fails twice (it did on a projection of a digits certificate), the
+    SOCP fallback raises nothing: its bound is that of mu = 0 (the value without the
+    cone, valid and loose), and pattern_value keeps the smaller of that and its own
+    rounds' bound, never below the exact value."""
+    import cvxpy as cp
+
+    from convexrelu.certificates._dual import _pattern_value
+
+    X, pats = data_bias
+    lam = np.random.default_rng(2).standard_normal(X.shape[0])
+    Xa = pats.augment(X)
+    M = pats.masks
+    exact = []
+    for i in range(0, pats.n_patterns, 7):
+        c = Xa.T @ (M[:, i] * lam)
+        exact.append((i, c, pattern_value(Xa, M[:, i], c)[0]))
+
+    Xt, _, R = _prepare(Xa, True)  # a free bias: the rounds, then the SOCP
+    free = []
+    for i, c, _ in exact:
+        cf = Xt.T @ (M[:, i] * (lam - lam.mean()))
+        free.append((i, cf, pattern_value(Xt, M[:, i], cf, free_bias=True, R=R)[0]))
+    calls = []
+
+    def fail(self, *args, **kwargs):
+        calls.append(1)
+        raise cp.error.SolverError("Solver 'CLARABEL' failed.")
+
+    monkeypatch.setattr(cp.Problem, "solve", fail)
+    for i, c, U in exact:
+        U2, L2, x2 = pattern_value_socp(Xa, M[:, i], c)
+        assert x2 is None and L2 == 0.0
+        assert U2 == pytest.approx(np.linalg.norm(c), rel=1e-12)  # mu = 0
+        assert U2 >= U - 1e-12 * (1 + U)
+    calls.clear()
+    from convexrelu.certificates import _dual
+
+    monkeypatch.setattr(_dual, "_VERIFY_RTOL", -1.0)  # no early verification: the SOCP
+    for i, c, U in free:
+        for rounds in (0, 1):  # straight to the failing SOCP, or after one round
+            U3 = _pattern_value(Xt, M[:, i], c, free_bias=True, R=R, max_rounds=rounds,
+                                init=None)[0]
+            assert U3 >= U - 1e-9 * (1 + U)  # valid: never below the exact value
+            assert np.isfinite(U3) or np.all(M[:, i])
+    assert calls  # the failing solver was reached
+
+
 @pytest.mark.parametrize("fixture,penalize",
                          [("data_bias", True), ("data_bias", False), ("data_nobias", True)])
 def test_M_chain_sampled_exact_bound(request, fixture, penalize):

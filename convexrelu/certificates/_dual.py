@@ -537,6 +537,7 @@ def _pattern_value(Xa, mask, c, *, free_bias, R, max_rounds, init, stop_below=No
     mu = np.zeros(0)
     add = max(2 * d_aug, 8)
     best = (0.0, None)  # x = 0 is feasible: the value is >= 0
+    U = np.inf  # the rounds' last bound (valid: any mu >= 0 gives one)
     for _ in range(max_rounds):
         if S.size:
             B = (G[S] * wv[None, :]).T
@@ -575,7 +576,9 @@ def _pattern_value(Xa, mask, c, *, free_bias, R, max_rounds, init, stop_below=No
     U2, L2, x2 = pattern_value_socp(Xa, mask, c, free_bias=free_bias, R=R)
     if best[0] > L2:
         L2, x2 = best
-    return U2, L2, x2, True, None
+    # both are upper bounds (from multipliers mu >= 0): the SOCP's where its solver
+    # failed is the loose one of mu = 0
+    return min(U2, U), L2, x2, True, None
 
 
 def pattern_value_socp(Xa: np.ndarray, mask: np.ndarray, c: np.ndarray, *,
@@ -584,6 +587,9 @@ def pattern_value_socp(Xa: np.ndarray, mask: np.ndarray, c: np.ndarray, *,
 
     Returns ``(upper, lower, x)``: the upper bound is recomputed from the SOCP's cone
     multipliers (clipped to ``mu >= 0``), so it is certified whatever the solver accuracy.
+    Where the solver fails twice (tight, then default tolerances), the bound is that of
+    ``mu = 0`` (valid, loose: the value without the cone) and ``x`` is None; it raises
+    nothing.
     """
     import cvxpy as cp
 
@@ -601,22 +607,28 @@ def pattern_value_socp(Xa: np.ndarray, mask: np.ndarray, c: np.ndarray, *,
         # the bound below is recomputed from the explicit multipliers, whatever the
         # solver's accuracy: its "Solution may be inaccurate" is not for the user
         warnings.filterwarnings("ignore", message="Solution may be inaccurate")
-        try:
-            prob.solve(solver="CLARABEL", tol_gap_abs=1e-11, tol_gap_rel=1e-11,
-                       tol_feas=1e-11)
-        except Exception:  # pragma: no cover - solver failure
-            prob.solve(solver="CLARABEL")
-    mu = np.maximum(np.asarray(cons[0].dual_value, dtype=float).reshape(-1), 0.0)
+        solved = False
+        for opts in ({"tol_gap_abs": 1e-11, "tol_gap_rel": 1e-11, "tol_feas": 1e-11}, {}):
+            try:
+                prob.solve(solver="CLARABEL", **opts)
+                solved = True
+                break
+            except cp.error.SolverError:
+                continue  # (Clarabel failed on a digits certificate's projection)
+    dual = cons[0].dual_value if solved else None
+    mu = np.zeros(G.shape[0]) if dual is None else \
+        np.maximum(np.asarray(dual, dtype=float).reshape(-1), 0.0)
     r = c + G.T @ mu
     all_active = bool(free_bias and np.all(mask))
     U = _upper(r, free_bias, R, all_active)
-    xv = None if x.value is None else np.asarray(x.value, dtype=float)
+    xv = None if (not solved or x.value is None) else np.asarray(x.value, dtype=float)
     L = 0.0
     if xv is not None:
         prim = _primal(c, G, mask, xv, free_bias, b_hint=float(xv[-1]))
         if prim is not None and prim[0] > L:
             L, xv = prim
-    if not np.isfinite(U) and np.isfinite(L) and prob.status == "optimal" and not all_active:
+    if not np.isfinite(U) and np.isfinite(L) and solved and prob.status == "optimal" \
+            and not all_active:
         U = float(prob.value)  # pragma: no cover
     return U, L, xv
 
