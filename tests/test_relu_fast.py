@@ -217,6 +217,39 @@ def test_barrier_mid_size_matches_cvxpy_without_a_conic_solver(monkeypatch, ob):
     assert sol.info["support"].size < 60
 
 
+@pytest.mark.parametrize("alpha,yscale", [(0.05, 1.0), (20.0, 1.0), (0.5, 1e-6),
+                                          (0.01, 1e3)])
+def test_barrier_start_length_follows_the_loss_and_penalty(monkeypatch, alpha, yscale):
+    """The barrier's blocks start from the unit gates scaled to the length that makes
+    the penalty equal the loss at zero prediction (clipped to 1e-4..1e4): penalty- and
+    loss-dominated programs, a tiny and a large target alike reach cvxpy's optimum."""
+    import convexrelu.solvers._relu_ipm as ipm
+
+    rng = np.random.default_rng(3)
+    X = rng.standard_normal((50, 3))
+    y = yscale * (np.maximum(X @ rng.standard_normal(3), 0) + 0.1 * rng.standard_normal(50))
+    G = rng.standard_normal((4, 25))
+    prog = ConvexProgram(X, y, ActivationPatterns.from_gates(X, G, bias=True),
+                         loss="squared", alpha=alpha, bias=True, penalize_bias=True)
+    starts = []
+    orig = ipm._interior_start
+
+    def spy(*args):
+        B = orig(*args)
+        starts.append(B)
+        return B
+
+    monkeypatch.setattr(ipm, "_interior_start", spy)
+    ref = CvxpySolver(tol=1e-10, max_iter=1000).solve(prog)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        sol = ReluFastSolver(tol=1e-7, method="barrier").solve(prog)
+    assert starts and np.allclose(np.linalg.norm(starts[0], axis=1), 1.0)  # unit gates
+    assert sol.status == "optimal" and sol.info["method"] == "barrier"
+    assert abs(sol.objective - ref.objective) <= 1e-6 * abs(ref.objective) + 1e-14
+    assert prog.max_violation(sol.V, sol.W) <= 1e-9 * max(1.0, yscale)
+
+
 def test_barrier_newton_step_matches_dense_hessian():
     """The block-Woodbury Newton step equals a dense solve with a finite-difference
     Hessian of the barrier function (with and without a free output bias)."""
