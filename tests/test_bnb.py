@@ -679,3 +679,47 @@ def test_node_pickles_compactly_and_exactly():
     for name in ("V", "masks", "x", "t", "cross_P", "var_rows"):
         np.testing.assert_array_equal(getattr(again, name), getattr(node, name))
     assert (again.sign, again.next_id, again.depth) == (-1, 5, 3)
+
+
+def test_ray_sum_bound_of_a_cone_whose_ray_sum_is_outside():
+    """``T >= sum_j t_j`` over ``V^T t`` in the unit ball: finite (by the least-distance
+    direction) for a pointed cone whose rays' sum makes an obtuse angle with one ray
+    (before: infinite, and such a leaf's bound never fell below its parent's)."""
+    rng = np.random.default_rng(0)
+    solver = _NodeSolver(_Problem(rng.standard_normal((10, 2)), rng.standard_normal(10),
+                                  False, False))  # no bias: Omega is the unit ball
+    ang = np.radians(np.concatenate([[0.0], np.linspace(145.0, 150.0, 10)]))
+    V = np.column_stack([np.cos(ang), np.sin(ang)])
+    e = V.sum(axis=0)
+    assert np.min(V @ e) < 0  # the sum is no direction of T
+    T = solver.ray_sum_bound(V)
+    assert np.isfinite(T)
+    # the true value max sum t_j s.t. ||V^T t|| <= 1 is attained on two extreme rays
+    best = 0.0
+    for i in range(V.shape[0]):
+        for j in range(V.shape[0]):
+            for a in np.linspace(0.0, 1.0, 201):
+                t = np.zeros(V.shape[0])
+                t[i] += a
+                t[j] += 1.0 - a
+                nx = np.linalg.norm(V.T @ t)
+                if nx > 0:
+                    best = max(best, t.sum() / nx)
+    assert best <= T * (1 + 1e-9)
+    assert T <= best * (1 + 1e-6)  # the least-distance direction is the tightest
+
+
+@pytest.mark.parametrize("seed", [5, 102, 107])
+def test_bnb_closes_where_leaves_have_wide_cones(seed):
+    """Rank 5 with a free bias and few samples: leaves whose cones are wide (the rays'
+    sum outside the dual cone). Each search closes at the enumeration's value (three
+    of these nine instances stopped 2-360 % above it with no node open)."""
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((18, 5))
+    lam = rng.standard_normal(18)
+    lam -= lam.mean()
+    exact = _exact(X, lam, True, False)
+    res = dual_constraint_bnb(X, lam, bias=True, penalize_bias=False, tol=1e-6,
+                              time_limit=60, random_state=0)
+    assert res.closed and res.info["stopped"] == "closed"
+    assert exact * (1 - 1e-9) <= res.upper <= exact * (1 + 2e-6)

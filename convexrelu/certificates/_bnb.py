@@ -94,6 +94,7 @@ import numpy as np
 
 from .._newton import lu_solve
 from .._validation import augment, check_data_matrix, check_positive_int, check_random_state
+from . import _ldp_kernel
 
 __all__ = ["BnBResult", "dual_constraint_bnb"]
 
@@ -121,6 +122,11 @@ _LDP_RAYS_TOL = 1e-12  # a ray is violated beyond this fraction of the scale of 
 #: signs still moving after max_rounds: keep the best certified (valid, looser) bound and
 #: let the children refine it, except at leaves (True: the conic program every time)
 _LDP_UNSETTLED_FALLBACK = False
+#: the least-distance program compiled by numba where it is installed (the ``fast``
+#: extra; :mod:`._ldp_kernel`), else numpy and scipy's NNLS: the same program
+_LDP_COMPILED = True
+_NO_RAYS = np.zeros(0, np.int64)
+_NO_Y = np.zeros(0)
 
 
 @dataclass
@@ -624,6 +630,18 @@ class _NodeSolver:
         ne = np.linalg.norm(e)
         gamma = float(np.min(V @ e)) / ne if ne > 0 else 0.0
         T = self.p.dual_norm(e / ne) / gamma if gamma > 0 else float("inf")
+        if not np.isfinite(T):
+            # the rays' sum is not inside the dual cone (a wide cone, seen at leaves of
+            # rank 5-6 with a free bias, whose bound then never moved below the parent's):
+            # any d with V d > 0 serves, T = ||d||_{Omega^*} / min_j v_j^T d, and the
+            # least-distance d of V d >= 1 is the tightest (its program's dual is
+            # max sum t_j over V^T t in the unit ball)
+            out = self._ldp(V, np.ones(V.shape[0]), np.zeros((V.shape[0], 0)), 1.0)
+            if out is not None:
+                d = out[0]
+                gamma = float(np.min(V @ d))
+                if gamma > 0:
+                    T = self.p.dual_norm(d) / gamma
         self._ray_sum = (V, T)
         return T
 
@@ -974,6 +992,20 @@ class _NodeSolver:
             S = scale  # the expected value: eps is then relative to the optimum
         S = S if S > 0 else 1.0
         re = np.sqrt(_LDP_EPS)
+        kern = _ldp_kernel.kernel() if _LDP_COMPILED else None
+        if kern is not None:  # the same program, compiled (numba)
+            rays, y0 = (None, None) if hint is None else hint
+            status, y, sigma, t, nrm, viol, passes = kern(
+                np.ascontiguousarray(Vu, dtype=np.float64),
+                np.ascontiguousarray(c, dtype=np.float64),
+                np.ascontiguousarray(HF, dtype=np.float64), float(T), S, float(re),
+                _NO_RAYS if rays is None else rays.astype(np.int64),
+                _NO_Y if y0 is None else np.ascontiguousarray(y0, dtype=np.float64),
+                _LDP_RAYS_ALL, _LDP_RAYS_START, _LDP_RAYS_ADD, _LDP_RAYS_PASSES,
+                _LDP_RAYS_TOL, _KKT_PIVOT)
+            self.n_ldp += 1
+            self.ldp_ray_passes += passes
+            return None if status else (y, sigma, t, nrm, viol)
         E = np.zeros((du + K + 1, m + 2 * K))
         E[:du, :m] = Vu.T
         E[-1, :m] = c / S

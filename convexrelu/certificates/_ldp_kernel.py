@@ -1,0 +1,425 @@
+"""Compiled least-distance program of the branch and bound's node bound (optional numba).
+
+The node bound of :mod:`convexrelu.certificates._bnb` solves, several times per node, the
+least-distance program ``min ||y||^2 + eps ||sigma||^2`` s.t. ``Vu y + HF sigma >= c``,
+``0 <= sigma <= 1`` as a non-negative least-squares problem (Lawson and Hanson, *Solving
+Least Squares Problems*, 1974, ch. 23), over a working set of rays, followed by an exact
+solve of its KKT system on the active set. The programs are tiny (a median of 11 rows and
+26 columns at rank 7), so in numpy and scipy most of their cost is the interpreter: about
+a hundred small array calls per program. :func:`ldp_solve` is the same computation in one
+compiled function, with its own Lawson-Hanson NNLS on an incrementally updated QR factor
+(Householder to add a column, Givens rotations to remove one).
+
+numba is optional (the ``fast`` extra): :func:`kernel` returns None without it, and the
+branch and bound then runs its numpy path. The compiled code is cached on disk
+(``cache=True``), so a process pays the compilation (seconds) once per installation.
+
+Every output only feeds the node's Lagrangian certificate, which is valid for any
+multipliers: an inaccurate solve loosens a bound, never invalidates it.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+_KERNEL = None  # the compiled ldp_solve, built on first use
+_TRIED = False
+
+
+def _nnls(A, b, maxiter):
+    """``argmin_{x >= 0} ||A x - b||`` by Lawson and Hanson's active-set method.
+
+    The passive columns' QR factor ``Q^T A_P = R`` is updated as columns enter
+    (one Householder reflection) and leave (Givens rotations). Returns ``(x, ok)``;
+    ``ok`` is False when ``maxiter`` inner iterations did not finish.
+    """
+    m, n = A.shape
+    x = np.zeros(n)
+    Q = np.eye(m)
+    R = np.zeros((m, min(m, n)))
+    qtb = b.copy()
+    order = np.empty(min(m, n), np.int64)  # passive columns, in the factor's order
+    passive = np.zeros(n, np.bool_)
+    blocked = np.zeros(n, np.bool_)  # dependent on the passive set: skip until x moves
+    p = 0
+    eps = np.finfo(np.float64).eps
+    anorm = 0.0
+    for j in range(n):
+        s = 0.0
+        for i in range(m):
+            s += abs(A[i, j])
+        anorm = max(anorm, s)
+    tol = 10.0 * max(m, n) * eps * max(anorm, 1e-300)
+    it = 0
+    z = np.zeros(min(m, n))
+    while True:
+        it += 1
+        if it > maxiter:
+            return x, False
+        # dual w = A^T (b - A x)
+        res = b - A @ x
+        w = A.T @ res
+        jbest = -1
+        wbest = tol
+        for j in range(n):
+            if not passive[j] and not blocked[j] and w[j] > wbest:
+                wbest = w[j]
+                jbest = j
+        if jbest < 0 or p >= m:
+            return x, True
+        j = jbest
+        # add column j: v = Q^T a_j, then a Householder reflection zeroes v[p+1:]
+        v = np.zeros(m)
+        for r in range(m):
+            a_rj = A[r, j]
+            if a_rj != 0.0:
+                for i in range(m):
+                    v[i] += Q[r, i] * a_rj
+        sig = 0.0
+        for i in range(p, m):
+            sig += v[i] * v[i]
+        sig = np.sqrt(sig)
+        cn = 0.0
+        for i in range(m):
+            cn += A[i, j] * A[i, j]
+        cn = np.sqrt(cn)
+        if sig <= 1e-12 * cn:  # (numerically) in the span of the passive columns
+            blocked[j] = True
+            continue
+        alpha = -sig if v[p] >= 0 else sig
+        h = v[p:].copy()
+        h[0] -= alpha
+        hh = 0.0
+        for i in range(h.shape[0]):
+            hh += h[i] * h[i]
+        if hh > 0:
+            # Q <- Q H on columns p.., qtb <- H qtb on rows p..
+            for r in range(m):
+                s = 0.0
+                for i in range(h.shape[0]):
+                    s += Q[r, p + i] * h[i]
+                f = 2.0 * s / hh
+                for i in range(h.shape[0]):
+                    Q[r, p + i] -= f * h[i]
+            s = 0.0
+            for i in range(h.shape[0]):
+                s += qtb[p + i] * h[i]
+            f = 2.0 * s / hh
+            for i in range(h.shape[0]):
+                qtb[p + i] -= f * h[i]
+        for i in range(p):
+            R[i, p] = v[i]
+        R[p, p] = alpha
+        for i in range(p + 1, m):
+            R[i, p] = 0.0
+        order[p] = j
+        passive[j] = True
+        p += 1
+        # the new column must enter with a positive coefficient (else: reject it)
+        _backsolve(R, qtb, p, z)
+        if z[p - 1] <= 0.0:
+            p -= 1
+            passive[j] = False
+            blocked[j] = True
+            continue
+        while True:
+            it += 1
+            if it > maxiter:
+                return x, False
+            ok = True
+            for k in range(p):
+                if z[k] <= 0.0:
+                    ok = False
+                    break
+            if ok:
+                for k in range(p):
+                    x[order[k]] = z[k]
+                break
+            # step from x towards z until the first passive coefficient reaches zero
+            step = 1.0
+            kmin = -1
+            for k in range(p):
+                if z[k] <= 0.0:
+                    xk = x[order[k]]
+                    r_ = xk / (xk - z[k]) if xk - z[k] > 0 else 0.0
+                    if r_ < step or kmin < 0:
+                        step = r_
+                        kmin = k
+            for k in range(p):
+                jj = order[k]
+                x[jj] += step * (z[k] - x[jj])
+            x[order[kmin]] = 0.0
+            # remove every passive column at zero (the one that stopped the step first)
+            k = p - 1
+            while k >= 0:
+                jj = order[k]
+                if k == kmin or x[jj] <= 0.0:
+                    x[jj] = 0.0
+                    passive[jj] = False
+                    _remove_column(Q, R, qtb, order, p, k)
+                    p -= 1
+                k -= 1
+            _backsolve(R, qtb, p, z)
+        blocked[:] = False
+
+
+def _backsolve(R, qtb, p, z):
+    """``z[:p] = R[:p, :p]^{-1} qtb[:p]`` (upper triangular)."""
+    for i in range(p - 1, -1, -1):
+        s = qtb[i]
+        for k in range(i + 1, p):
+            s -= R[i, k] * z[k]
+        z[i] = s / R[i, i]
+
+
+def _remove_column(Q, R, qtb, order, p, k):
+    """Drop the factor's column ``k`` and restore the triangle with Givens rotations."""
+    m = Q.shape[0]
+    for c in range(k, p - 1):
+        order[c] = order[c + 1]
+        for i in range(m):
+            R[i, c] = R[i, c + 1]
+    for i in range(m):
+        R[i, p - 1] = 0.0
+    for c in range(k, p - 1):
+        a, bb = R[c, c], R[c + 1, c]
+        if bb == 0.0:
+            continue
+        r = np.hypot(a, bb)
+        cs, sn = a / r, bb / r
+        for col in range(c, p - 1):
+            u, v = R[c, col], R[c + 1, col]
+            R[c, col] = cs * u + sn * v
+            R[c + 1, col] = -sn * u + cs * v
+        R[c + 1, c] = 0.0
+        u, v = qtb[c], qtb[c + 1]
+        qtb[c] = cs * u + sn * v
+        qtb[c + 1] = -sn * u + cs * v
+        for i in range(m):
+            u, v = Q[i, c], Q[i, c + 1]
+            Q[i, c] = cs * u + sn * v
+            Q[i, c + 1] = -sn * u + cs * v
+
+
+def _lu_solve(K, rhs, min_pivot):
+    """``K^{-1} rhs`` by LU with partial pivoting; ``(x, ok)``, ``ok`` False where a pivot
+    is zero or at most ``min_pivot`` times the largest (singular to working precision)."""
+    n = K.shape[0]
+    A = K.copy()
+    x = rhs.copy()
+    for c in range(n):
+        piv = c
+        big = abs(A[c, c])
+        for r in range(c + 1, n):
+            if abs(A[r, c]) > big:
+                big = abs(A[r, c])
+                piv = r
+        if big == 0.0:
+            return x, False
+        if piv != c:
+            for k in range(n):
+                A[c, k], A[piv, k] = A[piv, k], A[c, k]
+            x[c], x[piv] = x[piv], x[c]
+        for r in range(c + 1, n):
+            f = A[r, c] / A[c, c]
+            if f != 0.0:
+                for k in range(c + 1, n):
+                    A[r, k] -= f * A[c, k]
+                x[r] -= f * x[c]
+    pmax = 0.0
+    pmin = np.inf
+    for c in range(n):
+        pmax = max(pmax, abs(A[c, c]))
+        pmin = min(pmin, abs(A[c, c]))
+    if not pmin > min_pivot * pmax:
+        return x, False
+    for i in range(n - 1, -1, -1):
+        s = x[i]
+        for k in range(i + 1, n):
+            s -= A[i, k] * x[k]
+        x[i] = s / A[i, i]
+    return x, True
+
+
+def _norm_viol(Vu, HF, c, yy, ss, T):
+    """``(||y||, max(c - Vu y - HF sigma)_+ T)``: a point's norm and priced violation."""
+    r = c - Vu @ yy
+    if HF.shape[1]:
+        r = r - HF @ ss
+    viol = 0.0
+    for i in range(r.shape[0]):
+        viol = max(viol, r[i])
+    return np.sqrt(np.sum(yy * yy)), viol * T
+
+
+def ldp_solve(Vu, c, HF, T, S, re, hint_rays, y0, rays_all, rays_start, rays_add,
+              rays_passes, rays_tol, pivot):
+    """The least-distance program of ``_NodeSolver._ldp``, compiled.
+
+    ``S`` is the scale of ``c`` and ``re = sqrt(eps)``; ``hint_rays`` (int, possibly
+    empty) and ``y0`` (empty: none) are the warm start; the ``rays_*`` constants are
+    ``_bnb``'s ``_LDP_RAYS_*``. Returns ``(status, y, sigma, t, ||y||, violation * T,
+    ray passes)``; status 0 is a solution, 1 an infeasible program, 2 a failed solve.
+    """
+    m, du = Vu.shape
+    K = HF.shape[1]
+    nr = du + K + 1
+    nc = m + 2 * K
+    E = np.zeros((nr, nc))
+    for j in range(m):
+        for i in range(du):
+            E[i, j] = Vu[j, i]
+        E[nr - 1, j] = c[j] / S
+        for i in range(K):
+            E[du + i, j] = HF[j, i] / (S * re)
+    for i in range(K):
+        E[du + i, m + i] = 1.0
+        E[du + i, m + K + i] = -1.0
+        E[nr - 1, m + K + i] = -re
+    rhs = np.zeros(nr)
+    rhs[nr - 1] = 1.0
+    passes = 0
+    y = np.zeros(du)
+    sigma = np.zeros(K)
+    t = np.zeros(m)
+    u = np.zeros(nc)
+    done = False
+    if m > rays_all:
+        W = np.zeros(m, np.bool_)
+        lead = c.copy()
+        if y0.shape[0] == du:
+            lead = c - Vu @ y0
+        ratio = np.empty(m)
+        for j in range(m):
+            s = 0.0
+            for i in range(du):
+                s += Vu[j, i] * Vu[j, i]
+            ratio[j] = lead[j] / (np.sqrt(s) + 1e-300)
+        k0 = min(m, rays_start + du)
+        top = np.argsort(-ratio)
+        for k in range(k0):
+            W[top[k]] = True
+        for k in range(hint_rays.shape[0]):
+            if hint_rays[k] < m:
+                W[hint_rays[k]] = True
+        tol = rays_tol * S
+        for _ in range(rays_passes):
+            nw = 0
+            for j in range(m):
+                if W[j]:
+                    nw += 1
+            cols = np.empty(nw + 2 * K, np.int64)
+            k = 0
+            for j in range(m):
+                if W[j]:
+                    cols[k] = j
+                    k += 1
+            for j in range(2 * K):
+                cols[nw + j] = m + j
+            Ew = np.ascontiguousarray(E[:, cols])
+            uw, ok = _nnls(Ew, rhs, 20 * cols.shape[0])
+            if not ok:
+                return 2, y, sigma, t, 0.0, 0.0, passes
+            passes += 1
+            denom = 1.0 - np.sum(Ew[nr - 1] * uw)
+            feasible = np.isfinite(denom) and denom > 1e-12
+            nworst = 0
+            r = np.empty(0)
+            if feasible:
+                xs = (Ew[:nr - 1] @ uw) / denom
+                r = c - S * (Vu @ xs[:du])
+                if K:
+                    r -= HF @ (xs[du:] / re)
+                for j in range(m):
+                    if W[j]:
+                        r[j] = -np.inf
+                    elif r[j] > tol:
+                        nworst += 1
+            if not feasible or nworst == 0:
+                for k in range(cols.shape[0]):
+                    u[cols[k]] = uw[k]
+                done = True
+                break
+            if nworst > rays_add:
+                top = np.argsort(-r)
+                for k in range(rays_add):
+                    W[top[k]] = True
+            else:
+                for j in range(m):
+                    if r[j] > tol:
+                        W[j] = True
+    if not done:
+        u, ok = _nnls(E, rhs, 20 * nc)
+        if not ok:
+            return 2, y, sigma, t, 0.0, 0.0, passes
+    denom = 1.0 - np.sum(E[nr - 1] * u)
+    if not (np.isfinite(denom) and denom > 1e-12):
+        return 1, y, sigma, t, 0.0, 0.0, passes
+    xs = (E[:nr - 1] @ u) / denom
+    y = S * xs[:du]
+    for i in range(K):
+        sigma[i] = min(max(xs[du + i] / re, 0.0), 1.0)
+    t = S * u[:m] / denom
+    # polish: solve the KKT system of the active set exactly; keep the better point
+    nrm, viol = _norm_viol(Vu, HF, c, y, sigma, T)
+    tmax = 0.0
+    for j in range(m):
+        tmax = max(tmax, t[j])
+    J = np.flatnonzero(t > 1e-9 * max(tmax, 1e-300))
+    nJ = J.shape[0]
+    if nJ == 0:
+        return 0, y, sigma, t, nrm, viol, passes
+    frac = (sigma > 1e-6) & (sigma < 1 - 1e-6)
+    Ff = np.flatnonzero(frac)
+    nF = Ff.shape[0]
+    sb = np.where(sigma >= 0.5, 1.0, 0.0)
+    VJ = Vu[J]
+    Kk = np.zeros((nJ + nF, nJ + nF))
+    Kk[:nJ, :nJ] = VJ @ VJ.T
+    rhs2 = np.zeros(nJ + nF)
+    for a in range(nJ):
+        s = c[J[a]]
+        for i in range(K):
+            if not frac[i]:
+                s -= HF[J[a], i] * sb[i]
+        rhs2[a] = s
+        for b in range(nF):
+            Kk[a, nJ + b] = HF[J[a], Ff[b]]
+            Kk[nJ + b, a] = HF[J[a], Ff[b]]
+    sol, ok = _lu_solve(Kk, rhs2, pivot)
+    if not ok:
+        sol = np.linalg.lstsq(Kk, rhs2, 1e-13)[0]
+    if not np.all(np.isfinite(sol)):
+        return 0, y, sigma, t, nrm, viol, passes
+    sp_ = sb.copy()
+    for b in range(nF):
+        sp_[Ff[b]] = min(max(sol[nJ + b], 0.0), 1.0)
+    yp = VJ.T @ sol[:nJ]
+    nrm2, viol2 = _norm_viol(Vu, HF, c, yp, sp_, T)
+    if nrm2 + viol2 < nrm + viol:
+        t = np.zeros(m)
+        for a in range(nJ):
+            t[J[a]] = max(sol[a], 0.0)
+        return 0, yp, sp_, t, nrm2, viol2, passes
+    return 0, y, sigma, t, nrm, viol, passes
+
+
+def kernel():
+    """The compiled :func:`ldp_solve`, or None when numba is not installed (or fails)."""
+    global _KERNEL, _TRIED
+    if _TRIED:
+        return _KERNEL
+    _TRIED = True
+    try:
+        import numba
+    except ImportError:
+        return None
+    try:
+        jit = numba.njit(cache=True, nogil=True)
+        g = globals()
+        for name in ("_backsolve", "_remove_column", "_nnls", "_lu_solve", "_norm_viol"):
+            g[name] = jit(g[name])
+        _KERNEL = jit(ldp_solve)
+    except Exception:  # pragma: no cover - a broken numba install: the numpy path
+        _KERNEL = None
+    return _KERNEL

@@ -1,0 +1,139 @@
+"""The compiled least-distance program of the branch and bound (numba, optional).
+
+Checked against independent computations: its NNLS against scipy's, the whole program
+against the numpy path (scipy's NNLS and LAPACK's LU), and a branch-and-bound search
+run both ways.
+"""
+
+import numpy as np
+import pytest
+
+pytest.importorskip("numba")
+
+from convexrelu.certificates import _bnb, _ldp_kernel  # noqa: E402
+from convexrelu.certificates._bnb import _NodeSolver, _Problem  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def kern():
+    k = _ldp_kernel.kernel()
+    assert k is not None, "numba is installed, so the kernel must compile"
+    return k
+
+
+def _nnls_cases(rng):
+    for trial in range(60):
+        m, n = int(rng.integers(1, 30)), int(rng.integers(1, 60))
+        A = rng.standard_normal((m, n))
+        if trial % 4 == 1:  # repeated and zero columns
+            A[:, n // 2:] = A[:, :n - n // 2]
+            A[:, 0] = 0.0
+        if trial % 4 == 2:  # rank deficient
+            r = max(1, m // 3)
+            A = rng.standard_normal((m, r)) @ rng.standard_normal((r, n))
+        if trial % 4 == 3:  # integer grid, many ties
+            A = rng.integers(-2, 3, (m, n)).astype(float)
+        b = rng.standard_normal(m)
+        yield A, b
+
+
+def test_nnls_matches_scipy(kern):
+    """Lawson-Hanson on the updated QR factor: the same residual as scipy's NNLS (the
+    minimiser may differ where the columns are dependent), a non-negative point, and
+    the optimality conditions ``w = A^T (b - A x) <= tol``, ``w_j = 0`` where ``x_j > 0``."""
+    from scipy.optimize import nnls
+
+    rng = np.random.default_rng(0)
+    for A, b in _nnls_cases(rng):
+        x, ok = _ldp_kernel._nnls(A, b, 50 * A.shape[1])
+        assert ok
+        ref = nnls(A, b, maxiter=50 * A.shape[1])[0]
+        assert np.all(x >= 0)
+        r, rref = np.linalg.norm(A @ x - b), np.linalg.norm(A @ ref - b)
+        assert r == pytest.approx(rref, rel=1e-8, abs=1e-10)
+        w = A.T @ (b - A @ x)
+        scale = np.abs(A).sum(axis=0).max() * max(np.linalg.norm(b), 1.0)
+        assert w.max() <= 1e-8 * scale
+        assert np.all(np.abs(w[x > 0]) <= 1e-8 * scale)
+
+
+def _programs(rng, n_cases=40):
+    for trial in range(n_cases):
+        du, m = int(rng.integers(2, 9)), int(rng.integers(3, 150))
+        K = int(rng.integers(0, 40 if trial % 5 == 0 else 8))
+        e = rng.standard_normal(du)
+        Vu = e / np.linalg.norm(e) + 0.5 * rng.standard_normal((m, du))
+        if trial % 6 == 3:  # repeated rays
+            Vu[m // 2:] = Vu[:m - m // 2]
+        Vu /= np.linalg.norm(Vu, axis=1, keepdims=True)
+        c = rng.standard_normal(m) + (0.5 if trial % 3 else -2.0)
+        HF = 0.3 * rng.standard_normal((m, K))
+        yield Vu, c, HF
+
+
+@pytest.mark.parametrize("rays_all", [0, 24, 10 ** 6])
+def test_compiled_program_matches_numpy_path(monkeypatch, rays_all):
+    """The compiled program against the numpy path on the same programs (working set on
+    and off): the same feasibility, norm and point; multipliers ``t >= 0``; warm starts
+    from the optimum's own rays give the same optimum."""
+    rng = np.random.default_rng(1)
+    X = rng.standard_normal((20, 5))
+    solver = _NodeSolver(_Problem(X, rng.standard_normal(20), True, True))
+    monkeypatch.setattr(_bnb, "_LDP_RAYS_ALL", rays_all)
+    n_feasible = n_infeasible = 0
+    for Vu, c, HF in _programs(rng):
+        monkeypatch.setattr(_bnb, "_LDP_COMPILED", False)
+        ref = solver._ldp(Vu, c, HF, 10.0)
+        monkeypatch.setattr(_bnb, "_LDP_COMPILED", True)
+        out = solver._ldp(Vu, c, HF, 10.0)
+        if ref is None:
+            assert out is None
+            n_infeasible += 1
+            continue
+        n_feasible += 1
+        y, sigma, t, nrm, viol = out
+        assert nrm + viol == pytest.approx(ref[3] + ref[4], rel=1e-6, abs=1e-9)
+        if ref[4] <= 1e-9 * max(ref[3], 1.0):  # a unique optimum: the same point
+            np.testing.assert_allclose(y, ref[0], rtol=1e-5, atol=1e-7)
+        assert np.all(t >= 0) and t.shape == (Vu.shape[0],)
+        assert np.all((sigma >= 0) & (sigma <= 1))
+        warm = solver._ldp(Vu, c, HF, 10.0, hint=(np.flatnonzero(t > 0), y))
+        assert warm[3] + warm[4] == pytest.approx(nrm + viol, rel=1e-6, abs=1e-9)
+    assert n_feasible >= 15 and n_infeasible >= 3
+
+
+def test_compiled_program_infeasible_and_degenerate(kern):
+    """``v^T y >= 1`` and ``-v^T y >= 1`` together: infeasible (status 1); a program with
+    every ``c <= 0``: ``y = 0``."""
+    rng = np.random.default_rng(2)
+    V = rng.standard_normal((40, 6))
+    args = (10.0, 1.0, 1e-3, _bnb._NO_RAYS, _bnb._NO_Y, 0, 4, 24, 8, 1e-12, 1e-10)
+    out = kern(np.vstack([V, -V]), np.ones(80), np.zeros((80, 0)), *args)
+    assert out[0] == 1
+    out = kern(V, -np.ones(40), np.zeros((40, 0)), *args)
+    assert out[0] == 0 and np.linalg.norm(out[1]) == 0.0 and out[5] == 0.0
+
+
+@pytest.mark.parametrize("rank,n,bias", [(3, 40, True), (4, 25, False), (5, 18, True)])
+def test_bnb_compiled_and_numpy_paths_agree(monkeypatch, rank, n, bias):
+    """A whole search with the compiled program and with the numpy one: both close and
+    prove the same ``M`` within the tolerance, and both match the enumeration."""
+    from convexrelu.arrangements import enumerate_patterns
+    from convexrelu.certificates import dual_constraint
+
+    rng = np.random.default_rng(rank)
+    X = rng.standard_normal((n, rank))
+    lam = rng.standard_normal(n)
+    lam -= lam.mean()  # free bias: M is finite only for a centred lam
+    pats = enumerate_patterns(X, bias=bias, progress=False)
+    exact = dual_constraint(pats, X, lam, penalize_bias=False).value
+    vals = []
+    for compiled in (True, False):
+        monkeypatch.setattr(_bnb, "_LDP_COMPILED", compiled)
+        res = _bnb.dual_constraint_bnb(X, lam, bias=bias, penalize_bias=False, tol=1e-6,
+                                       time_limit=60, random_state=0)
+        assert res.closed
+        assert res.upper >= exact * (1 - 1e-9)
+        assert res.upper <= exact * (1 + 2e-6)
+        vals.append(res.upper)
+    assert vals[0] == pytest.approx(vals[1], rel=2e-6)
