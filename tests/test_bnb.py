@@ -723,3 +723,27 @@ def test_bnb_closes_where_leaves_have_wide_cones(seed):
                               time_limit=60, random_state=0)
     assert res.closed and res.info["stopped"] == "closed"
     assert exact * (1 - 1e-9) <= res.upper <= exact * (1 + 2e-6)
+
+
+def test_bnb_reports_exhausted_when_leaves_do_not_close(monkeypatch):
+    """With the ray-sum bound of the rays' sum alone (infinite on wide cones, as before
+    the least-distance direction), some leaves keep their parent's bound: the search
+    ends with nothing open and says so, ``closed`` False and ``stopped="exhausted"``,
+    with a bound that is still valid."""
+    def sum_only(self, V):
+        e = V.sum(axis=0)
+        ne = np.linalg.norm(e)
+        gamma = float(np.min(V @ e)) / ne if ne > 0 else 0.0
+        return self.p.dual_norm(e / ne) / gamma if gamma > 0 else float("inf")
+
+    monkeypatch.setattr(_NodeSolver, "ray_sum_bound", sum_only)
+    rng = np.random.default_rng(5)
+    X = rng.standard_normal((18, 5))
+    lam = rng.standard_normal(18)
+    lam -= lam.mean()
+    exact = _exact(X, lam, True, False)
+    res = dual_constraint_bnb(X, lam, bias=True, penalize_bias=False, tol=1e-6,
+                              time_limit=60, random_state=0)
+    assert not res.closed and res.n_open == 0
+    assert res.info["stopped"] == "exhausted"
+    assert res.upper >= exact * (1 - 1e-9)

@@ -160,7 +160,9 @@ class BnBResult:
         the warm-started path handed to Clarabel) and ``fallback_reasons``, ``n_ldp``
         (least-distance programs solved), ``n_active_set`` and ``active_set_moves`` (the
         ``"active_set"`` node solver), ``stopped`` (``"closed"``, ``"max_nodes"``,
-        ``"time_limit"``, or with ``threshold`` ``"below"`` / ``"above"``), ``candidates``
+        ``"time_limit"``, ``"exhausted"`` (no node left open, yet the largest leaf bound
+        is above the gap: the bound is valid but not closed), or with ``threshold``
+        ``"below"`` / ``"above"``), ``candidates``
         (the 32 best points found, one per sign and activation pattern, as
         ``(value, direction, sign)``, best first: the columns of a pricing call),
         ``n_workers`` (the processes that bounded nodes: 1 unless ``n_jobs > 1`` and
@@ -1005,6 +1007,8 @@ class _NodeSolver:
                 _LDP_RAYS_TOL, _KKT_PIVOT)
             self.n_ldp += 1
             self.ldp_ray_passes += passes
+            if status == _ldp_kernel.NEEDS_LSTSQ:  # a singular KKT system: numpy's polish
+                return self._ldp_polish(Vu, c, HF, T, y, sigma, t)
             return None if status else (y, sigma, t, nrm, viol)
         E = np.zeros((du + K + 1, m + 2 * K))
         E[:du, :m] = Vu.T
@@ -1028,9 +1032,18 @@ class _NodeSolver:
         y = S * xs[:du]
         sigma = np.clip(xs[du:] / re, 0.0, 1.0)
         t = S * u[:m] / denom
-        # polish: the regularised program only identifies the active set (rays with
-        # t_j > 0, fractional sigma_i); solve its KKT system exactly and keep whichever
-        # point is better (norm plus the violation priced by the ray-sum bound T)
+        return self._ldp_polish(Vu, c, HF, T, y, sigma, t)
+
+    @staticmethod
+    def _ldp_polish(Vu, c, HF, T, y, sigma, t):
+        """The polish of :meth:`_ldp`: ``(y, sigma, t, ||y||, violation * T)``.
+
+        The regularised program only identifies the active set (rays with ``t_j > 0``,
+        fractional ``sigma_i``); its KKT system is solved exactly (:func:`_kkt_solve`) and
+        whichever point is better (norm plus the violation priced by the ray-sum bound
+        ``T``) is kept.
+        """
+        m = Vu.shape[0]
 
         def norm_viol(yy, ss):
             viol = float(np.max(c - Vu @ yy - HF @ ss, initial=0.0))
@@ -1578,6 +1591,8 @@ def dual_constraint_bnb(X, lam, *, bias: bool, penalize_bias: bool = True, tol: 
     M. Pilanci and T. Ergen, "Neural networks are convex regularizers", ICML 2020.
     R. Horst and H. Tuy, "Global Optimization: Deterministic Approaches", Springer, 1996.
     """
+    if _LDP_COMPILED:
+        _ldp_kernel.kernel()  # compiled (or loaded from numba's cache) before the clock
     clock = time.perf_counter if timer is None else timer
     t_start = clock()
     X = check_data_matrix(X)
@@ -1832,8 +1847,8 @@ def dual_constraint_bnb(X, lam, *, bias: bool, penalize_bias: bool = True, tol: 
                 inflight[h] = (send(batch, True), bound, batch)
                 continue
             integrate(result, batch)
-    else:
-        stopped = "closed"
+    else:  # every node bounded: closed, unless a leaf's bound stayed above the gap
+        stopped = "closed" if gap_closed(upper_now()) else "exhausted"
     ub = upper_now()
     closed = gap_closed(ub)
     if callable(progress):

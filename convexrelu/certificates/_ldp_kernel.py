@@ -12,7 +12,8 @@ compiled function, with its own Lawson-Hanson NNLS on an incrementally updated Q
 
 numba is optional (the ``fast`` extra): :func:`kernel` returns None without it, and the
 branch and bound then runs its numpy path. The compiled code is cached on disk
-(``cache=True``), so a process pays the compilation (seconds) once per installation.
+(``cache=True``), so the compilation (about 13 s) is paid once per installation; a search
+compiles (or loads) it before its clock starts, so ``time_limit`` never pays it.
 
 Every output only feeds the node's Lagrangian certificate, which is valid for any
 multipliers: an inaccurate solve loosens a bound, never invalidates it.
@@ -23,6 +24,7 @@ from __future__ import annotations
 import numpy as np
 
 _KERNEL = None  # the compiled ldp_solve, built on first use
+NEEDS_LSTSQ = 3  # ldp_solve's status: solved, but the polish's KKT system is singular
 _TRIED = False
 
 
@@ -259,7 +261,9 @@ def ldp_solve(Vu, c, HF, T, S, re, hint_rays, y0, rays_all, rays_start, rays_add
     ``S`` is the scale of ``c`` and ``re = sqrt(eps)``; ``hint_rays`` (int, possibly
     empty) and ``y0`` (empty: none) are the warm start; the ``rays_*`` constants are
     ``_bnb``'s ``_LDP_RAYS_*``. Returns ``(status, y, sigma, t, ||y||, violation * T,
-    ray passes)``; status 0 is a solution, 1 an infeasible program, 2 a failed solve.
+    ray passes)``; status 0 is a solution, 1 an infeasible program, 2 a failed solve,
+    :data:`NEEDS_LSTSQ` a solution before its polish, whose KKT system is singular (the
+    caller polishes it by least squares; compiling ``lstsq`` would cost 3.5 s).
     """
     m, du = Vu.shape
     K = HF.shape[1]
@@ -387,8 +391,8 @@ def ldp_solve(Vu, c, HF, T, S, re, hint_rays, y0, rays_all, rays_start, rays_add
             Kk[a, nJ + b] = HF[J[a], Ff[b]]
             Kk[nJ + b, a] = HF[J[a], Ff[b]]
     sol, ok = _lu_solve(Kk, rhs2, pivot)
-    if not ok:
-        sol = np.linalg.lstsq(Kk, rhs2, 1e-13)[0]
+    if not ok:  # singular: the caller's minimum-norm polish (LAPACK, not compiled here)
+        return NEEDS_LSTSQ, y, sigma, t, nrm, viol, passes
     if not np.all(np.isfinite(sol)):
         return 0, y, sigma, t, nrm, viol, passes
     sp_ = sb.copy()
@@ -419,7 +423,12 @@ def kernel():
         g = globals()
         for name in ("_backsolve", "_remove_column", "_nnls", "_lu_solve", "_norm_viol"):
             g[name] = jit(g[name])
-        _KERNEL = jit(ldp_solve)
+        k = jit(ldp_solve)
+        # compile now (or load the on-disk cache), with the argument types of every call
+        V = np.array([[1.0, 0.0], [0.6, 0.8], [0.0, 1.0]])
+        k(V, np.ones(3), np.zeros((3, 1)), 1.0, 1.0, 1e-3, np.zeros(0, np.int64),
+          np.zeros(0), 24, 4, 24, 8, 1e-12, 1e-10)
+        _KERNEL = k
     except Exception:  # pragma: no cover - a broken numba install: the numpy path
         _KERNEL = None
     return _KERNEL
