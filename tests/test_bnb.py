@@ -558,13 +558,15 @@ def test_certify_and_column_generation_pass_n_jobs_to_the_bnb(monkeypatch):
     assert seen[-1] == 2
 
 
-def test_ldp_ray_working_set_matches_every_ray(monkeypatch):
+@pytest.mark.parametrize("compiled", [True, False])
+def test_ldp_ray_working_set_matches_every_ray(monkeypatch, compiled):
     """The least-distance program over a working set of rays (columns joining while the
     point violates them) has the optimum of the program over every ray: the same point,
     norm and sigma, with and without a warm start, and an infeasible program stays
     infeasible."""
     import convexrelu.certificates._bnb as bnb
 
+    monkeypatch.setattr(bnb, "_LDP_COMPILED", compiled)  # numba's program, or numpy's
     rng = np.random.default_rng(5)
     X = rng.standard_normal((20, 5))
     lam = rng.standard_normal(20)

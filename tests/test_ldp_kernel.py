@@ -72,7 +72,7 @@ def _programs(rng, n_cases=40):
 
 
 @pytest.mark.parametrize("rays_all", [0, 24, 10 ** 6])
-def test_compiled_program_matches_numpy_path(monkeypatch, rays_all):
+def test_compiled_program_matches_numpy_path(monkeypatch, rays_all, kern):
     """The compiled program against the numpy path on the same programs (working set on
     and off): the same feasibility, norm and point; multipliers ``t >= 0``; warm starts
     from the optimum's own rays give the same optimum. Some programs have a singular KKT
@@ -113,6 +113,55 @@ def test_compiled_program_matches_numpy_path(monkeypatch, rays_all):
     assert handed[0] >= 1  # the singular-KKT hand-over ran
 
 
+def test_nnls_columns_of_very_different_scales(kern):
+    """Columns whose norms span 1e-6..1e6: each one's optimality test is in its own scale,
+    so the residual is scipy's (an absolute tolerance stopped early on small columns)."""
+    from scipy.optimize import nnls
+
+    rng = np.random.default_rng(3)
+    for _ in range(40):
+        m, n = int(rng.integers(3, 15)), int(rng.integers(3, 30))
+        A = rng.standard_normal((m, n)) * 10.0 ** rng.uniform(-6, 6, n)
+        b = rng.standard_normal(m)
+        x, ok = _ldp_kernel._nnls(A, b, 50 * n)
+        assert ok and np.all(x >= 0)
+        ref = nnls(A, b, maxiter=50 * n)[0]
+        r, rref = np.linalg.norm(A @ x - b), np.linalg.norm(A @ ref - b)
+        assert r <= rref * (1 + 1e-6) + 1e-9 * np.linalg.norm(b)
+
+
+def test_nnls_reports_its_iteration_limit(kern):
+    """``ok`` is False when the iterations run out (the kernel's status 2: the caller
+    falls back to the conic program)."""
+    rng = np.random.default_rng(4)
+    A = rng.standard_normal((10, 20))
+    b = A @ np.abs(rng.standard_normal(20))
+    x, ok = _ldp_kernel._nnls(A, b, 2)
+    assert not ok
+    x, ok = _ldp_kernel._nnls(A, b, 1000)
+    assert ok
+
+
+def test_kernel_arguments_keep_one_signature(kern):
+    """Read-only, Fortran-ordered, float32 and integer inputs all reach the kernel as
+    C-ordered writable float64: no second compilation."""
+    arr = _ldp_kernel.as_argument
+    ro = np.ones((3, 2))
+    ro.flags.writeable = False
+    for a in (ro, np.asfortranarray(np.ones((3, 2))), np.ones((3, 2), np.float32),
+              np.ones((3, 2), int)):
+        b = arr(a)
+        assert b.dtype == np.float64 and b.flags.c_contiguous and b.flags.writeable
+    before = len(kern.signatures)
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((12, 3))
+    lam = rng.standard_normal(12)
+    lam -= lam.mean()
+    _bnb.dual_constraint_bnb(X, lam, bias=True, penalize_bias=False, time_limit=30,
+                             random_state=0)
+    assert len(kern.signatures) == before
+
+
 def test_compiled_program_infeasible_and_degenerate(kern):
     """``v^T y >= 1`` and ``-v^T y >= 1`` together: infeasible (status 1); a program with
     every ``c <= 0``: ``y = 0``."""
@@ -126,7 +175,7 @@ def test_compiled_program_infeasible_and_degenerate(kern):
 
 
 @pytest.mark.parametrize("rank,n,bias", [(3, 40, True), (4, 25, False), (5, 18, True)])
-def test_bnb_compiled_and_numpy_paths_agree(monkeypatch, rank, n, bias):
+def test_bnb_compiled_and_numpy_paths_agree(monkeypatch, rank, n, bias, kern):
     """A whole search with the compiled program and with the numpy one: both close and
     prove the same ``M`` within the tolerance, and both match the enumeration."""
     from convexrelu.arrangements import enumerate_patterns

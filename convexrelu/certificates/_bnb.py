@@ -633,11 +633,11 @@ class _NodeSolver:
         gamma = float(np.min(V @ e)) / ne if ne > 0 else 0.0
         T = self.p.dual_norm(e / ne) / gamma if gamma > 0 else float("inf")
         if not np.isfinite(T):
-            # the rays' sum is not inside the dual cone (a wide cone, seen at leaves of
-            # rank 5-6 with a free bias, whose bound then never moved below the parent's):
-            # any d with V d > 0 serves, T = ||d||_{Omega^*} / min_j v_j^T d, and the
-            # least-distance d of V d >= 1 is the tightest (its program's dual is
-            # max sum t_j over V^T t in the unit ball)
+            # the rays' sum is no valid direction (a wide cone: seen at leaves of rank 5-6
+            # with a free bias, whose bound then never moved below the parent's): any d
+            # with V d > 0 serves, T = ||d||_{Omega^*} / min_j v_j^T d; the least-distance
+            # d of V d >= 1 is the tightest for the unit ball (its program's dual is max
+            # sum t_j over V^T t in the ball), valid but looser with a free bias
             out = self._ldp(V, np.ones(V.shape[0]), np.zeros((V.shape[0], 0)), 1.0)
             if out is not None:
                 d = out[0]
@@ -997,12 +997,11 @@ class _NodeSolver:
         kern = _ldp_kernel.kernel() if _LDP_COMPILED else None
         if kern is not None:  # the same program, compiled (numba)
             rays, y0 = (None, None) if hint is None else hint
+            arr = _ldp_kernel.as_argument  # one signature: C-ordered, writable float64
             status, y, sigma, t, nrm, viol, passes = kern(
-                np.ascontiguousarray(Vu, dtype=np.float64),
-                np.ascontiguousarray(c, dtype=np.float64),
-                np.ascontiguousarray(HF, dtype=np.float64), float(T), S, float(re),
+                arr(Vu), arr(c), arr(HF), float(T), float(S), float(re),
                 _NO_RAYS if rays is None else rays.astype(np.int64),
-                _NO_Y if y0 is None else np.ascontiguousarray(y0, dtype=np.float64),
+                _NO_Y if y0 is None else arr(y0),
                 _LDP_RAYS_ALL, _LDP_RAYS_START, _LDP_RAYS_ADD, _LDP_RAYS_PASSES,
                 _LDP_RAYS_TOL, _KKT_PIVOT)
             self.n_ldp += 1
@@ -1431,6 +1430,8 @@ def _remote_batch(token, prob, nodes, inc, tol, tiny):
             return _MISSING
         for k in [k for k in list(_REMOTE) if k[0] != token]:
             _REMOTE.pop(k, None)  # a new search: drop the previous ones' problems
+        if _LDP_COMPILED:
+            _ldp_kernel.kernel()  # loaded (or compiled) before the worker's first batch
         w = _REMOTE[key] = _Worker(prob, time.perf_counter, time.perf_counter())
     outcomes, offers, delta = w.run(nodes, inc, tol, tiny)
     # the children go back packed: the searching process does not rebuild them (_Packed)
@@ -1848,7 +1849,12 @@ def dual_constraint_bnb(X, lam, *, bias: bool, penalize_bias: bool = True, tol: 
                 continue
             integrate(result, batch)
     else:  # every node bounded: closed, unless a leaf's bound stayed above the gap
-        stopped = "closed" if gap_closed(upper_now()) else "exhausted"
+        if gap_closed(upper_now()):
+            stopped = "closed"
+        elif threshold is not None and upper_now() <= threshold:
+            stopped = "below"
+        else:
+            stopped = "exhausted"
     ub = upper_now()
     closed = gap_closed(ub)
     if callable(progress):

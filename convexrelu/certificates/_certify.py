@@ -225,11 +225,19 @@ class Certificate:
                        "M(lambda) may be larger and the lower bound is not certified.")
         elif self.method == "loose_bound":
             b = self.info.get("bnb") or {}
+            why, hint = {
+                "exhausted": ("bounded every node, yet its largest leaf bound stayed above "
+                              "the tolerance", "a numerical limit of its node bounds, which "
+                              "a longer time_limit does not change"),
+                "max_nodes": ("stopped at its node limit",
+                              "a larger max_nodes can tighten it"),
+            }.get(b.get("stopped"), ("stopped at its time limit",
+                                     "a longer time_limit can tighten it"))
             verdict = (f"not certified optimal: the network may be up to {self.gap:.3e} above "
                        "the global optimum. The lower bound is proven but loose: the branch "
-                       f"and bound stopped at its time limit with {b.get('lower', 0.0):.6g} "
+                       f"and bound {why}, with {b.get('lower', 0.0):.6g} "
                        f"<= M(lambda) <= {b.get('upper', 0.0):.6g}, and the upper value was "
-                       "used; a longer time_limit can tighten it.")
+                       f"used; {hint}.")
         elif not self.exact:
             verdict = ("NOT a proof: the dual constraint was checked over a sample of the "
                        "activation patterns only, so the lower bound is not certified and "

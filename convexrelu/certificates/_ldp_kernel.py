@@ -12,8 +12,10 @@ compiled function, with its own Lawson-Hanson NNLS on an incrementally updated Q
 
 numba is optional (the ``fast`` extra): :func:`kernel` returns None without it, and the
 branch and bound then runs its numpy path. The compiled code is cached on disk
-(``cache=True``), so the compilation (about 13 s) is paid once per installation; a search
-compiles (or loads) it before its clock starts, so ``time_limit`` never pays it.
+(``cache=True``), so the compilation (about 12 s) is paid once per installation. A search
+compiles (or loads) it before its clock starts, and each worker process loads it (about
+0.6 s, inside the clock) before its first batch; a worker without the cache (a Dask
+worker on another machine) compiles it there.
 
 Every output only feeds the node's Lagrangian certificate, which is valid for any
 multipliers: an inaccurate solve loosens a bound, never invalidates it.
@@ -21,9 +23,13 @@ multipliers: an inaccurate solve loosens a bound, never invalidates it.
 
 from __future__ import annotations
 
+import threading
+import warnings
+
 import numpy as np
 
 _KERNEL = None  # the compiled ldp_solve, built on first use
+_LOCK = threading.Lock()
 NEEDS_LSTSQ = 3  # ldp_solve's status: solved, but the polish's KKT system is singular
 _TRIED = False
 
@@ -45,13 +51,17 @@ def _nnls(A, b, maxiter):
     blocked = np.zeros(n, np.bool_)  # dependent on the passive set: skip until x moves
     p = 0
     eps = np.finfo(np.float64).eps
-    anorm = 0.0
+    # w_j = a_j^T r is compared with a tolerance in a_j's own scale (columns of very
+    # different norms: a small column's significant w_j is not mistaken for zero)
+    bnorm = 0.0
+    for i in range(m):
+        bnorm = max(bnorm, abs(b[i]))
+    coltol = np.empty(n)
     for j in range(n):
         s = 0.0
         for i in range(m):
             s += abs(A[i, j])
-        anorm = max(anorm, s)
-    tol = 10.0 * max(m, n) * eps * max(anorm, 1e-300)
+        coltol[j] = 10.0 * max(m, n) * eps * max(s * bnorm, 1e-300)
     it = 0
     z = np.zeros(min(m, n))
     while True:
@@ -62,9 +72,9 @@ def _nnls(A, b, maxiter):
         res = b - A @ x
         w = A.T @ res
         jbest = -1
-        wbest = tol
+        wbest = 0.0
         for j in range(n):
-            if not passive[j] and not blocked[j] and w[j] > wbest:
+            if not passive[j] and not blocked[j] and w[j] > coltol[j] and w[j] > wbest:
                 wbest = w[j]
                 jbest = j
         if jbest < 0 or p >= m:
@@ -408,12 +418,29 @@ def ldp_solve(Vu, c, HF, T, S, re, hint_rays, y0, rays_all, rays_start, rays_add
     return 0, y, sigma, t, nrm, viol, passes
 
 
+def as_argument(a):
+    """``a`` as the kernel's array type: C-ordered, writable float64 (another layout,
+    dtype or a read-only array would make numba compile a second signature)."""
+    a = np.ascontiguousarray(a, dtype=np.float64)
+    return a if a.flags.writeable else a.copy()
+
+
 def kernel():
-    """The compiled :func:`ldp_solve`, or None when numba is not installed (or fails)."""
+    """The compiled :func:`ldp_solve`, or None when numba is not installed (or fails).
+
+    Thread-safe: the first caller builds it while the others wait.
+    """
     global _KERNEL, _TRIED
     if _TRIED:
         return _KERNEL
-    _TRIED = True
+    with _LOCK:
+        if not _TRIED:
+            _KERNEL = _build()
+            _TRIED = True
+    return _KERNEL
+
+
+def _build():
     try:
         import numba
     except ImportError:
@@ -428,7 +455,11 @@ def kernel():
         V = np.array([[1.0, 0.0], [0.6, 0.8], [0.0, 1.0]])
         k(V, np.ones(3), np.zeros((3, 1)), 1.0, 1.0, 1e-3, np.zeros(0, np.int64),
           np.zeros(0), 24, 4, 24, 8, 1e-12, 1e-10)
-        _KERNEL = k
-    except Exception:  # pragma: no cover - a broken numba install: the numpy path
-        _KERNEL = None
-    return _KERNEL
+        return k
+    except Exception as exc:  # e.g. no writable cache directory: the numpy path
+        warnings.warn("numba is installed but the branch and bound's compiled node "
+                      f"program could not be built ({type(exc).__name__}: {exc}); the "
+                      "numpy path runs instead (the same program, about 1.6x slower). "
+                      "Set NUMBA_CACHE_DIR to a writable folder to fix a cache error.",
+                      RuntimeWarning, stacklevel=3)
+        return None
