@@ -581,8 +581,10 @@ def test_ldp_ray_working_set_matches_every_ray(monkeypatch, compiled):
         c = rng.standard_normal(m) + 0.5
         HF = 0.3 * rng.standard_normal((m, K))
         monkeypatch.setattr(bnb, "_LDP_RAYS_ALL", 10 ** 6)
+        monkeypatch.setattr(bnb, "_LDP_RAYS_ALL_COMPILED", 10 ** 6)
         full = solver._ldp(Vu, c, HF, 10.0)
         monkeypatch.setattr(bnb, "_LDP_RAYS_ALL", 0)
+        monkeypatch.setattr(bnb, "_LDP_RAYS_ALL_COMPILED", 0)
         passes = solver.ldp_ray_passes
         part = solver._ldp(Vu, c, HF, 10.0)
         assert solver.ldp_ray_passes > passes  # the working-set path ran
@@ -605,6 +607,7 @@ def test_ldp_ray_working_set_matches_every_ray(monkeypatch, compiled):
     Vu = np.vstack([Vu, -Vu])
     c = np.ones(80)
     monkeypatch.setattr(bnb, "_LDP_RAYS_ALL", 0)
+    monkeypatch.setattr(bnb, "_LDP_RAYS_ALL_COMPILED", 0)
     assert solver._ldp(Vu, c, np.zeros((80, 0)), 10.0) is None
 
 
@@ -631,6 +634,7 @@ def test_bnb_ray_working_set_matches_enumeration(monkeypatch, mode):
     import convexrelu.certificates._bnb as bnb
 
     monkeypatch.setattr(bnb, "_LDP_RAYS_ALL", 0)
+    monkeypatch.setattr(bnb, "_LDP_RAYS_ALL_COMPILED", 0)
     monkeypatch.setattr(bnb, "_LDP_RAYS_START", 0)
     monkeypatch.setattr(bnb, "_LDP_RAYS_ADD", 1)
     bias, pen = MODES[mode]

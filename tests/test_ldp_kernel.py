@@ -81,6 +81,7 @@ def test_compiled_program_matches_numpy_path(monkeypatch, rays_all, kern):
     X = rng.standard_normal((20, 5))
     solver = _NodeSolver(_Problem(X, rng.standard_normal(20), True, True))
     monkeypatch.setattr(_bnb, "_LDP_RAYS_ALL", rays_all)
+    monkeypatch.setattr(_bnb, "_LDP_RAYS_ALL_COMPILED", rays_all)
     polish = _NodeSolver._ldp_polish
     handed = [0]  # compiled solves whose singular KKT system numpy's polish solved
 

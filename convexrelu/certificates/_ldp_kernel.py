@@ -68,9 +68,19 @@ def _nnls(A, b, maxiter):
         it += 1
         if it > maxiter:
             return x, False
-        # dual w = A^T (b - A x)
-        res = b - A @ x
-        w = A.T @ res
+        # dual w = A^T (b - A x), in loops (tiny sizes: BLAS calls cost more than this)
+        res = b.copy()
+        for k in range(p):
+            jj = order[k]
+            xj = x[jj]
+            for i in range(m):
+                res[i] -= A[i, jj] * xj
+        w = np.zeros(n)
+        for i in range(m):
+            ri = res[i]
+            if ri != 0.0:
+                for j in range(n):
+                    w[j] += A[i, j] * ri
         jbest = -1
         wbest = 0.0
         for j in range(n):
