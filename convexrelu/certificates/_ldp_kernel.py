@@ -469,7 +469,7 @@ def _build():
     except Exception as exc:  # e.g. no writable cache directory: the numpy path
         warnings.warn("numba is installed but the branch and bound's compiled node "
                       f"program could not be built ({type(exc).__name__}: {exc}); the "
-                      "numpy path runs instead (the same program, about 1.6x slower). "
+                      "numpy path runs instead (the same program, about 1.7x slower). "
                       "Set NUMBA_CACHE_DIR to a writable folder to fix a cache error.",
                       RuntimeWarning, stacklevel=3)
         return None
