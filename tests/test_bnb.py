@@ -321,6 +321,13 @@ def test_certify_loose_bound_is_valid_and_labelled():
     assert loose.optimal == (loose.relative_gap <= loose.tol)
     text = loose.summary()
     assert "loose" in text and "time limit" in text and "CERTIFIED" not in text
+    # the message follows why the search stopped
+    assert loose.info["bnb"]["stopped"] == "time_limit"
+    loose.info["bnb"]["stopped"] = "exhausted"
+    text = loose.summary()
+    assert "bounded every node" in text and "does not change" in text
+    loose.info["bnb"]["stopped"] = "max_nodes"
+    assert "larger max_nodes" in loose.summary()
 
 
 def test_certify_bnb_errors():
@@ -715,18 +722,23 @@ def test_ray_sum_bound_of_a_cone_whose_ray_sum_is_outside():
     assert T <= best * (1 + 1e-6)  # the least-distance direction is the tightest
 
 
+def _wide_cone_search(seed):
+    """Rank 5, n = 18, a free bias: the enumeration's M and the search's result."""
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((18, 5))
+    lam = rng.standard_normal(18)
+    lam -= lam.mean()
+    res = dual_constraint_bnb(X, lam, bias=True, penalize_bias=False, tol=1e-6,
+                              time_limit=60, random_state=0)
+    return _exact(X, lam, True, False), res
+
+
 @pytest.mark.parametrize("seed", [5, 102, 107])
 def test_bnb_closes_where_leaves_have_wide_cones(seed):
     """Rank 5 with a free bias and few samples: leaves whose cones are wide (the rays'
     sum outside the dual cone). Each search closes at the enumeration's value (three
     of these nine instances stopped 2-360 % above it with no node open)."""
-    rng = np.random.default_rng(seed)
-    X = rng.standard_normal((18, 5))
-    lam = rng.standard_normal(18)
-    lam -= lam.mean()
-    exact = _exact(X, lam, True, False)
-    res = dual_constraint_bnb(X, lam, bias=True, penalize_bias=False, tol=1e-6,
-                              time_limit=60, random_state=0)
+    exact, res = _wide_cone_search(seed)
     assert res.closed and res.info["stopped"] == "closed"
     assert exact * (1 - 1e-9) <= res.upper <= exact * (1 + 2e-6)
 
@@ -743,13 +755,7 @@ def test_bnb_reports_exhausted_when_leaves_do_not_close(monkeypatch):
         return self.p.dual_norm(e / ne) / gamma if gamma > 0 else float("inf")
 
     monkeypatch.setattr(_NodeSolver, "ray_sum_bound", sum_only)
-    rng = np.random.default_rng(5)
-    X = rng.standard_normal((18, 5))
-    lam = rng.standard_normal(18)
-    lam -= lam.mean()
-    exact = _exact(X, lam, True, False)
-    res = dual_constraint_bnb(X, lam, bias=True, penalize_bias=False, tol=1e-6,
-                              time_limit=60, random_state=0)
+    exact, res = _wide_cone_search(5)
     assert not res.closed and res.n_open == 0
     assert res.info["stopped"] == "exhausted"
     assert res.upper >= exact * (1 - 1e-9)
