@@ -5,6 +5,8 @@ against the numpy path (scipy's NNLS and LAPACK's LU), and a branch-and-bound se
 run both ways.
 """
 
+import warnings
+
 import numpy as np
 import pytest
 
@@ -198,3 +200,26 @@ def test_bnb_compiled_and_numpy_paths_agree(monkeypatch, rank, n, bias, kern):
         assert res.upper <= exact * (1 + 2e-6)
         vals.append(res.upper)
     assert vals[0] == pytest.approx(vals[1], rel=2e-6)
+
+
+def test_kernel_build_failure_warns_and_the_numpy_path_runs(monkeypatch):
+    """numba installed but unable to build (e.g. no writable cache folder): a
+    RuntimeWarning that says so and how to fix it, no kernel, and searches still run."""
+    import numba
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("cannot cache function: no locator available")
+
+    monkeypatch.setattr(numba, "njit", broken)
+    monkeypatch.setattr(_ldp_kernel, "_TRIED", False)
+    monkeypatch.setattr(_ldp_kernel, "_KERNEL", None)
+    with pytest.warns(RuntimeWarning, match="NUMBA_CACHE_DIR"):
+        assert _ldp_kernel.kernel() is None
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # decided once: no second warning
+        assert _ldp_kernel.kernel() is None
+    rng = np.random.default_rng(1)
+    X = rng.standard_normal((15, 3))
+    lam = rng.standard_normal(15)
+    res = _bnb.dual_constraint_bnb(X, lam, bias=False, time_limit=30, random_state=0)
+    assert res.closed and res.info["n_ldp"] > 0
