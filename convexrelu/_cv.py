@@ -39,6 +39,7 @@ from .arrangements import (ActivationPatterns, PatternLimitError, enumerate_patt
 from .estimators import ConvexReLUClassifier, ConvexReLURegressor, _seed
 from .losses import get_loss
 from .solvers import alpha_max
+from ._warnings import kept_filters
 
 __all__ = ["ConvexReLURegressorCV", "ConvexReLUClassifierCV"]
 
@@ -241,11 +242,12 @@ class _ConvexReLUCVBase:
         path_est = clone(base)
         if self.path_tol is not None:
             path_est.set_params(tol=max(self.tol, self.path_tol))
-        paths = Parallel(n_jobs=self.n_jobs)(
-            delayed(_fit_path)(clone(path_est), X, y, train, test, alphas, scorer,
-                               _restrict_patterns(pats, X[train]) if given else None,
-                               self.n_iter_no_change)
-            for train, test in splits)
+        with kept_filters():  # threads leave catch_warnings out of order
+            paths = Parallel(n_jobs=self.n_jobs)(
+                delayed(_fit_path)(clone(path_est), X, y, train, test, alphas, scorer,
+                                   _restrict_patterns(pats, X[train]) if given else None,
+                                   self.n_iter_no_change)
+                for train, test in splits)
         paths = np.stack(paths, axis=-1)  # (4, n_alphas, n_splits)
         scores, fit_times, score_times, objectives = paths
         self.alphas_ = alphas

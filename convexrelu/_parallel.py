@@ -22,6 +22,8 @@ import hashlib
 
 import numpy as np
 
+from ._warnings import kept_filters
+
 __all__ = ["PatternChunk", "chunk_ranges", "map_chunks", "resolve_n_jobs", "subset"]
 
 #: patterns per chunk (a multiple of the default block size of 8192); each chunk starts
@@ -140,14 +142,15 @@ def map_chunks(func, patterns, ranges, Xa, args, n_jobs) -> list:
 
     backend = get_active_backend()[0]
     chunks = make_chunks(patterns, ranges, threads=bool(getattr(backend, "uses_threads", False)))
-    out = Parallel(n_jobs=n_jobs)(delayed(_run_chunk)(func, ch, Xa, *args) for ch in chunks)
-    redo = [i for i, r in enumerate(out) if r is _MISMATCH]
-    if redo:
+    with kept_filters():  # threads leave catch_warnings out of order
+        out = Parallel(n_jobs=n_jobs)(delayed(_run_chunk)(func, ch, Xa, *args)
+                                      for ch in chunks)
+        redo = [i for i, r in enumerate(out) if r is _MISMATCH]
         again = Parallel(n_jobs=n_jobs)(
             delayed(_run_chunk)(func, chunks[i].with_masks(patterns), Xa, *args)
-            for i in redo)
-        for i, r in zip(redo, again):
-            out[i] = r
+            for i in redo) if redo else []
+    for i, r in zip(redo, again):
+        out[i] = r
     return out
 
 

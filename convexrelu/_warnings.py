@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import os
 import sys
+import warnings
+from contextlib import contextmanager
 
-__all__ = ["user_stacklevel"]
+__all__ = ["kept_filters", "user_stacklevel"]
 
 _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
 #: packages whose frames sit between the user's call and ours (fit wrappers, the
@@ -50,3 +52,25 @@ def user_stacklevel() -> int:
         frame = frame.f_back
         level += 1
     return level
+
+
+@contextmanager
+def kept_filters():
+    """Restore the process's warning filters when a parallel section ends.
+
+    joblib's thread backend runs the workers in this process, and
+    ``warnings.catch_warnings`` (in our solvers and in other libraries) is not thread-safe
+    before Python 3.14: each block restores the filter list it saved on entry, so two
+    threads that leave their blocks out of order leave one block's entries in the global
+    list. Measured: after 10 of 15 threaded one-vs-rest fits the filters had an extra
+    entry. Process backends never touch this process's filters.
+    """
+    saved = warnings.filters[:]
+    try:
+        yield
+    finally:
+        if warnings.filters != saved:
+            warnings.filters[:] = saved
+            mutated = getattr(warnings, "_filters_mutated", None)
+            if mutated is not None:  # (as catch_warnings' exit does: drop cached lookups)
+                mutated()

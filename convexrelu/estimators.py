@@ -44,6 +44,7 @@ from .network import ReLUNet
 from .program import ConvexProgram
 from .regularizers import GroupL2Penalty
 from .solvers import SOLVERS, BaseSolver, CvxpySolver, choose_solver, get_solver
+from ._warnings import kept_filters
 from .solvers._base import solver_class
 from .solvers._seeds import solve_on_gated_support
 
@@ -345,9 +346,11 @@ class _ConvexReLUBase(BaseEstimator):
         if jobs > 1:
             # independent columns (one-vs-rest classes, regression outputs) in parallel,
             # each with one BLAS thread; warnings raised in a worker are raised here
-            out = Parallel(n_jobs=jobs)(
-                delayed(_column_in_worker)(self, os.getpid(), X, Y[:, j], col_loss, pats,
-                                           solver, warm[j], joint[j]) for j in range(n_cols))
+            with kept_filters():  # threads leave catch_warnings out of order
+                out = Parallel(n_jobs=jobs)(
+                    delayed(_column_in_worker)(self, os.getpid(), X, Y[:, j], col_loss,
+                                               pats, solver, warm[j], joint[j])
+                    for j in range(n_cols))
             seen = set()  # once per text and place, as one job's warnings registry shows them
             for *_, caught in out:
                 for w in caught:
