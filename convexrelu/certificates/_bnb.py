@@ -225,9 +225,8 @@ class _Problem:
     # -- norms on Omega -----------------------------------------------------------------
     def dual_norm(self, y):
         if self.free:
-            yu = y[:-1]
-            return math.sqrt(float(yu @ yu)) + self.R * abs(float(y[-1]))
-        return math.sqrt(float(y @ y))
+            return _vnorm(y[:-1]) + self.R * abs(float(y[-1]))
+        return _vnorm(y)
 
     def normalise(self, x):
         """Scale ``x`` onto the boundary of Omega's norm part (None if impossible)."""

@@ -39,7 +39,8 @@ def _nnls(A, b, maxiter):
 
     The passive columns' QR factor ``Q^T A_P = R`` is updated as columns enter
     (one Householder reflection) and leave (Givens rotations). Returns ``(x, ok)``;
-    ``ok`` is False when ``maxiter`` inner iterations did not finish.
+    ``ok`` is False when ``maxiter`` iterations (column additions and inner steps
+    together) did not finish.
     """
     m, n = A.shape
     x = np.zeros(n)
