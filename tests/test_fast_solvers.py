@@ -101,7 +101,8 @@ def test_gated_polish_matches_cvxpy(loss_name, bias, unpen):
                     regularizer=reg)
     for tol in (1e-6, 1e-9):
         res = solve_gated_fista(loss, Xa, pats.masks, y, beta, output_bias=bias,
-                                regularizer=reg, tol=tol, polish=True, polish_tol=0.3)
+                                regularizer=reg, tol=tol, polish=True, polish_tol=0.3,
+                                method="fista")
         assert res.converged
         assert res.info["polish"]["rounds"] >= 1 and res.info["polish"]["newton_steps"] >= 1
         if loss_name == "squared":  # rounds ended early (blocks added before the end)
