@@ -269,6 +269,65 @@ def test_newton_direction_schur_matches_dense():
     assert np.linalg.norm(H @ cached + grad) <= 1e-5 * np.linalg.norm(grad)
 
 
+@pytest.mark.parametrize("unpen,output_bias", [(False, False), (True, True), (False, True)])
+def test_khatri_rao_design_gives_the_formed_designs_step(unpen, output_bias):
+    """The polish's implicit design (more columns than samples, never formed): the same
+    ``A^T g``, free columns, dropped blocks and Newton step as the formed design."""
+    from convexrelu._newton import norm_derivatives
+    from convexrelu.solvers._fista import (_KhatriRaoColumns, _newton_direction,
+                                           _polish_columns)
+
+    rng = np.random.default_rng(3)
+    n, d, P = 30, 4, 12
+    Xa = np.hstack([rng.standard_normal((n, d - 1)), np.ones((n, 1))])
+    S = (rng.random((n, P)) < 0.5).astype(float)
+    reg = GroupL2Penalty(d, free_bias=unpen)
+    k = reg.penalized_dim
+    act = np.array([0, 2, 3, 5, 7, 8, 10, 11])
+    A = _polish_columns(Xa, S, act, reg, output_bias)
+    KR = _KhatriRaoColumns(Xa, S, act, reg, output_bias)
+    assert KR.shape == A.shape and A.shape[1] > n
+    g = rng.standard_normal(n)
+    np.testing.assert_allclose(KR.rmatvec(g), A.T @ g, rtol=1e-12, atol=1e-12)
+    np.testing.assert_array_equal(KR.free_columns(), A[:, act.size * k:])
+    np.testing.assert_array_equal(KR.dense(), A)
+    keep = np.ones(act.size, bool)
+    keep[[1, 4]] = False
+    cols = np.ones(A.shape[1], bool)
+    cols[:act.size * k] = np.repeat(keep, k)
+    np.testing.assert_array_equal(KR.drop_blocks(keep).dense(), A[:, cols])
+    m = act.size
+    W = rng.standard_normal((m, k))
+    r, U, Hn = norm_derivatives(W, 0.5)
+    sh = rng.random(n) + 0.2
+    grad = rng.standard_normal(A.shape[1])
+    kw = dict(Xk=Xa[:, :k], Sa=S[:, act])
+    formed = _newton_direction(A, sh, grad, U, r, Hn, 0.5, m, k, **kw)
+    implicit = _newton_direction(KR, sh, grad, U, r, Hn, 0.5, m, k, **kw)
+    np.testing.assert_allclose(implicit, formed, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("beta", [0.05, 0.5])
+def test_polish_with_more_columns_than_samples_matches_cvxpy(monkeypatch, beta):
+    """The polish on the implicit design (K > n), and (beta = 0.5) its switch to the
+    formed design once dropped blocks leave K <= n: cvxpy's optimum, certified."""
+    from convexrelu.solvers import _fista
+
+    formed = []
+    dense = _fista._KhatriRaoColumns.dense
+    monkeypatch.setattr(_fista._KhatriRaoColumns, "dense",
+                        lambda self: formed.append(1) or dense(self))
+    loss, Xa, pats, y = make_problem("squared", True, True, n=16)
+    ref = reference(loss, Xa, pats.masks, y, beta, relu=False, output_bias=True)
+    res = solve_gated_fista(loss, Xa, pats.masks, y, beta, output_bias=True, tol=1e-9,
+                            polish=True, polish_tol=0.3, method="fista")
+    assert res.converged and res.info["polish"]["newton_steps"] >= 1
+    assert np.count_nonzero(np.linalg.norm(res.B, axis=1)) * Xa.shape[1] > Xa.shape[0]
+    assert len(formed) == (1 if beta == 0.5 else 0)
+    assert abs(res.objective - ref) <= 1e-6 * abs(ref)
+    assert res.objective - ref <= res.gap + 1e-9 * abs(ref)
+
+
 RELU_CASES = [(ln, b, e) for ln in ("squared", "logistic")
               for b in ("none", "penalized", "free") for e in (True, False)]
 
