@@ -813,13 +813,14 @@ def solve_gated_fista(
     iters_left, n_iter, best_dual = int(max_iter), 0, -np.inf
     history: list = []
     pinfo = {"rounds": 0, "newton_steps": 0, "seconds": 0.0}
+    polish_work: dict = {}  # the polish's buffers, kept across its rounds
     res = None
     if use_barrier:
         res, best_dual = _barrier_stage(
             loss, Xh, Sh, y, beta, output_bias=output_bias, regularizer=reg,
             certify=certify, tol=tol, polish_max_vars=polish_max_vars, pinfo=pinfo,
             history=history, time_limit=time_limit, t_start=t_start,
-            max_steps=int(max_iter), polish=polish, verbose=verbose)
+            max_steps=int(max_iter), polish=polish, work=polish_work, verbose=verbose)
         iters_left -= res.info["barrier"]["steps"]
         B0, c0 = xp.asarray(res.B), res.output_bias
         stage_tol = max(tol, 0.1 * min(stage_tol, res.rel_gap))
@@ -859,7 +860,7 @@ def solve_gated_fista(
             output_bias=output_bias, regularizer=reg, certify=certify, tol=tol,
             best_dual=best_dual, max_vars=polish_max_vars,
             time_limit=None if time_limit is None else time_limit - elapsed,
-            verbose=verbose)
+            work=polish_work, verbose=verbose)
         pinfo["rounds"] += 1
         pinfo["newton_steps"] += pol.get("n_steps", 0)
         pinfo["early_ends"] = pinfo.get("early_ends", 0) + pol.get("early_ends", 0)
@@ -910,7 +911,7 @@ _BARRIER_HANDOVER = 1e-4
 
 def _barrier_stage(loss, Xh, Sh, y, beta, *, output_bias, regularizer, certify, tol,
                    polish_max_vars, pinfo, history, time_limit, t_start, max_steps,
-                   polish=True, verbose=0):
+                   polish=True, work=None, verbose=0):
     """The dual barrier (:class:`DualBarrier`) to ``max(10 tol, _BARRIER_HANDOVER)``, then
     :func:`newton_polish` on its nearly tight blocks (:meth:`DualBarrier.tight`); if
     that does not certify, the barrier goes on to a 100x smaller gap and the polish
@@ -955,7 +956,7 @@ def _barrier_stage(loss, Xh, Sh, y, beta, *, output_bias, regularizer, certify, 
                                 regularizer=regularizer, certify=certify, tol=tol,
                                 best_dual=given, max_vars=polish_max_vars,
                                 time_limit=None if time_limit is None
-                                else time_limit - elapsed, verbose=verbose)
+                                else time_limit - elapsed, work=work, verbose=verbose)
             pinfo["rounds"] += 1
             pinfo["newton_steps"] += pol.get("n_steps", 0)
             pinfo["early_ends"] = pinfo.get("early_ends", 0) + pol.get("early_ends", 0)
@@ -1163,10 +1164,11 @@ def _newton_direction(A: np.ndarray, sh: np.ndarray, grad: np.ndarray, U: np.nda
         a0 = Sa * (Xk @ U.T)
         if cache is None:
             XX = Xk @ Xk.T
-        else:  # the same Xk throughout a polish
-            XX = cache.get("XX")
+        else:  # the same Xk throughout a polish (and the solve's polish calls)
+            key = ("XX", Xk.__array_interface__["data"][0], Xk.shape, Xk.strides)
+            XX = cache.get(key)
             if XX is None:
-                XX = cache["XX"] = Xk @ Xk.T
+                XX = cache[key] = Xk @ Xk.T
         from scipy.linalg.blas import dgemm
 
         const = bool(np.all(sh == sh[0]))  # a constant curvature: a scalar, no outer
@@ -1215,7 +1217,8 @@ def newton_polish(loss, Xa: np.ndarray, S: np.ndarray, y: np.ndarray, beta: floa
                   certify: Callable, tol: float, best_dual: float = -np.inf,
                   max_rounds: int = 20,
                   max_newton: int = 50, max_vars: int = 6000, max_add: int = 50,
-                  time_limit: Optional[float] = None, verbose: int = 0) -> dict:
+                  time_limit: Optional[float] = None, work: Optional[dict] = None,
+                  verbose: int = 0) -> dict:
     """Active-set Newton polish of the gated group lasso from ``(W, c)`` (float64, host).
 
     On the support ``act`` (blocks with a nonzero penalised part) the objective
@@ -1291,7 +1294,9 @@ def newton_polish(loss, Xa: np.ndarray, S: np.ndarray, y: np.ndarray, beta: floa
 
     if record(W, c, dg):
         return best
-    gram_cache: dict = {}  # products reused across Newton steps (_newton_direction)
+    # products and buffers reused across Newton steps (_newton_direction), and across
+    # the polish calls of one solve when the caller passes ``work``
+    gram_cache: dict = {} if work is None else work
     n_steps = 0
     for rnd in range(max_rounds):
         act = np.flatnonzero(np.linalg.norm(W[:, :k], axis=1) > 0)
@@ -2053,6 +2058,9 @@ def solve_gated_fista_multi(
     polish_on = np.full(c, polish)
     stage_tol = np.full(c, max(tol, polish_tol) if polish else tol)
     pinfo = [{"rounds": 0, "newton_steps": 0, "seconds": 0.0} for _ in range(c)]
+    # one set of polish buffers for all columns (the n x n matrices of the sample-space
+    # step): fresh ones per column cost their page faults, 1.8 s of a first digits solve
+    polish_work: dict = {}
     history: list = [[] for _ in range(c)]
     iters_left, n_iter = int(max_iter), 0
     active = np.arange(c)
@@ -2106,7 +2114,8 @@ def solve_gated_fista_multi(
             pol = newton_polish(loss, Xh, Sh, yk, beta, W[col].copy(), cb[col],
                                 output_bias=output_bias, regularizer=reg,
                                 certify=certify, tol=tol, best_dual=best_dual[col],
-                                max_vars=polish_max_vars, time_limit=left, verbose=verbose)
+                                max_vars=polish_max_vars, time_limit=left,
+                                work=polish_work, verbose=verbose)
             pinfo[col]["rounds"] += 1
             pinfo[col]["newton_steps"] += pol.get("n_steps", 0)
             pinfo[col]["early_ends"] = pinfo[col].get("early_ends", 0) + \
