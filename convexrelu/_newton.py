@@ -88,18 +88,27 @@ def norm_derivatives(Pb: np.ndarray, beta: float, floor: float = 0.0, *,
     return r, U, H
 
 
-def damped_cholesky(H: np.ndarray, rel_shift: float = 1e-12, tries: int = 8):
+def damped_cholesky(H: np.ndarray, rel_shift: float = 1e-12, tries: int = 8,
+                    work: Optional[dict] = None):
     """Cholesky factor (``scipy.linalg.cho_factor``) of ``H + mu I``.
 
     ``mu`` is ``rel_shift * mean(diag H)``, multiplied by 100 after every failed
-    factorisation (``tries`` in all); ``None`` if none succeeds.
+    factorisation (``tries`` in all); ``None`` if none succeeds. With ``work`` the
+    shifted copy is factored in a buffer kept there (:func:`work_buffer`): no fresh
+    array, and none of its page faults, per call (the factor is valid until the next
+    call with the same ``work``; ``H`` must then be symmetric in both triangles).
     """
     from scipy.linalg import LinAlgError, cho_factor
 
     mu = rel_shift * max(float(np.mean(np.diag(H))), np.finfo(float).tiny) if H.size else 1.0
     diag = np.diag_indices(H.shape[0])
     for _ in range(tries):
-        Hm = H.copy()  # H + mu I without the identity matrix and its temporaries
+        buf = work_buffer(work, "cholesky", H.shape)
+        if buf is None:
+            Hm = H.copy()  # H + mu I without the identity matrix and its temporaries
+        else:  # the transpose (Fortran-ordered) is factored in place; H is symmetric
+            np.copyto(buf, H)
+            Hm = buf.T
         Hm[diag] += mu
         try:
             return cho_factor(Hm, lower=False, overwrite_a=True, check_finite=False)
@@ -211,13 +220,14 @@ def lu_solve(A: np.ndarray, b: np.ndarray, min_pivot: float = 0.0) -> Optional[n
     return sol
 
 
-def newton_step(H: np.ndarray, g: np.ndarray, rel_shift: float = 1e-12
-                ) -> Optional[np.ndarray]:
-    """The regularised Newton step ``-(H + mu I)^{-1} g`` (:func:`damped_cholesky`);
-    ``None`` when no shift makes ``H + mu I`` numerically positive definite."""
+def newton_step(H: np.ndarray, g: np.ndarray, rel_shift: float = 1e-12,
+                work: Optional[dict] = None) -> Optional[np.ndarray]:
+    """The regularised Newton step ``-(H + mu I)^{-1} g`` (:func:`damped_cholesky`, its
+    factor in ``work``'s buffer when given); ``None`` when no shift makes ``H + mu I``
+    numerically positive definite."""
     from scipy.linalg import cho_solve
 
-    cf = damped_cholesky(H, rel_shift)
+    cf = damped_cholesky(H, rel_shift, work=work)
     return None if cf is None else -cho_solve(cf, g, check_finite=False)
 
 

@@ -270,6 +270,29 @@ def test_newton_direction_schur_matches_dense():
 
 
 @pytest.mark.parametrize("unpen,output_bias", [(False, False), (True, True), (False, True)])
+def test_polish_columns_are_the_block_products(unpen, output_bias):
+    """The restricted design, written in place block by block: the same entries as the
+    products ``S_i o Xa`` side by side, C-ordered (also with no active block)."""
+    from convexrelu.solvers._fista import _polish_columns
+
+    rng = np.random.default_rng(4)
+    n, d, P = 9, 4, 6
+    Xa = rng.standard_normal((n, d))
+    S = rng.random((n, P)) < 0.5
+    reg = GroupL2Penalty(d, free_bias=unpen)
+    for act in (np.array([1, 3, 4]), np.zeros(0, int)):
+        cols = [S[:, i:i + 1] * reg.penalized(Xa) for i in act]
+        if unpen:
+            cols += [S[:, i:i + 1] * reg.unpenalized(Xa) for i in range(P)]
+        if output_bias:
+            cols.append(np.ones((n, 1)))
+        ref = np.hstack(cols) if cols else np.zeros((n, 0))
+        A = _polish_columns(Xa, S, act, reg, output_bias)
+        assert A.flags["C_CONTIGUOUS"]
+        np.testing.assert_array_equal(A, ref)
+
+
+@pytest.mark.parametrize("unpen,output_bias", [(False, False), (True, True), (False, True)])
 def test_khatri_rao_design_gives_the_formed_designs_step(unpen, output_bias):
     """The polish's implicit design (more columns than samples, never formed): the same
     ``A^T g``, free columns, dropped blocks and Newton step as the formed design."""

@@ -209,3 +209,16 @@ def test_barrier_without_polish_returns_its_certified_point():
         warnings.simplefilter("ignore", ConvergenceWarning)
         assert solve_gated_fista(loss, Xa, masks, y, 0.3, output_bias=True, tol=1e-6,
                                  max_iter=20, polish=False).info["method"] == "fista"
+
+
+@pytest.mark.parametrize("output_bias", [False, True])
+def test_barrier_without_patterns(output_bias):
+    """No pattern at all: the network is the output bias alone (no BLAS call on an empty
+    factor)."""
+    rng = np.random.default_rng(7)
+    Xa, y = rng.standard_normal((10, 3)), rng.standard_normal(10)
+    res = solve_gated_fista(get_loss("squared"), Xa, np.zeros((10, 0), bool), y, 0.3,
+                            output_bias=output_bias, method="barrier")
+    yc = y - y.mean() if output_bias else y
+    assert res.converged and res.B.shape == (0, 3)
+    assert res.objective == pytest.approx(0.5 * yc @ yc, rel=1e-9)

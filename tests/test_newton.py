@@ -43,6 +43,25 @@ def test_newton_step_solves_and_damps_a_singular_matrix():
     assert damped_cholesky(-np.eye(3)) is None  # negative definite: no small shift helps
 
 
+def test_newton_step_in_a_work_buffer_is_the_same():
+    """With ``work`` the shifted matrix is factored in a buffer kept there: the same
+    steps (also of a semi-definite matrix that needs the shift), no new factor array,
+    and ``H`` left untouched."""
+    rng = np.random.default_rng(2)
+    A = rng.standard_normal((9, 5))
+    v = rng.standard_normal(5)
+    work: dict = {}
+    for H in (A.T @ A, np.outer(v, v)):
+        H0 = H.copy()
+        g = rng.standard_normal(5)
+        for _ in range(2):
+            np.testing.assert_allclose(newton_step(H, g, work=work), newton_step(H, g),
+                                       rtol=1e-12, atol=1e-12)
+            cf = damped_cholesky(H, work=work)
+            assert np.shares_memory(cf[0], work["cholesky"])
+        np.testing.assert_array_equal(H, H0)
+    assert damped_cholesky(-np.eye(3), work=work) is None
+
 def test_boundary_steps_and_max_step():
     s = np.array([1.0, 2.0, 0.0, -1e-3, 5.0])
     ds = np.array([-1.0, -4.0, 1.0, -1.0, -1.0])
