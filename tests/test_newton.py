@@ -62,6 +62,7 @@ def test_newton_step_in_a_work_buffer_is_the_same():
         np.testing.assert_array_equal(H, H0)
     assert damped_cholesky(-np.eye(3), work=work) is None
 
+
 def test_boundary_steps_and_max_step():
     s = np.array([1.0, 2.0, 0.0, -1e-3, 5.0])
     ds = np.array([-1.0, -4.0, 1.0, -1.0, -1.0])
