@@ -132,6 +132,19 @@ def test_auto_chooses_the_barrier_where_it_applies(monkeypatch):
                                      max_iter=20, **kw).info["method"]
 
     assert method(sq, y) == "barrier"  # few samples, more coordinates than samples
+    amax = np.max(np.linalg.norm(masks.T.astype(float) @ ((y - y.mean())[:, None] * Xa),
+                                 axis=1))
+    assert 0.3 <= _gated_barrier.BARRIER_MAX_ALPHA_RATIO * amax
+
+    def at(beta):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            return solve_gated_fista(sq, Xa, masks, y, beta, output_bias=True, tol=1e-3,
+                                     max_iter=20).info["method"]
+
+    # few active blocks (alpha near alpha_max): FISTA
+    assert at(0.5 * amax) == "fista"
+    assert at(0.9 * _gated_barrier.BARRIER_MAX_ALPHA_RATIO * amax) == "barrier"
     assert method(lg, yl) == "fista"  # no constant curvature
     assert method(sq, y, W0=np.zeros((masks.shape[1], Xa.shape[1]))) == "fista"
     assert method(sq, y, regularizer=GroupL2Penalty(Xa.shape[1], free_bias=True)) == "fista"

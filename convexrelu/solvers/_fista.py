@@ -100,7 +100,7 @@ from ..certificates._gap import (dual_point, gated_duality_gap, pattern_correlat
                                  predict, range_basis)
 from ..regularizers import GroupL2Penalty
 from ._base import BaseSolver, _implements
-from ._gated_barrier import DualBarrier, barrier_applies
+from ._gated_barrier import BARRIER_MAX_ALPHA_RATIO, DualBarrier, barrier_applies
 
 __all__ = ["ArrayBackend", "FastResult", "FistaSolver", "fista_core", "get_backend",
            "lipschitz_bound", "solve_gated_fista", "solve_gated_fista_multi"]
@@ -708,8 +708,10 @@ def solve_gated_fista(
         tight (again from a 100x smaller barrier gap if the polish does not certify);
         FISTA takes over only if the barrier fails. It needs a quadratic loss and every
         block coordinate penalised, float64 on the numpy backend. ``"auto"`` takes it
-        for such programs with at most 1,000 samples, more variables than samples, the
-        polish on and no warm start (an interior point cannot use one); FISTA otherwise.
+        for such programs with at most 1,000 samples, more variables than samples,
+        ``beta`` at most 3 % of the smallest ``beta`` whose optimum is zero (many active
+        blocks: FISTA is faster with few), the polish on and no warm start (an interior
+        point cannot use one); FISTA otherwise.
 
     Returns
     -------
@@ -805,7 +807,9 @@ def solve_gated_fista(
                              "method='fista' for float32 or torch.")
     use_barrier = method == "barrier" or (
         method == "auto" and polish and W0 is None and dtype == np.float64
-        and xp._t is None and barrier_applies(loss, y, reg, n, P * reg.penalized_dim))
+        and xp._t is None and barrier_applies(loss, y, reg, n, P * reg.penalized_dim)
+        and beta <= BARRIER_MAX_ALPHA_RATIO * bound(dual_point(
+            loss, np.zeros(n), y, output_bias=output_bias)[0]))
 
     t_start = time.perf_counter()
     B0 = xp.zeros((P, d_aug)) if W0 is None else xp.asarray(W0)
@@ -1516,9 +1520,10 @@ class FistaSolver(BaseSolver):
         ``"barrier"``: the dual log-barrier Newton method (Newton steps on the dual, an
         ``n x n`` system per step), then the polish on its support; for a quadratic loss
         with every block coordinate penalised, float64 on numpy. ``"auto"`` takes it for
-        such programs with at most 1,000 samples and more block coordinates than
-        samples (scnn's ``lam = 1e-3`` problems on diabetes and breast cancer at
-        ``P = 500``: 5x faster than FISTA), FISTA otherwise; several outputs and
+        such programs with at most 1,000 samples, more block coordinates than samples
+        and ``alpha`` at most 3 % of the smallest ``alpha`` whose optimum is zero
+        (scnn's ``lam = 1e-3`` problems on diabetes and breast cancer at ``P = 500``:
+        5x faster than FISTA), FISTA otherwise; several outputs and
         :meth:`solve_columns` always run FISTA jointly.
     verbose : int, default=0
 
