@@ -180,6 +180,10 @@ def test_failed_barrier_hands_over_to_fista(monkeypatch):
                             method="barrier")
     assert res.info["method"] == "barrier"
     assert res.converged
+    # the barrier's record survives FISTA's point (no Newton step was taken)
+    assert res.info["barrier"] == {"steps": 0,
+                                   "failed": "the Newton matrix could not be factored"}
+    assert res.n_iter > 1
     ref = reference(loss, Xa, masks, y, 0.3, relu=False, output_bias=True)
     assert abs(res.objective - ref) <= 1e-6 * abs(ref)
 
@@ -235,3 +239,21 @@ def test_barrier_without_patterns(output_bias):
     yc = y - y.mean() if output_bias else y
     assert res.converged and res.B.shape == (0, 3)
     assert res.objective == pytest.approx(0.5 * yc @ yc, rel=1e-9)
+
+
+def test_refused_polish_is_reported_and_the_result_stays_sound():
+    """A polish refused (``polish_max_vars=1``): said in ``info["polish"]``; what is
+    returned (the barrier's point, or FISTA's from it) carries a valid gap, and the
+    barrier's record and its Newton steps stay in ``info`` and ``n_iter``."""
+    Xa, masks, y = problem(n=20, seed=8)
+    loss = get_loss("squared")
+    ref = reference(loss, Xa, masks, y, 0.05, relu=False, output_bias=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        res = solve_gated_fista(loss, Xa, masks, y, 0.05, output_bias=True, tol=1e-10,
+                                method="barrier", polish_max_vars=1, max_iter=400)
+    assert "too large" in res.info["polish"]["info"]
+    steps = res.info["barrier"]["steps"]
+    assert 0 < steps <= res.n_iter <= 400
+    assert res.objective - ref <= res.gap + 1e-12 * abs(ref)
+    assert res.gap >= -1e-12 * abs(ref)

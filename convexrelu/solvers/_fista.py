@@ -704,12 +704,13 @@ def solve_gated_fista(
     method : {"auto", "fista", "barrier"}
         ``"barrier"``: the dual log-barrier Newton method
         (:class:`~convexrelu.solvers._gated_barrier.DualBarrier`) to a relative gap of
-        ``max(tol, 1e-4)``, then the polish on the blocks whose dual constraint is nearly
-        tight (again from a 100x smaller barrier gap if the polish does not certify);
-        FISTA takes over only if the barrier fails. It needs a quadratic loss and every
+        ``max(10 tol, 1e-4)``, then the polish on the blocks whose dual constraint is
+        nearly tight (again from a 100x smaller barrier gap if the polish does not
+        certify); FISTA takes over only if that fails. It starts from ``lambda = 0``:
+        ``W0`` and ``c0`` are not used. It needs a quadratic loss and every
         block coordinate penalised, float64 on the numpy backend. ``"auto"`` takes it
-        for such programs with at most 1,000 samples, more variables than samples,
-        ``beta`` at most 3 % of the smallest ``beta`` whose optimum is zero (many active
+        for such programs with at most 1,000 samples, at least as many block coordinates
+        as samples, ``beta`` at most 3 % of the smallest ``beta`` whose optimum is zero (many active
         blocks: FISTA is faster with few), the polish on and no warm start (an interior
         point cannot use one); FISTA otherwise.
 
@@ -819,13 +820,16 @@ def solve_gated_fista(
     pinfo = {"rounds": 0, "newton_steps": 0, "seconds": 0.0}
     polish_work: dict = {}  # the polish's buffers, kept across its rounds
     res = None
+    barrier_info = None
     if use_barrier:
         res, best_dual = _barrier_stage(
             loss, Xh, Sh, y, beta, output_bias=output_bias, regularizer=reg,
             certify=certify, tol=tol, polish_max_vars=polish_max_vars, pinfo=pinfo,
             history=history, time_limit=time_limit, t_start=t_start,
             max_steps=int(max_iter), polish=polish, work=polish_work, verbose=verbose)
-        iters_left -= res.info["barrier"]["steps"]
+        barrier_info = res.info["barrier"]
+        n_iter = barrier_info["steps"]  # FISTA's iterations are counted after them
+        iters_left -= n_iter
         B0, c0 = xp.asarray(res.B), res.output_bias
         stage_tol = max(tol, 0.1 * min(stage_tol, res.rel_gap))
     while not (res is not None and res.converged):
@@ -892,11 +896,13 @@ def solve_gated_fista(
         B0, c0 = xp.asarray(res.B), res.output_bias
         if polish:
             stage_tol = max(tol, 0.1 * min(stage_tol, res.rel_gap))
-    res.n_iter = max(n_iter + int(res.info.get("barrier", {}).get("steps", 0)), 1)
+    res.n_iter = max(n_iter, 1)  # the barrier's Newton steps and FISTA's iterations
     res.history = history
     res.time = time.perf_counter() - t_start
     res.info["polish"] = pinfo
     res.info["method"] = "barrier" if use_barrier else "fista"
+    if barrier_info is not None:  # (kept where FISTA's point replaced the barrier's)
+        res.info["barrier"] = barrier_info
     res.dual = dual_point(loss, predict(np.asarray(Xa, np.float64), np.asarray(S, np.float64),
                                         np.asarray(res.B, np.float64)) + res.output_bias,
                           y, output_bias=output_bias)[0]
@@ -909,7 +915,7 @@ def solve_gated_fista(
 
 # ------------------------------------------------------------------ the dual barrier
 #: relative gap at which the dual barrier first hands its support to the polish
-#: (breast cancer, P = 500: 47 barrier steps and 3 polish steps, 0.5 s in all)
+#: (breast cancer, P = 500: 47 barrier steps and 4 polish steps, 0.7-1.0 s in all)
 _BARRIER_HANDOVER = 1e-4
 
 
@@ -967,6 +973,8 @@ def _barrier_stage(loss, Xh, Sh, y, beta, *, output_bias, regularizer, certify, 
             pinfo["seconds"] += time.perf_counter() - t_start - elapsed
             if not pol:
                 break
+            if "info" in pol:  # refused (too large) or a failed factor: said in info
+                pinfo["info"] = pol["info"]
             history += [(bar.n_steps, h[0] + elapsed, h[1], h[2]) for h in pol["history"]]
             best_dual = max(best_dual, pol["best_dual"])
             W, c = pol["W"], float(pol["c"]) if output_bias else 0.0
@@ -1188,10 +1196,13 @@ def _newton_direction(A: np.ndarray, sh: np.ndarray, grad: np.ndarray, U: np.nda
         if cache is None:
             XX = Xk @ Xk.T
         else:  # the same Xk throughout a polish (and the solve's polish calls)
+            # keyed by Xk's memory, and Xk kept with the product, so that no other
+            # array can take that address while the entry lives
             key = ("XX", Xk.__array_interface__["data"][0], Xk.shape, Xk.strides)
-            XX = cache.get(key)
-            if XX is None:
-                XX = cache[key] = Xk @ Xk.T
+            entry = cache.get(key)
+            if entry is None:
+                entry = cache[key] = (Xk @ Xk.T, Xk)
+            XX = entry[0]
         from scipy.linalg.blas import dgemm
 
         const = bool(np.all(sh == sh[0]))  # a constant curvature: a scalar, no outer
@@ -1520,10 +1531,10 @@ class FistaSolver(BaseSolver):
         ``"barrier"``: the dual log-barrier Newton method (Newton steps on the dual, an
         ``n x n`` system per step), then the polish on its support; for a quadratic loss
         with every block coordinate penalised, float64 on numpy. ``"auto"`` takes it for
-        such programs with at most 1,000 samples, more block coordinates than samples
-        and ``alpha`` at most 3 % of the smallest ``alpha`` whose optimum is zero
+        such programs with at most 1,000 samples, at least as many block coordinates as
+        samples and ``alpha`` at most 3 % of the smallest ``alpha`` whose optimum is zero
         (scnn's ``lam = 1e-3`` problems on diabetes and breast cancer at ``P = 500``:
-        5x faster than FISTA), FISTA otherwise; several outputs and
+        5-9x faster than FISTA), FISTA otherwise; several outputs and
         :meth:`solve_columns` always run FISTA jointly.
     verbose : int, default=0
 

@@ -64,9 +64,10 @@ _CENTRED = 0.5
 
 
 def barrier_applies(loss, y, regularizer, n_samples: int, n_vars: int) -> bool:
-    """Whether ``method="auto"`` takes the dual barrier: a quadratic loss, every block
+    """Whether ``method="auto"`` may take the dual barrier: a quadratic loss, every block
     coordinate penalised (a free hidden bias adds one equality per pattern), at most
-    ``BARRIER_MAX_SAMPLES`` samples and more variables than samples."""
+    ``BARRIER_MAX_SAMPLES`` samples and at least as many variables as samples (the
+    caller also checks ``BARRIER_MAX_ALPHA_RATIO``)."""
     return (loss.constant_curvature(y) is not None and not regularizer.free
             and n_samples <= BARRIER_MAX_SAMPLES and n_vars >= n_samples)
 
@@ -176,7 +177,8 @@ class DualBarrier:
         R = self.S * (self.Xa @ self.Z.T)
         # the upper triangle only (symmetric rank-P updates: half the flops of a GEMM),
         # in a Fortran-ordered buffer kept across steps whose lower triangle stays zero
-        # (the factor reads only the upper one)
+        # (the factor reads only the upper one: damped_cholesky without ``work``, whose
+        # in-place variant reads the lower triangle, must not be given this matrix)
         H = self._H
         if q.size:
             H = dsyrk(1.0, (self.S * np.sqrt(a)).T, c=H, trans=1, lower=0, beta=0.0,
