@@ -13,7 +13,8 @@ Rows:
 * ``load_digits`` one-vs-rest (10 binary logistic programs over shared P=100 patterns,
   ``alpha=1e-3``), the ReLU programs to gap 1e-6 (goal <= 60 s, all ten);
 * ``make_regression(n, 20, noise=10)`` (X standardised, y centred and scaled) with P=100
-  patterns at ``0.1 alpha_max``: gated ReLU (FISTA) and ReLU (``solver="relu"``, and its
+  patterns at ``0.1 alpha_max``: gated ReLU (the gated solver's default: FISTA at these
+  sizes; the dual barrier on the small "our regime" rows) and ReLU (``solver="relu"``, and its
   augmented Lagrangian forced, ``method="al"``) to gap 1e-6 at ``n = 1e4`` and ``1e5``,
   and the gated one at ``n = 1e6`` (3.4 GB peak RSS; it also ran under an 8 GB cap);
 * gated ReLU at ``n = 1e4`` and ``5e4``, d=20, P=100, ``0.1 alpha_max`` (no hidden bias,

@@ -17,8 +17,10 @@ of ``--problems``), plus diabetes with bias at each P of ``--relu-patterns`` (de
 200). ``--quick`` is a smoke run: P=10 (digits: its first 150 samples), 5 s caps, ReLU
 table on diabetes only, no P sweep.
 
-Solvers. Gated: ours = gated FISTA + active-set Newton polish (float64, stops at a
-certified relative gap <= 1e-6), scnn R-FISTA (tol 1e-10), cvxpy + Clarabel (tol 1e-10).
+Solvers. Gated: ours = the gated solver's default (``method="auto"``: the dual
+log-barrier Newton method for few samples and many active blocks, FISTA otherwise) +
+active-set Newton polish (float64, stops at a certified relative gap <= 1e-6; the row's
+label says which ran), scnn R-FISTA (tol 1e-10), cvxpy + Clarabel (tol 1e-10).
 ReLU: ours = ``ReluFastSolver(tol=1e-6, time_limit=cap)`` (structured primal-dual
 interior-point method, certified over all the program's patterns), scnn's augmented
 Lagrangian ``scnn.solvers.AL``, cvxpy + Clarabel. Every solver gets the **same program**
@@ -279,7 +281,8 @@ def _each_program(progs, time_limit, solve_one):
 
 
 def run_ours(progs, time_limit, polish=True, joint=True):
-    """Gated FISTA (+ Newton polish); several programs (one-vs-rest) **jointly** by
+    """The gated solver (its default method, + Newton polish; ``out["method"]`` says which
+    ran); several programs (one-vs-rest) **jointly** by
     :func:`~convexrelu.solvers._fista.solve_gated_fista_multi` (every product serves all
     of them, as scnn's one model with ``c`` outputs does; time = the whole joint solve)
     unless ``joint=False`` (one after the other)."""
@@ -470,7 +473,8 @@ def _progress(msg):
 
 def _header(args, scnn_note):
     """What was run, in words (printed above the tables)."""
-    gated = "FISTA" if args.no_polish else "FISTA + active-set Newton polish"
+    gated = "FISTA" if args.no_polish else \
+        "solver (method='auto': the dual barrier or FISTA) + active-set Newton polish"
     return [
         "Squared loss, no output bias, hidden bias penalised with the weights, one BLAS "
         "thread. Solvers: gated ReLU: convexrelu gated " + gated + " (float64), scnn "
