@@ -39,7 +39,7 @@ from .arrangements import (ActivationPatterns, PatternLimitError, enumerate_patt
 from .estimators import ConvexReLUClassifier, ConvexReLURegressor, _seed
 from .losses import get_loss
 from .solvers import alpha_max
-from ._warnings import kept_filters
+from ._warnings import kept_filters, muted_convergence
 
 __all__ = ["ConvexReLURegressorCV", "ConvexReLUClassifierCV"]
 
@@ -128,7 +128,7 @@ def _fit_path(estimator, X, y, train, test, alphas, scorer, patterns, n_iter_no_
     for k, a in enumerate(alphas):
         estimator.set_params(alpha=float(a))
         t0 = time.perf_counter()
-        with warnings.catch_warnings():
+        with muted_convergence(), warnings.catch_warnings():
             # a path fit stopping a little above tol still ranks its alpha; the refit's
             # warnings are the user's (at most one per fit, not one per fold and alpha)
             warnings.filterwarnings("ignore", category=ConvergenceWarning)

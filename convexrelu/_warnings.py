@@ -9,12 +9,13 @@ fixed ``stacklevel`` points at whichever wrapper happens to sit there.
 
 from __future__ import annotations
 
+import contextvars
 import os
 import sys
 import warnings
 from contextlib import contextmanager
 
-__all__ = ["kept_filters", "user_stacklevel"]
+__all__ = ["kept_filters", "muted_convergence", "user_stacklevel", "warn_convergence"]
 
 _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
 #: packages whose frames sit between the user's call and ours (fit wrappers, the
@@ -74,3 +75,39 @@ def kept_filters():
             mutated = getattr(warnings, "_filters_mutated", None)
             if mutated is not None:  # (as catch_warnings' exit does: drop cached lookups)
                 mutated()
+
+
+#: whether this thread (or task) is inside :func:`muted_convergence`: a context variable,
+#: so one thread's muting never touches another's, unlike the process-wide filter list
+_MUTED = contextvars.ContextVar("convexrelu_muted_convergence", default=False)
+
+
+@contextmanager
+def muted_convergence():
+    """Silence the package's own ``ConvergenceWarning`` in this thread only.
+
+    Inner solves whose gap the caller judges itself (column generation's restricted
+    programs, a gated solve's seed) used ``warnings.catch_warnings()`` +
+    ``simplefilter("ignore", ConvergenceWarning)`` alone. Under joblib's thread
+    backend that is racy before Python 3.14: one worker's block restores the filters
+    while another's is still running, and the other's inner warning escaped to the user
+    now and then. The package's warnings go through :func:`warn_convergence`, which
+    checks this thread's flag first; the callers keep their ``catch_warnings`` block for
+    other libraries' warnings.
+    """
+    token = _MUTED.set(True)
+    try:
+        yield
+    finally:
+        _MUTED.reset(token)
+
+
+def warn_convergence(message: str, stacklevel: int = 1) -> None:
+    """``warnings.warn(message, ConvergenceWarning, stacklevel)`` unless this thread is
+    inside :func:`muted_convergence` (``stacklevel`` as for ``warnings.warn`` called
+    where this function is)."""
+    if _MUTED.get():
+        return
+    from sklearn.exceptions import ConvergenceWarning
+
+    warnings.warn(message, ConvergenceWarning, stacklevel=stacklevel + 1)

@@ -44,7 +44,7 @@ from .network import ReLUNet
 from .program import ConvexProgram
 from .regularizers import GroupL2Penalty
 from .solvers import SOLVERS, BaseSolver, CvxpySolver, choose_solver, get_solver
-from ._warnings import kept_filters
+from ._warnings import kept_filters, muted_convergence, warn_convergence
 from .solvers._base import solver_class
 from .solvers._seeds import solve_on_gated_support
 
@@ -495,7 +495,7 @@ class _ConvexReLUBase(BaseEstimator):
                 # a failed gated solve has warned already (one convergence warning per
                 # fit); the solver made here aims below tol and is judged against tol
                 # below
-                with warnings.catch_warnings():
+                with muted_convergence(), warnings.catch_warnings():
                     warnings.simplefilter("ignore", ConvergenceWarning)
                     sol = solve_on_gated_support(prog, sol, relu_solver)
             gap = float(sol.info.get("rel_gap", np.nan))
@@ -509,12 +509,11 @@ class _ConvexReLUBase(BaseEstimator):
                 # predictions is only as accurate as they are), tol met
                 sol.status = "optimal"
             elif judged:
-                warnings.warn(
+                warn_convergence(
                     f"The ReLU network on the gated solution's support stopped at a "
                     f"certified relative duality gap {gap:.2e} (over its patterns), above "
                     f"tol={self.tol:g}. Loosen tol, or raise alpha (nearly separable "
-                    "classes with a small alpha make the optimum flat).",
-                    ConvergenceWarning, stacklevel=2)
+                    "classes with a small alpha make the optimum flat).", stacklevel=2)
             n_iter += sol.n_iter
         net = ReLUNet.from_convex(sol.V, sol.W, bias=self.bias, output_bias=sol.output_bias,
                                   penalize_bias=self.penalize_bias, tol=1e-9)

@@ -319,3 +319,63 @@ def test_threaded_fits_leave_the_warning_filters_as_they_were(rng):
     with kept_filters():
         warnings.filterwarnings("ignore", message="left behind")
     assert list(warnings.filters) == before
+
+
+def test_muted_convergence_is_per_thread_and_independent_of_the_filters():
+    """The package's ConvergenceWarning is silenced by ``muted_convergence`` in its own
+    thread only, whatever the process's filter list says (which threads race on)."""
+    import threading
+
+    from sklearn.exceptions import ConvergenceWarning
+
+    from convexrelu._warnings import muted_convergence, warn_convergence
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with muted_convergence():
+            warn_convergence("inside")  # muted, although the filters say "always"
+            other = threading.Thread(target=warn_convergence, args=("other thread",))
+            other.start()
+            other.join()
+        warn_convergence("after")
+    msgs = [str(w.message) for w in caught if issubclass(w.category, ConvergenceWarning)]
+    assert msgs == ["other thread", "after"]
+
+
+@pytest.mark.parametrize("mute", [False, True])
+def test_inner_warning_survives_a_racing_catch_warnings_only_when_muted(mute):
+    """The race, forced: thread A leaves its ``catch_warnings`` block while thread B is
+    inside its own; A's exit restores the filters it saved, which drops B's "ignore".
+    B's inner warning then escapes, unless B is inside ``muted_convergence`` (what the
+    package's inner solves now use)."""
+    import contextlib
+    import threading
+
+    from convexrelu._warnings import muted_convergence, warn_convergence
+
+    a_in, b_in = threading.Event(), threading.Event()
+
+    def thread_a():
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            a_in.set()
+            b_in.wait(5)
+
+    def thread_b():
+        a_in.wait(5)
+        with (muted_convergence() if mute else contextlib.nullcontext()), \
+                warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            b_in.set()
+            ta.join(5)  # A has left its block: the filters are A's saved list
+            warn_convergence("inner solve of thread B")
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        ta, tb = threading.Thread(target=thread_a), threading.Thread(target=thread_b)
+        ta.start()
+        tb.start()
+        tb.join(10)
+        ta.join(10)
+    escaped = [w for w in caught if issubclass(w.category, ConvergenceWarning)]
+    assert len(escaped) == (0 if mute else 1)

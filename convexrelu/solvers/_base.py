@@ -12,12 +12,11 @@ from __future__ import annotations
 
 import importlib
 import inspect
-import warnings
 from typing import Optional
 
-from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils._param_validation import validate_parameter_constraints
 
+from .._warnings import warn_convergence
 from ..certificates._gap import duality_gap, relative_gap, within_tol
 from ..losses import Loss
 from ..program import FORMULATIONS, ConvexProgram, ConvexSolution
@@ -140,10 +139,9 @@ class BaseSolver:
             hint = sol.info.get("hint") or self._convergence_hint
             where = ("over all patterns of the arrangement" if program.patterns.exact else
                      "over the program's (sampled) patterns")
-            warnings.warn(
+            warn_convergence(
                 f"{type(self).__name__} stopped at a certified relative duality gap "
-                f"{rel:.3g} {where}, above tol={tol:g}. {hint}",
-                ConvergenceWarning, stacklevel=3)
+                f"{rel:.3g} {where}, above tol={tol:g}. {hint}", stacklevel=3)
         return sol
 
     def _certificate_tol(self) -> Optional[float]:

@@ -68,6 +68,7 @@ from sklearn.exceptions import ConvergenceWarning
 
 from sklearn.utils._param_validation import Interval
 
+from .._warnings import muted_convergence, warn_convergence
 from ..certificates._dual import PricingMultipliers
 from ..certificates._sweep import SweepPricer
 from ..certificates._gap import (centred_dual, dual_point, pattern_correlations,
@@ -966,7 +967,7 @@ def _run_steps(ws, oracle, *, loss, y, alpha, n_samples, output_bias, free_bias,
 def _restricted_solve(inner, prog, loss, y, alpha, gated, polish, gap):
     """One restricted solve, its blocks moved into their cones and (a quadratic loss, near
     the optimum) polished; ``(V, W, c0, z, primal, inner iterations)``."""
-    with warnings.catch_warnings():
+    with muted_convergence(), warnings.catch_warnings():
         # the restricted solve is judged by the certificate over all patterns
         warnings.simplefilter("ignore", ConvergenceWarning)
         warnings.filterwarnings("ignore", message="Solution may be inaccurate")
@@ -1202,7 +1203,7 @@ class _AutoInner(BaseSolver):
             self._socp = RestrictedSocpSolver(tol=_ROUGH_TOL, max_iter=_SOCP_MAX_ITER)
             self._socp._certify_solution = False
         try:
-            with warnings.catch_warnings():
+            with muted_convergence(), warnings.catch_warnings():
                 warnings.simplefilter("ignore", ConvergenceWarning)
                 sol = self._socp.solve(program)
         except (np.linalg.LinAlgError, FloatingPointError, ValueError):
@@ -1224,7 +1225,7 @@ class _AutoInner(BaseSolver):
             # see RestrictedBarrierSolver._certificate_tol)
             self._barrier = RestrictedBarrierSolver(
                 tol=max(self.tol, 1e-10, min(_BARRIER_LOOSEST, 1e-2 * self.loop_tol)))
-        with warnings.catch_warnings():
+        with muted_convergence(), warnings.catch_warnings():
             # judged by the loop's certificate over all patterns
             warnings.simplefilter("ignore", ConvergenceWarning)
             sol = self._barrier.solve(program, self._warm(program))
@@ -1282,7 +1283,7 @@ class _AutoInner(BaseSolver):
                                 True, 0, t0, dict(sol.info, polished=True))
         pol.n_iter, pol.solve_time = sol.n_iter, sol.solve_time + pol.solve_time
         pol.info.pop("rel_gap", None)
-        with warnings.catch_warnings():
+        with muted_convergence(), warnings.catch_warnings():
             warnings.simplefilter("ignore", ConvergenceWarning)  # judged as the solve is
             return self._barrier._finish(program, pol)
 
@@ -1320,7 +1321,7 @@ class _AutoInner(BaseSolver):
             if self._al is None:
                 # the polish closes the restricted gap to rounding; 1e-10 is below it
                 self._al = ReluALSolver(tol=max(self.tol, 1e-9))
-            with warnings.catch_warnings():
+            with muted_convergence(), warnings.catch_warnings():
                 warnings.simplefilter("ignore", ConvergenceWarning)
                 return self._al.solve(program, warm_start or self._warm(program))
         if quadratic:
@@ -1779,10 +1780,10 @@ def column_generation(X, y, *, alpha: float, loss="squared", bias: bool = True,
             sol.info["pricing"] = {"method": "branch_and_bound", "calls": oracle.n_calls,
                                    "time": oracle.time, **oracle.stats}
         if not within_tol(sol.gap, sol.objective, tol):
-            warnings.warn(f"column_generation stopped at a certified relative duality gap "
-                          f"{sol.info['rel_gap']:.3g} over all patterns of the arrangement, "
-                          f"above tol={tol:g}. {sol.info['hint']}", ConvergenceWarning,
-                          stacklevel=2)
+            warn_convergence(f"column_generation stopped at a certified relative duality "
+                             f"gap {sol.info['rel_gap']:.3g} over all patterns of the "
+                             f"arrangement, above tol={tol:g}. {sol.info['hint']}",
+                             stacklevel=2)
         if pats is None:
             pats = ActivationPatterns.from_gates(X, np.zeros((probe.d_aug, 0)), bias=bias)
         return sol, pats

@@ -94,6 +94,7 @@ import numpy as np
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils._param_validation import Interval, StrOptions
 
+from .._warnings import muted_convergence, warn_convergence
 from .._newton import (backtrack, boundary_steps, damped_cholesky, newton_step,
                        norm_derivatives, spd_solver, work_buffer)
 from ..certificates._gap import (dual_point, gated_duality_gap, pattern_correlations,
@@ -595,11 +596,10 @@ def _check_inputs(loss, Xa, masks, y, beta, tol, max_iter, dtype):
 
 
 def _warn_not_converged(name: str, res: FastResult, tol: float, max_iter: int) -> None:
-    warnings.warn(
+    warn_convergence(
         f"{name} did not reach the relative duality gap tol={tol:g} in max_iter={max_iter} "
         f"iterations (relative gap {res.rel_gap:.3g}). Increase max_iter, loosen tol, or "
         "standardise X (poorly scaled features slow first-order methods).",
-        ConvergenceWarning,
         stacklevel=3,
     )
 
@@ -1595,7 +1595,7 @@ class FistaSolver(BaseSolver):
         xp = get_backend(self.backend, self.device, np.dtype(self.dtype))
         W0 = None if warm_start is None else np.asarray(warm_start.V)
         c0 = 0.0 if warm_start is None else float(np.ravel(warm_start.output_bias)[0])
-        with warnings.catch_warnings():  # BaseSolver.solve issues the one warning
+        with muted_convergence(), warnings.catch_warnings():  # BaseSolver.solve warns
             warnings.simplefilter("ignore", ConvergenceWarning)
             res = solve_gated_fista(
                 program.loss, program.X_aug, program.masks, program.y, program.alpha,
@@ -1684,7 +1684,7 @@ class FistaSolver(BaseSolver):
 
     def _solve_multi(self, program, col_loss, Y, W0, c0) -> FastResult:
         xp = get_backend(self.backend, self.device, np.dtype(self.dtype))
-        with warnings.catch_warnings():  # BaseSolver.solve issues the one warning
+        with muted_convergence(), warnings.catch_warnings():  # BaseSolver.solve warns
             warnings.simplefilter("ignore", ConvergenceWarning)
             return solve_gated_fista_multi(
                 col_loss, program.X_aug, program.masks, Y, program.alpha,

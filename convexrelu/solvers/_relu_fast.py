@@ -41,6 +41,7 @@ import numpy as np
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils._param_validation import Interval, StrOptions
 
+from .._warnings import muted_convergence
 from ..certificates._gap import duality_gap, relative_gap
 from ..program import ConvexProgram, ConvexSolution
 from ._base import BaseSolver, certificate_text
@@ -145,7 +146,7 @@ class ReluFastSolver(BaseSolver):
 
         if not program.loss.smooth:
             return np.zeros(0, int)
-        with warnings.catch_warnings():
+        with muted_convergence(), warnings.catch_warnings():
             warnings.simplefilter("ignore", ConvergenceWarning)
             # a free hidden bias makes the gated problem degenerate: penalise it here
             g = solve_gated_fista(program.loss, program.X_aug, program.masks, program.y,

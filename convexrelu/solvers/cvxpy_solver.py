@@ -17,14 +17,13 @@ from __future__ import annotations
 
 import numbers
 import time
-import warnings
 from collections import OrderedDict
 from typing import Optional
 
 import numpy as np
-from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils._param_validation import Interval
 
+from .._warnings import warn_convergence
 from ..program import ConvexProgram, ConvexSolution
 from ._base import BaseSolver
 
@@ -242,10 +241,10 @@ class CvxpySolver(BaseSolver):
                         f"cvxpy solver {name} failed on {program!r}, also with the retry "
                         f"options {_CLARABEL_RETRY}: {exc2} Standardise X, increase alpha, "
                         f"or {_HINT[0].lower()}{_HINT[1:]}") from exc2
-                warnings.warn(
+                warn_convergence(
                     f"Clarabel failed on {program!r} ({exc2}); falling back to SCS, whose "
                     "solution is less accurate. Standardise X or increase alpha for an "
-                    "accurate solve.", ConvergenceWarning, stacklevel=3)
+                    "accurate solve.", stacklevel=3)
                 name = "SCS"
                 try:
                     built.problem.solve(solver="SCS", verbose=bool(self.verbose),
