@@ -257,3 +257,18 @@ def test_refused_polish_is_reported_and_the_result_stays_sound():
     assert 0 < steps <= res.n_iter <= 400
     assert res.objective - ref <= res.gap + 1e-12 * abs(ref)
     assert res.gap >= -1e-12 * abs(ref)
+
+
+def test_dense_barrier_point_is_pruned_within_its_own_certificate():
+    """The polish refused and the barrier's own (dense) point certified: its smallest
+    blocks are zeroed as far as its own certificate stays within tol."""
+    Xa, masks, y = problem(n=20, seed=8)
+    loss = get_loss("squared")
+    res = solve_gated_fista(loss, Xa, masks, y, 0.05, output_bias=True, tol=1e-3,
+                            method="barrier", polish_max_vars=1)
+    assert res.converged and "too large" in res.info["polish"]["info"]
+    dg = gated_duality_gap(loss, Xa, masks.astype(float), y, res.B, res.output_bias, 0.05,
+                           output_bias=True)
+    assert dg.gap <= 1e-3 * abs(dg.primal)  # its own certificate, not only D(lambda)'s
+    nz = np.count_nonzero(np.linalg.norm(res.B, axis=1))
+    assert nz < 0.9 * masks.shape[1]  # pruned (the dense point had every block)
