@@ -869,12 +869,7 @@ def solve_gated_fista(
             best_dual=best_dual, max_vars=polish_max_vars,
             time_limit=None if time_limit is None else time_limit - elapsed,
             work=polish_work, verbose=verbose)
-        pinfo["rounds"] += 1
-        pinfo["newton_steps"] += pol.get("n_steps", 0)
-        pinfo["early_ends"] = pinfo.get("early_ends", 0) + pol.get("early_ends", 0)
-        pinfo["seconds"] += time.perf_counter() - t_start - elapsed
-        if "info" in pol:
-            pinfo["info"] = pol["info"]
+        _count_polish(pinfo, pol, time.perf_counter() - t_start - elapsed)
         if not pol:  # no curvature formula: plain FISTA to tol
             polish, stage_tol = False, tol
             B0, c0 = xp.asarray(res.B), res.output_bias
@@ -911,6 +906,17 @@ def solve_gated_fista(
     if not res.converged:
         _warn_not_converged("Gated FISTA", res, tol, max_iter)
     return res
+
+
+def _count_polish(pinfo: dict, pol: dict, seconds: float) -> None:
+    """Add one :func:`newton_polish` call to the summary ``info["polish"]`` (rounds,
+    Newton steps, early ends, seconds, and why it stopped short, if it said)."""
+    pinfo["rounds"] += 1
+    pinfo["newton_steps"] += pol.get("n_steps", 0)
+    pinfo["early_ends"] = pinfo.get("early_ends", 0) + pol.get("early_ends", 0)
+    pinfo["seconds"] += seconds
+    if "info" in pol:
+        pinfo["info"] = pol["info"]
 
 
 # ------------------------------------------------------------------ the dual barrier
@@ -954,7 +960,7 @@ def _barrier_stage(loss, Xh, Sh, y, beta, *, output_bias, regularizer, certify, 
         if out["W"] is None:
             break
         if dense is None or out["primal"] <= dense[2].primal:
-            dense = (out["W"], out["c"], cert(out["W"], out["c"]))
+            dense = (out["W"], out["c"], out["dg"])
         W = np.where(bar.tight(out["primal"])[:, None], out["W"], 0.0)
         c = out["c"]
         # the polish on that support, judged with the barrier's dual value (a few steps);
@@ -967,14 +973,9 @@ def _barrier_stage(loss, Xh, Sh, y, beta, *, output_bias, regularizer, certify, 
                                 best_dual=given, max_vars=polish_max_vars,
                                 time_limit=None if time_limit is None
                                 else time_limit - elapsed, work=work, verbose=verbose)
-            pinfo["rounds"] += 1
-            pinfo["newton_steps"] += pol.get("n_steps", 0)
-            pinfo["early_ends"] = pinfo.get("early_ends", 0) + pol.get("early_ends", 0)
-            pinfo["seconds"] += time.perf_counter() - t_start - elapsed
+            _count_polish(pinfo, pol, time.perf_counter() - t_start - elapsed)
             if not pol:
                 break
-            if "info" in pol:  # refused (too large) or a failed factor: said in info
-                pinfo["info"] = pol["info"]
             history += [(bar.n_steps, h[0] + elapsed, h[1], h[2]) for h in pol["history"]]
             best_dual = max(best_dual, pol["best_dual"])
             W, c = pol["W"], float(pol["c"]) if output_bias else 0.0
@@ -1124,15 +1125,9 @@ class _KhatriRaoColumns(_ChunkedColumns):
     those fresh arrays."""
 
     def free_columns(self) -> np.ndarray:
-        """The unpenalised columns ``[S o Xa_free | 1]`` (``n x (K - m k)``)."""
-        n = self.shape[0]
-        cols = []
-        if self.reg.free:
-            cols.append((self.S[:, :, None] * self.reg.unpenalized(self.Xa)[:, None, :]
-                         ).reshape(n, -1))
-        if self.ob:
-            cols.append(np.ones((n, 1)))
-        return np.hstack(cols) if cols else np.zeros((n, 0))
+        """The unpenalised columns ``[S o Xa_free | 1]`` (``n x (K - m k)``): the design
+        with no active block."""
+        return _polish_columns(self.Xa, self.S, np.zeros(0, int), self.reg, self.ob)
 
     def dense(self) -> np.ndarray:
         """The design formed (:func:`_polish_columns`), once blocks were dropped below
@@ -2164,17 +2159,11 @@ def solve_gated_fista_multi(
                                 certify=certify, tol=tol, best_dual=best_dual[col],
                                 max_vars=polish_max_vars, time_limit=left,
                                 work=polish_work, verbose=verbose)
-            pinfo[col]["rounds"] += 1
-            pinfo[col]["newton_steps"] += pol.get("n_steps", 0)
-            pinfo[col]["early_ends"] = pinfo[col].get("early_ends", 0) + \
-                pol.get("early_ends", 0)
-            pinfo[col]["seconds"] += time.perf_counter() - t_pol
+            _count_polish(pinfo[col], pol, time.perf_counter() - t_pol)
             if not pol:  # no curvature formula: plain FISTA to tol
                 polish_on[col], stage_tol[col] = False, tol
                 nxt.append(col)
                 continue
-            if "info" in pol:
-                pinfo[col]["info"] = pol["info"]
             history[col] += [(n_iter, h[0] + t_pol - t_start, h[1], h[2])
                              for h in pol["history"]]
             best_dual[col] = max(best_dual[col], pol["best_dual"])

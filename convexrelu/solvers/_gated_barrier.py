@@ -42,6 +42,7 @@ from typing import Optional
 import numpy as np
 
 from .._newton import backtrack, damped_cholesky
+from ..certificates._gap import pattern_correlations, predict
 
 __all__ = ["BARRIER_MAX_ALPHA_RATIO", "DualBarrier", "barrier_applies"]
 
@@ -113,7 +114,7 @@ class DualBarrier:
 
     # ---------------------------------------------------------------- pieces
     def _corr(self, v):
-        return self.S.T @ (v[:, None] * self.Xa)
+        return pattern_correlations(self.Xa, self.S, v)
 
     def _slack(self, Z):
         return self.b2 - np.einsum("ij,ij->i", Z, Z)
@@ -135,7 +136,7 @@ class DualBarrier:
         return W, c0
 
     def predict(self, W):
-        return np.einsum("ij,ij->i", self.Xa, self.S @ W)
+        return predict(self.Xa, self.S, W)
 
     def dual_value(self) -> float:
         """``D(lambda)`` at the current iterate: a valid lower bound. The iterate is
@@ -246,7 +247,8 @@ class DualBarrier:
 
         ``certify(W, c0) -> DualGap`` evaluates the primal point (its own dual point from
         the residual); the barrier's ``D(lambda)`` is a second lower bound. Returns
-        ``{"W", "c", "primal", "best_dual", "converged"}`` for the point of lowest primal
+        ``{"W", "c", "primal", "dg", "best_dual", "converged"}`` (``dg``: ``certify``'s
+        value at ``W``) for the point of lowest primal
         value seen (``W`` is ``None`` before the first centring).
         """
         t_start = time.perf_counter() if t_start is None else t_start
@@ -268,7 +270,7 @@ class DualBarrier:
             self.mu_centred = self.mu
             out["best_dual"] = max(out["best_dual"], dg.dual, self.dual_value())
             if dg.primal <= out["primal"]:
-                out.update(W=W, c=c0, primal=dg.primal)
+                out.update(W=W, c=c0, primal=dg.primal, dg=dg)
             gap = out["primal"] - out["best_dual"]
             if history is not None:
                 history.append((self.n_steps, time.perf_counter() - t_start,
