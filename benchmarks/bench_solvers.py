@@ -20,7 +20,8 @@ table on diabetes only, no P sweep.
 Solvers. Gated: ours = the gated solver's default (``method="auto"``: the dual
 log-barrier Newton method for few samples and many active blocks, FISTA otherwise) +
 active-set Newton polish (float64, stops at a certified relative gap <= 1e-6; the row's
-label says which ran), scnn R-FISTA (tol 1e-10), cvxpy + Clarabel (tol 1e-10).
+label says which ran; the joint one-vs-rest solve's first FISTA stage, up to the polish's
+start, runs its products in float32), scnn R-FISTA (tol 1e-10), cvxpy + Clarabel (tol 1e-10).
 ReLU: ours = ``ReluFastSolver(tol=1e-6, time_limit=cap)`` (structured primal-dual
 interior-point method, certified over all the program's patterns), scnn's augmented
 Lagrangian ``scnn.solvers.AL``, cvxpy + Clarabel. Every solver gets the **same program**
@@ -557,6 +558,9 @@ def _solve_rows(progs, formulation, problem, args, sdt, checks):
         ours = run_ours(progs, cap, polish=not args.no_polish)
         method = {"barrier": "dual barrier", "fista": "FISTA"}.get(
             ours.get("method", "fista"), ours.get("method", "fista"))
+        if method == "FISTA" and len(progs) > 1 and not args.no_polish:
+            # the joint solve's first stage (to the polish's start) runs in float32
+            method = "FISTA (first stage float32)"
         label = f"convexrelu {method} (float64)" if args.no_polish else \
             f"convexrelu {method} + Newton polish (float64)"
         rows = [(label, ours, evaluate(progs, ours))]

@@ -244,8 +244,9 @@ def test_newton_direction_schur_matches_dense():
         if scale == 1.0:
             buf = cache["N"]
         assert cache["N"] is buf and buf.shape == (n, n)
-    # the solver's own case: boolean masks, n >= 512 (the float32 factor of N, in its
-    # buffer too), more columns than samples
+    # the solver's own case: boolean masks, n >= 512, more columns than samples: N
+    # formed and factored in float32 only (its buffer kept), or, where that is switched
+    # off, formed in float64 with a float32 factor refined in float64 (spd_solver)
     n, m, k = 600, 30, 25
     Xk = rng.standard_normal((n, k))
     Sa = rng.random((n, m)) < 0.6
@@ -253,6 +254,10 @@ def test_newton_direction_schur_matches_dense():
     W = rng.standard_normal((m, k))
     r, U, Hn = norm_derivatives(W, 0.7)
     grad = rng.standard_normal(m * k)
+    H = A.T @ A
+    for i in range(m):
+        blk = slice(i * k, (i + 1) * k)
+        H[blk, blk] += 0.7 / r[i] * (np.eye(k) - np.outer(U[i], U[i]))
     sh = np.ones(n)
     plain = _newton_direction(A, sh, grad, U, r, Hn, 0.7, m, k, Xk=Xk, Sa=Sa)
     cache = {}
@@ -260,13 +265,78 @@ def test_newton_direction_schur_matches_dense():
         cached = _newton_direction(A, sh, grad, U, r, Hn, 0.7, m, k, Xk=Xk, Sa=Sa,
                                    cache=cache)
         np.testing.assert_allclose(cached, plain, rtol=1e-9, atol=1e-12)
-    assert cache["spd_f32"].shape == (n, n) and cache["spd_f32"].dtype == np.float32
-    H = A.T @ A
-    for i in range(m):
-        blk = slice(i * k, (i + 1) * k)
-        H[blk, blk] += 0.7 / r[i] * (np.eye(k) - np.outer(U[i], U[i]))
-    # (one float32 solve refined once in float64: a Newton step, not an exact solve)
-    assert np.linalg.norm(H @ cached + grad) <= 1e-5 * np.linalg.norm(grad)
+    N32 = cache["N32"]
+    assert N32.shape == (n, n) and N32.dtype == np.float32 and "spd_f32" not in cache
+    assert not np.any(np.tril(N32.T, -1))  # the upper factor; the lower triangle stays 0
+    # the second call reused the first one's factor (same support and radii)
+    assert cache["schur32_reused"] == 1 and "schur32_off" not in cache
+    # float32 solves, unrefined but checked: a Newton step, not an exact solve
+    assert np.linalg.norm(H @ cached + grad) <= 1e-3 * np.linalg.norm(grad)
+    off = {"schur32_off": True}
+    exact = _newton_direction(A, sh, grad, U, r, Hn, 0.7, m, k, Xk=Xk, Sa=Sa, cache=off)
+    assert off["spd_f32"].shape == (n, n) and off["spd_f32"].dtype == np.float32
+    # (one float32 solve refined once in float64)
+    assert np.linalg.norm(H @ exact + grad) <= 1e-5 * np.linalg.norm(grad)
+    assert np.linalg.norm(cached - exact) <= 1e-3 * np.linalg.norm(exact)
+
+
+@pytest.mark.parametrize("varying", [False, True])
+def test_newton_direction_float32_schur_checks_and_falls_back(monkeypatch, varying):
+    """The float32 sample-space step (n >= 512): equal to the dense Newton step to the
+    check's accuracy, with a constant curvature (squared loss) and a varying one; the
+    factor of an earlier step is reused only when the support is the same and the radii
+    close, and only when its check passes; a step whose check fails is computed again
+    with N in float64, which the rest of the polish then keeps."""
+    from convexrelu._newton import norm_derivatives
+    from convexrelu.solvers import _fista as F
+
+    rng = np.random.default_rng(21)
+    n, m, k = 560, 28, 24
+    Xk = rng.standard_normal((n, k))
+    Sa = rng.random((n, m)) < 0.5
+    A = (Sa[:, :, None] * Xk[:, None, :]).reshape(n, m * k)
+    A = np.hstack([A, np.ones((n, 1))])  # an output bias: a free column
+    sh = rng.random(n) + 0.2 if varying else np.full(n, 0.8)
+    W = rng.standard_normal((m, k))
+
+    def dense_step(r, U):
+        C = A * sh[:, None]
+        H = C.T @ C
+        for i in range(m):
+            blk = slice(i * k, (i + 1) * k)
+            H[blk, blk] += 0.4 / r[i] * (np.eye(k) - np.outer(U[i], U[i]))
+        return H
+
+    grad = rng.standard_normal(m * k + 1)
+    cache: dict = {}
+    for scale, reused in ((1.0, 0), (1.0001, 1), (3.0, 1)):  # radii close: reused;
+        r, U, Hn = norm_derivatives(W * scale, 0.4)      # 3x: a new factor
+        step = F._newton_direction(A, sh, grad, U, r, Hn, 0.4, m, k, Xk=Xk, Sa=Sa,
+                                   cache=cache)
+        H = dense_step(r, U)
+        ref = np.linalg.solve(H, -grad)
+        assert np.linalg.norm(step - ref) <= 2e-3 * np.linalg.norm(ref)
+        assert cache.get("schur32_reused", 0) == reused
+    # another support: never the old factor
+    r, U, Hn = norm_derivatives(W[1:], 0.4)
+    Aw = A
+    A = np.hstack([A[:, k:m * k], A[:, -1:]])
+    m2 = m - 1
+    step = F._newton_direction(A, sh, np.r_[grad[k:m * k], grad[-1:]], U, r, Hn, 0.4, m2,
+                               k, Xk=Xk, Sa=Sa[:, 1:], cache=cache)
+    assert cache.get("schur32_reused", 0) == 1
+    A = Aw
+    # the check fails (a tolerance of 0): this step and the later ones use N in float64
+    monkeypatch.setattr(F, "_MIXED_MAX_CORRECTION", 0.0)
+    r, U, Hn = norm_derivatives(W, 0.4)
+    fresh: dict = {}
+    step = F._newton_direction(A, sh, grad, U, r, Hn, 0.4, m, k, Xk=Xk, Sa=Sa, cache=fresh)
+    assert fresh["schur32_off"] is True and "spd_f32" in fresh
+    H = dense_step(r, U)
+    assert np.linalg.norm(H @ step + grad) <= 1e-6 * np.linalg.norm(grad)
+    del fresh["spd_f32"]
+    F._newton_direction(A, sh, grad, U, r, Hn, 0.4, m, k, Xk=Xk, Sa=Sa, cache=fresh)
+    assert "spd_f32" in fresh and "schur32_reused" not in fresh
 
 
 @pytest.mark.parametrize("unpen,output_bias", [(False, False), (True, True), (False, True)])

@@ -284,3 +284,42 @@ def test_power_lipschitz_on_torch_matches_eigvalsh():
         exact = np.linalg.eigvalsh(K)[-1]
         val = _power_lipschitz(ArrayBackend("torch", device=DEVICES[-1]), Xa, S, ob)
         assert exact <= val <= 1.011 * exact
+
+
+@pytest.mark.parametrize("loss_name", ["squared", "logistic"])
+def test_rough_first_stage_runs_in_float32(monkeypatch, loss_name):
+    """Before the float64 polish, the joint FISTA stage that only reaches polish_tol runs
+    its products in float32; its certificates and the objective it hands on are float64
+    (the reported objective is the returned point's), and the result is the all-float64
+    solve's."""
+    from convexrelu.solvers import _fista as F
+
+    X, Y, pats = data(binary=loss_name == "logistic", n=60, P=15, seed=3)
+    loss = get_loss(loss_name)
+    if loss_name == "squared":
+        loss = loss.column_loss(Y.shape[1])
+    Xa = pats.augment(X)
+    seen = []
+    core = F._fista_multi_core
+
+    def spy(**kw):
+        seen.append((np.dtype(kw["xp"].dtype), np.min(kw["stage_tol"])))
+        return core(**kw)
+
+    monkeypatch.setattr(F, "_fista_multi_core", spy)
+    r = solve_gated_fista_multi(loss, Xa, pats.masks, Y, 0.2, output_bias=True, tol=TOL)
+    assert seen[0] == (np.float32, 2e-2)
+    assert all(dt == np.float64 for dt, st in seen if st < F._ROUGH_STAGE_TOL)
+    monkeypatch.setattr(F, "_ROUGH_STAGE_TOL", np.inf)  # every stage in float64
+    seen.clear()
+    r64 = solve_gated_fista_multi(loss, Xa, pats.masks, Y, 0.2, output_bias=True, tol=TOL)
+    assert seen and all(dt == np.float64 for dt, _ in seen)
+    assert r.converged and r64.converged
+    assert r.B.dtype == np.float64
+    for k, col in enumerate(r.info["columns"]):
+        assert col["rel_gap"] <= TOL
+        ref = r64.info["columns"][k]["objective"]
+        assert abs(col["objective"] - ref) <= 1e-7 * abs(ref)
+        z = np.einsum("nd,pd,np->n", Xa, r.B[k], pats.masks) + r.output_bias[k]
+        val = loss.value(z, Y[:, k]) + 0.2 * np.linalg.norm(r.B[k], axis=1).sum()
+        assert abs(val - col["objective"]) <= 1e-10 * abs(val)

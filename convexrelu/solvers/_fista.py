@@ -95,8 +95,9 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils._param_validation import Interval, StrOptions
 
 from .._warnings import muted_convergence, warn_convergence
-from .._newton import (backtrack, boundary_steps, damped_cholesky, newton_step,
-                       norm_derivatives, spd_solver, work_buffer)
+from .._newton import (_MIXED_MAX_CORRECTION, _MIXED_MIN_ORDER, backtrack, boundary_steps,
+                       damped_cholesky, newton_step, norm_derivatives, spd_solver,
+                       work_buffer)
 from ..certificates._gap import (dual_point, gated_duality_gap, pattern_correlations,
                                  predict, range_basis)
 from ..regularizers import GroupL2Penalty
@@ -345,7 +346,7 @@ def get_backend(backend="numpy", device=None, dtype=np.float64) -> ArrayBackend:
 _LIPSCHITZ_CACHE: dict = {}
 
 
-_LIPSCHITZ_DENSE_N = 3000  # lipschitz_bound forms the n x n matrix up to this many samples
+_LIPSCHITZ_DENSE_N = 3000  # lipschitz_bound is accurate to ~1e-12 up to this many samples
 
 
 def lipschitz_bound(Xa: np.ndarray, S: np.ndarray, *, output_bias: bool,
@@ -353,8 +354,8 @@ def lipschitz_bound(Xa: np.ndarray, S: np.ndarray, *, output_bias: bool,
     """``lambda_max`` of ``(Xa Xa^T) o (S S^T) (+ 1 1^T)``: ``||A||^2`` of the linear map
     ``(B, c0) -> sum_i S_i Xa b_i + c0 1``.
 
-    Exact (``eigvalsh``) for ``n_samples <= 400``, Lanczos (ARPACK) on the dense matrix
-    up to 3000 (inflated by 1e-9); otherwise ARPACK on the operator, inflated by 1 %% (the
+    Exact (``eigvalsh``) for ``n_samples <= 400``, Lanczos (ARPACK) to 1e-12 on the
+    operator up to 3000 (inflated by 1e-9); otherwise ARPACK on the operator, inflated by 1 %% (the
     line search repairs any remaining underestimate), or, with a torch backend ``xp``
     (e.g. on a GPU), power iterations on that device, inflated by 1 %% (the host would
     otherwise do ``O(n P d)`` work per product). Cached for the last 8 ``(Xa, S)``.
@@ -373,27 +374,20 @@ def lipschitz_bound(Xa: np.ndarray, S: np.ndarray, *, output_bias: bool,
     if key in _LIPSCHITZ_CACHE:
         return _LIPSCHITZ_CACHE[key]
     S = np.asarray(S, dtype=np.float64)
-    if n <= _LIPSCHITZ_DENSE_N:
+
+    def keep(val: float) -> float:
+        if len(_LIPSCHITZ_CACHE) >= 8:
+            _LIPSCHITZ_CACHE.pop(next(iter(_LIPSCHITZ_CACHE)))
+        _LIPSCHITZ_CACHE[key] = val
+        return val
+
+    if n <= 400:
         K = (Xa @ Xa.T) * (S @ S.T)
         if output_bias:
             K += 1.0
-        if n <= 400:
-            val = float(np.linalg.eigvalsh(K)[-1])
-        else:  # Lanczos on the dense matrix (~1e-10 relative; the line search repairs)
-            from scipy.sparse.linalg import eigsh
-
-            val = float(eigsh(K, k=1, which="LA", tol=1e-12,
-                              return_eigenvectors=False)[0]) * (1.0 + 1e-9)
-        if len(_LIPSCHITZ_CACHE) >= 8:
-            _LIPSCHITZ_CACHE.pop(next(iter(_LIPSCHITZ_CACHE)))
-        _LIPSCHITZ_CACHE[key] = val
-        return val
-    if xp is not None and xp._t is not None:
-        val = _power_lipschitz(xp, Xa, S, output_bias)
-        if len(_LIPSCHITZ_CACHE) >= 8:
-            _LIPSCHITZ_CACHE.pop(next(iter(_LIPSCHITZ_CACHE)))
-        _LIPSCHITZ_CACHE[key] = val
-        return val
+        return keep(float(np.linalg.eigvalsh(K)[-1]))
+    if xp is not None and xp._t is not None and n > _LIPSCHITZ_DENSE_N:
+        return keep(_power_lipschitz(xp, Xa, S, output_bias))
     from scipy.sparse.linalg import ArpackNoConvergence, LinearOperator, eigsh
 
     def mv(x):
@@ -402,6 +396,12 @@ def lipschitz_bound(Xa: np.ndarray, S: np.ndarray, *, output_bias: bool,
         return out + x.sum() if output_bias else out
 
     op = LinearOperator((n, n), matvec=mv, dtype=np.float64)
+    if n <= _LIPSCHITZ_DENSE_N:
+        # Lanczos to ~1e-12 relative on the operator: the n x n matrix is never formed
+        # (digits, n = 1,797: 21 products, 0.03 s, against 0.39 s for a first solve that
+        # formed it, most of that the page faults of three fresh n x n arrays)
+        val = float(eigsh(op, k=1, which="LA", tol=1e-12, return_eigenvectors=False)[0])
+        return keep(val * (1.0 + 1e-9))
     try:
         # a short Lanczos basis: make_regression(100000, 20), P = 100, 7 products
         # instead of 21 (ARPACK's default basis of 20), the value within 1e-7 relative;
@@ -1065,6 +1065,13 @@ _POLISH_CHUNK = 4_000_000  # entries per row chunk of _ChunkedColumns
 # this fraction of the certified gap and blocks outside the support violate: the digits
 # one-vs-rest gated benchmark (10 programs, P = 100) 88 -> 62 Newton steps, 13.7 -> 10.9 s
 _POLISH_DEC_GAP = 1e-3
+# a joint FISTA stage whose every output stops at a certified relative gap of at least
+# this (before the Newton polish) runs its products in float32: digits one-vs-rest ...
+_ROUGH_STAGE_TOL = 1e-3
+# a Newton step of the sample-space polish first tries the float32 factor of the step
+# before (its check decides) when the support is the same and no radius changed by more
+# than this fraction: digits one-vs-rest, 12 of 62 factorisations saved, the same steps
+_STALE_W = 0.5
 _POLISH_EARLY_RGAP = 1e-5  # ... while the certified relative gap is above this
 
 
@@ -1198,29 +1205,17 @@ def _newton_direction(A: np.ndarray, sh: np.ndarray, grad: np.ndarray, U: np.nda
         N = Tm @ Tm.T
     else:  # columns S_i o Xk: Khatri-Rao structure, O(n^2 (m + k)) instead of O(n^2 m k)
         a0 = Sa * (Xk @ U.T)
-        if cache is None:
-            XX = Xk @ Xk.T
-        else:  # the same Xk throughout a polish (and the solve's polish calls)
-            # keyed by Xk's memory, and Xk kept with the product, so that no other
-            # array can take that address while the entry lives
+        # Xk Xk^T (float64 [0], float32 upper triangle [2]) formed when first needed;
+        # with a cache, kept for the same Xk throughout a polish (and the solve's polish
+        # calls): keyed by Xk's memory, and Xk kept with the products, so that no other
+        # array can take that address while the entry lives
+        entry = [None, Xk, None]
+        if cache is not None:
             key = ("XX", Xk.__array_interface__["data"][0], Xk.shape, Xk.strides)
-            entry = cache.get(key)
-            if entry is None:
-                entry = cache[key] = (Xk @ Xk.T, Xk)
-            XX = entry[0]
-        from scipy.linalg.blas import dgemm
-
+            entry = cache.setdefault(key, entry)
         const = bool(np.all(sh == sh[0]))  # a constant curvature: a scalar, no outer
         w = rb * float(sh[0]) ** 2 if const else rb
-        # into the polish's n x n buffer: no new array (page faults) per step
-        N = np.matmul(Sa * w, Sa.T, out=work_buffer(cache, "N", XX.shape))
-        N *= XX
-        # N -= (a0 w) a0^T in place (N symmetric: its transpose is the Fortran array)
-        N = dgemm(-1.0, a0 * w, a0, beta=1.0, c=N.T, trans_b=True, overwrite_c=True).T
-        if not const:
-            N *= np.outer(sh, sh)
         a_rad = sh[:, None] * a0
-    N[np.diag_indices(n)] += 1.0
     free = A.free_columns() if isinstance(A, _KhatriRaoColumns) else A[:, m * k:]
     Cr = np.hstack([a_rad, free * sh[:, None]])
     gpen = grad[:m * k].reshape(m, k)
@@ -1231,24 +1226,145 @@ def _newton_direction(A: np.ndarray, sh: np.ndarray, grad: np.ndarray, U: np.nda
         q = np.einsum("nmk,mk->n", C3, rb[:, None] * gt)
     else:
         q = sh * np.einsum("nm,nm->n", Sa, Xk @ (rb[:, None] * gt).T)
+
+    def finish(solveN, check=None):
+        """The step from a solver of ``N``; ``check(b, e) -> (e, ok)`` refines the one
+        single-vector solve and judges the solver's accuracy (``None``: not accurate)."""
+        Y = solveN(Cr)
+        G = Cr.T @ Y
+        cfG = damped_cholesky(G)
+        if cfG is None:
+            return None
+        xr = cho_solve(cfG, -gr + Y.T @ q, check_finite=False)
+        b = Cr @ xr - q
+        e = solveN(b)
+        if check is not None:
+            e, ok = check(b, e)
+            if not ok:
+                return None
+        if Xk is None:
+            v = gpen + np.einsum("nmk,n->mk", C3, e)
+        else:
+            v = gpen + (Sa * (sh * e)[:, None]).T @ Xk
+        v -= np.einsum("mk,mk->m", v, U)[:, None] * U
+        step_pen = xr[:m, None] * U - rb[:, None] * v
+        return np.concatenate([step_pen.ravel(), xr[m:]])
+
+    if Xk is not None and n >= _MIXED_MIN_ORDER and not (cache or {}).get("schur32_off"):
+        st = None if cache is None else cache.get("N32_state")
+        if st is not None and st[0] is entry and st[1] == Sa.shape[1] and \
+                st[3] == const and np.max(np.abs(w / st[2] - 1.0)) <= _STALE_W:
+            # the last factor (same support, radii close) may still be accurate enough
+            step = finish(*_schur32(Xk, Sa, a0, w, sh, const, rb, entry, cache, stale=True))
+            if step is not None:
+                cache["schur32_reused"] = cache.get("schur32_reused", 0) + 1
+                return step
+        fast = _schur32(Xk, Sa, a0, w, sh, const, rb, entry, cache)
+        if fast is not None:
+            step = finish(*fast)
+            if step is not None:
+                return step
+        if cache is not None:  # float32 not accurate for this polish's N: float64 on
+            cache["schur32_off"] = True
+    if Xk is not None:
+        from scipy.linalg.blas import dgemm
+
+        if entry[0] is None:
+            entry[0] = Xk @ Xk.T
+        XX = entry[0]
+        # into the polish's n x n buffer: no new array (page faults) per step
+        N = np.matmul(Sa * w, Sa.T, out=work_buffer(cache, "N", XX.shape))
+        N *= XX
+        # N -= (a0 w) a0^T in place (N symmetric: its transpose is the Fortran array)
+        N = dgemm(-1.0, a0 * w, a0, beta=1.0, c=N.T, trans_b=True, overwrite_c=True).T
+        if not const:
+            N *= np.outer(sh, sh)
+    N[np.diag_indices(n)] += 1.0
     # N = I + PSD: a float32 factor, refined (well conditioned)
     solveN = spd_solver(N, cache)
     if solveN is None:
         return None
-    Y = solveN(Cr)
-    G = Cr.T @ Y
-    cfG = damped_cholesky(G)
-    if cfG is None:
+    return finish(solveN)
+
+
+def _schur32(Xk, Sa, a0, w, sh, const, rb, entry, cache, stale=False):
+    """The sample-space matrix ``N`` of :func:`_newton_direction` (Khatri-Rao columns)
+    formed and factored in float32 only, as ``(solve, check)`` for its ``finish``; None
+    when the float32 factor fails. ``stale``: the factor left in ``cache`` by the last
+    call (the caller checks that it is of the same ``Xk`` and support), not a new one.
+
+    ``N = I + D [(Xk Xk^T) o (Sa W Sa^T) - a0 W a0^T] D`` is accumulated by two
+    ``ssyrk`` updates into the upper triangle of a kept Fortran buffer, the Hadamard
+    factor ``Xk Xk^T`` kept upper triangular (``entry[2]``, so the lower triangle stays
+    zero), and factored in place (``spotrf``). The solves are not refined: a Newton
+    direction needs a relative accuracy well below 1, not float64's. ``check`` refines
+    the one single-vector solve of the step against ``N`` applied in float64 by its
+    structure (``O(n (k + 1) m)``, no ``n x n`` float64 matrix) and accepts the factor
+    when that correction is at most ``_MIXED_MAX_CORRECTION`` of the solution;
+    otherwise the caller forms ``N`` in float64 (:func:`convexrelu._newton.spd_solver`).
+    On the digits one-vs-rest programs (``n = 1,797``) a Newton step took 73 ms with
+    the float64 ``N`` and refined float32 solves, and 37 ms this way, with the same
+    steps (62 on the ten programs).
+    """
+    from scipy.linalg.blas import ssyrk
+    from scipy.linalg.lapack import spotrf
+
+    n = Xk.shape[0]
+    if entry[2] is None:  # X X^T's upper triangle in float32, Fortran-ordered
+        XXu = np.zeros((n, n), np.float32, order="F")
+        entry[2] = ssyrk(1.0, np.asarray(Xk, np.float32).T, beta=0.0, c=XXu, trans=1,
+                         overwrite_c=1)
+    XXu = entry[2]
+    buf = None if cache is None else cache.get("N32")
+    if buf is None or buf.shape != (n, n):
+        buf = np.zeros((n, n), np.float32)  # its lower triangle stays 0
+        if cache is not None:
+            cache["N32"] = buf
+    F = buf.T  # Fortran-ordered
+    if stale:
+        return _schur32_ops(F, Xk, Sa, a0, w, sh, const, rb)
+    sw = np.sqrt(w)
+    F = ssyrk(1.0, np.asarray((Sa * sw).T, np.float32), beta=0.0, c=F, trans=1,
+              overwrite_c=1)
+    np.multiply(F, XXu, out=F)
+    F = ssyrk(-1.0, np.asarray((a0 * sw).T, np.float32), beta=1.0, c=F, trans=1,
+              overwrite_c=1)
+    if not const:
+        F *= np.outer(sh, sh).astype(np.float32)
+    F[np.diag_indices(n)] += 1.0
+    F, info = spotrf(F, lower=0, clean=0, overwrite_a=1)
+    if info != 0 or not np.all(np.isfinite(np.diagonal(F))):
+        if cache is not None:
+            cache.pop("N32_state", None)
         return None
-    xr = cho_solve(cfG, -gr + Y.T @ q, check_finite=False)
-    e = solveN(Cr @ xr - q)
-    if Xk is None:
-        v = gpen + np.einsum("nmk,n->mk", C3, e)
-    else:
-        v = gpen + (Sa * (sh * e)[:, None]).T @ Xk
-    v -= np.einsum("mk,mk->m", v, U)[:, None] * U
-    step_pen = xr[:m, None] * U - rb[:, None] * v
-    return np.concatenate([step_pen.ravel(), xr[m:]])
+    if cache is not None:
+        cache["N32_state"] = (entry, Sa.shape[1], w.copy(), const)
+    return _schur32_ops(F, Xk, Sa, a0, w, sh, const, rb)
+
+
+def _schur32_ops(F, Xk, Sa, a0, w, sh, const, rb):
+    """``(solve, check)`` of :func:`_schur32` from the float32 factor ``F`` (upper)."""
+    from scipy.linalg import cho_solve
+
+    cf = (F, False)
+
+    def solve(B):
+        return cho_solve(cf, np.asarray(B, np.float32), check_finite=False
+                         ).astype(np.float64)
+
+    wt = w if const else rb  # the weights of M, with N = I + D M D (D = diag(sh), or 1)
+    d = sh if not const else None
+
+    def apply_N(x):
+        v = x if d is None else d * x
+        T = Xk.T @ (Sa * v[:, None])  # (k, m)
+        Mv = np.einsum("nm,nm->n", Sa, Xk @ (T * wt)) - a0 @ (wt * (a0.T @ v))
+        return x + (Mv if d is None else d * Mv)
+
+    def check(b, e):
+        de = solve(b - apply_N(e))
+        return e + de, bool(np.linalg.norm(de) <= _MIXED_MAX_CORRECTION * np.linalg.norm(e))
+    return solve, check
 
 
 def newton_polish(loss, Xa: np.ndarray, S: np.ndarray, y: np.ndarray, beta: float,
@@ -2108,13 +2224,23 @@ def solve_gated_fista_multi(
     iters_left, n_iter = int(max_iter), 0
     active = np.arange(c)
     W_start, c_start = W.copy(), cb.copy()
+    # a stage that only brings its outputs to a rough gap before the float64 polish runs
+    # its products in float32 (its certificates stay float64, and its primal values are
+    # recomputed in float64 below): the digits one-vs-rest programs' first stage
+    xp32 = get_backend(backend, device, np.float32) if (
+        polish and dtype == np.float64) else None
+    X32 = S32 = None
     while active.size:
         elapsed = time.perf_counter() - t_start
         for col in active:
             z_hist.pop(int(col), None)
-        B0 = xp.asarray(np.ascontiguousarray(W_start[active].transpose(1, 0, 2)))
+        rough = xp32 is not None and bool(np.all(stage_tol[active] >= _ROUGH_STAGE_TOL))
+        if rough and X32 is None:
+            X32, S32 = xp32.asarray(Xa), xp32.asarray(S)
+        xs, Xs, Ss = (xp32, X32, S32) if rough else (xp, Xd, Sd)
+        B0 = xs.asarray(np.ascontiguousarray(W_start[active].transpose(1, 0, 2)))
         res, k = _fista_multi_core(
-            xp=xp, loss=loss, Xd=Xd, Sd=Sd, Y=Y, beta=beta,
+            xp=xs, loss=loss, Xd=Xs, Sd=Ss, Y=Y, beta=beta,
             regularizer=reg, output_bias=output_bias,
             L_max=L_max, B0=B0, c0=c_start[active], stage_tol=stage_tol[active],
             max_iter=iters_left, check_every=int(check_every), shrink_L=shrink_L,
@@ -2127,6 +2253,11 @@ def solve_gated_fista_multi(
                              for h in r["history"]]
             best_dual[col] = max(best_dual[col], r["best_dual"])
             prim = r["dg"].primal if r["dg"] is not None else np.inf
+            if rough and np.isfinite(prim):  # the float32 products' value, in float64
+                Bc = np.asarray(r["B"], np.float64)
+                zc = np.einsum("nd,nd->n", Xh, Sh @ Bc) + (r["c"] if output_bias else 0.0)
+                prim = float(loss.value(zc, Y[:, col])) + beta * float(
+                    np.sum(np.linalg.norm(reg.penalized(Bc), axis=1)))
             if prim <= objective[col] or not np.isfinite(objective[col]):
                 W[col], cb[col] = r["B"], r["c"]
                 objective[col] = prim
