@@ -155,7 +155,8 @@ def test_quick_gated_digits_skip_scnn(tmp_path):
     assert "Command: `python -m benchmarks solvers --quick --skip-scnn --problems digits" in text
     assert "alpha_k = lam * n * 10" in text and "mean of the 10" in text
     assert "### Gated ReLU" in text and "### ReLU" not in text
-    assert DIGITS + "convexrelu FISTA + Newton polish (float64) | " in text
+    assert DIGITS + "convexrelu FISTA (first stage float32) + Newton polish (float64) | " \
+        in text
     assert DIGITS + "cvxpy + Clarabel (tol 1e-10) | " in text
     assert "scnn" not in text.split("### Gated ReLU")[1]
     assert "### Per-iteration efficiency" in text and "(one of its 10 programs)" in text
