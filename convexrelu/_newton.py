@@ -18,8 +18,9 @@ They share, from this module:
   equations by a Cholesky factorisation whose shift ``mu`` grows from a tiny multiple of
   the mean diagonal until the factorisation succeeds (:func:`damped_cholesky`);
 * :func:`spd_solver`: solves with a large positive definite matrix (the gated polish's
-  ``n x n`` Woodbury matrix) by a float32 Cholesky factor refined once in float64, or
-  the float64 factor where float32 is not accurate enough;
+  ``n x n`` Woodbury matrix, where its float32-only form fails its check) by a float32
+  Cholesky factor refined once in float64, or the float64 factor where float32 is not
+  accurate enough;
 * :func:`lu_solve`: a small dense solve by LAPACK's LU (``gesv``) called directly, or
   None where the matrix is singular to a given pivot ratio (the caller's fallback then
   runs): the cone projections' passive sets and the branch and bound's KKT polish;

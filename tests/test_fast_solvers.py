@@ -317,15 +317,21 @@ def test_newton_direction_float32_schur_checks_and_falls_back(monkeypatch, varyi
         ref = np.linalg.solve(H, -grad)
         assert np.linalg.norm(step - ref) <= 2e-3 * np.linalg.norm(ref)
         assert cache.get("schur32_reused", 0) == reused
-    # another support: never the old factor
+    # another support (one block fewer; or as many blocks, one of them another
+    # pattern): never the old factor
     r, U, Hn = norm_derivatives(W[1:], 0.4)
-    Aw = A
-    A = np.hstack([A[:, k:m * k], A[:, -1:]])
-    m2 = m - 1
-    step = F._newton_direction(A, sh, np.r_[grad[k:m * k], grad[-1:]], U, r, Hn, 0.4, m2,
-                               k, Xk=Xk, Sa=Sa[:, 1:], cache=cache)
+    F._newton_direction(np.hstack([A[:, k:m * k], A[:, -1:]]), sh,
+                        np.r_[grad[k:m * k], grad[-1:]], U, r, Hn, 0.4, m - 1, k, Xk=Xk,
+                        Sa=Sa[:, 1:], cache=cache)
     assert cache.get("schur32_reused", 0) == 1
-    A = Aw
+    r, U, Hn = norm_derivatives(W, 0.4)  # the radii of the factor in the cache
+    F._newton_direction(A, sh, grad, U, r, Hn, 0.4, m, k, Xk=Xk, Sa=Sa, cache=cache)
+    assert cache["schur32_reused"] == 1  # (the factor of the step before: m - 1 blocks)
+    Sb = Sa.copy()
+    Sb[:, 0] = ~Sb[:, 0]
+    Ab = np.hstack([(Sb[:, :, None] * Xk[:, None, :]).reshape(n, m * k), np.ones((n, 1))])
+    F._newton_direction(Ab, sh, grad, U, r, Hn, 0.4, m, k, Xk=Xk, Sa=Sb, cache=cache)
+    assert cache["schur32_reused"] == 1
     # the check fails (a tolerance of 0): this step and the later ones use N in float64
     monkeypatch.setattr(F, "_MIXED_MAX_CORRECTION", 0.0)
     r, U, Hn = norm_derivatives(W, 0.4)
@@ -337,6 +343,28 @@ def test_newton_direction_float32_schur_checks_and_falls_back(monkeypatch, varyi
     del fresh["spd_f32"]
     F._newton_direction(A, sh, grad, U, r, Hn, 0.4, m, k, Xk=Xk, Sa=Sa, cache=fresh)
     assert "spd_f32" in fresh and "schur32_reused" not in fresh
+
+
+def test_newton_direction_sample_space_with_no_active_block():
+    """No active block, more free columns than samples (n >= 512): N is the identity;
+    the step is finite, the same with and without the polish's cache, twice."""
+    from convexrelu.solvers._fista import _newton_direction
+
+    rng = np.random.default_rng(22)
+    n, k, nf = 520, 4, 600
+    Xk = rng.standard_normal((n, k))
+    A = rng.standard_normal((n, nf))
+    grad = A.T @ rng.standard_normal(n)
+    args = (A, np.ones(n), grad, np.zeros((0, k)), np.zeros(0), np.zeros((0, k, k)), 0.5,
+            0, k)
+    ref = _newton_direction(*args, Xk=Xk, Sa=np.zeros((n, 0), bool))
+    assert ref is not None and np.all(np.isfinite(ref))
+    cache: dict = {}
+    for _ in range(2):
+        got = _newton_direction(*args, Xk=Xk, Sa=np.zeros((n, 0), bool), cache=cache)
+        np.testing.assert_allclose(got, ref, rtol=1e-10, atol=1e-12)
+    # the minimum-norm least-squares step: A step = -A (A^T A)^+ grad direction
+    assert np.linalg.norm(A.T @ (A @ ref) + grad) <= 1e-6 * np.linalg.norm(grad)
 
 
 @pytest.mark.parametrize("unpen,output_bias", [(False, False), (True, True), (False, True)])

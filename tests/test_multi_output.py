@@ -307,9 +307,26 @@ def test_rough_first_stage_runs_in_float32(monkeypatch, loss_name):
         return core(**kw)
 
     monkeypatch.setattr(F, "_fista_multi_core", spy)
-    r = solve_gated_fista_multi(loss, Xa, pats.masks, Y, 0.2, output_bias=True, tol=TOL)
+    # (a backend instance, as the estimators pass it, or its name)
+    r = solve_gated_fista_multi(loss, Xa, pats.masks, Y, 0.2, output_bias=True, tol=TOL,
+                                backend=F.get_backend("numpy"))
     assert seen[0] == (np.float32, 2e-2)
     assert all(dt == np.float64 for dt, st in seen if st < F._ROUGH_STAGE_TOL)
+    # a rough stage that is the last one: its objective is the returned point's, in
+    # float64, and so is its certified gap
+    seen.clear()
+    rr = solve_gated_fista_multi(loss, Xa, pats.masks, Y, 0.2, output_bias=True, tol=5e-3,
+                                 polish_tol=5e-3)
+    assert seen == [(np.float32, 5e-3)] and rr.converged
+    for k, col in enumerate(rr.info["columns"]):
+        z = np.einsum("nd,pd,np->n", Xa, rr.B[k], pats.masks) + rr.output_bias[k]
+        val = loss.value(z, Y[:, k]) + 0.2 * np.linalg.norm(rr.B[k], axis=1).sum()
+        assert abs(val - col["objective"]) <= 1e-12 * abs(val)
+        assert col["rel_gap"] <= 5e-3
+        ref = solve_gated_fista(loss, Xa, pats.masks, Y[:, k], 0.2, output_bias=True,
+                                tol=TOL).objective
+        assert ref - 1e-12 * abs(ref) <= col["objective"] <= ref + 5e-3 * abs(ref)
+    seen.clear()
     monkeypatch.setattr(F, "_ROUGH_STAGE_TOL", np.inf)  # every stage in float64
     seen.clear()
     r64 = solve_gated_fista_multi(loss, Xa, pats.masks, Y, 0.2, output_bias=True, tol=TOL)
