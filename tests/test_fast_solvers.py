@@ -618,6 +618,12 @@ def test_lipschitz_bound_matches_dense_spectrum_and_is_cached():
             L = lipschitz_bound(X, S, output_bias=ob)
             assert top <= L <= top * (1 + 1e-8)
             assert lipschitz_bound(X.copy(), S.copy(), output_bias=ob) == L  # cache hit
+            # Fortran-ordered masks (as the solvers pass them): hashed without a copy,
+            # the same value, then a cache hit
+            SF = np.asfortranarray(S)
+            LF = lipschitz_bound(X, SF, output_bias=ob)
+            assert LF == pytest.approx(L, rel=1e-10)
+            assert lipschitz_bound(X, np.asfortranarray(S.copy()), output_bias=ob) == LF
     assert 0 < len(_LIPSCHITZ_CACHE) <= 8
 
 
@@ -683,3 +689,61 @@ def test_newton_direction_cache_gives_the_same_steps(n, m):
         _newton_direction(A, sh2, grad, U, r, Hn, 0.3, m, k, Xk=Xa, Sa=S[:, act]),
         rtol=1e-10, atol=1e-12)
     assert "gram" not in c2
+
+
+@pytest.mark.parametrize("loss_name", ["squared", "logistic"])
+def test_single_output_rough_stage_runs_in_float32(monkeypatch, loss_name):
+    """FISTA's stage before the float64 polish runs in float32 and stays there (no
+    product promoted to float64 by a float64 scalar: the momentum, the output bias);
+    its objective is recomputed in float64, the result is the all-float64 solve's, and
+    a float32 stage that is the last one reports the returned point's float64 value."""
+    from convexrelu.solvers import _fista as F
+
+    rng = np.random.default_rng(31)
+    n = 1200  # above the dual barrier's sample limit: FISTA + polish
+    X = rng.standard_normal((n, 3))
+    y = X[:, 0] - np.abs(X[:, 1]) + 0.1 * rng.standard_normal(n)
+    if loss_name == "logistic":  # (labels -1 / +1)
+        y = np.where(y > np.median(y), 1.0, -1.0)
+    pats = sample_patterns(X, 20, random_state=0, bias=True)
+    Xa = pats.augment(X)
+    seen, dtypes = [], set()
+    core = F.fista_core
+
+    def spy(**kw):
+        adjoint = kw["adjoint"]
+
+        def adj(g):
+            dtypes.add((np.dtype(kw["xp"].dtype), g.dtype))
+            return adjoint(g)
+        kw["adjoint"] = adj
+        seen.append((np.dtype(kw["xp"].dtype), kw["tol"]))
+        return core(**kw)
+
+    monkeypatch.setattr(F, "fista_core", spy)
+    beta = 0.05 * n
+    r = solve_gated_fista(loss_name, Xa, pats.masks, y, beta, output_bias=True, tol=1e-8,
+                          method="fista")
+    assert seen[0] == (np.float32, 2e-2) and r.converged
+    assert (np.dtype(np.float32), np.dtype(np.float64)) not in dtypes
+    assert (np.dtype(np.float32), np.dtype(np.float32)) in dtypes
+    loss = get_loss(loss_name)
+
+    def value(B, c):
+        z = np.einsum("nd,pd,np->n", Xa, B, pats.masks) + c
+        return loss.value(z, y) + beta * np.linalg.norm(B, axis=1).sum()
+
+    assert r.B.dtype == np.float64
+    assert abs(value(r.B, r.output_bias) - r.objective) <= 1e-10 * abs(r.objective)
+    last = solve_gated_fista(loss_name, Xa, pats.masks, y, beta, output_bias=True,
+                             tol=5e-3, polish_tol=5e-3, method="fista")
+    assert seen[-1] == (np.float32, 5e-3) and last.converged
+    assert abs(value(last.B, last.output_bias) - last.objective) <= 1e-12 * abs(last.objective)
+    assert r.objective - 1e-12 * abs(r.objective) <= last.objective <= \
+        r.objective + 5e-3 * abs(r.objective)
+    monkeypatch.setattr(F, "_ROUGH_STAGE_TOL", np.inf)  # every stage in float64
+    seen.clear()
+    r64 = solve_gated_fista(loss_name, Xa, pats.masks, y, beta, output_bias=True, tol=1e-8,
+                            method="fista")
+    assert seen and all(dt == np.float64 for dt, _ in seen)
+    assert abs(r.objective - r64.objective) <= 1e-7 * abs(r64.objective)

@@ -355,22 +355,28 @@ def lipschitz_bound(Xa: np.ndarray, S: np.ndarray, *, output_bias: bool,
     ``(B, c0) -> sum_i S_i Xa b_i + c0 1``.
 
     Exact (``eigvalsh``) for ``n_samples <= 400``, Lanczos (ARPACK) to 1e-12 on the
-    operator up to 3000 (inflated by 1e-9); otherwise ARPACK on the operator, inflated by 1 %% (the
-    line search repairs any remaining underestimate), or, with a torch backend ``xp``
-    (e.g. on a GPU), power iterations on that device, inflated by 1 %% (the host would
-    otherwise do ``O(n P d)`` work per product). Cached for the last 8 ``(Xa, S)``.
+    operator up to 3000 (inflated by 1e-9); otherwise ARPACK on the operator, inflated
+    by 1 %% (the line search repairs any remaining underestimate), or, with a torch
+    backend ``xp`` (e.g. on a GPU), power iterations on that device, inflated by 1 %%
+    (the host would otherwise do ``O(n P d)`` work per product). Cached for the last 8
+    ``(Xa, S)``.
     """
     Xa = np.ascontiguousarray(Xa, dtype=np.float64)
-    S = np.ascontiguousarray(S)
+    S = np.asarray(S)
     if not (S.dtype == bool or np.issubdtype(S.dtype, np.number)):
         S = S.astype(np.float64)
     n = Xa.shape[0]
     # one-vs-rest fits and regularisation paths ask again for the same (Xa, S); hashed in
-    # place (no copy of the masks: 800 MB at n = 10^6, P = 100)
+    # place (no copy of the masks: 800 MB at n = 10^6, P = 100), a Fortran-ordered S (as
+    # the solvers pass the masks) through its C-ordered transpose: its copy took 0.3 s
+    # of every gated solve at n = 10^5, P = 100 (float64 masks), even on a cache hit
+    fortran = bool(S.flags.f_contiguous and not S.flags.c_contiguous)
+    Sb = S.T if fortran else np.ascontiguousarray(S)
     digest = hashlib.blake2b(digest_size=16)
-    for a in (Xa, S):
+    for a in (Xa, Sb):
         digest.update(a.reshape(-1).view(np.uint8) if a.size else b"")
-    key = (digest.hexdigest(), str(S.dtype), Xa.shape, S.shape, bool(output_bias))
+    key = (digest.hexdigest(), str(S.dtype), Xa.shape, S.shape, fortran,
+           bool(output_bias))
     if key in _LIPSCHITZ_CACHE:
         return _LIPSCHITZ_CACHE[key]
     S = np.asarray(S, dtype=np.float64)
@@ -520,7 +526,9 @@ def fista_core(
             t = 1.0
             yB, yc, y_s = nB, nc, n_s
         else:
-            t_new = 0.5 * (1.0 + np.sqrt(1.0 + 4.0 * t * t))
+            # (Python floats: a numpy float64 momentum would promote float32 iterates,
+            # and then every product, to float64)
+            t_new = 0.5 * (1.0 + float(np.sqrt(1.0 + 4.0 * t * t)))
             mom = (t - 1.0) / t_new
             yB = nB + (nB - x_B) * mom
             yc = nc + mom * (nc - x_c)
@@ -736,26 +744,35 @@ def solve_gated_fista(
     # the certificate's correlations in float64 even for float32 iterations
     X64, S64 = (Xd, Sd) if dtype == np.float64 else (xp.asarray(Xa, np.float64),
                                                      xp.asarray(S, np.float64))
-    fval_z, fvg_z = xp.loss_ops(loss, y)
 
-    def forward(B):  # predictions sum_i D_i Xa b_i = rowsum(Xa * (S @ B)): one GEMM
-        return xp.rowdot(Xd, Sd @ B)
+    def fista_ops(xb, Xb, Sb) -> dict:
+        """FISTA's operators on backend ``xb`` (its dtype) with the data ``Xb``, ``Sb``."""
+        fval_z, fvg_z = xb.loss_ops(loss, y)
 
-    def adjoint(g):  # rows Xa^T D_i g = S^T (g * Xa): one GEMM, no n x P temporary
-        return Sd.T @ (g[:, None] * Xd)
+        def forward(B):  # predictions sum_i D_i Xa b_i = rowsum(Xa * (S @ B)): one GEMM
+            return xb.rowdot(Xb, Sb @ B)
 
-    def fgrad(z, c):
-        f, g = fvg_z(z + c if output_bias else z)
-        return f, g, (xp.total(g) if output_bias else 0.0)
+        def adjoint(g):  # rows Xa^T D_i g = S^T (g * Xa): one GEMM, no n x P temporary
+            return Sb.T @ (g[:, None] * Xb)
 
-    def fval(z, c):
-        return fval_z(z + c if output_bias else z)
+        # (the output bias as a Python float: a numpy float64 scalar would promote a
+        # float32 z, and then every product, to float64: the masks copied per product)
+        def fgrad(z, c):
+            f, g = fvg_z(z + float(c) if output_bias else z)
+            return f, g, (xb.total(g) if output_bias else 0.0)
 
-    def prox(Z, step):
-        return xp.group_shrink(Z, beta * step, reg)
+        def fval(z, c):
+            return fval_z(z + float(c) if output_bias else z)
 
-    def penalty(B):
-        return beta * xp.total(xp.row_norms(reg.penalized(B)))
+        def prox(Z, step):
+            return xb.group_shrink(Z, beta * step, reg)
+
+        def penalty(B):
+            return beta * xb.total(xb.row_norms(reg.penalized(B)))
+        return dict(forward=forward, adjoint=adjoint, fgrad=fgrad, fval=fval, prox=prox,
+                    penalty=penalty)
+
+    ops = fista_ops(xp, Xd, Sd)
 
     def bound(lam):  # max_i ||Xa_pen^T D_i lam||
         lb = xp.asarray(lam, np.float64)
@@ -815,6 +832,12 @@ def solve_gated_fista(
     t_start = time.perf_counter()
     B0 = xp.zeros((P, d_aug)) if W0 is None else xp.asarray(W0)
     stage_tol = max(tol, polish_tol) if polish else tol
+    # a stage that only brings the program to a rough gap before the float64 polish runs
+    # its products in float32 (its certificates stay float64; its objective is recomputed
+    # in float64 below), as solve_gated_fista_multi's first stage
+    xp32 = ArrayBackend(xp.name, device=xp.device, dtype=np.float32) if (
+        polish and dtype == np.float64) else None
+    ops32 = None
     iters_left, n_iter, best_dual = int(max_iter), 0, -np.inf
     history: list = []
     pinfo = {"rounds": 0, "newton_steps": 0, "seconds": 0.0}
@@ -841,14 +864,25 @@ def solve_gated_fista(
         if L_max is None:
             L_max = max(loss.lipschitz * lipschitz_bound(Xa, S, output_bias=output_bias,
                                                          xp=xp), np.finfo(float).tiny)
+        rough = xp32 is not None and stage_tol >= _ROUGH_STAGE_TOL
+        if rough and ops32 is None:
+            ops32 = fista_ops(xp32, xp32.asarray(Xa), xp32.asarray(S))
+        elif not rough:  # the later stages run in float64 too: free the copies
+            xp32 = ops32 = None
+        xs = xp32 if rough else xp
         r = fista_core(
-            forward=forward, adjoint=adjoint, fgrad=fgrad, fval=fval, prox=prox,
-            penalty=penalty, gap_fn=gap_fn, xp=xp, B0=B0, c0=c0, output_bias=output_bias,
-            L_max=L_max, tol=stage_tol, max_iter=iters_left, check_every=int(check_every),
+            **(ops32 if rough else ops), gap_fn=gap_fn, xp=xs, B0=xs.asarray(B0), c0=c0,
+            output_bias=output_bias, L_max=L_max, tol=stage_tol, max_iter=iters_left,
+            check_every=int(check_every),
             shrink_L=1.0 if loss.constant_curvature(y) is not None else 0.8,
             time_limit=None if time_limit is None else max(time_limit - elapsed, 0.0),
             verbose=verbose,
         )
+        if rough:  # the float32 stage's point and its objective in float64
+            r.B = np.asarray(r.B, np.float64)
+            if np.isfinite(r.objective):
+                r.objective = float(loss.value(predict(Xh, Sh, r.B) + r.output_bias, y)) \
+                    + beta * float(np.sum(np.linalg.norm(reg.penalized(r.B), axis=1)))
         history += [(h[0] + n_iter, h[1] + elapsed, h[2], h[3]) for h in r.history]
         n_iter += r.n_iter
         iters_left -= r.n_iter
