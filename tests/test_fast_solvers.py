@@ -741,6 +741,15 @@ def test_single_output_rough_stage_runs_in_float32(monkeypatch, loss_name):
     assert abs(value(last.B, last.output_bias) - last.objective) <= 1e-12 * abs(last.objective)
     assert r.objective - 1e-12 * abs(r.objective) <= last.objective <= \
         r.objective + 5e-3 * abs(r.objective)
+    # stopped by max_iter inside the float32 stage: a float64 point and its own value
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        short = solve_gated_fista(loss_name, Xa, pats.masks, y, beta, output_bias=True,
+                                  tol=1e-8, max_iter=15, method="fista")
+    assert seen[-1][0] == np.float32 and not short.converged
+    assert short.B.dtype == np.float64 and short.gap >= 0.0
+    assert abs(value(short.B, short.output_bias) - short.objective) <= \
+        1e-12 * abs(short.objective)
     monkeypatch.setattr(F, "_ROUGH_STAGE_TOL", np.inf)  # every stage in float64
     seen.clear()
     r64 = solve_gated_fista(loss_name, Xa, pats.masks, y, beta, output_bias=True, tol=1e-8,

@@ -878,11 +878,12 @@ def solve_gated_fista(
             time_limit=None if time_limit is None else max(time_limit - elapsed, 0.0),
             verbose=verbose,
         )
-        if rough:  # the float32 stage's point and its objective in float64
-            r.B = np.asarray(r.B, np.float64)
+        if rough:  # the float32 stage's point and its objective in float64 (the product
+            r.B = np.asarray(r.B, np.float64)  # on the backend: on a GPU, not the host)
             if np.isfinite(r.objective):
-                r.objective = float(loss.value(predict(Xh, Sh, r.B) + r.output_bias, y)) \
-                    + beta * float(np.sum(np.linalg.norm(reg.penalized(r.B), axis=1)))
+                z64 = xp.to_numpy(ops["forward"](xp.asarray(r.B))) + r.output_bias
+                r.objective = float(loss.value(z64, y)) + beta * float(
+                    np.sum(np.linalg.norm(reg.penalized(r.B), axis=1)))
         history += [(h[0] + n_iter, h[1] + elapsed, h[2], h[3]) for h in r.history]
         n_iter += r.n_iter
         iters_left -= r.n_iter
