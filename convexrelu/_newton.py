@@ -125,10 +125,13 @@ _MIXED_MIN_ORDER = 512
 _MIXED_MAX_CORRECTION = 1e-3
 
 
-def work_buffer(work: Optional[dict], key: str, shape, dtype=np.float64
+def work_buffer(work: Optional[dict], key: str, shape, dtype=np.float64, grow: bool = False
                 ) -> Optional[np.ndarray]:
     """An uninitialised array kept in ``work`` under ``key`` for repeated calls of the
-    same shape (``None`` without ``work``: the caller allocates).
+    same shape (``None`` without ``work``: the caller allocates). ``grow=True``: the
+    shape may change from call to call (a matrix over a varying subset of samples), and
+    the array is a C-ordered view of the front of one flat buffer, replaced only by a
+    larger one.
 
     Newton loops that form a large matrix at every step (an ``n x n`` Schur complement,
     its float32 copy, a Woodbury product) write into such buffers instead of new arrays:
@@ -140,6 +143,11 @@ def work_buffer(work: Optional[dict], key: str, shape, dtype=np.float64
         return None
     buf = work.get(key)
     shape = tuple(int(x) for x in shape)
+    if grow:
+        size = int(np.prod(shape))
+        if buf is None or buf.ndim != 1 or buf.size < size or buf.dtype != np.dtype(dtype):
+            buf = work[key] = np.empty(size, dtype)
+        return buf[:size].reshape(shape)
     if buf is None or buf.shape != shape or buf.dtype != np.dtype(dtype):
         buf = work[key] = np.empty(shape, dtype)
     return buf

@@ -155,3 +155,22 @@ def test_spd_solver_work_buffer_is_reused_and_gives_the_same_solves():
     assert work_buffer(work, "x", (3, 3)) is a
     assert work_buffer(work, "x", (4, 3)) is not a
     assert work_buffer(work, "x", (4, 3), np.float32).dtype == np.float32
+
+
+def test_work_buffer_that_grows_serves_varying_shapes_from_one_array():
+    """``work_buffer(grow=True)``: a C-ordered view of the front of one flat array for
+    shapes that change from call to call (a Woodbury matrix over a varying subset of
+    samples), replaced only by a larger one."""
+    from convexrelu._newton import work_buffer
+
+    work: dict = {}
+    a = work_buffer(work, "C", (5, 5), grow=True)
+    assert a.shape == (5, 5) and a.flags.c_contiguous
+    flat = work["C"]
+    b = work_buffer(work, "C", (3, 4), grow=True)  # smaller: the same memory
+    assert b.shape == (3, 4) and b.flags.c_contiguous and np.shares_memory(b, flat)
+    assert work["C"] is flat
+    c = work_buffer(work, "C", (6, 6), grow=True)  # larger: a new array
+    assert c.shape == (6, 6) and work["C"] is not flat and work["C"].size == 36
+    assert work_buffer(work, "C", (2, 2), np.float32, grow=True).dtype == np.float32
+    assert work_buffer(None, "C", (2, 2), grow=True) is None

@@ -146,6 +146,42 @@ def test_auto_inner_routes_non_quadratic_losses_to_the_barrier(rng, monkeypatch)
     assert calls == ["logistic"]
 
 
+def test_auto_inner_takes_larger_programs_whose_curvature_stays_factored(rng, monkeypatch):
+    """Beyond ``_BARRIER_MAX_N`` Newton rows the barrier still takes a restricted program
+    with fewer samples than block coordinates (its loss Hessian kept as its factors:
+    ``low_rank_curvature``, an ``n x n`` matrix per step), up to
+    ``_BARRIER_MAX_N_LOW_RANK``; and solves it (digits: such programs went to the
+    augmented Lagrangian, which stopped far from the optimum)."""
+    from convexrelu.solvers._restricted_barrier import low_rank_curvature
+
+    wide = _program(rng, "logistic", True, False, n=24, d=3, k=12, alpha=0.05)
+    tall = _program(rng, "logistic", True, False, n=200, d=3, k=12, alpha=0.05)
+    kd = wide.n_patterns * wide.d_aug
+    N = 1 + 2 * kd
+    assert low_rank_curvature(wide.n_samples, kd)
+    assert not low_rank_curvature(tall.n_samples, tall.n_patterns * tall.d_aug)
+    monkeypatch.setattr(_AutoInner, "_BARRIER_MAX_N", N - 1)
+    monkeypatch.setattr(_AutoInner, "_BARRIER_MAX_N_LOW_RANK", N)
+    inner = _AutoInner(1e-10)
+    assert inner._barrier_can(wide) and not inner._barrier_can(tall)
+    monkeypatch.setattr(_AutoInner, "_BARRIER_MAX_N_LOW_RANK", N - 1)
+    assert not inner._barrier_can(wide)
+    monkeypatch.setattr(_AutoInner, "_BARRIER_MAX_N_LOW_RANK", N)
+    monkeypatch.setattr(_AutoInner, "_BARRIER_MIN_DESIGN", 0)
+    monkeypatch.setattr(_AutoInner, "_BARRIER_ROWS_PER_SAMPLE", 10**6)
+    calls = []
+    orig = RestrictedBarrierSolver._solve
+
+    def spy(self, program, warm_start=None):
+        calls.append(program.n_samples)
+        return orig(self, program, warm_start)
+
+    monkeypatch.setattr(RestrictedBarrierSolver, "_solve", spy)
+    sol = inner.solve(wide)
+    assert calls == [wide.n_samples]
+    assert sol.objective == pytest.approx(_reference(wide).objective, rel=1e-6)
+
+
 def test_auto_inner_falls_back_to_the_barrier_when_clarabel_fails(rng, monkeypatch):
     """A quadratic restricted program on which the second-order-cone interior point and
     the compressed Clarabel solve both fail (Clarabel: NumericalError on
@@ -408,7 +444,7 @@ def test_woodbury_solve_of_the_reduced_system_matches_a_dense_factor(rng, ob):
     G = rng.standard_normal((k, d, d))
     P = G @ np.swapaxes(G, 1, 2) + 1e-2 * np.eye(d)
     rho = 1e-3
-    Q = LowRankCurvature(A, h, ob)
+    Q = LowRankCurvature(A, h, ob, drop=0.0)  # every sample (kept_samples: none left out)
     M = Q.dense()
     o = 1 if ob else 0
     for i in range(k):
@@ -420,7 +456,7 @@ def test_woodbury_solve_of_the_reduced_system_matches_a_dense_factor(rng, ob):
     np.testing.assert_allclose(x, np.linalg.solve(M, r), rtol=1e-9, atol=1e-9)
     # with the Newton loop's buffers: the same solve, twice, in the same arrays
     work: dict = {}
-    Qw = LowRankCurvature(A, h, ob, work=work)
+    Qw = LowRankCurvature(A, h, ob, work=work, drop=0.0)
     np.testing.assert_allclose(Qw.factor_plus(P, rho)(r), x, rtol=1e-12, atol=1e-12)
     bufs = dict(work)
     assert set(bufs) == {"YT", "C", "factor"}
@@ -428,6 +464,76 @@ def test_woodbury_solve_of_the_reduced_system_matches_a_dense_factor(rng, ob):
     assert all(work[key] is b for key, b in bufs.items())
     P[0] = -np.eye(d)  # not positive definite: no solve
     assert Q.factor_plus(P, rho) is None
+
+
+@pytest.mark.parametrize("ob", [True, False])
+def test_woodbury_matrix_leaves_out_the_samples_of_least_leverage(rng, ob):
+    """``kept_samples``: the samples of least leverage ``||Y_j||^2`` (``Y = U
+    blockdiag(L^{-T})``), as many as keep their sum within ``drop``, are left out of the
+    Woodbury matrix. The solve is then a preconditioner of the exact reduced matrix
+    with its eigenvalues in ``[1, 1 + sum of the left-out leverages]`` (without an output
+    bias; with one, the bias's row adds little), and the reduced Newton solve, refined by
+    conjugate gradients on the exact matrix, is as accurate as a dense factor. Where
+    every sample's leverage is negligible one sample stays."""
+    from convexrelu.solvers._restricted_barrier import (LowRankCurvature, _factor,
+                                                        kept_samples, newton_matrix,
+                                                        reduced_newton_solver)
+
+    k, d, n, drop = 6, 4, 30, 0.1
+    A = rng.standard_normal((n, 1 + k * d))
+    A[:, 0] = 1.0
+    h = rng.uniform(0.05, 0.25, n)
+    h[:12] = 1e-9  # well-classified samples: almost no curvature
+    G = rng.standard_normal((k, d, d))
+    P = G @ np.swapaxes(G, 1, 2) + 1e-2 * np.eye(d)
+    rho = 1e-3
+    o = 1 if ob else 0
+    Li = np.linalg.inv(np.linalg.cholesky(P))
+    YT = np.concatenate([Li[i] @ A[:, 1 + i * d:1 + (i + 1) * d].T for i in range(k)])
+    YT = YT * np.sqrt(h)
+    lev = np.einsum("ij,ij->j", YT, YT)
+    keep = kept_samples(YT, drop)
+    out = np.setdiff1d(np.arange(n), keep)
+    assert np.array_equal(keep, np.sort(keep)) and 12 <= out.size < n
+    assert lev[out].sum() <= drop and lev[out].max() <= lev[keep].min()
+    assert kept_samples(YT, 0.0) is None  # drop = 0: every sample
+
+    Q = LowRankCurvature(A, h, ob, drop=drop)
+    M = Q.dense()
+    for i in range(k):
+        M[o + i * d:o + (i + 1) * d, o + i * d:o + (i + 1) * d] += P[i]
+    if ob:
+        M[0, 0] += rho
+    pre = Q.factor_plus(P, rho)
+    T = np.column_stack([pre(M[:, j]) for j in range(M.shape[0])])  # M_kept^{-1} M
+    ev = np.sort(np.linalg.eigvals(T).real)
+    assert ev[0] >= 1.0 - 1e-8
+    assert ev[-1] <= (1.0 + lev[out].sum() + 1e-8 if not ob else 2.0)
+    assert ev[-1] > 1.0 + 1e-12  # some samples were left out: not the exact solve
+
+    Hv = G @ np.swapaxes(G, 1, 2) + np.eye(d)
+    Hw = 2.0 * Hv
+    Qd = M.copy()  # the loss's Hessian alone, over (c0, u)
+    for i in range(k):
+        Qd[o + i * d:o + (i + 1) * d, o + i * d:o + (i + 1) * d] -= P[i]
+    if ob:
+        Qd[0, 0] -= rho
+    H = newton_matrix(Qd, np.concatenate([Hv, Hw]), ob, rho)
+    g = rng.standard_normal(H.shape[0])
+    x = reduced_newton_solver(Q, Hv, Hw, ob, rho)(g)
+    x_dense = _factor(H)(g)
+    res = np.linalg.norm(H @ x - g) / np.linalg.norm(g)
+    res_dense = np.linalg.norm(H @ x_dense - g) / np.linalg.norm(g)
+    assert res <= max(10 * res_dense, 1e-12)
+    np.testing.assert_allclose(x, x_dense, rtol=1e-8, atol=1e-8 * np.abs(x_dense).max())
+
+    # every leverage negligible: one sample stays, the solve still converges
+    tiny = np.full(n, 1e-14)
+    assert kept_samples(YT * 1e-7, drop).size == 1
+    Qt = LowRankCurvature(A, tiny, ob, drop=drop, work={})
+    Ht = newton_matrix(Qt.dense(), np.concatenate([Hv, Hw]), ob, rho)
+    xt = reduced_newton_solver(Qt, Hv, Hw, ob, rho)(g)
+    assert np.linalg.norm(Ht @ xt - g) <= 1e-10 * np.linalg.norm(g)
 
 
 @pytest.mark.parametrize("loss", ["squared", "logistic", "huber"])

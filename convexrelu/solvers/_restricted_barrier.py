@@ -431,7 +431,8 @@ def _factor(S: np.ndarray, work: Optional[dict] = None):
     for _ in range(6):
         try:
             # scaled afresh for each shift (factored in place)
-            Ss = np.multiply(S, inv[:, None], out=work_buffer(work, "factor", S.shape))
+            Ss = np.multiply(S, inv[:, None],
+                             out=work_buffer(work, "factor", S.shape, grow=True))
             Ss *= inv[None, :]
             if shift:
                 Ss[np.diag_indices_from(Ss)] += shift
@@ -457,7 +458,7 @@ class LowRankCurvature:
     """
 
     def __init__(self, A: np.ndarray, h: np.ndarray, ob: bool, blocks=None,
-                 work: Optional[dict] = None) -> None:
+                 work: Optional[dict] = None, drop: Optional[float] = None) -> None:
         self.A = A if ob else A[:, 1:]
         self.h = np.maximum(np.asarray(h, float), 0.0)
         self.ob = bool(ob)
@@ -466,6 +467,8 @@ class LowRankCurvature:
         # the Newton loop's buffers for the (k, d, n) and n x n arrays of factor_plus
         # (:func:`work_buffer`; each call overwrites the previous call's solve)
         self.work = work
+        # the leverage left out of the Woodbury matrix (kept_samples)
+        self.drop = _LEVERAGE_DROP if drop is None else float(drop)
 
     def __matmul__(self, z):
         return self.A.T @ (self.h * (self.A @ z))
@@ -483,7 +486,9 @@ class LowRankCurvature:
         complement. Where rounding leaves some ``P_i`` slightly indefinite its factor is
         that of ``P_i`` plus ``_P_SHIFTS`` times its largest diagonal entry (the solve is
         then a preconditioner: :func:`reduced_newton_solver` refines it on the exact
-        matrix)."""
+        matrix). With ``drop > 0`` the samples of least leverage are left out of the
+        Woodbury matrix (and of the output bias's rows): :func:`kept_samples`, again a
+        preconditioner."""
         k, d = P.shape[0], P.shape[1]
         o = 1 if self.ob else 0
         Au = self.A[:, o:]
@@ -505,9 +510,14 @@ class LowRankCurvature:
         YT = np.matmul(Li, self.blocks, out=work_buffer(self.work, "YT", (k, d, n))
                        ).reshape(k * d, n)
         YT *= np.sqrt(self.h)
+        keep = kept_samples(YT, self.drop)
+        if keep is not None:  # the samples of least leverage left out (kept_samples)
+            n = keep.size
+            YT = np.take(YT, keep, axis=1, mode="clip",  # no buffered copy of out
+                         out=work_buffer(self.work, "YTk", (k * d, n), grow=True))
         Y = YT.T
-        C = np.matmul(Y, YT, out=work_buffer(self.work, "C", (n, n)))  # symmetric rank-k
-        C[np.diag_indices_from(C)] += 1.0
+        C = np.matmul(Y, YT, out=work_buffer(self.work, "C", (n, n), grow=True))
+        C[np.diag_indices_from(C)] += 1.0  # symmetric rank-k (syrk)
         try:
             Cf = _factor(C, self.work)
         except np.linalg.LinAlgError:
@@ -519,9 +529,13 @@ class LowRankCurvature:
             return np.einsum("kji,kj->ki", Li, t).ravel()
         if not o:
             return Kinv
-        q0u = Au.T @ self.h
+        hk = self.h
+        if keep is not None:  # the same samples left out of the output bias's rows
+            hk = np.zeros_like(self.h)
+            hk[keep] = self.h[keep]
+        q0u = Au.T @ hk
         kq = Kinv(q0u)
-        schur = float(np.sum(self.h)) + rho - float(q0u @ kq)
+        schur = float(np.sum(hk)) + rho - float(q0u @ kq)
         if not schur > 0:
             return None
 
@@ -530,6 +544,51 @@ class LowRankCurvature:
             x0 = (rhs[0] - float(q0u @ ku)) / schur
             return np.concatenate([[x0], ku - kq * x0])
         return solve
+
+
+# the Woodbury matrix of LowRankCurvature.factor_plus leaves out the samples of least
+# leverage, as many as keep their leverages' sum within this: a preconditioner whose
+# matrix is the exact one less a positive semidefinite part of trace at most this, so
+# that the conjugate gradients' matrix has its eigenvalues in [1, 1 + this]
+# (kept_samples)
+_LEVERAGE_DROP = 0.1
+
+
+def kept_samples(YT: np.ndarray, drop: float = _LEVERAGE_DROP) -> Optional[np.ndarray]:
+    """The samples (columns of ``YT = (U L^{-T})^T``, ``k d x n``) kept in the Woodbury
+    matrix ``I + Y Y^T``, sorted; None to keep them all.
+
+    ``lev_j = ||Y_j||^2`` is sample ``j``'s leverage against the blocks' part ``P = L
+    L^T``. Leaving out a set ``R`` of samples turns ``K = U^T U + P`` into ``M = K -
+    U_R^T U_R``; since ``M >= P``, ``M^{-1} K`` has its eigenvalues in ``[1, 1 +
+    sum_{j in R} lev_j]``: the samples of least leverage whose sum stays within
+    ``drop`` are left out (a sample-space factor of order ``n - |R|``; the conjugate
+    gradients of :func:`reduced_newton_solver` run on the exact matrix). Measured on
+    digits, class 0 against the rest (P = 100, ``alpha = 1e-3``, logistic; restricted
+    programs of 38-40 patterns, one BLAS thread): a median of 854 of the 1,797 samples
+    kept at ``drop = 0.05``, 671 at 0.3 (all of them late on the path, where the block
+    Hessians are large); the whole ``solver="relu"`` solve 63.6 s with every sample,
+    51.9 s at 0.1 (52-53 s at 0.3 and 1: the factor's savings go to more conjugate
+    gradient steps), the same 219-220 Newton steps and objective to 4e-10."""
+    if not drop > 0 or YT.shape[1] < 2:
+        return None
+    lev = np.einsum("ij,ij->j", YT, YT)
+    order = np.argsort(lev)
+    # one sample at least stays (no empty factor)
+    n_out = min(int(np.searchsorted(np.cumsum(lev[order]), drop, side="right")),
+                lev.size - 1)
+    if n_out == 0:
+        return None
+    return np.sort(order[n_out:])
+
+
+def low_rank_curvature(n: int, kd: int) -> bool:
+    """Whether the interior point keeps the loss's Hessian as its factors
+    (:class:`LowRankCurvature`) for ``n`` samples and ``kd`` block coordinates: an ``n x
+    n`` Woodbury matrix per step (``n^2 k d + n^3 / 3`` flops, fewer where
+    :func:`kept_samples` leaves samples out) against ``(k d)^3 / 3`` for the reduced
+    factor and ``n (k d)^2 / 2`` for forming the Hessian."""
+    return n * n * kd + n ** 3 / 3.0 < kd ** 3 / 3.0 + n * kd * kd / 2.0
 
 
 def design_blocks(Au: np.ndarray, k: int, d: int) -> np.ndarray:
@@ -734,8 +793,7 @@ class _PrimalDual:
         # fewer samples than Newton rows: the loss's Hessian stays as its factors
         # (LowRankCurvature: an n x n Woodbury matrix per step, n^2 k d + n^3 / 3 flops,
         # against (k d)^3 / 3 for the reduced factor and n (k d)^2 for forming Q)
-        kd = self.k * self.d
-        self.lowrank = n * n * kd + n ** 3 / 3.0 < kd ** 3 / 3.0 + n * kd * kd / 2.0
+        self.lowrank = low_rank_curvature(n, self.k * self.d)
         self.Q0 = None if cc is None or self.lowrank else float(cc) * (A.T @ A)
         self._cc = cc
         # the all-active pattern with a free hidden bias: its pair is one linear block
@@ -929,7 +987,7 @@ class _PrimalDual:
                 self._q_age += 1
             Q = self._Q
         if not ob:  # no output bias: its row and column go
-            Q = LowRankCurvature(Q.A, Q.h, False, Q.blocks, Q.work) \
+            Q = LowRankCurvature(Q.A, Q.h, False, Q.blocks, Q.work, Q.drop) \
                 if isinstance(Q, LowRankCurvature) \
                 else Q[1:, 1:]
         gc = ga[0] + rho * c0 if ob else 0.0
