@@ -473,8 +473,11 @@ def test_woodbury_matrix_leaves_out_the_samples_of_least_leverage(rng, ob):
     Woodbury matrix. The solve is then a preconditioner of the exact reduced matrix
     with its eigenvalues in ``[1, 1 + sum of the left-out leverages]`` (without an output
     bias; with one, the bias's row adds little), and the reduced Newton solve, refined by
-    conjugate gradients on the exact matrix, is as accurate as a dense factor. Where
-    every sample's leverage is negligible one sample stays."""
+    conjugate gradients on the exact matrix, is as accurate as a dense factor. With an
+    output bias its own curvature stays whole (the eigenvalues within ``sqrt(L) + L`` of
+    1, ``L`` the left-out leverage), also with samples active in no pattern (no leverage,
+    a full curvature) and a tiny ``rho``. Where every sample's leverage is negligible
+    one sample stays."""
     from convexrelu.solvers._restricted_barrier import (LowRankCurvature, _factor,
                                                         kept_samples, newton_matrix,
                                                         reduced_newton_solver)
@@ -484,9 +487,10 @@ def test_woodbury_matrix_leaves_out_the_samples_of_least_leverage(rng, ob):
     A[:, 0] = 1.0
     h = rng.uniform(0.05, 0.25, n)
     h[:12] = 1e-9  # well-classified samples: almost no curvature
+    A[12:15, 1:] = 0.0  # active in no pattern: no leverage, a full curvature
     G = rng.standard_normal((k, d, d))
     P = G @ np.swapaxes(G, 1, 2) + 1e-2 * np.eye(d)
-    rho = 1e-3
+    rho = 1e-9
     o = 1 if ob else 0
     Li = np.linalg.inv(np.linalg.cholesky(P))
     YT = np.concatenate([Li[i] @ A[:, 1 + i * d:1 + (i + 1) * d].T for i in range(k)])
@@ -496,6 +500,8 @@ def test_woodbury_matrix_leaves_out_the_samples_of_least_leverage(rng, ob):
     out = np.setdiff1d(np.arange(n), keep)
     assert np.array_equal(keep, np.sort(keep)) and 12 <= out.size < n
     assert lev[out].sum() <= drop and lev[out].max() <= lev[keep].min()
+    assert {12, 13, 14} <= set(out.tolist())
+    L = lev[out].sum()
     assert kept_samples(YT, 0.0) is None  # drop = 0: every sample
 
     Q = LowRankCurvature(A, h, ob, drop=drop)
@@ -507,8 +513,9 @@ def test_woodbury_matrix_leaves_out_the_samples_of_least_leverage(rng, ob):
     pre = Q.factor_plus(P, rho)
     T = np.column_stack([pre(M[:, j]) for j in range(M.shape[0])])  # M_kept^{-1} M
     ev = np.sort(np.linalg.eigvals(T).real)
-    assert ev[0] >= 1.0 - 1e-8
-    assert ev[-1] <= (1.0 + lev[out].sum() + 1e-8 if not ob else 2.0)
+    spread = L if not ob else np.sqrt(L) + L
+    assert ev[0] >= (1.0 - 1e-8 if not ob else 1.0 - spread - 1e-8)
+    assert ev[-1] <= 1.0 + spread + 1e-8
     assert ev[-1] > 1.0 + 1e-12  # some samples were left out: not the exact solve
 
     Hv = G @ np.swapaxes(G, 1, 2) + np.eye(d)
@@ -530,9 +537,11 @@ def test_woodbury_matrix_leaves_out_the_samples_of_least_leverage(rng, ob):
     # every leverage negligible: one sample stays, the solve still converges
     tiny = np.full(n, 1e-14)
     assert kept_samples(YT * 1e-7, drop).size == 1
-    Qt = LowRankCurvature(A, tiny, ob, drop=drop, work={})
+    work: dict = {}
+    Qt = LowRankCurvature(A, tiny, ob, drop=drop, work=work)
     Ht = newton_matrix(Qt.dense(), np.concatenate([Hv, Hw]), ob, rho)
     xt = reduced_newton_solver(Qt, Hv, Hw, ob, rho)(g)
+    assert work["C"].size == 1 and work["YTk"].size == k * d  # one sample's matrix
     assert np.linalg.norm(Ht @ xt - g) <= 1e-10 * np.linalg.norm(g)
 
 

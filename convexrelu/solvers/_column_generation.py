@@ -1192,11 +1192,14 @@ class _AutoInner(BaseSolver):
                 not program.loss.smooth or \
                 program.loss.curvature(np.zeros(program.n_samples), program.y) is None:
             return False
-        kd = program.n_patterns * program.d_aug
+        kd, n = program.n_patterns * program.d_aug, program.n_samples
         N = 1 + 2 * kd
         size = 8 * (RestrictedBarrierSolver.design_entries(program) + 2 * N * N)
-        limit = self._BARRIER_MAX_N_LOW_RANK if low_rank_curvature(program.n_samples, kd) \
-            else self._BARRIER_MAX_N
+        limit = self._BARRIER_MAX_N
+        if low_rank_curvature(n, kd):
+            # and the Woodbury factor's buffers beside a fallback's dense matrix
+            size += 8 * (3 * kd * n + 2 * n * n)
+            limit = self._BARRIER_MAX_N_LOW_RANK
         return N <= limit and size <= _budget_bytes()
 
     def _socp_fits(self, program) -> bool:
