@@ -23,6 +23,19 @@ def _program(rng, loss, bias, penalize_bias, n=60, d=4, k=8, fit_output_bias=Tru
                          penalize_bias=penalize_bias, fit_output_bias=fit_output_bias)
 
 
+def _spy_barrier(monkeypatch, record):
+    """Record ``record(program)`` for every restricted barrier solve; the list."""
+    calls = []
+    orig = RestrictedBarrierSolver._solve
+
+    def spy(self, program, warm_start=None):
+        calls.append(record(program))
+        return orig(self, program, warm_start)
+
+    monkeypatch.setattr(RestrictedBarrierSolver, "_solve", spy)
+    return calls
+
+
 def _reference(prog):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -122,15 +135,8 @@ def test_rejects_a_loss_without_curvature(rng):
 
 
 def test_auto_inner_routes_non_quadratic_losses_to_the_barrier(rng, monkeypatch):
-    calls = []
     monkeypatch.setattr(_AutoInner, "_BARRIER_MIN_DESIGN", 0)  # small test programs
-    orig = RestrictedBarrierSolver._solve
-
-    def spy(self, program, warm_start=None):
-        calls.append(program.loss.name)
-        return orig(self, program, warm_start)
-
-    monkeypatch.setattr(RestrictedBarrierSolver, "_solve", spy)
+    calls = _spy_barrier(monkeypatch, lambda p: p.loss.name)
     inner = _AutoInner(1e-10)
     inner.solve(_program(rng, "logistic", True, False))
     inner.solve(_program(rng, "squared", True, False))  # quadratic: the cone solver
@@ -169,14 +175,7 @@ def test_auto_inner_takes_larger_programs_whose_curvature_stays_factored(rng, mo
     monkeypatch.setattr(_AutoInner, "_BARRIER_MAX_N_LOW_RANK", N)
     monkeypatch.setattr(_AutoInner, "_BARRIER_MIN_DESIGN", 0)
     monkeypatch.setattr(_AutoInner, "_BARRIER_ROWS_PER_SAMPLE", 10**6)
-    calls = []
-    orig = RestrictedBarrierSolver._solve
-
-    def spy(self, program, warm_start=None):
-        calls.append(program.n_samples)
-        return orig(self, program, warm_start)
-
-    monkeypatch.setattr(RestrictedBarrierSolver, "_solve", spy)
+    calls = _spy_barrier(monkeypatch, lambda p: p.n_samples)
     sol = inner.solve(wide)
     assert calls == [wide.n_samples]
     assert sol.objective == pytest.approx(_reference(wide).objective, rel=1e-6)
@@ -217,14 +216,7 @@ def test_classifier_fit_is_the_same_with_the_barrier(monkeypatch):
     from convexrelu import ConvexReLUClassifier
 
     X, y = make_classification(40, 2, n_informative=2, n_redundant=0, random_state=0)
-    calls = []
-    orig = RestrictedBarrierSolver._solve
-
-    def spy(self, program, warm_start=None):
-        calls.append(program.n_patterns)
-        return orig(self, program, warm_start)
-
-    monkeypatch.setattr(RestrictedBarrierSolver, "_solve", spy)
+    calls = _spy_barrier(monkeypatch, lambda p: p.n_patterns)
     monkeypatch.setattr(_AutoInner, "_BARRIER_ROWS_PER_SAMPLE", 10**6)
     objs = []
     for smallest in (10**12, 0):  # cvxpy for every restricted program, then the barrier
