@@ -261,6 +261,7 @@ def test_inner_readds_rows_missing_from_the_facets(rng):
     assert fixed.objective == pytest.approx(good.objective, rel=1e-8)
 
 
+@pytest.mark.slow  # default-run time (294 s in CI on 2026-12-05, the limit 300)
 def test_auto_inner_is_fast_solver_for_squared_loss(rng):
     from convexrelu.solvers._cg_inner import CompressedReluSolver
     from convexrelu.solvers._column_generation import _inner_solver
