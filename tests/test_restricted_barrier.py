@@ -23,6 +23,25 @@ def _program(rng, loss, bias, penalize_bias, n=60, d=4, k=8, fit_output_bias=Tru
                          penalize_bias=penalize_bias, fit_output_bias=fit_output_bias)
 
 
+def _reduced_and_dense(rng, Q, Qd, Hv, Hw, ob, rho, floor):
+    """The reduced Newton solve and a dense factor's solve of the same system, the
+    reduced one's residual asserted within 10x the dense one's (or ``floor``)."""
+    from convexrelu.solvers._restricted_barrier import (_factor, newton_matrix,
+                                                        reduced_newton_solver)
+
+    H = newton_matrix(Qd, np.concatenate([Hv, Hw]), ob, rho)
+    g = rng.standard_normal(H.shape[0])
+    solve = reduced_newton_solver(Q, Hv, Hw, ob, rho)
+    assert solve is not None
+    x = solve(g)
+    assert x is not None
+    x_dense = _factor(H)(g)
+    res = np.linalg.norm(H @ x - g) / np.linalg.norm(g)
+    res_dense = np.linalg.norm(H @ x_dense - g) / np.linalg.norm(g)
+    assert res <= max(10 * res_dense, floor)
+    return x, x_dense
+
+
 def _spy_barrier(monkeypatch, record):
     """Record ``record(program)`` for every restricted barrier solve; the list."""
     calls = []
@@ -278,9 +297,7 @@ def test_reduced_newton_solve_matches_the_dense_factor(rng, ob, spread, lowrank)
     also with block Hessians of very different scales along some rows; so does the
     reduced system solved through the samples' Woodbury matrix (the loss's Hessian kept
     as its factors, fewer samples than rows)."""
-    from convexrelu.solvers._restricted_barrier import (LowRankCurvature, _factor,
-                                                        newton_matrix,
-                                                        reduced_newton_solver)
+    from convexrelu.solvers._restricted_barrier import LowRankCurvature
 
     k, d = 5, 6
     n = 20 if lowrank else 40
@@ -303,13 +320,7 @@ def test_reduced_newton_solve_matches_the_dense_factor(rng, ob, spread, lowrank)
         return H + spread * a[:, :, None] * a[:, None, :]
 
     Hv, Hw, rho = blocks(), blocks(), 1e-6
-    H = newton_matrix(Qd, np.concatenate([Hv, Hw]), ob, rho)
-    g = rng.standard_normal(H.shape[0])
-    x = reduced_newton_solver(Q, Hv, Hw, ob, rho)(g)
-    x_dense = _factor(H)(g)
-    res = np.linalg.norm(H @ x - g) / np.linalg.norm(g)
-    res_dense = np.linalg.norm(H @ x_dense - g) / np.linalg.norm(g)
-    assert res <= max(10 * res_dense, 1e-12)
+    x, x_dense = _reduced_and_dense(rng, Q, Qd, Hv, Hw, ob, rho, 1e-12)
     assert np.linalg.norm(x - x_dense) <= 1e-6 * np.linalg.norm(x_dense)
 
 
@@ -320,9 +331,7 @@ def test_reduced_newton_solve_late_on_the_path(rng, lowrank):
     where its own Cholesky factor can fail), the other huge (a zero block, every row active).
     The reduced solve factors only their sum, still solves the system (it used to decline
     it, and the whole matrix was factored), as accurately as the dense factor."""
-    from convexrelu.solvers._restricted_barrier import (LowRankCurvature, _factor,
-                                                        newton_matrix,
-                                                        reduced_newton_solver)
+    from convexrelu.solvers._restricted_barrier import LowRankCurvature
 
     k, d, rho = 4, 6, 1e-11
     n = 15 if lowrank else 60
@@ -344,16 +353,7 @@ def test_reduced_newton_solve_late_on_the_path(rng, lowrank):
     Hv, Hw = active(), zero()
     Hv[1], Hw[1] = Hw[1].copy(), Hv[1].copy()   # w active, v zero in one pair
     assert np.linalg.cond(Hv[0]) > 1e15 and np.linalg.cond(Hw[1]) > 1e15
-    H = newton_matrix(Qd, np.concatenate([Hv, Hw]), True, rho)
-    g = rng.standard_normal(H.shape[0])
-    solve = reduced_newton_solver(Q, Hv, Hw, True, rho)
-    assert solve is not None
-    x = solve(g)
-    assert x is not None
-    x_dense = _factor(H)(g)
-    res = np.linalg.norm(H @ x - g) / np.linalg.norm(g)
-    res_dense = np.linalg.norm(H @ x_dense - g) / np.linalg.norm(g)
-    assert res <= max(10 * res_dense, 1e-10)
+    _reduced_and_dense(rng, Q, Qd, Hv, Hw, True, rho, 1e-10)
 
 
 def test_reduced_newton_solve_declines_an_indefinite_block(rng):
@@ -470,8 +470,8 @@ def test_woodbury_matrix_leaves_out_the_samples_of_least_leverage(rng, ob):
     1, ``L`` the left-out leverage), also with samples active in no pattern (no leverage,
     a full curvature) and a tiny ``rho``. Where every sample's leverage is negligible
     one sample stays."""
-    from convexrelu.solvers._restricted_barrier import (LowRankCurvature, _factor,
-                                                        kept_samples, newton_matrix,
+    from convexrelu.solvers._restricted_barrier import (LowRankCurvature, kept_samples,
+                                                        newton_matrix,
                                                         reduced_newton_solver)
 
     k, d, n, drop = 6, 4, 30, 0.1
@@ -512,18 +512,7 @@ def test_woodbury_matrix_leaves_out_the_samples_of_least_leverage(rng, ob):
 
     Hv = G @ np.swapaxes(G, 1, 2) + np.eye(d)
     Hw = 2.0 * Hv
-    Qd = M.copy()  # the loss's Hessian alone, over (c0, u)
-    for i in range(k):
-        Qd[o + i * d:o + (i + 1) * d, o + i * d:o + (i + 1) * d] -= P[i]
-    if ob:
-        Qd[0, 0] -= rho
-    H = newton_matrix(Qd, np.concatenate([Hv, Hw]), ob, rho)
-    g = rng.standard_normal(H.shape[0])
-    x = reduced_newton_solver(Q, Hv, Hw, ob, rho)(g)
-    x_dense = _factor(H)(g)
-    res = np.linalg.norm(H @ x - g) / np.linalg.norm(g)
-    res_dense = np.linalg.norm(H @ x_dense - g) / np.linalg.norm(g)
-    assert res <= max(10 * res_dense, 1e-12)
+    x, x_dense = _reduced_and_dense(rng, Q, Q.dense(), Hv, Hw, ob, rho, 1e-12)
     np.testing.assert_allclose(x, x_dense, rtol=1e-8, atol=1e-8 * np.abs(x_dense).max())
 
     # every leverage negligible: one sample stays, the solve still converges
@@ -532,6 +521,7 @@ def test_woodbury_matrix_leaves_out_the_samples_of_least_leverage(rng, ob):
     work: dict = {}
     Qt = LowRankCurvature(A, tiny, ob, drop=drop, work=work)
     Ht = newton_matrix(Qt.dense(), np.concatenate([Hv, Hw]), ob, rho)
+    g = rng.standard_normal(Ht.shape[0])
     xt = reduced_newton_solver(Qt, Hv, Hw, ob, rho)(g)
     assert work["C"].size == 1 and work["YTk"].size == k * d  # one sample's matrix
     assert np.linalg.norm(Ht @ xt - g) <= 1e-10 * np.linalg.norm(g)
