@@ -110,10 +110,10 @@ def test_first_rows_are_32_d_a_margin_rows(rng, monkeypatch):
     first, works = [], []
     orig = rb._PrimalDual.__init__
 
-    def spy(self, program, rows, start=None, work=None):
+    def spy(self, program, rows, start=None, work=None, dense_ok=True):
         first.append([len(r) for r in rows])
         works.append(work)
-        orig(self, program, rows, start, work)
+        orig(self, program, rows, start, work, dense_ok)
 
     monkeypatch.setattr(rb._PrimalDual, "__init__", spy)
     prog = _program(rng, "logistic", True, False, n=300, d=2, k=12, alpha=0.2)
@@ -198,6 +198,106 @@ def test_auto_inner_takes_larger_programs_whose_curvature_stays_factored(rng, mo
     sol = inner.solve(wide)
     assert calls == [wide.n_samples]
     assert sol.objective == pytest.approx(_reference(wide).objective, rel=1e-6)
+
+
+def test_barrier_without_room_for_the_whole_newton_matrix(rng, monkeypatch):
+    """Where the whole Newton matrix does not fit the memory budget beside the pieces
+    every step uses (a program whose loss Hessian stays factored), the barrier never forms
+    it: each step takes the reduced solve's refined direction, and the solve reaches
+    cvxpy's objective. The inner solver takes such a program (before: only up to the
+    budget of the whole matrix, and the augmented Lagrangian beyond), and gives it to the
+    augmented Lagrangian when that reduced solve fails."""
+    import convexrelu._memory as memory
+    import convexrelu.solvers._restricted_barrier as rb
+    from convexrelu.solvers._relu_al import ReluALSolver
+
+    prog = _program(rng, "logistic", True, False, n=24, d=3, k=12, alpha=0.05)
+    ref = _reference(prog)
+    assert rb.low_rank_curvature(prog.n_samples, prog.n_patterns * prog.d_aug)
+    steps, whole = rb.barrier_bytes(prog)
+    assert whole == 8 * 2 * (1 + 2 * prog.n_patterns * prog.d_aug) ** 2
+    accepts, formed = [], []
+    reduced, newton = rb.reduced_newton_solver, rb.newton_matrix
+
+    def spy_reduced(*args, accept=rb._PCG_ACCEPT):
+        accepts.append(accept)
+        return reduced(*args, accept=accept)
+
+    monkeypatch.setattr(rb, "reduced_newton_solver", spy_reduced)
+    monkeypatch.setattr(rb, "newton_matrix", lambda *a: formed.append(1) or newton(*a))
+    sols = {}
+    for budget in (steps + whole, steps + whole - 1):
+        accepts.clear()
+        monkeypatch.setattr(rb, "_budget_bytes", lambda: budget)
+        sols[budget] = sol = RestrictedBarrierSolver().solve(prog)
+        assert sol.objective == pytest.approx(ref.objective, rel=1e-8)
+        assert prog.max_violation(sol.V, sol.W) <= 1e-12
+        assert accepts and set(accepts) == (
+            {rb._PCG_ACCEPT} if budget == steps + whole else {np.inf})
+    assert not formed  # neither formed it here (every reduced solve converged)
+    # the inner solver: the pieces of every step within the budget suffice
+    monkeypatch.setattr(_AutoInner, "_BARRIER_MIN_DESIGN", 0)
+    monkeypatch.setattr(_AutoInner, "_BARRIER_ROWS_PER_SAMPLE", 10**6)
+    for budget, takes in ((steps, True), (steps - 1, False)):
+        monkeypatch.setattr(memory, "_budget_bytes", lambda: budget)
+        assert _AutoInner(1e-10)._barrier_can(prog) is takes
+    # a reduced solve that fails without the whole matrix to fall back to: the barrier
+    # raises, the inner solver goes on to the augmented Lagrangian
+    monkeypatch.setattr(memory, "_budget_bytes", lambda: steps)
+    monkeypatch.setattr(rb, "_budget_bytes", lambda: steps)
+    monkeypatch.setattr(rb, "reduced_newton_solver", lambda *a, **k: None)
+    with pytest.raises(np.linalg.LinAlgError, match="does not fit the memory budget"):
+        RestrictedBarrierSolver().solve(prog)
+    al = []
+    real = ReluALSolver._solve
+
+    def spy_al(self, program, warm_start=None):
+        al.append(program.n_patterns)
+        return real(self, program, warm_start)
+
+    monkeypatch.setattr(ReluALSolver, "_solve", spy_al)
+    monkeypatch.setattr(_AutoInner, "_cvxpy_fits", lambda self, program: False)
+    inner = _AutoInner(1e-10)
+    sol = inner.solve(prog)
+    assert inner._barrier is not None and al == [prog.n_patterns]
+    assert sol.objective == pytest.approx(ref.objective, rel=1e-6)
+
+
+def test_loop_solves_logistic_programs_roughly_while_its_gap_is_large(rng, monkeypatch):
+    """For a logistic loss the working-set loop's restricted programs go to the barrier
+    at ``_BARRIER_ROUGH_TOL`` while the certified gap is above ``_ROUGH_RGAP``, at its
+    exact tol after; the loop ends on an exact solve, certified, at the objective of the loop
+    without rough solves, and no worse than cvxpy's over every pattern."""
+    import convexrelu.solvers._column_generation as cg
+
+    prog = _program(rng, "logistic", True, False, n=80, d=3, k=40, alpha=0.02)
+    ref = _reference(prog)
+    monkeypatch.setattr(_AutoInner, "_BARRIER_MIN_DESIGN", 0)
+    monkeypatch.setattr(_AutoInner, "_BARRIER_ROWS_PER_SAMPLE", 10**6)
+    tols = []
+    orig = RestrictedBarrierSolver._solve
+
+    def spy(self, program, warm_start=None):
+        tols.append(self.tol)
+        return orig(self, program, warm_start)
+
+    monkeypatch.setattr(RestrictedBarrierSolver, "_solve", spy)
+    objs = []
+    for rough_rgap in (cg._ROUGH_RGAP, np.inf):
+        tols.clear()
+        monkeypatch.setattr(cg, "_ROUGH_RGAP", rough_rgap)
+        sol = cg.ColumnGenerationSolver(tol=1e-7, n_add=4).solve(prog)
+        assert sol.status == "optimal" and sol.info["rel_gap"] <= 1e-7
+        objs.append(sol.objective)
+        exact = min(tols)
+        assert exact < cg._BARRIER_ROUGH_TOL and tols[-1] == exact
+        if np.isfinite(rough_rgap):
+            assert tols[0] == cg._BARRIER_ROUGH_TOL and len(set(tols)) == 2
+        else:
+            assert set(tols) == {exact}
+    assert objs[0] == pytest.approx(objs[1], rel=1e-8)
+    # cvxpy over all 40 patterns stops 7e-5 above the certified optimum here
+    assert ref.objective * (1 - 1e-3) <= objs[0] <= ref.objective * (1 + 1e-9)
 
 
 def test_auto_inner_falls_back_to_the_barrier_when_clarabel_fails(rng, monkeypatch):

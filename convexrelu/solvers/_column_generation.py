@@ -77,8 +77,8 @@ from ..program import ConvexProgram, ConvexSolution
 from ._base import BaseSolver, certificate_text, get_solver
 from ._cg_inner import CompressedReluSolver, polish_support, repair_feasibility
 from ._relu_al import ReluALSolver, _polisher
-from ._restricted_barrier import (RestrictedBarrierSolver, interior_solution,
-                                  low_rank_curvature)
+from ._restricted_barrier import (RestrictedBarrierSolver, barrier_bytes,
+                                  interior_solution, low_rank_curvature)
 from ._restricted_socp import RestrictedSocpSolver
 
 __all__ = ["ColumnGenerationSolver", "column_generation"]
@@ -118,6 +118,16 @@ _SOCP_MAX_FAILURES = 2
 # starts, one BLAS thread): 281 Newton steps over the loop's seven programs at 1e-10, 243
 # at 1e-8, the certified gap of the loop 7e-11 and 9e-10, the objectives within 3e-10
 _BARRIER_LOOSEST = 1e-8
+# a non-quadratic restricted program's rough solve (while the certified gap is above
+# _ROUGH_RGAP) stops the barrier at this complementarity gap, and its blocks below
+# _ROUGH_DROP_RTOL of the largest leave the working set (a rough solve's idle blocks are
+# not at zero). Measured (digits one-vs-rest, P = 100, alpha = 1e-3, logistic, tol 1e-6,
+# one BLAS thread, one class at a time): classes 0 / 1 / 3 50.6 / 61.9 / 65.9 s against
+# 50.0 / 71.6 / 70.0 s with exact solves, the same objectives to 1e-8; rough tol 1e-4 or
+# 1e-2 within a few %; kept blocks at _DROP_RTOL: 66 s on class 0 (52-57 patterns per
+# program instead of 38-40); dropped below 1e-2: 58.6 / 91.1 s (more rounds)
+_BARRIER_ROUGH_TOL = 1e-3
+_ROUGH_DROP_RTOL = 1e-3
 _BNB_STOP_ABOVE = 1e-3  # branch-and-bound pricing stops at a violation M > beta (1 + this)
 #: ... after bounding this fraction more nodes than it had when it found the first one
 #: (more violating cells per round, often a closed search; see _BnBOracle)
@@ -914,20 +924,23 @@ def _run_steps(ws, oracle, *, loss, y, alpha, n_samples, output_bias, free_bias,
         # a rough restricted solve while the certified gap is large (an exact one after a
         # rough solve that left nothing to add)
         rough = bool(hasattr(inner, "rough") and not gated and np.isfinite(gap)
-                     and loss.constant_curvature(y) is not None and added != 0
-                     and gap > _ROUGH_RGAP * abs(primal))
+                     and added != 0 and gap > _ROUGH_RGAP * abs(primal))
         if hasattr(inner, "rough"):
             inner.rough = rough
         prog = ws.program()
         V, W, c0, z, primal, it = _restricted_solve(inner, prog, loss, y, alpha, gated,
                                                     polish, gap)
+        # whether the inner solver took the rough path (its exact paths need no re-solve)
+        rough = rough and bool(getattr(inner, "solved_rough", True))
         n_inner += it
         lam, delta = dual_point(loss, z, y, output_bias=output_bias)
         # a block is active by its effect on the predictions, ||D_i X_aug b_i|| (the
         # weights' norms are not comparable across patterns when features are badly scaled)
         size = np.maximum(np.linalg.norm(prog.masks * (prog.X_aug @ V.T), axis=0),
                           np.linalg.norm(prog.masks * (prog.X_aug @ W.T), axis=0))
-        active = size > _DROP_RTOL * max(float(size.max(initial=0.0)), 1e-300)
+        drop = _ROUGH_DROP_RTOL if rough and loss.constant_curvature(y) is None \
+            else _DROP_RTOL
+        active = size > drop * max(float(size.max(initial=0.0)), 1e-300)
         VF, WF, pats = ws.embed(V, W)
         ws.keep(active)
     else:
@@ -1060,7 +1073,9 @@ class _AutoInner(BaseSolver):
     Lagrangian); a non-quadratic
     one whose barrier solve runs out of Newton steps is solved again by cvxpy (the better
     point is kept). While the loop's certified gap is large (``rough``, set by the loop,
-    ``_ROUGH_RGAP``), a quadratic program goes to the second-order-cone interior point
+    ``_ROUGH_RGAP``), the barrier solves a non-quadratic program only to
+    ``_BARRIER_ROUGH_TOL``, and a quadratic program goes to the second-order-cone
+    interior point
     (:class:`~convexrelu.solvers._restricted_socp.RestrictedSocpSolver`) first, until one
     of its solves needs more than ``_SOCP_SLOW_ITER`` Newton steps or a second one fails
     (``_SOCP_MAX_FAILURES``). Measured (one
@@ -1082,8 +1097,13 @@ class _AutoInner(BaseSolver):
     # logistic, one BLAS thread): its third restricted program (52 patterns, 6,761 rows)
     # went to the augmented Lagrangian, which left the loop at a certified gap of 0.51
     # after 463 s (time limit 600 s); with the barrier 51 Newton steps, 20.7 s, and the
-    # whole solve certified 4.1e-9 in 103 s
-    _BARRIER_MAX_N_LOW_RANK = 10_000
+    # whole solve certified 4.1e-9 in 103 s. Raised from 10,000 to 16,000 where the
+    # pieces every step uses fit the memory budget (barrier_bytes; the whole Newton
+    # matrix, the fallback of a failed reduced solve, only where it fits as well): class
+    # 8's fifth program (85 patterns, 11,051 rows) went to the augmented Lagrangian, which
+    # did not converge; with the barrier (and the rough solves: 78 patterns) 39 Newton
+    # steps, 16.5 s, and the class certified 6.8e-9 in 113 s
+    _BARRIER_MAX_N_LOW_RANK = 16_000
     # below this many design entries n * k * d_aug cvxpy + Clarabel is the faster path
     # (whole default fits, one BLAS thread, the same objectives: iris, ~11,000 entries at 20
     # patterns, 4.4-4.8 s with the barrier on every restricted program against 1.6-2.0 s;
@@ -1113,11 +1133,13 @@ class _AutoInner(BaseSolver):
         self._cvxpy = None
         self._al = None
         self._barrier = None
+        self._barrier_tol = None  # its tol on exact solves (rough ones: _BARRIER_ROUGH_TOL)
         self._socp = None
         self._socp_slow = False
         self._socp_failures = 0
         self._last = None
         self.rough = False  # set by the loop: a quadratic program may go to the cone solver
+        self.solved_rough = False  # read by the loop: the last solve was a rough one
         self.loop_tol = 0.0  # set by the loop: its certified relative gap tol
 
     def _warm(self, program):
@@ -1194,13 +1216,11 @@ class _AutoInner(BaseSolver):
             return False
         kd, n = program.n_patterns * program.d_aug, program.n_samples
         N = 1 + 2 * kd
-        size = 8 * (RestrictedBarrierSolver.design_entries(program) + 2 * N * N)
-        limit = self._BARRIER_MAX_N
+        steps, whole = barrier_bytes(program)
         if low_rank_curvature(n, kd):
-            # and the Woodbury factor's buffers beside a fallback's dense matrix
-            size += 8 * (3 * kd * n + 2 * n * n)
-            limit = self._BARRIER_MAX_N_LOW_RANK
-        return N <= limit and size <= _budget_bytes()
+            # the whole Newton matrix only where it fits (the barrier checks)
+            return N <= self._BARRIER_MAX_N_LOW_RANK and steps <= _budget_bytes()
+        return N <= self._BARRIER_MAX_N and steps + whole <= _budget_bytes()
 
     def _socp_fits(self, program) -> bool:
         """Whether the second-order-cone interior point takes this (quadratic, one output)
@@ -1241,10 +1261,29 @@ class _AutoInner(BaseSolver):
             # see RestrictedBarrierSolver._certificate_tol)
             self._barrier = RestrictedBarrierSolver(
                 tol=max(self.tol, 1e-10, min(_BARRIER_LOOSEST, 1e-2 * self.loop_tol)))
+        if self._barrier_tol is None:
+            self._barrier_tol = self._barrier.tol
+        # while the loop's certified gap is large, a non-quadratic program only to
+        # _BARRIER_ROUGH_TOL (the loop solves its last program exactly)
+        rough = self.rough and program.loss.constant_curvature(program.y) is None
+        self._barrier.tol = max(_BARRIER_ROUGH_TOL, self._barrier_tol) if rough \
+            else self._barrier_tol
+        self.solved_rough = self.solved_rough or rough
+        # its certificate over the restricted program decides only whether cvxpy solves a
+        # non-quadratic program again (_accept_barrier): not computed where cvxpy cannot
+        # (digits one-vs-rest, P = 100: 1-2 % of a class's time)
+        self._barrier._certify_solution = bool(
+            program.loss.constant_curvature(program.y) is None and self._cvxpy_fits(program))
         with muted_convergence(), warnings.catch_warnings():
             # judged by the loop's certificate over all patterns
             warnings.simplefilter("ignore", ConvergenceWarning)
-            sol = self._barrier.solve(program, self._warm(program))
+            try:
+                sol = self._barrier.solve(program, self._warm(program))
+            except np.linalg.LinAlgError:
+                # a reduced solve failed where the whole matrix does not fit the budget
+                self.solved_rough = bool(self.rough and program.loss.constant_curvature(
+                    program.y) is not None)
+                return None
         return self._accept_barrier(program, sol)
 
     def _accept_barrier(self, program, sol):
@@ -1315,6 +1354,10 @@ class _AutoInner(BaseSolver):
             return self._cvxpy.solve(program, warm_start)
 
     def _solve(self, program, warm_start=None):
+        # a quadratic program's rough request holds whatever path solves it; a
+        # non-quadratic program is solved roughly only by the barrier (_solve_barrier)
+        self.solved_rough = bool(self.rough and program.loss.constant_curvature(program.y)
+                                 is not None)
         sol = self._solve_one(program, warm_start)
         # the next restricted program's warm start (the barrier's and the augmented
         # Lagrangian's), mapped onto its patterns by _warm
@@ -1325,7 +1368,9 @@ class _AutoInner(BaseSolver):
         quadratic = (program.formulation == "relu" and program.n_outputs == 1
                      and program.loss.constant_curvature(program.y) is not None)
         if self._barrier_fits(program) or (quadratic and self._large_quadratic(program)):
-            return self._solve_barrier(program)
+            sol = self._solve_barrier(program)
+            if sol is not None:
+                return sol
         if quadratic and self.rough and self._socp_fits(program):
             sol = self._solve_socp(program)
             if sol is not None:
@@ -1347,9 +1392,10 @@ class _AutoInner(BaseSolver):
                 # Clarabel's NumericalError on a dense compressed block (measured:
                 # make_regression(20000, 20, noise=10), 32 sampled patterns; the barrier
                 # solved it in 20 s)
-                if not self._barrier_can(program):
+                sol = self._solve_barrier(program) if self._barrier_can(program) else None
+                if sol is None:
                     raise
-                return self._solve_barrier(program)
+                return sol
         return self._solve_cvxpy(program, warm_start)
 
 

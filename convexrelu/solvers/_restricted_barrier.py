@@ -99,6 +99,7 @@ from typing import Optional
 import numpy as np
 from scipy.linalg import LinAlgError, cho_factor, cho_solve
 
+from .._memory import _budget_bytes
 from .._newton import max_step, norm_derivatives, work_buffer
 from .._polish import repair_feasibility
 from ..certificates._dual import PricingMultipliers, _prepare
@@ -225,8 +226,13 @@ class RestrictedBarrierSolver(BaseSolver):
         n_iter, ok = 0, False
         start = _warm_point(program, warm_start)
         work: dict = {}  # the Newton steps' buffers, for every round of rows
+        # the whole Newton matrix as the reduced solve's fallback where it fits (always
+        # where the loss's Hessian is formed: it then has no other)
+        steps, whole = barrier_bytes(program)
+        dense_ok = not low_rank_curvature(n, k * program.d_aug) or \
+            steps + whole <= _budget_bytes()
         for attempt in range(_ROW_ROUNDS + 2):
-            state = _PrimalDual(program, rows, start, work)
+            state = _PrimalDual(program, rows, start, work, dense_ok)
             it, ok = state.run(self.tol, self.max_iter)
             n_iter += it
             state.V, state.W = linear_pairs(program, state.V, state.W, state.linear)
@@ -597,6 +603,22 @@ def low_rank_curvature(n: int, kd: int) -> bool:
     return n * n * kd + n ** 3 / 3.0 < kd ** 3 / 3.0 + n * kd * kd / 2.0
 
 
+def barrier_bytes(program: ConvexProgram) -> tuple:
+    """``(every step's, the fallback's)``: bytes of the dense pieces the barrier's steps
+    use, and of the whole Newton matrix's factor (``1 + 2 k d_a`` rows, the matrix and its
+    scaled copy) that a step whose reduced solve fails falls back to. Where the loss's
+    Hessian stays as its factors (:func:`low_rank_curvature`) the steps use the design,
+    the Woodbury factor's buffers and, where that factor fails, the formed reduced matrix
+    (``1 + k d_a`` rows); otherwise the design (the whole matrix is then always there to
+    fall back to)."""
+    n, kd = program.n_samples, program.n_patterns * program.d_aug
+    design = 8 * RestrictedBarrierSolver.design_entries(program)
+    whole = 8 * 2 * (1 + 2 * kd) ** 2
+    if low_rank_curvature(n, kd):
+        return design + 8 * (3 * kd * n + 2 * n * n + 3 * (1 + kd) ** 2), whole
+    return design, whole
+
+
 def design_blocks(Au: np.ndarray, k: int, d: int) -> np.ndarray:
     """The blocks ``D_iX_a`` of the design ``Au = [D_1X_a, ..., D_kX_a]`` (``n x k d``)
     transposed, ``(k, d, n)`` contiguous."""
@@ -652,7 +674,8 @@ _Z_FLOOR = 1e-2
 _OUTER_MAX = 1 << 19
 
 
-def reduced_newton_solver(Q, Hv: np.ndarray, Hw: np.ndarray, ob: bool, rho: float):
+def reduced_newton_solver(Q, Hv: np.ndarray, Hw: np.ndarray, ob: bool, rho: float,
+                          accept: float = _PCG_ACCEPT):
     """A solve with ``H = E^T Q E + blockdiag(rho, Hv, Hw)`` (:func:`newton_matrix`) through
     a factor of half its size, or None when that factor fails. ``Q``: the formed matrix,
     or a :class:`LowRankCurvature` (the half-size system then solved by its Woodbury
@@ -671,7 +694,7 @@ def reduced_newton_solver(Q, Hv: np.ndarray, Hw: np.ndarray, ob: bool, rho: floa
     gradients on the exact ``H`` (a product with ``Q`` and the blocks per step, until the
     true residual stops falling: its floor is then the conditioning's, as the dense
     factor's is); the returned ``solve(g)`` gives ``H^{-1} g``, or None when the residual
-    stays above ``_PCG_ACCEPT`` relative (the caller then factors ``H``).
+    stays above ``accept`` relative (``_PCG_ACCEPT``; the caller then factors ``H``).
     """
     k, d = Hv.shape[0], Hv.shape[1]
     o = 1 if ob else 0
@@ -764,15 +787,18 @@ def reduced_newton_solver(Q, Hv: np.ndarray, Hw: np.ndarray, ob: bool, rho: floa
         # the dense factor's own residuals reach 1e-7 relative early on the central path
         # (digits, 17 patterns); a reduced solve that cannot get within _PCG_ACCEPT of
         # the right-hand side is not used
-        return x if rn <= _PCG_ACCEPT * gn else None
+        return x if rn <= accept * gn else None
     return solve
 
 
 class _PrimalDual:
     """The iteration's state: blocks ``V``, ``W``, output bias ``c0`` and the cone rows."""
 
-    def __init__(self, program: ConvexProgram, rows, start=None, work=None):
+    def __init__(self, program: ConvexProgram, rows, start=None, work=None,
+                 dense_ok: bool = True):
         self.Xa = program.X_aug
+        # whether a step may factor the whole Newton matrix (see dense_fallback_fits)
+        self.dense_ok = bool(dense_ok)
         n = self.Xa.shape[0]
         # the Woodbury factor's buffers, reused at every step (and, given, every round)
         self._work: dict = {} if work is None else work
@@ -1012,9 +1038,19 @@ class _PrimalDual:
         ``(c0, V, W)`` to ``(c0, V - W)``): by the reduced factor of
         :func:`reduced_newton_solver` where it converges, else one Cholesky factor of
         ``H`` (for the rest of the solve after ``_REDUCED_MAX_FAILURES`` failures since
-        its first success, or ``_REDUCED_MAX_EARLY`` before one)."""
+        its first success, or ``_REDUCED_MAX_EARLY`` before one). Where that matrix does
+        not fit the memory budget (``dense_ok`` False, :func:`barrier_bytes`), the reduced
+        solve's refined direction whatever its residual."""
         k, d, ob = self.k, self.d, self.ob
         o, kd = (1 if ob else 0), k * d
+        if not self.dense_ok:
+            # no room for the whole matrix: the reduced solve's refined direction whatever
+            # its residual (the line search on the merit judges it)
+            chol = reduced_newton_solver(Q, Hv, Hw, ob, rho, accept=np.inf)
+            if chol is None:
+                raise LinAlgError("the reduced Newton matrix is not positive definite and "
+                                  "the whole matrix does not fit the memory budget")
+            return self._directions(chol, k, d, o, kd)
         limit = _REDUCED_MAX_FAILURES if self._reduced_ok else _REDUCED_MAX_EARLY
         chol = None if self._reduced_failures >= limit else \
             reduced_newton_solver(Q, Hv, Hw, ob, rho)
@@ -1025,8 +1061,7 @@ class _PrimalDual:
 
         dense = []  # the whole matrix's factor, once a reduced solve of this step failed
 
-        def solve(gv, gw, gc):
-            rhs = np.concatenate([np.atleast_1d(gc)[:o], gv.ravel(), gw.ravel()])
+        def solve(rhs):
             x = None if dense else chol(rhs)
             if x is not None and reduced and not self._reduced_ok:  # its first success
                 self._reduced_ok, self._reduced_failures = True, 0
@@ -1037,9 +1072,17 @@ class _PrimalDual:
                                                        np.concatenate([Hv, Hw]), ob,
                                                        rho)))
                 x = dense[0](rhs)
-            x = -x
+            return x
+        return self._directions(solve, k, d, o, kd)
+
+    def _directions(self, solve_rhs, k, d, o, kd):
+        """``solve(gv, gw, gc)``: the step ``-H^{-1} g`` split into ``(dV, dW, dc)``, for a
+        ``solve_rhs`` of the stacked right-hand side ``(gc, gv, gw)``."""
+        def solve(gv, gw, gc):
+            rhs = np.concatenate([np.atleast_1d(gc)[:o], gv.ravel(), gw.ravel()])
+            x = -solve_rhs(rhs)
             return (x[o:o + kd].reshape(k, d), x[o + kd:].reshape(k, d),
-                    float(x[0]) if ob else 0.0)
+                    float(x[0]) if o else 0.0)
         return solve
 
     def run(self, tol: float, max_iter: int):
