@@ -125,7 +125,10 @@ _BARRIER_LOOSEST = 1e-8
 # one BLAS thread, one class at a time): classes 0 / 1 / 3 50.6 / 61.9 / 65.9 s against
 # 50.0 / 71.6 / 70.0 s with exact solves, the same objectives to 1e-8; rough tol 1e-4 or
 # 1e-2 within a few %; kept blocks at _DROP_RTOL: 66 s on class 0 (52-57 patterns per
-# program instead of 38-40); dropped below 1e-2: 58.6 / 91.1 s (more rounds)
+# program instead of 38-40); dropped below 1e-2: 58.6 / 91.1 s (more rounds). Not in a
+# loop that prices by a local search (an oracle with ``confirm``: grown fits), where the
+# rough points' dual sent the search after neurons the exact ones do not want: the
+# default digits fit (random_state=0) went from 34 s to 46 s
 _BARRIER_ROUGH_TOL = 1e-3
 _ROUGH_DROP_RTOL = 1e-3
 _BNB_STOP_ABOVE = 1e-3  # branch-and-bound pricing stops at a violation M > beta (1 + this)
@@ -924,7 +927,9 @@ def _run_steps(ws, oracle, *, loss, y, alpha, n_samples, output_bias, free_bias,
         # a rough restricted solve while the certified gap is large (an exact one after a
         # rough solve that left nothing to add)
         rough = bool(hasattr(inner, "rough") and not gated and np.isfinite(gap)
-                     and added != 0 and gap > _ROUGH_RGAP * abs(primal))
+                     and added != 0 and gap > _ROUGH_RGAP * abs(primal)
+                     and (loss.constant_curvature(y) is not None
+                          or not hasattr(oracle, "confirm")))
         if hasattr(inner, "rough"):
             inner.rough = rough
         prog = ws.program()

@@ -460,11 +460,16 @@ class LowRankCurvature:
 
     ``A``: the dense design ``[1, D_1X_a, ..., D_kX_a]`` (its first column only when ``ob``),
     ``h >= 0``: the loss's curvature per sample, ``blocks``: the blocks ``D_iX_a`` of ``A``
-    transposed, ``(k, d, n)`` (:func:`design_blocks`; formed here when not given).
+    transposed, ``(k, d, n)`` (:func:`design_blocks`; formed here when not given),
+    ``factors``: ``(X_a, masks)`` (the masks as floats, ``n x k``) of which ``A`` is made,
+    for products through them (``O(n k d)`` flops on ``n (k + d)`` numbers instead of the
+    ``n k d`` of ``A``: the products of the conjugate gradients are then compute-bound).
     """
 
     def __init__(self, A: np.ndarray, h: np.ndarray, ob: bool, blocks=None,
-                 work: Optional[dict] = None, drop: Optional[float] = None) -> None:
+                 work: Optional[dict] = None, drop: Optional[float] = None,
+                 factors: Optional[tuple] = None) -> None:
+        self.factors = factors
         self.A = A if ob else A[:, 1:]
         self.h = np.maximum(np.asarray(h, float), 0.0)
         self.ob = bool(ob)
@@ -477,7 +482,26 @@ class LowRankCurvature:
         self.drop = _LEVERAGE_DROP if drop is None else float(drop)
 
     def __matmul__(self, z):
-        return self.A.T @ (self.h * (self.A @ z))
+        if self.factors is None or np.ndim(z) != 1:
+            return self.A.T @ (self.h * (self.A @ z))
+        Xa, M = self.factors
+        o = 1 if self.ob else 0
+        t = np.einsum("ij,ij->i", M, Xa @ z[o:].reshape(M.shape[1], -1).T)
+        if o:
+            t += z[0]
+        return self.rmatvec(self.h * t)
+
+    def rmatvec(self, r):
+        """``A^T r`` (through the design's factors where given)."""
+        if self.factors is None:
+            return self.A.T @ r
+        Xa, M = self.factors
+        o = 1 if self.ob else 0
+        out = np.empty(self.shape[0])
+        if o:
+            out[0] = r.sum()
+        out[o:] = ((M * r[:, None]).T @ Xa).ravel()
+        return out
 
     def dense(self) -> np.ndarray:
         B = self.A * np.sqrt(self.h)[:, None]
@@ -539,7 +563,7 @@ class LowRankCurvature:
         if keep is not None:  # the left-out samples' coupling of c0 and u left out too
             hk = np.zeros_like(self.h)
             hk[keep] = self.h[keep]
-        q0u = Au.T @ hk
+        q0u = self.rmatvec(hk)[o:]
         kq = Kinv(q0u)
         # c0's own curvature stays whole (no leverage bounds what a left-out sample adds
         # there: one active in no pattern has none): the Schur complement is at least
@@ -817,6 +841,7 @@ class _PrimalDual:
         self.quadratic = cc is not None
         self._Q, self._q_age, self._exact_q = None, 0, False
         self._design_blocks = None
+        self._mask_f = None
         self._outer = None  # the rows' outer products (the cone rows' Hessians, _parts)
         self._last_ap = 1.0
         # the reduced Newton solve's failures (counted from its first success, when it has
@@ -935,6 +960,12 @@ class _PrimalDual:
             self._design_blocks = design_blocks(self.A[:, 1:], self.k, self.d)
         return self._design_blocks
 
+    def _factors(self):
+        """``(X_a, masks as floats)``, the design's factors (:class:`LowRankCurvature`)."""
+        if self._mask_f is None:
+            self._mask_f = self.masks.astype(np.float64)
+        return self.Xa, self._mask_f
+
     def _floor(self, mu):
         """The norms' smoothing: zero when every coordinate is penalised."""
         if not self.reg.free:
@@ -1002,12 +1033,13 @@ class _PrimalDual:
             Q = self.Q0
         elif self.lowrank and self._cc is not None:
             Q = LowRankCurvature(self.A, np.full(self.A.shape[0], float(self._cc)), True,
-                                 self._blocks(), self._work)
+                                 self._blocks(), self._work, factors=self._factors())
         else:
             h = self.loss.curvature(z, self.y)
             if self._Q is None or self._exact_q or self.lowrank or self._q_age >= _LAG - 1:
                 if self.lowrank:  # Q is not formed: the exact curvature at every step
-                    self._Q = LowRankCurvature(self.A, h, True, self._blocks(), self._work)
+                    self._Q = LowRankCurvature(self.A, h, True, self._blocks(), self._work,
+                                               factors=self._factors())
                 else:
                     # B^T B with B = diag(sqrt(h)) A: numpy takes the symmetric rank-k
                     # update (half the flops of A^T (h A); make_classification(20000,
@@ -1019,7 +1051,7 @@ class _PrimalDual:
                 self._q_age += 1
             Q = self._Q
         if not ob:  # no output bias: its row and column go
-            Q = LowRankCurvature(Q.A, Q.h, False, Q.blocks, Q.work, Q.drop) \
+            Q = LowRankCurvature(Q.A, Q.h, False, Q.blocks, Q.work, Q.drop, Q.factors) \
                 if isinstance(Q, LowRankCurvature) \
                 else Q[1:, 1:]
         gc = ga[0] + rho * c0 if ob else 0.0
