@@ -283,7 +283,9 @@ def test_loop_solves_logistic_programs_roughly_while_its_gap_is_large(rng, monke
 
     monkeypatch.setattr(RestrictedBarrierSolver, "_solve", spy)
     objs = []
-    for rough_rgap in (cg._ROUGH_RGAP, np.inf):
+    # the default; never rough; rough whenever patterns were added (a rough solve's
+    # pricing within tol: exact solves from then on, no alternating working sets)
+    for rough_rgap in (cg._ROUGH_RGAP, np.inf, 0.0):
         tols.clear()
         monkeypatch.setattr(cg, "_ROUGH_RGAP", rough_rgap)
         sol = cg.ColumnGenerationSolver(tol=1e-7, n_add=4).solve(prog)
@@ -295,7 +297,10 @@ def test_loop_solves_logistic_programs_roughly_while_its_gap_is_large(rng, monke
             assert tols[0] == cg._BARRIER_ROUGH_TOL and len(set(tols)) == 2
         else:
             assert set(tols) == {exact}
+        if rough_rgap == 0.0:  # rough wherever something was added, exact at the end
+            assert tols.count(cg._BARRIER_ROUGH_TOL) >= 2
     assert objs[0] == pytest.approx(objs[1], rel=1e-8)
+    assert objs[2] == pytest.approx(objs[1], rel=1e-8)
     # cvxpy over all 40 patterns stops 7e-5 above the certified optimum here
     assert ref.objective * (1 - 1e-3) <= objs[0] <= ref.objective * (1 + 1e-9)
 
@@ -603,11 +608,15 @@ def test_low_rank_curvature_products_through_the_design_factors(rng, ob, monkeyp
     A[:, 1:] = (masks[:, :, None] * Xa[:, None, :]).reshape(n, -1)
     h = rng.uniform(0.0, 1.0, n)
     plain = rb.LowRankCurvature(A, h, ob)
-    fact = rb.LowRankCurvature(A, h, ob, factors=(Xa, masks.astype(float)))
+    # the dense design poisoned: the products must not read it
+    fact = rb.LowRankCurvature(np.full_like(A, np.nan), h, ob,
+                               factors=(Xa, masks.astype(float)))
     for _ in range(3):
         z = rng.standard_normal(plain.shape[0])
         np.testing.assert_allclose(fact @ z, plain @ z, rtol=1e-12, atol=1e-12)
         np.testing.assert_allclose(fact @ z, plain.dense() @ z, rtol=1e-10, atol=1e-10)
+        r = rng.standard_normal(n)
+        np.testing.assert_allclose(fact.rmatvec(r), plain.A.T @ r, rtol=1e-12, atol=1e-12)
     # the barrier's low-rank curvature carries the factors: the design is never
     # multiplied, and the solve is the one of the dense products
     prog = _program(rng, "logistic", True, False, n=24, d=3, k=12, alpha=0.05,

@@ -96,7 +96,7 @@ _POLISH_RGAP = 1e-2  # polish the restricted solutions once the relative gap is 
 # while the loop's certified relative gap is above this, a quadratic restricted program goes
 # to the second-order-cone interior point (RestrictedSocpSolver, accurate to ~1e-8-1e-6
 # relative: rounding stalls it there on late rounds), below it to compressed Clarabel
-# (1e-10), and the loop never ends on a rough solve (it solves the same program exactly and
+# (1e-10), and the loop never ends on a rough solve (it solves the kept blocks exactly and
 # prices again), so the final network is sparse: on diabetes the cone solver taking every
 # round left 146 neurons, down to 3.5e-8 of the largest (18 with Clarabel). Dropping the
 # rough solves' blocks below 1e-4 (instead of _DROP_RTOL) stalled a test's loop at 2e-7
@@ -867,6 +867,7 @@ def _run_steps(ws, oracle, *, loss, y, alpha, n_samples, output_bias, free_bias,
     c0 = delta
     converged, n_inner, stalled, added = False, 0, False, 0
     rough = False  # the last restricted solve was a rough one (_ROUGH_RGAP)
+    rough_over = False  # a rough solve's pricing was within tol: exact solves from then on
     if hasattr(inner, "loop_tol"):
         inner.loop_tol = float(tol)
     if initial is not None:
@@ -905,7 +906,10 @@ def _run_steps(ws, oracle, *, loss, y, alpha, n_samples, output_bias, free_bias,
             if time_limit is not None and elapsed() > time_limit:
                 break
             if within_tol(gap, primal, tol):
-                added = 0  # after a rough solve: the same program exactly, then price again
+                # after a rough solve: its kept blocks exactly, then price again; no rough
+                # solve after this (its pruned working set could otherwise alternate with
+                # the exact one's, each re-adding what the other dropped)
+                added, rough_over = 0, True
             else:
                 added = ws.add(cands, alpha, n_add)
                 if added == 0 and hasattr(oracle, "confirm"):
@@ -927,7 +931,7 @@ def _run_steps(ws, oracle, *, loss, y, alpha, n_samples, output_bias, free_bias,
         # a rough restricted solve while the certified gap is large (an exact one after a
         # rough solve that left nothing to add)
         rough = bool(hasattr(inner, "rough") and not gated and np.isfinite(gap)
-                     and added != 0 and gap > _ROUGH_RGAP * abs(primal)
+                     and added != 0 and not rough_over and gap > _ROUGH_RGAP * abs(primal)
                      and (loss.constant_curvature(y) is not None
                           or not hasattr(oracle, "confirm")))
         if hasattr(inner, "rough"):
@@ -1143,7 +1147,9 @@ class _AutoInner(BaseSolver):
         self._socp_slow = False
         self._socp_failures = 0
         self._last = None
-        self.rough = False  # set by the loop: a quadratic program may go to the cone solver
+        # set by the loop: a quadratic program may go to the cone solver, a non-quadratic
+        # one is solved by the barrier to _BARRIER_ROUGH_TOL
+        self.rough = False
         self.solved_rough = False  # read by the loop: the last solve was a rough one
         self.loop_tol = 0.0  # set by the loop: its certified relative gap tol
 
@@ -1285,7 +1291,9 @@ class _AutoInner(BaseSolver):
             try:
                 sol = self._barrier.solve(program, self._warm(program))
             except np.linalg.LinAlgError:
-                # a reduced solve failed where the whole matrix does not fit the budget
+                # a failed factor (a reduced solve's where the whole matrix does not fit
+                # the budget): the paths below (cvxpy, or the augmented Lagrangian where
+                # cvxpy does not fit)
                 self.solved_rough = bool(self.rough and program.loss.constant_curvature(
                     program.y) is not None)
                 return None
@@ -1315,7 +1323,11 @@ class _AutoInner(BaseSolver):
             return sol
         # cvxpy's solve, if better
         ref = self._solve_cvxpy(program, None)
-        return ref if ref.objective < sol.objective else sol
+        if ref.objective < sol.objective:
+            # cvxpy's point is an exact solve (a rough request or not)
+            self.solved_rough = False
+            return ref
+        return sol
 
     def _barrier_accepted(self, program, sol) -> bool:
         """Whether a barrier (or polished) solution is kept without cvxpy."""

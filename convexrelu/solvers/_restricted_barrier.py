@@ -821,7 +821,8 @@ class _PrimalDual:
     def __init__(self, program: ConvexProgram, rows, start=None, work=None,
                  dense_ok: bool = True):
         self.Xa = program.X_aug
-        # whether a step may factor the whole Newton matrix (see dense_fallback_fits)
+        # whether a step may factor the whole Newton matrix (RestrictedBarrierSolver._solve,
+        # barrier_bytes)
         self.dense_ok = bool(dense_ok)
         n = self.Xa.shape[0]
         # the Woodbury factor's buffers, reused at every step (and, given, every round)
@@ -1082,7 +1083,15 @@ class _PrimalDual:
             if chol is None:
                 raise LinAlgError("the reduced Newton matrix is not positive definite and "
                                   "the whole matrix does not fit the memory budget")
-            return self._directions(chol, k, d, o, kd)
+
+            def refined(rhs):
+                x = chol(rhs)
+                if x is None:  # a residual that is not finite
+                    raise LinAlgError("the reduced Newton solve did not give a finite "
+                                      "residual and the whole matrix does not fit the "
+                                      "memory budget")
+                return x
+            return self._directions(refined, k, d, o, kd)
         limit = _REDUCED_MAX_FAILURES if self._reduced_ok else _REDUCED_MAX_EARLY
         chol = None if self._reduced_failures >= limit else \
             reduced_newton_solver(Q, Hv, Hw, ob, rho)
