@@ -42,17 +42,26 @@ def _reduced_and_dense(rng, Q, Qd, Hv, Hw, ob, rho, floor):
     return x, x_dense
 
 
-def _spy_barrier(monkeypatch, record):
-    """Record ``record(program)`` for every restricted barrier solve; the list."""
+def _spy_barrier(monkeypatch, record, of_solver=None):
+    """Record ``record(program)`` (or ``of_solver(solver)``) for every restricted barrier
+    solve; the list."""
     calls = []
     orig = RestrictedBarrierSolver._solve
 
     def spy(self, program, warm_start=None):
-        calls.append(record(program))
+        calls.append(record(program) if of_solver is None else of_solver(self))
         return orig(self, program, warm_start)
 
     monkeypatch.setattr(RestrictedBarrierSolver, "_solve", spy)
     return calls
+
+
+def _barrier_tols(monkeypatch):
+    """Every restricted program of the inner solver to the barrier; the list of the
+    barrier's ``tol`` at each of its solves."""
+    monkeypatch.setattr(_AutoInner, "_BARRIER_MIN_DESIGN", 0)
+    monkeypatch.setattr(_AutoInner, "_BARRIER_ROWS_PER_SAMPLE", 10**6)
+    return _spy_barrier(monkeypatch, lambda p: None, lambda solver: solver.tol)
 
 
 def _reference(prog):
@@ -272,16 +281,7 @@ def test_loop_solves_logistic_programs_roughly_while_its_gap_is_large(rng, monke
 
     prog = _program(rng, "logistic", True, False, n=80, d=3, k=40, alpha=0.02)
     ref = _reference(prog)
-    monkeypatch.setattr(_AutoInner, "_BARRIER_MIN_DESIGN", 0)
-    monkeypatch.setattr(_AutoInner, "_BARRIER_ROWS_PER_SAMPLE", 10**6)
-    tols = []
-    orig = RestrictedBarrierSolver._solve
-
-    def spy(self, program, warm_start=None):
-        tols.append(self.tol)
-        return orig(self, program, warm_start)
-
-    monkeypatch.setattr(RestrictedBarrierSolver, "_solve", spy)
+    tols = _barrier_tols(monkeypatch)
     objs = []
     # the default; never rough; rough whenever patterns were added (a rough solve's
     # pricing within tol: exact solves from then on, no alternating working sets)
@@ -315,16 +315,7 @@ def test_grown_fit_solves_its_programs_exactly(monkeypatch):
     rng = np.random.default_rng(0)
     X = rng.standard_normal((60, 5))
     y = (np.abs(X[:, 0]) - 0.7 + 0.3 * rng.standard_normal(60) > 0).astype(int)
-    monkeypatch.setattr(_AutoInner, "_BARRIER_MIN_DESIGN", 0)
-    monkeypatch.setattr(_AutoInner, "_BARRIER_ROWS_PER_SAMPLE", 10**6)
-    tols = []
-    orig = RestrictedBarrierSolver._solve
-
-    def spy(self, program, warm_start=None):
-        tols.append(self.tol)
-        return orig(self, program, warm_start)
-
-    monkeypatch.setattr(RestrictedBarrierSolver, "_solve", spy)
+    tols = _barrier_tols(monkeypatch)
     est = ConvexReLUClassifier(random_state=0, max_patterns=600, certify=False)
     est._GROWN_SAMPLE = 30
     with warnings.catch_warnings():

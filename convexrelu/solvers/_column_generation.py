@@ -122,7 +122,8 @@ _BARRIER_LOOSEST = 1e-8
 # _ROUGH_RGAP) stops the barrier at this complementarity gap, and its blocks below
 # _ROUGH_DROP_RTOL of the largest leave the working set (a rough solve's idle blocks are
 # not at zero). Measured (digits one-vs-rest, P = 100, alpha = 1e-3, logistic, tol 1e-6,
-# one BLAS thread, one class at a time): classes 0 / 1 / 3 50.6 / 61.9 / 65.9 s against
+# one class at a time on a quiet machine, numpy on one BLAS thread and scipy's Cholesky
+# factors on two): classes 0 / 1 / 3 50.6 / 61.9 / 65.9 s against
 # 50.0 / 71.6 / 70.0 s with exact solves, the same objectives to 1e-8; rough tol 1e-4 or
 # 1e-2 within a few %; kept blocks at _DROP_RTOL: 66 s on class 0 (52-57 patterns per
 # program instead of 38-40); dropped below 1e-2: 58.6 / 91.1 s (more rounds). Not in a
