@@ -268,6 +268,7 @@ def test_property_integer_data(Xi, bias):
 @settings(max_examples=10, deadline=None)
 @given(st.integers(2, 7), st.integers(1, 3), st.integers(0, 2**31 - 1), st.booleans(),
        st.integers(0, 3))
+@pytest.mark.slow  # moved to the slow step: the default run took 339 s in CI
 def test_property_random_with_repeats(n, d, seed, bias, n_repeat):
     rng = np.random.default_rng(seed)
     X = rng.standard_normal((n, d))

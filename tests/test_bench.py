@@ -27,6 +27,7 @@ def test_bench_quick_cli(tmp_path):
     assert out.read_text() in text + "\n"
 
 
+@pytest.mark.slow  # moved to the slow step: the default run took 339 s in CI
 def test_python_m_benchmarks_quick():
     res = subprocess.run([sys.executable, "-m", "benchmarks", "--quick"], capture_output=True,
                          text=True, cwd=ROOT, timeout=60)

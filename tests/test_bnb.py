@@ -531,6 +531,7 @@ def test_bnb_n_jobs_checked():
             dual_constraint_bnb(X, lam, bias=False, n_jobs=bad)
 
 
+@pytest.mark.slow  # moved to the slow step: the default run took 339 s in CI
 def test_certify_and_column_generation_pass_n_jobs_to_the_bnb(monkeypatch):
     """certify(patterns="bnb", n_jobs=2) and column_generation(patterns="bnb", n_jobs=2)
     bound the nodes in two workers and reach the enumerated values."""

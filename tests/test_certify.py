@@ -373,6 +373,7 @@ def test_torch_architecture_errors(problem):
         certify(mod, X, y, alpha=0.1)
 
 
+@pytest.mark.slow  # moved to the slow step: the default run took 339 s in CI
 def test_vector_output_free_bias_bound_is_finite_and_sound():
     """Several outputs with a free hidden bias: the joint conservative bound is infinite,
     the per-column bound sqrt(sum_k M_k^2) is finite; the lower bound stays below the

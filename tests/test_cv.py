@@ -141,6 +141,7 @@ def test_classifier_three_classes(rng):
 
 
 @pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+@pytest.mark.slow  # moved to the slow step: the default run took 339 s in CI
 def test_n_jobs_runs_the_folds_then_the_refits_classes_in_parallel(rng):
     """n_jobs=2: the folds in parallel, then the refit's one-vs-rest classes (the refit
     is the plain estimator with n_jobs=2; the path's fits keep one job each); the same

@@ -295,6 +295,7 @@ def test_fit_solves_with_one_blas_thread_and_restores_it(rng, monkeypatch):
     assert len(seen) == 2 and all(set(t.values()) == {1} for t in seen)
 
 
+@pytest.mark.slow  # moved to the slow step: the default run took 339 s in CI
 def test_threaded_fits_leave_the_warning_filters_as_they_were(rng):
     """``n_jobs=2`` on joblib's thread backend: the workers' ``catch_warnings`` blocks
     (ours and other libraries') leave out of order, which used to leave an entry in the

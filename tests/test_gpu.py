@@ -25,6 +25,7 @@ def bench(monkeypatch):
     return bench_gpu
 
 
+@pytest.mark.slow  # moved to the slow step: the default run took 339 s in CI
 def test_quick_mode(bench, capsys, tmp_path):
     torch = pytest.importorskip("torch")
     out = tmp_path / "gpu.md"

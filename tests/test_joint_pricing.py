@@ -160,6 +160,7 @@ def _three_class_problem():
     return X, y
 
 
+@pytest.mark.slow  # moved to the slow step: the default run took 339 s in CI
 def test_solve_grown_columns_equal_solve_grown_per_program():
     """Programs of the same sampled patterns solved in lock-step: each result equals the
     program's own solve_grown (objective, status, grown support)."""
@@ -219,6 +220,7 @@ def test_multi_output_regression_prices_all_outputs_in_one_pass(sizes):
     assert est.predict(X).shape == (80, 2)
 
 
+@pytest.mark.slow  # moved to the slow step: the default run took 339 s in CI
 def test_relu_solver_solve_columns_equal_solve_per_program(sizes):
     """The working-set loops of one-vs-rest programs over listed patterns, in lock-step:
     each solution equals the program's own solve (objective, status, certificate), and
@@ -245,6 +247,7 @@ def test_relu_solver_solve_columns_equal_solve_per_program(sizes):
         solver.solve_columns([])
 
 
+@pytest.mark.slow  # moved to the slow step: the default run took 339 s in CI
 def test_exact_one_vs_rest_fit_prices_all_classes_in_one_pass(sizes, monkeypatch):
     """Listed patterns: the classes' working-set loops share every pricing of the pattern
     set, and the fit equals the one solved class by class."""
