@@ -490,6 +490,7 @@ def test_bnb_candidates_keep_the_best_points(monkeypatch):
     assert [c[0] for c in cands] == sorted((c[0] for c in cands), reverse=True)
 
 
+@pytest.mark.slow  # moved to the slow step: the default run took 292 s in CI
 @pytest.mark.parametrize("mode", sorted(MODES))
 def test_bnb_parallel_workers_match_enumeration(monkeypatch, mode):
     """With n_jobs=2 the nodes are bounded in two worker processes (started at once
@@ -744,6 +745,7 @@ def test_bnb_closes_where_leaves_have_wide_cones(seed):
     assert exact * (1 - 1e-9) <= res.upper <= exact * (1 + 2e-6)
 
 
+@pytest.mark.slow  # moved to the slow step: the default run took 292 s in CI
 def test_bnb_reports_exhausted_when_leaves_do_not_close(monkeypatch):
     """With the ray-sum bound of the rays' sum alone (infinite on wide cones, as before
     the least-distance direction), some leaves keep their parent's bound: the search

@@ -138,6 +138,7 @@ def test_multi_output_penalized_bias_matches_cvxpy():
         assert all(c.optimal for c in est.certificate_)
 
 
+@pytest.mark.slow  # moved to the slow step: the default run took 292 s in CI
 def test_objective_is_the_network_objective():
     X, y = _data(20, seed=2)
     for est, target in (

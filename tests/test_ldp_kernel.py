@@ -177,6 +177,7 @@ def test_compiled_program_infeasible_and_degenerate(kern):
     assert out[0] == 0 and np.linalg.norm(out[1]) == 0.0 and out[5] == 0.0
 
 
+@pytest.mark.slow  # moved to the slow step: the default run took 292 s in CI
 @pytest.mark.parametrize("rank,n,bias", [(3, 40, True), (4, 25, False), (5, 18, True)])
 def test_bnb_compiled_and_numpy_paths_agree(monkeypatch, rank, n, bias, kern):
     """A whole search with the compiled program and with the numpy one: both close and
