@@ -1280,7 +1280,6 @@ class _AutoInner(BaseSolver):
         rough = self.rough and program.loss.constant_curvature(program.y) is None
         self._barrier.tol = max(_BARRIER_ROUGH_TOL, self._barrier_tol) if rough \
             else self._barrier_tol
-        self.solved_rough = self.solved_rough or rough
         # its certificate over the restricted program decides only whether cvxpy solves a
         # non-quadratic program again (_accept_barrier): not computed where cvxpy cannot
         # (digits one-vs-rest, P = 100: 1-2 % of a class's time)
@@ -1295,9 +1294,8 @@ class _AutoInner(BaseSolver):
                 # a failed factor (a reduced solve's where the whole matrix does not fit
                 # the budget): the paths below (cvxpy, or the augmented Lagrangian where
                 # cvxpy does not fit)
-                self.solved_rough = bool(self.rough and program.loss.constant_curvature(
-                    program.y) is not None)
                 return None
+        self.solved_rough = self.solved_rough or rough
         return self._accept_barrier(program, sol)
 
     def _accept_barrier(self, program, sol):
