@@ -544,3 +544,44 @@ def test_pattern_value_from_any_face_is_the_same(penalize):
             U = pattern_value(Xt, mask, c2, free_bias=free, R=R, init=init)[0]
             assert U == pytest.approx(ref2[0], rel=1e-9, abs=1e-10 * np.linalg.norm(c2))
         assert ref[0] >= 0.0
+
+
+@pytest.mark.parametrize("penalize", [True, False])
+def test_pricing_refines_no_pattern_past_the_chunks_largest_value(data_bias, penalize,
+                                                                  monkeypatch):
+    """In pricing mode (a threshold) only a chunk's largest value counts: once a violation
+    is found, each later refinement stops as soon as its bound is at most the largest value
+    so far (not the threshold). The value stays a certified bound and the pattern named
+    violates."""
+    import convexrelu.certificates._dual as dual
+
+    X, pats = data_bias
+    rng = np.random.default_rng(5)
+    lam = rng.standard_normal(X.shape[0])
+    lam -= lam.mean()
+    exact = dual_constraint(pats, X, lam, penalize_bias=penalize)
+    calls = []
+    real = dual._pattern_value
+
+    def spy(*args, **kwargs):
+        out = real(*args, **kwargs)
+        calls.append((kwargs["stop_below"], out[0], out[2] is not None))
+        return out
+
+    monkeypatch.setattr(dual, "_pattern_value", spy)
+    t = 0.3 * exact.value
+    res = dual_constraint(pats, X, lam, penalize_bias=penalize, threshold=t)
+    seen = list(calls)
+    assert res.value >= exact.value * (1 - 1e-9)
+    i = res.pattern_index
+    Xt, _, R = _prepare(pats.augment(X), pats.bias and not penalize)
+    c = res.sign * Xt.T @ (pats.masks[:, i] * lam)
+    assert pattern_value(Xt, pats.masks[:, i], c, free_bias=pats.bias and not penalize,
+                         R=R)[0] > t
+    best = -np.inf
+    raised = 0
+    for stop, U, _ in seen:  # one chunk: one pass, its running maximum
+        assert stop == max(t, best)
+        raised += stop > t
+        best = max(best, U)
+    assert raised > 0

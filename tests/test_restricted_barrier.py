@@ -119,10 +119,10 @@ def test_first_rows_are_32_d_a_margin_rows(rng, monkeypatch):
     first, works = [], []
     orig = rb._PrimalDual.__init__
 
-    def spy(self, program, rows, start=None, work=None, dense_ok=True):
+    def spy(self, program, rows, start=None, work=None, dense_ok=True, resume=None):
         first.append([len(r) for r in rows])
         works.append(work)
-        orig(self, program, rows, start, work, dense_ok)
+        orig(self, program, rows, start, work, dense_ok, resume)
 
     monkeypatch.setattr(rb._PrimalDual, "__init__", spy)
     prog = _program(rng, "logistic", True, False, n=300, d=2, k=12, alpha=0.2)
@@ -1021,3 +1021,95 @@ def test_the_rows_hessians_from_outer_products_equal_block_by_block(rng, monkeyp
     assert outer.n_iter == loop.n_iter
     np.testing.assert_allclose(outer.V, loop.V, rtol=1e-6, atol=1e-9)
     assert outer.objective == pytest.approx(loop.objective, rel=1e-12)
+
+
+def _resume_case(seed=0):
+    """A logistic program whose blocks all keep every row (``n <= 32 d_a``), its rough
+    barrier solve (tol 1e-3) and that solver."""
+    prog = _program(np.random.default_rng(seed), "logistic", True, True, n=120, d=3, k=10,
+                    alpha=0.003)
+    solver = RestrictedBarrierSolver(tol=1e-3)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # rough: its certificate is not within tol
+        rough = solver.solve(prog)
+    assert solver._state is not None  # every row kept, no linear block
+    return prog, solver, rough
+
+
+def _warm(sol, keep):
+    from convexrelu.program import ConvexSolution
+
+    return ConvexSolution(V=sol.V[keep], W=sol.W[keep], output_bias=sol.output_bias,
+                          objective=np.nan, dual=np.zeros(0), status="warm_start", n_iter=0,
+                          solve_time=0.0)
+
+
+@pytest.mark.parametrize("drop", [0, 2])
+def test_exact_solve_resumes_from_the_rough_one(drop, monkeypatch):
+    """The working-set loop's exact solve after a rough one, over the same patterns or
+    some of them, goes on from the rough solve's blocks and multipliers at its ``mu``
+    (no move into the cones, no restart from ``f / m``): the cvxpy optimum in fewer
+    Newton steps than the warm start from the rough solution alone."""
+    import convexrelu.solvers._restricted_barrier as rb
+
+    prog, solver, rough = _resume_case()
+    # less the rough solution's ``drop`` smallest blocks (the loop drops those below 1e-3
+    # of the largest)
+    size = np.maximum(np.linalg.norm(rough.V, axis=1), np.linalg.norm(rough.W, axis=1))
+    keep = np.sort(np.argsort(size)[drop:])
+    sub = prog.restrict(keep)
+    resumed = []
+    real = rb._PrimalDual.__init__
+
+    def spy(self, *args, **kwargs):
+        real(self, *args, **kwargs)
+        resumed.append(self.z0 is not None)
+
+    monkeypatch.setattr(rb._PrimalDual, "__init__", spy)
+    solver.tol = 1e-8
+    exact = solver.solve(sub, _warm(rough, keep))
+    assert resumed == [True]
+    ref = _reference(sub)
+    assert exact.objective == pytest.approx(ref.objective, rel=1e-8)
+    assert sub.max_violation(exact.V, exact.W) <= 1e-12
+    # the same start without the kept state: the warm start alone
+    resumed.clear()
+    fresh = RestrictedBarrierSolver(tol=1e-8).solve(sub, _warm(rough, keep))
+    assert resumed == [False]
+    assert fresh.objective == pytest.approx(ref.objective, rel=1e-8)
+    assert exact.n_iter < fresh.n_iter
+
+
+def test_no_resume_on_other_data_or_new_patterns():
+    """The kept state serves only a program on the same data, loss and ``alpha`` whose
+    patterns were all in the last solve."""
+    prog, solver, _ = _resume_case()
+    n = prog.n_samples
+    rows = [np.arange(n)] * 10
+    assert solver._resumable(prog, rows) is not None
+    assert solver._resumable(prog.restrict(np.arange(4)), rows[:4]) is not None
+    assert solver._resumable(prog.with_alpha(0.1), rows) is None
+    other = _program(np.random.default_rng(5), "logistic", True, True, n=120, d=3, k=10,
+                     alpha=0.05)
+    assert solver._resumable(other, rows) is None  # other data, other patterns
+    assert solver._resumable(prog, [np.arange(n - 1)] * 10) is None  # rows left out
+    # a pattern the last solve did not have
+    more = _program(np.random.default_rng(0), "logistic", True, True, n=120, d=3, k=12,
+                    alpha=0.05)
+    solver2 = RestrictedBarrierSolver(tol=1e-3)
+    solver2.solve(more.restrict(np.arange(10)))
+    assert solver2._resumable(more, [np.arange(n)] * 12) is None
+
+
+def test_a_resumed_solve_that_runs_out_of_steps_starts_again(monkeypatch):
+    """A resumed solve that does not converge within ``_RESUME_MAX_ITER`` steps gives way
+    to the warm start from the solution: the same optimum."""
+    import convexrelu.solvers._restricted_barrier as rb
+
+    monkeypatch.setattr(rb, "_RESUME_MAX_ITER", 1)
+    prog, solver, rough = _resume_case()
+    solver.tol = 1e-8
+    keep = np.arange(10)
+    exact = solver.solve(prog, _warm(rough, keep))
+    assert exact.objective == pytest.approx(_reference(prog).objective, rel=1e-8)
+    assert prog.max_violation(exact.V, exact.W) <= 1e-12

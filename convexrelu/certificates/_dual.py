@@ -1086,7 +1086,9 @@ class _ScalarPass:
             U, L, x, fb, a = _pattern_value(
                 Xt, masks[:, k], sgn * C[:, k], free_bias=self.free_bias, R=self.R,
                 max_rounds=60, init=faces.get(start + k, (None, None))[srow],
-                stop_below=None if self.threshold is None else self.floor,
+                # only the chunk's largest value counts: a pattern at most the largest so
+                # far (a violation, above the threshold) need not be refined to the end
+                stop_below=None if self.threshold is None else max(self.floor, self.best_U),
                 face_out=face if self.warm is not None else None)
             if self.warm is not None and a is not None:
                 self.new[(start + k, srow)] = a

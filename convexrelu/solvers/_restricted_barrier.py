@@ -79,6 +79,18 @@ for 20 patterns of breast cancer, logistic loss). Here the structure is used ins
   d_a`` = 4,000 rows, 0.75 s each) and the working-set solve took 85-90 s; with no
   factor of ``H_v``, ``H_w`` 44 s, with the shifted parallel sums too 31 s, no step
   factoring the whole matrix.
+* **Resumed solves.** The working-set loop solves its logistic programs roughly (to a
+  complementarity gap of ``1e-3``) while its certified gap is large, then the last one
+  exactly, over the blocks the rough solve kept. A warm start from a solution moves every
+  block a unit gate into its cone and starts again from ``mu = f / m`` (its first steps
+  re-centre); that exact solve instead goes on from the rough solve's blocks and cone
+  multipliers, at its ``mu`` (:meth:`RestrictedBarrierSolver._resumable`; the same data,
+  every block over every row, each pattern among the rough solve's). Measured (digits,
+  class 0 against the rest, P = 100, one BLAS thread): 35 Newton steps, 9.2 s -> 8 steps,
+  2.4 s; breast cancer P = 500: 24 -> 10 steps; the same objectives to 1e-9. Started so
+  with new patterns as well (at a tenth of their unit gates) it took more steps than the
+  warm start, so only subsets resume, and a resumed solve not converged within 40 steps
+  gives way to the warm start.
 
 Used by the working-set loop's inner solver for non-quadratic losses
 (:class:`._column_generation._AutoInner`). Its result is judged like every restricted
@@ -185,6 +197,49 @@ class RestrictedBarrierSolver(BaseSolver):
         self.tol = tol
         self.max_iter = max_iter
 
+    # the last solve's final primal-dual state, by pattern (:meth:`_resumable`)
+    _state = None
+
+    def _keep_state(self, program, state, ok) -> None:
+        """Keep the final primal-dual state of a converged solve whose blocks all kept
+        every row (and no linear block): the next solve of a program over some of its
+        patterns resumes from it (:meth:`_resumable`)."""
+        self._state = None
+        if ok and getattr(state, "zv", None) is not None and state._sgn is not None and \
+                state.linear.size == 0 and \
+                all(r.size == state.Xa.shape[0] for r in state.rows):
+            keys = {r.tobytes(): i for i, r in enumerate(program.patterns.packed)}
+            self._state = dict(keys=keys, X=program.X_aug, y=program.y, alpha=program.alpha,
+                               loss=program.loss, ob=program.fit_output_bias,
+                               V=state.V.copy(), W=state.W.copy(), c0=float(state.c0),
+                               zv=[z.copy() for z in state.zv],
+                               zw=[z.copy() for z in state.zw])
+
+    def _resumable(self, program, rows):
+        """``(V, W, c0, zv, zw)`` of the kept state on ``program``'s patterns where every one
+        of them was in the last solve (the working-set loop's exact solve after a rough
+        one, over the blocks that rough solve kept), its data, loss and ``alpha`` the
+        same and every block over every row; else None.
+
+        The rough solve stopped at a complementarity gap of ``1e-3`` on the central path;
+        its blocks and multipliers, less the dropped blocks (below ``1e-3`` of the
+        largest), are a start near that path from which the barrier goes on at the same
+        ``mu``: a warm start from the solution alone moves every block a unit gate into
+        its cone and starts again from ``mu = f / m``, its first steps re-centring."""
+        st = self._state
+        if st is None or st["X"] is not program.X_aug or st["y"] is not program.y or \
+                st["alpha"] != program.alpha or st["loss"] is not program.loss or \
+                st["ob"] != program.fit_output_bias:
+            return None
+        n = program.n_samples
+        if any(np.size(r) != n for r in rows):
+            return None
+        idx = [st["keys"].get(r.tobytes()) for r in program.patterns.packed]
+        if any(i is None for i in idx):
+            return None
+        return (st["V"][idx], st["W"][idx], st["c0"], [st["zv"][i] for i in idx],
+                [st["zw"][i] for i in idx])
+
     def _certificate_tol(self) -> float:
         # the certificate (the residual's dual point, BaseSolver) is looser than the
         # complementarity gap, and steps past tol do not tighten it: on a test's logistic
@@ -225,6 +280,7 @@ class RestrictedBarrierSolver(BaseSolver):
         rn = np.maximum(np.linalg.norm(Xa, axis=1), 1e-300)
         n_iter, ok = 0, False
         start = _warm_point(program, warm_start)
+        resume = None if start is None else self._resumable(program, rows)
         work: dict = {}  # the Newton steps' buffers, for every round of rows
         # the whole Newton matrix as the reduced solve's fallback where it fits (always
         # where the loss's Hessian is formed: it then has no other)
@@ -232,9 +288,20 @@ class RestrictedBarrierSolver(BaseSolver):
         dense_ok = not low_rank_curvature(n, k * program.d_aug) or \
             steps + whole <= _budget_bytes()
         for attempt in range(_ROW_ROUNDS + 2):
-            state = _PrimalDual(program, rows, start, work, dense_ok)
-            it, ok = state.run(self.tol, self.max_iter)
-            n_iter += it
+            state = _PrimalDual(program, rows, start, work, dense_ok,
+                                resume if attempt == 0 else None)
+            if state.z0 is not None:
+                # resumed: it converges within a few steps or the warm start takes over
+                it, ok = state.run(self.tol, min(self.max_iter, _RESUME_MAX_ITER))
+                n_iter += it
+                if not ok:
+                    state = _PrimalDual(program, rows, start, work, dense_ok)
+                    it, ok = state.run(self.tol, self.max_iter)
+                    n_iter += it
+            else:
+                it, ok = state.run(self.tol, self.max_iter)
+                n_iter += it
+            self._keep_state(program, state, ok)
             state.V, state.W = linear_pairs(program, state.V, state.W, state.linear)
             if all(r.size == nz.size or i in lin for i, r in enumerate(rows)):
                 break
@@ -280,6 +347,9 @@ class RestrictedBarrierSolver(BaseSolver):
 # better there and worse on small problems (n = 120, 10 patterns, squared and logistic
 # losses: 453 steps in all at 1, 661 at 0.03 of the largest block, 679 cold)
 _WARM_OFFSET = 1.0
+# Newton steps of a resumed solve (RestrictedBarrierSolver._resumable) before the warm
+# start from its solution replaces it
+_RESUME_MAX_ITER = 40
 
 
 def _warm_point(program: ConvexProgram, warm_start):
@@ -819,7 +889,7 @@ class _PrimalDual:
     """The iteration's state: blocks ``V``, ``W``, output bias ``c0`` and the cone rows."""
 
     def __init__(self, program: ConvexProgram, rows, start=None, work=None,
-                 dense_ok: bool = True):
+                 dense_ok: bool = True, resume=None):
         self.Xa = program.X_aug
         # whether a step may factor the whole Newton matrix (RestrictedBarrierSolver._solve,
         # barrier_bytes)
@@ -888,6 +958,16 @@ class _PrimalDual:
             self.V, self.W, self.c0 = V0 + _WARM_OFFSET * G, W0 + _WARM_OFFSET * G, c0
             self.V[self.linear] = V0[self.linear] - W0[self.linear]
         self.W[self.linear] = 0.0
+        # a resumed solve (RestrictedBarrierSolver._resumable): the kept blocks, multipliers
+        # and (from them) mu as they were, where every slack is still positive
+        self.z0 = None
+        if resume is not None and not self.linear.size:
+            V0, W0, c0, zv, zw = resume
+            sv, sw = self._slacks(V0, W0)
+            if all(np.all(s_ > 0) for s_ in sv + sw) and \
+                    all(np.all(z_ > 0) for z_ in zv + zw):
+                self.V, self.W, self.c0 = V0.copy(), W0.copy(), float(c0)
+                self.z0 = ([z_.copy() for z_ in zv], [z_.copy() for z_ in zw])
         for B in (self.V, self.W):  # strictly inside the kept rows
             for i, Gi in enumerate(self.G):
                 if Gi.shape[0]:
@@ -1130,13 +1210,17 @@ class _PrimalDual:
         """Mehrotra predictor-corrector until ``s^T z <= tol f``; ``(steps, converged)``."""
         k = self.k
         sv, sw = self._slacks(self.V, self.W)
-        mu = max(self._f(), 1e-300) / max(self.m, 1)
-        # the first multipliers: mu / s, except on rows whose slack is below _Z_FLOOR times
-        # the median slack (see there)
-        kept = [s for s in sv + sw if s.size]
-        floor = _Z_FLOOR * float(np.median(np.concatenate(kept))) if kept else 0.0
-        zv = [mu / np.maximum(s, floor) for s in sv]
-        zw = [mu / np.maximum(s, floor) for s in sw]
+        if self.z0 is not None:  # resumed: the multipliers kept, mu from them
+            zv, zw = self.z0
+            mu = sum(float(s @ z) for s, z in zip(sv + sw, zv + zw)) / max(self.m, 1)
+        else:
+            mu = max(self._f(), 1e-300) / max(self.m, 1)
+            # the first multipliers: mu / s, except on rows whose slack is below _Z_FLOOR
+            # times the median slack (see there)
+            kept = [s for s in sv + sw if s.size]
+            floor = _Z_FLOOR * float(np.median(np.concatenate(kept))) if kept else 0.0
+            zv = [mu / np.maximum(s, floor) for s in sv]
+            zw = [mu / np.maximum(s, floor) for s in sw]
         for it in range(1, int(max_iter) + 1):
             gv, gw, gc, sv, sw, solve, safeguarded = self._parts(mu, zv, zw)
 
