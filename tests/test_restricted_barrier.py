@@ -1081,24 +1081,70 @@ def test_exact_solve_resumes_from_the_rough_one(drop, monkeypatch):
 
 
 def test_no_resume_on_other_data_or_new_patterns():
-    """The kept state serves only a program on the same data, loss and ``alpha`` whose
-    patterns were all in the last solve."""
-    prog, solver, _ = _resume_case()
+    """The kept state serves only an exact solve after a rougher one, on the same data
+    objects, loss, ``alpha`` and output bias, whose patterns were all in the last solve
+    and whose left-out blocks were below 2e-3 of the largest (a state at the solve's own
+    tol, or one less a large block, would stop after a step on its complementarity gap
+    alone, far from the optimum)."""
+    import copy
+
+    prog, solver, rough = _resume_case()
     n = prog.n_samples
     rows = [np.arange(n)] * 10
+    assert solver._resumable(prog, rows) is None  # the state is at this tol (1e-3)
+    solver.tol = 1e-8
     assert solver._resumable(prog, rows) is not None
-    assert solver._resumable(prog.restrict(np.arange(4)), rows[:4]) is not None
-    assert solver._resumable(prog.with_alpha(0.1), rows) is None
-    other = _program(np.random.default_rng(5), "logistic", True, True, n=120, d=3, k=10,
-                     alpha=0.05)
-    assert solver._resumable(other, rows) is None  # other data, other patterns
+    size = solver._state["size"]
+    small, large = int(np.argmin(size)), int(np.argmax(size))
+    assert size[small] <= 2e-3 * size[large]
+    assert solver._resumable(prog.restrict(np.delete(np.arange(10), small)),
+                             rows[:9]) is not None
+    assert solver._resumable(prog.restrict(np.delete(np.arange(10), large)),
+                             rows[:9]) is None
+    assert solver._resumable(prog.with_alpha(0.01), rows) is None
+    for attr in ("X_aug", "y"):  # equal values, other objects
+        other = copy.copy(prog)
+        setattr(other, attr, getattr(prog, attr).copy())
+        assert solver._resumable(other, rows) is None
+    other = copy.copy(prog)
+    other.fit_output_bias = False
+    assert solver._resumable(other, rows) is None
     assert solver._resumable(prog, [np.arange(n - 1)] * 10) is None  # rows left out
     # a pattern the last solve did not have
     more = _program(np.random.default_rng(0), "logistic", True, True, n=120, d=3, k=12,
-                    alpha=0.05)
+                    alpha=0.003)
     solver2 = RestrictedBarrierSolver(tol=1e-3)
-    solver2.solve(more.restrict(np.arange(10)))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        solver2.solve(more.restrict(np.arange(10)))
+    solver2.tol = 1e-8
+    assert solver2._resumable(more.restrict(np.arange(10)), rows) is not None
     assert solver2._resumable(more, [np.arange(n)] * 12) is None
+
+
+def test_the_inner_solver_keeps_no_state_past_another_path(monkeypatch):
+    """Where the working-set loop's inner solver does not keep the barrier's own point (a
+    polish or cvxpy replaced it, or another path solved), no later solve resumes from the
+    barrier's state."""
+    prog, _, _ = _resume_case()
+    inner = _AutoInner(1e-10)
+    inner.loop_tol = 1e-6
+    monkeypatch.setattr(_AutoInner, "_barrier_fits", lambda self, program: True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        inner._solve(prog)
+        assert inner._barrier._state is not None
+        real = _AutoInner._accept_barrier
+        monkeypatch.setattr(_AutoInner, "_accept_barrier",
+                            lambda self, program, sol: _copy_of(real(self, program, sol)))
+        inner._solve(prog)
+    assert inner._barrier._state is None
+
+
+def _copy_of(sol):
+    import copy
+
+    return copy.copy(sol)
 
 
 def test_a_resumed_solve_that_runs_out_of_steps_starts_again(monkeypatch):
@@ -1110,6 +1156,16 @@ def test_a_resumed_solve_that_runs_out_of_steps_starts_again(monkeypatch):
     prog, solver, rough = _resume_case()
     solver.tol = 1e-8
     keep = np.arange(10)
+    runs = []
+    real = rb._PrimalDual.run
+
+    def spy(self, tol, max_iter):
+        out = real(self, tol, max_iter)
+        runs.append((self.z0 is not None, out[1]))
+        return out
+
+    monkeypatch.setattr(rb._PrimalDual, "run", spy)
     exact = solver.solve(prog, _warm(rough, keep))
+    assert runs == [(True, False), (False, True)]  # resumed, out of steps; warm start
     assert exact.objective == pytest.approx(_reference(prog).objective, rel=1e-8)
     assert prog.max_violation(exact.V, exact.W) <= 1e-12

@@ -1296,7 +1296,9 @@ class _AutoInner(BaseSolver):
                 # cvxpy does not fit)
                 return None
         self.solved_rough = self.solved_rough or rough
-        return self._accept_barrier(program, sol)
+        out = self._accept_barrier(program, sol)
+        self._from_barrier = out is sol  # its own point kept (RestrictedBarrierSolver._state)
+        return out
 
     def _accept_barrier(self, program, sol):
         """The barrier's solution where :meth:`_barrier_accepted`, else the better of its
@@ -1374,7 +1376,12 @@ class _AutoInner(BaseSolver):
         # non-quadratic program is solved roughly only by the barrier (_solve_barrier)
         self.solved_rough = bool(self.rough and program.loss.constant_curvature(program.y)
                                  is not None)
+        self._from_barrier = False
         sol = self._solve_one(program, warm_start)
+        if not self._from_barrier and self._barrier is not None:
+            # solved by another path (or the barrier's point replaced): the barrier's kept
+            # state is not this solution's, and no later solve resumes from it
+            self._barrier._state = None
         # the next restricted program's warm start (the barrier's and the augmented
         # Lagrangian's), mapped onto its patterns by _warm
         self._last = (program, sol)
