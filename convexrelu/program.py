@@ -296,6 +296,13 @@ class ConvexProgram:
         V, W = self._blocks(V, W)
         return self.regularizer.value(V) + self.regularizer.value(W)
 
+    def block_effects(self, V, W) -> np.ndarray:
+        """Each pattern's effect on the predictions, ``max(||D_i X_aug v_i||, ||D_i X_aug
+        w_i||)`` (one output; the weights' norms are not comparable across patterns when
+        the features are badly scaled)."""
+        return np.maximum(np.linalg.norm(self.masks * (self.X_aug @ np.asarray(V).T), axis=0),
+                          np.linalg.norm(self.masks * (self.X_aug @ np.asarray(W).T), axis=0))
+
     def objective(self, V, W=None, c0=0.0) -> float:
         """The objective in scikit-learn's normalisation (sum form divided by ``n``).
 

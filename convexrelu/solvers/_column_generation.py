@@ -944,10 +944,8 @@ def _run_steps(ws, oracle, *, loss, y, alpha, n_samples, output_bias, free_bias,
         rough = rough and bool(getattr(inner, "solved_rough", True))
         n_inner += it
         lam, delta = dual_point(loss, z, y, output_bias=output_bias)
-        # a block is active by its effect on the predictions, ||D_i X_aug b_i|| (the
-        # weights' norms are not comparable across patterns when features are badly scaled)
-        size = np.maximum(np.linalg.norm(prog.masks * (prog.X_aug @ V.T), axis=0),
-                          np.linalg.norm(prog.masks * (prog.X_aug @ W.T), axis=0))
+        # a block is active by its effect on the predictions, ||D_i X_aug b_i||
+        size = prog.block_effects(V, W)
         drop = _ROUGH_DROP_RTOL if rough and loss.constant_curvature(y) is None \
             else _DROP_RTOL
         active = size > drop * max(float(size.max(initial=0.0)), 1e-300)

@@ -210,10 +210,8 @@ class RestrictedBarrierSolver(BaseSolver):
                 state.linear.size == 0 and \
                 all(r.size == state.Xa.shape[0] for r in state.rows):
             keys = {r.tobytes(): i for i, r in enumerate(program.patterns.packed)}
-            masks = np.asarray(program.masks, bool)
             # each block's effect on the predictions (the working-set loop's measure)
-            size = np.maximum(np.linalg.norm(masks * (program.X_aug @ state.V.T), axis=0),
-                              np.linalg.norm(masks * (program.X_aug @ state.W.T), axis=0))
+            size = program.block_effects(state.V, state.W)
             self._state = dict(keys=keys, X=program.X_aug, y=program.y, alpha=program.alpha,
                                loss=program.loss, ob=program.fit_output_bias,
                                free=program.regularizer.free, tol=float(self.tol),
