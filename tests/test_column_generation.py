@@ -461,3 +461,60 @@ def test_zero_blocks_leave_the_working_set_at_once(rng):
     on[[0, 2]] = True
     gw.keep(on)
     np.testing.assert_array_equal(gw.G, G0[:, on])
+
+
+def _small_logistic(seed):
+    """4 given patterns of 40 samples, logistic loss: a program cvxpy (Clarabel) solves
+    to its objective, not to the certificate's accuracy (certified 3e-5 to 3e-4)."""
+    from convexrelu.arrangements import ActivationPatterns
+
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((40, 3))
+    y = np.where(X[:, 0] * X[:, 1] > 0, 1.0, -1.0)
+    G = rng.standard_normal((4, 4))
+    return ConvexProgram(X, y, ActivationPatterns.from_gates(X, G, bias=True),
+                         loss="logistic", alpha=0.05, bias=True)
+
+
+@pytest.mark.parametrize("seed", [0, 7])
+def test_small_logistic_program_certifies_tol(seed):
+    """Regression: the working-set loop took cvxpy's restricted solution of a small
+    logistic program as it was, and stopped at a certified 3e-5 / 7e-5 (above tol,
+    with a ConvergenceWarning); its active-set polish certifies within tol."""
+    prog = _small_logistic(seed)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        ref = CvxpySolver(tol=1e-10).solve(prog)
+    assert ref.info["rel_gap"] > 1e-5  # the conic point alone does not certify tol
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ConvergenceWarning)
+        sol = ReluFastSolver(tol=1e-6).solve(prog)
+    assert sol.info["rel_gap"] <= 1e-6
+    assert prog.max_violation(sol.V, sol.W) <= 1e-9
+    # cvxpy's objective is accurate: the two agree, ours no higher
+    assert sol.objective <= ref.objective * (1 + 1e-12)
+    assert sol.objective >= ref.objective * (1 - 1e-6)
+
+
+def test_cvxpy_restricted_solutions_are_polished_only_where_it_helps(rng):
+    from convexrelu.solvers._column_generation import _AutoInner
+
+    prog = _small_logistic(0)
+    inner = _AutoInner(1e-10)
+    inner.loop_tol = 1e-6
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        raw = inner._solve_cvxpy(prog, None)
+        pol = inner._polish_cvxpy(prog, raw)
+    assert pol.info.get("polished") and pol.info["rel_gap"] < 1e-8 < raw.info["rel_gap"]
+    assert pol.objective <= raw.objective and prog.max_violation(pol.V, pol.W) <= 1e-9
+    # a quadratic program's point, and one already within the loop's needs, as they were
+    X, y = _data(rng, 30, 2, "squared")
+    quad = ConvexProgram(X, y, sample_patterns(X, 4, bias=True, random_state=0),
+                         loss="squared", alpha=0.1, bias=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        qsol = inner._solve_cvxpy(quad, None)
+    assert inner._polish_cvxpy(quad, qsol) is qsol
+    inner.loop_tol = 1.0  # raw's gap is within 1e-2 of it
+    assert inner._polish_cvxpy(prog, raw) is raw

@@ -131,6 +131,9 @@ _BARRIER_LOOSEST = 1e-8
 # rough points' dual sent the search after neurons the exact ones do not want: the
 # default digits fit (random_state=0) went from 34 s to 46 s
 _BARRIER_ROUGH_TOL = 1e-3
+# a non-quadratic restricted program solved by cvxpy is polished (_AutoInner._polish_cvxpy)
+# where its certified gap is above this share of the loop's tol
+_CVXPY_POLISH_RGAP = 1e-2
 _ROUGH_DROP_RTOL = 1e-3
 _BNB_STOP_ABOVE = 1e-3  # branch-and-bound pricing stops at a violation M > beta (1 + this)
 #: ... after bounding this fraction more nodes than it had when it found the first one
@@ -1112,11 +1115,18 @@ class _AutoInner(BaseSolver):
     # did not converge; with the barrier (and the rough solves: 78 patterns) 39 Newton
     # steps, 16.5 s, and the class certified 6.8e-9 in 113 s
     _BARRIER_MAX_N_LOW_RANK = 16_000
-    # below this many design entries n * k * d_aug cvxpy + Clarabel is the faster path
-    # (whole default fits, one BLAS thread, the same objectives: iris, ~11,000 entries at 20
-    # patterns, 4.4-4.8 s with the barrier on every restricted program against 1.6-2.0 s;
-    # wine, ~37,000, 6.2 s at this threshold against 6.6-6.7 s at 150,000, seeds 0-2)
-    _BARRIER_MIN_DESIGN = 30_000
+    # below this many design entries n * k * d_aug cvxpy + Clarabel (then the polish) takes
+    # the program. Lowered from 30,000 (set when whole iris fits took 4.4-4.8 s with the
+    # barrier on every restricted program against 1.6-2.0 s) after measuring again (one
+    # BLAS thread, random_state=0, the restricted programs of default CV fits, each solved
+    # by both to the same objective): breast cancer, 2 patterns of 340 samples (21,000
+    # entries), 0.05-0.13 s against 0.69-1.37 s for cvxpy; wine, 8,900-15,000 entries,
+    # 0.06-0.09 s against 0.10-0.33 s; iris, 3,200-11,200 entries, 0.05-0.18 s against
+    # 0.06-0.23 s (cvxpy faster on some of 3,000-5,000). Whole CV fits, alternately: breast
+    # cancer 27.5 / 27.8 s -> 3.5 / 2.8 s, wine 14.3 / 12.8 s -> 5.9 / 4.5 s, iris 12.4 /
+    # 13.3 s -> 8.4 / 8.4 s; plain fits within 0.4 s. Programs of a few samples (a 4-pattern
+    # program of 40 samples: 640 entries) stay with cvxpy, the reference path
+    _BARRIER_MIN_DESIGN = 2_000
     # nor beyond this many Newton rows per sample: the barrier's factor costs (2 k d)^3 / 3
     # where Clarabel's grows with n (k d)^2 (breast cancer, 20 patterns, 1,241 rows for 426
     # samples: 2.4 s against 5.2 s for cvxpy; 60 patterns, 3,721 rows: 34.8 s against 14.7 s,
@@ -1312,7 +1322,7 @@ class _AutoInner(BaseSolver):
         # the complementarity gap closed while the certificate did not (an all-active
         # block with a free hidden bias still moving, its residual falling ~7 % per step),
         # or the Newton steps ran out: the active-set Newton polish from the barrier's point
-        pol = self._polish_barrier(program, sol)
+        pol = self._polish(program, sol, self._barrier)
         if pol is not None and pol.objective <= sol.objective:
             sol = pol
             if self._barrier_accepted(program, sol):
@@ -1336,13 +1346,14 @@ class _AutoInner(BaseSolver):
                         sol.status == "not_converged" and rel is not None
                         and np.isfinite(rel) and rel <= self._BARRIER_ACCEPT_RGAP))
 
-    def _polish_barrier(self, program, sol):
+    def _polish(self, program, sol, solver):
         """The active-set Newton polish (:func:`~convexrelu._polish.polish_support`, true
-        active set) of a barrier solution, certified over the restricted program as
-        every solve is; None when it cannot polish. Measured (digits, one class against
-        the rest, a 9-pattern logistic program whose barrier solve stopped at a
-        certified 8.9e-5 after 56 Newton steps, 2.0 s): 0.15 s to 6e-13, the objective
-        5e-7 lower, where the cvxpy re-solve that followed took 40 s and was no better."""
+        active set) of a barrier or cvxpy solution, certified over the restricted program
+        by ``solver`` as every solve is; None when it cannot polish. Measured (digits, one
+        class against the rest, a 9-pattern logistic program whose barrier solve stopped
+        at a certified 8.9e-5 after 56 Newton steps, 2.0 s): 0.15 s to 6e-13, the
+        objective 5e-7 lower, where the cvxpy re-solve that followed took 40 s and was no
+        better."""
         t0 = time.perf_counter()
         V0, W0 = np.asarray(sol.V, np.float64), np.asarray(sol.W, np.float64)
         c0 = float(np.ravel(sol.output_bias)[0]) if program.fit_output_bias else 0.0
@@ -1356,7 +1367,30 @@ class _AutoInner(BaseSolver):
         pol.info.pop("rel_gap", None)
         with muted_convergence(), warnings.catch_warnings():
             warnings.simplefilter("ignore", ConvergenceWarning)  # judged as the solve is
-            return self._barrier._finish(program, pol)
+            return solver._finish(program, pol)
+
+    def _polish_cvxpy(self, program, sol):
+        """cvxpy's solution of a non-quadratic program, or its polish where that
+        certifies a smaller gap over the restricted program at an objective no higher.
+
+        A conic solver's point is accurate in its objective, not in its predictions, and
+        the certificate's dual point is the loss's gradient there: a 4-pattern logistic
+        program of 40 samples certified 2.8e-5 from Clarabel's point (the loop then
+        stopped above its tol, "the accuracy of the restricted solves limits the gap")
+        and 1.7e-11 after the polish, its objective 6e-12 lower."""
+        rel = sol.info.get("rel_gap")
+        if (program.formulation != "relu" or program.n_outputs != 1
+                or program.loss.constant_curvature(program.y) is not None
+                or not program.loss.smooth
+                or (rel is not None and rel <= _CVXPY_POLISH_RGAP * max(self.loop_tol, 1e-300))):
+            return sol
+        pol = self._polish(program, sol, self._cvxpy)
+        if pol is None or pol.objective > sol.objective:
+            return sol
+        prel = pol.info.get("rel_gap")
+        if rel is not None and (prel is None or not prel < rel):
+            return sol
+        return pol
 
     def _solve_cvxpy(self, program, warm_start):
         if self._cvxpy is None:
@@ -1417,7 +1451,7 @@ class _AutoInner(BaseSolver):
                 if sol is None:
                     raise
                 return sol
-        return self._solve_cvxpy(program, warm_start)
+        return self._polish_cvxpy(program, self._solve_cvxpy(program, warm_start))
 
 
 def _inner_solver(inner, inner_tol: float) -> BaseSolver:
