@@ -1076,7 +1076,7 @@ class _AutoInner(BaseSolver):
 
     A non-quadratic loss with a curvature (logistic, Huber) goes to the dense barrier
     method (:class:`~convexrelu.solvers._restricted_barrier.RestrictedBarrierSolver`)
-    from ``_BARRIER_MIN_DESIGN`` design entries ``n k d_aug`` on (below, cvxpy is faster),
+    from ``_BARRIER_MIN_DESIGN`` design entries ``n (1 + k d_aug)`` on (below, cvxpy),
     while its Newton matrix has at most ``_BARRIER_MAX_N`` rows and at most
     ``_BARRIER_ROWS_PER_SAMPLE`` per sample, and its dense pieces fit the memory budget;
     it also takes a quadratic restricted program on which Clarabel fails, and one whose
@@ -1115,17 +1115,18 @@ class _AutoInner(BaseSolver):
     # did not converge; with the barrier (and the rough solves: 78 patterns) 39 Newton
     # steps, 16.5 s, and the class certified 6.8e-9 in 113 s
     _BARRIER_MAX_N_LOW_RANK = 16_000
-    # below this many design entries n * k * d_aug cvxpy + Clarabel (then the polish) takes
-    # the program. Lowered from 30,000 (set when whole iris fits took 4.4-4.8 s with the
-    # barrier on every restricted program against 1.6-2.0 s) after measuring again (one
-    # BLAS thread, random_state=0, the restricted programs of default CV fits, each solved
-    # by both to the same objective): breast cancer, 2 patterns of 340 samples (21,000
-    # entries), 0.05-0.13 s against 0.69-1.37 s for cvxpy; wine, 8,900-15,000 entries,
-    # 0.06-0.09 s against 0.10-0.33 s; iris, 3,200-11,200 entries, 0.05-0.18 s against
-    # 0.06-0.23 s (cvxpy faster on some of 3,000-5,000). Whole CV fits, alternately: breast
-    # cancer 27.5 / 27.8 s -> 3.5 / 2.8 s, wine 14.3 / 12.8 s -> 5.9 / 4.5 s, iris 12.4 /
-    # 13.3 s -> 8.4 / 8.4 s; plain fits within 0.4 s. Programs of a few samples (a 4-pattern
-    # program of 40 samples: 640 entries) stay with cvxpy, the reference path
+    # below this many design entries n (1 + k d_aug) (design_entries) cvxpy + Clarabel
+    # takes the program (its point then polished: _polish_cvxpy). Lowered from 30,000 (set
+    # when whole iris fits took 4.4-4.8 s with the barrier on every restricted program
+    # against 1.6-2.0 s) after measuring again (one BLAS thread, random_state=0; the
+    # restricted programs of default CV fits, each solved by both to the same objective):
+    # breast cancer, 2 patterns of 340 samples (21,400 entries), 0.05-0.13 s against
+    # 0.69-1.37 s for cvxpy; wine, 9,000-15,000 entries, 0.06-0.09 s against 0.10-0.33 s;
+    # iris, 3,200-11,300 entries, 0.05-0.18 s against 0.06-0.23 s (cvxpy faster on some
+    # of 3,000-5,000). Whole CV fits, alternately with the 30,000 threshold: breast cancer
+    # 40.8 / 28.5 s -> 4.2 / 3.3 s, wine 21.3 / 16.2 s -> 9.2 / 7.6 s, iris 15.6 / 14.3 s
+    # -> 11.9 / 9.6 s; their plain fits within 0.3 s. Programs of a few samples (4 patterns
+    # of 40 samples: 680 entries) stay with cvxpy, the reference path
     _BARRIER_MIN_DESIGN = 2_000
     # nor beyond this many Newton rows per sample: the barrier's factor costs (2 k d)^3 / 3
     # where Clarabel's grows with n (k d)^2 (breast cancer, 20 patterns, 1,241 rows for 426
@@ -1322,7 +1323,7 @@ class _AutoInner(BaseSolver):
         # the complementarity gap closed while the certificate did not (an all-active
         # block with a free hidden bias still moving, its residual falling ~7 % per step),
         # or the Newton steps ran out: the active-set Newton polish from the barrier's point
-        pol = self._polish(program, sol, self._barrier)
+        pol = self._newton_polish(program, sol, self._barrier)
         if pol is not None and pol.objective <= sol.objective:
             sol = pol
             if self._barrier_accepted(program, sol):
@@ -1330,8 +1331,8 @@ class _AutoInner(BaseSolver):
         if program.loss.constant_curvature(program.y) is not None or \
                 not self._cvxpy_fits(program):
             return sol
-        # cvxpy's solve, if better
-        ref = self._solve_cvxpy(program, None)
+        # cvxpy's solve (polished as every cvxpy point of a non-quadratic loss), if better
+        ref = self._polish_cvxpy(program, self._solve_cvxpy(program, None))
         if ref.objective < sol.objective:
             # cvxpy's point is an exact solve (a rough request or not)
             self.solved_rough = False
@@ -1346,7 +1347,7 @@ class _AutoInner(BaseSolver):
                         sol.status == "not_converged" and rel is not None
                         and np.isfinite(rel) and rel <= self._BARRIER_ACCEPT_RGAP))
 
-    def _polish(self, program, sol, solver):
+    def _newton_polish(self, program, sol, solver):
         """The active-set Newton polish (:func:`~convexrelu._polish.polish_support`, true
         active set) of a barrier or cvxpy solution, certified over the restricted program
         by ``solver`` as every solve is; None when it cannot polish. Measured (digits, one
@@ -1370,21 +1371,26 @@ class _AutoInner(BaseSolver):
             return solver._finish(program, pol)
 
     def _polish_cvxpy(self, program, sol):
-        """cvxpy's solution of a non-quadratic program, or its polish where that
-        certifies a smaller gap over the restricted program at an objective no higher.
+        """cvxpy's solution of a non-quadratic program (one output, a loss with a
+        curvature), or its active-set Newton polish where cvxpy's certified gap is above
+        ``_CVXPY_POLISH_RGAP`` times the loop's tol and the polish certifies a smaller gap
+        over the restricted program at an objective no higher (the polish alone can end
+        lower but worse certified: a Huber program, 1.5e-4 against 1.5e-6).
 
         A conic solver's point is accurate in its objective, not in its predictions, and
-        the certificate's dual point is the loss's gradient there: a 4-pattern logistic
-        program of 40 samples certified 2.8e-5 from Clarabel's point (the loop then
-        stopped above its tol, "the accuracy of the restricted solves limits the gap")
-        and 1.7e-11 after the polish, its objective 6e-12 lower."""
+        the certificate's dual point is the loss's gradient there. Measured: the loop over
+        a test's 4 given patterns of 40 samples (logistic, ``tol=1e-6``) stopped at a
+        certified 2.8e-5 with a ConvergenceWarning ("the accuracy of the restricted
+        solves limits the gap"); with the polish at 1.7e-11, its objective 7e-11 lower
+        (relative)."""
         rel = sol.info.get("rel_gap")
+        rel = None if rel is None or not np.isfinite(rel) else float(rel)
         if (program.formulation != "relu" or program.n_outputs != 1
                 or program.loss.constant_curvature(program.y) is not None
                 or not program.loss.smooth
-                or (rel is not None and rel <= _CVXPY_POLISH_RGAP * max(self.loop_tol, 1e-300))):
+                or (rel is not None and rel <= _CVXPY_POLISH_RGAP * self.loop_tol)):
             return sol
-        pol = self._polish(program, sol, self._cvxpy)
+        pol = self._newton_polish(program, sol, self._cvxpy)
         if pol is None or pol.objective > sol.objective:
             return sol
         prel = pol.info.get("rel_gap")
