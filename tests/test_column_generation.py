@@ -496,15 +496,23 @@ def test_small_logistic_program_certifies_tol(seed):
     assert sol.objective >= ref.objective * (1 - 1e-6)
 
 
-def test_cvxpy_restricted_solutions_are_polished_only_where_it_helps(rng):
+def _cvxpy_point(seed=0):
+    """``_small_logistic(seed)``, an inner solver of a loop at ``tol=1e-6`` and cvxpy's
+    restricted point as it comes."""
     from convexrelu.solvers._column_generation import _AutoInner
 
-    prog = _small_logistic(0)
+    prog = _small_logistic(seed)
     inner = _AutoInner(1e-10)
     inner.loop_tol = 1e-6
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
-        raw = inner._solve_cvxpy(prog, None)
+        return prog, inner, inner._solve_cvxpy(prog, None)
+
+
+def test_cvxpy_restricted_solutions_are_polished_only_where_it_helps(rng):
+    prog, inner, raw = _cvxpy_point()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
         pol = inner._polish_cvxpy(prog, raw)
     assert pol.info.get("polished") and pol.info["rel_gap"] < 1e-8 < raw.info["rel_gap"]
     assert pol.objective <= raw.objective and prog.max_violation(pol.V, pol.W) <= 1e-9
@@ -526,14 +534,7 @@ def test_a_polish_is_kept_only_if_it_certifies_better_at_no_higher_objective(mon
     certified 1.5e-4 against 1.5e-6), leaves cvxpy's point as it was."""
     import copy
 
-    from convexrelu.solvers._column_generation import _AutoInner
-
-    prog = _small_logistic(0)
-    inner = _AutoInner(1e-10)
-    inner.loop_tol = 1e-6
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        raw = inner._solve_cvxpy(prog, None)
+    prog, inner, raw = _cvxpy_point()
 
     def polished(dobj, gap):
         pol = copy.copy(raw)
