@@ -1224,6 +1224,14 @@ class _AutoInner(BaseSolver):
         return (program.n_samples * program.n_patterns * program.d_aug > self._MAX_DESIGN
                 and self._barrier_takes(program))
 
+    @staticmethod
+    def _newton_program(program) -> bool:
+        """A ReLU program of one output whose loss is smooth with a curvature: what the
+        dense barrier and the active-set Newton polish of a non-quadratic loss take."""
+        return (program.formulation == "relu" and program.n_outputs == 1
+                and program.loss.smooth and program.loss.curvature(
+                    np.zeros(program.n_samples), program.y) is not None)
+
     def _barrier_can(self, program) -> bool:
         """Whether the dense barrier can solve this restricted program at all (one output,
         a smooth loss with a curvature, at most ``_BARRIER_MAX_N`` Newton rows, or
@@ -1231,9 +1239,7 @@ class _AutoInner(BaseSolver):
         pieces within the memory budget)."""
         from .._memory import _budget_bytes
 
-        if program.formulation != "relu" or program.n_outputs != 1 or \
-                not program.loss.smooth or \
-                program.loss.curvature(np.zeros(program.n_samples), program.y) is None:
+        if not self._newton_program(program):
             return False
         kd, n = program.n_patterns * program.d_aug, program.n_samples
         N = 1 + 2 * kd
@@ -1385,9 +1391,8 @@ class _AutoInner(BaseSolver):
         (relative)."""
         rel = sol.info.get("rel_gap")
         rel = None if rel is None or not np.isfinite(rel) else float(rel)
-        if (program.formulation != "relu" or program.n_outputs != 1
+        if (not self._newton_program(program)
                 or program.loss.constant_curvature(program.y) is not None
-                or not program.loss.smooth
                 or (rel is not None and rel <= _CVXPY_POLISH_RGAP * self.loop_tol)):
             return sol
         pol = self._newton_polish(program, sol, self._cvxpy)
