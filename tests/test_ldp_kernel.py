@@ -224,3 +224,155 @@ def test_kernel_build_failure_warns_and_the_numpy_path_runs(monkeypatch):
     lam = rng.standard_normal(15)
     res = _bnb.dual_constraint_bnb(X, lam, bias=False, time_limit=30, random_state=0)
     assert res.closed and res.info["n_ldp"] > 0
+
+
+# ------------------------------------------------------------- the compiled cone projection
+def _cones(rng, n_cases=40):
+    """Unit rows ``Gn`` (n x d) of varied shapes: random, repeated rows, rank deficient,
+    more dimensions than rows, an integer grid (ties); and a vector ``c``."""
+    for trial in range(n_cases):
+        d, n = int(rng.integers(2, 14)), int(rng.integers(1, 200))
+        G = rng.standard_normal((n, d))
+        if trial % 5 == 1:
+            G[n // 2:] = G[:n - n // 2]
+        if trial % 5 == 2:
+            r = max(1, d // 3)
+            G = rng.standard_normal((n, r)) @ rng.standard_normal((r, d))
+        if trial % 5 == 3:
+            G = rng.integers(-2, 3, (n, d)).astype(float)
+            G[np.all(G == 0, axis=1)] = 1.0
+        G /= np.linalg.norm(G, axis=1, keepdims=True)
+        yield G, rng.standard_normal(d) * 10.0 ** rng.integers(-3, 4)
+
+
+def test_compiled_cone_projection_matches_numpy_and_scipy(kern):
+    """``_project_cone(compiled=True)`` (Lawson-Hanson on an updated QR factor, compiled)
+    against the numpy path and scipy's NNLS: the same value ``||proj_K(c)||``, a point of
+    the cone, the face's multipliers positive; warm starts from the optimum's face, a
+    wrong guess and indices out of range end at the same value."""
+    from scipy.optimize import nnls
+
+    from convexrelu.certificates._dual import _project_cone
+
+    rng = np.random.default_rng(3)
+    for Gn, c in _cones(rng):
+        val, u, rows = _project_cone(Gn, c, compiled=True)
+        ref, _, _ = _project_cone(Gn, c, compiled=False)
+        mu = nnls(Gn.T, -c, maxiter=100 * Gn.shape[0])[0]
+        exact = np.linalg.norm(c + Gn.T @ mu)
+        scale = np.linalg.norm(c)
+        assert val == pytest.approx(ref, rel=1e-9, abs=1e-11 * scale)
+        assert val == pytest.approx(exact, rel=1e-8, abs=1e-11 * scale)
+        assert val == pytest.approx(np.linalg.norm(u), rel=1e-14)
+        assert np.all(Gn @ u >= -1e-9 * scale)
+        # u = c + Gn^T mu with mu > 0 on the rows returned: u - c lies in their cone
+        m = nnls(Gn[rows].T, u - c)[0] if rows.size else np.zeros(0)
+        assert np.linalg.norm(Gn[rows].T @ m - (u - c)) <= 1e-9 * max(scale, 1.0)
+        for init in (rows, rng.choice(Gn.shape[0], min(3, Gn.shape[0]), replace=False),
+                     np.array([0, Gn.shape[0] + 5, -1, 0])):
+            v2, _, _ = _project_cone(Gn, c, init=init, compiled=True)
+            assert v2 == pytest.approx(val, rel=1e-9, abs=1e-11 * scale)
+
+
+def test_compiled_projection_stops_early_with_a_valid_bound(kern):
+    """With a threshold the compiled iteration stops once its bound is at most it: the
+    returned value is then a certified bound (``||c + Gn^T mu||`` for ``mu >= 0``, so at
+    least the exact value) within the threshold; below the exact value it runs to the
+    end. Where numpy's check of the stop disagrees (rounding), it runs on to the end."""
+    from convexrelu.certificates._dual import _project_cone
+
+    rng = np.random.default_rng(4)
+    stopped = 0
+    for Gn, c in _cones(rng, 30):
+        exact = _project_cone(Gn, c, compiled=False)[0]
+        scale = np.linalg.norm(c)
+        for t in (1.5 * exact + 1e-3 * scale, 1.01 * exact + 1e-9 * scale, 0.5 * exact):
+            def stop(P, mu, u):
+                return float(np.linalg.norm(u)) <= t
+            val, u, rows = _project_cone(Gn, c, stop=stop, stop_spec=(t, 0.0, 0.0, False),
+                                         compiled=True)
+            assert val >= exact * (1 - 1e-12) - 1e-13 * scale
+            if t > exact:
+                assert val <= t
+                stopped += val > exact * (1 + 1e-9)
+            else:
+                assert val == pytest.approx(exact, rel=1e-9, abs=1e-11 * scale)
+        # the kernel stops, numpy's check says no: the projection goes on to the end
+        val, _, _ = _project_cone(Gn, c, stop=lambda P, mu, u: False,
+                                  stop_spec=(10 * scale, 0.0, 0.0, False), compiled=True)
+        assert val == pytest.approx(exact, rel=1e-9, abs=1e-11 * scale)
+    assert stopped >= 5  # some stopped before the end
+
+
+@pytest.mark.parametrize("free_bias", [False, True])
+def test_compiled_pattern_values_match_numpy(free_bias, kern):
+    """``pattern_value`` with the compiled projections against the numpy path, on random
+    cells, with and without a free hidden bias, exact and with a pricing threshold: the
+    same certified value (exact), or a bound within the threshold that is at least the
+    exact value."""
+    from convexrelu.certificates._dual import _pattern_value
+
+    rng = np.random.default_rng(5)
+    n, d = 60, 4
+    X = rng.standard_normal((n, d))
+    Xa = np.hstack([X, np.ones((n, 1))])
+    n_checked = 0
+    for _ in range(25):
+        w = rng.standard_normal(d + 1)
+        mask = Xa @ w >= 0
+        c = Xa.T @ (mask * rng.standard_normal(n))
+        kw = dict(free_bias=free_bias, R=3.0, max_rounds=60, init=None)
+        ref = _pattern_value(Xa, mask, c, **kw)
+        out = _pattern_value(Xa, mask, c, compiled=True, **kw)
+        tiny = 1e-10 * np.linalg.norm(c)  # values at rounding level: zero
+        assert out[0] == pytest.approx(ref[0], rel=1e-8, abs=tiny)
+        assert out[1] <= out[0] * (1 + 1e-9) + tiny
+        t = 1.2 * ref[0]
+        cut = _pattern_value(Xa, mask, c, stop_below=t, compiled=True, **kw)
+        assert ref[0] * (1 - 1e-8) - tiny <= cut[0] <= t + tiny
+        n_checked += 1
+    assert n_checked == 25
+
+
+def test_dual_constraints_are_the_same_with_compiled_projections(monkeypatch, kern):
+    """A whole pricing pass (several dual points, thresholds and warm starts) and a
+    ReLU solve: the same values, maximisers and objective with the compiled projections
+    as with numpy's; the size rule decides for the whole pattern set."""
+    from convexrelu.arrangements import sample_patterns
+    from convexrelu.certificates import _dual
+    from convexrelu.program import ConvexProgram
+    from convexrelu.solvers import get_solver
+
+    rng = np.random.default_rng(6)
+    X = rng.standard_normal((80, 4))
+    y = (X[:, 0] * X[:, 1] > 0).astype(float)
+    pats = sample_patterns(X, 60, random_state=0, bias=True)
+    lams = [rng.standard_normal(80) for _ in range(3)]
+    lams = [lam - lam.mean() for lam in lams]
+    ref = _dual.dual_constraints(pats, X, lams, penalize_bias=False, compiled=False)
+    out = _dual.dual_constraints(pats, X, lams, penalize_bias=False, compiled=True)
+    for a, b in zip(out, ref):
+        assert a.value == pytest.approx(b.value, rel=1e-9)
+        assert a.pattern_index == b.pattern_index and a.sign == b.sign
+    assert _dual.compiled_projections(100) and not _dual.compiled_projections(99)
+    prog = ConvexProgram(X, y, pats, loss="logistic", alpha=0.05, bias=True)
+    sols = []
+    for lim in (None, 1):  # numpy everywhere; compiled everywhere
+        monkeypatch.setattr(_dual, "_PROJECTION_COMPILED_FROM", lim)
+        sols.append(get_solver("relu", tol=1e-8).solve(prog))
+    assert sols[1].objective == pytest.approx(sols[0].objective, rel=1e-9)
+    assert sols[1].info["rel_gap"] <= 1e-8
+
+
+def test_compiled_projection_unavailable_falls_back_to_numpy(monkeypatch):
+    """No kernel (numba missing or unable to build): ``compiled=True`` is numpy's path,
+    with the same results."""
+    from convexrelu.certificates._dual import _project_cone
+
+    monkeypatch.setattr(_ldp_kernel, "_PROJECTION_TRIED", True)
+    monkeypatch.setattr(_ldp_kernel, "_PROJECTION", None)
+    rng = np.random.default_rng(7)
+    for Gn, c in _cones(rng, 8):
+        a = _project_cone(Gn, c, compiled=True)
+        b = _project_cone(Gn, c, compiled=False)
+        assert a[0] == b[0] and np.array_equal(a[2], b[2])

@@ -244,8 +244,62 @@ def _lawson_hanson(P, mu, passive, gradient, scale: float, max_iter: int, stop=N
     return P, mu, False
 
 
+#: :func:`dual_constraints` projects compiled (numba, the ``fast`` extra) over sets of at
+#: least this many patterns (below it, the 0.6 s and 100 MB of loading numba cost more
+#: than they save: a default fit over fewer patterns projects a few hundred times in all,
+#: at about 0.6 ms each in numpy). By the patterns alone, not the dual points: a joint
+#: evaluation and the separate ones take the same path (the same results). None: always
+#: the numpy path
+_PROJECTION_COMPILED_FROM = 100
+
+
+def compiled_projections(n_patterns: int) -> bool:
+    """Whether :func:`dual_constraints` over ``n_patterns`` patterns projects with the
+    compiled kernel (where numba is installed)."""
+    lim = _PROJECTION_COMPILED_FROM
+    return lim is not None and n_patterns >= lim
+
+
+def _projection_kernel(compiled: bool):
+    """The compiled projection (:func:`._ldp_kernel.projection_kernel`) where asked for
+    and available, else None (the numpy path)."""
+    if not compiled:
+        return None
+    from . import _ldp_kernel
+
+    return _ldp_kernel.projection_kernel()
+
+
+def _project_cone_compiled(kern, Gn, c, max_iter, init, stop, stop_spec):
+    """:func:`_project_cone` by the compiled Lawson-Hanson iteration (an updated QR factor
+    of the passive rows; :func:`._ldp_kernel._nnls_core`): the same problem, the same
+    returns. Where ``stop`` is given without ``stop_spec`` the iteration runs to the end."""
+    from ._ldp_kernel import as_argument
+
+    A = as_argument(Gn.T)
+    b = as_argument(-np.asarray(c, dtype=np.float64))
+    ini = np.zeros(0, np.int64) if init is None else np.asarray(init, np.int64).ravel()
+    sb, wl, R, aa = (-1.0, 0.0, 0.0, False) if stop_spec is None or stop is None else \
+        (float(stop_spec[0]), float(stop_spec[1]), float(stop_spec[2]), bool(stop_spec[3]))
+    if not sb >= 0.0:
+        sb = -1.0
+    maxit = 4 * max_iter + 4 * Gn.shape[1]
+    x, status = kern(A, b, maxit, ini, sb, wl, R, aa)
+    rows = np.flatnonzero(x > 0)
+    mu = x[rows]
+    u = c + Gn[rows].T @ mu
+    if status == 2 and not stop(rows, mu, u):
+        # the compiled test and numpy's differ by rounding: run on to the end from there
+        x, status = kern(A, b, maxit, rows.astype(np.int64), -1.0, wl, R, aa)
+        rows = np.flatnonzero(x > 0)
+        mu = x[rows]
+        u = c + Gn[rows].T @ mu
+    return float(np.linalg.norm(u)), u, rows
+
+
 def _project_cone(Gn: np.ndarray, c: np.ndarray, max_iter: int = 200,
-                  init: Optional[np.ndarray] = None, stop=None):
+                  init: Optional[np.ndarray] = None, stop=None, stop_spec=None,
+                  compiled: bool = False):
     """``min_{mu >= 0} ||c + Gn^T mu||`` by Lawson-Hanson (``Gn``: unit rows, ``n x d``).
 
     ``u = c + Gn^T mu`` is the projection of ``c`` onto ``K = {u : Gn u >= 0}`` (Moreau,
@@ -258,11 +312,17 @@ def _project_cone(Gn: np.ndarray, c: np.ndarray, max_iter: int = 200,
     multipliers); the iteration then starts with them passive at ``mu = 0``. ``stop``: a
     function of ``(rows, mu, u)`` (multipliers ``mu >= 0`` of ``rows``, ``u = c + Gn^T mu``)
     after each step; the iteration ends early when it returns True (pricing: a bound
-    already below the threshold).
+    already below the threshold). ``stop_spec``: the same test as ``(stop_below, wlast, R,
+    all_active)`` for the compiled projection (:func:`_project_cone_compiled`), which
+    checks it in the compiled loop (``stop`` then only confirms its early end).
+    ``compiled``: project with the compiled kernel where numba is installed.
     """
     scale = float(np.linalg.norm(c))
     if scale == 0.0:
         return 0.0, c.copy(), np.zeros(0, int)
+    kern = _projection_kernel(compiled)
+    if kern is not None:
+        return _project_cone_compiled(kern, Gn, c, max_iter, init, stop, stop_spec)
     Pset = np.zeros(0, int) if init is None else np.unique(np.asarray(init, int))
     mu = np.zeros(0)
     while Pset.size:  # warm start: shrink the guessed face until its multipliers are > 0
@@ -428,13 +488,14 @@ def pattern_value(Xa: np.ndarray, mask: np.ndarray, c: np.ndarray, *, free_bias:
 
 
 def _pattern_value(Xa, mask, c, *, free_bias, R, max_rounds, init, stop_below=None,
-                   face_out=None):
+                   face_out=None, compiled=False):
     """:func:`pattern_value` with the correction ``a = r - c`` as a fifth element.
 
     ``init`` warm-starts the projection with either norm here (a free bias: the weighted
     one). ``face_out``: a list, given the face of the projection (the rows of positive
     multiplier, indices into ``Xa``) where one was computed, the next evaluation's
-    ``init`` (pricing: :class:`PricingMultipliers`)."""
+    ``init`` (pricing: :class:`PricingMultipliers`). ``compiled``: the projections by the
+    compiled kernel (:func:`_project_cone`)."""
     from scipy.optimize import lsq_linear
 
     mask = np.asarray(mask, dtype=bool)
@@ -450,7 +511,9 @@ def _pattern_value(Xa, mask, c, *, free_bias, R, max_rounds, init, stop_below=No
         c = np.asarray(c, dtype=np.float64)
         stop = None if stop_below is None else \
             (lambda P, mu, u: float(np.linalg.norm(u)) <= stop_below)
-        U, u, face = _project_cone(Gn, c, init=_nonzero_positions(init, nz), stop=stop)
+        U, u, face = _project_cone(Gn, c, init=_nonzero_positions(init, nz), stop=stop,
+                                   stop_spec=(stop_below, 0.0, 0.0, False),
+                                   compiled=compiled)
         if face_out is not None:
             face_out.append(np.flatnonzero(nz)[face])
         scale_c = float(np.linalg.norm(c)) + 1e-300
@@ -486,7 +549,9 @@ def _pattern_value(Xa, mask, c, *, free_bias, R, max_rounds, init, stop_below=No
 
         _, _, face = _project_cone(Gw[nz] / rown[nz, None], cw,
                                    init=_nonzero_positions(init, nz),
-                                   stop=None if stop_below is None else stop)
+                                   stop=None if stop_below is None else stop,
+                                   stop_spec=(stop_below, wgt, R, all_active),
+                                   compiled=compiled)
         rows = np.flatnonzero(nz)[face]
         if face_out is not None:
             face_out.append(rows)
@@ -872,7 +937,7 @@ def dual_constraint(patterns, X, lam, *, penalize_bias: bool = True,
 
 def dual_constraints(patterns, X, lams, *, penalize_bias: bool = True,
                      block_size: int = 8192, refine: bool = True, n_jobs=None,
-                     multipliers=None, thresholds=None) -> list:
+                     multipliers=None, thresholds=None, compiled=None) -> list:
     """:func:`dual_constraint` at several scalar dual points, in one pass over the masks.
 
     The one-vs-rest classes of a classifier and the outputs of a multi-output regression
@@ -888,6 +953,10 @@ def dual_constraints(patterns, X, lams, *, penalize_bias: bool = True,
     lams : sequence of array-like of shape (n_samples,)
     multipliers, thresholds : sequence, optional
         One ``PricingMultipliers`` (or None) and one threshold (or None) per dual point.
+    compiled : bool, optional
+        Refine with the compiled cone projection (numba, where installed); by default
+        from this call's size (:func:`compiled_projections`). A caller that splits one
+        evaluation into several calls decides once for all of them.
 
     Returns
     -------
@@ -917,7 +986,8 @@ def dual_constraints(patterns, X, lams, *, penalize_bias: bool = True,
     warms = [None if m is None else (m.rows, m.faces) for m in multipliers]
     parts = map_chunks(_scalar_chunk, patterns, ranges, Xa,
                        (Xt, lams, shift, R, cand_rows, free_bias, refine, block_size, warms,
-                        thresholds), n_jobs)
+                        thresholds, compiled_projections(patterns.n_patterns)
+                        if compiled is None else bool(compiled)), n_jobs)
     return [_merge_scalar([part[j] for part in parts], patterns, multipliers[j], shift,
                           free_bias, refine, d_aug) for j in range(k)]
 
@@ -973,21 +1043,22 @@ def _chunk_size(block_size: int) -> int:
 
 
 def _scalar_chunk(patterns, offset, Xt, lams, shift, R, cand_rows, free_bias, refine,
-                  block_size, warms=None, thresholds=None):
+                  block_size, warms=None, thresholds=None, compiled=False):
     """Bound-then-refine over one chunk of patterns for one or several dual points
     (indices reported from ``offset``), in one pass over the chunk's masks.
 
     ``lams``: a list of ``(n,)`` dual points (the one-vs-rest classes or outputs of a fit
     evaluated together: each block of masks is unpacked once and ``X_aug^T D_i lambda`` of
     all of them is one product); ``warms`` and ``thresholds``: one entry per dual point
-    (see :class:`_ScalarPass`). Returns one result per dual point, each as
+    (see :class:`_ScalarPass`); ``compiled``: the refinements' projections compiled
+    (:func:`compiled_projections`). Returns one result per dual point, each as
     :meth:`_ScalarPass.result`.
     """
     k = len(lams)
     warms = [None] * k if warms is None else warms
     thresholds = [None] * k if thresholds is None else thresholds
     d_aug = Xt.shape[1]
-    passes = [_ScalarPass(d_aug, R, cand_rows, free_bias, refine, w, t)
+    passes = [_ScalarPass(d_aug, R, cand_rows, free_bias, refine, w, t, compiled)
               for w, t in zip(warms, thresholds)]
     # (n, k d_aug): the columns of every dual point side by side
     XL = np.hstack([Xt * np.asarray(lam, np.float64)[:, None] for lam in lams])
@@ -1016,8 +1087,10 @@ class _ScalarPass:
     chunk's value (a certified bound, not the exact maximum).
     """
 
-    def __init__(self, d_aug, R, cand_rows, free_bias, refine, warm=None, threshold=None):
+    def __init__(self, d_aug, R, cand_rows, free_bias, refine, warm=None, threshold=None,
+                 compiled=False):
         self.d_aug, self.R, self.cand_rows = d_aug, R, cand_rows
+        self.compiled = compiled
         self.free_bias, self.refine, self.warm = free_bias, refine, warm
         self.floor = -np.inf if threshold is None else float(threshold)
         self.threshold = threshold
@@ -1089,7 +1162,7 @@ class _ScalarPass:
                 # only the chunk's largest value counts: a pattern at most the largest so
                 # far (a violation, above the threshold) need not be refined to the end
                 stop_below=None if self.threshold is None else max(self.floor, self.best_U),
-                face_out=face if self.warm is not None else None)
+                face_out=face if self.warm is not None else None, compiled=self.compiled)
             if self.warm is not None and a is not None:
                 self.new[(start + k, srow)] = a
             if face:

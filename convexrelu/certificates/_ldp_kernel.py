@@ -32,6 +32,8 @@ _KERNEL = None  # the compiled ldp_solve, built on first use
 _LOCK = threading.Lock()
 NEEDS_LSTSQ = 3  # ldp_solve's status: solved, but the polish's KKT system is singular
 _TRIED = False
+_PROJECTION = None  # the compiled _nnls_core, built on first use
+_PROJECTION_TRIED = False
 
 
 def _nnls(A, b, maxiter):
@@ -41,6 +43,94 @@ def _nnls(A, b, maxiter):
     (one Householder reflection) and leave (Givens rotations). Returns ``(x, ok)``;
     ``ok`` is False when ``maxiter`` iterations (column additions and inner steps
     together) did not finish.
+    """
+    x, status = _nnls_core(A, b, maxiter, np.zeros(0, np.int64), -1.0, 0.0, 0.0, False)
+    return x, status != 1
+
+
+def _stop_bound(res, wlast, R, all_active):
+    """The certified bound of the residual ``u = -res`` of :func:`_nnls_core`'s early stop:
+    ``||u||`` (``wlast == 0``), else the free-bias bound of ``certificates._dual._upper``
+    at ``r = (u_{1:d}, u_{d+1} / wlast)``."""
+    m = res.shape[0]
+    if wlast == 0.0:
+        s = 0.0
+        for i in range(m):
+            s += res[i] * res[i]
+        return np.sqrt(s)
+    s = 0.0
+    for i in range(m - 1):
+        s += res[i] * res[i]
+    base = np.sqrt(s)
+    eps = -res[m - 1] / wlast
+    if all_active and eps > 0:
+        if eps > 1e-12 * (1.0 + base):
+            return np.inf
+        eps = 0.0
+    return base + abs(eps) * R
+
+
+def _add_column(A, j, Q, R, qtb, order, p):
+    """Add column ``j`` to the factor as its ``p``-th: ``v = Q^T a_j``, then a Householder
+    reflection zeroes ``v[p+1:]``. False (nothing changed) where ``a_j`` is numerically in
+    the span of the passive columns."""
+    m = A.shape[0]
+    v = np.zeros(m)
+    for r in range(m):
+        a_rj = A[r, j]
+        if a_rj != 0.0:
+            for i in range(m):
+                v[i] += Q[r, i] * a_rj
+    sig = 0.0
+    for i in range(p, m):
+        sig += v[i] * v[i]
+    sig = np.sqrt(sig)
+    cn = 0.0
+    for i in range(m):
+        cn += A[i, j] * A[i, j]
+    cn = np.sqrt(cn)
+    if sig <= 1e-12 * cn:
+        return False
+    alpha = -sig if v[p] >= 0 else sig
+    h = v[p:].copy()
+    h[0] -= alpha
+    hh = 0.0
+    for i in range(h.shape[0]):
+        hh += h[i] * h[i]
+    if hh > 0:
+        # Q <- Q H on columns p.., qtb <- H qtb on rows p..
+        for r in range(m):
+            s = 0.0
+            for i in range(h.shape[0]):
+                s += Q[r, p + i] * h[i]
+            f = 2.0 * s / hh
+            for i in range(h.shape[0]):
+                Q[r, p + i] -= f * h[i]
+        s = 0.0
+        for i in range(h.shape[0]):
+            s += qtb[p + i] * h[i]
+        f = 2.0 * s / hh
+        for i in range(h.shape[0]):
+            qtb[p + i] -= f * h[i]
+    for i in range(p):
+        R[i, p] = v[i]
+    R[p, p] = alpha
+    for i in range(p + 1, m):
+        R[i, p] = 0.0
+    order[p] = j
+    return True
+
+
+def _nnls_core(A, b, maxiter, init, stop_below, wlast, R_, all_active):
+    """:func:`_nnls` with a warm start and an early stop (the cone projections of
+    ``certificates._dual._project_cone``).
+
+    ``init``: columns to start passive (those numerically dependent on the ones before are
+    skipped; the set is then shrunk, as in Lawson and Hanson's inner loop, until its
+    least-squares coefficients are all positive). ``stop_below >= 0``: before each column
+    enters, stop once the bound :func:`_stop_bound` of the residual (``wlast``, ``R_``,
+    ``all_active``) is at most it. Returns ``(x, status)``: 0 solved, 1 the iterations ran
+    out, 2 stopped early.
     """
     m, n = A.shape
     x = np.zeros(n)
@@ -63,12 +153,37 @@ def _nnls(A, b, maxiter):
         for i in range(m):
             s += abs(A[i, j])
         coltol[j] = 10.0 * max(m, n) * eps * max(s * bnorm, 1e-300)
-    it = 0
     z = np.zeros(min(m, n))
+    for k in range(init.shape[0]):  # the warm start's passive set
+        j = init[k]
+        if p >= m or j < 0 or j >= n or passive[j]:
+            continue
+        if _add_column(A, j, Q, R, qtb, order, p):
+            passive[j] = True
+            p += 1
+    while p > 0:  # shrink it until its coefficients are positive
+        _backsolve(R, qtb, p, z)
+        ok = True
+        for k in range(p):
+            if z[k] <= 0.0:
+                ok = False
+                break
+        if ok:
+            for k in range(p):
+                x[order[k]] = z[k]
+            break
+        k = p - 1
+        while k >= 0:
+            if z[k] <= 0.0:
+                passive[order[k]] = False
+                _remove_column(Q, R, qtb, order, p, k)
+                p -= 1
+            k -= 1
+    it = 0
     while True:
         it += 1
         if it > maxiter:
-            return x, False
+            return x, 1
         # dual w = A^T (b - A x), in loops (tiny sizes: BLAS calls cost more than this)
         res = b.copy()
         for k in range(p):
@@ -76,6 +191,8 @@ def _nnls(A, b, maxiter):
             xj = x[jj]
             for i in range(m):
                 res[i] -= A[i, jj] * xj
+        if stop_below >= 0.0 and _stop_bound(res, wlast, R_, all_active) <= stop_below:
+            return x, 2
         w = np.zeros(n)
         for i in range(m):
             ri = res[i]
@@ -89,58 +206,16 @@ def _nnls(A, b, maxiter):
                 wbest = w[j]
                 jbest = j
         if jbest < 0 or p >= m:
-            return x, True
+            return x, 0
         j = jbest
-        # add column j: v = Q^T a_j, then a Householder reflection zeroes v[p+1:]
-        v = np.zeros(m)
-        for r in range(m):
-            a_rj = A[r, j]
-            if a_rj != 0.0:
-                for i in range(m):
-                    v[i] += Q[r, i] * a_rj
-        sig = 0.0
-        for i in range(p, m):
-            sig += v[i] * v[i]
-        sig = np.sqrt(sig)
-        cn = 0.0
-        for i in range(m):
-            cn += A[i, j] * A[i, j]
-        cn = np.sqrt(cn)
-        if sig <= 1e-12 * cn:  # (numerically) in the span of the passive columns
-            blocked[j] = True
+        if not _add_column(A, j, Q, R, qtb, order, p):
+            blocked[j] = True  # (numerically) in the span of the passive columns
             continue
-        alpha = -sig if v[p] >= 0 else sig
-        h = v[p:].copy()
-        h[0] -= alpha
-        hh = 0.0
-        for i in range(h.shape[0]):
-            hh += h[i] * h[i]
-        if hh > 0:
-            # Q <- Q H on columns p.., qtb <- H qtb on rows p..
-            for r in range(m):
-                s = 0.0
-                for i in range(h.shape[0]):
-                    s += Q[r, p + i] * h[i]
-                f = 2.0 * s / hh
-                for i in range(h.shape[0]):
-                    Q[r, p + i] -= f * h[i]
-            s = 0.0
-            for i in range(h.shape[0]):
-                s += qtb[p + i] * h[i]
-            f = 2.0 * s / hh
-            for i in range(h.shape[0]):
-                qtb[p + i] -= f * h[i]
-        for i in range(p):
-            R[i, p] = v[i]
-        R[p, p] = alpha
-        for i in range(p + 1, m):
-            R[i, p] = 0.0
-        order[p] = j
         passive[j] = True
         p += 1
         # the new column must enter with a positive coefficient (else: reject it)
         _backsolve(R, qtb, p, z)
-        if z[p - 1] <= 0.0:
+        if z[p - 1] <= 0.0:  # (the factor of the first p - 1 columns is unchanged)
             p -= 1
             passive[j] = False
             blocked[j] = True
@@ -148,7 +223,7 @@ def _nnls(A, b, maxiter):
         while True:
             it += 1
             if it > maxiter:
-                return x, False
+                return x, 1
             ok = True
             for k in range(p):
                 if z[k] <= 0.0:
@@ -451,17 +526,44 @@ def kernel():
     return _KERNEL
 
 
+def projection_kernel():
+    """The compiled :func:`_nnls_core` (the cone projections of pricing and of the
+    certificates), or None when numba is not installed (or fails). Thread-safe."""
+    global _PROJECTION, _PROJECTION_TRIED
+    if _PROJECTION_TRIED:
+        return _PROJECTION
+    with _LOCK:
+        if not _PROJECTION_TRIED:
+            _PROJECTION = _build_projection()
+            _PROJECTION_TRIED = True
+    return _PROJECTION
+
+
+#: the helpers compiled by either build, shared (each compiled once per process)
+_HELPERS = ("_backsolve", "_remove_column", "_add_column", "_stop_bound", "_nnls_core",
+            "_nnls", "_lu_solve", "_norm_viol")
+
+
+def _jit():
+    """numba's decorator, after the module's helpers were replaced by their compiled
+    dispatchers (so that compiled callers call compiled code)."""
+    import numba
+
+    jit = numba.njit(cache=True, nogil=True)
+    g = globals()
+    for name in _HELPERS:
+        if not hasattr(g[name], "py_func"):  # not compiled yet
+            g[name] = jit(g[name])
+    return jit
+
+
 def _build():
     try:
-        import numba
+        import numba  # noqa: F401
     except ImportError:
         return None
     try:
-        jit = numba.njit(cache=True, nogil=True)
-        g = globals()
-        for name in ("_backsolve", "_remove_column", "_nnls", "_lu_solve", "_norm_viol"):
-            g[name] = jit(g[name])
-        k = jit(ldp_solve)
+        k = _jit()(ldp_solve)
         # compile now (or load the on-disk cache), with the argument types of every call
         V = np.array([[1.0, 0.0], [0.6, 0.8], [0.0, 1.0]])
         k(V, np.ones(3), np.zeros((3, 1)), 1.0, 1.0, 1e-3, np.zeros(0, np.int64),
@@ -473,4 +575,23 @@ def _build():
                       "numpy path runs instead (the same program, about 1.7x slower). "
                       "Set NUMBA_CACHE_DIR to a writable folder to fix a cache error.",
                       RuntimeWarning, stacklevel=3)
+        return None
+
+
+def _build_projection():
+    try:
+        import numba  # noqa: F401
+    except ImportError:
+        return None
+    try:
+        _jit()
+        k = globals()["_nnls_core"]
+        # compile now (or load the on-disk cache), with the argument types of every call
+        k(np.eye(2), np.ones(2), 10, np.zeros(1, np.int64), 0.5, 0.0, 0.0, False)
+        return k
+    except Exception as exc:  # e.g. no writable cache directory: the numpy path
+        warnings.warn("numba is installed but the compiled cone projection could not be "
+                      f"built ({type(exc).__name__}: {exc}); the numpy path runs instead "
+                      "(the same projections, slower). Set NUMBA_CACHE_DIR to a writable "
+                      "folder to fix a cache error.", RuntimeWarning, stacklevel=3)
         return None

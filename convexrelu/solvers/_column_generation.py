@@ -195,6 +195,7 @@ class _PatternOracle:
         lambda`` of all dual points are one matrix product; the refinements, multipliers
         and results are each oracle's own, as if evaluated alone."""
         from .._parallel import map_chunks
+        from ..certificates._dual import compiled_projections
 
         o = oracles[0]
         Xa = o.patterns.augment(o.X)
@@ -207,7 +208,9 @@ class _PatternOracle:
                                (o.X, lams, o.penalize_bias, o.block_size,
                                 [(q.multipliers.rows, q.multipliers.faces)
                                  for q in oracles],
-                                [q.threshold for q in oracles]), o.n_jobs)
+                                [q.threshold for q in oracles],
+                                compiled_projections(o.patterns.n_patterns)),
+                               o.n_jobs)
             for j, q in enumerate(oracles):
                 for part in parts:
                     q.multipliers.rows.update(part[j][1][0])
@@ -220,11 +223,13 @@ class _PatternOracle:
         return out
 
 
-def _relu_chunk(patterns, start, X, lams, penalize_bias, block_size, warms, thresholds):
+def _relu_chunk(patterns, start, X, lams, penalize_bias, block_size, warms, thresholds,
+                compiled=None):
     """For each dual point of ``lams``: ``(M over the chunk, index of its maximiser)`` or
     None (an empty chunk), and the chunk's multipliers after the evaluation (its
     ``warms`` entry's rows and faces of the chunk, updated; keyed by index in the whole
-    set)."""
+    set). ``compiled``: the projections' path, decided for the whole set of patterns
+    (``dual_constraints``)."""
     from ..certificates._dual import _subset, dual_constraints
 
     stop = start + patterns.n_patterns
@@ -236,7 +241,7 @@ def _relu_chunk(patterns, start, X, lams, penalize_bias, block_size, warms, thre
         mults.append(mult)
     dvs = dual_constraints(patterns, X, lams, penalize_bias=penalize_bias,
                            block_size=block_size, n_jobs=1, multipliers=mults,
-                           thresholds=thresholds)
+                           thresholds=thresholds, compiled=compiled)
     out = []
     for dv, mult in zip(dvs, mults):
         rows = {k + start: v for k, v in mult.rows.items()}
