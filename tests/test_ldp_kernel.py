@@ -369,10 +369,101 @@ def test_compiled_projection_unavailable_falls_back_to_numpy(monkeypatch):
     with the same results."""
     from convexrelu.certificates._dual import _project_cone
 
-    monkeypatch.setattr(_ldp_kernel, "_PROJECTION_TRIED", True)
-    monkeypatch.setattr(_ldp_kernel, "_PROJECTION", None)
+    monkeypatch.setitem(_ldp_kernel._COMPILED, "_nnls_core", None)
     rng = np.random.default_rng(7)
     for Gn, c in _cones(rng, 8):
         a = _project_cone(Gn, c, compiled=True)
         b = _project_cone(Gn, c, compiled=False)
         assert a[0] == b[0] and np.array_equal(a[2], b[2])
+
+
+# ------------------------------------------------------- the compiled bounded least squares
+def _bvls_cases(rng, n_cases=80):
+    for trial in range(n_cases):
+        m, n = int(rng.integers(1, 25)), int(rng.integers(1, 120))
+        A = rng.standard_normal((m, n))
+        if trial % 4 == 1:  # repeated columns
+            A[:, n // 2:] = A[:, :n - n // 2]
+        if trial % 4 == 2:  # rank deficient
+            r = max(1, m // 3)
+            A = rng.standard_normal((m, r)) @ rng.standard_normal((r, n))
+        b = 3.0 * rng.standard_normal(m)
+        upper = rng.uniform(0.0, 2.0, n)
+        upper[rng.random(n) < 0.1] = 0.0  # boxes of zero width
+        # the DCA step's start: the bounds of the current point's pattern, and a few
+        # interior values
+        w0 = np.where(rng.random(n) < 0.5, upper, 0.0)
+        if trial % 5 == 4:
+            w0 = np.where(rng.random(n) < 0.2, 0.5 * upper, w0)
+        yield A, b, upper, w0
+
+
+def test_compiled_bvls_matches_numpy_and_scipy(monkeypatch, kern):
+    """``_search._bvls`` compiled (``_ldp_kernel._bvls_core``: the free columns' QR factor
+    updated) against its numpy path and scipy's BVLS: a point in the box with the same
+    residual norm (the residual of a least-squares problem over a box is unique)."""
+    from scipy.optimize import lsq_linear
+
+    from convexrelu.certificates import _search
+
+    rng = np.random.default_rng(8)
+    for A, b, upper, w0 in _bvls_cases(rng):
+        monkeypatch.setattr(_search, "_BVLS_COMPILED_FROM", 0)
+        w, ok = _search._bvls(A, b, upper, w0)
+        monkeypatch.setattr(_search, "_BVLS_COMPILED_FROM", 10 ** 12)
+        wn, okn = _search._bvls(A, b, upper, w0)
+        ref = lsq_linear(A, b, bounds=(np.zeros_like(upper), np.maximum(upper, 1e-300)),
+                         method="bvls").x
+        assert ok and okn
+        assert np.all(w >= 0) and np.all(w <= upper)
+        r, rn, rr = (np.linalg.norm(A @ x - b) for x in (w, wn, ref))
+        assert r == pytest.approx(rn, rel=1e-9, abs=1e-10)
+        # scipy's interior solve can stop a little above the optimum
+        assert r <= rr * (1 + 1e-8) + 1e-10
+        # optimality: no bound's gradient points inward (beyond rounding)
+        s = A.T @ (b - A @ w)
+        live = upper > 1e-12 * upper.max(initial=0.0)
+        tol = 1e-9 * (np.linalg.norm(A, axis=0) * (np.linalg.norm(b) + 1.0)) + 1e-12
+        assert np.all(s[live & (w <= 0)] <= tol[live & (w <= 0)])
+        assert np.all(-s[live & (w >= upper)] <= tol[live & (w >= upper)])
+
+
+def test_compiled_bvls_reports_its_iteration_limit(kern):
+    """Out of iterations: ``ok`` is False and the point is still in the box."""
+    rng = np.random.default_rng(9)
+    A = rng.standard_normal((10, 40))
+    b = 5.0 * rng.standard_normal(10)
+    upper = np.ones(40)
+    w, ok = _ldp_kernel.bvls_kernel()(A, b, upper, np.zeros(40), 1)
+    assert not ok and np.all((w >= 0) & (w <= upper))
+    w, ok = _ldp_kernel.bvls_kernel()(A, b, upper, np.zeros(40), 1000)
+    assert ok
+
+
+def test_local_search_is_the_same_search_with_the_compiled_bvls(monkeypatch, kern):
+    """``search_violators`` with the DCA steps' BVLS compiled: a maximiser of the same
+    value (up to rounding) as with numpy's, on a dual point with many negative rows."""
+    from convexrelu.certificates import _search
+
+    rng = np.random.default_rng(10)
+    X = rng.standard_normal((400, 6))
+    Xa = np.hstack([X, np.ones((400, 1))])
+    lam = rng.standard_normal(400)
+    lam -= lam.mean()
+    calls = []
+    bvls = _search._bvls
+
+    def counted(A, *args, **kwargs):
+        calls.append(A.size >= _search._BVLS_COMPILED_FROM)
+        return bvls(A, *args, **kwargs)
+
+    monkeypatch.setattr(_search, "_bvls", counted)
+    vals = []
+    for lim in (0, 10 ** 12):
+        monkeypatch.setattr(_search, "_BVLS_COMPILED_FROM", lim)
+        for free in (False, True):
+            res = _search.search_violators(Xa, lam, free_bias=free, random_state=0)
+            vals.append(res[0].value)
+    assert vals[0] == pytest.approx(vals[2], rel=1e-6)
+    assert vals[1] == pytest.approx(vals[3], rel=1e-6)
+    assert any(calls) and not all(calls)  # both paths ran

@@ -32,8 +32,7 @@ _KERNEL = None  # the compiled ldp_solve, built on first use
 _LOCK = threading.Lock()
 NEEDS_LSTSQ = 3  # ldp_solve's status: solved, but the polish's KKT system is singular
 _TRIED = False
-_PROJECTION = None  # the compiled _nnls_core, built on first use
-_PROJECTION_TRIED = False
+_COMPILED = {}  # the other compiled helpers (projection_kernel, bvls_kernel) by name
 
 
 def _nnls(A, b, maxiter):
@@ -259,6 +258,144 @@ def _nnls_core(A, b, maxiter, init, stop_below, wlast, R_, all_active):
                 k -= 1
             _backsolve(R, qtb, p, z)
         blocked[:] = False
+
+
+def _bvls_core(A, b, upper, w0, maxiter):
+    """``min_{0 <= w <= upper} ||A w - b||`` warm-started at ``w0``: the active-set method
+    of ``certificates._search._bvls`` (Stark and Parker's BVLS, one bound freed at a time,
+    largest violation first), compiled, with the free columns' QR factor updated as they
+    enter (Householder) and leave (Givens) instead of a least-squares solve per step.
+    Columns numerically dependent on the free ones stay at their bound until the point
+    moves. Returns ``(w, ok)``; ``w`` is always in the box; ``ok`` False when ``maxiter``
+    outer iterations did not finish.
+    """
+    m, n = A.shape
+    w = np.empty(n)
+    umax = 0.0
+    for j in range(n):
+        umax = max(umax, upper[j])
+    # boxes of (nearly) zero width stay at 0: freeing them only cycles between the bounds
+    live = np.empty(n, np.bool_)
+    for j in range(n):
+        live[j] = upper[j] > 1e-12 * umax
+        w[j] = min(max(w0[j], 0.0), upper[j]) if live[j] else 0.0
+    col = np.zeros(n)
+    for i in range(m):
+        for j in range(n):
+            col[j] += A[i, j] * A[i, j]
+    for j in range(n):
+        col[j] = np.sqrt(col[j])
+    bn = 0.0
+    for i in range(m):
+        bn += b[i] * b[i]
+    bn = np.sqrt(bn)
+    Q = np.eye(m)
+    R = np.zeros((m, m))
+    qtb = np.zeros(m)
+    order = np.empty(m, np.int64)
+    z = np.zeros(m)
+    p = 0
+    free = np.zeros(n, np.bool_)
+    blocked = np.zeros(n, np.bool_)
+    fixed = np.zeros(m)
+    for _ in range(maxiter):
+        Aw = np.dot(A, w)  # BLAS (gemv)
+        nAw = 0.0
+        for i in range(m):
+            nAw += Aw[i] * Aw[i]
+        den = bn + np.sqrt(nAw)
+        s = np.dot(b - Aw, A)  # minus the gradient, A^T (b - A w)
+        jbest = -1
+        vbest = 1e-13
+        for j in range(n):
+            if not live[j] or free[j] or blocked[j]:
+                continue
+            v = 0.0
+            if w[j] <= 0.0:
+                v += s[j]
+            if w[j] >= upper[j]:
+                v -= s[j]
+            if 0.0 < w[j] < upper[j]:  # fixed inside its box (from w0): either sign
+                v = abs(s[j])
+            v /= col[j] * den + 1e-300
+            if v > vbest:
+                vbest = v
+                jbest = j
+        if jbest < 0:
+            return w, True
+        j = jbest
+        if p >= m or not _add_column(A, j, Q, R, qtb, order, p):
+            blocked[j] = True
+            continue
+        free[j] = True
+        p += 1
+        # A w over the variables not free, updated as variables are fixed
+        for i in range(m):
+            fixed[i] = Aw[i]
+        for k in range(p):
+            jj = order[k]
+            for i in range(m):
+                fixed[i] -= A[i, jj] * w[jj]
+        for _inner in range(n + 1):
+            for i in range(m):  # qtb = Q^T (b - fixed)
+                t = 0.0
+                for r in range(m):
+                    t += Q[r, i] * (b[r] - fixed[r])
+                qtb[i] = t
+            _backsolve(R, qtb, p, z)
+            inside = True
+            for k in range(p):
+                if z[k] < 0.0 or z[k] > upper[order[k]]:
+                    inside = False
+                    break
+            if inside:
+                for k in range(p):
+                    w[order[k]] = z[k]
+                break
+            # step from w_F towards z until the first bound
+            step = 1.0
+            for k in range(p):
+                jj = order[k]
+                d = z[k] - w[jj]
+                if z[k] < 0.0 and d < 0.0:
+                    step = min(step, -w[jj] / d)
+                elif z[k] > upper[jj] and d > 0.0:
+                    step = min(step, (upper[jj] - w[jj]) / d)
+            step = max(step, 0.0)
+            nhit = 0
+            for k in range(p):
+                jj = order[k]
+                w[jj] = min(max(w[jj] + step * (z[k] - w[jj]), 0.0), upper[jj])
+                if w[jj] <= 1e-14 * (1.0 + upper[jj]) or w[jj] >= upper[jj] * (1.0 - 1e-14):
+                    nhit += 1
+            if nhit == 0:  # rounding: fix the variable nearest its bound
+                kbest = 0
+                gap = np.inf
+                for k in range(p):
+                    jj = order[k]
+                    g = min(w[jj], upper[jj] - w[jj])
+                    if g < gap:
+                        gap = g
+                        kbest = k
+                jj = order[kbest]
+                w[jj] = 0.0 if w[jj] <= upper[jj] - w[jj] else upper[jj]
+            k = p - 1
+            while k >= 0:
+                jj = order[k]
+                lo = w[jj] <= 1e-14 * (1.0 + upper[jj])
+                hi = w[jj] >= upper[jj] * (1.0 - 1e-14)
+                if lo or hi:
+                    w[jj] = 0.0 if lo else upper[jj]
+                    for i in range(m):
+                        fixed[i] += A[i, jj] * w[jj]
+                    free[jj] = False
+                    _remove_column(Q, R, qtb, order, p, k)
+                    p -= 1
+                k -= 1
+            if p == 0:
+                break
+        blocked[:] = False
+    return w, False
 
 
 def _backsolve(R, qtb, p, z):
@@ -529,19 +666,28 @@ def kernel():
 def projection_kernel():
     """The compiled :func:`_nnls_core` (the cone projections of pricing and of the
     certificates), or None when numba is not installed (or fails). Thread-safe."""
-    global _PROJECTION, _PROJECTION_TRIED
-    if _PROJECTION_TRIED:
-        return _PROJECTION
+    return _compiled("_nnls_core", "cone projection")
+
+
+def bvls_kernel():
+    """The compiled :func:`_bvls_core` (the local search's DCA steps), or None when numba
+    is not installed (or fails). Thread-safe."""
+    return _compiled("_bvls_core", "bounded least squares")
+
+
+def _compiled(name: str, what: str):
+    """The compiled helper ``name``, built (or loaded from numba's cache) on first use."""
+    if name in _COMPILED:
+        return _COMPILED[name]
     with _LOCK:
-        if not _PROJECTION_TRIED:
-            _PROJECTION = _build_projection()
-            _PROJECTION_TRIED = True
-    return _PROJECTION
+        if name not in _COMPILED:
+            _COMPILED[name] = _build_helper(name, what)
+    return _COMPILED[name]
 
 
 #: the helpers compiled by either build, shared (each compiled once per process)
 _HELPERS = ("_backsolve", "_remove_column", "_add_column", "_stop_bound", "_nnls_core",
-            "_nnls", "_lu_solve", "_norm_viol")
+            "_bvls_core", "_nnls", "_lu_solve", "_norm_viol")
 
 
 def _jit():
@@ -578,20 +724,23 @@ def _build():
         return None
 
 
-def _build_projection():
+def _build_helper(name: str, what: str):
     try:
         import numba  # noqa: F401
     except ImportError:
         return None
     try:
         _jit()
-        k = globals()["_nnls_core"]
+        k = globals()[name]
         # compile now (or load the on-disk cache), with the argument types of every call
-        k(np.eye(2), np.ones(2), 10, np.zeros(1, np.int64), 0.5, 0.0, 0.0, False)
+        if name == "_nnls_core":
+            k(np.eye(2), np.ones(2), 10, np.zeros(1, np.int64), 0.5, 0.0, 0.0, False)
+        else:
+            k(np.eye(2), np.ones(2), np.ones(2), np.zeros(2), 10)
         return k
     except Exception as exc:  # e.g. no writable cache directory: the numpy path
-        warnings.warn("numba is installed but the compiled cone projection could not be "
-                      f"built ({type(exc).__name__}: {exc}); the numpy path runs instead "
-                      "(the same projections, slower). Set NUMBA_CACHE_DIR to a writable "
-                      "folder to fix a cache error.", RuntimeWarning, stacklevel=3)
+        warnings.warn(f"numba is installed but the compiled {what} could not be built "
+                      f"({type(exc).__name__}: {exc}); the numpy path runs instead (the "
+                      "same computation, slower). Set NUMBA_CACHE_DIR to a writable folder "
+                      "to fix a cache error.", RuntimeWarning, stacklevel=3)
         return None

@@ -196,6 +196,12 @@ def _fixed_point(prob: _Problem, Xd, vals, lam_s, max_iter, deadline):
     return n_iter
 
 
+#: ``_bvls`` runs compiled (numba, the ``fast`` extra; ``_ldp_kernel._bvls_core``) on
+#: matrices of at least this many entries (the digits and 20,000-sample searches; below
+#: it, loading numba, 0.6 s, costs more than a fit's few hundred small solves save)
+_BVLS_COMPILED_FROM = 10_000
+
+
 def _bvls(A: np.ndarray, b: np.ndarray, upper: np.ndarray, w0: np.ndarray,
           max_iter: Optional[int] = None):
     """``min_{0 <= w <= upper} ||A w - b||`` by an active-set method warm-started at ``w0``.
@@ -210,6 +216,14 @@ def _bvls(A: np.ndarray, b: np.ndarray, upper: np.ndarray, w0: np.ndarray,
     cold start, ~3.6 ms per call) at a fraction of the cost, to the same optimum.
     """
     upper = np.asarray(upper, dtype=np.float64)
+    if A.size >= _BVLS_COMPILED_FROM:
+        from . import _ldp_kernel
+
+        kern = _ldp_kernel.bvls_kernel()
+        if kern is not None:  # the same method, compiled (numba, the ``fast`` extra)
+            arg = _ldp_kernel.as_argument
+            return kern(arg(A), arg(b), arg(upper), arg(w0),
+                        4 * A.shape[1] + 20 if max_iter is None else int(max_iter))
     w = np.clip(np.asarray(w0, dtype=np.float64), 0.0, upper)
     # boxes of (nearly) zero width stay at 0: freeing them only cycles between the bounds
     live = np.flatnonzero(upper > 1e-12 * float(np.max(upper, initial=0.0)))
@@ -231,7 +245,10 @@ def _bvls(A: np.ndarray, b: np.ndarray, upper: np.ndarray, w0: np.ndarray,
         s[free] = 0.0
         # optimal when no bound's gradient points inward beyond rounding: |a_j^T r| at the
         # scale of ||a_j|| times the vectors r is made of
-        viol = (np.where(w <= 0.0, s, 0.0) + np.where(w >= upper, -s, 0.0)) \
+        # (a fixed variable strictly inside its box, from ``w0``: either sign)
+        inside = (w > 0.0) & (w < upper)
+        viol = (np.where(w <= 0.0, s, 0.0) + np.where(w >= upper, -s, 0.0)
+                + np.where(inside, np.abs(s), 0.0)) \
             / (col * (bn + float(np.linalg.norm(Aw))) + 1e-300)
         j = int(np.argmax(viol))
         if viol[j] <= 1e-13:
