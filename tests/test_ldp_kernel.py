@@ -227,6 +227,14 @@ def test_kernel_build_failure_warns_and_the_numpy_path_runs(monkeypatch):
 
 
 # ------------------------------------------------------------- the compiled cone projection
+@pytest.fixture(scope="module")
+def kernels():
+    """The compiled projection and bounded least squares (numba is installed, so both
+    must build: a failed build would let the tests below compare numpy with numpy)."""
+    assert _ldp_kernel.projection_kernel() is not None
+    assert _ldp_kernel.bvls_kernel() is not None
+
+
 def _cones(rng, n_cases=40):
     """Unit rows ``Gn`` (n x d) of varied shapes: random, repeated rows, rank deficient,
     more dimensions than rows, an integer grid (ties); and a vector ``c``."""
@@ -245,7 +253,7 @@ def _cones(rng, n_cases=40):
         yield G, rng.standard_normal(d) * 10.0 ** rng.integers(-3, 4)
 
 
-def test_compiled_cone_projection_matches_numpy_and_scipy(kern):
+def test_compiled_cone_projection_matches_numpy_and_scipy(kernels):
     """``_project_cone(compiled=True)`` (Lawson-Hanson on an updated QR factor, compiled)
     against the numpy path and scipy's NNLS: the same value ``||proj_K(c)||``, a point of
     the cone, the face's multipliers positive; warm starts from the optimum's face, a
@@ -274,7 +282,7 @@ def test_compiled_cone_projection_matches_numpy_and_scipy(kern):
             assert v2 == pytest.approx(val, rel=1e-9, abs=1e-11 * scale)
 
 
-def test_compiled_projection_stops_early_with_a_valid_bound(kern):
+def test_compiled_projection_stops_early_with_a_valid_bound(kernels):
     """With a threshold the compiled iteration stops once its bound is at most it: the
     returned value is then a certified bound (``||c + Gn^T mu||`` for ``mu >= 0``, so at
     least the exact value) within the threshold; below the exact value it runs to the
@@ -305,7 +313,7 @@ def test_compiled_projection_stops_early_with_a_valid_bound(kern):
 
 
 @pytest.mark.parametrize("free_bias", [False, True])
-def test_compiled_pattern_values_match_numpy(free_bias, kern):
+def test_compiled_pattern_values_match_numpy(free_bias, kernels):
     """``pattern_value`` with the compiled projections against the numpy path, on random
     cells, with and without a free hidden bias, exact and with a pricing threshold: the
     same certified value (exact), or a bound within the threshold that is at least the
@@ -316,7 +324,7 @@ def test_compiled_pattern_values_match_numpy(free_bias, kern):
     n, d = 60, 4
     X = rng.standard_normal((n, d))
     Xa = np.hstack([X, np.ones((n, 1))])
-    n_checked = 0
+    n_early = 0
     for _ in range(25):
         w = rng.standard_normal(d + 1)
         mask = Xa @ w >= 0
@@ -330,18 +338,19 @@ def test_compiled_pattern_values_match_numpy(free_bias, kern):
         t = 1.2 * ref[0]
         cut = _pattern_value(Xa, mask, c, stop_below=t, compiled=True, **kw)
         assert ref[0] * (1 - 1e-8) - tiny <= cut[0] <= t + tiny
-        n_checked += 1
-    assert n_checked == 25
+        n_early += cut[2] is None and cut[0] > tiny  # stopped at a bound, no point
+    assert n_early >= 3
 
 
-def test_dual_constraints_are_the_same_with_compiled_projections(monkeypatch, kern):
-    """A whole pricing pass (several dual points, thresholds and warm starts) and a
-    ReLU solve: the same values, maximisers and objective with the compiled projections
-    as with numpy's; the size rule decides for the whole pattern set."""
+def test_dual_constraints_are_the_same_with_compiled_projections(monkeypatch, kernels):
+    """A whole pricing pass (several dual points) and ReLU solves: the same values,
+    maximisers and objective with the compiled projections as with numpy's, whether every
+    refinement, none or those after the first few are compiled; a working-set loop counts
+    its refinements round after round and switches once it has made enough."""
     from convexrelu.arrangements import sample_patterns
     from convexrelu.certificates import _dual
     from convexrelu.program import ConvexProgram
-    from convexrelu.solvers import get_solver
+    from convexrelu.solvers import _column_generation, get_solver
 
     rng = np.random.default_rng(6)
     X = rng.standard_normal((80, 4))
@@ -349,19 +358,42 @@ def test_dual_constraints_are_the_same_with_compiled_projections(monkeypatch, ke
     pats = sample_patterns(X, 60, random_state=0, bias=True)
     lams = [rng.standard_normal(80) for _ in range(3)]
     lams = [lam - lam.mean() for lam in lams]
-    ref = _dual.dual_constraints(pats, X, lams, penalize_bias=False, compiled=False)
-    out = _dual.dual_constraints(pats, X, lams, penalize_bias=False, compiled=True)
-    for a, b in zip(out, ref):
-        assert a.value == pytest.approx(b.value, rel=1e-9)
-        assert a.pattern_index == b.pattern_index and a.sign == b.sign
-    assert _dual.compiled_projections(100) and not _dual.compiled_projections(99)
+    runs = {}
+    for lim, before in ((None, None), (0, None), (20, [0, 10, 30])):
+        monkeypatch.setattr(_dual, "_PROJECTION_COMPILED_AFTER", lim)
+        runs[lim] = _dual.dual_constraints(pats, X, lams, penalize_bias=False,
+                                           refined_before=before)
+    for lim in (0, 20):
+        for a, b in zip(runs[lim], runs[None]):
+            assert a.value == pytest.approx(b.value, rel=1e-9)
+            assert a.pattern_index == b.pattern_index and a.sign == b.sign
+            assert a.n_refined == b.n_refined > 0
+    # a working-set loop: the pricing oracle counts its refinements; past the limit the
+    # projections run compiled (counted), and the solution is the same
+    calls = []
+    project = _dual._project_cone_compiled
+
+    def counted(*args):
+        calls.append(1)
+        return project(*args)
+
+    monkeypatch.setattr(_dual, "_project_cone_compiled", counted)
     prog = ConvexProgram(X, y, pats, loss="logistic", alpha=0.05, bias=True)
-    sols = []
-    for lim in (None, 1):  # numpy everywhere; compiled everywhere
-        monkeypatch.setattr(_dual, "_PROJECTION_COMPILED_FROM", lim)
+    sols, n_calls = [], []
+    for lim in (None, 30):
+        monkeypatch.setattr(_dual, "_PROJECTION_COMPILED_AFTER", lim)
+        calls.clear()
         sols.append(get_solver("relu", tol=1e-8).solve(prog))
+        n_calls.append(len(calls))
+    assert n_calls[0] == 0 and n_calls[1] > 0
     assert sols[1].objective == pytest.approx(sols[0].objective, rel=1e-9)
     assert sols[1].info["rel_gap"] <= 1e-8
+    oracle = _column_generation._PatternOracle(pats, X, penalize_bias=False, n_chunks=3,
+                                               gated=False, beta=1.0)
+    oracle.evaluate(lams[0])
+    first = oracle.n_refined
+    oracle.evaluate(lams[0])
+    assert 0 < first < oracle.n_refined
 
 
 def test_compiled_projection_unavailable_falls_back_to_numpy(monkeypatch):
@@ -398,7 +430,7 @@ def _bvls_cases(rng, n_cases=80):
         yield A, b, upper, w0
 
 
-def test_compiled_bvls_matches_numpy_and_scipy(monkeypatch, kern):
+def test_compiled_bvls_matches_numpy_and_scipy(monkeypatch, kernels):
     """``_search._bvls`` compiled (``_ldp_kernel._bvls_core``: the free columns' QR factor
     updated) against its numpy path and scipy's BVLS: a point in the box with the same
     residual norm (the residual of a least-squares problem over a box is unique)."""
@@ -428,7 +460,7 @@ def test_compiled_bvls_matches_numpy_and_scipy(monkeypatch, kern):
         assert np.all(-s[live & (w >= upper)] <= tol[live & (w >= upper)])
 
 
-def test_compiled_bvls_reports_its_iteration_limit(kern):
+def test_compiled_bvls_reports_its_iteration_limit(kernels):
     """Out of iterations: ``ok`` is False and the point is still in the box."""
     rng = np.random.default_rng(9)
     A = rng.standard_normal((10, 40))
@@ -440,7 +472,7 @@ def test_compiled_bvls_reports_its_iteration_limit(kern):
     assert ok
 
 
-def test_local_search_is_the_same_search_with_the_compiled_bvls(monkeypatch, kern):
+def test_local_search_is_the_same_search_with_the_compiled_bvls(monkeypatch, kernels):
     """``search_violators`` with the DCA steps' BVLS compiled: a maximiser of the same
     value (up to rounding) as with numpy's, on a dual point with many negative rows."""
     from convexrelu.certificates import _search
@@ -451,19 +483,21 @@ def test_local_search_is_the_same_search_with_the_compiled_bvls(monkeypatch, ker
     lam = rng.standard_normal(400)
     lam -= lam.mean()
     calls = []
-    bvls = _search._bvls
+    kernel = _ldp_kernel.bvls_kernel()
 
-    def counted(A, *args, **kwargs):
-        calls.append(A.size >= _search._BVLS_COMPILED_FROM)
-        return bvls(A, *args, **kwargs)
+    def counted(*args):
+        calls.append(1)
+        return kernel(*args)
 
-    monkeypatch.setattr(_search, "_bvls", counted)
+    monkeypatch.setattr(_ldp_kernel, "bvls_kernel", lambda: counted)
     vals = []
+    n_calls = []
     for lim in (0, 10 ** 12):
         monkeypatch.setattr(_search, "_BVLS_COMPILED_FROM", lim)
         for free in (False, True):
             res = _search.search_violators(Xa, lam, free_bias=free, random_state=0)
             vals.append(res[0].value)
+        n_calls.append(len(calls))
     assert vals[0] == pytest.approx(vals[2], rel=1e-6)
     assert vals[1] == pytest.approx(vals[3], rel=1e-6)
-    assert any(calls) and not all(calls)  # both paths ran
+    assert n_calls[0] > 0 and n_calls[1] == n_calls[0]  # compiled, then numpy only

@@ -244,20 +244,15 @@ def _lawson_hanson(P, mu, passive, gradient, scale: float, max_iter: int, stop=N
     return P, mu, False
 
 
-#: :func:`dual_constraints` projects compiled (numba, the ``fast`` extra) over sets of at
-#: least this many patterns (below it, the 0.6 s and 100 MB of loading numba cost more
-#: than they save: a default fit over fewer patterns projects a few hundred times in all,
-#: at about 0.6 ms each in numpy). By the patterns alone, not the dual points: a joint
-#: evaluation and the separate ones take the same path (the same results). None: always
-#: the numpy path
-_PROJECTION_COMPILED_FROM = 100
-
-
-def compiled_projections(n_patterns: int) -> bool:
-    """Whether :func:`dual_constraints` over ``n_patterns`` patterns projects with the
-    compiled kernel (where numba is installed)."""
-    lim = _PROJECTION_COMPILED_FROM
-    return lim is not None and n_patterns >= lim
+#: a bound-then-refine pass over the patterns (:func:`dual_constraints`, one dual point)
+#: projects compiled (numba, the ``fast`` extra) once this many refinements were made
+#: before it (``refined_before``: a working-set loop's earlier pricing rounds) and in it:
+#: loading numba costs 0.6 s and 100 MB, which about 1,400 projections at 0.6 ms in numpy
+#: and 0.15 ms compiled pay back; a default fit makes a few hundred in all. A function of
+#: the dual point's own history and the fixed chunks (never of ``n_jobs``, of the other
+#: dual points evaluated with it, or of what ran before in the process): the same inputs
+#: take the same path. None: always numpy's path
+_PROJECTION_COMPILED_AFTER = 1000
 
 
 def _projection_kernel(compiled: bool):
@@ -309,7 +304,8 @@ def _project_cone(Gn: np.ndarray, c: np.ndarray, max_iter: int = 200,
     on that value (it is recomputed from the clipped multipliers). Returns
     ``(bound, u, rows)`` with ``rows`` the rows of positive multiplier (the face of ``u``).
     ``init``: rows to start from (a guess of the face, e.g. from interior-point
-    multipliers); the iteration then starts with them passive at ``mu = 0``. ``stop``: a
+    multipliers; indices outside the rows are ignored), shrunk until their least-squares
+    multipliers are positive, from which the iteration starts. ``stop``: a
     function of ``(rows, mu, u)`` (multipliers ``mu >= 0`` of ``rows``, ``u = c + Gn^T mu``)
     after each step; the iteration ends early when it returns True (pricing: a bound
     already below the threshold). ``stop_spec``: the same test as ``(stop_below, wlast, R,
@@ -324,6 +320,7 @@ def _project_cone(Gn: np.ndarray, c: np.ndarray, max_iter: int = 200,
     if kern is not None:
         return _project_cone_compiled(kern, Gn, c, max_iter, init, stop, stop_spec)
     Pset = np.zeros(0, int) if init is None else np.unique(np.asarray(init, int))
+    Pset = Pset[(Pset >= 0) & (Pset < Gn.shape[0])]
     mu = np.zeros(0)
     while Pset.size:  # warm start: shrink the guessed face until its multipliers are > 0
         Gp = Gn[Pset]
@@ -937,7 +934,7 @@ def dual_constraint(patterns, X, lam, *, penalize_bias: bool = True,
 
 def dual_constraints(patterns, X, lams, *, penalize_bias: bool = True,
                      block_size: int = 8192, refine: bool = True, n_jobs=None,
-                     multipliers=None, thresholds=None, compiled=None) -> list:
+                     multipliers=None, thresholds=None, refined_before=None) -> list:
     """:func:`dual_constraint` at several scalar dual points, in one pass over the masks.
 
     The one-vs-rest classes of a classifier and the outputs of a multi-output regression
@@ -953,10 +950,10 @@ def dual_constraints(patterns, X, lams, *, penalize_bias: bool = True,
     lams : sequence of array-like of shape (n_samples,)
     multipliers, thresholds : sequence, optional
         One ``PricingMultipliers`` (or None) and one threshold (or None) per dual point.
-    compiled : bool, optional
-        Refine with the compiled cone projection (numba, where installed); by default
-        from this call's size (:func:`compiled_projections`). A caller that splits one
-        evaluation into several calls decides once for all of them.
+    refined_before : sequence of int, optional
+        Per dual point, the refinements made for it before this call (a working-set
+        loop's earlier rounds; default 0): with ``_PROJECTION_COMPILED_AFTER`` they decide
+        when its pass switches to the compiled cone projection (numba, where installed).
 
     Returns
     -------
@@ -984,10 +981,10 @@ def dual_constraints(patterns, X, lams, *, penalize_bias: bool = True,
     if cand_rows is not None:  # the cheap bound holds a (rows x block) matrix: cap it
         block_size = max(64, min(block_size, (1 << 22) // max(cand_rows.size, 1)))
     warms = [None if m is None else (m.rows, m.faces) for m in multipliers]
+    before = [0] * k if refined_before is None else [int(r) for r in refined_before]
     parts = map_chunks(_scalar_chunk, patterns, ranges, Xa,
                        (Xt, lams, shift, R, cand_rows, free_bias, refine, block_size, warms,
-                        thresholds, compiled_projections(patterns.n_patterns)
-                        if compiled is None else bool(compiled)), n_jobs)
+                        thresholds, before), n_jobs)
     return [_merge_scalar([part[j] for part in parts], patterns, multipliers[j], shift,
                           free_bias, refine, d_aug) for j in range(k)]
 
@@ -1043,23 +1040,24 @@ def _chunk_size(block_size: int) -> int:
 
 
 def _scalar_chunk(patterns, offset, Xt, lams, shift, R, cand_rows, free_bias, refine,
-                  block_size, warms=None, thresholds=None, compiled=False):
+                  block_size, warms=None, thresholds=None, refined_before=None):
     """Bound-then-refine over one chunk of patterns for one or several dual points
     (indices reported from ``offset``), in one pass over the chunk's masks.
 
     ``lams``: a list of ``(n,)`` dual points (the one-vs-rest classes or outputs of a fit
     evaluated together: each block of masks is unpacked once and ``X_aug^T D_i lambda`` of
     all of them is one product); ``warms`` and ``thresholds``: one entry per dual point
-    (see :class:`_ScalarPass`); ``compiled``: the refinements' projections compiled
-    (:func:`compiled_projections`). Returns one result per dual point, each as
+    (see :class:`_ScalarPass`), as ``refined_before`` (the refinements made before, per
+    dual point). Returns one result per dual point, each as
     :meth:`_ScalarPass.result`.
     """
     k = len(lams)
     warms = [None] * k if warms is None else warms
     thresholds = [None] * k if thresholds is None else thresholds
+    before = [0] * k if refined_before is None else refined_before
     d_aug = Xt.shape[1]
-    passes = [_ScalarPass(d_aug, R, cand_rows, free_bias, refine, w, t, compiled)
-              for w, t in zip(warms, thresholds)]
+    passes = [_ScalarPass(d_aug, R, cand_rows, free_bias, refine, w, t, b)
+              for w, t, b in zip(warms, thresholds, before)]
     # (n, k d_aug): the columns of every dual point side by side
     XL = np.hstack([Xt * np.asarray(lam, np.float64)[:, None] for lam in lams])
     for start, masks, gates in patterns.iter_blocks(block_size):
@@ -1088,9 +1086,9 @@ class _ScalarPass:
     """
 
     def __init__(self, d_aug, R, cand_rows, free_bias, refine, warm=None, threshold=None,
-                 compiled=False):
+                 refined_before=0):
         self.d_aug, self.R, self.cand_rows = d_aug, R, cand_rows
-        self.compiled = compiled
+        self.refined_before = int(refined_before)
         self.free_bias, self.refine, self.warm = free_bias, refine, warm
         self.floor = -np.inf if threshold is None else float(threshold)
         self.threshold = threshold
@@ -1162,7 +1160,8 @@ class _ScalarPass:
                 # only the chunk's largest value counts: a pattern at most the largest so
                 # far (a violation, above the threshold) need not be refined to the end
                 stop_below=None if self.threshold is None else max(self.floor, self.best_U),
-                face_out=face if self.warm is not None else None, compiled=self.compiled)
+                face_out=face if self.warm is not None else None,
+                compiled=self._compiled())
             if self.warm is not None and a is not None:
                 self.new[(start + k, srow)] = a
             if face:
@@ -1174,6 +1173,11 @@ class _ScalarPass:
                 self.best_U, self.best_L = U, L
                 self.best_sign, self.best_idx = sgn, start + k
                 self.best_x = np.zeros(self.d_aug) if x is None else x
+
+    def _compiled(self) -> bool:
+        """Whether the next refinement projects compiled (``_PROJECTION_COMPILED_AFTER``)."""
+        lim = _PROJECTION_COMPILED_AFTER
+        return lim is not None and self.refined_before + self.n_refined >= lim
 
     def result(self):
         """``((U, L, x, sign, index), (gate_lower, gate_best), (n_checked, n_refined,

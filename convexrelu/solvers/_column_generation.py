@@ -170,6 +170,9 @@ class _PatternOracle:
         # below beta are not refined (only violations and a valid bound are needed)
         self.multipliers = PricingMultipliers()
         self.threshold = None if beta is None else float(beta) * (1 + _VIOLATION_RTOL)
+        # refinements made by the earlier rounds: from _PROJECTION_COMPILED_AFTER of them
+        # the cone projections run compiled (certificates._dual)
+        self.n_refined = 0
 
     def evaluate(self, lam):
         """``(M, candidates)``; candidates are ``(value, index)`` pairs."""
@@ -195,7 +198,6 @@ class _PatternOracle:
         lambda`` of all dual points are one matrix product; the refinements, multipliers
         and results are each oracle's own, as if evaluated alone."""
         from .._parallel import map_chunks
-        from ..certificates._dual import compiled_projections
 
         o = oracles[0]
         Xa = o.patterns.augment(o.X)
@@ -209,12 +211,12 @@ class _PatternOracle:
                                 [(q.multipliers.rows, q.multipliers.faces)
                                  for q in oracles],
                                 [q.threshold for q in oracles],
-                                compiled_projections(o.patterns.n_patterns)),
-                               o.n_jobs)
+                                [q.n_refined for q in oracles]), o.n_jobs)
             for j, q in enumerate(oracles):
                 for part in parts:
                     q.multipliers.rows.update(part[j][1][0])
                     q.multipliers.faces.update(part[j][1][1])
+                    q.n_refined += part[j][1][2]
             parts = [[res for res, _ in part] for part in parts]
         out = []
         for j in range(len(oracles)):
@@ -224,12 +226,13 @@ class _PatternOracle:
 
 
 def _relu_chunk(patterns, start, X, lams, penalize_bias, block_size, warms, thresholds,
-                compiled=None):
+                refined_before=None):
     """For each dual point of ``lams``: ``(M over the chunk, index of its maximiser)`` or
     None (an empty chunk), and the chunk's multipliers after the evaluation (its
     ``warms`` entry's rows and faces of the chunk, updated; keyed by index in the whole
-    set). ``compiled``: the projections' path, decided for the whole set of patterns
-    (``dual_constraints``)."""
+    set) with the chunk's number of refinements. ``refined_before``: each dual point's
+    refinements in the earlier rounds (``dual_constraints``: when its projections switch
+    to the compiled kernel)."""
     from ..certificates._dual import _subset, dual_constraints
 
     stop = start + patterns.n_patterns
@@ -241,14 +244,14 @@ def _relu_chunk(patterns, start, X, lams, penalize_bias, block_size, warms, thre
         mults.append(mult)
     dvs = dual_constraints(patterns, X, lams, penalize_bias=penalize_bias,
                            block_size=block_size, n_jobs=1, multipliers=mults,
-                           thresholds=thresholds, compiled=compiled)
+                           thresholds=thresholds, refined_before=refined_before)
     out = []
     for dv, mult in zip(dvs, mults):
         rows = {k + start: v for k, v in mult.rows.items()}
         faces = {k + start: v for k, v in mult.faces.items()}
         best = None if dv.pattern_index < 0 else \
             (float(dv.value), start + int(dv.pattern_index))
-        out.append((best, (rows, faces)))
+        out.append((best, (rows, faces, dv.n_refined)))
     return out
 
 
