@@ -173,16 +173,10 @@ def _nnls_core(A, b, maxiter, init, stop_below, wlast, R_, all_active):
         if _add_column(A, j, Q, R, qtb, order, p):
             passive[j] = True
             p += 1
+    none = np.zeros(0)
     while p > 0:  # shrink it until its coefficients are positive
         _backsolve(R, qtb, p, z)
-        ok = True
-        for k in range(p):
-            if not z[k] > 0.0:  # (NaN too)
-                ok = False
-                break
-        if ok:
-            for k in range(p):
-                x[order[k]] = z[k]
+        if _take_inside(z, x, order, p, none):
             break
         k = p - 1
         while k >= 0:
@@ -236,14 +230,7 @@ def _nnls_core(A, b, maxiter, init, stop_below, wlast, R_, all_active):
             it += 1
             if it > maxiter:
                 return x, 1
-            ok = True
-            for k in range(p):
-                if not z[k] > 0.0:
-                    ok = False
-                    break
-            if ok:
-                for k in range(p):
-                    x[order[k]] = z[k]
+            if _take_inside(z, x, order, p, none):
                 break
             # step from x towards z until the first passive coefficient reaches zero
             step = 1.0
@@ -358,14 +345,7 @@ def _bvls_core(A, b, upper, w0, maxiter):
                     t += Q[r, i] * (b[r] - fixed[r])
                 qtb[i] = t
             _backsolve(R, qtb, p, z)
-            inside = True
-            for k in range(p):
-                if not 0.0 <= z[k] <= upper[order[k]]:  # (NaN too)
-                    inside = False
-                    break
-            if inside:
-                for k in range(p):
-                    w[order[k]] = z[k]
+            if _take_inside(z, w, order, p, upper):
                 break
             # step from w_F towards z until the first bound
             step = 1.0
@@ -411,6 +391,21 @@ def _bvls_core(A, b, upper, w0, maxiter):
                 break
         blocked[:] = False
     return w, False
+
+
+def _take_inside(z, x, order, p, upper):
+    """``x[order[:p]] = z[:p]`` and True where every ``z[k]`` lies in its box, else False
+    (``x`` unchanged): ``z > 0`` with ``upper`` empty (NNLS), ``0 <= z <= upper`` (of the
+    column) otherwise. A NaN is outside."""
+    for k in range(p):
+        if upper.shape[0] == 0:
+            if not z[k] > 0.0:
+                return False
+        elif not 0.0 <= z[k] <= upper[order[k]]:
+            return False
+    for k in range(p):
+        x[order[k]] = z[k]
+    return True
 
 
 def _backsolve(R, qtb, p, z):
@@ -701,8 +696,8 @@ def _compiled(name: str, what: str):
 
 
 #: the helpers compiled by either build, shared (each compiled once per process)
-_HELPERS = ("_backsolve", "_remove_column", "_add_column", "_stop_bound", "_nnls_core",
-            "_bvls_core", "_nnls", "_lu_solve", "_norm_viol")
+_HELPERS = ("_take_inside", "_backsolve", "_remove_column", "_add_column", "_stop_bound",
+            "_nnls_core", "_bvls_core", "_nnls", "_lu_solve", "_norm_viol")
 
 
 def _jit():
