@@ -396,6 +396,46 @@ def test_dual_constraints_are_the_same_with_compiled_projections(monkeypatch, ke
     assert 0 < first < oracle.n_refined
 
 
+def test_compiled_projections_switch_on_sooner_for_larger_cones(monkeypatch, kernels):
+    """The number of refinements before a pass projects compiled falls with the cones'
+    size (``n x d_aug`` beyond the reference): counted kernel calls, the same values."""
+    from convexrelu.arrangements import sample_patterns
+    from convexrelu.certificates import _dual
+
+    assert _dual._compiled_after(569, 31) == _dual._PROJECTION_COMPILED_AFTER
+    assert _dual._compiled_after(100, 5) == _dual._PROJECTION_COMPILED_AFTER
+    assert _dual._compiled_after(1797, 65) == int(np.ceil(
+        _dual._PROJECTION_COMPILED_AFTER * 569 * 31 / (1797 * 65)))
+    assert _dual._compiled_after(10 ** 7, 100) == 1
+    rng = np.random.default_rng(8)
+    X = rng.standard_normal((60, 12))
+    pats = sample_patterns(X, 200, random_state=1, bias=True)
+    lam = rng.standard_normal(60)
+    lam -= lam.mean()
+    calls = []
+    project = _dual._project_cone_compiled
+
+    def counted(*args):
+        calls.append(1)
+        return project(*args)
+
+    monkeypatch.setattr(_dual, "_project_cone_compiled", counted)
+    monkeypatch.setattr(_dual, "_PROJECTION_COMPILED_AFTER", None)
+    ref = _dual.dual_constraints(pats, X, [lam], penalize_bias=False)[0]
+    assert not calls and ref.n_refined > 20
+    monkeypatch.setattr(_dual, "_PROJECTION_COMPILED_AFTER", 40)
+    # the cones: the 60 rows of X_aug (13 columns)
+    n_d = 60 * 13
+    for size, after in ((n_d, 40), (n_d // 4, 10)):
+        monkeypatch.setattr(_dual, "_PROJECTION_REFERENCE_SIZE", size)
+        assert _dual._compiled_after(60, 13) == after
+        calls.clear()
+        out = _dual.dual_constraints(pats, X, [lam], penalize_bias=False)[0]
+        assert out.value == pytest.approx(ref.value, rel=1e-9)
+        assert out.n_refined == ref.n_refined
+        assert len(calls) == max(ref.n_refined - after, 0)
+
+
 def test_compiled_projection_unavailable_falls_back_to_numpy(monkeypatch):
     """No kernel (numba missing or unable to build): ``compiled=True`` is numpy's path,
     with the same results."""

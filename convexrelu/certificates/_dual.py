@@ -246,13 +246,30 @@ def _lawson_hanson(P, mu, passive, gradient, scale: float, max_iter: int, stop=N
 
 #: a bound-then-refine pass over the patterns (:func:`dual_constraints`, one dual point)
 #: projects compiled (numba, the ``fast`` extra) once this many refinements were made
-#: before it (``refined_before``: a working-set loop's earlier pricing rounds) and in it:
-#: loading numba costs 0.6 s and 100 MB, which about 1,400 projections at 0.6 ms in numpy
-#: and 0.15 ms compiled pay back; a default fit makes a few hundred in all. A function of
-#: the dual point's own history and the fixed chunks (never of ``n_jobs``, of the other
-#: dual points evaluated with it, or of what ran before in the process): the same inputs
-#: take the same path. None: always numpy's path
+#: before it (``refined_before``: a working-set loop's earlier pricing rounds) and in it,
+#: for cones of at most ``_PROJECTION_REFERENCE_SIZE`` entries (``n x d_aug``); for
+#: larger cones proportionally fewer (:func:`_compiled_after`). Loading numba costs 0.6 s
+#: and 100 MB, which about 1,400 projections at 0.6 ms in numpy and 0.15 ms compiled pay
+#: back (breast cancer, 569 x 31); a default fit makes a few hundred in all. A function
+#: of the dual point's own history, the data's shape and the fixed chunks (never of
+#: ``n_jobs``, of the other dual points evaluated with it, or of what ran before in the
+#: process): the same inputs take the same path. None: always numpy's path
 _PROJECTION_COMPILED_AFTER = 1000
+#: the cone size (``n x d_aug`` entries) at which ``_PROJECTION_COMPILED_AFTER`` holds
+#: as it is; a projection's cost grows with it (digits, 1,797 x 65: 5.6 ms each in numpy
+#: against 0.6 ms for breast cancer's 569 x 31)
+_PROJECTION_REFERENCE_SIZE = 569 * 31
+
+
+def _compiled_after(n: int, d: int) -> Optional[int]:
+    """The refinements after which a pass over cones of ``n x d`` entries projects
+    compiled: ``_PROJECTION_COMPILED_AFTER`` scaled down by the cones' size beyond
+    ``_PROJECTION_REFERENCE_SIZE`` (at least 1), or None (never)."""
+    lim = _PROJECTION_COMPILED_AFTER
+    if lim is None:
+        return None
+    scale = min(1.0, _PROJECTION_REFERENCE_SIZE / max(int(n) * int(d), 1))
+    return max(1, int(np.ceil(lim * scale))) if lim > 0 else int(lim)
 
 
 def _projection_kernel(compiled: bool):
@@ -952,7 +969,7 @@ def dual_constraints(patterns, X, lams, *, penalize_bias: bool = True,
         One ``PricingMultipliers`` (or None) and one threshold (or None) per dual point.
     refined_before : sequence of int, optional
         Per dual point, the refinements made for it before this call (a working-set
-        loop's earlier rounds; default 0): with ``_PROJECTION_COMPILED_AFTER`` they decide
+        loop's earlier rounds; default 0): with :func:`_compiled_after` they decide
         when its pass switches to the compiled cone projection (numba, where installed).
 
     Returns
@@ -1161,7 +1178,7 @@ class _ScalarPass:
                 # far (a violation, above the threshold) need not be refined to the end
                 stop_below=None if self.threshold is None else max(self.floor, self.best_U),
                 face_out=face if self.warm is not None else None,
-                compiled=self._compiled())
+                compiled=self._compiled(Xt))
             if self.warm is not None and a is not None:
                 self.new[(start + k, srow)] = a
             if face:
@@ -1174,9 +1191,10 @@ class _ScalarPass:
                 self.best_sign, self.best_idx = sgn, start + k
                 self.best_x = np.zeros(self.d_aug) if x is None else x
 
-    def _compiled(self) -> bool:
-        """Whether the next refinement projects compiled (``_PROJECTION_COMPILED_AFTER``)."""
-        lim = _PROJECTION_COMPILED_AFTER
+    def _compiled(self, Xt) -> bool:
+        """Whether the next refinement (cones of the rows of ``Xt``) projects compiled
+        (:func:`_compiled_after`)."""
+        lim = _compiled_after(*Xt.shape)
         return lim is not None and self.refined_before + self.n_refined >= lim
 
     def result(self):

@@ -170,8 +170,8 @@ class _PatternOracle:
         # below beta are not refined (only violations and a valid bound are needed)
         self.multipliers = PricingMultipliers()
         self.threshold = None if beta is None else float(beta) * (1 + _VIOLATION_RTOL)
-        # refinements made by the earlier rounds: from _PROJECTION_COMPILED_AFTER of them
-        # the cone projections run compiled (certificates._dual)
+        # refinements made by the earlier rounds: from _dual._compiled_after of them the
+        # cone projections run compiled (certificates._dual)
         self.n_refined = 0
 
     def evaluate(self, lam):
