@@ -1011,16 +1011,41 @@ def test_the_certificate_starts_from_the_cone_multipliers(rng, monkeypatch):
 
 def test_the_rows_hessians_from_outer_products_equal_block_by_block(rng, monkeypatch):
     """The cone rows' Hessians of all blocks as one product with the rows' outer products
-    (every block over every row, small data) give the solve block by block does."""
+    (every block over every row: small data, or enough patterns within the memory cap)
+    give the solve block by block does."""
     import convexrelu.solvers._restricted_barrier as rb
 
     prog = _program(rng, "logistic", True, False, n=80, d=3, k=10, alpha=0.05)
-    outer = RestrictedBarrierSolver().solve(prog)
-    monkeypatch.setattr(rb, "_OUTER_MAX", 0)
-    loop = RestrictedBarrierSolver().solve(prog)
-    assert outer.n_iter == loop.n_iter
-    np.testing.assert_allclose(outer.V, loop.V, rtol=1e-6, atol=1e-9)
-    assert outer.objective == pytest.approx(loop.objective, rel=1e-12)
+    used = []
+    parts = rb._PrimalDual._parts
+
+    def recorded(self, *args):
+        out = parts(self, *args)
+        used.append(self._outer is not None)
+        return out
+
+    monkeypatch.setattr(rb._PrimalDual, "_parts", recorded)
+
+    def solve(outer_max, outer_large, min_patterns):
+        monkeypatch.setattr(rb, "_OUTER_MAX", outer_max)
+        monkeypatch.setattr(rb, "_OUTER_LARGE", outer_large)
+        monkeypatch.setattr(rb, "_OUTER_MIN_PATTERNS", min_patterns)
+        used.clear()
+        sol = RestrictedBarrierSolver().solve(prog)
+        assert used and len(set(used)) == 1
+        return sol, used[0]
+
+    outer, by_outer = solve(1 << 19, 1 << 23, 8)  # small: always the outer products
+    # larger than _OUTER_MAX: the outer products from _OUTER_MIN_PATTERNS patterns (10
+    # here) while within _OUTER_LARGE, else block by block
+    many, by_many = solve(0, 1 << 23, 10)
+    few, by_few = solve(0, 1 << 23, 11)
+    large, by_large = solve(0, 0, 8)
+    assert (by_outer, by_many, by_few, by_large) == (True, True, False, False)
+    for a, b in ((outer, few), (many, large)):
+        assert a.n_iter == b.n_iter
+        np.testing.assert_allclose(a.V, b.V, rtol=1e-6, atol=1e-9)
+        assert a.objective == pytest.approx(b.objective, rel=1e-12)
 
 
 def _resume_case(seed=0):
