@@ -436,6 +436,64 @@ def test_compiled_projections_switch_on_sooner_for_larger_cones(monkeypatch, ker
         assert len(calls) == max(ref.n_refined - after, 0)
 
 
+def test_restricted_certificates_count_the_loops_refinements(monkeypatch, kernels):
+    """A working-set loop hands its pricing's refinement count to the restricted barrier,
+    whose certificate counts it as its own history: once the loop has switched to the
+    compiled projections, so has each later certificate, from its first projection."""
+    from convexrelu.arrangements import sample_patterns
+    from convexrelu.certificates import _dual
+    from convexrelu.program import ConvexProgram
+    from convexrelu.solvers import _restricted_barrier, get_solver
+
+    rng = np.random.default_rng(6)
+    X = rng.standard_normal((80, 4))
+    y = (X[:, 0] * X[:, 1] > 0).astype(float)
+    pats = sample_patterns(X, 60, random_state=0, bias=True)
+    prog = ConvexProgram(X, y, pats, loss="logistic", alpha=0.05, bias=True)
+    calls, certs = [], []
+    project, gap = _dual._project_cone, _restricted_barrier.duality_gap
+
+    def counted(*args, **kwargs):
+        calls.append(bool(kwargs.get("compiled", False)))
+        return project(*args, **kwargs)
+
+    def recorded(*args, multipliers=None):
+        calls.clear()
+        out = gap(*args, multipliers=multipliers)
+        certs.append((multipliers.refined_before, list(calls)))
+        return out
+
+    monkeypatch.setattr(_dual, "_project_cone", counted)
+    monkeypatch.setattr(_restricted_barrier, "duality_gap", recorded)
+    sols = {}
+    for lim in (None, 30):
+        monkeypatch.setattr(_dual, "_PROJECTION_COMPILED_AFTER", lim)
+        certs.clear()
+        sols[lim] = get_solver("relu", tol=1e-8).solve(prog)
+        before = [b for b, _ in certs]
+        assert len(certs) >= 3 and before[0] == 0
+        assert before == sorted(before) and before[-1] > 30
+        for b, c in certs:
+            assert c  # each certificate refines
+            if lim is None:
+                assert not any(c)
+            elif b >= lim:
+                assert all(c)
+    assert sols[30].objective == pytest.approx(sols[None].objective, rel=1e-9)
+    assert sols[30].info["rel_gap"] <= 1e-8
+    # a certificate evaluated alone with such multipliers: compiled from the start
+    m = _dual.PricingMultipliers()
+    m.refined_before = 30
+    lam = rng.standard_normal(80)
+    lam -= lam.mean()
+    calls.clear()
+    a = _dual.dual_constraint(pats, X, lam, penalize_bias=False, multipliers=m)
+    assert calls and all(calls) and len(calls) == a.n_refined
+    monkeypatch.setattr(_dual, "_PROJECTION_COMPILED_AFTER", None)
+    b = _dual.dual_constraint(pats, X, lam, penalize_bias=False)
+    assert a.value == pytest.approx(b.value, rel=1e-9)
+
+
 def test_compiled_projection_unavailable_falls_back_to_numpy(monkeypatch):
     """No kernel (numba missing or unable to build): ``compiled=True`` is numpy's path,
     with the same results."""

@@ -863,6 +863,10 @@ class PricingMultipliers:
         # pattern index -> [face for +1, face for -1] (None: none): the rows of positive
         # multiplier, where the refinement of that pattern and sign starts next time
         self.faces: dict = {}
+        # refinements made before for the dual points these multipliers serve (a
+        # working-set loop's pricing, for its restricted programs' certificates): counted
+        # with a pass's own by :func:`_compiled_after`
+        self.refined_before = 0
 
     def update(self, new: dict, faces: Optional[dict] = None) -> None:
         """Merge ``{(index, sign_row): a}`` from a chunk's refinements, and their faces
@@ -999,6 +1003,8 @@ def dual_constraints(patterns, X, lams, *, penalize_bias: bool = True,
         block_size = max(64, min(block_size, (1 << 22) // max(cand_rows.size, 1)))
     warms = [None if m is None else (m.rows, m.faces) for m in multipliers]
     before = [0] * k if refined_before is None else [int(r) for r in refined_before]
+    before = [b if m is None else max(b, int(getattr(m, "refined_before", 0)))
+              for b, m in zip(before, multipliers)]
     parts = map_chunks(_scalar_chunk, patterns, ranges, Xa,
                        (Xt, lams, shift, R, cand_rows, free_bias, refine, block_size, warms,
                         thresholds, before), n_jobs)

@@ -948,6 +948,8 @@ def _run_steps(ws, oracle, *, loss, y, alpha, n_samples, output_bias, free_bias,
                           or not hasattr(oracle, "confirm")))
         if hasattr(inner, "rough"):
             inner.rough = rough
+        if hasattr(inner, "refined_before"):
+            inner.refined_before = int(getattr(oracle, "n_refined", 0))
         prog = ws.program()
         V, W, c0, z, primal, it = _restricted_solve(inner, prog, loss, y, alpha, gated,
                                                     polish, gap)
@@ -1170,6 +1172,9 @@ class _AutoInner(BaseSolver):
         self.rough = False
         self.solved_rough = False  # read by the loop: the last solve was a rough one
         self.loop_tol = 0.0  # set by the loop: its certified relative gap tol
+        # set by the loop: its pricing's refinements so far (the barrier's certificate
+        # projects compiled once they are many: certificates._dual._compiled_after)
+        self.refined_before = 0
 
     def _warm(self, program):
         """The previous restricted solution mapped onto ``program``'s patterns (the loop
@@ -1308,6 +1313,7 @@ class _AutoInner(BaseSolver):
         # (digits one-vs-rest, P = 100: 1-2 % of a class's time)
         self._barrier._certify_solution = bool(
             program.loss.constant_curvature(program.y) is None and self._cvxpy_fits(program))
+        self._barrier.refined_before = self.refined_before
         with muted_convergence(), warnings.catch_warnings():
             # judged by the loop's certificate over all patterns
             warnings.simplefilter("ignore", ConvergenceWarning)

@@ -200,6 +200,10 @@ class RestrictedBarrierSolver(BaseSolver):
 
     # the last solve's final primal-dual state, by pattern (:meth:`_resumable`)
     _state = None
+    # set by a working-set loop: the refinements its pricing has made, which the
+    # certificate counts as its own history (certificates._dual._compiled_after: its cone
+    # projections run compiled once the loop's have)
+    refined_before = 0
 
     def _keep_state(self, program, state, ok) -> None:
         """Keep the final primal-dual state of a converged solve whose blocks all kept
@@ -345,8 +349,9 @@ class RestrictedBarrierSolver(BaseSolver):
         if self._certify_solution:
             # the certificate (BaseSolver._finish keeps it), its projections started from
             # the cone multipliers of the last Newton step
-            dg = duality_gap(program, sol.V, sol.W, sol.output_bias,
-                             multipliers=_cone_multipliers(program, state))
+            mult = _cone_multipliers(program, state)
+            mult.refined_before = int(self.refined_before)
+            dg = duality_gap(program, sol.V, sol.W, sol.output_bias, multipliers=mult)
             sol.gap = dg.gap / n
             sol.info.update(rel_gap=dg.rel_gap, dual_bound=dg.bound)
         return sol
