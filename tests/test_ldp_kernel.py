@@ -342,6 +342,19 @@ def test_compiled_pattern_values_match_numpy(free_bias, kernels):
     assert n_early >= 3
 
 
+def _count_calls(monkeypatch, module, name):
+    """Replace ``module.name`` by a wrapper that records each call; the list of calls."""
+    calls = []
+    original = getattr(module, name)
+
+    def counted(*args, **kwargs):
+        calls.append(1)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(module, name, counted)
+    return calls
+
+
 def test_dual_constraints_are_the_same_with_compiled_projections(monkeypatch, kernels):
     """A whole pricing pass (several dual points) and ReLU solves: the same values,
     maximisers and objective with the compiled projections as with numpy's, whether every
@@ -370,14 +383,7 @@ def test_dual_constraints_are_the_same_with_compiled_projections(monkeypatch, ke
             assert a.n_refined == b.n_refined > 0
     # a working-set loop: the pricing oracle counts its refinements; past the limit the
     # projections run compiled (counted), and the solution is the same
-    calls = []
-    project = _dual._project_cone_compiled
-
-    def counted(*args):
-        calls.append(1)
-        return project(*args)
-
-    monkeypatch.setattr(_dual, "_project_cone_compiled", counted)
+    calls = _count_calls(monkeypatch, _dual, "_project_cone_compiled")
     prog = ConvexProgram(X, y, pats, loss="logistic", alpha=0.05, bias=True)
     sols, n_calls = [], []
     for lim in (None, 30):
@@ -412,14 +418,7 @@ def test_compiled_projections_switch_on_sooner_for_larger_cones(monkeypatch, ker
     pats = sample_patterns(X, 200, random_state=1, bias=True)
     lam = rng.standard_normal(60)
     lam -= lam.mean()
-    calls = []
-    project = _dual._project_cone_compiled
-
-    def counted(*args):
-        calls.append(1)
-        return project(*args)
-
-    monkeypatch.setattr(_dual, "_project_cone_compiled", counted)
+    calls = _count_calls(monkeypatch, _dual, "_project_cone_compiled")
     monkeypatch.setattr(_dual, "_PROJECTION_COMPILED_AFTER", None)
     ref = _dual.dual_constraints(pats, X, [lam], penalize_bias=False)[0]
     assert not calls and ref.n_refined > 20
@@ -492,6 +491,43 @@ def test_restricted_certificates_count_the_loops_refinements(monkeypatch, kernel
     monkeypatch.setattr(_dual, "_PROJECTION_COMPILED_AFTER", None)
     b = _dual.dual_constraint(pats, X, lam, penalize_bias=False)
     assert a.value == pytest.approx(b.value, rel=1e-9)
+
+
+def test_grown_fits_restricted_certificates_count_the_listed_pricing(monkeypatch, kernels):
+    """A default estimator fit over sampled patterns (the working-set loop priced by the
+    listed patterns and a local search): its restricted certificates count the listed
+    pricing's refinements, and project compiled once those reach the limit."""
+    from sklearn.datasets import load_breast_cancer
+    from sklearn.preprocessing import StandardScaler
+
+    import convexrelu
+    from convexrelu.certificates import _dual
+    from convexrelu.solvers import _restricted_barrier
+
+    X, y = load_breast_cancer(return_X_y=True)
+    X, y = StandardScaler().fit_transform(X)[:120, :6], y[:120]
+    calls, certs = [], []
+    project, gap = _dual._project_cone, _restricted_barrier.duality_gap
+
+    def counted(*args, **kwargs):
+        calls.append(bool(kwargs.get("compiled", False)))
+        return project(*args, **kwargs)
+
+    def recorded(*args, multipliers=None):
+        calls.clear()
+        out = gap(*args, multipliers=multipliers)
+        certs.append((multipliers.refined_before, list(calls)))
+        return out
+
+    monkeypatch.setattr(_dual, "_project_cone", counted)
+    monkeypatch.setattr(_restricted_barrier, "duality_gap", recorded)
+    monkeypatch.setattr(_dual, "_PROJECTION_COMPILED_AFTER", 100)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        convexrelu.ConvexReLUClassifier(alpha=1e-3, random_state=0).fit(X, y)
+    later = [c for b, c in certs if b >= 100]
+    assert later and max(b for b, _ in certs) > 100
+    assert all(all(c) for c in later) and any(c for c in later)
 
 
 def test_compiled_projection_unavailable_falls_back_to_numpy(monkeypatch):

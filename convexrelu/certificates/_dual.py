@@ -251,9 +251,12 @@ def _lawson_hanson(P, mu, passive, gradient, scale: float, max_iter: int, stop=N
 #: larger cones proportionally fewer (:func:`_compiled_after`). Loading numba costs 0.6 s
 #: and 100 MB, which about 1,400 projections at 0.6 ms in numpy and 0.15 ms compiled pay
 #: back (breast cancer, 569 x 31); a default fit makes a few hundred in all. A function
-#: of the dual point's own history, the data's shape and the fixed chunks (never of
-#: ``n_jobs``, of the other dual points evaluated with it, or of what ran before in the
-#: process): the same inputs take the same path. None: always numpy's path
+#: of the dual point's own history (with a working-set loop's restricted certificates,
+#: the loop's pricing refinements: ``PricingMultipliers.refined_before``), the data's
+#: shape and the fixed chunks (never of ``n_jobs``, of the other dual points evaluated
+#: with it, or of what ran before in the process): the same inputs take the same path.
+#: With ``n_jobs > 1`` the pricing runs in workers, and a certificate in the main process
+#: may then load numba itself. None: always numpy's path
 _PROJECTION_COMPILED_AFTER = 1000
 #: the cone size (``n x d_aug`` entries) at which ``_PROJECTION_COMPILED_AFTER`` holds
 #: as it is; a projection's cost grows with it (digits, 1,797 x 65: 5.6 ms each in numpy
@@ -918,7 +921,8 @@ def dual_constraint(patterns, X, lam, *, penalize_bias: bool = True,
         spare the refinement of every pattern they already bound below the running
         maximum, and this call's refinements are added to them. The bound stays certified;
         the maximiser found can differ from a cold evaluation's only among patterns
-        whose values tie to within the refinement's accuracy.
+        whose values tie to within the refinement's accuracy. Its ``refined_before``
+        counts as refinements made before this call (:func:`dual_constraints`).
     threshold : float, optional
         Pricing mode. Patterns whose cheap or warm bound is at most ``threshold`` are not
         refined, and once a chunk of patterns has found a value above ``threshold (1 +

@@ -367,7 +367,9 @@ def duality_gap(program, V, W, c0, multipliers=None) -> Optional[DualGap]:
     constrained formulations and for non-smooth losses (a subgradient is not a dual point:
     :func:`~convexrelu.certificates.certify` maximises the hinge dual over its margin box
     instead). ``multipliers``: a ``PricingMultipliers`` of the program's patterns (one
-    output): earlier multipliers that start its refinements (never change the value).
+    output): earlier multipliers that start its refinements (never change the value
+    beyond rounding; their ``refined_before`` can switch the projections to the compiled
+    kernel).
     """
     if program.formulation not in ("relu", "gated_relu") or not program.loss.smooth:
         return None

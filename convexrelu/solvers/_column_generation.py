@@ -368,6 +368,13 @@ class _SearchOracle:
         self.stats = {"n_searches": 0, "search_time": 0.0, "n_found": 0,
                       "best_ratio": 0.0}
 
+    @property
+    def n_refined(self) -> int:
+        """The refinements made by the listed patterns' pricing
+        (:attr:`_PatternOracle.n_refined`): the history the loop's restricted
+        certificates count (certificates._dual._compiled_after)."""
+        return self.listed.n_refined
+
     def _budget_left(self) -> float:
         if self.stats["n_searches"] >= self.max_searches:
             return 0.0
@@ -980,6 +987,8 @@ def _run_steps(ws, oracle, *, loss, y, alpha, n_samples, output_bias, free_bias,
             # the loop stopped (rounds, time) right after a rough restricted solve: the
             # kept blocks solved exactly, so the network carries no interior-point dust
             # (kept if within 1e-6 of the rough objective: dropped blocks were idle)
+            if hasattr(inner, "refined_before"):
+                inner.refined_before = int(getattr(oracle, "n_refined", 0))
             prog = ws.program()
             V2, W2, c2, z2, p2, it = _restricted_solve(inner, prog, loss, y, alpha, gated,
                                                        polish, 0.0)

@@ -735,6 +735,13 @@ def barrier_bytes(program: ConvexProgram) -> tuple:
     fall back to)."""
     n, kd = program.n_samples, program.n_patterns * program.d_aug
     design = 8 * RestrictedBarrierSolver.design_entries(program)
+    # the rows' outer products of the cone rows' Hessians (_OUTER_LARGE), where they may be
+    # formed (every block over every row: at most 32 d_a samples)
+    d = program.d_aug
+    outer = n * d * (d + 1) // 2
+    if n <= 32 * d and (outer <= _OUTER_MAX or (program.n_patterns >= _OUTER_MIN_PATTERNS
+                                                and outer <= _OUTER_LARGE)):
+        design += 8 * outer
     whole = 8 * 2 * (1 + 2 * kd) ** 2
     if low_rank_curvature(n, kd):
         return design + 8 * (3 * kd * n + 2 * n * n + 3 * (1 + kd) ** 2), whole
@@ -788,18 +795,20 @@ _REDUCED_MAX_EARLY = 20
 # step or two; objectives within 4e-8 relative (3e-2: 38.9 s on digits)
 _Z_FLOOR = 1e-2
 # the cone rows' Hessians come from the rows' outer products (n x d_a (d_a + 1) / 2,
-# formed once, read at every step) up to this many entries (4 MB: a cache's size), else
-# block by block. Measured (one BLAS thread): the 26 restricted programs of a default digits
-# fit (n = 1,347, d_a = 65: 22 MB of outer products) 13.9-15.2 s block by block, 16.1-16.6
-# s from the outer products; breast cancer (n = 569, d_a = 31: 2.3 MB), 50 patterns, 1.2
-# ms a step against 5.6
+# formed once per pass over the rows, read at every step) up to this many entries (4 MB: a
+# cache's size) whatever the number of patterns; breast cancer (n = 569, d_a = 31: 2.3 MB),
+# 50 patterns, 1.2 ms a step against 5.6 block by block
 _OUTER_MAX = 1 << 19
 # and up to this many (64 MB) where the program has at least _OUTER_MIN_PATTERNS patterns:
 # one product over all blocks then beats the blocks' own products once the outer products
-# are formed (48 ms at n = 1,797, d_a = 65, once per solve). Measured (one BLAS thread,
-# n = 1,797, d_a = 65, random weights), a step's cone-row Hessians block by block against
-# from the outer products: 5.1 / 4.0 ms at 5 patterns, 10.3 / 4.9 at 10, 36.6 / 13.8 at
-# 40, 73.6 / 27.8 at 80; at 3 patterns 3.2 / 3.4
+# are formed (48 ms at n = 1,797, d_a = 65). Measured (one BLAS thread, n = 1,797, d_a =
+# 65, random weights), a step's cone-row Hessians block by block against from the outer
+# products: 5.1 / 4.0 ms at 5 patterns, 10.3 / 4.9 at 10, 36.6 / 13.8 at 40, 73.6 / 27.8
+# at 80; at 3 patterns 3.2 / 3.4. Whole fits (2026-12-06): the default digits fit (n =
+# 1,347: 22 MB) 31.4 and 29.7 s block by block against 28.0 and 26.9 s with this rule and
+# the compiled projections' rule of that day (an earlier measurement, when only 4 MB were
+# allowed, had the outer products slower there: 16.1-16.6 s against 13.9-15.2 s over its
+# 26 restricted programs, every size of program alike)
 _OUTER_LARGE = 1 << 23
 _OUTER_MIN_PATTERNS = 8
 
@@ -1125,8 +1134,13 @@ class _PrimalDual:
             # step at k = 50, n = 569, d_a = 31
             iu, ju = np.triu_indices(d)
             off = iu != ju
-            if self._outer is None:
-                self._outer = np.ascontiguousarray(self.Xa[:, iu] * self.Xa[:, ju])
+            if self._outer is None:  # row chunks: no temporaries of its size
+                n = self.Xa.shape[0]
+                self._outer = np.empty((n, iu.size))
+                step = max(1, (1 << 18) // max(iu.size, 1))
+                for a in range(0, n, step):
+                    np.multiply(self.Xa[a:a + step, iu], self.Xa[a:a + step, ju],
+                                out=self._outer[a:a + step])
             Wt = np.zeros((2 * self.k, self.Xa.shape[0]))  # z / s of the V and W blocks
             for i, (z_, s_) in enumerate(zip(zv + zw, sv + sw)):
                 if s_.size:
