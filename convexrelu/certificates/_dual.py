@@ -922,7 +922,7 @@ def dual_constraint(patterns, X, lam, *, penalize_bias: bool = True,
         maximum, and this call's refinements are added to them. The bound stays certified;
         the maximiser found can differ from a cold evaluation's only among patterns
         whose values tie to within the refinement's accuracy. Its ``refined_before``
-        counts as refinements made before this call (:func:`dual_constraints`).
+        counts as refinements made before this call (``dual_constraints``).
     threshold : float, optional
         Pricing mode. Patterns whose cheap or warm bound is at most ``threshold`` are not
         refined, and once a chunk of patterns has found a value above ``threshold (1 +
