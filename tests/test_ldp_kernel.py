@@ -435,20 +435,13 @@ def test_compiled_projections_switch_on_sooner_for_larger_cones(monkeypatch, ker
         assert len(calls) == max(ref.n_refined - after, 0)
 
 
-def test_restricted_certificates_count_the_loops_refinements(monkeypatch, kernels):
-    """A working-set loop hands its pricing's refinement count to the restricted barrier,
-    whose certificate counts it as its own history: once the loop has switched to the
-    compiled projections, so has each later certificate, from its first projection."""
-    from convexrelu.arrangements import sample_patterns
+def _record_certificates(monkeypatch):
+    """Record each cone projection (whether compiled) and, per restricted barrier
+    certificate, ``(multipliers.refined_before, [compiled per projection])``: the lists
+    ``(calls, certs)``."""
     from convexrelu.certificates import _dual
-    from convexrelu.program import ConvexProgram
-    from convexrelu.solvers import _restricted_barrier, get_solver
+    from convexrelu.solvers import _restricted_barrier
 
-    rng = np.random.default_rng(6)
-    X = rng.standard_normal((80, 4))
-    y = (X[:, 0] * X[:, 1] > 0).astype(float)
-    pats = sample_patterns(X, 60, random_state=0, bias=True)
-    prog = ConvexProgram(X, y, pats, loss="logistic", alpha=0.05, bias=True)
     calls, certs = [], []
     project, gap = _dual._project_cone, _restricted_barrier.duality_gap
 
@@ -464,6 +457,24 @@ def test_restricted_certificates_count_the_loops_refinements(monkeypatch, kernel
 
     monkeypatch.setattr(_dual, "_project_cone", counted)
     monkeypatch.setattr(_restricted_barrier, "duality_gap", recorded)
+    return calls, certs
+
+
+def test_restricted_certificates_count_the_loops_refinements(monkeypatch, kernels):
+    """A working-set loop hands its pricing's refinement count to the restricted barrier,
+    whose certificate counts it as its own history: once the loop has switched to the
+    compiled projections, so has each later certificate, from its first projection."""
+    from convexrelu.arrangements import sample_patterns
+    from convexrelu.certificates import _dual
+    from convexrelu.program import ConvexProgram
+    from convexrelu.solvers import get_solver
+
+    rng = np.random.default_rng(6)
+    X = rng.standard_normal((80, 4))
+    y = (X[:, 0] * X[:, 1] > 0).astype(float)
+    pats = sample_patterns(X, 60, random_state=0, bias=True)
+    prog = ConvexProgram(X, y, pats, loss="logistic", alpha=0.05, bias=True)
+    calls, certs = _record_certificates(monkeypatch)
     sols = {}
     for lim in (None, 30):
         monkeypatch.setattr(_dual, "_PROJECTION_COMPILED_AFTER", lim)
@@ -502,25 +513,10 @@ def test_grown_fits_restricted_certificates_count_the_listed_pricing(monkeypatch
 
     import convexrelu
     from convexrelu.certificates import _dual
-    from convexrelu.solvers import _restricted_barrier
 
     X, y = load_breast_cancer(return_X_y=True)
     X, y = StandardScaler().fit_transform(X)[:120, :6], y[:120]
-    calls, certs = [], []
-    project, gap = _dual._project_cone, _restricted_barrier.duality_gap
-
-    def counted(*args, **kwargs):
-        calls.append(bool(kwargs.get("compiled", False)))
-        return project(*args, **kwargs)
-
-    def recorded(*args, multipliers=None):
-        calls.clear()
-        out = gap(*args, multipliers=multipliers)
-        certs.append((multipliers.refined_before, list(calls)))
-        return out
-
-    monkeypatch.setattr(_dual, "_project_cone", counted)
-    monkeypatch.setattr(_restricted_barrier, "duality_gap", recorded)
+    calls, certs = _record_certificates(monkeypatch)
     monkeypatch.setattr(_dual, "_PROJECTION_COMPILED_AFTER", 100)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
