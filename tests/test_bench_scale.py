@@ -100,3 +100,16 @@ def test_one_vs_rest_relu_row_solves_the_classes_together(monkeypatch):
     progs = bench_scale._program("digits", 60, 4, bias=True)
     alone = sum(get_solver("relu", tol=1e-6).solve(p).objective for p in progs)
     assert r["objective"] == pytest.approx(alone, rel=1e-6)
+
+
+@pytest.mark.slow  # two worker processes and the ten classes twice
+def test_one_vs_rest_relu_row_over_two_processes_matches_one():
+    """The digits row's classes spread over two worker processes: the same programs, the
+    same total objective as the one-process row, every class certified, and the workers'
+    peak RSS reported."""
+    one = bench_scale.run_row("relu", "digits", 60, 4, bias=True)
+    two = bench_scale.run_row("relu_jobs", "digits", 60, 4, bias=True)
+    assert two["programs"] == one["programs"] > 1
+    assert two["objective"] == pytest.approx(one["objective"], rel=1e-6)
+    assert two["rel_gap"] <= 1e-6
+    assert two["worker_rss"] > 1 << 20
