@@ -602,6 +602,48 @@ def test_compiled_bvls_reports_its_iteration_limit(kernels):
     assert ok
 
 
+def test_local_search_on_larger_data_runs_every_bvls_compiled(monkeypatch, kernels):
+    """From ``_BVLS_COMPILED_DATA`` entries of data on, every DCA step's bounded least
+    squares runs compiled, however small its matrix; below, none of them does (with the
+    matrix-size rule switched off); the same maximiser's value either way."""
+    from convexrelu.certificates import _search
+
+    rng = np.random.default_rng(11)
+    X = rng.standard_normal((300, 6))
+    Xa = np.hstack([X, np.ones((300, 1))])
+    lam = rng.standard_normal(300)
+    lam -= lam.mean()
+    kernel = _ldp_kernel.bvls_kernel()
+    compiled, solves = [], []
+
+    def counted(*args):
+        compiled.append(args[0].size)
+        return kernel(*args)
+
+    orig = _search._bvls
+
+    def spy(A, *args, **kwargs):
+        solves.append(A.size)
+        return orig(A, *args, **kwargs)
+
+    monkeypatch.setattr(_ldp_kernel, "bvls_kernel", lambda: counted)
+    monkeypatch.setattr(_search, "_bvls", spy)
+    monkeypatch.setattr(_search, "_BVLS_COMPILED_FROM", 10 ** 12)
+    vals = []
+    for lim, want in ((Xa.size + 1, "numpy"), (Xa.size, "compiled")):
+        compiled.clear()
+        solves.clear()
+        monkeypatch.setattr(_search, "_BVLS_COMPILED_DATA", lim)
+        vals.append(_search.search_violators(Xa, lam, free_bias=True, random_state=0)[0]
+                    .value)
+        assert solves and max(solves) < 10 ** 12
+        if want == "numpy":
+            assert compiled == []
+        else:
+            assert compiled == solves  # every one, each the first call of its solve
+    assert vals[0] == pytest.approx(vals[1], rel=1e-6)
+
+
 def test_local_search_is_the_same_search_with_the_compiled_bvls(monkeypatch, kernels):
     """``search_violators`` with the DCA steps' BVLS compiled: a maximiser of the same
     value (up to rounding) as with numpy's, on a dual point with many negative rows."""

@@ -32,7 +32,8 @@ use (:func:`projection_kernel`, :func:`bvls_kernel`; about 9 and 5 s, then cache
   whatever the rounding.
 * :func:`_bvls_core`, bounded-variable least squares from a warm start, is the DCA step
   of the local search (``certificates._search._bvls``) on matrices of at least
-  ``_search._BVLS_COMPILED_FROM`` entries.
+  ``_search._BVLS_COMPILED_FROM`` entries, and on every matrix of a search whose data
+  has at least ``_search._BVLS_COMPILED_DATA`` entries.
 """
 
 from __future__ import annotations

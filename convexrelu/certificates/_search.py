@@ -200,10 +200,16 @@ def _fixed_point(prob: _Problem, Xd, vals, lam_s, max_iter, deadline):
 #: matrices of at least this many entries (the digits and 20,000-sample searches; below
 #: it, loading numba, 0.6 s, costs more than a fit's few hundred small solves save)
 _BVLS_COMPILED_FROM = 10_000
+#: ... and on every matrix of a search whose data ``X_a`` has at least this many entries
+#: (a function of the data's shape only): those searches load numba for their large
+#: matrices anyway. Measured on the default digits fit (``random_state=0``, 1,347 x 65,
+#: one BLAS thread): 1,283 of its 1,880 DCA steps' solves had fewer entries (one class
+#: against the rest: the negative rows are the class's ~135 samples) and ran in numpy
+_BVLS_COMPILED_DATA = 50_000
 
 
 def _bvls(A: np.ndarray, b: np.ndarray, upper: np.ndarray, w0: np.ndarray,
-          max_iter: Optional[int] = None):
+          max_iter: Optional[int] = None, compiled: bool = False):
     """``min_{0 <= w <= upper} ||A w - b||`` by an active-set method warm-started at ``w0``.
 
     Lawson and Hanson's NNLS with two bounds (Stark and Parker's BVLS): the variables at a
@@ -214,9 +220,10 @@ def _bvls(A: np.ndarray, b: np.ndarray, upper: np.ndarray, w0: np.ndarray,
     step's start is the previous point's pattern, so few variables change: measured on
     diabetes's searches, this replaced ``scipy.optimize.lsq_linear(method="bvls")`` (a
     cold start, ~3.6 ms per call) at a fraction of the cost, to the same optimum.
+    ``compiled``: run compiled whatever the size (where numba is installed).
     """
     upper = np.asarray(upper, dtype=np.float64)
-    if A.size >= _BVLS_COMPILED_FROM:
+    if compiled or A.size >= _BVLS_COMPILED_FROM:
         from . import _ldp_kernel
 
         kern = _ldp_kernel.bvls_kernel()
@@ -312,7 +319,8 @@ def _dca_step(prob: _Problem, x, lam_s, neg):
         A, rhs = XN.T, g
     upper = np.maximum(wN, 0.0)
     # warm start: the subgradient of k at x (the negative rows active at x at their bound)
-    w, ok = _bvls(A, rhs, upper, np.where(act[neg], upper, 0.0))
+    w, ok = _bvls(A, rhs, upper, np.where(act[neg], upper, 0.0),
+                  compiled=prob.n * prob.d_aug >= _BVLS_COMPILED_DATA)
     if not ok:  # pragma: no cover - the active-set method did not settle: scipy's
         from scipy.optimize import lsq_linear
 
