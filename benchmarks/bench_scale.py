@@ -14,7 +14,8 @@ Rows:
   ``alpha=1e-3``), the ReLU programs to gap 1e-6 (goal <= 60 s, all ten): in one process
   (the classes' working-set loops in lock-step), and the classes spread over two worker
   processes (``joblib``, one BLAS thread each; each class its own loop, as
-  ``ConvexReLUClassifier(n_jobs=2)`` runs them; peak RSS: the largest process);
+  ``ConvexReLUClassifier(n_jobs=2)`` runs them; peak RSS: the largest process, not the
+  total of the three);
 * ``make_regression(n, 20, noise=10)`` (X standardised, y centred and scaled) with P=100
   patterns at ``0.1 alpha_max``: gated ReLU (the gated solver's default: FISTA at these
   sizes; the dual barrier on the small "our regime" rows) and ReLU (``solver="relu"``, and its
@@ -123,7 +124,9 @@ def run_row(method, kind, n, P, d=20, bias=True, ratio=0.1, time_limit=None):
         # the one-vs-rest classes over two worker processes, each class's loop alone
         from joblib import Parallel, delayed
 
-        res = Parallel(n_jobs=2)(delayed(_solve_relu)(p, time_limit) for p in progs)
+        # the row's time limit shared: each class gets what is left when it starts
+        end = None if time_limit is None else time.time() + time_limit
+        res = Parallel(n_jobs=2)(delayed(_solve_relu)(p, end) for p in progs)
         for obj, gap, meth, _ in res:
             objective += obj
             gaps.append(gap)
@@ -170,8 +173,9 @@ def run_row(method, kind, n, P, d=20, bias=True, ratio=0.1, time_limit=None):
     return out
 
 
-def _solve_relu(prog, time_limit):
-    """One ReLU program to gap 1e-6 in a worker: ``(objective, gap, method, peak RSS)``."""
+def _solve_relu(prog, end):
+    """One ReLU program to gap 1e-6 in a worker, by the wall-clock time ``end`` (or None):
+    ``(objective, gap, method, peak RSS of the worker)``."""
     import resource
     import warnings
 
@@ -179,6 +183,7 @@ def _solve_relu(prog, time_limit):
 
     from convexrelu.solvers import get_solver
 
+    time_limit = None if end is None else max(end - time.time(), 1.0)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         sol = get_solver("relu", tol=1e-6, time_limit=time_limit).solve(prog)
