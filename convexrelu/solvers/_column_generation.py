@@ -955,8 +955,7 @@ def _run_steps(ws, oracle, *, loss, y, alpha, n_samples, output_bias, free_bias,
                           or not hasattr(oracle, "confirm")))
         if hasattr(inner, "rough"):
             inner.rough = rough
-        if hasattr(inner, "refined_before"):
-            inner.refined_before = int(getattr(oracle, "n_refined", 0))
+        _hand_refinements(inner, oracle)
         prog = ws.program()
         V, W, c0, z, primal, it = _restricted_solve(inner, prog, loss, y, alpha, gated,
                                                     polish, gap)
@@ -987,8 +986,7 @@ def _run_steps(ws, oracle, *, loss, y, alpha, n_samples, output_bias, free_bias,
             # the loop stopped (rounds, time) right after a rough restricted solve: the
             # kept blocks solved exactly, so the network carries no interior-point dust
             # (kept if within 1e-6 of the rough objective: dropped blocks were idle)
-            if hasattr(inner, "refined_before"):
-                inner.refined_before = int(getattr(oracle, "n_refined", 0))
+            _hand_refinements(inner, oracle)
             prog = ws.program()
             V2, W2, c2, z2, p2, it = _restricted_solve(inner, prog, loss, y, alpha, gated,
                                                        polish, 0.0)
@@ -1006,6 +1004,13 @@ def _run_steps(ws, oracle, *, loss, y, alpha, n_samples, output_bias, free_bias,
                 converged=bool(converged), stalled=stalled, rounds=rnd, n_inner=n_inner,
                 history=history,
                 time=elapsed(), exact=bool(oracle.exact))
+
+
+def _hand_refinements(inner, oracle) -> None:
+    """Give the inner solver the pricing's refinement count before a restricted solve
+    (its certificate counts them as its own history: certificates._dual._compiled_after)."""
+    if hasattr(inner, "refined_before"):
+        inner.refined_before = int(getattr(oracle, "n_refined", 0))
 
 
 def _restricted_solve(inner, prog, loss, y, alpha, gated, polish, gap):

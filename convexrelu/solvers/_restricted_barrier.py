@@ -735,13 +735,11 @@ def barrier_bytes(program: ConvexProgram) -> tuple:
     fall back to)."""
     n, kd = program.n_samples, program.n_patterns * program.d_aug
     design = 8 * RestrictedBarrierSolver.design_entries(program)
-    # the rows' outer products of the cone rows' Hessians (_OUTER_LARGE), where they may be
-    # formed (every block over every row: at most 32 d_a samples)
+    # the rows' outer products of the cone rows' Hessians (_outer_products_used), where
+    # they may be formed (every block over every row: at most _ROWS_PER_DIM d_a samples)
     d = program.d_aug
-    outer = n * d * (d + 1) // 2
-    if n <= 32 * d and (outer <= _OUTER_MAX or (program.n_patterns >= _OUTER_MIN_PATTERNS
-                                                and outer <= _OUTER_LARGE)):
-        design += 8 * outer
+    if n <= _ROWS_PER_DIM * d and _outer_products_used(n, d, program.n_patterns):
+        design += 8 * (n * d * (d + 1) // 2)
     whole = 8 * 2 * (1 + 2 * kd) ** 2
     if low_rank_curvature(n, kd):
         return design + 8 * (3 * kd * n + 2 * n * n + 3 * (1 + kd) ** 2), whole
@@ -811,6 +809,15 @@ _OUTER_MAX = 1 << 19
 # 26 restricted programs, every size of program alike)
 _OUTER_LARGE = 1 << 23
 _OUTER_MIN_PATTERNS = 8
+
+
+def _outer_products_used(n: int, d: int, k: int) -> bool:
+    """Whether a program of ``k`` patterns over ``n`` rows of ``d`` entries, every block
+    keeping every row, forms its cone rows' Hessians from the rows' outer products
+    (``n d (d + 1) / 2`` entries: ``_OUTER_MAX``, or ``_OUTER_LARGE`` from
+    ``_OUTER_MIN_PATTERNS`` patterns on)."""
+    size = n * d * (d + 1) // 2
+    return size <= _OUTER_MAX or (k >= _OUTER_MIN_PATTERNS and size <= _OUTER_LARGE)
 
 
 def reduced_newton_solver(Q, Hv: np.ndarray, Hw: np.ndarray, ob: bool, rho: float,
@@ -1125,9 +1132,7 @@ class _PrimalDual:
         gv[:, :kp] += self.beta * Uv
         gw[:, :kp] += self.beta * Uw
         sv, sw = self._slacks(V, W)
-        size = self.Xa.shape[0] * d * (d + 1) // 2
-        if self._sgn is not None and (size <= _OUTER_MAX or (
-                self.k >= _OUTER_MIN_PATTERNS and size <= _OUTER_LARGE)):
+        if self._sgn is not None and _outer_products_used(self.Xa.shape[0], d, self.k):
             # every block over every row (its signs square away): X_a^T diag(z / s) X_a
             # of all blocks as one product with the upper triangles of the rows' outer
             # products x x^T (n x d_a (d_a + 1) / 2, formed once): 5.6 ms -> 1.2 ms a
