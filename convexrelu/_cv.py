@@ -85,14 +85,18 @@ def _path_patterns(estimator, X_train) -> ActivationPatterns | str:
     """
     p = estimator.patterns
     if isinstance(p, str) and p == "auto":
-        estimator._check_pattern_memory(X_train.shape[0], estimator.max_patterns, given=False)
-        try:
-            return enumerate_patterns(X_train, bias=estimator.bias,
+        n = X_train.shape[0]
+        try:  # the budget checked on the count found (the enumeration packs its masks)
+            pats = enumerate_patterns(X_train, bias=estimator.bias,
                                       max_patterns=estimator.max_patterns)
         except PatternLimitError:
-            return sample_patterns(X_train, min(_PATH_PATTERNS, estimator.max_patterns),
+            n_sample = min(_PATH_PATTERNS, estimator.max_patterns)
+            estimator._check_pattern_memory(n, n_sample, given=False)
+            return sample_patterns(X_train, n_sample,
                                    random_state=_seed(estimator.random_state),
                                    bias=estimator.bias, linear=True)
+        estimator._check_pattern_memory(n, pats.n_patterns, given=False, listed=True)
+        return pats
     pats = estimator._get_patterns(X_train)
     return "exact" if pats is None else pats
 

@@ -151,13 +151,14 @@ class _ConvexReLUBase(BaseEstimator):
                                  f"bias={p.bias}; recompute them or change bias.")
             self._check_pattern_memory(X.shape[0], p.n_patterns, given=True)
             return p
-        n_max = int(p) if isinstance(p, numbers.Integral) else self.max_patterns
-        self._check_pattern_memory(X.shape[0], n_max, given=False)
         if isinstance(p, numbers.Integral) and not isinstance(p, bool):
+            self._check_pattern_memory(X.shape[0], int(p), given=False)
             return sample_patterns(X, int(p), random_state=_seed(self.random_state),
                                    bias=self.bias, linear=True)
         try:
-            return enumerate_patterns(X, bias=self.bias, max_patterns=self.max_patterns,
+            # the enumeration holds its masks packed (n / 8 bytes a pattern): the budget
+            # is checked on the count it found, before the program's masks are formed
+            pats = enumerate_patterns(X, bias=self.bias, max_patterns=self.max_patterns,
                                       progress=bool(self.verbose) or None)
         except PatternLimitError as exc:
             if p == "exact":
@@ -168,10 +169,15 @@ class _ConvexReLUBase(BaseEstimator):
                     "column generation priced by branch and bound only for "
                     "formulation='relu', solver 'auto', 'relu' or 'column_generation' and a "
                     "data rank at most 10.") from None
+        else:
+            self._check_pattern_memory(X.shape[0], pats.n_patterns, given=False,
+                                       listed=True)
+            return pats
         from ._warnings import user_stacklevel
 
         grows = self._will_grow()
         n_sample = min(self.max_patterns, self._GROWN_SAMPLE) if grows else self.max_patterns
+        self._check_pattern_memory(X.shape[0], n_sample, given=False)
         how = ", grown by a local search for violating neurons" if grows else ""
         warnings.warn(
             f"X has more than max_patterns={self.max_patterns} activation patterns; fitting "
@@ -205,11 +211,17 @@ class _ConvexReLUBase(BaseEstimator):
     # breast cancer, 426 x 31 with bias, 2000 patterns, 14.5 GB peak RSS)
     _CVXPY_BYTES_PER_ENTRY = 500
 
-    def _check_pattern_memory(self, n: int, n_patterns: int, *, given: bool) -> None:
-        """Refuse a pattern set too large for the memory budget, before allocating it."""
+    def _check_pattern_memory(self, n: int, n_patterns: int, *, given: bool,
+                              listed: bool = False) -> None:
+        """Refuse a pattern set too large for the memory budget, before the program's
+        masks are formed (``listed``: the ``n_patterns`` patterns the enumeration found)."""
         what = (f"the masks of the given {n_patterns} patterns over {n} samples" if given
+                else f"the masks of all {n_patterns} activation patterns of X over {n} "
+                "samples" if listed
                 else f"the masks of up to {n_patterns} patterns over {n} samples")
         remedy = ("pass fewer patterns" if given else
+                  f"lower max_patterns below {n_patterns} (patterns are then sampled)"
+                  if listed else
                   "lower max_patterns" if not isinstance(self.patterns, numbers.Integral)
                   else "lower patterns (the number of sampled patterns)")
         check_memory(self._BYTES_PER_MASK_ENTRY * n * n_patterns, what,
@@ -640,7 +652,9 @@ class ConvexReLURegressor(RegressorMixin, _ConvexReLUBase):
         :class:`~convexrelu.arrangements.ActivationPatterns` computed on the training X
         (not grown). Memory: patterns whose masks would exceed the memory budget
         (:func:`convexrelu.set_config`) are refused with a
-        :class:`~convexrelu.MemoryBudgetError` before they are allocated.
+        :class:`~convexrelu.MemoryBudgetError` before they are allocated; the budget
+        holds the patterns the fit uses (those listed, or the 500 sampled of a grown
+        fit), not ``max_patterns`` of them (the enumeration packs its masks in bits).
     bias : bool, default=True
         Hidden-layer bias.
     penalize_bias : bool, default=False

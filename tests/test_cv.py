@@ -412,6 +412,28 @@ def test_default_selection_rules():
         ConvexReLUClassifierCV(alpha_selection="min").fit(np.eye(4), [0, 1, 0, 1])
 
 
+def test_path_patterns_check_the_budget_on_what_they_hold(rng):
+    """The path's patterns are checked against the memory budget as sampled (200 of them)
+    or as listed (the count found), not as max_patterns=2000."""
+    from convexrelu import MemoryBudgetError, config_context
+
+    X = rng.standard_normal((300, 4))  # far more than 2000 patterns with a bias
+    # 17 * 300 * 200 bytes = 1.0 MB fit in 2 MiB; 17 * 300 * 2000 = 10.2 MB would not
+    with config_context(memory_budget=2):
+        pats = _path_patterns(ConvexReLURegressor(random_state=0), X)
+    assert not pats.exact and pats.n_patterns == _PATH_PATTERNS
+    with config_context(memory_budget=0.5):
+        with pytest.raises(MemoryBudgetError, match=f"up to {_PATH_PATTERNS} patterns over "
+                           "300 samples"):
+            _path_patterns(ConvexReLURegressor(random_state=0), X)
+    line = X[:, :1]  # 600 patterns, listed: 17 * 300 * 600 bytes = 3.1 MB
+    with config_context(memory_budget=2):
+        with pytest.raises(MemoryBudgetError, match="all 600 activation patterns of X"):
+            _path_patterns(ConvexReLURegressor(), line)
+    with config_context(memory_budget=4):
+        assert _path_patterns(ConvexReLURegressor(), line).n_patterns == 600
+
+
 def test_path_patterns_sample_fewer_than_the_plain_estimator(rng):
     X = rng.standard_normal((40, 4))  # far more than 2000 patterns with a bias
     pats = _path_patterns(ConvexReLURegressor(random_state=0), X)

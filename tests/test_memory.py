@@ -72,13 +72,41 @@ def test_estimator_refuses_before_sampling(data, monkeypatch):
         raise AssertionError("patterns were sampled before the memory check")
 
     monkeypatch.setattr(est, "sample_patterns", boom)
-    monkeypatch.setattr(est, "enumerate_patterns", boom)
     with config_context(memory_budget=0.01):  # 10 KiB
-        with pytest.raises(MemoryBudgetError, match=r"up to 2000 patterns over 60 samples.*"
+        # X's patterns are too many to list: the grown fit's 500 sampled ones are checked
+        with pytest.raises(MemoryBudgetError, match=r"up to 500 patterns over 60 samples.*"
                            r"lower max_patterns"):
             ConvexReLURegressor().fit(X, y)
         with pytest.raises(MemoryBudgetError, match=r"lower patterns \(the number of sampled"):
             ConvexReLUClassifier(patterns=500).fit(X, y > 1)
+
+
+def test_estimator_checks_the_patterns_it_uses_not_max_patterns(data):
+    # the budget holds the grown fit's 500 sampled patterns (17 * 60 * 500 bytes) but not
+    # max_patterns=2000 of them: the fit goes on (it was refused for max_patterns)
+    X, y = data
+    est = ConvexReLURegressor(random_state=0)
+    assert 17 * 60 * 500 < 2**20 < 17 * 60 * est.max_patterns
+    with config_context(memory_budget=1):
+        with pytest.warns(UserWarning, match="fitting over 500 sampled patterns"):
+            est.fit(X, y)
+    assert not est.patterns_.exact
+    assert est.score(X, y) > 0.5  # |x_0| + noise: a real fit, not the mean
+
+
+def test_estimator_checks_the_listed_patterns_after_enumerating():
+    # one feature and a bias: 2 n = 120 patterns, listed (packed while enumerating); the
+    # program's masks of all 120 (17 * 60 * 120 bytes) are refused before they are formed
+    rng = np.random.default_rng(1)
+    X = rng.standard_normal((60, 1))
+    y = np.abs(X[:, 0])
+    with config_context(memory_budget=0.1):  # 100 KiB < 122 KB
+        with pytest.raises(MemoryBudgetError, match=r"all 120 activation patterns of X over "
+                           r"60 samples.*lower max_patterns below 120"):
+            ConvexReLURegressor().fit(X, y)
+    with config_context(memory_budget=0.2):
+        est = ConvexReLURegressor().fit(X, y)
+    assert est.patterns_.exact and est.patterns_.n_patterns == 120
 
 
 def test_estimator_refuses_given_patterns(data):
