@@ -28,20 +28,32 @@ def repair_feasibility(Xa: np.ndarray, signs: np.ndarray, B: np.ndarray,
     Returns the repaired blocks and the largest violation before repair, relative to
     ``max_j ||b_j|| * ||Xa||_2``.
     """
-    A = np.where(signs, 1.0, -1.0)
     B = np.asarray(B, np.float64)
-    Q = A * (Xa @ B.T)
-    viol = np.maximum(-Q, 0.0)
     scale = max(float(np.max(np.linalg.norm(B, axis=1))) if B.size else 0.0, 1e-300)
     scale *= max(float(np.linalg.norm(Xa, 2)), 1e-300)
-    worst = float(np.max(viol)) / scale if viol.size else 0.0
+    # the samples in blocks: the (n, blocks) slacks and their ratios were five arrays of
+    # 168 MB each at n = 750,000 (28 blocks), a large fit's peak
+    step = max(1, _REPAIR_ENTRIES // max(B.shape[0], 1))
+    worst, tau = 0.0, np.zeros(B.shape[0])
+    for s in range(0, Xa.shape[0], step):
+        A = np.where(signs[s:s + step], 1.0, -1.0)
+        viol = np.maximum(-(A * (Xa[s:s + step] @ B.T)), 0.0)
+        if not viol.size or not np.any(viol > 0):
+            continue
+        worst = max(worst, float(np.max(viol)))
+        if gates is not None:
+            Gq = A * (Xa[s:s + step] @ gates)  # > 0 on the nonzero rows for interior gates
+            with np.errstate(divide="ignore", invalid="ignore"):
+                need = np.where(viol > 0, viol / np.where(Gq > 0, Gq, np.nan), 0.0)
+            tau = np.maximum(tau, np.nan_to_num(need, nan=0.0).max(axis=0))
+    worst /= scale
     if gates is None or worst == 0.0:
         return B, worst
-    Gq = A * (Xa @ gates)  # > 0 on the nonzero rows for interior gates
-    with np.errstate(divide="ignore", invalid="ignore"):
-        need = np.where(viol > 0, viol / np.where(Gq > 0, Gq, np.nan), 0.0)
-    tau = np.nan_to_num(need, nan=0.0).max(axis=0) * (1.0 + 1e-9)
-    return B + tau[:, None] * gates.T, worst
+    return B + (tau * (1.0 + 1e-9))[:, None] * gates.T, worst
+
+
+# entries of each block of repair_feasibility's (samples x blocks) arrays (8 MB)
+_REPAIR_ENTRIES = 1 << 20
 
 
 def _null_space(F: np.ndarray, d: int) -> np.ndarray:

@@ -585,3 +585,21 @@ def test_pricing_refines_no_pattern_past_the_chunks_largest_value(data_bias, pen
         raised += stop > t
         best = max(best, U)
     assert raised > 0
+
+
+def test_candidate_rows_in_sample_blocks_match_one_product(monkeypatch):
+    # the free-bias bound's rows: the extreme samples along fixed random directions, found
+    # block by block (no (k / 2) x n product: 0.9 GB at n = 225,000); the same rows as the
+    # whole product's arg-reductions, ties (repeated samples) going to the first sample
+    import convexrelu.certificates._dual as dual
+
+    rng = np.random.default_rng(3)
+    P = rng.standard_normal((500, 6))
+    P[400:] = P[:100]  # repeats: ties across blocks
+    monkeypatch.setattr(dual, "_CANDIDATE_BLOCK", 37)
+    rows = dual._candidate_rows(P, k=64)
+    dirs = np.random.default_rng(0).standard_normal((6, 32))
+    proj = dirs.T @ P.T
+    ref = np.unique(np.concatenate([proj.argmax(axis=1), proj.argmin(axis=1)]))
+    np.testing.assert_array_equal(rows, ref)
+    assert rows.max() < 400  # a repeat never replaces its first occurrence

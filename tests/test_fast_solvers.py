@@ -756,3 +756,34 @@ def test_single_output_rough_stage_runs_in_float32(monkeypatch, loss_name):
                             method="fista")
     assert seen and all(dt == np.float64 for dt, _ in seen)
     assert abs(r.objective - r64.objective) <= 1e-7 * abs(r64.objective)
+
+
+def test_repair_feasibility_in_sample_blocks(monkeypatch):
+    """The repair works through the samples in blocks (no (n, blocks) arrays: five of
+    168 MB at n = 750,000): the same repaired blocks and violation as over all samples
+    at once, every block inside its cone afterwards."""
+    import convexrelu._polish as polish
+
+    _, Xa, pats, _ = make_problem("squared", True, True)
+    rng = np.random.default_rng(4)
+    M = pats.masks
+    signs = np.hstack([M, M]) > 0
+    gates = np.hstack([pats.gates] * 2)
+    B0 = rng.standard_normal((2 * M.shape[1], Xa.shape[1]))
+    # over all samples at once
+    A = np.where(signs, 1.0, -1.0)
+    viol = np.maximum(-A * (Xa @ B0.T), 0.0)
+    Gq = A * (Xa @ gates)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        need = np.where(viol > 0, viol / np.where(Gq > 0, Gq, np.nan), 0.0)
+    ref = B0 + (np.nan_to_num(need, nan=0.0).max(axis=0) * (1 + 1e-9))[:, None] * gates.T
+    scale = np.max(np.linalg.norm(B0, axis=1)) * np.linalg.norm(Xa, 2)
+    assert viol.max() > 0
+    monkeypatch.setattr(polish, "_REPAIR_ENTRIES", 7 * B0.shape[0])  # 7 samples a block
+    B, worst = repair_feasibility(Xa, signs, B0, gates)
+    np.testing.assert_allclose(B, ref, rtol=1e-12, atol=1e-14)
+    assert worst == pytest.approx(viol.max() / scale, rel=1e-12)
+    assert np.min(A * (Xa @ B.T)) >= -1e-12
+    B1, worst1 = repair_feasibility(Xa, signs, B0, None)  # no gates: measured, unchanged
+    np.testing.assert_array_equal(B1, B0)
+    assert worst1 == worst

@@ -305,7 +305,11 @@ class RestrictedBarrierSolver(BaseSolver):
         steps, whole = barrier_bytes(program)
         dense_ok = not low_rank_curvature(n, k * program.d_aug) or \
             steps + whole <= _budget_bytes()
+        state = None
         for attempt in range(_ROW_ROUNDS + 2):
+            # each state holds its own dense design: the last one goes first (two at once
+            # doubled the peak on large n)
+            state = None
             state = _PrimalDual(program, rows, start, work, dense_ok,
                                 resume if attempt == 0 else None)
             if state.z0 is not None:
@@ -314,6 +318,7 @@ class RestrictedBarrierSolver(BaseSolver):
                                    min(self.max_iter, _RESUME_MAX_ITER))
                 n_iter += it
                 if not ok:
+                    state = None
                     state = _PrimalDual(program, rows, start, work, dense_ok)
                     it, ok = state.run(self.tol, self.max_iter)
                     n_iter += it
@@ -956,9 +961,13 @@ class _PrimalDual:
         self.reg = program.regularizer
         self.ob = bool(program.fit_output_bias)
         # the dense design [1, D_1 Xa, ..., D_k Xa] (the output bias column first)
+        # block by block, with no temporary of the design's size (a product of the masks
+        # and X_a broadcast over the patterns was one, doubling the peak on large n)
         A = np.empty((n, 1 + self.k * self.d))
         A[:, 0] = 1.0
-        A[:, 1:] = (self.masks[:, :, None] * self.Xa[:, None, :]).reshape(n, -1)
+        for i in range(self.k):
+            np.multiply(self.masks[:, i, None], self.Xa,
+                        out=A[:, 1 + i * self.d:1 + (i + 1) * self.d])
         self.A = A
         cc = self.loss.constant_curvature(self.y)
         self.quadratic = cc is not None
