@@ -9,8 +9,11 @@ the certificate says, and whether the goals below are met.
 Data sets (``--datasets``): ``diabetes``, ``breast_cancer``, ``iris``, ``wine``,
 ``digits``, ``linnerud`` (3 outputs: multi-output regression), ``regression_20k``
 (``make_regression(20000, 20, noise=10, random_state=0)``) and ``classification_20k``
-(``make_classification(20000, 20, random_state=0)``); ``tiny_regression`` and
-``tiny_classification`` (60 samples, 2 features) are the ``--quick`` smoke-test sets.
+(``make_classification(20000, 20, random_state=0)``); ``regression_100k`` and
+``classification_100k`` (the same generators at 100,000 samples; only when named:
+``--datasets regression_100k classification_100k``, goal 600 s, five times the 20,000-row
+sets' for five times the rows); ``tiny_regression`` and ``tiny_classification`` (60
+samples, 2 features) are the ``--quick`` smoke-test sets.
 25 % of the samples are held out (``train_test_split(..., test_size=0.25,
 random_state=0)``, stratified for classification); ``X`` is standardised with the
 training split's mean and standard deviation (a constant column is only centred); the
@@ -94,10 +97,14 @@ DATASETS = {
     "linnerud": ("regression", 20, 30.0),
     "regression_20k": ("regression", 20000, 120.0),
     "classification_20k": ("classification", 20000, 120.0),
+    "regression_100k": ("regression", 100000, 600.0),
+    "classification_100k": ("classification", 100000, 600.0),
     "tiny_regression": ("regression", 60, 5.0),
     "tiny_classification": ("classification", 60, 5.0),
 }
-FULL_DATASETS = tuple(k for k in DATASETS if not k.startswith("tiny_"))
+# the 100,000-row sets run only when named (about 3 minutes for the classifier alone)
+FULL_DATASETS = tuple(k for k in DATASETS if not k.startswith("tiny_")
+                      and not k.endswith("_100k"))
 QUICK_DATASETS = ("tiny_regression", "tiny_classification")
 MODELS = ("plain", "cv", "mlp", "hgb", "scnn", "gridsearch")
 GRIDSEARCH_DATASETS = ("diabetes", "tiny_regression")
@@ -259,10 +266,10 @@ def load(name):
     from sklearn.model_selection import train_test_split
 
     task = DATASETS[name][0]
-    if name == "regression_20k":
-        X, y = datasets.make_regression(20000, 20, noise=10, random_state=0)
-    elif name == "classification_20k":
-        X, y = datasets.make_classification(20000, 20, random_state=0)
+    if name in ("regression_20k", "regression_100k"):
+        X, y = datasets.make_regression(DATASETS[name][1], 20, noise=10, random_state=0)
+    elif name in ("classification_20k", "classification_100k"):
+        X, y = datasets.make_classification(DATASETS[name][1], 20, random_state=0)
     elif name == "tiny_regression":
         X, y = datasets.make_regression(60, 2, noise=1.0, random_state=0)
     elif name == "tiny_classification":

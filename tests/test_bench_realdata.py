@@ -267,3 +267,13 @@ def test_growth_benchmark_compares_on_one_scale(tmp_path):
     assert bench_growth.main(["--datasets", "tiny_regression", "--out", str(out)]) == 0
     text = out.read_text()
     assert "tiny_regression" in text and "listed every pattern" in text
+
+
+def test_the_100k_sets_run_only_when_named(bench):
+    assert not any(k.endswith("_100k") for k in bench.FULL_DATASETS)
+    args = bench._parse(["--datasets", "regression_100k", "classification_100k"])
+    assert args.datasets == ["regression_100k", "classification_100k"]
+    Xtr, Xte, ytr, yte, task = bench.load("classification_100k")
+    assert task == "classification" and Xtr.shape == (75000, 20) and Xte.shape[0] == 25000
+    Xtr, _, ytr, _, task = bench.load("regression_100k")
+    assert task == "regression" and Xtr.shape == (75000, 20) and ytr.dtype.kind == "f"
