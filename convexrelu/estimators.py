@@ -36,7 +36,7 @@ from sklearn.utils._available_if import available_if
 from sklearn.utils.parallel import Parallel, delayed
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from ._memory import block_size, check_memory
+from ._memory import _budget_bytes, block_size, check_memory
 from .arrangements import ActivationPatterns, PatternLimitError, enumerate_patterns
 from .arrangements import sample_patterns
 from .losses import Loss, get_loss, loss_names
@@ -219,11 +219,15 @@ class _ConvexReLUBase(BaseEstimator):
                 else f"the masks of all {n_patterns} activation patterns of X over {n} "
                 "samples" if listed
                 else f"the masks of up to {n_patterns} patterns over {n} samples")
-        remedy = ("pass fewer patterns" if given else
+        # how many patterns the budget holds over these samples (named in the remedy)
+        fit = _budget_bytes() // max(self._BYTES_PER_MASK_ENTRY * n, 1)
+        at_most = f" (at most {fit} fit the budget)" if fit >= 1 else ""
+        remedy = ("pass fewer patterns" + at_most if given else
                   f"lower max_patterns below {n_patterns} (patterns are then sampled)"
                   if listed else
-                  "lower max_patterns" if not isinstance(self.patterns, numbers.Integral)
-                  else "lower patterns (the number of sampled patterns)")
+                  "lower max_patterns" + at_most
+                  if not isinstance(self.patterns, numbers.Integral)
+                  else "lower patterns (the number of sampled patterns)" + at_most)
         check_memory(self._BYTES_PER_MASK_ENTRY * n * n_patterns, what,
                      remedy + " or fit on fewer samples")
 

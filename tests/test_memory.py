@@ -74,8 +74,9 @@ def test_estimator_refuses_before_sampling(data, monkeypatch):
     monkeypatch.setattr(est, "sample_patterns", boom)
     with config_context(memory_budget=0.01):  # 10 KiB
         # X's patterns are too many to list: the grown fit's 500 sampled ones are checked
+        # 10 KiB hold 10 of the 17 * 60 bytes a pattern takes: the remedy says so
         with pytest.raises(MemoryBudgetError, match=r"up to 500 patterns over 60 samples.*"
-                           r"lower max_patterns"):
+                           r"lower max_patterns \(at most 10 fit the budget\)"):
             ConvexReLURegressor().fit(X, y)
         with pytest.raises(MemoryBudgetError, match=r"lower patterns \(the number of sampled"):
             ConvexReLUClassifier(patterns=500).fit(X, y > 1)
