@@ -102,7 +102,7 @@ DATASETS = {
     "tiny_regression": ("regression", 60, 5.0),
     "tiny_classification": ("classification", 60, 5.0),
 }
-# the 100,000-row sets run only when named (about 3 minutes for the classifier alone)
+# the 100,000-row sets run only when named (3-5 minutes for the classifier alone)
 FULL_DATASETS = tuple(k for k in DATASETS if not k.startswith("tiny_")
                       and not k.endswith("_100k"))
 QUICK_DATASETS = ("tiny_regression", "tiny_classification")

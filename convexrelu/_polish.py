@@ -46,7 +46,7 @@ def repair_feasibility(Xa: np.ndarray, signs: np.ndarray, B: np.ndarray,
             with np.errstate(divide="ignore", invalid="ignore"):
                 need = np.where(viol > 0, viol / np.where(Gq > 0, Gq, np.nan), 0.0)
             tau = np.maximum(tau, np.nan_to_num(need, nan=0.0).max(axis=0))
-    worst /= scale
+    worst = worst / scale if worst else 0.0  # no rows or no violation: 0 (scale may be 0)
     if gates is None or worst == 0.0:
         return B, worst
     return B + (tau * (1.0 + 1e-9))[:, None] * gates.T, worst

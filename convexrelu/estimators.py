@@ -221,10 +221,16 @@ class _ConvexReLUBase(BaseEstimator):
                 else f"the masks of up to {n_patterns} patterns over {n} samples")
         # how many patterns the budget holds over these samples (named in the remedy)
         fit = _budget_bytes() // max(self._BYTES_PER_MASK_ENTRY * n, 1)
-        at_most = f" (at most {fit} fit the budget)" if fit >= 1 else ""
+        most = f"at most {fit} fit the budget" if fit >= 1 else ""
+        at_most = f" ({most})" if most else ""
+        sampled = "patterns are then sampled" if self.patterns == "exact" else \
+            ("patterns are then sampled: min(max_patterns, "
+             f"{self._GROWN_SAMPLE}) of them for a grown fit")
+        sampled = f" ({sampled}; {most})" if most else f" ({sampled})"
         remedy = ("pass fewer patterns" + at_most if given else
-                  f"lower max_patterns below {n_patterns} (patterns are then sampled)"
-                  if listed else
+                  f"pass patterns='auto' with max_patterns below {n_patterns}{sampled}"
+                  if listed and self.patterns == "exact" else
+                  f"lower max_patterns below {n_patterns}{sampled}" if listed else
                   "lower max_patterns" + at_most
                   if not isinstance(self.patterns, numbers.Integral)
                   else "lower patterns (the number of sampled patterns)" + at_most)
@@ -656,9 +662,11 @@ class ConvexReLURegressor(RegressorMixin, _ConvexReLUBase):
         :class:`~convexrelu.arrangements.ActivationPatterns` computed on the training X
         (not grown). Memory: patterns whose masks would exceed the memory budget
         (:func:`convexrelu.set_config`) are refused with a
-        :class:`~convexrelu.MemoryBudgetError` before they are allocated; the budget
-        holds the patterns the fit uses (those listed, or the 500 sampled of a grown
-        fit), not ``max_patterns`` of them (the enumeration packs its masks in bits).
+        :class:`~convexrelu.MemoryBudgetError` before they are allocated. The budget
+        is checked for the patterns the fit holds: those the enumeration lists (it runs
+        first, its masks packed in bits), or the sampled ones (``min(max_patterns,
+        500)`` for a grown fit, ``max_patterns`` otherwise), not for ``max_patterns``
+        listed ones.
     bias : bool, default=True
         Hidden-layer bias.
     penalize_bias : bool, default=False

@@ -781,9 +781,14 @@ def test_repair_feasibility_in_sample_blocks(monkeypatch):
     assert viol.max() > 0
     monkeypatch.setattr(polish, "_REPAIR_ENTRIES", 7 * B0.shape[0])  # 7 samples a block
     B, worst = repair_feasibility(Xa, signs, B0, gates)
-    np.testing.assert_allclose(B, ref, rtol=1e-12, atol=1e-14)
+    np.testing.assert_array_equal(B, ref)  # the same products, sample by sample
     assert worst == pytest.approx(viol.max() / scale, rel=1e-12)
     assert np.min(A * (Xa @ B.T)) >= -1e-12
     B1, worst1 = repair_feasibility(Xa, signs, B0, None)  # no gates: measured, unchanged
     np.testing.assert_array_equal(B1, B0)
     assert worst1 == worst
+
+    # no samples or no blocks: nothing violated, nothing moved (no division by a zero scale)
+    for Xe, Se, Be in ((Xa[:0], signs[:0], 0 * B0), (0 * Xa[:, :0], signs[:, :0], B0[:0, :0])):
+        Bn, wn = repair_feasibility(Xe, Se, Be, None if Be.size == 0 else gates)
+        assert wn == 0.0 and np.array_equal(Bn, Be)

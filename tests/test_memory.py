@@ -103,8 +103,15 @@ def test_estimator_checks_the_listed_patterns_after_enumerating():
     y = np.abs(X[:, 0])
     with config_context(memory_budget=0.1):  # 100 KiB < 122 KB
         with pytest.raises(MemoryBudgetError, match=r"all 120 activation patterns of X over "
-                           r"60 samples.*lower max_patterns below 120"):
+                           r"60 samples.*lower max_patterns below 120 \(patterns are then "
+                           r"sampled: min\(max_patterns, 500\) of them for a grown fit; "
+                           r"at most 102 fit the budget\)"):
             ConvexReLURegressor().fit(X, y)
+        # "exact" never samples: the remedy says how to sample instead
+        with pytest.raises(MemoryBudgetError, match=r"pass patterns='auto' with "
+                           r"max_patterns below 120 \(patterns are then sampled; at most "
+                           r"102 fit the budget\)"):
+            ConvexReLURegressor(patterns="exact").fit(X, y)
     with config_context(memory_budget=0.2):
         est = ConvexReLURegressor().fit(X, y)
     assert est.patterns_.exact and est.patterns_.n_patterns == 120

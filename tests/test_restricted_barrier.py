@@ -1194,3 +1194,40 @@ def test_a_resumed_solve_that_runs_out_of_steps_starts_again(monkeypatch):
     assert runs == [(True, False), (False, True)]  # resumed, out of steps; warm start
     assert exact.objective == pytest.approx(_reference(prog).objective, rel=1e-8)
     assert prog.max_violation(exact.V, exact.W) <= 1e-12
+
+
+def test_design_filled_pattern_by_pattern_and_one_state_at_a_time(rng, monkeypatch):
+    """The dense design ``[1, D_1X_a, ..., D_kX_a]`` is filled pattern by pattern (no
+    temporary of its size: the broadcast product was one), equal to the broadcast; and a
+    solve over several row rounds never holds two states' designs at once."""
+    import gc
+    import weakref
+
+    import convexrelu.solvers._restricted_barrier as rb
+
+    prog = _program(rng, "logistic", True, False, n=150, k=6)
+    state = rb._PrimalDual(prog, [np.arange(prog.n_samples)] * prog.n_patterns)
+    Xa, M = prog.X_aug, np.asarray(prog.masks, bool)
+    ref = np.hstack([np.ones((prog.n_samples, 1)),
+                     (M[:, :, None] * Xa[:, None, :]).reshape(prog.n_samples, -1)])
+    np.testing.assert_array_equal(state.A, ref)
+    # 32 first rows per block: on these data (a penalised bias) the solve runs again over
+    # more rows, a new state each round (test_every_row_holds_on_a_larger_sample)
+    monkeypatch.setattr(rb, "_ROWS_PER_DIM", 1)
+    prog = _program(np.random.default_rng(0), "logistic", True, True, n=300, d=2, k=12,
+                    alpha=0.2)
+    live, most = [], [0]
+    orig = rb._PrimalDual.__init__
+
+    def init(self, *args, **kwargs):
+        gc.collect()
+        most[0] = max(most[0], sum(r() is not None for r in live))
+        orig(self, *args, **kwargs)
+        live.append(weakref.ref(self))
+
+    monkeypatch.setattr(rb._PrimalDual, "__init__", init)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        RestrictedBarrierSolver().solve(prog)
+    assert len(live) >= 2  # several row rounds ran
+    assert most[0] == 0  # the last state was gone before the next was built

@@ -305,7 +305,6 @@ class RestrictedBarrierSolver(BaseSolver):
         steps, whole = barrier_bytes(program)
         dense_ok = not low_rank_curvature(n, k * program.d_aug) or \
             steps + whole <= _budget_bytes()
-        state = None
         for attempt in range(_ROW_ROUNDS + 2):
             # each state holds its own dense design: the last one goes first (two at once
             # doubled the peak on large n)
