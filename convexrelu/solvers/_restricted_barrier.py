@@ -1066,11 +1066,12 @@ class _PrimalDual:
         return float(self.loss.value(self._z(self.V, self.W, self.c0), self.y)) \
             + self.beta * pen
 
-    def _merit(self, V, W, c0, mu_t, rho, floor):
+    def _merit(self, V, W, c0, z, slacks, mu_t, rho, floor):
         """The barrier merit ``f + (rho / 2)||x||^2 - mu_t sum log s`` (``inf`` outside),
-        with the norms smoothed as in :meth:`_parts`."""
+        with the norms smoothed as in :meth:`_parts`, at ``(V, W, c0)`` whose
+        predictions are ``z`` and cone rows' values ``slacks`` (a list over blocks)."""
         logs = 0.0
-        for s in sum(self._slacks(V, W), []):
+        for s in slacks:
             if s.size:
                 if float(s.min()) <= 0:
                     return np.inf
@@ -1078,16 +1079,23 @@ class _PrimalDual:
         P = self.reg.penalized
         pen = sum(float(np.sum(np.sqrt(np.einsum("ij,ij->i", P(B), P(B)) + floor * floor)))
                   for B in (V, W))
-        f = float(self.loss.value(self._z(V, W, c0), self.y)) + self.beta * pen
+        f = float(self.loss.value(z, self.y)) + self.beta * pen
         prox = 0.5 * rho * (float(np.sum(V * V) + np.sum(W * W)) + c0 * c0)
         return f + prox - mu_t * logs
 
     def _line_search(self, a, dV, dW, dc, mu_t, mu, slope):
-        """Armijo backtracking on the barrier merit at ``mu_t`` from step ``a``."""
+        """Armijo backtracking on the barrier merit at ``mu_t`` from step ``a``.
+
+        The predictions and the cone rows' values are linear in the step: each trial
+        combines those of the point and of the direction, one product each per line
+        search (a product per trial was 10 % of a make_classification(100000, 20) fit)."""
         rho, floor = _PROX * mu, self._floor(mu)
-        m0 = self._merit(self.V, self.W, self.c0, mu_t, rho, floor)
+        z0, dz = self._z(self.V, self.W, self.c0), self._z(dV, dW, dc)
+        s0, ds = sum(self._slacks(self.V, self.W), []), sum(self._slacks(dV, dW), [])
+        m0 = self._merit(self.V, self.W, self.c0, z0, s0, mu_t, rho, floor)
         for _ in range(40):
-            m1 = self._merit(self.V + a * dV, self.W + a * dW, self.c0 + a * dc, mu_t, rho,
+            m1 = self._merit(self.V + a * dV, self.W + a * dW, self.c0 + a * dc,
+                             z0 + a * dz, [s + a * t for s, t in zip(s0, ds)], mu_t, rho,
                              floor)
             if m1 <= m0 + 1e-4 * a * min(slope, 0.0):
                 return a
