@@ -95,6 +95,35 @@ def test_estimator_checks_the_patterns_it_uses_not_max_patterns(data):
     assert est.score(X, y) > 0.5  # |x_0| + noise: a real fit, not the mean
 
 
+def test_grown_fit_samples_as_many_patterns_as_the_budget_holds(data, monkeypatch):
+    # 17 * 60 bytes a pattern: 0.3 MiB holds 308 of the grown fit's 500; it samples 308
+    # and says why; 0.04 MiB holds 41, below the least it samples (50): refused
+    X, y = data
+    import convexrelu.estimators as est_mod
+
+    drawn = []
+    orig = est_mod.sample_patterns
+
+    def spy(X, n, **kw):
+        drawn.append(n)
+        return orig(X, n, **kw)
+
+    monkeypatch.setattr(est_mod, "sample_patterns", spy)
+    with config_context(memory_budget=0.3):
+        with pytest.warns(UserWarning, match=r"fitting over 308 sampled patterns \(as many "
+                          r"as the memory budget holds over these samples\)"):
+            est = ConvexReLURegressor(random_state=0).fit(X, y)
+    assert drawn == [308] and est.score(X, y) > 0.5
+    with config_context(memory_budget=0.04):
+        with pytest.raises(MemoryBudgetError, match=r"up to 500 patterns over 60 samples.*"
+                           r"at most 41 fit the budget"):
+            ConvexReLURegressor(random_state=0).fit(X, y)
+    # not grown (the gated formulation samples max_patterns): no adaptation
+    with config_context(memory_budget=0.3):
+        with pytest.raises(MemoryBudgetError, match="up to 2000 patterns"):
+            ConvexReLURegressor(formulation="gated_relu", penalize_bias=True).fit(X, y)
+
+
 def test_estimator_checks_the_listed_patterns_after_enumerating():
     # one feature and a bias: 2 n = 120 patterns, listed (packed while enumerating); the
     # program's masks of all 120 (17 * 60 * 120 bytes) are refused before they are formed
