@@ -210,7 +210,7 @@ class _ConvexReLUBase(BaseEstimator):
     # ... and at least this many where the memory budget holds fewer than _GROWN_SAMPLE
     # (below it the fit is refused: lower max_patterns or raise the budget). Measured
     # (make_regression(10^6, 20), 750,000 training rows, the default 2 GiB budget: 168
-    # patterns, one BLAS thread): 47.8 s, test R^2 0.9963, peak RSS 4.05 GB
+    # patterns, one BLAS thread): 47.8 s, test R^2 0.9963, peak RSS 4,052 MB
     _GROWN_SAMPLE_MIN = 50
 
     def _will_grow(self) -> bool:
