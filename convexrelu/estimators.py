@@ -182,7 +182,7 @@ class _ConvexReLUBase(BaseEstimator):
             # a grown fit's sample only seeds its search: where the memory budget holds
             # fewer patterns over these samples (from about 250,000 rows at the default
             # budget), it samples as many as it holds, down to _GROWN_SAMPLE_MIN
-            fit = _budget_bytes() // max(self._BYTES_PER_MASK_ENTRY * X.shape[0], 1)
+            fit = self._patterns_in_budget(X.shape[0])
             if self._GROWN_SAMPLE_MIN <= fit < n_sample:
                 n_sample = int(fit)
                 held = " (as many as the memory budget holds over these samples)"
@@ -226,6 +226,10 @@ class _ConvexReLUBase(BaseEstimator):
     # breast cancer, 426 x 31 with bias, 2000 patterns, 14.5 GB peak RSS)
     _CVXPY_BYTES_PER_ENTRY = 500
 
+    def _patterns_in_budget(self, n: int) -> int:
+        """How many patterns' masks over ``n`` samples the memory budget holds."""
+        return _budget_bytes() // max(self._BYTES_PER_MASK_ENTRY * n, 1)
+
     def _check_pattern_memory(self, n: int, n_patterns: int, *, given: bool,
                               listed: bool = False) -> None:
         """Refuse a pattern set too large for the memory budget, before the program's
@@ -234,21 +238,23 @@ class _ConvexReLUBase(BaseEstimator):
                 else f"the masks of all {n_patterns} activation patterns of X over {n} "
                 "samples" if listed
                 else f"the masks of up to {n_patterns} patterns over {n} samples")
-        # how many patterns the budget holds over these samples (named in the remedy)
-        fit = _budget_bytes() // max(self._BYTES_PER_MASK_ENTRY * n, 1)
+        fit = self._patterns_in_budget(n)  # named in the remedy
         most = f"at most {fit} fit the budget" if fit >= 1 else ""
         at_most = f" ({most})" if most else ""
-        sampled = "patterns are then sampled" if self.patterns == "exact" else \
-            ("patterns are then sampled: min(max_patterns, "
-             f"{self._GROWN_SAMPLE}) of them for a grown fit")
-        sampled = f" ({sampled}; {most})" if most else f" ({sampled})"
-        remedy = ("pass fewer patterns" + at_most if given else
-                  f"pass patterns='auto' with max_patterns below {n_patterns}{sampled}"
-                  if listed and self.patterns == "exact" else
-                  f"lower max_patterns below {n_patterns}{sampled}" if listed else
-                  "lower max_patterns" + at_most
-                  if not isinstance(self.patterns, numbers.Integral)
-                  else "lower patterns (the number of sampled patterns)" + at_most)
+        if given:
+            remedy = "pass fewer patterns" + at_most
+        elif listed:
+            sampled = "patterns are then sampled" if self.patterns == "exact" else \
+                ("patterns are then sampled: min(max_patterns, "
+                 f"{self._GROWN_SAMPLE}) of them for a grown fit")
+            sampled = f" ({sampled}; {most})" if most else f" ({sampled})"
+            remedy = (f"pass patterns='auto' with max_patterns below {n_patterns}{sampled}"
+                      if self.patterns == "exact"
+                      else f"lower max_patterns below {n_patterns}{sampled}")
+        elif isinstance(self.patterns, numbers.Integral):
+            remedy = "lower patterns (the number of sampled patterns)" + at_most
+        else:
+            remedy = "lower max_patterns" + at_most
         check_memory(self._BYTES_PER_MASK_ENTRY * n * n_patterns, what,
                      remedy + " or fit on fewer samples")
 
