@@ -254,6 +254,7 @@ def rows_for(quick: bool):
         ("make_regression n=1e5, gated", "gated", "regression", 100_000, 100, 20, True),
         ("make_regression n=1e5, ReLU", "relu", "regression", 100_000, 100, 20, True),
         ("make_regression n=1e6, gated", "gated", "regression", 1_000_000, 100, 20, True),
+        ("make_regression n=1e6, ReLU", "relu", "regression", 1_000_000, 100, 20, True),
         ("adelie regime n=1e4: ours (gated)", "gated", "regression", 10_000, 100, 20, False),
         ("adelie regime n=1e4: adelie", "adelie", "regression", 10_000, 100, 20, False),
         ("adelie regime n=1e4: celer", "celer", "regression", 10_000, 100, 20, False),

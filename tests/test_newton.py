@@ -174,3 +174,25 @@ def test_work_buffer_that_grows_serves_varying_shapes_from_one_array():
     assert c.shape == (6, 6) and work["C"] is not flat and work["C"].size == 36
     assert work_buffer(work, "C", (2, 2), np.float32, grow=True).dtype == np.float32
     assert work_buffer(None, "C", (2, 2), grow=True) is None
+
+
+def test_weighted_gram_in_row_chunks_matches_the_scaled_design(monkeypatch):
+    """``A^T diag(h) A`` over chunks of rows (one buffer, BLAS syrk into one output)
+    equals the product of the whole scaled design, with negative weights as zero, both
+    triangles filled and C-ordered; the buffer is reused as the shape changes."""
+    import convexrelu._newton as nw
+
+    rng = np.random.default_rng(3)
+    work = {}
+    for chunk in (1 << 21, 300 * 7):  # one chunk; several (256 rows, and a remainder)
+        monkeypatch.setattr(nw, "_GRAM_CHUNK_ENTRIES", chunk)
+        for n, c in ((1000, 7), (613, 7), (40, 12), (0, 5)):
+            A = rng.standard_normal((n, c))
+            h = rng.random(n) - 0.2  # some negative: count as zero
+            B = A * np.sqrt(np.maximum(h, 0.0))[:, None]
+            Q = nw.weighted_gram(A, h, work)
+            assert Q.flags.c_contiguous and Q.shape == (c, c)
+            np.testing.assert_array_equal(Q, Q.T)
+            np.testing.assert_allclose(Q, B.T @ B, rtol=1e-13, atol=1e-12)
+            np.testing.assert_allclose(nw.weighted_gram(A, h), Q, rtol=1e-13, atol=1e-12)
+    assert list(work) == ["gram"]
