@@ -157,8 +157,12 @@ def work_buffer(work: Optional[dict], key: str, shape, dtype=np.float64, grow: b
 _GRAM_CHUNK_ENTRIES = 1 << 21
 
 
-def weighted_gram(A: np.ndarray, h: np.ndarray, work: Optional[dict] = None) -> np.ndarray:
+def weighted_gram(A, h: np.ndarray, work: Optional[dict] = None) -> np.ndarray:
     """``A^T diag(h) A`` for ``h >= 0`` (negative entries count as zero), both triangles.
+
+    ``A``: an ``n x c`` array, or ``(n, c, fill)`` for a design given by its rows:
+    ``fill(a, b, s, out)`` writes rows ``a:b`` of ``A`` times ``s`` (``sqrt(h[a:b])``)
+    into ``out`` (``(b - a) x c``) and returns it (a design that is never formed whole).
 
     The rows scaled by ``sqrt(h)`` go through one buffer of ``_GRAM_CHUNK_ENTRIES``
     entries (kept in ``work``), each chunk a symmetric rank-k update (BLAS ``syrk``) of one
@@ -168,8 +172,14 @@ def weighted_gram(A: np.ndarray, h: np.ndarray, work: Optional[dict] = None) -> 
     0.94-1.08 s either way; equal to 2e-15 relative."""
     from scipy.linalg.blas import dsyrk
 
-    n, c = A.shape
-    A = np.asarray(A, np.float64)
+    if isinstance(A, tuple):
+        n, c, fill = A
+    else:
+        A = np.asarray(A, np.float64)
+        n, c = A.shape
+
+        def fill(a, b, s, out):
+            return np.multiply(A[a:b], s[:, None], out=out)
     s = np.sqrt(np.maximum(np.asarray(h, np.float64), 0.0))
     rows = max(256, _GRAM_CHUNK_ENTRIES // max(c, 1))
     Q = np.zeros((c, c), order="F")
@@ -178,7 +188,7 @@ def weighted_gram(A: np.ndarray, h: np.ndarray, work: Optional[dict] = None) -> 
         buf = np.empty((min(rows, n), c))
     for a in range(0, n, rows):
         m = min(rows, n - a)
-        B = np.multiply(A[a:a + m], s[a:a + m, None], out=buf[:m])
+        B = fill(a, a + m, s[a:a + m], buf[:m])
         # the chunk's transpose is Fortran-ordered: no copy; the upper triangle of Q
         Q = dsyrk(1.0, B.T, beta=1.0, c=Q, trans=0, lower=0, overwrite_c=1)
     il = np.tril_indices(c, -1)

@@ -1231,3 +1231,63 @@ def test_design_filled_pattern_by_pattern_and_one_state_at_a_time(rng, monkeypat
         RestrictedBarrierSolver().solve(prog)
     assert len(live) >= 2  # several row rounds ran
     assert most[0] == 0  # the last state was gone before the next was built
+
+
+def test_design_not_formed_where_the_loss_hessian_is(rng):
+    """Where the loss's Hessian is formed (more samples than Newton rows) the interior
+    point never forms the ``n x (1 + k d_a)`` design: ``A^T r`` goes through ``X_a`` and
+    the masks and ``A^T diag(h) A`` through row chunks, equal to the formed design's; the
+    memory it is charged is the masks' and the Hessian's, so a budget below the design
+    still takes the barrier (at 10^6 rows the design had sent the restricted programs to
+    the augmented Lagrangian)."""
+    import convexrelu.solvers._restricted_barrier as rb
+    from convexrelu import config_context
+    from convexrelu.solvers._column_generation import _AutoInner
+
+    for loss in ("logistic", "squared"):
+        prog = _program(rng, loss, True, False, n=400, k=6)
+        n, kd = prog.n_samples, prog.n_patterns * prog.d_aug
+        assert not rb.low_rank_curvature(n, kd)
+        state = rb._PrimalDual(prog, [np.arange(n)] * prog.n_patterns)
+        steps, ok = state.run(1e-9, 200)
+        assert ok and state._A is None  # solved with no design
+        ref = _reference(prog)
+        assert state._f() == pytest.approx(ref.objective * n, rel=1e-6)
+        h, r = rng.random(n), rng.standard_normal(n)
+        Q, g = state._gram(h), state._At(r)
+        A = state.A  # formed on request, as before
+        np.testing.assert_allclose(Q, A.T @ (h[:, None] * A), rtol=1e-12, atol=1e-12)
+        np.testing.assert_allclose(g, A.T @ r, rtol=1e-12, atol=1e-12)
+        np.testing.assert_allclose(state._gram(h), Q, rtol=1e-12, atol=1e-12)
+    # a budget that holds the barrier's pieces but not a design of 10^5 x 1 + k d_a
+    big = _program(np.random.default_rng(1), "logistic", True, False, n=100_000, d=20,
+                   k=12)
+    every, whole = rb.barrier_bytes(big)
+    design = 8 * rb.RestrictedBarrierSolver.design_entries(big)
+    budget = (every + whole) / 2**20 + 1.0
+    assert design / 2**20 > budget
+    with config_context(memory_budget=budget):
+        assert _AutoInner(1e-6)._barrier_can(big)
+
+
+def test_cone_rows_formed_when_used_past_their_cap(rng, monkeypatch):
+    """Past ``_G_STORED`` entries (every block over every row of a large sample) the
+    blocks' cone rows are formed where they are read, not kept: the same rows, the same
+    Newton steps and solution as the kept matrices."""
+    import convexrelu.solvers._restricted_barrier as rb
+
+    prog = _program(rng, "logistic", True, False, n=400, k=6)
+    n = prog.n_samples
+    rows = [np.arange(n)] * prog.n_patterns
+    kept = rb._PrimalDual(prog, rows)
+    assert isinstance(kept.G, list)
+    monkeypatch.setattr(rb, "_G_STORED", 0)
+    lazy = rb._PrimalDual(prog, rows)
+    assert isinstance(lazy.G, rb._ConeRows) and len(lazy.G) == len(kept.G)
+    for a, b in zip(kept.G, lazy.G):
+        np.testing.assert_array_equal(a, b)
+    monkeypatch.setattr(rb, "_outer_products_used", lambda *a: False)  # the blocks' loop
+    out = [s.run(1e-9, 200) for s in (kept, lazy)]
+    assert out[0] == out[1]
+    np.testing.assert_allclose(lazy.V, kept.V, rtol=1e-9, atol=1e-12)
+    assert lazy._f() == pytest.approx(kept._f(), rel=1e-12)

@@ -113,7 +113,8 @@ import numpy as np
 from scipy.linalg import LinAlgError, cho_factor, cho_solve
 
 from .._memory import _budget_bytes
-from .._newton import max_step, norm_derivatives, weighted_gram, work_buffer
+from .._newton import (_GRAM_CHUNK_ENTRIES, max_step, norm_derivatives, weighted_gram,
+                       work_buffer)
 from .._polish import repair_feasibility
 from ..certificates._dual import PricingMultipliers, _prepare
 from ..certificates._gap import duality_gap
@@ -734,10 +735,15 @@ def barrier_bytes(program: ConvexProgram) -> tuple:
     scaled copy) that a step whose reduced solve fails falls back to. Where the loss's
     Hessian stays as its factors (:func:`low_rank_curvature`) the steps use the design,
     the Woodbury factor's buffers and, where that factor fails, the formed reduced matrix
-    (``1 + k d_a`` rows); otherwise the design (the whole matrix is then always there to
-    fall back to)."""
+    (``1 + k d_a`` rows); otherwise the masks as floats, one chunk of the design's rows
+    and the loss's Hessian (the design itself is never formed; the whole matrix is then
+    always there to fall back to)."""
     n, kd = program.n_samples, program.n_patterns * program.d_aug
-    design = 8 * RestrictedBarrierSolver.design_entries(program)
+    if low_rank_curvature(n, kd):  # the dense design (the Woodbury factor's blocks)
+        design = 8 * RestrictedBarrierSolver.design_entries(program)
+    else:  # never formed: the masks as floats, a chunk of its rows, its Gram matrix
+        chunk = min(n, max(256, _GRAM_CHUNK_ENTRIES // (1 + kd))) * (1 + kd)
+        design = 8 * (n * program.n_patterns + chunk + (1 + kd) ** 2)
     # the rows' outer products of the cone rows' Hessians (_outer_products_used), where
     # they may be formed (every block over every row: at most _ROWS_PER_DIM d_a samples)
     d = program.d_aug
@@ -940,6 +946,32 @@ def reduced_newton_solver(Q, Hv: np.ndarray, Hw: np.ndarray, ob: bool, rho: floa
     return solve
 
 
+# the blocks' cone rows are kept as matrices up to this many entries in all (32 MB); past
+# it (every block over every row of a large sample) each is formed where it is used
+_G_STORED = 1 << 22
+
+
+class _ConeRows:
+    """The blocks' cone rows ``G_i = diag(s_i) X_a`` (``s_i = 2 D_i - 1``, every row kept;
+    none for a block whose rows are empty), each formed when read: a sequence of ``k``
+    matrices that holds no ``n x k d_a`` array."""
+
+    def __init__(self, Xa: np.ndarray, sgn: np.ndarray, rows) -> None:
+        self.Xa, self.sgn = Xa, sgn
+        self.empty = [r.size == 0 for r in rows]
+
+    def __len__(self) -> int:
+        return len(self.empty)
+
+    def __getitem__(self, i: int) -> np.ndarray:
+        if self.empty[i]:
+            return self.Xa[:0]
+        return self.sgn[i][:, None] * self.Xa
+
+    def __iter__(self):
+        return (self[i] for i in range(len(self)))
+
+
 class _PrimalDual:
     """The iteration's state: blocks ``V``, ``W``, output bias ``c0`` and the cone rows."""
 
@@ -958,15 +990,14 @@ class _PrimalDual:
         self.beta = float(program.alpha)
         self.reg = program.regularizer
         self.ob = bool(program.fit_output_bias)
-        # the dense design [1, D_1 Xa, ..., D_k Xa] (the output bias column first)
-        # block by block, with no temporary of the design's size (a product of the masks
-        # and X_a broadcast over the patterns was one, doubling the peak on large n)
-        A = np.empty((n, 1 + self.k * self.d))
-        A[:, 0] = 1.0
-        for i in range(self.k):
-            np.multiply(self.masks[:, i, None], self.Xa,
-                        out=A[:, 1 + i * self.d:1 + (i + 1) * self.d])
-        self.A = A
+        # the dense design [1, D_1 Xa, ..., D_k Xa] is formed only where the loss's
+        # Hessian stays as its factors (fewer samples than Newton rows: the Woodbury
+        # factor's blocks) or where asked for (A); elsewhere its products go through X_a
+        # and the masks, and its Gram matrix row chunk by row chunk (weighted_gram), so
+        # that large n holds no n x k d_a array (make_regression(10^6, 20): ~2 GB at 12
+        # patterns, above the memory budget, which sent the restricted programs to the
+        # augmented Lagrangian)
+        self._A = None
         cc = self.loss.constant_curvature(self.y)
         self.quadratic = cc is not None
         self._Q, self._q_age, self._exact_q = None, 0, False
@@ -981,7 +1012,7 @@ class _PrimalDual:
         # (LowRankCurvature: an n x n Woodbury matrix per step, n^2 k d + n^3 / 3 flops,
         # against (k d)^3 / 3 for the reduced factor and n (k d)^2 for forming Q)
         self.lowrank = low_rank_curvature(n, self.k * self.d)
-        self.Q0 = None if cc is None or self.lowrank else float(cc) * (A.T @ A)
+        self.Q0 = None if cc is None or self.lowrank else float(cc) * self._gram(np.ones(n))
         self._cc = cc
         # the all-active pattern with a free hidden bias: its pair is one linear block
         # (v free, w = 0, no cone rows; mapped back by linear_pairs)
@@ -989,14 +1020,19 @@ class _PrimalDual:
         lin = set(self.linear.tolist())
         rows = [np.zeros(0, np.intp) if i in lin else r for i, r in enumerate(rows)]
         self.rows = [np.asarray(r, np.intp) for r in rows]
-        self.G = [np.where(self.masks[r, i], 1.0, -1.0)[:, None] * self.Xa[r]
-                  for i, r in enumerate(self.rows)]
         self.m = 2 * sum(r.size for r in self.rows)
         # every block keeps every row (n up to 32 d_a, and after the row rounds), or none
         # (a linear block): the slacks of all blocks are one product with X_a instead of
         # 2k matrix-vector products (11 % of the solves of a digits fit)
         self._sgn = np.where(self.masks.T, 1.0, -1.0) \
             if all(r.size == n or i in lin for i, r in enumerate(self.rows)) else None
+        # the blocks' kept cone rows G_i = diag(2 D_i - 1) X_a[rows]; where every block
+        # keeps every row and they would hold more than _G_STORED entries (the size of
+        # the design at large n), each is formed when used instead (_ConeRows)
+        self.G = _ConeRows(self.Xa, self._sgn, self.rows) \
+            if self._sgn is not None and n * self.k * self.d > _G_STORED else \
+            [np.where(self.masks[r, i], 1.0, -1.0)[:, None] * self.Xa[r]
+             for i, r in enumerate(self.rows)]
         # blocks whose kept cone rows are all active: with a free hidden bias nothing
         # bounds the bias, so their slacks stay away from zero as the penalised part does;
         # and the linear blocks, whose penalised part can head to zero as well
@@ -1033,6 +1069,43 @@ class _PrimalDual:
                     s, sg = Gi @ B[i], Gi @ gates[:, i]
                     need = np.max((1e-9 - s) / np.maximum(sg, 1e-300), initial=0.0)
                     B[i] += max(need, 0.0) * gates[:, i]
+
+    # ------------------------------------------------------------------ the design
+    @property
+    def A(self) -> np.ndarray:
+        """The dense design ``[1, D_1X_a, ..., D_kX_a]`` (the output bias column first),
+        formed on first use block by block (no temporary of its size)."""
+        if self._A is None:
+            n = self.Xa.shape[0]
+            A = np.empty((n, 1 + self.k * self.d))
+            A[:, 0] = 1.0
+            for i in range(self.k):
+                np.multiply(self.masks[:, i, None], self.Xa,
+                            out=A[:, 1 + i * self.d:1 + (i + 1) * self.d])
+            self._A = A
+        return self._A
+
+    def _At(self, r: np.ndarray) -> np.ndarray:
+        """``A^T r`` (through ``X_a`` and the masks where the design is not formed)."""
+        if self._A is not None:
+            return self._A.T @ r
+        Xa, M = self._factors()
+        return np.concatenate([[r.sum()], ((M * r[:, None]).T @ Xa).ravel()])
+
+    def _gram(self, h: np.ndarray) -> np.ndarray:
+        """``A^T diag(h) A`` by row chunks (:func:`weighted_gram`), the chunks of an
+        unformed design filled from ``X_a`` and the masks."""
+        if self._A is not None:
+            return weighted_gram(self._A, h, self._work)
+        Xa, M, k, d = self.Xa, self.masks, self.k, self.d
+
+        def fill(a, b, s, out):
+            out[:, 0] = s
+            for i in range(k):
+                np.multiply(Xa[a:b], (M[a:b, i] * s)[:, None],
+                            out=out[:, 1 + i * d:1 + (i + 1) * d])
+            return out
+        return weighted_gram((Xa.shape[0], 1 + k * d, fill), h, self._work)
 
     # ------------------------------------------------------------------ evaluations
     def _z(self, V, W, c0):
@@ -1127,7 +1200,7 @@ class _PrimalDual:
         V, W, c0 = self.V, self.W, self.c0
         k, d, ob = self.k, self.d, self.ob
         z = self._z(V, W, c0)
-        ga = self.A.T @ self.loss.gradient(z, self.y)
+        ga = self._At(self.loss.gradient(z, self.y))
         gu = ga[1:].reshape(k, d)
         kp = self.reg.penalized_dim
         floor = self._floor(mu)
@@ -1197,7 +1270,7 @@ class _PrimalDual:
                     # symmetric rank-k updates over chunks of rows (half the flops of
                     # A^T (h A); make_classification(20000, 20), 15,000 x 1,072, one BLAS
                     # thread: 0.47 s against 0.86 s), no scaled copy of the design
-                    self._Q = weighted_gram(self.A, h, self._work)
+                    self._Q = self._gram(h)
                 self._q_age = 0
             else:
                 self._q_age += 1
