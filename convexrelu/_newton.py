@@ -180,10 +180,12 @@ def weighted_gram(A, h: np.ndarray, work: Optional[dict] = None) -> np.ndarray:
 
         def fill(a, b, s, out):
             return np.multiply(A[a:b], s[:, None], out=out)
+    if n == 0 or c == 0:
+        return np.zeros((c, c))
     s = np.sqrt(np.maximum(np.asarray(h, np.float64), 0.0))
     rows = max(256, _GRAM_CHUNK_ENTRIES // max(c, 1))
     Q = np.zeros((c, c), order="F")
-    buf = work_buffer(work, "gram", (min(rows, n), c), grow=True)
+    buf = work_buffer(work, "weighted_gram", (min(rows, n), c), grow=True)
     if buf is None:
         buf = np.empty((min(rows, n), c))
     for a in range(0, n, rows):

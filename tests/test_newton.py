@@ -195,4 +195,4 @@ def test_weighted_gram_in_row_chunks_matches_the_scaled_design(monkeypatch):
             np.testing.assert_array_equal(Q, Q.T)
             np.testing.assert_allclose(Q, B.T @ B, rtol=1e-13, atol=1e-12)
             np.testing.assert_allclose(nw.weighted_gram(A, h), Q, rtol=1e-13, atol=1e-12)
-    assert list(work) == ["gram"]
+    assert list(work) == ["weighted_gram"]

@@ -307,8 +307,8 @@ class RestrictedBarrierSolver(BaseSolver):
         dense_ok = not low_rank_curvature(n, k * program.d_aug) or \
             steps + whole <= _budget_bytes()
         for attempt in range(_ROW_ROUNDS + 2):
-            # each state holds its own dense design: the last one goes first (two at once
-            # doubled the peak on large n)
+            # each state holds its own cone rows' vectors (and, few samples, its dense
+            # design): the last one goes first (two at once doubled the peak on large n)
             state = None
             state = _PrimalDual(program, rows, start, work, dense_ok,
                                 resume if attempt == 0 else None)
@@ -729,25 +729,36 @@ def low_rank_curvature(n: int, kd: int) -> bool:
     return n * n * kd + n ** 3 / 3.0 < kd ** 3 / 3.0 + n * kd * kd / 2.0
 
 
+# the interior point's vectors over its cone rows (slacks, multipliers, their steps, the
+# line search's trials, the masks as floats and signs), in arrays of n x k: measured with
+# tracemalloc over every row, d_a = 21, n = 10^5: peaks of 240 MB at k = 12 and 921 MB at
+# k = 48 (25 and 24 such arrays)
+_ROW_VECTORS = 25
+
+
 def barrier_bytes(program: ConvexProgram) -> tuple:
     """``(every step's, the fallback's)``: bytes of the dense pieces the barrier's steps
     use, and of the whole Newton matrix's factor (``1 + 2 k d_a`` rows, the matrix and its
     scaled copy) that a step whose reduced solve fails falls back to. Where the loss's
     Hessian stays as its factors (:func:`low_rank_curvature`) the steps use the design,
     the Woodbury factor's buffers and, where that factor fails, the formed reduced matrix
-    (``1 + k d_a`` rows); otherwise the masks as floats, one chunk of the design's rows
-    and the loss's Hessian (the design itself is never formed; the whole matrix is then
-    always there to fall back to)."""
+    (``1 + k d_a`` rows); otherwise the cone rows' vectors (``_ROW_VECTORS`` arrays of
+    ``n x k``: every row kept), their matrices where kept (up to ``_G_STORED`` entries),
+    four ``n x d_a`` temporaries, one chunk of the design's rows and the loss's Hessian
+    (the design itself is never formed; the whole matrix is then always there to fall
+    back to)."""
     n, kd = program.n_samples, program.n_patterns * program.d_aug
     if low_rank_curvature(n, kd):  # the dense design (the Woodbury factor's blocks)
         design = 8 * RestrictedBarrierSolver.design_entries(program)
-    else:  # never formed: the masks as floats, a chunk of its rows, its Gram matrix
+    else:  # never formed: the cone rows' vectors, a chunk of its rows, its Gram matrix
         chunk = min(n, max(256, _GRAM_CHUNK_ENTRIES // (1 + kd))) * (1 + kd)
-        design = 8 * (n * program.n_patterns + chunk + (1 + kd) ** 2)
-    # the rows' outer products of the cone rows' Hessians (_outer_products_used), where
-    # they may be formed (every block over every row: at most _ROWS_PER_DIM d_a samples)
+        design = 8 * (_ROW_VECTORS * n * program.n_patterns + min(n * kd, _G_STORED)
+                      + 4 * n * program.d_aug + chunk + (1 + kd) ** 2)
+    # the rows' outer products of the cone rows' Hessians (_outer_products_used), formed
+    # where every block keeps every row (from the start up to _ROWS_PER_DIM d_a samples,
+    # after the row rounds at any n)
     d = program.d_aug
-    if n <= _ROWS_PER_DIM * d and _outer_products_used(n, d, program.n_patterns):
+    if _outer_products_used(n, d, program.n_patterns):
         design += 8 * (n * d * (d + 1) // 2)
     whole = 8 * 2 * (1 + 2 * kd) ** 2
     if low_rank_curvature(n, kd):
@@ -947,26 +958,24 @@ def reduced_newton_solver(Q, Hv: np.ndarray, Hw: np.ndarray, ob: bool, rho: floa
 
 
 # the blocks' cone rows are kept as matrices up to this many entries in all (32 MB); past
-# it (every block over every row of a large sample) each is formed where it is used
+# it (every block over most rows of a large sample) each is formed where it is used
 _G_STORED = 1 << 22
 
 
 class _ConeRows:
-    """The blocks' cone rows ``G_i = diag(s_i) X_a`` (``s_i = 2 D_i - 1``, every row kept;
-    none for a block whose rows are empty), each formed when read: a sequence of ``k``
-    matrices that holds no ``n x k d_a`` array."""
+    """The blocks' kept cone rows ``G_i = diag(2 D_i - 1) X_a[r_i]``, each formed when
+    read: a sequence of ``k`` matrices that holds no array of their total size (every
+    block over every row of a large sample is the size of the design)."""
 
-    def __init__(self, Xa: np.ndarray, sgn: np.ndarray, rows) -> None:
-        self.Xa, self.sgn = Xa, sgn
-        self.empty = [r.size == 0 for r in rows]
+    def __init__(self, Xa: np.ndarray, masks: np.ndarray, rows) -> None:
+        self.Xa, self.masks, self.rows = Xa, masks, rows
 
     def __len__(self) -> int:
-        return len(self.empty)
+        return len(self.rows)
 
     def __getitem__(self, i: int) -> np.ndarray:
-        if self.empty[i]:
-            return self.Xa[:0]
-        return self.sgn[i][:, None] * self.Xa
+        r = self.rows[i]
+        return np.where(self.masks[r, i], 1.0, -1.0)[:, None] * self.Xa[r]
 
     def __iter__(self):
         return (self[i] for i in range(len(self)))
@@ -1026,13 +1035,12 @@ class _PrimalDual:
         # 2k matrix-vector products (11 % of the solves of a digits fit)
         self._sgn = np.where(self.masks.T, 1.0, -1.0) \
             if all(r.size == n or i in lin for i, r in enumerate(self.rows)) else None
-        # the blocks' kept cone rows G_i = diag(2 D_i - 1) X_a[rows]; where every block
-        # keeps every row and they would hold more than _G_STORED entries (the size of
-        # the design at large n), each is formed when used instead (_ConeRows)
-        self.G = _ConeRows(self.Xa, self._sgn, self.rows) \
-            if self._sgn is not None and n * self.k * self.d > _G_STORED else \
-            [np.where(self.masks[r, i], 1.0, -1.0)[:, None] * self.Xa[r]
-             for i, r in enumerate(self.rows)]
+        # the blocks' kept cone rows G_i = diag(2 D_i - 1) X_a[rows]; where they would
+        # hold more than _G_STORED entries (every block over most rows of a large sample:
+        # the size of the design), each is formed when used instead (_ConeRows)
+        self.G = _ConeRows(self.Xa, self.masks, self.rows)
+        if (self.m // 2) * self.d <= _G_STORED:
+            self.G = list(self.G)
         # blocks whose kept cone rows are all active: with a free hidden bias nothing
         # bounds the bias, so their slacks stay away from zero as the penalised part does;
         # and the linear blocks, whose penalised part can head to zero as well
