@@ -20,7 +20,11 @@ Rows:
   patterns at ``0.1 alpha_max``: gated ReLU (the gated solver's default: FISTA at these
   sizes; the dual barrier on the small "our regime" rows) and ReLU (``solver="relu"``, and its
   augmented Lagrangian forced, ``method="al"``) to gap 1e-6 at ``n = 1e4`` and ``1e5``,
-  and the gated one at ``n = 1e6`` (3.4 GB peak RSS; it also ran under an 8 GB cap);
+  and both at ``n = 1e6`` (the gated one 3.4 GB peak RSS, it also ran under an 8 GB cap;
+  the ReLU one about 18 minutes and 6.4 GB: run it with ``--time-limit 1500
+  --memory-limit 12`` and the package's memory budget raised,
+  ``CONVEXRELU_MEMORY_BUDGET=8192``, or its restricted programs go to the augmented
+  Lagrangian, which does not converge there);
 * gated ReLU at ``n = 1e4`` and ``5e4``, d=20, P=100, ``0.1 alpha_max`` (no hidden bias,
   unit group penalties: adelie's regime), and on the solver benchmark's diabetes and
   breast cancer problems at P=500, scnn's ``lam = 1e-3`` (``alpha = lam n``, squared

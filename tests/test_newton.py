@@ -196,3 +196,23 @@ def test_weighted_gram_in_row_chunks_matches_the_scaled_design(monkeypatch):
             np.testing.assert_allclose(Q, B.T @ B, rtol=1e-13, atol=1e-12)
             np.testing.assert_allclose(nw.weighted_gram(A, h), Q, rtol=1e-13, atol=1e-12)
     assert list(work) == ["weighted_gram"]
+
+
+def test_weighted_gram_of_a_design_given_by_its_rows(monkeypatch):
+    """A design never formed whole: ``(n, c, fill)`` gives the same Gram matrix as the
+    array, over several chunks."""
+    import convexrelu._newton as nw
+
+    monkeypatch.setattr(nw, "_GRAM_CHUNK_ENTRIES", 256 * 9)
+    rng = np.random.default_rng(4)
+    A = rng.standard_normal((700, 9))
+    h = rng.random(700)
+    calls = []
+
+    def fill(a, b, s, out):
+        calls.append((a, b))
+        return np.multiply(A[a:b], s[:, None], out=out)
+    Q = nw.weighted_gram((700, 9, fill), h)
+    assert calls == [(0, 256), (256, 512), (512, 700)]
+    np.testing.assert_allclose(Q, nw.weighted_gram(A, h), rtol=1e-14, atol=1e-13)
+    np.testing.assert_allclose(Q, A.T @ (h[:, None] * A), rtol=1e-12, atol=1e-12)
