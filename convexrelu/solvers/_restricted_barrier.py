@@ -555,6 +555,17 @@ def _factor(S: np.ndarray, work: Optional[dict] = None):
     raise np.linalg.LinAlgError("the interior point's Newton matrix is not positive definite")
 
 
+def factor_rmatvec(Xa: np.ndarray, M: np.ndarray, r: np.ndarray, ob: bool) -> np.ndarray:
+    """``A^T r`` for the design ``A = [1, D_1X_a, ..., D_kX_a]`` (its first column only
+    with ``ob``) through its factors ``X_a`` and the masks ``M`` (floats, ``n x k``)."""
+    o = 1 if ob else 0
+    out = np.empty(o + M.shape[1] * Xa.shape[1])
+    if o:
+        out[0] = r.sum()
+    out[o:] = ((M * r[:, None]).T @ Xa).ravel()
+    return out
+
+
 class LowRankCurvature:
     r"""The loss's Hessian ``Q = A^T diag(h) A`` over ``(c0, V - W)`` kept as its factors,
     for ``n`` samples fewer than its ``1 + k d`` rows: products cost ``O(n k d)`` and
@@ -598,13 +609,7 @@ class LowRankCurvature:
         """``A^T r`` (through the design's factors where given)."""
         if self.factors is None:
             return self.A.T @ r
-        Xa, M = self.factors
-        o = 1 if self.ob else 0
-        out = np.empty(self.shape[0])
-        if o:
-            out[0] = r.sum()
-        out[o:] = ((M * r[:, None]).T @ Xa).ravel()
-        return out
+        return factor_rmatvec(*self.factors, r, self.ob)
 
     def dense(self) -> np.ndarray:
         return weighted_gram(self.A, self.h, self.work)
@@ -1085,35 +1090,31 @@ class _PrimalDual:
         formed on first use block by block (no temporary of its size)."""
         if self._A is None:
             n = self.Xa.shape[0]
-            A = np.empty((n, 1 + self.k * self.d))
-            A[:, 0] = 1.0
-            for i in range(self.k):
-                np.multiply(self.masks[:, i, None], self.Xa,
-                            out=A[:, 1 + i * self.d:1 + (i + 1) * self.d])
-            self._A = A
+            self._A = self._fill_design(0, n, np.ones(n), np.empty((n, 1 + self.k * self.d)))
         return self._A
+
+    def _fill_design(self, a: int, b: int, s: np.ndarray, out: np.ndarray) -> np.ndarray:
+        """Rows ``a:b`` of the design times ``s`` into ``out``, pattern by pattern."""
+        Xa, M, d = self.Xa, self.masks, self.d
+        out[:, 0] = s
+        for i in range(self.k):
+            np.multiply(Xa[a:b], (M[a:b, i] * s)[:, None],
+                        out=out[:, 1 + i * d:1 + (i + 1) * d])
+        return out
 
     def _At(self, r: np.ndarray) -> np.ndarray:
         """``A^T r`` (through ``X_a`` and the masks where the design is not formed)."""
         if self._A is not None:
             return self._A.T @ r
-        Xa, M = self._factors()
-        return np.concatenate([[r.sum()], ((M * r[:, None]).T @ Xa).ravel()])
+        return factor_rmatvec(*self._factors(), r, True)
 
     def _gram(self, h: np.ndarray) -> np.ndarray:
         """``A^T diag(h) A`` by row chunks (:func:`weighted_gram`), the chunks of an
         unformed design filled from ``X_a`` and the masks."""
         if self._A is not None:
             return weighted_gram(self._A, h, self._work)
-        Xa, M, k, d = self.Xa, self.masks, self.k, self.d
-
-        def fill(a, b, s, out):
-            out[:, 0] = s
-            for i in range(k):
-                np.multiply(Xa[a:b], (M[a:b, i] * s)[:, None],
-                            out=out[:, 1 + i * d:1 + (i + 1) * d])
-            return out
-        return weighted_gram((Xa.shape[0], 1 + k * d, fill), h, self._work)
+        return weighted_gram((self.Xa.shape[0], 1 + self.k * self.d, self._fill_design), h,
+                             self._work)
 
     # ------------------------------------------------------------------ evaluations
     def _z(self, V, W, c0):
