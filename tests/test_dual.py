@@ -603,3 +603,131 @@ def test_candidate_rows_in_sample_blocks_match_one_product(monkeypatch):
     ref = np.unique(np.concatenate([proj.argmax(axis=1), proj.argmin(axis=1)]))
     np.testing.assert_array_equal(rows, ref)
     assert rows.max() < 400  # a repeat never replaces its first occurrence
+
+
+def _screening_problem(free, n=500, d=4, seed=12):
+    """Translated data, masks and a centred dual point with enough rows to screen."""
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((n, d))
+    pats = ActivationPatterns.from_gates(X, rng.standard_normal((d + 1, 12)), bias=True)
+    Xt, _, R = _prepare(pats.augment(X), free)
+    lam = rng.standard_normal(n)
+    lam -= lam.mean()
+    return Xt, R, pats.masks, lam
+
+
+@pytest.mark.parametrize("penalize", [True, False])
+@pytest.mark.parametrize("compiled", [False, True])
+def test_screened_projection_gives_the_unscreened_value(penalize, compiled, monkeypatch):
+    """Past ``_SCREEN_FROM_ROWS`` rows (given the data's row norms) a pattern's cone is
+    projected over working sets of its rows, never the whole ``n x d`` matrix at once:
+    the same value as the whole cone's projection to 1e-9 (exact or early-stopped below
+    the same threshold), from a cold start and from a face, with faces indexing the
+    data's rows."""
+    from convexrelu.certificates import _dual
+
+    free = not penalize
+    Xt, R, M, lam = _screening_problem(free)
+    n = Xt.shape[0]
+    monkeypatch.setattr(_dual, "_SCREEN_FROM_ROWS", 100)
+    monkeypatch.setattr(_dual, "_SCREEN_ADD", 3)  # (2 d_aug = 10 a round): several rounds
+    sizes = []
+    real = _dual._project_cone
+
+    def spy(Gn, c, *args, **kwargs):
+        sizes.append(Gn.shape[0])
+        return real(Gn, c, *args, **kwargs)
+
+    monkeypatch.setattr(_dual, "_project_cone", spy)
+    n_exact = n_early = 0
+    for i in range(M.shape[1]):
+        for sgn in (1.0, -1.0):
+            c = sgn * Xt.T @ (M[:, i] * lam)
+            kw = dict(free_bias=free, R=R, max_rounds=60, compiled=compiled)
+            face, face_s = [], []
+            ref = _dual._pattern_value(Xt, M[:, i], c, init=None, face_out=face, **kw)
+            sizes.clear()
+            scr = _dual._pattern_value(Xt, M[:, i], c, init=None, face_out=face_s,
+                                       rows=_dual._RowNorms(), **kw)
+            assert sizes and max(sizes) < n  # only working sets of rows were projected
+            tol = 1e-9 * (1 + ref[0])
+            assert scr[0] == pytest.approx(ref[0], abs=tol)
+            assert scr[1] <= scr[0] + tol and scr[3] == ref[3]
+            if face_s and face_s[0].size:
+                assert face_s[0].max() < n
+                warm = _dual._pattern_value(Xt, M[:, i], c, init=face_s[0],
+                                            rows=_dual._RowNorms(), **kw)
+                assert warm[0] == pytest.approx(ref[0], abs=tol)
+            if not np.isfinite(ref[0]) or ref[0] <= 1e-9:
+                continue
+            for t in (0.5 * ref[0], 1.5 * ref[0]):
+                U = _dual._pattern_value(Xt, M[:, i], c, init=None, stop_below=t,
+                                         rows=_dual._RowNorms(), **kw)[0]
+                assert U >= ref[1] - tol  # a bound on the value
+                if t > ref[0]:
+                    assert U <= t
+                    n_early += 1
+                else:
+                    assert U == pytest.approx(ref[0], abs=tol)
+                    n_exact += 1
+    assert n_exact and n_early
+
+
+def test_screened_free_bias_active_set_gives_the_whole_cones(monkeypatch):
+    """The exact free-bias active set (the equality kept) over working sets of rows gives
+    the bound of the whole cone's, from a few rows."""
+    from convexrelu.certificates import _dual
+
+    Xt, R, M, lam = _screening_problem(True, seed=13)
+    monkeypatch.setattr(_dual, "_SCREEN_ADD", 3)
+    norms = np.linalg.norm(Xt, axis=1)
+    compared = 0
+    for i in range(M.shape[1]):
+        sgn = np.where(M[:, i], 1.0, -1.0)
+        c = Xt.T @ (M[:, i] * lam)
+        whole = _dual._project_cone_free(sgn[:, None] * Xt, c)
+        few = _dual._project_free_screened(Xt, sgn, norms, c, np.zeros(0, int),
+                                           np.arange(0, Xt.shape[0], 50))
+        if whole is None:
+            continue
+        assert few is not None
+        bounds = []
+        for mu, rows, _ in (whole, few):
+            assert np.all(mu >= 0)
+            r = c + (sgn[rows, None] * Xt[rows]).T @ mu
+            bounds.append(_dual._upper(r, True, R, bool(np.all(M[:, i]))))
+        assert bounds[1] == pytest.approx(bounds[0], rel=1e-9, abs=1e-9)
+        compared += 1
+    assert compared >= 6
+
+
+@pytest.mark.parametrize("penalize", [True, False])
+def test_dual_constraint_with_screened_cones_is_the_same(penalize, monkeypatch):
+    """M(lambda) over a pattern set, with and without the screened projections, cold and
+    in pricing mode; inside ``shared_preparation`` (a pricing's chunks) the data is
+    prepared once, and the preparation is released at its end."""
+    from convexrelu._parallel import subset
+    from convexrelu.certificates import _dual
+
+    rng = np.random.default_rng(14)
+    X = rng.standard_normal((400, 3))
+    pats = ActivationPatterns.from_gates(X, rng.standard_normal((4, 40)), bias=True)
+    lam = rng.standard_normal(400)
+    lam -= lam.mean()
+    ref = dual_constraint(pats, X, lam, penalize_bias=penalize)
+    monkeypatch.setattr(_dual, "_SCREEN_FROM_ROWS", 100)
+    scr = dual_constraint(pats, X, lam, penalize_bias=penalize)
+    assert scr.value == pytest.approx(ref.value, rel=1e-9)
+    assert scr.pattern_index == ref.pattern_index
+    calls = []
+    real = _dual._prepare
+    monkeypatch.setattr(_dual, "_prepare", lambda *a: calls.append(1) or real(*a))
+    with _dual.shared_preparation():
+        parts = [dual_constraint(subset(pats, s, s + 10), X, lam, penalize_bias=penalize,
+                                 threshold=0.5 * ref.value) for s in range(0, 40, 10)]
+        assert len(calls) == 1
+        assert _dual._SHARED.cache
+    assert _dual._SHARED.cache is None
+    assert max(p.value for p in parts) >= ref.value * (1 - 1e-9)
+    dual_constraint(pats, X, lam, penalize_bias=penalize)
+    assert len(calls) == 2  # outside: prepared again

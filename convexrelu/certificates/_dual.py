@@ -41,7 +41,9 @@ convex optimization formulations for two-layer networks", ICML 2020.
 
 from __future__ import annotations
 
+import threading
 import warnings
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Optional
 
@@ -134,16 +136,20 @@ def _upper(r: np.ndarray, free_bias: bool, R: float, all_active: bool) -> float:
     return base + abs(eps) * R
 
 
-def _primal(c: np.ndarray, G: np.ndarray, mask: np.ndarray, u: np.ndarray, free_bias: bool,
-            b_hint: float = 0.0):
-    """A feasible point built from the direction ``u`` and its value ``c^T x`` (or None)."""
+def _primal(c: np.ndarray, Xa: np.ndarray, mask: np.ndarray, u: np.ndarray, free_bias: bool,
+            b_hint: float = 0.0, norms: Optional[np.ndarray] = None):
+    """A feasible point built from the direction ``u`` and its value ``c^T x`` (or None).
+
+    The cone's rows ``G_j = A_j x_j`` (``A = 2 D - I``) are read from the data ``Xa`` and
+    the ``mask`` (never formed); ``norms``: the rows' norms ``||x_j||`` where known."""
+    sgn = np.where(mask, 1.0, -1.0)
     if not free_bias:
         nu = np.linalg.norm(u)
         if nu == 0:
             return None
         x = u / nu
-        s = G @ x
-        scale = np.linalg.norm(G, axis=1)
+        s = sgn * (Xa @ x)  # = G x (a sign flip is exact)
+        scale = np.linalg.norm(Xa, axis=1) if norms is None else norms
         if np.any(s < -1e-12 * scale):
             return None
         return float(c @ x), x
@@ -153,7 +159,7 @@ def _primal(c: np.ndarray, G: np.ndarray, mask: np.ndarray, u: np.ndarray, free_
         return None
     uu = u[:d] / nu
     # constraints A_j (x_j^T u + b) >= 0: active rows b >= -x_j^T u, inactive b <= -x_j^T u
-    t = -(G[:, :d] * np.where(mask, 1.0, -1.0)[:, None]) @ uu  # = -x_j^T u
+    t = -(Xa[:, :d] @ uu)  # = -x_j^T u
     lo = float(np.max(t[mask])) if np.any(mask) else -np.inf
     hi = float(np.min(t[~mask])) if np.any(~mask) else np.inf
     if lo > hi + 1e-9 * (1.0 + abs(lo)):  # a boundary point, up to rounding, is kept
@@ -445,6 +451,156 @@ def _project_cone_free(G: np.ndarray, c: np.ndarray, init=None, max_iter: int = 
     return mu / rown[nz[P]], nz[P], nu
 
 
+#: the weight of the bias coordinate in the free-bias projection (its residual there is
+#: then nearly zero: docs/mathematics.rst §8.2)
+_BIAS_WEIGHT = 1e4
+#: cones of at least this many rows are projected over working sets of their rows
+#: (:func:`_over_row_sets`) where the data's row norms are given (pricing, certificates)
+_SCREEN_FROM_ROWS = 8192
+#: rows added to a working set per round: the most violated, at least this many
+_SCREEN_ADD = 64
+#: rounds of a screened projection before it gives up (the caller's fallback then runs)
+_SCREEN_ROUNDS = 50
+
+
+class _RowNorms:
+    """The norms of the rows of the (translated) augmented data ``X_aug``, shared by every
+    pattern's cone: the cone's rows are ``A_j x_j`` (``A = 2 D - I``), so their norms are
+    the data's whatever the pattern. Computed once per pass over the patterns (one ``n x
+    d_aug`` pass each, where forming every pattern's cone matrix was several), on first
+    use; the data is given at each use (it is not kept: a worker gets it separately)."""
+
+    def __init__(self):
+        self._plain = self._weighted = None
+
+    def plain(self, Xa: np.ndarray) -> np.ndarray:
+        """``||x_j||``."""
+        if self._plain is None:
+            self._plain = np.linalg.norm(Xa, axis=1)
+        return self._plain
+
+    def weighted(self, Xa: np.ndarray) -> np.ndarray:
+        """``||x_j||`` with the bias coordinate weighted by ``_BIAS_WEIGHT``."""
+        if self._weighted is None:
+            self._weighted = np.linalg.norm(
+                Xa * _weights(Xa.shape[1], True, _BIAS_WEIGHT), axis=1)
+        return self._weighted
+
+
+def _over_row_sets(Xa, sgn, colw, norms, S, solve, scale):
+    """Constraint generation over the rows of a cone ``{v : Gn v >= 0}`` whose unit rows
+    ``Gn_j = sgn_j (x_j * colw) / norms_j`` (``colw`` None: ones) are read from the data.
+
+    ``solve(S)`` solves the problem restricted to the rows ``S`` (sorted indices) and
+    returns ``(out, v)``: its result, and the vector whose row values ``Gn_j^T v`` must be
+    ``>= 0`` on every row for it to solve the whole problem (None: ``out`` is final, an
+    early stop). Rows violated by more than ``1e-13 scale`` enter, the most violated
+    first (``_SCREEN_ADD`` or more a round), until none is left: one product with the
+    data a round instead of one per active-set step. Returns ``(out, S)``, or ``(None,
+    S)`` when ``_SCREEN_ROUNDS`` rounds did not finish."""
+    live = norms > 0
+    rinv = np.where(live, 1.0 / np.where(live, norms, 1.0), 0.0)
+    n = Xa.shape[0]
+    add = max(_SCREEN_ADD, 2 * Xa.shape[1])
+    for _ in range(_SCREEN_ROUNDS):
+        out, v = solve(S)
+        if v is None:
+            return out, S
+        g = sgn * (Xa @ (v if colw is None else colw * v)) * rinv
+        g[S] = np.inf
+        bad = np.flatnonzero(g < -1e-13 * scale)
+        if bad.size == 0:
+            return out, S
+        if bad.size > add:
+            bad = bad[np.argpartition(g[bad], add)[:add]]
+        S = np.union1d(S, bad)
+        if S.size >= n:
+            break
+    return None, S
+
+
+def _start_rows(Xa, sgn, colw, norms, v, init, scale):
+    """The first working set of a screened projection of ``v``: the rows ``init`` (a
+    guessed face) and the ``_SCREEN_ADD`` (or more) most violated by ``v``."""
+    live = norms > 0
+    g = sgn * (Xa @ (v if colw is None else colw * v)) / np.where(live, norms, 1.0)
+    g[~live] = np.inf
+    bad = np.flatnonzero(g < -1e-13 * scale)
+    add = max(_SCREEN_ADD, 2 * Xa.shape[1])
+    if bad.size > add:
+        bad = bad[np.argpartition(g[bad], add)[:add]]
+    ini = np.zeros(0, int) if init is None else np.asarray(init, int).ravel()
+    ini = ini[(ini >= 0) & (ini < Xa.shape[0])]
+    return np.union1d(ini[live[ini]], bad), ini
+
+
+def _project_screened(Xa, sgn, colw, norms, c, init, stop, stop_spec, compiled,
+                      keep_rows=False):
+    """:func:`_project_cone` of ``c`` onto the cone of the unit rows ``sgn_j (x_j * colw)
+    / norms_j`` (rows of zero norm left out), over working sets of its rows
+    (:func:`_over_row_sets`): the same ``(bound, u, rows)``, ``rows`` indexing ``Xa``.
+    ``stop(rows, mu, u)`` as :func:`_project_cone`'s with rows indexing ``Xa``; an early
+    stop on a working set is final (its multipliers are valid for the whole cone).
+    ``keep_rows``: the last working set as a fourth element."""
+    scale = float(np.linalg.norm(c))
+    S, ini = _start_rows(Xa, sgn, colw, norms, c, init, scale)
+    face = ini
+    hit = []
+
+    def solve(S):
+        nonlocal face
+        if S.size == 0:
+            return (scale, np.array(c, dtype=np.float64), np.zeros(0, int)), c
+        Gs = sgn[S, None] * Xa[S]
+        if colw is not None:
+            Gs *= colw
+        Gs /= norms[S, None]
+
+        def stop_s(P, mu, u):
+            if stop(S[P], mu, u):
+                hit.append(True)
+                return True
+            return False
+
+        U, u, f = _project_cone(Gs, c, init=np.searchsorted(S, np.intersect1d(face, S)),
+                                stop=None if stop is None else stop_s,
+                                stop_spec=stop_spec, compiled=compiled)
+        face = S[f]
+        return (U, u, face), None if hit else u
+
+    while True:
+        out, S = _over_row_sets(Xa, sgn, colw, norms, S, solve, scale)
+        if out is not None:
+            return out + (S,) if keep_rows else out
+        # the rounds ran out: the whole cone (every row a working set)
+        S = np.flatnonzero(norms > 0)
+
+
+def _project_free_screened(Xa, sgn, norms, c, init, S):
+    """:func:`_project_cone_free` over working sets of the cone's rows (starting from
+    ``S``, which holds ``init``): the same ``(mu, rows, nu)`` with ``rows`` indexing
+    ``Xa``, or None."""
+    d = Xa.shape[1] - 1
+    face = np.asarray(init, int)
+    scale = float(np.linalg.norm(c)) + 1e-300
+
+    def solve(S):
+        nonlocal face
+        ex = _project_cone_free(sgn[S, None] * Xa[S], c,
+                                init=np.searchsorted(S, np.intersect1d(face, S)))
+        if ex is None:
+            return None, None
+        mu, rows, nu = ex
+        face = S[rows]
+        r = c + (sgn[S[rows], None] * Xa[S[rows]]).T @ mu
+        return (mu, S[rows], nu), np.concatenate([r[:d], [nu]])
+
+    out, S = _over_row_sets(Xa, sgn, None, norms, np.asarray(S, int), solve, scale)
+    if out is None and S.size < Xa.shape[0]:
+        return _project_cone_free(sgn[:, None] * Xa, c, init=face)
+    return out
+
+
 def _nonzero_positions(init, nz):
     """The rows ``init`` (indices into all rows) among the nonzero rows ``nz`` (a mask),
     as positions in ``G[nz]``; None for no ``init``."""
@@ -505,38 +661,51 @@ def pattern_value(Xa: np.ndarray, mask: np.ndarray, c: np.ndarray, *, free_bias:
 
 
 def _pattern_value(Xa, mask, c, *, free_bias, R, max_rounds, init, stop_below=None,
-                   face_out=None, compiled=False):
+                   face_out=None, compiled=False, rows=None):
     """:func:`pattern_value` with the correction ``a = r - c`` as a fifth element.
 
     ``init`` warm-starts the projection with either norm here (a free bias: the weighted
     one). ``face_out``: a list, given the face of the projection (the rows of positive
     multiplier, indices into ``Xa``) where one was computed, the next evaluation's
     ``init`` (pricing: :class:`PricingMultipliers`). ``compiled``: the projections by the
-    compiled kernel (:func:`_project_cone`)."""
+    compiled kernel (:func:`_project_cone`). ``rows``: the :class:`_RowNorms` of ``Xa``
+    (its rows' norms, computed once for every pattern of a pass); with at least
+    ``_SCREEN_FROM_ROWS`` rows the projections then run over working sets of the cone's
+    rows (:func:`_over_row_sets`) and the ``n x d_aug`` cone matrix is never formed."""
     from scipy.optimize import lsq_linear
 
     mask = np.asarray(mask, dtype=bool)
     A = np.where(mask, 1.0, -1.0)
-    G = A[:, None] * Xa
     d_aug = Xa.shape[1]
+    screen = rows is not None and Xa.shape[0] >= _SCREEN_FROM_ROWS
+    G = None if screen else A[:, None] * Xa
+
+    def G_of(idx):  # the cone's rows idx
+        return G[idx] if G is not None else A[idx, None] * Xa[idx]
+
     if not free_bias:
         # full norm: Moreau, max_{x in K, ||x|| <= 1} c^T x = ||proj_K(c)||, computed by an
         # exact Lawson-Hanson projection; its bound ||c + Gn^T mu|| uses explicit mu >= 0
-        rown = np.linalg.norm(G, axis=1)
-        nz = rown > 0
-        Gn = G[nz] / rown[nz, None]
         c = np.asarray(c, dtype=np.float64)
         stop = None if stop_below is None else \
             (lambda P, mu, u: float(np.linalg.norm(u)) <= stop_below)
-        U, u, face = _project_cone(Gn, c, init=_nonzero_positions(init, nz), stop=stop,
-                                   stop_spec=(stop_below, 0.0, 0.0, False),
-                                   compiled=compiled)
+        spec = (stop_below, 0.0, 0.0, False)
+        if screen:
+            norms = rows.plain(Xa)
+            U, u, face = _project_screened(Xa, A, None, norms, c, init, stop, spec, compiled)
+        else:
+            norms = np.linalg.norm(G, axis=1)
+            nz = norms > 0
+            Gn = G[nz] / norms[nz, None]
+            U, u, face = _project_cone(Gn, c, init=_nonzero_positions(init, nz), stop=stop,
+                                       stop_spec=spec, compiled=compiled)
+            face = np.flatnonzero(nz)[face]
         if face_out is not None:
-            face_out.append(np.flatnonzero(nz)[face])
+            face_out.append(face)
         scale_c = float(np.linalg.norm(c)) + 1e-300
         if U <= 1e-15 * scale_c or (stop_below is not None and U <= stop_below):
             return max(U, 0.0), 0.0, None, False, u - c
-        prim = _primal(c, G, mask, u, False)
+        prim = _primal(c, Xa, mask, u, False, norms=norms)
         if prim is not None and U - prim[0] <= _VERIFY_RTOL * scale_c:
             return U, prim[0], prim[1], False, u - c
     else:
@@ -544,43 +713,52 @@ def _pattern_value(Xa, mask, c, *, free_bias, R, max_rounds, init, stop_below=No
         # that (c + G^T mu)_{d+1} ~ 0; the bound is recomputed unweighted from the explicit
         # mu >= 0 (its residual in the bias coordinate costs |r_{d+1}| R), and a primal
         # point built from the direction checks it to the verification tolerance
-        wgt = 1e4
-        Gw = G.copy()
-        Gw[:, -1] *= wgt
-        rown = np.linalg.norm(Gw, axis=1)
-        nz = rown > 0
-        cw = np.asarray(c, dtype=np.float64).copy()
-        cw[-1] *= wgt
+        wgt = _BIAS_WEIGHT
+        colw = _weights(d_aug, True, wgt)
+        if screen:
+            rown = rows.weighted(Xa)
+        else:
+            Gw = G * colw
+            rown = np.linalg.norm(Gw, axis=1)
+        cw = np.asarray(c, dtype=np.float64) * colw
         all_active = bool(np.all(mask))
-        nzi = np.flatnonzero(nz)
         early = []
 
-        def stop(P, mu_w, u):
+        def stop_at(idx, mu_w):
             # the unweighted bound of these multipliers (mu >= 0 whatever the weights)
-            r_ = c + G[nzi[P]].T @ (mu_w / rown[nzi[P]])
+            r_ = c + G_of(idx).T @ (mu_w / rown[idx])
             U_ = _upper(r_, True, R, all_active)
             if U_ <= stop_below:
                 early.append((U_, r_))
                 return True
             return False
 
-        _, _, face = _project_cone(Gw[nz] / rown[nz, None], cw,
-                                   init=_nonzero_positions(init, nz),
-                                   stop=None if stop_below is None else stop,
-                                   stop_spec=(stop_below, wgt, R, all_active),
-                                   compiled=compiled)
-        rows = np.flatnonzero(nz)[face]
+        spec = (stop_below, wgt, R, all_active)
+        if screen:
+            stop = None if stop_below is None else (lambda idx, mu_w, u: stop_at(idx, mu_w))
+            _, _, face, S = _project_screened(Xa, A, colw, rown, cw, init, stop, spec,
+                                              compiled, keep_rows=True)
+        else:
+            nz = rown > 0
+            nzi = np.flatnonzero(nz)
+            stop = None if stop_below is None else \
+                (lambda P, mu_w, u: stop_at(nzi[P], mu_w))
+            _, _, face = _project_cone(Gw[nz] / rown[nz, None], cw,
+                                       init=_nonzero_positions(init, nz), stop=stop,
+                                       stop_spec=spec, compiled=compiled)
+            face = nzi[face]
         if face_out is not None:
-            face_out.append(rows)
+            face_out.append(face)
         if early:
             return max(early[0][0], 0.0), 0.0, None, False, early[0][1] - c
         scale_c = float(np.linalg.norm(c)) + 1e-300
         nu = None
-        if rows.size:
-            mu = np.linalg.lstsq((Gw[rows] / rown[rows, None]).T, -cw, rcond=None)[0]
-            mu = np.maximum(mu, 0.0) / rown[rows]
-            mu, nu = _equality_polish(G[rows], c, mu)  # (c + G^T mu)_{d+1} = 0 exactly
-            r = c + G[rows].T @ mu
+        if face.size:
+            Gf = G_of(face)
+            mu = np.linalg.lstsq((Gf * colw / rown[face, None]).T, -cw, rcond=None)[0]
+            mu = np.maximum(mu, 0.0) / rown[face]
+            mu, nu = _equality_polish(Gf, c, mu)  # (c + G^T mu)_{d+1} = 0 exactly
+            r = c + Gf.T @ mu
         else:
             r = np.asarray(c, dtype=np.float64).copy()
         U = _upper(r, True, R, all_active)
@@ -589,31 +767,35 @@ def _pattern_value(Xa, mask, c, *, free_bias, R, max_rounds, init, stop_below=No
                 return max(U, 0.0), 0.0, None, False, r - c
             nr1 = float(np.linalg.norm(r[:-1]))
             xs = r if nu is None or nr1 == 0 else np.concatenate([r[:-1], [nu]]) / nr1
-            prim = _primal(c, G, mask, xs, True, b_hint=float(xs[-1]))
+            prim = _primal(c, Xa, mask, xs, True, b_hint=float(xs[-1]))
             if prim is None or prim[0] <= 0.0:
                 prim = (0.0, None)  # x = 0 is feasible: the value is >= 0
             if U - prim[0] <= _VERIFY_RTOL * scale_c:
                 return U, prim[0], prim[1], False, r - c
         # the weighted projection's face was not the optimum's: the exact active set
-        ex = _project_cone_free(G, c, init=rows)
+        if screen:
+            ex = _project_free_screened(Xa, A, rows.plain(Xa), c, face, S)
+        else:
+            ex = _project_cone_free(G, c, init=face)
         if ex is not None:
             mu, rows2, nu = ex
-            r = c + G[rows2].T @ mu
+            r = c + G_of(rows2).T @ mu
             U = _upper(r, True, R, all_active)
             nr1 = float(np.linalg.norm(r[:-1]))
             if np.isfinite(U) and nr1 > 0:
                 if U <= 1e-15 * scale_c:
                     return max(U, 0.0), 0.0, None, False, r - c
                 xs = np.concatenate([r[:-1], [nu]]) / nr1
-                prim = _primal(c, G, mask, xs, True, b_hint=float(xs[-1]))
+                prim = _primal(c, Xa, mask, xs, True, b_hint=float(xs[-1]))
                 if prim is None or prim[0] <= 0.0:
                     prim = (0.0, None)
                 if U - prim[0] <= _VERIFY_RTOL * scale_c:
                     return U, prim[0], prim[1], False, r - c
+    if G is None:  # the last resort: the whole cone matrix
+        G = A[:, None] * Xa
     all_active = bool(free_bias and np.all(mask))
     scale_c = float(np.linalg.norm(c)) + 1e-300
-    w = 1e4
-    wv = _weights(d_aug, free_bias, w)
+    wv = _weights(d_aug, free_bias, _BIAS_WEIGHT)
     rownorm = np.linalg.norm(G, axis=1) + 1e-300
     S = np.zeros(0, dtype=int)
     mu = np.zeros(0)
@@ -642,7 +824,7 @@ def _pattern_value(Xa, mask, c, *, free_bias, R, max_rounds, init, stop_below=No
             if nr1 > 0:
                 xs = np.concatenate([r[:-1], [nu]]) / nr1
         viol = (G @ xs) / rownorm
-        prim = _primal(c, G, mask, xs, free_bias, b_hint=float(xs[-1]))
+        prim = _primal(c, Xa, mask, xs, free_bias, b_hint=float(xs[-1]))
         if prim is not None:
             L, x = prim
             if L > best[0]:
@@ -706,7 +888,7 @@ def pattern_value_socp(Xa: np.ndarray, mask: np.ndarray, c: np.ndarray, *,
     xv = None if (not solved or x.value is None) else np.asarray(x.value, dtype=float)
     L = 0.0
     if xv is not None:
-        prim = _primal(c, G, mask, xv, free_bias, b_hint=float(xv[-1]))
+        prim = _primal(c, Xa, mask, xv, free_bias, b_hint=float(xv[-1]))
         if prim is not None and prim[0] > L:
             L, xv = prim
     if not np.isfinite(U) and np.isfinite(L) and solved and prob.status == "optimal" \
@@ -898,6 +1080,41 @@ class PricingMultipliers:
             self.faces.setdefault(k, [None, None])[srow] = face
 
 
+_SHARED = threading.local()
+
+
+@contextmanager
+def shared_preparation():
+    """Within it, the evaluations of the dual constraint over chunks of one pattern set
+    (a pricing's, :class:`convexrelu.solvers._column_generation._PatternOracle`) share
+    their preparation of the data: the augmented and translated data, the rows' norms and
+    the products with the dual points, made once instead of once per chunk (each an
+    ``n x d_aug`` array). Released at the end; chunks evaluated in other processes
+    prepare their own. Thread-local."""
+    outer = getattr(_SHARED, "cache", None)
+    if outer is None:
+        _SHARED.cache = {}
+    try:
+        yield
+    finally:
+        if outer is None:
+            _SHARED.cache = None
+
+
+def _shared(key: tuple, make):
+    """``make()``, kept for the same ``key`` inside :func:`shared_preparation`. The key's
+    arrays are compared by identity, and the entry holds them (an identity cannot be
+    reused while it lives)."""
+    cache = getattr(_SHARED, "cache", None)
+    if cache is None:
+        return make()
+    ids = tuple(id(k) if isinstance(k, np.ndarray) else k for k in key)
+    hit = cache.get(ids)
+    if hit is None:
+        hit = cache[ids] = (key, make())
+    return hit[1]
+
+
 def dual_constraint(patterns, X, lam, *, penalize_bias: bool = True,
                     block_size: int = 8192, refine: bool = True,
                     n_jobs=None, multipliers: Optional[PricingMultipliers] = None,
@@ -1002,9 +1219,11 @@ def dual_constraints(patterns, X, lams, *, penalize_bias: bool = True,
     from .._parallel import chunk_ranges, map_chunks
 
     X = np.asarray(X, dtype=np.float64)
-    patterns.check_data(X)
-    Xa = patterns.augment(X)
-    lams = [np.asarray(lam, dtype=np.float64).reshape(-1) for lam in lams]
+    # (a digest of all of X: once per pricing, not once per chunk)
+    _shared(("checked", X, patterns.fingerprint), lambda: patterns.check_data(X) or True)
+    Xa = _shared(("augment", X, patterns.bias), lambda: patterns.augment(X))
+    lams = _shared(("lams", *lams), lambda: [np.asarray(lam, dtype=np.float64).reshape(-1)
+                                             for lam in lams])
     for lam in lams:
         if lam.shape[0] != X.shape[0]:
             raise ValueError(f"each dual point needs {X.shape[0]} entries (one per sample); "
@@ -1013,7 +1232,8 @@ def dual_constraints(patterns, X, lams, *, penalize_bias: bool = True,
     multipliers = [None] * k if multipliers is None else list(multipliers)
     thresholds = [None] * k if thresholds is None else list(thresholds)
     free_bias = bool(patterns.bias and not penalize_bias)
-    Xt, shift, R = _prepare(Xa, free_bias)
+    Xt, shift, R = _shared(("prepare", Xa, free_bias), lambda: _prepare(Xa, free_bias))
+    norms = _shared(("norms", Xt), _RowNorms) if Xt.shape[0] >= _SCREEN_FROM_ROWS else None
     d_aug = Xa.shape[1]
     ranges = chunk_ranges(patterns.n_patterns, _chunk_size(block_size))
     cand_rows = _cached_candidate_rows(X) if free_bias else None
@@ -1025,7 +1245,7 @@ def dual_constraints(patterns, X, lams, *, penalize_bias: bool = True,
               for b, m in zip(before, multipliers)]
     parts = map_chunks(_scalar_chunk, patterns, ranges, Xa,
                        (Xt, lams, shift, R, cand_rows, free_bias, refine, block_size, warms,
-                        thresholds, before), n_jobs)
+                        thresholds, before, norms), n_jobs)
     return [_merge_scalar([part[j] for part in parts], patterns, multipliers[j], shift,
                           free_bias, refine, d_aug) for j in range(k)]
 
@@ -1081,7 +1301,7 @@ def _chunk_size(block_size: int) -> int:
 
 
 def _scalar_chunk(patterns, offset, Xt, lams, shift, R, cand_rows, free_bias, refine,
-                  block_size, warms=None, thresholds=None, refined_before=None):
+                  block_size, warms=None, thresholds=None, refined_before=None, norms=None):
     """Bound-then-refine over one chunk of patterns for one or several dual points
     (indices reported from ``offset``), in one pass over the chunk's masks.
 
@@ -1089,8 +1309,9 @@ def _scalar_chunk(patterns, offset, Xt, lams, shift, R, cand_rows, free_bias, re
     evaluated together: each block of masks is unpacked once and ``X_aug^T D_i lambda`` of
     all of them is one product); ``warms`` and ``thresholds``: one entry per dual point
     (see :class:`_ScalarPass`), as ``refined_before`` (the refinements made before, per
-    dual point). Returns one result per dual point, each as
-    :meth:`_ScalarPass.result`.
+    dual point). ``norms``: the :class:`_RowNorms` of ``Xt`` (large ``n``: the cones'
+    projections over working sets of their rows), or None. Returns one result per dual
+    point, each as :meth:`_ScalarPass.result`.
     """
     k = len(lams)
     warms = [None] * k if warms is None else warms
@@ -1100,7 +1321,8 @@ def _scalar_chunk(patterns, offset, Xt, lams, shift, R, cand_rows, free_bias, re
     passes = [_ScalarPass(d_aug, R, cand_rows, free_bias, refine, w, t, b)
               for w, t, b in zip(warms, thresholds, before)]
     # (n, k d_aug): the columns of every dual point side by side
-    XL = np.hstack([Xt * np.asarray(lam, np.float64)[:, None] for lam in lams])
+    XL = _shared(("XL", Xt, *lams), lambda: np.hstack(
+        [Xt * np.asarray(lam, np.float64)[:, None] for lam in lams]))
     for start, masks, gates in patterns.iter_blocks(block_size):
         start += offset
         CC = XL.T @ masks  # (k d_aug, b): c_i = X_aug^T D_i lam, for every lam
@@ -1110,7 +1332,7 @@ def _scalar_chunk(patterns, offset, Xt, lams, shift, R, cand_rows, free_bias, re
         gn = np.linalg.norm(Gt[:-1] if free_bias else Gt, axis=0)
         act = None if cand_rows is None else masks[cand_rows]
         for j, ps in enumerate(passes):
-            ps.block(start, masks, CC[j * d_aug:(j + 1) * d_aug], Gt, gn, Xt, act)
+            ps.block(start, masks, CC[j * d_aug:(j + 1) * d_aug], Gt, gn, Xt, act, norms)
     return [ps.result() for ps in passes]
 
 
@@ -1147,10 +1369,10 @@ class _ScalarPass:
         self.n_checked = self.n_refined = self.n_fallbacks = 0
         self.new, self.new_faces = {}, {}
 
-    def block(self, start, masks, C, Gt, gn, Xt, act):
+    def block(self, start, masks, C, Gt, gn, Xt, act, norms=None):
         """One block of patterns: ``C`` (d_aug, b) their ``X_aug^T D_i lambda``, ``Gt`` and
         ``gn`` their (translated) gates and the gates' norms, ``act`` the masks' candidate
-        rows (free bias) or None."""
+        rows (free bias) or None, ``norms`` the :class:`_RowNorms` of ``Xt`` or None."""
         b = masks.shape[1]
         self.n_checked += b
         bounds = _cheap_bounds(C, masks, Xt, self.R, self.cand_rows, act)  # (2, b): +1, -1
@@ -1202,7 +1424,7 @@ class _ScalarPass:
                 # far (a violation, above the threshold) need not be refined to the end
                 stop_below=None if self.threshold is None else max(self.floor, self.best_U),
                 face_out=face if self.warm is not None else None,
-                compiled=self._compiled(Xt))
+                compiled=self._compiled(Xt), rows=norms)
             if self.warm is not None and a is not None:
                 self.new[(start + k, srow)] = a
             if face:

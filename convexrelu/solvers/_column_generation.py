@@ -199,19 +199,25 @@ class _PatternOracle:
         and results are each oracle's own, as if evaluated alone."""
         from .._parallel import map_chunks
 
+        from ..certificates._dual import _shared, shared_preparation
+
         o = oracles[0]
-        Xa = o.patterns.augment(o.X)
         lams = [np.asarray(lam, np.float64) for lam in lams]
         if o.gated:
+            Xa = o.patterns.augment(o.X)
             parts = map_chunks(_gated_chunk, o.patterns, o.chunks, Xa,
                                (Xa, lams, o.block_size), o.n_jobs)
         else:
-            parts = map_chunks(_relu_chunk, o.patterns, o.chunks, Xa,
-                               (o.X, lams, o.penalize_bias, o.block_size,
-                                [(q.multipliers.rows, q.multipliers.faces)
-                                 for q in oracles],
-                                [q.threshold for q in oracles],
-                                [q.n_refined for q in oracles]), o.n_jobs)
+            # the chunks evaluated here share one preparation of the data
+            with shared_preparation():
+                Xa = _shared(("augment", o.X, o.patterns.bias),
+                             lambda: o.patterns.augment(o.X))
+                parts = map_chunks(_relu_chunk, o.patterns, o.chunks, Xa,
+                                   (o.X, lams, o.penalize_bias, o.block_size,
+                                    [(q.multipliers.rows, q.multipliers.faces)
+                                     for q in oracles],
+                                    [q.threshold for q in oracles],
+                                    [q.n_refined for q in oracles]), o.n_jobs)
             for j, q in enumerate(oracles):
                 for part in parts:
                     q.multipliers.rows.update(part[j][1][0])
