@@ -385,6 +385,31 @@ def test_inner_cvxpy_inaccurate_warning_does_not_reach_the_user(monkeypatch):
     assert not [w for w in caught if "inaccurate" in str(w.message)]
 
 
+def test_margin_rows_are_the_smallest_normalised_margins(rng):
+    """margin_rows: the nonzero rows of the m smallest margins ``a_j^T gate / ||a_j||``,
+    ties taken in index order (a stable sort's first m), sorted; every nonzero row when
+    there are at most m."""
+    from convexrelu.solvers._cg_inner import margin_rows
+
+    for n, d, scale in ((60, 3, None), (500, 5, None), (400, 4, 2.0)):
+        X = rng.standard_normal((n, d))
+        if scale is not None:  # integer data: many equal margins
+            X = np.round(scale * X)
+        X[::9] = 0.0
+        gate = rng.standard_normal(d) if scale is None else np.round(3 * rng.standard_normal(d))
+        mask = X @ gate > 0
+        A = np.where(mask, 1.0, -1.0)[:, None] * X
+        rn = np.linalg.norm(A, axis=1)
+        nz = np.flatnonzero(rn > 0)
+        marg = (A[nz] @ gate) / rn[nz]
+        for m in (None, 7, 1):
+            mm = max(4 * d, 32) if m is None else m
+            ref = np.sort(nz[np.argsort(marg, kind="stable")[:mm]])
+            assert np.array_equal(margin_rows(X, mask, gate, n_rows=m), ref)
+    assert np.array_equal(margin_rows(X[:10], mask[:10], gate, n_rows=50),
+                          np.flatnonzero(np.any(X[:10] != 0, axis=1)))
+
+
 @pytest.mark.parametrize("penalize_bias", [False, True])
 def test_margin_rows_give_the_all_rows_optimum(rng, penalize_bias):
     """Beyond d_aug = 3 each block starts from its margin rows; the check over every row

@@ -595,8 +595,19 @@ def _project_free_screened(Xa, sgn, norms, c, init, S):
         r = c + (sgn[S[rows], None] * Xa[S[rows]]).T @ mu
         return (mu, S[rows], nu), np.concatenate([r[:d], [nu]])
 
-    out, S = _over_row_sets(Xa, sgn, None, norms, np.asarray(S, int), solve, scale)
-    if out is None and S.size < Xa.shape[0]:
+    failed = []
+
+    def solve_or_fail(S):
+        out, v = solve(S)
+        if out is None:
+            failed.append(True)
+        return out, v
+
+    out, S = _over_row_sets(Xa, sgn, None, norms, np.asarray(S, int), solve_or_fail, scale)
+    if out is None and not failed and S.size < Xa.shape[0]:
+        # the rounds ran out: the whole cone. (Where the active set fails on a working
+        # set it failed on the whole cone too, 6 times in 7 at n = 3e5, at 1.5 s each:
+        # None, and the caller's last resort.)
         return _project_cone_free(sgn[:, None] * Xa, c, init=face)
     return out
 

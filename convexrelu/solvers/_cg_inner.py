@@ -118,14 +118,19 @@ def margin_rows(Xa: np.ndarray, mask: np.ndarray, gate: np.ndarray,
     every row after each solve and re-adds the violated ones. Default ``n_rows``:
     ``max(4 d_a, 32)``. Returns sorted indices (all nonzero rows when there are fewer).
     """
-    A = np.where(np.asarray(mask, bool), 1.0, -1.0)[:, None] * Xa
-    rn = np.linalg.norm(A, axis=1)
+    rn = np.linalg.norm(Xa, axis=1)  # ||a_j||: the sign does not change it
     nz = np.flatnonzero(rn > 0)
     m = max(4 * Xa.shape[1], 32) if n_rows is None else int(n_rows)
     if nz.size <= m:
         return nz
-    marg = (A[nz] @ gate) / rn[nz]
-    return np.sort(nz[np.argsort(marg, kind="stable")[:m]])
+    sgn = np.where(np.asarray(mask, bool)[nz], 1.0, -1.0)
+    marg = sgn * (Xa[nz] @ gate) / rn[nz]  # a_j^T gate / ||a_j|| (a sign flip is exact)
+    # the m smallest, ties in index order (a stable sort's first m; a sort of all n
+    # margins was half of this function's time at n = 3e5)
+    kth = marg[np.argpartition(marg, m - 1)[:m]].max()
+    first = np.flatnonzero(marg < kth)
+    first = np.concatenate([first, np.flatnonzero(marg == kth)[:m - first.size]])
+    return np.sort(nz[first])
 
 
 def _null_basis(g: np.ndarray) -> np.ndarray:

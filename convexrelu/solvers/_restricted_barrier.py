@@ -1118,7 +1118,9 @@ class _PrimalDual:
 
     # ------------------------------------------------------------------ evaluations
     def _z(self, V, W, c0):
-        return ((self.Xa @ (V - W).T) * self.masks).sum(axis=1) + (c0 if self.ob else 0.0)
+        # (one n x k temporary: the masked sum by einsum, not a product then a sum)
+        z = np.einsum("ij,ij->i", self.Xa @ (V - W).T, self._factors()[1])
+        return z + c0 if self.ob else z
 
     def _rows(self, B):
         """The kept cone rows' values ``G_i b_i`` of each block (a list over blocks)."""
