@@ -1317,3 +1317,35 @@ def test_barrier_memory_estimate_covers_its_peak(rng):
             tracemalloc.stop()
         assert state._A is None
         assert peak <= every + whole, (peak / 2**20, (every + whole) / 2**20)
+
+
+def test_common_bias_lowered_as_far_as_the_active_rows_allow(rng):
+    """_lower_common_bias moves both blocks' bias down by the smallest value either block
+    takes on its pattern's active rows (when positive): the predictions ``v_i - w_i`` do
+    not change, and afterwards one of the two blocks touches zero on an active row."""
+    from convexrelu.solvers._restricted_barrier import _lower_common_bias
+
+    n, d, k = 300, 4, 6
+    Xa = np.hstack([rng.standard_normal((n, d)), np.ones((n, 1))])
+    masks = rng.random((n, k)) < 0.5
+    masks[:, 0] = False  # no active row: unchanged
+    V = rng.standard_normal((k, d + 1))
+    W = rng.standard_normal((k, d + 1))
+    V[:, -1] += 10.0  # positive on every row: room to lower
+    W[:, -1] += 12.0
+    V[1, -1] -= 30.0  # negative somewhere: unchanged
+    V2, W2 = _lower_common_bias(Xa, masks, V, W)
+    assert np.allclose(V2 - W2, V - W, rtol=0, atol=1e-12)
+    assert np.array_equal(V2[:, :-1], V[:, :-1]) and np.array_equal(W2[:, :-1], W[:, :-1])
+    for i in range(k):
+        act = masks[:, i]
+        if not act.any():
+            assert V2[i, -1] == V[i, -1]
+            continue
+        delta = min((Xa[act] @ V[i]).min(), (Xa[act] @ W[i]).min())
+        if delta > 0:
+            low = min((Xa[act] @ V2[i]).min(), (Xa[act] @ W2[i]).min())
+            assert abs(low) <= 1e-12 * (1 + delta)
+        else:
+            assert V2[i, -1] == V[i, -1] and W2[i, -1] == W[i, -1]
+    assert np.any(V2[2:, -1] < V[2:, -1])

@@ -142,13 +142,12 @@ def _primal(c: np.ndarray, Xa: np.ndarray, mask: np.ndarray, u: np.ndarray, free
 
     The cone's rows ``G_j = A_j x_j`` (``A = 2 D - I``) are read from the data ``Xa`` and
     the ``mask`` (never formed); ``norms``: the rows' norms ``||x_j||`` where known."""
-    sgn = np.where(mask, 1.0, -1.0)
     if not free_bias:
         nu = np.linalg.norm(u)
         if nu == 0:
             return None
         x = u / nu
-        s = sgn * (Xa @ x)  # = G x (a sign flip is exact)
+        s = np.where(mask, 1.0, -1.0) * (Xa @ x)  # = G x (a sign flip is exact)
         scale = np.linalg.norm(Xa, axis=1) if norms is None else norms
         if np.any(s < -1e-12 * scale):
             return None
@@ -521,17 +520,22 @@ def _over_row_sets(Xa, sgn, colw, norms, S, solve, scale):
 
 def _start_rows(Xa, sgn, colw, norms, v, init, scale):
     """The first working set of a screened projection of ``v``: the rows ``init`` (a
-    guessed face) and the ``_SCREEN_ADD`` (or more) most violated by ``v``."""
+    guessed face) where given, else the ``_SCREEN_ADD`` (or more) most violated by ``v``
+    (with a face, the first round's check finds the rows it misses: one product with the
+    data fewer)."""
     live = norms > 0
+    ini = np.zeros(0, int) if init is None else np.asarray(init, int).ravel()
+    ini = ini[(ini >= 0) & (ini < Xa.shape[0])]
+    ini = np.unique(ini[live[ini]])
+    if ini.size:
+        return ini, ini
     g = sgn * (Xa @ (v if colw is None else colw * v)) / np.where(live, norms, 1.0)
     g[~live] = np.inf
     bad = np.flatnonzero(g < -1e-13 * scale)
     add = max(_SCREEN_ADD, 2 * Xa.shape[1])
     if bad.size > add:
         bad = bad[np.argpartition(g[bad], add)[:add]]
-    ini = np.zeros(0, int) if init is None else np.asarray(init, int).ravel()
-    ini = ini[(ini >= 0) & (ini < Xa.shape[0])]
-    return np.union1d(ini[live[ini]], bad), ini
+    return np.sort(bad), ini
 
 
 def _project_screened(Xa, sgn, colw, norms, c, init, stop, stop_spec, compiled,
@@ -685,7 +689,8 @@ def _pattern_value(Xa, mask, c, *, free_bias, R, max_rounds, init, stop_below=No
     rows (:func:`_over_row_sets`) and the ``n x d_aug`` cone matrix is never formed."""
     from scipy.optimize import lsq_linear
 
-    mask = np.asarray(mask, dtype=bool)
+    # (a column of a block of masks is strided: one contiguous copy for the n-row passes)
+    mask = np.ascontiguousarray(mask, dtype=bool)
     A = np.where(mask, 1.0, -1.0)
     d_aug = Xa.shape[1]
     screen = rows is not None and Xa.shape[0] >= _SCREEN_FROM_ROWS
@@ -842,12 +847,13 @@ def _pattern_value(Xa, mask, c, *, free_bias, R, max_rounds, init, stop_below=No
                 best = (L, x)
         if U - best[0] <= _VERIFY_RTOL * scale_c:
             return U, best[0], best[1], False, r - c
+        viol[S] = np.inf  # (the rows in S are not new; no set difference over n rows)
         bad = np.flatnonzero(viol < -1e-13)
-        bad = np.setdiff1d(bad, S, assume_unique=False)
         if bad.size == 0:
             break
-        order = np.argsort(viol[bad])[:add]
-        S = np.union1d(S, bad[order])
+        if bad.size > add:  # the add most violated (a partition, not a sort of all)
+            bad = bad[np.argpartition(viol[bad], add)[:add]]
+        S = np.union1d(S, bad)
     U2, L2, x2 = pattern_value_socp(Xa, mask, c, free_bias=free_bias, R=R)
     if best[0] > L2:
         L2, x2 = best

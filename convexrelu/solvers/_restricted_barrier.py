@@ -491,6 +491,10 @@ def interior_solution(program, V, W, c0, ok, n_iter, t0, info) -> ConvexSolution
         info=info)
 
 
+#: rows per chunk of the predictions (:meth:`_PrimalDual._z`)
+_Z_CHUNK = 8192
+
+
 def _lower_common_bias(Xa, masks, V, W):
     """Move the free bias of both blocks of a pattern down together, as far as the active
     rows allow: the predictions and the penalty do not change (``v_i - w_i`` is kept),
@@ -500,7 +504,11 @@ def _lower_common_bias(Xa, masks, V, W):
         act = masks[:, i]
         if not act.any():
             continue
-        delta = min(float((Xa[act] @ V[i]).min()), float((Xa[act] @ W[i]).min()))
+        # both blocks' values on every row in one product, the minimum over the active
+        # ones (no copy of the active rows: two of half the data per pattern were 2.8 s
+        # a call at n = 1e6)
+        vals = Xa @ np.stack([V[i], W[i]], axis=1)
+        delta = float(np.min(vals, where=act[:, None], initial=np.inf))
         if delta > 0:
             V[i, -1] -= delta
             W[i, -1] -= delta
@@ -1118,8 +1126,14 @@ class _PrimalDual:
 
     # ------------------------------------------------------------------ evaluations
     def _z(self, V, W, c0):
-        # (one n x k temporary: the masked sum by einsum, not a product then a sum)
-        z = np.einsum("ij,ij->i", self.Xa @ (V - W).T, self._factors()[1])
+        # by chunks of rows (the n x k product stays in cache: 0.07-0.10 s against
+        # 0.12-0.13 s at n = 1e6, k = 21), the masked sum by einsum
+        Xa, M = self._factors()
+        D = (V - W).T
+        z = np.empty(Xa.shape[0])
+        for a in range(0, Xa.shape[0], _Z_CHUNK):
+            z[a:a + _Z_CHUNK] = np.einsum("ij,ij->i", Xa[a:a + _Z_CHUNK] @ D,
+                                          M[a:a + _Z_CHUNK])
         return z + c0 if self.ob else z
 
     def _rows(self, B):
