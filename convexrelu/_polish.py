@@ -83,7 +83,7 @@ def _release_rows(blocks, theta, offs, r, c, Xa, masks, reg, make, beta, mult_rt
             continue
         gx = b["s"] * ((masks[:, b["i"]] * r) @ Xa) / c
         reg.penalized(gx)[...] += beta * reg.penalized(x) / nx
-        Gr = b["G"][b["rows"]]
+        Gr = b["a"][b["rows"], None] * Xa[b["rows"]]
         Gr = Gr / np.linalg.norm(Gr, axis=1)[:, None]
         mu = np.linalg.lstsq(Gr.T, gx, rcond=None)[0]
         k = int(np.argmin(mu))
@@ -166,22 +166,27 @@ def polish_support(program: ConvexProgram, V: np.ndarray, W: np.ndarray, c0: flo
         return None
 
     def make(i, sgn, rows, x):
-        """One block: pattern ``i``, sign, binding rows, null-space basis and column."""
-        G = np.where(masks[:, i], 1.0, -1.0)[:, None] * Xa
-        N = _null_space(G[rows] / rown[rows, None], da)
+        """One block: pattern ``i``, sign, binding rows, null-space basis and column. The
+        cone's rows ``G = A X_a`` (``A`` the signs ``a`` of the mask) are read as ``G v =
+        a * (X_a v)`` (a sign flip is exact), never formed (a copy of the data per block
+        was most of the polish's memory at n = 1e6)."""
+        a = np.where(masks[:, i], 1.0, -1.0)
+        N = _null_space(a[rows, None] * Xa[rows] / rown[rows, None], da)
         if N.shape[1] == 0 or np.linalg.norm(N[:npen]) == 0:
             return None
         free = nzrow.copy()
         free[rows] = False
-        return dict(i=i, s=sgn, rows=rows, G=G, N=N, free=free,
-                    col=sgn * (masks[:, i, None] * Xa) @ N, z=N.T @ x)
+        XN = Xa @ N
+        XN *= masks[:, i, None]
+        XN *= sgn
+        return dict(i=i, s=sgn, rows=rows, a=a, N=N, free=free, col=XN, z=N.T @ x)
 
     blocks = []
     for j in np.flatnonzero(size > drop_rtol * smax):
         i, sgn = int(j % k), (1.0 if j < k else -1.0)
         x = Xb[j]
-        G = np.where(masks[:, i], 1.0, -1.0)[:, None] * Xa
-        sl = (G @ x) / np.where(nzrow, rown, 1.0) / max(float(np.linalg.norm(x)), 1e-300)
+        Gx = np.where(masks[:, i], 1.0, -1.0) * (Xa @ x)
+        sl = Gx / np.where(nzrow, rown, 1.0) / max(float(np.linalg.norm(x)), 1e-300)
         if rows is not None and int(j) in rows:
             rj = np.asarray(rows[int(j)], int)
             rj = np.sort(rj[np.argsort(sl[rj])][:da - 1])
@@ -246,8 +251,8 @@ def polish_support(program: ConvexProgram, V: np.ndarray, W: np.ndarray, c0: flo
         tmax, hit = 1.0, None
         for j, b in enumerate(blocks):
             sl = slice(offs[j], offs[j + 1])
-            s0 = b["G"] @ (b["N"] @ theta[sl])
-            ds = b["G"] @ (b["N"] @ step[sl])
+            s0 = b["a"] * (Xa @ (b["N"] @ theta[sl]))
+            ds = b["a"] * (Xa @ (b["N"] @ step[sl]))
             t = boundary_steps(s0, ds, b["free"])
             m = int(np.argmin(t))
             if t[m] < tmax:

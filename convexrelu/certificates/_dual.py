@@ -159,8 +159,9 @@ def _primal(c: np.ndarray, Xa: np.ndarray, mask: np.ndarray, u: np.ndarray, free
     uu = u[:d] / nu
     # constraints A_j (x_j^T u + b) >= 0: active rows b >= -x_j^T u, inactive b <= -x_j^T u
     t = -(Xa[:, :d] @ uu)  # = -x_j^T u
-    lo = float(np.max(t[mask])) if np.any(mask) else -np.inf
-    hi = float(np.min(t[~mask])) if np.any(~mask) else np.inf
+    # (no copies of the rows on either side: two reductions with where=)
+    lo = float(np.max(t, where=mask, initial=-np.inf))
+    hi = float(np.min(t, where=~mask, initial=np.inf))
     if lo > hi + 1e-9 * (1.0 + abs(lo)):  # a boundary point, up to rounding, is kept
         return None
     hi = max(hi, lo)
