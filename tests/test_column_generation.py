@@ -408,6 +408,9 @@ def test_margin_rows_are_the_smallest_normalised_margins(rng):
             assert np.array_equal(margin_rows(X, mask, gate, n_rows=m), ref)
     assert np.array_equal(margin_rows(X[:10], mask[:10], gate, n_rows=50),
                           np.flatnonzero(np.any(X[:10] != 0, axis=1)))
+    assert margin_rows(X, mask, gate, n_rows=0).size == 0
+    bad = np.full(X.shape[1], np.nan)  # margins that are not numbers: no error
+    assert margin_rows(X, mask, bad, n_rows=5).size == 5
 
 
 @pytest.mark.parametrize("penalize_bias", [False, True])

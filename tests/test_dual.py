@@ -719,6 +719,12 @@ def test_dual_constraint_with_screened_cones_is_the_same(penalize, monkeypatch):
     scr = dual_constraint(pats, X, lam, penalize_bias=penalize)
     assert scr.value == pytest.approx(ref.value, rel=1e-9)
     assert scr.pattern_index == ref.pattern_index
+    screened = []
+    real_screened = _dual._project_screened
+    monkeypatch.setattr(_dual, "_project_screened",
+                        lambda *a, **k: screened.append(1) or real_screened(*a, **k))
+    assert dual_constraint(pats, X, lam, penalize_bias=penalize).value == scr.value
+    assert screened  # the screened path ran
     calls = []
     real = _dual._prepare
     monkeypatch.setattr(_dual, "_prepare", lambda *a: calls.append(1) or real(*a))
@@ -731,3 +737,36 @@ def test_dual_constraint_with_screened_cones_is_the_same(penalize, monkeypatch):
     assert max(p.value for p in parts) >= ref.value * (1 - 1e-9)
     dual_constraint(pats, X, lam, penalize_bias=penalize)
     assert len(calls) == 2  # outside: prepared again
+    with _dual.shared_preparation():
+        # a dual point given as a list; other data of the same shape is still refused
+        listed = dual_constraint(pats, X, list(lam), penalize_bias=penalize)
+        assert listed.value == pytest.approx(ref.value, rel=1e-9)
+        with pytest.raises(ValueError, match="other data"):
+            dual_constraint(pats, X + 1.0, lam, penalize_bias=penalize)
+
+
+@pytest.mark.parametrize("free", [False, True])
+def test_screened_projection_reaching_every_row_solves_the_whole_cone(free, monkeypatch):
+    """A working set that grows to every row is solved once more (the whole problem), and
+    one whose rounds run out falls back to the whole cone: the same values either way."""
+    from convexrelu.certificates import _dual
+
+    Xt, R, M, lam = _screening_problem(free, n=120, d=3, seed=15)
+    refs = []
+    for i in range(M.shape[1]):
+        c = Xt.T @ (M[:, i] * lam)
+        refs.append(_dual._pattern_value(Xt, M[:, i], c, free_bias=free, R=R, max_rounds=60,
+                                         init=None)[0])
+    monkeypatch.setattr(_dual, "_SCREEN_FROM_ROWS", 10)
+    for add, rounds in ((60, 50), (8, 1)):  # every row in two rounds; out of rounds
+        monkeypatch.setattr(_dual, "_SCREEN_ADD", add)
+        monkeypatch.setattr(_dual, "_SCREEN_ROUNDS", rounds)
+        for i in range(M.shape[1]):
+            c = Xt.T @ (M[:, i] * lam)
+            U = _dual._pattern_value(Xt, M[:, i], c, free_bias=free, R=R, max_rounds=60,
+                                     init=None, rows=_dual._RowNorms())[0]
+            assert U == pytest.approx(refs[i], abs=1e-9 * (1 + refs[i]))
+    norms = _dual._RowNorms()
+    norms.plain(Xt)
+    with pytest.raises(ValueError, match="shape"):
+        norms.plain(Xt[:10])

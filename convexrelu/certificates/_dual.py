@@ -472,15 +472,25 @@ class _RowNorms:
 
     def __init__(self):
         self._plain = self._weighted = None
+        self._shape = None
+
+    def _check(self, Xa):
+        if self._shape is None:
+            self._shape = Xa.shape
+        elif Xa.shape != self._shape:
+            raise ValueError(f"row norms of data of shape {self._shape} asked for data of "
+                             f"shape {Xa.shape}")
 
     def plain(self, Xa: np.ndarray) -> np.ndarray:
         """``||x_j||``."""
+        self._check(Xa)
         if self._plain is None:
             self._plain = np.linalg.norm(Xa, axis=1)
         return self._plain
 
     def weighted(self, Xa: np.ndarray) -> np.ndarray:
         """``||x_j||`` with the bias coordinate weighted by ``_BIAS_WEIGHT``."""
+        self._check(Xa)
         if self._weighted is None:
             self._weighted = np.linalg.norm(
                 Xa * _weights(Xa.shape[1], True, _BIAS_WEIGHT), axis=1)
@@ -496,11 +506,12 @@ def _over_row_sets(Xa, sgn, colw, norms, S, solve, scale):
     ``>= 0`` on every row for it to solve the whole problem (None: ``out`` is final, an
     early stop). Rows violated by more than ``1e-13 scale`` enter, the most violated
     first (``_SCREEN_ADD`` or more a round), until none is left: one product with the
-    data a round instead of one per active-set step. Returns ``(out, S)``, or ``(None,
-    S)`` when ``_SCREEN_ROUNDS`` rounds did not finish."""
+    data a round instead of one per active-set step. Once ``S`` holds every row of
+    nonzero norm, that solve is final. Returns ``(out, S)`` (``out`` None where ``solve``
+    failed), or ``(None, S)`` when ``_SCREEN_ROUNDS`` rounds did not finish."""
     live = norms > 0
     rinv = np.where(live, 1.0 / np.where(live, norms, 1.0), 0.0)
-    n = Xa.shape[0]
+    n_live = int(np.count_nonzero(live))
     add = max(_SCREEN_ADD, 2 * Xa.shape[1])
     for _ in range(_SCREEN_ROUNDS):
         out, v = solve(S)
@@ -514,8 +525,8 @@ def _over_row_sets(Xa, sgn, colw, norms, S, solve, scale):
         if bad.size > add:
             bad = bad[np.argpartition(g[bad], add)[:add]]
         S = np.union1d(S, bad)
-        if S.size >= n:
-            break
+        if S.size >= n_live:  # every row: the whole problem
+            return solve(S)[0], S
     return None, S
 
 
@@ -609,10 +620,11 @@ def _project_free_screened(Xa, sgn, norms, c, init, S):
         return out, v
 
     out, S = _over_row_sets(Xa, sgn, None, norms, np.asarray(S, int), solve_or_fail, scale)
-    if out is None and not failed and S.size < Xa.shape[0]:
+    if out is None and not failed:
         # the rounds ran out: the whole cone. (Where the active set fails on a working
-        # set it failed on the whole cone too, 6 times in 7 at n = 3e5, at 1.5 s each:
-        # None, and the caller's last resort.)
+        # set, None and the caller's last resort: in the make_regression(3e5, 20) ReLU
+        # solve the whole cone's active set failed too for 6 of 7 such patterns, at 1.5 s
+        # each, against 0.5-0.8 s for the last resort.)
         return _project_cone_free(sgn[:, None] * Xa, c, init=face)
     return out
 
@@ -687,7 +699,8 @@ def _pattern_value(Xa, mask, c, *, free_bias, R, max_rounds, init, stop_below=No
     compiled kernel (:func:`_project_cone`). ``rows``: the :class:`_RowNorms` of ``Xa``
     (its rows' norms, computed once for every pattern of a pass); with at least
     ``_SCREEN_FROM_ROWS`` rows the projections then run over working sets of the cone's
-    rows (:func:`_over_row_sets`) and the ``n x d_aug`` cone matrix is never formed."""
+    rows (:func:`_over_row_sets`) and the ``n x d_aug`` cone matrix is formed only by the
+    last resort (the constraint-generation rounds below, after both projections)."""
     from scipy.optimize import lsq_linear
 
     # (a column of a block of masks is strided: one contiguous copy for the n-row passes)
@@ -1108,7 +1121,8 @@ def shared_preparation():
     their preparation of the data: the augmented and translated data, the rows' norms and
     the products with the dual points, made once instead of once per chunk (each an
     ``n x d_aug`` array). Released at the end; chunks evaluated in other processes
-    prepare their own. Thread-local."""
+    prepare their own. Thread-local. The arrays given to the evaluations (the data, the
+    dual points) must not change inside it: they are recognised by identity."""
     outer = getattr(_SHARED, "cache", None)
     if outer is None:
         _SHARED.cache = {}
@@ -1126,7 +1140,8 @@ def _shared(key: tuple, make):
     cache = getattr(_SHARED, "cache", None)
     if cache is None:
         return make()
-    ids = tuple(id(k) if isinstance(k, np.ndarray) else k for k in key)
+    ids = tuple(k if isinstance(k, (str, int, float, bool, type(None))) else id(k)
+                for k in key)
     hit = cache.get(ids)
     if hit is None:
         hit = cache[ids] = (key, make())
@@ -1238,7 +1253,8 @@ def dual_constraints(patterns, X, lams, *, penalize_bias: bool = True,
 
     X = np.asarray(X, dtype=np.float64)
     # (a digest of all of X: once per pricing, not once per chunk)
-    _shared(("checked", X, patterns.fingerprint), lambda: patterns.check_data(X) or True)
+    _shared(("checked", X, patterns.n_samples, patterns.n_features, patterns.bias,
+             patterns.fingerprint), lambda: patterns.check_data(X) or True)
     Xa = _shared(("augment", X, patterns.bias), lambda: patterns.augment(X))
     lams = _shared(("lams", *lams), lambda: [np.asarray(lam, dtype=np.float64).reshape(-1)
                                              for lam in lams])

@@ -123,11 +123,15 @@ def margin_rows(Xa: np.ndarray, mask: np.ndarray, gate: np.ndarray,
     m = max(4 * Xa.shape[1], 32) if n_rows is None else int(n_rows)
     if nz.size <= m:
         return nz
+    if m <= 0:
+        return nz[:0]
     sgn = np.where(np.asarray(mask, bool)[nz], 1.0, -1.0)
     marg = sgn * (Xa[nz] @ gate) / rn[nz]  # a_j^T gate / ||a_j|| (a sign flip is exact)
     # the m smallest, ties in index order (a stable sort's first m; a sort of all n
     # margins was half of this function's time at n = 3e5)
     kth = marg[np.argpartition(marg, m - 1)[:m]].max()
+    if not np.isfinite(kth):  # (margins that are not numbers: the sort orders them)
+        return np.sort(nz[np.argsort(marg, kind="stable")[:m]])
     first = np.flatnonzero(marg < kth)
     first = np.concatenate([first, np.flatnonzero(marg == kth)[:m - first.size]])
     return np.sort(nz[first])

@@ -210,10 +210,10 @@ class _PatternOracle:
         else:
             # the chunks evaluated here share one preparation of the data
             with shared_preparation():
-                Xa = _shared(("augment", o.X, o.patterns.bias),
-                             lambda: o.patterns.augment(o.X))
+                X = np.asarray(o.X, np.float64)  # (one conversion for every chunk)
+                Xa = _shared(("augment", X, o.patterns.bias), lambda: o.patterns.augment(X))
                 parts = map_chunks(_relu_chunk, o.patterns, o.chunks, Xa,
-                                   (o.X, lams, o.penalize_bias, o.block_size,
+                                   (X, lams, o.penalize_bias, o.block_size,
                                     [(q.multipliers.rows, q.multipliers.faces)
                                      for q in oracles],
                                     [q.threshold for q in oracles],

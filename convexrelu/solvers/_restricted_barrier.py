@@ -1128,7 +1128,9 @@ class _PrimalDual:
     def _z(self, V, W, c0):
         # by chunks of rows (the n x k product stays in cache: 0.07-0.10 s against
         # 0.12-0.13 s at n = 1e6, k = 21), the masked sum by einsum
-        Xa, M = self._factors()
+        # (the float masks where the factors are already held, else the bool ones: no
+        # n x k float copy kept for this alone)
+        Xa, M = self.Xa, self.masks if self._mask_f is None else self._mask_f
         D = (V - W).T
         z = np.empty(Xa.shape[0])
         for a in range(0, Xa.shape[0], _Z_CHUNK):
