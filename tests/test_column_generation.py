@@ -391,11 +391,14 @@ def test_margin_rows_are_the_smallest_normalised_margins(rng):
     there are at most m."""
     from convexrelu.solvers._cg_inner import margin_rows
 
-    for n, d, scale in ((60, 3, None), (500, 5, None), (400, 4, 2.0)):
+    for n, d, scale, zero in ((60, 3, None, True), (500, 5, None, True), (400, 4, 2.0, True),
+                              (300, 4, None, False), (300, 3, 2.0, False)):
         X = rng.standard_normal((n, d))
         if scale is not None:  # integer data: many equal margins
             X = np.round(scale * X)
-        X[::9] = 0.0
+        X[np.all(X == 0, axis=1)] = 1.0
+        if zero:
+            X[::9] = 0.0
         gate = rng.standard_normal(d) if scale is None else np.round(3 * rng.standard_normal(d))
         mask = X @ gate > 0
         A = np.where(mask, 1.0, -1.0)[:, None] * X

@@ -125,8 +125,10 @@ def margin_rows(Xa: np.ndarray, mask: np.ndarray, gate: np.ndarray,
         return nz
     if m <= 0:
         return nz[:0]
-    sgn = np.where(np.asarray(mask, bool)[nz], 1.0, -1.0)
-    marg = sgn * (Xa[nz] @ gate) / rn[nz]  # a_j^T gate / ||a_j|| (a sign flip is exact)
+    every = nz.size == Xa.shape[0]  # (no zero row: no copy of the rows)
+    sgn = np.where(np.asarray(mask, bool) if every else np.asarray(mask, bool)[nz], 1.0, -1.0)
+    # a_j^T gate / ||a_j|| (a sign flip is exact)
+    marg = sgn * ((Xa if every else Xa[nz]) @ gate) / (rn if every else rn[nz])
     # the m smallest, ties in index order (a stable sort's first m; a sort of all n
     # margins was half of this function's time at n = 3e5)
     kth = marg[np.argpartition(marg, m - 1)[:m]].max()
