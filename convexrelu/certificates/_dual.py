@@ -497,6 +497,27 @@ class _RowNorms:
         return self._weighted
 
 
+def _row_values(Xa, sgn, colw, v, rinv):
+    """``Gn_j^T v`` on every row of the cone of unit rows ``Gn_j = sgn_j (x_j * colw) /
+    norms_j`` (``rinv``: ``1 / norms``, 0 on rows of zero norm), by one product with the
+    data."""
+    return sgn * (Xa @ (v if colw is None else colw * v)) * rinv
+
+
+def _inverse_norms(norms):
+    """``1 / norms``, 0 where a norm is 0 (a zero row constrains nothing)."""
+    live = norms > 0
+    return np.where(live, 1.0 / np.where(live, norms, 1.0), 0.0)
+
+
+def _most_violated(g, tol, add):
+    """The rows of ``g < -tol``, only the ``add`` most negative where there are more."""
+    bad = np.flatnonzero(g < -tol)
+    if bad.size > add:
+        bad = bad[np.argpartition(g[bad], add)[:add]]
+    return bad
+
+
 def _over_row_sets(Xa, sgn, colw, norms, S, solve, scale):
     """Constraint generation over the rows of a cone ``{v : Gn v >= 0}`` whose unit rows
     ``Gn_j = sgn_j (x_j * colw) / norms_j`` (``colw`` None: ones) are read from the data.
@@ -509,21 +530,18 @@ def _over_row_sets(Xa, sgn, colw, norms, S, solve, scale):
     data a round instead of one per active-set step. Once ``S`` holds every row of
     nonzero norm, that solve is final. Returns ``(out, S)`` (``out`` None where ``solve``
     failed), or ``(None, S)`` when ``_SCREEN_ROUNDS`` rounds did not finish."""
-    live = norms > 0
-    rinv = np.where(live, 1.0 / np.where(live, norms, 1.0), 0.0)
-    n_live = int(np.count_nonzero(live))
+    rinv = _inverse_norms(norms)
+    n_live = int(np.count_nonzero(norms > 0))
     add = max(_SCREEN_ADD, 2 * Xa.shape[1])
     for _ in range(_SCREEN_ROUNDS):
         out, v = solve(S)
         if v is None:
             return out, S
-        g = sgn * (Xa @ (v if colw is None else colw * v)) * rinv
+        g = _row_values(Xa, sgn, colw, v, rinv)
         g[S] = np.inf
-        bad = np.flatnonzero(g < -1e-13 * scale)
+        bad = _most_violated(g, 1e-13 * scale, add)
         if bad.size == 0:
             return out, S
-        if bad.size > add:
-            bad = bad[np.argpartition(g[bad], add)[:add]]
         S = np.union1d(S, bad)
         if S.size >= n_live:  # every row: the whole problem
             return solve(S)[0], S
@@ -541,13 +559,9 @@ def _start_rows(Xa, sgn, colw, norms, v, init, scale):
     ini = np.unique(ini[live[ini]])
     if ini.size:
         return ini, ini
-    g = sgn * (Xa @ (v if colw is None else colw * v)) / np.where(live, norms, 1.0)
+    g = _row_values(Xa, sgn, colw, v, _inverse_norms(norms))
     g[~live] = np.inf
-    bad = np.flatnonzero(g < -1e-13 * scale)
-    add = max(_SCREEN_ADD, 2 * Xa.shape[1])
-    if bad.size > add:
-        bad = bad[np.argpartition(g[bad], add)[:add]]
-    return np.sort(bad), ini
+    return np.sort(_most_violated(g, 1e-13 * scale, max(_SCREEN_ADD, 2 * Xa.shape[1]))), ini
 
 
 def _project_screened(Xa, sgn, colw, norms, c, init, stop, stop_spec, compiled,
@@ -600,26 +614,21 @@ def _project_free_screened(Xa, sgn, norms, c, init, S):
     face = np.asarray(init, int)
     scale = float(np.linalg.norm(c)) + 1e-300
 
+    failed = []
+
     def solve(S):
         nonlocal face
         ex = _project_cone_free(sgn[S, None] * Xa[S], c,
                                 init=np.searchsorted(S, np.intersect1d(face, S)))
         if ex is None:
+            failed.append(True)
             return None, None
         mu, rows, nu = ex
         face = S[rows]
         r = c + (sgn[S[rows], None] * Xa[S[rows]]).T @ mu
         return (mu, S[rows], nu), np.concatenate([r[:d], [nu]])
 
-    failed = []
-
-    def solve_or_fail(S):
-        out, v = solve(S)
-        if out is None:
-            failed.append(True)
-        return out, v
-
-    out, S = _over_row_sets(Xa, sgn, None, norms, np.asarray(S, int), solve_or_fail, scale)
+    out, S = _over_row_sets(Xa, sgn, None, norms, np.asarray(S, int), solve, scale)
     if out is None and not failed:
         # the rounds ran out: the whole cone. (Where the active set fails on a working
         # set, None and the caller's last resort: in the make_regression(3e5, 20) ReLU
@@ -862,11 +871,9 @@ def _pattern_value(Xa, mask, c, *, free_bias, R, max_rounds, init, stop_below=No
         if U - best[0] <= _VERIFY_RTOL * scale_c:
             return U, best[0], best[1], False, r - c
         viol[S] = np.inf  # (the rows in S are not new; no set difference over n rows)
-        bad = np.flatnonzero(viol < -1e-13)
+        bad = _most_violated(viol, 1e-13, add)  # (a partition, not a sort of all)
         if bad.size == 0:
             break
-        if bad.size > add:  # the add most violated (a partition, not a sort of all)
-            bad = bad[np.argpartition(viol[bad], add)[:add]]
         S = np.union1d(S, bad)
     U2, L2, x2 = pattern_value_socp(Xa, mask, c, free_bias=free_bias, R=R)
     if best[0] > L2:
