@@ -468,15 +468,33 @@ def test_pricing_stops_once_the_bound_is_below_the_threshold(data_bias, free_bia
 def test_free_bias_projection_on_badly_scaled_features():
     """Features of scale 1e8: after the row scaling the bias column is ~1e-8 and a KKT
     solve of the exact free-bias active set can lose its equality; the warm start then
-    falls back to the cold one instead of looping (it hung), and the value is the one the
-    weighted projection and SOCP give."""
+    falls back to the cold one instead of looping (it hung). The value is the exact
+    maximum, checked against a brute force over the directions of the plane (d = 2: for
+    each unit direction ``u`` the feasible biases are an interval, the objective linear
+    in the bias). (A least-squares KKT solve, which cut its smallest singular value,
+    stopped at a loose bound of 3.26e8 here.)"""
     rng = np.random.default_rng(1)
     X = rng.standard_normal((8, 2)) * 1e8
     lam = rng.standard_normal(8)
     lam -= lam.mean()
-    value = dual_constraint(enumerate_patterns(X, bias=True), X, lam,
-                            penalize_bias=False).value
-    assert value == pytest.approx(326366061.76, rel=1e-8)
+    pats = enumerate_patterns(X, bias=True)
+    res = dual_constraint(pats, X, lam, penalize_bias=False)
+    th = np.linspace(0.0, 2.0 * np.pi, 400001)
+    U = np.stack([np.cos(th), np.sin(th)])
+    t = -(X @ U)  # active rows: b >= t; inactive rows: b <= t
+    brute = 0.0
+    for m in np.asarray(pats.masks, bool).T:
+        lo = np.where(m[:, None], t, -np.inf).max(axis=0)
+        hi = np.where(~m[:, None], t, np.inf).min(axis=0)
+        for s in (1.0, -1.0):
+            c = s * np.append(X.T @ (m * lam), (m * lam).sum())
+            b = hi if c[2] > 0 else lo
+            ok = (lo <= hi) & np.isfinite(b)
+            val = c[:2] @ U[:, ok] + c[2] * b[ok]
+            brute = max(brute, float(val.max(initial=0.0)))
+    assert res.value >= brute * (1 - 1e-9)  # a bound
+    assert res.value == pytest.approx(brute, rel=1e-8)  # the maximum
+    assert res.lower == pytest.approx(brute, rel=1e-8)
 
 
 def test_candidate_rows_are_the_extreme_rows_of_random_projections():
@@ -770,3 +788,103 @@ def test_screened_projection_reaching_every_row_solves_the_whole_cone(free, monk
     norms.plain(Xt)
     with pytest.raises(ValueError, match="shape"):
         norms.plain(Xt[:10])
+
+
+def _degenerate_free_cone(name="degenerate"):
+    """A working set of one pattern's cone rows from a ``make_regression(n, 20)`` ReLU
+    solve's pricing (``G = A X_aug``, free bias: ``|G_{j,d+1}| = 1``), its ``c`` and the
+    warm face; the optimum is degenerate (more rows nearly active than dimensions).
+    ``"degenerate"``: 447 rows at ``n = 10^6``, where the LU factor's run cycled between
+    two faces; ``"cycle"``: 427 rows at ``n = 3 10^5``, where the least squares' run
+    (without the exchange step) ran out of rounds."""
+    import os
+
+    z = np.load(os.path.join(os.path.dirname(__file__), "data", f"{name}_free_cone.npz"))
+    return z["G"], z["c"], z["init"]
+
+
+def _free_primal_value(G, c, x):
+    """``c^T x`` where ``x`` (penalised part of unit norm) is feasible: ``G x >= 0`` up to
+    rounding (an independent check of a bound: weak duality)."""
+    d = G.shape[1] - 1
+    assert abs(np.linalg.norm(x[:d]) - 1.0) < 1e-12
+    assert np.all(G @ x >= -1e-12 * np.linalg.norm(G, axis=1))
+    return float(c @ x)
+
+
+@pytest.mark.parametrize("lu", [False, True])
+@pytest.mark.parametrize("warm", [False, True])
+@pytest.mark.parametrize("name", ["degenerate", "cycle"])
+def test_free_bias_active_set_on_a_degenerate_face(name, lu, warm):
+    """On a degenerate face the entering row's multiplier came out negative (the system
+    with it singular to working precision): it left at once and entered again until the
+    rounds ran out, and the value went to the last resort (at 10^6 rows one pattern then
+    took 300 s in the SOCP). The exchange step (``pivot``) and the end at a recurring set
+    give a value; with the least squares (the first try) the exact maximum, matched by a
+    feasible point, with the LU factor within 1e-9 of ``||c||``."""
+    from convexrelu.certificates._dual import _project_cone_free, _upper
+
+    G, c, init = _degenerate_free_cone(name)
+    out = _project_cone_free(G, c, init=init if warm else None, lu=lu)
+    assert out is not None
+    mu, rows, nu = out
+    assert np.all(mu >= 0)
+    r = c + G[rows].T @ mu
+    U = _upper(r, True, float(np.linalg.norm(G, axis=1).max()), False)
+    # the primal point of the face that the least-squares run found (its value is a lower
+    # bound on the maximum, the bound U an upper one)
+    ref = _project_cone_free(G, c, lu=False)
+    rr = c + G[ref[1]].T @ ref[0]
+    d = G.shape[1] - 1
+    u = rr[:d] / np.linalg.norm(rr[:d])
+    t = -(G[:, :d] @ u) / G[:, d]  # the bias at which row j is active
+    lo = t[G[:, d] > 0].max()  # rows of positive bias coefficient: b >= t_j
+    hi = t[G[:, d] < 0].min()
+    assert lo <= hi + 1e-12
+    L = _free_primal_value(G, c, np.append(u, lo if c[d] < 0 else hi))
+    scale = float(np.linalg.norm(c))
+    assert U >= L - 1e-12 * scale
+    assert U - L <= (1e-12 if not lu else 1e-9) * scale
+
+
+def test_pattern_value_on_a_degenerate_face_needs_no_last_resort():
+    """The same cone as a pattern of data (rows ``x_j = A_j G_j``, last column ones): the
+    value verifies against its primal point without the constraint-generation rounds or
+    the SOCP."""
+    import convexrelu.certificates._dual as dual
+
+    G, c, init = _degenerate_free_cone()
+    mask = G[:, -1] > 0
+    Xa = np.where(mask, 1.0, -1.0)[:, None] * G
+    R = float(np.linalg.norm(Xa, axis=1).max())
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(dual, "pattern_value_socp", lambda *a, **k: pytest.fail("SOCP"))
+        U, L, x, fb = dual.pattern_value(Xa, mask, c, free_bias=True, R=R, init=init)
+    assert not fb
+    assert U - L <= 1e-9 * np.linalg.norm(c)
+    assert _free_primal_value(G, c, x) == pytest.approx(L, rel=1e-12)
+
+
+def test_large_cones_skip_the_last_resorts_socp(monkeypatch):
+    """Above ``_SOCP_MAX_ROWS`` rows the value's last resort returns the smallest certified
+    bound it found instead of solving the SOCP (300 s at 10^6 rows); that bound is at
+    least the maximum (here: every verification refused, so every stage runs)."""
+    import convexrelu.certificates._dual as dual
+
+    rng = np.random.default_rng(5)
+    X = rng.standard_normal((60, 3))
+    Xa = np.hstack([X, np.ones((60, 1))])
+    mask = Xa @ rng.standard_normal(4) > 0
+    c = Xa.T @ (mask * rng.standard_normal(60))
+    R = float(np.linalg.norm(Xa, axis=1).max())
+    for fb in (False, True):
+        exact = dual.pattern_value(Xa, mask, c, free_bias=fb, R=R)
+        with monkeypatch.context() as mp:
+            mp.setattr(dual, "_VERIFY_RTOL", -1.0)  # nothing verifies: the last resort
+            mp.setattr(dual, "_SOCP_MAX_ROWS", 10)
+            mp.setattr(dual, "pattern_value_socp", lambda *a, **k: pytest.fail("SOCP"))
+            U, L, x, fallback = dual.pattern_value(Xa, mask, c, free_bias=fb, R=R)
+        assert fallback
+        assert U >= exact[0] * (1 - 1e-12)  # a bound
+        assert U <= exact[0] * (1 + 1e-6)  # the smallest found: near the maximum here
+        assert L <= exact[0] * (1 + 1e-12)

@@ -354,3 +354,33 @@ def test_stopped_barrier_never_returns_worse_than_zero(alpha):
     assert sol.info["zero_network"] and np.all(sol.V == 0) and np.all(sol.W == 0)
     dg = duality_gap(prog, sol.V, sol.W, sol.output_bias)
     assert abs(sol.gap - dg.gap / 60) <= 1e-12 * max(1.0, dg.gap)
+
+
+def test_exact_solve_after_a_rough_one_within_tol_is_not_priced_again(monkeypatch):
+    """A rough restricted solve whose pricing is already within tol is followed by an
+    exact solve over its kept blocks; where that solve is within tol of the dual bound
+    certified before it, the loop ends there (one pricing pass fewer). The gap stays
+    honest: an independent certificate over all patterns, at the returned network's own
+    dual point, is within tol too."""
+    import convexrelu.solvers._column_generation as cg
+    from sklearn.datasets import make_regression
+
+    X, y = make_regression(200, 5, n_informative=3, noise=10.0, random_state=0)
+    y = (y - y.mean()) / y.std()
+    pats = sample_patterns(X, 40, random_state=0, bias=True)
+    prog = ConvexProgram(X, y, pats, loss="squared", alpha=1.0, bias=True,
+                         penalize_bias=False)
+    lam0, _ = dual_point(prog.loss, np.zeros(200), y, output_bias=True)
+    prog = prog.with_alpha(0.1 * dual_constraint(pats, X, lam0, penalize_bias=False).value)
+    calls = []
+    real = cg._PatternOracle.evaluate_many
+    monkeypatch.setattr(cg._PatternOracle, "evaluate_many",
+                        staticmethod(lambda o, lams: calls.append(1) or real(o, lams)))
+    sol = get_solver("relu", tol=1e-6).solve(prog)
+    assert sol.status == "optimal" and sol.info["rel_gap"] <= 1e-6
+    hist = sol.info["history"]
+    assert len(hist) == len(calls) + 1  # the last entry is the exact solve's, not priced
+    # the same dual bound as the last pricing's (primal minus gap)
+    assert hist[-1][2] - hist[-1][3] == pytest.approx(hist[-2][2] - hist[-2][3], rel=1e-12)
+    primal, gap = _independent_gap(prog, sol)
+    assert gap <= 1e-6 * primal

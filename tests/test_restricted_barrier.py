@@ -1349,3 +1349,31 @@ def test_common_bias_lowered_as_far_as_the_active_rows_allow(rng):
         else:
             assert V2[i, -1] == V[i, -1] and W2[i, -1] == W[i, -1]
     assert np.any(V2[2:, -1] < V[2:, -1])
+
+
+def test_quadratic_gram_keeps_the_blocks_of_the_last_solve(rng, monkeypatch):
+    """The squared loss's Gram ``A^T A``: a solve over patterns the last one had copies
+    their blocks and forms only the new patterns' columns (no whole Gram); the matrix and
+    the solve are those of a solver with nothing kept."""
+    from convexrelu.solvers._restricted_barrier import _PrimalDual
+
+    prog = _program(rng, "squared", True, False, n=600, d=4, k=12)
+    first, second = prog.restrict(np.arange(8)), prog.restrict(np.r_[5, 2:5, 6:8, 9, 11, 0])
+    rows = [np.arange(600)] * 9
+    work = {"grams": {}}
+    _PrimalDual(first, rows[:8], None, work)
+    whole = []
+    orig = _PrimalDual._gram
+    monkeypatch.setattr(_PrimalDual, "_gram", lambda self, h: whole.append(1) or orig(self, h))
+    kept = _PrimalDual(second, rows, None, work).Q0
+    assert not whole  # six patterns kept (reordered), three new: their columns only
+    fresh = _PrimalDual(second, rows, None, {}).Q0
+    assert whole
+    np.testing.assert_allclose(kept, fresh, rtol=1e-12, atol=1e-12 * np.abs(fresh).max())
+    solver = RestrictedBarrierSolver()
+    with warnings.catch_warnings():  # (its own certificate's tol: not the point here)
+        warnings.simplefilter("ignore")
+        solver.solve(first)
+        a = solver.solve(second)
+        b = RestrictedBarrierSolver().solve(second)
+    assert a.objective == pytest.approx(b.objective, rel=1e-10)

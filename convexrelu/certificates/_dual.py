@@ -159,9 +159,9 @@ def _primal(c: np.ndarray, Xa: np.ndarray, mask: np.ndarray, u: np.ndarray, free
     uu = u[:d] / nu
     # constraints A_j (x_j^T u + b) >= 0: active rows b >= -x_j^T u, inactive b <= -x_j^T u
     t = -(Xa[:, :d] @ uu)  # = -x_j^T u
-    # (no copies of the rows on either side: two reductions with where=)
-    lo = float(np.max(t, where=mask, initial=-np.inf))
-    hi = float(np.min(t, where=~mask, initial=np.inf))
+    # (two masked reductions by np.where: half the time of where= at 10^6 rows)
+    lo = float(np.where(mask, t, -np.inf).max(initial=-np.inf))
+    hi = float(np.where(mask, np.inf, t).min(initial=np.inf))
     if lo > hi + 1e-9 * (1.0 + abs(lo)):  # a boundary point, up to rounding, is kept
         return None
     hi = max(hi, lo)
@@ -209,7 +209,7 @@ def _equality_polish(GS: np.ndarray, c: np.ndarray, mu: np.ndarray) -> np.ndarra
 
 
 def _lawson_hanson(P, mu, passive, gradient, scale: float, max_iter: int, stop=None,
-                   keep_one: bool = False):
+                   keep_one: bool = False, pivot=None):
     """Lawson and Hanson's active-set iteration, shared by the cone projections.
 
     ``P`` (indices) and ``mu > 0`` (their multipliers) are the start; ``passive(P)`` is the
@@ -219,7 +219,20 @@ def _lawson_hanson(P, mu, passive, gradient, scale: float, max_iter: int, stop=N
     and the rows that reach zero leave. ``stop(P, mu)``, after each step: end early when
     True. Returns ``(P, mu, ok)``; ``ok`` is False when the rounds ran out, or (with
     ``keep_one``, for an equality that needs a row) when the passive set emptied.
+
+    ``pivot(P, mu, j)``: where the entering row ``j``'s passive multiplier comes out not
+    positive (impossible in exact arithmetic, its gradient being negative: the passive
+    system with it is singular to working precision, and the step back would drop it
+    again at once, the same row entering at every round), the step along the ray that
+    raises ``j``'s multiplier from the system without it instead: ``(P, mu, done)``
+    after it, ``done`` True where that ray does not descend either (``j``'s gradient was
+    rounding: the iteration ends, ``ok`` True), or None (it gives up, ``ok`` False).
+    With ``pivot`` a passive set met again (the objective decreases strictly in exact
+    arithmetic, so no set recurs: rounding, the entering rows' gradients at its level)
+    ends the iteration too, ``ok`` True (the caller verifies the value against a primal
+    point).
     """
+    seen = set()
     for _ in range(max_iter):
         w = gradient(P, mu)
         w[P] = np.inf
@@ -230,6 +243,12 @@ def _lawson_hanson(P, mu, passive, gradient, scale: float, max_iter: int, stop=N
         mu = np.append(mu, 0.0)
         for _inner in range(P.size + 1):
             s = passive(P)
+            if _inner == 0 and pivot is not None and not s[-1] > 0:
+                out = pivot(P[:-1], mu[:-1], j)
+                if out is None or out[2]:
+                    return P[:-1], mu[:-1], out is not None
+                P, mu = out[:2]
+                break
             if np.all(s > 0):
                 mu = s
                 break
@@ -247,6 +266,11 @@ def _lawson_hanson(P, mu, passive, gradient, scale: float, max_iter: int, stop=N
                 break
         if stop is not None and stop(P, np.maximum(mu, 0.0)):
             return P, mu, True
+        if pivot is not None:
+            key = tuple(np.sort(P).tolist())
+            if key in seen:
+                return P, mu, True
+            seen.add(key)
     return P, mu, False
 
 
@@ -371,7 +395,8 @@ def _project_cone(Gn: np.ndarray, c: np.ndarray, max_iter: int = 200,
     return float(np.linalg.norm(u)), u, Pset[mu > 0]
 
 
-def _project_cone_free(G: np.ndarray, c: np.ndarray, init=None, max_iter: int = 300):
+def _project_cone_free(G: np.ndarray, c: np.ndarray, init=None, max_iter: int = 300,
+                       lu: bool = False):
     """``min ||r_{1:d}||`` over ``r = c + G^T mu``, ``mu >= 0``, ``r_{d+1} = 0`` (the dual of
     the free-bias pattern value), by a primal active set with the equality kept exactly.
 
@@ -384,6 +409,17 @@ def _project_cone_free(G: np.ndarray, c: np.ndarray, init=None, max_iter: int = 
     Returns ``(mu, rows, nu)`` (``mu >= 0`` over ``rows``) or None when it fails (the
     equality is infeasible, or the iteration stalls); any returned ``mu >= 0`` gives a
     certified bound whatever its accuracy (:func:`_upper`).
+
+    The KKT systems are solved by least squares, or with ``lu`` by an LU factor (the
+    least squares as its fallback). With many more rows than dimensions (10^5-10^6
+    samples) the face is degenerate: a system with the entering row is singular to
+    working precision, the least squares cut its smallest singular value, and the
+    entering row's multiplier came out negative, so it left at once and entered again
+    until the rounds ran out (:func:`_lawson_hanson`'s ``pivot`` now exchanges it for a
+    row of the face instead). With badly scaled features (a bias column of 1e-8 after
+    the row scaling) the cut instead stopped the iteration at a loose bound, where the
+    LU factor's solution is exact; :func:`_pattern_value` retries with ``lu`` where the
+    first value does not verify.
     """
     n, d1 = G.shape
     d = d1 - 1
@@ -395,6 +431,7 @@ def _project_cone_free(G: np.ndarray, c: np.ndarray, init=None, max_iter: int = 
     H, g = Gn[:, :d], Gn[:, d]
     cu, cb = np.asarray(c[:d], np.float64), float(c[d])
     scale = float(np.linalg.norm(c)) + 1e-300
+    from .._newton import lu_solve
 
     def kkt(P):
         HP, gP = H[P], g[P]
@@ -403,7 +440,13 @@ def _project_cone_free(G: np.ndarray, c: np.ndarray, init=None, max_iter: int = 
         K[:t, :t] = HP @ HP.T
         K[:t, t] = gP
         K[t, :t] = gP
-        sol = np.linalg.lstsq(K, np.concatenate([-HP @ cu, [-cb]]), rcond=None)[0]
+        rhs = np.concatenate([-HP @ cu, [-cb]])
+        if lu:
+            sol = lu_solve(K, rhs)
+            if sol is None or not np.all(np.isfinite(sol)):
+                sol = np.linalg.lstsq(K, rhs, rcond=None)[0]
+        else:
+            sol = np.linalg.lstsq(K, rhs, rcond=None)[0]
         return sol[:t], float(sol[t])
 
     if init is not None and len(init):
@@ -442,8 +485,46 @@ def _project_cone_free(G: np.ndarray, c: np.ndarray, init=None, max_iter: int = 
         _, nu = kkt(P)
         return H @ (cu + H[P].T @ m) + nu * g
 
+    def pivot(P, m, j):
+        # raise row j's multiplier t from 0 with the others the KKT optimum on P at each t
+        # (linear in t, from the system on P alone): r(t) = r + t q. The step is the
+        # smaller of the line's minimum -r^T q / q^T q (> 0: r^T q is j's gradient) and
+        # the first multiplier of P reaching zero, which then leaves (an exchange: the
+        # passive set keeps its size where the system with j is singular)
+        t = P.size
+        HP, gP = H[P], g[P]
+        K = np.zeros((t + 1, t + 1))
+        K[:t, :t] = HP @ HP.T
+        K[:t, t] = gP
+        K[t, :t] = gP
+        rhs = np.concatenate([-HP @ H[j], [-g[j]]])
+        sol = lu_solve(K, rhs) if t else None
+        if sol is None or not np.all(np.isfinite(sol)):
+            return None
+        dm = sol[:t]
+        q = HP.T @ dm + H[j]
+        slope = float((cu + HP.T @ m) @ q)
+        qq = float(q @ q)
+        if not slope < 0:  # no descent along the exact ray: optimal to working precision
+            return P, m, True
+        step = -slope / qq if qq > 0 else np.inf
+        neg = dm < 0
+        leave = -1
+        if np.any(neg):
+            ratios = m[neg] / -dm[neg]
+            k = int(np.argmin(ratios))
+            if ratios[k] < step:
+                step, leave = float(ratios[k]), int(np.flatnonzero(neg)[k])
+        if not np.isfinite(step):
+            return None
+        m2 = np.append(m + step * dm, step)
+        keep = m2 > 1e-15 * scale
+        if leave >= 0:
+            keep[leave] = False
+        return np.append(P, j)[keep], m2[keep], False
+
     P, mu, ok = _lawson_hanson(P, mu, lambda P: kkt(P)[0], gradient, scale, max_iter,
-                               keep_one=True)
+                               keep_one=True, pivot=pivot)
     if not ok:
         return None
     mu = np.maximum(mu, 0.0)
@@ -461,6 +542,11 @@ _SCREEN_FROM_ROWS = 8192
 _SCREEN_ADD = 64
 #: rounds of a screened projection before it gives up (the caller's fallback then runs)
 _SCREEN_ROUNDS = 50
+#: cones of more rows than this skip the value's last resort's SOCP (cvxpy): at 10^6
+#: rows it took 300 s for one pattern of a make_regression(10^6, 20) pricing pass. The
+#: value is then the smallest certified bound found (explicit multipliers ``mu >= 0``),
+#: ``lower`` the best primal point's value (the gap between them is reported, not hidden)
+_SOCP_MAX_ROWS = 50_000
 
 
 class _RowNorms:
@@ -606,7 +692,7 @@ def _project_screened(Xa, sgn, colw, norms, c, init, stop, stop_spec, compiled,
         S = np.flatnonzero(norms > 0)
 
 
-def _project_free_screened(Xa, sgn, norms, c, init, S):
+def _project_free_screened(Xa, sgn, norms, c, init, S, lu=False):
     """:func:`_project_cone_free` over working sets of the cone's rows (starting from
     ``S``, which holds ``init``): the same ``(mu, rows, nu)`` with ``rows`` indexing
     ``Xa``, or None."""
@@ -619,7 +705,7 @@ def _project_free_screened(Xa, sgn, norms, c, init, S):
     def solve(S):
         nonlocal face
         ex = _project_cone_free(sgn[S, None] * Xa[S], c,
-                                init=np.searchsorted(S, np.intersect1d(face, S)))
+                                init=np.searchsorted(S, np.intersect1d(face, S)), lu=lu)
         if ex is None:
             failed.append(True)
             return None, None
@@ -632,9 +718,10 @@ def _project_free_screened(Xa, sgn, norms, c, init, S):
     if out is None and not failed:
         # the rounds ran out: the whole cone. (Where the active set fails on a working
         # set, None and the caller's last resort: in the make_regression(3e5, 20) ReLU
-        # solve the whole cone's active set failed too for 6 of 7 such patterns, at 1.5 s
-        # each, against 0.5-0.8 s for the last resort.)
-        return _project_cone_free(sgn[:, None] * Xa, c, init=face)
+        # solve, before the exchange step (_lawson_hanson's pivot), the whole cone's
+        # active set failed too for 6 of 7 such patterns, at 1.5 s each, against 0.5-0.8
+        # s for the last resort.)
+        return _project_cone_free(sgn[:, None] * Xa, c, init=face, lu=lu)
     return out
 
 
@@ -801,6 +888,7 @@ def _pattern_value(Xa, mask, c, *, free_bias, R, max_rounds, init, stop_below=No
         else:
             r = np.asarray(c, dtype=np.float64).copy()
         U = _upper(r, True, R, all_active)
+        tight = (U, r)  # the smallest certified bound so far (the SOCP's stand-in)
         if np.isfinite(U):
             if U <= 1e-15 * scale_c:
                 return max(U, 0.0), 0.0, None, False, r - c
@@ -811,15 +899,20 @@ def _pattern_value(Xa, mask, c, *, free_bias, R, max_rounds, init, stop_below=No
                 prim = (0.0, None)  # x = 0 is feasible: the value is >= 0
             if U - prim[0] <= _VERIFY_RTOL * scale_c:
                 return U, prim[0], prim[1], False, r - c
-        # the weighted projection's face was not the optimum's: the exact active set
-        if screen:
-            ex = _project_free_screened(Xa, A, rows.plain(Xa), c, face, S)
-        else:
-            ex = _project_cone_free(G, c, init=face)
-        if ex is not None:
+        # the weighted projection's face was not the optimum's: the exact active set (its
+        # KKT systems by least squares, then by an LU factor: _project_cone_free)
+        for lu in (False, True):
+            if screen:
+                ex = _project_free_screened(Xa, A, rows.plain(Xa), c, face, S, lu=lu)
+            else:
+                ex = _project_cone_free(G, c, init=face, lu=lu)
+            if ex is None:
+                continue
             mu, rows2, nu = ex
             r = c + G_of(rows2).T @ mu
             U = _upper(r, True, R, all_active)
+            if U < tight[0]:
+                tight = (U, r)
             nr1 = float(np.linalg.norm(r[:-1]))
             if np.isfinite(U) and nr1 > 0:
                 if U <= 1e-15 * scale_c:
@@ -832,6 +925,8 @@ def _pattern_value(Xa, mask, c, *, free_bias, R, max_rounds, init, stop_below=No
                     return U, prim[0], prim[1], False, r - c
     if G is None:  # the last resort: the whole cone matrix
         G = A[:, None] * Xa
+    if not free_bias:
+        tight = (U, u)
     all_active = bool(free_bias and np.all(mask))
     scale_c = float(np.linalg.norm(c)) + 1e-300
     wv = _weights(d_aug, free_bias, _BIAS_WEIGHT)
@@ -870,11 +965,15 @@ def _pattern_value(Xa, mask, c, *, free_bias, R, max_rounds, init, stop_below=No
                 best = (L, x)
         if U - best[0] <= _VERIFY_RTOL * scale_c:
             return U, best[0], best[1], False, r - c
+        if U < tight[0]:
+            tight = (U, r)
         viol[S] = np.inf  # (the rows in S are not new; no set difference over n rows)
         bad = _most_violated(viol, 1e-13, add)  # (a partition, not a sort of all)
         if bad.size == 0:
             break
         S = np.union1d(S, bad)
+    if Xa.shape[0] > _SOCP_MAX_ROWS:
+        return tight[0], best[0], best[1], True, tight[1] - c
     U2, L2, x2 = pattern_value_socp(Xa, mask, c, free_bias=free_bias, R=R)
     if best[0] > L2:
         L2, x2 = best

@@ -899,6 +899,7 @@ def _run_steps(ws, oracle, *, loss, y, alpha, n_samples, output_bias, free_bias,
         ws.add(initial, -np.inf, len(initial))
     rnd = 0
     for rnd in range(1, int(max_iter) + 1):
+        closing = False  # this round's solve: the exact one after a rough solve within tol
         if rnd > 1 or initial is None or ws_size(ws) == 0:
             M, cands = yield from _ask(oracle, "evaluate", lam)
             s, dual = loss.best_dual_scale(lam, y, np.inf if M == 0 else alpha / M)
@@ -934,7 +935,7 @@ def _run_steps(ws, oracle, *, loss, y, alpha, n_samples, output_bias, free_bias,
                 # after a rough solve: its kept blocks exactly, then price again; no rough
                 # solve after this (its pruned working set could otherwise alternate with
                 # the exact one's, each re-adding what the other dropped)
-                added, rough_over = 0, True
+                added, rough_over, closing = 0, True, True
             else:
                 added = ws.add(cands, alpha, n_add)
                 if added == 0 and hasattr(oracle, "confirm"):
@@ -976,6 +977,15 @@ def _run_steps(ws, oracle, *, loss, y, alpha, n_samples, output_bias, free_bias,
         active = size > drop * max(float(size.max(initial=0.0)), 1e-300)
         VF, WF, pats = ws.embed(V, W)
         ws.keep(active)
+        if closing and not rough and within_tol(primal - best_dual, primal, tol):
+            # the exact solve over the kept blocks is within tol of the dual bound already
+            # certified over all patterns (any feasible network's objective minus it bounds
+            # its gap): no pricing again (measured, make_regression(10^5, 20) ReLU: a fifth
+            # pricing pass of 2.5 s in a 14 s solve)
+            gap = primal - best_dual
+            converged = True
+            history.append((rnd, elapsed(), primal, gap, ws_size(ws)))
+            break
     else:
         if isinstance(oracle, _SweepOracle):
             M, _ = oracle.evaluate(lam, final=True)
