@@ -1260,10 +1260,12 @@ def test_design_not_formed_where_the_loss_hessian_is(rng):
         np.testing.assert_allclose(Q, A.T @ (h[:, None] * A), rtol=1e-12, atol=1e-12)
         np.testing.assert_allclose(g, A.T @ r, rtol=1e-12, atol=1e-12)
         np.testing.assert_allclose(state._gram(h), Q, rtol=1e-12, atol=1e-12)
-    # the loop takes the barrier where its charged pieces fit the budget, not below
+    # the loop takes the barrier where its charged pieces fit the budget, not below (the
+    # pieces of its passes over the first rows: start_rows_bytes)
     big = _program(np.random.default_rng(1), "logistic", True, False, n=100_000, d=20,
                    k=12)
-    every, whole = rb.barrier_bytes(big)
+    every, whole = rb.start_rows_bytes(big)
+    assert every < rb.barrier_bytes(big)[0]
     for budget, takes in (((every + whole) / 2**20 + 1.0, True),
                           ((every + whole) / 2**20 - 1.0, False)):
         with config_context(memory_budget=budget):
@@ -1377,3 +1379,40 @@ def test_quadratic_gram_keeps_the_blocks_of_the_last_solve(rng, monkeypatch):
         a = solver.solve(second)
         b = RestrictedBarrierSolver().solve(second)
     assert a.objective == pytest.approx(b.objective, rel=1e-10)
+
+
+def test_barrier_charges_its_first_rows_and_checks_before_every_row(rng, monkeypatch):
+    """The loop charges the barrier for its passes over the first rows
+    (``start_rows_bytes``, which covers their peak: tracemalloc); a solve whose rounds of
+    rows run out checks the pass over every row against the budget before it allocates
+    it (``MemoryBudgetError``), and the loop's inner solver then takes its next path."""
+    import tracemalloc
+
+    import convexrelu.solvers._restricted_barrier as rb
+    from convexrelu import config_context
+    from convexrelu._memory import MemoryBudgetError
+    from convexrelu.solvers._cg_inner import margin_rows
+
+    prog = _program(np.random.default_rng(1), "squared", True, False, n=20_000, d=20, k=12)
+    first, whole = rb.start_rows_bytes(prog)
+    m0 = max(rb._ROWS_PER_DIM * prog.d_aug, 32)
+    rows = [margin_rows(prog.X_aug, prog.masks[:, i], prog.patterns.gates[:, i],
+                        n_rows=m0 * (1 + rb._ROW_ROUNDS)) for i in range(prog.n_patterns)]
+    tracemalloc.start()
+    try:
+        state = rb._PrimalDual(prog, rows, None, {})
+        state.run(1e-9, 3)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak <= first + whole, (peak / 2**20, (first + whole) / 2**20)
+    # rounds of rows that never satisfy every row: the pass over every row is checked
+    monkeypatch.setattr(rb, "_ROW_ROUNDS", 0)
+    monkeypatch.setattr(rb, "_ROW_RTOL", -np.inf)
+    every = rb.barrier_bytes(prog)[0]
+    with config_context(memory_budget=(every - 1) / 2**20):
+        with pytest.raises(MemoryBudgetError, match="every row"):
+            RestrictedBarrierSolver().solve(prog)
+        inner = _AutoInner(1e-6)
+        inner.loop_tol = 1e-6
+        assert inner._solve_barrier(prog) is None  # the loop's next path

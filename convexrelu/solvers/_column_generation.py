@@ -68,6 +68,7 @@ from sklearn.exceptions import ConvergenceWarning
 
 from sklearn.utils._param_validation import Interval
 
+from .._memory import MemoryBudgetError
 from .._warnings import muted_convergence, warn_convergence
 from ..certificates._dual import PricingMultipliers
 from ..certificates._sweep import SweepPricer
@@ -77,8 +78,8 @@ from ..program import ConvexProgram, ConvexSolution
 from ._base import BaseSolver, certificate_text, get_solver
 from ._cg_inner import CompressedReluSolver, polish_support, repair_feasibility
 from ._relu_al import ReluALSolver, _polisher
-from ._restricted_barrier import (RestrictedBarrierSolver, barrier_bytes,
-                                  interior_solution, low_rank_curvature)
+from ._restricted_barrier import (RestrictedBarrierSolver, interior_solution,
+                                  low_rank_curvature, start_rows_bytes)
 from ._restricted_socp import RestrictedSocpSolver
 
 __all__ = ["ColumnGenerationSolver", "column_generation"]
@@ -1149,7 +1150,7 @@ class _AutoInner(BaseSolver):
     # went to the augmented Lagrangian, which left the loop at a certified gap of 0.51
     # after 463 s (time limit 600 s); with the barrier 51 Newton steps, 20.7 s, and the
     # whole solve certified 4.1e-9 in 103 s. Raised from 10,000 to 16,000 where the
-    # pieces every step uses fit the memory budget (barrier_bytes; the whole Newton
+    # pieces every step uses fit the memory budget (start_rows_bytes; the whole Newton
     # matrix, the fallback of a failed reduced solve, only where it fits as well): class
     # 8's fifth program (85 patterns, 11,051 rows) went to the augmented Lagrangian, which
     # did not converge; with the barrier (and the rough solves: 78 patterns) 39 Newton
@@ -1286,7 +1287,7 @@ class _AutoInner(BaseSolver):
             return False
         kd, n = program.n_patterns * program.d_aug, program.n_samples
         N = 1 + 2 * kd
-        steps, whole = barrier_bytes(program)
+        steps, whole = start_rows_bytes(program)
         if low_rank_curvature(n, kd):
             # the whole Newton matrix only where it fits (the barrier checks)
             return N <= self._BARRIER_MAX_N_LOW_RANK and steps <= _budget_bytes()
@@ -1349,10 +1350,10 @@ class _AutoInner(BaseSolver):
             warnings.simplefilter("ignore", ConvergenceWarning)
             try:
                 sol = self._barrier.solve(program, self._warm(program))
-            except np.linalg.LinAlgError:
+            except (np.linalg.LinAlgError, MemoryBudgetError):
                 # a failed factor (a reduced solve's where the whole matrix does not fit
-                # the budget): the paths below (cvxpy, or the augmented Lagrangian where
-                # cvxpy does not fit)
+                # the budget), or a pass over every row that does not fit it: the paths
+                # below (cvxpy, or the augmented Lagrangian where cvxpy does not fit)
                 return None
         self.solved_rough = self.solved_rough or rough
         out = self._accept_barrier(program, sol)

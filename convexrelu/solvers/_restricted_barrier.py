@@ -112,7 +112,7 @@ from typing import Optional
 import numpy as np
 from scipy.linalg import LinAlgError, cho_factor, cho_solve
 
-from .._memory import _budget_bytes
+from .._memory import _budget_bytes, check_memory
 from .._newton import (_GRAM_CHUNK_ENTRIES, max_step, norm_derivatives, weighted_gram,
                        work_buffer)
 from .._polish import repair_feasibility
@@ -344,6 +344,11 @@ class RestrictedBarrierSolver(BaseSolver):
             if not np.any(bad):
                 break
             if attempt >= _ROW_ROUNDS:
+                # every row: its pieces must fit (the loop charged the first rows' only,
+                # start_rows_bytes); else the caller's next path
+                check_memory(barrier_bytes(program)[0], "the restricted interior point "
+                             "over every row", "the working-set loop's other paths take "
+                             "the program")
                 rows = [none if i in lin else nz for i in range(k)]
                 continue
             m = max(2 * program.d_aug, 16)
@@ -754,34 +759,51 @@ def low_rank_curvature(n: int, kd: int) -> bool:
 _ROW_VECTORS = 25
 
 
-def barrier_bytes(program: ConvexProgram) -> tuple:
+def barrier_bytes(program: ConvexProgram, rows: Optional[int] = None) -> tuple:
     """``(every step's, the fallback's)``: bytes of the dense pieces the barrier's steps
     use, and of the whole Newton matrix's factor (``1 + 2 k d_a`` rows, the matrix and its
     scaled copy) that a step whose reduced solve fails falls back to. Where the loss's
     Hessian stays as its factors (:func:`low_rank_curvature`) the steps use the design,
     the Woodbury factor's buffers and, where that factor fails, the formed reduced matrix
     (``1 + k d_a`` rows); otherwise the cone rows' vectors (``_ROW_VECTORS`` arrays of
-    ``n x k``: every row kept), their matrices where kept (up to ``_G_STORED`` entries),
-    four ``n x d_a`` temporaries, one chunk of the design's rows and the loss's Hessian
-    (the design itself is never formed; the whole matrix is then always there to fall
-    back to)."""
+    ``rows x k``), their matrices where kept (up to ``_G_STORED`` entries), the masks as
+    floats and three more ``n x k`` arrays, four ``n x d_a`` temporaries, one chunk of the
+    design's rows and the loss's Hessian (the design itself is never formed; the whole
+    matrix is then always there to fall back to). ``rows``: the cone rows each block keeps
+    (None: every row, as a solve's last pass over the rows)."""
     n, kd = program.n_samples, program.n_patterns * program.d_aug
+    r = n if rows is None else min(n, int(rows))
     if low_rank_curvature(n, kd):  # the dense design (the Woodbury factor's blocks)
         design = 8 * RestrictedBarrierSolver.design_entries(program)
     else:  # never formed: the cone rows' vectors, a chunk of its rows, its Gram matrix
         chunk = min(n, max(256, _GRAM_CHUNK_ENTRIES // (1 + kd))) * (1 + kd)
-        design = 8 * (_ROW_VECTORS * n * program.n_patterns + min(n * kd, _G_STORED)
-                      + 4 * n * program.d_aug + chunk + (1 + kd) ** 2)
+        k = program.n_patterns
+        design = 8 * (_ROW_VECTORS * r * k + (0 if r == n else 4 * n * k)
+                      + min(r * kd, _G_STORED) + 4 * n * program.d_aug + chunk
+                      + (1 + kd) ** 2)
     # the rows' outer products of the cone rows' Hessians (_outer_products_used), formed
     # where every block keeps every row (from the start up to _ROWS_PER_DIM d_a samples,
     # after the row rounds at any n)
     d = program.d_aug
-    if _outer_products_used(n, d, program.n_patterns):
+    if _outer_products_used(n, d, program.n_patterns) and r == n:
         design += 8 * (n * d * (d + 1) // 2)
     whole = 8 * 2 * (1 + 2 * kd) ** 2
     if low_rank_curvature(n, kd):
         return design + 8 * (3 * kd * n + 2 * n * n + 3 * (1 + kd) ** 2), whole
     return design, whole
+
+
+def start_rows_bytes(program: ConvexProgram) -> tuple:
+    """:func:`barrier_bytes` of a solve's passes before its last (each block over its
+    ``_ROWS_PER_DIM d_a`` margin rows, and the rows that ``_ROW_ROUNDS`` rounds add: at
+    most as many again each): what the working-set loop charges. A solve that must go on
+    over every row checks that pass's own charge first (:class:`MemoryBudgetError`, and
+    the loop's next path). Measured, make_regression(10^6, 20): every row charged 4.6 GB
+    at 23 patterns, above the default budget of 2 GiB, and the programs went to the
+    augmented Lagrangian (which did not converge there), while the barrier's process
+    peaked at 2.7 GB with every pass over the margin rows."""
+    m0 = max(_ROWS_PER_DIM * program.d_aug, 32)
+    return barrier_bytes(program, rows=m0 * (1 + _ROW_ROUNDS))
 
 
 def design_blocks(Au: np.ndarray, k: int, d: int) -> np.ndarray:
