@@ -409,6 +409,9 @@ def test_margin_rows_are_the_smallest_normalised_margins(rng):
             mm = max(4 * d, 32) if m is None else m
             ref = np.sort(nz[np.argsort(marg, kind="stable")[:mm]])
             assert np.array_equal(margin_rows(X, mask, gate, n_rows=m), ref)
+            # the rows' norms given (a solve's patterns share them): the same rows
+            assert np.array_equal(margin_rows(X, mask, gate, n_rows=m,
+                                              norms=np.linalg.norm(X, axis=1)), ref)
     assert np.array_equal(margin_rows(X[:10], mask[:10], gate, n_rows=50),
                           np.flatnonzero(np.any(X[:10] != 0, axis=1)))
     assert margin_rows(X, mask, gate, n_rows=0).size == 0

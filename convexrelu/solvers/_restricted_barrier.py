@@ -296,9 +296,11 @@ class RestrictedBarrierSolver(BaseSolver):
         m0 = max(_ROWS_PER_DIM * program.d_aug, 32)
         lin = set(linear_blocks(program).tolist())  # no cone rows (see linear_blocks)
         none = np.zeros(0, np.intp)
-        rows = [none if i in lin else margin_rows(Xa, masks[:, i], gates[:, i], n_rows=m0)
+        norms = np.linalg.norm(Xa, axis=1)
+        rows = [none if i in lin else margin_rows(Xa, masks[:, i], gates[:, i], n_rows=m0,
+                                                  norms=norms)
                 for i in range(k)]
-        rn = np.maximum(np.linalg.norm(Xa, axis=1), 1e-300)
+        rn = np.maximum(norms, 1e-300)
         n_iter, ok = 0, False
         start = _warm_point(program, warm_start)
         resume = None if start is None else self._resumable(program, rows)
