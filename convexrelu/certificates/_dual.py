@@ -433,13 +433,18 @@ def _project_cone_free(G: np.ndarray, c: np.ndarray, init=None, max_iter: int = 
     scale = float(np.linalg.norm(c)) + 1e-300
     from .._newton import lu_solve
 
-    def kkt(P):
+    def system(P):  # the KKT matrix of the passive set P (its rows and the equality)
         HP, gP = H[P], g[P]
         t = P.size
         K = np.zeros((t + 1, t + 1))
         K[:t, :t] = HP @ HP.T
         K[:t, t] = gP
         K[t, :t] = gP
+        return K, HP
+
+    def kkt(P):
+        t = P.size
+        K, HP = system(P)
         rhs = np.concatenate([-HP @ cu, [-cb]])
         if lu:
             sol = lu_solve(K, rhs)
@@ -492,11 +497,7 @@ def _project_cone_free(G: np.ndarray, c: np.ndarray, init=None, max_iter: int = 
         # the first multiplier of P reaching zero, which then leaves (an exchange: the
         # passive set keeps its size where the system with j is singular)
         t = P.size
-        HP, gP = H[P], g[P]
-        K = np.zeros((t + 1, t + 1))
-        K[:t, :t] = HP @ HP.T
-        K[:t, t] = gP
-        K[t, :t] = gP
+        K, HP = system(P)
         rhs = np.concatenate([-HP @ H[j], [-g[j]]])
         sol = lu_solve(K, rhs) if t else None
         if sol is None or not np.all(np.isfinite(sol)):
