@@ -887,4 +887,7 @@ def test_large_cones_skip_the_last_resorts_socp(monkeypatch):
         assert fallback
         assert U >= exact[0] * (1 - 1e-12)  # a bound
         assert U <= exact[0] * (1 + 1e-6)  # the smallest found: near the maximum here
+        # the lower value: the best primal point of every stage (the projections' too)
         assert L <= exact[0] * (1 + 1e-12)
+        assert L == pytest.approx(exact[1], rel=1e-9) and x is not None
+        assert float(c @ x) == pytest.approx(L, rel=1e-12)

@@ -1383,9 +1383,10 @@ def test_quadratic_gram_keeps_the_blocks_of_the_last_solve(rng, monkeypatch):
 
 def test_barrier_charges_its_first_rows_and_checks_before_every_row(rng, monkeypatch):
     """The loop charges the barrier for its passes over the first rows
-    (``start_rows_bytes``, which covers their peak: tracemalloc); a solve whose rounds of
-    rows run out checks the pass over every row against the budget before it allocates
-    it (``MemoryBudgetError``), and the loop's inner solver then takes its next path."""
+    (``start_rows_bytes``, which covers their peak: tracemalloc); each pass checks its own
+    rows' charge before it allocates them (the rounds add rows without a cap, the last
+    pass is over every row): ``MemoryBudgetError``, and the loop's inner solver then
+    takes its next path."""
     import tracemalloc
 
     import convexrelu.solvers._restricted_barrier as rb
@@ -1409,9 +1410,10 @@ def test_barrier_charges_its_first_rows_and_checks_before_every_row(rng, monkeyp
     # rounds of rows that never satisfy every row: the pass over every row is checked
     monkeypatch.setattr(rb, "_ROW_ROUNDS", 0)
     monkeypatch.setattr(rb, "_ROW_RTOL", -np.inf)
-    every = rb.barrier_bytes(prog)[0]
+    every = sum(rb.barrier_bytes(prog))
+    assert every > first + whole
     with config_context(memory_budget=(every - 1) / 2**20):
-        with pytest.raises(MemoryBudgetError, match="every row"):
+        with pytest.raises(MemoryBudgetError, match="cone rows"):
             RestrictedBarrierSolver().solve(prog)
         inner = _AutoInner(1e-6)
         inner.loop_tol = 1e-6

@@ -70,7 +70,10 @@ class DualConstraintValue:
     ----------
     value : float
         ``M(lambda)`` over the patterns checked: a certified upper bound, equal to the
-        exact value up to the verification tolerance (relative ``1e-9``). For a vector
+        exact value up to the verification tolerance (relative ``1e-9``), except where a
+        pattern's value went to the last resort on a cone of more than 50,000 rows
+        (counted in ``n_fallbacks``): that value is the smallest certified bound found,
+        and ``value - lower`` says how far it may be above the maximum. For a vector
         dual point (several outputs) it is the conservative bound
         ``max_i sigma_max(Lambda^T D_i X_aug)`` (see ``conservative``).
     lower : float
@@ -94,7 +97,8 @@ class DualConstraintValue:
     n_refined : int
         Number of patterns whose exact value was computed.
     n_fallbacks : int
-        Number of per-pattern values that needed the SOCP fallback.
+        Number of per-pattern values that needed the last resort (the SOCP fallback; on
+        cones of more than 50,000 rows the smallest certified bound found, no SOCP).
     gate_lower : float
         The cheap lower bound ``max_k |lambda^T (X_aug g_k)_+| / ||g_k||_pen`` over gates.
     """
@@ -810,6 +814,13 @@ def _pattern_value(Xa, mask, c, *, free_bias, R, max_rounds, init, stop_below=No
     def G_of(idx):  # the cone's rows idx
         return G[idx] if G is not None else A[idx, None] * Xa[idx]
 
+    found = (0.0, None)  # the best primal point of the stages before the last resort
+
+    def keep_best(prim):
+        nonlocal found
+        if prim is not None and prim[1] is not None and prim[0] > found[0]:
+            found = prim
+
     if not free_bias:
         # full norm: Moreau, max_{x in K, ||x|| <= 1} c^T x = ||proj_K(c)||, computed by an
         # exact Lawson-Hanson projection; its bound ||c + Gn^T mu|| uses explicit mu >= 0
@@ -833,6 +844,7 @@ def _pattern_value(Xa, mask, c, *, free_bias, R, max_rounds, init, stop_below=No
         if U <= 1e-15 * scale_c or (stop_below is not None and U <= stop_below):
             return max(U, 0.0), 0.0, None, False, u - c
         prim = _primal(c, Xa, mask, u, False, norms=norms)
+        keep_best(prim)
         if prim is not None and U - prim[0] <= _VERIFY_RTOL * scale_c:
             return U, prim[0], prim[1], False, u - c
     else:
@@ -896,6 +908,7 @@ def _pattern_value(Xa, mask, c, *, free_bias, R, max_rounds, init, stop_below=No
             nr1 = float(np.linalg.norm(r[:-1]))
             xs = r if nu is None or nr1 == 0 else np.concatenate([r[:-1], [nu]]) / nr1
             prim = _primal(c, Xa, mask, xs, True, b_hint=float(xs[-1]))
+            keep_best(prim)
             if prim is None or prim[0] <= 0.0:
                 prim = (0.0, None)  # x = 0 is feasible: the value is >= 0
             if U - prim[0] <= _VERIFY_RTOL * scale_c:
@@ -920,6 +933,7 @@ def _pattern_value(Xa, mask, c, *, free_bias, R, max_rounds, init, stop_below=No
                     return max(U, 0.0), 0.0, None, False, r - c
                 xs = np.concatenate([r[:-1], [nu]]) / nr1
                 prim = _primal(c, Xa, mask, xs, True, b_hint=float(xs[-1]))
+                keep_best(prim)
                 if prim is None or prim[0] <= 0.0:
                     prim = (0.0, None)
                 if U - prim[0] <= _VERIFY_RTOL * scale_c:
@@ -935,7 +949,7 @@ def _pattern_value(Xa, mask, c, *, free_bias, R, max_rounds, init, stop_below=No
     S = np.zeros(0, dtype=int)
     mu = np.zeros(0)
     add = max(2 * d_aug, 8)
-    best = (0.0, None)  # x = 0 is feasible: the value is >= 0
+    best = found  # (x = 0 is feasible: the value is >= 0)
     U = np.inf  # the rounds' last bound (valid: any mu >= 0 gives one)
     for _ in range(max_rounds):
         if S.size:

@@ -982,7 +982,9 @@ def _run_steps(ws, oracle, *, loss, y, alpha, n_samples, output_bias, free_bias,
             # the exact solve over the kept blocks is within tol of the dual bound already
             # certified over all patterns (any feasible network's objective minus it bounds
             # its gap): no pricing again (measured, make_regression(10^5, 20) ReLU: a fifth
-            # pricing pass of 2.5 s in a 14 s solve)
+            # pricing pass of 2.5 s in a 14 s solve). The returned dual point is this
+            # solve's own (a warm start for what follows, as after the time limit's exact
+            # re-solve below); the gap is the earlier point's certified bound's
             gap = primal - best_dual
             converged = True
             history.append((rnd, elapsed(), primal, gap, ws_size(ws)))

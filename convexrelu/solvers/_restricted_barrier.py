@@ -313,7 +313,15 @@ class RestrictedBarrierSolver(BaseSolver):
         steps, whole = barrier_bytes(program)
         dense_ok = not low_rank_curvature(n, k * program.d_aug) or \
             steps + whole <= _budget_bytes()
+        kd = k * program.d_aug
         for attempt in range(_ROW_ROUNDS + 2):
+            # this pass's pieces must fit the budget (the loop admitted the program on its
+            # first rows' charge, start_rows_bytes; the rounds add rows without a cap, the
+            # last goes over every row): else MemoryBudgetError, the loop's next path
+            st_, wh_ = barrier_bytes(program, rows=max((r.size for r in rows), default=0))
+            check_memory(st_ + (0 if low_rank_curvature(n, kd) else wh_),
+                         f"the restricted interior point over {attempt and 'more' or 'its'} "
+                         "cone rows", "the working-set loop's other paths take the program")
             # each state holds its own cone rows' vectors (and, few samples, its dense
             # design): the last one goes first (two at once doubled the peak on large n)
             state = None
@@ -345,12 +353,7 @@ class RestrictedBarrierSolver(BaseSolver):
             bad[:, sorted(lin)] = False  # no cone rows: their pairs are in the cones
             if not np.any(bad):
                 break
-            if attempt >= _ROW_ROUNDS:
-                # every row: its pieces must fit (the loop charged the first rows' only,
-                # start_rows_bytes); else the caller's next path
-                check_memory(barrier_bytes(program)[0], "the restricted interior point "
-                             "over every row", "the working-set loop's other paths take "
-                             "the program")
+            if attempt >= _ROW_ROUNDS:  # every row (its pieces checked at the loop's top)
                 rows = [none if i in lin else nz for i in range(k)]
                 continue
             m = max(2 * program.d_aug, 16)
@@ -1187,8 +1190,8 @@ class _PrimalDual:
                 Qc = self._gram_columns(c)
                 Q[:, c] = Qc
                 Q[c, :] = Qc.T
-        if cache is not None:
-            cache.update(X=self.Xa, d=d, keys=keys, Q=Q.copy())
+        if cache is not None:  # (Q is not changed after: Q0 is a scaled copy)
+            cache.update(X=self.Xa, d=d, keys=keys, Q=Q)
         return Q
 
     def _gram_columns(self, cols: np.ndarray) -> np.ndarray:
