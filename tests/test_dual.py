@@ -479,7 +479,7 @@ def test_free_bias_projection_on_badly_scaled_features():
     lam -= lam.mean()
     pats = enumerate_patterns(X, bias=True)
     res = dual_constraint(pats, X, lam, penalize_bias=False)
-    th = np.linspace(0.0, 2.0 * np.pi, 400001)
+    th = np.linspace(0.0, 2.0 * np.pi, 100001)
     U = np.stack([np.cos(th), np.sin(th)])
     t = -(X @ U)  # active rows: b >= t; inactive rows: b <= t
     brute = 0.0

@@ -1394,7 +1394,8 @@ def test_barrier_charges_its_first_rows_and_checks_before_every_row(rng, monkeyp
     from convexrelu._memory import MemoryBudgetError
     from convexrelu.solvers._cg_inner import margin_rows
 
-    prog = _program(np.random.default_rng(1), "squared", True, False, n=20_000, d=20, k=12)
+    prog = _program(np.random.default_rng(1), "squared", True, False, n=6_000, d=10, k=8)
+    assert not rb.low_rank_curvature(prog.n_samples, prog.n_patterns * prog.d_aug)
     first, whole = rb.start_rows_bytes(prog)
     m0 = max(rb._ROWS_PER_DIM * prog.d_aug, 32)
     rows = [margin_rows(prog.X_aug, prog.masks[:, i], prog.patterns.gates[:, i],
