@@ -1178,15 +1178,14 @@ class _PrimalDual:
         if old is None or 2 * len(new) >= k:  # nothing kept, or mostly new: all of it
             Q = self._gram(np.ones(n))
         else:
-            def cols(blocks, pos):  # the design's columns of these blocks (1 + i d + ...)
-                return np.concatenate([[0]] + [1 + p * d + np.arange(d) for p in pos]) \
-                    if blocks else np.concatenate([1 + p * d + np.arange(d) for p in pos])
+            def cols(pos):  # the design's columns: the output bias's, then these blocks'
+                return np.concatenate([[0]] + [1 + p * d + np.arange(d) for p in pos])
             kept = [i for i in range(k) if old[i] >= 0]
             Q = np.empty((1 + k * d, 1 + k * d))
-            a, b = cols(True, kept), cols(True, [old[i] for i in kept])
+            a, b = cols(kept), cols([old[i] for i in kept])
             Q[np.ix_(a, a)] = cache["Q"][np.ix_(b, b)]
             if new:
-                c = cols(False, new)
+                c = cols(new)[1:]
                 Qc = self._gram_columns(c)
                 Q[:, c] = Qc
                 Q[c, :] = Qc.T
