@@ -637,6 +637,28 @@ def test_low_rank_curvature_products_through_the_design_factors(rng, ob, monkeyp
 
 
 @pytest.mark.parametrize("ob", [True, False])
+def test_design_transposed_products_by_row_chunks(rng, ob, monkeypatch):
+    """``factor_rmatvec`` over more rows than ``_RMATVEC_CHUNK`` sums its products chunk
+    by chunk (a last chunk shorter than the others included): the same ``A^T r`` as the
+    dense design's, with and without the output bias's entry."""
+    import convexrelu.solvers._restricted_barrier as rb
+
+    n, d, k = 103, 5, 6
+    Xa = rng.standard_normal((n, d))
+    masks = rng.random((n, k)) < 0.5
+    A = np.empty((n, 1 + k * d))
+    A[:, 0] = 1.0
+    A[:, 1:] = (masks[:, :, None] * Xa[:, None, :]).reshape(n, -1)
+    r = rng.standard_normal(n)
+    want = A.T @ r if ob else A[:, 1:].T @ r
+    whole = rb.factor_rmatvec(Xa, masks.astype(float), r, ob)
+    monkeypatch.setattr(rb, "_RMATVEC_CHUNK", 16)  # 7 chunks, the last of 7 rows
+    chunked = rb.factor_rmatvec(Xa, masks.astype(float), r, ob)
+    np.testing.assert_allclose(whole, want, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(chunked, want, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("ob", [True, False])
 def test_woodbury_matrix_leaves_out_the_samples_of_least_leverage(rng, ob):
     """``kept_samples``: the samples of least leverage ``||Y_j||^2`` (``Y = U
     blockdiag(L^{-T})``), as many as keep their sum within ``drop``, are left out of the
@@ -1372,6 +1394,15 @@ def test_quadratic_gram_keeps_the_blocks_of_the_last_solve(rng, monkeypatch):
     fresh = _PrimalDual(second, rows, None, {}).Q0
     assert whole
     np.testing.assert_allclose(kept, fresh, rtol=1e-12, atol=1e-12 * np.abs(fresh).max())
+    # the new columns summed over each new pattern's active rows, by chunks of them (a
+    # chunk of 256 rows: several, the last shorter), give the same matrix
+    import convexrelu.solvers._restricted_barrier as rb
+
+    monkeypatch.setattr(rb, "_GRAM_CHUNK_ENTRIES", 1)
+    work = {"grams": {}}
+    _PrimalDual(first, rows[:8], None, work)
+    chunked = _PrimalDual(second, rows, None, work).Q0
+    np.testing.assert_allclose(chunked, fresh, rtol=1e-12, atol=1e-12 * np.abs(fresh).max())
     solver = RestrictedBarrierSolver()
     with warnings.catch_warnings():  # (its own certificate's tol: not the point here)
         warnings.simplefilter("ignore")

@@ -508,6 +508,8 @@ def interior_solution(program, V, W, c0, ok, n_iter, t0, info) -> ConvexSolution
 
 #: rows per chunk of the predictions (:meth:`_PrimalDual._z`)
 _Z_CHUNK = 8192
+#: rows per chunk of the design's transposed products (:func:`factor_rmatvec`)
+_RMATVEC_CHUNK = 16384
 
 
 def _lower_common_bias(Xa, masks, V, W):
@@ -582,10 +584,23 @@ def factor_rmatvec(Xa: np.ndarray, M: np.ndarray, r: np.ndarray, ob: bool) -> np
     """``A^T r`` for the design ``A = [1, D_1X_a, ..., D_kX_a]`` (its first column only
     with ``ob``) through its factors ``X_a`` and the masks ``M`` (floats, ``n x k``)."""
     o = 1 if ob else 0
-    out = np.empty(o + M.shape[1] * Xa.shape[1])
+    n, k = M.shape
+    out = np.empty(o + k * Xa.shape[1])
     if o:
         out[0] = r.sum()
-    out[o:] = ((M * r[:, None]).T @ Xa).ravel()
+    if n <= _RMATVEC_CHUNK:
+        out[o:] = ((M * r[:, None]).T @ Xa).ravel()
+        return out
+    # by chunks of rows: the scaled masks stay in cache instead of an n x k temporary
+    # written and read again (make_regression(10^6, 20), 23 patterns, one BLAS thread:
+    # 54 ms against 69 ms a product)
+    acc = np.zeros((k, Xa.shape[1]))
+    buf = np.empty((_RMATVEC_CHUNK, k))
+    for a in range(0, n, _RMATVEC_CHUNK):
+        b = min(a + _RMATVEC_CHUNK, n)
+        T = np.multiply(M[a:b], r[a:b, None], out=buf[:b - a])
+        acc += T.T @ Xa[a:b]
+    out[o:] = acc.ravel()
     return out
 
 
@@ -1164,9 +1179,10 @@ class _PrimalDual:
         of the last solve's patterns copied from it (the solver's ``work["grams"]``): a
         block ``X_a^T D_i D_j X_a`` depends on its two patterns alone, and consecutive
         working sets share all but a few, so only the new patterns' columns are formed
-        (one chunked pass, their columns of the design against all: ``2 / k`` of the
-        flops with one pattern new of ``k``). Measured, make_regression(10^6, 20): the
-        Gram took 36.8 s of a 250 s solve formed whole each time."""
+        (:meth:`_gram_columns`, a chunked pass over each new pattern's active rows: about
+        ``1 / k`` of the flops with one pattern new of ``k``). Measured,
+        make_regression(10^6, 20): the Gram took 36.8 s of a 250 s solve formed whole
+        each time."""
         n, k, d = self.Xa.shape[0], self.k, self.d
         cache = self._work.get("grams")
         keys = [r.tobytes() for r in packed]
@@ -1184,27 +1200,44 @@ class _PrimalDual:
             Q = np.empty((1 + k * d, 1 + k * d))
             a, b = cols(kept), cols([old[i] for i in kept])
             Q[np.ix_(a, a)] = cache["Q"][np.ix_(b, b)]
-            if new:
-                c = cols(new)[1:]
-                Qc = self._gram_columns(c)
+            for i in new:
+                c = cols([i])[1:]
+                Qc = self._gram_columns(i)
                 Q[:, c] = Qc
                 Q[c, :] = Qc.T
         if cache is not None:  # (Q is not changed after: Q0 is a scaled copy)
             cache.update(X=self.Xa, d=d, keys=keys, Q=Q)
         return Q
 
-    def _gram_columns(self, cols: np.ndarray) -> np.ndarray:
-        """``(A^T A)[:, cols]`` by row chunks of the design (filled from ``X_a`` and the
-        masks), as :meth:`_gram` forms the whole."""
-        n, c = self.Xa.shape[0], 1 + self.k * self.d
+    def _gram_columns(self, p: int) -> np.ndarray:
+        """``(A^T A)[:, cols_p]``, the columns of pattern ``p``'s block: its design columns
+        ``D_p X_a`` vanish off the pattern's active rows, so the sum runs over those rows
+        alone, by row chunks of the design there (filled from ``X_a`` and the masks), and
+        ``D_p X_a`` on them is ``X_a``'s rows. Measured (10^6 x 21 data, 23 patterns, half the
+        rows active in each, one BLAS thread): one pattern's columns in 0.65 s against
+        1.30-1.36 s summed over every row."""
+        c, d = 1 + self.k * self.d, self.d
+        act = np.flatnonzero(self.masks[:, p])
         rows = max(256, _GRAM_CHUNK_ENTRIES // max(c, 1))
-        out = np.zeros((c, cols.size))
-        buf = np.empty((min(rows, n), c))
-        ones = np.ones(min(rows, n))
-        for a in range(0, n, rows):
-            m = min(rows, n - a)
-            B = self._fill_design(a, a + m, ones[:m], buf[:m])
-            out += B.T @ B[:, cols]
+        out = np.zeros((c, d))
+        if act.size == 0:
+            return out
+        buf = np.empty((min(rows, act.size), c))
+        ones = np.ones(min(rows, act.size))
+        for a in range(0, act.size, rows):
+            idx = act[a:a + rows]
+            m = idx.size
+            B = self._fill_rows(idx, ones[:m], buf[:m])
+            out += B.T @ B[:, 1 + p * d:1 + (p + 1) * d]
+        return out
+
+    def _fill_rows(self, idx: np.ndarray, s: np.ndarray, out: np.ndarray) -> np.ndarray:
+        """The design's rows ``idx`` times ``s`` into ``out`` (:meth:`_fill_design` for
+        rows given by index)."""
+        Xr, Mr, d = self.Xa[idx], self.masks[idx], self.d
+        out[:, 0] = s
+        for i in range(self.k):
+            np.multiply(Xr, (Mr[:, i] * s)[:, None], out=out[:, 1 + i * d:1 + (i + 1) * d])
         return out
 
     # ------------------------------------------------------------------ evaluations
