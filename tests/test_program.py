@@ -11,8 +11,15 @@ def _data(rng, n=7, d=2):
     return rng.standard_normal((n, d)), rng.standard_normal(n)
 
 
+@pytest.mark.parametrize("chunk", [None, 3])
 @pytest.mark.parametrize("bias", [False, True])
-def test_predict_and_objective_match_loop(rng, bias):
+def test_predict_and_objective_match_loop(rng, bias, chunk, monkeypatch):
+    """The predictions and the objective against a loop over the patterns; ``chunk``:
+    the predictions summed over chunks of 3 rows (7 rows: the last chunk shorter)."""
+    if chunk is not None:
+        import convexrelu.program as program_module
+
+        monkeypatch.setattr(program_module, "_PREDICT_CHUNK", chunk)
     X, y = _data(rng)
     pats = enumerate_patterns(X, bias=bias)
     prog = ConvexProgram(X, y, pats, loss="squared", alpha=0.3, bias=bias)

@@ -1343,12 +1343,18 @@ def test_barrier_memory_estimate_covers_its_peak(rng):
         assert peak <= every + whole, (peak / 2**20, (every + whole) / 2**20)
 
 
-def test_common_bias_lowered_as_far_as_the_active_rows_allow(rng):
+@pytest.mark.parametrize("entries", [None, 60])
+def test_common_bias_lowered_as_far_as_the_active_rows_allow(rng, entries, monkeypatch):
     """_lower_common_bias moves both blocks' bias down by the smallest value either block
     takes on its pattern's active rows (when positive): the predictions ``v_i - w_i`` do
-    not change, and afterwards one of the two blocks touches zero on an active row."""
+    not change, and afterwards one of the two blocks touches zero on an active row
+    (``entries``: the rows' values by chunks of 5 rows, 60 entries over 6 patterns'
+    pairs)."""
+    import convexrelu.solvers._restricted_barrier as rb
     from convexrelu.solvers._restricted_barrier import _lower_common_bias
 
+    if entries is not None:
+        monkeypatch.setattr(rb, "_LOWER_ENTRIES", entries)
     n, d, k = 300, 4, 6
     Xa = np.hstack([rng.standard_normal((n, d)), np.ones((n, 1))])
     masks = rng.random((n, k)) < 0.5

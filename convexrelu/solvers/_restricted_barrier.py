@@ -517,19 +517,30 @@ def _lower_common_bias(Xa, masks, V, W):
     rows allow: the predictions and the penalty do not change (``v_i - w_i`` is kept),
     and the costless growth the interior allows is removed."""
     V, W = V.copy(), W.copy()
-    for i in range(V.shape[0]):
-        act = masks[:, i]
-        if not act.any():
-            continue
-        # both blocks' values on every row in one product, the minimum over the active
-        # ones (no copy of the active rows: two of half the data per pattern were 2.8 s
-        # a call at n = 1e6; np.where, not a reduction's where=, which is twice as slow)
-        vals = Xa @ np.stack([V[i], W[i]], axis=1)
-        delta = float(np.where(act[:, None], vals, np.inf).min(initial=np.inf))
-        if delta > 0:
-            V[i, -1] -= delta
-            W[i, -1] -= delta
+    k = V.shape[0]
+    if k == 0:
+        return V, W
+    # every block's values on a chunk of rows in one product, the minimum over each
+    # pattern's active rows (one pass over the data for all patterns; a pass per pattern
+    # took 0.53 s a call on 10^6 x 21 data with 23 patterns, one BLAS thread, against
+    # 0.31-0.33 s; np.where, not a reduction's where=, which is twice as slow)
+    B = np.vstack([V, W]).T
+    delta = np.full(k, np.inf)
+    step = max(1, _LOWER_ENTRIES // (2 * k))
+    for a in range(0, Xa.shape[0], step):
+        vals = Xa[a:a + step] @ B
+        act = masks[a:a + step]
+        low = np.minimum(np.where(act, vals[:, :k], np.inf).min(axis=0, initial=np.inf),
+                         np.where(act, vals[:, k:], np.inf).min(axis=0, initial=np.inf))
+        np.minimum(delta, low, out=delta)
+    move = np.isfinite(delta) & (delta > 0)
+    V[move, -1] -= delta[move]
+    W[move, -1] -= delta[move]
     return V, W
+
+
+#: entries of each chunk of :func:`_lower_common_bias`'s values (8 MB)
+_LOWER_ENTRIES = 1 << 20
 
 
 def newton_matrix(Q: np.ndarray, Hb: np.ndarray, ob: bool, rho: float) -> np.ndarray:
