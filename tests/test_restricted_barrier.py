@@ -636,14 +636,17 @@ def test_low_rank_curvature_products_through_the_design_factors(rng, ob, monkeyp
     assert sols[0].objective == pytest.approx(sols[1].objective, rel=1e-10)
 
 
+@pytest.mark.parametrize("n", [103, 112])
+@pytest.mark.parametrize("order", ["C", "F"])
 @pytest.mark.parametrize("ob", [True, False])
-def test_design_transposed_products_by_row_chunks(rng, ob, monkeypatch):
+def test_design_transposed_products_by_row_chunks(rng, ob, order, n, monkeypatch):
     """``factor_rmatvec`` over more rows than ``_RMATVEC_CHUNK`` sums its products chunk
-    by chunk (a last chunk shorter than the others included): the same ``A^T r`` as the
-    dense design's, with and without the output bias's entry."""
+    by chunk (103 rows: a last chunk shorter than the others; 112: whole chunks), its
+    buffer in the masks' layout (a restricted program's are column-major): the same
+    ``A^T r`` as the dense design's, with and without the output bias's entry."""
     import convexrelu.solvers._restricted_barrier as rb
 
-    n, d, k = 103, 5, 6
+    d, k = 5, 6
     Xa = rng.standard_normal((n, d))
     masks = rng.random((n, k)) < 0.5
     A = np.empty((n, 1 + k * d))
@@ -651,9 +654,10 @@ def test_design_transposed_products_by_row_chunks(rng, ob, monkeypatch):
     A[:, 1:] = (masks[:, :, None] * Xa[:, None, :]).reshape(n, -1)
     r = rng.standard_normal(n)
     want = A.T @ r if ob else A[:, 1:].T @ r
-    whole = rb.factor_rmatvec(Xa, masks.astype(float), r, ob)
-    monkeypatch.setattr(rb, "_RMATVEC_CHUNK", 16)  # 7 chunks, the last of 7 rows
-    chunked = rb.factor_rmatvec(Xa, masks.astype(float), r, ob)
+    M = np.asarray(masks.astype(float), order=order)
+    whole = rb.factor_rmatvec(Xa, M, r, ob)
+    monkeypatch.setattr(rb, "_RMATVEC_CHUNK", 16)  # 7 chunks
+    chunked = rb.factor_rmatvec(Xa, M, r, ob)
     np.testing.assert_allclose(whole, want, rtol=1e-12, atol=1e-12)
     np.testing.assert_allclose(chunked, want, rtol=1e-12, atol=1e-12)
 
@@ -1343,13 +1347,13 @@ def test_barrier_memory_estimate_covers_its_peak(rng):
         assert peak <= every + whole, (peak / 2**20, (every + whole) / 2**20)
 
 
-@pytest.mark.parametrize("entries", [None, 60])
+@pytest.mark.parametrize("entries", [None, 60, 84])
 def test_common_bias_lowered_as_far_as_the_active_rows_allow(rng, entries, monkeypatch):
     """_lower_common_bias moves both blocks' bias down by the smallest value either block
     takes on its pattern's active rows (when positive): the predictions ``v_i - w_i`` do
     not change, and afterwards one of the two blocks touches zero on an active row
     (``entries``: the rows' values by chunks of 5 rows, 60 entries over 6 patterns'
-    pairs)."""
+    pairs, or of 7 rows, the last of 6)."""
     import convexrelu.solvers._restricted_barrier as rb
     from convexrelu.solvers._restricted_barrier import _lower_common_bias
 
@@ -1396,7 +1400,7 @@ def test_quadratic_gram_keeps_the_blocks_of_the_last_solve(rng, monkeypatch):
     orig = _PrimalDual._gram
     monkeypatch.setattr(_PrimalDual, "_gram", lambda self, h: whole.append(1) or orig(self, h))
     kept = _PrimalDual(second, rows, None, work).Q0
-    assert not whole  # six patterns kept (reordered), three new: their columns only
+    assert not whole  # seven patterns kept (reordered), two new: their columns only
     fresh = _PrimalDual(second, rows, None, {}).Q0
     assert whole
     np.testing.assert_allclose(kept, fresh, rtol=1e-12, atol=1e-12 * np.abs(fresh).max())
@@ -1416,6 +1420,29 @@ def test_quadratic_gram_keeps_the_blocks_of_the_last_solve(rng, monkeypatch):
         a = solver.solve(second)
         b = RestrictedBarrierSolver().solve(second)
     assert a.objective == pytest.approx(b.objective, rel=1e-10)
+
+
+@pytest.mark.parametrize("new", [[3], [1, 4], [0, 2], [5], [2, 5]])
+def test_gram_columns_over_the_new_patterns_active_rows(rng, new, monkeypatch):
+    """``_gram_columns`` sums over the rows active in one of the new patterns (gathered,
+    or every row in contiguous chunks where they cover all: pattern 0 is active on every
+    row; pattern 5 on none), by chunks of 256 rows: the columns of the dense ``A^T A``."""
+    import convexrelu.solvers._restricted_barrier as rb
+
+    n, d, k = 600, 4, 6
+    Xa = np.hstack([rng.standard_normal((n, d - 1)), np.ones((n, 1))])
+    masks = np.asfortranarray(rng.random((n, k)) < 0.5)
+    masks[:, 0], masks[:, 5] = True, False
+    A = np.empty((n, 1 + k * d))
+    A[:, 0] = 1.0
+    A[:, 1:] = (masks[:, :, None] * Xa[:, None, :]).reshape(n, -1)
+    cols = np.concatenate([1 + p * d + np.arange(d) for p in new])
+    state = rb._PrimalDual.__new__(rb._PrimalDual)
+    state.Xa, state.masks, state.k, state.d = Xa, masks, k, d
+    monkeypatch.setattr(rb, "_GRAM_CHUNK_ENTRIES", 1)  # chunks of 256 rows
+    got = state._gram_columns(new)
+    want = A.T @ A[:, cols]
+    np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12 * np.abs(want).max())
 
 
 def test_barrier_charges_its_first_rows_and_checks_before_every_row(rng, monkeypatch):

@@ -510,6 +510,8 @@ def interior_solution(program, V, W, c0, ok, n_iter, t0, info) -> ConvexSolution
 _Z_CHUNK = 8192
 #: rows per chunk of the design's transposed products (:func:`factor_rmatvec`)
 _RMATVEC_CHUNK = 16384
+#: entries of each chunk of :func:`_lower_common_bias`'s values (8 MB)
+_LOWER_ENTRIES = 1 << 20
 
 
 def _lower_common_bias(Xa, masks, V, W):
@@ -522,8 +524,8 @@ def _lower_common_bias(Xa, masks, V, W):
         return V, W
     # every block's values on a chunk of rows in one product, the minimum over each
     # pattern's active rows (one pass over the data for all patterns; a pass per pattern
-    # took 0.53 s a call on 10^6 x 21 data with 23 patterns, one BLAS thread, against
-    # 0.31-0.33 s; np.where, not a reduction's where=, which is twice as slow)
+    # took 0.52-0.53 s a call on 10^6 x 21 data with 23 patterns, one BLAS thread, against
+    # 0.33 s; np.where, not a reduction's where=, which is twice as slow)
     B = np.vstack([V, W]).T
     delta = np.full(k, np.inf)
     step = max(1, _LOWER_ENTRIES // (2 * k))
@@ -537,10 +539,6 @@ def _lower_common_bias(Xa, masks, V, W):
     V[move, -1] -= delta[move]
     W[move, -1] -= delta[move]
     return V, W
-
-
-#: entries of each chunk of :func:`_lower_common_bias`'s values (8 MB)
-_LOWER_ENTRIES = 1 << 20
 
 
 def newton_matrix(Q: np.ndarray, Hb: np.ndarray, ob: bool, rho: float) -> np.ndarray:
@@ -603,10 +601,12 @@ def factor_rmatvec(Xa: np.ndarray, M: np.ndarray, r: np.ndarray, ob: bool) -> np
         out[o:] = ((M * r[:, None]).T @ Xa).ravel()
         return out
     # by chunks of rows: the scaled masks stay in cache instead of an n x k temporary
-    # written and read again (make_regression(10^6, 20), 23 patterns, one BLAS thread:
-    # 54 ms against 69 ms a product)
+    # written and read again (10^6 x 21 data, 23 patterns, one BLAS thread: 50 ms against
+    # 66 ms a product with column-major masks, 53 against 70 with row-major ones)
     acc = np.zeros((k, Xa.shape[1]))
-    buf = np.empty((_RMATVEC_CHUNK, k))
+    # the buffer in the masks' layout (a restricted program's masks are column-major)
+    buf = np.empty((k, _RMATVEC_CHUNK)).T if M.flags.f_contiguous and not \
+        M.flags.c_contiguous else np.empty((_RMATVEC_CHUNK, k))
     for a in range(0, n, _RMATVEC_CHUNK):
         b = min(a + _RMATVEC_CHUNK, n)
         T = np.multiply(M[a:b], r[a:b, None], out=buf[:b - a])
@@ -1190,8 +1190,8 @@ class _PrimalDual:
         of the last solve's patterns copied from it (the solver's ``work["grams"]``): a
         block ``X_a^T D_i D_j X_a`` depends on its two patterns alone, and consecutive
         working sets share all but a few, so only the new patterns' columns are formed
-        (:meth:`_gram_columns`, a chunked pass over each new pattern's active rows: about
-        ``1 / k`` of the flops with one pattern new of ``k``). Measured,
+        (:meth:`_gram_columns`, one chunked pass over the rows active in a new pattern:
+        about ``1 / k`` of the flops with one pattern new of ``k``, half active). Measured,
         make_regression(10^6, 20): the Gram took 36.8 s of a 250 s solve formed whole
         each time."""
         n, k, d = self.Xa.shape[0], self.k, self.d
@@ -1211,35 +1211,41 @@ class _PrimalDual:
             Q = np.empty((1 + k * d, 1 + k * d))
             a, b = cols(kept), cols([old[i] for i in kept])
             Q[np.ix_(a, a)] = cache["Q"][np.ix_(b, b)]
-            for i in new:
-                c = cols([i])[1:]
-                Qc = self._gram_columns(i)
+            if new:
+                c = cols(new)[1:]
+                Qc = self._gram_columns(new)
                 Q[:, c] = Qc
                 Q[c, :] = Qc.T
         if cache is not None:  # (Q is not changed after: Q0 is a scaled copy)
             cache.update(X=self.Xa, d=d, keys=keys, Q=Q)
         return Q
 
-    def _gram_columns(self, p: int) -> np.ndarray:
-        """``(A^T A)[:, cols_p]``, the columns of pattern ``p``'s block: its design columns
-        ``D_p X_a`` vanish off the pattern's active rows, so the sum runs over those rows
-        alone, by row chunks of the design there (filled from ``X_a`` and the masks), and
-        ``D_p X_a`` on them is ``X_a``'s rows. Measured (10^6 x 21 data, 23 patterns, half the
-        rows active in each, one BLAS thread): one pattern's columns in 0.65 s against
-        1.30-1.36 s summed over every row."""
+    def _gram_columns(self, new) -> np.ndarray:
+        """``(A^T A)[:, cols]``, the columns of the blocks of the patterns ``new`` (their
+        positions): those design columns ``D_p X_a`` vanish off the patterns' active rows,
+        so the sum runs over the rows active in at least one of them, by row chunks of the
+        design there (filled from ``X_a`` and the masks), all their columns at once (one
+        product a chunk). Measured (10^6 x 21 data, 23 patterns, half the rows active in
+        each, column-major masks, one BLAS thread): one pattern's columns in 0.58 s
+        against 1.03 s summed over every row; five or eleven new patterns within 2 % of
+        it (their rows are nearly all rows)."""
         c, d = 1 + self.k * self.d, self.d
-        act = np.flatnonzero(self.masks[:, p])
+        cs = np.concatenate([1 + p * d + np.arange(d) for p in new])
+        act = np.flatnonzero(self.masks[:, new].any(axis=1))
+        n = self.Xa.shape[0]
         rows = max(256, _GRAM_CHUNK_ENTRIES // max(c, 1))
-        out = np.zeros((c, d))
+        out = np.zeros((c, cs.size))
         if act.size == 0:
             return out
         buf = np.empty((min(rows, act.size), c))
         ones = np.ones(min(rows, act.size))
         for a in range(0, act.size, rows):
-            idx = act[a:a + rows]
-            m = idx.size
-            B = self._fill_rows(idx, ones[:m], buf[:m])
-            out += B.T @ B[:, 1 + p * d:1 + (p + 1) * d]
+            m = min(rows, act.size - a)
+            if act.size == n:  # every row: contiguous chunks, no gather
+                B = self._fill_design(a, a + m, ones[:m], buf[:m])
+            else:
+                B = self._fill_rows(act[a:a + m], ones[:m], buf[:m])
+            out += B.T @ B[:, cs]
         return out
 
     def _fill_rows(self, idx: np.ndarray, s: np.ndarray, out: np.ndarray) -> np.ndarray:
