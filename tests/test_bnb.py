@@ -236,8 +236,13 @@ def test_bnb_collect_searches_on_after_a_violation(monkeypatch):
     kw = dict(bias=True, penalize_bias=False, threshold=thr, random_state=0)
     plain = dual_constraint_bnb(X, lam, **kw)
     assert plain.info["stopped"] == "above" and plain.n_nodes > 0
-    more = dual_constraint_bnb(X, lam, collect=1.0, **kw)
-    assert more.info["stopped"] == "above" and more.n_nodes == 2 * plain.n_nodes
+    # a quarter more nodes: below the whole tree's (the whole tree's size moves with the
+    # machine's rounding: 162 nodes where the first violation came at 87, on one machine,
+    # so that collect=1.0 closed the tree there)
+    assert full.n_nodes > 1.25 * plain.n_nodes  # the case this test needs
+    more = dual_constraint_bnb(X, lam, collect=0.25, **kw)
+    assert more.info["stopped"] == "above"
+    assert more.n_nodes == int(np.ceil(1.25 * plain.n_nodes))
     assert M * (1 - 1e-9) <= more.upper <= plain.upper
     assert more.lower >= plain.lower > thr
     n_above = [sum(v > thr for v, _, _ in r.info["candidates"]) for r in (plain, more)]
