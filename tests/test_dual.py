@@ -761,6 +761,32 @@ def test_dual_constraint_with_screened_cones_is_the_same(penalize, monkeypatch):
         assert listed.value == pytest.approx(ref.value, rel=1e-9)
         with pytest.raises(ValueError, match="other data"):
             dual_constraint(pats, X + 1.0, lam, penalize_bias=penalize)
+    # a kept preparation (a working-set loop's pricing passes): the data prepared once
+    # for every use, the dual points' entries released after each
+    keep, before = {}, len(calls)
+    lam2 = lam[::-1].copy()
+    fresh = dual_constraint(pats, X, lam2, penalize_bias=penalize).value
+    for point, want in ((lam, ref.value), (lam2, fresh)):
+        with _dual.shared_preparation(keep):
+            got = dual_constraint(pats, X, point, penalize_bias=penalize)
+        assert got.value == pytest.approx(want, rel=1e-12)
+        assert keep and all(key[0] not in _dual._PER_DUAL_POINT for key in keep)
+        assert _dual._SHARED.cache is None
+    assert len(calls) == before + 2  # lam2 outside, then once for both kept uses
+
+
+@pytest.mark.parametrize("entries", [None, 1, 20, 21])
+def test_masked_sums_by_row_chunks(entries, monkeypatch):
+    """``masked_sums`` is ``XL.T @ masks`` whatever its row chunks (one row, 5 of 23 rows
+    with 4 columns: a shorter last chunk, or the whole)."""
+    from convexrelu.certificates import _dual
+
+    rng = np.random.default_rng(3)
+    XL, masks = rng.standard_normal((23, 3)), rng.random((23, 4)) < 0.5
+    if entries is not None:
+        monkeypatch.setattr(_dual, "_MASKED_SUM_ENTRIES", entries)
+    np.testing.assert_allclose(_dual.masked_sums(XL, masks), XL.T @ masks.astype(float),
+                               rtol=1e-13, atol=1e-13)
 
 
 @pytest.mark.parametrize("free", [False, True])
@@ -891,3 +917,19 @@ def test_large_cones_skip_the_last_resorts_socp(monkeypatch):
         assert L <= exact[0] * (1 + 1e-12)
         assert L == pytest.approx(exact[1], rel=1e-9) and x is not None
         assert float(c @ x) == pytest.approx(L, rel=1e-12)
+
+
+@pytest.mark.parametrize("n", [0, 1, 6, 1000])
+def test_masked_extremes_and_cone_signs_are_the_where_ones(n):
+    """The branch-free ``_masked_max`` (and the minimum over the other rows through it)
+    and ``cone_signs`` give what ``np.where`` gives, empty and one-sided masks included."""
+    from convexrelu.arrangements._patterns import cone_signs
+    from convexrelu.certificates._dual import _masked_max
+
+    rng = np.random.default_rng(n)
+    t = rng.standard_normal(n)
+    for m in (rng.random(n) < 0.5, np.ones(n, bool), np.zeros(n, bool)):
+        assert _masked_max(t, m) == np.where(m, t, -np.inf).max(initial=-np.inf)
+        assert -_masked_max(-t, ~m) == np.where(m, np.inf, t).min(initial=np.inf)
+        np.testing.assert_array_equal(cone_signs(m), np.where(m, 1.0, -1.0))
+        np.testing.assert_array_equal(cone_signs(m.astype(float) * 3), np.where(m, 1.0, -1.0))

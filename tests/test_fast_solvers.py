@@ -758,6 +758,47 @@ def test_single_output_rough_stage_runs_in_float32(monkeypatch, loss_name):
     assert abs(r.objective - r64.objective) <= 1e-7 * abs(r64.objective)
 
 
+@pytest.mark.parametrize("chunk", [None, 5, 8])
+def test_polish_ratio_test_of_all_blocks_is_the_block_by_block_one(chunk, monkeypatch):
+    """``ratio_test`` (one pass by chunks of rows: 5 or 8 of 37 rows, or one chunk) finds
+    the step and the (block, row) that a loop over the blocks, one product each, finds:
+    the smallest step below ``tmax``, the first block and row of a tie; free rows only."""
+    from convexrelu import _polish as polish
+    from convexrelu._newton import boundary_steps
+
+    if chunk is not None:
+        monkeypatch.setattr(polish, "_RATIO_CHUNK", chunk)
+    rng = np.random.default_rng(8)
+    n, d, J = 37, 4, 6
+    Xa = rng.standard_normal((n, d))
+    masks = rng.random((n, J)) < 0.5
+    free = rng.random((n, J)) < 0.8
+    X0, X1 = rng.standard_normal((d, J)), rng.standard_normal((d, J))
+    X0[:, 3], X1[:, 3] = X0[:, 1], X1[:, 1]  # a tie: block 1 comes first
+    masks[:, 3], free[:, 3] = masks[:, 1], free[:, 1]
+
+    def loop(tmax):
+        hit = None
+        for j in range(J):
+            a = np.where(masks[:, j], 1.0, -1.0)
+            t = boundary_steps(a * (Xa @ X0[:, j]), a * (Xa @ X1[:, j]), free[:, j])
+            m = int(np.argmin(t))
+            if t[m] < tmax:
+                tmax, hit = float(t[m]), (j, m)
+        return tmax, hit
+
+    for tmax in (1.0, 1e9, 1e-12):
+        want = loop(tmax)
+        got = polish.ratio_test(Xa, X0, X1, masks, free, tmax)
+        assert got[1] == want[1]
+        assert got[0] == pytest.approx(want[0], rel=1e-12)
+    assert polish.ratio_test(Xa, X0, X1, masks, free, 1e9)[1] is not None
+    # rows of nonnegative slack under x0 only (as the polish's): nothing below a tiny tmax
+    free &= np.where(masks, 1.0, -1.0) * (Xa @ X0) > 1e-6
+    assert polish.ratio_test(Xa, X0, X1, masks, free, 1e-12) == (1e-12, None)
+    assert loop(1e-12) == (1e-12, None)
+
+
 def test_repair_feasibility_in_sample_blocks(monkeypatch):
     """The repair works through the samples in blocks (no (n, blocks) arrays: five of
     168 MB at n = 750,000): the same repaired blocks and violation as over all samples

@@ -36,6 +36,32 @@ def test_predict_and_objective_match_loop(rng, bias, chunk, monkeypatch):
     np.testing.assert_allclose(prog.dual_point(V, W, 0.5), y - z, atol=1e-12)
 
 
+@pytest.mark.parametrize("chunk", [None, 3])
+def test_block_effects_and_lazy_signs(rng, chunk, monkeypatch):
+    """``block_effects`` (by chunks of rows: 3 of 7 rows, the last shorter) is
+    ``max(||D_i X_a v_i||, ||D_i X_a w_i||)``; the float signs ``2 D - 1`` are formed on
+    first use only, and a restricted program forms its own from its masks."""
+    if chunk is not None:
+        import convexrelu.program as program_module
+
+        monkeypatch.setattr(program_module, "_PREDICT_CHUNK", chunk)
+    X, y = _data(rng)
+    pats = enumerate_patterns(X, bias=True)
+    prog = ConvexProgram(X, y, pats, loss="squared", alpha=0.3, bias=True)
+    P = pats.n_patterns
+    V, W = rng.standard_normal((P, prog.d_aug)), rng.standard_normal((P, prog.d_aug))
+    Xa = pats.augment(X)
+    want = [max(np.linalg.norm(pats.masks[:, i] * (Xa @ V[i])),
+                np.linalg.norm(pats.masks[:, i] * (Xa @ W[i]))) for i in range(P)]
+    np.testing.assert_allclose(prog.block_effects(V, W), want, rtol=1e-12)
+    assert prog._signs is None
+    sub = prog.restrict([2, 0])
+    np.testing.assert_array_equal(prog.signs, 2.0 * pats.masks - 1.0)
+    assert sub._signs is None
+    np.testing.assert_array_equal(sub.signs, 2.0 * pats.masks[:, [2, 0]] - 1.0)
+    assert prog.signs is prog.signs  # formed once
+
+
 def test_multi_output_predict(rng):
     X, _ = _data(rng)
     Y = rng.standard_normal((7, 3))

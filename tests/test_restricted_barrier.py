@@ -662,6 +662,43 @@ def test_design_transposed_products_by_row_chunks(rng, ob, order, n, monkeypatch
     np.testing.assert_allclose(chunked, want, rtol=1e-12, atol=1e-12)
 
 
+@pytest.mark.parametrize("chunk", [None, 7, 16])
+@pytest.mark.parametrize("order", ["C", "F"])
+def test_violated_rows_by_row_chunks_match_the_dense_check(rng, chunk, order, monkeypatch):
+    """``violated_rows`` (by chunks of rows: 7 rows, shorter than ``m``; 16, longer; None,
+    one chunk) gives each pattern's violated rows and, where it has any, the ``m`` rows
+    of smallest normalised slack under each of its blocks, as the dense ``n x k`` check
+    with a full sort does: zero rows never near, skipped patterns never violated."""
+    import convexrelu.solvers._restricted_barrier as rb
+
+    if chunk is not None:
+        monkeypatch.setattr(rb, "_CHECK_CHUNK", chunk)
+    n, d, k, m = 61, 4, 5, 9
+    Xa = rng.standard_normal((n, d))
+    Xa[[3, 40]] = 0.0  # rows of zero norm
+    masks = np.asarray(rng.random((n, k)) < 0.5, order=order)
+    V, W = rng.standard_normal((k, d)), rng.standard_normal((k, d))
+    V[1] = Xa[~masks[:, 1]].sum(0) * -1.0 + Xa[masks[:, 1]].sum(0)  # mostly inside
+    rn = np.maximum(np.linalg.norm(Xa, axis=1), 1e-300)
+    nz = np.flatnonzero(np.any(Xa != 0, axis=1))
+    tol, skip = 1e-3, [2]
+    bad, near = rb.violated_rows(Xa, masks, V, W, rn, nz, tol, m, skip=skip)
+    signs = np.where(masks, 1.0, -1.0)
+    Sv = signs * (Xa @ V.T) / rn[:, None]
+    Sw = signs * (Xa @ W.T) / rn[:, None]
+    want_bad = np.minimum(Sv, Sw) < -tol
+    want_bad[:, skip] = False
+    assert any(b.size for b in bad)
+    for i in range(k):
+        np.testing.assert_array_equal(np.sort(bad[i]), np.flatnonzero(want_bad[:, i]))
+        if not want_bad[:, i].any():
+            assert near[i].size == 0
+            continue
+        want = np.union1d(nz[np.argsort(Sv[nz, i])[:m]], nz[np.argsort(Sw[nz, i])[:m]])
+        np.testing.assert_array_equal(near[i], want)
+        assert 3 not in near[i] and 40 not in near[i]
+
+
 @pytest.mark.parametrize("ob", [True, False])
 def test_woodbury_matrix_leaves_out_the_samples_of_least_leverage(rng, ob):
     """``kept_samples``: the samples of least leverage ``||Y_j||^2`` (``Y = U

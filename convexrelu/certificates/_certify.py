@@ -34,6 +34,7 @@ from typing import Literal, Optional, Union
 
 import numpy as np
 
+from ..arrangements._patterns import cone_signs
 from .._validation import augment, check_data_matrix, check_nonneg_float
 from ..losses import Loss, get_loss
 from ._dual import dual_constraint, dual_constraints
@@ -397,7 +398,7 @@ def _hinge_dual(Xa_masks, y, z, tau, beta, fit_output_bias, Xa, free_bias):
     d = Xa.shape[1] - 1 if free_bias else Xa.shape[1]
     for i in range(P):
         m = Xa_masks[:, i]
-        A = np.where(m, 1.0, -1.0)
+        A = cone_signs(m)
         for sgn in (1, -1):
             mu = cp.Variable(n, nonneg=True)
             r = Xa.T @ (sgn * cp.multiply(m.astype(float), lam) + cp.multiply(A, mu))

@@ -49,6 +49,7 @@ from typing import Optional
 
 import numpy as np
 
+from ..arrangements._patterns import cone_signs
 from ._sweep import SweepPricer
 
 __all__ = ["DualConstraintValue", "dual_constraint", "pattern_value", "pattern_value_socp"]
@@ -140,6 +141,17 @@ def _upper(r: np.ndarray, free_bias: bool, R: float, all_active: bool) -> float:
     return base + abs(eps) * R
 
 
+def _masked_max(t: np.ndarray, mask: np.ndarray) -> float:
+    """``max(t[mask])`` (``-inf`` where no entry is in ``mask``) for finite ``t`` of
+    magnitude below ``1e300``, branch-free: 10^6 random entries in 1.5 ms, where
+    ``np.where(mask, t, -inf).max()`` took 3.9 ms and ``max(where=)`` 6.3 ms."""
+    if not mask.any():
+        return -np.inf
+    v = t * mask
+    v -= (~mask) * 1e300
+    return float(v.max())
+
+
 def _primal(c: np.ndarray, Xa: np.ndarray, mask: np.ndarray, u: np.ndarray, free_bias: bool,
             b_hint: float = 0.0, norms: Optional[np.ndarray] = None):
     """A feasible point built from the direction ``u`` and its value ``c^T x`` (or None).
@@ -151,7 +163,7 @@ def _primal(c: np.ndarray, Xa: np.ndarray, mask: np.ndarray, u: np.ndarray, free
         if nu == 0:
             return None
         x = u / nu
-        s = np.where(mask, 1.0, -1.0) * (Xa @ x)  # = G x (a sign flip is exact)
+        s = cone_signs(mask) * (Xa @ x)  # = G x (a sign flip is exact)
         scale = np.linalg.norm(Xa, axis=1) if norms is None else norms
         if np.any(s < -1e-12 * scale):
             return None
@@ -163,9 +175,8 @@ def _primal(c: np.ndarray, Xa: np.ndarray, mask: np.ndarray, u: np.ndarray, free
     uu = u[:d] / nu
     # constraints A_j (x_j^T u + b) >= 0: active rows b >= -x_j^T u, inactive b <= -x_j^T u
     t = -(Xa[:, :d] @ uu)  # = -x_j^T u
-    # (two masked reductions by np.where: half the time of where= at 10^6 rows)
-    lo = float(np.where(mask, t, -np.inf).max(initial=-np.inf))
-    hi = float(np.where(mask, np.inf, t).min(initial=np.inf))
+    lo = _masked_max(t, mask)
+    hi = -_masked_max(-t, ~mask)
     if lo > hi + 1e-9 * (1.0 + abs(lo)):  # a boundary point, up to rounding, is kept
         return None
     hi = max(hi, lo)
@@ -806,7 +817,7 @@ def _pattern_value(Xa, mask, c, *, free_bias, R, max_rounds, init, stop_below=No
 
     # (a column of a block of masks is strided: one contiguous copy for the n-row passes)
     mask = np.ascontiguousarray(mask, dtype=bool)
-    A = np.where(mask, 1.0, -1.0)
+    A = cone_signs(mask)
     d_aug = Xa.shape[1]
     screen = rows is not None and Xa.shape[0] >= _SCREEN_FROM_ROWS
     G = None if screen else A[:, None] * Xa
@@ -1010,7 +1021,7 @@ def pattern_value_socp(Xa: np.ndarray, mask: np.ndarray, c: np.ndarray, *,
     import cvxpy as cp
 
     mask = np.asarray(mask, dtype=bool)
-    A = np.where(mask, 1.0, -1.0)
+    A = cone_signs(mask)
     G = A[:, None] * Xa
     d_aug = Xa.shape[1]
     x = cp.Variable(d_aug)
@@ -1236,22 +1247,34 @@ _SHARED = threading.local()
 
 
 @contextmanager
-def shared_preparation():
+def shared_preparation(keep: Optional[dict] = None):
     """Within it, the evaluations of the dual constraint over chunks of one pattern set
     (a pricing's, :class:`convexrelu.solvers._column_generation._PatternOracle`) share
     their preparation of the data: the augmented and translated data, the rows' norms and
     the products with the dual points, made once instead of once per chunk (each an
     ``n x d_aug`` array). Released at the end; chunks evaluated in other processes
     prepare their own. Thread-local. The arrays given to the evaluations (the data, the
-    dual points) must not change inside it: they are recognised by identity."""
+    dual points) must not change inside it: they are recognised by identity.
+
+    ``keep``: a dict that holds the preparation from one use to the next (a working-set
+    loop's pricing passes over the same data): what does not depend on the dual points
+    stays in it at the end (the data's check, its augmented and translated copies, the
+    rows' norms: at ``n = 10^6`` several seconds a pass), the rest is released."""
     outer = getattr(_SHARED, "cache", None)
     if outer is None:
-        _SHARED.cache = {}
+        _SHARED.cache = {} if keep is None else keep
     try:
         yield
     finally:
         if outer is None:
             _SHARED.cache = None
+            if keep is not None:
+                for key in [key for key in keep if key[0] in _PER_DUAL_POINT]:
+                    del keep[key]
+
+
+#: the entries of a shared preparation made for the dual points (not kept)
+_PER_DUAL_POINT = ("lams", "XL")
 
 
 def _shared(key: tuple, make):
@@ -1455,6 +1478,23 @@ def _chunk_size(block_size: int) -> int:
     return b * max(1, CHUNK_SIZE // b)
 
 
+#: entries of each row chunk of the masks in :func:`masked_sums`
+_MASKED_SUM_ENTRIES = 1 << 16
+
+
+def masked_sums(XL: np.ndarray, masks: np.ndarray) -> np.ndarray:
+    """``XL.T @ masks`` for bool ``masks`` (n x b), by chunks of rows: each chunk of the
+    masks is cast to floats on its own, where the whole product cast all of them at once
+    (an ``n x b`` float64 temporary: 800 MB at ``n = 10^6``, ``b = 100``; the chunked
+    product took 0.16 s against 0.22-0.55 s there, one BLAS thread)."""
+    n, b = masks.shape
+    out = np.zeros((XL.shape[1], b))
+    step = max(1, _MASKED_SUM_ENTRIES // max(b, 1))
+    for a in range(0, n, step):
+        out += XL[a:a + step].T @ masks[a:a + step]
+    return out
+
+
 def _scalar_chunk(patterns, offset, Xt, lams, shift, R, cand_rows, free_bias, refine,
                   block_size, warms=None, thresholds=None, refined_before=None, norms=None):
     """Bound-then-refine over one chunk of patterns for one or several dual points
@@ -1476,11 +1516,12 @@ def _scalar_chunk(patterns, offset, Xt, lams, shift, R, cand_rows, free_bias, re
     passes = [_ScalarPass(d_aug, R, cand_rows, free_bias, refine, w, t, b)
               for w, t, b in zip(warms, thresholds, before)]
     # (n, k d_aug): the columns of every dual point side by side
-    XL = _shared(("XL", Xt, *lams), lambda: np.hstack(
-        [Xt * np.asarray(lam, np.float64)[:, None] for lam in lams]))
+    XL = _shared(("XL", Xt, *lams), lambda: Xt * np.asarray(lams[0], np.float64)[:, None]
+                 if k == 1 else np.hstack([Xt * np.asarray(lam, np.float64)[:, None]
+                                           for lam in lams]))
     for start, masks, gates in patterns.iter_blocks(block_size):
         start += offset
-        CC = XL.T @ masks  # (k d_aug, b): c_i = X_aug^T D_i lam, for every lam
+        CC = masked_sums(XL, masks)  # (k d_aug, b): c_i = X_aug^T D_i lam, every lam
         Gt = gates.copy()
         if free_bias:
             Gt[-1] += shift @ Gt[:-1]
@@ -1628,7 +1669,7 @@ def _vector_chunk(patterns, offset, Xt, shift, R, Lam, free_bias, block_size):
         start += offset
         b = masks.shape[1]
         n_checked += b
-        C = (XL.T @ masks).T.reshape(b, d_aug, c)  # C[k] = X_aug^T D_k Lambda
+        C = masked_sums(XL, masks).T.reshape(b, d_aug, c)  # C[k] = X_aug^T D_k Lambda
         if free_bias:
             bound = np.linalg.norm(C[:, :-1, :], ord=2, axis=(1, 2)) + \
                 np.linalg.norm(C[:, -1, :], axis=1) * R

@@ -42,6 +42,7 @@ from typing import Optional
 
 import numpy as np
 
+from ..arrangements._patterns import cone_signs
 from ..regularizers import GroupL2Penalty
 
 __all__ = [
@@ -247,7 +248,7 @@ def relu_multiplier_gap(loss, Xa, S, signs, y, B, c0, beta, mu, *, output_bias: 
     """
     if regularizer is None:
         regularizer = GroupL2Penalty(Xa.shape[1])
-    A = np.where(signs, 1.0, -1.0)
+    A = cone_signs(signs)
     z = predict(Xa, S, B) + c0
     primal = float(loss.value(z, y)) + beta * regularizer.value(B)
     lam, delta = dual_point(loss, z, y, output_bias=output_bias)

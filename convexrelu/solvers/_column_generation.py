@@ -174,6 +174,8 @@ class _PatternOracle:
         # refinements made by the earlier rounds: from _dual._compiled_after of them the
         # cone projections run compiled (certificates._dual)
         self.n_refined = 0
+        # the preparation of the data shared by every pricing pass (shared_preparation)
+        self._prep: dict = {}
 
     def evaluate(self, lam):
         """``(M, candidates)``; candidates are ``(value, index)`` pairs."""
@@ -210,7 +212,7 @@ class _PatternOracle:
                                (Xa, lams, o.block_size), o.n_jobs)
         else:
             # the chunks evaluated here share one preparation of the data
-            with shared_preparation():
+            with shared_preparation(o._prep):
                 X = np.asarray(o.X, np.float64)  # (one conversion for every chunk)
                 Xa = _shared(("augment", X, o.patterns.bias), lambda: o.patterns.augment(X))
                 parts = map_chunks(_relu_chunk, o.patterns, o.chunks, Xa,

@@ -58,6 +58,7 @@ from typing import Optional
 
 import numpy as np
 
+from ..arrangements._patterns import cone_signs
 from .._newton import max_step, norm_derivatives
 from ..certificates._dual import pattern_value
 from ..certificates._gap import DualGap, dual_point
@@ -311,7 +312,7 @@ def solve_relu_barrier(Xa: np.ndarray, masks: np.ndarray, y: np.ndarray, beta: f
     Mf = M.astype(np.float64)
     S = np.hstack([Mf, -Mf])  # (n, J)
     signs = np.hstack([M, M])
-    A = np.where(signs, 1.0, -1.0)
+    A = cone_signs(signs)
     rmask = np.linalg.norm(Xa, axis=1) > 0
     R = rmask[:, None]  # rows carrying a constraint
     B = _interior_start(Xa, A, np.asarray(gates, np.float64), rmask)

@@ -67,6 +67,7 @@ import time
 import numpy as np
 from scipy.linalg import LinAlgError, cho_factor, cho_solve
 
+from ..arrangements._patterns import cone_signs
 from .._newton import max_step
 from ..program import ConvexProgram, ConvexSolution
 from ._base import BaseSolver
@@ -177,7 +178,7 @@ class _State:
         self.ob = bool(program.fit_output_bias)
         nz = np.any(Xa != 0, axis=1)
         self.Xr = Xa[nz]
-        sg = np.where(masks[nz], 1.0, -1.0)
+        sg = cone_signs(masks[nz])
         self.sg = np.hstack([sg, sg])  # (n_r, 2k): the cone signs of [V; W]
         self.XX = (self.Xr[:, :, None] * self.Xr[:, None, :]).reshape(self.Xr.shape[0], -1)
         # the design of (V - W): A_i = D_i X_a, (n, k, d)
