@@ -933,3 +933,59 @@ def test_masked_extremes_and_cone_signs_are_the_where_ones(n):
         assert -_masked_max(-t, ~m) == np.where(m, np.inf, t).min(initial=np.inf)
         np.testing.assert_array_equal(cone_signs(m), np.where(m, 1.0, -1.0))
         np.testing.assert_array_equal(cone_signs(m.astype(float) * 3), np.where(m, 1.0, -1.0))
+
+
+@pytest.mark.parametrize("scale", [1.0, 1e-42, 1e30])
+@pytest.mark.parametrize("weighted", [False, True])
+def test_single_precision_screening_selects_the_double_precision_rows(scale, weighted,
+                                                                      monkeypatch):
+    """``_most_violated_rows`` read first in single precision gives the rows the double
+    product gives: every violated row where there are at most ``add``, else the ``add``
+    most violated; rows within rounding of the boundary decided in double precision,
+    skipped rows never, and a tiny or huge ``v`` neither underflows nor overflows. With
+    too many candidates it computes the whole double product."""
+    from convexrelu.certificates import _dual
+
+    rng = np.random.default_rng(21)
+    n, d = 3000, 6
+    Xa = rng.standard_normal((n, d))
+    Xa[:, -1] = 1.0
+    Xa[5, :-1] = 0.0  # the bias alone
+    v = rng.standard_normal(d)
+    sgn = np.where(Xa @ v > 0, 1.0, -1.0)  # v inside the cone of every row ...
+    bump = rng.choice(n, 40, replace=False)
+    sgn[bump] *= -1.0  # ... but these
+    near = rng.choice(n, 30, replace=False)  # rows a hair inside or outside
+    colw = _dual._weights(d, True, _dual._BIAS_WEIGHT) if weighted else None
+    w = v if colw is None else colw * v
+    wp = w[:-1]  # (the bias column stays ones)
+    Xa[near, :-1] -= np.outer(Xa[near] @ w / (wp @ wp), wp)  # on the boundary ...
+    Xa[near, :-1] += np.outer(rng.choice([-1e-11, 1e-11], near.size), wp / np.linalg.norm(wp))
+    v = v * scale
+    norms = np.linalg.norm(Xa * (1.0 if colw is None else colw), axis=1)
+    rinv = _dual._inverse_norms(norms)
+    single = _dual._RowNorms().single(Xa, weighted)
+    assert single[1] and single[0].shape == (n, d - 1)  # the bias column left out
+    assert not _dual._RowNorms().single(Xa[:, ::-1].copy(), weighted)[1]
+    tol = 1e-13 * float(np.linalg.norm(v))
+    skip = bump[:5]
+    calls = []
+    real = _dual._row_values
+    monkeypatch.setattr(_dual, "_row_values", lambda *a: calls.append(1) or real(*a))
+    for add in (8, 64, 500):
+        want = _dual._most_violated_rows(Xa, None, sgn, colw, v, rinv, skip, tol, add)
+        got = _dual._most_violated_rows(Xa, single, sgn, colw, v, rinv, skip, tol, add)
+        np.testing.assert_array_equal(np.sort(got), np.sort(want))
+        assert not np.isin(skip, got).any()
+        g = real(Xa, sgn, colw, v, rinv)
+        g[skip] = np.inf
+        assert want.size == min(add, np.count_nonzero(g < -tol)) > 0
+    if not weighted:  # (weighted, the bias dominates: rows within rounding, some fall back)
+        assert len(calls) == 3  # the whole double product: the references only
+    before = len(calls)
+    monkeypatch.setattr(_dual, "_SINGLE_MAX_SHARE", 0.0)  # too many: the whole product
+    got = _dual._most_violated_rows(Xa, single, sgn, colw, v, rinv, skip, tol, 64)
+    assert len(calls) == before + 1
+    np.testing.assert_array_equal(
+        np.sort(got), np.sort(_dual._most_violated_rows(Xa, None, sgn, colw, v, rinv, skip,
+                                                        tol, 64)))
