@@ -70,8 +70,8 @@ def ratio_test(Xa: np.ndarray, X0: np.ndarray, X1: np.ndarray, masks: np.ndarray
 
     Block ``j``'s rows are ``a_i x_i^T (x0_j + t x1_j)`` (``X0``, ``X1``: d_aug x J,
     ``a = 2 D - 1`` from the bool ``masks`` column ``j``, n x J), checked on its ``free``
-    rows (bool, n x J). One pass over the data by chunks of rows, for all blocks: two
-    matrix-vector products per block read the data ``2 J`` times."""
+    rows (bool, n x J). One pass over the data by chunks of rows for all blocks (two
+    matrix-vector products per block, as the polish made them, read it ``2 J`` times)."""
     J = X0.shape[1]
     X01 = np.hstack([X0, X1])
     best = np.full(J, np.inf)

@@ -250,7 +250,7 @@ class ConvexProgram:
         """The cone signs ``2 D - 1`` of the masks, float64 of shape (n_samples,
         n_patterns), formed on first use (the solvers that work by chunks of rows never
         form them: ``8 n P`` bytes, 800 MB at ``n = 10^6``, ``P = 100``)."""
-        if self._signs is None:
+        if getattr(self, "_signs", None) is None:  # (a program pickled before: no _signs)
             self._signs = 2.0 * self.masks - 1.0
         return self._signs
 

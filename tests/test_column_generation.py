@@ -623,3 +623,35 @@ def test_the_barriers_cvxpy_fallback_is_polished_as_well(monkeypatch):
         raw = inner._solve_cvxpy(prog, None)
     assert out.info.get("polished") and out.info["rel_gap"] <= 1e-8 < raw.info["rel_gap"]
     assert out.objective <= raw.objective and prog.max_violation(out.V, out.W) <= 1e-9
+
+
+def test_pricing_keeps_its_data_preparation_across_passes(monkeypatch):
+    """The pattern oracle's passes share one preparation of the data (the program's own
+    augmented data, the translated copy, the rows' norms): prepared at the first pass
+    only, nothing of a dual point kept after a pass, and the same values as a fresh
+    oracle's."""
+    from convexrelu.arrangements import sample_patterns
+    from convexrelu.certificates import _dual
+    from convexrelu.program import ConvexProgram
+    from convexrelu.solvers._column_generation import _oracle_for
+
+    rng = np.random.default_rng(4)
+    X = rng.standard_normal((300, 3))
+    y = rng.standard_normal(300)
+    pats = sample_patterns(X, 30, random_state=0, bias=True)
+    prog = ConvexProgram(X, y, pats, loss="squared", alpha=1.0, bias=True)
+    calls = []
+    real = _dual._prepare
+    monkeypatch.setattr(_dual, "_prepare", lambda *a: calls.append(1) or real(*a))
+    oracle = _oracle_for(prog, 5)
+    values = []
+    for s in range(3):
+        lam = rng.standard_normal(300)
+        lam -= lam.mean()
+        values.append((oracle.evaluate(lam), _oracle_for(prog, 5).evaluate(lam)))
+        assert not any(key[0] in _dual._PER_DUAL_POINT for key in oracle._prep)
+    assert len(calls) == 1 + 3  # the kept oracle once, each fresh one once
+    assert any(entry[1] is prog.X_aug for entry in oracle._prep.values())
+    for (M, cands), (M2, cands2) in values:
+        assert M == pytest.approx(M2, rel=1e-12)
+        assert [i for _, i in cands] == [i for _, i in cands2]

@@ -785,6 +785,7 @@ def test_masked_sums_by_row_chunks(entries, monkeypatch):
     XL, masks = rng.standard_normal((23, 3)), rng.random((23, 4)) < 0.5
     if entries is not None:
         monkeypatch.setattr(_dual, "_MASKED_SUM_ENTRIES", entries)
+        monkeypatch.setattr(_dual, "_MASKED_SUM_MIN_ROWS", 1)
     np.testing.assert_allclose(_dual.masked_sums(XL, masks), XL.T @ masks.astype(float),
                                rtol=1e-13, atol=1e-13)
 
@@ -989,3 +990,53 @@ def test_single_precision_screening_selects_the_double_precision_rows(scale, wei
     np.testing.assert_array_equal(
         np.sort(got), np.sort(_dual._most_violated_rows(Xa, None, sgn, colw, v, rinv, skip,
                                                         tol, 64)))
+
+
+@pytest.mark.parametrize("case", ["plain", "tiny_v", "tiny_rows", "huge_data",
+                                  "huge_product"])
+def test_single_precision_screening_without_a_bias_column_and_at_extremes(
+        case, monkeypatch):
+    """The single-precision first look with no bias column (d = 22, every column in the
+    single product): the rows of the double product, also for ``v`` of 1e-170 (its
+    rounding bound computed without underflow), rows of norm 1e-30 against a ``v`` of
+    1e-10 (products below the normal range), and data or products beyond single
+    precision's range (then the whole double product)."""
+    from convexrelu.certificates import _dual
+
+    rng = np.random.default_rng(33)
+    n, d = 2000, 22
+    Xa = rng.standard_normal((n, d))
+    v = rng.standard_normal(d)
+    sgn = np.where(Xa @ v > 0, 1.0, -1.0)
+    sgn[rng.choice(n, 25, replace=False)] *= -1.0
+    near = rng.choice(n, 40, replace=False)
+    Xa[near] -= np.outer(Xa[near] @ v / (v @ v), v)
+    Xa[near] += np.outer(rng.choice([-1e-9, 1e-9], near.size), v / np.linalg.norm(v))
+    if case == "tiny_v":
+        v = v * 1e-170
+    elif case == "tiny_rows":  # their products with v below single's normal range
+        Xa[near[:10]] *= 1e-30
+        v = v * 1e-10
+    elif case == "huge_data":
+        Xa[7] = 1e39 * np.sign(v)
+        sgn[7] = -1.0
+    elif case == "huge_product":
+        Xa[7] *= 1e20
+        v = v * 1e19
+    norms = np.linalg.norm(Xa, axis=1)
+    rinv = _dual._inverse_norms(norms)
+    single = _dual._RowNorms().single(Xa)
+    assert not single[1]  # no column of ones: every column in the single product
+    calls = []
+    real = _dual._row_values
+    monkeypatch.setattr(_dual, "_row_values", lambda *a: calls.append(1) or real(*a))
+    tol = 1e-13 * float(np.linalg.norm(v))
+    skip = np.sort(rng.choice(n, 30, replace=False))
+    for add in (8, 64):
+        want = _dual._most_violated_rows(Xa, None, sgn, None, v, rinv, skip, tol, add)
+        got = _dual._most_violated_rows(Xa, single, sgn, None, v, rinv, skip, tol, add)
+        assert want.size
+        np.testing.assert_array_equal(np.sort(got), np.sort(want))
+    if case != "tiny_rows":  # (there the bound's absolute terms may send it to the whole)
+        whole = case in ("huge_data", "huge_product")
+        assert len(calls) == (4 if whole else 2)  # the references, and the fallbacks

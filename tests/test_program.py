@@ -60,6 +60,10 @@ def test_block_effects_and_lazy_signs(rng, chunk, monkeypatch):
     assert sub._signs is None
     np.testing.assert_array_equal(sub.signs, 2.0 * pats.masks[:, [2, 0]] - 1.0)
     assert prog.signs is prog.signs  # formed once
+    old = prog.with_alpha(0.5)  # a program pickled before the signs were lazy
+    del old.__dict__["_signs"]
+    old.__dict__["signs"] = None
+    np.testing.assert_array_equal(old.signs, 2.0 * pats.masks - 1.0)
 
 
 def test_multi_output_predict(rng):

@@ -570,7 +570,8 @@ class _RowNorms:
     pattern's cone: the cone's rows are ``A_j x_j`` (``A = 2 D - I``), so their norms are
     the data's whatever the pattern. Computed once per pass over the patterns (one ``n x
     d_aug`` pass each, where forming every pattern's cone matrix was several), on first
-    use; the data is given at each use (it is not kept: a worker gets it separately)."""
+    use; the data is given at each use (a worker gets it separately), and only its single
+    precision copy is kept (:meth:`single`)."""
 
     def __init__(self):
         self._plain = self._weighted = self._single = None
@@ -591,10 +592,11 @@ class _RowNorms:
         return self._plain
 
     def single(self, Xa: np.ndarray, weighted: bool = False) -> tuple:
-        """``(data, ones, ratio, rmax, rinv)``: the data in single precision, the screening's
-        first look at the rows (:func:`_most_violated_rows`), without its last column
-        where that is all ones (``ones``: the bias, added in double precision: weighted by
-        ``_BIAS_WEIGHT``, it would swamp a single-precision sum); ``ratio``, the largest
+        """``(data, ones, xmax, ratio, rmax, rinv)``: the data in single precision, the
+        screening's first look at the rows (:func:`_most_violated_rows`), without its last
+        column where that is all ones (``ones``: the bias, added in double precision:
+        weighted by ``_BIAS_WEIGHT``, it would swamp a single-precision sum); ``xmax`` its
+        largest magnitude (``inf`` beyond single precision's range); ``ratio``, the largest
         ``||x_j'|| / n_j`` (``x_j'`` the row without that column, ``n_j`` its
         :meth:`plain` or, ``weighted``, :meth:`weighted` norm) and ``rmax`` the largest
         ``1 / n_j``, over the rows of nonzero norm: the scales of its rounding; ``rinv``
@@ -603,14 +605,16 @@ class _RowNorms:
         if self._single is None:
             ones = bool(Xa.shape[1]) and bool(np.all(Xa[:, -1] == 1.0))
             part = Xa[:, :-1] if ones else Xa
-            self._single = (part.astype(np.float32), ones,
+            with np.errstate(over="ignore"):
+                X32 = part.astype(np.float32)
+            self._single = (X32, ones, float(np.max(np.abs(X32), initial=0.0)),
                             np.sqrt(np.einsum("ij,ij->i", part, part)), {})
-        X32, ones, pn, scales = self._single
+        X32, ones, xmax, pn, scales = self._single
         if weighted not in scales:
             rinv = _inverse_norms(self.weighted(Xa) if weighted else self.plain(Xa))
             scales[weighted] = (float(np.max(pn * rinv, initial=0.0)),
                                 float(np.max(rinv, initial=0.0)), rinv)
-        return (X32, ones) + scales[weighted]
+        return (X32, ones, xmax) + scales[weighted]
 
     def weighted(self, Xa: np.ndarray) -> np.ndarray:
         """``||x_j||`` with the bias coordinate weighted by ``_BIAS_WEIGHT``."""
@@ -655,7 +659,8 @@ def _most_violated_rows(Xa, single, sgn, colw, v, rinv, skip, tol, add, sr=None)
 
     The product with the data's columns in single precision (the bias column of ones
     left out, its term added in double) is within ``delta = 2 (d + 5) (2^-24 r ||w'|| +
-    2^-52 (r ||w'|| + |w_b| m))`` of the double one after the rows' scaling by ``1 /
+    2^-52 (r ||w'|| + |w_b| m))`` (and absolute terms for results below the normal range)
+    of the double one after the rows' scaling by ``1 /
     n_j`` (``w = colw * v``, ``w'`` without its bias entry ``w_b`` in that case; ``r``
     and ``m`` the largest ``||x_j'|| / n_j`` and ``1 / n_j``, :meth:`_RowNorms.single`):
     each row's sum ``x_j'^T w'`` of ``d`` products, inputs rounded, is within ``(d + 3)
@@ -666,10 +671,12 @@ def _most_violated_rows(Xa, single, sgn, colw, v, rinv, skip, tol, add, sr=None)
     of the rows in double precision on average, 1.5 % with ``r = 1``). So only
     the rows whose value so computed is below ``-tol + delta`` can be violated and, of
     those, only the ones within ``2 delta`` of the ``add``-th smallest can be among the
-    ``add`` most violated: those rows are computed in double precision and ranked. The
-    whole double product is computed instead where they are more than
-    ``_SINGLE_MAX_SHARE`` of the rows. The data is memory-bound here: the single product
-    reads half the bytes."""
+    ``add`` most violated: those rows are computed in double precision and ranked (the
+    same rows as the whole double product's, but for a row within the last bit of the
+    threshold or of the ``add``-th value: a product over gathered rows can round
+    differently). The whole double product is computed instead where they are more than
+    ``_SINGLE_MAX_SHARE`` of the rows, and where the single sums could overflow. The data
+    is memory-bound here: the single product reads half the bytes."""
     def whole():
         g = _row_values(Xa, sgn, colw, v, rinv)
         g[skip] = np.inf
@@ -677,22 +684,29 @@ def _most_violated_rows(Xa, single, sgn, colw, v, rinv, skip, tol, add, sr=None)
 
     if single is None:
         return whole()
-    X32, ones, ratio, rmax = single[:4]
+    X32, ones, xmax, ratio, rmax = single[:5]
     w = v if colw is None else colw * v
     wp = w[:-1] if ones else w
     d = Xa.shape[1]
-    nv = float(np.linalg.norm(wp))
-    delta = 2.0 * (d + 5) * (2.0 ** -24 * nv * ratio
-                             + 2.0 ** -52 * (nv * ratio + (abs(w[-1]) * rmax if ones else 0)))
     top = float(np.max(np.abs(wp), initial=0.0))
-    if not (np.isfinite(top) and np.isfinite(delta) and np.all(np.isfinite(w))) \
-            or top == 0.0:
+    if top == 0.0 or not (np.isfinite(top) and np.all(np.isfinite(w))):
+        return whole()
+    # scaled to a largest entry of 1 where single precision would underflow or overflow
+    scaled = not 1e-20 < top < 1e20
+    ws, s = (wp / top, top) if scaled else (wp, 1.0)
+    l1 = float(np.sum(np.abs(ws)))
+    if not xmax * l1 < 1e37:  # the single sums could overflow (or the data is not finite)
+        return whole()
+    nv = top * float(np.linalg.norm(wp / top))  # (its squares do not underflow)
+    delta = 2.0 * (d + 5) * (2.0 ** -24 * nv * ratio + 2.0 ** -52 * (
+        nv * ratio + (abs(w[-1]) * rmax if ones else 0.0))) \
+        + (d + 2) * rmax * (2.0 ** -140 * (1.0 + xmax + l1) * s  # single underflow
+                            + 2.0 ** -1000 * (1.0 + xmax) * (1.0 + float(np.sum(np.abs(w)))))
+    if not np.isfinite(delta):
         return whole()
     if sr is None:
         sr = sgn * rinv
-    # scaled to a largest entry of 1 where single precision would underflow or overflow
-    scaled = not 1e-20 < top < 1e20
-    gs = X32 @ (wp / top if scaled else wp).astype(np.float32)
+    gs = X32 @ ws.astype(np.float32)
     gs = np.add(gs, w[-1] / top if ones and scaled else w[-1] if ones else 0.0,
                 dtype=np.float64)  # (cast in the same pass)
     gs *= (top * sr) if scaled else sr
@@ -723,7 +737,7 @@ def _over_row_sets(Xa, sgn, colw, norms, S, solve, scale, single=None):
     data a round instead of one per active-set step. Once ``S`` holds every row of
     nonzero norm, that solve is final. Returns ``(out, S)`` (``out`` None where ``solve``
     failed), or ``(None, S)`` when ``_SCREEN_ROUNDS`` rounds did not finish."""
-    rinv = _inverse_norms(norms) if single is None else single[4]
+    rinv = _inverse_norms(norms) if single is None else single[5]
     n_live = int(np.count_nonzero(norms > 0))
     sr = None if single is None else sgn * rinv
     add = max(_SCREEN_ADD, 2 * Xa.shape[1])
@@ -752,7 +766,7 @@ def _start_rows(Xa, sgn, colw, norms, v, init, scale, single=None):
     ini = np.unique(ini[live[ini]])
     if ini.size:
         return ini, ini
-    rinv = _inverse_norms(norms) if single is None else single[4]
+    rinv = _inverse_norms(norms) if single is None else single[5]
     bad = _most_violated_rows(Xa, single, sgn, colw, v, rinv, ~live,
                               1e-13 * scale, max(_SCREEN_ADD, 2 * Xa.shape[1]))
     return np.sort(bad), ini
@@ -1574,8 +1588,10 @@ def _chunk_size(block_size: int) -> int:
     return b * max(1, CHUNK_SIZE // b)
 
 
-#: entries of each row chunk of the masks in :func:`masked_sums`
+#: entries of each row chunk of the masks in :func:`masked_sums`, in chunks of at least
+#: ``_MASKED_SUM_MIN_ROWS`` rows (8 rows a chunk of 8,192 patterns were 4x slower)
 _MASKED_SUM_ENTRIES = 1 << 16
+_MASKED_SUM_MIN_ROWS = 64
 
 
 def masked_sums(XL: np.ndarray, masks: np.ndarray) -> np.ndarray:
@@ -1585,7 +1601,7 @@ def masked_sums(XL: np.ndarray, masks: np.ndarray) -> np.ndarray:
     product took 0.16 s against 0.22-0.55 s there, one BLAS thread)."""
     n, b = masks.shape
     out = np.zeros((XL.shape[1], b))
-    step = max(1, _MASKED_SUM_ENTRIES // max(b, 1))
+    step = max(_MASKED_SUM_MIN_ROWS, _MASKED_SUM_ENTRIES // max(b, 1))
     for a in range(0, n, step):
         # (cast explicitly: matmul's own cast of a column-major chunk, the layout of
         # unpacked masks, was 3x slower)

@@ -156,9 +156,12 @@ class _PatternOracle:
     """
 
     def __init__(self, patterns, X, *, penalize_bias: bool, n_chunks: int, gated: bool,
-                 block_size: int = 8192, n_jobs=None, beta: Optional[float] = None):
+                 block_size: int = 8192, n_jobs=None, beta: Optional[float] = None,
+                 X_aug: Optional[np.ndarray] = None):
         self.patterns = patterns
         self.X = X
+        # the program's augmented data, where given: the pricing reads it instead of a copy
+        self.X_aug = X_aug
         self.penalize_bias = penalize_bias
         self.gated = gated
         self.block_size = block_size
@@ -207,14 +210,15 @@ class _PatternOracle:
         o = oracles[0]
         lams = [np.asarray(lam, np.float64) for lam in lams]
         if o.gated:
-            Xa = o.patterns.augment(o.X)
+            Xa = o.patterns.augment(o.X) if o.X_aug is None else o.X_aug
             parts = map_chunks(_gated_chunk, o.patterns, o.chunks, Xa,
                                (Xa, lams, o.block_size), o.n_jobs)
         else:
             # the chunks evaluated here share one preparation of the data
             with shared_preparation(o._prep):
                 X = np.asarray(o.X, np.float64)  # (one conversion for every chunk)
-                Xa = _shared(("augment", X, o.patterns.bias), lambda: o.patterns.augment(X))
+                Xa = _shared(("augment", X, o.patterns.bias),
+                             lambda: o.patterns.augment(X) if o.X_aug is None else o.X_aug)
                 parts = map_chunks(_relu_chunk, o.patterns, o.chunks, Xa,
                                    (X, lams, o.penalize_bias, o.block_size,
                                     [(q.multipliers.rows, q.multipliers.faces)
@@ -1850,7 +1854,7 @@ def _oracle_for(program: ConvexProgram, n_chunks: int, n_jobs=None, pricing: boo
         return _SweepOracle(program.X, bias=program.bias, n_chunks=n_chunks)
     return _PatternOracle(pats, program.X, penalize_bias=not free_bias, n_chunks=n_chunks,
                           gated=program.formulation == "gated_relu", n_jobs=n_jobs,
-                          beta=program.alpha if pricing else None)
+                          beta=program.alpha if pricing else None, X_aug=program.X_aug)
 
 
 def column_generation(X, y, *, alpha: float, loss="squared", bias: bool = True,
