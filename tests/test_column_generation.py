@@ -648,10 +648,45 @@ def test_pricing_keeps_its_data_preparation_across_passes(monkeypatch):
     for s in range(3):
         lam = rng.standard_normal(300)
         lam -= lam.mean()
-        values.append((oracle.evaluate(lam), _oracle_for(prog, 5).evaluate(lam)))
+        fresh = _oracle_for(prog, 5)
+        fresh.every_violator = s > 0  # (the kept one lists every violator after its first)
+        values.append((oracle.evaluate(lam), fresh.evaluate(lam)))
         assert not any(key[0] in _dual._PER_DUAL_POINT for key in oracle._prep)
     assert len(calls) == 1 + 3  # the kept oracle once, each fresh one once
     assert any(entry[1] is prog.X_aug for entry in oracle._prep.values())
     for (M, cands), (M2, cands2) in values:
         assert M == pytest.approx(M2, rel=1e-12)
         assert [i for _, i in cands] == [i for _, i in cands2]
+
+
+def test_later_pricing_passes_list_every_violating_pattern():
+    """The pattern oracle's first pass lists each chunk's best pattern; the later ones
+    every pattern above the threshold (each computed alone is above it), the chunks'
+    best ones among them, with the same value ``M``."""
+    from convexrelu._parallel import subset
+    from convexrelu.arrangements import sample_patterns
+    from convexrelu.certificates import dual_constraint
+    from convexrelu.program import ConvexProgram
+    from convexrelu.solvers._column_generation import _oracle_for
+
+    rng = np.random.default_rng(6)
+    X = rng.standard_normal((200, 3))
+    y = rng.standard_normal(200)
+    pats = sample_patterns(X, 40, random_state=0, bias=True)
+    lam = y - y.mean()
+    one = [dual_constraint(subset(pats, i, i + 1), X, lam, penalize_bias=False).value
+           for i in range(40)]
+    alpha = float(np.sort(one)[-12])  # eleven patterns above it
+    prog = ConvexProgram(X, y, pats, loss="squared", alpha=alpha, bias=True)
+    oracle = _oracle_for(prog, 4)  # chunks of 10 patterns
+    M1, first = oracle.evaluate(lam)
+    assert oracle.every_violator
+    M2, later = oracle.evaluate(lam)
+    above = {i for i in range(40) if one[i] > oracle.threshold}
+    assert len(first) == 4 and len(above) >= 8
+    assert {i for v, i in later if v > oracle.threshold} == above
+    assert {i for _, i in first} <= {i for _, i in later}
+    assert M2 == pytest.approx(M1, rel=1e-9) and M1 == pytest.approx(max(one), rel=1e-9)
+    for v, i in later:
+        if i in above:
+            assert v == pytest.approx(one[i], rel=1e-7)

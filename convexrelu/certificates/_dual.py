@@ -102,6 +102,9 @@ class DualConstraintValue:
         cones of more than 50,000 rows the smallest certified bound found, no SOCP).
     gate_lower : float
         The cheap lower bound ``max_k |lambda^T (X_aug g_k)_+| / ||g_k||_pen`` over gates.
+    violators : tuple of (float, int)
+        With ``every_violator`` (:func:`dual_constraints`): the value and pattern index of
+        every pattern above the threshold (a pattern may appear once per sign).
     """
 
     value: float
@@ -115,6 +118,7 @@ class DualConstraintValue:
     n_refined: int = 0
     n_fallbacks: int = 0
     gate_lower: float = 0.0
+    violators: tuple = ()
     info: dict = field(default_factory=dict)
 
 
@@ -1477,7 +1481,8 @@ def dual_constraint(patterns, X, lam, *, penalize_bias: bool = True,
 
 def dual_constraints(patterns, X, lams, *, penalize_bias: bool = True,
                      block_size: int = 8192, refine: bool = True, n_jobs=None,
-                     multipliers=None, thresholds=None, refined_before=None) -> list:
+                     multipliers=None, thresholds=None, refined_before=None,
+                     every_violator: bool = False) -> list:
     """:func:`dual_constraint` at several scalar dual points, in one pass over the masks.
 
     The one-vs-rest classes of a classifier and the outputs of a multi-output regression
@@ -1497,6 +1502,10 @@ def dual_constraints(patterns, X, lams, *, penalize_bias: bool = True,
         Per dual point, the refinements made for it before this call (a working-set
         loop's earlier rounds; default 0): with :func:`_compiled_after` they decide
         when its pass switches to the compiled cone projection (numba, where installed).
+    every_violator : bool, default=False
+        With thresholds: every pattern whose value is above its dual point's threshold is
+        refined to that value and listed in ``violators`` (otherwise a pattern below the
+        largest value found so far is refined only until it is shown below it).
 
     Returns
     -------
@@ -1533,7 +1542,7 @@ def dual_constraints(patterns, X, lams, *, penalize_bias: bool = True,
               for b, m in zip(before, multipliers)]
     parts = map_chunks(_scalar_chunk, patterns, ranges, Xa,
                        (Xt, lams, shift, R, cand_rows, free_bias, refine, block_size, warms,
-                        thresholds, before, norms), n_jobs)
+                        thresholds, before, norms, every_violator), n_jobs)
     return [_merge_scalar([part[j] for part in parts], patterns, multipliers[j], shift,
                           free_bias, refine, d_aug) for j in range(k)]
 
@@ -1548,8 +1557,10 @@ def _merge_scalar(parts, patterns, multipliers, shift, free_bias, refine, d_aug)
     gate_lower = 0.0
     gate_best = (0.0, np.zeros(d_aug), 1, -1)
     n_checked = n_refined = n_fallbacks = 0
+    violators = []
     for part in parts:
-        (U, L, x, sgn, idx), (glow, gbest), counts, new = part
+        (U, L, x, sgn, idx), (glow, gbest), counts, new, viol = part
+        violators.extend(viol)
         if multipliers is not None:
             multipliers.update(*new)
         if U > best_U:
@@ -1576,7 +1587,7 @@ def _merge_scalar(parts, patterns, multipliers, shift, free_bias, refine, d_aug)
         value=max(float(best_U), 0.0), lower=float(max(best_L, gate_lower)), direction=direction,
         sign=int(best_sign), pattern_index=int(best_idx), exact=bool(patterns.exact),
         conservative=not refine, n_patterns_checked=n_checked, n_refined=n_refined,
-        n_fallbacks=n_fallbacks, gate_lower=gate_lower,
+        n_fallbacks=n_fallbacks, gate_lower=gate_lower, violators=tuple(violators),
     )
 
 
@@ -1610,7 +1621,8 @@ def masked_sums(XL: np.ndarray, masks: np.ndarray) -> np.ndarray:
 
 
 def _scalar_chunk(patterns, offset, Xt, lams, shift, R, cand_rows, free_bias, refine,
-                  block_size, warms=None, thresholds=None, refined_before=None, norms=None):
+                  block_size, warms=None, thresholds=None, refined_before=None, norms=None,
+                  every_violator=False):
     """Bound-then-refine over one chunk of patterns for one or several dual points
     (indices reported from ``offset``), in one pass over the chunk's masks.
 
@@ -1627,7 +1639,7 @@ def _scalar_chunk(patterns, offset, Xt, lams, shift, R, cand_rows, free_bias, re
     thresholds = [None] * k if thresholds is None else thresholds
     before = [0] * k if refined_before is None else refined_before
     d_aug = Xt.shape[1]
-    passes = [_ScalarPass(d_aug, R, cand_rows, free_bias, refine, w, t, b)
+    passes = [_ScalarPass(d_aug, R, cand_rows, free_bias, refine, w, t, b, every_violator)
               for w, t, b in zip(warms, thresholds, before)]
     # (n, k d_aug): the columns of every dual point side by side
     XL = _shared(("XL", Xt, *lams), lambda: Xt * np.asarray(lams[0], np.float64)[:, None]
@@ -1659,8 +1671,12 @@ class _ScalarPass:
     """
 
     def __init__(self, d_aug, R, cand_rows, free_bias, refine, warm=None, threshold=None,
-                 refined_before=0):
+                 refined_before=0, every_violator=False):
         self.d_aug, self.R, self.cand_rows = d_aug, R, cand_rows
+        # every pattern above the threshold refined to its value and listed (not only
+        # the chunk's largest): a working-set loop's later pricing passes
+        self.collect = bool(every_violator and threshold is not None and refine)
+        self.violators = []
         self.refined_before = int(refined_before)
         self.free_bias, self.refine, self.warm = free_bias, refine, warm
         self.floor = -np.inf if threshold is None else float(threshold)
@@ -1712,12 +1728,15 @@ class _ScalarPass:
             if b and bounds.flat[flat] > self.best_U:
                 self.best_U, self.best_idx = float(bounds.flat[flat]), start + flat % b
             return
-        cand = np.flatnonzero(bounds.ravel() > self.best_U)
+        # (collecting: every bound above the threshold, and the largest below it, which
+        # is left unrefined as the chunk's value where nothing violates)
+        cand = np.flatnonzero(bounds.ravel() > (min(self.floor, self.best_U) if self.collect
+                                                else self.best_U))
         cand = cand[np.argsort(-bounds.ravel()[cand], kind="stable")]
         for f in cand:
-            if bounds.flat[f] <= self.best_U:
+            if bounds.flat[f] <= self.best_U and not self.collect:
                 break
-            if bounds.flat[f] <= self.floor or (self.best_U > self.strong
+            if bounds.flat[f] <= self.floor or (self.best_U > self.strong and not self.collect
                                                 and self.chunk_refined >= _PRICING_REFINE):
                 # below the threshold, or enough refined: kept as a bound
                 if bounds.flat[f] > self.top[0]:
@@ -1732,7 +1751,8 @@ class _ScalarPass:
                 max_rounds=60, init=faces.get(start + k, (None, None))[srow],
                 # only the chunk's largest value counts: a pattern at most the largest so
                 # far (a violation, above the threshold) need not be refined to the end
-                stop_below=None if self.threshold is None else max(self.floor, self.best_U),
+                stop_below=None if self.threshold is None else
+                self.floor if self.collect else max(self.floor, self.best_U),
                 face_out=face if self.warm is not None else None,
                 compiled=self._compiled(Xt), rows=norms)
             if self.warm is not None and a is not None:
@@ -1742,6 +1762,8 @@ class _ScalarPass:
             self.n_fallbacks += int(fb)
             self.n_refined += 1
             self.chunk_refined += 1
+            if self.collect and U > self.floor:
+                self.violators.append((float(U), start + k))
             if U > self.best_U:
                 self.best_U, self.best_L = U, L
                 self.best_sign, self.best_idx = sgn, start + k
@@ -1768,7 +1790,7 @@ class _ScalarPass:
                 best = (U, -np.inf, np.zeros(self.d_aug), sgn, idx)
         return (best, (self.gate_lower, self.gate_best),
                 (self.n_checked, self.n_refined, self.n_fallbacks),
-                (self.new, self.new_faces))
+                (self.new, self.new_faces), self.violators)
 
 
 def _vector_chunk(patterns, offset, Xt, shift, R, Lam, free_bias, block_size):
