@@ -659,13 +659,15 @@ def test_pricing_keeps_its_data_preparation_across_passes(monkeypatch):
         assert [i for _, i in cands] == [i for _, i in cands2]
 
 
-def test_later_pricing_passes_list_every_violating_pattern():
+def test_later_pricing_passes_list_every_violating_pattern(monkeypatch):
     """The pattern oracle's first pass lists each chunk's best pattern; the later ones
-    every pattern above the threshold (each computed alone is above it), the chunks'
-    best ones among them, with the same value ``M``."""
+    every pattern above the threshold (each computed alone is above it; one entry a
+    pattern, its larger sign), the chunks' best ones among them, with the same value
+    ``M``; with nothing above the threshold, each chunk's certified value; with
+    ``_COLLECT_MAX`` reached, the usual pass and the same ``M``."""
     from convexrelu._parallel import subset
     from convexrelu.arrangements import sample_patterns
-    from convexrelu.certificates import dual_constraint
+    from convexrelu.certificates import _dual, dual_constraint
     from convexrelu.program import ConvexProgram
     from convexrelu.solvers._column_generation import _oracle_for
 
@@ -687,6 +689,21 @@ def test_later_pricing_passes_list_every_violating_pattern():
     assert {i for v, i in later if v > oracle.threshold} == above
     assert {i for _, i in first} <= {i for _, i in later}
     assert M2 == pytest.approx(M1, rel=1e-9) and M1 == pytest.approx(max(one), rel=1e-9)
+    assert len({i for _, i in later}) == len(later)  # one entry a pattern
     for v, i in later:
         if i in above:
             assert v == pytest.approx(one[i], rel=1e-7)
+    # no pattern above the threshold on a later pass: each chunk's certified value
+    high = ConvexProgram(X, y, pats, loss="squared", alpha=1.5 * max(one), bias=True)
+    quiet = _oracle_for(high, 4)
+    quiet.evaluate(lam)
+    M3, cands = quiet.evaluate(lam)
+    assert quiet.every_violator and len(cands) == 4
+    assert M3 >= max(one) * (1 - 1e-9)
+    # at most _COLLECT_MAX refined to their values a chunk, then the usual pass
+    monkeypatch.setattr(_dual, "_COLLECT_MAX", 1)
+    capped = _oracle_for(prog, 4)
+    capped.evaluate(lam)
+    M4, few = capped.evaluate(lam)
+    assert M4 == pytest.approx(max(one), rel=1e-9)
+    assert 4 <= len(few) <= 8 and {i for v, i in few if v > oracle.threshold} <= above

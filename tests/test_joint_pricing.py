@@ -118,6 +118,18 @@ def test_pattern_oracles_priced_together_equal_alone(gated):
     if not gated:
         for a, b in zip(together, alone):
             assert a.multipliers.rows.keys() == b.multipliers.rows.keys()
+        # loops at different rounds priced together: each oracle lists its candidates as
+        # it would alone (the first pass each chunk's best, the later every violator)
+        late, fresh = make[0](), make[1]()
+        late.evaluate(lams[0])
+        late_alone, fresh_alone = make[0](), make[1]()
+        late_alone.evaluate(lams[0])
+        assert late.every_violator and not fresh.every_violator
+        res = cg._PatternOracle.evaluate_many([fresh, late], [lams[1], lams[0]])
+        for (M, cands), o, lam in zip(res, (fresh_alone, late_alone), (lams[1], lams[0])):
+            M1, cands1 = o.evaluate(lam)
+            assert M == pytest.approx(M1, rel=1e-12)
+            assert [i for _, i in cands] == [i for _, i in cands1]
 
 
 def test_drive_answers_the_loops_requests_together_and_keeps_their_own_time(sizes):

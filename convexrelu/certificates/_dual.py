@@ -61,6 +61,9 @@ _VERIFY_RTOL = 1e-9
 # cost most of a working-set round (diabetes, 2000 sampled patterns: 1,400-1,700
 # refinements per round, 150-1,100 with this cap)
 _PRICING_REFINE = 8
+#: violators a chunk's collecting pass refines to their values (every_violator) before it
+#: goes on as the usual pass (a loop adds at most n_add patterns a round)
+_COLLECT_MAX = 8
 
 
 @dataclass
@@ -103,7 +106,7 @@ class DualConstraintValue:
     gate_lower : float
         The cheap lower bound ``max_k |lambda^T (X_aug g_k)_+| / ||g_k||_pen`` over gates.
     violators : tuple of (float, int)
-        With ``every_violator`` (:func:`dual_constraints`): the value and pattern index of
+        With ``every_violator`` (``dual_constraints``): the value and pattern index of
         every pattern above the threshold (a pattern may appear once per sign).
     """
 
@@ -1482,7 +1485,7 @@ def dual_constraint(patterns, X, lam, *, penalize_bias: bool = True,
 def dual_constraints(patterns, X, lams, *, penalize_bias: bool = True,
                      block_size: int = 8192, refine: bool = True, n_jobs=None,
                      multipliers=None, thresholds=None, refined_before=None,
-                     every_violator: bool = False) -> list:
+                     every_violator=False) -> list:
     """:func:`dual_constraint` at several scalar dual points, in one pass over the masks.
 
     The one-vs-rest classes of a classifier and the outputs of a multi-output regression
@@ -1502,10 +1505,12 @@ def dual_constraints(patterns, X, lams, *, penalize_bias: bool = True,
         Per dual point, the refinements made for it before this call (a working-set
         loop's earlier rounds; default 0): with :func:`_compiled_after` they decide
         when its pass switches to the compiled cone projection (numba, where installed).
-    every_violator : bool, default=False
-        With thresholds: every pattern whose value is above its dual point's threshold is
-        refined to that value and listed in ``violators`` (otherwise a pattern below the
-        largest value found so far is refined only until it is shown below it).
+    every_violator : bool or sequence of bool, default=False
+        With thresholds (per dual point where a sequence): every pattern whose value is
+        above the dual point's threshold is refined to that value and listed in
+        ``violators``, up to ``_COLLECT_MAX`` a chunk (otherwise, and beyond those, a
+        pattern below the largest value found so far is refined only until it is shown
+        below it).
 
     Returns
     -------
@@ -1537,12 +1542,14 @@ def dual_constraints(patterns, X, lams, *, penalize_bias: bool = True,
     if cand_rows is not None:  # the cheap bound holds a (rows x block) matrix: cap it
         block_size = max(64, min(block_size, (1 << 22) // max(cand_rows.size, 1)))
     warms = [None if m is None else (m.rows, m.faces) for m in multipliers]
+    collect = [bool(every_violator)] * k if np.ndim(every_violator) == 0 else \
+        [bool(c) for c in every_violator]
     before = [0] * k if refined_before is None else [int(r) for r in refined_before]
     before = [b if m is None else max(b, int(getattr(m, "refined_before", 0)))
               for b, m in zip(before, multipliers)]
     parts = map_chunks(_scalar_chunk, patterns, ranges, Xa,
                        (Xt, lams, shift, R, cand_rows, free_bias, refine, block_size, warms,
-                        thresholds, before, norms, every_violator), n_jobs)
+                        thresholds, before, norms, collect), n_jobs)
     return [_merge_scalar([part[j] for part in parts], patterns, multipliers[j], shift,
                           free_bias, refine, d_aug) for j in range(k)]
 
@@ -1622,7 +1629,7 @@ def masked_sums(XL: np.ndarray, masks: np.ndarray) -> np.ndarray:
 
 def _scalar_chunk(patterns, offset, Xt, lams, shift, R, cand_rows, free_bias, refine,
                   block_size, warms=None, thresholds=None, refined_before=None, norms=None,
-                  every_violator=False):
+                  every_violator=None):
     """Bound-then-refine over one chunk of patterns for one or several dual points
     (indices reported from ``offset``), in one pass over the chunk's masks.
 
@@ -1639,8 +1646,9 @@ def _scalar_chunk(patterns, offset, Xt, lams, shift, R, cand_rows, free_bias, re
     thresholds = [None] * k if thresholds is None else thresholds
     before = [0] * k if refined_before is None else refined_before
     d_aug = Xt.shape[1]
-    passes = [_ScalarPass(d_aug, R, cand_rows, free_bias, refine, w, t, b, every_violator)
-              for w, t, b in zip(warms, thresholds, before)]
+    collect = [False] * k if every_violator is None else every_violator
+    passes = [_ScalarPass(d_aug, R, cand_rows, free_bias, refine, w, t, b, c)
+              for w, t, b, c in zip(warms, thresholds, before, collect)]
     # (n, k d_aug): the columns of every dual point side by side
     XL = _shared(("XL", Xt, *lams), lambda: Xt * np.asarray(lams[0], np.float64)[:, None]
                  if k == 1 else np.hstack([Xt * np.asarray(lam, np.float64)[:, None]
@@ -1667,7 +1675,10 @@ class _ScalarPass:
     chunk's value when no refined value exceeds it); with ``threshold`` the pass also
     stops refining once it has found a value above ``threshold (1 + 1e-3)`` and refined
     ``_PRICING_REFINE`` patterns, and the largest bound left unrefined then raises the
-    chunk's value (a certified bound, not the exact maximum).
+    chunk's value (a certified bound, not the exact maximum). ``every_violator`` (with a
+    threshold): every bound above the threshold is refined, with the threshold as its
+    early stop, and each value above it listed (``violators``), until ``_COLLECT_MAX`` are
+    listed; the pass then goes on as above.
     """
 
     def __init__(self, d_aug, R, cand_rows, free_bias, refine, warm=None, threshold=None,
@@ -1764,6 +1775,8 @@ class _ScalarPass:
             self.chunk_refined += 1
             if self.collect and U > self.floor:
                 self.violators.append((float(U), start + k))
+                if len(self.violators) >= _COLLECT_MAX:  # enough: the usual pass from here
+                    self.collect = False
             if U > self.best_U:
                 self.best_U, self.best_L = U, L
                 self.best_sign, self.best_idx = sgn, start + k

@@ -148,9 +148,10 @@ class _PatternOracle:
 
     Each chunk is evaluated by :func:`convexrelu.certificates.dual_constraint` (certified
     upper bound, bound-then-refine); the maximum over chunks is ``M`` over the whole set,
-    and each chunk's maximiser is a candidate column. ``gated=True`` evaluates the gated
-    dual constraint ``max_i ||X_aug^T D_i lambda||`` instead (exact, no cone). The chunks
-    run in parallel through joblib (``n_jobs``, or a Dask cluster under
+    and each chunk's maximiser is a candidate column (after the oracle's first pass, with a
+    threshold, every pattern above it as well: ``every_violator``). ``gated=True``
+    evaluates the gated dual constraint ``max_i ||X_aug^T D_i lambda||`` instead (exact,
+    no cone). The chunks run in parallel through joblib (``n_jobs``, or a Dask cluster under
     ``joblib.parallel_config(backend="dask")``, see :mod:`convexrelu._parallel`); they
     do not depend on ``n_jobs``, so neither do the value and the candidates.
     """
@@ -230,7 +231,8 @@ class _PatternOracle:
                                     [(q.multipliers.rows, q.multipliers.faces)
                                      for q in oracles],
                                     [q.threshold for q in oracles],
-                                    [q.n_refined for q in oracles], o.every_violator),
+                                    [q.n_refined for q in oracles],
+                                    [q.every_violator for q in oracles]),
                                    o.n_jobs)
             for j, q in enumerate(oracles):
                 for part in parts:
@@ -278,9 +280,12 @@ def _relu_chunk(patterns, start, X, lams, penalize_bias, block_size, warms, thre
         faces = {k + start: v for k, v in mult.faces.items()}
         best = [] if dv.pattern_index < 0 else \
             [(float(dv.value), start + int(dv.pattern_index))]
-        if dv.violators:  # (by pattern and sign; the maximiser among them where it violates)
-            best = [(float(v), start + int(i)) for v, i in sorted(
-                dv.violators, key=lambda t: (t[1], -t[0]))] + best
+        if dv.violators:  # by pattern, its larger sign's value; the maximiser among them
+            top = {}
+            for v, i in dv.violators:
+                top[int(i)] = max(float(v), top.get(int(i), -np.inf))
+            best = [(v, start + i) for i, v in sorted(top.items())
+                    if not (best and start + i == best[0][1])] + best
         out.append((best, (rows, faces, dv.n_refined)))
     return out
 
