@@ -48,17 +48,23 @@ from .regularizers import GroupL2Penalty
 _PREDICT_CHUNK = 8192
 
 
+def _masked_chunks(X: np.ndarray, D: np.ndarray, masks: np.ndarray):
+    """Yield ``(rows, X[rows] @ D, masks[rows])`` by chunks of ``_PREDICT_CHUNK`` rows:
+    the ``n x P`` product stays in cache, and the masks' chunk is copied row-major (a
+    program's masks are column-major, where einsum is slow on bool)."""
+    for a in range(0, X.shape[0], _PREDICT_CHUNK):
+        rows = slice(a, a + _PREDICT_CHUNK)
+        yield rows, X[rows] @ D, np.ascontiguousarray(masks[rows])
+
+
 def masked_predictions(X: np.ndarray, D: np.ndarray, masks: np.ndarray) -> np.ndarray:
     """``sum_i masks[:, i] * (X @ D[:, i])``, the predictions of one output's blocks
-    ``D`` (``d_aug x P``), by chunks of rows: the ``n x P`` product stays in cache, and
-    the masks' chunk is copied row-major (a program's masks are column-major, where
-    einsum is slow on bool; 10^6 x 21 data, 23 patterns, one BLAS thread: 58 ms against
-    165 ms for the whole product and its masked sum)."""
+    ``D`` (``d_aug x P``), by chunks of rows (:func:`_masked_chunks`; 10^6 x 21 data,
+    23 patterns, one BLAS thread: 58 ms against 165 ms for the whole product and its
+    masked sum)."""
     out = np.empty(X.shape[0])
-    for a in range(0, X.shape[0], _PREDICT_CHUNK):
-        out[a:a + _PREDICT_CHUNK] = np.einsum(
-            "ij,ij->i", X[a:a + _PREDICT_CHUNK] @ D,
-            np.ascontiguousarray(masks[a:a + _PREDICT_CHUNK]))
+    for rows, T, m in _masked_chunks(X, D, masks):
+        out[rows] = np.einsum("ij,ij->i", T, m)
     return out
 
 
@@ -329,13 +335,9 @@ class ConvexProgram:
         w_i||)`` (one output; the weights' norms are not comparable across patterns when
         the features are badly scaled)."""
         V, W = np.asarray(V, np.float64), np.asarray(W, np.float64)
-        k, X = V.shape[0], self.X_aug
-        VW = np.vstack([V, W]).T
+        k = V.shape[0]
         sq = np.zeros(2 * k)
-        # by chunks of rows, as masked_predictions: the n x 2k products stay in cache
-        for a in range(0, X.shape[0], _PREDICT_CHUNK):
-            T = X[a:a + _PREDICT_CHUNK] @ VW
-            m = np.ascontiguousarray(self.masks[a:a + _PREDICT_CHUNK])
+        for _, T, m in _masked_chunks(self.X_aug, np.vstack([V, W]).T, self.masks):
             T[:, :k] *= m
             T[:, k:] *= m
             sq += np.einsum("ij,ij->j", T, T)
