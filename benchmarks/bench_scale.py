@@ -145,7 +145,7 @@ def run_row(method, kind, n, P, d=20, bias=True, ratio=0.1, time_limit=None):
         progs = []
     seconds = None  # the time the row reports, where it is not the whole of the above
     if method == "relu_known":
-        seconds, objective, gaps = _known_working_sets(progs, time_limit)
+        seconds, objective, gaps, out["kept"] = _known_working_sets(progs, time_limit)
         methods.add("barrier, known working sets")
         progs = []
     with warnings.catch_warnings():
@@ -194,8 +194,9 @@ def _known_working_sets(progs, time_limit=None):
     loop run first (not timed) for the patterns its solution uses, then the restricted
     program over those patterns solved once, from the interior point's cold start, at the
     tolerance the loop's exact restricted solves use (1e-8). ``(seconds of those solves,
-    total objective, certified relative gaps over each program's patterns)``: what the
-    working-set loop would cost if it knew its final working set at once."""
+    total objective, certified relative gaps over each program's patterns, patterns kept
+    per program)``: what the working-set loop would cost if it knew its final working set
+    at once."""
     import numpy as np
     from sklearn.exceptions import ConvergenceWarning
 
@@ -203,22 +204,29 @@ def _known_working_sets(progs, time_limit=None):
     from convexrelu.solvers import get_solver
     from convexrelu.solvers._restricted_barrier import RestrictedBarrierSolver
 
-    seconds, objective, gaps = 0.0, 0.0, []
+    seconds, objective, gaps, kept = 0.0, 0.0, [], []
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         for prog in progs:
             loop = get_solver("relu", tol=1e-6, time_limit=time_limit).solve(prog)
             keep = np.flatnonzero(np.any(loop.V != 0, axis=1) | np.any(loop.W != 0, axis=1))
-            sub = prog.restrict(keep)
-            t = time.perf_counter()
-            sol = RestrictedBarrierSolver(tol=1e-8).solve(sub)
-            seconds += time.perf_counter() - t
+            kept.append(int(keep.size))
             V, W = np.zeros_like(loop.V), np.zeros_like(loop.W)
-            V[keep], W[keep] = sol.V, sol.W
-            c0 = float(np.ravel(sol.output_bias)[0]) if prog.fit_output_bias else 0.0
+            c0 = float(np.ravel(loop.output_bias)[0]) if prog.fit_output_bias else 0.0
+            if keep.size:  # (the zero network optimal: nothing to solve)
+                barrier = RestrictedBarrierSolver(tol=1e-8)
+                # no certificate over the restricted program inside the timed solve: the
+                # loop does not ask for one either where cvxpy could not re-solve it
+                # (_AutoInner._solve_barrier); the certificate over all patterns follows
+                barrier._certify_solution = False
+                t = time.perf_counter()
+                sol = barrier.solve(prog.restrict(keep))
+                seconds += time.perf_counter() - t
+                V[keep], W[keep] = sol.V, sol.W
+                c0 = float(np.ravel(sol.output_bias)[0]) if prog.fit_output_bias else 0.0
             objective += prog.objective(V, W, c0)
             gaps.append(float(duality_gap(prog, V, W, c0).rel_gap))
-    return seconds, objective, gaps
+    return seconds, objective, gaps, kept
 
 
 def _solve_relu(prog, end):
