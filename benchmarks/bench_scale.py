@@ -212,8 +212,8 @@ def _known_working_sets(progs, time_limit=None):
             keep = np.flatnonzero(np.any(loop.V != 0, axis=1) | np.any(loop.W != 0, axis=1))
             kept.append(int(keep.size))
             V, W = np.zeros_like(loop.V), np.zeros_like(loop.W)
-            c0 = float(np.ravel(loop.output_bias)[0]) if prog.fit_output_bias else 0.0
-            if keep.size:  # (the zero network optimal: nothing to solve)
+            sol = loop  # (the zero network optimal: nothing to solve, the loop's bias)
+            if keep.size:
                 barrier = RestrictedBarrierSolver(tol=1e-8)
                 # no certificate over the restricted program inside the timed solve: the
                 # loop does not ask for one either where cvxpy could not re-solve it
@@ -223,7 +223,7 @@ def _known_working_sets(progs, time_limit=None):
                 sol = barrier.solve(prog.restrict(keep))
                 seconds += time.perf_counter() - t
                 V[keep], W[keep] = sol.V, sol.W
-                c0 = float(np.ravel(sol.output_bias)[0]) if prog.fit_output_bias else 0.0
+            c0 = float(np.ravel(sol.output_bias)[0]) if prog.fit_output_bias else 0.0
             objective += prog.objective(V, W, c0)
             gaps.append(float(duality_gap(prog, V, W, c0).rel_gap))
     return seconds, objective, gaps, kept
