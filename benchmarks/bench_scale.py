@@ -31,6 +31,12 @@ Rows:
   --memory-limit 12`` and the package's memory budget raised,
   ``CONVEXRELU_MEMORY_BUDGET=8192``, or its restricted programs go to the augmented
   Lagrangian, which does not converge there);
+* ``make_classification(n, 20, random_state=0)`` (X standardised), logistic loss, P=100
+  patterns at ``0.03 alpha_max`` (the classifiers' default alpha), the ReLU program by
+  ``solver="relu"`` at ``n = 1e4`` and ``1e5``: with many more samples than Newton rows
+  the restricted interior point sketches the loss's Hessian; the "formed Hessian" rows
+  solve the same program with the Hessian formed at every step, as before the sketch
+  (the sketch's speed-up is the ratio of the two rows);
 * gated ReLU at ``n = 1e4`` and ``5e4``, d=20, P=100, ``0.1 alpha_max`` (no hidden bias,
   unit group penalties: adelie's regime), and on the solver benchmark's diabetes and
   breast cancer problems at P=500, scnn's ``lam = 1e-3`` (``alpha = lam n``, squared
@@ -100,6 +106,15 @@ def _program(kind, n, P, d=20, bias=True, formulation="relu", ratio=0.1, seed=0)
 
         pb = problems(keys=[kind[:-len("_lam")]])[0]
         return build(pb.X, pb.y, pb.bias, P, formulation, lam=1e-3, seed=seed)
+    if kind == "classification":
+        from sklearn.datasets import make_classification
+
+        X, y = make_classification(n, d, random_state=seed)
+        X = StandardScaler().fit_transform(X)
+        pats = sample_patterns(X, P, random_state=seed, bias=bias)
+        prog = ConvexProgram(X, y.astype(float), pats, loss="logistic", alpha=1.0,
+                             bias=bias, formulation=formulation)
+        return [prog.with_alpha(ratio * _alpha_max(prog))]
     if kind == "regression":
         X, y = _regression(n, d, seed)
         pen = formulation == "gated_relu" and bias
@@ -124,7 +139,20 @@ def run_row(method, kind, n, P, d=20, bias=True, ratio=0.1, time_limit=None):
     import numpy as np
     from sklearn.exceptions import ConvergenceWarning
 
+    if method == "relu_formed":  # the loss's Hessian formed at every step (no sketch)
+        from convexrelu.solvers import _restricted_barrier as rb
+
+        held = rb._SKETCH_MIN
+        rb._SKETCH_MIN = float("inf")
+        try:
+            out = run_row("relu", kind, n, P, d, bias, ratio, time_limit)
+        finally:
+            rb._SKETCH_MIN = held
+        out["method"] += ", formed Hessian"
+        return out
     formulation = "gated_relu" if method in ("gated", "adelie", "celer") else "relu"
+    if kind == "classification":
+        ratio = 0.03
     progs = _program(kind, n, P, d=d, bias=bias, formulation=formulation, ratio=ratio)
     out = {"n": progs[0].n_samples, "d_aug": progs[0].d_aug, "P": progs[0].n_patterns,
            "programs": len(progs), "alpha": progs[0].alpha}
@@ -292,6 +320,9 @@ def rows_for(quick: bool):
             ("make_regression, ReLU (n x 20)", "relu", "regression", 6000, 10, 6, True),
             ("make_regression, ReLU by the AL (n x 20)", "relu_al", "regression", 6000, 10, 6,
              True),
+            ("make_classification, ReLU", "relu", "classification", 2000, 6, 4, True),
+            ("make_classification, ReLU, formed Hessian", "relu_formed", "classification",
+             2000, 6, 4, True),
             ("adelie regime: ours (gated)", "gated", "regression", 300, 10, 6, False),
             ("adelie regime: adelie", "adelie", "regression", 300, 10, 6, False),
             ("adelie regime: celer", "celer", "regression", 300, 10, 6, False),
@@ -315,6 +346,13 @@ def rows_for(quick: bool):
         ("make_regression n=1e5, ReLU", "relu", "regression", 100_000, 100, 20, True),
         ("make_regression n=1e6, gated", "gated", "regression", 1_000_000, 100, 20, True),
         ("make_regression n=1e6, ReLU", "relu", "regression", 1_000_000, 100, 20, True),
+        ("make_classification n=1e4, ReLU", "relu", "classification", 10_000, 100, 20, True),
+        ("make_classification n=1e4, ReLU, formed Hessian", "relu_formed", "classification",
+         10_000, 100, 20, True),
+        ("make_classification n=1e5, ReLU", "relu", "classification", 100_000, 100, 20,
+         True),
+        ("make_classification n=1e5, ReLU, formed Hessian", "relu_formed", "classification",
+         100_000, 100, 20, True),
         ("adelie regime n=1e4: ours (gated)", "gated", "regression", 10_000, 100, 20, False),
         ("adelie regime n=1e4: adelie", "adelie", "regression", 10_000, 100, 20, False),
         ("adelie regime n=1e4: celer", "celer", "regression", 10_000, 100, 20, False),

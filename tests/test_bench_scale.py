@@ -145,3 +145,30 @@ def test_known_working_sets_with_the_zero_network_optimal():
     seconds, objective, gaps, kept = bench_scale._known_working_sets(progs)
     assert kept == [0, 0] and seconds == 0.0
     assert max(gaps) <= 1e-6 and objective > 0
+
+
+def test_classification_rows_sketch_and_form_the_hessian_to_the_same_optimum(monkeypatch):
+    """The make_classification rows: the restricted interior point sketches the logistic
+    loss's Hessian there (many more samples than Newton rows), and the "formed Hessian"
+    row solves the same program with the Hessian formed (the sketch's switch restored
+    after it): the same optimum, both certified."""
+    from convexrelu.solvers import _restricted_barrier as rb
+
+    calls = []
+    orig = rb._PrimalDual._sketch
+
+    def spy(self, h):
+        calls.append(1)
+        return orig(self, h)
+
+    monkeypatch.setattr(rb._PrimalDual, "_sketch", spy)
+    held = rb._SKETCH_MIN
+    sk = bench_scale.run_row("relu", "classification", 2000, 6, d=4, bias=True)
+    used = len(calls)
+    formed = bench_scale.run_row("relu_formed", "classification", 2000, 6, d=4, bias=True)
+    assert used > 0 and len(calls) == used  # the formed row never sketched
+    assert rb._SKETCH_MIN == held
+    assert sk["n"] == formed["n"] == 2000 and sk["P"] == 6
+    assert formed["method"].endswith("formed Hessian")
+    assert sk["rel_gap"] <= 1e-6 and formed["rel_gap"] <= 1e-6
+    assert sk["objective"] == pytest.approx(formed["objective"], rel=1e-8)

@@ -65,6 +65,16 @@ for 20 patterns of breast cancer, logistic loss). Here the structure is used ins
   step. Measured on a 56-pattern program of breast cancer (569 samples, 1,736 reduced
   rows; one BLAS thread, the same objective to 2e-11): 17.1 s in 80 steps with the
   lagged, formed ``Q``; 10.5 s in 52 steps so.
+* **Many more samples than rows** (``n >= 16 (1 + k d_a)``, a non-quadratic loss): forming
+  ``Q`` costs ``n (1 + k d_a)^2`` flops (57 % of a default ``make_classification(100000,
+  20)`` fit). Each step forms instead a sketch of ``Q`` from about ``4 (1 + k d_a)`` rows,
+  drawn with probabilities mixing uniform ones and ones proportional to ``\ell''_j
+  ||\bar a_j||^2`` and weighted by their inverses (an unbiased estimate of ``Q``;
+  :class:`SampledCurvature`). While the gap is above ``1e-3`` relative the sketch stands
+  for ``Q`` in the Newton matrix (as the lagged ``Q`` did: the gradient is exact); below
+  it the reduced factor of the sketch preconditions conjugate gradients on the exact
+  matrix, whose products with ``Q`` go through ``X_a`` and the masks (``O(n k d_a)``), so
+  the last steps are exact Newton steps.
 * **Late on the path** the block Hessians ``H_v``, ``H_w`` alone reach condition numbers
   of ``10^{16}`` (a zero block: every row active; an active block: its radial direction
   held by ``rho`` alone), where their own factors fail. The reduced solve therefore works
@@ -139,6 +149,13 @@ _SIGMA_MIN = 1e-3  # the merit's barrier weight of a non-quadratic loss, at leas
 # of digits (class 8 against the rest) 71-81 s instead of 66-72 s, alternately (three of
 # its programs needed 73-79 Newton steps instead of 67-71)
 _LAG = 5
+# from this many samples per Newton row (n >= _SKETCH_MIN (1 + k d_a)) a non-quadratic
+# loss's Hessian is sketched from about _SKETCH_ROWS (1 + k d_a) rows at every step
+# (SampledCurvature). Measured (one BLAS thread; make_classification(n, 20), P = 100
+# sampled patterns, alpha = 0.03 alpha_max, logistic, tol 1e-6; the same objectives to
+# 1e-9): see README / HISTORY
+_SKETCH_MIN = 16
+_SKETCH_ROWS = 4
 _EXACT_Q_GAP = 1e-3
 _PROX = 1.0        # the proximal term's weight, times mu
 # the radial curvature of an open block's norm (its cone rows all active, the hidden bias
@@ -699,12 +716,7 @@ class LowRankCurvature:
     def __matmul__(self, z):
         if self.factors is None or np.ndim(z) != 1:
             return self.A.T @ (self.h * (self.A @ z))
-        Xa, M = self.factors
-        o = 1 if self.ob else 0
-        t = np.einsum("ij,ij->i", M, Xa @ z[o:].reshape(M.shape[1], -1).T)
-        if o:
-            t += z[0]
-        return self.rmatvec(self.h * t)
+        return factor_matvec(self.factors, self.h, self.ob, z)
 
     def rmatvec(self, r):
         """``A^T r`` (through the design's factors where given)."""
@@ -826,6 +838,52 @@ def kept_samples(YT: np.ndarray, drop: float = _LEVERAGE_DROP) -> Optional[np.nd
     return np.sort(order[n_out:])
 
 
+class SampledCurvature:
+    r"""The loss's Hessian ``Q = A^T diag(h) A`` over ``(c0, V - W)`` for many more
+    samples than its rows: products with the exact ``Q`` through the design's factors
+    ``(X_a, masks as floats)`` (``O(n k d)`` flops), and ``sketch``, the same sum over a
+    sample of the rows, each weighted by its inverse inclusion probability (an unbiased
+    estimate of ``Q``, :meth:`_PrimalDual._sketch`), whose reduced factor preconditions
+    the conjugate gradients of :func:`reduced_newton_solver` on the exact matrix.
+    ``exact()`` forms ``Q`` (with its output bias row; only the whole-matrix fallback
+    does)."""
+
+    def __init__(self, factors: tuple, h: np.ndarray, ob: bool, sketch: np.ndarray,
+                 exact) -> None:
+        self.factors = factors
+        self.h = np.maximum(np.asarray(h, float), 0.0)
+        self.ob = bool(ob)
+        self.sketch = sketch
+        self.exact = exact
+        o = 0 if ob else 1
+        self.shape = (sketch.shape[0] - o, sketch.shape[1] - o)
+
+    def without_output_bias(self) -> "SampledCurvature":
+        return SampledCurvature(self.factors, self.h, False, self.sketch, self.exact)
+
+    def preconditioner(self) -> np.ndarray:
+        """The sketch over this operator's coordinates (a copy)."""
+        return self.sketch.copy() if self.ob else self.sketch[1:, 1:].copy()
+
+    def __matmul__(self, z):
+        return factor_matvec(self.factors, self.h, self.ob, z)
+
+    def dense(self) -> np.ndarray:
+        Q = self.exact()
+        return Q if self.ob else Q[1:, 1:]
+
+
+def factor_matvec(factors: tuple, h: np.ndarray, ob: bool, z: np.ndarray) -> np.ndarray:
+    """``A^T diag(h) A z`` for the design ``A = [1, D_1X_a, ..., D_kX_a]`` (its first
+    column only with ``ob``) through its factors ``(X_a, masks as floats)``."""
+    Xa, M = factors
+    o = 1 if ob else 0
+    t = np.einsum("ij,ij->i", M, Xa @ z[o:].reshape(M.shape[1], -1).T)
+    if o:
+        t += z[0]
+    return factor_rmatvec(Xa, M, h * t, ob)
+
+
 def low_rank_curvature(n: int, kd: int) -> bool:
     """Whether the interior point keeps the loss's Hessian as its factors
     (:class:`LowRankCurvature`) for ``n`` samples and ``kd`` block coordinates: an ``n x
@@ -912,12 +970,17 @@ def _block_scale(P: np.ndarray) -> np.ndarray:
 
 
 def _dense(Q) -> np.ndarray:
-    return Q.dense() if isinstance(Q, LowRankCurvature) else Q
+    return Q.dense() if isinstance(Q, (LowRankCurvature, SampledCurvature)) else Q
 
 
 _PCG_RTOL = 1e-12    # relative residual at which the reduced solve's refinement stops
 _PCG_ACCEPT = 1e-5   # ... and beyond which it is rejected (the dense factor instead)
 _PCG_MAX_ITER = 10
+# with a sketch's factor (SampledCurvature) the conjugate gradients stop at this relative
+# residual (their recurrence's; the true one is checked once, against _PCG_ACCEPT) or
+# after this many steps, a product with the exact Q each
+_PCG_SKETCH_RTOL = 1e-11
+_PCG_SKETCH_MAX_ITER = 40
 # failed reduced solves after which a solve factors H itself: _REDUCED_MAX_FAILURES once a
 # reduced solve has succeeded, _REDUCED_MAX_EARLY before that. The first steps can fail in a
 # row (the start's slacks of rows on a gate's hyperplane are ~1e-9, the block Hessians'
@@ -999,8 +1062,9 @@ def reduced_newton_solver(Q, Hv: np.ndarray, Hw: np.ndarray, ob: bool, rho: floa
     P = np.matmul(np.swapaxes(np.matmul(Fi, Hv), 1, 2), np.matmul(Fi, Hw))
     P = 0.5 * (P + np.swapaxes(P, 1, 2))
     Mf = Q.factor_plus(P, rho) if isinstance(Q, LowRankCurvature) else None
+    sketched = isinstance(Q, SampledCurvature)
     if Mf is None:  # the formed matrix (also where the Woodbury factor failed)
-        M = _dense(Q).copy()
+        M = Q.preconditioner() if sketched else _dense(Q).copy()
         for i in range(k):
             a = o + i * d
             M[a:a + d, a:a + d] += P[i]
@@ -1051,6 +1115,8 @@ def reduced_newton_solver(Q, Hv: np.ndarray, Hw: np.ndarray, ob: bool, rho: floa
         x = precond(g)
         r = g - apply_H(x)
         rn = float(np.linalg.norm(r))
+        if sketched:
+            return _sketch_cg(g, gn, x, r, rn, apply_H, precond, accept)
         zr = precond(r)
         p = zr.copy()
         rz = float(r @ zr)
@@ -1079,6 +1145,33 @@ def reduced_newton_solver(Q, Hv: np.ndarray, Hw: np.ndarray, ob: bool, rho: floa
         # the right-hand side is not used
         return x if rn <= accept * gn else None
     return solve
+
+
+def _sketch_cg(g, gn, x, r, rn, apply_H, precond, accept):
+    """Preconditioned conjugate gradients on ``H x = g`` from ``x`` (residual ``r``) with
+    the sketch's reduced solve as the preconditioner: one product with ``H`` a step (the
+    recurrence's residual), the true residual once at the end; ``x``, or None where it
+    stays above ``accept`` relative (the caller then factors ``H``)."""
+    zr = precond(r)
+    p = zr.copy()
+    rz = float(r @ zr)
+    for _ in range(_PCG_SKETCH_MAX_ITER):
+        if rn <= _PCG_SKETCH_RTOL * gn:
+            break
+        Hp = apply_H(p)
+        pHp = float(p @ Hp)
+        if not pHp > 0:
+            break
+        a = rz / pHp
+        x = x + a * p
+        r = r - a * Hp
+        rn = float(np.linalg.norm(r))
+        zr = precond(r)
+        rz_new = float(r @ zr)
+        p = zr + (rz_new / rz) * p
+        rz = rz_new
+    true = float(np.linalg.norm(g - apply_H(x)))
+    return x if true <= accept * gn else None
 
 
 # the blocks' cone rows are kept as matrices up to this many entries in all (32 MB); past
@@ -1146,6 +1239,11 @@ class _PrimalDual:
         # (LowRankCurvature: an n x n Woodbury matrix per step, n^2 k d + n^3 / 3 flops,
         # against (k d)^3 / 3 for the reduced factor and n (k d)^2 for forming Q)
         self.lowrank = low_rank_curvature(n, self.k * self.d)
+        # many more samples than Newton rows: a sketch of the loss's Hessian at every step
+        # (SampledCurvature), its inclusion weights' row factor and generator formed once
+        self.sketched = cc is None and not self.lowrank and \
+            n >= _SKETCH_MIN * (1 + self.k * self.d)
+        self._row_weight, self._rng = None, None
         self.Q0 = None if cc is None or self.lowrank else \
             float(cc) * self._gram_ones(program.patterns.packed)
         self._cc = cc
@@ -1223,6 +1321,27 @@ class _PrimalDual:
         if self._A is not None:
             return self._A.T @ r
         return factor_rmatvec(*self._factors(), r, True)
+
+    def _sketch(self, h: np.ndarray) -> np.ndarray:
+        """An unbiased estimate of ``A^T diag(h) A`` from about ``_SKETCH_ROWS (1 + k d)``
+        rows (:class:`SampledCurvature`): row ``j`` is kept with probability ``pi_j =
+        min(1, m p_j)``, ``p_j`` half uniform and half proportional to ``h_j ||a_j||^2``
+        (``||a_j||^2 = 1 + ||x_j||^2`` times its active patterns), and weighted by ``1 /
+        pi_j``; the draws are reproducible (one generator per solve, seeded)."""
+        n, c = self.Xa.shape[0], 1 + self.k * self.d
+        if self._row_weight is None:
+            self._row_weight = 1.0 + np.einsum("ij,ij->i", self.Xa, self.Xa) * \
+                np.count_nonzero(self.masks, axis=1)
+            self._rng = np.random.default_rng(0)
+        h = np.maximum(np.asarray(h, np.float64), 0.0)
+        w = h * self._row_weight
+        total = float(w.sum())
+        p = 0.5 / n + (0.5 * w / total if total > 0 else 0.5 / n)
+        pi = np.minimum(1.0, _SKETCH_ROWS * c * p)
+        rows = np.flatnonzero(self._rng.random(n) < pi)
+        return weighted_gram(
+            (rows.size, c, lambda a, b, s, out: self._fill_rows(rows[a:b], s, out)),
+            h[rows] / pi[rows], self._work)
 
     def _gram(self, h: np.ndarray) -> np.ndarray:
         """``A^T diag(h) A`` by row chunks (:func:`weighted_gram`), the chunks of an
@@ -1478,10 +1597,15 @@ class _PrimalDual:
                                  self._blocks(), self._work, factors=self._factors())
         else:
             h = self.loss.curvature(z, self.y)
-            if self._Q is None or self._exact_q or self.lowrank or self._q_age >= _LAG - 1:
+            if self._Q is None or self._exact_q or self.lowrank or self.sketched \
+                    or self._q_age >= _LAG - 1:
                 if self.lowrank:  # Q is not formed: the exact curvature at every step
                     self._Q = LowRankCurvature(self.A, h, True, self._blocks(), self._work,
                                                factors=self._factors())
+                elif self.sketched:  # a sketch at every step (SampledCurvature)
+                    sketch = self._sketch(h)
+                    self._Q = sketch if not self._exact_q else SampledCurvature(
+                        self._factors(), h, True, sketch, lambda h=h: self._gram(h))
                 else:
                     # symmetric rank-k updates over chunks of rows (half the flops of
                     # A^T (h A); make_classification(20000, 20), 15,000 x 1,072, one BLAS
@@ -1494,6 +1618,7 @@ class _PrimalDual:
         if not ob:  # no output bias: its row and column go
             Q = LowRankCurvature(Q.A, Q.h, False, Q.blocks, Q.work, Q.drop, Q.factors) \
                 if isinstance(Q, LowRankCurvature) \
+                else Q.without_output_bias() if isinstance(Q, SampledCurvature) \
                 else Q[1:, 1:]
         gc = ga[0] + rho * c0 if ob else 0.0
 
