@@ -1606,18 +1606,18 @@ def test_sketched_barrier_matches_the_formed_hessian_and_cvxpy(rng, ob, monkeypa
     ref = _reference(prog)
     assert prog.max_violation(ref.V, ref.W) <= 1e-9
     used = {"sketch": 0, "cg": 0}
-    sketch, cg = rb._PrimalDual._sketch, rb._sketch_cg
+    sketch, cg = rb._PrimalDual._sketch, rb._pcg
 
     def spy_sketch(self, h):
         used["sketch"] += 1
         return sketch(self, h)
 
-    def spy_cg(*args):
-        used["cg"] += 1
-        return cg(*args)
+    def spy_cg(*args, **kwargs):
+        used["cg"] += bool(kwargs.get("recurrence"))
+        return cg(*args, **kwargs)
 
     monkeypatch.setattr(rb._PrimalDual, "_sketch", spy_sketch)
-    monkeypatch.setattr(rb, "_sketch_cg", spy_cg)
+    monkeypatch.setattr(rb, "_pcg", spy_cg)
     sol = RestrictedBarrierSolver().solve(prog)
     assert used["sketch"] > 0 and used["cg"] > 0
     # (the certified gap over the program's patterns: 1e-6 and 3e-6 with the formed

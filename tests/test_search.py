@@ -395,3 +395,51 @@ def test_search_on_a_row_sample_keeps_user_starts_and_is_reproducible():
     assert [x.value for x in a] == [x.value for x in b]
     with pytest.raises(ValueError, match="max_rows"):
         search_violators(Xa, lam, free_bias=True, max_rows=1)
+
+
+@pytest.mark.parametrize("numpy_path", [False, True])
+@pytest.mark.parametrize("seed", range(3))
+def test_bvls_on_a_working_set_reaches_the_whole_problems_optimum(seed, numpy_path,
+                                                                  monkeypatch):
+    """From ``_BVLS_SCREEN_FROM`` variables on (a DCA step over every row of a large data
+    set), ``_bvls`` solves on a working set of its variables and checks every variable on
+    the whole problem: the whole solve's residual (unique), no bound's gradient pointing
+    inward anywhere; with one round allowed and few variables added it finishes on the
+    whole problem, at the same optimum."""
+    from convexrelu.certificates import _search
+
+    if numpy_path:
+        monkeypatch.setattr(_search, "_BVLS_COMPILED_FROM", 10 ** 12)
+    rng = np.random.default_rng(seed)
+    d, m = 21, 6000
+    A = rng.standard_normal((d, m)) * 10.0 ** rng.uniform(-1, 1, m)
+    if seed == 1:  # the heavy equality row of a free bias
+        A = np.vstack([A, 1e3 * np.ones((1, m))])
+    b = 10 * rng.standard_normal(A.shape[0])
+    upper = 1e-3 * rng.uniform(0, 2, m) * (rng.random(m) > 0.05)
+    w0 = np.where(rng.random(m) < 0.5, upper, 0.0)
+    calls = []
+    orig = _search._bvls_screened
+
+    def spy(*args):
+        calls.append(1)
+        return orig(*args)
+
+    monkeypatch.setattr(_search, "_bvls_screened", spy)
+    w, ok = _search._bvls(A, b, upper, w0)
+    assert ok and calls
+    whole, ok_whole = _search._bvls(A, b, upper, w0, screen=False)
+    assert ok_whole
+    assert np.all(w >= 0) and np.all(w <= upper)
+    r, r_whole = np.linalg.norm(A @ w - b), np.linalg.norm(A @ whole - b)
+    assert r == pytest.approx(r_whole, rel=1e-9, abs=1e-12)
+    s = A.T @ (b - A @ w)
+    live = upper > 1e-12 * upper.max()
+    tol = 1e-9 * (np.linalg.norm(A, axis=0) * (np.linalg.norm(b) + 1.0)) + 1e-12
+    assert np.all(s[live & (w <= 0)] <= tol[live & (w <= 0)])
+    assert np.all(-s[live & (w >= upper)] <= tol[live & (w >= upper)])
+    monkeypatch.setattr(_search, "_BVLS_SCREEN_ROUNDS", 1)
+    monkeypatch.setattr(_search, "_BVLS_SCREEN_ADD", 8)
+    w1, ok1 = _search._bvls(A, b, upper, w0)
+    assert ok1
+    assert np.linalg.norm(A @ w1 - b) == pytest.approx(r_whole, rel=1e-9, abs=1e-12)

@@ -208,8 +208,75 @@ _BVLS_COMPILED_FROM = 10_000
 _BVLS_COMPILED_DATA = 50_000
 
 
+#: ``_bvls`` over at least this many variables works on a working set of them
+#: (:func:`_bvls_screened`): a DCA step over every row of a large data set, whose
+#: optimum moves few of its variables off their bounds but whose solve from ``w0``
+#: freed them one at a time, two products with the whole matrix each. Measured (one BLAS
+#: thread; the default ``ConvexReLUClassifier(random_state=0)`` fit of
+#: ``make_classification(300000, 20, random_state=0)``, 225,000 training rows, the two
+#: variants side by side): its 732 solves over 112,500 negative rows took 421.3 s (0.58 s
+#: each) and 16.0 s on working sets (0.026 s each), the fit 617.8 s against 218.2 s, the
+#: same test accuracy (0.885); at 150,000 training rows 13.4 s either way (0.048 s against
+#: 0.061 s a solve, the fits 118.8 s and 114.8 s)
+_BVLS_SCREEN_FROM = 4096
+#: ... adding at each round the variables whose gradient points into their box, the
+#: largest violations first, at most this many (and rounds at most _BVLS_SCREEN_ROUNDS,
+#: then the whole problem from the point reached)
+_BVLS_SCREEN_ADD = 512
+_BVLS_SCREEN_ROUNDS = 30
+
+
+def _bvls_violations(A, b, upper, w, col, bn):
+    """``(viol, A w)``: the bound violations of ``_bvls``'s optimality test at ``w``,
+    every variable's: a bound's gradient pointing into the box (a variable strictly
+    inside it: either sign), ``|a_j^T r|`` at the scale of ``||a_j||`` times the vectors
+    ``r`` is made of (``||b|| + ||A w||``)."""
+    Aw = A @ w
+    s = A.T @ (b - Aw)  # minus the gradient
+    inside = (w > 0.0) & (w < upper)
+    scale = col * (bn + float(np.linalg.norm(Aw))) + 1e-300
+    return (np.where(w <= 0.0, s, 0.0) + np.where(w >= upper, -s, 0.0)
+            + np.where(inside, np.abs(s), 0.0)) / scale, Aw
+
+
+def _bvls_screened(A, b, upper, w0, max_iter, compiled):
+    """``_bvls`` on a working set of its variables: the others stay at their values in
+    ``w0``, the working set's problem (``b`` less their part) is solved, and every
+    variable's optimality is checked on the whole problem; the violated ones (at most
+    ``_BVLS_SCREEN_ADD``, the largest first) join the set and it is solved again from
+    there. The result is the whole problem's optimum (the same test as ``_bvls``'s); each
+    round costs two products with ``A`` instead of two per freed variable. Measured: see
+    ``_BVLS_SCREEN_FROM``'s users (the DCA steps of a search over all rows)."""
+    n = A.shape[1]
+    w = np.clip(np.asarray(w0, dtype=np.float64), 0.0, upper)
+    col = np.linalg.norm(A, axis=0)
+    bn = float(np.linalg.norm(b))
+    live = upper > 1e-12 * float(np.max(upper, initial=0.0))
+    work = np.zeros(n, dtype=bool)
+    for _ in range(_BVLS_SCREEN_ROUNDS):
+        viol = _bvls_violations(A, b, upper, w, col, bn)[0]
+        viol[~live] = 0.0
+        out = np.flatnonzero((viol > 1e-13) & ~work)
+        if out.size == 0:
+            if not np.any(viol[work] > 1e-13):
+                return w, True
+            break  # the working set's own solve stopped short of the whole test
+        if out.size > _BVLS_SCREEN_ADD:
+            out = out[np.argpartition(-viol[out], _BVLS_SCREEN_ADD)[:_BVLS_SCREEN_ADD]]
+        work[out] = True
+        # every variable strictly inside its box belongs to the set (it can move)
+        work |= (w > 0.0) & (w < upper)
+        S = np.flatnonzero(work)
+        rest = b - A @ w + A[:, S] @ w[S]
+        wS, ok = _bvls(A[:, S], rest, upper[S], w[S], max_iter, compiled, screen=False)
+        if not ok:
+            break
+        w[S] = wS
+    return _bvls(A, b, upper, w, max_iter, compiled, screen=False)
+
+
 def _bvls(A: np.ndarray, b: np.ndarray, upper: np.ndarray, w0: np.ndarray,
-          max_iter: Optional[int] = None, compiled: bool = False):
+          max_iter: Optional[int] = None, compiled: bool = False, screen: bool = True):
     """``min_{0 <= w <= upper} ||A w - b||`` by an active-set method warm-started at ``w0``.
 
     Lawson and Hanson's NNLS with two bounds (Stark and Parker's BVLS): the variables at a
@@ -223,6 +290,8 @@ def _bvls(A: np.ndarray, b: np.ndarray, upper: np.ndarray, w0: np.ndarray,
     ``compiled``: run compiled whatever the size (where numba is installed).
     """
     upper = np.asarray(upper, dtype=np.float64)
+    if screen and A.shape[1] >= _BVLS_SCREEN_FROM:
+        return _bvls_screened(A, b, upper, w0, max_iter, compiled)
     if compiled or A.size >= _BVLS_COMPILED_FROM:
         from . import _ldp_kernel
 
@@ -237,7 +306,7 @@ def _bvls(A: np.ndarray, b: np.ndarray, upper: np.ndarray, w0: np.ndarray,
     if live.size < upper.size:
         w[:] = 0.0
         if live.size:
-            w[live], ok = _bvls(A[:, live], b, upper[live], w0[live], max_iter)
+            w[live], ok = _bvls(A[:, live], b, upper[live], w0[live], max_iter, screen=False)
             return w, ok
         return w, True
     m = A.shape[1]
@@ -246,17 +315,9 @@ def _bvls(A: np.ndarray, b: np.ndarray, upper: np.ndarray, w0: np.ndarray,
     bn = float(np.linalg.norm(b))
     max_iter = 4 * m + 20 if max_iter is None else int(max_iter)
     for _ in range(max_iter):
-        Aw = A @ w
-        r = b - Aw
-        s = A.T @ r  # minus the gradient
-        s[free] = 0.0
-        # optimal when no bound's gradient points inward beyond rounding: |a_j^T r| at the
-        # scale of ||a_j|| times the vectors r is made of
-        # (a fixed variable strictly inside its box, from ``w0``: either sign)
-        inside = (w > 0.0) & (w < upper)
-        viol = (np.where(w <= 0.0, s, 0.0) + np.where(w >= upper, -s, 0.0)
-                + np.where(inside, np.abs(s), 0.0)) \
-            / (col * (bn + float(np.linalg.norm(Aw))) + 1e-300)
+        # optimal when no bound's gradient points inward beyond rounding
+        viol, Aw = _bvls_violations(A, b, upper, w, col, bn)
+        viol[free] = 0.0
         j = int(np.argmax(viol))
         if viol[j] <= 1e-13:
             return w, True

@@ -65,9 +65,9 @@ for 20 patterns of breast cancer, logistic loss). Here the structure is used ins
   step. Measured on a 56-pattern program of breast cancer (569 samples, 1,736 reduced
   rows; one BLAS thread, the same objective to 2e-11): 17.1 s in 80 steps with the
   lagged, formed ``Q``; 10.5 s in 52 steps so.
-* **Many more samples than rows** (``n >= 16 (1 + k d_a)``, a non-quadratic loss): forming
+* **Many more samples than rows** (``n >= 32 (1 + k d_a)``, a non-quadratic loss): forming
   ``Q`` costs ``n (1 + k d_a)^2`` flops (57 % of a default ``make_classification(100000,
-  20)`` fit). Each step forms instead a sketch of ``Q`` from about ``4 (1 + k d_a)`` rows,
+  20)`` fit, py-spy). Each step forms instead a sketch of ``Q`` from about ``4 (1 + k d_a)`` rows,
   drawn with probabilities mixing uniform ones and ones proportional to ``\ell''_j
   ||\bar a_j||^2`` and weighted by their inverses (an unbiased estimate of ``Q``;
   :class:`SampledCurvature`). While the gap is above ``1e-3`` relative the sketch stands
@@ -152,9 +152,17 @@ _LAG = 5
 # from this many samples per Newton row (n >= _SKETCH_MIN (1 + k d_a)) a non-quadratic
 # loss's Hessian is sketched from about _SKETCH_ROWS (1 + k d_a) rows at every step
 # (SampledCurvature). Measured (one BLAS thread; make_classification(n, 20), P = 100
-# sampled patterns, alpha = 0.03 alpha_max, logistic, tol 1e-6; the same objectives to
-# 1e-9): see README / HISTORY
-_SKETCH_MIN = 16
+# sampled patterns, logistic, solver="relu", tol 1e-6; the scale benchmark's
+# make_classification rows; the same objectives to 1e-9): n = 10^5 at 0.03 alpha_max
+# 32.1 s against 79.0 s with the Hessian formed at every step (its restricted programs
+# of 20-44 patterns, n / (1 + k d_a) = 108-238); n = 10^4, where only the first program
+# (20 patterns, n / (1 + k d_a) = 24) had been sketched at a threshold of 16: 3.62-3.98 s
+# against 3.56-3.65 s (hence 32: there it is not sketched); n = 20,000 at 0.003
+# alpha_max, programs of 20-85 patterns, threshold 8 (every program with n / (1 + k d_a)
+# from 11 on sketched): 57.5 s against 43.8 s. Rows per sketch (threshold 32): 2 or 4
+# (1 + k d_a) alike, the paths' Newton steps varying with the draws (n = 10^5: 19.1
+# against 30.5 s at 0.03 alpha_max, 47.0 against 35.7 s at 0.01)
+_SKETCH_MIN = 32
 _SKETCH_ROWS = 4
 _EXACT_Q_GAP = 1e-3
 _PROX = 1.0        # the proximal term's weight, times mu
@@ -1112,66 +1120,54 @@ def reduced_newton_solver(Q, Hv: np.ndarray, Hw: np.ndarray, ob: bool, rho: floa
         gn = float(np.linalg.norm(g))
         if gn == 0.0:
             return np.zeros_like(g)
-        x = precond(g)
-        r = g - apply_H(x)
-        rn = float(np.linalg.norm(r))
-        if sketched:
-            return _sketch_cg(g, gn, x, r, rn, apply_H, precond, accept)
-        zr = precond(r)
-        p = zr.copy()
-        rz = float(r @ zr)
-        for _ in range(_PCG_MAX_ITER):
-            if rn <= _PCG_RTOL * gn:
-                break
-            Hp = apply_H(p)
-            pHp = float(p @ Hp)
-            if not pHp > 0:
-                break
-            a = rz / pHp
-            x_new = x + a * p
-            r_new = g - apply_H(x_new)  # the true residual: the floor is rounding's
-            rn_new = float(np.linalg.norm(r_new))
-            if not rn_new < 0.5 * rn:  # no progress beyond rounding: keep the best
-                if rn_new < rn:
-                    x, rn = x_new, rn_new
-                break
-            x, r, rn = x_new, r_new, rn_new
-            zr = precond(r)
-            rz_new = float(r @ zr)
-            p = zr + (rz_new / rz) * p
-            rz = rz_new
-        # the dense factor's own residuals reach 1e-7 relative early on the central path
-        # (digits, 17 patterns); a reduced solve that cannot get within _PCG_ACCEPT of
-        # the right-hand side is not used
-        return x if rn <= accept * gn else None
+        return _pcg(g, gn, precond(g), apply_H, precond, accept, recurrence=sketched)
     return solve
 
 
-def _sketch_cg(g, gn, x, r, rn, apply_H, precond, accept):
-    """Preconditioned conjugate gradients on ``H x = g`` from ``x`` (residual ``r``) with
-    the sketch's reduced solve as the preconditioner: one product with ``H`` a step (the
-    recurrence's residual), the true residual once at the end; ``x``, or None where it
-    stays above ``accept`` relative (the caller then factors ``H``)."""
+def _pcg(g, gn, x, apply_H, precond, accept, recurrence=False):
+    """Preconditioned conjugate gradients on ``H x = g`` from ``x``: ``x``, or None where
+    its residual stays above ``accept`` relative (the caller then factors ``H``).
+
+    With an exact preconditioner (the reduced factor of ``H`` itself) they correct
+    rounding: each step's residual is the true one, and they stop when it no longer
+    halves (its floor is rounding's). With the sketch's factor (``recurrence``,
+    :class:`SampledCurvature`) they run on the recurrence's residual (one product with
+    ``H`` a step) to ``_PCG_SKETCH_RTOL`` or ``_PCG_SKETCH_MAX_ITER`` steps, and the true
+    residual is checked once at the end."""
+    r = g - apply_H(x)
+    rn = float(np.linalg.norm(r))
+    rtol, max_iter = (_PCG_SKETCH_RTOL, _PCG_SKETCH_MAX_ITER) if recurrence else \
+        (_PCG_RTOL, _PCG_MAX_ITER)
     zr = precond(r)
     p = zr.copy()
     rz = float(r @ zr)
-    for _ in range(_PCG_SKETCH_MAX_ITER):
-        if rn <= _PCG_SKETCH_RTOL * gn:
+    for _ in range(max_iter):
+        if rn <= rtol * gn:
             break
         Hp = apply_H(p)
         pHp = float(p @ Hp)
         if not pHp > 0:
             break
         a = rz / pHp
-        x = x + a * p
-        r = r - a * Hp
-        rn = float(np.linalg.norm(r))
+        x_new = x + a * p
+        # the true residual where the preconditioner is exact: the floor is rounding's
+        r_new = r - a * Hp if recurrence else g - apply_H(x_new)
+        rn_new = float(np.linalg.norm(r_new))
+        if not recurrence and not rn_new < 0.5 * rn:  # no progress: keep the best
+            if rn_new < rn:
+                x, rn = x_new, rn_new
+            break
+        x, r, rn = x_new, r_new, rn_new
         zr = precond(r)
         rz_new = float(r @ zr)
         p = zr + (rz_new / rz) * p
         rz = rz_new
-    true = float(np.linalg.norm(g - apply_H(x)))
-    return x if true <= accept * gn else None
+    if recurrence:
+        rn = float(np.linalg.norm(g - apply_H(x)))
+    # the dense factor's own residuals reach 1e-7 relative early on the central path
+    # (digits, 17 patterns); a reduced solve that cannot get within _PCG_ACCEPT of the
+    # right-hand side is not used
+    return x if rn <= accept * gn else None
 
 
 # the blocks' cone rows are kept as matrices up to this many entries in all (32 MB); past
