@@ -418,16 +418,24 @@ def test_bvls_on_a_working_set_reaches_the_whole_problems_optimum(seed, numpy_pa
     b = 10 * rng.standard_normal(A.shape[0])
     upper = 1e-3 * rng.uniform(0, 2, m) * (rng.random(m) > 0.05)
     w0 = np.where(rng.random(m) < 0.5, upper, 0.0)
-    calls = []
-    orig = _search._bvls_screened
+    if seed == 2:  # a start strictly inside some boxes, and boxes of nearly zero width
+        w0 = np.where(rng.random(m) < 0.1, 0.5 * upper, w0)
+        tiny = rng.random(m) < 0.05
+        upper[tiny] = 1e-18
+        w0[tiny] = upper[tiny]
+    inner = []
+    orig = _search._bvls
 
-    def spy(*args):
-        calls.append(1)
-        return orig(*args)
+    def spy(A_, *args, screen=True, **kwargs):
+        if not screen:
+            inner.append(A_.shape[1])
+        return orig(A_, *args, screen=screen, **kwargs)
 
-    monkeypatch.setattr(_search, "_bvls_screened", spy)
+    monkeypatch.setattr(_search, "_bvls", spy)
     w, ok = _search._bvls(A, b, upper, w0)
-    assert ok and calls
+    # working sets only, no solve of the whole problem
+    assert ok and inner and max(inner) < m
+    inner.clear()
     whole, ok_whole = _search._bvls(A, b, upper, w0, screen=False)
     assert ok_whole
     assert np.all(w >= 0) and np.all(w <= upper)
@@ -438,8 +446,9 @@ def test_bvls_on_a_working_set_reaches_the_whole_problems_optimum(seed, numpy_pa
     tol = 1e-9 * (np.linalg.norm(A, axis=0) * (np.linalg.norm(b) + 1.0)) + 1e-12
     assert np.all(s[live & (w <= 0)] <= tol[live & (w <= 0)])
     assert np.all(-s[live & (w >= upper)] <= tol[live & (w >= upper)])
+    assert np.all(w[~live] == 0.0)  # boxes of zero width at 0, as the whole solve has them
     monkeypatch.setattr(_search, "_BVLS_SCREEN_ROUNDS", 1)
     monkeypatch.setattr(_search, "_BVLS_SCREEN_ADD", 8)
     w1, ok1 = _search._bvls(A, b, upper, w0)
-    assert ok1
+    assert ok1 and m in inner  # it finished on the whole problem
     assert np.linalg.norm(A @ w1 - b) == pytest.approx(r_whole, rel=1e-9, abs=1e-12)

@@ -154,14 +154,15 @@ _LAG = 5
 # (SampledCurvature). Measured (one BLAS thread; make_classification(n, 20), P = 100
 # sampled patterns, logistic, solver="relu", tol 1e-6; the scale benchmark's
 # make_classification rows; the same objectives to 1e-9): n = 10^5 at 0.03 alpha_max
-# 32.1 s against 79.0 s with the Hessian formed at every step (its restricted programs
-# of 20-44 patterns, n / (1 + k d_a) = 108-238); n = 10^4, where only the first program
-# (20 patterns, n / (1 + k d_a) = 24) had been sketched at a threshold of 16: 3.62-3.98 s
-# against 3.56-3.65 s (hence 32: there it is not sketched); n = 20,000 at 0.003
-# alpha_max, programs of 20-85 patterns, threshold 8 (every program with n / (1 + k d_a)
-# from 11 on sketched): 57.5 s against 43.8 s. Rows per sketch (threshold 32): 2 or 4
-# (1 + k d_a) alike, the paths' Newton steps varying with the draws (n = 10^5: 19.1
-# against 30.5 s at 0.03 alpha_max, 47.0 against 35.7 s at 0.01)
+# 29.03 s against 73.23 s with the Hessian formed at every step (its restricted programs
+# of 20-44 patterns, n / (1 + k d_a) = 108-238; 32.09 against 79.00 s in a run at a
+# threshold of 16); n = 10^4, where only the first program (20 patterns, n / (1 + k d_a)
+# = 24) had been sketched at a threshold of 16: 3.62-3.98 s against 3.56-3.65 s (hence
+# 32: there it is not sketched); n = 20,000 at 0.003 alpha_max, programs of 20-85
+# patterns, threshold 8 (every program with n / (1 + k d_a) from 11 on sketched): 57.5 s
+# against 43.8 s. Rows per sketch (threshold 32): 2 or 4 (1 + k d_a) with no consistent
+# winner, the paths' Newton steps varying with the draws (n = 10^5: 19.1 against 30.5 s
+# at 0.03 alpha_max, 47.0 against 35.7 s at 0.01)
 _SKETCH_MIN = 32
 _SKETCH_ROWS = 4
 _EXACT_Q_GAP = 1e-3
@@ -863,11 +864,14 @@ class SampledCurvature:
         self.ob = bool(ob)
         self.sketch = sketch
         self.exact = exact
+        self._formed = None
         o = 0 if ob else 1
         self.shape = (sketch.shape[0] - o, sketch.shape[1] - o)
 
     def without_output_bias(self) -> "SampledCurvature":
-        return SampledCurvature(self.factors, self.h, False, self.sketch, self.exact)
+        out = SampledCurvature(self.factors, self.h, False, self.sketch, self.exact)
+        out._formed = self._formed
+        return out
 
     def preconditioner(self) -> np.ndarray:
         """The sketch over this operator's coordinates (a copy)."""
@@ -877,8 +881,11 @@ class SampledCurvature:
         return factor_matvec(self.factors, self.h, self.ob, z)
 
     def dense(self) -> np.ndarray:
-        Q = self.exact()
-        return Q if self.ob else Q[1:, 1:]
+        """The exact ``Q`` (formed once per step: the main and the safeguarded solve's
+        fallbacks share it)."""
+        if self._formed is None:
+            self._formed = self.exact()
+        return self._formed if self.ob else self._formed[1:, 1:]
 
 
 def factor_matvec(factors: tuple, h: np.ndarray, ob: bool, z: np.ndarray) -> np.ndarray:
@@ -1039,8 +1046,9 @@ def reduced_newton_solver(Q, Hv: np.ndarray, Hw: np.ndarray, ob: bool, rho: floa
                           accept: float = _PCG_ACCEPT):
     """A solve with ``H = E^T Q E + blockdiag(rho, Hv, Hw)`` (:func:`newton_matrix`) through
     a factor of half its size, or None when that factor fails. ``Q``: the formed matrix,
-    or a :class:`LowRankCurvature` (the half-size system then solved by its Woodbury
-    matrix).
+    a :class:`LowRankCurvature` (the half-size system then solved by its Woodbury
+    matrix) or a :class:`SampledCurvature` (its sketch factored, the conjugate gradients
+    on the exact ``Q``'s products).
 
     In the coordinates ``s = v + w``, ``u = v - w`` (``S = Hv + Hw``, ``D = Hv - Hw``, per
     block) the rows of ``H x = g`` summed give ``S s + D u = 2 (g_v + g_w)`` and the
@@ -1694,6 +1702,8 @@ class _PrimalDual:
         if self.z0 is not None:  # resumed: the multipliers kept, mu from them
             zv, zw = self.z0
             mu = sum(float(s @ z) for s, z in zip(sv + sw, zv + zw)) / max(self.m, 1)
+            if self.sketched:  # already below the sketch's gap: exact steps from the first
+                self._exact_q = mu * self.m <= _EXACT_Q_GAP * max(self._f(), 1e-300)
         else:
             mu = max(self._f(), 1e-300) / max(self.m, 1)
             # the first multipliers: mu / s, except on rows whose slack is below _Z_FLOOR
