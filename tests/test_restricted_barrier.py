@@ -637,7 +637,7 @@ def test_low_rank_curvature_products_through_the_design_factors(rng, ob, monkeyp
 
 
 @pytest.mark.parametrize("n", [103, 112])
-@pytest.mark.parametrize("order", ["C", "F"])
+@pytest.mark.parametrize("order", ["C", "F", "bool"])
 @pytest.mark.parametrize("ob", [True, False])
 def test_design_transposed_products_by_row_chunks(rng, ob, order, n, monkeypatch):
     """``factor_rmatvec`` over more rows than ``_RMATVEC_CHUNK`` sums its products chunk
@@ -654,12 +654,48 @@ def test_design_transposed_products_by_row_chunks(rng, ob, order, n, monkeypatch
     A[:, 1:] = (masks[:, :, None] * Xa[:, None, :]).reshape(n, -1)
     r = rng.standard_normal(n)
     want = A.T @ r if ob else A[:, 1:].T @ r
-    M = np.asarray(masks.astype(float), order=order)
+    # (bools in row-major order: factor_masks's layout beyond _RMATVEC_CHUNK rows)
+    M = np.ascontiguousarray(masks) if order == "bool" else \
+        np.asarray(masks.astype(float), order=order)
     whole = rb.factor_rmatvec(Xa, M, r, ob)
     monkeypatch.setattr(rb, "_RMATVEC_CHUNK", 16)  # 7 chunks
     chunked = rb.factor_rmatvec(Xa, M, r, ob)
     np.testing.assert_allclose(whole, want, rtol=1e-12, atol=1e-12)
     np.testing.assert_allclose(chunked, want, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("n", [103, 112])
+@pytest.mark.parametrize("ob", [True, False])
+def test_design_products_fused_by_row_chunks(rng, ob, n, monkeypatch):
+    """Beyond ``_RMATVEC_CHUNK`` rows ``factor_masks`` keeps the masks as row-major bools
+    and ``factor_matvec`` runs both of its passes on each chunk of ``_MATVEC_CHUNK`` rows
+    (103 rows: a last chunk shorter than the others; 112: whole chunks): the same ``A^T
+    diag(h) A z`` as the dense design's and as the whole-array products over float masks,
+    with and without the output bias's entry."""
+    import convexrelu.solvers._restricted_barrier as rb
+
+    d, k = 5, 6
+    Xa = rng.standard_normal((n, d))
+    masks = np.asfortranarray(rng.random((n, k)) < 0.5)  # a restricted program's layout
+    A = np.empty((n, 1 + k * d))
+    A[:, 0] = 1.0
+    A[:, 1:] = (masks[:, :, None] * Xa[:, None, :]).reshape(n, -1)
+    if not ob:
+        A = A[:, 1:]
+    h = rng.uniform(0.0, 0.25, n)
+    z = rng.standard_normal(A.shape[1])
+    want = A.T @ (h * (A @ z))
+    Mf = rb.factor_masks(masks)
+    assert Mf.dtype == np.float64
+    whole = rb.factor_matvec((Xa, Mf), h, ob, z)
+    monkeypatch.setattr(rb, "_RMATVEC_CHUNK", 50)
+    monkeypatch.setattr(rb, "_MATVEC_CHUNK", 16)  # 7 chunks
+    Mb = rb.factor_masks(masks)
+    assert Mb.dtype == bool and Mb.flags.c_contiguous
+    np.testing.assert_array_equal(Mb, masks)
+    fused = rb.factor_matvec((Xa, Mb), h, ob, z)
+    np.testing.assert_allclose(whole, want, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(fused, want, rtol=1e-12, atol=1e-12)
 
 
 @pytest.mark.parametrize("chunk", [None, 7, 16])
@@ -1632,6 +1668,9 @@ def test_sketched_barrier_matches_the_formed_hessian_and_cvxpy(rng, ob, monkeypa
 
     monkeypatch.setattr(rb._PrimalDual, "_sketch", spy_sketch)
     monkeypatch.setattr(rb, "_pcg", spy_cg)
+    if not ob:  # the large-sample layout: bool masks, the products fused by row chunks
+        monkeypatch.setattr(rb, "_RMATVEC_CHUNK", 300)
+        monkeypatch.setattr(rb, "_MATVEC_CHUNK", 128)
     sol = RestrictedBarrierSolver().solve(prog)
     assert used["sketch"] > 0 and used["cg"] > 0
     # (the certified gap over the program's patterns: 1e-6 and 3e-6 with the formed

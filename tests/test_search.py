@@ -452,3 +452,108 @@ def test_bvls_on_a_working_set_reaches_the_whole_problems_optimum(seed, numpy_pa
     w1, ok1 = _search._bvls(A, b, upper, w0)
     assert ok1 and m in inner  # it finished on the whole problem
     assert np.linalg.norm(A @ w1 - b) == pytest.approx(r_whole, rel=1e-9, abs=1e-12)
+
+
+def _dca_reference(Xt, x, lam_s, free):
+    """A DCA step computed from scratch (rows copied, the heavy equality row's weight and
+    the bounded least squares solved whole, by scipy): the maximiser of ``g^T x - k(x)``."""
+    from scipy.optimize import lsq_linear
+
+    neg = lam_s < 0
+    act = Xt @ x > 0
+    g = Xt[~neg & act].T @ lam_s[~neg & act]
+    XN = Xt[neg]
+    if free:
+        W = 1e3 * (1.0 + float(np.max(np.linalg.norm(XN[:, :-1], axis=1))))
+        A = np.vstack([XN[:, :-1].T, W * np.ones((1, XN.shape[0]))])
+        rhs = np.concatenate([g[:-1], [W * g[-1]]])
+    else:
+        A, rhs = XN.T, g
+    upper = -lam_s[neg]
+    w = lsq_linear(A, rhs, bounds=(np.zeros_like(upper), upper), method="bvls",
+                   tol=1e-14).x
+    return g - XN.T @ w
+
+
+@pytest.mark.parametrize("free", [False, True])
+def test_dca_step_keeps_the_negative_rows_and_matches_a_whole_computation(free):
+    """The DCA step reads the negative rows' copy, their dual matrix and its columns'
+    norms from the search's problem (the same for every step of a sign's refinements):
+    the step equals one computed from scratch, the copy is reused for the same rows and
+    made again for the other sign's."""
+    from convexrelu.certificates import _search
+
+    rng = np.random.default_rng(3)
+    X = rng.standard_normal((300, 4))
+    Xa = np.hstack([X, np.ones((300, 1))])
+    # small negative weights: the bounded least squares keeps a residual (a direction)
+    lam = np.abs(rng.standard_normal(300))
+    lam[rng.random(300) < 0.5] *= -0.05
+    lam -= lam.mean() if free else 0.0
+    prob = _search._Problem(Xa, lam, free)
+    neg = lam < 0
+    first = prob.negative_rows(lam, neg)
+    assert prob.negative_rows(lam, neg) is first  # kept for the same rows
+    checked = 0
+    for _ in range(40):  # points with a positive value and a step with a direction
+        x = prob.complete(rng.standard_normal((5, 1)), lam)[:, 0]
+        r = _dca_reference(prob.Xt, x, lam, free)
+        if not (prob.values(x[:, None], lam)[0] > 0
+                and np.linalg.norm(r[:-1] if free else r) > 1e-3):
+            continue
+        checked += 1
+        step = _search._dca_step(prob, x, lam, neg)
+        np.testing.assert_allclose(step, prob.complete(r[:, None], lam)[:, 0], rtol=1e-7,
+                                   atol=1e-9)
+    assert checked >= 5
+    assert prob.negative_rows(lam, neg.copy()) is not first  # other rows' arrays: again
+    other = prob.negative_rows(-lam, -lam < 0)
+    assert other[0].shape[0] == int(np.sum(-lam < 0))
+    np.testing.assert_array_equal(other[1], lam[lam > 0])
+
+
+@pytest.mark.parametrize("dca_first", [False, True])
+def test_refinement_ends_where_no_move_improves(dca_first, monkeypatch):
+    """A refinement tries the fixed-point step first, or from ``_DCA_FIRST_FROM`` rows the
+    DCA step first; either way it returns a point with its value that none of the three
+    moves improves, at least as high as its start."""
+    from convexrelu.certificates import _search
+
+    monkeypatch.setattr(_search, "_DCA_FIRST_FROM", 100 if dca_first else 10 ** 9)
+    rng = np.random.default_rng(5)
+    X = rng.standard_normal((400, 3))
+    Xa = np.hstack([X, np.ones((400, 1))])
+    lam = rng.standard_normal(400)
+    lam -= lam.mean()
+    prob = _search._Problem(Xa, lam, True)
+    neg = lam < 0
+    order = []
+    dca, fp = _search._dca_step, _search._Problem.complete
+
+    def spy_dca(*args):
+        order.append("dca")
+        return dca(*args)
+
+    def spy_complete(self, D, lam_s):
+        order.append("complete")
+        return fp(self, D, lam_s)
+
+    for _ in range(3):
+        x0 = prob.complete(rng.standard_normal((4, 1)), lam)[:, 0]
+        v0 = float(prob.values(x0[:, None], lam)[0])
+        monkeypatch.setattr(_search, "_dca_step", spy_dca)
+        monkeypatch.setattr(_search._Problem, "complete", spy_complete)
+        order.clear()
+        x, v, steps = _search._refine(prob, x0, v0, lam, neg, 50, None, True)
+        monkeypatch.undo()
+        monkeypatch.setattr(_search, "_DCA_FIRST_FROM", 100 if dca_first else 10 ** 9)
+        assert order[0] == ("dca" if dca_first else "complete") and steps >= 3
+        assert v >= v0 and v == pytest.approx(float(prob.values(x[:, None], lam)[0]),
+                                              rel=1e-12)
+        tol = 1e-12 * abs(v) + 1e-300
+        act = prob.Xt @ x > 0
+        moves = [prob.complete((prob.Xt.T @ (act * lam))[:, None], lam)[:, 0],
+                 _search._dca_step(prob, x, lam, neg), _search._polish(prob, x, lam)]
+        for xn in moves:
+            if xn is not None:
+                assert float(prob.values(xn[:, None], lam)[0]) <= v + tol
