@@ -249,7 +249,16 @@ _BVLS_SCREEN_FROM = 4096
 #: largest violations first, at most this many (and rounds at most _BVLS_SCREEN_ROUNDS,
 #: then the whole problem from the point reached)
 _BVLS_SCREEN_ADD = 512
-_BVLS_SCREEN_ROUNDS = 30
+#: A round costs two products with the matrix and a solve over the working set; the
+#: whole problem from the point reached, about 500 times as much at 375,000 variables.
+#: Measured
+#: (one BLAS thread; the default fit of ``make_classification(1000000, 20,
+#: random_state=0)``, 750,000 training rows, its fifth search replayed): at 30 rounds two
+#: of its 27 solves over all 375,000 negative rows still had 11,000-16,000 violators and
+#: finished on the whole problem, 34-36 s each; with more rounds they took 43 and 44
+#: rounds, 2.8 s each, to the same residual (adding an eighth of the violators a round, or
+#: twice as many each round: 8.3-8.8 s and 3.4-4.3 s, larger working sets)
+_BVLS_SCREEN_ROUNDS = 200
 
 
 def _bvls_violations(A, b, upper, w, col, bn):
@@ -434,8 +443,9 @@ def _polish(prob: _Problem, x, lam_s):
 #: ``make_classification(300000, 20, random_state=0)``, 225,000 training rows, replayed
 #: from their recorded dual points and generators): the fixed-point step improved about
 #: one point in ten that the DCA step improved, and each of its failures cost a pass
-#: over the rows and a sort of them; 60.3 s against 51.4 s for the six, the same best
-#: values (to 1e-6 relative; 7.2 against 8.5 s at 75,000 rows, the same values)
+#: over the rows and a sort of them; 51.4 s against 60.3 s for the six, the same best
+#: values (to 1e-6 relative; at 75,000 rows 7.2 against 8.5 s, the same values, with
+#: another fit on the other core)
 _DCA_FIRST_FROM = 4096
 
 
