@@ -251,13 +251,12 @@ _BVLS_SCREEN_FROM = 4096
 _BVLS_SCREEN_ADD = 512
 #: A round costs two products with the matrix and a solve over the working set; the
 #: whole problem from the point reached, about 500 times as much at 375,000 variables.
-#: Measured
-#: (one BLAS thread; the default fit of ``make_classification(1000000, 20,
-#: random_state=0)``, 750,000 training rows, its fifth search replayed): at 30 rounds two
-#: of its 27 solves over all 375,000 negative rows still had 11,000-16,000 violators and
-#: finished on the whole problem, 34-36 s each; with more rounds they took 43 and 44
-#: rounds, 2.8 s each, to the same residual (adding an eighth of the violators a round, or
-#: twice as many each round: 8.3-8.8 s and 3.4-4.3 s, larger working sets)
+#: Measured (one BLAS thread; the default fit of ``make_classification(1000000, 20,
+#: random_state=0)``, 750,000 training rows, its fifth search replayed): at 30 rounds
+#: two of its 27 solves over all 375,000 negative rows still had 11,000-16,000 violators
+#: and finished on the whole problem, 34-36 s each; with more rounds they took 43 and 44
+#: rounds, 2.8 s each, to the same residual (adding an eighth of the violators a round,
+#: or twice as many each round: 8.3-8.8 s and 3.4-4.3 s, larger working sets)
 _BVLS_SCREEN_ROUNDS = 200
 
 
