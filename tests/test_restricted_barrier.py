@@ -1668,11 +1668,19 @@ def test_sketched_barrier_matches_the_formed_hessian_and_cvxpy(rng, ob, monkeypa
 
     monkeypatch.setattr(rb._PrimalDual, "_sketch", spy_sketch)
     monkeypatch.setattr(rb, "_pcg", spy_cg)
-    if not ob:  # the large-sample layout: bool masks, the products fused by row chunks
-        monkeypatch.setattr(rb, "_RMATVEC_CHUNK", 300)
-        monkeypatch.setattr(rb, "_MATVEC_CHUNK", 128)
+    # the large-sample layout (bool masks, the products fused by row chunks) at this size
+    monkeypatch.setattr(rb, "_RMATVEC_CHUNK", 300)
+    monkeypatch.setattr(rb, "_MATVEC_CHUNK", 128)
+    masks = set()
+    matvec = rb.factor_matvec
+
+    def spy_matvec(factors, *args):
+        masks.add(factors[1].dtype)
+        return matvec(factors, *args)
+
+    monkeypatch.setattr(rb, "factor_matvec", spy_matvec)
     sol = RestrictedBarrierSolver().solve(prog)
-    assert used["sketch"] > 0 and used["cg"] > 0
+    assert used["sketch"] > 0 and used["cg"] > 0 and masks == {np.dtype(bool)}
     # (the certified gap over the program's patterns: 1e-6 and 3e-6 with the formed
     # Hessian as well at this size)
     assert sol.info["rel_gap"] <= 1e-5

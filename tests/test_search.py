@@ -404,8 +404,9 @@ def test_bvls_on_a_working_set_reaches_the_whole_problems_optimum(seed, numpy_pa
     """From ``_BVLS_SCREEN_FROM`` variables on (a DCA step over every row of a large data
     set), ``_bvls`` solves on a working set of its variables and checks every variable on
     the whole problem: the whole solve's residual (unique), no bound's gradient pointing
-    inward anywhere; with one round allowed and few variables added it finishes on the
-    whole problem, at the same optimum."""
+    inward anywhere; with one round allowed and few variables added, or once its working
+    set holds half the variables (seed 2), it finishes on the whole problem, at the same
+    optimum."""
     from convexrelu.certificates import _search
 
     if numpy_path:
@@ -433,8 +434,15 @@ def test_bvls_on_a_working_set_reaches_the_whole_problems_optimum(seed, numpy_pa
 
     monkeypatch.setattr(_search, "_bvls", spy)
     w, ok = _search._bvls(A, b, upper, w0)
-    # working sets only, no solve of the whole problem
-    assert ok and inner and max(inner) < m
+    assert ok and inner and min(inner) < m
+    if seed < 2:  # working sets only, no solve of the whole problem
+        assert max(inner) < m
+    else:  # its working set passed half the variables: the whole problem from there
+        # (the numpy path's whole solve is over the boxes of nonzero width)
+        whole_at = inner.index(max(inner))
+        assert 2 * max(inner[:whole_at]) <= m < 2 * (max(inner[:whole_at])
+                                                     + _search._BVLS_SCREEN_ADD)
+        assert max(inner) > 0.9 * m
     inner.clear()
     whole, ok_whole = _search._bvls(A, b, upper, w0, screen=False)
     assert ok_whole
@@ -475,14 +483,27 @@ def _dca_reference(Xt, x, lam_s, free):
     return g - XN.T @ w
 
 
+@pytest.mark.parametrize("screen", [False, True])
 @pytest.mark.parametrize("free", [False, True])
-def test_dca_step_keeps_the_negative_rows_and_matches_a_whole_computation(free):
-    """The DCA step reads the negative rows' copy, their dual matrix and its columns'
-    norms from the search's problem (the same for every step of a sign's refinements):
-    the step equals one computed from scratch, the copy is reused for the same rows and
-    made again for the other sign's."""
+def test_dca_step_keeps_the_negative_rows_and_matches_a_whole_computation(
+        free, screen, monkeypatch):
+    """The DCA step reads the negative rows' dual matrix, its columns' norms (which the
+    working-set least squares uses: ``screen``) and weights from the search's problem (the
+    same for every step of a sign's refinements): the step equals one computed from
+    scratch; the arrays are reused for the same rows and weights and made again for
+    others."""
     from convexrelu.certificates import _search
 
+    if screen:  # every DCA step's least squares on a working set, with the kept norms
+        monkeypatch.setattr(_search, "_BVLS_SCREEN_FROM", 16)
+        seen = []
+        screened = _search._bvls_screened
+
+        def spy(A, b, upper, w0, max_iter, compiled, col=None):
+            seen.append(col)
+            return screened(A, b, upper, w0, max_iter, compiled, col)
+
+        monkeypatch.setattr(_search, "_bvls_screened", spy)
     rng = np.random.default_rng(3)
     X = rng.standard_normal((300, 4))
     Xa = np.hstack([X, np.ones((300, 1))])
@@ -493,7 +514,7 @@ def test_dca_step_keeps_the_negative_rows_and_matches_a_whole_computation(free):
     prob = _search._Problem(Xa, lam, free)
     neg = lam < 0
     first = prob.negative_rows(lam, neg)
-    assert prob.negative_rows(lam, neg) is first  # kept for the same rows
+    assert prob.negative_rows(lam, neg) is first  # kept for the same rows and weights
     checked = 0
     for _ in range(40):  # points with a positive value and a step with a direction
         x = prob.complete(rng.standard_normal((5, 1)), lam)[:, 0]
@@ -506,10 +527,13 @@ def test_dca_step_keeps_the_negative_rows_and_matches_a_whole_computation(free):
         np.testing.assert_allclose(step, prob.complete(r[:, None], lam)[:, 0], rtol=1e-7,
                                    atol=1e-9)
     assert checked >= 5
+    if screen:
+        assert seen and all(c is first[2] for c in seen)
     assert prob.negative_rows(lam, neg.copy()) is not first  # other rows' arrays: again
+    assert prob.negative_rows(lam.copy(), neg) is not first  # other weights: again
     other = prob.negative_rows(-lam, -lam < 0)
-    assert other[0].shape[0] == int(np.sum(-lam < 0))
-    np.testing.assert_array_equal(other[1], lam[lam > 0])
+    np.testing.assert_array_equal(other[0], lam[lam > 0])
+    assert other[1].shape[1] == int(np.sum(lam > 0))
 
 
 @pytest.mark.parametrize("dca_first", [False, True])

@@ -153,26 +153,31 @@ class _Problem:
 
     def negative_rows(self, lam_s: np.ndarray, neg: np.ndarray):
         """The DCA steps' bounded least squares over the rows ``neg`` (where ``lam_s <
-        0``), the same at every step of a sign's refinements: ``(X_N, w_N, A, col, W)``,
+        0``), the same at every step of a sign's refinements: ``(w_N, A, col, W, last)``,
         ``A`` the matrix of the dual (``X_N^T``; with a free bias its last row replaced by
-        the equality's row of weight ``W``) and ``col`` its columns' norms. Kept for the
-        last ``neg`` asked (at 225,000 rows the copies and norms were a third of a DCA
-        step's time)."""
-        if self._negative is not None and self._negative[0] is neg:
-            return self._negative[1]
+        the equality's row of weight ``W``, and ``last`` the rows' own last entries),
+        ``col`` its columns' norms. Kept for the last ``(lam_s, neg)`` asked, the same
+        arrays (at 225,000 rows the copies and norms were a third of a DCA step's time);
+        the rows themselves are not kept."""
+        held = self._negative
+        if held is not None and held[0] is neg and held[1] is lam_s:
+            return held[2]
+        self._negative = None  # the other sign's arrays go before these are made
         XN = self.Xt[neg]
         wN = -lam_s[neg]
-        A, W = None, 1.0
+        A, W, last = None, 1.0, None
         if XN.shape[0]:
             if self.free:
                 # equality (g - X_N^T w)_{d+1} = 0 by a heavy row; the bias is then
                 # re-optimised exactly, so an inexact equality only costs tightness
                 W = 1e3 * (1.0 + float(np.max(np.linalg.norm(XN[:, :-1], axis=1))))
                 A = np.vstack([XN[:, :-1].T, W * np.ones((1, XN.shape[0]))])
+                last = XN[:, -1].copy()
             else:
                 A = np.ascontiguousarray(XN.T)
-        out = (XN, wN, A, None if A is None else np.linalg.norm(A, axis=0), W)
-        self._negative = (neg, out)
+        del XN
+        out = (wN, A, None if A is None else np.linalg.norm(A, axis=0), W, last)
+        self._negative = (neg, lam_s, out)
         return out
 
     def complete(self, D: np.ndarray, lam_s: np.ndarray) -> np.ndarray:
@@ -247,7 +252,8 @@ _BVLS_COMPILED_DATA = 50_000
 _BVLS_SCREEN_FROM = 4096
 #: ... adding at each round the variables whose gradient points into their box, the
 #: largest violations first, at most this many (and rounds at most _BVLS_SCREEN_ROUNDS,
-#: then the whole problem from the point reached)
+#: or until the set holds half the variables, then the whole problem from the point
+#: reached)
 _BVLS_SCREEN_ADD = 512
 #: A round costs two products with the matrix and a solve over the working set; the
 #: whole problem from the point reached, about 500 times as much at 375,000 variables.
@@ -304,6 +310,8 @@ def _bvls_screened(A, b, upper, w0, max_iter, compiled, col=None):
         # every variable strictly inside its box belongs to the set (it can move)
         work |= (w > 0.0) & (w < upper) & live
         S = np.flatnonzero(work)
+        if 2 * S.size > n:  # no longer a small part: the whole problem from here
+            break
         rest = b - Aw + A[:, S] @ w[S]
         wS, ok = _bvls(A[:, S], rest, upper[S], w[S], max_iter, compiled, screen=False)
         if not ok:
@@ -407,8 +415,8 @@ def _dca_step(prob: _Problem, x, lam_s, neg):
     act = (Xt @ x) > 0
     # the positive rows active at x: a product with every row (no copy of those rows)
     g = Xt.T @ np.where(act & ~neg, lam_s, 0.0)
-    XN, wN, A, col, W = prob.negative_rows(lam_s, neg)
-    if XN.shape[0] == 0:
+    wN, A, col, W, last = prob.negative_rows(lam_s, neg)
+    if wN.size == 0:
         return prob.complete(g[:, None], lam_s)[:, 0]
     rhs = np.concatenate([g[:-1], [W * g[-1]]]) if prob.free else g
     upper = np.maximum(wN, 0.0)
@@ -419,7 +427,10 @@ def _dca_step(prob: _Problem, x, lam_s, neg):
         from scipy.optimize import lsq_linear
 
         w = lsq_linear(A, rhs, bounds=(np.zeros_like(upper), upper), method="bvls").x
-    r = g - XN.T @ np.clip(w, 0.0, upper)
+    w = np.clip(w, 0.0, upper)
+    # g - X_N^T w through A (its rows are X_N's columns; with a free bias, the last one's
+    # entries are the rows' own)
+    r = g - (np.concatenate([A[:-1] @ w, [last @ w]]) if prob.free else A @ w)
     return prob.complete(r[:, None], lam_s)[:, 0]
 
 
@@ -449,9 +460,9 @@ _DCA_FIRST_FROM = 4096
 
 
 def _refine(prob, x, v, lam_s, neg, max_iter, deadline, polish):
-    """Monotone moves, cheapest first: a fixed-point step; when it stalls a DCA step; when
-    both stall the exact cell polish. Any success restarts from the first move. Over
-    ``_DCA_FIRST_FROM`` rows or more the DCA step comes first."""
+    """Monotone moves: a fixed-point step (the cheapest); when it stalls a DCA step; when
+    both stall the exact cell polish. Over ``_DCA_FIRST_FROM`` rows or more the DCA step
+    comes first, then the fixed-point step. Any success restarts from the first move."""
     n_steps = 0
     moves = ("dca", "fp") if prob.n >= _DCA_FIRST_FROM else ("fp", "dca")
     moves += ("polish",) if polish else ()

@@ -700,7 +700,8 @@ def factor_rmatvec(Xa: np.ndarray, M: np.ndarray, r: np.ndarray, ob: bool) -> np
     # written and read again (10^6 x 21 data, 23 patterns, one BLAS thread: 50 ms against
     # 66 ms a product with column-major masks, 53 against 70 with row-major ones)
     acc = np.zeros((k, Xa.shape[1]))
-    # the buffer in the masks' layout (a restricted program's masks are column-major)
+    # the buffer in the masks' layout (a restricted program's own masks are column-major;
+    # the barrier's factor_masks, beyond _RMATVEC_CHUNK rows, row-major bools)
     buf = np.empty((k, _RMATVEC_CHUNK)).T if M.flags.f_contiguous and not \
         M.flags.c_contiguous else np.empty((_RMATVEC_CHUNK, k))
     for a in range(0, n, _RMATVEC_CHUNK):
@@ -956,7 +957,9 @@ def low_rank_curvature(n: int, kd: int) -> bool:
 # the interior point's vectors over its cone rows (slacks, multipliers, their steps, the
 # line search's trials, the masks as floats and signs), in arrays of n x k: measured with
 # tracemalloc over every row, d_a = 21, n = 10^5: peaks of 240 MB at k = 12 and 921 MB at
-# k = 48 (25 and 24 such arrays)
+# k = 48 (25 and 24 such arrays; measured before the masks of the products through the
+# design's factors became bools beyond _RMATVEC_CHUNK rows, factor_masks: an upper bound
+# since, by up to 7 n k bytes)
 _ROW_VECTORS = 25
 
 
@@ -968,7 +971,8 @@ def barrier_bytes(program: ConvexProgram, rows: Optional[int] = None) -> tuple:
     the Woodbury factor's buffers and, where that factor fails, the formed reduced matrix
     (``1 + k d_a`` rows); otherwise the cone rows' vectors (``_ROW_VECTORS`` arrays of
     ``rows x k``), their matrices where kept (up to ``_G_STORED`` entries), the masks as
-    floats and three more ``n x k`` arrays, four ``n x d_a`` temporaries, one chunk of the
+    floats (bools beyond ``_RMATVEC_CHUNK`` rows: the estimate is then an upper bound) and
+    three more ``n x k`` arrays, four ``n x d_a`` temporaries, one chunk of the
     design's rows and the loss's Hessian (the design itself is never formed; the whole
     matrix is then always there to fall back to). ``rows``: the cone rows each block keeps
     (None: every row, as a solve's last pass over the rows)."""
