@@ -1644,6 +1644,37 @@ def test_reduced_newton_solve_with_a_sketch_matches_the_dense_factor(rng, monkey
 
 
 @pytest.mark.parametrize("ob", [True, False])
+def test_sketched_barrier_retries_its_reduced_solve_at_every_step(rng, ob, monkeypatch):
+    """Where the sketched conjugate gradients do not converge (forced here: no step
+    allowed), the step factors the whole Newton matrix with the exact Hessian, and the
+    next step tries the reduced solve again (no switch to the whole matrix for the rest of
+    the solve after ``_REDUCED_MAX_FAILURES`` failures, as a formed Hessian's solve
+    makes): the same optimum as the formed-Hessian solve."""
+    import convexrelu.solvers._restricted_barrier as rb
+
+    prog = _tall_program(rng, n=800, k=4, alpha=0.05, fit_output_bias=ob)
+    monkeypatch.setattr(rb, "_SKETCH_MIN", np.inf)
+    formed = RestrictedBarrierSolver().solve(prog)
+    monkeypatch.undo()
+    failed = []
+    pcg = rb._pcg
+
+    def spy_pcg(*args, **kwargs):
+        out = pcg(*args, **kwargs)
+        if kwargs.get("recurrence"):
+            failed.append(out is None)
+        return out
+
+    monkeypatch.setattr(rb, "_PCG_SKETCH_MAX_ITER", 0)
+    monkeypatch.setattr(rb, "_pcg", spy_pcg)
+    sol = RestrictedBarrierSolver().solve(prog)
+    assert sum(failed) > 2 * rb._REDUCED_MAX_FAILURES  # retried after each failure
+    assert sol.info["rel_gap"] <= 1e-5
+    assert sol.objective == pytest.approx(formed.objective, rel=1e-9)
+    assert prog.max_violation(sol.V, sol.W) <= 1e-12
+
+
+@pytest.mark.parametrize("ob", [True, False])
 def test_sketched_barrier_matches_the_formed_hessian_and_cvxpy(rng, ob, monkeypatch):
     """A program with many more samples than Newton rows is solved with the sketched
     Hessian (its early steps on the sketch, its last ones exact through conjugate
