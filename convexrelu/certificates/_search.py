@@ -317,7 +317,7 @@ def _bvls_screened(A, b, upper, w0, max_iter, compiled, col=None):
         if not ok:
             break
         w[S] = wS
-    return _bvls(A, b, upper, w, max_iter, compiled, screen=False)
+    return _bvls(A, b, upper, w, max_iter, compiled, screen=False, col=col)
 
 
 def _bvls(A: np.ndarray, b: np.ndarray, upper: np.ndarray, w0: np.ndarray,
@@ -335,8 +335,8 @@ def _bvls(A: np.ndarray, b: np.ndarray, upper: np.ndarray, w0: np.ndarray,
     cold start, ~3.6 ms per call) at a fraction of the cost, to the same optimum.
     ``compiled``: run compiled whatever the size (where numba is installed). ``screen``:
     from ``_BVLS_SCREEN_FROM`` variables on, solve on a working set of them
-    (:func:`_bvls_screened`; its own solves pass False), with ``col`` the columns' norms
-    of ``A`` where the caller keeps them.
+    (:func:`_bvls_screened`; its own solves pass False). ``col``: the columns' norms of
+    ``A`` where the caller keeps them (the working set and the numpy path read them).
     """
     upper = np.asarray(upper, dtype=np.float64)
     if screen and A.shape[1] >= _BVLS_SCREEN_FROM:
@@ -355,12 +355,14 @@ def _bvls(A: np.ndarray, b: np.ndarray, upper: np.ndarray, w0: np.ndarray,
     if live.size < upper.size:
         w[:] = 0.0
         if live.size:
-            w[live], ok = _bvls(A[:, live], b, upper[live], w0[live], max_iter, screen=False)
+            w[live], ok = _bvls(A[:, live], b, upper[live], w0[live], max_iter, screen=False,
+                                col=None if col is None else col[live])
             return w, ok
         return w, True
     m = A.shape[1]
     free = np.zeros(m, dtype=bool)
-    col = np.linalg.norm(A, axis=0)
+    if col is None:
+        col = np.linalg.norm(A, axis=0)
     bn = float(np.linalg.norm(b))
     max_iter = 4 * m + 20 if max_iter is None else int(max_iter)
     for _ in range(max_iter):
