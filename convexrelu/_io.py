@@ -209,6 +209,14 @@ def _is_int(s) -> bool:
         return False
 
 
+def _umask_mode() -> int:
+    """The mode ``open()`` gives a new file (``0o666`` less the umask): ``mkstemp`` makes
+    its files ``0o600``, which a rename would keep."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
 def atomic_savez(path, header: dict | None = None, **arrays) -> Path:
     """``np.savez_compressed`` to a temporary file in the same folder, then rename.
 
@@ -225,6 +233,7 @@ def atomic_savez(path, header: dict | None = None, **arrays) -> Path:
     try:
         with os.fdopen(fd, "wb") as fh:
             np.savez_compressed(fh, **arrays)
+        os.chmod(tmp, _umask_mode())
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
@@ -240,6 +249,7 @@ def atomic_write_text(path, text: str) -> Path:
     try:
         with os.fdopen(fd, "w") as fh:
             fh.write(text)
+        os.chmod(tmp, _umask_mode())
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):

@@ -36,7 +36,9 @@ def _build_parser(modules: dict) -> argparse.ArgumentParser:
 
     parser = argparse.ArgumentParser(
         prog="convexrelu",
-        description="Globally optimal two-layer ReLU networks and their certificates.",
+        description="Globally optimal two-layer ReLU networks and their certificates. "
+                    "With no arguments, runs 'convexrelu demo' (the main job: fits, "
+                    "certifies, prints and plots into ./convexrelu-demo/).",
     )
     parser.add_argument("--version", action="version", version=f"convexrelu {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")

@@ -114,11 +114,21 @@ def _patterns_key(pats) -> str:
     return f"{pats.bias}:{pats.n_patterns}:{h.hexdigest()}"
 
 
+def _warn_scale(X) -> None:
+    """:func:`~convexrelu._validation.warn_poorly_scaled`, pointing at the user's line."""
+    from ._validation import warn_poorly_scaled
+    from ._warnings import user_stacklevel
+
+    warn_poorly_scaled(X, stacklevel=user_stacklevel() + 1)  # warned one frame below
+
+
 class _ConvexReLUBase(BaseEstimator):
     """Shared fit logic of the two estimators."""
 
     _parameter_constraints: dict = {
-        "alpha": [Interval(numbers.Real, 0, None, closed="left"), StrOptions({"auto"})],
+        # alpha > 0: the convex program's dual constraint is scaled by alpha (at 0 the
+        # program interpolates and the certificate's bound is undefined)
+        "alpha": [Interval(numbers.Real, 0, None, closed="neither"), StrOptions({"auto"})],
         "patterns": [StrOptions({"exact", "auto"}), Interval(numbers.Integral, 1, None,
                                                              closed="left"),
                      ActivationPatterns],
@@ -339,7 +349,11 @@ class _ConvexReLUBase(BaseEstimator):
 
         ``alpha_max`` here is the gated bound ``max_i ||X_aug^T D_i lambda_0||`` at the
         zero network (output bias only) over the fit's patterns: one matrix product, and
-        an upper bound on the ReLU program's ``alpha_max``.
+        an upper bound on the ReLU program's ``alpha_max``. With a free hidden bias the
+        program does not change when a feature is shifted (the bias absorbs it), so the
+        bound is taken over the centred features: the same up to rounding on centred X,
+        and ``alpha_`` no longer grows with a column's offset (a ``year`` column of values
+        near 2000 made it hundreds of times the ReLU ``alpha_max``: the zero network).
         """
         if not (isinstance(self.alpha, str) and self.alpha == "auto"):
             return float(self.alpha)
@@ -356,6 +370,8 @@ class _ConvexReLUBase(BaseEstimator):
         lams = [dual_point(col_loss, np.zeros(X.shape[0]), col_loss.encode_targets(Y[:, j]),
                            output_bias=True)[0] for j in range(Y.shape[1])]
         Xp, L = reg.penalized(Xa), np.column_stack(lams)
+        if reg.free:  # shift-invariant: the bound of the centred features
+            Xp = Xp - Xp.mean(axis=0)
         # one pass over the masks for all columns, blocks of their float64 copies within
         # a quarter of the budget
         for _, masks, _ in pats.iter_blocks(block_size(8 * X.shape[0], maximum=4096)):
@@ -652,10 +668,13 @@ class ConvexReLURegressor(RegressorMixin, _ConvexReLUBase):
     ----------
     alpha : float or "auto", default="auto"
         Weight decay, with scikit-learn's ``MLPRegressor`` meaning. ``"auto"``:
-        ``0.03 * alpha_max``, where ``alpha_max = max_i ||X_aug^T D_i lambda_0||`` (the
-        residual ``lambda_0`` of the output bias alone, over the fit's patterns) is the
-        scale above which the optimum is the zero network. It is relative, so invariant to
-        the scale of ``y`` and to ``n``; an absolute default is a trap (at ``alpha=1e-3``
+        ``0.03 * alpha_max``, where ``alpha_max = max_i ||X_c^T D_i lambda_0||`` (the
+        residual ``lambda_0`` of the output bias alone, over the fit's patterns; ``X_c``
+        the features, centred when the hidden bias is free) is an upper bound on the scale
+        above which the optimum is the zero network (:func:`convexrelu.alpha_max`, which
+        the CV estimators use, is that scale exactly, at the cost of pricing every
+        pattern). It is relative, so invariant to the scale of ``y``, to ``n`` and, with a
+        free hidden bias, to shifting a feature; an absolute default is a trap (at ``alpha=1e-3``
         the global optimum interpolates ``load_diabetes``: train R² 1.00, test R² -0.70).
         The value used is ``alpha_``; :class:`ConvexReLURegressorCV` chooses it by
         cross-validation.
@@ -835,6 +854,7 @@ class ConvexReLURegressor(RegressorMixin, _ConvexReLUBase):
         self : ConvexReLURegressor
         """
         X, y = validate_data(self, X, y, dtype=np.float64, multi_output=True, y_numeric=True)
+        _warn_scale(X)
         y = np.asarray(y, dtype=np.float64)
         self._y_ndim = y.ndim
         Y = y[:, None] if y.ndim == 1 else y
@@ -975,6 +995,7 @@ certificate_, n_features_in_
         from sklearn.utils.multiclass import check_classification_targets
 
         X, y = validate_data(self, X, y, dtype=np.float64)
+        _warn_scale(X)
         check_classification_targets(y)
         classes, yi = np.unique(y, return_inverse=True)
         if classes.shape[0] < 2:

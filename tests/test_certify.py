@@ -341,6 +341,11 @@ def test_errors(problem):
         certify(net, X, y, alpha=0.1, hidden_bias=False)
     with pytest.raises(TypeError, match="model must be"):
         certify("net.npz", X, y, alpha=0.1)
+    from convexrelu import ConvexReLURegressor
+    reg = ConvexReLURegressor(alpha=0.1, patterns="exact").fit(X, y)
+    with pytest.raises(TypeError, match="got ConvexReLURegressor. .*model.certificate_.*"
+                       "model.network_ with alpha=model.alpha_"):
+        certify(reg, X, y)
     with pytest.raises(ValueError, match="samples"):
         certify(net, X, y[:-1], alpha=0.1, patterns=pats)
     with warnings.catch_warnings():

@@ -332,6 +332,29 @@ def test_model_file_missing_or_incomplete(files, tmp_path, capsys):
     assert "cannot read model" in err and "arrays lack" in err
 
 
+def test_written_files_get_the_umask_mode(tmp_path):
+    """The atomic writers' files have the mode ``open()`` gives (``0o666`` less the
+    umask), not ``mkstemp``'s ``0o600``, which the rename kept (``fit --out`` wrote files
+    only their owner could read)."""
+    import os
+    import stat
+
+    from convexrelu._io import atomic_savez, atomic_write_text
+
+    old = os.umask(0o022)
+    try:
+        a = atomic_savez(tmp_path / "m.npz", W1=np.ones((1, 2)))
+        b = atomic_write_text(tmp_path / "p.csv", "x\n1\n")
+        os.umask(0o077)
+        c = atomic_write_text(tmp_path / "q.csv", "x\n")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(os.stat(a).st_mode) == 0o644
+    assert stat.S_IMODE(os.stat(b).st_mode) == 0o644
+    assert stat.S_IMODE(os.stat(c).st_mode) == 0o600
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.npz", "p.csv", "q.csv"]
+
+
 def test_text_file_cut_inside_a_character(tmp_path):
     """The first 512 bytes of a UTF-8 text may end inside a character: still a text file."""
     from convexrelu._io import read_npz

@@ -136,10 +136,88 @@ def test_errors(rng):
         ConvexReLURegressor(solver=CvxpySolver("NO_SUCH_SOLVER")).fit(X, y)
     with pytest.raises(ValueError, match="The 'alpha' parameter of ConvexReLURegressor"):
         ConvexReLURegressor(alpha=-1).fit(X, y)
+    for est in (ConvexReLURegressor(alpha=0), ConvexReLUClassifier(alpha=0.0)):
+        # at alpha = 0 the pricing divided by zero (grown fit) or the program refused it
+        with pytest.raises(ValueError, match="The 'alpha' parameter of .* range \\(0"):
+            est.fit(X, (y > 0).astype(int))
     with pytest.raises(ValueError, match="patterns='exact'.*data rank at most 10"):
         # rank 12: beyond the branch and bound that prices "exact" past enumeration
         ConvexReLURegressor(patterns="exact", max_patterns=5).fit(
             rng.standard_normal((12, 11)), rng.standard_normal(12))
+
+
+def test_auto_alpha_invariant_to_a_shifted_feature(rng, monkeypatch):
+    """With a free hidden bias the program does not change when a feature is shifted, and
+    nor does ``alpha="auto"``: on the same patterns, the bound of the shifted data equals
+    the centred one's (a 'year' column near 2000 made it about 300 times larger, and the
+    default fit the zero network)."""
+    X = rng.standard_normal((30, 3))
+    y = X[:, 0] + 0.1 * rng.standard_normal(30)
+    Xs = X.copy()
+    Xs[:, 2] = 2000.0 + 10.0 * X[:, 2]
+    pats = enumerate_patterns(X, bias=True)  # the same sets of samples for Xs
+    Y = y[:, None]
+    a_shift = ConvexReLURegressor()._resolve_alpha(Xs, Y, "squared", pats)
+    a_centre = ConvexReLURegressor()._resolve_alpha(Xs - Xs.mean(0), Y, "squared", pats)
+    assert a_shift == pytest.approx(a_centre, rel=1e-9)
+    # the bound it replaces, by hand: uncentred, hundreds of times larger
+    lam = y - y.mean()
+    raw = max(np.linalg.norm(Xs.T @ (m * lam)) for m in pats.masks.T)
+    assert raw > 100 * a_shift / ConvexReLURegressor._ALPHA_RATIO
+    # still an upper bound on the ReLU program's alpha_max (shift-invariant itself)
+    from convexrelu.solvers import alpha_max
+    assert a_shift / ConvexReLURegressor._ALPHA_RATIO >= alpha_max(X, y, patterns=pats) * (
+        1 - 1e-9)
+    # penalize_bias=True is not shift-invariant: the bound is taken as it stands
+    pen = ConvexReLURegressor(penalize_bias=True)._resolve_alpha(Xs, Y, "squared", pats)
+    assert pen > 100 * a_shift
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        reg = ConvexReLURegressor(random_state=0).fit(Xs, y)
+    assert reg.n_neurons_ > 0 and reg.score(Xs, y) > 0.95  # was the zero network, R^2 0
+
+
+@pytest.mark.parametrize("make, match", [
+    (lambda X: np.c_[X[:, :2], 1.7e9 + 1e6 * X[:, 2]], "feature 2 has mean 1.7e\\+09"),
+    (lambda X: X * 1e7, "reaches .* in magnitude"),
+])
+def test_poorly_scaled_features_warn(rng, make, match):
+    """A raw timestamp column (the enumeration stopped with an internal error) or features
+    scaled by 1e7 (the zero network, certified) warn at the user's line, with the remedy;
+    standardised data and the data sets that ship with scikit-learn do not."""
+    from sklearn import datasets
+
+    from convexrelu._validation import warn_poorly_scaled
+
+    X = rng.standard_normal((30, 3))
+    with pytest.warns(UserWarning, match=match + ".*StandardScaler") as rec:
+        assert warn_poorly_scaled(make(X))
+    with pytest.warns(UserWarning, match="X is poorly scaled") as rec:
+        try:
+            ConvexReLURegressor(random_state=0, max_iter=2).fit(make(X), X[:, 0])
+        except ValueError:
+            pass  # the timestamp's enumeration may still fail: the warning came first
+    assert any(r.filename == __file__ for r in rec if "poorly" in str(r.message))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert not warn_poorly_scaled(X)
+        assert not warn_poorly_scaled(np.c_[X, np.full(30, 5.0), np.full(30, 12345.0)])
+        for name in ("iris", "wine", "diabetes", "breast_cancer", "digits"):
+            assert not warn_poorly_scaled(getattr(datasets, f"load_{name}")(
+                return_X_y=True)[0]), name
+
+
+def test_grown_fit_at_its_round_limit_warns(rng):
+    """A grown fit that stops at ``max_iter`` says so with a ConvergenceWarning, as every
+    other solve that stops short (it only set ``solution_status_``)."""
+    X = rng.standard_normal((60, 3))
+    y = np.abs(X[:, 0]) + 0.1 * rng.standard_normal(60)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # the sampling notice
+        with pytest.warns(ConvergenceWarning, match="grown fit stopped .*max_iter") as rec:
+            reg = ConvexReLURegressor(max_iter=1, max_patterns=20, random_state=0).fit(X, y)
+    assert reg.solution_status_ == "max_iter_reached"
+    assert [r.filename for r in rec if "grown fit stopped" in str(r.message)] == [__file__]
 
 
 def test_auto_samples_with_warning(rng):

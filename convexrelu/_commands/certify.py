@@ -75,9 +75,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--patterns", metavar="auto|exact|N", type=_patterns_arg,
                         default="auto",
                         help="'auto' (default): all activation patterns when they can be "
-                             "listed, else a local search for violating neurons (heuristic, "
-                             "never a proof); 'exact': all patterns or an error; N: N sampled "
-                             "patterns (a quick look, never a proof)")
+                             "listed; else, for one output and a data rank of at most 10, a "
+                             "branch and bound over all patterns (a proof); else a local "
+                             "search for violating neurons (heuristic, never a proof); "
+                             "'exact': all patterns or an error; N: N sampled patterns (a "
+                             "quick look, never a proof)")
     parser.add_argument("--tol", metavar="T", type=float, default=1e-6,
                         help="relative-gap tolerance for 'optimal' (default 1e-6)")
     parser.add_argument("--random-state", metavar="S", type=int, default=None,

@@ -54,7 +54,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--target", metavar="COLUMN", required=True,
                         help="name or index of the target column")
     parser.add_argument("--alpha", metavar="A", type=float, required=True,
-                        help="weight decay (scikit-learn's MLP alpha), >= 0")
+                        help="weight decay (scikit-learn's MLP alpha), > 0")
     parser.add_argument("--patterns", metavar="exact|auto|N", type=_patterns_arg,
                         default="auto",
                         help="all patterns ('exact'), all if at most --max-patterns else "
@@ -84,8 +84,8 @@ def run(args: argparse.Namespace) -> int:
     from ..cli import UsageError
     from ..estimators import ConvexReLUClassifier, ConvexReLURegressor
 
-    if not np.isfinite(args.alpha) or args.alpha < 0:
-        raise UsageError(f"--alpha must be a finite number >= 0; got {args.alpha}.")
+    if not np.isfinite(args.alpha) or args.alpha <= 0:
+        raise UsageError(f"--alpha must be a finite number > 0; got {args.alpha}.")
     if args.max_patterns < 1:
         raise UsageError(f"--max-patterns must be >= 1; got {args.max_patterns}.")
     try:

@@ -337,9 +337,14 @@ def _as_network(model, alpha, loss):
         elif loss is None:
             loss = "squared"
     else:
+        hint = ""
+        if hasattr(model, "network_") and hasattr(model, "alpha_"):  # a fitted estimator
+            hint = (f" A fitted {type(model).__name__} carries its own certificate, "
+                    "model.certificate_; to certify its network again pass model.network_ "
+                    "with alpha=model.alpha_ (and the estimator's loss).")
         raise TypeError(
             f"model must be a convexrelu.ReLUNet, a torch two-layer ReLU module or a fitted "
-            f"scikit-learn MLPRegressor/MLPClassifier; got {type(model).__name__}."
+            f"scikit-learn MLPRegressor/MLPClassifier; got {type(model).__name__}.{hint}"
         )
     if loss is None:
         loss = "squared"
