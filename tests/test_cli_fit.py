@@ -45,6 +45,30 @@ def test_fit_classifier_and_no_bias(tmp_path, data_csv, capsys):
     assert out[0] == "prediction" and len(out) == 11
 
 
+def test_fit_alpha_auto_is_the_default(tmp_path, data_csv, capsys):
+    """Without --alpha (or with --alpha auto) the command fits at the estimators' default
+    and says which alpha that was; the model file records it; 0 is refused as the
+    estimators refuse it."""
+    from contextlib import nullcontext
+
+    from convexrelu import ConvexReLURegressor
+    from convexrelu._io import read_header, read_npz
+
+    path, X, y = data_csv
+    model = tmp_path / "a.npz"
+    for extra in ([], ["--alpha", "auto"]):
+        assert main(["fit", str(path), "--target", "t", "--patterns", "exact", "--out",
+                     str(model)] + extra) == 0
+        out = capsys.readouterr().out
+        ref = ConvexReLURegressor(patterns="exact").fit(X, y)
+        assert f"alpha (auto): {ref.alpha_:.6g}" in out
+        assert read_header(read_npz(model))["alpha"] == pytest.approx(ref.alpha_, rel=1e-12)
+    for bad in ("0", "tiny"):
+        with pytest.raises(SystemExit) if bad == "tiny" else nullcontext():
+            assert main(["fit", str(path), "--target", "t", "--alpha", bad]) == 2
+        assert "--alpha" in capsys.readouterr().err
+
+
 def test_cli_errors(tmp_path, data_csv, capsys):
     path, _, _ = data_csv
     assert main(["fit", str(path), "--target", "zz", "--alpha", "0.1"]) == 2

@@ -1,4 +1,4 @@
-"""``convexrelu fit FILE --target COLUMN --alpha A``: fit a globally optimal ReLU network.
+"""``convexrelu fit FILE --target COLUMN [--alpha A]``: fit a globally optimal ReLU network.
 
 Reads a table (CSV with an optional header row, .npy, or .npz), fits
 :class:`~convexrelu.ConvexReLURegressor` (or the classifier with ``--classify``) and writes
@@ -33,6 +33,17 @@ def _patterns_arg(value: str):
     return n
 
 
+def _alpha_arg(value: str):
+    if value == "auto":
+        return value
+    try:
+        a = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"--alpha must be 'auto' or a number > 0; got {value!r}.") from None
+    return a
+
+
 def _loss_choices() -> list:
     from ..losses import loss_names
 
@@ -53,8 +64,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="data: .csv/.tsv (header row optional), .npy, or .npz with X, y")
     parser.add_argument("--target", metavar="COLUMN", required=True,
                         help="name or index of the target column")
-    parser.add_argument("--alpha", metavar="A", type=float, required=True,
-                        help="weight decay (scikit-learn's MLP alpha), > 0")
+    parser.add_argument("--alpha", metavar="A|auto", type=_alpha_arg, default="auto",
+                        help="weight decay (scikit-learn's MLP alpha), > 0; 'auto' "
+                             "(default): the estimators' default, 0.03 times a bound on "
+                             "the weight decay above which the optimum is zero")
     parser.add_argument("--patterns", metavar="exact|auto|N", type=_patterns_arg,
                         default="auto",
                         help="all patterns ('exact'), all if at most --max-patterns else "
@@ -84,8 +97,8 @@ def run(args: argparse.Namespace) -> int:
     from ..cli import UsageError
     from ..estimators import ConvexReLUClassifier, ConvexReLURegressor
 
-    if not np.isfinite(args.alpha) or args.alpha <= 0:
-        raise UsageError(f"--alpha must be a finite number > 0; got {args.alpha}.")
+    if args.alpha != "auto" and (not np.isfinite(args.alpha) or args.alpha <= 0):
+        raise UsageError(f"--alpha must be 'auto' or a finite number > 0; got {args.alpha}.")
     if args.max_patterns < 1:
         raise UsageError(f"--max-patterns must be >= 1; got {args.max_patterns}.")
     try:
@@ -121,7 +134,7 @@ def run(args: argparse.Namespace) -> int:
         "format_version": FORMAT_VERSION,
         "convexrelu_version": __version__,
         "kind": "classifier" if args.classify else "regressor",
-        "alpha": float(args.alpha),
+        "alpha": float(est.alpha_),
         "loss": loss,
         "bias": bool(args.bias),
         "objective": est.objective_,
@@ -142,6 +155,8 @@ def run(args: argparse.Namespace) -> int:
     kind = "exact" if est.exact_patterns_ else "sampled (not a certified global optimum)"
     print(f"fitted {X.shape[0]} samples x {X.shape[1]} features in {elapsed:.2f} s")
     print(f"patterns: {est.patterns_.n_patterns} ({kind})")
+    if args.alpha == "auto":
+        print(f"alpha (auto): {est.alpha_:.6g}")
     print(f"objective (sklearn normalisation): {est.objective_:.10g}")
     print(f"hidden neurons: {est.n_neurons_}")
     print(f"model written to {path}")
