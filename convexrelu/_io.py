@@ -13,11 +13,20 @@ __all__ = ["load_table", "read_npz", "read_npy", "read_header", "atomic_savez",
            "atomic_write_text"]
 
 
-def load_table(path, *, target: str | None = None):
+def _text_columns(data: np.ndarray) -> list:
+    """Indices of the columns of a text table that are not all numbers."""
+    return [j for j in range(data.shape[1])
+            if not all(_is_float(v) for v in data[:, j])]
+
+
+def load_table(path, *, target: str | None = None, labels: str | None = None):
     """Load CSV / .npy / .npz data.
 
     Returns ``(X, y, columns)``; ``y`` is None when ``target`` is None. A CSV may have a
     header row (used for column names); ``target`` is a column name or an integer index.
+    The target column of a CSV may hold text (class labels, returned as strings); every
+    other column must be numeric, except the column named ``labels`` (the target of the
+    model that reads the file: ``convexrelu predict``), which is dropped.
     An .npz file must hold ``X`` (and ``y`` when a target is asked for, or a column of X
     named by index). Raises ``ValueError`` with a one-line message saying what was wrong
     with the file (empty, header only, not numeric, damaged, ...).
@@ -45,6 +54,37 @@ def load_table(path, *, target: str | None = None):
         data, columns = _read_csv(path, "\t" if suffix == ".tsv" else ",")
     else:
         raise ValueError(f"unsupported data file {str(path)!r}: use .csv, .tsv, .npy or .npz.")
+    text = None
+    if data.dtype.kind == "U" and suffix in (".csv", ".txt", ".tsv"):
+        # a CSV with text: class labels in the target column only
+        text = _text_columns(data)
+        if labels is not None and columns is not None and labels in columns:
+            drop = columns.index(labels)
+            data = np.delete(data, drop, axis=1)
+            columns = [c for i, c in enumerate(columns) if i != drop]
+            text = _text_columns(data)
+        tidx = None
+        if target is not None:
+            tidx = int(target) if _is_int(target) else \
+                columns.index(target) if columns is not None and target in columns else None
+            if tidx is not None and -data.shape[1] <= tidx < data.shape[1]:
+                tidx %= data.shape[1]
+        bad = [j for j in text if j != tidx]
+        if bad:
+            j = bad[0]
+            value = next(v for v in data[:, j] if not _is_float(v))
+            name = repr(columns[j]) if columns is not None else str(j)
+            raise ValueError(
+                f"column {name} of {path} is not numeric (it holds {value!r}); only the "
+                "target column may hold text (class labels). Encode the other columns as "
+                "numbers (e.g. one-hot) first.")
+        if text:  # the target's labels as text, the features as numbers
+            y = data[:, tidx]
+            X = np.delete(data, tidx, axis=1).astype(np.float64)
+            _check_rows(X, path)
+            if columns is not None:
+                columns = [c for i, c in enumerate(columns) if i != tidx]
+            return X, y, columns
     try:
         data = np.asarray(data, dtype=np.float64)
     except (TypeError, ValueError):
@@ -105,7 +145,12 @@ def _read_csv(path: Path, delim: str):
     try:
         data = np.loadtxt(rows, delimiter=delim, ndmin=2)
     except ValueError as exc:
-        raise ValueError(f"could not read {path} as numeric {name}: {exc}") from None
+        # text in some column: read as text; load_table keeps it in the target column
+        # only (class labels), and names any other column that is not numeric
+        try:
+            data = np.char.strip(np.loadtxt(rows, delimiter=delim, ndmin=2, dtype=str))
+        except ValueError:
+            raise ValueError(f"could not read {path} as numeric {name}: {exc}") from None
     if columns is not None and data.shape[1] != len(columns):
         raise ValueError(f"the header row of {path} names {len(columns)} columns "
                          f"({', '.join(columns)}) but the data rows have {data.shape[1]}.")

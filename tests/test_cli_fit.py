@@ -69,6 +69,36 @@ def test_fit_alpha_auto_is_the_default(tmp_path, data_csv, capsys):
         assert "--alpha" in capsys.readouterr().err
 
 
+def test_fit_text_class_labels(tmp_path, capsys):
+    """A classifier's target column may hold text labels (iris's species): fit reads them,
+    predict prints them and skips that column of its data file; text in a feature column
+    is refused naming the column (it was 'could not convert string' for the whole file)."""
+    from sklearn.datasets import load_iris
+
+    X, t = load_iris(return_X_y=True)
+    X = (X - X.mean(0)) / X.std(0)
+    names = np.array(["setosa", "versicolor", "virginica"])[t]
+    rows = ["a,b,c,d,species"] + [",".join([*(f"{v:.6f}" for v in x), f" {s}"])
+                                  for x, s in zip(X, names)]
+    path = tmp_path / "iris.csv"
+    path.write_text("\n".join(rows) + "\n")
+    model = tmp_path / "m.npz"
+    assert main(["fit", str(path), "--target", "species", "--classify", "--alpha", "0.1",
+                 "--patterns", "20", "--random-state", "0", "--out", str(model)]) == 0
+    capsys.readouterr()
+    assert main(["predict", str(model), str(path)]) == 0
+    out = capsys.readouterr().out.split()
+    assert out[0] == "prediction" and len(out) == 151
+    assert set(out[1:]) <= set(names) and np.mean(np.array(out[1:]) == names) > 0.9
+    bad = tmp_path / "bad.csv"
+    bad.write_text("a,colour,y\n1,red,0\n2,blue,1\n3,red,0\n")
+    assert main(["fit", str(bad), "--target", "y", "--classify", "--alpha", "0.1"]) == 2
+    err = capsys.readouterr().err
+    assert "column 'colour'" in err and "'red'" in err and "Encode" in err
+    assert main(["fit", str(path), "--target", "a", "--alpha", "0.1"]) == 2
+    assert "column 'species'" in capsys.readouterr().err  # a regression on text labels
+
+
 def test_cli_errors(tmp_path, data_csv, capsys):
     path, _, _ = data_csv
     assert main(["fit", str(path), "--target", "zz", "--alpha", "0.1"]) == 2

@@ -106,7 +106,7 @@ def run(args: argparse.Namespace) -> int:
 
     net, header = _load_model(args.model)
     try:
-        X, _, columns = load_table(args.file)
+        X, _, columns = load_table(args.file, labels=header.get("target"))
     except ValueError as exc:
         raise UsageError(str(exc)) from None
     X = _align_features(X, columns, dict(header, n_features=net.n_features), args.file,
