@@ -138,6 +138,9 @@ def _fit_path(estimator, X, y, train, test, alphas, scorer, patterns, n_iter_no_
             warnings.filterwarnings("ignore", category=ConvergenceWarning)
             warnings.filterwarnings("ignore", message="Solution may be inaccurate",
                                     category=UserWarning)
+            # said once, by the refit on all the data, at the user's line
+            warnings.filterwarnings("ignore", message="X is poorly scaled",
+                                    category=UserWarning)
             estimator.fit(X_train, y_train)
         t1 = time.perf_counter()
         out[0, k] = scorer(estimator, X_test, y_test)
@@ -223,8 +226,8 @@ class _ConvexReLUCVBase:
             top = amax if np.isfinite(amax) and amax > 0 else 1.0
             return top * np.geomspace(1.0, self.eps, n_alphas), amax
         alphas = np.asarray(self.alphas, dtype=np.float64).ravel()
-        if alphas.size == 0 or not np.all(np.isfinite(alphas)) or np.any(alphas < 0):
-            raise ValueError(f"alphas must be a non-empty array of finite floats >= 0 (or an "
+        if alphas.size == 0 or not np.all(np.isfinite(alphas)) or np.any(alphas <= 0):
+            raise ValueError(f"alphas must be a non-empty array of finite floats > 0 (or an "
                              f"int: the number of grid points, or None); got "
                              f"{self.alphas!r}.")
         return np.sort(alphas)[::-1], amax

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -14,9 +13,70 @@ __all__ = ["load_table", "read_npz", "read_npy", "read_header", "atomic_savez",
 
 
 def _text_columns(data: np.ndarray) -> list:
-    """Indices of the columns of a text table that are not all numbers."""
-    return [j for j in range(data.shape[1])
-            if not all(_is_float(v) for v in data[:, j])]
+    """Indices of the columns of a text table that are not all numbers (an empty cell is
+    not a number)."""
+    out = []
+    for j in range(data.shape[1]):
+        try:
+            data[:, j].astype(np.float64)  # one conversion per column, not per cell
+        except ValueError:
+            out.append(j)
+    return out
+
+
+def _is_header(lines: list, delim: str) -> bool:
+    """Whether the first of a CSV's non-empty ``lines`` names the columns: text where the
+    next row has a number (a first row whose only text is in columns that hold text all
+    along, class labels, is data: UCI's headerless ``iris.data``)."""
+    fields = [f.strip() for f in lines[0].split(delim)]
+    text = [j for j, f in enumerate(fields) if f and not _is_float(f)]
+    nxt = [f.strip() for f in lines[1].split(delim)] if len(lines) > 1 else []
+    return bool(text) and (not nxt or len(nxt) != len(fields)
+                           or any(_is_float(nxt[j]) for j in text))
+
+
+def target_name(path, target) -> str:
+    """The name of the column ``target`` (a name, or an integer index into a CSV with a
+    header row) as a model records it, so that ``convexrelu predict`` can skip it."""
+    path = Path(path)
+    if not _is_int(target) or path.suffix.lower() not in (".csv", ".txt", ".tsv"):
+        return str(target)
+    delim = "\t" if path.suffix.lower() == ".tsv" else ","
+    try:
+        with open(path, encoding="utf-8-sig") as fh:
+            lines = []
+            for line in fh:
+                if line.strip():
+                    lines.append(line.rstrip("\r\n"))
+                if len(lines) == 2:
+                    break
+    except (OSError, UnicodeDecodeError):
+        return str(target)
+    if not lines or not _is_header(lines, delim):
+        return str(target)
+    fields = [f.strip() for f in lines[0].split(delim)]
+    idx = int(target)
+    return fields[idx] if -len(fields) <= idx < len(fields) else str(target)
+
+
+def _target_index(target, columns, n_columns: int) -> int:
+    """The column index of ``target`` (a name or an integer index), or a ``ValueError``
+    saying that it is not there."""
+    if _is_int(target):
+        idx = int(target)
+    elif columns is not None and target in columns:
+        idx = columns.index(target)
+    else:
+        raise ValueError(f"target column {target!r} not found; columns are "
+                         f"{columns if columns else list(range(n_columns))}.")
+    if not -n_columns <= idx < n_columns:
+        raise ValueError(f"target column index {idx} out of range for {n_columns} columns.")
+    return idx % n_columns
+
+
+def _first_text(col: np.ndarray) -> str:
+    """The first cell of a column that is not a number."""
+    return str(next(v for v in col if not _is_float(v)))
 
 
 def load_table(path, *, target: str | None = None, labels: str | None = None):
@@ -65,19 +125,22 @@ def load_table(path, *, target: str | None = None, labels: str | None = None):
             text = _text_columns(data)
         tidx = None
         if target is not None:
-            tidx = int(target) if _is_int(target) else \
-                columns.index(target) if columns is not None and target in columns else None
-            if tidx is not None and -data.shape[1] <= tidx < data.shape[1]:
-                tidx %= data.shape[1]
+            tidx = _target_index(target, columns, data.shape[1])
         bad = [j for j in text if j != tidx]
+        for j in bad + ([tidx] if tidx in text else []):
+            empty = np.flatnonzero(data[:, j] == "")
+            if empty.size:
+                name = repr(columns[j]) if columns is not None else str(j)
+                raise ValueError(f"column {name} of {path} has an empty cell (data row "
+                                 f"{int(empty[0]) + 1}); fill or drop the missing values "
+                                 "first.")
         if bad:
             j = bad[0]
-            value = next(v for v in data[:, j] if not _is_float(v))
             name = repr(columns[j]) if columns is not None else str(j)
             raise ValueError(
-                f"column {name} of {path} is not numeric (it holds {value!r}); only the "
-                "target column may hold text (class labels). Encode the other columns as "
-                "numbers (e.g. one-hot) first.")
+                f"column {name} of {path} is not numeric (it holds "
+                f"{_first_text(data[:, j])!r}); only the target column may hold text "
+                "(class labels). Encode the other columns as numbers (e.g. one-hot) first.")
         if text:  # the target's labels as text, the features as numbers
             y = data[:, tidx]
             X = np.delete(data, tidx, axis=1).astype(np.float64)
@@ -97,15 +160,7 @@ def load_table(path, *, target: str | None = None, labels: str | None = None):
     _check_rows(data, path)
     if target is None:
         return data, None, columns
-    if _is_int(target):
-        idx = int(target)
-    elif columns is not None and target in columns:
-        idx = columns.index(target)
-    else:
-        raise ValueError(f"target column {target!r} not found; columns are "
-                         f"{columns if columns else list(range(data.shape[1]))}.")
-    if not -data.shape[1] <= idx < data.shape[1]:
-        raise ValueError(f"target column index {idx} out of range for {data.shape[1]} columns.")
+    idx = _target_index(target, columns, data.shape[1])
     y = data[:, idx]
     X = np.delete(data, idx % data.shape[1], axis=1)
     if columns is not None:
@@ -133,7 +188,7 @@ def _read_csv(path: Path, delim: str):
         raise ValueError(f"{path} is empty; expected a {name} of numbers with an optional "
                          "header row of column names.")
     fields = [f.strip() for f in lines[0].split(delim)]
-    columns = fields if any(not _is_float(f) for f in fields if f) else None
+    columns = fields if _is_header(lines, delim) else None
     rows = lines[1:] if columns is not None else lines
     if not rows:
         raise ValueError(f"{path} has a header row ({', '.join(fields)}) but no data rows.")
@@ -254,12 +309,19 @@ def _is_int(s) -> bool:
         return False
 
 
-def _umask_mode() -> int:
-    """The mode ``open()`` gives a new file (``0o666`` less the umask): ``mkstemp`` makes
-    its files ``0o600``, which a rename would keep."""
-    mask = os.umask(0)
-    os.umask(mask)
-    return 0o666 & ~mask
+def _temp_beside(path: Path):
+    """``(fd, name)`` of a new hidden file beside ``path`` with the mode ``open()`` gives
+    (``0o666`` less the umask, applied by the kernel; ``mkstemp``'s files are ``0o600``,
+    which the rename kept)."""
+    import secrets
+
+    for _ in range(100):
+        tmp = path.parent / f".{path.name}.{secrets.token_hex(6)}.tmp"
+        try:
+            return os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666), str(tmp)
+        except FileExistsError:
+            continue
+    raise FileExistsError(f"could not create a temporary file beside {path}.")
 
 
 def atomic_savez(path, header: dict | None = None, **arrays) -> Path:
@@ -274,11 +336,10 @@ def atomic_savez(path, header: dict | None = None, **arrays) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     if header is not None:
         arrays["__header__"] = np.array(json.dumps(header))
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    fd, tmp = _temp_beside(path)
     try:
         with os.fdopen(fd, "wb") as fh:
             np.savez_compressed(fh, **arrays)
-        os.chmod(tmp, _umask_mode())
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
@@ -290,11 +351,10 @@ def atomic_savez(path, header: dict | None = None, **arrays) -> Path:
 def atomic_write_text(path, text: str) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    fd, tmp = _temp_beside(path)
     try:
         with os.fdopen(fd, "w") as fh:
             fh.write(text)
-        os.chmod(tmp, _umask_mode())
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):

@@ -81,9 +81,9 @@ def warn_poorly_scaled(X: np.ndarray, stacklevel: int = 2) -> bool:
     mean = X.mean(axis=0)
     std = np.sqrt(np.maximum(np.einsum("ij,ij->j", X, X) / X.shape[0] - mean * mean, 0.0))
     offset = np.abs(mean) > _MAX_OFFSET * std
-    # a constant feature (its std within the mean square's rounding) is not an offset: the
-    # bias coordinate spans it, and only its magnitude can harm (the test below)
-    offset &= std > 1e-7 * np.abs(mean)
+    # a constant feature is not an offset (the bias coordinate spans it; only its
+    # magnitude can harm, the test below), whatever the mean square's rounding says
+    offset &= X.max(axis=0) > X.min(axis=0)
     big = max(float(X.max()), -float(X.min()))
     if not offset.any() and big <= _MAX_SCALE:
         return False

@@ -126,8 +126,8 @@ class _ConvexReLUBase(BaseEstimator):
     """Shared fit logic of the two estimators."""
 
     _parameter_constraints: dict = {
-        # alpha > 0: the convex program's dual constraint is scaled by alpha (at 0 the
-        # program interpolates and the certificate's bound is undefined)
+        # alpha > 0: at 0 the program interpolates, the working-set pricing divides by
+        # alpha, and the program refuses it (cvxpy alone solved it)
         "alpha": [Interval(numbers.Real, 0, None, closed="neither"), StrOptions({"auto"})],
         "patterns": [StrOptions({"exact", "auto"}), Interval(numbers.Integral, 1, None,
                                                              closed="left"),
@@ -601,13 +601,23 @@ class _ConvexReLUBase(BaseEstimator):
         working set, or None."""
         from .solvers._column_generation import solve_grown_columns
 
+        from ._warnings import user_stacklevel
+
         rounds = {} if self.max_iter is None else {"max_iter": self.max_iter}
         warm = [None if w is None or w.info.get("patterns") is None else w for w in warm]
-        return solve_grown_columns(progs, warm_start=warm, tol=self.tol,
+        sols = solve_grown_columns(progs, warm_start=warm, tol=self.tol,
                                    n_add=_grown_n_add(progs[0].d_aug),
                                    max_searches=self._MAX_SEARCHES, search_time=None,
                                    random_state=_seed(self.random_state),
                                    verbose=int(bool(self.verbose)), **rounds)
+        short = [s for s in sols if s.status != "optimal"]
+        if short:  # one warning for the programs solved together, as other solves warn
+            gap = max(float(s.info.get("rel_gap", np.nan)) for s in short)
+            what = "" if len(sols) == 1 else f" on {len(short)} of its {len(sols)} programs"
+            warn_convergence(f"the grown fit stopped short of tol={self.tol:g}{what} (a "
+                             f"relative duality gap of {gap:.3g} over the patterns it used). "
+                             f"{short[0].info['hint']}", stacklevel=user_stacklevel())
+        return sols
 
     @staticmethod
     def _stack(nets) -> ReLUNet:

@@ -346,6 +346,12 @@ def test_errors(problem):
     with pytest.raises(TypeError, match="got ConvexReLURegressor. .*model.certificate_.*"
                        "model.network_ with alpha=model.alpha_"):
         certify(reg, X, y)
+    from convexrelu import ConvexReLUClassifier
+    labels = np.arange(len(y)) % 3
+    clf = ConvexReLUClassifier(alpha=0.1, patterns=5, random_state=0).fit(X, labels)
+    with pytest.raises(TypeError, match=r"model.certificate_ \(one per output or class of "
+                       r"several\)\.$"):  # its network is not one logistic program
+        certify(clf, X, labels)
     with pytest.raises(ValueError, match="samples"):
         certify(net, X, y[:-1], alpha=0.1, patterns=pats)
     with warnings.catch_warnings():

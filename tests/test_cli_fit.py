@@ -97,6 +97,31 @@ def test_fit_text_class_labels(tmp_path, capsys):
     assert "column 'colour'" in err and "'red'" in err and "Encode" in err
     assert main(["fit", str(path), "--target", "a", "--alpha", "0.1"]) == 2
     assert "column 'species'" in capsys.readouterr().err  # a regression on text labels
+    assert main(["fit", str(path), "--target", "species", "--alpha", "0.1"]) == 2
+    assert "pass --classify" in capsys.readouterr().err
+    # the target by index: the model records its name, and predict skips it
+    assert main(["fit", str(path), "--target", "4", "--classify", "--alpha", "0.1",
+                 "--patterns", "20", "--random-state", "0", "--out", str(model)]) == 0
+    capsys.readouterr()
+    assert main(["predict", str(model), str(path)]) == 0
+    assert len(capsys.readouterr().out.split()) == 151
+    # UCI's headerless iris.data: the first row is data, not column names
+    plain = tmp_path / "iris.data"
+    plain.write_text("\n".join(rows[1:]) + "\n")
+    from convexrelu._io import load_table
+    Xp, yp, cols = load_table(_as_csv(plain), target=4)
+    assert Xp.shape == (150, 4) and cols is None and list(yp[:1]) == ["setosa"]
+    # an empty cell: refused, naming the column and the row (it became a class '')
+    holes = tmp_path / "holes.csv"
+    holes.write_text("a,y\n1,0\n2,\n3,1\n")
+    assert main(["fit", str(holes), "--target", "y", "--classify", "--alpha", "0.1"]) == 2
+    assert "column 'y'" in (err := capsys.readouterr().err) and "empty cell (data row 2)" in err
+
+
+def _as_csv(path):
+    new = path.with_suffix(".csv")
+    new.write_text(path.read_text())
+    return new
 
 
 def test_cli_errors(tmp_path, data_csv, capsys):

@@ -260,6 +260,23 @@ def test_bad_parameters(reg_data):
         ConvexReLURegressorCV(alphas=[1.0, -1.0], **FAST_REG).fit(X, y)
     with pytest.raises(ValueError, match="alphas must be a non-empty array"):
         ConvexReLURegressorCV(alphas=[np.nan], **FAST_REG).fit(X, y)
+    with pytest.raises(ValueError, match="finite floats > 0"):  # 0 ran for minutes
+        ConvexReLURegressorCV(alphas=[1.0, 0.0], **FAST_REG).fit(X, y)
+    with pytest.raises(ValueError, match="floats > 0"):
+        __import__("convexrelu").regularization_path(X, y, alphas=[1.0, 0.0])
+
+
+def test_poorly_scaled_warning_once_per_cv_fit(reg_data):
+    """The scaling warning comes once, from the refit at the user's line, not once per
+    fold and alpha (13 times under the default filters)."""
+    X, y = reg_data
+    Xs = X.copy()
+    Xs[:, 0] = 2e6 + 1e5 * X[:, 0]
+    with warnings.catch_warnings(record=True) as rec:
+        warnings.simplefilter("default")
+        ConvexReLURegressorCV(n_alphas=2, cv=2, **FAST_REG).fit(Xs, y)
+    scaled = [r for r in rec if "poorly scaled" in str(r.message)]
+    assert len(scaled) == 1 and scaled[0].filename == __file__
     with pytest.raises(ValueError, match="'eps' parameter of ConvexReLURegressorCV"):
         ConvexReLURegressorCV(eps=1.5).fit(X, y)
     with pytest.raises(ValueError, match="'alphas' parameter of ConvexReLURegressorCV"):

@@ -202,6 +202,9 @@ def test_poorly_scaled_features_warn(rng, make, match):
         warnings.simplefilter("error")
         assert not warn_poorly_scaled(X)
         assert not warn_poorly_scaled(np.c_[X, np.full(30, 5.0), np.full(30, 12345.0)])
+        # constant columns whose mean square rounds (a std of 0.016 by E[x^2] - mean^2)
+        assert not warn_poorly_scaled(np.c_[rng.standard_normal(100_000),
+                                            np.full(100_000, 12345.678)])
         for name in ("iris", "wine", "diabetes", "breast_cancer", "digits"):
             assert not warn_poorly_scaled(getattr(datasets, f"load_{name}")(
                 return_X_y=True)[0]), name
@@ -216,8 +219,13 @@ def test_grown_fit_at_its_round_limit_warns(rng):
         warnings.simplefilter("ignore", UserWarning)  # the sampling notice
         with pytest.warns(ConvergenceWarning, match="grown fit stopped .*max_iter") as rec:
             reg = ConvexReLURegressor(max_iter=1, max_patterns=20, random_state=0).fit(X, y)
-    assert reg.solution_status_ == "max_iter_reached"
-    assert [r.filename for r in rec if "grown fit stopped" in str(r.message)] == [__file__]
+        assert reg.solution_status_ == "max_iter_reached"
+        assert [r.filename for r in rec if "grown fit stopped" in str(r.message)] == [__file__]
+        # the classes of a one-vs-rest fit, solved together: one warning, not one a class
+        labels = np.digitize(X[:, 1], [-0.5, 0.0, 0.5])
+        with pytest.warns(ConvergenceWarning, match="on [1-4] of its 4 programs") as rec:
+            ConvexReLUClassifier(max_iter=1, max_patterns=20, random_state=0).fit(X, labels)
+        assert len([r for r in rec if "grown fit stopped" in str(r.message)]) == 1
 
 
 def test_auto_samples_with_warning(rng):

@@ -87,7 +87,7 @@ def test_path_errors(rng):
         regularization_path(X, y, n_alphas=0)
     with pytest.raises(ValueError, match="eps must be a float in \\(0, 1\\); got 2"):
         regularization_path(X, y, eps=2)
-    with pytest.raises(ValueError, match="alphas must be a non-empty array of floats >= 0"):
+    with pytest.raises(ValueError, match="alphas must be a non-empty array of floats > 0"):
         regularization_path(X, y, alphas=[-1.0])
     with pytest.raises(ValueError, match="patterns must be 'exact', a positive int or an"):
         alpha_max(X, y, patterns="all")

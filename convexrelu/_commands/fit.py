@@ -93,7 +93,7 @@ def run(args: argparse.Namespace) -> int:
     import numpy as np
 
     from .. import __version__
-    from .._io import atomic_savez, load_table
+    from .._io import atomic_savez, load_table, target_name
     from ..cli import UsageError
     from ..estimators import ConvexReLUClassifier, ConvexReLURegressor
 
@@ -112,6 +112,10 @@ def run(args: argparse.Namespace) -> int:
     loss = args.loss or ("logistic" if args.classify else "squared")
     if args.classify and get_loss(loss).task != "classification":
         raise UsageError(f"--classify needs a classification loss; got --loss {loss}.")
+    if not args.classify and getattr(y, "dtype", None) is not None and y.dtype.kind == "U":
+        raise UsageError(f"the target column {args.target!r} holds text (e.g. {str(y[0])!r}):"
+                         " class labels; pass --classify, or encode it as numbers for a "
+                         "regression.")
     Est = ConvexReLUClassifier if args.classify else ConvexReLURegressor
     est = Est(alpha=args.alpha, loss=loss, patterns=args.patterns, bias=args.bias,
               max_patterns=args.max_patterns, random_state=args.random_state)
@@ -143,7 +147,7 @@ def run(args: argparse.Namespace) -> int:
         "exact_patterns": est.exact_patterns_,
         "status": str(est.solution_status_),
         "feature_names": columns,
-        "target": str(args.target),
+        "target": target_name(args.file, args.target),  # a name: predict skips it
         "n_features": int(X.shape[1]),
         "data_file": str(args.file),
     }

@@ -340,8 +340,13 @@ def _as_network(model, alpha, loss):
         hint = ""
         if hasattr(model, "network_") and hasattr(model, "alpha_"):  # a fitted estimator
             hint = (f" A fitted {type(model).__name__} carries its own certificate, "
-                    "model.certificate_; to certify its network again pass model.network_ "
-                    "with alpha=model.alpha_ (and the estimator's loss).")
+                    "model.certificate_ (one per output or class of several)")
+            classes = getattr(model, "classes_", None)
+            if getattr(model.network_, "n_outputs", 1) == 1 and (
+                    classes is None or len(classes) <= 2):
+                hint += ("; to certify its network again pass model.network_ with "
+                         "alpha=model.alpha_ (and the estimator's loss)")
+            hint += "."
         raise TypeError(
             f"model must be a convexrelu.ReLUNet, a torch two-layer ReLU module or a fitted "
             f"scikit-learn MLPRegressor/MLPClassifier; got {type(model).__name__}.{hint}"

@@ -69,7 +69,7 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils._param_validation import Interval
 
 from .._memory import MemoryBudgetError
-from .._warnings import muted_convergence, user_stacklevel, warn_convergence
+from .._warnings import muted_convergence, warn_convergence
 from ..certificates._dual import PricingMultipliers
 from ..certificates._sweep import SweepPricer
 from ..certificates._gap import (centred_dual, dual_point, pattern_correlations,
@@ -1823,10 +1823,6 @@ def _grown_steps(program, initial, warm_start, first, clock, *, tol: float = 1e-
     sol.info["certificate"] = (
         "duality gap over the sampled patterns and the violating neurons a local search "
         "found: a heuristic, not a proof of global optimality")
-    if sol.status != "optimal":  # as every other solve that stops short (one per program)
-        warn_convergence(f"the grown fit stopped ({sol.status}) at a relative duality gap "
-                         f"{sol.info['rel_gap']:.3g} over the patterns it used, above "
-                         f"tol={tol:g}. {sol.info['hint']}", stacklevel=user_stacklevel())
     return sol
 
 

@@ -226,8 +226,11 @@ def regularization_path(X, y, alphas=None, *, n_alphas: int = 10, eps: float = 1
     if alphas is None:
         alphas = amax * np.geomspace(1.0, eps, int(n_alphas)) if amax > 0 else np.zeros(1)
     alphas = np.sort(np.asarray(alphas, dtype=np.float64).ravel())[::-1]
-    if alphas.size == 0 or not np.all(np.isfinite(alphas)) or np.any(alphas < 0):
-        raise ValueError(f"alphas must be a non-empty array of floats >= 0; got {alphas!r}.")
+    # alpha = 0 only where the zero network is optimal at every alpha (amax = 0): elsewhere
+    # the program interpolates and the pricing divides by alpha
+    if alphas.size == 0 or not np.all(np.isfinite(alphas)) or np.any(alphas < 0) or (
+            amax > 0 and np.any(alphas == 0)):
+        raise ValueError(f"alphas must be a non-empty array of floats > 0; got {alphas!r}.")
     cg = ColumnGenerationSolver(inner=solver, tol=tol, max_iter=max_iter, verbose=verbose,
                                 n_jobs=n_jobs)
     lam_prev, a_prev = _zero_dual(program), max(amax, float(alphas[0]))
