@@ -117,12 +117,11 @@ def load_table(path, *, target: str | None = None, labels: str | None = None):
     text = None
     if data.dtype.kind == "U" and suffix in (".csv", ".txt", ".tsv"):
         # a CSV with text: class labels in the target column only
-        text = _text_columns(data)
         if labels is not None and columns is not None and labels in columns:
             drop = columns.index(labels)
             data = np.delete(data, drop, axis=1)
             columns = [c for i, c in enumerate(columns) if i != drop]
-            text = _text_columns(data)
+        text = _text_columns(data)
         tidx = None
         if target is not None:
             tidx = _target_index(target, columns, data.shape[1])

@@ -83,8 +83,9 @@ def warn_poorly_scaled(X: np.ndarray, stacklevel: int = 2) -> bool:
     offset = np.abs(mean) > _MAX_OFFSET * std
     # a constant feature is not an offset (the bias coordinate spans it; only its
     # magnitude can harm, the test below), whatever the mean square's rounding says
-    offset &= X.max(axis=0) > X.min(axis=0)
-    big = max(float(X.max()), -float(X.min()))
+    hi, lo = X.max(axis=0), X.min(axis=0)  # one pass each, shared by both tests
+    offset &= hi > lo
+    big = max(float(hi.max()), -float(lo.min()))
     if not offset.any() and big <= _MAX_SCALE:
         return False
     if offset.any():
@@ -92,7 +93,7 @@ def warn_poorly_scaled(X: np.ndarray, stacklevel: int = 2) -> bool:
         what = (f"feature {j} has mean {mean[j]:.4g} and standard deviation {std[j]:.4g} "
                 f"(offsets beyond {_MAX_OFFSET:g} standard deviations)")
     else:
-        j = int(np.argmax(np.maximum(X.max(axis=0), -X.min(axis=0))))
+        j = int(np.argmax(np.maximum(hi, -lo)))
         what = (f"feature {j} reaches {big:.4g} in magnitude (entries beyond "
                 f"{_MAX_SCALE:g})")
     warnings.warn(f"X is poorly scaled: {what}. The activation patterns, the solvers and "
