@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 from pathlib import Path
@@ -24,13 +25,22 @@ def _text_columns(data: np.ndarray) -> list:
     return out
 
 
+def _fields(line: str, delim: str) -> list:
+    """The stripped fields of one CSV line; quoted fields (R's ``write.csv`` quotes every
+    text field and column name) lose their quotes and may hold the delimiter."""
+    if '"' not in line:
+        return [f.strip() for f in line.split(delim)]
+    return [f.strip() for f in next(csv.reader([line], delimiter=delim,
+                                               skipinitialspace=True))]
+
+
 def _is_header(lines: list, delim: str) -> bool:
     """Whether the first of a CSV's non-empty ``lines`` names the columns: text where the
     next row has a number (a first row whose only text is in columns that hold text all
     along, class labels, is data: UCI's headerless ``iris.data``)."""
-    fields = [f.strip() for f in lines[0].split(delim)]
+    fields = _fields(lines[0], delim)
     text = [j for j, f in enumerate(fields) if f and not _is_float(f)]
-    nxt = [f.strip() for f in lines[1].split(delim)] if len(lines) > 1 else []
+    nxt = _fields(lines[1], delim) if len(lines) > 1 else []
     return bool(text) and (not nxt or len(nxt) != len(fields)
                            or any(_is_float(nxt[j]) for j in text))
 
@@ -54,7 +64,7 @@ def target_name(path, target) -> str:
         return str(target)
     if not lines or not _is_header(lines, delim):
         return str(target)
-    fields = [f.strip() for f in lines[0].split(delim)]
+    fields = _fields(lines[0], delim)
     idx = int(target)
     return fields[idx] if -len(fields) <= idx < len(fields) else str(target)
 
@@ -186,7 +196,7 @@ def _read_csv(path: Path, delim: str):
     if not lines:
         raise ValueError(f"{path} is empty; expected a {name} of numbers with an optional "
                          "header row of column names.")
-    fields = [f.strip() for f in lines[0].split(delim)]
+    fields = _fields(lines[0], delim)
     columns = fields if _is_header(lines, delim) else None
     rows = lines[1:] if columns is not None else lines
     if not rows:
@@ -196,6 +206,13 @@ def _read_csv(path: Path, delim: str):
         if dup:
             raise ValueError(f"the header row of {path} names column(s) {dup} more than once; "
                              "column names must be unique.")
+    if any('"' in line for line in rows):
+        data = _read_quoted(rows, delim, path, name)
+        if columns is not None and data.shape[1] != len(columns):
+            raise ValueError(f"the header row of {path} names {len(columns)} columns "
+                             f"({', '.join(columns)}) but the data rows have "
+                             f"{data.shape[1]}.")
+        return data, columns
     try:
         data = np.loadtxt(rows, delimiter=delim, ndmin=2)
     except ValueError as exc:
@@ -209,6 +226,23 @@ def _read_csv(path: Path, delim: str):
         raise ValueError(f"the header row of {path} names {len(columns)} columns "
                          f"({', '.join(columns)}) but the data rows have {data.shape[1]}.")
     return data, columns
+
+
+def _read_quoted(rows: list, delim: str, path: Path, name: str) -> np.ndarray:
+    """The data rows of a CSV with quoted fields: numbers, or text where a column holds
+    any (as ``_read_csv``'s text fallback)."""
+    table = [[f.strip() for f in row]
+             for row in csv.reader(rows, delimiter=delim, skipinitialspace=True)]
+    widths = {len(row) for row in table}
+    if len(widths) != 1:
+        k = next(i for i, row in enumerate(table) if len(row) != len(table[0]))
+        raise ValueError(f"could not read {path} as a {name}: data row {k + 1} has "
+                         f"{len(table[k])} fields, the first {len(table[0])}.")
+    data = np.array(table, dtype=str)
+    try:
+        return data.astype(np.float64)
+    except ValueError:
+        return data
 
 
 _NPY_MAGIC = b"\x93NUMPY"

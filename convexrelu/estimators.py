@@ -304,13 +304,13 @@ class _ConvexReLUBase(BaseEstimator):
                                       penalize_bias=self.penalize_bias, tol=1e-9)
             if net.n_neurons > 0:
                 net = net.prune(X, penalize_bias=self.penalize_bias)
+            net, obj = self._no_worse_than_constant(X, Y[:, j], col_loss, net)
             certs.append(certify(net, X, Y[:, j], alpha=self.alpha_, loss=col_loss,
                                  patterns="bnb", tol=self.tol, hidden_bias=self.bias,
                                  penalize_bias=self.penalize_bias,
                                  random_state=_seed(self.random_state), n_jobs=self.n_jobs)
                          if self.certify else None)
-            objective += net.objective(X, Y[:, j], self.alpha_, col_loss,
-                                       penalize_bias=self.penalize_bias)
+            objective += obj
             n_iter = max(n_iter, sol.n_iter)
             statuses.append(sol.status)
             nets.append(net)
@@ -437,9 +437,43 @@ class _ConvexReLUBase(BaseEstimator):
         keep = []
         net, it, status = self._solve_one(X, y, loss, pats, solver, warm=warm, keep=keep,
                                           pre=pre)
+        net, obj = self._no_worse_than_constant(X, y, loss, net)
         cert = self._certify_one(X, y, loss, pats, net) if self.certify else None
-        obj = net.objective(X, y, self.alpha_, loss, penalize_bias=self.penalize_bias)
         return net, it, status, keep[0], cert, obj
+
+    # _no_worse_than_constant: a network above the constant one's objective by more than
+    # this (relative) is replaced by it (and reported beyond the fit's tol)
+    _CONSTANT_RTOL = 1e-12
+
+    def _no_worse_than_constant(self, X, y, loss, net):
+        """``(net, objective)``: the column's network, or the constant network (no neuron,
+        the best output bias) where that one's objective is lower.
+
+        The constant network is feasible for every program, so the optimum is never above
+        it; a solved network above it is a numerical failure, seen on poorly scaled data
+        (a raw Unix timestamp as a feature: the solver's products cancel to garbage and the
+        prediction was off by 144 on a target of unit scale). It is replaced, with a
+        convergence warning where the excess is beyond ``tol`` (relative), and its
+        certificate then shows the gap honestly.
+        """
+        obj = net.objective(X, y, self.alpha_, loss, penalize_bias=self.penalize_bias)
+        c0 = float(np.ravel(loss.output_shift(np.zeros(X.shape[0]), y))[0])
+        const = ReLUNet(np.zeros((0, X.shape[1])), np.zeros(0), np.zeros((1, 0)),
+                        np.array([c0 if np.isfinite(c0) else 0.0]))
+        obj0 = const.objective(X, y, self.alpha_, loss, penalize_bias=self.penalize_bias)
+        if not obj > obj0 + self._CONSTANT_RTOL * abs(obj0):
+            return net, obj
+        if obj <= obj0 + self.tol * abs(obj0):
+            return const, obj0  # within the fit's tolerance: no failure to report
+        from ._warnings import user_stacklevel
+
+        warn_convergence(
+            f"The solved network's objective {obj:.6g} is above the constant network's "
+            f"{obj0:.6g} (no neuron, the best output bias), which every program admits: "
+            "the solve failed numerically. The constant network is returned. Standardise X "
+            "(e.g. make_pipeline(StandardScaler(), ...)), or check it for huge values.",
+            stacklevel=user_stacklevel())
+        return const, obj0
 
     def _certify_one(self, X, y, loss, pats, net):
         """The certificate of one column's network (its own scalar problem, docs/mathematics.rst

@@ -350,3 +350,20 @@ def test_sampled_patterns_with_the_linear_gate():
     nob = sample_patterns(X, 20, random_state=0, linear=True)
     np.testing.assert_array_equal(nob.masks, sample_patterns(X, 20, random_state=0).masks)
     check_gates(X, pats)
+
+
+@pytest.mark.parametrize("bias", [True, False])
+def test_badly_scaled_columns_enumerate_as_the_standardised_data(rng, bias):
+    """A raw Unix timestamp beside the bias (rows nearly parallel: the rank-3 count spent
+    minutes in rational arithmetic, and the enumeration failed with an internal error) or
+    a column scaled by 1e9: the sign vectors of ``X_aug u`` are those of ``X_aug A w`` for
+    any invertible ``A``, so the patterns are the standardised data's (centring is such an
+    ``A`` only with a bias), and the gates reproduce them on the raw data."""
+    X = rng.standard_normal((120, 2))
+    raw = np.c_[1.6e9 + 1e7 * X[:, 0], X[:, 1]] if bias else np.c_[1e9 * X[:, 0], X[:, 1]]
+    pats = enumerate_patterns(raw, bias=bias)
+    ref = enumerate_patterns(X, bias=bias)
+    assert pats.n_patterns == ref.n_patterns == count_patterns(raw, bias=bias)
+    assert set(map(bytes, pats.packed)) == set(map(bytes, ref.packed))
+    assert np.array_equal(_aug(raw, bias) @ pats.gates > 0, pats.masks)
+    assert 0 < pats.min_margin < ref.min_margin  # measured on the raw rows

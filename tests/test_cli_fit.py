@@ -118,6 +118,40 @@ def test_fit_text_class_labels(tmp_path, capsys):
     assert "column 'y'" in (err := capsys.readouterr().err) and "empty cell (data row 2)" in err
 
 
+def test_fit_quoted_csv(tmp_path, capsys):
+    """R's ``write.csv`` quotes every column name and text field (and a field may hold
+    the delimiter): the quotes are not part of the names or the labels (``--target
+    species`` was "not found" against ``"species"``, and predictions printed quoted)."""
+    from sklearn.datasets import load_iris
+
+    from convexrelu._io import load_table
+
+    X, t = load_iris(return_X_y=True)
+    X = (X - X.mean(0)) / X.std(0)
+    names = np.array(["setosa", "versicolor", "virginica, the third"])[t]
+    rows = ['"","a","b","c","d","species"'] + [
+        ",".join([f'"{i + 1}"', *(f"{v:.6f}" for v in x), f'"{s}"'])
+        for i, (x, s) in enumerate(zip(X, names))]
+    path = tmp_path / "iris.csv"
+    path.write_text("\n".join(rows) + "\n")
+    Xl, yl, cols = load_table(path, target="species")
+    assert cols == ["", "a", "b", "c", "d"] and set(yl) == set(names)
+    np.testing.assert_allclose(Xl[:, 1:], X, atol=1e-6)
+    np.testing.assert_array_equal(Xl[:, 0], np.arange(1, 151))  # quoted numbers
+    model = tmp_path / "m.npz"
+    assert main(["fit", str(path), "--target", "species", "--classify", "--alpha", "0.1",
+                 "--patterns", "20", "--random-state", "0", "--out", str(model)]) == 0
+    capsys.readouterr()
+    assert main(["predict", str(model), str(path)]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == "prediction" and len(out) == 151
+    assert set(out[1:]) <= set(names) and np.mean(np.array(out[1:]) == names) > 0.9
+    ragged = tmp_path / "ragged.csv"
+    ragged.write_text('"a","y"\n1,"p"\n2,"q",3\n')
+    with pytest.raises(ValueError, match="data row 2 has 3 fields, the first 2"):
+        load_table(ragged, target="y")
+
+
 def _as_csv(path):
     new = path.with_suffix(".csv")
     new.write_text(path.read_text())

@@ -193,11 +193,10 @@ def test_poorly_scaled_features_warn(rng, make, match):
     with pytest.warns(UserWarning, match=match + ".*StandardScaler") as rec:
         assert warn_poorly_scaled(make(X))
     with pytest.warns(UserWarning, match="X is poorly scaled") as rec:
-        try:
-            ConvexReLURegressor(random_state=0, max_iter=2).fit(make(X), X[:, 0])
-        except ValueError:
-            pass  # the timestamp's enumeration may still fail: the warning came first
+        # the timestamp's enumeration failed with an internal error; it completes now
+        reg = ConvexReLURegressor(random_state=0, max_iter=2).fit(make(X), X[:, 0])
     assert any(r.filename == __file__ for r in rec if "poorly" in str(r.message))
+    assert reg.score(make(X), X[:, 0]) > -1e-9  # never below the constant network
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert not warn_poorly_scaled(X)
@@ -208,6 +207,57 @@ def test_poorly_scaled_features_warn(rng, make, match):
         for name in ("iris", "wine", "diabetes", "breast_cancer", "digits"):
             assert not warn_poorly_scaled(getattr(datasets, f"load_{name}")(
                 return_X_y=True)[0]), name
+
+
+def test_raw_timestamp_fit_is_no_worse_than_the_constant_network(rng):
+    """A raw Unix timestamp beside a standard feature: the solver's products cancel to
+    garbage (its network predicted -144 everywhere for a target of unit scale, R^2
+    -18,720, "objective" 10,390 against the constant network's 0.555). The constant
+    network is feasible for every program, so the fit returns it instead, with a
+    convergence warning at the user's line, and the certificate shows the gap."""
+    n = 200
+    t = 1.6e9 + rng.uniform(0, 3e7, n)
+    X = np.c_[t, rng.standard_normal(n)]
+    y = np.sin(X[:, 1]) + (t - t.mean()) / 1e7
+    with warnings.catch_warnings(record=True) as rec:
+        warnings.simplefilter("always")
+        reg = ConvexReLURegressor(random_state=0).fit(X, y)
+    assert any("poorly scaled" in str(w.message) for w in rec)
+    const = 0.5 * np.var(y)  # the squared loss's constant network (alpha plays no part)
+    assert reg.objective_ <= const * (1 + 1e-9)
+    assert reg.score(X, y) > -1e-9
+    for w in rec:
+        if issubclass(w.category, ConvergenceWarning) and "constant network" in str(w.message):
+            assert w.filename == __file__
+            assert reg.n_neurons_ == 0 and reg.objective_ == pytest.approx(const, rel=1e-12)
+
+
+@pytest.mark.parametrize("Est", [ConvexReLURegressor, ConvexReLUClassifier])
+def test_a_network_worse_than_the_constant_one_is_replaced(rng, monkeypatch, Est):
+    """Whatever the solver returns, the fitted network's objective is at most the constant
+    network's (no neuron, the best output bias): a worse one is replaced, with a warning
+    naming both objectives, and the certificate is that of the returned network."""
+    from convexrelu.network import ReLUNet
+
+    X = rng.standard_normal((60, 3))
+    y = X[:, 0] > 0 if Est is ConvexReLUClassifier else X[:, 0] + 0.1 * X[:, 1]
+    bad = ReLUNet(np.ones((1, 3)), np.zeros(1), np.array([[50.0]]), np.array([-40.0]))
+
+    def solve_one(self, *args, keep=None, **kwargs):
+        keep.append(None)  # the first-stage solution, kept for warm starts
+        return bad, 1, "optimal"
+
+    monkeypatch.setattr(Est, "_solve_one", solve_one)
+    with pytest.warns(ConvergenceWarning, match="above the constant network's") as rec:
+        est = Est(alpha=0.1, random_state=0).fit(X, y)
+    assert all(w.filename == __file__ for w in rec
+               if issubclass(w.category, ConvergenceWarning))
+    assert est.n_neurons_ == 0
+    pred = est.decision_function(X) if Est is ConvexReLUClassifier else est.predict(X)
+    target = np.log(y.mean() / (1 - y.mean())) if Est is ConvexReLUClassifier else y.mean()
+    np.testing.assert_allclose(pred, target, rtol=1e-6)
+    assert est.certificate_.objective == pytest.approx(est.objective_, rel=1e-9)
+    assert not est.certificate_.optimal  # alpha = 0.1 is below alpha_max: a neuron helps
 
 
 def test_grown_fit_at_its_round_limit_warns(rng):

@@ -42,7 +42,7 @@ from fractions import Fraction
 import numpy as np
 
 from .._validation import augment, check_data_matrix, check_positive_int, check_random_state
-from ._patterns import ActivationPatterns, data_fingerprint
+from ._patterns import ActivationPatterns, _min_margin, data_fingerprint
 
 __all__ = [
     "enumerate_patterns",
@@ -55,6 +55,8 @@ __all__ = [
 _ZERO_TOL = 1e-12      # |z^T v| below this (unit vectors): the hyperplane contains the line
 _DOUBT_TOL = 1e-9      # between _ZERO_TOL and this: decided in exact arithmetic
 _PARALLEL_TOL = 1e-12  # unit normals closer than this (up to sign): the same hyperplane
+# _Reduced: columns whitened when the row space's condition number exceeds this
+_WHITEN_COND = 1e6
 _DEFAULT_MAX_PATTERNS = 2_000_000
 
 
@@ -93,6 +95,7 @@ class _Reduced:
 
     def __init__(self, Xa: np.ndarray):
         self.Xa = Xa
+        self.out_map = None
         n, d = Xa.shape
         norms = np.linalg.norm(Xa, axis=1)
         scale = norms.max() if n else 0.0
@@ -105,12 +108,24 @@ class _Reduced:
             self.row_sign = np.zeros(n)
             return
         # rank and an orthonormal basis of the row space
-        _, s, vt = np.linalg.svd(Xa / scale, full_matrices=False)
+        u, s, vt = np.linalg.svd(Xa / scale, full_matrices=False)
         tol = max(n, d) * np.finfo(float).eps * s[0]
         r = int(np.sum(s > tol))
         self.rank = r
         self.basis = vt[:r].T                       # (d, r)
-        Y = Xa[self.nonzero] @ self.basis           # (n_nz, r)
+        # gates in the original coordinates are ``out_map @ g`` for gates g of the rows of
+        # ``self.Xa`` (``None``: the identity, unless the data are whitened below)
+        if r and s[0] > _WHITEN_COND * s[r - 1]:
+            # badly conditioned columns (a feature with a huge offset, e.g. a raw
+            # timestamp beside the bias): the rows are nearly parallel and every
+            # degeneracy decision below would be in doubt. The sign vectors of Xa u are
+            # those of Xa A w for any invertible A, so enumerate the whitened rows
+            # U_r = Xa V_r S_r^{-1} / scale instead, and map the gates back with A.
+            self.X_orig = Xa
+            self.Xa = u[:, :r] * np.where(self.nonzero, 1.0, 0.0)[:, None]
+            self.out_map = vt[:r].T / s[:r][None, :]  # (d, r)
+            self.basis = np.eye(r)
+        Y = self.Xa[self.nonzero] @ self.basis      # (n_nz, r)
         Y /= np.linalg.norm(Y, axis=1, keepdims=True)
         # canonical sign: positive inner product with a fixed generic vector
         q = np.random.default_rng(12345).standard_normal(r)
@@ -747,6 +762,11 @@ def _pack_masks(red: _Reduced, G_red: np.ndarray, block: int | None = None):
     # distinctness is a hard guarantee of the output: check it
     if not _rows_distinct(packed):
         raise RuntimeError("internal error: duplicate patterns after enumeration")
+    if red.out_map is not None:
+        # whitened rows: the gates and their margins in the original coordinates
+        G = red.out_map @ G
+        G /= np.linalg.norm(G, axis=0, keepdims=True)
+        margin = _min_margin(red.X_orig, G, block=max(1, 1_000_000 // max(n, 1)))
     return packed, G, margin
 
 
