@@ -410,13 +410,17 @@ class _ConvexReLUBase(BaseEstimator):
                     delayed(_column_in_worker)(self, os.getpid(), X, Y[:, j], col_loss,
                                                pats, solver, warm[j], joint[j])
                     for j in range(n_cols))
-            seen = set()  # once per text and place, as one job's warnings registry shows them
+            # once per text, at the user's line (in a worker process the frames that
+            # warned lead to joblib's worker loop, not to the line that called fit)
+            from ._warnings import user_stacklevel
+
+            seen = set()
             for *_, caught in out:
                 for w in caught:
-                    key = (str(w.message), w.category, w.filename, w.lineno)
+                    key = (str(w.message), w.category)
                     if key not in seen:
                         seen.add(key)
-                        warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+                        warnings.warn(w.message, w.category, stacklevel=user_stacklevel())
         else:
             out = [self._column(X, Y[:, j], col_loss, pats, solver, warm[j], joint[j])
                    + ([],) for j in range(n_cols)]

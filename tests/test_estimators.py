@@ -366,7 +366,11 @@ def test_n_jobs_raises_a_worker_process_warnings_in_the_caller(rng, monkeypatch)
     orig = est._ConvexReLUBase._column
 
     def warn_then_solve(self, X, y, *args):
-        warnings.warn(f"column with {int(np.sum(y > 0))} positives", UserWarning)
+        from convexrelu._warnings import user_stacklevel
+
+        # as the library warns: at the first frame outside convexrelu and scikit-learn
+        warnings.warn(f"column with {int(np.sum(y > 0))} positives", UserWarning,
+                      stacklevel=user_stacklevel())
         return orig(self, X, y, *args)
 
     monkeypatch.setattr(est._ConvexReLUBase, "_column", warn_then_solve)
@@ -378,6 +382,31 @@ def test_n_jobs_raises_a_worker_process_warnings_in_the_caller(rng, monkeypatch)
         Est(alpha=0.1, random_state=0, n_jobs=2).fit(X, y)
     texts = sorted(str(w.message) for w in rec if "column with" in str(w.message))
     assert texts == sorted(f"column with {int(np.sum(y == c))} positives" for c in range(3))
+    # at the user's line (they pointed into joblib's worker loop)
+    assert all(w.filename == __file__ for w in rec if "column with" in str(w.message))
+
+
+def test_n_jobs_raises_the_librarys_worker_warnings_at_the_users_line(rng, monkeypatch):
+    """A warning the library raises in a worker process (here: a column's network above
+    the constant network's objective) points at the user's line, not at joblib's worker
+    loop, the first frame outside the library that the worker sees."""
+    import joblib
+
+    from convexrelu.network import ReLUNet
+
+    X, y, Est = _three_outputs(rng, "classifier")
+    bad = ReLUNet(np.ones((1, X.shape[1])), np.zeros(1), np.array([[50.0]]),
+                  np.array([-40.0]))
+
+    def solve_one(self, *args, keep=None, **kwargs):
+        keep.append(None)
+        return bad, 1, "optimal"
+
+    monkeypatch.setattr(ConvexReLUClassifier, "_solve_one", solve_one)
+    with joblib.parallel_config(backend="multiprocessing"), \
+            pytest.warns(ConvergenceWarning, match="constant network") as rec:
+        Est(alpha=0.1, random_state=0, n_jobs=2).fit(X, y)
+    assert all(w.filename == __file__ for w in rec if "constant network" in str(w.message))
 
 
 def test_n_jobs_raises_a_repeated_worker_warning_once(rng, monkeypatch):
