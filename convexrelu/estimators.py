@@ -391,10 +391,12 @@ class _ConvexReLUBase(BaseEstimator):
         objectives). With ``certify=True`` each column's network is certified
         (docs/mathematics.rst §4.5) over the same patterns.
         """
-        if pats is None:
-            return self._solve_outputs_bnb(X, Y, loss)
         loss = get_loss(loss)
         col_loss = loss.column_loss(Y.shape[1]) if loss.task == "regression" else loss
+        if loss.task == "regression" and np.all(np.ptp(Y, axis=0) == 0):
+            return self._constant_outputs(X, Y, col_loss, pats)
+        if pats is None:
+            return self._solve_outputs_bnb(X, Y, loss)
         solver = self._solver(col_loss)
         nets, objective, n_iter, statuses, certs = [], 0.0, 0, [], []
         warm = self._warm_solutions(pats, Y.shape[1])
@@ -435,6 +437,28 @@ class _ConvexReLUBase(BaseEstimator):
                        "solutions": first}
         return nets, objective, n_iter, statuses, certs
 
+    def _constant_outputs(self, X, Y, loss, pats):
+        """:meth:`_solve_outputs` for a constant target: the constant network is optimal
+        (no loss, no penalty), with no solve (the solvers' relative gaps cannot close on
+        an optimum of 0, and warned); ``patterns="exact"`` beyond enumeration keeps no
+        working set."""
+        from .certificates import certify
+
+        nets = [self._constant_network(X, Y[:, j], loss) for j in range(Y.shape[1])]
+        certs = [None if not self.certify else self._certify_one(
+            X, Y[:, j], loss, pats, net) if pats is not None else certify(
+            net, X, Y[:, j], alpha=self.alpha_, loss=loss, patterns="bnb", tol=self.tol,
+            hidden_bias=self.bias, penalize_bias=self.penalize_bias,
+            random_state=_seed(self.random_state), n_jobs=self.n_jobs)
+            for j, net in enumerate(nets)]
+        if pats is None:
+            self._bnb_patterns = ActivationPatterns.from_gates(
+                X, np.zeros((X.shape[1] + self.bias, 0)), bias=self.bias)
+        objective = sum(net.objective(X, Y[:, j], self.alpha_, loss,
+                                      penalize_bias=self.penalize_bias)
+                        for j, net in enumerate(nets))
+        return nets, objective, 1, ["optimal"] * Y.shape[1], certs
+
     def _column(self, X, y, loss, pats, solver, warm, pre):
         """One column's network and certificate: ``(net, n_iter, status, first-stage
         solution, certificate or None, objective of the network)``."""
@@ -461,13 +485,15 @@ class _ConvexReLUBase(BaseEstimator):
         certificate then shows the gap honestly.
         """
         obj = net.objective(X, y, self.alpha_, loss, penalize_bias=self.penalize_bias)
-        c0 = float(np.ravel(loss.output_shift(np.zeros(X.shape[0]), y))[0])
-        const = ReLUNet(np.zeros((0, X.shape[1])), np.zeros(0), np.zeros((1, 0)),
-                        np.array([c0 if np.isfinite(c0) else 0.0]))
+        const = self._constant_network(X, y, loss)
         obj0 = const.objective(X, y, self.alpha_, loss, penalize_bias=self.penalize_bias)
-        if not obj > obj0 + self._CONSTANT_RTOL * abs(obj0):
+        # relative to the constant network's objective, or (a constant target, whose
+        # optimum is 0) to the loss of zero predictions
+        zero = float(loss.value(np.zeros(X.shape[0]), loss.encode_targets(y)))
+        scale = max(abs(obj0), abs(zero) / X.shape[0]) or 1.0  # (y = 0: rounding only)
+        if not obj > obj0 + self._CONSTANT_RTOL * scale:
             return net, obj
-        if obj <= obj0 + self.tol * abs(obj0):
+        if obj <= obj0 + self.tol * scale:
             return const, obj0  # within the fit's tolerance: no failure to report
         from ._warnings import user_stacklevel
 
@@ -478,6 +504,14 @@ class _ConvexReLUBase(BaseEstimator):
             "(e.g. make_pipeline(StandardScaler(), ...)), or check it for huge values.",
             stacklevel=user_stacklevel())
         return const, obj0
+
+    @staticmethod
+    def _constant_network(X, y, loss) -> ReLUNet:
+        """The network without neurons whose output bias minimises the loss."""
+        c0 = float(np.ravel(loss.output_shift(np.zeros(X.shape[0]),
+                                              loss.encode_targets(y)))[0])
+        return ReLUNet(np.zeros((0, X.shape[1])), np.zeros(0), np.zeros((1, 0)),
+                       np.array([c0 if np.isfinite(c0) else 0.0]))
 
     def _certify_one(self, X, y, loss, pats, net):
         """The certificate of one column's network (its own scalar problem, docs/mathematics.rst

@@ -232,6 +232,27 @@ def test_raw_timestamp_fit_is_no_worse_than_the_constant_network(rng):
             assert reg.n_neurons_ == 0 and reg.objective_ == pytest.approx(const, rel=1e-12)
 
 
+@pytest.mark.parametrize("value", [3.0, 0.0])
+def test_constant_target_fits_the_constant_network_without_warnings(rng, value):
+    """A constant target: the constant network is optimal (objective 0). The grown fit
+    warned that it stopped at a relative gap of 1 (a relative gap cannot close on an
+    optimum of 0) and the rounding of its network (4.5e-32) drew the constant-network
+    warning; now no solve runs, and with ``patterns="exact"`` the branch and bound
+    certifies it."""
+    X = rng.standard_normal((40, 3))
+    for kwargs in ({}, {"alpha": 0.5}, {"patterns": "exact"}):
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            warnings.filterwarnings("ignore", message="X has more than max_patterns")
+            reg = ConvexReLURegressor(random_state=0, **kwargs).fit(X, np.full(40, value))
+        assert reg.n_neurons_ == 0 and reg.objective_ == 0.0
+        np.testing.assert_array_equal(reg.predict(X[:3]), value)
+        if kwargs.get("patterns") == "exact":
+            assert reg.certificate_.optimal and reg.certificate_.exact
+    two = ConvexReLURegressor(random_state=0).fit(X, np.c_[np.full(40, value), np.ones(40)])
+    np.testing.assert_array_equal(two.predict(X[:2]), [[value, 1.0]] * 2)
+
+
 @pytest.mark.parametrize("Est", [ConvexReLURegressor, ConvexReLUClassifier])
 def test_a_network_worse_than_the_constant_one_is_replaced(rng, monkeypatch, Est):
     """Whatever the solver returns, the fitted network's objective is at most the constant
