@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import io
 import json
 import os
 from pathlib import Path
@@ -25,9 +26,12 @@ def _text_columns(data: np.ndarray) -> list:
     return out
 
 
-def _fields(line: str, delim: str) -> list:
-    """The stripped fields of one CSV line; quoted fields (R's ``write.csv`` quotes every
-    text field and column name) lose their quotes and may hold the delimiter."""
+def _fields(line, delim: str) -> list:
+    """The stripped fields of one CSV line (or of a record already split: a list);
+    quoted fields (R's ``write.csv`` quotes every text field and column name) lose their
+    quotes and may hold the delimiter."""
+    if isinstance(line, list):
+        return line
     if '"' not in line:
         return [f.strip() for f in line.split(delim)]
     return [f.strip() for f in next(csv.reader([line], delimiter=delim,
@@ -186,13 +190,23 @@ def _read_csv(path: Path, delim: str):
     """Numbers of a CSV/TSV with an optional header row -> ``(data, columns or None)``."""
     name = "TSV" if delim == "\t" else "CSV"
     try:
-        with open(path, encoding="utf-8-sig") as fh:
-            lines = [line for line in fh.read().splitlines() if line.strip()]
+        with open(path, encoding="utf-8-sig", newline="") as fh:
+            text = fh.read()
     except UnicodeDecodeError:
         raise ValueError(f"{path} is not a text file (it is not UTF-8); expected a {name} "
                          "of numbers with an optional header row.") from None
     except OSError as exc:
         raise ValueError(f"cannot open {path}: {exc.strerror or exc}.") from None
+    quoted = '"' in text
+    if quoted:
+        # records, each a list of fields (a quoted field may hold the delimiter or a
+        # line break)
+        lines = [[f.strip() for f in rec] for rec in csv.reader(
+            io.StringIO(text), delimiter=delim, skipinitialspace=True)]
+        # (comment lines skipped, as numpy.loadtxt does on the unquoted path)
+        lines = [rec for rec in lines if any(rec) and not rec[0].startswith("#")]
+    else:
+        lines = [line for line in text.splitlines() if line.strip()]
     if not lines:
         raise ValueError(f"{path} is empty; expected a {name} of numbers with an optional "
                          "header row of column names.")
@@ -206,8 +220,8 @@ def _read_csv(path: Path, delim: str):
         if dup:
             raise ValueError(f"the header row of {path} names column(s) {dup} more than once; "
                              "column names must be unique.")
-    if any('"' in line for line in rows):
-        data = _read_quoted(rows, delim, path, name)
+    if quoted:
+        data = _read_quoted(rows, path, name)
         if columns is not None and data.shape[1] != len(columns):
             raise ValueError(f"the header row of {path} names {len(columns)} columns "
                              f"({', '.join(columns)}) but the data rows have "
@@ -228,16 +242,15 @@ def _read_csv(path: Path, delim: str):
     return data, columns
 
 
-def _read_quoted(rows: list, delim: str, path: Path, name: str) -> np.ndarray:
-    """The data rows of a CSV with quoted fields: numbers, or text where a column holds
-    any (as ``_read_csv``'s text fallback)."""
-    table = [[f.strip() for f in row]
-             for row in csv.reader(rows, delimiter=delim, skipinitialspace=True)]
-    widths = {len(row) for row in table}
-    if len(widths) != 1:
-        k = next(i for i, row in enumerate(table) if len(row) != len(table[0]))
+def _read_quoted(table: list, path: Path, name: str) -> np.ndarray:
+    """The data records (lists of fields) of a CSV with quoted fields: numbers, or text
+    where a column holds any (as ``_read_csv``'s text fallback)."""
+    widths = [len(row) for row in table]
+    usual = max(set(widths), key=widths.count)
+    if any(w != usual for w in widths):
+        k = next(i for i, w in enumerate(widths) if w != usual)
         raise ValueError(f"could not read {path} as a {name}: data row {k + 1} has "
-                         f"{len(table[k])} fields, the first {len(table[0])}.")
+                         f"{widths[k]} fields, the other rows {usual}.")
     data = np.array(table, dtype=str)
     try:
         return data.astype(np.float64)

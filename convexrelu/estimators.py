@@ -304,7 +304,8 @@ class _ConvexReLUBase(BaseEstimator):
                                       penalize_bias=self.penalize_bias, tol=1e-9)
             if net.n_neurons > 0:
                 net = net.prune(X, penalize_bias=self.penalize_bias)
-            net, obj = self._no_worse_than_constant(X, Y[:, j], col_loss, net)
+            net, obj, status = self._no_worse_than_constant(X, Y[:, j], col_loss, net,
+                                                            sol.status)
             certs.append(certify(net, X, Y[:, j], alpha=self.alpha_, loss=col_loss,
                                  patterns="bnb", tol=self.tol, hidden_bias=self.bias,
                                  penalize_bias=self.penalize_bias,
@@ -312,10 +313,11 @@ class _ConvexReLUBase(BaseEstimator):
                          if self.certify else None)
             objective += obj
             n_iter = max(n_iter, sol.n_iter)
-            statuses.append(sol.status)
+            statuses.append(status)
             nets.append(net)
             gates.append(used.gates)
         self._bnb_patterns = ActivationPatterns.from_gates(X, np.hstack(gates), bias=self.bias)
+        self._warn_constant(statuses)
         return nets, objective, n_iter, statuses, certs
 
     def _solver_name(self, loss) -> str:
@@ -435,6 +437,7 @@ class _ConvexReLUBase(BaseEstimator):
             certs.append(cert)
         self._warm_ = {"key": (_patterns_key(pats), self.formulation, Y.shape[1]),
                        "solutions": first}
+        self._warn_constant(statuses)
         return nets, objective, n_iter, statuses, certs
 
     def _constant_outputs(self, X, Y, loss, pats):
@@ -465,7 +468,7 @@ class _ConvexReLUBase(BaseEstimator):
         keep = []
         net, it, status = self._solve_one(X, y, loss, pats, solver, warm=warm, keep=keep,
                                           pre=pre)
-        net, obj = self._no_worse_than_constant(X, y, loss, net)
+        net, obj, status = self._no_worse_than_constant(X, y, loss, net, status)
         cert = self._certify_one(X, y, loss, pats, net) if self.certify else None
         return net, it, status, keep[0], cert, obj
 
@@ -473,16 +476,17 @@ class _ConvexReLUBase(BaseEstimator):
     # this (relative) is replaced by it (and reported beyond the fit's tol)
     _CONSTANT_RTOL = 1e-12
 
-    def _no_worse_than_constant(self, X, y, loss, net):
-        """``(net, objective)``: the column's network, or the constant network (no neuron,
-        the best output bias) where that one's objective is lower.
+    def _no_worse_than_constant(self, X, y, loss, net, status):
+        """``(net, objective, status)``: the column's network, or the constant network (no
+        neuron, the best output bias) where that one's objective is lower.
 
         The constant network is feasible for every program, so the optimum is never above
         it; a solved network above it is a numerical failure, seen on poorly scaled data
         (a raw Unix timestamp as a feature: the solver's products cancel to garbage and the
-        prediction was off by 144 on a target of unit scale). It is replaced, with a
-        convergence warning where the excess is beyond ``tol`` (relative), and its
-        certificate then shows the gap honestly.
+        prediction was off by 144 on a target of unit scale). It is replaced, and its
+        certificate then shows the gap honestly; where the excess is beyond ``tol``
+        (relative) the status becomes ``"constant_network"``, which the fit reports in one
+        convergence warning (:meth:`_warn_constant`).
         """
         obj = net.objective(X, y, self.alpha_, loss, penalize_bias=self.penalize_bias)
         const = self._constant_network(X, y, loss)
@@ -492,18 +496,29 @@ class _ConvexReLUBase(BaseEstimator):
         zero = float(loss.value(np.zeros(X.shape[0]), loss.encode_targets(y)))
         scale = max(abs(obj0), abs(zero) / X.shape[0]) or 1.0  # (y = 0: rounding only)
         if not obj > obj0 + self._CONSTANT_RTOL * scale:
-            return net, obj
+            return net, obj, status
         if obj <= obj0 + self.tol * scale:
-            return const, obj0  # within the fit's tolerance: no failure to report
+            return const, obj0, status  # within the fit's tolerance: no failure to report
+        return const, obj0, "constant_network"
+
+    @staticmethod
+    def _warn_constant(statuses) -> None:
+        """One convergence warning for the columns whose network :meth:`_no_worse_than_constant`
+        replaced (at the user's line)."""
+        bad = [j for j, s in enumerate(statuses) if s == "constant_network"]
+        if not bad:
+            return
         from ._warnings import user_stacklevel
 
+        which = "" if len(statuses) == 1 else \
+            f" (output or class {', '.join(map(str, bad))} of {len(statuses)})"
         warn_convergence(
-            f"The solved network's objective {obj:.6g} is above the constant network's "
-            f"{obj0:.6g} (no neuron, the best output bias), which every program admits: "
-            "the solve failed numerically. The constant network is returned. Standardise X "
-            "(e.g. make_pipeline(StandardScaler(), ...)), or check it for huge values.",
+            f"The solved network's objective was above the constant network's (no "
+            f"neuron, the best output bias){which}, which every program admits: the "
+            "solve failed numerically, and the constant network is returned "
+            "(solution_status_ 'constant_network'). Standardise X (e.g. "
+            "make_pipeline(StandardScaler(), ...)), or check it for huge values.",
             stacklevel=user_stacklevel())
-        return const, obj0
 
     @staticmethod
     def _constant_network(X, y, loss) -> ReLUNet:
@@ -863,6 +878,10 @@ class ConvexReLURegressor(RegressorMixin, _ConvexReLUBase):
         generation priced by branch and bound.
     n_iter_ : int
     solution_status_ : str
+        The solver's status (``"optimal"``, ``"max_iter_reached"``, ...; a list with one
+        per output or class where they differ); ``"constant_network"`` where the solve
+        ended above the objective of the constant network (no neuron, the best output
+        bias), a numerical failure, and that network was returned.
     certificate_ : Certificate, list of Certificate or None
         The duality-gap certificate of ``network_`` against every two-layer ReLU network
         of any width (``None`` with ``certify=False``). It checks all patterns

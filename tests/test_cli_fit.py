@@ -147,9 +147,14 @@ def test_fit_quoted_csv(tmp_path, capsys):
     assert out[0] == "prediction" and len(out) == 151
     assert set(out[1:]) <= set(names) and np.mean(np.array(out[1:]) == names) > 0.9
     ragged = tmp_path / "ragged.csv"
-    ragged.write_text('"a","y"\n1,"p"\n2,"q",3\n')
-    with pytest.raises(ValueError, match="data row 2 has 3 fields, the first 2"):
+    ragged.write_text('"a","y"\n1,"p",9\n2,"q"\n3,"r"\n')
+    with pytest.raises(ValueError, match="data row 1 has 3 fields, the other rows 2"):
         load_table(ragged, target="y")
+    # a quoted label over two lines (the file was split into lines before the quotes
+    # were read: the label became 'pq')
+    lines = tmp_path / "lines.csv"
+    lines.write_text('a,y\n1,"p\nq"\n\n2,"r"\n')
+    assert list(load_table(lines, target="y")[1]) == ["p\nq", "r"]
 
 
 def _as_csv(path):

@@ -273,7 +273,8 @@ def test_a_network_worse_than_the_constant_one_is_replaced(rng, monkeypatch, Est
         est = Est(alpha=0.1, random_state=0).fit(X, y)
     assert all(w.filename == __file__ for w in rec
                if issubclass(w.category, ConvergenceWarning))
-    assert est.n_neurons_ == 0
+    assert est.n_neurons_ == 0 and est.solution_status_ == "constant_network"
+    assert sum(issubclass(w.category, ConvergenceWarning) for w in rec) == 1
     pred = est.decision_function(X) if Est is ConvexReLUClassifier else est.predict(X)
     target = np.log(y.mean() / (1 - y.mean())) if Est is ConvexReLUClassifier else y.mean()
     np.testing.assert_allclose(pred, target, rtol=1e-6)
@@ -408,26 +409,27 @@ def test_n_jobs_raises_a_worker_process_warnings_in_the_caller(rng, monkeypatch)
 
 
 def test_n_jobs_raises_the_librarys_worker_warnings_at_the_users_line(rng, monkeypatch):
-    """A warning the library raises in a worker process (here: a column's network above
-    the constant network's objective) points at the user's line, not at joblib's worker
-    loop, the first frame outside the library that the worker sees."""
+    """A warning the library raises in a worker process points at the user's line, not
+    at joblib's worker loop (the first frame outside the library that the worker sees,
+    where it pointed before)."""
     import joblib
 
-    from convexrelu.network import ReLUNet
+    import convexrelu.estimators as est
 
     X, y, Est = _three_outputs(rng, "classifier")
-    bad = ReLUNet(np.ones((1, X.shape[1])), np.zeros(1), np.array([[50.0]]),
-                  np.array([-40.0]))
-
-    def solve_one(self, *args, keep=None, **kwargs):
-        keep.append(None)
-        return bad, 1, "optimal"
-
-    monkeypatch.setattr(ConvexReLUClassifier, "_solve_one", solve_one)
+    # a solve that warns as the library does, from a frame the library's own file names
+    ns = {"orig": est._ConvexReLUBase._solve_one}
+    exec(compile(
+        "def solve_one(self, *args, **kwargs):\n"
+        "    from convexrelu._warnings import user_stacklevel, warn_convergence\n"
+        "    warn_convergence('a warning from a worker', stacklevel=user_stacklevel())\n"
+        "    return orig(self, *args, **kwargs)\n", est.__file__, "exec"), ns)
+    monkeypatch.setattr(est._ConvexReLUBase, "_solve_one", ns["solve_one"])
     with joblib.parallel_config(backend="multiprocessing"), \
-            pytest.warns(ConvergenceWarning, match="constant network") as rec:
+            pytest.warns(ConvergenceWarning, match="a warning from a worker") as rec:
         Est(alpha=0.1, random_state=0, n_jobs=2).fit(X, y)
-    assert all(w.filename == __file__ for w in rec if "constant network" in str(w.message))
+    mine = [w for w in rec if "from a worker" in str(w.message)]
+    assert len(mine) == 1 and mine[0].filename == __file__
 
 
 def test_n_jobs_raises_a_repeated_worker_warning_once(rng, monkeypatch):

@@ -55,7 +55,8 @@ __all__ = [
 _ZERO_TOL = 1e-12      # |z^T v| below this (unit vectors): the hyperplane contains the line
 _DOUBT_TOL = 1e-9      # between _ZERO_TOL and this: decided in exact arithmetic
 _PARALLEL_TOL = 1e-12  # unit normals closer than this (up to sign): the same hyperplane
-# _Reduced: columns whitened when the row space's condition number exceeds this
+# _Reduced: columns shifted and scaled (_exact_standardised) when the row space's
+# condition number exceeds this
 _WHITEN_COND = 1e6
 _DEFAULT_MAX_PATTERNS = 2_000_000
 
@@ -90,6 +91,43 @@ def cover_bound(n_samples: int, rank: int) -> int:
     return 2 * sum(math.comb(n - 1, k) for k in range(min(r, n)))
 
 
+def _row_space(Xa: np.ndarray):
+    """Singular values and right singular vectors of ``Xa``."""
+    _, s, vt = np.linalg.svd(Xa, full_matrices=False)
+    return s, vt
+
+
+def _rank(s: np.ndarray, n: int, d: int) -> int:
+    """The numerical rank from the singular values ``s`` of an ``n x d`` matrix."""
+    return int(np.sum(s > max(n, d) * np.finfo(float).eps * s[0]))
+
+
+def _exact_standardised(Xa: np.ndarray):
+    """``(Xa A, A)`` for an invertible ``A``: each column minus its median times a
+    constant column of ``Xa`` (where one exists, and only by a multiple that the constant
+    times exactly), then scaled by a power of two. The shift is exact for integers and
+    for values within a factor of two of the median (Sterbenz), the scaling always."""
+    n, d = Xa.shape
+    const = [j for j in range(d) if Xa[0, j] != 0 and np.all(Xa[:, j] == Xa[0, j])]
+    b = const[0] if const else None
+    A = np.eye(d)
+    Xt = np.array(Xa, dtype=np.float64, copy=True)
+    for j in range(d):
+        col = Xt[:, j]
+        if b is not None and j != b:
+            med = float(np.sort(col)[n // 2])
+            c = med / Xa[0, b]
+            if c * Xa[0, b] == med:
+                col -= med
+                A[b, j] = -c
+        m = float(np.max(np.abs(col)))
+        if m > 0:
+            f = 2.0 ** -np.round(np.log2(m))
+            col *= f
+            A[:, j] *= f
+    return Xt, A
+
+
 class _Reduced:
     """Distinct unit hyperplane normals in a basis of the row space."""
 
@@ -108,23 +146,25 @@ class _Reduced:
             self.row_sign = np.zeros(n)
             return
         # rank and an orthonormal basis of the row space
-        u, s, vt = np.linalg.svd(Xa / scale, full_matrices=False)
-        tol = max(n, d) * np.finfo(float).eps * s[0]
-        r = int(np.sum(s > tol))
-        self.rank = r
-        self.basis = vt[:r].T                       # (d, r)
+        s, vt = _row_space(Xa / scale)
+        r = _rank(s, n, d)
         # gates in the original coordinates are ``out_map @ g`` for gates g of the rows of
-        # ``self.Xa`` (``None``: the identity, unless the data are whitened below)
+        # ``self.Xa`` (``None``: the identity, unless the columns are transformed below)
         if r and s[0] > _WHITEN_COND * s[r - 1]:
             # badly conditioned columns (a feature with a huge offset, e.g. a raw
             # timestamp beside the bias): the rows are nearly parallel and every
             # degeneracy decision below would be in doubt. The sign vectors of Xa u are
-            # those of Xa A w for any invertible A, so enumerate the whitened rows
-            # U_r = Xa V_r S_r^{-1} / scale instead, and map the gates back with A.
-            self.X_orig = Xa
-            self.Xa = u[:, :r] * np.where(self.nonzero, 1.0, 0.0)[:, None]
-            self.out_map = vt[:r].T / s[:r][None, :]  # (d, r)
-            self.basis = np.eye(r)
+            # those of Xa A w for any invertible A, so enumerate Xa A for an A that
+            # shifts each column by a data value times a constant column and scales it by
+            # a power of two (exact on integers, and wherever the values are within a
+            # factor of two of the shift, so degenerate data stay degenerate), then map
+            # the gates back with A.
+            Xt, A = _exact_standardised(Xa)
+            self.X_orig, self.Xa, self.out_map = Xa, Xt, A
+            s, vt = _row_space(Xt / np.linalg.norm(Xt, axis=1).max())
+            r = _rank(s, n, d)
+        self.rank = r
+        self.basis = vt[:r].T                       # (d, r)
         Y = self.Xa[self.nonzero] @ self.basis      # (n_nz, r)
         Y /= np.linalg.norm(Y, axis=1, keepdims=True)
         # canonical sign: positive inner product with a fixed generic vector
@@ -763,7 +803,7 @@ def _pack_masks(red: _Reduced, G_red: np.ndarray, block: int | None = None):
     if not _rows_distinct(packed):
         raise RuntimeError("internal error: duplicate patterns after enumeration")
     if red.out_map is not None:
-        # whitened rows: the gates and their margins in the original coordinates
+        # transformed columns: the gates and their margins in the original coordinates
         G = red.out_map @ G
         G /= np.linalg.norm(G, axis=0, keepdims=True)
         margin = _min_margin(red.X_orig, G, block=max(1, 1_000_000 // max(n, 1)))
