@@ -7,7 +7,12 @@ The algorithm here is exact for any data, general position or not:
 
 1. **Reduction.** Work in an orthonormal basis of the row space (rank ``r``), drop zero
    rows, and merge rows that define the same hyperplane (parallel or antiparallel rows):
-   this leaves ``m`` distinct unit normals ``z_k`` spanning ``R^r``.
+   this leaves ``m`` distinct unit normals ``z_k`` spanning ``R^r``. Badly conditioned
+   columns (condition number above ``1e6``: a feature with a huge offset beside the
+   bias, such as a raw timestamp) are first shifted by a data value times a constant
+   column and scaled by powers of two, an invertible column transform ``A`` under which
+   the sign vectors do not change (exact on integers and on values within a factor of two
+   of the shift); the gates are mapped back with ``A``.
 2. **r = 1**: two cells. **r = 2**: an angular sweep, one cell per arc between the
    ``2m`` sorted boundary angles (exact, ``O(m log m)``).
 3. **r >= 3: rays.** Every cell of an essential central arrangement is a pointed cone,
