@@ -69,6 +69,20 @@ def test_fit_alpha_auto_is_the_default(tmp_path, data_csv, capsys):
         assert "--alpha" in capsys.readouterr().err
 
 
+def _fit_predict_labels(tmp_path, path, names, capsys):
+    """``fit --classify`` on the ``species`` column of ``path``, then ``predict``: one
+    printed label per row (one line each), mostly right. Returns the model's path."""
+    model = tmp_path / "m.npz"
+    assert main(["fit", str(path), "--target", "species", "--classify", "--alpha", "0.1",
+                 "--patterns", "20", "--random-state", "0", "--out", str(model)]) == 0
+    capsys.readouterr()
+    assert main(["predict", str(model), str(path)]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == "prediction" and len(out) == len(names) + 1
+    assert set(out[1:]) <= set(names) and np.mean(np.array(out[1:]) == names) > 0.9
+    return model
+
+
 def test_fit_text_class_labels(tmp_path, capsys):
     """A classifier's target column may hold text labels (iris's species): fit reads them,
     predict prints them and skips that column of its data file; text in a feature column
@@ -82,14 +96,7 @@ def test_fit_text_class_labels(tmp_path, capsys):
                                   for x, s in zip(X, names)]
     path = tmp_path / "iris.csv"
     path.write_text("\n".join(rows) + "\n")
-    model = tmp_path / "m.npz"
-    assert main(["fit", str(path), "--target", "species", "--classify", "--alpha", "0.1",
-                 "--patterns", "20", "--random-state", "0", "--out", str(model)]) == 0
-    capsys.readouterr()
-    assert main(["predict", str(model), str(path)]) == 0
-    out = capsys.readouterr().out.split()
-    assert out[0] == "prediction" and len(out) == 151
-    assert set(out[1:]) <= set(names) and np.mean(np.array(out[1:]) == names) > 0.9
+    model = _fit_predict_labels(tmp_path, path, names, capsys)
     bad = tmp_path / "bad.csv"
     bad.write_text("a,colour,y\n1,red,0\n2,blue,1\n3,red,0\n")
     assert main(["fit", str(bad), "--target", "y", "--classify", "--alpha", "0.1"]) == 2
@@ -139,14 +146,7 @@ def test_fit_quoted_csv(tmp_path, capsys):
     assert cols == ["", "a", "b", "c", "d"] and set(yl) == set(names)
     np.testing.assert_allclose(Xl[:, 1:], X, atol=1e-6)
     np.testing.assert_array_equal(Xl[:, 0], np.arange(1, 51))  # quoted numbers
-    model = tmp_path / "m.npz"
-    assert main(["fit", str(path), "--target", "species", "--classify", "--alpha", "0.1",
-                 "--patterns", "20", "--random-state", "0", "--out", str(model)]) == 0
-    capsys.readouterr()
-    assert main(["predict", str(model), str(path)]) == 0
-    out = capsys.readouterr().out.splitlines()
-    assert out[0] == "prediction" and len(out) == 51
-    assert set(out[1:]) <= set(names) and np.mean(np.array(out[1:]) == names) > 0.9
+    _fit_predict_labels(tmp_path, path, names, capsys)
     ragged = tmp_path / "ragged.csv"
     ragged.write_text('"a","y"\n1,"p",9\n2,"q"\n3,"r"\n')
     with pytest.raises(ValueError, match="data row 1 has 3 fields, the other rows 2"):
