@@ -51,18 +51,29 @@ _REFIT_ATTRIBUTES = ("network_", "objective_", "certificate_", "n_neurons_", "pa
                      "exact_patterns_", "n_iter_")
 
 
-def _restrict_patterns(pats: ActivationPatterns, X_fold: np.ndarray) -> ActivationPatterns:
-    """The patterns of a subset of the rows, from the gates of the full data's patterns.
+def _restrict_patterns(pats: ActivationPatterns, X_fold: np.ndarray,
+                       rows=None) -> ActivationPatterns:
+    """The patterns of a subset of the rows (``X_fold``, the rows ``rows`` of the data).
 
     Every cell of the arrangement of a subset of the hyperplanes contains a cell of the
-    full arrangement, so the full set's gates give every pattern of the subset (the set
-    stays exact when it was exact); duplicates are merged by ``from_gates``.
+    full arrangement, so the full set's patterns restricted to the rows give every pattern
+    of the subset (the set stays exact when it was exact); duplicates are merged. With
+    ``rows`` the masks themselves are restricted (exact, whatever the gates' accuracy:
+    the gates of data with a huge offset need not reproduce their masks in floating
+    point); without, the full set's gates are evaluated on ``X_fold``.
     """
-    sub = ActivationPatterns.from_gates(X_fold, pats.gates, bias=pats.bias)
-    return ActivationPatterns(sub.packed, sub.gates, n_samples=sub.n_samples,
-                              n_features=sub.n_features, bias=sub.bias, exact=pats.exact,
-                              min_margin=sub.min_margin, fingerprint=sub.fingerprint,
-                              method="restricted")
+    if rows is None:
+        sub = ActivationPatterns.from_gates(X_fold, pats.gates, bias=pats.bias)
+        return ActivationPatterns(sub.packed, sub.gates, n_samples=sub.n_samples,
+                                  n_features=sub.n_features, bias=sub.bias,
+                                  exact=pats.exact, min_margin=sub.min_margin,
+                                  fingerprint=sub.fingerprint, method="restricted")
+    masks = np.asarray(pats.masks, dtype=bool)[np.asarray(rows)]
+    packed = np.packbits(masks.T, axis=1, bitorder="little")
+    first = np.sort(np.unique(packed, axis=0, return_index=True)[1])
+    return ActivationPatterns.from_masks(X_fold, masks[:, first], pats.gates[:, first],
+                                         bias=pats.bias, exact=pats.exact,
+                                         method="restricted")
 
 
 # patterns="auto" beyond max_patterns: each fold's path runs over this many sampled
@@ -252,7 +263,8 @@ class _ConvexReLUCVBase:
         with kept_filters():  # threads leave catch_warnings out of order
             paths = Parallel(n_jobs=self.n_jobs)(
                 delayed(_fit_path)(clone(path_est), X, y, train, test, alphas, scorer,
-                                   _restrict_patterns(pats, X[train]) if given else None,
+                                   _restrict_patterns(pats, X[train], train) if given
+                                   else None,
                                    self.n_iter_no_change)
                 for train, test in splits)
         paths = np.stack(paths, axis=-1)  # (4, n_alphas, n_splits)

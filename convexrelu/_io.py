@@ -6,6 +6,7 @@ import csv
 import io
 import json
 import os
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -203,8 +204,7 @@ def _read_csv(path: Path, delim: str):
         # line break)
         lines = [[f.strip() for f in rec] for rec in csv.reader(
             io.StringIO(text), delimiter=delim, skipinitialspace=True)]
-        # (comment lines skipped, as numpy.loadtxt does on the unquoted path)
-        lines = [rec for rec in lines if any(rec) and not rec[0].startswith("#")]
+        lines = [rec for rec in lines if any(rec)]
     else:
         lines = [line for line in text.splitlines() if line.strip()]
     if not lines:
@@ -246,7 +246,7 @@ def _read_quoted(table: list, path: Path, name: str) -> np.ndarray:
     """The data records (lists of fields) of a CSV with quoted fields: numbers, or text
     where a column holds any (as ``_read_csv``'s text fallback)."""
     widths = [len(row) for row in table]
-    usual = max(set(widths), key=widths.count)
+    usual = Counter(widths).most_common(1)[0][0]  # (a tie: the first row's width)
     if any(w != usual for w in widths):
         k = next(i for i, w in enumerate(widths) if w != usual)
         raise ValueError(f"could not read {path} as a {name}: data row {k + 1} has "

@@ -387,3 +387,22 @@ def test_offset_degenerate_data_stay_exact(offset):
         assert count_patterns(raw, bias=True) == pats.n_patterns == \
             (174 if X is grid else 170)  # (the unshifted sets: brute force, measured)
         assert np.array_equal(_aug(raw, True) @ pats.gates > 0, pats.masks)
+
+
+@pytest.mark.parametrize("make", [
+    # (the raw data, the same data without the offsets and extreme scales)
+    lambda b: (b[:, :1] + 1e9, b[:, :1]),                      # one raw timestamp feature
+    lambda b: (np.c_[b[:, 0] * 1e-300, b[:, 1] + 1e9], b),     # a tiny column beside it
+    lambda b: (np.c_[np.zeros(8), b[:, 1] + 1e12], np.c_[np.zeros(8), b[:, 1]]),
+    lambda b: (np.c_[(b[:, 0] + 1) * 1e-310, b[:, 1] + 1e9], b + [1, 0]),  # subnormal
+])
+def test_offset_features_whose_raw_rank_collapses(make):
+    """A feature shifted by 1e9 beside the bias has a singular value below the rank's
+    tolerance: the raw rank was 1 and the enumeration returned 2 patterns (with
+    count_patterns agreeing), flagged exact. The columns are shifted back first wherever
+    the rank is not full; a subnormal column's scale stays finite."""
+    raw, ref_X = make(np.random.default_rng(1).integers(0, 5, (8, 2)).astype(float))
+    pats = enumerate_patterns(raw, bias=True)
+    ref = enumerate_patterns(ref_X, bias=True)
+    assert set(map(bytes, pats.packed)) == set(map(bytes, ref.packed))
+    assert pats.n_patterns == count_patterns(raw, bias=True)

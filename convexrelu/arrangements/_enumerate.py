@@ -127,9 +127,11 @@ def _exact_standardised(Xa: np.ndarray):
                 A[b, j] = -c
         m = float(np.max(np.abs(col)))
         if m > 0:
-            f = 2.0 ** -np.round(np.log2(m))
-            col *= f
-            A[:, j] *= f
+            # by 2^-e with m = f 2^e, 0.5 <= f < 1 (ldexp; e clipped so that A stays
+            # finite for subnormal m)
+            e = max(int(np.frexp(m)[1]), -1000)
+            col[:] = np.ldexp(col, -e)
+            A[:, j] = np.ldexp(A[:, j], -e)
     return Xt, A
 
 
@@ -155,7 +157,7 @@ class _Reduced:
         r = _rank(s, n, d)
         # gates in the original coordinates are ``out_map @ g`` for gates g of the rows of
         # ``self.Xa`` (``None``: the identity, unless the columns are transformed below)
-        if r and s[0] > _WHITEN_COND * s[r - 1]:
+        if r and (s[0] > _WHITEN_COND * s[r - 1] or r < min(n, d)):
             # badly conditioned columns (a feature with a huge offset, e.g. a raw
             # timestamp beside the bias): the rows are nearly parallel and every
             # degeneracy decision below would be in doubt. The sign vectors of Xa u are
@@ -164,10 +166,14 @@ class _Reduced:
             # a power of two (exact on integers, and wherever the values are within a
             # factor of two of the shift, so degenerate data stay degenerate), then map
             # the gates back with A.
+            # (also where the rank is below full: a single offset feature beside the bias
+            # has a singular value below the rank's tolerance, and its raw rank is 1)
             Xt, A = _exact_standardised(Xa)
-            self.X_orig, self.Xa, self.out_map = Xa, Xt, A
-            s, vt = _row_space(Xt / np.linalg.norm(Xt, axis=1).max())
-            r = _rank(s, n, d)
+            st, vtt = _row_space(Xt / np.linalg.norm(Xt, axis=1).max())
+            rt = _rank(st, n, d)
+            if rt > r or s[0] > _WHITEN_COND * s[r - 1]:
+                self.X_orig, self.Xa, self.out_map = Xa, Xt, A
+                s, vt, r = st, vtt, rt
         self.rank = r
         self.basis = vt[:r].T                       # (d, r)
         Y = self.Xa[self.nonzero] @ self.basis      # (n_nz, r)
@@ -810,6 +816,7 @@ def _pack_masks(red: _Reduced, G_red: np.ndarray, block: int | None = None):
     if red.out_map is not None:
         # transformed columns: the gates and their margins in the original coordinates
         G = red.out_map @ G
+        G /= np.max(np.abs(G), axis=0, keepdims=True)  # (A's entries may be huge)
         G /= np.linalg.norm(G, axis=0, keepdims=True)
         margin = _min_margin(red.X_orig, G, block=max(1, 1_000_000 // max(n, 1)))
     return packed, G, margin
