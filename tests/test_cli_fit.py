@@ -156,6 +156,15 @@ def test_fit_quoted_csv(tmp_path, capsys):
     lines = tmp_path / "lines.csv"
     lines.write_text('a,y\n1,"p\nq"\n\n2,"r"\n')
     assert list(load_table(lines, target="y")[1]) == ["p\nq", "r"]
+    # a quoted value starting with "#" is data, not a comment (a first version dropped it)
+    hashed = tmp_path / "hashed.csv"
+    hashed.write_text('"y","a"\n"#1",2\n"b",3\n')
+    assert list(load_table(hashed, target="y")[1]) == ["#1", "b"]
+    # two widths as common as each other: the first row's is the usual one
+    tie = tmp_path / "tie.csv"
+    tie.write_text('"a","y"\n1,"p"\n2,"q",3\n')
+    with pytest.raises(ValueError, match="data row 2 has 3 fields, the other rows 2"):
+        load_table(tie, target="y")
 
 
 def _as_csv(path):
