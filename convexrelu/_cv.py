@@ -52,22 +52,15 @@ _REFIT_ATTRIBUTES = ("network_", "objective_", "certificate_", "n_neurons_", "pa
 
 
 def _restrict_patterns(pats: ActivationPatterns, X_fold: np.ndarray,
-                       rows=None) -> ActivationPatterns:
+                       rows) -> ActivationPatterns:
     """The patterns of a subset of the rows (``X_fold``, the rows ``rows`` of the data).
 
     Every cell of the arrangement of a subset of the hyperplanes contains a cell of the
-    full arrangement, so the full set's patterns restricted to the rows give every pattern
-    of the subset (the set stays exact when it was exact); duplicates are merged. With
-    ``rows`` the masks themselves are restricted (exact, whatever the gates' accuracy:
-    the gates of data with a huge offset need not reproduce their masks in floating
-    point); without, the full set's gates are evaluated on ``X_fold``.
+    full arrangement, so the full set's masks restricted to the rows give every pattern of
+    the subset (the set stays exact when it was exact); duplicates are merged, the first
+    kept with its gate. Restricting the masks is exact whatever the gates' accuracy (the
+    gates of data with a huge offset need not reproduce their masks in floating point).
     """
-    if rows is None:
-        sub = ActivationPatterns.from_gates(X_fold, pats.gates, bias=pats.bias)
-        return ActivationPatterns(sub.packed, sub.gates, n_samples=sub.n_samples,
-                                  n_features=sub.n_features, bias=sub.bias,
-                                  exact=pats.exact, min_margin=sub.min_margin,
-                                  fingerprint=sub.fingerprint, method="restricted")
     masks = np.asarray(pats.masks, dtype=bool)[np.asarray(rows)]
     packed = np.packbits(masks.T, axis=1, bitorder="little")
     first = np.sort(np.unique(packed, axis=0, return_index=True)[1])

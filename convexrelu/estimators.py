@@ -287,7 +287,6 @@ class _ConvexReLUBase(BaseEstimator):
         column's network is certified by the branch and bound (``certify(...,
         patterns="bnb")``). ``patterns_`` becomes the union of the final working sets.
         """
-        from .certificates import certify
         from .solvers._column_generation import column_generation
 
         loss = get_loss(loss)
@@ -306,10 +305,7 @@ class _ConvexReLUBase(BaseEstimator):
                 net = net.prune(X, penalize_bias=self.penalize_bias)
             net, obj, status = self._no_worse_than_constant(X, Y[:, j], col_loss, net,
                                                             sol.status)
-            certs.append(certify(net, X, Y[:, j], alpha=self.alpha_, loss=col_loss,
-                                 patterns="bnb", tol=self.tol, hidden_bias=self.bias,
-                                 penalize_bias=self.penalize_bias,
-                                 random_state=_seed(self.random_state), n_jobs=self.n_jobs)
+            certs.append(self._certify_one(X, Y[:, j], col_loss, None, net)
                          if self.certify else None)
             objective += obj
             n_iter = max(n_iter, sol.n_iter)
@@ -445,15 +441,9 @@ class _ConvexReLUBase(BaseEstimator):
         (no loss, no penalty), with no solve (the solvers' relative gaps cannot close on
         an optimum of 0, and warned); ``patterns="exact"`` beyond enumeration keeps no
         working set."""
-        from .certificates import certify
-
         nets = [self._constant_network(X, Y[:, j], loss) for j in range(Y.shape[1])]
-        certs = [None if not self.certify else self._certify_one(
-            X, Y[:, j], loss, pats, net) if pats is not None else certify(
-            net, X, Y[:, j], alpha=self.alpha_, loss=loss, patterns="bnb", tol=self.tol,
-            hidden_bias=self.bias, penalize_bias=self.penalize_bias,
-            random_state=_seed(self.random_state), n_jobs=self.n_jobs)
-            for j, net in enumerate(nets)]
+        certs = [self._certify_one(X, Y[:, j], loss, pats, net) if self.certify else None
+                 for j, net in enumerate(nets)]
         if pats is None:
             self._bnb_patterns = ActivationPatterns.from_gates(
                 X, np.zeros((X.shape[1] + self.bias, 0)), bias=self.bias)
@@ -530,9 +520,15 @@ class _ConvexReLUBase(BaseEstimator):
 
     def _certify_one(self, X, y, loss, pats, net):
         """The certificate of one column's network (its own scalar problem, docs/mathematics.rst
-        §4.5)."""
+        §4.5); ``pats=None`` (``patterns="exact"`` beyond enumeration): by the branch and
+        bound."""
         from .certificates import certify
 
+        if pats is None:
+            return certify(net, X, y, alpha=self.alpha_, loss=loss, patterns="bnb",
+                           tol=self.tol, hidden_bias=self.bias,
+                           penalize_bias=self.penalize_bias,
+                           random_state=_seed(self.random_state), n_jobs=self.n_jobs)
         free_or_none = not (self.bias and self.penalize_bias)
         if pats.exact:
             # two features: the exact angular sweep is faster than the listed patterns

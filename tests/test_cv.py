@@ -10,8 +10,9 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import GridSearchCV, KFold, StratifiedKFold, cross_val_score
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from convexrelu import (ConvexReLUClassifier, ConvexReLUClassifierCV, ConvexReLURegressor,
-                        ConvexReLURegressorCV, enumerate_patterns, sample_patterns)
+from convexrelu import (ActivationPatterns, ConvexReLUClassifier, ConvexReLUClassifierCV,
+                        ConvexReLURegressor, ConvexReLURegressorCV, enumerate_patterns,
+                        sample_patterns)
 from convexrelu._cv import (_PASSTHROUGH, _PATH_PATTERNS, _path_patterns,
                             _restrict_patterns, _select)
 
@@ -224,20 +225,21 @@ def test_scoring_and_given_patterns(rng):
 def test_restricted_patterns_are_the_fold_patterns(rng):
     X = rng.standard_normal((10, 2))
     rows = np.array([0, 2, 3, 5, 8, 9])
-    sub = _restrict_patterns(enumerate_patterns(X, bias=True), X[rows])
+    sub = _restrict_patterns(enumerate_patterns(X, bias=True), X[rows], rows)
     ref = enumerate_patterns(X[rows], bias=True)
     assert sub.exact and set(map(bytes, sub.packed)) == set(map(bytes, ref.packed))
     # sampled: identical to sampling on the fold with the same seed (same gates, same order)
-    sub = _restrict_patterns(sample_patterns(X, 15, random_state=3, bias=True), X[rows])
+    sub = _restrict_patterns(sample_patterns(X, 15, random_state=3, bias=True), X[rows],
+                             rows)
     ref = sample_patterns(X[rows], 15, random_state=3, bias=True)
     np.testing.assert_array_equal(sub.packed, ref.packed)
     np.testing.assert_array_equal(sub.gates, ref.gates)
     assert not sub.exact
-    # the masks restricted to the rows (what the CV estimators do): the same sets
+    # the masks restricted to the rows: the full set's gates evaluated on the fold
     for pats in (enumerate_patterns(X, bias=True),
                  sample_patterns(X, 15, random_state=3, bias=True)):
         by_rows = _restrict_patterns(pats, X[rows], rows)
-        by_gates = _restrict_patterns(pats, X[rows])
+        by_gates = ActivationPatterns.from_gates(X[rows], pats.gates, bias=True)
         np.testing.assert_array_equal(by_rows.packed, by_gates.packed)
         assert by_rows.exact == pats.exact
 

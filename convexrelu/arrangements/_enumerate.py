@@ -61,8 +61,8 @@ _ZERO_TOL = 1e-12      # |z^T v| below this (unit vectors): the hyperplane conta
 _DOUBT_TOL = 1e-9      # between _ZERO_TOL and this: decided in exact arithmetic
 _PARALLEL_TOL = 1e-12  # unit normals closer than this (up to sign): the same hyperplane
 # _Reduced: columns shifted and scaled (_exact_standardised) when the row space's
-# condition number exceeds this
-_WHITEN_COND = 1e6
+# condition number exceeds this (or its rank is not full)
+_TRANSFORM_COND = 1e6
 _DEFAULT_MAX_PATTERNS = 2_000_000
 
 
@@ -157,7 +157,8 @@ class _Reduced:
         r = _rank(s, n, d)
         # gates in the original coordinates are ``out_map @ g`` for gates g of the rows of
         # ``self.Xa`` (``None``: the identity, unless the columns are transformed below)
-        if r and (s[0] > _WHITEN_COND * s[r - 1] or r < min(n, d)):
+        ill = bool(r) and s[0] > _TRANSFORM_COND * s[r - 1]
+        if r and (ill or r < min(n, d)):
             # badly conditioned columns (a feature with a huge offset, e.g. a raw
             # timestamp beside the bias): the rows are nearly parallel and every
             # degeneracy decision below would be in doubt. The sign vectors of Xa u are
@@ -171,7 +172,7 @@ class _Reduced:
             Xt, A = _exact_standardised(Xa)
             st, vtt = _row_space(Xt / np.linalg.norm(Xt, axis=1).max())
             rt = _rank(st, n, d)
-            if rt > r or s[0] > _WHITEN_COND * s[r - 1]:
+            if rt > r or ill:
                 self.X_orig, self.Xa, self.out_map = Xa, Xt, A
                 s, vt, r = st, vtt, rt
         self.rank = r
