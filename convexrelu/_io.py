@@ -39,6 +39,25 @@ def _fields(line, delim: str) -> list:
                                                skipinitialspace=True))]
 
 
+def _skip_notes(lines: list, delim: str) -> list:
+    """``lines`` without the comment lines (``#``) at the top of an unquoted CSV (a note,
+    an exporter's banner), which were read as its header. The last of them is kept as the
+    header, without its ``#``, where it names as many columns as the data have and no
+    header follows it (``numpy.savetxt(..., header="a,b,y")`` writes ``# a,b,y``)."""
+    k = 0
+    while k < len(lines) and lines[k].lstrip().startswith("#"):
+        k += 1
+    if k == 0 or k == len(lines):
+        return lines
+    notes, rest = lines[:k], lines[k:]
+    if not _is_header(rest, delim):
+        last = notes[-1].lstrip()[1:].strip()
+        names = _fields(last, delim)
+        if len(names) == len(_fields(rest[0], delim)) and _is_header([last] + rest, delim):
+            return [last] + rest
+    return rest
+
+
 def _is_header(lines: list, delim: str) -> bool:
     """Whether the first of a CSV's non-empty ``lines`` names the columns: text where the
     next row has a number (a first row whose only text is in columns that hold text all
@@ -206,7 +225,7 @@ def _read_csv(path: Path, delim: str):
             io.StringIO(text), delimiter=delim, skipinitialspace=True)]
         lines = [rec for rec in lines if any(rec)]
     else:
-        lines = [line for line in text.splitlines() if line.strip()]
+        lines = _skip_notes([line for line in text.splitlines() if line.strip()], delim)
     if not lines:
         raise ValueError(f"{path} is empty; expected a {name} of numbers with an optional "
                          "header row of column names.")

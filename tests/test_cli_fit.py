@@ -167,6 +167,29 @@ def test_fit_quoted_csv(tmp_path, capsys):
         load_table(tie, target="y")
 
 
+def test_csv_comment_lines_at_the_top(tmp_path):
+    """Comment lines at the top of an unquoted CSV were read as its header ("the header
+    row names 1 columns (# my data) but the data rows have 3"). They are skipped; the
+    last is the header where it names the data's columns and no header follows
+    (``numpy.savetxt``'s ``header=``)."""
+    from convexrelu._io import load_table
+
+    data = np.array([[1.0, 2.0, 3.0], [4.0, 5.0, 6.0], [7.0, 8.0, 1.0]])
+    body = "\n".join(",".join(f"{v:g}" for v in row) for row in data) + "\n"
+    cases = {"# my data\n# two notes\na,b,y\n": ["a", "b"], "# my data\n": None}
+    for head, cols in cases.items():
+        path = tmp_path / "notes.csv"
+        path.write_text(head + body)
+        X, y, names = load_table(path, target="y" if cols else None)
+        np.testing.assert_array_equal(X, data[:, :2] if cols else data)
+        assert names == cols
+    saved = tmp_path / "saved.csv"
+    np.savetxt(saved, data, delimiter=",", header="a,b,y")
+    X, y, names = load_table(saved, target="y")
+    np.testing.assert_array_equal(y, data[:, 2])
+    assert names == ["a", "b"]
+
+
 def _as_csv(path):
     new = path.with_suffix(".csv")
     new.write_text(path.read_text())

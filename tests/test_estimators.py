@@ -253,6 +253,63 @@ def test_constant_target_fits_the_constant_network_without_warnings(rng, value):
     np.testing.assert_array_equal(two.predict(X[:2]), [[value, 1.0]] * 2)
 
 
+def test_one_constant_column_among_several_is_not_solved(rng):
+    """A multi-output target with one constant column (or one that varies only by a
+    rounding step): that column gets the constant network with no solve, the others are
+    fitted as alone (the grown fit warned that it stopped at a relative gap of 1, and a
+    single column at 0.1 with one value a rounding step off ran for over ten minutes)."""
+    X = rng.standard_normal((50, 2))
+    y = np.abs(X[:, 0]) - 0.5 * X[:, 1]
+    off = np.full(50, 0.1)
+    off[-1] = np.nextafter(0.1, 1.0)
+    # each of two columns' losses counts half (scikit-learn's mean over the entries):
+    # alone, the same network needs twice the alpha
+    alone = ConvexReLURegressor(alpha=1.0, max_patterns=5000).fit(X, y).predict(X)
+    for col in (np.full(50, 3.0), off):
+        # every pattern listed; and beyond enumeration, by branch and bound
+        for kwargs, exact in (({"max_patterns": 5000}, True),
+                              ({"patterns": "exact", "max_patterns": 50}, True),
+                              ({"max_patterns": 50}, False)):
+            with warnings.catch_warnings():
+                warnings.simplefilter("error")
+                warnings.filterwarnings("ignore", message="X has more than max_patterns")
+                two = ConvexReLURegressor(alpha=0.5, random_state=0, **kwargs).fit(
+                    X, np.c_[y, col])
+            pred = two.predict(X)
+            np.testing.assert_allclose(pred[:, 1], np.median(col), rtol=0, atol=0)
+            assert two.solution_status_ == "optimal"  # (one value when all agree)
+            cert = two.certificate_[1]
+            assert cert.objective == 0.0 and cert.gap == 0.0
+            assert cert.optimal == exact  # sampled patterns: no proof claimed
+            if exact:  # the training predictions of the optimum are unique
+                np.testing.assert_allclose(pred[:, 0], alone, atol=1e-4)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            warnings.filterwarnings("ignore", message="X has more than max_patterns")
+            one = ConvexReLURegressor(random_state=0).fit(X, col)
+        assert one.n_neurons_ == 0 and one.objective_ == 0.0
+
+
+@pytest.mark.parametrize("offset", [1e3, 1e5, 1e7])
+def test_a_target_far_from_zero_fits_as_the_centred_one(rng, offset):
+    """The output bias is free, so shifting the target shifts only that bias. A target at
+    1e5 + N(0, 1) stopped short (a gap of 3e-5, 17 neurons instead of 2; at 1e7 a gap of
+    0.16): the solvers' residuals lost the target's digits. It is solved shifted."""
+    X = rng.standard_normal((50, 2))
+    y = np.abs(X[:, 0] + 0.3) - 0.5 * X[:, 1] + 0.1 * rng.standard_normal(50)
+    ref = ConvexReLURegressor(max_patterns=5000).fit(X, y - np.median(y))
+    assert ref.exact_patterns_  # the exact optimum, whatever path its solver takes
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        far = ConvexReLURegressor(max_patterns=5000).fit(X, y + offset)
+    assert far.solution_status_ == "optimal" and far.certificate_.optimal
+    assert far.alpha_ == pytest.approx(ref.alpha_, rel=1e-9)
+    assert far.objective_ == pytest.approx(ref.objective_, rel=1e-6)
+    # the squared loss is strictly convex in the training predictions: they are unique
+    np.testing.assert_allclose(far.predict(X) - offset - np.median(y), ref.predict(X),
+                               atol=1e-3)
+
+
 @pytest.mark.parametrize("Est", [ConvexReLURegressor, ConvexReLUClassifier])
 def test_a_network_worse_than_the_constant_one_is_replaced(rng, monkeypatch, Est):
     """Whatever the solver returns, the fitted network's objective is at most the constant
