@@ -288,6 +288,11 @@ class _ConvexReLUCVBase:
                 warnings.filterwarnings("ignore", message="X has more than max_patterns",
                                         category=UserWarning)
                 self.best_estimator_ = best.fit(X, y)
+            if hasattr(self, "feature_names_in_"):
+                # fitted on the array validated above: the names let best_estimator_ (to
+                # which predict and score delegate) check a DataFrame's columns (without
+                # them it warned on every DataFrame and took reordered columns silently)
+                best.feature_names_in_ = self.feature_names_in_
             self.refit_time_ = time.perf_counter() - t0
             for name in _REFIT_ATTRIBUTES:
                 setattr(self, name, getattr(best, name))

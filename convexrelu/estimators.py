@@ -561,7 +561,15 @@ class _ConvexReLUBase(BaseEstimator):
         return certify(net, X, y, alpha=self.alpha_, loss=loss, patterns=patterns,
                        tol=self.tol, hidden_bias=self.bias, penalize_bias=self.penalize_bias)
 
-    def _set_certificate(self, certs) -> None:
+    def _set_certificate(self, certs, names=None) -> None:
+        """``certificate_``: one certificate, or one per column, each marked with its
+        column (``info["scope"]``): it certifies that column's sub-network for that
+        column's problem alone, not the block-diagonal network against networks whose
+        hidden neurons serve several columns."""
+        if len(certs) > 1 and self.certify:
+            for j, cert in enumerate(certs):
+                cert.info["scope"] = (f"output {j} of {len(certs)}" if names is None else
+                                      f"the one-vs-rest problem of class {names[j]!r}")
         self.certificate_ = None if not self.certify else (
             certs[0] if len(certs) == 1 else list(certs))
 
@@ -884,7 +892,8 @@ class ConvexReLURegressor(RegressorMixin, _ConvexReLUBase):
         them, see ``patterns``).
     exact_patterns_ : bool
         Whether the program was solved over the complete pattern set (then
-        ``objective_`` is the global optimum over all widths): ``patterns_`` is that set,
+        ``objective_`` is the global optimum over all widths, with several outputs over
+        the networks with one sub-network per output): ``patterns_`` is that set,
         or, for ``patterns="exact"`` beyond enumeration, the working set of the column
         generation priced by branch and bound.
     n_iter_ : int
@@ -901,7 +910,10 @@ class ConvexReLURegressor(RegressorMixin, _ConvexReLUBase):
         when it has at most ``10 * max_patterns`` patterns, and otherwise reports the best
         violating neuron a local search finds (``heuristic``, never a proof). With several
         outputs, one certificate per output's scalar problem (its share of
-        ``objective_``).
+        ``objective_``; ``info["scope"]`` names it): ``optimal`` there means globally
+        optimal for that output alone. A network whose hidden neurons serve several
+        outputs can reach a lower ``objective_`` than the block-diagonal fit;
+        ``certify(network_, X, Y)`` bounds those too, conservatively.
     n_features_in_ : int
 
     Notes
@@ -1136,7 +1148,8 @@ certificate_, n_features_in_
             self.alpha_ = self._resolve_alpha(X, Y, self.loss, pats)
             nets, obj, n_iter, st, certs = self._solve_outputs(X, Y, self.loss, pats)
         self._set_fitted(X, nets, obj, n_iter, st, pats)
-        self._set_certificate(certs)
+        self._set_certificate(certs, names=[c.item() if hasattr(c, "item") else c
+                                            for c in classes])
         return self
 
     def decision_function(self, X) -> np.ndarray:

@@ -259,6 +259,31 @@ def test_restricted_patterns_of_offset_data_are_exact():
     assert ref.n_patterns == 54
 
 
+@pytest.mark.parametrize("Est", [ConvexReLURegressorCV, ConvexReLUClassifierCV])
+def test_dataframe_columns_are_checked_as_by_the_plain_estimator(rng, Est):
+    """Fitted on a DataFrame, the CV estimators check the columns where they predict:
+    best_estimator_ was refit on the validated array, so every predict on a DataFrame
+    warned that it was "fitted without feature names", and reordered columns were
+    taken silently (predictions off by up to 167 on diabetes)."""
+    pd = pytest.importorskip("pandas")
+    X = pd.DataFrame(rng.standard_normal((60, 3)), columns=["a", "b", "c"])
+    y = np.abs(X["a"]) + 0.5 * X["b"]
+    y = y > y.median() if Est is ConvexReLUClassifierCV else y
+    est = Est(cv=2, n_alphas=3, max_patterns=30, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # the sampling notice
+        est.fit(X, y)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        pred = est.predict(X)
+        est.score(X, y)
+        if Est is ConvexReLUClassifierCV:
+            est.predict_proba(X)
+    np.testing.assert_array_equal(pred, est.best_estimator_.predict(X))
+    with pytest.raises(ValueError, match="feature names should match"):
+        est.predict(X[["c", "b", "a"]])
+
+
 def test_certify_only_on_refit(reg_data):
     X, y = reg_data
     reg = ConvexReLURegressorCV(alphas=2, cv=2, **dict(FAST_REG, certify=True)).fit(X, y)

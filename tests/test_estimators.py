@@ -253,6 +253,48 @@ def test_constant_target_fits_the_constant_network_without_warnings(rng, value):
     np.testing.assert_array_equal(two.predict(X[:2]), [[value, 1.0]] * 2)
 
 
+def test_several_outputs_certify_each_output_alone():
+    """With several outputs the fit is one sub-network per output; each certificate is
+    for its output's problem alone, and says so (each printed "CERTIFIED globally
+    optimal: no two-layer ReLU network of any width ...", yet an MLP whose hidden neurons
+    serve all outputs, started from the fit, reaches a lower objective)."""
+    from sklearn.datasets import load_linnerud
+    from sklearn.preprocessing import StandardScaler
+
+    X, Y = load_linnerud(return_X_y=True)
+    X = StandardScaler().fit_transform(X)[:, :2]
+    Y = StandardScaler().fit_transform(Y)
+    reg = ConvexReLURegressor(alpha=0.5, patterns="exact").fit(X, Y)
+    assert reg.exact_patterns_ and all(c.optimal for c in reg.certificate_)
+    for j, cert in enumerate(reg.certificate_):
+        assert cert.info["scope"] == f"output {j} of 3"
+        assert f"CERTIFIED globally optimal for output {j} of 3 alone" in str(cert)
+    mlp = reg.to_sklearn()
+    mlp.set_params(warm_start=True, solver="lbfgs", max_iter=500, tol=1e-10)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        mlp.fit(X, Y)
+    assert mlp.loss_ < reg.objective_ - 1e-3  # a shared hidden layer does better
+    from convexrelu import certify
+
+    joint = certify(reg.network_, X, Y, alpha=0.5)
+    assert joint.conservative and not joint.optimal
+    # one binary problem per class: the same marking, with the class's label
+    from sklearn.datasets import load_iris
+
+    Xi, yi = load_iris(return_X_y=True)
+    Xi = StandardScaler().fit_transform(Xi)
+    names = np.array(["setosa", "versicolor", "virginica"])[yi]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        clf = ConvexReLUClassifier(max_patterns=50, random_state=0).fit(Xi, names)
+    labels = ("setosa", "versicolor", "virginica")
+    assert [c.info["scope"] for c in clf.certificate_] == [
+        f"the one-vs-rest problem of class {n!r}" for n in labels]
+    two = ConvexReLUClassifier(max_patterns=50, random_state=0).fit(Xi, yi > 0)
+    assert "scope" not in two.certificate_.info
+
+
 def test_one_constant_column_among_several_is_not_solved(rng):
     """A multi-output target with one constant column (or one that varies only by a
     rounding step): that column gets the constant network with no solve, the others are

@@ -217,9 +217,14 @@ class Certificate:
             + (" (upper bound)" if self.conservative else ""),
             self._patterns_line(),
         ]
+        scope = self.info.get("scope")  # one column of an estimator's several (below)
         if self.optimal:
             verdict = ("CERTIFIED globally optimal: no two-layer ReLU network of any width has "
                        f"an objective lower by more than {self.gap:.3e}.")
+            if scope:
+                verdict = (f"CERTIFIED globally optimal for {scope} alone: no two-layer ReLU "
+                           f"network of any width fitted to it alone has an objective lower "
+                           f"by more than {self.gap:.3e}.")
         elif self.heuristic:
             verdict = ("heuristic: the best violating neuron found by local search; not a "
                        "proof of global optimality. The search can miss violations, so "
@@ -250,6 +255,10 @@ class Certificate:
                 verdict += (" The dual constraint was bounded conservatively (several "
                             "outputs), so the gap may overestimate the suboptimality.")
         lines.append(verdict)
+        if scope:
+            lines.append(f"scope             {scope}, one of the fit's independent problems "
+                         "(its share of objective_); networks whose hidden neurons serve "
+                         "several of them are not covered")
         if self.violating_neuron is not None and self.violating_neuron.objective_decrease > 0:
             v = self.violating_neuron
             dec = v.objective_decrease
