@@ -673,7 +673,8 @@ class ReLUNet:
         Raises
         ------
         ValueError
-            If the estimator is not fitted, not a ReLU net, or not one hidden layer.
+            If the estimator is not fitted, not a ReLU net, not one hidden layer, or a
+            regressor whose output is not the identity (``loss="poisson"``).
         """
         coefs = getattr(mlp, "coefs_", None)
         ints = getattr(mlp, "intercepts_", None)
@@ -688,6 +689,14 @@ class ReLUNet:
             raise ValueError(f"only one hidden layer is supported; the estimator has "
                              f"{len(coefs) - 1} hidden layers (hidden_layer_sizes="
                              f"{getattr(mlp, 'hidden_layer_sizes', '?')}).")
+        out = getattr(mlp, "out_activation_", None)
+        if not hasattr(mlp, "classes_") and out not in (None, "identity"):
+            # MLPRegressor(loss="poisson") predicts exp of its last layer: read as a plain
+            # network, its predictions were off by up to 10 and its "objective" the
+            # squared loss's
+            raise ValueError(f"only a regressor with an identity output is supported; this "
+                             f"one applies {out!r} to its output (loss="
+                             f"{getattr(mlp, 'loss', '?')!r}), which no ReLUNet computes.")
         return cls(np.asarray(coefs[0]).T, ints[0], np.asarray(coefs[1]).T, ints[1])
 
     def to_sklearn(self, kind: Literal["regressor", "classifier"] = "regressor",

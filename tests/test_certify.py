@@ -385,6 +385,46 @@ def test_torch_architecture_errors(problem):
         certify(mod, X, y, alpha=0.1)
 
 
+def test_models_that_compute_more_than_their_layers_are_refused(problem):
+    """A torch module whose forward adds to its two layers (here a sigmoid and a skip
+    connection) was certified as the plain network of those layers; an MLPRegressor
+    with loss="poisson" (exp of its last layer) was read as a plain network whose
+    predictions differed from the model's by up to 10."""
+    torch = pytest.importorskip("torch")
+    X, y, _ = problem
+
+    class Odd(torch.nn.Module):
+        def __init__(self, skip):
+            super().__init__()
+            self.fc1, self.act = torch.nn.Linear(2, 5), torch.nn.ReLU()
+            self.fc2, self.skip = torch.nn.Linear(5, 1), skip
+
+        def forward(self, x):
+            z = self.fc2(self.act(self.fc1(x)))
+            return torch.sigmoid(z) + x[:, :1] if self.skip else z
+
+    torch.manual_seed(0)
+    with pytest.raises(ValueError, match="forward differs from the two-layer ReLU"):
+        certify(Odd(True), X, y, alpha=0.1)
+    plain = Odd(False)  # the same layers, computing exactly the network: accepted
+    cert = certify(plain, X, y, alpha=0.1)
+    assert cert.objective == pytest.approx(
+        certify(ReLUNet.from_torch(plain), X, y, alpha=0.1).objective, rel=1e-12)
+    from sklearn.neural_network import MLPRegressor
+
+    try:
+        mlp = MLPRegressor(hidden_layer_sizes=(4,), loss="poisson", max_iter=50,
+                           random_state=0)
+    except TypeError:  # scikit-learn before the poisson loss
+        return
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        mlp.fit(X, np.exp(y))
+    for read in (lambda: certify(mlp, X, np.exp(y)), lambda: ReLUNet.from_sklearn(mlp)):
+        with pytest.raises(ValueError, match="identity output"):
+            read()
+
+
 @pytest.mark.slow  # moved to the slow step: the default run took 339 s in CI
 def test_vector_output_free_bias_bound_is_finite_and_sound():
     """Several outputs with a free hidden bias: the joint conservative bound is infinite,

@@ -278,6 +278,28 @@ def test_estimator_on_cuda():
     assert abs(gpu.objective_ - ref.objective_) <= 1e-6 * ref.objective_
 
 
+def test_group_shrink_of_rows_below_the_threshold_does_not_overflow():
+    """Rows at or below the threshold get factor 0 without dividing by the smallest
+    float (``thresh / tiny`` overflowed: a RuntimeWarning reached users of a class with
+    one sample); the others are shrunk exactly."""
+    from convexrelu.solvers._fista import ArrayBackend
+
+    B = 10 * np.array([[0.0, 0.0, 1.0], [3.0, 4.0, 2.0], [0.3, 0.4, -1.0]])
+    names = ["numpy", "torch"]  # (the module needs torch)
+    for name in names:
+        xb = ArrayBackend(name)
+        for free in (False, True):
+            reg = GroupL2Penalty(3, free_bias=free)
+            with warnings.catch_warnings():
+                warnings.simplefilter("error", RuntimeWarning)
+                out = xb.to_numpy(xb.group_shrink(xb.asarray(B), 10.0, reg))
+            pen = B[:, :2] if free else B
+            nrm = np.linalg.norm(pen, axis=1)
+            fac = np.maximum(1.0 - 10.0 / np.maximum(nrm, 1e-300), 0.0)
+            want = B * fac[:, None] if not free else np.c_[B[:, :2] * fac[:, None], B[:, 2]]
+            np.testing.assert_allclose(out, want, rtol=1e-12, atol=0)
+
+
 def test_power_lipschitz_on_torch_matches_eigvalsh():
     """The Lipschitz constant of large problems on a torch backend is computed on its
     device (power iterations), not by ARPACK on the host: it must bound the exact one."""

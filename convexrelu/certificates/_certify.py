@@ -326,6 +326,41 @@ def _is_torch_module(model) -> bool:
     return torch is not None and isinstance(model, torch.nn.Module)
 
 
+def _check_torch_forward(module, net, X, rows: int = 256) -> None:
+    """Refuse a torch module whose ``forward`` is not the network its layers define.
+
+    :meth:`ReLUNet.from_torch` reads the two ``nn.Linear`` layers, not the computation:
+    a module that adds a skip connection or an output activation was certified as the
+    plain network (its objective 1.12 where the module's squared loss alone was 1.47).
+    One forward pass over the first ``rows`` samples is compared with the network's.
+    """
+    torch = sys.modules["torch"]
+    try:
+        p = next(module.parameters())
+        with torch.no_grad():
+            out = module(torch.as_tensor(X[:rows], dtype=p.dtype, device=p.device))
+        out = out.detach().cpu().to(torch.float64).numpy()
+    except Exception as exc:  # the module's own error, named
+        raise ValueError(f"could not run the torch module on X to check that it is the "
+                         f"two-layer ReLU network its layers define: {exc}") from exc
+    ref = net.predict(X[:rows]).reshape(min(rows, X.shape[0]), -1)
+    if out.size != ref.size:
+        raise ValueError(f"the torch module returns {out.size // max(ref.shape[0], 1)} "
+                         f"outputs per sample, but its layers define {ref.shape[1]}: its "
+                         "forward is not Linear -> ReLU -> Linear.")
+    out = out.reshape(ref.shape)
+    eps = float(torch.finfo(p.dtype).eps) if p.dtype.is_floating_point else 1e-7
+    scale = 1.0 + float(np.max(np.abs(ref)))
+    err = float(np.max(np.abs(out - ref)))
+    if not err <= 1e3 * eps * scale:
+        raise ValueError(f"the torch module's forward differs from the two-layer ReLU "
+                         f"network its layers define (Linear -> ReLU -> Linear) by up to "
+                         f"{err:.3g} on X: a skip connection, an output activation or "
+                         "another computation in forward, which the certificate does not "
+                         "cover. To certify the network of its two layers alone, pass "
+                         "ReLUNet.from_torch(module).")
+
+
 def _as_network(model, alpha, loss):
     """``(ReLUNet, alpha, loss_name, classes)`` from a ReLUNet, torch module or sklearn MLP."""
     from ..network import ReLUNet
@@ -574,6 +609,8 @@ def certify(
     if X.shape[1] != net.n_features:
         raise ValueError(f"X has {X.shape[1]} features, but the network expects "
                          f"{net.n_features} (W1 has shape {net.W1.shape}).")
+    if _is_torch_module(model):
+        _check_torch_forward(model, net, X)
     if reduction not in _REDUCTIONS:
         raise ValueError(f"reduction must be one of {list(_REDUCTIONS)}; got {reduction!r}.")
     if weight_decay is not None:

@@ -281,11 +281,13 @@ class ArrayBackend:
         ``(1 - thresh / ||b_pen||)_+ b_pen`` of every row (free coordinates unchanged)."""
         Bp = regularizer.penalized(B)
         nrm = self.row_norms(Bp)
-        tiny = np.finfo(self.dtype).tiny
+        # rows at or below the threshold divide by it (factor 0): thresh / tiny overflowed
+        # (a RuntimeWarning on a class of one sample), though the factor was right
+        floor = max(float(thresh), float(np.finfo(self.dtype).tiny))
         if self._t is None:
-            fac = np.maximum(1.0 - thresh / np.maximum(nrm, tiny), 0.0).astype(self.dtype)
+            fac = np.maximum(1.0 - thresh / np.maximum(nrm, floor), 0.0).astype(self.dtype)
         else:
-            fac = self._t.clamp_min(1.0 - thresh / self._t.clamp_min(nrm, tiny), 0.0)
+            fac = self._t.clamp_min(1.0 - thresh / self._t.clamp_min(nrm, floor), 0.0)
         if not regularizer.free:
             return B * fac[:, None]
         out = self.copy(B)
