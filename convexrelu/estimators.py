@@ -196,6 +196,19 @@ class _ConvexReLUBase(BaseEstimator):
             if self._GROWN_SAMPLE_MIN <= fit < n_sample:
                 n_sample = int(fit)
                 held = " (as many as the memory budget holds over these samples)"
+        elif self._conic_auto():
+            # solver="auto" solves a non-smooth loss (hinge) as one conic problem over all
+            # the patterns, whose time and memory grow with their number: a sample of
+            # max_patterns was refused by its memory check (200 x 10 data: 2 GiB over 2000
+            # patterns), and took 158 s on 150 x 10 data. It samples _CONIC_SAMPLE, or as
+            # many as the memory budget holds
+            fit = self._conic_patterns_in_budget(X.shape[0], X.shape[1] + bool(self.bias))
+            if min(fit, self._CONIC_SAMPLE) < n_sample:
+                n_sample = int(max(1, min(fit, self._CONIC_SAMPLE)))
+                held = (f" (one conic problem over all of them: solver='auto' solves the "
+                        f"{get_loss(self.loss).name} loss so; {self._CONIC_SAMPLE} at most"
+                        + (", as many as the memory budget holds" if fit < self._CONIC_SAMPLE
+                           else "") + ")")
         self._check_pattern_memory(X.shape[0], n_sample, given=False)
         how = ", grown by a local search for violating neurons" if grows else ""
         warnings.warn(
@@ -217,6 +230,11 @@ class _ConvexReLUBase(BaseEstimator):
     # 250 / 500 / 1000 / 2000 sampled patterns reached the objectives 1444.9 / 1451.0 /
     # 1445.6 / 1445.1 in 8.2 / 6.5 / 13.9 / 15.9 s, all with test R^2 0.357-0.358
     _GROWN_SAMPLE = 500
+    # a sampled fit solved as one conic problem (solver="auto" with a non-smooth loss:
+    # the hinge) samples this many (at most max_patterns). Measured (make_classification
+    # (200, 10), 25% held out, hinge, one BLAS thread, the machine under load): 100 / 200 /
+    # 400 patterns 6.0 / 11.1 / 30.2 s, test accuracy 0.94 / 0.96 / 0.96
+    _CONIC_SAMPLE = 200
     # ... and at least this many where the memory budget holds fewer than _GROWN_SAMPLE
     # (below it the fit is refused: lower max_patterns or raise the budget). Measured
     # (make_regression(10^6, 20), 750,000 training rows, the default 2 GiB budget: 168
@@ -235,6 +253,17 @@ class _ConvexReLUBase(BaseEstimator):
     # bytes per (sample, pattern, feature) of a cvxpy problem over all patterns (measured:
     # breast cancer, 426 x 31 with bias, 2000 patterns, 14.5 GB peak RSS)
     _CVXPY_BYTES_PER_ENTRY = 500
+
+    def _conic_auto(self) -> bool:
+        """Whether ``solver="auto"`` resolves to the conic problem over all patterns (a
+        non-smooth loss: no residual dual point to price patterns with)."""
+        return (isinstance(self.solver, str) and self.solver == "auto"
+                and self._solver_name(self.loss) == "cvxpy")
+
+    def _conic_patterns_in_budget(self, n: int, d_aug: int) -> int:
+        """How many patterns a cvxpy problem over ``n`` samples and ``d_aug`` columns can
+        hold within the memory budget."""
+        return _budget_bytes() // max(self._CVXPY_BYTES_PER_ENTRY * n * d_aug, 1)
 
     def _patterns_in_budget(self, n: int) -> int:
         """How many patterns' masks over ``n`` samples the memory budget holds."""
@@ -633,12 +662,18 @@ class _ConvexReLUBase(BaseEstimator):
                 f"handles {list(solver._formulations)}). Use solver='auto', or "
                 "formulation='gated_relu' with solver='fista'.")
         if isinstance(solver, CvxpySolver) and pre is None:  # a conic problem, all patterns
+            fit = self._conic_patterns_in_budget(prog.n_samples, prog.d_aug)
+            remedy = (f"lower max_patterns (about {fit} fit) or pass patterns=<a number of "
+                      "sampled patterns>")
+            remedy = (f"{remedy}: solver='auto' solves the {get_loss(loss).name} loss as "
+                      "this conic problem (loss='logistic' takes the working-set solver, "
+                      "which never forms it)" if self._conic_auto() else
+                      f"use solver='auto' (never a conic problem over all patterns with a "
+                      f"smooth loss), or {remedy}")
             check_memory(self._CVXPY_BYTES_PER_ENTRY * prog.n_samples * prog.n_patterns
                          * prog.d_aug,
                          f"a cvxpy problem over {prog.n_patterns} patterns of {prog.n_samples} "
-                         f"samples and {prog.d_aug} columns",
-                         "use solver='auto' (never a conic problem over all patterns), or "
-                         "lower max_patterns")
+                         f"samples and {prog.d_aug} columns", remedy)
         if self._grows(pats, loss) and pre is None:
             # one working-set loop prices the sample and grows it (no solve over the
             # sample first: the loop would price the same patterns again)
@@ -811,8 +846,11 @@ class ConvexReLURegressor(RegressorMixin, _ConvexReLUBase):
         (:func:`~convexrelu.certificates.search_violators`) finds to violate the dual
         constraint, until neither the sample nor the search finds one or 5 searches are
         spent (a count, not a time: the fit is reproducible); the fit is then the
-        optimum over the grown set, at most the optimum over the sample. An int: that
-        many sampled gates (not grown). With ``bias=True`` every sample starts with the
+        optimum over the grown set, at most the optimum over the sample; with a
+        non-smooth loss (the classifier's ``loss="hinge"``), which ``solver="auto"``
+        solves as one conic problem over all the patterns, 200 of them (or
+        ``max_patterns``, or as many as the memory budget holds, if fewer), not grown.
+        An int: that many sampled gates (not grown). With ``bias=True`` every sample starts with the
         all-active pattern (``sample_patterns(..., linear=True)``: a neuron affine on the
         data, which Gaussian gates almost never draw), then Gaussian gates; an
         :class:`~convexrelu.arrangements.ActivationPatterns` computed on the training X

@@ -295,6 +295,28 @@ def test_several_outputs_certify_each_output_alone():
     assert "scope" not in two.certificate_.info
 
 
+def test_hinge_default_fits_a_sample_its_conic_problem_holds(monkeypatch):
+    """The hinge loss is solved as one conic problem over all the patterns: a default
+    fit on 200 x 10 data sampled 2000 patterns and was refused (2 GiB), its message
+    suggesting the solver='auto' already in use. It samples 200 (or what the budget
+    holds), and a refusal names the remedies that work."""
+    from sklearn.datasets import make_classification
+
+    from convexrelu import MemoryBudgetError, config_context
+
+    X, y = make_classification(120, 6, random_state=0)
+    with pytest.warns(UserWarning, match="fitting over 200 sampled patterns .one conic"):
+        clf = ConvexReLUClassifier(loss="hinge", random_state=0).fit(X, y)
+    assert clf.patterns_.n_patterns == 200 and clf.score(X, y) > 0.9
+    with config_context(memory_budget=50):  # MiB: holds 50 MiB / (500 B x 120 x 7)
+        with pytest.warns(UserWarning, match="fitting over 124 sampled patterns .*as many as "
+                          "the memory budget holds"):
+            clf = ConvexReLUClassifier(loss="hinge", random_state=0).fit(X, y)
+        with pytest.raises(MemoryBudgetError, match=r"lower max_patterns \(about 124 fit\)"
+                           r".*solves the hinge loss as this conic problem"):
+            ConvexReLUClassifier(loss="hinge", patterns=300, random_state=0).fit(X, y)
+
+
 def test_one_constant_column_among_several_is_not_solved(rng):
     """A multi-output target with one constant column (or one that varies only by a
     rounding step): that column gets the constant network with no solve, the others are
