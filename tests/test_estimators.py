@@ -180,6 +180,8 @@ def test_auto_alpha_invariant_to_a_shifted_feature(rng, monkeypatch):
 @pytest.mark.parametrize("make, match", [
     (lambda X: np.c_[X[:, :2], 1.7e9 + 1e6 * X[:, 2]], "feature 2 has mean 1.7e\\+09"),
     (lambda X: X * 1e7, "reaches .* in magnitude"),
+    # tiny features: standardised diabetes times 1e-6 fitted a network of test R^2 0.0006
+    (lambda X: X * 1e-6, "every entry is below 0.0001 in magnitude"),
 ])
 def test_poorly_scaled_features_warn(rng, make, match):
     """A raw timestamp column (the enumeration stopped with an internal error) or features
@@ -200,6 +202,7 @@ def test_poorly_scaled_features_warn(rng, make, match):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert not warn_poorly_scaled(X)
+        assert not warn_poorly_scaled(np.zeros((5, 2)))  # no scale to speak of
         assert not warn_poorly_scaled(np.c_[X, np.full(30, 5.0), np.full(30, 12345.0)])
         # constant columns whose mean square rounds (a std of 0.016 by E[x^2] - mean^2)
         assert not warn_poorly_scaled(np.c_[rng.standard_normal(100_000),
