@@ -41,19 +41,23 @@ def _fields(line, delim: str) -> list:
 
 def _skip_notes(lines: list, delim: str) -> list:
     """``lines`` without the comment lines (``#``) at the top of an unquoted CSV (a note,
-    an exporter's banner), which were read as its header. The last of them is kept as the
-    header, without its ``#``, where it names as many columns as the data have and no
-    header follows it (``numpy.savetxt(..., header="a,b,y")`` writes ``# a,b,y``)."""
+    an exporter's banner), which were read as its header. A single comment line is kept
+    as the header, without its ``#``, where it names as many columns as the data have,
+    each name without blanks, and no header follows it (``numpy.savetxt(...,
+    header="a,b,y")`` writes ``# a,b,y``; ``# exported by tool, v2`` over two columns is a
+    note)."""
     k = 0
     while k < len(lines) and lines[k].lstrip().startswith("#"):
         k += 1
     if k == 0 or k == len(lines):
         return lines
     notes, rest = lines[:k], lines[k:]
-    if not _is_header(rest, delim):
-        last = notes[-1].lstrip()[1:].strip()
+    if k == 1 and not _is_header(rest, delim):
+        last = notes[0].lstrip()[1:].strip()
         names = _fields(last, delim)
-        if len(names) == len(_fields(rest[0], delim)) and _is_header([last] + rest, delim):
+        if len(names) == len(_fields(rest[0], delim)) and \
+                not any(len(f.split()) != 1 for f in names) and \
+                _is_header([last] + rest, delim):
             return [last] + rest
     return rest
 

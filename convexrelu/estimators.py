@@ -39,7 +39,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 from ._memory import _budget_bytes, block_size, check_memory
 from .arrangements import ActivationPatterns, PatternLimitError, enumerate_patterns
 from .arrangements import sample_patterns
-from .losses import Loss, get_loss, loss_names
+from .losses import Loss, get_loss, loss_names, shift_invariant
 from .network import ReLUNet
 from .program import ConvexProgram
 from .regularizers import GroupL2Penalty
@@ -663,8 +663,11 @@ class _ConvexReLUBase(BaseEstimator):
                 "formulation='gated_relu' with solver='fista'.")
         if isinstance(solver, CvxpySolver) and pre is None:  # a conic problem, all patterns
             fit = self._conic_patterns_in_budget(prog.n_samples, prog.d_aug)
-            remedy = (f"lower max_patterns (about {fit} fit) or pass patterns=<a number of "
-                      "sampled patterns>")
+            p = self.patterns
+            remedy = (f"pass patterns={fit} or fewer" if isinstance(p, numbers.Integral)
+                      else f"pass at most {fit} patterns" if isinstance(p, ActivationPatterns)
+                      else f"lower max_patterns (about {fit} fit) or pass patterns=<a number "
+                      "of sampled patterns>")
             remedy = (f"{remedy}: solver='auto' solves the {get_loss(loss).name} loss as "
                       "this conic problem (loss='logistic' takes the working-set solver, "
                       "which never forms it)" if self._conic_auto() else
@@ -1025,13 +1028,15 @@ class ConvexReLURegressor(RegressorMixin, _ConvexReLUBase):
         # target far from 0 against its spread (1e5 + N(0, 1)) otherwise lost its digits
         # in the solvers' residuals (a gap of 3e-5 left, 17 neurons instead of 2; 0.1 +
         # one rounding step ran for over ten minutes). Values within a factor of two of the
-        # median are shifted exactly (Sterbenz). A column that varies only within a few
-        # rounding steps of its values is taken as constant (its exact optimum fits that
+        # median are shifted exactly (Sterbenz). Only for a loss of z - y (squared, Huber:
+        # Loss.shift_invariant). A column that varies only within a few rounding steps of
+        # its values is taken as constant, its median (its exact optimum fits that
         # rounding: y = 0.1 with one value one step off took 110 s and 147 neurons).
-        shift = np.median(Y, axis=0)
+        med = np.median(Y, axis=0)
         flat = np.ptp(Y, axis=0) <= 4 * np.finfo(np.float64).eps * np.max(np.abs(Y), axis=0)
+        Y = np.where(flat, med, Y)
+        shift = med if shift_invariant(get_loss(self.loss)) else np.zeros_like(med)
         Y = Y - shift
-        Y[:, flat] = 0.0
         with _fit_threads():
             pats = self._get_patterns(X)
             self.alpha_ = self._resolve_alpha(X, Y, self.loss, pats)

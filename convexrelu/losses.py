@@ -66,6 +66,12 @@ def _binary_entropy(p: np.ndarray) -> np.ndarray:
     return out
 
 
+def shift_invariant(loss) -> bool:
+    """Whether ``loss`` (a :class:`Loss`) is declared shift-invariant by its own class
+    (:attr:`Loss.shift_invariant`; a subclass does not inherit the declaration)."""
+    return bool(type(loss).__dict__.get("shift_invariant", False))
+
+
 class Loss:
     """Base class of the sum-reduced convex losses.
 
@@ -90,6 +96,12 @@ class Loss:
         A Lipschitz constant of ``z -> gradient(z, y)`` (``inf`` for non-smooth losses).
     multi_output : bool
         Whether the loss acts on ``(n_samples, n_outputs)`` arrays jointly.
+    shift_invariant : bool
+        Whether the loss depends on predictions and targets only through ``z - y``: a
+        regressor then solves each target shifted by its median (the free output bias
+        absorbs the shift; the solvers keep their digits on a target far from 0). Read
+        only from the class that declares it, so a subclass that changes :meth:`value`
+        is not taken as invariant unless it says so.
     """
 
     name: str = ""
@@ -97,6 +109,7 @@ class Loss:
     smooth: bool = False
     lipschitz: float = float("inf")
     multi_output: bool = False
+    shift_invariant: bool = False
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
@@ -356,6 +369,7 @@ class SquaredLoss(_RegressionLoss):
     """
 
     name = "squared"
+    shift_invariant = True
 
     def __init__(self, n_outputs: Optional[int] = None) -> None:
         self.n_outputs = _check_n_outputs(n_outputs)
@@ -445,6 +459,7 @@ class HuberLoss(_RegressionLoss):
     """
 
     name = "huber"
+    shift_invariant = True
 
     def __init__(self, delta: float = 1.0, n_outputs: Optional[int] = None) -> None:
         try:

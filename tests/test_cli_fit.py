@@ -176,7 +176,8 @@ def test_csv_comment_lines_at_the_top(tmp_path):
 
     data = np.array([[1.0, 2.0, 3.0], [4.0, 5.0, 6.0], [7.0, 8.0, 1.0]])
     body = "\n".join(",".join(f"{v:g}" for v in row) for row in data) + "\n"
-    cases = {"# my data\n# two notes\na,b,y\n": ["a", "b"], "# my data\n": None}
+    cases = {"# my data\n# two notes\na,b,y\n": ["a", "b"], "# my data\n": None,
+             "# exported by tool, v2, 2026\n": None, "# note\n# a,b,y\n": None}
     for head, cols in cases.items():
         path = tmp_path / "notes.csv"
         path.write_text(head + body)

@@ -315,9 +315,54 @@ def test_hinge_default_fits_a_sample_its_conic_problem_holds(monkeypatch):
         with pytest.warns(UserWarning, match="fitting over 124 sampled patterns .*as many as "
                           "the memory budget holds"):
             clf = ConvexReLUClassifier(loss="hinge", random_state=0).fit(X, y)
-        with pytest.raises(MemoryBudgetError, match=r"lower max_patterns \(about 124 fit\)"
-                           r".*solves the hinge loss as this conic problem"):
+        with pytest.raises(MemoryBudgetError, match=r"pass patterns=124 or fewer: "
+                           r"solver='auto' solves the hinge loss as this conic problem"):
             ConvexReLUClassifier(loss="hinge", patterns=300, random_state=0).fit(X, y)
+        with pytest.raises(MemoryBudgetError, match=r"lower max_patterns \(about 291 fit\)"):
+            # all the patterns of two features listed (thousands)
+            ConvexReLUClassifier(loss="hinge", max_patterns=20000).fit(X[:, :2], y)
+
+
+def test_a_loss_not_of_z_minus_y_is_not_shifted(rng):
+    """The regressor solves a target shifted by its median only for a loss of ``z - y``
+    (``Loss.shift_invariant``, declared by the loss's own class): a subclass of the
+    squared loss against ``2 y`` was fitted to ``2 (y - m)`` and shifted back by ``m``
+    only (``objective_`` 0.27 where its network's objective was 11.7)."""
+    from convexrelu.losses import SquaredLoss, shift_invariant
+
+    class Double(SquaredLoss):
+        name = "_double_target"  # (a leading underscore: not registered)
+
+        def value(self, z, y):
+            return super().value(z, 2 * np.asarray(y))
+
+        def gradient(self, z, y):
+            return super().gradient(z, 2 * np.asarray(y))
+
+        def dual_objective(self, lam, y):
+            return super().dual_objective(lam, 2 * np.asarray(y))
+
+        def best_dual_scale(self, lam, y, s_max):
+            return super().best_dual_scale(lam, 2 * np.asarray(y), s_max)
+
+        def output_shift(self, z, y):
+            return super().output_shift(z, 2 * np.asarray(y))
+
+        def cvxpy_value(self, z, y):
+            return super().cvxpy_value(z, 2 * y)
+
+        def torch_value(self, z, y):
+            return super().torch_value(z, 2 * y)
+
+    assert shift_invariant(SquaredLoss()) and not shift_invariant(Double())
+    X = rng.standard_normal((12, 2))
+    y = 5 + np.sin(X[:, 0])
+    with warnings.catch_warnings():
+        # (its solvers read y where the loss reads 2 y: the constant network may win)
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        reg = ConvexReLURegressor(loss=Double(), tol=1e-8).fit(X, y)
+    assert reg.objective_ == pytest.approx(
+        reg.network_.objective(X, y, reg.alpha_, Double()), rel=1e-10)
 
 
 def test_one_constant_column_among_several_is_not_solved(rng):
