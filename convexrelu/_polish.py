@@ -14,6 +14,7 @@ import numpy as np
 from scipy import sparse
 
 from .arrangements._patterns import cone_signs
+from ._memory import _budget_bytes
 from ._newton import backtrack, boundary_steps, newton_step, norm_derivatives
 from .program import ConvexProgram
 
@@ -238,6 +239,12 @@ def polish_support(program: ConvexProgram, V: np.ndarray, W: np.ndarray, c0: flo
         if b is not None:
             blocks.append(b)
     if not blocks:
+        return None
+    # its design (n x columns) and, for a quadratic loss, their Gram within the memory
+    # budget, else nothing to polish (a torch network of 2,048 hidden units on 100
+    # features asked numpy for 319 GiB in certify)
+    cols = nb + sum(b["N"].shape[1] for b in blocks)
+    if 8.0 * cols * (n + (cols if quad else 0)) > _budget_bytes():
         return None
 
     def assemble():

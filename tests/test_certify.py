@@ -425,6 +425,29 @@ def test_models_that_compute_more_than_their_layers_are_refused(problem):
             read()
 
 
+def test_support_polish_beyond_the_memory_budget_is_skipped():
+    """The certificate's support polish of a wide network (a torch module of 2,048 hidden
+    units on 100 features, 300 samples) asked numpy for 319 GiB: a bare MemoryError out
+    of certify. Beyond the memory budget the polish now polishes nothing (None: certify
+    then uses the network's own dual point)."""
+    from convexrelu import ConvexReLURegressor, config_context
+    from convexrelu._polish import polish_support
+    from convexrelu.arrangements import ActivationPatterns
+    from convexrelu.program import ConvexProgram
+
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((40, 3))
+    y = np.abs(X[:, 0]) - X[:, 1] + 0.1 * rng.standard_normal(40)
+    net = ConvexReLURegressor(alpha=0.05, max_patterns=50, random_state=0).fit(X, y).network_
+    G = np.hstack([net.W1, net.b1[:, None]]).T
+    pats = ActivationPatterns.from_gates(X, G, bias=True)
+    V, W, _ = net.to_convex(X, pats)
+    prog = ConvexProgram(X, y, pats, loss="squared", alpha=0.05 * 40, bias=True)
+    assert polish_support(prog, V, W, float(net.b2[0])) is not None
+    with config_context(memory_budget=0.01):  # MiB: below its design and Gram
+        assert polish_support(prog, V, W, float(net.b2[0])) is None
+
+
 @pytest.mark.slow  # moved to the slow step: the default run took 339 s in CI
 def test_vector_output_free_bias_bound_is_finite_and_sound():
     """Several outputs with a free hidden bias: the joint conservative bound is infinite,
