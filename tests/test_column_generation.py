@@ -725,6 +725,8 @@ def test_a_barrier_certificate_short_of_tol_is_tightened_before_cvxpy(monkeypatc
         raise AssertionError("the restricted program went to cvxpy")
 
     monkeypatch.setattr(cg._AutoInner, "_solve_cvxpy", no_cvxpy)
+    # the program measured: alpha="auto" at 0.03 alpha_max, as before its share fell with n
+    monkeypatch.setattr(ConvexReLUClassifier, "_ALPHA_REF_SAMPLES", 10 ** 9)
     X, y = make_classification(2000, 10, weights=[0.99], flip_y=0, random_state=0)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # the sampling notice

@@ -146,6 +146,31 @@ def test_errors(rng):
             rng.standard_normal((12, 11)), rng.standard_normal(12))
 
 
+def test_auto_alpha_share_falls_as_one_over_sqrt_n(rng):
+    """``alpha="auto"`` is ``0.03 alpha_max`` up to 1,500 training samples, then
+    ``0.03 sqrt(1500 / n)``, at least ``0.01``: a fixed share of ``alpha_max`` (which grows
+    as ``n``) underfitted large data (make_friedman1(20000): test R² 0.890 against 0.926
+    at 0.01; the default MLP 0.957). The same data stacked four times has four times the
+    bound and half the share: twice the ``alpha_``."""
+    r = ConvexReLURegressor._auto_ratio
+    assert r(1) == r(400) == r(1500) == 0.03
+    assert r(6000) == pytest.approx(0.015, rel=1e-12)
+    assert r(13500) == pytest.approx(0.01, rel=1e-12)
+    assert r(10 ** 6) == 0.01
+    assert ConvexReLUClassifier._auto_ratio(6000) == r(6000)
+    X = rng.standard_normal((1500, 1))
+    y = np.maximum(X[:, 0], 0.0) + 0.1 * rng.standard_normal(1500)
+    X4, y4 = np.vstack([X] * 4), np.concatenate([y] * 4)
+    a1 = ConvexReLURegressor()._resolve_alpha(X, y[:, None], "squared",
+                                              enumerate_patterns(X, bias=True))
+    pats4 = enumerate_patterns(X4, bias=True)
+    a4 = ConvexReLURegressor()._resolve_alpha(X4, y4[:, None], "squared", pats4)
+    assert a4 == pytest.approx(2.0 * a1, rel=1e-9)
+    # and the fit uses it
+    reg = ConvexReLURegressor(patterns=pats4, certify=False).fit(X4, y4)
+    assert reg.alpha_ == pytest.approx(a4, rel=1e-9)
+
+
 def test_auto_alpha_invariant_to_a_shifted_feature(rng, monkeypatch):
     """With a free hidden bias the program does not change when a feature is shifted, and
     nor does ``alpha="auto"``: on the same patterns, the bound of the shifted data equals
@@ -163,10 +188,12 @@ def test_auto_alpha_invariant_to_a_shifted_feature(rng, monkeypatch):
     # the bound it replaces, by hand: uncentred, hundreds of times larger
     lam = y - y.mean()
     raw = max(np.linalg.norm(Xs.T @ (m * lam)) for m in pats.masks.T)
-    assert raw > 100 * a_shift / ConvexReLURegressor._ALPHA_RATIO
+    share = ConvexReLURegressor._auto_ratio(X.shape[0])
+    assert share == 0.03  # 30 samples
+    assert raw > 100 * a_shift / share
     # still an upper bound on the ReLU program's alpha_max (shift-invariant itself)
     from convexrelu.solvers import alpha_max
-    assert a_shift / ConvexReLURegressor._ALPHA_RATIO >= alpha_max(X, y, patterns=pats) * (
+    assert a_shift / share >= alpha_max(X, y, patterns=pats) * (
         1 - 1e-9)
     # penalize_bias=True is not shift-invariant: the bound is taken as it stands
     pen = ConvexReLURegressor(penalize_bias=True)._resolve_alpha(Xs, Y, "squared", pats)
