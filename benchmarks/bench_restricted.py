@@ -3,9 +3,10 @@
 
 A restricted program is the ReLU program over ``k`` sampled patterns of a data set (X
 standardised, 25 % held out as in ``python -m benchmarks realdata``, a free hidden bias,
-``alpha = 0.03 alpha_max``: the default estimators' setting). Every solver gets the same
-program in the same process, one after the other, and the table reports its time, its
-objective's excess over the best objective of the row (relative), and its status:
+``alpha = 0.03 alpha_max``: the default estimators' share up to 1,500 training
+samples). Every solver gets the same program in the same process, one after the other,
+and the table reports its time, its objective's excess over the best objective of the
+row (relative), and its status:
 
 * ``socp``: the second-order-cone interior point
   (:class:`convexrelu.solvers._restricted_socp.RestrictedSocpSolver`, squared loss);

@@ -32,7 +32,8 @@ Rows:
   ``CONVEXRELU_MEMORY_BUDGET=8192``, or its restricted programs go to the augmented
   Lagrangian, which does not converge there);
 * ``make_classification(n, 20, random_state=0)`` (X standardised), logistic loss, P=100
-  patterns at ``0.03 alpha_max`` (the classifiers' default alpha; ``run_row``'s ``ratio``
+  patterns at ``0.03 alpha_max`` (the classifiers' default share up to 1,500 training
+  samples, and from 450,000; ``run_row``'s ``ratio``
   does not apply to these rows), the ReLU program by
   ``solver="relu"`` at ``n = 1e4`` and ``1e5``: with many more samples than Newton rows
   the restricted interior point sketches the loss's Hessian; the "formed Hessian" rows

@@ -388,22 +388,32 @@ class _ConvexReLUBase(BaseEstimator):
     # 13,500 training samples): make_friedman1(20000, 10, noise=1) 0.890 / 11.2 s and
     # 0.926 / 14.5 s (3e-3: 0.945 / 34.9 s; MLP 0.957); make_classification(20000, 20)
     # 0.849 / 27.2 s and 0.861 / 42.7 s (MLP 0.857); a 5-class make_classification(20000,
-    # 20, n_informative=10) 0.805 / 199.4 s and 0.843 / 230.6 s (alone on the machine;
+    # 20, n_informative=10, n_classes=5) 0.805 / 199.4 s and 0.843 / 230.6 s (alone;
     # 5e-3: 0.852 / 415.4 s; MLP 0.908). The share holds up to 1,500 samples, not only up
     # to the 400 or so of the measurements above: digits (1,347 training samples) at
-    # 1.63e-2 (0.03 sqrt(400 / n)) scored 0.980 against 0.976 in 56.0 s against 31.8 s,
-    # past the 30 s its default fit is held to
+    # 1.63e-2 (0.03 sqrt(400 / n)) scored 0.980 against 0.976 in nearly twice the time
+    # (56.0 s against 31.8 s), where its default fit is held to 30 s
     _ALPHA_REF_SAMPLES = 1500
     _ALPHA_MIN_RATIO = 1e-2
+    # ... and from _ALPHA_LARGE_SAMPLES it rises again, as 0.01 sqrt(n / 50,000), to 3e-2
+    # (from 450,000): there the gain of a small share fades while its cost does not
+    # (make_classification(n, 20), 0.01 against 0.03 the same day: +0.015 of accuracy
+    # for 1.5 times the time at 75,000 samples, +0.008 for 1.6 times at 150,000, +0.004
+    # for 2.6 times at 225,000; the 750,000-row fit took 597 s at 0.03)
+    _ALPHA_LARGE_SAMPLES = 50_000
 
     @classmethod
     def _auto_ratio(cls, n_samples: int) -> float:
         """The share of ``alpha_max`` that ``alpha="auto"`` takes for ``n_samples``
         training samples: ``0.03`` up to 1,500 samples, ``0.03 sqrt(1500 / n)`` beyond,
-        at least ``0.01`` (from 13,500 samples)."""
-        shrink = np.sqrt(cls._ALPHA_REF_SAMPLES / max(int(n_samples), 1))
-        return float(np.clip(cls._ALPHA_RATIO * shrink, cls._ALPHA_MIN_RATIO,
-                             cls._ALPHA_RATIO))
+        at least ``0.01`` (from 13,500 samples), and from 50,000 samples
+        ``0.01 sqrt(n / 50000)``, at most ``0.03`` (from 450,000)."""
+        n = max(int(n_samples), 1)
+        if n > cls._ALPHA_LARGE_SAMPLES:
+            share = cls._ALPHA_MIN_RATIO * np.sqrt(n / cls._ALPHA_LARGE_SAMPLES)
+        else:
+            share = cls._ALPHA_RATIO * np.sqrt(cls._ALPHA_REF_SAMPLES / n)
+        return float(np.clip(share, cls._ALPHA_MIN_RATIO, cls._ALPHA_RATIO))
 
     def _resolve_alpha(self, X, Y, loss, pats) -> float:
         """``alpha_``: the given ``alpha``, or ``_auto_ratio(n) * alpha_max`` for
@@ -854,7 +864,9 @@ class ConvexReLURegressor(RegressorMixin, _ConvexReLUBase):
         the CV estimators use, is that scale exactly, at the cost of pricing every
         pattern), and ``r(n) = 0.03`` up to 1,500 training samples, ``0.03 sqrt(1500 /
         n)`` beyond, at least ``0.01`` (``alpha_max`` grows as ``n``, the penalty a noise
-        level needs as ``sqrt(n)``: a fixed share underfits large data). It is relative,
+        level needs as ``sqrt(n)``: a fixed share underfits larger data), and from 50,000
+        samples ``0.01 sqrt(n / 50000)`` up to ``0.03`` again from 450,000 (there a
+        smaller share's gain fades while its cost does not). It is relative,
         so invariant to the scale of ``y`` and, with a free hidden bias, to shifting a
         feature; an absolute default is a trap (at ``alpha=1e-3`` the global optimum
         interpolates ``load_diabetes``: train R² 1.00, test R² -0.70).
@@ -1134,7 +1146,8 @@ class ConvexReLUClassifier(ClassifierMixin, _ConvexReLUBase):
     ----------
     alpha : float or "auto", default="auto"
         As in :class:`ConvexReLURegressor` (``"auto"``: ``r(n) * alpha_max``, ``r(n)``
-        from ``0.03`` up to 1,500 training samples down to ``0.01`` from 13,500).
+        from ``0.03`` up to 1,500 training samples down to ``0.01`` from 13,500 to
+        50,000, then up to ``0.03`` again from 450,000).
     loss : {"logistic", "hinge"} or Loss, default="logistic"
     patterns, bias, penalize_bias, formulation, solver, tol, max_iter, max_patterns, \
 random_state, verbose, certify, warm_start, n_jobs

@@ -68,7 +68,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="weight decay (scikit-learn's MLP alpha), > 0; 'auto' "
                              "(default): the estimators' default, a share of a bound on "
                              "the weight decay above which the optimum is zero (0.03 up "
-                             "to 1,500 samples, down to 0.01 from 13,500)")
+                             "to 1,500 samples, 0.01 from 13,500 to 50,000, 0.03 again "
+                             "from 450,000)")
     parser.add_argument("--patterns", metavar="exact|auto|N", type=_patterns_arg,
                         default="auto",
                         help="all patterns ('exact'), all if at most --max-patterns else "
