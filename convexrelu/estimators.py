@@ -321,16 +321,11 @@ class _ConvexReLUBase(BaseEstimator):
 
         loss = get_loss(loss)
         col_loss = loss.column_loss(Y.shape[1]) if loss.task == "regression" else loss
-        nets, objective, n_iter, statuses, certs = [], 0.0, 0, [], []
+        out = []
         gates = [np.zeros((X.shape[1] + self.bias, 0))]
         for j in range(Y.shape[1]):
             if const[j]:
-                net, it, status, _, cert, obj = self._constant_column(X, Y[:, j], col_loss,
-                                                                      None)
-                nets.append(net)
-                certs.append(cert)
-                statuses.append(status)
-                objective += obj
+                out.append(self._constant_column(X, Y[:, j], col_loss, None))
                 continue
             sol, used = column_generation(
                 X, Y[:, j], alpha=self.alpha_, loss=col_loss, bias=self.bias,
@@ -344,16 +339,12 @@ class _ConvexReLUBase(BaseEstimator):
                 net = net.prune(X, penalize_bias=self.penalize_bias)
             net, obj, status = self._no_worse_than_constant(X, Y[:, j], col_loss, net,
                                                             sol.status)
-            certs.append(self._certify_one(X, Y[:, j], col_loss, None, net)
-                         if self.certify else None)
-            objective += obj
-            n_iter = max(n_iter, sol.n_iter)
-            statuses.append(status)
-            nets.append(net)
+            cert = self._certify_one(X, Y[:, j], col_loss, None, net) if self.certify \
+                else None
+            out.append((net, sol.n_iter, status, None, cert, obj))
             gates.append(used.gates)
         self._bnb_patterns = ActivationPatterns.from_gates(X, np.hstack(gates), bias=self.bias)
-        self._warn_constant(statuses)
-        return nets, objective, n_iter, statuses, certs
+        return self._gather(out, None, Y.shape[1])
 
     def _solver_name(self, loss) -> str:
         """The registered solver name (``solver="auto"`` resolved for the problem)."""
@@ -469,9 +460,9 @@ class _ConvexReLUBase(BaseEstimator):
         # a constant regression column: the constant network, no solve (a relative gap
         # cannot close on an optimum of 0); the other columns are solved as usual
         const = np.ptp(Y, axis=0) == 0 if loss.task == "regression" else np.zeros(n_cols, bool)
-        if pats is None or const.all():
-            if pats is None:
-                return self._solve_outputs_bnb(X, Y, loss, const)
+        if pats is None:
+            return self._solve_outputs_bnb(X, Y, loss, const)
+        if const.all():
             out = [self._constant_column(X, Y[:, j], col_loss, pats) for j in range(n_cols)]
             return self._gather(out, pats, n_cols)
         todo = np.flatnonzero(~const)
@@ -509,7 +500,8 @@ class _ConvexReLUBase(BaseEstimator):
 
     def _gather(self, out, pats, n_cols):
         """:meth:`_solve_outputs`'s result from its columns' :meth:`_column` tuples; the
-        first-stage solutions are kept for the next fit's warm start."""
+        first-stage solutions are kept for the next fit's warm start (not with
+        ``pats=None``, the branch and bound's fits, which have none)."""
         nets, objective, n_iter, statuses, certs, first = [], 0.0, 0, [], [], []
         for net, it, status, sol, cert, obj in out:
             first.append(sol)
@@ -518,8 +510,9 @@ class _ConvexReLUBase(BaseEstimator):
             statuses.append(status)
             nets.append(net)
             certs.append(cert)
-        self._warm_ = {"key": (_patterns_key(pats), self.formulation, n_cols),
-                       "solutions": first}
+        if pats is not None:
+            self._warm_ = {"key": (_patterns_key(pats), self.formulation, n_cols),
+                           "solutions": first}
         self._warn_constant(statuses)
         return nets, objective, n_iter, statuses, certs
 
